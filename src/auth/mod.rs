@@ -1,0 +1,1 @@
+//! Users, password hashes, the auth cache and login rate limits.

@@ -1,0 +1,1 @@
+//! The IMAP protocol: parser, response writer, session state machine and commands.

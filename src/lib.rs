@@ -1,0 +1,6 @@
+//! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
+
+pub mod auth;
+pub mod imap;
+pub mod server;
+pub mod store;

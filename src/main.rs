@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("ringmail: not wired yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! Executors, listeners, PROXY protocol, TLS and the hand-over between cores.

@@ -1,0 +1,1 @@
+//! Per-partition append-only log, group commit, recovery, in-memory index, checkpoints.
