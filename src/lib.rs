@@ -1,6 +1,7 @@
 //! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
 
 pub mod auth;
+pub mod config;
 pub mod imap;
 pub mod server;
 pub mod store;

@@ -1,1 +1,6 @@
 //! The IMAP protocol: parser, response writer, session state machine and commands.
+
+pub mod commands;
+pub mod parser;
+pub mod response;
+pub mod session;

@@ -1,1 +1,9 @@
 //! Executors, listeners, PROXY protocol, TLS and the hand-over between cores.
+
+pub mod conn;
+pub mod datadir;
+pub mod handover;
+pub mod limits;
+pub mod partition;
+pub mod runtime;
+pub mod tls;

@@ -1,0 +1,433 @@
+//! The TOML configuration and its defaults.
+//!
+//! Every address, port, path, limit and timeout the server uses is a key here. Unknown keys are
+//! an error (a typo must not silently fall back to a default). Relative paths are relative to the
+//! data directory, so a data dir can be moved or backed up as one folder.
+//!
+//! `DEFAULT_TOML` is the commented file written on first start; a unit test checks that it parses
+//! to exactly `Config::default()`, so the two cannot drift.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Process-wide settings.
+    pub server: ServerConfig,
+    /// IMAP listeners and protocol options.
+    pub imap: ImapConfig,
+    /// Sizes a client controls.
+    pub limits: LimitsConfig,
+    /// TLS certificate and key.
+    pub tls: TlsConfig,
+    /// Users file and the auth cache.
+    pub auth: AuthConfig,
+    /// PROXY protocol (HAProxy) trust.
+    pub proxy: ProxyConfig,
+    /// The mail store.
+    pub storage: StorageConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Data directory; `--data` overrides it. Empty means the directory holding this file.
+    pub data_dir: PathBuf,
+    /// Executors (one thread per core each); 0 means one per available core.
+    pub executors: usize,
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. "info" or "ringmail=debug".
+    pub log_level: String,
+    /// "plain" or "json".
+    pub log_format: LogFormat,
+    /// Seconds to let sessions finish their current command after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable single lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[imap]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    /// Plain IMAP listeners (STARTTLS offered).
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (IMAPS).
+    pub listen_tls: Vec<SocketAddr>,
+    /// Client networks whose plaintext connections count as secure for LOGIN (as Dovecot
+    /// treats loopback). From anywhere else LOGIN and AUTHENTICATE PLAIN need TLS first and
+    /// LOGINDISABLED is advertised.
+    pub secure_networks: Vec<IpNet>,
+    /// Failed logins on one connection before it is closed.
+    pub max_login_failures: u32,
+    /// First delay after a failed login, in milliseconds; it doubles per failure per address.
+    pub login_failure_delay_ms: u64,
+    /// Cap of the growing failed-login delay, in milliseconds.
+    pub login_failure_delay_max_ms: u64,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest command line in bytes, literals excluded.
+    pub max_line: usize,
+    /// Largest literal in bytes; also the APPENDLIMIT advertised.
+    pub max_literal: u64,
+    /// Deepest nesting of parentheses in a command.
+    pub max_depth: usize,
+    /// Most literals in one command.
+    pub max_literals: usize,
+    /// Connections per client address, all executors together (enforced per executor as a
+    /// share of this number, so no cross-core lock is needed).
+    pub max_connections_per_ip: usize,
+    /// Connections per process.
+    pub max_connections: usize,
+    /// Seconds a client may stay silent before logging in.
+    pub idle_timeout_unauth_secs: u64,
+    /// Seconds a logged-in client may stay silent (RFC 9051 asks for at least 30 minutes).
+    pub idle_timeout_auth_secs: u64,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain (relative paths are under the data dir).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Oldest protocol version accepted: "1.2" or "1.3".
+    pub min_version: String,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Dovecot-format passwd-file.
+    pub users_file: PathBuf,
+    /// Seconds a verified credential stays in the auth cache (0 disables the cache).
+    pub cache_ttl_secs: u64,
+    /// Most entries in the auth cache.
+    pub cache_size: usize,
+}
+
+/// `[proxy]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Networks allowed to send a PROXY protocol v1/v2 header (your load balancers).
+    /// Connections from these networks must send one; from anywhere else one is refused.
+    pub trusted_networks: Vec<IpNet>,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Virtual partitions; fixed when the data dir is created (later changes are refused).
+    pub partitions: u32,
+    /// "always": nothing is acknowledged before fdatasync. "relaxed": acknowledged before the
+    /// sync; a power loss or kernel crash can lose acknowledged mail (benchmarks only).
+    pub durability: Durability,
+}
+
+/// When a mutation counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledge after fdatasync.
+    Always,
+    /// Acknowledge before the sync (risks acknowledged mail on power loss).
+    Relaxed,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::new(),
+            executors: 0,
+            log_level: "info".into(),
+            log_format: LogFormat::Plain,
+            shutdown_grace_secs: 5,
+        }
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
+            listen_tls: vec![SocketAddr::from(([127, 0, 0, 1], 1993))],
+            secure_networks: vec![
+                "127.0.0.0/8".parse().expect("valid literal"),
+                "::1/128".parse().expect("valid literal"),
+            ],
+            max_login_failures: 3,
+            login_failure_delay_ms: 1000,
+            login_failure_delay_max_ms: 15000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_line: 64 * 1024,
+            max_literal: 64 * 1024 * 1024,
+            max_depth: 32,
+            max_literals: 1024,
+            max_connections_per_ip: 200,
+            max_connections: 100_000,
+            idle_timeout_unauth_secs: 60,
+            idle_timeout_auth_secs: 30 * 60,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: "tls/cert.pem".into(),
+            key: "tls/key.pem".into(),
+            min_version: "1.2".into(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            users_file: "users".into(),
+            cache_ttl_secs: 300,
+            cache_size: 100_000,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            partitions: 256,
+            durability: Durability::Always,
+        }
+    }
+}
+
+/// Why a config could not be used. The message names the file, the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, a wrong type or an unknown key.
+    #[error("bad config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said, with line and column.
+        message: String,
+    },
+    /// A value that parses but cannot work.
+    #[error("bad config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().replace('\n', " ").trim().to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.imap.listen.is_empty() && self.imap.listen_tls.is_empty() {
+            return Err("[imap] listen and listen_tls are both empty: nothing to serve".into());
+        }
+        if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
+            return Err(format!(
+                "[tls] min_version = {:?}: use \"1.2\" or \"1.3\"",
+                self.tls.min_version
+            ));
+        }
+        if self.limits.max_line < 1024 {
+            return Err("[limits] max_line must be at least 1024 bytes".into());
+        }
+        if self.limits.max_depth == 0 || self.limits.max_literals == 0 {
+            return Err("[limits] max_depth and max_literals must be at least 1".into());
+        }
+        if self.storage.partitions == 0 {
+            return Err("[storage] partitions must be at least 1".into());
+        }
+        if self.imap.max_login_failures == 0 {
+            return Err("[imap] max_login_failures must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// `path` made absolute under `data_dir` when relative.
+    pub fn resolve(data_dir: &Path, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            data_dir.join(path)
+        }
+    }
+
+    /// Idle limit before login.
+    pub fn idle_unauth(&self) -> Duration {
+        Duration::from_secs(self.limits.idle_timeout_unauth_secs)
+    }
+
+    /// Idle limit after login.
+    pub fn idle_auth(&self) -> Duration {
+        Duration::from_secs(self.limits.idle_timeout_auth_secs)
+    }
+}
+
+/// The commented config written into a new data dir. Must parse to `Config::default()`.
+pub const DEFAULT_TOML: &str = r#"# ringmail configuration. Relative paths are relative to the data directory.
+# Unknown keys are an error. Reload with SIGHUP (TLS certificates and the users file).
+
+[server]
+# Data directory; empty = the directory holding this file. `--data DIR` overrides.
+data_dir = ""
+# Executors, one thread per core each; 0 = one per available core.
+executors = 0
+# Log filter: "info", "debug", "ringmail=debug,info", ...
+log_level = "info"
+# "plain" or "json"
+log_format = "plain"
+# Seconds sessions get to finish after SIGTERM before they are closed.
+shutdown_grace_secs = 5
+
+[imap]
+# Plain IMAP listeners (STARTTLS offered).
+listen = ["127.0.0.1:1143"]
+# Implicit TLS listeners (IMAPS).
+listen_tls = ["127.0.0.1:1993"]
+# Plaintext connections from these networks may LOGIN without TLS (like Dovecot's loopback
+# rule); from anywhere else LOGINDISABLED is advertised until STARTTLS.
+secure_networks = ["127.0.0.0/8", "::1/128"]
+# Failed logins on one connection before it is closed.
+max_login_failures = 3
+# Delay after a failed login (ms); doubles per failure from the same address, up to the max.
+login_failure_delay_ms = 1000
+login_failure_delay_max_ms = 15000
+
+[limits]
+# Longest command line in bytes (literals excluded).
+max_line = 65536
+# Largest literal in bytes; also advertised as APPENDLIMIT.
+max_literal = 67108864
+# Deepest nesting of parentheses in one command.
+max_depth = 32
+# Most literals in one command.
+max_literals = 1024
+# Connections per client address and per process.
+max_connections_per_ip = 200
+max_connections = 100000
+# Seconds of silence allowed before and after login.
+idle_timeout_unauth_secs = 60
+idle_timeout_auth_secs = 1800
+
+[tls]
+# PEM files; a self-signed pair is generated on first start.
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+# "1.2" or "1.3"
+min_version = "1.2"
+
+[auth]
+# Dovecot-format passwd-file: name:{ARGON2ID}$argon2id$...
+users_file = "users"
+# Seconds a verified login is cached as a keyed hash (never the password); 0 = off.
+cache_ttl_secs = 300
+cache_size = 100000
+
+[proxy]
+# Load balancers allowed to send a PROXY v1/v2 header, e.g. ["10.0.0.0/24"].
+# Connections from these networks must send one; from anywhere else it is refused.
+trusted_networks = []
+
+[storage]
+# Virtual partitions, fixed when the data dir is created.
+partitions = 256
+# "always": reply only after fdatasync. "relaxed": reply before the sync; a power loss can
+# lose acknowledged mail. Use "relaxed" for benchmarks only.
+durability = "always"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_matches_defaults() {
+        let parsed = Config::parse(DEFAULT_TOML, Path::new("default")).expect("default parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[imap]\nlisten_tsl = []\n", Path::new("x.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("listen_tsl"), "{msg}");
+        assert!(msg.contains("x.toml"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_value_is_refused() {
+        let err = Config::parse("[tls]\nmin_version = \"1.1\"\n", Path::new("x")).unwrap_err();
+        assert!(err.to_string().contains("min_version"));
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(
+            Config::parse("", Path::new("x")).unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,589 @@
+//! One IMAP session: the RFC 9051 state machine over a connection.
+//!
+//! The session owns its connection and output buffer; the command reader lives beside it as a
+//! local of [`Session::serve`] because a parsed command borrows the reader's buffer while the
+//! command runs. A command that must touch the reader or the connection itself (STARTTLS,
+//! AUTHENTICATE, a hand-over after login, LOGOUT) returns an [`Action`] that `serve` carries
+//! out once the command's borrow has ended.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future;
+use tracing::{debug, info, Instrument};
+
+use crate::imap::commands;
+use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
+use crate::server::conn::{Conn, ConnParts};
+use crate::server::handover::Handover;
+use crate::server::proxy;
+use crate::server::runtime::{ConnSlot, Executor};
+
+/// Consecutive BAD commands after which the connection is closed (a client this confused, or
+/// something that is not an IMAP client, will not recover).
+const MAX_BAD_COMMANDS: u32 = 20;
+
+/// Extensions a client turned on with ENABLE; they travel with the session on a hand-over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enabled {
+    /// `ENABLE IMAP4rev2`
+    pub imap4rev2: bool,
+    /// `ENABLE UTF8=ACCEPT`
+    pub utf8_accept: bool,
+}
+
+/// Where in RFC 9051's state diagram the session is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Before LOGIN / AUTHENTICATE.
+    NotAuthenticated,
+    /// Logged in as this (canonical) user.
+    Authenticated {
+        /// The user name as the users file spells it.
+        user: String,
+    },
+}
+
+/// What the session carries to another executor besides the connection and unread bytes.
+#[derive(Debug, Clone)]
+pub struct SessionCarry {
+    /// Session id (for logs).
+    pub id: u64,
+    /// The logged-in user.
+    pub user: String,
+    /// ENABLEd extensions.
+    pub enabled: Enabled,
+}
+
+/// Something `serve` must do after a command because it needs the reader or the connection.
+pub enum Action {
+    /// Nothing more; read the next command.
+    Continue,
+    /// Close the connection (after LOGOUT's responses, or a fatal error).
+    Close,
+    /// STARTTLS was answered OK: drop pipelined plaintext and start the handshake.
+    StartTls,
+    /// AUTHENTICATE needs client responses.
+    Authenticate {
+        /// The command's tag.
+        tag: String,
+        /// Mechanism, upper-cased.
+        mechanism: String,
+        /// SASL-IR initial response.
+        initial: Option<Vec<u8>>,
+    },
+    /// Credentials verified; the session now belongs to this user.
+    LoggedIn {
+        /// Canonical user name.
+        user: String,
+    },
+}
+
+/// The per-connection state that commands read and change.
+pub struct Session {
+    /// The executor this session runs on.
+    pub exec: Rc<Executor>,
+    /// The client connection.
+    pub conn: Conn,
+    /// Responses waiting to be written.
+    pub out: Vec<u8>,
+    /// Session id, unique in the process.
+    pub id: u64,
+    /// RFC 9051 state.
+    pub state: State,
+    /// ENABLEd extensions.
+    pub enabled: Enabled,
+    /// Failed logins on this connection.
+    pub login_failures: u32,
+    bad_commands: u32,
+    seen_input: bool,
+    _slot: ConnSlot,
+}
+
+/// Starts a session for a freshly accepted connection.
+pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
+    let trusted_proxy = exec
+        .config()
+        .proxy
+        .trusted_networks
+        .iter()
+        .any(|net| net.contains(&canonical_ip(conn.peer.ip())));
+    // A trusted proxy's own address is not the client's: the per-IP limit is applied to the
+    // address its PROXY header names, so here it is only counted.
+    let Some(slot) = exec.admit(canonical_ip(conn.peer.ip()), !trusted_proxy) else {
+        let exec2 = exec.clone();
+        let _ = exec.sessions.spawn(async move {
+            let mut conn = conn;
+            debug!(client = %conn.peer, "connection limit reached");
+            if !implicit_tls {
+                let _ = conn
+                    .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+                    .await;
+            }
+            conn.close().await;
+            drop(exec2);
+        });
+        return;
+    };
+    let id = exec.new_session_id();
+    let span = tracing::info_span!("session", id, client = %conn.peer, user = tracing::field::Empty);
+    let task = {
+        let exec = exec.clone();
+        async move {
+            let limits = reader_limits(&exec);
+            let mut reader = CommandReader::new(limits);
+            let mut conn = conn;
+            if trusted_proxy {
+                match read_proxy_header(&exec, &mut conn, &mut reader).await {
+                    Ok(()) => tracing::Span::current().record("client", conn.peer.to_string()),
+                    Err(why) => {
+                        info!("closing: {why}");
+                        conn.close().await;
+                        return;
+                    }
+                };
+            }
+            if implicit_tls {
+                let Some(config) = exec.tls() else { return };
+                let handshake = glommio::timer::timeout(exec.config().idle_unauth(), async {
+                    conn.start_tls(config).await.map_err(Into::into)
+                });
+                if let Err(e) = handshake.await {
+                    debug!("TLS handshake failed: {e}");
+                    conn.close().await;
+                    return;
+                }
+            }
+            let mut session = Session {
+                exec,
+                conn,
+                out: Vec::new(),
+                id,
+                state: State::NotAuthenticated,
+                enabled: Enabled::default(),
+                login_failures: 0,
+                bad_commands: 0,
+                seen_input: false,
+                _slot: slot,
+            };
+            commands::capability::greeting(&mut session);
+            session.serve(reader).await;
+        }
+    };
+    let _ = exec.sessions.spawn(task.instrument(span));
+}
+
+/// Continues a session handed over by another executor after login.
+pub fn adopt(exec: Rc<Executor>, handover: Handover) {
+    let Handover {
+        conn,
+        unread,
+        carry,
+    } = handover;
+    let slot = exec.admit(canonical_ip(conn.peer.ip()), false);
+    let span = tracing::info_span!("session", id = carry.id, client = %conn.peer, user = %carry.user);
+    let task = {
+        let exec = exec.clone();
+        async move {
+            let Some(slot) = slot else { return };
+            let mut reader = CommandReader::new(reader_limits(&exec));
+            reader.feed(&unread);
+            drop(unread);
+            let session = Session {
+                exec,
+                conn: Conn::from_parts(conn),
+                out: Vec::new(),
+                id: carry.id,
+                state: State::Authenticated { user: carry.user },
+                enabled: carry.enabled,
+                login_failures: 0,
+                bad_commands: 0,
+                seen_input: true,
+                _slot: slot,
+            };
+            debug!("session adopted");
+            session.serve(reader).await;
+        }
+    };
+    let _ = exec.sessions.spawn(task.instrument(span));
+}
+
+fn reader_limits(exec: &Executor) -> Limits {
+    let config = exec.config();
+    Limits {
+        max_line: config.limits.max_line,
+        max_literal: config.limits.max_literal,
+        max_depth: config.limits.max_depth,
+        max_literals: config.limits.max_literals,
+    }
+}
+
+/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Reads the PROXY v1/v2 header a trusted load balancer must send first; any bytes after it
+/// are the client's and go to the command reader.
+async fn read_proxy_header(
+    exec: &Executor,
+    conn: &mut Conn,
+    reader: &mut CommandReader,
+) -> Result<(), String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        match proxy::parse(&buf) {
+            proxy::ProxyParse::Done { header, consumed } => {
+                if let Some(source) = header.source {
+                    conn.peer = source;
+                }
+                if let Some(dest) = header.destination {
+                    conn.local = dest;
+                }
+                reader.feed(&buf[consumed..]);
+                return Ok(());
+            }
+            proxy::ProxyParse::NotProxy => {
+                return Err("a trusted proxy sent no PROXY header".into())
+            }
+            proxy::ProxyParse::Invalid(why) => return Err(format!("bad PROXY header: {why}")),
+            proxy::ProxyParse::Incomplete => {}
+        }
+        let read = glommio::timer::timeout(exec.config().idle_unauth(), async {
+            conn.read(&mut chunk).await.map_err(Into::into)
+        })
+        .await;
+        match read {
+            Ok(0) => return Err("closed before the PROXY header".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("reading the PROXY header: {e}")),
+        }
+    }
+}
+
+/// How a read from the client ended.
+enum ReadOutcome {
+    Data(usize),
+    ProxyRefused,
+    Closed,
+    IdleTimeout,
+    Shutdown,
+}
+
+impl Session {
+    /// The user, once logged in.
+    pub fn user(&self) -> Option<&str> {
+        match &self.state {
+            State::Authenticated { user } => Some(user),
+            State::NotAuthenticated => None,
+        }
+    }
+
+    /// Whether LOGIN and plaintext SASL are allowed now: over TLS, or from a network the
+    /// config calls secure (loopback by default).
+    pub fn plaintext_auth_allowed(&self) -> bool {
+        self.conn.is_tls()
+            || self
+                .exec
+                .config()
+                .imap
+                .secure_networks
+                .iter()
+                .any(|net| net.contains(&canonical_ip(self.conn.peer.ip())))
+    }
+
+    /// Appends a tagged response.
+    pub fn tagged(&mut self, tag: &str, status: &str, text: &str) {
+        self.out.extend_from_slice(tag.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(status.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends an untagged response (`* ` + text).
+    pub fn untagged(&mut self, text: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let result = self.conn.write_all(&out).await;
+        // Keep no output buffer between commands: idle sessions must be small.
+        drop(out);
+        result
+    }
+
+    /// Reads from the client into `reader`, bounded by the idle limit and cut short by shutdown.
+    async fn read_more(&mut self, reader: &mut CommandReader) -> ReadOutcome {
+        let idle = match self.state {
+            State::NotAuthenticated => self.exec.config().idle_unauth(),
+            State::Authenticated { .. } => self.exec.config().idle_auth(),
+        };
+        let exec = self.exec.clone();
+        let first_input = !std::mem::replace(&mut self.seen_input, true);
+        let conn = &mut self.conn;
+        let read = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => ReadOutcome::Closed,
+                Ok(n) if first_input && proxy::is_proxy_signature(&buf[..n]) => {
+                    ReadOutcome::ProxyRefused
+                }
+                Ok(n) => {
+                    reader.feed(&buf[..n]);
+                    ReadOutcome::Data(n)
+                }
+            }
+        };
+        let timed = async {
+            future::or(read, async {
+                glommio::timer::sleep(idle).await;
+                ReadOutcome::IdleTimeout
+            })
+            .await
+        };
+        future::or(timed, async {
+            exec.shutting_down().await;
+            ReadOutcome::Shutdown
+        })
+        .await
+    }
+
+    /// Flushes pending output and reads one raw line (an AUTHENTICATE response, IDLE's DONE).
+    /// None when the connection ended; `Some(Err(()))` when the line was too long.
+    pub async fn read_line(&mut self, reader: &mut CommandReader) -> Option<Result<Vec<u8>, ()>> {
+        if self.flush().await.is_err() {
+            return None;
+        }
+        loop {
+            match reader.next_line() {
+                Some(Ok(line)) => return Some(Ok(line.to_vec())),
+                Some(Err(_)) => return Some(Err(())),
+                None => {}
+            }
+            match self.read_more(reader).await {
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Shutdown => {
+                    self.untagged("BYE Server shutting down");
+                    return None;
+                }
+                ReadOutcome::IdleTimeout => {
+                    self.untagged("BYE Autologout; idle for too long");
+                    return None;
+                }
+                ReadOutcome::ProxyRefused | ReadOutcome::Closed => return None,
+            }
+        }
+    }
+
+    /// The command loop: runs until LOGOUT, disconnect, idle timeout, shutdown or hand-over.
+    pub async fn serve(mut self, mut reader: CommandReader) {
+        loop {
+            let action = match reader.next() {
+                Next::Command(command) => {
+                    self.bad_commands = 0;
+                    self.execute(command).await
+                }
+                Next::Continue => {
+                    self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Next::Reject(rejection) => {
+                    self.reject(&rejection);
+                    self.bad_commands += 1;
+                    if self.bad_commands >= MAX_BAD_COMMANDS {
+                        self.untagged("BYE Too many invalid commands");
+                        let _ = self.flush().await;
+                        self.conn.close().await;
+                        return;
+                    }
+                    Action::Continue
+                }
+                Next::NeedMore => {
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                    match self.read_more(&mut reader).await {
+                        ReadOutcome::Data(_) => {}
+                        ReadOutcome::ProxyRefused => {
+                            self.untagged("BYE PROXY protocol header refused: not a trusted proxy");
+                            let _ = self.flush().await;
+                            info!("refused a PROXY header from an untrusted address");
+                            self.conn.close().await;
+                            return;
+                        }
+                        ReadOutcome::Closed => {
+                            debug!("client closed the connection");
+                            return;
+                        }
+                        ReadOutcome::IdleTimeout => {
+                            self.untagged("BYE Autologout; idle for too long");
+                            let _ = self.flush().await;
+                            self.conn.close().await;
+                            return;
+                        }
+                        ReadOutcome::Shutdown => {
+                            self.untagged("BYE Server shutting down");
+                            let _ = self.flush().await;
+                            self.conn.close().await;
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            };
+            match action {
+                Action::Continue => {}
+                Action::Close => {
+                    let _ = self.flush().await;
+                    self.conn.close().await;
+                    return;
+                }
+                Action::StartTls => {
+                    // Anything pipelined after STARTTLS was sent in plaintext and could have
+                    // been injected by a man in the middle: it must not run under TLS.
+                    reader.discard_unread();
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                    let Some(config) = self.exec.tls() else { return };
+                    let idle = self.exec.config().idle_unauth();
+                    let handshake = glommio::timer::timeout(idle, async {
+                        self.conn.start_tls(config).await.map_err(Into::into)
+                    })
+                    .await;
+                    if let Err(e) = handshake {
+                        debug!("STARTTLS handshake failed: {e}");
+                        return;
+                    }
+                }
+                Action::Authenticate {
+                    tag,
+                    mechanism,
+                    initial,
+                } => {
+                    let outcome = commands::authenticate::exchange(
+                        &mut self,
+                        &mut reader,
+                        &tag,
+                        &mechanism,
+                        initial,
+                    )
+                    .await;
+                    match outcome {
+                        Action::LoggedIn { user } => {
+                            if let Some(reader) = self.logged_in(user, reader) {
+                                return self.hand_over(reader).await;
+                            }
+                        }
+                        Action::Close => {
+                            let _ = self.flush().await;
+                            self.conn.close().await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                Action::LoggedIn { user } => {
+                    if let Some(reader) = self.logged_in(user, reader) {
+                        return self.hand_over(reader).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a successful login. Returns the reader when the user belongs to another executor
+    /// (the caller then hands the session over); otherwise the session goes on here.
+    fn logged_in(&mut self, user: String, reader: CommandReader) -> Option<CommandReader> {
+        tracing::Span::current().record("user", user.as_str());
+        let owner = self.exec.owner_of(&user);
+        self.state = State::Authenticated { user };
+        (owner != self.exec.id).then_some(reader)
+    }
+
+    /// Moves the connection (TLS state and unread bytes included) to the user's owner executor,
+    /// so a client that pipelined commands right after LOGIN loses nothing.
+    async fn hand_over(mut self, mut reader: CommandReader) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        let State::Authenticated { user } = std::mem::replace(&mut self.state, State::NotAuthenticated)
+        else {
+            return;
+        };
+        let owner = self.exec.owner_of(&user);
+        let carry = SessionCarry {
+            id: self.id,
+            user,
+            enabled: self.enabled,
+        };
+        let unread = reader.take_unread();
+        drop(reader);
+        let exec = self.exec.clone();
+        let parts: ConnParts = match self.conn.into_parts() {
+            Ok(parts) => parts,
+            Err(e) => {
+                info!("hand-over failed: {e}");
+                return;
+            }
+        };
+        debug!(to = owner, "handing the session over");
+        let handover = Handover {
+            conn: parts,
+            unread,
+            carry,
+        };
+        if exec.hand_over(owner, handover).await.is_err() {
+            info!("hand-over refused: the owner executor is stopping");
+        }
+    }
+
+    fn reject(&mut self, rejection: &Rejection) {
+        let status = match rejection.kind {
+            RejectKind::Bad => "BAD",
+            RejectKind::No => "NO",
+        };
+        let tag = rejection.tag.as_deref().unwrap_or("*");
+        let text = match rejection.code {
+            Some(code) => format!("[{code}] {}", rejection.text),
+            None => rejection.text.clone(),
+        };
+        self.tagged(tag, status, &text);
+    }
+
+    async fn execute(&mut self, command: Command<'_>) -> Action {
+        let tag = command.tag;
+        debug!(tag, command = commands::name(&command.body), "command");
+        let action = commands::dispatch(self, command).await;
+        if self.out.len() > 64 * 1024 {
+            if self.flush().await.is_err() {
+                return Action::Close;
+            }
+        }
+        action
+    }
+
+    /// How long a failed login waits before its NO, growing per client address.
+    pub fn failure_delay(&self) -> Duration {
+        self.exec
+            .throttle
+            .borrow_mut()
+            .record_failure(canonical_ip(self.conn.peer.ip()))
+    }
+}

@@ -1,0 +1,475 @@
+//! Starting and stopping the server: process limits, one glommio executor per core, listeners,
+//! the channel mesh between executors and the signal thread.
+//!
+//! Each executor binds its own SO_REUSEPORT socket for every listener, so the kernel spreads
+//! new connections over the cores and no accept lock exists. After login a session whose user
+//! belongs to another executor is handed over on the mesh (see `handover.rs`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use futures_lite::AsyncReadExt;
+use glommio::channels::channel_mesh::{MeshBuilder, Senders};
+use glommio::net::{TcpListener, UnixStream};
+use glommio::sync::{Gate, Semaphore};
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{error, info, warn};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::server::conn::Conn;
+use crate::server::handover::Handover;
+use crate::server::limits;
+use crate::server::tls;
+
+/// Queue length of each mesh channel between two executors.
+const MESH_QUEUE: usize = 1024;
+
+/// Why the server could not start: each names the problem and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A process limit is too low.
+    #[error("{0}")]
+    Limit(String),
+    /// A listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source} ({hint})")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// The TLS files are not usable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The users file is not usable.
+    #[error("{0}")]
+    Auth(String),
+    /// An executor thread could not be started.
+    #[error("cannot start executor {index}: {message}")]
+    Executor {
+        /// Which one.
+        index: usize,
+        /// glommio's message.
+        message: String,
+    },
+}
+
+/// What every executor starts from (all `Send`).
+#[derive(Clone)]
+struct Shared {
+    config: Arc<Config>,
+    config_path: PathBuf,
+    data_dir: PathBuf,
+    auth: Arc<Authenticator>,
+    executors: usize,
+}
+
+/// Per-executor state, owned by that executor's thread.
+pub struct Executor {
+    /// This executor's index, 0..count.
+    pub id: usize,
+    /// How many executors run.
+    pub count: usize,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    config: RefCell<Arc<Config>>,
+    config_path: PathBuf,
+    tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    /// Users and passwords (shared by all executors; used only at login, off the hot path).
+    pub auth: Arc<Authenticator>,
+    mesh: Senders<Handover>,
+    /// Closed when the server shuts down; sessions race their reads against it.
+    shutdown: Semaphore,
+    /// Every session task runs inside this gate, so shutdown can wait for them.
+    pub sessions: Gate,
+    conns_per_ip: RefCell<HashMap<IpAddr, usize>>,
+    conns: Cell<usize>,
+    next_session: Cell<u64>,
+    /// Failed-login delays per client address.
+    pub throttle: RefCell<crate::auth::LoginThrottle>,
+}
+
+impl Executor {
+    /// The config in force (replaced on SIGHUP).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// The TLS config in force, if the certificate could be loaded.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.borrow().clone()
+    }
+
+    /// Resolves when the server starts shutting down.
+    pub async fn shutting_down(&self) {
+        // acquire() on a semaphore with no permits only returns once it is closed.
+        let _ = self.shutdown.acquire(1).await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_closed()
+    }
+
+    /// A process-unique session id (executor id in the low bits).
+    pub fn new_session_id(&self) -> u64 {
+        let n = self.next_session.get() + 1;
+        self.next_session.set(n);
+        n * 256 + (self.id as u64 % 256)
+    }
+
+    /// The executor that owns `user`'s partition.
+    pub fn owner_of(&self, user: &str) -> usize {
+        let partitions = self.config().storage.partitions;
+        crate::server::partition::executor_of(
+            crate::server::partition::partition_of(user, partitions),
+            self.count,
+        )
+    }
+
+    /// Sends a session to its owner executor.
+    pub async fn hand_over(&self, to: usize, handover: Handover) -> Result<(), Handover> {
+        self.mesh.send_to(to, handover).await
+    }
+
+    /// Takes a connection slot for `ip`; None when a limit is reached.
+    pub fn admit(self: &Rc<Self>, ip: IpAddr, enforce: bool) -> Option<ConnSlot> {
+        let config = self.config();
+        let per_ip_share = (config.limits.max_connections_per_ip / self.count).max(1);
+        let total_share = (config.limits.max_connections / self.count).max(1);
+        let mut map = self.conns_per_ip.borrow_mut();
+        let count = map.entry(ip).or_insert(0);
+        if enforce && (*count >= per_ip_share || self.conns.get() >= total_share) {
+            if *count == 0 {
+                map.remove(&ip);
+            }
+            return None;
+        }
+        *count += 1;
+        self.conns.set(self.conns.get() + 1);
+        Some(ConnSlot {
+            exec: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A connection counted against the limits of the executor it lives on; released on drop.
+pub struct ConnSlot {
+    exec: Rc<Executor>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut map = self.exec.conns_per_ip.borrow_mut();
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+        self.exec.conns.set(self.exec.conns.get().saturating_sub(1));
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT. Returns after every executor has stopped.
+pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<(), ServeError> {
+    limits::raise_memlock().map_err(ServeError::Limit)?;
+    limits::raise_nofile();
+
+    for addr in config.imap.listen.iter().chain(&config.imap.listen_tls) {
+        check_bind(*addr)?;
+    }
+    // Load once here so a bad certificate stops the start with a clear line.
+    tls::load(
+        &Config::resolve(&data_dir, &config.tls.cert),
+        &Config::resolve(&data_dir, &config.tls.key),
+        &config.tls.min_version,
+    )?;
+    let auth = Authenticator::new(
+        &Config::resolve(&data_dir, &config.auth.users_file),
+        crate::auth::AuthOptions {
+            cache_ttl: Duration::from_secs(config.auth.cache_ttl_secs),
+            cache_max: config.auth.cache_size,
+        },
+    )
+    .map_err(|e| ServeError::Auth(e.to_string()))?;
+
+    let executors = match config.server.executors {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let shared = Shared {
+        config: Arc::new(config),
+        config_path,
+        data_dir,
+        auth: Arc::new(auth),
+        executors,
+    };
+    let mesh = MeshBuilder::<Handover, _>::full(executors, MESH_QUEUE);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut signal_ends = Vec::new();
+    let mut handles = Vec::new();
+    for index in 0..executors {
+        let (ours, theirs) = StdUnixStream::pair().map_err(|e| ServeError::Executor {
+            index,
+            message: e.to_string(),
+        })?;
+        signal_ends.push(ours);
+        let theirs: OwnedFd = theirs.into();
+        let shared = shared.clone();
+        let mesh = mesh.clone();
+        let placement = if executors <= cpus {
+            Placement::Fixed(index)
+        } else {
+            Placement::Unbound
+        };
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("ringmail-{index}"))
+            .spawn(move || executor_main(index, shared, mesh, theirs))
+            .map_err(|e| ServeError::Executor {
+                index,
+                message: e.to_string(),
+            })?;
+        handles.push(handle);
+    }
+    info!(
+        executors,
+        imap = ?shared.config.imap.listen,
+        imaps = ?shared.config.imap.listen_tls,
+        "ringmail serving"
+    );
+    spawn_signal_thread(signal_ends);
+
+    let mut failed = false;
+    for (index, handle) in handles.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                error!(executor = index, "{message}");
+                failed = true;
+            }
+            Err(e) => {
+                error!(executor = index, "executor failed: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(ServeError::Executor {
+            index: 0,
+            message: "an executor stopped with an error (see above)".into(),
+        });
+    }
+    info!("ringmail stopped");
+    Ok(())
+}
+
+/// Binds without SO_REUSEPORT first: with it, a second server on the same port would silently
+/// share the port instead of failing.
+fn check_bind(addr: SocketAddr) -> Result<(), ServeError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| {
+            let hint = match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the port is in use: stop the other server (`ss -ltnp` shows it) or change the address in [imap] of the config"
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+                }
+                _ => "check [imap] listen and listen_tls in the config",
+            };
+            ServeError::Bind { addr, source, hint }
+        })
+}
+
+/// Forwards SIGTERM/SIGINT ('T') and SIGHUP ('H') to every executor as one byte on its socket.
+fn spawn_signal_thread(mut ends: Vec<StdUnixStream>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    std::thread::Builder::new()
+        .name("ringmail-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let byte = if signal == SIGHUP { b'H' } else { b'T' };
+                for end in &mut ends {
+                    let _ = end.write_all(&[byte]);
+                }
+                if byte == b'T' {
+                    info!("shutting down (signal {signal})");
+                    break;
+                }
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| error!("cannot start the signal thread: {e}"));
+}
+
+async fn executor_main(
+    index: usize,
+    shared: Shared,
+    mesh: MeshBuilder<Handover, glommio::channels::channel_mesh::Full>,
+    signal_fd: OwnedFd,
+) -> Result<(), String> {
+    let (senders, mut receivers) = mesh
+        .join()
+        .await
+        .map_err(|()| "cannot join the executor mesh".to_string())?;
+    let config = shared.config.clone();
+    let tls_config = tls::load(
+        &Config::resolve(&shared.data_dir, &config.tls.cert),
+        &Config::resolve(&shared.data_dir, &config.tls.key),
+        &config.tls.min_version,
+    )
+    .map_err(|e| e.to_string())?;
+    let exec = Rc::new(Executor {
+        id: index,
+        count: shared.executors,
+        data_dir: shared.data_dir.clone(),
+        config: RefCell::new(config.clone()),
+        config_path: shared.config_path.clone(),
+        tls: RefCell::new(Some(tls_config)),
+        auth: shared.auth.clone(),
+        mesh: senders,
+        shutdown: Semaphore::new(0),
+        sessions: Gate::new(),
+        conns_per_ip: RefCell::new(HashMap::new()),
+        conns: Cell::new(0),
+        next_session: Cell::new(0),
+        throttle: RefCell::new(crate::auth::LoginThrottle::new(
+            Duration::from_millis(config.imap.login_failure_delay_ms),
+            Duration::from_millis(config.imap.login_failure_delay_max_ms),
+        )),
+    });
+
+    let mut tasks = Vec::new();
+    for (addr, implicit_tls) in config
+        .imap
+        .listen
+        .iter()
+        .map(|a| (*a, false))
+        .chain(config.imap.listen_tls.iter().map(|a| (*a, true)))
+    {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tasks.push(glommio::spawn_local(accept_loop(exec.clone(), listener, implicit_tls)));
+    }
+    for (_peer, stream) in receivers.streams() {
+        let exec = exec.clone();
+        tasks.push(glommio::spawn_local(async move {
+            loop {
+                let next = future::or(async { stream.recv().await }, async {
+                    exec.shutting_down().await;
+                    None
+                })
+                .await;
+                let Some(handover) = next else { break };
+                crate::imap::session::adopt(exec.clone(), handover);
+            }
+        }));
+    }
+
+    // SAFETY: the descriptor is one end of a socketpair created for this executor alone and
+    // moved here; the UnixStream takes sole ownership.
+    let mut signals = unsafe { UnixStream::from_raw_fd(signal_fd.into_raw_fd()) };
+    let mut byte = [0u8; 1];
+    loop {
+        match signals.read(&mut byte).await {
+            Ok(1) if byte[0] == b'H' => exec.reload(),
+            Ok(_) | Err(_) => break,
+        }
+    }
+
+    // Shutdown: stop accepting, tell every session (they send `* BYE` and close), then wait
+    // for them, bounded by the grace period.
+    exec.shutdown.close();
+    for task in tasks {
+        task.await;
+    }
+    let grace = Duration::from_secs(exec.config().server.shutdown_grace_secs);
+    if glommio::timer::timeout(grace, async {
+        exec.sessions.close().await.map_err(|e| e.into())
+    })
+    .await
+    .is_err()
+    {
+        warn!(executor = index, "sessions still running after the grace period");
+    }
+    Ok(())
+}
+
+impl Executor {
+    /// SIGHUP: re-read the config, TLS certificates and users file; keep the old ones when the
+    /// new ones are bad.
+    fn reload(&self) {
+        match Config::load(&self.config_path) {
+            Ok(new) => {
+                let old = self.config();
+                if new.imap.listen != old.imap.listen || new.imap.listen_tls != old.imap.listen_tls {
+                    warn!("listen addresses changed: they take effect at the next restart");
+                }
+                match tls::load(
+                    &Config::resolve(&self.data_dir, &new.tls.cert),
+                    &Config::resolve(&self.data_dir, &new.tls.key),
+                    &new.tls.min_version,
+                ) {
+                    Ok(tls) => *self.tls.borrow_mut() = Some(tls),
+                    Err(e) => error!("TLS reload refused, the old certificate stays: {e}"),
+                }
+                *self.config.borrow_mut() = Arc::new(new);
+                if self.id == 0 {
+                    if let Err(e) = self.auth.reload() {
+                        error!("users file reload refused, the old users stay: {e}");
+                    }
+                }
+                info!(executor = self.id, "configuration reloaded");
+            }
+            Err(e) => error!("config reload refused, the old config stays: {e}"),
+        }
+    }
+}
+
+async fn accept_loop(exec: Rc<Executor>, listener: TcpListener, implicit_tls: bool) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            exec.shutting_down().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => return,
+            Some(Ok(stream)) => stream,
+            Some(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning on the error.
+                warn!("accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+            continue;
+        };
+        let conn = Conn::new(stream, peer, local);
+        crate::imap::session::accept(exec.clone(), conn, implicit_tls);
+    }
+}

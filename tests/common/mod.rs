@@ -1,0 +1,285 @@
+//! Starts the real `ringmail` binary on free loopback ports with a temporary data dir, and
+//! talks IMAP to it over plain TCP or TLS.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A running server and its data dir.
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    pub log: PathBuf,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Config text for a test server; `extra` is appended (whole extra sections).
+pub fn config_text(imap: SocketAddr, imaps: SocketAddr, executors: usize, imap_extra: &str, extra: &str) -> String {
+    format!(
+        "[server]\nexecutors = {executors}\nlog_level = \"debug\"\nshutdown_grace_secs = 2\n\
+         [imap]\nlisten = [\"{imap}\"]\nlisten_tls = [\"{imaps}\"]\n\
+         login_failure_delay_ms = 50\nlogin_failure_delay_max_ms = 400\n{imap_extra}\n\
+         [limits]\nmax_literal = 1048576\nidle_timeout_unauth_secs = 20\n{extra}"
+    )
+}
+
+impl Server {
+    /// Starts a server whose data dir has `users` (passwd-file lines) and the config built by
+    /// `config_text` with the given extras.
+    pub fn start(executors: usize, imap_extra: &str, extra: &str, users: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let imap: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let imaps: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        std::fs::write(
+            dir.path().join("ringmail.toml"),
+            config_text(imap, imaps, executors, imap_extra, extra),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("users"), users).unwrap();
+        let log = dir.path().join("server.log");
+        let child = spawn(dir.path(), &log);
+        let server = Server {
+            child,
+            dir,
+            imap,
+            imaps,
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Waits until both listeners accept connections.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.imap).is_ok() && TcpStream::connect(self.imaps).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not start; log:\n{}", self.log_text());
+    }
+
+    /// The server's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A plain connection, greeting already read.
+    pub fn connect(&self) -> Client {
+        let mut client = Client::from_stream(TcpStream::connect(self.imap).expect("connect"));
+        let greeting = client.line();
+        assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
+        client
+    }
+
+    /// An implicit-TLS connection, greeting already read.
+    pub fn connect_tls(&self) -> TlsClient {
+        let tcp = TcpStream::connect(self.imaps).expect("connect");
+        let mut client = TlsClient::new(tcp, &self.dir.path().join("tls/cert.pem"));
+        let greeting = client.line();
+        assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
+        client
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill() with a pid we spawned and a valid signal number.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ringmail serve --data DIR` with stderr to `log`.
+pub fn spawn(data: &Path, log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ringmail"))
+        .arg("serve")
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(data.join("server.out")).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .expect("start ringmail")
+}
+
+/// A line-oriented IMAP client over any stream.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    pub fn send(&mut self, data: &str) {
+        self.reader.get_mut().write_all(data.as_bytes()).unwrap();
+    }
+
+    pub fn send_bytes(&mut self, data: &[u8]) {
+        self.reader.get_mut().write_all(data).unwrap();
+    }
+
+    /// One response line without CRLF; empty at EOF.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(_) => line.trim_end_matches(['\r', '\n']).to_string(),
+            Err(e) => panic!("reading a response line: {e}"),
+        }
+    }
+
+    /// Reads lines up to and including the tagged response for `tag`.
+    pub fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(!line.is_empty(), "connection closed before {tag}; got {lines:?}");
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Sends `tag command` and returns every line up to the tagged one.
+    pub fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(&format!("{tag} {command}\r\n"));
+        self.until_tagged(tag)
+    }
+
+    /// True when the server closed the connection (EOF) within the read timeout.
+    pub fn is_closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+    }
+
+    /// Turns the connection into TLS after a STARTTLS OK.
+    pub fn into_tls(self, cert: &Path) -> TlsClient {
+        TlsClient::new(self.reader.into_inner(), cert)
+    }
+}
+
+/// An IMAP client over rustls.
+pub struct TlsClient {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl TlsClient {
+    pub fn new(tcp: TcpStream, cert: &Path) -> TlsClient {
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(cert).expect("server certificate");
+        for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+        TlsClient {
+            stream: rustls::StreamOwned::new(conn, tcp),
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, data: &str) {
+        self.stream.write_all(data.as_bytes()).unwrap();
+        self.stream.flush().unwrap();
+    }
+
+    pub fn line(&mut self) -> String {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..pos + 2).collect();
+                return String::from_utf8_lossy(&line[..pos]).into_owned();
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return String::new(),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return String::new(),
+                Err(e) => panic!("TLS read: {e}"),
+            }
+        }
+    }
+
+    pub fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(!line.is_empty(), "connection closed before {tag}; got {lines:?}");
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    pub fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(&format!("{tag} {command}\r\n"));
+        self.until_tagged(tag)
+    }
+}
+
+/// The capability list in a response line (`* CAPABILITY ...` or `[CAPABILITY ...]`).
+pub fn capabilities(lines: &[String]) -> Vec<String> {
+    for line in lines {
+        let rest = if let Some(rest) = line.strip_prefix("* CAPABILITY ") {
+            rest
+        } else if let Some(start) = line.find("[CAPABILITY ") {
+            let rest = &line[start + "[CAPABILITY ".len()..];
+            &rest[..rest.find(']').unwrap_or(rest.len())]
+        } else {
+            continue;
+        };
+        return rest.split(' ').map(str::to_string).collect();
+    }
+    panic!("no capability list in {lines:?}")
+}
