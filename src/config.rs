@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Process-wide settings.
@@ -128,7 +128,7 @@ pub struct AuthConfig {
 }
 
 /// `[proxy]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Networks allowed to send a PROXY protocol v1/v2 header (your load balancers).

@@ -79,7 +79,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { location } => {
-            let layout = datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
             init_logging(&layout.config);
             datadir::first_start(&layout)?;
             let Layout {
@@ -87,10 +88,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 config_path,
                 data_dir,
             } = layout;
-            ringmail::server::runtime::serve(config, config_path, data_dir).map_err(|e| e.to_string())
+            ringmail::server::runtime::serve(config, config_path, data_dir)
+                .map_err(|e| e.to_string())
         }
         Command::User { action, location } => {
-            let layout = datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
             user_command(&layout, action)
         }
     }
@@ -114,16 +117,22 @@ fn user_command(layout: &Layout, action: UserAction) -> Result<(), String> {
     match action {
         UserAction::Add { name } => {
             if users.lookup(&name).is_some() {
-                return Err(format!("user {name} exists already: use `ringmail user passwd {name}`"));
+                return Err(format!(
+                    "user {name} exists already: use `ringmail user passwd {name}`"
+                ));
             }
             let password = read_password(&name)?;
-            users.add(&name, password.as_bytes()).map_err(|e| e.to_string())?;
+            users
+                .add(&name, password.as_bytes())
+                .map_err(|e| e.to_string())?;
             users.save().map_err(|e| e.to_string())?;
             println!("added user {name}");
         }
         UserAction::Passwd { name } => {
             if users.lookup(&name).is_none() {
-                return Err(format!("no user {name}: add it with `ringmail user add {name}`"));
+                return Err(format!(
+                    "no user {name}: add it with `ringmail user add {name}`"
+                ));
             }
             let password = read_password(&name)?;
             users

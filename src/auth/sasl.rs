@@ -80,7 +80,12 @@ fn username(bytes: &[u8], mechanism: &'static str) -> Result<String, SaslError> 
 ///
 /// The authzid must be empty or equal to the authcid.
 pub fn decode_plain(line: &[u8]) -> Result<Credentials, SaslError> {
-    let message = decode_response(line)?;
+    parse_plain(&decode_response(line)?)
+}
+
+/// Splits an already base64-decoded PLAIN message (`authzid NUL authcid NUL password`), as a
+/// SASL-IR initial response arrives from the command parser.
+pub fn parse_plain(message: &[u8]) -> Result<Credentials, SaslError> {
     let mut fields = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
@@ -145,7 +150,9 @@ mod tests {
     use super::*;
 
     fn b64(s: &[u8]) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD.encode(s).into_bytes()
+        base64::engine::general_purpose::STANDARD
+            .encode(s)
+            .into_bytes()
     }
 
     #[test]
@@ -175,9 +182,16 @@ mod tests {
     #[test]
     fn plain_malformed() {
         for bad in [&b"\0tim"[..], b"tim", b"\0\0pw", b"a\0b\0c\0d", b""] {
-            assert_eq!(decode_plain(&b64(bad)), Err(SaslError::Malformed("PLAIN")), "{bad:?}");
+            assert_eq!(
+                decode_plain(&b64(bad)),
+                Err(SaslError::Malformed("PLAIN")),
+                "{bad:?}"
+            );
         }
-        assert_eq!(decode_plain(&b64(b"\0\xff\0pw")), Err(SaslError::Malformed("PLAIN")));
+        assert_eq!(
+            decode_plain(&b64(b"\0\xff\0pw")),
+            Err(SaslError::Malformed("PLAIN"))
+        );
         assert_eq!(decode_plain(b"not base64!"), Err(SaslError::BadBase64));
         assert_eq!(decode_plain(b"*"), Err(SaslError::Cancelled));
         assert_eq!(decode_plain(b"="), Err(SaslError::Malformed("PLAIN")));
@@ -201,10 +215,15 @@ mod tests {
         let (mut ex, step) = LoginExchange::start(None).unwrap();
         assert_eq!(step, LoginStep::Challenge("VXNlcm5hbWU6"));
         assert_eq!(
-            base64::engine::general_purpose::STANDARD.decode("VXNlcm5hbWU6").unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode("VXNlcm5hbWU6")
+                .unwrap(),
             b"Username:"
         );
-        assert_eq!(ex.respond(&b64(b"alice")).unwrap(), LoginStep::Challenge("UGFzc3dvcmQ6"));
+        assert_eq!(
+            ex.respond(&b64(b"alice")).unwrap(),
+            LoginStep::Challenge("UGFzc3dvcmQ6")
+        );
         match ex.respond(&b64(b"s3cret")).unwrap() {
             LoginStep::Done(c) => {
                 assert_eq!(c.username, "alice");

@@ -113,7 +113,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
     // address its PROXY header names, so here it is only counted.
     let Some(slot) = exec.admit(canonical_ip(conn.peer.ip()), !trusted_proxy) else {
         let exec2 = exec.clone();
-        let _ = exec.sessions.spawn(async move {
+        spawn_session(&exec, async move {
             let mut conn = conn;
             debug!(client = %conn.peer, "connection limit reached");
             if !implicit_tls {
@@ -127,7 +127,8 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
         return;
     };
     let id = exec.new_session_id();
-    let span = tracing::info_span!("session", id, client = %conn.peer, user = tracing::field::Empty);
+    let span =
+        tracing::info_span!("session", id, client = %conn.peer, user = tracing::field::Empty);
     let task = {
         let exec = exec.clone();
         async move {
@@ -171,7 +172,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
             session.serve(reader).await;
         }
     };
-    let _ = exec.sessions.spawn(task.instrument(span));
+    spawn_session(&exec, task.instrument(span));
 }
 
 /// Continues a session handed over by another executor after login.
@@ -182,7 +183,8 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
         carry,
     } = handover;
     let slot = exec.admit(canonical_ip(conn.peer.ip()), false);
-    let span = tracing::info_span!("session", id = carry.id, client = %conn.peer, user = %carry.user);
+    let span =
+        tracing::info_span!("session", id = carry.id, client = %conn.peer, user = %carry.user);
     let task = {
         let exec = exec.clone();
         async move {
@@ -206,7 +208,16 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
             session.serve(reader).await;
         }
     };
-    let _ = exec.sessions.spawn(task.instrument(span));
+    spawn_session(&exec, task.instrument(span));
+}
+
+/// Runs a session task inside the executor's gate (so shutdown can wait for it), detached: a
+/// dropped glommio task would be cancelled.
+fn spawn_session(exec: &Executor, task: impl std::future::Future<Output = ()> + 'static) {
+    match exec.sessions.spawn(task) {
+        Ok(task) => drop(task.detach()),
+        Err(_) => debug!("not starting a session: shutting down"),
+    }
 }
 
 fn reader_limits(exec: &Executor) -> Limits {
@@ -216,6 +227,7 @@ fn reader_limits(exec: &Executor) -> Limits {
         max_literal: config.limits.max_literal,
         max_depth: config.limits.max_depth,
         max_literals: config.limits.max_literals,
+        literal_minus: false,
     }
 }
 
@@ -268,7 +280,7 @@ async fn read_proxy_header(
 
 /// How a read from the client ended.
 enum ReadOutcome {
-    Data(usize),
+    Data,
     ProxyRefused,
     Closed,
     IdleTimeout,
@@ -343,7 +355,7 @@ impl Session {
                 }
                 Ok(n) => {
                     reader.feed(&buf[..n]);
-                    ReadOutcome::Data(n)
+                    ReadOutcome::Data
                 }
             }
         };
@@ -374,7 +386,7 @@ impl Session {
                 None => {}
             }
             match self.read_more(reader).await {
-                ReadOutcome::Data(_) => {}
+                ReadOutcome::Data => {}
                 ReadOutcome::Shutdown => {
                     self.untagged("BYE Server shutting down");
                     return None;
@@ -419,7 +431,7 @@ impl Session {
                         return;
                     }
                     match self.read_more(&mut reader).await {
-                        ReadOutcome::Data(_) => {}
+                        ReadOutcome::Data => {}
                         ReadOutcome::ProxyRefused => {
                             self.untagged("BYE PROXY protocol header refused: not a trusted proxy");
                             let _ = self.flush().await;
@@ -461,7 +473,9 @@ impl Session {
                     if self.flush().await.is_err() {
                         return;
                     }
-                    let Some(config) = self.exec.tls() else { return };
+                    let Some(config) = self.exec.tls() else {
+                        return;
+                    };
                     let idle = self.exec.config().idle_unauth();
                     let handshake = glommio::timer::timeout(idle, async {
                         self.conn.start_tls(config).await.map_err(Into::into)
@@ -487,7 +501,7 @@ impl Session {
                     .await;
                     match outcome {
                         Action::LoggedIn { user } => {
-                            if let Some(reader) = self.logged_in(user, reader) {
+                            if self.logged_in(user) {
                                 return self.hand_over(reader).await;
                             }
                         }
@@ -500,7 +514,7 @@ impl Session {
                     }
                 }
                 Action::LoggedIn { user } => {
-                    if let Some(reader) = self.logged_in(user, reader) {
+                    if self.logged_in(user) {
                         return self.hand_over(reader).await;
                     }
                 }
@@ -508,13 +522,13 @@ impl Session {
         }
     }
 
-    /// After a successful login. Returns the reader when the user belongs to another executor
-    /// (the caller then hands the session over); otherwise the session goes on here.
-    fn logged_in(&mut self, user: String, reader: CommandReader) -> Option<CommandReader> {
+    /// After a successful login. True when the user belongs to another executor and the
+    /// caller must hand the session over; otherwise the session goes on here.
+    fn logged_in(&mut self, user: String) -> bool {
         tracing::Span::current().record("user", user.as_str());
         let owner = self.exec.owner_of(&user);
         self.state = State::Authenticated { user };
-        (owner != self.exec.id).then_some(reader)
+        owner != self.exec.id
     }
 
     /// Moves the connection (TLS state and unread bytes included) to the user's owner executor,
@@ -523,7 +537,8 @@ impl Session {
         if self.flush().await.is_err() {
             return;
         }
-        let State::Authenticated { user } = std::mem::replace(&mut self.state, State::NotAuthenticated)
+        let State::Authenticated { user } =
+            std::mem::replace(&mut self.state, State::NotAuthenticated)
         else {
             return;
         };
@@ -584,6 +599,6 @@ impl Session {
         self.exec
             .throttle
             .borrow_mut()
-            .record_failure(canonical_ip(self.conn.peer.ip()))
+            .record_failure(self.conn.peer.ip(), std::time::Instant::now())
     }
 }

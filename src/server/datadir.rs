@@ -96,7 +96,12 @@ fn check_format(data_dir: &Path, partitions: u32, create: bool) -> Result<(), St
                 .lines()
                 .find_map(|l| l.strip_prefix("partitions = "))
                 .and_then(|v| v.trim().parse::<u32>().ok())
-                .ok_or_else(|| format!("{} is damaged: it must say `partitions = N`", path.display()))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{} is damaged: it must say `partitions = N`",
+                        path.display()
+                    )
+                })?;
             if recorded != partitions {
                 return Err(format!(
                     "[storage] partitions = {partitions} but this data dir was made with {recorded}: \
@@ -123,12 +128,25 @@ pub fn first_start(layout: &Layout) -> Result<(), String> {
         tracing::info!("created a self-signed certificate {}", cert.display());
     }
     let users_path = Config::resolve(&layout.data_dir, &layout.config.auth.users_file);
-    let mut users = crate::auth::UsersFile::load_or_empty(&users_path).map_err(|e| e.to_string())?;
+    let mut users =
+        crate::auth::UsersFile::load_or_empty(&users_path).map_err(|e| e.to_string())?;
     if users.is_empty() {
-        let password = crate::auth::random_password();
-        users.add("demo", password.as_bytes()).map_err(|e| e.to_string())?;
+        let password = random_password();
+        users
+            .add("demo", password.as_bytes())
+            .map_err(|e| e.to_string())?;
         users.save().map_err(|e| e.to_string())?;
         println!("created user `demo` with password `{password}` (shown once; change it with `ringmail user passwd demo`)");
     }
     Ok(())
+}
+
+/// 20 characters from an alphabet without look-alikes (about 115 bits).
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }

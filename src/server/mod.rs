@@ -5,5 +5,6 @@ pub mod datadir;
 pub mod handover;
 pub mod limits;
 pub mod partition;
+pub mod proxy;
 pub mod runtime;
 pub mod tls;

@@ -92,6 +92,7 @@ pub struct Executor {
     mesh: Senders<Handover>,
     /// Closed when the server shuts down; sessions race their reads against it.
     shutdown: Semaphore,
+    stopping: Cell<bool>,
     /// Every session task runs inside this gate, so shutdown can wait for them.
     pub sessions: Gate,
     conns_per_ip: RefCell<HashMap<IpAddr, usize>>,
@@ -120,7 +121,7 @@ impl Executor {
 
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
-        self.shutdown.is_closed()
+        self.stopping.get()
     }
 
     /// A process-unique session id (executor id in the low bits).
@@ -140,8 +141,8 @@ impl Executor {
     }
 
     /// Sends a session to its owner executor.
-    pub async fn hand_over(&self, to: usize, handover: Handover) -> Result<(), Handover> {
-        self.mesh.send_to(to, handover).await
+    pub async fn hand_over(&self, to: usize, handover: Handover) -> Result<(), ()> {
+        self.mesh.send_to(to, handover).await.map_err(drop)
     }
 
     /// Takes a connection slot for `ip`; None when a limit is reached.
@@ -203,7 +204,8 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
         &Config::resolve(&data_dir, &config.auth.users_file),
         crate::auth::AuthOptions {
             cache_ttl: Duration::from_secs(config.auth.cache_ttl_secs),
-            cache_max: config.auth.cache_size,
+            cache_max_entries: config.auth.cache_size,
+            ..Default::default()
         },
     )
     .map_err(|e| ServeError::Auth(e.to_string()))?;
@@ -335,7 +337,7 @@ async fn executor_main(
     let (senders, mut receivers) = mesh
         .join()
         .await
-        .map_err(|()| "cannot join the executor mesh".to_string())?;
+        .map_err(|_| "cannot join the executor mesh".to_string())?;
     let config = shared.config.clone();
     let tls_config = tls::load(
         &Config::resolve(&shared.data_dir, &config.tls.cert),
@@ -353,13 +355,18 @@ async fn executor_main(
         auth: shared.auth.clone(),
         mesh: senders,
         shutdown: Semaphore::new(0),
+        stopping: Cell::new(false),
         sessions: Gate::new(),
         conns_per_ip: RefCell::new(HashMap::new()),
         conns: Cell::new(0),
         next_session: Cell::new(0),
         throttle: RefCell::new(crate::auth::LoginThrottle::new(
-            Duration::from_millis(config.imap.login_failure_delay_ms),
-            Duration::from_millis(config.imap.login_failure_delay_max_ms),
+            crate::auth::ThrottleOptions {
+                base_delay: Duration::from_millis(config.imap.login_failure_delay_ms),
+                max_delay: Duration::from_millis(config.imap.login_failure_delay_max_ms),
+                max_failures_per_connection: config.imap.max_login_failures,
+                ..Default::default()
+            },
         )),
     });
 
@@ -371,8 +378,13 @@ async fn executor_main(
         .map(|a| (*a, false))
         .chain(config.imap.listen_tls.iter().map(|a| (*a, true)))
     {
-        let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        tasks.push(glommio::spawn_local(accept_loop(exec.clone(), listener, implicit_tls)));
+        let listener =
+            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tasks.push(glommio::spawn_local(accept_loop(
+            exec.clone(),
+            listener,
+            implicit_tls,
+        )));
     }
     for (_peer, stream) in receivers.streams() {
         let exec = exec.clone();
@@ -402,6 +414,7 @@ async fn executor_main(
 
     // Shutdown: stop accepting, tell every session (they send `* BYE` and close), then wait
     // for them, bounded by the grace period.
+    exec.stopping.set(true);
     exec.shutdown.close();
     for task in tasks {
         task.await;
@@ -413,7 +426,10 @@ async fn executor_main(
     .await
     .is_err()
     {
-        warn!(executor = index, "sessions still running after the grace period");
+        warn!(
+            executor = index,
+            "sessions still running after the grace period"
+        );
     }
     Ok(())
 }
@@ -425,7 +441,8 @@ impl Executor {
         match Config::load(&self.config_path) {
             Ok(new) => {
                 let old = self.config();
-                if new.imap.listen != old.imap.listen || new.imap.listen_tls != old.imap.listen_tls {
+                if new.imap.listen != old.imap.listen || new.imap.listen_tls != old.imap.listen_tls
+                {
                     warn!("listen addresses changed: they take effect at the next restart");
                 }
                 match tls::load(

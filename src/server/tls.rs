@@ -69,10 +69,7 @@ pub fn load(cert: &Path, key: &Path, min_version: &str) -> Result<Arc<ServerConf
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .and_then(|b| {
-            b.with_no_client_auth()
-                .with_single_cert(chain, private_key)
-        })
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private_key))
         .map_err(|e| TlsError::Rejected {
             cert: cert.to_owned(),
             key: key.to_owned(),
@@ -173,7 +170,10 @@ mod tests {
         let cert = dir.path().join("tls/cert.pem");
         let key = dir.path().join("tls/key.pem");
         assert!(create_self_signed(&cert, &key).unwrap());
-        assert!(!create_self_signed(&cert, &key).unwrap(), "never overwrites");
+        assert!(
+            !create_self_signed(&cert, &key).unwrap(),
+            "never overwrites"
+        );
         load(&cert, &key, "1.2").unwrap();
         load(&cert, &key, "1.3").unwrap();
     }

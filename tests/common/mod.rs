@@ -28,7 +28,13 @@ pub fn free_port() -> u16 {
 }
 
 /// Config text for a test server; `extra` is appended (whole extra sections).
-pub fn config_text(imap: SocketAddr, imaps: SocketAddr, executors: usize, imap_extra: &str, extra: &str) -> String {
+pub fn config_text(
+    imap: SocketAddr,
+    imaps: SocketAddr,
+    executors: usize,
+    imap_extra: &str,
+    extra: &str,
+) -> String {
     format!(
         "[server]\nexecutors = {executors}\nlog_level = \"debug\"\nshutdown_grace_secs = 2\n\
          [imap]\nlisten = [\"{imap}\"]\nlisten_tls = [\"{imaps}\"]\n\
@@ -106,7 +112,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -126,7 +135,9 @@ pub fn spawn(data: &Path, log: &Path) -> Child {
         .arg("--data")
         .arg(data)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(std::fs::File::create(data.join("server.out")).unwrap()))
+        .stdout(Stdio::from(
+            std::fs::File::create(data.join("server.out")).unwrap(),
+        ))
         .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
         .spawn()
         .expect("start ringmail")
@@ -173,7 +184,10 @@ impl Client {
         let mut lines = Vec::new();
         loop {
             let line = self.line();
-            assert!(!line.is_empty(), "connection closed before {tag}; got {lines:?}");
+            assert!(
+                !line.is_empty(),
+                "connection closed before {tag}; got {lines:?}"
+            );
             let done = line.starts_with(&format!("{tag} "));
             lines.push(line);
             if done {
@@ -253,7 +267,10 @@ impl TlsClient {
         let mut lines = Vec::new();
         loop {
             let line = self.line();
-            assert!(!line.is_empty(), "connection closed before {tag}; got {lines:?}");
+            assert!(
+                !line.is_empty(),
+                "connection closed before {tag}; got {lines:?}"
+            );
             let done = line.starts_with(&format!("{tag} "));
             lines.push(line);
             if done {

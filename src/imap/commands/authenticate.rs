@@ -1,14 +1,14 @@
 //! The SASL exchange of AUTHENTICATE (RFC 9051 section 6.2.2) for PLAIN (RFC 4616) and LOGIN,
-//! with SASL-IR (RFC 4959) initial responses.
+//! with SASL-IR (RFC 4959) initial responses. The mechanisms' message formats live in
+//! `auth::sasl`; this file only moves lines between the client and them.
 
-use base64::Engine;
-
-use crate::auth::sasl;
+use crate::auth::sasl::{self, SaslError};
 use crate::imap::commands::login;
 use crate::imap::parser::CommandReader;
 use crate::imap::session::{Action, Session};
 
 /// Runs the exchange after `AUTHENTICATE` was accepted by `login::authenticate_start`.
+/// `initial` is the SASL-IR response, already base64-decoded by the parser.
 pub async fn exchange(
     session: &mut Session,
     reader: &mut CommandReader,
@@ -16,71 +16,78 @@ pub async fn exchange(
     mechanism: &str,
     initial: Option<Vec<u8>>,
 ) -> Action {
-    match mechanism {
-        "PLAIN" => {
-            let message = match initial {
-                Some(message) => message,
-                None => match response(session, reader, tag, b"").await {
-                    Ok(message) => message,
+    let credentials = if mechanism == "PLAIN" {
+        match initial {
+            Some(message) => sasl::parse_plain(&message),
+            None => match challenge(session, reader, tag, "").await {
+                Ok(line) => sasl::decode_plain(&line),
+                Err(action) => return action,
+            },
+        }
+    } else {
+        let user = match initial {
+            Some(user) => Ok(user),
+            None => match challenge(session, reader, tag, sasl::LOGIN_USERNAME_CHALLENGE).await {
+                Ok(line) => sasl::decode_response(&line),
+                Err(action) => return action,
+            },
+        };
+        match user {
+            Ok(user) => {
+                match challenge(session, reader, tag, sasl::LOGIN_PASSWORD_CHALLENGE).await {
+                    Ok(line) => sasl::decode_response(&line).map(|password| sasl::Credentials {
+                        username: String::from_utf8_lossy(&user).into_owned(),
+                        password,
+                    }),
                     Err(action) => return action,
-                },
-            };
-            match sasl::decode_plain(&message) {
-                Ok(creds) => {
-                    login::verify(session, tag, creds.authcid.as_bytes(), &creds.password, "PLAIN")
-                        .await
-                }
-                Err(e) => {
-                    session.tagged(tag, "BAD", &format!("Malformed PLAIN response: {e}"));
-                    Action::Continue
                 }
             }
+            Err(e) => Err(e),
         }
-        _ => {
-            let user = match initial {
-                Some(user) => user,
-                None => match response(session, reader, tag, sasl::LOGIN_USER_PROMPT).await {
-                    Ok(user) => user,
-                    Err(action) => return action,
-                },
+    };
+    match credentials {
+        Ok(creds) => {
+            let kind = if mechanism == "PLAIN" {
+                "PLAIN"
+            } else {
+                "LOGIN"
             };
-            let password = match response(session, reader, tag, sasl::LOGIN_PASSWORD_PROMPT).await {
-                Ok(password) => password,
-                Err(action) => return action,
-            };
-            login::verify(session, tag, &user, &password, "LOGIN").await
+            login::verify(
+                session,
+                tag,
+                creds.username.as_bytes(),
+                &creds.password,
+                kind,
+            )
+            .await
+        }
+        Err(SaslError::Cancelled) => {
+            session.tagged(tag, "BAD", "Authentication cancelled");
+            Action::Continue
+        }
+        Err(e) => {
+            session.tagged(tag, "BAD", &format!("Malformed {mechanism} response: {e}"));
+            Action::Continue
         }
     }
 }
 
-/// Sends a `+ challenge` and reads the client's base64 line. `*` cancels (RFC 9051).
-async fn response(
+/// Sends `+ challenge` (already base64) and reads the client's response line.
+async fn challenge(
     session: &mut Session,
     reader: &mut CommandReader,
     tag: &str,
-    challenge: &[u8],
+    challenge: &str,
 ) -> Result<Vec<u8>, Action> {
     session.out.extend_from_slice(b"+ ");
-    session
-        .out
-        .extend_from_slice(base64::engine::general_purpose::STANDARD.encode(challenge).as_bytes());
+    session.out.extend_from_slice(challenge.as_bytes());
     session.out.extend_from_slice(b"\r\n");
-    let line = match session.read_line(reader).await {
-        Some(Ok(line)) => line,
+    match session.read_line(reader).await {
+        Some(Ok(line)) => Ok(line),
         Some(Err(())) => {
             session.tagged(tag, "BAD", "[LIMIT] Authentication response too long");
-            return Err(Action::Continue);
+            Err(Action::Continue)
         }
-        None => return Err(Action::Close),
-    };
-    if line == b"*" {
-        session.tagged(tag, "BAD", "Authentication cancelled");
-        return Err(Action::Continue);
+        None => Err(Action::Close),
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(&line)
-        .map_err(|_| {
-            session.tagged(tag, "BAD", "Authentication response is not base64");
-            Action::Continue
-        })
 }

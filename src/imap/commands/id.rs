@@ -10,7 +10,11 @@ use crate::imap::session::Session;
 const MAX_LOGGED_FIELDS: usize = 30;
 
 /// `ID NIL` or `ID (key value ...)`
-pub fn run(session: &mut Session, tag: &str, params: Option<&[(Cow<'_, [u8]>, Option<Cow<'_, [u8]>>)]>) {
+pub fn run(
+    session: &mut Session,
+    tag: &str,
+    params: Option<&[(Cow<'_, [u8]>, Option<Cow<'_, [u8]>>)]>,
+) {
     if let Some(params) = params {
         let fields: Vec<String> = params
             .iter()
@@ -19,7 +23,8 @@ pub fn run(session: &mut Session, tag: &str, params: Option<&[(Cow<'_, [u8]>, Op
                 format!(
                     "{}={}",
                     String::from_utf8_lossy(k),
-                    v.as_deref().map_or(Cow::Borrowed("NIL"), String::from_utf8_lossy)
+                    v.as_deref()
+                        .map_or(Cow::Borrowed("NIL"), String::from_utf8_lossy)
                 )
             })
             .collect();

@@ -6,7 +6,7 @@
 
 use tracing::info;
 
-use crate::auth::AuthOutcome;
+use crate::auth::AuthResult;
 use crate::imap::session::{Action, Session, State};
 
 /// `LOGIN user password`
@@ -32,7 +32,11 @@ pub fn authenticate_start(
 ) -> Action {
     let mechanism = mechanism.to_ascii_uppercase();
     if mechanism != "PLAIN" && mechanism != "LOGIN" {
-        session.tagged(tag, "NO", "[CANNOT] Unsupported mechanism: use PLAIN or LOGIN");
+        session.tagged(
+            tag,
+            "NO",
+            "[CANNOT] Unsupported mechanism: use PLAIN or LOGIN",
+        );
         return Action::Continue;
     }
     if !session.plaintext_auth_allowed() {
@@ -67,11 +71,11 @@ pub async fn verify(
                 .spawn_blocking(move || auth.verify(&name, &password))
                 .await
         }
-        Err(_) => AuthOutcome::UnknownUser,
+        Err(_) => AuthResult::UnknownUser,
     };
     let shown_user = String::from_utf8_lossy(user);
     match outcome {
-        AuthOutcome::Ok { user, .. } => {
+        AuthResult::Ok { user, .. } => {
             info!(user = %user, client = %session.conn.peer, mechanism, result = "ok", "login");
             session.state = State::Authenticated { user: user.clone() };
             let mut text = b"[CAPABILITY ".to_vec();
@@ -84,7 +88,7 @@ pub async fn verify(
             session.login_failures += 1;
             let delay = session.failure_delay();
             let reason = match failed {
-                AuthOutcome::UnknownUser => "unknown user",
+                AuthResult::UnknownUser => "unknown user",
                 _ => "wrong password",
             };
             info!(
