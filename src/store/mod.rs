@@ -1,1 +1,31 @@
 //! Per-partition append-only log, group commit, recovery, in-memory index, checkpoints.
+//!
+//! One [`Partition`] is owned by one executor and holds many users. Every mutation is a
+//! framed record appended to the partition's log; records produced in one executor tick
+//! share one fdatasync (group commit) and each mutation resolves only once its record is
+//! durable and applied to the in-memory [`index`]. The format is specified in
+//! docs/storage-format.md.
+//!
+//! Change notification is a pull model: a session remembers only its last HIGHESTMODSEQ
+//! and UIDNEXT, asks [`Partition::changes_since`] at command boundaries, and in IDLE awaits
+//! [`Partition::wait_for_change`] (one waker per idle session).
+
+mod check;
+mod checkpoint;
+mod commit;
+mod compact;
+mod error;
+pub mod index;
+mod partition;
+mod record;
+mod recovery;
+mod segment;
+mod types;
+
+pub use check::{check, CheckReport, SegmentReport};
+pub use error::{ResponseCode, Result, StoreError};
+pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
+pub use partition::{normalize_name, ChangeWait, MailboxView, Partition, DELIMITER};
+pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
+pub use segment::FORMAT_VERSION;
+pub use types::*;

@@ -1,0 +1,116 @@
+//! The store's error type and its mapping to IMAP response codes.
+
+use std::io;
+use std::sync::Arc;
+
+/// Everything a store operation can fail with.
+///
+/// Cloneable because one failed group commit fails every mutation in the batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Writing or syncing the log failed (full disk, I/O error). Nothing of the failed
+    /// batch was acknowledged or applied; the log was cut back to its last durable end.
+    #[error("storage I/O error: {0}")]
+    Io(Arc<io::Error>),
+    /// The user's quota (bytes or messages) would be exceeded.
+    #[error("quota exceeded")]
+    OverQuota,
+    /// No mailbox of that name (or id) exists for the user.
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    /// A mailbox of that name already exists.
+    #[error("mailbox already exists")]
+    AlreadyExists,
+    /// The mailbox name is not acceptable (empty, too long, bad hierarchy).
+    #[error("invalid mailbox name")]
+    InvalidName,
+    /// The operation is not allowed on this mailbox (e.g. deleting INBOX).
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
+    /// No message with that UID exists in the mailbox.
+    #[error("no such message")]
+    NoSuchMessage,
+    /// A message or metadata blob is larger than the record format allows.
+    #[error("message too large")]
+    TooLarge,
+    /// The on-disk data is damaged; the partition needs `ringmail check --repair`.
+    #[error("corrupt store: {0} (run `ringmail check --repair`)")]
+    Corrupt(String),
+}
+
+/// The IMAP response code a failed command should carry (RFC 9051 section 7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseCode {
+    /// `[OVERQUOTA]`
+    OverQuota,
+    /// `[NONEXISTENT]`
+    NonExistent,
+    /// `[ALREADYEXISTS]`
+    AlreadyExists,
+    /// `[CANNOT]`
+    Cannot,
+    /// `[TOOBIG]` (RFC 4469 / 7889)
+    TooBig,
+    /// `[UNAVAILABLE]`: temporary failure, the client may retry later (full disk, I/O).
+    Unavailable,
+    /// `[SERVERBUG]`: the server's data is damaged.
+    ServerBug,
+}
+
+impl ResponseCode {
+    /// The code as written inside the brackets of a tagged NO.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseCode::OverQuota => "OVERQUOTA",
+            ResponseCode::NonExistent => "NONEXISTENT",
+            ResponseCode::AlreadyExists => "ALREADYEXISTS",
+            ResponseCode::Cannot => "CANNOT",
+            ResponseCode::TooBig => "TOOBIG",
+            ResponseCode::Unavailable => "UNAVAILABLE",
+            ResponseCode::ServerBug => "SERVERBUG",
+        }
+    }
+}
+
+impl StoreError {
+    /// The response code the IMAP layer sends with `NO`.
+    pub fn response_code(&self) -> ResponseCode {
+        match self {
+            StoreError::Io(_) => ResponseCode::Unavailable,
+            StoreError::OverQuota => ResponseCode::OverQuota,
+            StoreError::NoSuchMailbox | StoreError::NoSuchMessage => ResponseCode::NonExistent,
+            StoreError::AlreadyExists => ResponseCode::AlreadyExists,
+            StoreError::InvalidName | StoreError::NotPermitted(_) => ResponseCode::Cannot,
+            StoreError::TooLarge => ResponseCode::TooBig,
+            StoreError::Corrupt(_) => ResponseCode::ServerBug,
+        }
+    }
+
+    /// True when the failure came from the disk being full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io(e) => {
+                e.raw_os_error() == Some(libc::ENOSPC)
+                    || e.raw_os_error() == Some(libc::EDQUOT)
+                    || e.kind() == io::ErrorKind::StorageFull
+                    || e.to_string().contains("No space left")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        StoreError::Io(Arc::new(e))
+    }
+}
+
+impl<T> From<glommio::GlommioError<T>> for StoreError {
+    fn from(e: glommio::GlommioError<T>) -> Self {
+        StoreError::Io(Arc::new(io::Error::from(e)))
+    }
+}
+
+/// Result with a [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,467 @@
+//! Log records: the framing (`len | crc32c | kind | payload`) and each kind's payload.
+//!
+//! The byte layout is specified in docs/storage-format.md; this module is its only
+//! implementation. All integers are little-endian. A payload is decoded without copying
+//! message bytes: an append record hands back where its body starts inside the frame.
+
+use super::error::{Result, StoreError};
+
+/// Bytes before a record's payload: payload length (u32), crc32c (u32), kind (u8).
+pub(crate) const FRAME_HEADER: usize = 9;
+/// Largest payload a frame may carry; a bigger length field is garbage, not a record.
+pub(crate) const MAX_PAYLOAD: u32 = 512 << 20;
+/// Largest message body accepted by append.
+pub const MAX_MESSAGE_SIZE: usize = 256 << 20;
+/// Largest per-message metadata blob.
+pub const MAX_META_SIZE: usize = 16 << 20;
+
+/// Record kinds (the `kind` byte of a frame).
+pub(crate) mod kind {
+    pub const APPEND: u8 = 1;
+    pub const FLAGS: u8 = 2;
+    pub const EXPUNGE: u8 = 3;
+    pub const COPY: u8 = 4;
+    pub const CREATE_MAILBOX: u8 = 5;
+    pub const RENAME_MAILBOX: u8 = 6;
+    pub const DELETE_MAILBOX: u8 = 7;
+    pub const SUBSCRIBE: u8 = 8;
+    pub const SET_QUOTA: u8 = 9;
+    pub const SET_SPECIAL_USE: u8 = 10;
+}
+
+/// How a flag change combines with the flags a message already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagMode {
+    /// `+FLAGS`
+    Add,
+    /// `-FLAGS`
+    Remove,
+    /// `FLAGS`
+    Replace,
+}
+
+/// Inclusive UID ranges, ascending and non-overlapping.
+pub type UidRanges = Vec<(u32, u32)>;
+
+/// A decoded record. Strings and bodies borrow from the frame.
+#[derive(Debug)]
+pub(crate) enum Record<'a> {
+    Append(AppendRec<'a>),
+    Flags {
+        user: &'a str,
+        mailbox: u64,
+        modseq: u64,
+        mode: FlagMode,
+        flags: u8,
+        keywords: Vec<&'a str>,
+        unchanged_since: Option<u64>,
+        uids: UidRanges,
+    },
+    Expunge {
+        user: &'a str,
+        mailbox: u64,
+        modseq: u64,
+        uids: UidRanges,
+    },
+    /// COPY, or MOVE when `src_modseq` is set (the source expunge's modseq).
+    Copy {
+        user: &'a str,
+        src: u64,
+        dst: u64,
+        dst_modseq: u64,
+        src_modseq: Option<u64>,
+        save_date: i64,
+        pairs: Vec<(u32, u32)>,
+    },
+    CreateMailbox {
+        user: &'a str,
+        id: u64,
+        uidvalidity: u32,
+        special_use: u8,
+        name: &'a str,
+    },
+    /// Renames (a mailbox and its children); `new_inbox` recreates an empty INBOX.
+    RenameMailbox {
+        user: &'a str,
+        renames: Vec<(u64, &'a str)>,
+        new_inbox: Option<(u64, u32)>,
+    },
+    DeleteMailbox {
+        user: &'a str,
+        id: u64,
+    },
+    Subscribe {
+        user: &'a str,
+        subscribed: bool,
+        name: &'a str,
+    },
+    SetQuota {
+        user: &'a str,
+        max_bytes: u64,
+        max_messages: u64,
+    },
+    SetSpecialUse {
+        user: &'a str,
+        id: u64,
+        special_use: u8,
+    },
+}
+
+/// The fixed part of an append record; the body and metadata follow it in the payload.
+#[derive(Debug)]
+pub(crate) struct AppendRec<'a> {
+    pub user: &'a str,
+    pub mailbox: u64,
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: u8,
+    pub keywords: Vec<&'a str>,
+    pub internal_date: i64,
+    pub save_date: i64,
+    pub email_id: u64,
+    pub body_len: u32,
+    pub meta_len: u32,
+    /// Where the body starts, counted from the start of the payload.
+    pub body_at: usize,
+}
+
+/// Builds one framed record at the end of a buffer.
+pub(crate) struct FrameWriter<'b> {
+    buf: &'b mut Vec<u8>,
+    start: usize,
+}
+
+impl<'b> FrameWriter<'b> {
+    pub fn new(buf: &'b mut Vec<u8>, kind: u8) -> Self {
+        let start = buf.len();
+        buf.extend_from_slice(&[0u8; FRAME_HEADER]);
+        buf[start + 8] = kind;
+        FrameWriter { buf, start }
+    }
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// A string of at most 65535 bytes (callers validate names and keywords first).
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        let len = s.len().min(u16::MAX as usize);
+        self.buf.extend_from_slice(&(len as u16).to_le_bytes());
+        self.buf.extend_from_slice(&s.as_bytes()[..len]);
+        self
+    }
+    pub fn strs<S: AsRef<str>>(&mut self, list: &[S]) -> &mut Self {
+        self.buf
+            .extend_from_slice(&(list.len().min(u16::MAX as usize) as u16).to_le_bytes());
+        for s in list.iter().take(u16::MAX as usize) {
+            self.str(s.as_ref());
+        }
+        self
+    }
+    pub fn ranges(&mut self, r: &[(u32, u32)]) -> &mut Self {
+        self.u32(r.len() as u32);
+        for &(a, b) in r {
+            self.u32(a).u32(b);
+        }
+        self
+    }
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(b);
+        self
+    }
+    /// Fills in length and checksum. Returns the frame's total length.
+    pub fn finish(self) -> usize {
+        let payload_len = (self.buf.len() - self.start - FRAME_HEADER) as u32;
+        let crc = crc32c::crc32c(&self.buf[self.start + 8..]);
+        self.buf[self.start..self.start + 4].copy_from_slice(&payload_len.to_le_bytes());
+        self.buf[self.start + 4..self.start + 8].copy_from_slice(&crc.to_le_bytes());
+        self.buf.len() - self.start
+    }
+}
+
+/// The checksum a frame must carry: crc32c over the kind byte and the payload.
+pub(crate) fn frame_crc(kind: u8, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&[kind]), payload)
+}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameHeader {
+    pub payload_len: u32,
+    pub crc: u32,
+    pub kind: u8,
+}
+
+impl FrameHeader {
+    pub fn parse(b: &[u8; FRAME_HEADER]) -> FrameHeader {
+        FrameHeader {
+            payload_len: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            crc: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            kind: b[8],
+        }
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("malformed record payload: {what}"))
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(|| corrupt("length"))?;
+        let s = self.b.get(self.pos..end).ok_or_else(|| corrupt("truncated"))?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        let s = self.take(2)?;
+        Ok(u16::from_le_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn i64(&mut self) -> Result<i64> {
+        Ok(self.u64()? as i64)
+    }
+    fn str(&mut self) -> Result<&'a str> {
+        let n = self.u16()? as usize;
+        std::str::from_utf8(self.take(n)?).map_err(|_| corrupt("utf-8"))
+    }
+    fn strs(&mut self) -> Result<Vec<&'a str>> {
+        let n = self.u16()? as usize;
+        (0..n).map(|_| self.str()).collect()
+    }
+    fn count(&mut self, elem_size: usize) -> Result<usize> {
+        let n = self.u32()? as usize;
+        // A count larger than the bytes left is garbage: refuse before allocating.
+        if n.saturating_mul(elem_size) > self.b.len().saturating_sub(self.pos) {
+            return Err(corrupt("count"));
+        }
+        Ok(n)
+    }
+    fn ranges(&mut self) -> Result<UidRanges> {
+        let n = self.count(8)?;
+        (0..n).map(|_| Ok((self.u32()?, self.u32()?))).collect()
+    }
+}
+
+fn flag_mode(b: u8) -> Result<FlagMode> {
+    match b {
+        0 => Ok(FlagMode::Add),
+        1 => Ok(FlagMode::Remove),
+        2 => Ok(FlagMode::Replace),
+        _ => Err(corrupt("flag mode")),
+    }
+}
+
+pub(crate) fn flag_mode_byte(m: FlagMode) -> u8 {
+    match m {
+        FlagMode::Add => 0,
+        FlagMode::Remove => 1,
+        FlagMode::Replace => 2,
+    }
+}
+
+/// Decodes a payload whose CRC has already been verified.
+pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
+    let mut r = Reader { b: payload, pos: 0 };
+    let user = r.str()?;
+    let rec = match kind {
+        kind::APPEND => {
+            let mailbox = r.u64()?;
+            let uid = r.u32()?;
+            let modseq = r.u64()?;
+            let flags = r.u8()?;
+            let keywords = r.strs()?;
+            let internal_date = r.i64()?;
+            let save_date = r.i64()?;
+            let email_id = r.u64()?;
+            let body_len = r.u32()?;
+            let meta_len = r.u32()?;
+            let body_at = r.pos;
+            r.take(body_len as usize)?;
+            r.take(meta_len as usize)?;
+            Record::Append(AppendRec {
+                user,
+                mailbox,
+                uid,
+                modseq,
+                flags,
+                keywords,
+                internal_date,
+                save_date,
+                email_id,
+                body_len,
+                meta_len,
+                body_at,
+            })
+        }
+        kind::FLAGS => {
+            let mailbox = r.u64()?;
+            let modseq = r.u64()?;
+            let mode = flag_mode(r.u8()?)?;
+            let flags = r.u8()?;
+            let keywords = r.strs()?;
+            let unchanged_since = match r.u64()? {
+                u64::MAX => None,
+                v => Some(v),
+            };
+            let uids = r.ranges()?;
+            Record::Flags {
+                user,
+                mailbox,
+                modseq,
+                mode,
+                flags,
+                keywords,
+                unchanged_since,
+                uids,
+            }
+        }
+        kind::EXPUNGE => Record::Expunge {
+            user,
+            mailbox: r.u64()?,
+            modseq: r.u64()?,
+            uids: r.ranges()?,
+        },
+        kind::COPY => {
+            let src = r.u64()?;
+            let dst = r.u64()?;
+            let dst_modseq = r.u64()?;
+            let src_modseq = match r.u64()? {
+                0 => None,
+                v => Some(v),
+            };
+            let save_date = r.i64()?;
+            let n = r.count(8)?;
+            let pairs = (0..n)
+                .map(|_| Ok((r.u32()?, r.u32()?)))
+                .collect::<Result<_>>()?;
+            Record::Copy {
+                user,
+                src,
+                dst,
+                dst_modseq,
+                src_modseq,
+                save_date,
+                pairs,
+            }
+        }
+        kind::CREATE_MAILBOX => Record::CreateMailbox {
+            user,
+            id: r.u64()?,
+            uidvalidity: r.u32()?,
+            special_use: r.u8()?,
+            name: r.str()?,
+        },
+        kind::RENAME_MAILBOX => {
+            let n = r.count(10)?;
+            let renames = (0..n)
+                .map(|_| Ok((r.u64()?, r.str()?)))
+                .collect::<Result<_>>()?;
+            let new_inbox = match r.u8()? {
+                0 => None,
+                _ => Some((r.u64()?, r.u32()?)),
+            };
+            Record::RenameMailbox {
+                user,
+                renames,
+                new_inbox,
+            }
+        }
+        kind::DELETE_MAILBOX => Record::DeleteMailbox {
+            user,
+            id: r.u64()?,
+        },
+        kind::SUBSCRIBE => Record::Subscribe {
+            user,
+            subscribed: r.u8()? != 0,
+            name: r.str()?,
+        },
+        kind::SET_QUOTA => Record::SetQuota {
+            user,
+            max_bytes: r.u64()?,
+            max_messages: r.u64()?,
+        },
+        kind::SET_SPECIAL_USE => Record::SetSpecialUse {
+            user,
+            id: r.u64()?,
+            special_use: r.u8()?,
+        },
+        other => return Err(corrupt(&format!("unknown kind {other}"))),
+    };
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_roundtrip_and_crc() {
+        let mut buf = Vec::new();
+        let mut w = FrameWriter::new(&mut buf, kind::EXPUNGE);
+        w.str("alice").u64(7).u64(9).ranges(&[(1, 3), (8, 8)]);
+        let n = w.finish();
+        assert_eq!(n, buf.len());
+        let mut h = [0u8; FRAME_HEADER];
+        h.copy_from_slice(&buf[..FRAME_HEADER]);
+        let h = FrameHeader::parse(&h);
+        assert_eq!(h.payload_len as usize, n - FRAME_HEADER);
+        assert_eq!(h.crc, frame_crc(h.kind, &buf[FRAME_HEADER..]));
+        match decode(h.kind, &buf[FRAME_HEADER..]).unwrap() {
+            Record::Expunge {
+                user,
+                mailbox,
+                modseq,
+                uids,
+            } => {
+                assert_eq!((user, mailbox, modseq), ("alice", 7, 9));
+                assert_eq!(uids, vec![(1, 3), (8, 8)]);
+            }
+            other => panic!("wrong record {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_payload_is_an_error_not_a_panic() {
+        for kind in 0..=12u8 {
+            for len in 0..40 {
+                let payload: Vec<u8> = (0..len).map(|i| (i * 37 + kind as usize) as u8).collect();
+                let _ = decode(kind, &payload);
+            }
+        }
+        // A huge count must not allocate.
+        let mut buf = Vec::new();
+        let mut w = FrameWriter::new(&mut buf, kind::EXPUNGE);
+        w.str("u").u64(1).u64(1).u32(u32::MAX);
+        w.finish();
+        assert!(decode(kind::EXPUNGE, &buf[FRAME_HEADER..]).is_err());
+    }
+}
