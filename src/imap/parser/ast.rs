@@ -338,7 +338,9 @@ fn seq_num(raw: &[u8]) -> SeqNum {
     }
     let mut n: u32 = 0;
     for &d in raw {
-        n = n.saturating_mul(10).saturating_add(u32::from(d.wrapping_sub(b'0')));
+        n = n
+            .saturating_mul(10)
+            .saturating_add(u32::from(d.wrapping_sub(b'0')));
     }
     SeqNum::Value(n)
 }

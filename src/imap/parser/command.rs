@@ -3,8 +3,8 @@
 use base64::Engine as _;
 
 use super::ast::{
-    AppendMessage, Command, CommandBody, ListReturn, ListSelect, QResync, SelectParams,
-    StatusItem, StoreMode,
+    AppendMessage, Command, CommandBody, ListReturn, ListSelect, QResync, SelectParams, StatusItem,
+    StoreMode,
 };
 use super::cursor::{err, is_tag_char, Cursor, PResult, SyntaxError};
 use super::{fetch, search};
@@ -236,7 +236,8 @@ fn authenticate<'a>(c: &mut Cursor<'a>) -> PResult<CommandBody<'a>> {
         if c.eat(b'=') {
             Some(Vec::new())
         } else {
-            let b64 = c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            let b64 =
+                c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
             if b64.is_empty() {
                 return err("expected a base64 initial response");
             }

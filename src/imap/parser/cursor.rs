@@ -63,9 +63,7 @@ pub(crate) fn upper(raw: &[u8]) -> Upper {
 /// ATOM-CHAR: any CHAR except atom-specials `( ) { SP CTL % * " \ ]`.
 #[inline]
 pub(crate) fn is_atom_char(b: u8) -> bool {
-    b > 0x20
-        && b < 0x7f
-        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
 /// ASTRING-CHAR: ATOM-CHAR or `]`.
@@ -489,8 +487,8 @@ impl<'a> Cursor<'a> {
         self.expect(b'-', "bad date")?;
         let mon = self.rest().get(..3).map(upper);
         const MONTHS: [&[u8]; 12] = [
-            b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT",
-            b"NOV", b"DEC",
+            b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV",
+            b"DEC",
         ];
         let month = mon
             .and_then(|m| MONTHS.iter().position(|&name| name == m.as_bytes()))

@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert_eq!(decode_mutf7(b"&U,BTFw"), Err(Mutf7Error::Unterminated));
-        assert_eq!(decode_mutf7("Entwürfe".as_bytes()), Err(Mutf7Error::NotAscii));
+        assert_eq!(
+            decode_mutf7("Entwürfe".as_bytes()),
+            Err(Mutf7Error::NotAscii)
+        );
         assert_eq!(decode_mutf7(b"&AGE-"), Err(Mutf7Error::NotCanonical));
         assert_eq!(decode_mutf7(b"&2D0-"), Err(Mutf7Error::BadUtf16));
         assert_eq!(decode_mutf7(b"&!!-"), Err(Mutf7Error::BadBase64));

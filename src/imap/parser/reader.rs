@@ -142,10 +142,7 @@ impl CommandReader {
             Framed::Complete(len) => {
                 self.pending = len;
                 self.frame = Frame::default();
-                let cmd = self
-                    .buf
-                    .get(self.start..self.start + len)
-                    .unwrap_or(b"");
+                let cmd = self.buf.get(self.start..self.start + len).unwrap_or(b"");
                 match parse_command(cmd, self.limits.max_depth) {
                     Ok(command) => Next::Command(command),
                     Err((tag, e)) => Next::Reject(Rejection {
