@@ -117,6 +117,7 @@ impl CommandReader {
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        self.reserve(data.len());
         self.buf.extend_from_slice(data);
     }
 
@@ -221,6 +222,22 @@ impl CommandReader {
     /// Bytes of heap the reader holds (its buffer's capacity), for tests and metrics.
     pub fn buffered_capacity(&self) -> usize {
         self.buf.capacity()
+    }
+
+    /// Grows the buffer for `more` bytes: doubling (amortised copies for big literals) but
+    /// never past what one command may need, so capacity tracks the limits, not the
+    /// allocator's rounding.
+    fn reserve(&mut self, more: usize) {
+        let needed = self.buf.len().saturating_add(more);
+        if needed <= self.buf.capacity() {
+            return;
+        }
+        let bound = self
+            .limits
+            .max_line
+            .saturating_add(usize::try_from(self.limits.max_literal).unwrap_or(usize::MAX));
+        let target = needed.max(self.buf.capacity().saturating_mul(2).min(bound));
+        self.buf.reserve_exact(target - self.buf.len());
     }
 
     /// Unconsumed bytes in the buffer.
