@@ -62,7 +62,10 @@ impl AuthCache {
             return false;
         };
         let fresh = now.saturating_duration_since(entry.written) < self.ttl;
-        let matches: bool = entry.value.ct_eq(&self.mac(user, stored_hash, password)).into();
+        let matches: bool = entry
+            .value
+            .ct_eq(&self.mac(user, stored_hash, password))
+            .into();
         fresh && matches
     }
 

@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    PasswordHash as PhcString, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -188,7 +190,12 @@ impl StoredHash {
 /// Checks the scheme-specific part once when the file is read, so that a typo in the users
 /// file is an error at load time rather than a user who can never log in.
 fn check_format(scheme: Scheme, body: &str) -> Result<(), AuthError> {
-    let bad = |what: &str| Err(AuthError::BadHash(format!("malformed {} hash: {what}", scheme.name())));
+    let bad = |what: &str| {
+        Err(AuthError::BadHash(format!(
+            "malformed {} hash: {what}",
+            scheme.name()
+        )))
+    };
     match scheme {
         Scheme::Argon2id | Scheme::Argon2i => {
             let phc = match PhcString::new(body) {
@@ -321,8 +328,14 @@ mod tests {
             assert!(verify(&format!("{{CRYPT}}{hash}"), pw.as_bytes()));
             assert!(verify(hash, pw.as_bytes()));
         }
-        assert!(!verify(&format!("{{SHA512-CRYPT}}{SHA512_SECRET}"), b"secreT"));
-        assert!(!verify(&format!("{{SHA512-CRYPT}}{SHA512_SECRET}"), b"secret\0"));
+        assert!(!verify(
+            &format!("{{SHA512-CRYPT}}{SHA512_SECRET}"),
+            b"secreT"
+        ));
+        assert!(!verify(
+            &format!("{{SHA512-CRYPT}}{SHA512_SECRET}"),
+            b"secret\0"
+        ));
     }
 
     #[test]
@@ -359,7 +372,12 @@ mod tests {
     fn new_hash_is_argon2id_and_verifies() {
         let h = hash_new(b"correct horse", Argon2Cost::MINIMAL).unwrap();
         assert_eq!(h.scheme(), Scheme::Argon2id);
-        assert!(h.as_str().starts_with("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$"), "{}", h.as_str());
+        assert!(
+            h.as_str()
+                .starts_with("{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$"),
+            "{}",
+            h.as_str()
+        );
         assert!(h.verify(b"correct horse"));
         assert!(!h.verify(b"correct horsf"));
         // Fresh salt each time.

@@ -92,7 +92,10 @@ fn snapshot(file: &UsersFile) -> Arc<HashMap<String, StoredHash>> {
 
 impl Authenticator {
     /// Loads the users file at `users_path`.
-    pub fn new(users_path: impl AsRef<Path>, options: AuthOptions) -> Result<Authenticator, AuthError> {
+    pub fn new(
+        users_path: impl AsRef<Path>,
+        options: AuthOptions,
+    ) -> Result<Authenticator, AuthError> {
         let path = users_path.as_ref().to_owned();
         let file = UsersFile::load(&path)?;
         let dummy = hash::hash_new(b"ringmail dummy password", options.hash_cost)?;
@@ -210,15 +213,24 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(auth.verify_at("ALICE", b"pw-a", t0), ok("alice", false));
         assert_eq!(auth.verify_at("alice", b"pw-a", t0), ok("alice", true));
-        assert_eq!(auth.verify_at("alice", b"pw-b", t0), AuthResult::BadCredentials);
+        assert_eq!(
+            auth.verify_at("alice", b"pw-b", t0),
+            AuthResult::BadCredentials
+        );
         // A wrong password was not cached as anything: the right one still hits.
         assert_eq!(auth.verify_at("alice", b"pw-a", t0), ok("alice", true));
         // After the TTL the full hash is paid again.
         let later = t0 + Duration::from_secs(61);
         assert_eq!(auth.verify_at("alice", b"pw-a", later), ok("alice", false));
         assert_eq!(auth.verify_at("bob", b"pw-b", t0), ok("bob", false));
-        assert_eq!(auth.verify_at("carol", b"pw-a", t0), AuthResult::UnknownUser);
-        assert_eq!(auth.verify_at("bad name", b"x", t0), AuthResult::UnknownUser);
+        assert_eq!(
+            auth.verify_at("carol", b"pw-a", t0),
+            AuthResult::UnknownUser
+        );
+        assert_eq!(
+            auth.verify_at("bad name", b"x", t0),
+            AuthResult::UnknownUser
+        );
         assert_eq!(auth.verify_at("", b"x", t0), AuthResult::UnknownUser);
         assert!(auth.user_exists("BOB"));
         assert!(!auth.user_exists("carol"));
@@ -244,7 +256,10 @@ mod tests {
         assert!(auth.verify_at("bob", b"pw-b", t0).is_ok());
         assert_eq!(auth.reload().unwrap(), 2);
         // The cached old password is no longer accepted.
-        assert_eq!(auth.verify_at("alice", b"old", t0), AuthResult::BadCredentials);
+        assert_eq!(
+            auth.verify_at("alice", b"old", t0),
+            AuthResult::BadCredentials
+        );
         assert_eq!(auth.verify_at("alice", b"new", t0), ok("alice", false));
         assert_eq!(auth.verify_at("bob", b"pw-b", t0), AuthResult::UnknownUser);
         assert!(auth.verify_at("carol", b"pw-c", t0).is_ok());

@@ -137,8 +137,8 @@ impl UsersFile {
             if password.is_empty() {
                 return Err(error(format!("user {name:?} has an empty password field")));
             }
-            let hash = StoredHash::parse(password)
-                .map_err(|e| error(format!("user {name:?}: {e}")))?;
+            let hash =
+                StoredHash::parse(password).map_err(|e| error(format!("user {name:?}: {e}")))?;
             if let Some(&first) = file.index.get(&key) {
                 return Err(error(format!(
                     "user {key:?} already defined on line {}",
@@ -184,10 +184,12 @@ impl UsersFile {
 
     /// (canonical name, hash) for every user; what the authenticator indexes.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &StoredHash)> + '_ {
-        self.index.iter().filter_map(|(k, &i)| match self.lines.get(i) {
-            Some(Line::User(user)) => Some((k.as_str(), &user.hash)),
-            _ => None,
-        })
+        self.index
+            .iter()
+            .filter_map(|(k, &i)| match self.lines.get(i) {
+                Some(Line::User(user)) => Some((k.as_str(), &user.hash)),
+                _ => None,
+            })
     }
 
     /// Number of users.
@@ -358,7 +360,11 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "# users of example.org");
         assert_eq!(lines[1], "");
-        assert!(lines[2].starts_with("Bob:{ARGON2ID}$argon2id$"), "{}", lines[2]);
+        assert!(
+            lines[2].starts_with("Bob:{ARGON2ID}$argon2id$"),
+            "{}",
+            lines[2]
+        );
         assert!(lines[2].ends_with(":1000:1000::/home/bob::userdb_quota_rule=*:storage=1G"));
         assert_eq!(lines[3], "carol:{PLAIN}pw");
         let again = parse(&out).unwrap();
@@ -370,12 +376,18 @@ mod tests {
     fn add_and_remove() {
         let mut f = parse(&sample()).unwrap();
         f.set_hash_cost(Argon2Cost::MINIMAL);
-        assert!(matches!(f.add("CAROL", b"x"), Err(AuthError::UserExists(_))));
+        assert!(matches!(
+            f.add("CAROL", b"x"),
+            Err(AuthError::UserExists(_))
+        ));
         f.add("Erin", b"pw-e").unwrap();
         assert!(f.lookup("erin").unwrap().verify(b"pw-e"));
         f.remove("carol").unwrap();
         assert!(matches!(f.remove("carol"), Err(AuthError::NoSuchUser(_))));
-        assert!(matches!(f.set_password("carol", b"x"), Err(AuthError::NoSuchUser(_))));
+        assert!(matches!(
+            f.set_password("carol", b"x"),
+            Err(AuthError::NoSuchUser(_))
+        ));
         // Indexes after the removed line still point at the right users.
         assert!(f.lookup("dave").unwrap().verify(b"x"));
         assert!(f.lookup("erin").unwrap().verify(b"pw-e"));
@@ -396,7 +408,10 @@ mod tests {
             );
         }
         assert!(f.is_empty());
-        assert_eq!(canonical_name("Ärger@Example.ORG").unwrap(), "ärger@example.org");
+        assert_eq!(
+            canonical_name("Ärger@Example.ORG").unwrap(),
+            "ärger@example.org"
+        );
     }
 
     #[test]
@@ -411,7 +426,10 @@ mod tests {
             2
         );
         let msg = parse("a:{PLAIN}x\nA:{PLAIN}y\n").unwrap_err().to_string();
-        assert!(msg.starts_with("users:2:") && msg.contains("line 1"), "{msg}");
+        assert!(
+            msg.starts_with("users:2:") && msg.contains("line 1"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -436,7 +454,10 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["users"]);
         let back = UsersFile::load(&path).unwrap();
         assert_eq!(back.names(), ["bob", "carol", "dave", "erin"]);

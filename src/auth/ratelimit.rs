@@ -104,7 +104,12 @@ impl LoginThrottle {
         let max = self.options.max_delay;
         // base * 2^(failures-1) in nanoseconds; past u128 it is certainly beyond any cap.
         let doublings = (failures - 1).min(127);
-        match self.options.base_delay.as_nanos().checked_mul(1u128 << doublings) {
+        match self
+            .options
+            .base_delay
+            .as_nanos()
+            .checked_mul(1u128 << doublings)
+        {
             Some(nanos) if nanos < max.as_nanos() => {
                 let secs = (nanos / 1_000_000_000) as u64;
                 Duration::new(secs, (nanos % 1_000_000_000) as u32)
@@ -218,7 +223,10 @@ mod tests {
         let t0 = Instant::now();
         let mut t = LoginThrottle::new(opts());
         for i in 0..10u8 {
-            t.record_failure(IpAddr::from([10, 0, 0, i]), t0 + Duration::from_secs(i.into()));
+            t.record_failure(
+                IpAddr::from([10, 0, 0, i]),
+                t0 + Duration::from_secs(i.into()),
+            );
         }
         assert_eq!(t.tracked(), 3);
         let now = t0 + Duration::from_secs(10);

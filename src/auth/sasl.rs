@@ -145,7 +145,9 @@ mod tests {
     use super::*;
 
     fn b64(s: &[u8]) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD.encode(s).into_bytes()
+        base64::engine::general_purpose::STANDARD
+            .encode(s)
+            .into_bytes()
     }
 
     #[test]
@@ -175,9 +177,16 @@ mod tests {
     #[test]
     fn plain_malformed() {
         for bad in [&b"\0tim"[..], b"tim", b"\0\0pw", b"a\0b\0c\0d", b""] {
-            assert_eq!(decode_plain(&b64(bad)), Err(SaslError::Malformed("PLAIN")), "{bad:?}");
+            assert_eq!(
+                decode_plain(&b64(bad)),
+                Err(SaslError::Malformed("PLAIN")),
+                "{bad:?}"
+            );
         }
-        assert_eq!(decode_plain(&b64(b"\0\xff\0pw")), Err(SaslError::Malformed("PLAIN")));
+        assert_eq!(
+            decode_plain(&b64(b"\0\xff\0pw")),
+            Err(SaslError::Malformed("PLAIN"))
+        );
         assert_eq!(decode_plain(b"not base64!"), Err(SaslError::BadBase64));
         assert_eq!(decode_plain(b"*"), Err(SaslError::Cancelled));
         assert_eq!(decode_plain(b"="), Err(SaslError::Malformed("PLAIN")));
@@ -201,10 +210,15 @@ mod tests {
         let (mut ex, step) = LoginExchange::start(None).unwrap();
         assert_eq!(step, LoginStep::Challenge("VXNlcm5hbWU6"));
         assert_eq!(
-            base64::engine::general_purpose::STANDARD.decode("VXNlcm5hbWU6").unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode("VXNlcm5hbWU6")
+                .unwrap(),
             b"Username:"
         );
-        assert_eq!(ex.respond(&b64(b"alice")).unwrap(), LoginStep::Challenge("UGFzc3dvcmQ6"));
+        assert_eq!(
+            ex.respond(&b64(b"alice")).unwrap(),
+            LoginStep::Challenge("UGFzc3dvcmQ6")
+        );
         match ex.respond(&b64(b"s3cret")).unwrap() {
             LoginStep::Done(c) => {
                 assert_eq!(c.username, "alice");
