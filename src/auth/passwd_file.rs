@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::hash::{hash_new, Argon2Cost, StoredHash};
@@ -272,7 +272,12 @@ impl UsersFile {
     }
 
     /// Writes the file atomically: a reader (or a crash) sees the old file or the new one,
-    /// never a mix. The file gets mode 0600: it holds password hashes.
+    /// never a mix.
+    ///
+    /// A new file gets mode 0600: it holds password hashes. A file that exists keeps its
+    /// owner, group and mode (minus any bits for others), so that `ringmail user passwd` run
+    /// as root does not lock out a server that reads the file as its own user or group.
+    /// Keeping the owner needs the right to chown; where that is missing it is not kept.
     pub fn save(&self) -> Result<(), AuthError> {
         let io_err = |path: &Path| {
             let path = path.to_owned();
@@ -288,6 +293,8 @@ impl UsersFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "users".to_owned());
         let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+        let existing = fs::metadata(&self.path).ok();
+        let mode = existing.as_ref().map_or(0o600, |m| m.mode() & 0o660);
         let write = || -> io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -295,6 +302,14 @@ impl UsersFile {
                 .truncate(true)
                 .mode(0o600)
                 .open(&tmp)?;
+            // Set explicitly: the mode given to open() is filtered by the umask.
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            if let Some(m) = &existing {
+                if std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())).is_err() {
+                    // Not root: the group may still be ours to give.
+                    let _ = std::os::unix::fs::fchown(&f, None, Some(m.gid()));
+                }
+            }
             f.write_all(self.render().as_bytes())?;
             f.sync_all()
         };
@@ -316,7 +331,6 @@ impl UsersFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     const BOB: &str = "{SHA512-CRYPT}$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 
@@ -447,12 +461,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");
         fs::write(&path, sample()).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let mut f = UsersFile::load(&path).unwrap();
         f.set_hash_cost(Argon2Cost::MINIMAL);
         f.add("erin", b"pw").unwrap();
         f.save().unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        // The file existed with 0644: it keeps 0640, losing only the bit for others.
+        assert_eq!(mode, 0o640);
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -463,6 +479,23 @@ mod tests {
         assert_eq!(back.names(), ["bob", "carol", "dave", "erin"]);
         assert!(back.lookup("erin").unwrap().verify(b"pw"));
         assert_eq!(back.render(), f.render());
+    }
+
+    #[test]
+    fn new_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let mut f = UsersFile::load_or_empty(&path).unwrap();
+        f.set_hash_cost(Argon2Cost::MINIMAL);
+        f.add("alice", b"pw").unwrap();
+        f.save().unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(UsersFile::load(&path)
+            .unwrap()
+            .lookup("alice")
+            .unwrap()
+            .verify(b"pw"));
     }
 
     #[test]

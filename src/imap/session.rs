@@ -350,7 +350,7 @@ impl Session {
             let mut buf = vec![0u8; 16 * 1024];
             match conn.read(&mut buf).await {
                 Ok(0) | Err(_) => ReadOutcome::Closed,
-                Ok(n) if first_input && proxy::is_proxy_signature(&buf[..n]) => {
+                Ok(n) if first_input && !matches!(proxy::parse(&buf[..n]), proxy::ProxyParse::NotProxy) => {
                     ReadOutcome::ProxyRefused
                 }
                 Ok(n) => {
