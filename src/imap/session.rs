@@ -350,7 +350,10 @@ impl Session {
             let mut buf = vec![0u8; 16 * 1024];
             match conn.read(&mut buf).await {
                 Ok(0) | Err(_) => ReadOutcome::Closed,
-                Ok(n) if first_input && !matches!(proxy::parse(&buf[..n]), proxy::ProxyParse::NotProxy) => {
+                Ok(n)
+                    if first_input
+                        && !matches!(proxy::parse(&buf[..n]), proxy::ProxyParse::NotProxy) =>
+                {
                     ReadOutcome::ProxyRefused
                 }
                 Ok(n) => {
@@ -500,10 +503,8 @@ impl Session {
                     )
                     .await;
                     match outcome {
-                        Action::LoggedIn { user } => {
-                            if self.logged_in(user) {
-                                return self.hand_over(reader).await;
-                            }
+                        Action::LoggedIn { user } if self.logged_in(&user) => {
+                            return self.hand_over(reader).await;
                         }
                         Action::Close => {
                             let _ = self.flush().await;
@@ -514,7 +515,7 @@ impl Session {
                     }
                 }
                 Action::LoggedIn { user } => {
-                    if self.logged_in(user) {
+                    if self.logged_in(&user) {
                         return self.hand_over(reader).await;
                     }
                 }
@@ -524,10 +525,12 @@ impl Session {
 
     /// After a successful login. True when the user belongs to another executor and the
     /// caller must hand the session over; otherwise the session goes on here.
-    fn logged_in(&mut self, user: String) -> bool {
-        tracing::Span::current().record("user", user.as_str());
-        let owner = self.exec.owner_of(&user);
-        self.state = State::Authenticated { user };
+    fn logged_in(&mut self, user: &str) -> bool {
+        tracing::Span::current().record("user", user);
+        let owner = self.exec.owner_of(user);
+        self.state = State::Authenticated {
+            user: user.to_string(),
+        };
         owner != self.exec.id
     }
 
@@ -586,10 +589,8 @@ impl Session {
         let tag = command.tag;
         debug!(tag, command = commands::name(&command.body), "command");
         let action = commands::dispatch(self, command).await;
-        if self.out.len() > 64 * 1024 {
-            if self.flush().await.is_err() {
-                return Action::Close;
-            }
+        if self.out.len() > 64 * 1024 && self.flush().await.is_err() {
+            return Action::Close;
         }
         action
     }

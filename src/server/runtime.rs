@@ -201,7 +201,7 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
         &config.tls.min_version,
     )?;
     let auth = Authenticator::new(
-        &Config::resolve(&data_dir, &config.auth.users_file),
+        Config::resolve(&data_dir, &config.auth.users_file),
         crate::auth::AuthOptions {
             cache_ttl: Duration::from_secs(config.auth.cache_ttl_secs),
             cache_max_entries: config.auth.cache_size,
@@ -421,7 +421,7 @@ async fn executor_main(
     }
     let grace = Duration::from_secs(exec.config().server.shutdown_grace_secs);
     if glommio::timer::timeout(grace, async {
-        exec.sessions.close().await.map_err(|e| e.into())
+        exec.sessions.close().await
     })
     .await
     .is_err()

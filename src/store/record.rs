@@ -225,7 +225,10 @@ fn corrupt(what: &str) -> StoreError {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| corrupt("length"))?;
-        let s = self.b.get(self.pos..end).ok_or_else(|| corrupt("truncated"))?;
+        let s = self
+            .b
+            .get(self.pos..end)
+            .ok_or_else(|| corrupt("truncated"))?;
         self.pos = end;
         Ok(s)
     }
@@ -395,10 +398,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
                 new_inbox,
             }
         }
-        kind::DELETE_MAILBOX => Record::DeleteMailbox {
-            user,
-            id: r.u64()?,
-        },
+        kind::DELETE_MAILBOX => Record::DeleteMailbox { user, id: r.u64()? },
         kind::SUBSCRIBE => Record::Subscribe {
             user,
             subscribed: r.u8()? != 0,

@@ -6,6 +6,9 @@ use std::borrow::Cow;
 
 use crate::imap::session::Session;
 
+/// One `key value` pair of an ID command (the value may be NIL).
+type IdField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
+
 /// Most client fields logged; RFC 2971 allows at most 30 pairs anyway.
 const MAX_LOGGED_FIELDS: usize = 30;
 
@@ -13,7 +16,7 @@ const MAX_LOGGED_FIELDS: usize = 30;
 pub fn run(
     session: &mut Session,
     tag: &str,
-    params: Option<&[(Cow<'_, [u8]>, Option<Cow<'_, [u8]>>)]>,
+    params: Option<&[IdField<'_>]>,
 ) {
     if let Some(params) = params {
         let fields: Vec<String> = params
