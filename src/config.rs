@@ -32,6 +32,37 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// The mail store.
     pub storage: StorageConfig,
+    /// Special-use mailboxes made at a user's first login.
+    pub mailboxes: MailboxesConfig,
+}
+
+/// `[mailboxes]`: names of the special-use mailboxes (RFC 6154) created at first login.
+/// An empty name skips that mailbox.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailboxesConfig {
+    /// `\Drafts`
+    pub drafts: String,
+    /// `\Sent`
+    pub sent: String,
+    /// `\Trash`
+    pub trash: String,
+    /// `\Junk`
+    pub junk: String,
+    /// `\Archive`
+    pub archive: String,
+}
+
+impl Default for MailboxesConfig {
+    fn default() -> Self {
+        Self {
+            drafts: "Drafts".into(),
+            sent: "Sent".into(),
+            trash: "Trash".into(),
+            junk: "Junk".into(),
+            archive: "Archive".into(),
+        }
+    }
 }
 
 /// `[server]`
@@ -145,6 +176,10 @@ pub struct StorageConfig {
     /// "always": nothing is acknowledged before fdatasync. "relaxed": acknowledged before the
     /// sync; a power loss or kernel crash can lose acknowledged mail (benchmarks only).
     pub durability: Durability,
+    /// A log segment is sealed and a new one started at this size, in MiB.
+    pub segment_size_mb: u64,
+    /// A checkpoint of a partition's index is written after this many log records.
+    pub checkpoint_every: u64,
 }
 
 /// When a mutation counts as done.
@@ -225,6 +260,8 @@ impl Default for StorageConfig {
         Self {
             partitions: 256,
             durability: Durability::Always,
+            segment_size_mb: 256,
+            checkpoint_every: 100_000,
         }
     }
 }
@@ -297,6 +334,9 @@ impl Config {
         if self.limits.max_depth == 0 || self.limits.max_literals == 0 {
             return Err("[limits] max_depth and max_literals must be at least 1".into());
         }
+        if self.storage.segment_size_mb == 0 || self.storage.segment_size_mb > 2048 {
+            return Err("[storage] segment_size_mb must be between 1 and 2048".into());
+        }
         if self.storage.partitions == 0 {
             return Err("[storage] partitions must be at least 1".into());
         }
@@ -312,6 +352,19 @@ impl Config {
             path.to_owned()
         } else {
             data_dir.join(path)
+        }
+    }
+
+    /// The store's options from `[storage]`.
+    pub fn store_options(&self) -> crate::store::Options {
+        crate::store::Options {
+            durability: match self.storage.durability {
+                Durability::Always => crate::store::Durability::Always,
+                Durability::Relaxed => crate::store::Durability::Relaxed,
+            },
+            segment_size: self.storage.segment_size_mb << 20,
+            checkpoint_every: self.storage.checkpoint_every,
+            ..crate::store::Options::default()
         }
     }
 
@@ -397,6 +450,18 @@ partitions = 256
 # "always": reply only after fdatasync. "relaxed": reply before the sync; a power loss can
 # lose acknowledged mail. Use "relaxed" for benchmarks only.
 durability = "always"
+# Log segments are sealed at this size (MiB); compaction works on sealed segments.
+segment_size_mb = 256
+# A checkpoint of a partition's index is written every this many log records.
+checkpoint_every = 100000
+
+[mailboxes]
+# Special-use mailboxes created at a user's first login; "" skips one.
+drafts = "Drafts"
+sent = "Sent"
+trash = "Trash"
+junk = "Junk"
+archive = "Archive"
 "#;
 
 #[cfg(test)]

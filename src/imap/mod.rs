@@ -1,6 +1,9 @@
 //! The IMAP protocol: parser, response writer, session state machine and commands.
 
 pub mod commands;
+pub mod flags;
+pub mod mailbox_name;
 pub mod parser;
 pub mod response;
+pub mod selected;
 pub mod session;

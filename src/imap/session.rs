@@ -14,6 +14,8 @@ use futures_lite::future;
 use tracing::{debug, info, Instrument};
 
 use crate::imap::commands;
+use crate::imap::selected::Selected;
+use crate::store::{special_use, Partition, StoreError};
 use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
 use crate::server::conn::{Conn, ConnParts};
 use crate::server::handover::Handover;
@@ -98,6 +100,15 @@ pub struct Session {
     pub login_failures: u32,
     bad_commands: u32,
     seen_input: bool,
+    /// The user's store partition, opened on first use after login.
+    mail: Option<Rc<Partition>>,
+    /// The selected mailbox, if any.
+    pub selected: Option<Selected>,
+    /// UIDs saved by `SEARCH RETURN (SAVE)` for `$` (RFC 5182).
+    pub saved_search: Vec<u32>,
+    /// Modseqs this session's own STOREs produced since the last sync: their FETCH responses
+    /// were already sent (or suppressed by .SILENT), so sync does not repeat them.
+    pub own_modseqs: Vec<u64>,
     _slot: ConnSlot,
 }
 
@@ -166,6 +177,10 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                 login_failures: 0,
                 bad_commands: 0,
                 seen_input: false,
+                mail: None,
+                selected: None,
+                saved_search: Vec::new(),
+                own_modseqs: Vec::new(),
                 _slot: slot,
             };
             commands::capability::greeting(&mut session);
@@ -202,6 +217,10 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
                 login_failures: 0,
                 bad_commands: 0,
                 seen_input: true,
+                mail: None,
+                selected: None,
+                saved_search: Vec::new(),
+                own_modseqs: Vec::new(),
                 _slot: slot,
             };
             debug!("session adopted");
@@ -294,6 +313,50 @@ impl Session {
             State::Authenticated { user } => Some(user),
             State::NotAuthenticated => None,
         }
+    }
+
+    /// The user's partition if this session has opened it.
+    pub fn opened_mail(&self) -> Option<Rc<Partition>> {
+        self.mail.clone()
+    }
+
+    /// The logged-in user's store partition. The first call in a session opens it and, for a
+    /// user the store has never seen, creates INBOX and the special-use mailboxes.
+    pub async fn mail(&mut self) -> Result<(Rc<Partition>, String), StoreError> {
+        let user = self
+            .user()
+            .ok_or(StoreError::NotPermitted("not logged in"))?
+            .to_string();
+        if let Some(mail) = &self.mail {
+            return Ok((mail.clone(), user));
+        }
+        let partitions = self.exec.config().storage.partitions;
+        let p = crate::server::partition::partition_of(&user, partitions);
+        let mail = self.exec.store.get(p).await?;
+        let new_user = mail.list_mailboxes(&user).is_empty();
+        mail.ensure_user(&user).await?;
+        if new_user {
+            let names = self.exec.config().mailboxes.clone();
+            for (name, attr) in [
+                (&names.drafts, special_use::DRAFTS),
+                (&names.sent, special_use::SENT),
+                (&names.trash, special_use::TRASH),
+                (&names.junk, special_use::JUNK),
+                (&names.archive, special_use::ARCHIVE),
+            ] {
+                if name.is_empty() {
+                    continue;
+                }
+                match mail.create_mailbox(&user, name, attr).await {
+                    Ok(_) | Err(StoreError::AlreadyExists) => {}
+                    Err(e) => return Err(e),
+                }
+                mail.subscribe(&user, name, true).await?;
+            }
+            mail.subscribe(&user, "INBOX", true).await?;
+        }
+        self.mail = Some(mail.clone());
+        Ok((mail, user))
     }
 
     /// Whether LOGIN and plaintext SASL are allowed now: over TLS, or from a network the

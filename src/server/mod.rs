@@ -5,6 +5,7 @@ pub mod datadir;
 pub mod handover;
 pub mod limits;
 pub mod partition;
+pub mod partitions;
 pub mod proxy;
 pub mod runtime;
 pub mod tls;

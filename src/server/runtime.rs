@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::server::conn::Conn;
 use crate::server::handover::Handover;
 use crate::server::limits;
+use crate::server::partitions::Partitions;
 use crate::server::tls;
 
 /// Queue length of each mesh channel between two executors.
@@ -98,6 +99,8 @@ pub struct Executor {
     conns_per_ip: RefCell<HashMap<IpAddr, usize>>,
     conns: Cell<usize>,
     next_session: Cell<u64>,
+    /// The store partitions this executor owns.
+    pub store: Partitions,
     /// Failed-login delays per client address.
     pub throttle: RefCell<crate::auth::LoginThrottle>,
 }
@@ -360,6 +363,7 @@ async fn executor_main(
         conns_per_ip: RefCell::new(HashMap::new()),
         conns: Cell::new(0),
         next_session: Cell::new(0),
+        store: Partitions::new(&shared.data_dir, config.store_options()),
         throttle: RefCell::new(crate::auth::LoginThrottle::new(
             crate::auth::ThrottleOptions {
                 base_delay: Duration::from_millis(config.imap.login_failure_delay_ms),
@@ -369,6 +373,13 @@ async fn executor_main(
             },
         )),
     });
+
+    // Open (and recover) the partitions that already hold mail before accepting anyone.
+    let partitions = config.storage.partitions;
+    let owned = (0..partitions)
+        .filter(|&p| crate::server::partition::executor_of(p, exec.count) == index);
+    let opened = exec.store.open_existing(owned).await?;
+    tracing::debug!(executor = index, partitions = opened, "partitions recovered");
 
     let mut tasks = Vec::new();
     for (addr, implicit_tls) in config
@@ -431,6 +442,7 @@ async fn executor_main(
             "sessions still running after the grace period"
         );
     }
+    exec.store.close_all().await;
     Ok(())
 }
 

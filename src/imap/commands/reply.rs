@@ -1,0 +1,48 @@
+//! The outcome of a mailbox command, written as its tagged response after the untagged
+//! updates the command boundary allows.
+
+use crate::store::StoreError;
+
+/// A tagged response waiting to be written.
+#[derive(Debug)]
+pub struct Reply {
+    /// "OK", "NO" or "BAD".
+    pub status: &'static str,
+    /// Text after the status, response code included.
+    pub text: String,
+}
+
+impl Reply {
+    /// `OK text`
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply {
+            status: "OK",
+            text: text.into(),
+        }
+    }
+
+    /// `NO text`
+    pub fn no(text: impl Into<String>) -> Reply {
+        Reply {
+            status: "NO",
+            text: text.into(),
+        }
+    }
+
+    /// `BAD text`
+    pub fn bad(text: impl Into<String>) -> Reply {
+        Reply {
+            status: "BAD",
+            text: text.into(),
+        }
+    }
+
+    /// `NO [CODE] what failed: why` for a store error. I/O errors are logged: an operator must
+    /// see them, a client only learns to retry.
+    pub fn store_error(what: &str, e: &StoreError) -> Reply {
+        if matches!(e, StoreError::Io(_) | StoreError::Corrupt(_)) {
+            tracing::error!("{what}: {e}");
+        }
+        Reply::no(format!("[{}] {what}: {e}", e.response_code().as_str()))
+    }
+}

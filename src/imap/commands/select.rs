@@ -1,0 +1,125 @@
+//! SELECT, EXAMINE, CLOSE and UNSELECT.
+
+use crate::imap::commands::reply::Reply;
+use crate::imap::mailbox_name;
+use crate::imap::parser::{Mailbox, SelectParams};
+use crate::imap::selected::Selected;
+use crate::imap::session::Session;
+use crate::store::flag;
+
+/// `SELECT` (read-write) or `EXAMINE` (read-only).
+pub async fn select(
+    session: &mut Session,
+    mailbox: &Mailbox<'_>,
+    params: &SelectParams<'_>,
+    read_only: bool,
+) -> Reply {
+    let command = if read_only { "EXAMINE" } else { "SELECT" };
+    let name = match mailbox_name::decode(mailbox, session.enabled) {
+        Ok(name) => name,
+        Err(e) => return Reply::bad(e),
+    };
+    // Selecting closes the previous mailbox first, even when the new one fails to open.
+    if session.selected.take().is_some() {
+        session.untagged("OK [CLOSED] Previous mailbox closed");
+    }
+    if params.qresync.is_some() {
+        return Reply::bad("QRESYNC is not enabled");
+    }
+    let (mail, user) = match session.mail().await {
+        Ok(m) => m,
+        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+    };
+    let opened = mail.with_mailbox(&user, name.as_str(), |view| {
+        let messages = view.messages();
+        let first_unseen = messages
+            .iter()
+            .position(|m| m.flags & flag::SEEN == 0)
+            .map(|i| i as u32 + 1);
+        let mut keywords: Vec<String> = Vec::new();
+        for m in messages {
+            for k in view.keywords(m) {
+                if !keywords.iter().any(|x| x == k) {
+                    keywords.push(k.to_string());
+                }
+            }
+        }
+        (
+            Selected {
+                id: view.id(),
+                name: view.name().to_string(),
+                read_only,
+                uidvalidity: view.uidvalidity(),
+                modseq: view.highest_modseq(),
+                uidnext: view.uidnext(),
+                exists: messages.len() as u32,
+                condstore: params.condstore,
+                qresync: false,
+            },
+            first_unseen,
+            keywords,
+        )
+    });
+    let (selected, first_unseen, keywords) = match opened {
+        Ok(o) => o,
+        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+    };
+    let mut flags = crate::imap::flags::SYSTEM_FLAGS.to_string();
+    for k in &keywords {
+        flags.push(' ');
+        flags.push_str(k);
+    }
+    session.untagged(&format!("{} EXISTS", selected.exists));
+    if !session.enabled.imap4rev2 {
+        session.untagged("0 RECENT");
+        if let Some(msn) = first_unseen {
+            session.untagged(&format!("OK [UNSEEN {msn}] First unseen"));
+        }
+    }
+    session.untagged(&format!("FLAGS ({flags})"));
+    if read_only {
+        session.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+    } else {
+        session.untagged(&format!(
+            "OK [PERMANENTFLAGS ({} \\*)] Flags permitted",
+            crate::imap::flags::SYSTEM_FLAGS
+        ));
+    }
+    session.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", selected.uidvalidity));
+    session.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", selected.uidnext));
+    session.untagged(&format!(
+        "OK [HIGHESTMODSEQ {}] Highest",
+        selected.modseq
+    ));
+    session.untagged(&format!("OK [MAILBOXID (M{:x})] Ok", selected.id));
+    session.selected = Some(selected);
+    if read_only {
+        Reply::ok("[READ-ONLY] EXAMINE completed")
+    } else {
+        Reply::ok("[READ-WRITE] SELECT completed")
+    }
+}
+
+/// `CLOSE`: expunges `\Deleted` messages silently (when read-write) and deselects.
+pub async fn close(session: &mut Session) -> Reply {
+    let Some(selected) = session.selected.take() else {
+        return Reply::bad("No mailbox selected");
+    };
+    if !selected.read_only {
+        if let (Some(mail), Some(user)) = (session.opened_mail(), session.user()) {
+            let user = user.to_string();
+            if let Err(e) = mail.expunge_deleted(&user, selected.id).await {
+                return Reply::store_error("CLOSE failed to expunge", &e);
+            }
+        }
+    }
+    Reply::ok("CLOSE completed")
+}
+
+/// `UNSELECT` (RFC 3691): deselects without expunging.
+pub fn unselect(session: &mut Session) -> Reply {
+    if session.selected.take().is_none() {
+        return Reply::bad("No mailbox selected");
+    }
+    Reply::ok("UNSELECT completed")
+}

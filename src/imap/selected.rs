@@ -1,0 +1,233 @@
+//! The selected mailbox as one session sees it, and keeping that view in step with the store.
+//!
+//! A session keeps no copy of the mailbox: only the point it last synchronised at (HIGHESTMODSEQ
+//! and UIDNEXT) and the message count it announced. The store answers "what changed since" at
+//! command boundaries (`Partition::changes_since`). While expunges are pending but may not be
+//! announced (RFC 9051 section 7.5.1: not during FETCH, STORE, SEARCH or any command that uses
+//! sequence numbers), the session's numbering is rebuilt from the store's live UIDs plus the
+//! expunged ones it has not announced yet.
+
+use crate::imap::parser::SequenceSet;
+use crate::store::{MailboxChanges, Partition, StoreError};
+
+/// A selected (or examined) mailbox.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// MAILBOXID (stable across renames).
+    pub id: u64,
+    /// The name as the client selected it (store form, UTF-8).
+    pub name: String,
+    /// EXAMINE, or SELECT of a mailbox the user may not change.
+    pub read_only: bool,
+    /// UIDVALIDITY at selection.
+    pub uidvalidity: u32,
+    /// HIGHESTMODSEQ the view is synchronised to.
+    pub modseq: u64,
+    /// UIDNEXT the view knows: messages with higher UIDs are not announced yet.
+    pub uidnext: u32,
+    /// The EXISTS count announced.
+    pub exists: u32,
+    /// CONDSTORE is on for this selection (MODSEQ in FETCH responses).
+    pub condstore: bool,
+    /// QRESYNC is on: expunges are announced as VANISHED.
+    pub qresync: bool,
+}
+
+/// The session's message numbering: MSN n is `uids[n - 1]`.
+pub struct View {
+    /// UIDs in MSN order, including expunged ones not announced yet.
+    pub uids: Vec<u32>,
+    /// Of `uids`, those expunged in the store (their data is gone).
+    pub gone: Vec<u32>,
+}
+
+impl View {
+    /// Number of messages the session sees.
+    pub fn len(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    /// Whether the session sees no message.
+    pub fn is_empty(&self) -> bool {
+        self.uids.is_empty()
+    }
+
+    /// Whether `uid` was expunged but not announced yet.
+    pub fn is_gone(&self, uid: u32) -> bool {
+        self.gone.binary_search(&uid).is_ok()
+    }
+
+    /// (MSN, UID) pairs a sequence set names, ascending, each once. With `uid_set` the set
+    /// holds UIDs (`*` is the highest UID seen); otherwise message numbers.
+    pub fn resolve(&self, set: &SequenceSet<'_>, uid_set: bool, saved: &[u32]) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        if set.is_saved() {
+            // `$`: the UIDs saved by SEARCH RETURN (SAVE).
+            for &uid in saved {
+                if let Ok(i) = self.uids.binary_search(&uid) {
+                    out.push((i as u32 + 1, uid));
+                }
+            }
+            return out;
+        }
+        if self.uids.is_empty() {
+            return out;
+        }
+        for range in set.ranges() {
+            if uid_set {
+                let largest = *self.uids.last().unwrap_or(&0);
+                let (lo, hi) = range.resolve(largest);
+                let start = self.uids.partition_point(|&u| u < lo);
+                let end = self.uids.partition_point(|&u| u <= hi);
+                for i in start..end {
+                    out.push((i as u32 + 1, self.uids[i]));
+                }
+            } else {
+                let (lo, hi) = range.resolve(self.len());
+                let hi = hi.min(self.len());
+                for msn in lo.max(1)..=hi {
+                    out.push((msn, self.uids[msn as usize - 1]));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether every message number in a (non-UID) set exists; RFC 9051 asks for BAD
+    /// otherwise.
+    pub fn msns_valid(&self, set: &SequenceSet<'_>) -> bool {
+        if set.is_saved() {
+            return true;
+        }
+        set.ranges().all(|range| {
+            let (lo, hi) = range.resolve(self.len());
+            lo >= 1 && hi <= self.len()
+        })
+    }
+}
+
+/// UID ranges for store operations from a sorted list of UIDs.
+pub fn to_ranges(uids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for uid in uids {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == uid => *hi = uid,
+            _ => ranges.push((uid, uid)),
+        }
+    }
+    ranges
+}
+
+/// Writes ranges in sequence-set syntax (`1:3,7`).
+pub fn write_set(out: &mut String, ranges: &[(u32, u32)]) {
+    for (i, (lo, hi)) in ranges.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if lo == hi {
+            out.push_str(&lo.to_string());
+        } else {
+            out.push_str(&format!("{lo}:{hi}"));
+        }
+    }
+}
+
+impl Selected {
+    /// The session's numbering now. Cheap when nothing is pending: the store's live UIDs up to
+    /// the announced count.
+    pub fn view(&self, store: &Partition, user: &str) -> Result<View, StoreError> {
+        let pending = store.changes_since(user, self.id, self.modseq, self.uidnext)?;
+        store.with_mailbox(user, self.id, |mailbox| {
+            let mut uids: Vec<u32> = mailbox
+                .messages()
+                .iter()
+                .map(|m| m.uid)
+                .filter(|&u| u < self.uidnext)
+                .collect();
+            let gone = pending.vanished.clone();
+            if !gone.is_empty() {
+                uids.extend(gone.iter().copied());
+                uids.sort_unstable();
+                uids.dedup();
+            }
+            View { uids, gone }
+        })
+    }
+
+    /// Changes since the last sync, for `sync`.
+    pub fn changes(&self, store: &Partition, user: &str) -> Result<MailboxChanges, StoreError> {
+        store.changes_since(user, self.id, self.modseq, self.uidnext)
+    }
+}
+
+/// Sends what changed in the selected mailbox since the session last looked: EXPUNGE (or
+/// VANISHED with QRESYNC), EXISTS and FETCH FLAGS. With `allow_expunge` false (a command that
+/// uses message numbers is running) nothing is sent while expunges are pending, so the
+/// client's numbering stays valid; they go out at the next command that allows them.
+pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
+    let (Some(sel), Some(mail), Some(user)) = (
+        session.selected.clone(),
+        session.opened_mail(),
+        session.user().map(str::to_string),
+    ) else {
+        return;
+    };
+    let changes = match sel.changes(&mail, &user) {
+        Ok(changes) => changes,
+        Err(_) => {
+            // Deleted by another session: the selection is gone (RFC 9051 section 6.3.4).
+            session.selected = None;
+            session.untagged("OK [CLOSED] The selected mailbox was deleted");
+            return;
+        }
+    };
+    if !changes.vanished.is_empty() && !allow_expunge {
+        return;
+    }
+    let own = std::mem::take(&mut session.own_modseqs);
+    let mut out = String::new();
+    if !changes.vanished.is_empty() {
+        if sel.qresync {
+            out.push_str("* VANISHED ");
+            write_set(&mut out, &to_ranges(changes.vanished.iter().copied()));
+            out.push_str("\r\n");
+        } else {
+            for msn in &changes.expunge_msns {
+                out.push_str(&format!("* {msn} EXPUNGE\r\n"));
+            }
+        }
+    }
+    let after_expunge = sel.exists.saturating_sub(changes.vanished.len() as u32);
+    if changes.exists != after_expunge || (changes.exists != sel.exists && changes.vanished.is_empty()) {
+        out.push_str(&format!("* {} EXISTS\r\n", changes.exists));
+    }
+    session.out.extend_from_slice(out.as_bytes());
+    let flag_lines: Vec<Vec<u8>> = mail
+        .with_mailbox(&user, sel.id, |view| {
+            changes
+                .flag_changes
+                .iter()
+                .filter(|(_, entry)| !own.contains(&entry.modseq))
+                .map(|(msn, entry)| {
+                    let mut line = format!("* {msn} FETCH (UID {} FLAGS ", entry.uid).into_bytes();
+                    crate::imap::flags::write(&mut line, entry.flags, &view.keywords(entry));
+                    if sel.condstore {
+                        line.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
+                    }
+                    line.extend_from_slice(b")\r\n");
+                    line
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for line in flag_lines {
+        session.out.extend_from_slice(&line);
+    }
+    if let Some(selected) = session.selected.as_mut() {
+        selected.modseq = changes.highest_modseq;
+        selected.uidnext = changes.uidnext;
+        selected.exists = changes.exists;
+    }
+}

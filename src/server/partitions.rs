@@ -1,0 +1,110 @@
+//! The store partitions one executor owns, opened on first use.
+//!
+//! A partition is opened (checkpoint load plus log replay) by the executor that owns it the
+//! first time one of its users logs in, or at start when its directory already exists, so a
+//! damaged partition is reported at start rather than at some user's login. Two sessions that
+//! need the same partition at once wait on one open.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::sync::Semaphore;
+
+use crate::store::{Options, Partition, StoreError};
+
+/// One executor's partitions.
+pub struct Partitions {
+    root: PathBuf,
+    options: Options,
+    slots: RefCell<HashMap<u32, Rc<Slot>>>,
+}
+
+struct Slot {
+    /// One opener at a time.
+    lock: Semaphore,
+    partition: RefCell<Option<Rc<Partition>>>,
+}
+
+impl Partitions {
+    /// Partitions under `root` (the data dir), opened with `options`.
+    pub fn new(root: &Path, options: Options) -> Partitions {
+        Partitions {
+            root: root.to_owned(),
+            options,
+            slots: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The directory of partition `p`.
+    pub fn dir(root: &Path, p: u32) -> PathBuf {
+        root.join(format!("p-{p:04}"))
+    }
+
+    /// Opens every partition among `owned` whose directory exists; the first error stops.
+    pub async fn open_existing(&self, owned: impl Iterator<Item = u32>) -> Result<usize, String> {
+        let mut opened = 0;
+        for p in owned {
+            if Self::dir(&self.root, p).is_dir() {
+                self.get(p)
+                    .await
+                    .map_err(|e| format!("partition {p}: {e}"))?;
+                opened += 1;
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Partition `p`, opening it if needed.
+    pub async fn get(&self, p: u32) -> Result<Rc<Partition>, StoreError> {
+        let slot = self
+            .slots
+            .borrow_mut()
+            .entry(p)
+            .or_insert_with(|| {
+                Rc::new(Slot {
+                    lock: Semaphore::new(1),
+                    partition: RefCell::new(None),
+                })
+            })
+            .clone();
+        if let Some(partition) = slot.partition.borrow().as_ref() {
+            return Ok(partition.clone());
+        }
+        let _permit = slot
+            .lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| StoreError::NotPermitted("shutting down"))?;
+        if let Some(partition) = slot.partition.borrow().as_ref() {
+            return Ok(partition.clone());
+        }
+        let partition = Rc::new(Partition::open(Self::dir(&self.root, p), self.options.clone()).await?);
+        *slot.partition.borrow_mut() = Some(partition.clone());
+        Ok(partition)
+    }
+
+    /// Clean shutdown: checkpoints and closes every open partition. Sessions must be gone.
+    pub async fn close_all(&self) {
+        let slots: Vec<(u32, Rc<Slot>)> = self.slots.borrow_mut().drain().collect();
+        for (p, slot) in slots {
+            let Some(partition) = slot.partition.borrow_mut().take() else {
+                continue;
+            };
+            match Rc::try_unwrap(partition) {
+                Ok(partition) => {
+                    if let Err(e) = partition.close().await {
+                        tracing::error!(partition = p, "closing the partition failed: {e}");
+                    }
+                }
+                Err(partition) => {
+                    // A session still holds it (grace period ran out): flush what is pending;
+                    // recovery replays from the last checkpoint.
+                    partition.flush().await;
+                    tracing::warn!(partition = p, "closed without a final checkpoint");
+                }
+            }
+        }
+    }
+}
