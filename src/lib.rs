@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod config;
 pub mod imap;
+pub mod mime;
 pub mod server;
 pub mod store;

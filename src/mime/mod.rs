@@ -1,0 +1,114 @@
+//! MIME structure, computed once when a message is appended and kept in the
+//! store's metadata blob, so that FETCH never reparses a message.
+//!
+//! - [`analyze`] turns raw message bytes into a [`MessageMeta`]: the part tree with
+//!   byte offsets, pre-rendered ENVELOPE / BODYSTRUCTURE / BODY, the SORT and THREAD
+//!   fields and the PREVIEW text. It never fails: a malformed message still gets a
+//!   sensible structure.
+//! - [`MessageMeta::to_bytes`] / [`MessageMeta::from_bytes`] store and load it.
+//! - [`section_range`] and [`filter_header_fields`] serve `BODY[section]`,
+//!   [`decode_part`] serves `BINARY[section]`, [`decoded_text_for_search`] and
+//!   [`decode_header_value`] serve SEARCH.
+//!
+//! Header parsing here is our own (small, raw-byte, IMAP-shaped: ENVELOPE wants
+//! display names and subjects undecoded); mail-parser provides HTML-to-text and
+//! date parsing, encoding_rs the charsets.
+
+mod address;
+mod content;
+mod decode;
+mod header;
+mod imap_string;
+mod lexer;
+mod meta;
+mod render;
+mod section;
+mod structure;
+
+pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
+pub use header::filter_header_fields;
+pub use meta::{MessageMeta, MetaError, PartKind, PartMeta, SortAddress, SortFields};
+pub use section::{section_bytes, section_range, SectionSpec, SectionText};
+
+use address::{parse_address_list, AddressItem};
+use header::{first_value, unfold};
+
+/// Analyses a raw message (as stored, normally with CRLF line ends). Infallible:
+/// anything that is not valid MIME degrades to a single text/plain part.
+pub fn analyze(raw: &[u8]) -> MessageMeta {
+    let root = structure::Splitter::new(raw).root();
+    let header = raw
+        .get(root.header_start as usize..root.header_end as usize)
+        .unwrap_or_default();
+    MessageMeta {
+        envelope: render::envelope(header),
+        bodystructure: render::body_structure(&root, true),
+        body: render::body_structure(&root, false),
+        sort: sort_fields(header),
+        preview: decode::preview(&root, raw),
+        root,
+    }
+}
+
+fn sort_fields(header: &[u8]) -> SortFields {
+    let first_address = |name: &[u8]| {
+        let value = first_value(header, name)?;
+        parse_address_list(&unfold(value))
+            .into_iter()
+            .find_map(|item| match item {
+                AddressItem::Mailbox {
+                    name,
+                    mailbox,
+                    host,
+                    ..
+                } => Some(SortAddress {
+                    name: name.map(|n| decode_header_value(&n)).unwrap_or_default(),
+                    mailbox: decode_header_value(&mailbox),
+                    host: host.map(|h| decode_header_value(&h)).unwrap_or_default(),
+                }),
+                _ => None,
+            })
+    };
+    let msg_ids = |name: &[u8]| first_value(header, name).map(msg_ids).unwrap_or_default();
+    SortFields {
+        subject: first_value(header, b"subject")
+            .map(decode_header_value)
+            .unwrap_or_default(),
+        from: first_address(b"from"),
+        to: first_address(b"to"),
+        cc: first_address(b"cc"),
+        date: first_value(header, b"date").and_then(parse_date),
+        message_id: msg_ids(b"message-id").into_iter().next(),
+        in_reply_to: msg_ids(b"in-reply-to").into_iter().next(),
+        references: msg_ids(b"references"),
+    }
+}
+
+/// The `<...>` message ids in a field value, brackets removed, whitespace dropped.
+fn msg_ids(value: &[u8]) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut rest = value;
+    while let Some(open) = memchr::memchr(b'<', rest) {
+        let after = &rest[open + 1..];
+        let Some(close) = memchr::memchr(b'>', after) else {
+            break;
+        };
+        let id: Vec<u8> = after[..close]
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        if !id.is_empty() {
+            ids.push(String::from_utf8_lossy(&id).into_owned());
+        }
+        rest = &after[close + 1..];
+    }
+    ids
+}
+
+/// An RFC 5322 date as a UTC timestamp, via mail-parser's tolerant date parser.
+fn parse_date(value: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(&unfold(value)).into_owned();
+    let date = mail_parser::DateTime::parse_rfc822(&text)?;
+    date.is_valid().then(|| date.to_timestamp())
+}
