@@ -22,7 +22,7 @@ mod recovery;
 mod segment;
 mod types;
 
-pub use check::{check, CheckReport, SegmentReport};
+pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{ResponseCode, Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{normalize_name, ChangeWait, MailboxView, Partition, DELIMITER};
