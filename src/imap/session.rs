@@ -75,6 +75,11 @@ pub enum Action {
         /// SASL-IR initial response.
         initial: Option<Vec<u8>>,
     },
+    /// IDLE was accepted: wait for changes and DONE.
+    Idle {
+        /// The command's tag.
+        tag: String,
+    },
     /// Credentials verified; the session now belongs to this user.
     LoggedIn {
         /// Canonical user name.
@@ -298,11 +303,16 @@ async fn read_proxy_header(
 }
 
 /// How a read from the client ended.
-enum ReadOutcome {
+pub enum ReadOutcome {
+    /// Bytes were fed to the reader.
     Data,
+    /// The first bytes of an untrusted connection were a PROXY header.
     ProxyRefused,
+    /// The client closed the connection (or it failed).
     Closed,
+    /// The client was silent past the idle limit.
     IdleTimeout,
+    /// The server is shutting down.
     Shutdown,
 }
 
@@ -389,6 +399,11 @@ impl Session {
         self.out.extend_from_slice(b"\r\n");
     }
 
+    /// Writes pending responses now (long FETCHes, IDLE updates).
+    pub async fn flush_out(&mut self) -> std::io::Result<()> {
+        self.flush().await
+    }
+
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
@@ -400,8 +415,9 @@ impl Session {
         result
     }
 
-    /// Reads from the client into `reader`, bounded by the idle limit and cut short by shutdown.
-    async fn read_more(&mut self, reader: &mut CommandReader) -> ReadOutcome {
+    /// Reads from the client into `reader`, bounded by the idle limit and cut short by
+    /// shutdown.
+    pub async fn read_more(&mut self, reader: &mut CommandReader) -> ReadOutcome {
         let idle = match self.state {
             State::NotAuthenticated => self.exec.config().idle_unauth(),
             State::Authenticated { .. } => self.exec.config().idle_auth(),
@@ -575,6 +591,13 @@ impl Session {
                             return;
                         }
                         _ => {}
+                    }
+                }
+                Action::Idle { tag } => {
+                    if let Action::Close = commands::idle::run(&mut self, &mut reader, &tag).await {
+                        let _ = self.flush().await;
+                        self.conn.close().await;
+                        return;
                     }
                 }
                 Action::LoggedIn { user } => {

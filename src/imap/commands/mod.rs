@@ -1,16 +1,35 @@
 //! One file per command group, as Dovecot's src/imap has one per command. `dispatch` checks
 //! the RFC 9051 state a command is valid in and hands it to its module.
 
+pub mod append;
 pub mod authenticate;
 pub mod capability;
+pub mod copy;
+pub mod dates;
 pub mod enable;
+pub mod expunge;
+pub mod fetch;
 pub mod id;
+pub mod idle;
 pub mod login;
+pub mod mailboxes;
 pub mod namespace;
+pub mod reply;
+pub mod select;
 pub mod starttls;
+pub mod store;
 
 use crate::imap::parser::{Command, CommandBody};
+use crate::imap::selected::sync;
 use crate::imap::session::{Action, Session, State};
+use reply::Reply;
+
+/// Writes the untagged updates a command boundary allows, then the tagged reply.
+fn finish(session: &mut Session, tag: &str, reply: Reply, allow_expunge: bool) -> Action {
+    sync(session, allow_expunge);
+    session.tagged(tag, reply.status, &reply.text);
+    Action::Continue
+}
 
 /// Runs one command and says what the session loop must do next.
 pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
@@ -21,10 +40,7 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             capability::run(session, tag);
             Action::Continue
         }
-        CommandBody::Noop => {
-            session.tagged(tag, "OK", "NOOP completed");
-            Action::Continue
-        }
+        CommandBody::Noop => finish(session, tag, Reply::ok("NOOP completed"), true),
         CommandBody::Logout => {
             session.untagged("BYE Logging out");
             session.tagged(tag, "OK", "LOGOUT completed");
@@ -56,6 +72,120 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
         CommandBody::Namespace => {
             namespace::run(session, tag);
             Action::Continue
+        }
+        CommandBody::Check => {
+            let reply = Reply::ok("CHECK completed");
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Idle => Action::Idle {
+            tag: tag.to_string(),
+        },
+        CommandBody::Create {
+            mailbox,
+            special_use,
+        } => {
+            let reply = mailboxes::create(session, &mailbox, &special_use).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Delete(mailbox) => {
+            let reply = mailboxes::delete(session, &mailbox).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Rename { from, to } => {
+            let reply = mailboxes::rename(session, &from, &to).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Subscribe(mailbox) => {
+            let reply = mailboxes::subscribe(session, &mailbox, true).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Unsubscribe(mailbox) => {
+            let reply = mailboxes::subscribe(session, &mailbox, false).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::List {
+            selection,
+            reference,
+            patterns,
+            returns,
+        } => {
+            let reply =
+                mailboxes::list(session, &selection, &reference, &patterns, &returns, false).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Lsub { reference, pattern } => {
+            let reply = mailboxes::list(session, &[], &reference, &[pattern], &[], true).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Status { mailbox, items } => {
+            let reply = mailboxes::status(session, &mailbox, &items).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Append { mailbox, messages } => {
+            let reply = append::append(session, &mailbox, &messages).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Select { mailbox, params } => {
+            let reply = select::select(session, &mailbox, &params, false).await;
+            session.tagged(tag, reply.status, &reply.text);
+            Action::Continue
+        }
+        CommandBody::Examine { mailbox, params } => {
+            let reply = select::select(session, &mailbox, &params, true).await;
+            session.tagged(tag, reply.status, &reply.text);
+            Action::Continue
+        }
+        _ if session.selected.is_none() => {
+            session.tagged(tag, "BAD", "No mailbox selected");
+            Action::Continue
+        }
+        CommandBody::Close => {
+            let reply = select::close(session).await;
+            session.tagged(tag, reply.status, &reply.text);
+            Action::Continue
+        }
+        CommandBody::Unselect => {
+            let reply = select::unselect(session);
+            session.tagged(tag, reply.status, &reply.text);
+            Action::Continue
+        }
+        CommandBody::Expunge => {
+            let reply = expunge::expunge(session, None).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::UidExpunge(set) => {
+            let reply = expunge::expunge(session, Some(&set)).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::Fetch {
+            uid,
+            set,
+            attrs,
+            modifiers,
+        } => {
+            let reply = fetch::fetch(session, uid, &set, &attrs, &modifiers).await;
+            finish(session, tag, reply, uid)
+        }
+        CommandBody::Store {
+            uid,
+            set,
+            unchanged_since,
+            mode,
+            silent,
+            flags,
+        } => {
+            let reply =
+                store::store(session, uid, &set, unchanged_since, mode, silent, &flags).await;
+            finish(session, tag, reply, uid)
+        }
+        CommandBody::Copy { uid, set, mailbox } => {
+            let reply = copy::copy(session, uid, &set, &mailbox, false).await;
+            finish(session, tag, reply, uid)
+        }
+        CommandBody::Move { uid, set, mailbox } => {
+            // RFC 6851: MOVE announces its expunges even in the sequence-number form.
+            let reply = copy::copy(session, uid, &set, &mailbox, true).await;
+            finish(session, tag, reply, true)
         }
         other => {
             session.tagged(

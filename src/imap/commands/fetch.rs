@@ -1,0 +1,456 @@
+//! FETCH and UID FETCH.
+//!
+//! Structure (ENVELOPE, BODYSTRUCTURE, part offsets) comes from the metadata blob computed at
+//! APPEND; a section is a positioned read of just its bytes from the store, never a reparse.
+//! A fetch of a body section without .PEEK sets `\Seen` first, so the FLAGS sent with the data
+//! already include it.
+
+use crate::imap::commands::dates;
+use crate::imap::commands::reply::Reply;
+use crate::imap::parser::{FetchAttr, FetchModifiers, Partial, Section, SectionText, SequenceSet};
+use crate::imap::session::Session;
+use crate::mime::{self, MessageMeta, SectionSpec};
+use crate::store::{flag, FlagMode, MessageEntry, Partition, StoreError};
+
+/// `[UID] FETCH set attrs [(modifiers)]`
+pub async fn fetch(
+    session: &mut Session,
+    uid_mode: bool,
+    set: &SequenceSet<'_>,
+    attrs: &[FetchAttr<'_>],
+    modifiers: &FetchModifiers,
+) -> Reply {
+    let Some(selected) = session.selected.clone() else {
+        return Reply::bad("No mailbox selected");
+    };
+    let (mail, user) = match session.mail().await {
+        Ok(m) => m,
+        Err(e) => return Reply::store_error("FETCH failed", &e),
+    };
+    let view = match selected.view(&mail, &user) {
+        Ok(v) => v,
+        Err(e) => return Reply::store_error("FETCH failed", &e),
+    };
+    if !uid_mode && !view.msns_valid(set) {
+        return Reply::bad("Invalid message number");
+    }
+    if modifiers.vanished {
+        return Reply::bad("VANISHED needs QRESYNC");
+    }
+    let targets = view.resolve(set, uid_mode, &session.saved_search);
+    let marks_seen = !selected.read_only
+        && attrs.iter().any(|a| match a {
+            FetchAttr::BodySection { peek, .. } | FetchAttr::Binary { peek, .. } => !peek,
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Text => true,
+            _ => false,
+        });
+    if marks_seen {
+        let unseen: Vec<u32> = mail
+            .with_mailbox(&user, selected.id, |v| {
+                targets
+                    .iter()
+                    .filter_map(|&(_, uid)| v.message(uid))
+                    .filter(|m| m.flags & flag::SEEN == 0)
+                    .map(|m| m.uid)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !unseen.is_empty() {
+            let ranges = crate::imap::selected::to_ranges(unseen);
+            match mail
+                .store_flags(&user, selected.id, &ranges, FlagMode::Add, flag::SEEN, &[], None)
+                .await
+            {
+                Ok(result) => session.own_modseqs.push(result.modseq),
+                Err(e) => return Reply::store_error("FETCH failed to set \\Seen", &e),
+            }
+        }
+    }
+    let condstore = selected.condstore || attrs.contains(&FetchAttr::ModSeq);
+    if condstore {
+        if let Some(s) = session.selected.as_mut() {
+            s.condstore = true;
+        }
+    }
+    for (msn, uid) in targets {
+        if view.is_gone(uid) {
+            // Expunged by another session and not announced yet: nothing left to send.
+            continue;
+        }
+        let Ok(Some((entry, keywords))) = mail.with_mailbox(&user, selected.id, |v| {
+            v.message(uid).map(|m| {
+                let kws: Vec<String> = v.keywords(&m).iter().map(|k| k.to_string()).collect();
+                (m, kws)
+            })
+        }) else {
+            continue;
+        };
+        if let Some(since) = modifiers.changed_since {
+            if entry.modseq <= since {
+                continue;
+            }
+        }
+        let mut line = format!("* {msn} FETCH (").into_bytes();
+        let ctx = Item {
+            mail: &mail,
+            user: &user,
+            mailbox: selected.id,
+            entry: &entry,
+            keywords: &keywords,
+        };
+        match render(&ctx, uid_mode, attrs, marks_seen, condstore, &mut line).await {
+            Ok(()) => {}
+            Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
+            Err(FetchError::UnknownCte(cte)) => {
+                return Reply::no(format!("[UNKNOWN-CTE] Cannot decode {cte}"));
+            }
+        }
+        line.extend_from_slice(b")\r\n");
+        session.out.extend_from_slice(&line);
+        // Large fetches go out as they are made instead of piling up in memory.
+        if session.out.len() > 256 * 1024 {
+            if let Err(e) = session.flush_out().await {
+                return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
+            }
+        }
+    }
+    Reply::ok(if uid_mode {
+        "UID FETCH completed"
+    } else {
+        "FETCH completed"
+    })
+}
+
+enum FetchError {
+    Store(StoreError),
+    UnknownCte(String),
+}
+
+impl From<StoreError> for FetchError {
+    fn from(e: StoreError) -> Self {
+        FetchError::Store(e)
+    }
+}
+
+/// One message being rendered.
+struct Item<'a> {
+    mail: &'a Partition,
+    user: &'a str,
+    mailbox: u64,
+    entry: &'a MessageEntry,
+    keywords: &'a [String],
+}
+
+impl Item<'_> {
+    async fn meta(&self, cache: &mut Option<MessageMeta>) -> Result<(), StoreError> {
+        if cache.is_none() {
+            let blob = self
+                .mail
+                .read_meta(self.user, self.mailbox, self.entry.uid)
+                .await?;
+            // A blob that does not parse (damaged, or from a future version) is rebuilt from
+            // the message itself rather than failing the FETCH.
+            let meta = match MessageMeta::from_bytes(&blob) {
+                Ok(meta) => meta,
+                Err(_) => {
+                    let raw = self.read(None).await?;
+                    mime::analyze(&raw)
+                }
+            };
+            *cache = Some(meta);
+        }
+        Ok(())
+    }
+
+    async fn read(&self, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>, StoreError> {
+        let data = self
+            .mail
+            .read_message(self.user, self.mailbox, self.entry.uid, range)
+            .await?;
+        Ok(data.to_vec())
+    }
+}
+
+async fn render(
+    item: &Item<'_>,
+    uid_mode: bool,
+    attrs: &[FetchAttr<'_>],
+    seen_set: bool,
+    condstore: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), FetchError> {
+    let entry = item.entry;
+    let mut meta: Option<MessageMeta> = None;
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+    };
+    let has = |want: &FetchAttr<'_>| attrs.iter().any(|a| a == want);
+    // UID FETCH always returns UID (RFC 9051 section 6.4.9).
+    if uid_mode || has(&FetchAttr::Uid) {
+        sep(out);
+        out.extend_from_slice(format!("UID {}", entry.uid).as_bytes());
+    }
+    if has(&FetchAttr::Flags) || seen_set {
+        sep(out);
+        out.extend_from_slice(b"FLAGS ");
+        let kws: Vec<&str> = item.keywords.iter().map(String::as_str).collect();
+        crate::imap::flags::write(out, entry.flags, &kws);
+    }
+    if condstore {
+        sep(out);
+        out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
+    }
+    for attr in attrs {
+        match attr {
+            FetchAttr::Uid | FetchAttr::Flags | FetchAttr::ModSeq => {}
+            FetchAttr::InternalDate => {
+                sep(out);
+                out.extend_from_slice(b"INTERNALDATE ");
+                out.extend_from_slice(dates::imap_date_time(entry.internal_date).as_bytes());
+            }
+            FetchAttr::SaveDate => {
+                sep(out);
+                out.extend_from_slice(b"SAVEDATE ");
+                out.extend_from_slice(dates::imap_date_time(entry.save_date).as_bytes());
+            }
+            FetchAttr::Rfc822Size => {
+                sep(out);
+                out.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes());
+            }
+            FetchAttr::EmailId => {
+                sep(out);
+                out.extend_from_slice(format!("EMAILID (M{:x})", entry.email_id).as_bytes());
+            }
+            FetchAttr::ThreadId => {
+                sep(out);
+                out.extend_from_slice(b"THREADID NIL");
+            }
+            FetchAttr::Envelope => {
+                item.meta(&mut meta).await?;
+                sep(out);
+                out.extend_from_slice(b"ENVELOPE ");
+                if let Some(m) = &meta {
+                    out.extend_from_slice(&m.envelope);
+                }
+            }
+            FetchAttr::BodyStructure => {
+                item.meta(&mut meta).await?;
+                sep(out);
+                out.extend_from_slice(b"BODYSTRUCTURE ");
+                if let Some(m) = &meta {
+                    out.extend_from_slice(&m.bodystructure);
+                }
+            }
+            FetchAttr::Body => {
+                item.meta(&mut meta).await?;
+                sep(out);
+                out.extend_from_slice(b"BODY ");
+                if let Some(m) = &meta {
+                    out.extend_from_slice(&m.body);
+                }
+            }
+            FetchAttr::Preview { .. } => {
+                item.meta(&mut meta).await?;
+                sep(out);
+                out.extend_from_slice(b"PREVIEW ");
+                let preview = meta.as_ref().map_or("", |m| m.preview.as_str());
+                crate::imap::response::ResponseWriter::new(out, true).nstring(Some(preview.as_bytes()));
+            }
+            FetchAttr::Rfc822 => {
+                sep(out);
+                out.extend_from_slice(b"RFC822 ");
+                let data = item.read(None).await?;
+                literal(out, &data);
+            }
+            FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                item.meta(&mut meta).await?;
+                let text = if *attr == FetchAttr::Rfc822Header {
+                    mime::SectionText::Header
+                } else {
+                    mime::SectionText::Text
+                };
+                let spec = SectionSpec {
+                    part: Vec::new(),
+                    text,
+                };
+                let data = section(item, meta.as_ref(), &spec).await?;
+                sep(out);
+                out.extend_from_slice(if *attr == FetchAttr::Rfc822Header {
+                    b"RFC822.HEADER "
+                } else {
+                    b"RFC822.TEXT "
+                });
+                literal(out, &data);
+            }
+            FetchAttr::BodySection {
+                section: sec,
+                partial,
+                ..
+            } => {
+                let spec = to_spec(sec);
+                if spec.part.is_empty() && spec.text == mime::SectionText::Full {
+                    // BODY[] needs no structure: read just the requested range.
+                    let range = partial.map(|p| {
+                        u64::from(p.offset)..u64::from(p.offset) + u64::from(p.length)
+                    });
+                    let data = item.read(range).await?;
+                    sep(out);
+                    write_section_label(out, sec, *partial);
+                    literal(out, &data);
+                    continue;
+                }
+                item.meta(&mut meta).await?;
+                let data = section(item, meta.as_ref(), &spec).await?;
+                sep(out);
+                write_section_label(out, sec, *partial);
+                literal(out, apply_partial(&data, *partial));
+            }
+            FetchAttr::Binary { part, partial, .. } => {
+                item.meta(&mut meta).await?;
+                let raw = item.read(None).await?;
+                let decoded = match meta.as_ref().map(|m| mime::decode_part(m, &raw, part)) {
+                    Some(Ok(d)) => d.into_owned(),
+                    Some(Err(mime::DecodeError::UnknownEncoding(cte))) => {
+                        return Err(FetchError::UnknownCte(cte))
+                    }
+                    _ => Vec::new(),
+                };
+                sep(out);
+                out.extend_from_slice(b"BINARY[");
+                write_part(out, part);
+                out.push(b']');
+                if let Some(p) = partial {
+                    out.extend_from_slice(format!("<{}>", p.offset).as_bytes());
+                }
+                out.push(b' ');
+                let data = apply_partial(&decoded, *partial);
+                if data.contains(&0) {
+                    out.push(b'~');
+                }
+                literal(out, data);
+            }
+            FetchAttr::BinarySize { part } => {
+                item.meta(&mut meta).await?;
+                let raw = item.read(None).await?;
+                let size = match meta.as_ref().map(|m| mime::decode_part(m, &raw, part)) {
+                    Some(Ok(d)) => d.len(),
+                    Some(Err(mime::DecodeError::UnknownEncoding(cte))) => {
+                        return Err(FetchError::UnknownCte(cte))
+                    }
+                    _ => 0,
+                };
+                sep(out);
+                out.extend_from_slice(b"BINARY.SIZE[");
+                write_part(out, part);
+                out.extend_from_slice(format!("] {size}").as_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a section: a positioned read of its range, then header filtering.
+async fn section(
+    item: &Item<'_>,
+    meta: Option<&MessageMeta>,
+    spec: &SectionSpec,
+) -> Result<Vec<u8>, StoreError> {
+    let Some(meta) = meta else {
+        return Ok(Vec::new());
+    };
+    let Some(range) = mime::section_range(meta, item.entry.size as usize, spec) else {
+        // A part that does not exist is an empty string (RFC 9051 section 6.4.5).
+        return Ok(Vec::new());
+    };
+    let bytes = item.read(Some(range.start as u64..range.end as u64)).await?;
+    Ok(match &spec.text {
+        mime::SectionText::HeaderFields(names) | mime::SectionText::HeaderFieldsNot(names) => {
+            let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+            let not = matches!(spec.text, mime::SectionText::HeaderFieldsNot(_));
+            mime::filter_header_fields(&bytes, &names, not)
+        }
+        _ => bytes,
+    })
+}
+
+fn to_spec(section: &Section<'_>) -> SectionSpec {
+    let text = match &section.text {
+        None => mime::SectionText::Full,
+        Some(SectionText::Header) => mime::SectionText::Header,
+        Some(SectionText::HeaderFields(names)) => {
+            mime::SectionText::HeaderFields(names.iter().map(|n| n.to_vec()).collect())
+        }
+        Some(SectionText::HeaderFieldsNot(names)) => {
+            mime::SectionText::HeaderFieldsNot(names.iter().map(|n| n.to_vec()).collect())
+        }
+        Some(SectionText::Text) => mime::SectionText::Text,
+        Some(SectionText::Mime) => mime::SectionText::Mime,
+    };
+    SectionSpec {
+        part: section.part.clone(),
+        text,
+    }
+}
+
+fn apply_partial(data: &[u8], partial: Option<Partial>) -> &[u8] {
+    match partial {
+        None => data,
+        Some(p) => {
+            let start = (p.offset as usize).min(data.len());
+            let end = start.saturating_add(p.length as usize).min(data.len());
+            &data[start..end]
+        }
+    }
+}
+
+fn write_part(out: &mut Vec<u8>, part: &[u32]) {
+    for (i, n) in part.iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        out.extend_from_slice(n.to_string().as_bytes());
+    }
+}
+
+/// `BODY[1.HEADER.FIELDS (FROM TO)]<0> ` as the response names the section.
+fn write_section_label(out: &mut Vec<u8>, section: &Section<'_>, partial: Option<Partial>) {
+    out.extend_from_slice(b"BODY[");
+    write_part(out, &section.part);
+    let dot = if section.part.is_empty() { "" } else { "." };
+    match &section.text {
+        None => {}
+        Some(SectionText::Header) => out.extend_from_slice(format!("{dot}HEADER").as_bytes()),
+        Some(SectionText::Text) => out.extend_from_slice(format!("{dot}TEXT").as_bytes()),
+        Some(SectionText::Mime) => out.extend_from_slice(format!("{dot}MIME").as_bytes()),
+        Some(SectionText::HeaderFields(names)) | Some(SectionText::HeaderFieldsNot(names)) => {
+            let not = matches!(section.text, Some(SectionText::HeaderFieldsNot(_)));
+            out.extend_from_slice(dot.as_bytes());
+            out.extend_from_slice(if not {
+                b"HEADER.FIELDS.NOT ("
+            } else {
+                b"HEADER.FIELDS ("
+            });
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                crate::imap::response::ResponseWriter::new(out, false).astring(name);
+            }
+            out.push(b')');
+        }
+    }
+    out.push(b']');
+    if let Some(p) = partial {
+        out.extend_from_slice(format!("<{}>", p.offset).as_bytes());
+    }
+    out.push(b' ');
+}
+
+fn literal(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+}
