@@ -284,23 +284,52 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
     Ok(())
 }
 
-/// Binds without SO_REUSEPORT first: with it, a second server on the same port would silently
-/// share the port instead of failing.
+/// Fails early, with a clear line, when a listen address cannot be used. The executors bind
+/// with SO_REUSEPORT, which would let a second server silently share a port with a first one,
+/// so a live listener is looked up in the kernel's socket table first; the test bind then uses
+/// the same options as the executors, because a plain bind would also trip over the lingering
+/// connections of a crashed predecessor and refuse a restart.
 fn check_bind(addr: SocketAddr) -> Result<(), ServeError> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|source| {
-            let hint = match source.kind() {
-                std::io::ErrorKind::AddrInUse => {
-                    "the port is in use: stop the other server (`ss -ltnp` shows it) or change the address in [imap] of the config"
-                }
-                std::io::ErrorKind::PermissionDenied => {
-                    "ports below 1024 need root or CAP_NET_BIND_SERVICE"
-                }
-                _ => "check [imap] listen and listen_tls in the config",
-            };
-            ServeError::Bind { addr, source, hint }
-        })
+    // A predecessor killed with SIGKILL keeps its listeners for a moment: the kernel tears its
+    // io_uring down (and with it the pending accepts that hold the sockets) after the process
+    // is gone. Give that a few seconds before calling the port taken.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while limits::is_listening(addr) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if limits::is_listening(addr) {
+        return Err(ServeError::Bind {
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+            hint: "the port is in use: another server is listening on it (`ss -ltnp` shows it); stop it or change the address in [imap] of the config",
+        });
+    }
+    let bind = || -> std::io::Result<()> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1)
+    };
+    bind().map_err(|source| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the port is in use: stop the other server (`ss -ltnp` shows it) or change the address in [imap] of the config"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no local interface has this address: check [imap] listen and listen_tls"
+            }
+            _ => "check [imap] listen and listen_tls in the config",
+        };
+        ServeError::Bind { addr, source, hint }
+    })
 }
 
 /// Forwards SIGTERM/SIGINT ('T') and SIGHUP ('H') to every executor as one byte on its socket.

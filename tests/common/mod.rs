@@ -81,6 +81,25 @@ impl Server {
         panic!("server did not start; log:\n{}", self.log_text());
     }
 
+    /// Waits until the plain listener answers with a greeting (after a restart, a listener of
+    /// the killed predecessor may still accept connections for a moment, then reset them).
+    pub fn wait_greeting(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(stream) = TcpStream::connect(self.imap) {
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let mut line = String::new();
+                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not greet; log:\n{}", self.log_text());
+    }
+
     /// The server's stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -172,9 +191,15 @@ impl Client {
 
     /// One response line without CRLF; empty at EOF.
     pub fn line(&mut self) -> String {
+        self.line_or_eof().unwrap_or_default()
+    }
+
+    /// One response line without CRLF; None at EOF.
+    pub fn line_or_eof(&mut self) -> Option<String> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
-            Ok(_) => line.trim_end_matches(['\r', '\n']).to_string(),
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
             Err(e) => panic!("reading a response line: {e}"),
         }
     }
@@ -183,11 +208,9 @@ impl Client {
     pub fn until_tagged(&mut self, tag: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
-            let line = self.line();
-            assert!(
-                !line.is_empty(),
-                "connection closed before {tag}; got {lines:?}"
-            );
+            let Some(line) = self.line_or_eof() else {
+                panic!("connection closed before {tag}; got {lines:?}");
+            };
             let done = line.starts_with(&format!("{tag} "));
             lines.push(line);
             if done {

@@ -191,8 +191,7 @@ pub async fn list(
     let mut status_names = Vec::new();
     for (name, entry) in &entries {
         let matched = patterns.iter().any(|p| {
-            let pattern = String::from_utf8_lossy(p);
-            let full = format!("{reference}{pattern}");
+            let full = format!("{reference}{}", decode_pattern(p, session.enabled));
             matches(&full, name)
         });
         if !matched {
@@ -269,6 +268,16 @@ pub async fn list(
         }
     }
     Reply::ok(format!("{command} completed"))
+}
+
+/// A LIST pattern in store form: wildcards are plain ASCII, so the modified UTF-7 decoder
+/// keeps them; a pattern that does not decode matches nothing.
+fn decode_pattern(pattern: &[u8], enabled: crate::imap::session::Enabled) -> String {
+    if enabled.utf8_accept || enabled.imap4rev2 {
+        String::from_utf8_lossy(pattern).into_owned()
+    } else {
+        crate::imap::parser::mutf7::decode_mutf7(pattern).unwrap_or_else(|_| "\u{0}".into())
+    }
 }
 
 fn has_subscribed_child(entries: &BTreeMap<String, Entry>, name: &str) -> bool {
