@@ -132,10 +132,17 @@ fn scan_segment(dir: &Path, id: u32, bodies: &mut Bodies) -> io::Result<SegmentR
             Scanned::Record { pos, kind: k } => match record::decode(k, &scan.payload) {
                 Ok(rec) => {
                     report.records += 1;
-                    if let (kind::APPEND, Record::Append(a)) = (k, &rec) {
-                        let at = pos + FRAME_HEADER as u64 + a.body_at as u64;
+                    let body = match (k, &rec) {
+                        (kind::APPEND, Record::Append(a)) => Some((a.body_at, a.body_len)),
+                        (kind::BODY, Record::Body { body_at, body_len, .. }) => {
+                            Some((*body_at, *body_len))
+                        }
+                        _ => None,
+                    };
+                    if let Some((body_at, len)) = body {
+                        let at = pos + FRAME_HEADER as u64 + body_at as u64;
                         if let Ok(at) = u32::try_from(at) {
-                            bodies.insert((id, at, a.body_len));
+                            bodies.insert((id, at, len));
                         }
                     }
                 }

@@ -562,6 +562,7 @@ impl Index {
                 };
                 Ok(Applied::Done)
             }
+            Record::Body { .. } => Ok(Applied::Done),
             Record::SetSpecialUse {
                 user,
                 id,
