@@ -28,21 +28,34 @@ fn logs(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn total_size(dir: &Path) -> u64 {
-    logs(dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum()
+    logs(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
 }
 
 fn body(i: u32) -> Vec<u8> {
-    format!("Subject: {i}\r\n\r\n{}", "abcdefghij".repeat(50 + i as usize % 40)).into_bytes()
+    format!(
+        "Subject: {i}\r\n\r\n{}",
+        "abcdefghij".repeat(50 + i as usize % 40)
+    )
+    .into_bytes()
 }
 
 async fn contents(p: &Partition) -> Vec<(String, u32, Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     for l in p.list_mailboxes("fred") {
         let uids = p
-            .with_mailbox("fred", l.id, |v| v.messages().iter().map(|m| m.uid).collect::<Vec<_>>())
+            .with_mailbox("fred", l.id, |v| {
+                v.messages().iter().map(|m| m.uid).collect::<Vec<_>>()
+            })
             .unwrap();
         for uid in uids {
-            let b = p.read_message("fred", l.id, uid, None).await.unwrap().to_vec();
+            let b = p
+                .read_message("fred", l.id, uid, None)
+                .await
+                .unwrap()
+                .to_vec();
             let m = p.read_meta("fred", l.id, uid).await.unwrap().to_vec();
             out.push((l.name.clone(), uid, b, m));
         }
@@ -78,13 +91,21 @@ fn compaction_reclaims_dead_bytes_and_keeps_live_messages() {
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
         // Copies share bodies with the originals; then most of INBOX goes.
-        p.copy("fred", "INBOX", &[(10, 12), (100, 101)], "Keep").await.unwrap();
+        p.copy("fred", "INBOX", &[(10, 12), (100, 101)], "Keep")
+            .await
+            .unwrap();
         p.expunge("fred", "INBOX", &[(1, 180)]).await.unwrap();
         p.checkpoint().await.unwrap();
         // Roll the log past the checkpointed segments so they are sealed and covered.
         for i in 0..40 {
             let b = body(1000 + i);
-            let m = NewMessage { body: &b, flags: 0, keywords: &[], internal_date: 0, meta: b"" };
+            let m = NewMessage {
+                body: &b,
+                flags: 0,
+                keywords: &[],
+                internal_date: 0,
+                meta: b"",
+            };
             p.append("fred", "Keep", &[m]).await.unwrap();
         }
         let before = total_size(&d);
@@ -128,14 +149,26 @@ fn crash_right_after_compaction_falls_back_safely() {
         p.ensure_user("fred").await.unwrap();
         for i in 0..80 {
             let b = body(i);
-            let m = NewMessage { body: &b, flags: 0, keywords: &[], internal_date: 0, meta: b"x" };
+            let m = NewMessage {
+                body: &b,
+                flags: 0,
+                keywords: &[],
+                internal_date: 0,
+                meta: b"x",
+            };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
         p.expunge("fred", "INBOX", &[(1, 70)]).await.unwrap();
         p.checkpoint().await.unwrap();
         for i in 0..20 {
             let b = body(500 + i);
-            let m = NewMessage { body: &b, flags: 0, keywords: &[], internal_date: 0, meta: b"y" };
+            let m = NewMessage {
+                body: &b,
+                flags: 0,
+                keywords: &[],
+                internal_date: 0,
+                meta: b"y",
+            };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
         assert!(p.compact().await.unwrap() > 0);

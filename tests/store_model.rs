@@ -8,9 +8,7 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use ringmail::store::{
-    flag, FlagMode, NewMessage, Options, Partition, Quota, StoreError,
-};
+use ringmail::store::{flag, FlagMode, NewMessage, Options, Partition, Quota, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 struct MMsg {
@@ -90,14 +88,26 @@ fn in_ranges(uid: u32, r: &[(u32, u32)]) -> bool {
 async fn dump(p: &Partition) -> String {
     let mut out = String::new();
     for user in USERS {
-        out += &format!("user {user} subs {:?} quota {:?}\n", p.subscriptions(user), p.quota(user));
+        out += &format!(
+            "user {user} subs {:?} quota {:?}\n",
+            p.subscriptions(user),
+            p.quota(user)
+        );
         for l in p.list_mailboxes(user) {
             out += &format!("{l:?} {:?}\n", p.status(user, l.id).unwrap());
             let entries = p
                 .with_mailbox(user, l.id, |v| {
                     v.messages()
                         .iter()
-                        .map(|m| (*m, v.keywords(m).iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+                        .map(|m| {
+                            (
+                                *m,
+                                v.keywords(m)
+                                    .iter()
+                                    .map(|s| s.to_string())
+                                    .collect::<Vec<_>>(),
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
                 .unwrap();
@@ -117,7 +127,10 @@ async fn compare(p: &Partition, model: &BTreeMap<String, MUser>) {
         let names: Vec<String> = p.list_mailboxes(user).into_iter().map(|l| l.name).collect();
         let want: Vec<String> = mu.boxes.keys().cloned().collect();
         assert_eq!(names, want, "mailboxes of {user}");
-        assert_eq!(p.subscriptions(user), mu.subs.iter().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            p.subscriptions(user),
+            mu.subs.iter().cloned().collect::<Vec<_>>()
+        );
         assert_eq!(p.quota(user).used_bytes, mu.used());
         for (name, mb) in &mu.boxes {
             let st = p.status(user, name.as_str()).unwrap();
@@ -127,14 +140,30 @@ async fn compare(p: &Partition, model: &BTreeMap<String, MUser>) {
                 .with_mailbox(user, name.as_str(), |v| {
                     v.messages()
                         .iter()
-                        .map(|m| (m.uid, m.flags, v.keywords(m).iter().map(|s| s.to_string()).collect::<BTreeSet<_>>()))
+                        .map(|m| {
+                            (
+                                m.uid,
+                                m.flags,
+                                v.keywords(m)
+                                    .iter()
+                                    .map(|s| s.to_string())
+                                    .collect::<BTreeSet<_>>(),
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
                 .unwrap();
-            let want: Vec<_> = mb.msgs.iter().map(|(u, m)| (*u, m.flags, m.kw.clone())).collect();
+            let want: Vec<_> = mb
+                .msgs
+                .iter()
+                .map(|(u, m)| (*u, m.flags, m.kw.clone()))
+                .collect();
             assert_eq!(got, want, "messages of {name}");
             for (uid, m) in &mb.msgs {
-                let body = p.read_message(user, name.as_str(), *uid, None).await.unwrap();
+                let body = p
+                    .read_message(user, name.as_str(), *uid, None)
+                    .await
+                    .unwrap();
                 assert_eq!(&body[..], &m.body[..]);
                 let meta = p.read_meta(user, name.as_str(), *uid).await.unwrap();
                 assert_eq!(&meta[..], &m.meta[..]);
@@ -186,11 +215,25 @@ async fn run_case(seed: u64, steps: usize) {
         let op = rng.gen_range(0..100);
         match op {
             0..=5 => {
-                let want = if mu.boxes.contains_key(&name) { Err("exists") } else { Ok(()) };
+                let want = if mu.boxes.contains_key(&name) {
+                    Err("exists")
+                } else {
+                    Ok(())
+                };
                 let got = p.create_mailbox(user, &name, 0).await.map(|_| ());
-                assert_eq!(got.as_ref().map_err(err_name).copied(), want, "step {step} create {name}");
+                assert_eq!(
+                    got.as_ref().map_err(err_name).copied(),
+                    want,
+                    "step {step} create {name}"
+                );
                 if want.is_ok() {
-                    mu.boxes.insert(name, MBox { uidnext: 1, ..MBox::default() });
+                    mu.boxes.insert(
+                        name,
+                        MBox {
+                            uidnext: 1,
+                            ..MBox::default()
+                        },
+                    );
                 }
             }
             6..=8 => {
@@ -213,14 +256,28 @@ async fn run_case(seed: u64, steps: usize) {
                     Ok(())
                 };
                 let got = p.rename_mailbox(user, &name, &to).await;
-                assert_eq!(got.as_ref().map_err(err_name).copied(), want, "step {step} rename {name} {to}");
+                assert_eq!(
+                    got.as_ref().map_err(err_name).copied(),
+                    want,
+                    "step {step} rename {name} {to}"
+                );
                 if want.is_ok() {
                     let b = mu.boxes.remove(&name).unwrap();
                     if name == "INBOX" {
-                        mu.boxes.insert("INBOX".into(), MBox { uidnext: 1, ..MBox::default() });
+                        mu.boxes.insert(
+                            "INBOX".into(),
+                            MBox {
+                                uidnext: 1,
+                                ..MBox::default()
+                            },
+                        );
                     } else {
-                        let kids: Vec<String> =
-                            mu.boxes.keys().filter(|k| k.starts_with(&child)).cloned().collect();
+                        let kids: Vec<String> = mu
+                            .boxes
+                            .keys()
+                            .filter(|k| k.starts_with(&child))
+                            .cloned()
+                            .collect();
                         for k in kids {
                             let kb = mu.boxes.remove(&k).unwrap();
                             mu.boxes.insert(format!("{to}/{}", &k[child.len()..]), kb);
@@ -238,7 +295,11 @@ async fn run_case(seed: u64, steps: usize) {
                     Ok(())
                 };
                 let got = p.delete_mailbox(user, &name).await;
-                assert_eq!(got.as_ref().map_err(err_name).copied(), want, "step {step} delete {name}");
+                assert_eq!(
+                    got.as_ref().map_err(err_name).copied(),
+                    want,
+                    "step {step} delete {name}"
+                );
                 if want.is_ok() {
                     mu.boxes.remove(&name);
                 }
@@ -253,22 +314,42 @@ async fn run_case(seed: u64, steps: usize) {
                 }
             }
             14 => {
-                let q = if rng.gen_bool(0.5) { u64::MAX } else { mu.used() + rng.gen_range(0..3000) };
-                p.set_quota(user, Quota { max_bytes: q, max_messages: u64::MAX }).await.unwrap();
+                let q = if rng.gen_bool(0.5) {
+                    u64::MAX
+                } else {
+                    mu.used() + rng.gen_range(0..3000)
+                };
+                p.set_quota(
+                    user,
+                    Quota {
+                        max_bytes: q,
+                        max_messages: u64::MAX,
+                    },
+                )
+                .await
+                .unwrap();
                 mu.quota_bytes = q;
             }
             15..=49 => {
                 let n = rng.gen_range(1..=3);
                 let msgs: Vec<MMsg> = (0..n)
                     .map(|_| MMsg {
-                        body: (0..rng.gen_range(10..600)).map(|_| rng.gen_range(32..127u8)).collect(),
+                        body: (0..rng.gen_range(10..600))
+                            .map(|_| rng.gen_range(32..127u8))
+                            .collect(),
                         meta: (0..rng.gen_range(0..50)).map(|_| rng.gen()).collect(),
                         flags: rng.gen::<u8>() & flag::ALL,
-                        kw: KWS.iter().filter(|_| rng.gen_bool(0.3)).map(|s| s.to_string()).collect(),
+                        kw: KWS
+                            .iter()
+                            .filter(|_| rng.gen_bool(0.3))
+                            .map(|s| s.to_string())
+                            .collect(),
                     })
                     .collect();
-                let kws: Vec<Vec<&str>> =
-                    msgs.iter().map(|m| m.kw.iter().map(|s| s.as_str()).collect()).collect();
+                let kws: Vec<Vec<&str>> = msgs
+                    .iter()
+                    .map(|m| m.kw.iter().map(|s| s.as_str()).collect())
+                    .collect();
                 let new: Vec<NewMessage> = msgs
                     .iter()
                     .zip(&kws)
@@ -287,7 +368,11 @@ async fn run_case(seed: u64, steps: usize) {
                     Some(b) => Ok((b.uidnext..b.uidnext + n).collect::<Vec<u32>>()),
                 };
                 let got = p.append(user, name.as_str(), &new).await.map(|r| r.uids);
-                assert_eq!(got.as_ref().map_err(err_name), want.as_ref().map_err(|e| *e), "step {step} append");
+                assert_eq!(
+                    got.as_ref().map_err(err_name),
+                    want.as_ref().map_err(|e| *e),
+                    "step {step} append"
+                );
                 if let Ok(uids) = want {
                     let b = mu.boxes.get_mut(&name).unwrap();
                     for (u, m) in uids.into_iter().zip(msgs) {
@@ -297,14 +382,22 @@ async fn run_case(seed: u64, steps: usize) {
                 }
             }
             50..=69 => {
-                let Some(b) = mu.boxes.get_mut(&name) else { continue };
+                let Some(b) = mu.boxes.get_mut(&name) else {
+                    continue;
+                };
                 let r = ranges_in(&mut rng, b.uidnext);
-                let mode = [FlagMode::Add, FlagMode::Remove, FlagMode::Replace][rng.gen_range(0..3)];
+                let mode =
+                    [FlagMode::Add, FlagMode::Remove, FlagMode::Replace][rng.gen_range(0..3)];
                 let fl = rng.gen::<u8>() & flag::ALL;
-                let kw: BTreeSet<String> =
-                    KWS.iter().filter(|_| rng.gen_bool(0.4)).map(|s| s.to_string()).collect();
+                let kw: BTreeSet<String> = KWS
+                    .iter()
+                    .filter(|_| rng.gen_bool(0.4))
+                    .map(|s| s.to_string())
+                    .collect();
                 let kwv: Vec<&str> = kw.iter().map(|s| s.as_str()).collect();
-                p.store_flags(user, name.as_str(), &r, mode, fl, &kwv, None).await.unwrap();
+                p.store_flags(user, name.as_str(), &r, mode, fl, &kwv, None)
+                    .await
+                    .unwrap();
                 for (_, m) in b.msgs.iter_mut().filter(|(u, _)| in_ranges(**u, &r)) {
                     match mode {
                         FlagMode::Add => {
@@ -325,7 +418,9 @@ async fn run_case(seed: u64, steps: usize) {
             70..=79 => {
                 let to = canon(NAMES[rng.gen_range(0..NAMES.len())]);
                 let is_move = rng.gen_bool(0.5);
-                let (Some(sb), true) = (mu.boxes.get(&name), mu.boxes.contains_key(&to)) else { continue };
+                let (Some(sb), true) = (mu.boxes.get(&name), mu.boxes.contains_key(&to)) else {
+                    continue;
+                };
                 if name == to {
                     continue;
                 }
@@ -349,8 +444,11 @@ async fn run_case(seed: u64, steps: usize) {
                 }
                 let got = got.unwrap();
                 let db = mu.boxes.get_mut(&to).unwrap();
-                let want: Vec<(u32, u32)> =
-                    moving.iter().enumerate().map(|(i, (u, _))| (*u, db.uidnext + i as u32)).collect();
+                let want: Vec<(u32, u32)> = moving
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (u, _))| (*u, db.uidnext + i as u32))
+                    .collect();
                 assert_eq!(got.pairs, want, "step {step} copy pairs");
                 for ((_, m), (_, du)) in moving.into_iter().zip(&want) {
                     db.msgs.insert(*du, m);
@@ -362,9 +460,16 @@ async fn run_case(seed: u64, steps: usize) {
                 }
             }
             80..=89 => {
-                let Some(b) = mu.boxes.get_mut(&name) else { continue };
+                let Some(b) = mu.boxes.get_mut(&name) else {
+                    continue;
+                };
                 let r = ranges_in(&mut rng, b.uidnext);
-                let want: Vec<u32> = b.msgs.keys().copied().filter(|u| in_ranges(*u, &r)).collect();
+                let want: Vec<u32> = b
+                    .msgs
+                    .keys()
+                    .copied()
+                    .filter(|u| in_ranges(*u, &r))
+                    .collect();
                 let got = p.expunge(user, name.as_str(), &r).await.unwrap();
                 assert_eq!(got, want);
                 b.msgs.retain(|u, _| !in_ranges(*u, &r));
@@ -382,7 +487,10 @@ async fn run_case(seed: u64, steps: usize) {
                 }
                 p = Partition::open(&dir, options(&mut rng)).await.unwrap();
                 let after = dump(&p).await;
-                assert_eq!(before, after, "seed {seed} step {step}: state changed across restart (crash={crash})");
+                assert_eq!(
+                    before, after,
+                    "seed {seed} step {step}: state changed across restart (crash={crash})"
+                );
             }
         }
         compare(&p, &model).await;

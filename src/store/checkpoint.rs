@@ -23,7 +23,10 @@ pub(crate) fn path(dir: &Path, seq: u32) -> PathBuf {
 }
 
 fn parse_name(name: &str) -> Option<u32> {
-    name.strip_prefix("index-")?.strip_suffix(".ckpt")?.parse().ok()
+    name.strip_prefix("index-")?
+        .strip_suffix(".ckpt")?
+        .parse()
+        .ok()
 }
 
 /// Checkpoint ids present, newest first.

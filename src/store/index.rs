@@ -263,12 +263,18 @@ impl Keywords {
 
     /// The keyword ids of a set.
     pub fn set(&self, id: u32) -> &[u32] {
-        self.sets.get(id as usize).map(|s| s.as_slice()).unwrap_or(&[])
+        self.sets
+            .get(id as usize)
+            .map(|s| s.as_slice())
+            .unwrap_or(&[])
     }
 
     /// A keyword's name.
     pub fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map(|s| s.as_str()).unwrap_or("")
+        self.names
+            .get(id as usize)
+            .map(|s| s.as_str())
+            .unwrap_or("")
     }
 
     /// The names in a keyword set.
@@ -367,7 +373,9 @@ impl Index {
                 uids,
             } => {
                 let Index {
-                    users, keywords: kw, ..
+                    users,
+                    keywords: kw,
+                    ..
                 } = self;
                 let mb = users
                     .get_mut(*user)
@@ -434,7 +442,8 @@ impl Index {
                 let mut copies = Vec::with_capacity(pairs.len());
                 for &(su, du) in pairs {
                     if let Some(i) = s.find(su) {
-                        if du >= dst_next && copies.last().is_none_or(|c: &MessageEntry| c.uid < du) {
+                        if du >= dst_next && copies.last().is_none_or(|c: &MessageEntry| c.uid < du)
+                        {
                             let mut m = s.messages[i];
                             m.uid = du;
                             m.modseq = *dst_modseq;

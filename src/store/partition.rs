@@ -16,8 +16,8 @@ use super::commit::{wait_all, Pending, Slot};
 use super::error::{Result, StoreError};
 use super::index::{flag, Applied, Index, Loc, Mailbox, MessageEntry, Quota, User};
 use super::record::{
-    self, flag_mode_byte, kind, FlagMode, FrameHeader, FrameWriter, FRAME_HEADER, MAX_META_SIZE,
-    MAX_MESSAGE_SIZE,
+    self, flag_mode_byte, kind, FlagMode, FrameHeader, FrameWriter, FRAME_HEADER, MAX_MESSAGE_SIZE,
+    MAX_META_SIZE,
 };
 use super::recovery;
 use super::segment::{segment_path, SegmentHeader, SegmentKind, SEGMENT_HEADER};
@@ -187,7 +187,6 @@ impl Partition {
         self.inner.drain().await;
         checkpoint_now(&self.inner).await
     }
-
 
     // ----- mailboxes -----
 
@@ -551,7 +550,10 @@ impl Partition {
                 .map(|(i, &(uid, _))| (uid, first + i as u32))
                 .collect();
             let src_modseq = if is_move {
-                let s = u.mailboxes.get_mut(&src_id).ok_or(StoreError::NoSuchMailbox)?;
+                let s = u
+                    .mailboxes
+                    .get_mut(&src_id)
+                    .ok_or(StoreError::NoSuchMailbox)?;
                 s.modseq_reserved += 1;
                 s.modseq_reserved
             } else {
@@ -640,7 +642,11 @@ impl Partition {
                 messages: mb.messages.len() as u32,
                 uidnext: mb.uidnext,
                 uidvalidity: mb.uidvalidity,
-                unseen: mb.messages.iter().filter(|m| m.flags & flag::SEEN == 0).count() as u32,
+                unseen: mb
+                    .messages
+                    .iter()
+                    .filter(|m| m.flags & flag::SEEN == 0)
+                    .count() as u32,
                 highest_modseq: mb.highest_modseq,
                 size: mb.messages.iter().map(|m| u64::from(m.size)).sum(),
                 deleted: mb
@@ -930,8 +936,8 @@ impl Inner {
     async fn write_batch(&self, bytes: Vec<u8>) -> Result<Loc> {
         let (file, end, dirty, need_roll) = {
             let log = self.log.borrow();
-            let need_roll = log.end > SEGMENT_HEADER
-                && log.end + bytes.len() as u64 > self.opts.segment_size;
+            let need_roll =
+                log.end > SEGMENT_HEADER && log.end + bytes.len() as u64 > self.opts.segment_size;
             (log.active.clone(), log.end, log.dirty_tail, need_roll)
         };
         if dirty {

@@ -108,7 +108,10 @@ pub(crate) enum Record<'a> {
     },
     /// A message body (and metadata) moved by compaction into a compacted segment; only
     /// index entries refer to it, it is never replayed. The user field is empty.
-    Body { body_len: u32, body_at: usize },
+    Body {
+        body_len: u32,
+        body_at: usize,
+    },
 }
 
 /// The fixed part of an append record; the body and metadata follow it in the payload.
@@ -229,7 +232,10 @@ fn corrupt(what: &str) -> StoreError {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| corrupt("length"))?;
-        let s = self.b.get(self.pos..end).ok_or_else(|| corrupt("truncated"))?;
+        let s = self
+            .b
+            .get(self.pos..end)
+            .ok_or_else(|| corrupt("truncated"))?;
         self.pos = end;
         Ok(s)
     }
@@ -399,10 +405,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
                 new_inbox,
             }
         }
-        kind::DELETE_MAILBOX => Record::DeleteMailbox {
-            user,
-            id: r.u64()?,
-        },
+        kind::DELETE_MAILBOX => Record::DeleteMailbox { user, id: r.u64()? },
         kind::SUBSCRIBE => Record::Subscribe {
             user,
             subscribed: r.u8()? != 0,

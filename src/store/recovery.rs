@@ -44,13 +44,7 @@ fn load_checkpoint(dir: &Path) -> Result<Option<(Index, Loc)>> {
 }
 
 /// Replays one log segment from `from`. Returns the end of its last good record.
-fn replay_segment(
-    index: &mut Index,
-    dir: &Path,
-    id: u32,
-    from: u64,
-    is_last: bool,
-) -> Result<u64> {
+fn replay_segment(index: &mut Index, dir: &Path, id: u32, from: u64, is_last: bool) -> Result<u64> {
     let path = segment_path(dir, id);
     let mut scan = Scanner::open(&path, from)?;
     if from > scan.file_len() {
@@ -67,7 +61,13 @@ fn replay_segment(
                 Ok(rec) => {
                     // A record that conflicts with the state changed nothing when it was
                     // first applied either; skipping it again is the same outcome.
-                    let _ = index.apply(&rec, Loc { segment: id, offset: pos });
+                    let _ = index.apply(
+                        &rec,
+                        Loc {
+                            segment: id,
+                            offset: pos,
+                        },
+                    );
                     continue;
                 }
                 Err(e) => (pos, e.to_string()),
@@ -100,7 +100,10 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
     // Leftovers of checkpoints that were being written when the process stopped.
     for e in std::fs::read_dir(dir)? {
         let e = e?;
-        if e.file_name().to_str().is_some_and(|n| n.contains(".ckpt.tmp")) {
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.contains(".ckpt.tmp"))
+        {
             let _ = std::fs::remove_file(e.path());
         }
     }

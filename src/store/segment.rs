@@ -78,7 +78,10 @@ pub(crate) fn segment_path(dir: &Path, id: u32) -> PathBuf {
 
 /// Parses `seg-NNNNNNNN.log` into its id.
 pub(crate) fn parse_segment_name(name: &str) -> Option<u32> {
-    name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
 }
 
 /// Segment ids present in a partition directory, ascending.
