@@ -151,7 +151,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -204,7 +208,10 @@ pub struct Completion {
 
 impl Connection {
     /// Connects (from `source` when given), does TLS as configured, and reads the greeting.
-    pub async fn connect(endpoint: &Endpoint, source: Option<IpAddr>) -> Result<Connection, SessionError> {
+    pub async fn connect(
+        endpoint: &Endpoint,
+        source: Option<IpAddr>,
+    ) -> Result<Connection, SessionError> {
         let deadline = Instant::now() + endpoint.timeout;
         let socket = match endpoint.addr {
             SocketAddr::V4(_) => TcpSocket::new_v4(),
@@ -247,9 +254,12 @@ impl Connection {
                 return Err(SessionError::Protocol("data after STARTTLS OK".into()));
             }
             let Stream::Plain(tcp) = conn.stream else {
-                return Err(SessionError::Protocol("STARTTLS on a TLS connection".into()));
+                return Err(SessionError::Protocol(
+                    "STARTTLS on a TLS connection".into(),
+                ));
             };
-            conn.stream = handshake(tcp, config, endpoint.addr, Instant::now() + conn.timeout).await?;
+            conn.stream =
+                handshake(tcp, config, endpoint.addr, Instant::now() + conn.timeout).await?;
             conn.buf.clear();
             conn.start = 0;
             conn.pending = 0;
@@ -330,7 +340,12 @@ impl Connection {
 
     /// Runs `cmd` (without tag) and hands every untagged response to `on_untagged`. A tagged
     /// NO or BAD is an error; so is an untagged BYE unless the command is LOGOUT.
-    pub async fn command<F>(&mut self, name: &str, cmd: &[u8], on_untagged: F) -> Result<(), SessionError>
+    pub async fn command<F>(
+        &mut self,
+        name: &str,
+        cmd: &[u8],
+        on_untagged: F,
+    ) -> Result<(), SessionError>
     where
         F: FnMut(Response<'_>) -> Result<(), SessionError>,
     {
@@ -360,7 +375,12 @@ impl Connection {
     }
 
     /// Reads until the completion of `tag`.
-    async fn until_tagged<F>(&mut self, name: &str, tag: &[u8], mut on_untagged: F) -> Result<Completion, SessionError>
+    async fn until_tagged<F>(
+        &mut self,
+        name: &str,
+        tag: &[u8],
+        mut on_untagged: F,
+    ) -> Result<Completion, SessionError>
     where
         F: FnMut(Response<'_>) -> Result<(), SessionError>,
     {
@@ -369,9 +389,14 @@ impl Connection {
         loop {
             let range = self.read_response().await?;
             let raw = &self.buf[range];
-            let response = Response::parse(raw).map_err(|e| SessionError::Protocol(format!("{name}: {e}")))?;
+            let response =
+                Response::parse(raw).map_err(|e| SessionError::Protocol(format!("{name}: {e}")))?;
             match response {
-                Response::Tagged { tag: t, status, text } => {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    text,
+                } => {
                     if t != tag {
                         return Err(SessionError::Protocol(format!(
                             "{name}: completion for unknown tag: {}",
@@ -387,12 +412,19 @@ impl Connection {
                     });
                 }
                 Response::Continue => {
-                    return Err(SessionError::Protocol(format!("{name}: unexpected continuation")));
+                    return Err(SessionError::Protocol(format!(
+                        "{name}: unexpected continuation"
+                    )));
                 }
                 Response::UntaggedStatus {
                     status: Status::Bye,
                     ..
-                } if !logout => return Err(SessionError::Bye(format!("{name}: {}", printable(raw, 200)))),
+                } if !logout => {
+                    return Err(SessionError::Bye(format!(
+                        "{name}: {}",
+                        printable(raw, 200)
+                    )))
+                }
                 Response::Capability(list) => {
                     self.caps = Capabilities::parse(list);
                     on_untagged(Response::Capability(list))?;
@@ -416,17 +448,26 @@ impl Connection {
     {
         self.deadline = Instant::now() + self.timeout;
         let tag = self.new_tag();
-        let non_sync = self.caps.literal_plus || (self.caps.literal_minus && message.len() <= LITERAL_MINUS_MAX);
+        let non_sync = self.caps.literal_plus
+            || (self.caps.literal_minus && message.len() <= LITERAL_MINUS_MAX);
         self.out.clear();
         self.out.extend_from_slice(&tag);
         self.out.extend_from_slice(b" APPEND \"");
         self.out.extend_from_slice(mailbox.as_bytes());
         self.out.extend_from_slice(b"\" (");
         self.out.extend_from_slice(flags.as_bytes());
-        self.out.extend_from_slice(format!(") {{{}{}}}\r\n", message.len(), if non_sync { "+" } else { "" }).as_bytes());
+        self.out.extend_from_slice(
+            format!(
+                ") {{{}{}}}\r\n",
+                message.len(),
+                if non_sync { "+" } else { "" }
+            )
+            .as_bytes(),
+        );
         if !non_sync {
             self.write_out().await?;
-            self.until_continue("APPEND", &tag, &mut on_untagged).await?;
+            self.until_continue("APPEND", &tag, &mut on_untagged)
+                .await?;
             self.out.clear();
         }
         self.out.extend_from_slice(message);
@@ -439,7 +480,12 @@ impl Connection {
     }
 
     /// Reads until a continuation request; the command's completion there is an error.
-    async fn until_continue<F>(&mut self, name: &str, tag: &[u8], on_untagged: &mut F) -> Result<(), SessionError>
+    async fn until_continue<F>(
+        &mut self,
+        name: &str,
+        tag: &[u8],
+        on_untagged: &mut F,
+    ) -> Result<(), SessionError>
     where
         F: FnMut(Response<'_>) -> Result<(), SessionError>,
     {
@@ -448,18 +494,28 @@ impl Connection {
             let range = self.read_response().await?;
             let raw = &self.buf[range];
             let line = printable(raw, 200);
-            match Response::parse(raw).map_err(|e| SessionError::Protocol(format!("{name}: {e}")))? {
+            match Response::parse(raw)
+                .map_err(|e| SessionError::Protocol(format!("{name}: {e}")))?
+            {
                 Response::Continue => return Ok(()),
-                Response::Tagged { tag: t, status, text } if t == tag => {
+                Response::Tagged {
+                    tag: t,
+                    status,
+                    text,
+                } if t == tag => {
                     let done = Completion {
                         status,
                         text: printable(text, 200),
                     };
                     completion_result(name, done)?;
-                    return Err(SessionError::Protocol(format!("{name}: OK instead of a continuation")));
+                    return Err(SessionError::Protocol(format!(
+                        "{name}: OK instead of a continuation"
+                    )));
                 }
                 Response::Tagged { .. } => {
-                    return Err(SessionError::Protocol(format!("{name}: completion for unknown tag: {line}")));
+                    return Err(SessionError::Protocol(format!(
+                        "{name}: completion for unknown tag: {line}"
+                    )));
                 }
                 Response::UntaggedStatus {
                     status: Status::Bye,
@@ -486,7 +542,10 @@ impl Connection {
     }
 
     /// While idling: the next untagged response, or `None` when `until` passes first.
-    pub async fn idle_wait(&mut self, until: Instant) -> Result<Option<Response<'_>>, SessionError> {
+    pub async fn idle_wait(
+        &mut self,
+        until: Instant,
+    ) -> Result<Option<Response<'_>>, SessionError> {
         self.deadline = until;
         let raw = match self.read_response().await {
             Ok(range) => &self.buf[range],
@@ -522,7 +581,8 @@ impl Connection {
     /// Asks for CAPABILITY when no list has been seen since the last TLS change or login.
     pub async fn ensure_capabilities(&mut self) -> Result<(), SessionError> {
         if !self.caps.known {
-            self.command("CAPABILITY", b"CAPABILITY", |_| Ok(())).await?;
+            self.command("CAPABILITY", b"CAPABILITY", |_| Ok(()))
+                .await?;
         }
         Ok(())
     }
@@ -582,9 +642,12 @@ async fn handshake(
     deadline: Instant,
 ) -> Result<Stream, SessionError> {
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let tls = timeout_at(deadline, TlsConnector::from(config.clone()).connect(name, tcp))
-        .await
-        .map_err(|_| SessionError::Timeout("TLS handshake".into()))?
-        .map_err(|e| SessionError::Tls(e.to_string()))?;
+    let tls = timeout_at(
+        deadline,
+        TlsConnector::from(config.clone()).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| SessionError::Timeout("TLS handshake".into()))?
+    .map_err(|e| SessionError::Tls(e.to_string()))?;
     Ok(Stream::Tls(Box::new(tls)))
 }

@@ -95,14 +95,18 @@ impl IdleBoard {
 /// An idling session: user number = session number.
 pub async fn idler(ctx: &mut SessionCtx) -> Result<(), SessionError> {
     let Some(board) = ctx.idle.clone() else {
-        return Err(SessionError::Protocol("idle profile without a board".into()));
+        return Err(SessionError::Protocol(
+            "idle profile without a board".into(),
+        ));
     };
     let user = ctx.index;
     let mut live = ctx.connect().await?;
     ctx.login(&mut live, user).await?;
     live.ensure_capabilities().await?;
     if !live.caps.idle {
-        return Err(SessionError::Protocol("server does not announce IDLE".into()));
+        return Err(SessionError::Protocol(
+            "server does not announce IDLE".into(),
+        ));
     }
     let mut exists = 0u32;
     let cmd = format!("SELECT \"{}\"", ctx.opts.mailbox);
@@ -156,11 +160,14 @@ pub async fn idler(ctx: &mut SessionCtx) -> Result<(), SessionError> {
 /// paced so that all senders together deliver `--deliver-rate` messages per second.
 pub async fn sender(ctx: &mut SessionCtx) -> Result<(), SessionError> {
     let Some(board) = ctx.idle.clone() else {
-        return Err(SessionError::Protocol("idle profile without a board".into()));
+        return Err(SessionError::Protocol(
+            "idle profile without a board".into(),
+        ));
     };
     // Deliveries start when measuring does, so that the idlers had the warm-up to connect.
     tokio::time::sleep_until(ctx.measure_from.min(ctx.deadline)).await;
-    let interval = Duration::from_secs_f64(f64::from(ctx.opts.senders) / f64::from(ctx.opts.deliver_rate));
+    let interval =
+        Duration::from_secs_f64(f64::from(ctx.opts.senders) / f64::from(ctx.opts.deliver_rate));
     let mut next = Instant::now();
     let idlers = ctx.opts.clients;
     while !ctx.should_stop() {

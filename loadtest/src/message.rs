@@ -28,14 +28,21 @@ pub const SENDERS: [(&str, &str); 8] = [
 
 /// Words used in subjects and bodies that searches look for.
 pub const SEARCH_WORDS: [&str; 8] = [
-    "invoice", "meeting", "quarterly", "holiday", "contract", "delivery", "report", "birthday",
+    "invoice",
+    "meeting",
+    "quarterly",
+    "holiday",
+    "contract",
+    "delivery",
+    "report",
+    "birthday",
 ];
 
 const FILLER: [&str; 40] = [
     "the", "of", "and", "to", "a", "in", "for", "is", "on", "that", "by", "this", "with", "you",
-    "it", "not", "or", "be", "are", "from", "at", "as", "your", "all", "have", "new", "more",
-    "an", "was", "we", "will", "can", "about", "please", "thanks", "team", "project", "week",
-    "attached", "regards",
+    "it", "not", "or", "be", "are", "from", "at", "as", "your", "all", "have", "new", "more", "an",
+    "was", "we", "will", "can", "about", "please", "thanks", "team", "project", "week", "attached",
+    "regards",
 ];
 
 /// Messages ready to APPEND, CRLF line endings.
@@ -64,7 +71,9 @@ impl MessagePool {
     /// Generated messages of at most `max_size` bytes.
     pub fn generate(seed: u64, max_size: usize) -> MessagePool {
         let mut rng = StdRng::seed_from_u64(seed);
-        let messages = (0..POOL_SIZE).map(|i| generate_one(&mut rng, i, max_size)).collect();
+        let messages = (0..POOL_SIZE)
+            .map(|i| generate_one(&mut rng, i, max_size))
+            .collect();
         MessagePool {
             messages: Arc::new(messages),
         }
@@ -89,7 +98,9 @@ impl MessagePool {
     /// A message chosen with `rng`.
     pub fn pick<'a>(&'a self, rng: &mut impl Rng) -> &'a [u8] {
         let i = rng.gen_range(0..self.messages.len().max(1));
-        self.messages.get(i).map_or(b"Subject: empty\r\n\r\n\r\n".as_slice(), |m| m.as_slice())
+        self.messages
+            .get(i)
+            .map_or(b"Subject: empty\r\n\r\n\r\n".as_slice(), |m| m.as_slice())
     }
 
     /// Number of distinct messages.
@@ -199,7 +210,10 @@ fn generate_one(rng: &mut StdRng, index: usize, max_size: usize) -> Vec<u8> {
     } else if kind < 85 {
         let len = rng.gen_range(500..8000);
         let plain = text(rng, len);
-        let html = format!("<html><body><p>{}</p></body></html>", plain.replace("\r\n", "<br>\r\n"));
+        let html = format!(
+            "<html><body><p>{}</p></body></html>",
+            plain.replace("\r\n", "<br>\r\n")
+        );
         m.push_str(&format!(
             "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
              --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{plain}\r\n\
@@ -246,8 +260,15 @@ mod tests {
         assert_eq!(a.len(), POOL_SIZE);
         assert!(a.messages.iter().all(|m| m.len() <= 100_000));
         // Mixed structure: some multipart, some plain.
-        let multipart = a.messages.iter().filter(|m| memchr::memmem::find(m, b"multipart/").is_some()).count();
-        assert!(multipart > POOL_SIZE / 10 && multipart < POOL_SIZE * 6 / 10, "{multipart}");
+        let multipart = a
+            .messages
+            .iter()
+            .filter(|m| memchr::memmem::find(m, b"multipart/").is_some())
+            .count();
+        assert!(
+            multipart > POOL_SIZE / 10 && multipart < POOL_SIZE * 6 / 10,
+            "{multipart}"
+        );
         // Only CRLF line ends.
         for m in a.messages.iter() {
             for (i, &b) in m.iter().enumerate() {

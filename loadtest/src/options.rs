@@ -210,9 +210,14 @@ impl Options {
             return invalid("--max-message-size must be at least 1024");
         }
         if self.mailbox.is_empty() || self.mailbox.contains(['"', '\\', '\r', '\n']) {
-            return invalid("--mailbox must be non-empty and not contain quotes, backslashes or line breaks");
+            return invalid(
+                "--mailbox must be non-empty and not contain quotes, backslashes or line breaks",
+            );
         }
-        for (name, value) in [("--user-pattern", &self.user_pattern), ("--password", &self.password)] {
+        for (name, value) in [
+            ("--user-pattern", &self.user_pattern),
+            ("--password", &self.password),
+        ] {
             if value.is_empty() || value.contains(['"', '\\', '\r', '\n', '\0']) {
                 return Err(OptionsError::Invalid(format!(
                     "{name} must be non-empty and not contain quotes, backslashes or line breaks"
@@ -230,7 +235,12 @@ impl Options {
                 return invalid("idle needs --senders and --deliver-rate of at least 1");
             }
         }
-        let sessions = self.clients + if self.profile == Profile::Idle { self.senders } else { 0 };
+        let sessions = self.clients
+            + if self.profile == Profile::Idle {
+                self.senders
+            } else {
+                0
+            };
         if sessions > SESSIONS_PER_PROCESS {
             let processes = sessions.div_ceil(SESSIONS_PER_PROCESS);
             return Err(OptionsError::Invalid(format!(
@@ -284,7 +294,9 @@ impl Options {
             return None;
         }
         let block = (index / SESSIONS_PER_SOURCE) as usize;
-        self.source_addrs.get(block % self.source_addrs.len()).copied()
+        self.source_addrs
+            .get(block % self.source_addrs.len())
+            .copied()
     }
 }
 
@@ -352,11 +364,25 @@ mod tests {
 
     #[test]
     fn users_and_sources() {
-        let o = opts(&["logins", "--user-pattern", "u%d@x", "--password", "p%d", "--first-user", "5"]);
+        let o = opts(&[
+            "logins",
+            "--user-pattern",
+            "u%d@x",
+            "--password",
+            "p%d",
+            "--first-user",
+            "5",
+        ]);
         assert_eq!(o.user_name(0), "u5@x");
         assert_eq!(o.user_password(2), "p7");
         assert_eq!(o.source_for(0), None);
-        let o = opts(&["idle", "--users", "50", "--source-addrs", "127.0.0.2,127.0.0.3"]);
+        let o = opts(&[
+            "idle",
+            "--users",
+            "50",
+            "--source-addrs",
+            "127.0.0.2,127.0.0.3",
+        ]);
         assert_eq!(o.source_for(0), Some(IpAddr::from([127, 0, 0, 2])));
         assert_eq!(o.source_for(19_999), Some(IpAddr::from([127, 0, 0, 2])));
         assert_eq!(o.source_for(20_000), Some(IpAddr::from([127, 0, 0, 3])));

@@ -64,7 +64,11 @@ pub fn sample(root: u32) -> Option<TreeSample> {
     let mut stats: HashMap<u32, Stat> = HashMap::new();
     let entries = std::fs::read_dir("/proc").ok()?;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         // A process may exit between listing and reading: skip it.
@@ -126,14 +130,27 @@ mod tests {
 
     #[test]
     fn stat_with_spaces_in_name() {
-        let text = "1234 (imap (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 25 7 3 2 20 0 1 0 100 1000 200";
+        let text =
+            "1234 (imap (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 25 7 3 2 20 0 1 0 100 1000 200";
         let s = parse_stat(text).unwrap();
-        assert_eq!(s, Stat { ppid: 1, utime: 25, stime: 7, cutime: 3, cstime: 2 });
+        assert_eq!(
+            s,
+            Stat {
+                ppid: 1,
+                utime: 25,
+                stime: 7,
+                cutime: 3,
+                cstime: 2
+            }
+        );
     }
 
     #[test]
     fn rss_from_status() {
-        assert_eq!(parse_rss("Name:\tx\nVmRSS:\t  5120 kB\nVmHWM: 1 kB\n"), Some(5120));
+        assert_eq!(
+            parse_rss("Name:\tx\nVmRSS:\t  5120 kB\nVmHWM: 1 kB\n"),
+            Some(5120)
+        );
         assert_eq!(parse_rss("Name:\tx\n"), None);
     }
 
@@ -147,7 +164,13 @@ mod tests {
     #[test]
     fn tree_includes_grandchildren_once() {
         let mut stats = HashMap::new();
-        let st = |ppid| Stat { ppid, utime: 1, stime: 0, cutime: 0, cstime: 0 };
+        let st = |ppid| Stat {
+            ppid,
+            utime: 1,
+            stime: 0,
+            cutime: 0,
+            cstime: 0,
+        };
         stats.insert(10, st(1));
         stats.insert(11, st(10));
         stats.insert(12, st(11));

@@ -119,7 +119,10 @@ impl View {
             Response::Exists(n) => self.exists = n,
             Response::Expunge(n) => {
                 self.exists = self.exists.saturating_sub(1);
-                if let Some(i) = (n as usize).checked_sub(1).filter(|&i| i < self.messages.len()) {
+                if let Some(i) = (n as usize)
+                    .checked_sub(1)
+                    .filter(|&i| i < self.messages.len())
+                {
                     self.messages.remove(i);
                 }
             }
@@ -162,7 +165,12 @@ async fn select(ctx: &mut SessionCtx, live: &mut Live, params: &str) -> Result<V
 }
 
 /// FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE), timed as `fetch`; fills `view.messages`.
-async fn fetch_all(ctx: &mut SessionCtx, live: &mut Live, view: &mut View, exclusive: bool) -> Result<(), SessionError> {
+async fn fetch_all(
+    ctx: &mut SessionCtx,
+    live: &mut Live,
+    view: &mut View,
+    exclusive: bool,
+) -> Result<(), SessionError> {
     view.messages.clear();
     if view.exists == 0 {
         return Ok(());
@@ -172,25 +180,29 @@ async fn fetch_all(ctx: &mut SessionCtx, live: &mut Live, view: &mut View, exclu
     let started = Instant::now();
     let mut exists = view.exists;
     let result = live
-        .command("FETCH", b"FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)", |r| {
-            match r {
-                Response::Fetch(_, items) => {
-                    let d = fetch_data(items)?;
-                    match (d.uid, d.size, d.flags.is_some(), d.envelope) {
-                        (Some(uid), Some(size), true, true) => fetched.push((uid, size)),
-                        _ => {
-                            problem.get_or_insert(SessionError::Data(format!(
-                                "FETCH lacks UID, FLAGS, RFC822.SIZE or ENVELOPE: {}",
-                                crate::response::printable(items, 120)
-                            )));
+        .command(
+            "FETCH",
+            b"FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)",
+            |r| {
+                match r {
+                    Response::Fetch(_, items) => {
+                        let d = fetch_data(items)?;
+                        match (d.uid, d.size, d.flags.is_some(), d.envelope) {
+                            (Some(uid), Some(size), true, true) => fetched.push((uid, size)),
+                            _ => {
+                                problem.get_or_insert(SessionError::Data(format!(
+                                    "FETCH lacks UID, FLAGS, RFC822.SIZE or ENVELOPE: {}",
+                                    crate::response::printable(items, 120)
+                                )));
+                            }
                         }
                     }
+                    Response::Exists(n) => exists = n,
+                    _ => {}
                 }
-                Response::Exists(n) => exists = n,
-                _ => {}
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .await;
     match result {
         Err(e) if is_expunge_issued(&e) && !exclusive => {}
@@ -216,7 +228,11 @@ async fn fetch_all(ctx: &mut SessionCtx, live: &mut Live, view: &mut View, exclu
 }
 
 /// APPENDs one message from the pool (timed as `append`); returns its size.
-async fn append_one(ctx: &mut SessionCtx, live: &mut Live, flags: &str) -> Result<usize, SessionError> {
+async fn append_one(
+    ctx: &mut SessionCtx,
+    live: &mut Live,
+    flags: &str,
+) -> Result<usize, SessionError> {
     let message = ctx.messages.pick(&mut ctx.rng).to_vec();
     let mailbox = ctx.opts.mailbox.clone();
     let started = Instant::now();
@@ -283,16 +299,27 @@ pub async fn mix(ctx: &mut SessionCtx) -> Result<(), SessionError> {
             return Err(p);
         }
         if exclusive && got != chosen.len() {
-            return Err(SessionError::Data(format!("FETCH2 of {} UIDs returned {got}", chosen.len())));
+            return Err(SessionError::Data(format!(
+                "FETCH2 of {} UIDs returned {got}",
+                chosen.len()
+            )));
         }
     }
 
     // STORE: set or clear \Seen or \Flagged; the FETCH answers must show the change.
     if plan.store && !view.messages.is_empty() {
         let chosen = choose_share(&mut ctx.rng, &view.uids(), MIX_STORE_SHARE);
-        let flag = if ctx.rng.gen_bool(0.5) { "\\Seen" } else { "\\Flagged" };
+        let flag = if ctx.rng.gen_bool(0.5) {
+            "\\Seen"
+        } else {
+            "\\Flagged"
+        };
         let add = ctx.rng.gen_bool(0.5);
-        let cmd = format!("UID STORE {} {}FLAGS ({flag})", uid_set(&chosen), if add { "+" } else { "-" });
+        let cmd = format!(
+            "UID STORE {} {}FLAGS ({flag})",
+            uid_set(&chosen),
+            if add { "+" } else { "-" }
+        );
         let mut problem = None;
         let started = Instant::now();
         live.command("STORE", cmd.as_bytes(), |r| {
@@ -323,7 +350,10 @@ pub async fn mix(ctx: &mut SessionCtx) -> Result<(), SessionError> {
     let mut deleted = 0usize;
     if excess > 0 {
         let uids = view.uids();
-        let mut chosen: Vec<u32> = uids.choose_multiple(&mut ctx.rng, excess).copied().collect();
+        let mut chosen: Vec<u32> = uids
+            .choose_multiple(&mut ctx.rng, excess)
+            .copied()
+            .collect();
         chosen.sort_unstable();
         let cmd = format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uid_set(&chosen));
         let started = Instant::now();
@@ -415,7 +445,12 @@ pub async fn append(ctx: &mut SessionCtx) -> Result<(), SessionError> {
 
 /// Fills the selected mailbox up to `target` messages (not timed: setup). Flags follow a
 /// typical mailbox: most read, a few flagged.
-async fn fill(ctx: &mut SessionCtx, live: &mut Live, view: &mut View, target: u32) -> Result<(), SessionError> {
+async fn fill(
+    ctx: &mut SessionCtx,
+    live: &mut Live,
+    view: &mut View,
+    target: u32,
+) -> Result<(), SessionError> {
     let missing = target.saturating_sub(view.exists);
     for _ in 0..missing {
         if ctx.should_stop() {
@@ -426,7 +461,11 @@ async fn fill(ctx: &mut SessionCtx, live: &mut Live, view: &mut View, target: u3
             flags.push_str("\\Seen");
         }
         if ctx.rng.gen_bool(0.05) {
-            flags.push_str(if flags.is_empty() { "\\Flagged" } else { " \\Flagged" });
+            flags.push_str(if flags.is_empty() {
+                "\\Flagged"
+            } else {
+                " \\Flagged"
+            });
         }
         let message = ctx.messages.pick(&mut ctx.rng).to_vec();
         let mailbox = ctx.opts.mailbox.clone();
@@ -448,7 +487,13 @@ pub async fn search(ctx: &mut SessionCtx) -> Result<(), SessionError> {
     live.ensure_capabilities().await?;
     let mut view = select(ctx, &mut live, "").await?;
     fill(ctx, &mut live, &mut view, ctx.opts.messages()).await?;
-    const FLAG_SEARCHES: [&str; 5] = ["UNSEEN", "FLAGGED", "SEEN NOT FLAGGED", "DELETED", "ANSWERED"];
+    const FLAG_SEARCHES: [&str; 5] = [
+        "UNSEEN",
+        "FLAGGED",
+        "SEEN NOT FLAGGED",
+        "DELETED",
+        "ANSWERED",
+    ];
     while !ctx.should_stop() {
         let (command, query) = match ctx.rng.gen_range(0..4) {
             0 => {
@@ -474,7 +519,8 @@ pub async fn search(ctx: &mut SessionCtx) -> Result<(), SessionError> {
         let started = Instant::now();
         live.command("SEARCH", query.as_bytes(), |r| {
             if let Response::Search(data) = r {
-                let numbers = parse_search(data).map_err(|e| SessionError::Protocol(e.to_string()))?;
+                let numbers =
+                    parse_search(data).map_err(|e| SessionError::Protocol(e.to_string()))?;
                 if let Some(bad) = numbers.iter().find(|&&n| n == 0 || n > exists) {
                     problem.get_or_insert(SessionError::Data(format!(
                         "{query}: message {bad} of a mailbox with {exists}"
@@ -562,7 +608,8 @@ pub async fn sync(ctx: &mut SessionCtx) -> Result<(), SessionError> {
         live.ensure_capabilities().await?;
         let mut reported = 0usize;
         if caps.qresync && uidvalidity > 0 && modseq > 0 {
-            live.command("ENABLE", b"ENABLE QRESYNC", |_| Ok(())).await?;
+            live.command("ENABLE", b"ENABLE QRESYNC", |_| Ok(()))
+                .await?;
             let params = format!(" (QRESYNC ({uidvalidity} {modseq}))");
             let cmd = format!("SELECT \"{}\"{params}", ctx.opts.mailbox);
             let mut fresh = View::default();
@@ -627,7 +674,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(42);
         let n = 20_000;
         let plans: Vec<MixPlan> = (0..n).map(|_| MixPlan::draw(&mut rng)).collect();
-        let share = |f: fn(&MixPlan) -> bool| plans.iter().filter(|p| f(p)).count() as f64 / n as f64;
+        let share =
+            |f: fn(&MixPlan) -> bool| plans.iter().filter(|p| f(p)).count() as f64 / n as f64;
         assert!((share(|p| p.list) - 0.5).abs() < 0.02);
         assert!((share(|p| p.status) - 0.5).abs() < 0.02);
         assert!((share(|p| p.store) - 0.5).abs() < 0.02);
@@ -653,7 +701,10 @@ mod tests {
         let chosen = choose_share(&mut rng, &uids, MIX_FETCH2_SHARE);
         assert_eq!(chosen.len(), 60);
         assert!(chosen.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(choose_share(&mut rng, &uids[..2], MIX_FETCH2_SHARE).len(), 1);
+        assert_eq!(
+            choose_share(&mut rng, &uids[..2], MIX_FETCH2_SHARE).len(),
+            1
+        );
         assert!(choose_share(&mut rng, &[], MIX_FETCH2_SHARE).is_empty());
     }
 
@@ -662,7 +713,10 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
-        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub fn columns(profile: Profile) -> &'static [Command] {
     match profile {
         Profile::Logins => &[Connect, Login, Logout],
         Profile::Append => &[Append, Delete, Expunge],
-        Profile::Mix => &[Login, List, Status, Select, Fetch, Fetch2, Store, Delete, Expunge, Append, Logout],
+        Profile::Mix => &[
+            Login, List, Status, Select, Fetch, Fetch2, Store, Delete, Expunge, Append, Logout,
+        ],
         Profile::Search => &[SearchBody, SearchFrom, SearchSubject, SearchFlags],
         Profile::Sync => &[Login, Select, SyncFull, Store, SyncChanges, Logout],
         Profile::Idle => &[Connect, Login, Append, IdleNotify, Logout],
@@ -134,7 +136,11 @@ pub fn command_summaries(recorder: &Recorder, seconds: f64) -> Vec<CommandSummar
             Some(CommandSummary {
                 command: c.name().to_string(),
                 count: h.len(),
-                per_second: if seconds > 0.0 { h.len() as f64 / seconds } else { 0.0 },
+                per_second: if seconds > 0.0 {
+                    h.len() as f64 / seconds
+                } else {
+                    0.0
+                },
                 p50_ms: ms(h.value_at_quantile(0.5)),
                 p90_ms: ms(h.value_at_quantile(0.9)),
                 p99_ms: ms(h.value_at_quantile(0.99)),
@@ -170,7 +176,11 @@ impl Summary {
             s,
             "total commands: {} ({:.1}/s)",
             self.total_commands,
-            if self.seconds > 0.0 { self.total_commands as f64 / self.seconds } else { 0.0 }
+            if self.seconds > 0.0 {
+                self.total_commands as f64 / self.seconds
+            } else {
+                0.0
+            }
         );
         if self.error_count == 0 {
             let _ = writeln!(s, "errors: none");

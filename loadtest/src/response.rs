@@ -72,8 +72,7 @@ pub fn parse_u64(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &d| {
-        d.is_ascii_digit()
-            .then(|| acc * 10 + u64::from(d - b'0'))
+        d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
     })
 }
 
@@ -300,11 +299,19 @@ pub fn parse_fetch(items: &[u8]) -> Result<FetchData, ParseError> {
                 }
             }
             b"ENVELOPE" => data.envelope = matches!(value, Value::List(_)),
-            n if n.starts_with(b"BODY[") || n.starts_with(b"RFC822") || n.starts_with(b"BINARY[") => {
+            n if n.starts_with(b"BODY[")
+                || n.starts_with(b"RFC822")
+                || n.starts_with(b"BINARY[") =>
+            {
                 data.body_len = Some(match value {
                     Value::Bytes(b) => b.len() as u64,
                     Value::Nil => 0,
-                    _ => return Err(ParseError(format!("{} is not a string", printable(&name, 40)))),
+                    _ => {
+                        return Err(ParseError(format!(
+                            "{} is not a string",
+                            printable(&name, 40)
+                        )))
+                    }
                 });
             }
             _ => {}
@@ -420,7 +427,8 @@ impl<'a> Cursor<'a> {
                 Err(self.err("unclosed quoted string"))
             }
             Some(b'{') => {
-                let close = memchr(b'}', &self.s[self.pos..]).ok_or_else(|| self.err("bad literal"))?;
+                let close =
+                    memchr(b'}', &self.s[self.pos..]).ok_or_else(|| self.err("bad literal"))?;
                 let digits = &self.s[self.pos + 1..self.pos + close];
                 let n = parse_u64(digits).ok_or_else(|| self.err("bad literal length"))?;
                 let start = self.pos + close + 3; // "}\r\n"
@@ -495,10 +503,14 @@ mod tests {
     fn literal_split_across_reads_is_one_response() {
         let full = b"* 1 FETCH (UID 7 BODY[] {11}\r\nhello\r\nbye!)\r\nA1 OK\r\n";
         let first = 34; // inside the literal
-        // Every prefix shorter than the response needs more bytes.
+                        // Every prefix shorter than the response needs more bytes.
         let end = full.len() - 7;
         for cut in 0..end {
-            assert_eq!(frame(&full[..cut], MAX), Ok(None), "cut at {cut} of {first}");
+            assert_eq!(
+                frame(&full[..cut], MAX),
+                Ok(None),
+                "cut at {cut} of {first}"
+            );
         }
         assert_eq!(frame(full, MAX), Ok(Some(end)));
         let raw = &full[..end];
@@ -544,8 +556,14 @@ mod tests {
                 text: b"[AUTHENTICATIONFAILED] nope"
             }
         );
-        assert_eq!(Response::parse(b"+ idling\r\n").unwrap(), Response::Continue);
-        assert_eq!(Response::parse(b"* 5 EXPUNGE\r\n").unwrap(), Response::Expunge(5));
+        assert_eq!(
+            Response::parse(b"+ idling\r\n").unwrap(),
+            Response::Continue
+        );
+        assert_eq!(
+            Response::parse(b"* 5 EXPUNGE\r\n").unwrap(),
+            Response::Expunge(5)
+        );
         assert_eq!(
             Response::parse(b"* BYE Logging out\r\n").unwrap(),
             Response::UntaggedStatus {
@@ -601,7 +619,10 @@ mod tests {
 
     #[test]
     fn response_codes() {
-        assert_eq!(code_number(b"[UIDVALIDITY 99] ok", b"UIDVALIDITY"), Some(99));
+        assert_eq!(
+            code_number(b"[UIDVALIDITY 99] ok", b"UIDVALIDITY"),
+            Some(99)
+        );
         assert_eq!(
             capability_code(b"[CAPABILITY IMAP4rev1 IDLE] Logged in"),
             Some(&b"IMAP4rev1 IDLE"[..])

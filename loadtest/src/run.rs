@@ -47,7 +47,12 @@ const IDLE_CONNECT_RATE: u32 = 1000;
 /// Runs the profile; `on_line` receives the header and each per-second line.
 pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunError> {
     let addr = opts.validate()?;
-    let sessions = opts.clients + if opts.profile == Profile::Idle { opts.senders } else { 0 };
+    let sessions = opts.clients
+        + if opts.profile == Profile::Idle {
+            opts.senders
+        } else {
+            0
+        };
     raise_open_files_limit(u64::from(sessions) + 64);
     let messages = match &opts.mbox {
         Some(path) => MessagePool::from_mbox(path, opts.max_message_size)?,
@@ -86,7 +91,11 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
     let hard_stop = deadline + opts.timeout() + Duration::from_secs(1);
     let connect_rate = opts
         .connect_rate
-        .unwrap_or(if opts.profile == Profile::Idle { IDLE_CONNECT_RATE } else { 0 });
+        .unwrap_or(if opts.profile == Profile::Idle {
+            IDLE_CONNECT_RATE
+        } else {
+            0
+        });
 
     // Without warm-up, measuring starts before the first session does.
     let mut server_at_start: Option<TreeSample> = None;
@@ -133,8 +142,15 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
     // Bounded by hard_stop: workers end by then at the latest.
     while workers.iter().any(|w| !w.is_finished()) {
         let measuring = shared.measuring.load(Ordering::Relaxed);
-        let wake = if measuring { next_tick } else { next_tick.min(measure_from) };
-        std::thread::sleep(wake.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+        let wake = if measuring {
+            next_tick
+        } else {
+            next_tick.min(measure_from)
+        };
+        std::thread::sleep(
+            wake.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+        );
         let now = Instant::now();
         if !measuring && now >= measure_from {
             server_at_start = opts.pid.and_then(procstat::sample);
@@ -177,7 +193,10 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
     if let Some(board) = &board {
         let missed = board.missed(opts.timeout());
         for _ in 0..missed {
-            shared.error("idle-missed", "an APPEND's EXISTS did not reach the idling session".into());
+            shared.error(
+                "idle-missed",
+                "an APPEND's EXISTS did not reach the idling session".into(),
+            );
         }
     }
 
@@ -188,7 +207,11 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
         .filter(|c| !matches!(c, Command::Connect | Command::IdleNotify))
         .filter_map(|&c| recorder.histogram(c).map(|h| h.len()))
         .sum();
-    let server = match (opts.pid, server_at_start, opts.pid.and_then(procstat::sample)) {
+    let server = match (
+        opts.pid,
+        server_at_start,
+        opts.pid.and_then(procstat::sample),
+    ) {
         (Some(pid), Some(a), Some(b)) => {
             let cpu_seconds = b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / ticks;
             Some(ServerCost {
@@ -221,7 +244,11 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
         error_count: errors.values().map(|e| e.count).sum(),
         errors,
         server,
-        client_cpu_share: if seconds > 0.0 { own_cpu / seconds / threads as f64 } else { 0.0 },
+        client_cpu_share: if seconds > 0.0 {
+            own_cpu / seconds / threads as f64
+        } else {
+            0.0
+        },
     })
 }
 
@@ -246,10 +273,14 @@ struct Worker {
 impl Worker {
     fn run(self) -> Recorder {
         let recorder = Rc::new(RefCell::new(Recorder::default()));
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
-                self.shared.error("runtime", format!("worker {}: {e}", self.thread));
+                self.shared
+                    .error("runtime", format!("worker {}: {e}", self.thread));
                 return Recorder::default();
             }
         };

@@ -194,7 +194,10 @@ impl Shared {
 
     /// Errors so far, by kind.
     pub fn errors(&self) -> BTreeMap<String, ErrorKind> {
-        self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -34,9 +34,14 @@ fn fake_server() -> (SocketAddr, Arc<Seen>) {
 }
 
 fn serve(stream: TcpStream, seen: &Seen) {
-    let Ok(mut out) = stream.try_clone() else { return };
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
-    if out.write_all(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready\r\n").is_err() {
+    if out
+        .write_all(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready\r\n")
+        .is_err()
+    {
         return;
     }
     let mut line = String::new();
@@ -61,7 +66,9 @@ fn serve(stream: TcpStream, seen: &Seen) {
             }
             "LOGOUT" => {
                 seen.logouts.fetch_add(1, Ordering::Relaxed);
-                let _ = out.write_all(format!("* BYE Logging out\r\n{tag} OK Logout completed.\r\n").as_bytes());
+                let _ = out.write_all(
+                    format!("* BYE Logging out\r\n{tag} OK Logout completed.\r\n").as_bytes(),
+                );
                 return;
             }
             _ => format!("{tag} BAD unknown command\r\n"),
@@ -74,7 +81,15 @@ fn serve(stream: TcpStream, seen: &Seen) {
 
 fn options(addr: SocketAddr, extra: &[&str]) -> Options {
     let port = addr.port().to_string();
-    let mut args = vec!["ringmail-load", "logins", "--host", "127.0.0.1", "--port", &port, "--quiet"];
+    let mut args = vec![
+        "ringmail-load",
+        "logins",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--quiet",
+    ];
     args.extend_from_slice(extra);
     Options::try_parse_from(args).expect("options parse")
 }
@@ -90,7 +105,19 @@ fn count(summary: &Summary, command: &str) -> u64 {
 #[test]
 fn bounded_iterations_give_exact_counts() {
     let (addr, seen) = fake_server();
-    let opts = options(addr, &["--clients", "4", "--iterations", "25", "--threads", "2", "--duration", "20"]);
+    let opts = options(
+        addr,
+        &[
+            "--clients",
+            "4",
+            "--iterations",
+            "25",
+            "--threads",
+            "2",
+            "--duration",
+            "20",
+        ],
+    );
     let summary = run(opts, |_| {}).expect("run");
     assert_eq!(summary.error_count, 0, "{:?}", summary.errors);
     assert_eq!(count(&summary, "login"), 100);
@@ -101,21 +128,31 @@ fn bounded_iterations_give_exact_counts() {
     assert_eq!(seen.logouts.load(Ordering::Relaxed), 100);
     // Iterations ended the run long before the duration.
     assert!(summary.seconds < 15.0, "{}", summary.seconds);
-    let login = summary.commands.iter().find(|c| c.command == "login").expect("login row");
+    let login = summary
+        .commands
+        .iter()
+        .find(|c| c.command == "login")
+        .expect("login row");
     assert!(login.p50_ms <= login.p99_ms && login.p99_ms <= login.max_ms);
 }
 
 #[test]
 fn duration_bounded_run_counts_what_the_server_saw() {
     let (addr, seen) = fake_server();
-    let opts = options(addr, &["--clients", "3", "--duration", "0.5", "--threads", "1"]);
+    let opts = options(
+        addr,
+        &["--clients", "3", "--duration", "0.5", "--threads", "1"],
+    );
     let mut lines = Vec::new();
     let summary = run(opts, |l| lines.push(l.to_string())).expect("run");
     assert_eq!(summary.error_count, 0, "{:?}", summary.errors);
     let logins = count(&summary, "login");
     assert!(logins > 0);
     assert_eq!(logins, seen.logins_ok.load(Ordering::Relaxed));
-    assert_eq!(count(&summary, "logout"), seen.logouts.load(Ordering::Relaxed));
+    assert_eq!(
+        count(&summary, "logout"),
+        seen.logouts.load(Ordering::Relaxed)
+    );
     assert!(lines.is_empty(), "--quiet prints no per-second lines");
     // The JSON summary round-trips.
     let json = serde_json::to_string(&summary).expect("json");
@@ -126,13 +163,22 @@ fn duration_bounded_run_counts_what_the_server_saw() {
 #[test]
 fn refused_logins_are_errors_with_examples() {
     let (addr, seen) = fake_server();
-    let opts = options(addr, &["--clients", "2", "--duration", "0.3", "--password", "wrong"]);
+    let opts = options(
+        addr,
+        &["--clients", "2", "--duration", "0.3", "--password", "wrong"],
+    );
     let summary = run(opts, |_| {}).expect("run");
     assert_eq!(count(&summary, "login"), 0);
     let no = summary.errors.get("NO").expect("NO errors counted");
     assert!(no.count > 0);
     assert!(no.count <= seen.logins_refused.load(Ordering::Relaxed));
-    assert!(no.examples.iter().all(|e| e.contains("AUTHENTICATIONFAILED")), "{:?}", no.examples);
+    assert!(
+        no.examples
+            .iter()
+            .all(|e| e.contains("AUTHENTICATIONFAILED")),
+        "{:?}",
+        no.examples
+    );
 }
 
 #[test]
@@ -140,12 +186,22 @@ fn per_second_lines_are_printed() {
     let (addr, _seen) = fake_server();
     let port = addr.port().to_string();
     let opts = Options::try_parse_from([
-        "ringmail-load", "logins", "--port", &port, "--clients", "2", "--duration", "1.2",
+        "ringmail-load",
+        "logins",
+        "--port",
+        &port,
+        "--clients",
+        "2",
+        "--duration",
+        "1.2",
     ])
     .expect("options parse");
     let mut lines = Vec::new();
     run(opts, |l| lines.push(l.to_string())).expect("run");
-    assert_eq!(lines.first().map(String::as_str), Some(" Conn Logi Logo   conn  errors"));
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(" Conn Logi Logo   conn  errors")
+    );
     assert!(lines.len() >= 2, "{lines:?}");
     assert!(lines[1].ends_with("/2  0"), "{lines:?}");
 }
