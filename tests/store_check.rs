@@ -49,12 +49,22 @@ fn build(dir: &Path, opts: Options, n: u32) -> String {
             .await
             .unwrap();
             if i % 3 == 0 {
-                p.store_flags("erin", "INBOX", &[(1, i + 1)], FlagMode::Add, flag::SEEN, &[], None)
-                    .await
-                    .unwrap();
+                p.store_flags(
+                    "erin",
+                    "INBOX",
+                    &[(1, i + 1)],
+                    FlagMode::Add,
+                    flag::SEEN,
+                    &[],
+                    None,
+                )
+                .await
+                .unwrap();
             }
             if i % 7 == 0 {
-                p.copy("erin", "INBOX", &[(i + 1, i + 1)], "Archive").await.unwrap();
+                p.copy("erin", "INBOX", &[(i + 1, i + 1)], "Archive")
+                    .await
+                    .unwrap();
                 p.expunge("erin", "INBOX", &[(i, i)]).await.unwrap();
             }
         }
@@ -117,7 +127,14 @@ fn damaged_checkpoints_fall_back_to_older_ones_or_full_replay() {
 fn check_reports_clean_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p-0001");
-    build(&dir, Options { segment_size: 8 << 10, ..Options::default() }, 60);
+    build(
+        &dir,
+        Options {
+            segment_size: 8 << 10,
+            ..Options::default()
+        },
+        60,
+    );
     let r = check(tmp.path(), false).unwrap();
     assert_eq!(r.partitions.len(), 1);
     assert!(r.is_clean(), "{r:#?}");
@@ -154,11 +171,19 @@ fn check_repair_cuts_a_damaged_sealed_segment_and_saves_the_tail() {
 
     let r = check(&dir, false).unwrap();
     assert!(!r.is_clean());
-    let damaged: Vec<_> = r.partitions[0].segments.iter().filter(|s| s.damage.is_some()).collect();
+    let damaged: Vec<_> = r.partitions[0]
+        .segments
+        .iter()
+        .filter(|s| s.damage.is_some())
+        .collect();
     assert_eq!(damaged.len(), 1, "{r:#?}");
     let offset = damaged[0].damage.as_ref().unwrap().offset;
     assert!(offset <= at as u64);
-    assert_eq!(std::fs::read(victim).unwrap(), b, "check without repair changes nothing");
+    assert_eq!(
+        std::fs::read(victim).unwrap(),
+        b,
+        "check without repair changes nothing"
+    );
 
     let r = check(&dir, true).unwrap();
     assert!(!r.partitions[0].repairs.is_empty());
@@ -168,5 +193,8 @@ fn check_repair_cuts_a_damaged_sealed_segment_and_saves_the_tail() {
 
     assert!(check(&dir, false).unwrap().is_clean());
     let s = reopen(&dir);
-    assert!(s.contains("uid: 1,"), "records before the damage are kept:\n{s}");
+    assert!(
+        s.contains("uid: 1,"),
+        "records before the damage are kept:\n{s}"
+    );
 }

@@ -76,9 +76,17 @@ fn crash_child() {
                         if rng.gen_bool(0.5) {
                             let f = rng.gen::<u8>() & flag::ALL;
                             println!("W {uid} {f}");
-                            p.store_flags("carol", "INBOX", &[(uid, uid)], FlagMode::Replace, f, &[], None)
-                                .await
-                                .unwrap();
+                            p.store_flags(
+                                "carol",
+                                "INBOX",
+                                &[(uid, uid)],
+                                FlagMode::Replace,
+                                f,
+                                &[],
+                                None,
+                            )
+                            .await
+                            .unwrap();
                             println!("F {uid} {f}");
                         }
                     }
@@ -148,11 +156,16 @@ fn acknowledged_ops_survive_sigkill() {
                 .expect("store must open cleanly after SIGKILL");
             let entries = p
                 .with_mailbox("carol", "INBOX", |v| {
-                    v.messages().iter().map(|m| (m.uid, m.flags)).collect::<BTreeMap<_, _>>()
+                    v.messages()
+                        .iter()
+                        .map(|m| (m.uid, m.flags))
+                        .collect::<BTreeMap<_, _>>()
                 })
                 .unwrap();
             for (uid, (seed, flags, in_flight)) in &expect {
-                let got = entries.get(uid).unwrap_or_else(|| panic!("acknowledged uid {uid} lost"));
+                let got = entries
+                    .get(uid)
+                    .unwrap_or_else(|| panic!("acknowledged uid {uid} lost"));
                 assert!(
                     got == flags || Some(*got) == *in_flight,
                     "flags of uid {uid}: {got}, acknowledged {flags}, in flight {in_flight:?}"
@@ -170,7 +183,11 @@ fn acknowledged_ops_survive_sigkill() {
             }
         }
     }
-    assert!(acked.len() > 20, "too few operations to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 20,
+        "too few operations to mean anything: {}",
+        acked.len()
+    );
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -210,7 +227,13 @@ fn fill(dir: &Path, n: u32, segment_size: u64) -> Vec<(u32, u32, u64)> {
             .with_mailbox("dave", "INBOX", |v| {
                 v.messages()
                     .iter()
-                    .map(|m| (m.uid, m.segment, u64::from(m.offset) + u64::from(m.size) + u64::from(m.meta_len)))
+                    .map(|m| {
+                        (
+                            m.uid,
+                            m.segment,
+                            u64::from(m.offset) + u64::from(m.size) + u64::from(m.meta_len),
+                        )
+                    })
                     .collect()
             })
             .unwrap();
@@ -223,7 +246,9 @@ fn surviving(dir: &Path) -> Result<Vec<u32>, StoreError> {
     let dir = dir.to_path_buf();
     run(move || async move {
         let p = Partition::open(&dir, Options::default()).await?;
-        let uids = p.with_mailbox("dave", "INBOX", |v| v.messages().iter().map(|m| m.uid).collect())?;
+        let uids = p.with_mailbox("dave", "INBOX", |v| {
+            v.messages().iter().map(|m| m.uid).collect()
+        })?;
         for &u in &uids {
             let b = p.read_message("dave", "INBOX", u, None).await?;
             assert_eq!(&b[..], &body(u64::from(u - 1))[..]);
@@ -245,14 +270,22 @@ fn torn_or_scribbled_tail_keeps_every_record_before_the_damage() {
         let first_end = msgs[0].2 - 1;
         let at = rng.gen_range(first_end..len);
         if case % 2 == 0 {
-            std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(at).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&seg)
+                .unwrap()
+                .set_len(at)
+                .unwrap();
         } else {
             let mut data = std::fs::read(&seg).unwrap();
             let n = rng.gen_range(1..64).min(data.len() - at as usize);
             for b in &mut data[at as usize..at as usize + n] {
                 *b ^= rng.gen_range(1..=255u8);
             }
-            std::fs::File::create(&seg).unwrap().write_all(&data).unwrap();
+            std::fs::File::create(&seg)
+                .unwrap()
+                .write_all(&data)
+                .unwrap();
         }
         let want: Vec<u32> = msgs.iter().filter(|m| m.2 <= at).map(|m| m.0).collect();
         let got = surviving(&dir).unwrap();
@@ -269,7 +302,11 @@ fn damage_in_a_sealed_segment_stops_the_partition() {
     let dir = tmp.path().join("p-0003");
     fill(&dir, 40, 16 << 10);
     let segs = segments(&dir);
-    assert!(segs.len() >= 3, "expected several segments, got {}", segs.len());
+    assert!(
+        segs.len() >= 3,
+        "expected several segments, got {}",
+        segs.len()
+    );
     let mut data = std::fs::read(&segs[0]).unwrap();
     let at = data.len() / 2;
     data[at] ^= 0x40;

@@ -132,10 +132,20 @@ fn scan_segment(dir: &Path, id: u32, bodies: &mut Bodies) -> io::Result<SegmentR
             Scanned::Record { pos, kind: k } => match record::decode(k, &scan.payload) {
                 Ok(rec) => {
                     report.records += 1;
-                    if let (kind::APPEND, Record::Append(a)) = (k, &rec) {
-                        let at = pos + FRAME_HEADER as u64 + a.body_at as u64;
+                    let body = match (k, &rec) {
+                        (kind::APPEND, Record::Append(a)) => Some((a.body_at, a.body_len)),
+                        (
+                            kind::BODY,
+                            Record::Body {
+                                body_at, body_len, ..
+                            },
+                        ) => Some((*body_at, *body_len)),
+                        _ => None,
+                    };
+                    if let Some((body_at, len)) = body {
+                        let at = pos + FRAME_HEADER as u64 + body_at as u64;
                         if let Ok(at) = u32::try_from(at) {
-                            bodies.insert((id, at, a.body_len));
+                            bodies.insert((id, at, len));
                         }
                     }
                 }
@@ -192,7 +202,13 @@ fn rebuild(dir: &Path, log_ids: &[u32], start: Option<(Index, Loc)>) -> io::Resu
             let Ok(rec) = record::decode(kind, &scan.payload) else {
                 break;
             };
-            let _ = index.apply(&rec, Loc { segment: id, offset: pos });
+            let _ = index.apply(
+                &rec,
+                Loc {
+                    segment: id,
+                    offset: pos,
+                },
+            );
         }
     }
     Ok(index)
@@ -220,9 +236,11 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
             if d.offset == 0 {
                 let aside = cut_aside(&path, 0)?;
                 std::fs::remove_file(&path)?;
-                report
-                    .repairs
-                    .push(format!("{}: bad header, moved to {}", seg.name, aside.display()));
+                report.repairs.push(format!(
+                    "{}: bad header, moved to {}",
+                    seg.name,
+                    aside.display()
+                ));
                 seg.moved_aside = Some(aside);
                 len = 0;
             } else {
@@ -249,7 +267,10 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
     let mut start = None;
     for id in checkpoint::list(dir)? {
         let path = checkpoint::path(dir, id);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let loaded = std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| checkpoint::decode(&b))
@@ -268,7 +289,9 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
                 if repair {
                     let aside = path.with_extension("ckpt.damaged");
                     std::fs::rename(&path, &aside)?;
-                    report.repairs.push(format!("{name}: moved to {}", aside.display()));
+                    report
+                        .repairs
+                        .push(format!("{name}: moved to {}", aside.display()));
                 }
             }
         }

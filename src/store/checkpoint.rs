@@ -1,6 +1,6 @@
 //! Checkpoints: an rkyv snapshot of a partition's index at a log position.
 //!
-//! File `index-NNNNNNNN.ckpt` (NNNNNNNN = the segment holding the position): a 40-byte
+//! File `index-NNNNNNNN.ckpt` (NNNNNNNN = checkpoint sequence number): a 40-byte
 //! header (magic, version, position, body length, body crc32c, header crc32c) followed by
 //! the rkyv archive of the index. Loading verifies both checksums and then uses rkyv's
 //! checked access, so a damaged file is refused and recovery falls back to an older one.
@@ -18,8 +18,8 @@ pub(crate) const HEADER: usize = 40;
 pub(crate) const KEEP: usize = 2;
 
 /// `index-NNNNNNNN.ckpt`
-pub(crate) fn path(dir: &Path, segment: u32) -> PathBuf {
-    dir.join(format!("index-{segment:08}.ckpt"))
+pub(crate) fn path(dir: &Path, seq: u32) -> PathBuf {
+    dir.join(format!("index-{seq:08}.ckpt"))
 }
 
 fn parse_name(name: &str) -> Option<u32> {

@@ -571,6 +571,7 @@ impl Index {
                 };
                 Ok(Applied::Done)
             }
+            Record::Body { .. } => Ok(Applied::Done),
             Record::SetSpecialUse {
                 user,
                 id,

@@ -51,6 +51,15 @@ pub(crate) struct Background {
     pub records_since_checkpoint: u64,
     pub checkpoint_running: bool,
     pub compaction_running: bool,
+    /// Position of the newest durable checkpoint.
+    pub last_checkpoint: Option<Loc>,
+    /// Checkpoints written by this process.
+    pub checkpoints_written: u64,
+    /// Sequence number of the newest checkpoint file (names `index-NNNNNNNN.ckpt`).
+    pub next_checkpoint_seq: u32,
+    /// Segments replaced by compaction, with `checkpoints_written` at that time: a file
+    /// is removed once every kept checkpoint was written after its replacement.
+    pub retired: Vec<(u32, u64)>,
 }
 
 /// Shared state of a partition; background tasks hold an `Rc` to it.
@@ -162,6 +171,14 @@ impl Partition {
     /// Waits until every submitted record is written (or failed).
     pub async fn flush(&self) {
         self.inner.drain().await;
+    }
+
+    /// Runs one compaction pass now (normally started in the background after a
+    /// checkpoint). Returns how many segments were rewritten.
+    pub async fn compact(&self) -> Result<usize> {
+        self.inner.drain().await;
+        checkpoint_now(&self.inner).await?;
+        super::compact::run_pass(&self.inner).await
     }
 
     /// Writes a checkpoint now (normally done in the background every
@@ -1107,7 +1124,12 @@ pub(crate) async fn checkpoint_now(inner: &Rc<Inner>) -> Result<()> {
     // With Durability::Relaxed the log may not be synced yet; a checkpoint must never
     // point past durable log data.
     file.fdatasync().await?;
-    let path = checkpoint::path(&inner.dir, pos.segment);
+    let seq = {
+        let mut bg = inner.bg.borrow_mut();
+        bg.next_checkpoint_seq += 1;
+        bg.next_checkpoint_seq
+    };
+    let path = checkpoint::path(&inner.dir, seq);
     // Unique, so that an abandoned instance's late task never shares a file with a new one.
     let tmp = path.with_extension(format!("ckpt.tmp-{}", rand::random::<u32>()));
     let f = OpenOptions::new()
@@ -1138,6 +1160,24 @@ pub(crate) async fn checkpoint_now(inner: &Rc<Inner>) -> Result<()> {
         .skip(checkpoint::KEEP)
     {
         let _ = std::fs::remove_file(checkpoint::path(&inner.dir, old));
+    }
+    let expired: Vec<u32> = {
+        let mut bg = inner.bg.borrow_mut();
+        bg.last_checkpoint = Some(pos);
+        bg.checkpoints_written += 1;
+        let written = bg.checkpoints_written;
+        let (gone, keep): (Vec<_>, Vec<_>) = bg
+            .retired
+            .iter()
+            .partition(|&&(_, at)| written >= at + checkpoint::KEEP as u64);
+        bg.retired = keep;
+        gone.into_iter().map(|(id, _)| id).collect()
+    };
+    if !expired.is_empty() {
+        for id in expired {
+            let _ = std::fs::remove_file(segment_path(&inner.dir, id));
+        }
+        sync_dir(&inner.dir).await?;
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ pub(crate) mod kind {
     pub const SUBSCRIBE: u8 = 8;
     pub const SET_QUOTA: u8 = 9;
     pub const SET_SPECIAL_USE: u8 = 10;
+    pub const BODY: u8 = 11;
 }
 
 /// How a flag change combines with the flags a message already has.
@@ -104,6 +105,12 @@ pub(crate) enum Record<'a> {
         user: &'a str,
         id: u64,
         special_use: u8,
+    },
+    /// A message body (and metadata) moved by compaction into a compacted segment; only
+    /// index entries refer to it, it is never replayed. The user field is empty.
+    Body {
+        body_len: u32,
+        body_at: usize,
     },
 }
 
@@ -414,6 +421,14 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
             id: r.u64()?,
             special_use: r.u8()?,
         },
+        kind::BODY => {
+            let body_len = r.u32()?;
+            let meta_len = r.u32()?;
+            let body_at = r.pos;
+            r.take(body_len as usize)?;
+            r.take(meta_len as usize)?;
+            Record::Body { body_len, body_at }
+        }
         other => return Err(corrupt(&format!("unknown kind {other}"))),
     };
     Ok(rec)

@@ -136,7 +136,9 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }
     }
 
-    let (mut index, start) = match load_checkpoint(dir)? {
+    let loaded = load_checkpoint(dir)?;
+    let last_checkpoint = loaded.as_ref().map(|c| c.1);
+    let (mut index, start) = match loaded {
         Some((index, pos)) => {
             if !log_ids.contains(&pos.segment) {
                 return Err(corrupt(format!(
@@ -246,7 +248,11 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }),
         pending: RefCell::new(Pending::default()),
         files: RefCell::new(files),
-        bg: RefCell::new(Background::default()),
+        bg: RefCell::new(Background {
+            last_checkpoint,
+            next_checkpoint_seq: checkpoint::list(dir)?.first().copied().unwrap_or(0),
+            ..Background::default()
+        }),
         closed: Cell::new(false),
         abandoned: Cell::new(false),
     })

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the same ringmail-load profiles, with the same client count, against
+# Dovecot and ringmail on this machine, then the ratios.
+#
+#   loadtest/bench-vs-dovecot.sh                      # logins, 50 clients, 10 s each
+#   PROFILES="logins mix" CLIENTS=100 DURATION=30 loadtest/bench-vs-dovecot.sh
+#
+# Environment: PROFILES (default "logins"), CLIENTS (50), DURATION (10), WARMUP (2),
+# USERS (CLIENTS, at least 100), THREADS (ringmail-load threads, default its CPU count),
+# CARGO_TARGET_DIR (where the release binaries are built), KEEP=1 to keep the work dir.
+# Needs root (to install and run Dovecot), cargo, jq. See docs/loadtest.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROFILES="${PROFILES:-logins}"
+CLIENTS="${CLIENTS:-50}"
+DURATION="${DURATION:-10}"
+WARMUP="${WARMUP:-2}"
+USERS="${USERS:-$(( CLIENTS > 100 ? CLIENTS : 100 ))}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+THREAD_ARGS=()
+[[ -n "${THREADS:-}" ]] && THREAD_ARGS=(--threads "$THREADS")
+
+say() { printf '== %s\n' "$*" >&2; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+if ! command -v dovecot >/dev/null 2>&1; then
+    say "installing dovecot-imapd"
+    apt-get install -y dovecot-imapd >/dev/null
+fi
+command -v jq >/dev/null 2>&1 || { say "jq is needed for the ratios (apt-get install -y jq)"; exit 2; }
+
+say "building ringmail and ringmail-load (release)"
+(cd "$ROOT" && cargo build --release -p ringmail -p ringmail-load)
+RINGMAIL="$TARGET_DIR/release/ringmail"
+LOAD="$TARGET_DIR/release/ringmail-load"
+
+WORK="$(mktemp -d /tmp/ringmail-bench.XXXXXX)"
+chmod 755 "$WORK"
+DOVECOT_PID=""
+RINGMAIL_PID=""
+cleanup() {
+    [[ -n "$RINGMAIL_PID" ]] && kill "$RINGMAIL_PID" 2>/dev/null && wait "$RINGMAIL_PID" 2>/dev/null
+    [[ -n "$DOVECOT_PID" ]] && kill "$DOVECOT_PID" 2>/dev/null && wait "$DOVECOT_PID" 2>/dev/null
+    if [[ "${KEEP:-0}" == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# The same users for both servers: Dovecot's passwd-file format, which ringmail reads too.
+for i in $(seq 1 "$USERS"); do echo "user$i:{PLAIN}pass"; done > "$WORK/users"
+
+# --- Dovecot: loopback only, its own base_dir, Maildir, no TLS, auth cache on. Mail is
+# owned by nobody (Dovecot refuses mail access as root).
+DPORT="$(free_port)"
+mkdir -p "$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/dovecot/mail"
+chown 65534:65534 "$WORK/dovecot/mail"
+CORES="$(nproc)"
+cat > "$WORK/dovecot/dovecot.conf" <<EOF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $WORK/dovecot/run
+state_dir = $WORK/dovecot/state
+log_path = $WORK/dovecot/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+default_process_limit = 1000
+default_client_limit = 10000
+default_vsz_limit = 0
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $WORK/users
+}
+userdb {
+  driver = static
+  args = uid=65534 gid=65534 home=$WORK/dovecot/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DPORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+  # Dovecot's high-performance login mode: long-lived login processes, one per core.
+  service_count = 0
+  process_min_avail = $CORES
+  client_limit = 19000
+}
+service imap {
+  process_limit = 20000
+}
+EOF
+say "starting Dovecot on 127.0.0.1:$DPORT"
+dovecot -c "$WORK/dovecot/dovecot.conf" -F &
+DOVECOT_PID=$!
+
+# --- ringmail: its own data dir, free ports, no per-address connection cap (every client
+# comes from 127.0.0.1 here).
+RPORT="$(free_port)"
+RTLSPORT="$(free_port)"
+mkdir -p "$WORK/ringmail"
+chmod 700 "$WORK/ringmail"
+cp "$WORK/users" "$WORK/ringmail/users"
+cat > "$WORK/ringmail/ringmail.toml" <<EOF
+[imap]
+listen = ["127.0.0.1:$RPORT"]
+listen_tls = ["127.0.0.1:$RTLSPORT"]
+
+[limits]
+max_connections_per_ip = 100000
+EOF
+say "starting ringmail on 127.0.0.1:$RPORT"
+"$RINGMAIL" serve --data "$WORK/ringmail" > "$WORK/ringmail.log" 2>&1 &
+RINGMAIL_PID=$!
+
+wait_port() {
+    local port=$1 name=$2
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    say "$name did not open port $port"; return 1
+}
+wait_port "$DPORT" Dovecot || { cat "$WORK/dovecot/dovecot.log" >&2 || true; exit 1; }
+wait_port "$RPORT" ringmail || { cat "$WORK/ringmail.log" >&2; exit 1; }
+
+run_load() { # server port pid profile
+    local server=$1 port=$2 pid=$3 profile=$4
+    say "$profile against $server ($CLIENTS clients, ${DURATION}s + ${WARMUP}s warm-up)"
+    local cmd=("$LOAD" "$profile" --port "$port" --clients "$CLIENTS" --users "$USERS"
+        --duration "$DURATION" --warmup "$WARMUP" --pid "$pid" --quiet
+        --json "$WORK/$server-$profile.json" "${THREAD_ARGS[@]}")
+    echo "+ ${cmd[*]}" >&2
+    # A run with errors exits 1; its summary is still written and compared.
+    "${cmd[@]}" || true
+}
+
+for profile in $PROFILES; do
+    run_load dovecot "$DPORT" "$DOVECOT_PID" "$profile"
+    run_load ringmail "$RPORT" "$RINGMAIL_PID" "$profile"
+done
+
+# --- Ratios: ringmail / Dovecot for throughput (higher is better for ringmail), Dovecot /
+# ringmail for latency and CPU (higher is better for ringmail too).
+echo
+printf '%-8s %-10s %12s %12s %8s %10s %10s %8s\n' profile command "dovecot/s" "ringmail/s" "x thru" "dc p99ms" "rm p99ms" "x p99"
+for profile in $PROFILES; do
+    d="$WORK/dovecot-$profile.json"; r="$WORK/ringmail-$profile.json"
+    [[ -f "$d" && -f "$r" ]] || { echo "$profile: a run wrote no summary"; continue; }
+    jq -r --slurpfile r "$r" '
+        .commands[] as $d
+        | ($r[0].commands[] | select(.command == $d.command)) as $x
+        | [$d.command, $d.per_second, $x.per_second,
+           (if $d.per_second > 0 then $x.per_second / $d.per_second else 0 end),
+           $d.p99_ms, $x.p99_ms,
+           (if $x.p99_ms > 0 then $d.p99_ms / $x.p99_ms else 0 end)] | @tsv' "$d" |
+    while IFS=$'\t' read -r cmd dps rps thru dp99 rp99 lat; do
+        printf '%-8s %-10s %12.1f %12.1f %8.2f %10.3f %10.3f %8.2f\n' "$profile" "$cmd" "$dps" "$rps" "$thru" "$dp99" "$rp99" "$lat"
+    done
+    for s in dovecot ringmail; do
+        jq -r --arg s "$s" '"  \($s): \(.total_commands) commands, \(.error_count) errors, " +
+            (if .server then "server CPU \(.server.cpu_ms_per_1000_commands | . * 100 | round / 100) ms/1000 commands, RSS \(.server.rss_kib) KiB in \(.server.processes) processes" else "no server stats" end) +
+            ", load generator CPU \(.client_cpu_share * 100 | round)%"' "$WORK/$s-$profile.json"
+    done
+done
