@@ -4,6 +4,7 @@ pub mod conn;
 pub mod datadir;
 pub mod handover;
 pub mod limits;
+pub mod mesh;
 pub mod partition;
 pub mod partitions;
 pub mod proxy;

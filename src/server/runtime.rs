@@ -28,6 +28,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::server::conn::Conn;
 use crate::server::handover::Handover;
+use crate::server::mesh::MeshMessage;
 use crate::server::limits;
 use crate::server::partitions::Partitions;
 use crate::server::tls;
@@ -90,7 +91,7 @@ pub struct Executor {
     tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
     /// Users and passwords (shared by all executors; used only at login, off the hot path).
     pub auth: Arc<Authenticator>,
-    mesh: Senders<Handover>,
+    mesh: Senders<MeshMessage>,
     /// Closed when the server shuts down; sessions race their reads against it.
     shutdown: Semaphore,
     stopping: Cell<bool>,
@@ -145,7 +146,12 @@ impl Executor {
 
     /// Sends a session to its owner executor.
     pub async fn hand_over(&self, to: usize, handover: Handover) -> Result<(), ()> {
-        self.mesh.send_to(to, handover).await.map_err(drop)
+        self.send_to(to, MeshMessage::Handover(handover)).await
+    }
+
+    /// Sends a message to executor `to`; fails only when that executor is stopping.
+    pub async fn send_to(&self, to: usize, message: MeshMessage) -> Result<(), ()> {
+        self.mesh.send_to(to, message).await.map_err(drop)
     }
 
     /// Takes a connection slot for `ip`; None when a limit is reached.
@@ -224,7 +230,7 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
         auth: Arc::new(auth),
         executors,
     };
-    let mesh = MeshBuilder::<Handover, _>::full(executors, MESH_QUEUE);
+    let mesh = MeshBuilder::<MeshMessage, _>::full(executors, MESH_QUEUE);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let mut signal_ends = Vec::new();
@@ -363,7 +369,7 @@ fn spawn_signal_thread(mut ends: Vec<StdUnixStream>) {
 async fn executor_main(
     index: usize,
     shared: Shared,
-    mesh: MeshBuilder<Handover, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     signal_fd: OwnedFd,
 ) -> Result<(), String> {
     let (senders, mut receivers) = mesh
@@ -435,8 +441,12 @@ async fn executor_main(
                     None
                 })
                 .await;
-                let Some(handover) = next else { break };
-                crate::imap::session::adopt(exec.clone(), handover);
+                match next {
+                    None => break,
+                    Some(MeshMessage::Handover(handover)) => {
+                        crate::imap::session::adopt(exec.clone(), handover)
+                    }
+                }
             }
         }));
     }

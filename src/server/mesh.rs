@@ -1,0 +1,10 @@
+//! Messages between executors. Executors share nothing; whatever one needs from another
+//! travels as one of these on the glommio channel mesh.
+
+use crate::server::handover::Handover;
+
+/// One message on the mesh.
+pub enum MeshMessage {
+    /// A logged-in session moving to the executor that owns its user.
+    Handover(Handover),
+}
