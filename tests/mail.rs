@@ -203,3 +203,51 @@ fn acknowledged_mail_survives_a_crash() {
     let f = c.command("g", "FETCH 8 FLAGS");
     assert_eq!(f[0], "* 8 FETCH (FLAGS ())");
 }
+
+#[test]
+fn qresync_resynchronises_a_cached_mailbox() {
+    let server = Server::start(2, "", "", USERS);
+    let mut a = login(&server);
+    for _ in 0..4 {
+        append(&mut a, "INBOX", "", SIMPLE);
+    }
+    let mut b = login(&server);
+    let en = b.command("e", "ENABLE QRESYNC");
+    assert_eq!(en[0], "* ENABLED QRESYNC");
+    let sel = b.command("s", "SELECT INBOX");
+    let uidvalidity: u32 = field(&sel, "UIDVALIDITY");
+    let modseq: u64 = field(&sel, "HIGHESTMODSEQ");
+    b.command("u", "UNSELECT");
+
+    // While B is away, A flags message 2 and expunges message 3.
+    a.command("s", "SELECT INBOX");
+    a.command("f", "STORE 2 +FLAGS (\\Flagged)");
+    a.command("d", "STORE 3 +FLAGS (\\Deleted)");
+    a.command("x", "EXPUNGE");
+
+    let sel = b.command("q", &format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:4))"));
+    assert!(sel.contains(&"* VANISHED (EARLIER) 3".to_string()), "{sel:?}");
+    assert!(
+        sel.iter().any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")),
+        "{sel:?}"
+    );
+    let since = b.command("c", &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"));
+    assert_eq!(since[0], "* VANISHED (EARLIER) 3", "{since:?}");
+    assert!(since.iter().any(|l| l.contains("UID 2 FLAGS (\\Flagged)") || l.contains("FLAGS (\\Flagged)")), "{since:?}");
+    // Expunges while selected are announced as VANISHED, not EXPUNGE.
+    a.command("d2", "STORE 1 +FLAGS (\\Deleted)");
+    a.command("x2", "EXPUNGE");
+    let noop = b.command("n", "NOOP");
+    assert!(noop.contains(&"* VANISHED 1".to_string()), "{noop:?}");
+}
+
+/// The number in `* OK [NAME n]` among SELECT's responses.
+fn field<T: std::str::FromStr>(lines: &[String], name: &str) -> T {
+    let prefix = format!("* OK [{name} ");
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+}

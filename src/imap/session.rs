@@ -33,6 +33,10 @@ pub struct Enabled {
     pub imap4rev2: bool,
     /// `ENABLE UTF8=ACCEPT`
     pub utf8_accept: bool,
+    /// `ENABLE CONDSTORE` (RFC 7162), or implied by a CONDSTORE-using command.
+    pub condstore: bool,
+    /// `ENABLE QRESYNC` (RFC 7162): expunges are announced as VANISHED.
+    pub qresync: bool,
 }
 
 /// Where in RFC 9051's state diagram the session is.

@@ -34,8 +34,8 @@ pub async fn fetch(
     if !uid_mode && !view.msns_valid(set) {
         return Reply::bad("Invalid message number");
     }
-    if modifiers.vanished {
-        return Reply::bad("VANISHED needs QRESYNC");
+    if modifiers.vanished && !(uid_mode && session.enabled.qresync && modifiers.changed_since.is_some()) {
+        return Reply::bad("VANISHED needs UID FETCH, ENABLE QRESYNC and CHANGEDSINCE");
     }
     let targets = view.resolve(set, uid_mode, &session.saved_search);
     let marks_seen = !selected.read_only
@@ -66,8 +66,34 @@ pub async fn fetch(
             }
         }
     }
-    let condstore = selected.condstore || attrs.contains(&FetchAttr::ModSeq);
+    if let (true, Some(since)) = (modifiers.vanished, modifiers.changed_since) {
+        // RFC 7162 section 3.2.6: expunged UIDs of the set, changed after `since`.
+        let gone = mail
+            .with_mailbox(&user, selected.id, |v| v.vanished_since(since).0)
+            .unwrap_or_default();
+        let mut in_set: Vec<u32> = gone
+            .into_iter()
+            .filter(|&uid| {
+                set.ranges().any(|r| {
+                    let (lo, hi) = r.resolve(u32::MAX);
+                    (lo..=hi).contains(&uid)
+                })
+            })
+            .collect();
+        in_set.sort_unstable();
+        in_set.dedup();
+        if !in_set.is_empty() {
+            let mut line = String::from("* VANISHED (EARLIER) ");
+            crate::imap::selected::write_set(&mut line, &crate::imap::selected::to_ranges(in_set));
+            line.push_str("\r\n");
+            session.out.extend_from_slice(line.as_bytes());
+        }
+    }
+    let condstore = selected.condstore
+        || attrs.contains(&FetchAttr::ModSeq)
+        || modifiers.changed_since.is_some();
     if condstore {
+        session.enabled.condstore = true;
         if let Some(s) = session.selected.as_mut() {
             s.condstore = true;
         }

@@ -1,6 +1,9 @@
 //! SELECT, EXAMINE, CLOSE and UNSELECT.
 
 use crate::imap::commands::reply::Reply;
+use crate::imap::parser::QResync;
+use crate::imap::selected::{to_ranges, write_set};
+use crate::store::{Partition, StoreError};
 use crate::imap::mailbox_name;
 use crate::imap::parser::{Mailbox, SelectParams};
 use crate::imap::selected::Selected;
@@ -23,9 +26,14 @@ pub async fn select(
     if session.selected.take().is_some() {
         session.untagged("OK [CLOSED] Previous mailbox closed");
     }
-    if params.qresync.is_some() {
-        return Reply::bad("QRESYNC is not enabled");
+    if params.qresync.is_some() && !session.enabled.qresync {
+        return Reply::bad("SELECT (QRESYNC) needs ENABLE QRESYNC first");
     }
+    if params.condstore {
+        session.enabled.condstore = true;
+    }
+    let condstore = session.enabled.condstore;
+    let qresync = session.enabled.qresync;
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
@@ -53,8 +61,8 @@ pub async fn select(
                 modseq: view.highest_modseq(),
                 uidnext: view.uidnext(),
                 exists: messages.len() as u32,
-                condstore: params.condstore,
-                qresync: false,
+                condstore,
+                qresync,
             },
             first_unseen,
             keywords,
@@ -92,6 +100,13 @@ pub async fn select(
         selected.modseq
     ));
     session.untagged(&format!("OK [MAILBOXID (M{:x})] Ok", selected.id));
+    if let Some(q) = &params.qresync {
+        if q.uidvalidity == selected.uidvalidity {
+            if let Err(e) = resync(session, &mail, &user, &selected, q) {
+                return Reply::store_error(&format!("{command} failed"), &e);
+            }
+        }
+    }
     session.selected = Some(selected);
     if read_only {
         Reply::ok("[READ-ONLY] EXAMINE completed")
@@ -122,4 +137,55 @@ pub fn unselect(session: &mut Session) -> Reply {
         return Reply::bad("No mailbox selected");
     }
     Reply::ok("UNSELECT completed")
+}
+
+/// QRESYNC's quick resynchronisation (RFC 7162 section 3.2.5): what the client's cache is
+/// missing since `modseq`, as `VANISHED (EARLIER)` and FETCH responses, without the client
+/// listing its whole mailbox.
+fn resync(
+    session: &mut Session,
+    mail: &Partition,
+    user: &str,
+    selected: &Selected,
+    q: &QResync<'_>,
+) -> Result<(), StoreError> {
+    let lines = mail.with_mailbox(user, selected.id, |view| {
+        let known = |uid: u32| match &q.known_uids {
+            None => true,
+            Some(set) => set.ranges().any(|r| {
+                let (lo, hi) = r.resolve(u32::MAX);
+                (lo..=hi).contains(&uid)
+            }),
+        };
+        let (mut vanished, complete) = view.vanished_since(q.modseq);
+        if !complete {
+            // Older expunges were forgotten: every UID the client may know that is not here.
+            let live: Vec<u32> = view.messages().iter().map(|m| m.uid).collect();
+            vanished = (1..view.uidnext())
+                .filter(|u| live.binary_search(u).is_err())
+                .collect();
+        }
+        vanished.retain(|&u| known(u));
+        vanished.sort_unstable();
+        vanished.dedup();
+        let mut out = Vec::new();
+        if !vanished.is_empty() {
+            let mut set = String::new();
+            write_set(&mut set, &to_ranges(vanished));
+            out.push(format!("* VANISHED (EARLIER) {set}\r\n").into_bytes());
+        }
+        for (i, m) in view.messages().iter().enumerate() {
+            if m.modseq > q.modseq && known(m.uid) {
+                let mut line = format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).into_bytes();
+                crate::imap::flags::write(&mut line, m.flags, &view.keywords(m));
+                line.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
+                out.push(line);
+            }
+        }
+        out
+    })?;
+    for line in lines {
+        session.out.extend_from_slice(&line);
+    }
+    Ok(())
 }
