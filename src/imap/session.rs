@@ -430,6 +430,10 @@ impl Session {
         let first_input = !std::mem::replace(&mut self.seen_input, true);
         let conn = &mut self.conn;
         let read = async {
+            match conn.readable().await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return ReadOutcome::Closed,
+            }
             let mut buf = vec![0u8; 16 * 1024];
             match conn.read(&mut buf).await {
                 Ok(0) | Err(_) => ReadOutcome::Closed,
