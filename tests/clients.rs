@@ -80,7 +80,11 @@ fn curl_appends_lists_and_fetches() {
     let server = Server::start(2, "", "", USERS);
     let base = format!("imap://127.0.0.1:{}", server.imap.port());
     let file = server.dir.path().join("mail.eml");
-    std::fs::write(&file, "From: c@example.com\r\nSubject: via curl\r\n\r\ncurl body\r\n").unwrap();
+    std::fs::write(
+        &file,
+        "From: c@example.com\r\nSubject: via curl\r\n\r\ncurl body\r\n",
+    )
+    .unwrap();
     let curl = |args: &[&str]| {
         let out = Command::new("curl")
             .args(["-sS", "--user", "demo:secret"])
@@ -98,7 +102,10 @@ fn curl_appends_lists_and_fetches() {
     let list = curl(&[&format!("{base}/")]);
     assert!(list.contains("INBOX") && list.contains("Sent"), "{list}");
     let body = curl(&[&format!("{base}/INBOX;UID=1")]);
-    assert_eq!(body, "From: c@example.com\r\nSubject: via curl\r\n\r\ncurl body\r\n");
+    assert_eq!(
+        body,
+        "From: c@example.com\r\nSubject: via curl\r\n\r\ncurl body\r\n"
+    );
     let search_free = curl(&[&format!("{base}/INBOX;UID=1;SECTION=TEXT")]);
     assert_eq!(search_free, "curl body\r\n");
 }
@@ -151,12 +158,19 @@ fn mbsync_syncs_both_ways() {
     sync();
     let new = count_files(&local.join("INBOX/new")) + count_files(&local.join("INBOX/cur"));
     assert_eq!(new, 3, "three messages pulled into the Maildir");
-    assert!(local.join("Sent").is_dir(), "server folders created locally");
+    assert!(
+        local.join("Sent").is_dir(),
+        "server folders created locally"
+    );
 
     // A message added locally goes up; a message deleted locally is expunged on the server.
     let cur = local.join("INBOX/cur");
     std::fs::create_dir_all(&cur).unwrap();
-    std::fs::write(cur.join("1700000000.local:2,S"), "From: l@example.com\r\nSubject: local\r\n\r\nup\r\n").unwrap();
+    std::fs::write(
+        cur.join("1700000000.local:2,S"),
+        "From: l@example.com\r\nSubject: local\r\n\r\nup\r\n",
+    )
+    .unwrap();
     sync();
     let status = c.command("s", "STATUS INBOX (MESSAGES)");
     assert_eq!(status[0], "* STATUS INBOX (MESSAGES 4)", "{status:?}");

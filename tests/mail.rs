@@ -18,7 +18,10 @@ fn login(server: &Server) -> Client {
 
 /// APPENDs `message` with a synchronizing literal and returns the tagged line.
 fn append(c: &mut Client, mailbox: &str, flags: &str, message: &str) -> String {
-    c.send(&format!("ap APPEND {mailbox} ({flags}) {{{}}}\r\n", message.len()));
+    c.send(&format!(
+        "ap APPEND {mailbox} ({flags}) {{{}}}\r\n",
+        message.len()
+    ));
     let cont = c.line();
     assert!(cont.starts_with("+ "), "{cont}");
     c.send(message);
@@ -35,12 +38,27 @@ fn append_select_fetch_store_expunge() {
     let server = Server::start(2, "", "", USERS);
     let mut c = login(&server);
     let caps = common::capabilities(&c.command("c", "CAPABILITY"));
-    for cap in ["IDLE", "UIDPLUS", "MOVE", "LIST-STATUS", "SPECIAL-USE", "BINARY"] {
+    for cap in [
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "LIST-STATUS",
+        "SPECIAL-USE",
+        "BINARY",
+    ] {
         assert!(caps.iter().any(|c| c == cap), "{cap} missing: {caps:?}");
     }
     let list = c.command("a", "LIST \"\" *");
-    assert!(list.iter().any(|l| l == "* LIST (\\HasNoChildren \\Sent) \"/\" Sent"), "{list:?}");
-    assert!(list.iter().any(|l| l == "* LIST (\\HasNoChildren) \"/\" INBOX"), "{list:?}");
+    assert!(
+        list.iter()
+            .any(|l| l == "* LIST (\\HasNoChildren \\Sent) \"/\" Sent"),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|l| l == "* LIST (\\HasNoChildren) \"/\" INBOX"),
+        "{list:?}"
+    );
 
     let ok = append(&mut c, "INBOX", "\\Flagged", SIMPLE);
     assert!(ok.starts_with("ap OK [APPENDUID "), "{ok}");
@@ -49,20 +67,38 @@ fn append_select_fetch_store_expunge() {
 
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 2 EXISTS".to_string()), "{sel:?}");
-    assert!(sel.last().unwrap().starts_with("s OK [READ-WRITE]"), "{sel:?}");
+    assert!(
+        sel.last().unwrap().starts_with("s OK [READ-WRITE]"),
+        "{sel:?}"
+    );
 
     let f = c.command("f", "FETCH 1:2 (UID FLAGS RFC822.SIZE)");
-    assert_eq!(f[0], format!("* 1 FETCH (UID 1 FLAGS (\\Flagged) RFC822.SIZE {})", SIMPLE.len()));
-    assert_eq!(f[1], format!("* 2 FETCH (UID 2 FLAGS () RFC822.SIZE {})", MULTIPART.len()));
+    assert_eq!(
+        f[0],
+        format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged) RFC822.SIZE {})",
+            SIMPLE.len()
+        )
+    );
+    assert_eq!(
+        f[1],
+        format!("* 2 FETCH (UID 2 FLAGS () RFC822.SIZE {})", MULTIPART.len())
+    );
 
     let env = c.command("e", "FETCH 1 ENVELOPE");
     assert!(env[0].contains("\"hello\""), "{env:?}");
-    assert!(env[0].contains("((\"Alice\" NIL \"alice\" \"example.com\"))"), "{env:?}");
+    assert!(
+        env[0].contains("((\"Alice\" NIL \"alice\" \"example.com\"))"),
+        "{env:?}"
+    );
 
     // Full message, byte for byte, and \Seen set by the non-PEEK fetch.
     let body = c.command("b", "FETCH 1 BODY[]");
     assert!(body[0].contains("FLAGS (\\Flagged \\Seen)"), "{body:?}");
-    assert!(body[0].ends_with(&format!("BODY[] {{{}}}", SIMPLE.len())), "{body:?}");
+    assert!(
+        body[0].ends_with(&format!("BODY[] {{{}}}", SIMPLE.len())),
+        "{body:?}"
+    );
     let text = body[1..body.len() - 2].join("\r\n") + "\r\n";
     assert_eq!(text, SIMPLE);
     assert_eq!(body[body.len() - 2], ")");
@@ -72,7 +108,10 @@ fn append_select_fetch_store_expunge() {
     assert!(p1[0].ends_with("BODY[1] {10}"), "{p1:?}");
     assert_eq!(p1[1], "first part)");
     let mime = c.command("m", "FETCH 2 (BODY.PEEK[2.MIME])");
-    assert!(mime[1].starts_with("Content-Type: application/octet-stream"), "{mime:?}");
+    assert!(
+        mime[1].starts_with("Content-Type: application/octet-stream"),
+        "{mime:?}"
+    );
     let bin = c.command("n", "FETCH 2 (BINARY.SIZE[2])");
     assert!(bin[0].contains("BINARY.SIZE[2] 5"), "{bin:?}");
     let bs = c.command("t", "FETCH 2 BODYSTRUCTURE");
@@ -111,7 +150,11 @@ fn two_sessions_see_each_others_changes() {
 
     a.command("st", "STORE 2 +FLAGS (\\Flagged)");
     let noop = b.command("n", "NOOP");
-    assert!(noop.iter().any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged))")), "{noop:?}");
+    assert!(
+        noop.iter()
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged))")),
+        "{noop:?}"
+    );
 
     // An expunge by A is not announced to B during FETCH by sequence number; message 1 keeps
     // its number until B's next NOOP.
@@ -153,30 +196,67 @@ fn idle_sees_an_append_at_once() {
 fn mailbox_management() {
     let server = Server::start(2, "", "", USERS);
     let mut c = login(&server);
-    assert!(c.command("c1", "CREATE Work/Projects/2026").last().unwrap().starts_with("c1 OK"));
+    assert!(c
+        .command("c1", "CREATE Work/Projects/2026")
+        .last()
+        .unwrap()
+        .starts_with("c1 OK"));
     let dup = c.command("c2", "CREATE Work");
-    assert!(dup.last().unwrap().starts_with("c2 NO [ALREADYEXISTS]"), "{dup:?}");
+    assert!(
+        dup.last().unwrap().starts_with("c2 NO [ALREADYEXISTS]"),
+        "{dup:?}"
+    );
     let list = c.command("l", "LIST \"\" Work/%");
-    assert_eq!(list[0], "* LIST (\\HasChildren) \"/\" Work/Projects", "{list:?}");
-    assert!(c.command("r", "RENAME Work Job").last().unwrap().starts_with("r OK"));
+    assert_eq!(
+        list[0], "* LIST (\\HasChildren) \"/\" Work/Projects",
+        "{list:?}"
+    );
+    assert!(c
+        .command("r", "RENAME Work Job")
+        .last()
+        .unwrap()
+        .starts_with("r OK"));
     let list = c.command("l2", "LIST \"\" *");
-    assert!(list.iter().any(|l| l.ends_with("\"/\" Job/Projects/2026")), "{list:?}");
+    assert!(
+        list.iter().any(|l| l.ends_with("\"/\" Job/Projects/2026")),
+        "{list:?}"
+    );
     assert!(!list.iter().any(|l| l.contains("Work")), "{list:?}");
     let st = c.command("s", "STATUS Job (MESSAGES UIDNEXT UIDVALIDITY SIZE)");
-    assert!(st[0].starts_with("* STATUS Job (MESSAGES 0 UIDNEXT 1 UIDVALIDITY "), "{st:?}");
+    assert!(
+        st[0].starts_with("* STATUS Job (MESSAGES 0 UIDNEXT 1 UIDVALIDITY "),
+        "{st:?}"
+    );
     let no = c.command("s2", "STATUS Nope (MESSAGES)");
-    assert!(no.last().unwrap().starts_with("s2 NO [NONEXISTENT]"), "{no:?}");
+    assert!(
+        no.last().unwrap().starts_with("s2 NO [NONEXISTENT]"),
+        "{no:?}"
+    );
     let ap = c.command("a", "APPEND Nope {3+}\r\nx\r\n");
     assert!(ap.last().unwrap().starts_with("a NO [TRYCREATE]"), "{ap:?}");
-    assert!(c.command("d", "DELETE Job/Projects/2026").last().unwrap().starts_with("d OK"));
+    assert!(c
+        .command("d", "DELETE Job/Projects/2026")
+        .last()
+        .unwrap()
+        .starts_with("d OK"));
     let inbox = c.command("d2", "DELETE INBOX");
     assert!(inbox.last().unwrap().starts_with("d2 NO"), "{inbox:?}");
     let lsub = c.command("ls", "LSUB \"\" *");
-    assert!(lsub.iter().any(|l| l == "* LSUB () \"/\" INBOX"), "{lsub:?}");
+    assert!(
+        lsub.iter().any(|l| l == "* LSUB () \"/\" INBOX"),
+        "{lsub:?}"
+    );
     // Modified UTF-7 names for IMAP4rev1 clients.
-    assert!(c.command("u", "CREATE &AMk-t&AOk-").last().unwrap().starts_with("u OK"));
+    assert!(c
+        .command("u", "CREATE &AMk-t&AOk-")
+        .last()
+        .unwrap()
+        .starts_with("u OK"));
     let list = c.command("l3", "LIST \"\" &AMk-*");
-    assert_eq!(list[0], "* LIST (\\HasNoChildren) \"/\" &AMk-t&AOk-", "{list:?}");
+    assert_eq!(
+        list[0], "* LIST (\\HasNoChildren) \"/\" &AMk-t&AOk-",
+        "{list:?}"
+    );
 }
 
 #[test]
@@ -185,7 +265,12 @@ fn acknowledged_mail_survives_a_crash() {
     let mut c = login(&server);
     for i in 0..20 {
         let msg = format!("Subject: n{i}\r\n\r\nbody {i}\r\n");
-        let ok = append(&mut c, "INBOX", if i % 2 == 0 { "\\Seen" } else { "" }, &msg);
+        let ok = append(
+            &mut c,
+            "INBOX",
+            if i % 2 == 0 { "\\Seen" } else { "" },
+            &msg,
+        );
         assert!(ok.starts_with("ap OK"), "{ok}");
     }
     // SIGKILL: no shutdown, no checkpoint; everything acknowledged must be in the log.
@@ -197,7 +282,10 @@ fn acknowledged_mail_survives_a_crash() {
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 20 EXISTS".to_string()), "{sel:?}");
     let f = c.command("f", "FETCH 7 (FLAGS BODY.PEEK[])");
-    assert!(f[0].starts_with("* 7 FETCH (FLAGS (\\Seen) BODY[] {"), "{f:?}");
+    assert!(
+        f[0].starts_with("* 7 FETCH (FLAGS (\\Seen) BODY[] {"),
+        "{f:?}"
+    );
     assert_eq!(f[1], "Subject: n6");
     assert_eq!(f[3], "body 6");
     let f = c.command("g", "FETCH 8 FLAGS");
@@ -225,15 +313,30 @@ fn qresync_resynchronises_a_cached_mailbox() {
     a.command("d", "STORE 3 +FLAGS (\\Deleted)");
     a.command("x", "EXPUNGE");
 
-    let sel = b.command("q", &format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:4))"));
-    assert!(sel.contains(&"* VANISHED (EARLIER) 3".to_string()), "{sel:?}");
+    let sel = b.command(
+        "q",
+        &format!("SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:4))"),
+    );
     assert!(
-        sel.iter().any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")),
+        sel.contains(&"* VANISHED (EARLIER) 3".to_string()),
         "{sel:?}"
     );
-    let since = b.command("c", &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"));
+    assert!(
+        sel.iter()
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")),
+        "{sel:?}"
+    );
+    let since = b.command(
+        "c",
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"),
+    );
     assert_eq!(since[0], "* VANISHED (EARLIER) 3", "{since:?}");
-    assert!(since.iter().any(|l| l.contains("UID 2 FLAGS (\\Flagged)") || l.contains("FLAGS (\\Flagged)")), "{since:?}");
+    assert!(
+        since
+            .iter()
+            .any(|l| l.contains("UID 2 FLAGS (\\Flagged)") || l.contains("FLAGS (\\Flagged)")),
+        "{since:?}"
+    );
     // Expunges while selected are announced as VANISHED, not EXPUNGE.
     a.command("d2", "STORE 1 +FLAGS (\\Deleted)");
     a.command("x2", "EXPUNGE");

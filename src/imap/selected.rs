@@ -200,7 +200,9 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
         }
     }
     let after_expunge = sel.exists.saturating_sub(changes.vanished.len() as u32);
-    if changes.exists != after_expunge || (changes.exists != sel.exists && changes.vanished.is_empty()) {
+    if changes.exists != after_expunge
+        || (changes.exists != sel.exists && changes.vanished.is_empty())
+    {
         out.push_str(&format!("* {} EXISTS\r\n", changes.exists));
     }
     session.out.extend_from_slice(out.as_bytes());

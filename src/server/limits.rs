@@ -105,12 +105,17 @@ fn proc_ip(hex: &str) -> Option<std::net::IpAddr> {
         .collect();
     let bytes: Vec<u8> = words?.iter().flat_map(|w| w.to_ne_bytes()).collect();
     match bytes.len() {
-        4 => Some(std::net::IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])),
+        4 => Some(std::net::IpAddr::from([
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ])),
         16 => {
             let mut b = [0u8; 16];
             b.copy_from_slice(&bytes);
             let v6 = std::net::Ipv6Addr::from(b);
-            Some(v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4))
+            Some(
+                v6.to_ipv4_mapped()
+                    .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            )
         }
         _ => None,
     }

@@ -28,8 +28,8 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::server::conn::Conn;
 use crate::server::handover::Handover;
-use crate::server::mesh::MeshMessage;
 use crate::server::limits;
+use crate::server::mesh::MeshMessage;
 use crate::server::partitions::Partitions;
 use crate::server::tls;
 
@@ -411,10 +411,14 @@ async fn executor_main(
 
     // Open (and recover) the partitions that already hold mail before accepting anyone.
     let partitions = config.storage.partitions;
-    let owned = (0..partitions)
-        .filter(|&p| crate::server::partition::executor_of(p, exec.count) == index);
+    let owned =
+        (0..partitions).filter(|&p| crate::server::partition::executor_of(p, exec.count) == index);
     let opened = exec.store.open_existing(owned).await?;
-    tracing::debug!(executor = index, partitions = opened, "partitions recovered");
+    tracing::debug!(
+        executor = index,
+        partitions = opened,
+        "partitions recovered"
+    );
 
     let mut tasks = Vec::new();
     for (addr, implicit_tls) in config
@@ -470,11 +474,9 @@ async fn executor_main(
         task.await;
     }
     let grace = Duration::from_secs(exec.config().server.shutdown_grace_secs);
-    if glommio::timer::timeout(grace, async {
-        exec.sessions.close().await
-    })
-    .await
-    .is_err()
+    if glommio::timer::timeout(grace, async { exec.sessions.close().await })
+        .await
+        .is_err()
     {
         warn!(
             executor = index,

@@ -10,7 +10,11 @@ use crate::imap::session::Session;
 use crate::store::{NewMessage, StoreError};
 
 /// `APPEND mailbox [flags] [date] message ...`
-pub async fn append(session: &mut Session, mailbox: &Mailbox<'_>, messages: &[AppendMessage<'_>]) -> Reply {
+pub async fn append(
+    session: &mut Session,
+    mailbox: &Mailbox<'_>,
+    messages: &[AppendMessage<'_>],
+) -> Reply {
     let name = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
         Err(e) => return Reply::bad(e),
@@ -28,7 +32,12 @@ pub async fn append(session: &mut Session, mailbox: &Mailbox<'_>, messages: &[Ap
         .map(|m| {
             let (bits, keywords) = crate::imap::flags::from_client(&m.flags);
             let date = m.date.as_ref().map_or(now, dates::from_date_time);
-            (bits, keywords, date, crate::mime::analyze(m.data).to_bytes())
+            (
+                bits,
+                keywords,
+                date,
+                crate::mime::analyze(m.data).to_bytes(),
+            )
         })
         .collect();
     let new: Vec<NewMessage<'_>> = messages

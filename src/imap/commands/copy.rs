@@ -48,7 +48,8 @@ pub async fn copy(
     }
     let ranges = to_ranges(uids);
     let result = if is_move {
-        mail.move_messages(&user, selected.id, &ranges, dest.as_str()).await
+        mail.move_messages(&user, selected.id, &ranges, dest.as_str())
+            .await
     } else {
         mail.copy(&user, selected.id, &ranges, dest.as_str()).await
     };

@@ -54,10 +54,7 @@ pub fn from_date_time(dt: &DateTime) -> i64 {
         u32::from(dt.date.month),
         u32::from(dt.date.day),
     );
-    days * 86_400
-        + i64::from(dt.hour) * 3600
-        + i64::from(dt.minute) * 60
-        + i64::from(dt.second)
+    days * 86_400 + i64::from(dt.hour) * 3600 + i64::from(dt.minute) * 60 + i64::from(dt.second)
         - i64::from(dt.zone_minutes) * 60
 }
 
@@ -77,7 +74,10 @@ mod tests {
     fn known_dates() {
         assert_eq!(imap_date_time(0), "\"01-Jan-1970 00:00:00 +0000\"");
         // 2000-02-29 12:34:56 UTC = 951827696 (date -d @951827696 -u).
-        assert_eq!(imap_date_time(951_827_696), "\"29-Feb-2000 12:34:56 +0000\"");
+        assert_eq!(
+            imap_date_time(951_827_696),
+            "\"29-Feb-2000 12:34:56 +0000\""
+        );
         let dt = DateTime {
             date: Date {
                 year: 2000,

@@ -34,7 +34,9 @@ pub async fn fetch(
     if !uid_mode && !view.msns_valid(set) {
         return Reply::bad("Invalid message number");
     }
-    if modifiers.vanished && !(uid_mode && session.enabled.qresync && modifiers.changed_since.is_some()) {
+    if modifiers.vanished
+        && !(uid_mode && session.enabled.qresync && modifiers.changed_since.is_some())
+    {
         return Reply::bad("VANISHED needs UID FETCH, ENABLE QRESYNC and CHANGEDSINCE");
     }
     let targets = view.resolve(set, uid_mode, &session.saved_search);
@@ -58,7 +60,15 @@ pub async fn fetch(
         if !unseen.is_empty() {
             let ranges = crate::imap::selected::to_ranges(unseen);
             match mail
-                .store_flags(&user, selected.id, &ranges, FlagMode::Add, flag::SEEN, &[], None)
+                .store_flags(
+                    &user,
+                    selected.id,
+                    &ranges,
+                    FlagMode::Add,
+                    flag::SEEN,
+                    &[],
+                    None,
+                )
                 .await
             {
                 Ok(result) => session.own_modseqs.push(result.modseq),
@@ -284,7 +294,8 @@ async fn render(
                 sep(out);
                 out.extend_from_slice(b"PREVIEW ");
                 let preview = meta.as_ref().map_or("", |m| m.preview.as_str());
-                crate::imap::response::ResponseWriter::new(out, true).nstring(Some(preview.as_bytes()));
+                crate::imap::response::ResponseWriter::new(out, true)
+                    .nstring(Some(preview.as_bytes()));
             }
             FetchAttr::Rfc822 => {
                 sep(out);
@@ -320,9 +331,8 @@ async fn render(
                 let spec = to_spec(sec);
                 if spec.part.is_empty() && spec.text == mime::SectionText::Full {
                     // BODY[] needs no structure: read just the requested range.
-                    let range = partial.map(|p| {
-                        u64::from(p.offset)..u64::from(p.offset) + u64::from(p.length)
-                    });
+                    let range = partial
+                        .map(|p| u64::from(p.offset)..u64::from(p.offset) + u64::from(p.length));
                     let data = item.read(range).await?;
                     sep(out);
                     write_section_label(out, sec, *partial);
@@ -392,7 +402,9 @@ async fn section(
         // A part that does not exist is an empty string (RFC 9051 section 6.4.5).
         return Ok(Vec::new());
     };
-    let bytes = item.read(Some(range.start as u64..range.end as u64)).await?;
+    let bytes = item
+        .read(Some(range.start as u64..range.end as u64))
+        .await?;
     Ok(match &spec.text {
         mime::SectionText::HeaderFields(names) | mime::SectionText::HeaderFieldsNot(names) => {
             let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();

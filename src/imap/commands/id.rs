@@ -13,11 +13,7 @@ type IdField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
 const MAX_LOGGED_FIELDS: usize = 30;
 
 /// `ID NIL` or `ID (key value ...)`
-pub fn run(
-    session: &mut Session,
-    tag: &str,
-    params: Option<&[IdField<'_>]>,
-) {
+pub fn run(session: &mut Session, tag: &str, params: Option<&[IdField<'_>]>) {
     if let Some(params) = params {
         let fields: Vec<String> = params
             .iter()

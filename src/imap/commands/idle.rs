@@ -35,7 +35,9 @@ pub async fn run(session: &mut Session, reader: &mut CommandReader, tag: &str) -
             None => {}
         }
         let change = match (&session.selected, session.opened_mail(), session.user()) {
-            (Some(sel), Some(mail), Some(user)) => Some(mail.wait_for_change(user, sel.id, sel.modseq)),
+            (Some(sel), Some(mail), Some(user)) => {
+                Some(mail.wait_for_change(user, sel.id, sel.modseq))
+            }
             _ => None,
         };
         let woke = future::or(

@@ -32,9 +32,16 @@ pub async fn create(session: &mut Session, mailbox: &Mailbox<'_>, special: &[&st
     };
     let mut bits = 0u8;
     for attr in special {
-        match SPECIAL_USE.iter().find(|(_, n)| n.eq_ignore_ascii_case(attr)) {
+        match SPECIAL_USE
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(attr))
+        {
             Some((bit, _)) => bits |= bit,
-            None => return Reply::no(format!("[USEATTR] Unsupported special-use attribute {attr}")),
+            None => {
+                return Reply::no(format!(
+                    "[USEATTR] Unsupported special-use attribute {attr}"
+                ))
+            }
         }
     }
     // A trailing delimiter only says the client intends children (RFC 9051 section 6.3.4).
@@ -48,7 +55,12 @@ pub async fn create(session: &mut Session, mailbox: &Mailbox<'_>, special: &[&st
     };
     // Missing parents are created too, as RFC 9051 asks.
     let mut parent = String::new();
-    for part in name.split(DELIMITER).collect::<Vec<_>>().split_last().map_or(&[][..], |(_, p)| p) {
+    for part in name
+        .split(DELIMITER)
+        .collect::<Vec<_>>()
+        .split_last()
+        .map_or(&[][..], |(_, p)| p)
+    {
         if !parent.is_empty() {
             parent.push(DELIMITER);
         }
@@ -100,7 +112,10 @@ pub async fn rename(session: &mut Session, from: &Mailbox<'_>, to: &Mailbox<'_>)
         Ok(m) => m,
         Err(e) => return Reply::store_error("RENAME failed", &e),
     };
-    match mail.rename_mailbox(&user, &from, to.trim_end_matches(DELIMITER)).await {
+    match mail
+        .rename_mailbox(&user, &from, to.trim_end_matches(DELIMITER))
+        .await
+    {
         Ok(()) => Reply::ok("RENAME completed"),
         Err(e) => Reply::store_error("RENAME failed", &e),
     }
@@ -236,8 +251,11 @@ pub async fn list(
         }
         let mut line = format!("* {command} ({}) \"{DELIMITER}\" ", attrs.join(" ")).into_bytes();
         let wire = mailbox_name::encode(name, session.enabled);
-        crate::imap::response::ResponseWriter::new(&mut line, session.enabled.utf8_accept || session.enabled.imap4rev2)
-            .astring(&wire);
+        crate::imap::response::ResponseWriter::new(
+            &mut line,
+            session.enabled.utf8_accept || session.enabled.imap4rev2,
+        )
+        .astring(&wire);
         if subscribed_only && !entry.subscribed {
             line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
@@ -302,7 +320,10 @@ pub fn matches(pattern: &str, name: &str) -> bool {
         }
     }
     let normalize = |s: &str| -> Vec<char> {
-        if s.len() >= 5 && s[..5].eq_ignore_ascii_case("INBOX") && (s.len() == 5 || s[5..].starts_with(DELIMITER)) {
+        if s.len() >= 5
+            && s[..5].eq_ignore_ascii_case("INBOX")
+            && (s.len() == 5 || s[5..].starts_with(DELIMITER))
+        {
             format!("INBOX{}", &s[5..]).chars().collect()
         } else {
             s.chars().collect()
@@ -342,8 +363,11 @@ fn status_line(session: &Session, name: &str, items: &[StatusItem]) -> Result<Ve
     let status = mail.status(user, name)?;
     let mut line = b"* STATUS ".to_vec();
     let wire = mailbox_name::encode(&status.name, session.enabled);
-    crate::imap::response::ResponseWriter::new(&mut line, session.enabled.utf8_accept || session.enabled.imap4rev2)
-        .astring(&wire);
+    crate::imap::response::ResponseWriter::new(
+        &mut line,
+        session.enabled.utf8_accept || session.enabled.imap4rev2,
+    )
+    .astring(&wire);
     let mut parts = Vec::new();
     for item in items {
         parts.push(match item {

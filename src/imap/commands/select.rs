@@ -1,14 +1,14 @@
 //! SELECT, EXAMINE, CLOSE and UNSELECT.
 
 use crate::imap::commands::reply::Reply;
-use crate::imap::parser::QResync;
-use crate::imap::selected::{to_ranges, write_set};
-use crate::store::{Partition, StoreError};
 use crate::imap::mailbox_name;
+use crate::imap::parser::QResync;
 use crate::imap::parser::{Mailbox, SelectParams};
 use crate::imap::selected::Selected;
+use crate::imap::selected::{to_ranges, write_set};
 use crate::imap::session::Session;
 use crate::store::flag;
+use crate::store::{Partition, StoreError};
 
 /// `SELECT` (read-write) or `EXAMINE` (read-only).
 pub async fn select(
@@ -93,12 +93,15 @@ pub async fn select(
             crate::imap::flags::SYSTEM_FLAGS
         ));
     }
-    session.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", selected.uidvalidity));
-    session.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", selected.uidnext));
     session.untagged(&format!(
-        "OK [HIGHESTMODSEQ {}] Highest",
-        selected.modseq
+        "OK [UIDVALIDITY {}] UIDs valid",
+        selected.uidvalidity
     ));
+    session.untagged(&format!(
+        "OK [UIDNEXT {}] Predicted next UID",
+        selected.uidnext
+    ));
+    session.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", selected.modseq));
     session.untagged(&format!("OK [MAILBOXID (M{:x})] Ok", selected.id));
     if let Some(q) = &params.qresync {
         if q.uidvalidity == selected.uidvalidity {

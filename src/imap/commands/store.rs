@@ -50,7 +50,15 @@ pub async fn store(
         return Reply::ok("STORE completed");
     }
     let result = match mail
-        .store_flags(&user, selected.id, &ranges, mode, bits, &keywords, unchanged_since)
+        .store_flags(
+            &user,
+            selected.id,
+            &ranges,
+            mode,
+            bits,
+            &keywords,
+            unchanged_since,
+        )
         .await
     {
         Ok(r) => r,
@@ -105,6 +113,8 @@ pub async fn store(
         };
         let mut set = String::new();
         write_set(&mut set, &to_ranges(modified));
-        Reply::ok(format!("[MODIFIED {set}] Conditional STORE failed for some messages"))
+        Reply::ok(format!(
+            "[MODIFIED {set}] Conditional STORE failed for some messages"
+        ))
     }
 }
