@@ -132,18 +132,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
     // A trusted proxy's own address is not the client's: the per-IP limit is applied to the
     // address its PROXY header names, so here it is only counted.
     let Some(slot) = exec.admit(canonical_ip(conn.peer.ip()), !trusted_proxy) else {
-        let exec2 = exec.clone();
-        spawn_session(&exec, async move {
-            let mut conn = conn;
-            debug!(client = %conn.peer, "connection limit reached");
-            if !implicit_tls {
-                let _ = conn
-                    .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
-                    .await;
-            }
-            conn.close().await;
-            drop(exec2);
-        });
+        spawn_session(&exec, refuse_over_limit(conn, implicit_tls));
         return;
     };
     let id = exec.new_session_id();
@@ -155,15 +144,19 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
             let limits = reader_limits(&exec);
             let mut reader = CommandReader::new(limits);
             let mut conn = conn;
+            let mut slot = slot;
             if trusted_proxy {
-                match read_proxy_header(&exec, &mut conn, &mut reader).await {
-                    Ok(()) => tracing::Span::current().record("client", conn.peer.to_string()),
-                    Err(why) => {
-                        info!("closing: {why}");
-                        conn.close().await;
-                        return;
-                    }
-                };
+                if let Err(why) = read_proxy_header(&exec, &mut conn, &mut reader).await {
+                    info!("closing: {why}");
+                    conn.close().await;
+                    return;
+                }
+                tracing::Span::current().record("client", conn.peer.to_string());
+                // Now the real client is known: count it, and apply its limit.
+                match exec.admit(canonical_ip(conn.peer.ip()), true) {
+                    Some(client_slot) => slot = client_slot,
+                    None => return refuse_over_limit(conn, implicit_tls).await,
+                }
             }
             if implicit_tls {
                 let Some(config) = exec.tls() else { return };
@@ -176,22 +169,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                     return;
                 }
             }
-            let mut session = Session {
-                exec,
-                conn,
-                out: Vec::new(),
-                id,
-                state: State::NotAuthenticated,
-                enabled: Enabled::default(),
-                login_failures: 0,
-                bad_commands: 0,
-                seen_input: false,
-                mail: None,
-                selected: None,
-                saved_search: Vec::new(),
-                own_modseqs: Vec::new(),
-                _slot: slot,
-            };
+            let mut session = Session::new(exec, conn, id, State::NotAuthenticated, slot);
             commands::capability::greeting(&mut session);
             session.serve(reader).await;
         }
@@ -216,27 +194,27 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
             let mut reader = CommandReader::new(reader_limits(&exec));
             reader.feed(&unread);
             drop(unread);
-            let session = Session {
-                exec,
-                conn: Conn::from_parts(conn),
-                out: Vec::new(),
-                id: carry.id,
-                state: State::Authenticated { user: carry.user },
-                enabled: carry.enabled,
-                login_failures: 0,
-                bad_commands: 0,
-                seen_input: true,
-                mail: None,
-                selected: None,
-                saved_search: Vec::new(),
-                own_modseqs: Vec::new(),
-                _slot: slot,
-            };
+            let state = State::Authenticated { user: carry.user };
+            let mut session = Session::new(exec, Conn::from_parts(conn), carry.id, state, slot);
+            session.enabled = carry.enabled;
+            session.seen_input = true;
             debug!("session adopted");
             session.serve(reader).await;
         }
     };
     spawn_session(&exec, task.instrument(span));
+}
+
+/// Says goodbye to a connection over a limit (in plaintext only: a TLS client would not read
+/// it before the handshake).
+async fn refuse_over_limit(mut conn: Conn, implicit_tls: bool) {
+    debug!(client = %conn.peer, "connection limit reached");
+    if !implicit_tls {
+        let _ = conn
+            .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+            .await;
+    }
+    conn.close().await;
 }
 
 /// Runs a session task inside the executor's gate (so shutdown can wait for it), detached: a
@@ -321,6 +299,25 @@ pub enum ReadOutcome {
 }
 
 impl Session {
+    fn new(exec: Rc<Executor>, conn: Conn, id: u64, state: State, slot: ConnSlot) -> Session {
+        Session {
+            exec,
+            conn,
+            out: Vec::new(),
+            id,
+            state,
+            enabled: Enabled::default(),
+            login_failures: 0,
+            bad_commands: 0,
+            seen_input: false,
+            mail: None,
+            selected: None,
+            saved_search: Vec::new(),
+            own_modseqs: Vec::new(),
+            _slot: slot,
+        }
+    }
+
     /// The user, once logged in.
     pub fn user(&self) -> Option<&str> {
         match &self.state {
