@@ -602,3 +602,34 @@ fn startup_errors_are_one_clear_line() {
         "{err}"
     );
 }
+
+#[test]
+fn connections_per_address_are_capped() {
+    // 4 per address over 2 executors: each executor admits 2 (its share, no shared counter).
+    let server = Server::start(2, "", "max_connections_per_ip = 4\n", DEMO);
+    let mut clients = Vec::new();
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..10 {
+        let mut c = Client::from_stream(TcpStream::connect(server.imap).unwrap());
+        let line = c.line();
+        if line.starts_with("* OK") {
+            ok += 1;
+        } else {
+            assert!(line.starts_with("* BYE [UNAVAILABLE]"), "{line}");
+            refused += 1;
+        }
+        clients.push(c);
+    }
+    assert!((1..=4).contains(&ok), "admitted {ok}");
+    assert_eq!(ok + refused, 10);
+    drop(clients);
+}
+
+#[test]
+fn silent_client_is_logged_out() {
+    let server = Server::start(2, "", "idle_timeout_unauth_secs = 1\n", DEMO);
+    let mut c = server.connect();
+    let bye = c.line();
+    assert!(bye.starts_with("* BYE Autologout"), "{bye}");
+    assert!(c.is_closed());
+}

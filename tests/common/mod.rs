@@ -39,7 +39,12 @@ pub fn config_text(
         "[server]\nexecutors = {executors}\nlog_level = \"debug\"\nshutdown_grace_secs = 2\n\
          [imap]\nlisten = [\"{imap}\"]\nlisten_tls = [\"{imaps}\"]\n\
          login_failure_delay_ms = 50\nlogin_failure_delay_max_ms = 400\n{imap_extra}\n\
-         [limits]\nmax_literal = 1048576\nidle_timeout_unauth_secs = 20\n{extra}"
+         [limits]\nmax_literal = 1048576\n{idle}{extra}",
+        idle = if extra.contains("idle_timeout_unauth_secs") {
+            ""
+        } else {
+            "idle_timeout_unauth_secs = 20\n"
+        }
     )
 }
 
