@@ -633,3 +633,36 @@ fn silent_client_is_logged_out() {
     assert!(bye.starts_with("* BYE Autologout"), "{bye}");
     assert!(c.is_closed());
 }
+
+#[test]
+fn tls_sessions_move_to_their_owner_with_pipelined_commands() {
+    const EXECUTORS: usize = 4;
+    let users: String = (0..8).map(|i| format!("u{i}:{{PLAIN}}p{i}\n")).collect();
+    let server = Server::start(EXECUTORS, "", "", &users);
+    let mut moved = 0;
+    for i in 0..8 {
+        let mut tls = server.connect_tls();
+        // Where the session starts: the executor that accepted the connection.
+        let before = tls.command("a", "ID NIL");
+        tls.send(&format!("b LOGIN u{i} p{i}\r\nc ID NIL\r\nd NAMESPACE\r\n"));
+        let b = tls.until_tagged("b");
+        assert!(b.last().unwrap().starts_with("b OK"), "{b:?}");
+        let c = tls.until_tagged("c");
+        let owner = ringmail::server::partition::executor_of(
+            ringmail::server::partition::partition_of(&format!("u{i}"), 256),
+            EXECUTORS,
+        );
+        assert!(
+            c[0].contains(&format!("\"x-executor\" \"{owner}\"")),
+            "{c:?}"
+        );
+        if !before[0].contains(&format!("\"x-executor\" \"{owner}\"")) {
+            moved += 1;
+        }
+        let d = tls.until_tagged("d");
+        assert!(d[0].starts_with("* NAMESPACE"), "{d:?}");
+    }
+    // With 4 executors most of 8 sessions start elsewhere than their owner; at least one must
+    // have crossed cores for this test to mean anything.
+    assert!(moved > 0, "no session moved between executors");
+}
