@@ -679,7 +679,9 @@ impl Session {
     async fn execute(&mut self, command: Command<'_>) -> Action {
         let tag = command.tag;
         debug!(tag, command = commands::name(&command.body), "command");
-        let action = commands::dispatch(self, command).await;
+        // Boxed: the largest command futures (FETCH, APPEND) would otherwise be part of every
+        // session's state, idle or not.
+        let action = Box::pin(commands::dispatch(self, command)).await;
         if self.out.len() > 64 * 1024 && self.flush().await.is_err() {
             return Action::Close;
         }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
@@ -26,6 +26,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// The local address the client connected to.
     pub local: SocketAddr,
+    /// A plaintext byte `readable` took from the socket, not yet returned by `read`.
+    first_byte: Option<u8>,
 }
 
 /// The parts of a connection that travel to another executor.
@@ -48,6 +50,7 @@ impl Conn {
             tls: None,
             peer,
             local,
+            first_byte: None,
         }
     }
 
@@ -82,9 +85,13 @@ impl Conn {
     }
 
     /// Waits until the client has sent something (or closed: false), holding no read buffer
-    /// meanwhile: an idle connection must cost almost no memory. A one-byte MSG_PEEK stands in
-    /// for the read until data arrives.
+    /// meanwhile: an idle connection must cost almost no memory. glommio waits for readiness
+    /// with a poll request that needs no buffer, so a one-byte read stands in until data
+    /// arrives; that byte is kept and handed out by the next `read`.
     pub async fn readable(&mut self) -> io::Result<bool> {
+        if self.first_byte.is_some() {
+            return Ok(true);
+        }
         if let Some(tls) = self.tls.as_mut() {
             let state = tls.process_new_packets().map_err(io::Error::other)?;
             if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
@@ -92,13 +99,40 @@ impl Conn {
             }
         }
         let mut byte = [0u8; 1];
-        Ok(self.tcp.peek(&mut byte).await? > 0)
+        if self.tcp.read(&mut byte).await? == 0 {
+            return Ok(false);
+        }
+        match self.tls.as_mut() {
+            None => self.first_byte = Some(byte[0]),
+            Some(tls) => {
+                // Ciphertext: rustls takes records in any pieces.
+                tls.read_tls(&mut &byte[..])?;
+                if let Err(e) = tls.process_new_packets() {
+                    let _ = self.flush_tls().await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Reads plaintext into `buf`; 0 means the client closed the connection.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.tls.is_none() {
-            return self.tcp.read(buf).await;
+            let Some(first) = self.first_byte.take() else {
+                return self.tcp.read(buf).await;
+            };
+            let Some((head, rest)) = buf.split_first_mut() else {
+                self.first_byte = Some(first);
+                return Ok(0);
+            };
+            *head = first;
+            // Whatever else has arrived comes along, without waiting for more.
+            let more = future::poll_once(self.tcp.read(rest)).await;
+            return match more {
+                Some(Ok(n)) => Ok(1 + n),
+                Some(Err(_)) | None => Ok(1),
+            };
         }
         let mut chunk = Vec::new();
         loop {
@@ -142,6 +176,10 @@ impl Conn {
     /// dropped (glommio's `TcpStream` cannot give its fd away), so the receiving executor owns
     /// the only descriptor.
     pub fn into_parts(self) -> io::Result<ConnParts> {
+        if self.first_byte.is_some() {
+            // `readable` is always followed by `read` before a hand-over; never drop a byte.
+            return Err(io::Error::other("a byte read from the client was not consumed"));
+        }
         // SAFETY: dup() on a descriptor we own and that stays open for the call; the result is
         // checked and owned by exactly one OwnedFd.
         let fd = unsafe { libc::dup(self.tcp.as_raw_fd()) };
@@ -168,6 +206,7 @@ impl Conn {
             tls: parts.tls,
             peer: parts.peer,
             local: parts.local,
+            first_byte: None,
         }
     }
 
