@@ -123,6 +123,9 @@ impl CommandReader {
 
     /// The next thing the session must do. After [`Next::Continue`] or [`Next::NeedMore`],
     /// read from the socket, [`feed`](Self::feed), and call again.
+    // Not `Iterator::next`: each item borrows the reader's buffer (a lending iterator,
+    // which `Iterator` cannot express).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Next<'_> {
         self.consume_pending();
         self.skip_buffered();
