@@ -11,7 +11,6 @@ fn limits() -> Limits {
         max_literal: 512,
         max_depth: 8,
         max_literals: 4,
-        literal_minus: false,
     }
 }
 

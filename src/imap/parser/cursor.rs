@@ -46,42 +46,92 @@ impl Upper {
 }
 
 /// Upper-cases `raw` for keyword matching (too-long input matches nothing).
+#[inline]
 pub(crate) fn upper(raw: &[u8]) -> Upper {
     let mut out = Upper {
         buf: [0; KEYWORD_MAX],
         len: 0,
     };
-    if raw.len() <= KEYWORD_MAX {
-        for (dst, src) in out.buf.iter_mut().zip(raw) {
-            *dst = src.to_ascii_uppercase();
-        }
+    if let Some(dst) = out.buf.get_mut(..raw.len()) {
+        dst.copy_from_slice(raw);
+        dst.make_ascii_uppercase();
         out.len = raw.len();
     }
     out
 }
 
+/// Character classes, one bit each, looked up in [`CLASS`] (one load per byte instead of
+/// a chain of comparisons: this is the parser's innermost loop).
+const ATOM: u8 = 1;
+const ASTRING: u8 = 2;
+const TAG: u8 = 4;
+const LIST: u8 = 8;
+const KEYWORD: u8 = 16;
+
+/// The class bits of every byte.
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        let c = b as u8;
+        let special = matches!(c, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']');
+        let mut bits = 0;
+        if !special {
+            bits |= ATOM | ASTRING | LIST;
+            if c != b'+' {
+                bits |= TAG;
+            }
+            if c != b'[' && c != b'<' {
+                bits |= KEYWORD;
+            }
+        }
+        if c == b']' {
+            bits |= ASTRING | TAG | LIST;
+        }
+        if c == b'%' || c == b'*' {
+            bits |= LIST;
+        }
+        table[b] = bits;
+        b += 1;
+    }
+    table
+};
+
+/// True when `b` has any of the class bits `class`.
+#[inline(always)]
+fn is(b: u8, class: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
+}
+
 /// ATOM-CHAR: any CHAR except atom-specials `( ) { SP CTL % * " \ ]`.
 #[inline]
 pub(crate) fn is_atom_char(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    is(b, ATOM)
 }
 
 /// ASTRING-CHAR: ATOM-CHAR or `]`.
 #[inline]
 pub(crate) fn is_astring_char(b: u8) -> bool {
-    is_atom_char(b) || b == b']'
+    is(b, ASTRING)
 }
 
 /// list-char: ATOM-CHAR, list-wildcards or resp-specials.
 #[inline]
 fn is_list_char(b: u8) -> bool {
-    is_astring_char(b) || b == b'%' || b == b'*'
+    is(b, LIST)
 }
 
 /// tag: ASTRING-CHAR except `+`.
 #[inline]
 pub(crate) fn is_tag_char(b: u8) -> bool {
-    is_astring_char(b) && b != b'+'
+    is(b, TAG)
+}
+
+/// The characters of a keyword: ATOM-CHAR except `[` and `<`, which start a section or a
+/// partial (`BODY.PEEK[`, `BINARY[`).
+#[inline]
+fn is_keyword_char(b: u8) -> bool {
+    is(b, KEYWORD)
 }
 
 /// Walks one complete command.
@@ -259,7 +309,7 @@ impl<'a> Cursor<'a> {
     /// A keyword-like token: letters, digits, `.`, `-`, `=` and the like; upper-cased.
     /// Stops at `[`, `(`, `)`, SP and other specials, so `BODY.PEEK[` yields `BODY.PEEK`.
     pub(crate) fn keyword(&mut self) -> PResult<Upper> {
-        let a = self.take_while(|b| is_atom_char(b) && b != b'[' && b != b'<');
+        let a = self.take_while(is_keyword_char);
         if a.is_empty() {
             err("expected a keyword")
         } else {

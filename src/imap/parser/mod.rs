@@ -55,20 +55,16 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most literals in one command.
     pub max_literals: usize,
-    /// The server advertises LITERAL- rather than LITERAL+: non-synchronizing literals over
-    /// 4096 bytes are refused with `BAD [TOOBIG]` (RFC 7888).
-    pub literal_minus: bool,
 }
 
 impl Default for Limits {
-    /// 64 KiB lines, 64 MiB literals, depth 32, 1024 literals, LITERAL+.
+    /// 64 KiB lines, 64 MiB literals, depth 32, 1024 literals.
     fn default() -> Self {
         Limits {
             max_line: 64 * 1024,
             max_literal: 64 * 1024 * 1024,
             max_depth: 32,
             max_literals: 1024,
-            literal_minus: false,
         }
     }
 }

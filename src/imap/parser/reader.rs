@@ -27,6 +27,8 @@ pub struct LineTooLong;
 #[derive(Debug)]
 pub struct CommandReader {
     limits: Limits,
+    /// LITERAL- rather than LITERAL+ semantics for non-synchronizing literals.
+    literal_minus: bool,
     /// Received bytes; `buf[start..]` is not consumed yet.
     buf: Vec<u8>,
     start: usize,
@@ -81,6 +83,7 @@ impl CommandReader {
     pub fn new(limits: Limits) -> Self {
         CommandReader {
             limits,
+            literal_minus: false,
             buf: Vec::new(),
             start: 0,
             pending: 0,
@@ -92,6 +95,13 @@ impl CommandReader {
     /// Changes the limits (e.g. APPENDLIMIT after login); applies to commands not yet framed.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Whether the server advertises LITERAL- (RFC 7888) instead of LITERAL+: then a
+    /// non-synchronizing literal over 4096 bytes is refused with `BAD [TOOBIG]` and its
+    /// payload skipped. Default: LITERAL+ (any size up to `max_literal`).
+    pub fn set_literal_minus(&mut self, literal_minus: bool) {
+        self.literal_minus = literal_minus;
     }
 
     /// The limits in force.
@@ -123,6 +133,9 @@ impl CommandReader {
 
     /// The next thing the session must do. After [`Next::Continue`] or [`Next::NeedMore`],
     /// read from the socket, [`feed`](Self::feed), and call again.
+    // Not `Iterator::next`: each item borrows the reader's buffer (a lending iterator,
+    // which `Iterator` cannot express).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Next<'_> {
         self.consume_pending();
         self.skip_buffered();
@@ -286,7 +299,7 @@ impl CommandReader {
         let mut f = self.frame;
         loop {
             if let Some(n) = f.awaiting {
-                if avail.len() - f.framed < n {
+                if avail.len().saturating_sub(f.framed) < n {
                     self.frame = f;
                     return Framed::NeedMore;
                 }
@@ -296,7 +309,7 @@ impl CommandReader {
             }
             let from = f.search_from.min(avail.len());
             let Some(i) = memchr::memchr(b'\n', avail.get(from..).unwrap_or(b"")) else {
-                let partial = avail.len() - f.framed;
+                let partial = avail.len().saturating_sub(f.framed);
                 if f.text_len + partial > limits.max_line {
                     // Too long and no end in sight: drop what we have and the rest of the line.
                     let rejection = reject_limit(avail, "command line too long");
@@ -329,7 +342,7 @@ impl CommandReader {
                 Some(reject_limit(avail, "too many literals in one command"))
             } else if f.literal_bytes > limits.max_literal {
                 Some(reject_too_big(avail, "literal too large"))
-            } else if !lit.sync && limits.literal_minus && lit.len > LITERAL_MINUS_MAX {
+            } else if !lit.sync && self.literal_minus && lit.len > LITERAL_MINUS_MAX {
                 Some(Rejection {
                     tag: read_tag(avail),
                     kind: RejectKind::Bad,

@@ -1097,7 +1097,6 @@ fn small_limits() -> Limits {
         max_literal: 16,
         max_depth: 4,
         max_literals: 3,
-        literal_minus: false,
     }
 }
 
@@ -1204,26 +1203,36 @@ fn literal_total_and_count_limits() {
 
 #[test]
 fn literal_minus_refuses_big_non_sync_literals() {
-    let limits = Limits {
-        literal_minus: true,
-        ..Limits::default()
+    let run = |input: &[u8]| {
+        let mut r = CommandReader::new(Limits::default());
+        r.set_literal_minus(true);
+        r.feed(input);
+        let mut out = Vec::new();
+        drain(&mut r, &mut out);
+        out
     };
     let mut input = b"a APPEND x {5000+}\r\n".to_vec();
     input.extend(std::iter::repeat_n(b'm', 5000));
     input.extend_from_slice(b"\r\nb NOOP\r\n");
-    let ev = events(&input, limits);
+    let ev = run(&input);
     assert!(
         matches!(&ev[0], Event::Reject(r) if r.code == Some("TOOBIG") && r.kind == RejectKind::Bad),
         "{ev:?}"
     );
     assert!(matches!(&ev[1], Event::Command(c) if c.contains("Noop")));
-    // Synchronizing literals of that size are fine.
+    // Synchronizing literals of that size, and small non-synchronizing ones, are fine.
     let mut input = b"a APPEND x {5000}\r\n".to_vec();
     input.extend(std::iter::repeat_n(b'm', 5000));
-    input.extend_from_slice(b"\r\n");
-    let ev = events(&input, limits);
+    input.extend_from_slice(b"\r\nb LOGIN {4096+}\r\n");
+    input.extend(std::iter::repeat_n(b'u', 4096));
+    input.extend_from_slice(b" x\r\n");
+    let ev = run(&input);
     assert!(
         matches!(&ev[1], Event::Command(c) if c.contains("Append")),
+        "{ev:?}"
+    );
+    assert!(
+        matches!(&ev[2], Event::Command(c) if c.contains("Login")),
         "{ev:?}"
     );
 }
