@@ -233,7 +233,6 @@ fn reader_limits(exec: &Executor) -> Limits {
         max_literal: config.limits.max_literal,
         max_depth: config.limits.max_depth,
         max_literals: config.limits.max_literals,
-        literal_minus: false,
     }
 }
 
