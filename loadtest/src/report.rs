@@ -32,12 +32,13 @@ pub fn header(profile: Profile) -> String {
 }
 
 /// One per-second line: commands completed in the last second per column, connected
-/// sessions against the target, errors in the last second.
+/// sessions against the sessions of the run (idle: clients + senders), errors in the last
+/// second.
 pub fn line(
     profile: Profile,
     delta: &[u64],
     connected: i64,
-    clients: u32,
+    sessions: u32,
     errors: u64,
     warmup: bool,
 ) -> String {
@@ -46,7 +47,7 @@ pub fn line(
         let n = delta.get(*c as usize).copied().unwrap_or(0);
         let _ = write!(s, "{n:>5}");
     }
-    let _ = write!(s, " {connected:>6}/{clients}  {errors}");
+    let _ = write!(s, " {connected:>6}/{sessions}  {errors}");
     if warmup {
         s.push_str("  (warm-up)");
     }

@@ -168,7 +168,7 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
                     opts.profile,
                     &delta,
                     shared.connected.load(Ordering::Relaxed),
-                    opts.clients,
+                    sessions,
                     errors - last_errors,
                     now < measure_from,
                 ));
