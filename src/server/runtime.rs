@@ -22,7 +22,7 @@ use glommio::channels::channel_mesh::{MeshBuilder, Senders};
 use glommio::net::{TcpListener, UnixStream};
 use glommio::sync::{Gate, Semaphore};
 use glommio::{LocalExecutorBuilder, Placement};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -539,6 +539,11 @@ async fn accept_loop(exec: Rc<Executor>, listener: TcpListener, implicit_tls: bo
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             continue;
         };
+        // IMAP is request/response with small writes: Nagle's algorithm plus delayed ACKs
+        // would add ~40 ms to TLS handshakes and to the first reply after STARTTLS.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("TCP_NODELAY: {e}");
+        }
         let conn = Conn::new(stream, peer, local);
         crate::imap::session::accept(exec.clone(), conn, implicit_tls);
     }
