@@ -34,6 +34,35 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Special-use mailboxes made at a user's first login.
     pub mailboxes: MailboxesConfig,
+    /// Per-user quota.
+    pub quota: QuotaConfig,
+}
+
+/// `[quota]`: the limits every user gets (0 = unlimited). Applied at login, so a change takes
+/// effect at each user's next login after a reload.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// Storage per user in MiB (the sum of message sizes, copies counted again).
+    pub storage_mb: u64,
+    /// Messages per user.
+    pub messages: u64,
+}
+
+impl QuotaConfig {
+    /// The store's form of these limits.
+    pub fn limits(&self) -> crate::store::Quota {
+        crate::store::Quota {
+            max_bytes: match self.storage_mb {
+                0 => u64::MAX,
+                mb => mb.saturating_mul(1 << 20),
+            },
+            max_messages: match self.messages {
+                0 => u64::MAX,
+                n => n,
+            },
+        }
+    }
 }
 
 /// `[mailboxes]`: names of the special-use mailboxes (RFC 6154) created at first login.
@@ -462,6 +491,12 @@ sent = "Sent"
 trash = "Trash"
 junk = "Junk"
 archive = "Archive"
+
+[quota]
+# Limits per user; 0 = unlimited. Applied at each login. APPEND and delivery over the limit
+# fail with NO [OVERQUOTA].
+storage_mb = 0
+messages = 0
 "#;
 
 #[cfg(test)]

@@ -354,3 +354,23 @@ fn field<T: std::str::FromStr>(lines: &[String], name: &str) -> T {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
 }
+
+#[test]
+fn quota_is_reported_and_enforced() {
+    let server = Server::start(2, "", "[quota]\nstorage_mb = 1\nmessages = 3\n", USERS);
+    let mut c = login(&server);
+    for _ in 0..3 {
+        assert!(append(&mut c, "INBOX", "", SIMPLE).starts_with("ap OK"));
+    }
+    let over = append(&mut c, "INBOX", "", SIMPLE);
+    assert!(over.starts_with("ap NO [OVERQUOTA]"), "{over}");
+    let root = c.command("q", "GETQUOTAROOT INBOX");
+    assert_eq!(root[0], "* QUOTAROOT INBOX \"\"");
+    let used_kb = (3 * SIMPLE.len()).div_ceil(1024);
+    assert_eq!(
+        root[1],
+        format!("* QUOTA \"\" (STORAGE {used_kb} 1024 MESSAGE 3 3)")
+    );
+    let set = c.command("s", "SETQUOTA \"\" (STORAGE 10)");
+    assert!(set.last().unwrap().starts_with("s NO"), "{set:?}");
+}

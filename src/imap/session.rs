@@ -365,6 +365,10 @@ impl Session {
             }
             mail.subscribe(&user, "INBOX", true).await?;
         }
+        let quota = self.exec.config().quota.limits();
+        if mail.quota(&user).limit != quota {
+            mail.set_quota(&user, quota).await?;
+        }
         self.mail = Some(mail.clone());
         Ok((mail, user))
     }

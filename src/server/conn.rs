@@ -178,7 +178,9 @@ impl Conn {
     pub fn into_parts(self) -> io::Result<ConnParts> {
         if self.first_byte.is_some() {
             // `readable` is always followed by `read` before a hand-over; never drop a byte.
-            return Err(io::Error::other("a byte read from the client was not consumed"));
+            return Err(io::Error::other(
+                "a byte read from the client was not consumed",
+            ));
         }
         // SAFETY: dup() on a descriptor we own and that stays open for the call; the result is
         // checked and owned by exactly one OwnedFd.

@@ -14,6 +14,7 @@ pub mod idle;
 pub mod login;
 pub mod mailboxes;
 pub mod namespace;
+pub mod quota;
 pub mod reply;
 pub mod select;
 pub mod starttls;
@@ -123,6 +124,18 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
         }
         CommandBody::Append { mailbox, messages } => {
             let reply = append::append(session, &mailbox, &messages).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::GetQuota(root) => {
+            let reply = quota::get_quota(session, &root).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::GetQuotaRoot(mailbox) => {
+            let reply = quota::get_quota_root(session, &mailbox).await;
+            finish(session, tag, reply, true)
+        }
+        CommandBody::SetQuota { .. } => {
+            let reply = Reply::no("[NOPERM] Quotas are set in the server configuration");
             finish(session, tag, reply, true)
         }
         CommandBody::Select { mailbox, params } => {
