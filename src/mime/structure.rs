@@ -44,7 +44,7 @@ impl<'a> Splitter<'a> {
         let split = split_header(raw, start, end);
         let header = raw.get(start..split.fields_end).unwrap_or_default();
         let c = content_fields(header);
-        let (media_type, subtype, params) = match c.content_type {
+        let (media_type, subtype, mut params) = match c.content_type {
             Some(ct) => ct,
             None if default == DefaultType::MessageRfc822 => {
                 (b"message".to_vec(), b"rfc822".to_vec(), Vec::new())
@@ -68,6 +68,10 @@ impl<'a> Splitter<'a> {
         } else {
             PartKind::Basic
         };
+        if kind == PartKind::Text && !params.iter().any(|(k, _)| k.eq_ignore_ascii_case(b"charset")) {
+            // RFC 2045 §5.2: text without a charset is US-ASCII; say so, as Dovecot does.
+            params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
+        }
         let deeper_allowed = depth < MAX_DEPTH - 1 && self.parts < MAX_PARTS;
         let mut children = Vec::new();
         let mut envelope_bytes = None;
