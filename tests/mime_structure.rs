@@ -284,7 +284,11 @@ const DOVECOT: &[(&str, &str, &str, &str)] = &[
 fn bodystructure_body_and_envelope_match_dovecot() {
     for (name, bodystructure, body, envelope) in DOVECOT {
         let (_, m) = meta(name);
-        assert_eq!(s(&m.bodystructure), *bodystructure, "BODYSTRUCTURE of {name}");
+        assert_eq!(
+            s(&m.bodystructure),
+            *bodystructure,
+            "BODYSTRUCTURE of {name}"
+        );
         assert_eq!(s(&m.body), *body, "BODY of {name}");
         assert_eq!(s(&m.envelope), *envelope, "ENVELOPE of {name}");
     }
@@ -308,7 +312,9 @@ fn sections_of_a_forwarded_message() {
     let header = fetch(&raw, &m, &[], Header).unwrap();
     assert!(header.starts_with("From: eve@example.com\r\n"));
     assert!(header.ends_with("boundary=\"outer\"\r\n\r\n"));
-    assert!(fetch(&raw, &m, &[], Text).unwrap().starts_with("--outer\r\n"));
+    assert!(fetch(&raw, &m, &[], Text)
+        .unwrap()
+        .starts_with("--outer\r\n"));
     assert_eq!(fetch(&raw, &m, &[], Full).unwrap().len(), raw.len());
     assert_eq!(fetch(&raw, &m, &[1], Full).unwrap(), "See below.");
     assert_eq!(
@@ -319,16 +325,29 @@ fn sections_of_a_forwarded_message() {
     let inner_header = fetch(&raw, &m, &[2], Header).unwrap();
     assert!(inner_header.starts_with("From: \"Doe, Jane\""));
     assert!(inner_header.ends_with("boundary=\"inner\"\r\n\r\n"));
-    assert!(fetch(&raw, &m, &[2], Text).unwrap().starts_with("--inner\r\n"));
-    assert!(fetch(&raw, &m, &[2], Full).unwrap().starts_with("From: \"Doe, Jane\""));
+    assert!(fetch(&raw, &m, &[2], Text)
+        .unwrap()
+        .starts_with("--inner\r\n"));
+    assert!(fetch(&raw, &m, &[2], Full)
+        .unwrap()
+        .starts_with("From: \"Doe, Jane\""));
     assert_eq!(fetch(&raw, &m, &[2, 1], Full).unwrap(), "Plain version.");
-    assert_eq!(fetch(&raw, &m, &[2, 2], Full).unwrap(), "<p>HTML version.</p>");
+    assert_eq!(
+        fetch(&raw, &m, &[2, 2], Full).unwrap(),
+        "<p>HTML version.</p>"
+    );
     assert_eq!(
         fetch(&raw, &m, &[2, 2], Mime).unwrap(),
         "Content-Type: text/html; charset=utf-8\r\n\r\n"
     );
     assert_eq!(
-        fetch(&raw, &m, &[2], HeaderFields(vec![b"SUBJECT".to_vec(), b"to".to_vec()])).unwrap(),
+        fetch(
+            &raw,
+            &m,
+            &[2],
+            HeaderFields(vec![b"SUBJECT".to_vec(), b"to".to_vec()])
+        )
+        .unwrap(),
         "To: eve@example.com\r\nSubject: Report\r\n\r\n"
     );
     let not = fetch(&raw, &m, &[], HeaderFieldsNot(vec![b"from".to_vec()])).unwrap();
@@ -342,7 +361,11 @@ fn sections_of_a_forwarded_message() {
         (&[2, 3][..], Full),
         (&[][..], Mime),
     ] {
-        assert_eq!(fetch(&raw, &m, part, text.clone()), None, "{part:?} {text:?}");
+        assert_eq!(
+            fetch(&raw, &m, part, text.clone()),
+            None,
+            "{part:?} {text:?}"
+        );
     }
 }
 
@@ -406,7 +429,10 @@ fn preview_is_plain_text() {
     );
     let html = b"Content-Type: text/html\r\n\r\n<html><head><title>x</title></head><body><p>Hello   <b>there</b></p>\r\n<p>again</p></body></html>\r\n";
     let p = analyze(html).preview;
-    assert!(p.contains("Hello") && p.contains("there") && p.contains("again"), "{p}");
+    assert!(
+        p.contains("Hello") && p.contains("there") && p.contains("again"),
+        "{p}"
+    );
     assert!(!p.contains('<'));
     let long = format!("Subject: x\r\n\r\n{}\r\n", "word ".repeat(100));
     assert_eq!(analyze(long.as_bytes()).preview.chars().count(), 200);
@@ -420,7 +446,11 @@ fn sort_and_thread_fields() {
     assert_eq!(m.sort.subject, "\u{c9}l\u{e8}Ve \u{2708} ok");
     let from = m.sort.from.unwrap();
     assert_eq!(
-        (from.name.as_str(), from.mailbox.as_str(), from.host.as_str()),
+        (
+            from.name.as_str(),
+            from.mailbox.as_str(),
+            from.host.as_str()
+        ),
         ("Andr\u{e9} Pirard", "pirard", "example.be")
     );
     assert_eq!(m.sort.to.unwrap().name, "\u{c5}s\u{e5}");
@@ -430,7 +460,10 @@ fn sort_and_thread_fields() {
     assert_eq!(m.sort.date, Some(1_583_330_400));
     assert_eq!(m.sort.message_id.as_deref(), Some("report-7@example.com"));
     assert_eq!(m.sort.in_reply_to.as_deref(), Some("q-1@example.net"));
-    assert_eq!(m.sort.references, vec!["q-0@example.net", "q-1@example.net"]);
+    assert_eq!(
+        m.sort.references,
+        vec!["q-0@example.net", "q-1@example.net"]
+    );
 
     let (_, m) = meta("missing_headers");
     assert_eq!(m.sort.subject, "only a subject");
@@ -444,7 +477,10 @@ fn metadata_round_trips_and_rejects_damage() {
         let bytes = m.to_bytes();
         assert_eq!(MessageMeta::from_bytes(&bytes).as_ref(), Ok(&m), "{name}");
         for cut in 0..bytes.len() {
-            assert!(MessageMeta::from_bytes(&bytes[..cut]).is_err(), "{name} cut at {cut}");
+            assert!(
+                MessageMeta::from_bytes(&bytes[..cut]).is_err(),
+                "{name} cut at {cut}"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
@@ -457,10 +493,22 @@ fn metadata_round_trips_and_rejects_damage() {
 
 #[test]
 fn malformed_messages_still_get_a_text_structure() {
-    let garbage: Vec<u8> = (0..2000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    for raw in [&garbage[..], b"", b"\r\n", b"no header at all", b"\0\0\0:\xff\r\n\r\n"] {
+    let garbage: Vec<u8> = (0..2000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for raw in [
+        &garbage[..],
+        b"",
+        b"\r\n",
+        b"no header at all",
+        b"\0\0\0:\xff\r\n\r\n",
+    ] {
         let m = analyze(raw);
-        assert!(s(&m.bodystructure).starts_with("(\"text\" \"plain\""), "{:?}", s(&m.bodystructure));
+        assert!(
+            s(&m.bodystructure).starts_with("(\"text\" \"plain\""),
+            "{:?}",
+            s(&m.bodystructure)
+        );
         let full = section_range(&m, raw.len(), &section(&[1], SectionText::Full)).unwrap();
         assert!(full.end <= raw.len());
     }
@@ -477,5 +525,37 @@ fn malformed_messages_still_get_a_text_structure() {
 fn eight_bit_headers_become_literals() {
     let raw = "From: J\u{f6}rg <j@example.de>\r\nSubject: gr\u{fc}\u{df}e\r\n\r\nx\r\n".as_bytes();
     let env = s(&analyze(raw).envelope);
-    assert!(env.starts_with("(NIL {7}\r\ngr\u{fc}\u{df}e (({5}\r\nJ\u{f6}rg NIL \"j\" \"example.de\"))"), "{env}");
+    assert!(
+        env.starts_with(
+            "(NIL {7}\r\ngr\u{fc}\u{df}e (({5}\r\nJ\u{f6}rg NIL \"j\" \"example.de\"))"
+        ),
+        "{env}"
+    );
+}
+
+#[test]
+fn deep_nesting_is_bounded() {
+    let mut raw = String::new();
+    for i in 0..500 {
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    raw.push_str("\r\ninnermost\r\n");
+    let mut rfc822 = String::new();
+    for _ in 0..500 {
+        rfc822.push_str("Content-Type: message/rfc822\r\n\r\n");
+    }
+    for raw in [raw, rfc822] {
+        let m = analyze(raw.as_bytes());
+        let back = MessageMeta::from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(back, m);
+        let mut depth = 0;
+        let mut part = &m.root;
+        while let Some(c) = part.children.first() {
+            part = c;
+            depth += 1;
+        }
+        assert!((10..=64).contains(&depth), "depth {depth}");
+    }
 }

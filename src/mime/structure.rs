@@ -68,7 +68,11 @@ impl<'a> Splitter<'a> {
         } else {
             PartKind::Basic
         };
-        if kind == PartKind::Text && !params.iter().any(|(k, _)| k.eq_ignore_ascii_case(b"charset")) {
+        if kind == PartKind::Text
+            && !params
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+        {
             // RFC 2045 §5.2: text without a charset is US-ASCII; say so, as Dovecot does.
             params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
         }
