@@ -188,6 +188,59 @@ Content-Disposition: inline
 bonjour
 "#,
     ),
+    (
+        "digest",
+        r#"From: digest@example.com
+Subject: Digest
+Content-Type: multipart/digest; boundary="d"
+
+--d
+
+From: one@example.com
+Subject: One
+
+first
+--d
+Content-Type: text/plain
+
+not a message
+--d--
+"#,
+    ),
+    (
+        "rfc2231_uppercase",
+        r#"From: x@example.com
+Subject: rfc2231
+Content-Type: TEXT/PLAIN; CHARSET=UTF-8
+Content-Disposition: attachment;
+ filename*0*=utf-8''caf;
+ filename*1*=%C3%A9.txt
+
+data
+"#,
+    ),
+    (
+        "multipart_without_boundary",
+        r#"From: x@example.com
+Subject: no boundary
+Content-Type: multipart/mixed
+
+--b
+hello
+--b--
+"#,
+    ),
+    (
+        "odd_addresses",
+        r#"From: john@example.com (John Smith)
+To: "john doe"@example.com, <@route.example:x@example.com>
+Cc: Jörg Müller <joerg@example.de>
+Subject:
+Message-ID:   <spaced@example.com>  
+
+x
+"#,
+    ),
 ];
 
 /// A corpus message with CRLF line ends, as IMAP stores it.
@@ -277,6 +330,30 @@ const DOVECOT: &[(&str, &str, &str, &str)] = &[
         r#"("text" "plain" ("charset" "UTF-8" "format" "flowed" "delsp" "yes") NIL NIL "7bit" 9 1 NIL ("inline" NIL) ("en" "fr") "http://example.com/a")"#,
         r#"("text" "plain" ("charset" "UTF-8" "format" "flowed" "delsp" "yes") NIL NIL "7bit" 9 1)"#,
         r#"(NIL "params" ((NIL NIL "trent" "example.com")) ((NIL NIL "trent" "example.com")) ((NIL NIL "trent" "example.com")) NIL NIL NIL NIL NIL)"#,
+    ),
+    (
+        "digest",
+        r#"(("message" "rfc822" NIL NIL NIL "7bit" 44 (NIL "One" ((NIL NIL "one" "example.com")) ((NIL NIL "one" "example.com")) ((NIL NIL "one" "example.com")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL) 3 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 13 0 NIL NIL NIL NIL) "digest" ("boundary" "d") NIL NIL NIL)"#,
+        r#"(("message" "rfc822" NIL NIL NIL "7bit" 44 (NIL "One" ((NIL NIL "one" "example.com")) ((NIL NIL "one" "example.com")) ((NIL NIL "one" "example.com")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0) 3)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 13 0) "digest")"#,
+        r#"(NIL "Digest" ((NIL NIL "digest" "example.com")) ((NIL NIL "digest" "example.com")) ((NIL NIL "digest" "example.com")) NIL NIL NIL NIL NIL)"#,
+    ),
+    (
+        "rfc2231_uppercase",
+        r#"("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "7bit" 6 1 NIL ("attachment" ("filename*" "utf-8''caf%C3%A9.txt")) NIL NIL)"#,
+        r#"("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "7bit" 6 1)"#,
+        r#"(NIL "rfc2231" ((NIL NIL "x" "example.com")) ((NIL NIL "x" "example.com")) ((NIL NIL "x" "example.com")) NIL NIL NIL NIL NIL)"#,
+    ),
+    (
+        "multipart_without_boundary",
+        r#"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" NIL NIL NIL NIL)"#,
+        r#"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")"#,
+        r#"(NIL "no boundary" ((NIL NIL "x" "example.com")) ((NIL NIL "x" "example.com")) ((NIL NIL "x" "example.com")) NIL NIL NIL NIL NIL)"#,
+    ),
+    (
+        "odd_addresses",
+        r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 1 NIL NIL NIL NIL)"#,
+        r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 1)"#,
+        "(NIL \"\" ((\"John Smith\" NIL \"john\" \"example.com\")) ((\"John Smith\" NIL \"john\" \"example.com\")) ((\"John Smith\" NIL \"john\" \"example.com\")) ((NIL NIL \"john doe\" \"example.com\")(NIL \"@route.example\" \"x\" \"example.com\")) (({13}\r\nJörg Müller NIL \"joerg\" \"example.de\")) NIL NIL \"<spaced@example.com>  \")",
     ),
 ];
 

@@ -57,7 +57,7 @@ impl<'a> Splitter<'a> {
         };
         let body_start = split.body_start;
         let body = raw.get(body_start..end).unwrap_or_default();
-        let mut kind = if media_type.eq_ignore_ascii_case(b"multipart") {
+        let kind = if media_type.eq_ignore_ascii_case(b"multipart") {
             PartKind::Multipart
         } else if media_type.eq_ignore_ascii_case(b"message")
             && (subtype.eq_ignore_ascii_case(b"rfc822") || subtype.eq_ignore_ascii_case(b"global"))
@@ -99,14 +99,14 @@ impl<'a> Splitter<'a> {
                                 break;
                             }
                         }
-                        if children.is_empty() {
-                            // IMAP needs at least one body part: an empty text/plain
-                            // one, at the end of the body, stands for "nothing here".
-                            children.push(self.part(end, end, DefaultType::TextPlain, depth + 1));
-                        }
                     }
-                    // Without a boundary (or too deep) a multipart is opaque data.
-                    _ => kind = PartKind::Basic,
+                    // Without a boundary (or too deep) nothing is split out.
+                    _ => {}
+                }
+                if children.is_empty() {
+                    // IMAP needs at least one body part: an empty text/plain one at
+                    // the end of the body stands for "nothing here", as in Dovecot.
+                    children.push(self.part(end, end, DefaultType::TextPlain, depth + 1));
                 }
             }
             PartKind::Message if deeper_allowed => {
