@@ -112,3 +112,16 @@ proptest! {
         let _ = MessageMeta::from_bytes(&bytes);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// HTML goes through mail-parser's HTML-to-text for PREVIEW and SEARCH.
+    #[test]
+    fn any_html_body_gives_a_preview(body in "(<[a-z/!]{0,6}|&[a-z#0-9]{0,5};?|[^<&]{0,8}|\\PC){0,60}") {
+        let raw = format!("Content-Type: text/html; charset=utf-8\r\n\r\n{body}");
+        let meta = analyze(raw.as_bytes());
+        prop_assert!(meta.preview.chars().count() <= 200);
+        prop_assert_eq!(decoded_text_for_search(&meta, raw.as_bytes()).len(), 1);
+    }
+}
