@@ -148,21 +148,12 @@ fn render_phrase(toks: &[Token]) -> Vec<u8> {
     out
 }
 
-/// A local part, domain or route: tokens concatenated, quoted words re-quoted.
+/// A local part, domain or route: tokens concatenated, quoted strings unquoted
+/// (Dovecot answers `"john doe"@example.com` with mailbox `john doe`).
 fn render_atoms(toks: &[Token]) -> Vec<u8> {
     let mut out = Vec::new();
     for t in toks {
         match t {
-            Token::Word { text, quoted: true } => {
-                out.push(b'"');
-                for &b in text {
-                    if b == b'"' || b == b'\\' {
-                        out.push(b'\\');
-                    }
-                    out.push(b);
-                }
-                out.push(b'"');
-            }
             Token::Word { text, .. } | Token::DomainLiteral(text) => out.extend_from_slice(text),
             Token::Special(c) => out.push(*c),
         }

@@ -3,7 +3,7 @@
 use super::header::{fields, unfold};
 use super::lexer::{lex, Token, MIME_SPECIALS};
 
-type Params = Vec<(Vec<u8>, Vec<u8>)>;
+use super::meta::Params;
 
 /// The Content-* fields of a part header, raw where IMAP wants them raw.
 #[derive(Debug, Default)]

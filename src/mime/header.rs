@@ -115,22 +115,19 @@ fn trim_end(v: &[u8]) -> &[u8] {
     &v[..n]
 }
 
-/// Unfolds a raw field value: line breaks removed (the whitespace after them kept),
-/// leading and trailing whitespace trimmed. This is the form ENVELOPE carries.
+/// Unfolds a raw field value: line breaks removed (the whitespace after them kept)
+/// and leading whitespace trimmed. Trailing whitespace stays, as in Dovecot's
+/// ENVELOPE. This is the form ENVELOPE carries.
 pub(crate) fn unfold(value: &[u8]) -> Vec<u8> {
-    let mut out: Vec<u8> = value
+    let lead = value
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    value[lead..]
         .iter()
         .copied()
         .filter(|&b| b != b'\r' && b != b'\n')
-        .collect();
-    let keep = trim_end(&out).len();
-    out.truncate(keep);
-    let lead = out
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(out.len());
-    out.drain(..lead);
-    out
+        .collect()
 }
 
 /// The first field named `name` (case-insensitive) in a header block.
@@ -203,6 +200,6 @@ mod tests {
 
     #[test]
     fn unfolds_values() {
-        assert_eq!(unfold(b" hello\r\n\tworld  "), b"hello\tworld");
+        assert_eq!(unfold(b" \r\n hello\r\n\tworld  "), b"hello\tworld  ");
     }
 }

@@ -27,6 +27,9 @@ pub struct MessageMeta {
     pub preview: String,
 }
 
+/// MIME parameters (`name`, `value`) in the order written.
+pub type Params = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What kind of body a part has; decides how it is rendered and addressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartKind {
@@ -58,7 +61,7 @@ pub struct PartMeta {
     /// Media subtype, as written (`plain` when absent).
     pub subtype: Vec<u8>,
     /// Content-Type parameters, RFC 2231 continuations joined.
-    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    pub params: Params,
     /// Content-ID, unfolded.
     pub id: Option<Vec<u8>>,
     /// Content-Description, unfolded, encoded words left as they are.
@@ -70,7 +73,7 @@ pub struct PartMeta {
     /// Body line count (meaningful for text and message parts).
     pub lines: u32,
     /// Content-Disposition value and parameters.
-    pub disposition: Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub disposition: Option<(Vec<u8>, Params)>,
     /// Content-Language tags.
     pub language: Vec<Vec<u8>>,
     /// Content-Location, unfolded.
@@ -353,7 +356,7 @@ impl<'a> Reader<'a> {
     fn opt_bytes(&mut self) -> Result<Option<Vec<u8>>, MetaError> {
         self.opt(Reader::bytes)
     }
-    fn params(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, MetaError> {
+    fn params(&mut self) -> Result<Params, MetaError> {
         let n = self.count()?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {

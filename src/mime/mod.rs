@@ -27,7 +27,7 @@ mod structure;
 
 pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
 pub use header::filter_header_fields;
-pub use meta::{MessageMeta, MetaError, PartKind, PartMeta, SortAddress, SortFields};
+pub use meta::{MessageMeta, MetaError, Params, PartKind, PartMeta, SortAddress, SortFields};
 pub use section::{section_bytes, section_range, SectionSpec, SectionText};
 
 use address::{parse_address_list, AddressItem};

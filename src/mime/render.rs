@@ -61,8 +61,8 @@ pub(crate) fn envelope(header: &[u8]) -> Vec<u8> {
 }
 
 fn unstructured(out: &mut Vec<u8>, value: Option<&[u8]>) {
-    let v = value.map(unfold);
-    nstring(out, v.as_deref().filter(|v| !v.is_empty()));
+    // A field that is present but empty is "", not NIL (as Dovecot answers).
+    nstring(out, value.map(unfold).as_deref());
 }
 
 fn address_list(out: &mut Vec<u8>, items: &[AddressItem]) {

@@ -44,7 +44,7 @@ impl<'a> Splitter<'a> {
         let split = split_header(raw, start, end);
         let header = raw.get(start..split.fields_end).unwrap_or_default();
         let c = content_fields(header);
-        let (media_type, subtype, params) = match c.content_type {
+        let (media_type, subtype, mut params) = match c.content_type {
             Some(ct) => ct,
             None if default == DefaultType::MessageRfc822 => {
                 (b"message".to_vec(), b"rfc822".to_vec(), Vec::new())
@@ -57,7 +57,7 @@ impl<'a> Splitter<'a> {
         };
         let body_start = split.body_start;
         let body = raw.get(body_start..end).unwrap_or_default();
-        let mut kind = if media_type.eq_ignore_ascii_case(b"multipart") {
+        let kind = if media_type.eq_ignore_ascii_case(b"multipart") {
             PartKind::Multipart
         } else if media_type.eq_ignore_ascii_case(b"message")
             && (subtype.eq_ignore_ascii_case(b"rfc822") || subtype.eq_ignore_ascii_case(b"global"))
@@ -68,6 +68,14 @@ impl<'a> Splitter<'a> {
         } else {
             PartKind::Basic
         };
+        if kind == PartKind::Text
+            && !params
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+        {
+            // RFC 2045 §5.2: text without a charset is US-ASCII; say so, as Dovecot does.
+            params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
+        }
         let deeper_allowed = depth < MAX_DEPTH - 1 && self.parts < MAX_PARTS;
         let mut children = Vec::new();
         let mut envelope_bytes = None;
@@ -91,14 +99,14 @@ impl<'a> Splitter<'a> {
                                 break;
                             }
                         }
-                        if children.is_empty() {
-                            // IMAP needs at least one body part: an empty text/plain
-                            // one, at the end of the body, stands for "nothing here".
-                            children.push(self.part(end, end, DefaultType::TextPlain, depth + 1));
-                        }
                     }
-                    // Without a boundary (or too deep) a multipart is opaque data.
-                    _ => kind = PartKind::Basic,
+                    // Without a boundary (or too deep) nothing is split out.
+                    _ => {}
+                }
+                if children.is_empty() {
+                    // IMAP needs at least one body part: an empty text/plain one at
+                    // the end of the body stands for "nothing here", as in Dovecot.
+                    children.push(self.part(end, end, DefaultType::TextPlain, depth + 1));
                 }
             }
             PartKind::Message if deeper_allowed => {
