@@ -649,7 +649,8 @@ impl<'a> Cursor<'a> {
         mut item: impl FnMut(&mut Self) -> PResult<T>,
     ) -> PResult<Vec<T>> {
         self.open()?;
-        let mut items = Vec::new();
+        // Most lists are short: one allocation instead of growing 1, 2, 4.
+        let mut items = Vec::with_capacity(4);
         loop {
             items.push(item(self)?);
             if !self.eat(b' ') {

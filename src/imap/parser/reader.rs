@@ -76,6 +76,8 @@ enum Skip {
 struct Announce {
     len: u64,
     sync: bool,
+    /// `~{n}`: a BINARY literal8.
+    binary: bool,
 }
 
 impl CommandReader {
@@ -342,6 +344,14 @@ impl CommandReader {
                 Some(reject_limit(avail, "too many literals in one command"))
             } else if f.literal_bytes > limits.max_literal {
                 Some(reject_too_big(avail, "literal too large"))
+            } else if lit.binary && !is_append(avail) {
+                // literal8 is only message data (RFC 3516): refuse before taking the bytes.
+                Some(Rejection {
+                    tag: read_tag(avail),
+                    kind: RejectKind::Bad,
+                    code: None,
+                    text: "literal8 is only allowed for APPEND data".to_owned(),
+                })
             } else if !lit.sync && self.literal_minus && lit.len > LITERAL_MINUS_MAX {
                 Some(Rejection {
                     tag: read_tag(avail),
@@ -490,7 +500,10 @@ fn announcement(line: &[u8]) -> Option<Announce> {
     let len = digits.iter().fold(0u64, |n, &d| {
         n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
     });
-    Some(Announce { len, sync })
+    let binary = digits_end
+        .get(..open)
+        .is_some_and(|head| head.ends_with(b"~"));
+    Some(Announce { len, sync, binary })
 }
 
 /// The tag at the start of a command, if it has one.
@@ -545,8 +558,8 @@ mod tests {
     fn announcements() {
         let a = announcement(b"a LOGIN {5}").map(|a| (a.len, a.sync));
         assert_eq!(a, Some((5, true)));
-        let a = announcement(b"a APPEND x ~{12+}\r").map(|a| (a.len, a.sync));
-        assert_eq!(a, Some((12, false)));
+        let a = announcement(b"a APPEND x ~{12+}\r").map(|a| (a.len, a.sync, a.binary));
+        assert_eq!(a, Some((12, false, true)));
         assert!(announcement(b"a LOGIN {}").is_none());
         assert!(announcement(b"a LOGIN x}").is_none());
         assert!(announcement(b"}").is_none());

@@ -1238,6 +1238,19 @@ fn literal_minus_refuses_big_non_sync_literals() {
 }
 
 #[test]
+fn literal8_outside_append_is_refused_before_its_bytes() {
+    let ev = events(
+        b"a LOGIN ~{3}\r\nb LOGIN ~{3+}\r\nxyz y\r\nc NOOP\r\n",
+        Limits::default(),
+    );
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    assert!(!ev.contains(&Event::Continue));
+    assert!(matches!(&ev[0], Event::Reject(r) if r.tag.as_deref() == Some("a")));
+    assert!(matches!(&ev[1], Event::Reject(r) if r.tag.as_deref() == Some("b")));
+    assert!(matches!(&ev[2], Event::Command(c) if c.contains("Noop")));
+}
+
+#[test]
 fn huge_announced_literal_is_refused_without_allocating() {
     let ev = events(
         b"a APPEND x {18446744073709551615}\r\nb NOOP\r\n",
