@@ -1,0 +1,1 @@
+//! Offline and online mail tools: import, export, backup, restore.
