@@ -47,7 +47,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Reject> {
         "LHLO" => Err(Reject("501 5.5.4 LHLO needs a domain")),
         "MAIL" => mail_from(rest),
         "RCPT" => {
-            let path = after_keyword(rest, "TO:").ok_or(Reject("501 5.5.4 Use RCPT TO:<address>"))?;
+            let path =
+                after_keyword(rest, "TO:").ok_or(Reject("501 5.5.4 Use RCPT TO:<address>"))?;
             let (path, params) = split_path(path)?;
             if path.is_empty() {
                 return Err(Reject("501 5.1.3 Empty recipient"));
@@ -81,7 +82,9 @@ fn mail_from(rest: &str) -> Result<Command, Reject> {
                         .map_err(|_| Reject("501 5.5.4 Bad SIZE parameter"))?,
                 )
             }
-            "BODY" if value.eq_ignore_ascii_case("7BIT") || value.eq_ignore_ascii_case("8BITMIME") => {}
+            "BODY"
+                if value.eq_ignore_ascii_case("7BIT") || value.eq_ignore_ascii_case("8BITMIME") => {
+            }
             "BODY" => return Err(Reject("501 5.5.4 BODY must be 7BIT or 8BITMIME")),
             _ => return Err(Reject("555 5.5.4 Unsupported MAIL FROM parameter")),
         }
@@ -159,7 +162,10 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(parse(b"lhlo mx.example.com"), Ok(Command::Lhlo("mx.example.com".into())));
+        assert_eq!(
+            parse(b"lhlo mx.example.com"),
+            Ok(Command::Lhlo("mx.example.com".into()))
+        );
         assert_eq!(
             parse(b"MAIL FROM:<a@b.c> SIZE=1234 BODY=8BITMIME"),
             Ok(Command::MailFrom {

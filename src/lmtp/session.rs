@@ -12,9 +12,9 @@ use futures_lite::future;
 use tracing::{debug, info, warn, Instrument};
 
 use super::command::{self, Command, Recipient};
+use super::count;
 use super::data::DotDecoder;
 use super::delivery::{self, Delivery};
-use super::count;
 use crate::server::conn::Conn;
 use crate::server::runtime::Executor;
 use crate::store::StoreError;

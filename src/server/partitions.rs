@@ -81,7 +81,8 @@ impl Partitions {
         if let Some(partition) = slot.partition.borrow().as_ref() {
             return Ok(partition.clone());
         }
-        let partition = Rc::new(Partition::open(Self::dir(&self.root, p), self.options.clone()).await?);
+        let partition =
+            Rc::new(Partition::open(Self::dir(&self.root, p), self.options.clone()).await?);
         *slot.partition.borrow_mut() = Some(partition.clone());
         Ok(partition)
     }

@@ -197,6 +197,9 @@ impl Drop for ConnSlot {
 
 /// Runs the server until SIGTERM or SIGINT. Returns after every executor has stopped.
 pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<(), ServeError> {
+    // Held until serve returns: offline tools (import, restore) refuse to touch the store.
+    let _lock =
+        crate::tools::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
     limits::raise_memlock().map_err(ServeError::Limit)?;
     limits::raise_nofile();
 

@@ -1,1 +1,4 @@
-//! Offline and online mail tools: import, export, backup, restore.
+//! Operator tools that work on a data dir: import, export, backup, restore.
+
+pub mod lock;
+pub mod offline;
