@@ -52,7 +52,9 @@ where
     F: FnOnce(Rc<OfflineStore>) -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let _lock = DataDirLock::acquire(data_dir, what)?;
+    let _lock = DataDirLock::acquire(data_dir, what).map_err(|e| {
+        format!("{e}; stop the server first ({what} into a running server is not available yet)")
+    })?;
     crate::server::limits::raise_memlock()?;
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("ringmail-tool")
