@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(one.date, Some(1136214245));
         let two = msgs[1].as_ref().unwrap();
         assert_eq!(two.bytes, b"Subject: two\r\n\r\nsecond\r\n");
-        assert_eq!(two.line, 12);
+        assert_eq!(two.line, 11);
     }
 
     #[test]
