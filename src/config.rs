@@ -36,6 +36,8 @@ pub struct Config {
     pub mailboxes: MailboxesConfig,
     /// Per-user quota.
     pub quota: QuotaConfig,
+    /// LMTP delivery (from Postfix, Exim).
+    pub lmtp: LmtpConfig,
 }
 
 /// `[quota]`: the limits every user gets (0 = unlimited). Applied at login, so a change takes
@@ -61,6 +63,38 @@ impl QuotaConfig {
                 0 => u64::MAX,
                 n => n,
             },
+        }
+    }
+}
+
+/// `[lmtp]`: local delivery from the MTA (RFC 2033).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmtpConfig {
+    /// LMTP listeners; empty turns LMTP off.
+    pub listen: Vec<SocketAddr>,
+    /// Largest message accepted, in bytes (advertised as SIZE).
+    pub max_message_size: u64,
+    /// Most recipients in one transaction.
+    pub max_recipients: usize,
+    /// Deliver `user+detail@domain` into the folder `detail` when it exists (Dovecot's
+    /// lmtp_save_to_detail_mailbox); otherwise, and when the folder is missing, into INBOX.
+    pub save_to_detail_mailbox: bool,
+    /// Separates the user from the detail in a recipient's local part; empty: no details.
+    pub recipient_delimiter: String,
+    /// Seconds the MTA may stay silent, in a command or in the middle of DATA.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2424))],
+            max_message_size: 64 * 1024 * 1024,
+            max_recipients: 1000,
+            save_to_detail_mailbox: false,
+            recipient_delimiter: "+".into(),
+            idle_timeout_secs: 300,
         }
     }
 }
@@ -369,6 +403,17 @@ impl Config {
         if self.storage.partitions == 0 {
             return Err("[storage] partitions must be at least 1".into());
         }
+        if self.lmtp.max_message_size == 0
+            || self.lmtp.max_message_size > crate::store::MAX_MESSAGE_SIZE as u64
+        {
+            return Err(format!(
+                "[lmtp] max_message_size must be between 1 and {} bytes (the store's limit)",
+                crate::store::MAX_MESSAGE_SIZE
+            ));
+        }
+        if self.lmtp.max_recipients == 0 {
+            return Err("[lmtp] max_recipients must be at least 1".into());
+        }
         if self.imap.max_login_failures == 0 {
             return Err("[imap] max_login_failures must be at least 1".into());
         }
@@ -497,6 +542,21 @@ archive = "Archive"
 # fail with NO [OVERQUOTA].
 storage_mb = 0
 messages = 0
+
+[lmtp]
+# LMTP listeners for the MTA (Postfix: virtual_transport = lmtp:inet:127.0.0.1:2424);
+# [] turns LMTP off.
+listen = ["127.0.0.1:2424"]
+# Largest message accepted (bytes), advertised as SIZE.
+max_message_size = 67108864
+# Most recipients in one transaction.
+max_recipients = 1000
+# Deliver user+detail@domain into the folder "detail" when it exists (else INBOX).
+save_to_detail_mailbox = false
+# Separates user and detail in the local part; "" = no details.
+recipient_delimiter = "+"
+# Seconds the MTA may stay silent, also in the middle of DATA.
+idle_timeout_secs = 300
 "#;
 
 #[cfg(test)]

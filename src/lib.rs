@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod config;
 pub mod imap;
+pub mod lmtp;
 pub mod mime;
 pub mod server;
 pub mod store;
+pub mod tools;

@@ -1,4 +1,4 @@
-//! The `ringmail` command line: serve, user, check.
+//! The `ringmail` command line: serve, user, import, export.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -35,12 +35,50 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Import mail into a user's mailboxes (the server must be stopped).
+    Import {
+        /// The user (must be in the users file).
+        #[arg(long)]
+        user: String,
+        #[command(subcommand)]
+        source: MailSource,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Export a user's mail (the server must be stopped).
+    Export {
+        /// The user.
+        #[arg(long)]
+        user: String,
+        #[command(subcommand)]
+        target: MailSource,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Manage users in the passwd-file.
     User {
         #[command(subcommand)]
         action: UserAction,
         #[command(flatten)]
         location: Location,
+    },
+}
+
+/// Where mail comes from or goes to.
+#[derive(Subcommand)]
+enum MailSource {
+    /// A Maildir or Maildir++ tree (`.Sent`, `.Work.Projects`); all mailboxes.
+    Maildir {
+        /// The Maildir root.
+        dir: PathBuf,
+    },
+    /// An mbox file; one mailbox.
+    Mbox {
+        /// The mbox file.
+        file: PathBuf,
+        /// The mailbox it fills or comes from.
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
     },
 }
 
@@ -90,6 +128,24 @@ fn run(cli: Cli) -> Result<(), String> {
             } = layout;
             ringmail::server::runtime::serve(config, config_path, data_dir)
                 .map_err(|e| e.to_string())
+        }
+        Command::Import {
+            user,
+            source,
+            location,
+        } => {
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
+            import_command(&layout, &user, source)
+        }
+        Command::Export {
+            user,
+            target,
+            location,
+        } => {
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
+            export_command(&layout, &user, target)
         }
         Command::User { action, location } => {
             let layout =
@@ -184,4 +240,80 @@ fn read_password(name: &str) -> Result<String, String> {
 /// Prompts on the terminal with echo turned off.
 fn prompt_hidden(prompt: &str) -> Result<String, String> {
     rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))
+}
+
+/// The store's name for `user`, who must be in the users file (else nobody could log in to
+/// read what an import stores).
+fn known_user(layout: &Layout, user: &str) -> Result<String, String> {
+    let path = Config::resolve(&layout.data_dir, &layout.config.auth.users_file);
+    let users = ringmail::auth::UsersFile::load_or_empty(&path).map_err(|e| e.to_string())?;
+    if users.lookup(user).is_none() {
+        return Err(format!(
+            "no user {user} in {}: add it with `ringmail user add {user}`",
+            path.display()
+        ));
+    }
+    ringmail::auth::canonical_name(user).map_err(|e| e.to_string())
+}
+
+fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(), String> {
+    use ringmail::tools::import::{import, Source};
+    let user = known_user(layout, user)?;
+    let source = match source {
+        MailSource::Maildir { dir } => Source::Maildir(dir),
+        MailSource::Mbox { file, mailbox } => Source::Mbox { file, mailbox },
+    };
+    let report = ringmail::tools::offline::run(
+        &layout.config,
+        &layout.data_dir,
+        "import",
+        |store| async move { import(&store, &user, &source).await },
+    )?;
+    println!(
+        "imported {} messages into the stopped data dir {} ({} already present, {} mailboxes created)",
+        report.imported,
+        layout.data_dir.display(),
+        report.already_present,
+        report.mailboxes_created
+    );
+    problems(&report.problems)
+}
+
+fn export_command(layout: &Layout, user: &str, target: MailSource) -> Result<(), String> {
+    use ringmail::tools::export::{export_maildir, export_mbox};
+    let user = known_user(layout, user)?;
+    let report = ringmail::tools::offline::run(
+        &layout.config,
+        &layout.data_dir,
+        "export",
+        |store| async move {
+            match target {
+                MailSource::Maildir { dir } => export_maildir(&store, &user, &dir).await,
+                MailSource::Mbox { file, mailbox } => {
+                    export_mbox(&store, &user, &mailbox, &file).await
+                }
+            }
+        },
+    )?;
+    println!(
+        "exported {} messages in {} mailboxes from the stopped data dir {}",
+        report.messages,
+        report.mailboxes,
+        layout.data_dir.display()
+    );
+    problems(&report.problems)
+}
+
+/// Prints each problem; fails the command when there was any, so scripts notice.
+fn problems(list: &[String]) -> Result<(), String> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    for p in list {
+        eprintln!("problem: {p}");
+    }
+    Err(format!(
+        "{} problems (listed above); everything else was done",
+        list.len()
+    ))
 }

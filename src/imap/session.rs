@@ -14,6 +14,7 @@ use futures_lite::future;
 use tracing::{debug, info, Instrument};
 
 use crate::imap::commands;
+use crate::store::{Partition, StoreError};
 use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
 use crate::imap::selected::Selected;
 use crate::server::conn::{Conn, ConnParts};
@@ -340,32 +341,10 @@ impl Session {
         if let Some(mail) = &self.mail {
             return Ok((mail.clone(), user));
         }
-        let partitions = self.exec.config().storage.partitions;
-        let p = crate::server::partition::partition_of(&user, partitions);
-        let mail = self.exec.store.get(p).await?;
-        let new_user = mail.list_mailboxes(&user).is_empty();
-        mail.ensure_user(&user).await?;
-        if new_user {
-            let names = self.exec.config().mailboxes.clone();
-            for (name, attr) in [
-                (&names.drafts, special_use::DRAFTS),
-                (&names.sent, special_use::SENT),
-                (&names.trash, special_use::TRASH),
-                (&names.junk, special_use::JUNK),
-                (&names.archive, special_use::ARCHIVE),
-            ] {
-                if name.is_empty() {
-                    continue;
-                }
-                match mail.create_mailbox(&user, name, attr).await {
-                    Ok(_) | Err(StoreError::AlreadyExists) => {}
-                    Err(e) => return Err(e),
-                }
-                mail.subscribe(&user, name, true).await?;
-            }
-            mail.subscribe(&user, "INBOX", true).await?;
-        }
-        let quota = self.exec.config().quota.limits();
+        let config = self.exec.config();
+        let p = crate::server::partition::partition_of(&user, config.storage.partitions);
+        let mail = self.exec.store.user(p, &user, &config.mailboxes).await?;
+        let quota = config.quota.limits();
         if mail.quota(&user).limit != quota {
             mail.set_quota(&user, quota).await?;
         }

@@ -7,4 +7,7 @@ use crate::server::handover::Handover;
 pub enum MeshMessage {
     /// A logged-in session moving to the executor that owns its user.
     Handover(Handover),
+    /// An LMTP question or delivery for the executor that owns the recipient; the answer
+    /// travels back on the oneshot channel inside.
+    Lmtp(crate::lmtp::delivery::OwnerRequest),
 }

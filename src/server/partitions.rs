@@ -12,7 +12,8 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use crate::store::{Options, Partition, StoreError};
+use crate::config::MailboxesConfig;
+use crate::store::{special_use, Options, Partition, StoreError};
 
 /// One executor's partitions.
 pub struct Partitions {
@@ -86,6 +87,20 @@ impl Partitions {
         Ok(partition)
     }
 
+    /// The partition `p` holding `user`, with the user set up on first use: INBOX and the
+    /// special-use folders of `[mailboxes]`, all subscribed. IMAP login, LMTP delivery and
+    /// import all go through here, so a user looks the same however their mail first came.
+    pub async fn user(
+        &self,
+        p: u32,
+        user: &str,
+        mailboxes: &MailboxesConfig,
+    ) -> Result<Rc<Partition>, StoreError> {
+        let mail = self.get(p).await?;
+        setup_user(&mail, user, mailboxes).await?;
+        Ok(mail)
+    }
+
     /// Clean shutdown: checkpoints and closes every open partition. Sessions must be gone.
     pub async fn close_all(&self) {
         let slots: Vec<(u32, Rc<Slot>)> = self.slots.borrow_mut().drain().collect();
@@ -108,4 +123,38 @@ impl Partitions {
             }
         }
     }
+}
+
+/// Creates `user`'s INBOX and special-use folders when the user has no mailbox yet.
+pub async fn setup_user(
+    mail: &Partition,
+    user: &str,
+    names: &MailboxesConfig,
+) -> Result<(), StoreError> {
+    // The common case, an existing user, costs one index lookup.
+    if mail.with_mailbox(user, "INBOX", |_| ()).is_ok() {
+        return Ok(());
+    }
+    let new_user = mail.list_mailboxes(user).is_empty();
+    mail.ensure_user(user).await?;
+    if !new_user {
+        return Ok(());
+    }
+    for (name, attr) in [
+        (&names.drafts, special_use::DRAFTS),
+        (&names.sent, special_use::SENT),
+        (&names.trash, special_use::TRASH),
+        (&names.junk, special_use::JUNK),
+        (&names.archive, special_use::ARCHIVE),
+    ] {
+        if name.is_empty() {
+            continue;
+        }
+        match mail.create_mailbox(user, name, attr).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        mail.subscribe(user, name, true).await?;
+    }
+    mail.subscribe(user, "INBOX", true).await
 }

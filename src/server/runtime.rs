@@ -197,10 +197,19 @@ impl Drop for ConnSlot {
 
 /// Runs the server until SIGTERM or SIGINT. Returns after every executor has stopped.
 pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<(), ServeError> {
+    // Held until serve returns: offline tools (import, restore) refuse to touch the store.
+    let _lock =
+        crate::tools::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
     limits::raise_memlock().map_err(ServeError::Limit)?;
     limits::raise_nofile();
 
-    for addr in config.imap.listen.iter().chain(&config.imap.listen_tls) {
+    for addr in config
+        .imap
+        .listen
+        .iter()
+        .chain(&config.imap.listen_tls)
+        .chain(&config.lmtp.listen)
+    {
         check_bind(*addr)?;
     }
     // Load once here so a bad certificate stops the start with a clear line.
@@ -436,6 +445,14 @@ async fn executor_main(
             implicit_tls,
         )));
     }
+    for addr in &config.lmtp.listen {
+        let listener =
+            TcpListener::bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tasks.push(glommio::spawn_local(crate::lmtp::accept_loop(
+            exec.clone(),
+            listener,
+        )));
+    }
     for (_peer, stream) in receivers.streams() {
         let exec = exec.clone();
         tasks.push(glommio::spawn_local(async move {
@@ -449,6 +466,9 @@ async fn executor_main(
                     None => break,
                     Some(MeshMessage::Handover(handover)) => {
                         crate::imap::session::adopt(exec.clone(), handover)
+                    }
+                    Some(MeshMessage::Lmtp(request)) => {
+                        crate::lmtp::delivery::handle(exec.clone(), request)
                     }
                 }
             }

@@ -16,6 +16,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub imap: SocketAddr,
     pub imaps: SocketAddr,
+    /// The LMTP listener.
+    pub lmtp: SocketAddr,
     pub log: PathBuf,
 }
 
@@ -27,18 +29,23 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Config text for a test server; `extra` is appended (whole extra sections).
+/// Config text for a test server; `extra` is appended (whole extra sections). LMTP listens on
+/// `lmtp` (never the default port, which parallel test servers would share), with
+/// `lmtp_extra` added to its section.
 pub fn config_text(
     imap: SocketAddr,
     imaps: SocketAddr,
+    lmtp: SocketAddr,
     executors: usize,
     imap_extra: &str,
+    lmtp_extra: &str,
     extra: &str,
 ) -> String {
     format!(
         "[server]\nexecutors = {executors}\nlog_level = \"debug\"\nshutdown_grace_secs = 2\n\
          [imap]\nlisten = [\"{imap}\"]\nlisten_tls = [\"{imaps}\"]\n\
          login_failure_delay_ms = 50\nlogin_failure_delay_max_ms = 400\n{imap_extra}\n\
+         [lmtp]\nlisten = [\"{lmtp}\"]\n{lmtp_extra}\n\
          [limits]\nmax_literal = 1048576\n{idle}{extra}",
         idle = if extra.contains("idle_timeout_unauth_secs") {
             ""
@@ -52,12 +59,24 @@ impl Server {
     /// Starts a server whose data dir has `users` (passwd-file lines) and the config built by
     /// `config_text` with the given extras.
     pub fn start(executors: usize, imap_extra: &str, extra: &str, users: &str) -> Server {
+        Server::start_with_lmtp(executors, imap_extra, "", extra, users)
+    }
+
+    /// [`Server::start`] with extra keys for the `[lmtp]` section.
+    pub fn start_with_lmtp(
+        executors: usize,
+        imap_extra: &str,
+        lmtp_extra: &str,
+        extra: &str,
+        users: &str,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let imap: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let imaps: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let lmtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         std::fs::write(
             dir.path().join("ringmail.toml"),
-            config_text(imap, imaps, executors, imap_extra, extra),
+            config_text(imap, imaps, lmtp, executors, imap_extra, lmtp_extra, extra),
         )
         .unwrap();
         std::fs::write(dir.path().join("users"), users).unwrap();
@@ -68,17 +87,49 @@ impl Server {
             dir,
             imap,
             imaps,
+            lmtp,
             log,
         };
         server.wait_ready();
         server
     }
 
+    /// Stops the server (SIGTERM) if it runs and starts it again on the same data dir.
+    pub fn restart(&mut self) {
+        if self.child.try_wait().unwrap().is_none() {
+            self.terminate();
+        }
+        self.child = spawn(self.dir.path(), &self.log);
+        self.wait_ready();
+        self.wait_greeting();
+    }
+
+    /// An LMTP connection, greeting read and LHLO done.
+    pub fn lmtp(&self) -> Client {
+        let mut c = Client::from_stream(TcpStream::connect(self.lmtp).expect("connect LMTP"));
+        let greeting = c.line();
+        assert!(greeting.starts_with("220 "), "LMTP greeting: {greeting}");
+        c.send("LHLO test.example\r\n");
+        let mut caps = Vec::new();
+        loop {
+            let line = c.line();
+            assert!(line.starts_with("250"), "LHLO reply: {line}");
+            let last = line.starts_with("250 ");
+            caps.push(line);
+            if last {
+                return c;
+            }
+        }
+    }
+
     /// Waits until both listeners accept connections.
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if TcpStream::connect(self.imap).is_ok() && TcpStream::connect(self.imaps).is_ok() {
+            if TcpStream::connect(self.imap).is_ok()
+                && TcpStream::connect(self.imaps).is_ok()
+                && TcpStream::connect(self.lmtp).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -233,7 +284,7 @@ impl Client {
     /// True when the server closed the connection (EOF) within the read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        self.reader.read_to_end(&mut rest).is_ok()
     }
 
     /// Turns the connection into TLS after a STARTTLS OK.

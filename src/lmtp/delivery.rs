@@ -1,0 +1,176 @@
+//! Getting one recipient's copy into the store of the executor that owns the recipient.
+//!
+//! The session that received the message may run on any core. For a recipient owned by
+//! another executor it sends an [`OwnerRequest`] on the mesh and waits for the answer on a
+//! oneshot channel; the owner appends with the same store call IMAP APPEND uses and answers
+//! only once the record is durable (the store resolves an append after its group commit's
+//! fdatasync). Recipients owned by the session's own executor skip the mesh.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+use tracing::debug;
+
+use crate::server::partition::partition_of;
+use crate::server::runtime::Executor;
+use crate::store::{NewMessage, StoreError};
+
+/// One recipient's copy of a message.
+pub struct Delivery {
+    /// The canonical user name.
+    pub user: String,
+    /// The folder the `+detail` asked for; INBOX when it is None or does not exist.
+    pub folder: Option<String>,
+    /// Header lines for this recipient (`Return-Path`, `Delivered-To`), CRLF-terminated.
+    pub headers: Vec<u8>,
+    /// The message as received, shared by all recipients.
+    pub body: Arc<Vec<u8>>,
+    /// INTERNALDATE (seconds since the epoch).
+    pub internal_date: i64,
+}
+
+/// Where a copy was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The mailbox it went into.
+    pub mailbox: String,
+    /// Its UID there.
+    pub uid: u32,
+}
+
+/// A request for the executor that owns a user; answered on the channel inside.
+pub enum OwnerRequest {
+    /// Can `user` take a message of `size` bytes now (quota)?
+    CheckQuota {
+        /// The canonical user name.
+        user: String,
+        /// The size announced in `MAIL FROM ... SIZE=` (0 when none).
+        size: u64,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Store one copy.
+    Deliver {
+        /// The copy.
+        delivery: Delivery,
+        /// Answered once the copy is durable, or with why it is not.
+        reply: oneshot::Sender<Result<Delivered, StoreError>>,
+    },
+}
+
+/// The owner's error when it went away before answering.
+fn owner_gone() -> StoreError {
+    StoreError::Io(Arc::new(std::io::Error::other(
+        "the executor owning the recipient is shutting down",
+    )))
+}
+
+/// Checks `user`'s quota for a message of `size` bytes, on whichever executor owns the user.
+pub async fn check_quota(exec: &Rc<Executor>, user: &str, size: u64) -> Result<(), StoreError> {
+    let owner = exec.owner_of(user);
+    if owner == exec.id {
+        return quota_here(exec, user, size).await;
+    }
+    let (reply, answer) = oneshot::channel();
+    let request = OwnerRequest::CheckQuota {
+        user: user.to_string(),
+        size,
+        reply,
+    };
+    exec.send_to(owner, crate::server::mesh::MeshMessage::Lmtp(request))
+        .await
+        .map_err(|()| owner_gone())?;
+    answer.await.map_err(|_| owner_gone())?
+}
+
+/// Stores one copy on whichever executor owns its user; resolves once it is durable.
+pub async fn deliver(exec: Rc<Executor>, delivery: Delivery) -> Result<Delivered, StoreError> {
+    let owner = exec.owner_of(&delivery.user);
+    if owner == exec.id {
+        return deliver_here(&exec, delivery).await;
+    }
+    let (reply, answer) = oneshot::channel();
+    exec.send_to(
+        owner,
+        crate::server::mesh::MeshMessage::Lmtp(OwnerRequest::Deliver { delivery, reply }),
+    )
+    .await
+    .map_err(|()| owner_gone())?;
+    answer.await.map_err(|_| owner_gone())?
+}
+
+/// Serves a request that arrived on the mesh. The work runs inside the executor's session
+/// gate, so shutdown waits for a delivery in flight before it closes the store.
+pub fn handle(exec: Rc<Executor>, request: OwnerRequest) {
+    let task = {
+        let exec = exec.clone();
+        async move {
+            match request {
+                OwnerRequest::CheckQuota { user, size, reply } => {
+                    let _ = reply.send(quota_here(&exec, &user, size).await);
+                }
+                OwnerRequest::Deliver { delivery, reply } => {
+                    let _ = reply.send(deliver_here(&exec, delivery).await);
+                }
+            }
+        }
+    };
+    // When the gate is closed the request is dropped, and with it the reply sender: the
+    // asking session sees a temporary failure.
+    match exec.sessions.spawn(task) {
+        Ok(task) => drop(task.detach()),
+        Err(_) => debug!("LMTP request refused: shutting down"),
+    }
+}
+
+async fn quota_here(exec: &Executor, user: &str, size: u64) -> Result<(), StoreError> {
+    let config = exec.config();
+    let p = partition_of(user, config.storage.partitions);
+    let mail = exec.store.get(p).await?;
+    let quota = mail.quota(user);
+    let fits = quota.used_bytes.saturating_add(size) <= quota.limit.max_bytes
+        && quota.used_messages < quota.limit.max_messages;
+    if fits {
+        Ok(())
+    } else {
+        Err(StoreError::OverQuota)
+    }
+}
+
+async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, StoreError> {
+    let config = exec.config();
+    let p = partition_of(&delivery.user, config.storage.partitions);
+    let mail = exec
+        .store
+        .user(p, &delivery.user, &config.mailboxes)
+        .await?;
+    let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
+    message.extend_from_slice(&delivery.headers);
+    message.extend_from_slice(&delivery.body);
+    let meta = crate::mime::analyze(&message).to_bytes();
+    let new = [NewMessage {
+        body: &message,
+        flags: 0,
+        keywords: &[],
+        internal_date: delivery.internal_date,
+        meta: &meta,
+    }];
+    // The detail folder when it exists; a missing one is no error, the copy goes to INBOX.
+    if let Some(folder) = &delivery.folder {
+        match mail.append(&delivery.user, folder.as_str(), &new).await {
+            Ok(done) => return Ok(delivered(folder, &done)),
+            Err(StoreError::NoSuchMailbox | StoreError::InvalidName) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let done = mail.append(&delivery.user, "INBOX", &new).await?;
+    Ok(delivered("INBOX", &done))
+}
+
+fn delivered(mailbox: &str, done: &crate::store::AppendResult) -> Delivered {
+    Delivered {
+        mailbox: mailbox.to_string(),
+        uid: done.uids.first().copied().unwrap_or(0),
+    }
+}

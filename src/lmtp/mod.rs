@@ -1,0 +1,81 @@
+//! LMTP delivery (RFC 2033) from the MTA (Postfix, Exim).
+//!
+//! Any executor accepts the connection; each recipient's copy is stored by the executor that
+//! owns the recipient ([`delivery`]), and the per-recipient reply after DATA is sent only once
+//! that copy is durable. IMAP sessions idling on the mailbox see the new message through the
+//! store's change notification, with nothing LMTP-specific.
+
+pub mod command;
+pub mod data;
+pub mod delivery;
+mod session;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+use tracing::warn;
+
+use crate::server::conn::Conn;
+use crate::server::runtime::Executor;
+
+/// LMTP outcomes counted on one executor since it started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Copies stored (one per recipient).
+    pub delivered: u64,
+    /// RCPT TO refused: no such user.
+    pub unknown_user: u64,
+    /// Recipients refused for quota, at RCPT or after DATA.
+    pub over_quota: u64,
+    /// Messages refused for their size.
+    pub too_large: u64,
+    /// Transactions the client left in the middle of DATA (EOF or timeout).
+    pub aborted: u64,
+    /// Copies that failed temporarily (I/O, shutdown).
+    pub failed: u64,
+}
+
+thread_local! {
+    // Per executor thread, like everything else an executor owns.
+    static COUNTERS: Cell<Counters> = Cell::new(Counters::default());
+}
+
+/// This executor's LMTP counters.
+pub fn counters() -> Counters {
+    COUNTERS.with(Cell::get)
+}
+
+fn count(f: impl FnOnce(&mut Counters)) {
+    COUNTERS.with(|c| {
+        let mut v = c.get();
+        f(&mut v);
+        c.set(v);
+    });
+}
+
+/// Accepts LMTP connections on `listener` until shutdown.
+pub async fn accept_loop(exec: Rc<Executor>, listener: TcpListener) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            exec.shutting_down().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => return,
+            Some(Ok(stream)) => stream,
+            Some(Err(e)) => {
+                warn!("LMTP accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+            continue;
+        };
+        session::start(exec.clone(), Conn::new(stream, peer, local));
+    }
+}

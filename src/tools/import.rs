@@ -1,0 +1,364 @@
+//! `ringmail import`: Maildir(++) trees and mbox files into a user's mailboxes.
+//!
+//! Re-running an import adds nothing twice: a message counts as present when the target
+//! mailbox already holds one with the same internal date, size and bytes (compared byte for
+//! byte, so two different messages that merely share a date and size are both kept, and
+//! a source holding the same message twice keeps both copies). Bad input is reported per
+//! file and counted; it never stops the rest of the import, and what was imported stays.
+
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::store::{NewMessage, Partition, StoreError};
+
+use super::maildir;
+use super::mbox::{MboxError, MboxReader};
+use super::offline::OfflineStore;
+use super::progress::Progress;
+
+/// Messages appended in one store call (one durable commit).
+const BATCH_MESSAGES: usize = 64;
+/// Bytes appended in one store call.
+const BATCH_BYTES: usize = 16 << 20;
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A Maildir or Maildir++ tree.
+    Maildir(PathBuf),
+    /// One mbox file into one mailbox.
+    Mbox {
+        /// The file.
+        file: PathBuf,
+        /// The target mailbox.
+        mailbox: String,
+    },
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Messages added.
+    pub imported: u64,
+    /// Messages skipped because the mailbox already had them.
+    pub already_present: u64,
+    /// Mailboxes created.
+    pub mailboxes_created: u64,
+    /// One line per file, folder or message that could not be imported.
+    pub problems: Vec<String>,
+}
+
+/// One message on its way in.
+struct Incoming {
+    bytes: Vec<u8>,
+    flags: u8,
+    keywords: Vec<String>,
+    date: i64,
+}
+
+/// Appends to one mailbox, skipping what it already holds.
+struct Target<'a> {
+    mail: Rc<Partition>,
+    user: &'a str,
+    mailbox: String,
+    /// (size, internal date) → UIDs of existing messages not yet matched in this run.
+    existing: HashMap<(u32, i64), Vec<u32>>,
+    pending: Vec<Incoming>,
+    pending_bytes: usize,
+}
+
+impl<'a> Target<'a> {
+    async fn open(
+        store: &OfflineStore,
+        user: &'a str,
+        mailbox: &str,
+        report: &mut ImportReport,
+    ) -> Result<Target<'a>, String> {
+        let mail = store.user(user).await.map_err(|e| e.to_string())?;
+        let mailbox = crate::store::normalize_name(mailbox)
+            .map_err(|_| format!("{mailbox:?} is not a valid mailbox name"))?;
+        match mail.create_mailbox(user, &mailbox, 0).await {
+            Ok(_) => {
+                report.mailboxes_created += 1;
+                mail.subscribe(user, &mailbox, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(format!("cannot create mailbox {mailbox}: {e}")),
+        }
+        let mut existing: HashMap<(u32, i64), Vec<u32>> = HashMap::new();
+        mail.with_mailbox(user, mailbox.as_str(), |v| {
+            for m in v.messages() {
+                existing
+                    .entry((m.size, m.internal_date))
+                    .or_default()
+                    .push(m.uid);
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Target {
+            mail,
+            user,
+            mailbox,
+            existing,
+            pending: Vec::new(),
+            pending_bytes: 0,
+        })
+    }
+
+    /// Queues `msg` unless the mailbox already has it; true when it was new.
+    async fn add(&mut self, msg: Incoming, report: &mut ImportReport) -> Result<bool, String> {
+        let key = (msg.bytes.len() as u32, msg.date);
+        let candidates = self.existing.get(&key).cloned().unwrap_or_default();
+        for uid in candidates {
+            let same = match self
+                .mail
+                .read_message(self.user, self.mailbox.as_str(), uid, None)
+                .await
+            {
+                Ok(stored) => *stored == *msg.bytes,
+                Err(_) => false,
+            };
+            if same {
+                if let Some(uids) = self.existing.get_mut(&key) {
+                    uids.retain(|&u| u != uid);
+                }
+                report.already_present += 1;
+                return Ok(false);
+            }
+        }
+        self.pending_bytes += msg.bytes.len();
+        self.pending.push(msg);
+        if self.pending.len() >= BATCH_MESSAGES || self.pending_bytes >= BATCH_BYTES {
+            self.flush(report).await?;
+        }
+        Ok(true)
+    }
+
+    /// Appends the queued messages: in one commit, or one by one when the batch fails, so a
+    /// single bad message costs only itself.
+    async fn flush(&mut self, report: &mut ImportReport) -> Result<(), String> {
+        let batch = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let metas: Vec<Vec<u8>> = batch
+            .iter()
+            .map(|m| crate::mime::analyze(&m.bytes).to_bytes())
+            .collect();
+        let keywords: Vec<Vec<&str>> = batch
+            .iter()
+            .map(|m| m.keywords.iter().map(String::as_str).collect())
+            .collect();
+        let new: Vec<NewMessage<'_>> = batch
+            .iter()
+            .zip(&metas)
+            .zip(&keywords)
+            .map(|((m, meta), kw)| NewMessage {
+                body: &m.bytes,
+                flags: m.flags,
+                keywords: kw,
+                internal_date: m.date,
+                meta,
+            })
+            .collect();
+        match self
+            .mail
+            .append(self.user, self.mailbox.as_str(), &new)
+            .await
+        {
+            Ok(done) => {
+                report.imported += done.uids.len() as u64;
+                Ok(())
+            }
+            Err(e)
+                if e.is_disk_full() || matches!(e, StoreError::Io(_) | StoreError::Corrupt(_)) =>
+            {
+                Err(format!("storing into {} failed: {e}", self.mailbox))
+            }
+            Err(_) => {
+                for one in new {
+                    match self
+                        .mail
+                        .append(self.user, self.mailbox.as_str(), &[one])
+                        .await
+                    {
+                        Ok(_) => report.imported += 1,
+                        Err(e) => report.problems.push(format!(
+                            "{}: a message of {} bytes was not stored: {e}",
+                            self.mailbox,
+                            one.body.len()
+                        )),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Imports `source` into `user`'s mailboxes.
+pub async fn import(
+    store: &OfflineStore,
+    user: &str,
+    source: &Source,
+) -> Result<ImportReport, String> {
+    let mut report = ImportReport::default();
+    match source {
+        Source::Maildir(root) => import_maildir(store, user, root, &mut report).await?,
+        Source::Mbox { file, mailbox } => {
+            import_mbox(store, user, file, mailbox, &mut report).await?
+        }
+    }
+    Ok(report)
+}
+
+async fn import_maildir(
+    store: &OfflineStore,
+    user: &str,
+    root: &Path,
+    report: &mut ImportReport,
+) -> Result<(), String> {
+    let (folders, bad) = maildir::scan(root).map_err(|e| e.to_string())?;
+    for b in bad {
+        report
+            .problems
+            .push(format!("{}: skipped: {}", b.dir.display(), b.reason));
+    }
+    let mut listed = Vec::new();
+    for folder in folders {
+        match maildir::messages(&folder) {
+            Ok(messages) => listed.push((folder, messages)),
+            Err(e) => report
+                .problems
+                .push(format!("{}: cannot list: {e}", folder.dir.display())),
+        }
+    }
+    let total = listed.iter().map(|(_, m)| m.len() as u64).sum();
+    let mut progress = Progress::new("import", Some(total));
+    for (folder, messages) in listed {
+        progress.mailbox(&folder.name);
+        let mut target = Target::open(store, user, &folder.name, report).await?;
+        for m in messages {
+            progress.add(1);
+            let bytes = match std::fs::read(&m.path) {
+                Ok(b) => to_crlf(b),
+                Err(e) => {
+                    let line = format!("{}: cannot read: {e}", m.path.display());
+                    progress.warn(&line);
+                    report.problems.push(line);
+                    continue;
+                }
+            };
+            if !looks_like_mail(&bytes) {
+                let line = format!("{}: skipped: not a mail message", m.path.display());
+                progress.warn(&line);
+                report.problems.push(line);
+                continue;
+            }
+            let msg = Incoming {
+                bytes,
+                flags: m.flags,
+                keywords: m.keywords,
+                date: m.mtime,
+            };
+            target.add(msg, report).await?;
+        }
+        target.flush(report).await?;
+    }
+    progress.finish();
+    Ok(())
+}
+
+async fn import_mbox(
+    store: &OfflineStore,
+    user: &str,
+    file: &Path,
+    mailbox: &str,
+    report: &mut ImportReport,
+) -> Result<(), String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut target = Target::open(store, user, mailbox, report).await?;
+    let mut progress = Progress::new("import", None);
+    progress.mailbox(&target.mailbox.clone());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for item in MboxReader::new(BufReader::new(f)) {
+        match item {
+            Ok(m) if looks_like_mail(&m.bytes) => {
+                progress.add(1);
+                let msg = Incoming {
+                    bytes: m.bytes,
+                    flags: m.flags,
+                    keywords: m.keywords,
+                    date: m.date.unwrap_or(now),
+                };
+                target.add(msg, report).await?;
+            }
+            Ok(m) => {
+                let line = format!("{}:{}: skipped: not a mail message", file.display(), m.line);
+                progress.warn(&line);
+                report.problems.push(line);
+            }
+            Err(e @ (MboxError::NotMbox | MboxError::Truncated { .. } | MboxError::Io(_))) => {
+                let line = format!("{}: {e}", file.display());
+                progress.warn(&line);
+                report.problems.push(line);
+            }
+        }
+    }
+    target.flush(report).await?;
+    progress.finish();
+    Ok(())
+}
+
+/// Bare LF line ends become CRLF (IMAP's form); CRLF stays as it is.
+pub fn to_crlf(bytes: Vec<u8>) -> Vec<u8> {
+    let bare = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+        .count();
+    if bare == 0 {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + bare);
+    let mut prev = 0u8;
+    for &b in &bytes {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// Whether `bytes` starts like an RFC 5322 message: a header field on its first line.
+pub fn looks_like_mail(bytes: &[u8]) -> bool {
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(colon) = first.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon > 0 && first[..colon].iter().all(|&b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_and_mail_detection() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
+        assert_eq!(to_crlf(b"\n".to_vec()), b"\r\n");
+        assert!(looks_like_mail(b"Subject: x\r\n\r\n"));
+        assert!(!looks_like_mail(b"\x7fELF\x02\x01"));
+        assert!(!looks_like_mail(b""));
+        assert!(!looks_like_mail(b"hello world: no\n"));
+    }
+}

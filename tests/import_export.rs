@@ -1,0 +1,317 @@
+//! End-to-end import and export with the real binary: a Maildir++ tree with Dovecot's
+//! keywords and uidlist, an mbox, bad input, re-import, and export → import round trips
+//! checked byte for byte over IMAP.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::{Client, Server};
+
+const USERS: &str = "alice:{PLAIN}pw\nbob:{PLAIN}pw\n";
+
+fn ringmail(data: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run ringmail");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn write_msg(path: &Path, text: &str, mtime: u64) {
+    std::fs::write(path, text).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
+        .unwrap();
+}
+
+/// A Maildir++ tree: INBOX (with uidlist and keywords), .Sent, .Work.Projects, a folder
+/// whose name is not valid modified UTF-7, and a file that is not mail.
+fn make_maildir(root: &Path) {
+    for dir in ["", ".Sent", ".Work.Projects", ".bad&name"] {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(root.join(dir).join(sub)).unwrap();
+        }
+    }
+    std::fs::write(root.join("dovecot-keywords"), "0 $Label1\n1 Work\n").unwrap();
+    std::fs::write(
+        root.join("dovecot-uidlist"),
+        "3 V1500000000 N10\n7 :1000.M1.host\n3 :2000.M2.host\n",
+    )
+    .unwrap();
+    // UID 3 sorts first although its name sorts last.
+    write_msg(
+        &root.join("cur/2000.M2.host:2,FSb"),
+        "Subject: second\n\nuid three\n",
+        1_600_000_000,
+    );
+    write_msg(
+        &root.join("cur/1000.M1.host:2,Ra"),
+        "Subject: first\n\nuid seven\n",
+        1_600_000_100,
+    );
+    write_msg(
+        &root.join("new/3000.M3.host"),
+        "Subject: new\r\n\r\nunseen\r\n",
+        1_600_000_200,
+    );
+    write_msg(
+        &root.join("cur/4000.M4.host:2,S"),
+        "\x7fELF binary junk",
+        1_600_000_300,
+    );
+    write_msg(
+        &root.join(".Sent/cur/5000.M5.host:2,S"),
+        "Subject: sent\n\nbye\n",
+        1_600_000_400,
+    );
+    write_msg(
+        &root.join(".Work.Projects/cur/6000.M6.host:2,T"),
+        "Subject: proj\n\nx\n",
+        1_600_000_500,
+    );
+    write_msg(
+        &root.join(".bad&name/cur/7000.M7.host:2,"),
+        "Subject: lost\n\nx\n",
+        1_600_000_600,
+    );
+}
+
+fn login(server: &Server, user: &str) -> Client {
+    let mut c = server.connect();
+    let ok = c.command("l", &format!("LOGIN {user} pw"));
+    assert!(ok.last().unwrap().starts_with("l OK"), "{ok:?}");
+    c
+}
+
+/// Every mailbox of the logged-in user with each message's flags, internal date and bytes,
+/// in UID order.
+fn snapshot(c: &mut Client) -> Vec<(String, Vec<String>)> {
+    let list = c.command("a", "LIST \"\" *");
+    let mut names: Vec<String> = list
+        .iter()
+        .filter(|l| {
+            l.starts_with("* LIST") && !l.contains("\\NonExistent") && !l.contains("\\Noselect")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().trim_matches('"').to_string())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let sel = c.command("s", &format!("EXAMINE \"{name}\""));
+        assert!(sel.last().unwrap().starts_with("s OK"), "{sel:?}");
+        let fetched = c.command("f", "FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])");
+        let fetched = if fetched.last().unwrap().starts_with("f OK") {
+            fetched
+        } else {
+            Vec::new()
+        };
+        out.push((
+            name,
+            fetched
+                .into_iter()
+                .filter(|l| !l.starts_with("f OK"))
+                .collect(),
+        ));
+    }
+    out
+}
+
+fn messages_in(snap: &[(String, Vec<String>)], name: &str) -> usize {
+    snap.iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, lines)| {
+            lines
+                .iter()
+                .filter(|l| l.starts_with("* ") && l.contains(" FETCH "))
+                .count()
+        })
+}
+
+#[test]
+fn maildir_import_reimport_and_round_trip() {
+    let mut server = Server::start(2, "", "", USERS);
+    let data = server.dir.path().to_owned();
+    let src = tempfile::tempdir().unwrap();
+    make_maildir(src.path());
+
+    // A running server holds the data dir: the import refuses and says so.
+    let (ok, text) = ringmail(
+        &data,
+        &[
+            "import",
+            "--user",
+            "alice",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && text.contains("running ringmail server"), "{text}");
+
+    server.terminate();
+    let (ok, text) = ringmail(
+        &data,
+        &[
+            "import",
+            "--user",
+            "alice",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "bad input must fail the command: {text}");
+    assert!(text.contains("imported 5 messages"), "{text}");
+    assert!(text.contains("not a mail message"), "{text}");
+    assert!(
+        text.contains("bad&name") && text.contains("2 problems"),
+        "{text}"
+    );
+    // Again: nothing new.
+    let (_, text) = ringmail(
+        &data,
+        &[
+            "import",
+            "--user",
+            "alice",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("imported 0 messages") && text.contains("5 already present"),
+        "{text}"
+    );
+
+    server.restart();
+    let mut c = login(&server, "alice");
+    let sel = c.command("s", "SELECT INBOX");
+    assert!(sel.contains(&"* 3 EXISTS".to_string()), "{sel:?}");
+    let f = c.command(
+        "f",
+        "FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    // Dovecot's UID order, flags from the file name, keywords from dovecot-keywords.
+    assert!(
+        f[0].contains("FLAGS (\\Flagged \\Seen Work)")
+            && f[0].contains("13-Sep-2020 12:26:40 +0000"),
+        "{f:?}"
+    );
+    assert!(f[1].contains("Subject: second"), "{f:?}");
+    assert!(f[4].contains("FLAGS (\\Answered $Label1)"), "{f:?}");
+    assert!(f[5].contains("Subject: first"), "{f:?}");
+    assert!(f[8].contains("FLAGS ()"), "{f:?}");
+    let before = snapshot(&mut c);
+    assert_eq!(messages_in(&before, "Sent"), 1);
+    assert_eq!(messages_in(&before, "Work/Projects"), 1);
+    drop(c);
+
+    // Export, import the export for another user: same mailboxes, bytes, flags and dates.
+    server.terminate();
+    let out = tempfile::tempdir().unwrap();
+    let tree = out.path().join("alice");
+    let (ok, text) = ringmail(
+        &data,
+        &[
+            "export",
+            "--user",
+            "alice",
+            "maildir",
+            tree.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(tree.join(".Work.Projects/dovecot-uidlist").is_file());
+    let (ok, text) = ringmail(
+        &data,
+        &["import", "--user", "bob", "maildir", tree.to_str().unwrap()],
+    );
+    assert!(ok && text.contains("imported 5 messages"), "{text}");
+    // mbox round trip of INBOX too.
+    let mbox = out.path().join("inbox.mbox");
+    let (ok, text) = ringmail(
+        &data,
+        &["export", "--user", "alice", "mbox", mbox.to_str().unwrap()],
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = ringmail(
+        &data,
+        &[
+            "import",
+            "--user",
+            "bob",
+            "mbox",
+            mbox.to_str().unwrap(),
+            "--mailbox",
+            "FromMbox",
+        ],
+    );
+    assert!(ok && text.contains("imported 3 messages"), "{text}");
+
+    server.restart();
+    let mut c = login(&server, "bob");
+    let mut after = snapshot(&mut c);
+    let from_mbox = after
+        .iter()
+        .position(|(n, _)| n == "FromMbox")
+        .expect("FromMbox");
+    let (_, mbox_lines) = after.remove(from_mbox);
+    assert_eq!(after, before, "maildir round trip differs");
+    let inbox = &before.iter().find(|(n, _)| n == "INBOX").unwrap().1;
+    assert_eq!(&mbox_lines, inbox, "mbox round trip differs");
+}
+
+#[test]
+fn mbox_import_with_truncated_tail() {
+    let mut server = Server::start(1, "", "", USERS);
+    let data = server.dir.path().to_owned();
+    server.terminate();
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("old.mbox");
+    std::fs::write(
+        &file,
+        "From someone@example.com Sat Jan  3 01:05:34 1996\nStatus: RO\nSubject: one\n\n>From the top\n\nFrom x Sun Jan  4 00:00:00 1996\nSubject: two\n\ncut in the mid",
+    )
+    .unwrap();
+    let (ok, text) = ringmail(
+        &data,
+        &["import", "--user", "alice", "mbox", file.to_str().unwrap()],
+    );
+    assert!(
+        !ok && text.contains("truncated") && text.contains("imported 1 messages"),
+        "{text}"
+    );
+    let (_, text) = ringmail(
+        &data,
+        &["import", "--user", "alice", "mbox", file.to_str().unwrap()],
+    );
+    assert!(
+        text.contains("imported 0 messages") && text.contains("1 already present"),
+        "{text}"
+    );
+    let (ok, text) = ringmail(
+        &data,
+        &["import", "--user", "nobody", "mbox", file.to_str().unwrap()],
+    );
+    assert!(!ok && text.contains("no user nobody"), "{text}");
+
+    server.restart();
+    let mut c = login(&server, "alice");
+    c.command("s", "SELECT INBOX");
+    let f = c.command("f", "FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])");
+    assert!(
+        f[0].contains("FLAGS (\\Seen)") && f[0].contains("03-Jan-1996 01:05:34 +0000"),
+        "{f:?}"
+    );
+    assert_eq!(f[1], "Subject: one");
+    assert_eq!(f[3], "From the top");
+    assert!(
+        f.last().unwrap().starts_with("f OK") && f.len() == 6,
+        "{f:?}"
+    );
+}
