@@ -21,7 +21,6 @@ use crate::server::conn::{Conn, ConnParts};
 use crate::server::handover::Handover;
 use crate::server::proxy;
 use crate::server::runtime::{ConnSlot, Executor};
-use crate::store::{special_use, Partition, StoreError};
 
 /// Consecutive BAD commands after which the connection is closed (a client this confused, or
 /// something that is not an IMAP client, will not recover).
@@ -343,11 +342,7 @@ impl Session {
         }
         let config = self.exec.config();
         let p = crate::server::partition::partition_of(&user, config.storage.partitions);
-        let mail = self.exec.store.user(p, &user, &config.mailboxes).await?;
-        let quota = config.quota.limits();
-        if mail.quota(&user).limit != quota {
-            mail.set_quota(&user, quota).await?;
-        }
+        let mail = self.exec.store.user(p, &user, &config).await?;
         self.mail = Some(mail.clone());
         Ok((mail, user))
     }

@@ -143,7 +143,7 @@ async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, 
     let p = partition_of(&delivery.user, config.storage.partitions);
     let mail = exec
         .store
-        .user(p, &delivery.user, &config.mailboxes)
+        .user(p, &delivery.user, &config)
         .await?;
     let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
     message.extend_from_slice(&delivery.headers);

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use crate::config::MailboxesConfig;
+use crate::config::{Config, MailboxesConfig};
 use crate::store::{special_use, Options, Partition, StoreError};
 
 /// One executor's partitions.
@@ -94,10 +94,16 @@ impl Partitions {
         &self,
         p: u32,
         user: &str,
-        mailboxes: &MailboxesConfig,
+        config: &Config,
     ) -> Result<Rc<Partition>, StoreError> {
         let mail = self.get(p).await?;
-        setup_user(&mail, user, mailboxes).await?;
+        setup_user(&mail, user, &config.mailboxes).await?;
+        // Limits come from the config: applied whenever they differ from what is stored, so
+        // a changed [quota] reaches each user at their next login or delivery.
+        let quota = config.quota.limits();
+        if mail.quota(user).limit != quota {
+            mail.set_quota(user, quota).await?;
+        }
         Ok(mail)
     }
 
