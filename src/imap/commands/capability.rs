@@ -22,7 +22,9 @@ pub fn write_list(session: &Session, out: &mut Vec<u8>) {
         State::Authenticated { .. } => {
             out.extend_from_slice(
                 b" NAMESPACE UTF8=ACCEPT IDLE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED \
-                  LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE MULTIAPPEND BINARY PREVIEW",
+                  LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE MULTIAPPEND BINARY PREVIEW \
+                  ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT \
+                  THREAD=REFERENCES WITHIN",
             );
             out.extend_from_slice(
                 format!(" APPENDLIMIT={}", session.exec.config().limits.max_literal).as_bytes(),
