@@ -395,3 +395,108 @@ fn render_body(msgs: &[ThreadMsg], node: &Node, out: &mut String) {
         out.push(')');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message numbered `n`, sent at `n` unless `date` says otherwise.
+    fn msg(n: u32, subject: &str, id: &str, refs: &[&str]) -> ThreadMsg {
+        ThreadMsg {
+            id: n,
+            msn: n,
+            date: i64::from(n),
+            subject: subject.to_string(),
+            message_id: (!id.is_empty()).then(|| id.to_string()),
+            in_reply_to: None,
+            references: refs.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn refs(msgs: &[ThreadMsg]) -> String {
+        let mut out = String::new();
+        render(msgs, &references(msgs), &mut out);
+        out
+    }
+
+    #[test]
+    fn rfc5256_reference_example() {
+        // The shape of RFC 5256's example answer: (2)(3 6 (4 23)(44 7 96)).
+        let msgs = vec![
+            msg(2, "other", "m2", &[]),
+            msg(3, "hi", "m3", &[]),
+            msg(4, "Re: hi", "m4", &["m3", "m6"]),
+            msg(6, "Re: hi", "m6", &["m3"]),
+            msg(7, "Re: hi", "m7", &["m3", "m6", "m44"]),
+            msg(23, "Re: hi", "m23", &["m3", "m6", "m4"]),
+            msg(44, "Re: hi", "m44", &["m3", "m6"]),
+            msg(96, "Re: hi", "m96", &["m3", "m6", "m44", "m7"]),
+        ];
+        assert_eq!(refs(&msgs), "(2)(3 6 (4 23)(44 7 96))");
+    }
+
+    #[test]
+    fn missing_parent_becomes_a_dummy_root() {
+        // Both answer a message that is not in the mailbox: ((3)(5)).
+        let msgs = vec![
+            msg(3, "Re: gone", "a", &["lost"]),
+            msg(5, "Re: gone", "b", &["lost"]),
+        ];
+        assert_eq!(refs(&msgs), "((3)(5))");
+        // A single orphan is promoted instead.
+        assert_eq!(refs(&msgs[..1]), "(3)");
+    }
+
+    #[test]
+    fn broken_references_degrade_gracefully() {
+        // Truncated References: only the direct parent is named.
+        let truncated = vec![
+            msg(1, "topic", "r", &[]),
+            msg(2, "Re: topic", "s", &["r"]),
+            msg(3, "Re: topic", "t", &["s"]),
+        ];
+        assert_eq!(refs(&truncated), "(1 2 3)");
+        // A loop (each names the other) and a self-reference make no cycle: the first link
+        // made (1 answers 2) stands, the one that would close the loop is dropped.
+        let looped = vec![
+            msg(1, "x", "a", &["b"]),
+            msg(2, "y", "b", &["a"]),
+            msg(3, "z", "c", &["c"]),
+        ];
+        assert_eq!(refs(&looped), "(2 1)(3)");
+        // Duplicate Message-IDs: the second copy is a message of its own.
+        let dup = vec![msg(1, "d", "same", &[]), msg(2, "e", "same", &[])];
+        assert_eq!(refs(&dup), "(1)(2)");
+        // In-Reply-To stands in for a missing References field.
+        let mut irt = vec![msg(1, "p", "p1", &[]), msg(2, "q", "q1", &[])];
+        irt[1].in_reply_to = Some("p1".into());
+        assert_eq!(refs(&irt), "(1 2)");
+    }
+
+    #[test]
+    fn threads_with_one_subject_merge() {
+        // No References at all: the reply joins the original by subject.
+        let msgs = vec![
+            msg(1, "Lunch", "", &[]),
+            msg(2, "Re: Lunch", "", &[]),
+            msg(3, "Dinner", "", &[]),
+            msg(4, "dinner", "", &[]),
+        ];
+        assert_eq!(refs(&msgs), "(1 2)((3)(4))");
+    }
+
+    #[test]
+    fn ordered_subject_groups() {
+        let msgs = vec![
+            msg(1, "b", "", &[]),
+            msg(2, "a", "", &[]),
+            msg(3, "Re: b", "", &[]),
+            msg(4, "Fwd: b", "", &[]),
+            msg(5, "Re: a", "", &[]),
+            msg(6, "c", "", &[]),
+        ];
+        let mut out = String::new();
+        render(&msgs, &ordered_subject(&msgs), &mut out);
+        assert_eq!(out, "(1 (3)(4))(2 5)(6)");
+    }
+}
