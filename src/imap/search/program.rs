@@ -481,3 +481,76 @@ fn sent_day(header: &[u8]) -> Option<i64> {
         u32::from(date.day),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::parser::SearchKey as K;
+    use std::borrow::Cow;
+
+    fn entry(flags: u8) -> MessageEntry {
+        MessageEntry {
+            modseq: 1,
+            internal_date: 0,
+            save_date: 0,
+            email_id: 7,
+            uid: 1,
+            kwset: 0,
+            size: 100,
+            segment: 0,
+            offset: 0,
+            meta_len: 0,
+            flags,
+        }
+    }
+
+    fn compile(keys: &[SearchKey<'_>]) -> Program {
+        let view = View {
+            uids: vec![1],
+            gone: Vec::new(),
+        };
+        let cx = Context {
+            view: &view,
+            saved: &[],
+            now: 0,
+        };
+        Program::compile(keys, &cx).unwrap()
+    }
+
+    fn eval_with(p: &Program, flags: u8, header: Option<&[u8]>) -> Tri {
+        let e = entry(flags);
+        p.eval(&Message {
+            msn: 1,
+            entry: &e,
+            keywords: 0,
+            content: header.map_or(Content::None, Content::Header),
+        })
+    }
+
+    #[test]
+    fn cheap_keys_decide_before_bytes_are_read() {
+        let subject = || K::Subject(Cow::Borrowed(b"x"));
+        let p = compile(&[K::Or(Box::new(K::Flagged), Box::new(subject()))]);
+        assert_eq!(p.level, Level::Header);
+        assert_eq!(eval_with(&p, flag::FLAGGED, None), Tri::True);
+        assert_eq!(eval_with(&p, 0, None), Tri::Unknown);
+        assert_eq!(eval_with(&p, 0, Some(b"Subject: X\r\n\r\n")), Tri::True);
+        assert_eq!(eval_with(&p, 0, Some(b"Subject: y\r\n\r\n")), Tri::False);
+
+        let p = compile(&[K::Seen, K::Not(Box::new(subject()))]);
+        assert_eq!(
+            eval_with(&p, 0, None),
+            Tri::False,
+            "AND stops at a false flag"
+        );
+        assert_eq!(eval_with(&p, flag::SEEN, None), Tri::Unknown);
+        assert_eq!(
+            eval_with(&p, flag::SEEN, Some(b"Subject: x\r\n\r\n")),
+            Tri::False
+        );
+
+        let p = compile(&[K::Body(Cow::Borrowed(b"x")), K::Larger(1000)]);
+        assert_eq!(p.level, Level::Full);
+        assert_eq!(eval_with(&p, 0, None), Tri::False, "size decides first");
+    }
+}

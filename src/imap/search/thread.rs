@@ -180,9 +180,8 @@ pub fn references(msgs: &[ThreadMsg]) -> Vec<Node> {
         }
         // Step 1B: the last reference is this message's parent.
         let own = container_of[i];
-        match chain.last() {
-            Some(&parent) => arena.link(parent, own),
-            None => {}
+        if let Some(&parent) = chain.last() {
+            arena.link(parent, own);
         }
     }
     // Step 2: the root set.
