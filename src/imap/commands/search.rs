@@ -52,7 +52,7 @@ pub async fn search(
         // SAVE alone: no ESEARCH response (RFC 5182 section 2.1).
         return Reply::ok(done);
     }
-    let id = |h: &Hit| if uid { h.entry.uid } else { h.msn };
+    let id = |h: &Hit| if uid { h.uid } else { h.msn };
     let mut line = esearch_prefix(tag, uid);
     if let (Some(first), Some(last)) = (hits.first(), hits.last()) {
         if want(SearchReturn::Min) {
@@ -77,7 +77,7 @@ pub async fn search(
             } else {
                 Box::new(hits.first().into_iter().chain(hits.last()))
             };
-        if let Some(modseq) = returned.map(|h| h.entry.modseq).max() {
+        if let Some(modseq) = returned.map(|h| h.modseq).max() {
             line.push_str(&format!(" MODSEQ {modseq}"));
         }
     }
@@ -90,10 +90,10 @@ fn classic(session: &mut Session, uid: bool, found: &Found) {
     let mut line = String::from("SEARCH");
     for hit in &found.hits {
         line.push(' ');
-        line.push_str(&if uid { hit.entry.uid } else { hit.msn }.to_string());
+        line.push_str(&if uid { hit.uid } else { hit.msn }.to_string());
     }
     if found.uses_modseq {
-        if let Some(modseq) = found.hits.iter().map(|h| h.entry.modseq).max() {
+        if let Some(modseq) = found.hits.iter().map(|h| h.modseq).max() {
             line.push_str(&format!(" (MODSEQ {modseq})"));
         }
     }
@@ -107,14 +107,14 @@ fn saved(hits: &[Hit], opts: &[SearchReturn]) -> Vec<u32> {
     let max = opts.contains(&SearchReturn::Max);
     let all = opts.contains(&SearchReturn::All) || opts.contains(&SearchReturn::Count);
     if all || !(min || max) {
-        return hits.iter().map(|h| h.entry.uid).collect();
+        return hits.iter().map(|h| h.uid).collect();
     }
     let mut uids: Vec<u32> = Vec::new();
     if let (true, Some(h)) = (min, hits.first()) {
-        uids.push(h.entry.uid);
+        uids.push(h.uid);
     }
     if let (true, Some(h)) = (max, hits.last()) {
-        uids.push(h.entry.uid);
+        uids.push(h.uid);
     }
     uids.sort_unstable();
     uids.dedup();

@@ -31,7 +31,7 @@ pub async fn sort(
     } else {
         "SORT completed"
     };
-    let id = |h: &Hit| if uid { h.entry.uid } else { h.msn };
+    let id = |h: &Hit| if uid { h.uid } else { h.msn };
     let Some(ret) = ret else {
         let mut line = String::from("SORT");
         for hit in &sorted {
@@ -48,7 +48,7 @@ pub async fn sort(
     };
     let want = |o: SearchReturn| opts.contains(&o);
     if save {
-        let mut uids: Vec<u32> = sorted.iter().map(|h| h.entry.uid).collect();
+        let mut uids: Vec<u32> = sorted.iter().map(|h| h.uid).collect();
         uids.sort_unstable();
         session.saved_search = uids;
     }

@@ -38,7 +38,7 @@ pub async fn thread(
         .iter()
         .zip(fields)
         .map(|(hit, f)| thread::ThreadMsg {
-            id: if uid { hit.entry.uid } else { hit.msn },
+            id: if uid { hit.uid } else { hit.msn },
             msn: hit.msn,
             date: sent_date(hit, Some(&f)),
             subject: f.subject,

@@ -34,13 +34,32 @@ const INDEX_CHUNK: usize = 4096;
 /// Bytes read first for a header-only key; most headers fit.
 const HEADER_PREFIX: u64 = 16 * 1024;
 
-/// One matching message.
+/// One matching message: what SEARCH, SORT and THREAD answers need of it (32 bytes, so a
+/// search matching a million messages stays small).
 #[derive(Debug, Clone, Copy)]
 pub struct Hit {
     /// Its message number in the session's view.
     pub msn: u32,
-    /// Its index entry (UID, size, dates, modseq).
-    pub entry: MessageEntry,
+    /// Its UID.
+    pub uid: u32,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// Its mod-sequence.
+    pub modseq: u64,
+    /// INTERNALDATE, seconds since the epoch.
+    pub internal_date: i64,
+}
+
+impl Hit {
+    fn new(msn: u32, e: &MessageEntry) -> Hit {
+        Hit {
+            msn,
+            uid: e.uid,
+            size: e.size,
+            modseq: e.modseq,
+            internal_date: e.internal_date,
+        }
+    }
 }
 
 /// The result of a search.
@@ -106,8 +125,9 @@ pub async fn run(
         }
     }
 
-    // Pass 1: the index. `decided` is false for messages whose bytes must be read.
-    let mut candidates: Vec<(Hit, bool, u64)> = Vec::new();
+    // Pass 1: the index. `pending` lists the hits (by position) whose bytes must be read.
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut pending: Vec<usize> = Vec::new();
     let mut keyword_bits: HashMap<u32, u64> = HashMap::new();
     for (chunk_no, chunk) in view.uids.chunks(INDEX_CHUNK).enumerate() {
         let first_msn = chunk_no * INDEX_CHUNK + 1;
@@ -138,10 +158,12 @@ pub async fn run(
                     keywords,
                     content: Content::None,
                 };
-                let hit = Hit { msn, entry: *entry };
                 match program.eval(&message) {
-                    Tri::True => candidates.push((hit, true, keywords)),
-                    Tri::Unknown => candidates.push((hit, false, keywords)),
+                    Tri::True => hits.push(Hit::new(msn, entry)),
+                    Tri::Unknown => {
+                        pending.push(hits.len());
+                        hits.push(Hit::new(msn, entry));
+                    }
                     Tri::False => {}
                 }
             }
@@ -149,22 +171,54 @@ pub async fn run(
         pause(session).await?;
     }
 
-    // Pass 2: the messages the index could not decide.
-    let mut hits = Vec::with_capacity(candidates.len());
-    for (hit, decided, keywords) in candidates {
-        if decided {
-            hits.push(hit);
+    // Pass 2: the messages the index could not decide. Their entries are looked up again:
+    // their flags may have changed while this search gave the executor away.
+    let mut rejected = vec![false; hits.len()];
+    for index in pending {
+        let Some(&hit) = hits.get(index) else {
             continue;
-        }
-        match read_and_eval(&program, &mail, &user, selected.id, &hit, keywords).await {
-            Ok(true) => hits.push(hit),
-            Ok(false) => {}
+        };
+        let current = mail.with_mailbox(&user, selected.id, |v| {
+            v.message(hit.uid).map(|entry| {
+                let keywords = if program.keywords.is_empty() {
+                    0
+                } else {
+                    program.keyword_bits(v.keywords(&entry))
+                };
+                (entry, keywords)
+            })
+        })?;
+        let matched = match current {
             // Expunged by another session since the index pass: it matches nothing.
-            Err(StoreError::NoSuchMessage) => {}
-            Err(e) => return Err(e.into()),
+            None => false,
+            Some((entry, keywords)) => {
+                match read_and_eval(
+                    &program,
+                    &mail,
+                    &user,
+                    selected.id,
+                    hit.msn,
+                    &entry,
+                    keywords,
+                )
+                .await
+                {
+                    Ok(matched) => matched,
+                    Err(StoreError::NoSuchMessage) => false,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if let Some(r) = rejected.get_mut(index) {
+            *r = !matched;
         }
         pause(session).await?;
     }
+    let mut index = 0;
+    hits.retain(|_| {
+        index += 1;
+        !rejected[index - 1]
+    });
     Ok(Found {
         hits,
         uses_modseq: program.uses_modseq,
@@ -187,10 +241,12 @@ async fn read_and_eval(
     mail: &Partition,
     user: &str,
     mailbox: u64,
-    hit: &Hit,
+    msn: u32,
+    entry: &MessageEntry,
     keywords: u64,
 ) -> Result<bool, StoreError> {
-    let uid = hit.entry.uid;
+    let uid = entry.uid;
+    let hit = (msn, entry);
     let mut whole: Option<ReadResult> = None;
     if program.has_header_keys() {
         let prefix = mail
@@ -198,7 +254,7 @@ async fn read_and_eval(
             .await?;
         let verdict = match header::header_block(&prefix) {
             Some(h) => program.eval(&message(hit, keywords, Content::Header(h))),
-            None if u64::from(hit.entry.size) <= HEADER_PREFIX => {
+            None if u64::from(entry.size) <= HEADER_PREFIX => {
                 // No blank line at all: the whole message is header.
                 program.eval(&message(hit, keywords, Content::Header(&prefix)))
             }
@@ -238,10 +294,14 @@ async fn read_and_eval(
     Ok(verdict == Tri::True)
 }
 
-fn message<'a>(hit: &'a Hit, keywords: u64, content: Content<'a>) -> Message<'a> {
+fn message<'a>(
+    (msn, entry): (u32, &'a MessageEntry),
+    keywords: u64,
+    content: Content<'a>,
+) -> Message<'a> {
     Message {
-        msn: hit.msn,
-        entry: &hit.entry,
+        msn,
+        entry,
         keywords,
         content,
     }
@@ -288,7 +348,7 @@ pub async fn load_sort_fields(
 ) -> Result<Vec<SortFields>, SearchError> {
     let mut out = Vec::with_capacity(hits.len());
     for hit in hits {
-        match sort_fields(mail, user, mailbox, hit.entry.uid).await {
+        match sort_fields(mail, user, mailbox, hit.uid).await {
             Ok(fields) => out.push(fields),
             Err(StoreError::NoSuchMessage) => out.push(SortFields::default()),
             Err(e) => return Err(e.into()),

@@ -29,9 +29,7 @@ pub fn needs_fields(criteria: &[SortCriterion]) -> bool {
 /// The sent date used by SORT DATE and threading: the Date field in UTC, or INTERNALDATE
 /// when there is none (RFC 5256 section 2.2).
 pub fn sent_date(hit: &Hit, fields: Option<&SortFields>) -> i64 {
-    fields
-        .and_then(|f| f.date)
-        .unwrap_or(hit.entry.internal_date)
+    fields.and_then(|f| f.date).unwrap_or(hit.internal_date)
 }
 
 fn mailbox_key(address: Option<&SortAddress>) -> String {
@@ -55,8 +53,8 @@ fn display_key(address: Option<&SortAddress>) -> String {
 
 fn value(key: SortKey, hit: &Hit, fields: Option<&SortFields>) -> Value {
     match key {
-        SortKey::Arrival => Value::Number(hit.entry.internal_date),
-        SortKey::Size => Value::Number(i64::from(hit.entry.size)),
+        SortKey::Arrival => Value::Number(hit.internal_date),
+        SortKey::Size => Value::Number(i64::from(hit.size)),
         SortKey::Date => Value::Number(sent_date(hit, fields)),
         SortKey::Subject => {
             Value::Text(fields.map_or(String::new(), |f| base_subject(&f.subject).key()))
