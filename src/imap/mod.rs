@@ -5,5 +5,6 @@ pub mod flags;
 pub mod mailbox_name;
 pub mod parser;
 pub mod response;
+pub mod search;
 pub mod selected;
 pub mod session;

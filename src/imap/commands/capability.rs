@@ -23,7 +23,9 @@ pub fn write_list(session: &Session, out: &mut Vec<u8>) {
             out.extend_from_slice(
                 b" NAMESPACE UTF8=ACCEPT IDLE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED \
                   LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE MULTIAPPEND BINARY PREVIEW \
-                  QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+                  QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE ESEARCH SEARCHRES SORT SORT=DISPLAY \
+                  ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN CONDSTORE QRESYNC OBJECTID \
+                  SAVEDATE",
             );
             out.extend_from_slice(
                 format!(" APPENDLIMIT={}", session.exec.config().limits.max_literal).as_bytes(),

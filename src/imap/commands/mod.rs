@@ -16,9 +16,12 @@ pub mod mailboxes;
 pub mod namespace;
 pub mod quota;
 pub mod reply;
+pub mod search;
 pub mod select;
+pub mod sort;
 pub mod starttls;
 pub mod store;
+pub mod thread;
 
 use crate::imap::parser::{Command, CommandBody};
 use crate::imap::selected::sync;
@@ -199,6 +202,51 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             // RFC 6851: MOVE announces its expunges even in the sequence-number form.
             let reply = copy::copy(session, uid, &set, &mailbox, true).await;
             finish(session, tag, reply, true)
+        }
+        CommandBody::Search {
+            uid,
+            ret,
+            charset,
+            criteria,
+        } => {
+            let reply = search::search(
+                session,
+                tag,
+                uid,
+                ret.as_deref(),
+                charset.as_deref(),
+                &criteria,
+            )
+            .await;
+            finish(session, tag, reply, uid)
+        }
+        CommandBody::Sort {
+            uid,
+            ret,
+            criteria,
+            charset,
+            keys,
+        } => {
+            let reply = sort::sort(
+                session,
+                tag,
+                uid,
+                ret.as_deref(),
+                &criteria,
+                &charset,
+                &keys,
+            )
+            .await;
+            finish(session, tag, reply, uid)
+        }
+        CommandBody::Thread {
+            uid,
+            algorithm,
+            charset,
+            keys,
+        } => {
+            let reply = thread::thread(session, uid, algorithm, &charset, &keys).await;
+            finish(session, tag, reply, uid)
         }
         other => {
             session.tagged(

@@ -1,0 +1,98 @@
+//! SORT and UID SORT (RFC 5256, RFC 5957 SORT=DISPLAY) with ESORT return options (RFC 5267).
+
+use crate::imap::commands::reply::Reply;
+use crate::imap::commands::search::{error_reply, esearch_prefix};
+use crate::imap::parser::{SearchKey, SearchReturn, SortCriterion};
+use crate::imap::search::{self, sort, Hit};
+use crate::imap::session::Session;
+
+/// `[UID] SORT [RETURN (...)] (criteria) charset keys`
+pub async fn sort(
+    session: &mut Session,
+    tag: &str,
+    uid: bool,
+    ret: Option<&[SearchReturn]>,
+    criteria: &[SortCriterion],
+    charset: &[u8],
+    keys: &[SearchKey<'_>],
+) -> Reply {
+    let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
+    let sorted = match run(session, criteria, charset, keys).await {
+        Ok(sorted) => sorted,
+        Err(e) => {
+            if save {
+                session.saved_search.clear();
+            }
+            return error_reply(&e);
+        }
+    };
+    let done = if uid {
+        "UID SORT completed"
+    } else {
+        "SORT completed"
+    };
+    let id = |h: &Hit| if uid { h.uid } else { h.msn };
+    let Some(ret) = ret else {
+        let mut line = String::from("SORT");
+        for hit in &sorted {
+            line.push(' ');
+            line.push_str(&id(hit).to_string());
+        }
+        session.untagged(&line);
+        return Reply::ok(done);
+    };
+    let opts: Vec<SearchReturn> = if ret.is_empty() {
+        vec![SearchReturn::All]
+    } else {
+        ret.to_vec()
+    };
+    let want = |o: SearchReturn| opts.contains(&o);
+    if save {
+        let mut uids: Vec<u32> = sorted.iter().map(|h| h.uid).collect();
+        uids.sort_unstable();
+        session.saved_search = uids;
+    }
+    if opts.iter().all(|&o| o == SearchReturn::Save) {
+        return Reply::ok(done);
+    }
+    let mut line = esearch_prefix(tag, uid);
+    // ESORT: MIN and MAX are the first and last in sort order; ALL keeps the sort order,
+    // so it is written without ranges.
+    if let (Some(first), Some(last)) = (sorted.first(), sorted.last()) {
+        if want(SearchReturn::Min) {
+            line.push_str(&format!(" MIN {}", id(first)));
+        }
+        if want(SearchReturn::Max) {
+            line.push_str(&format!(" MAX {}", id(last)));
+        }
+        if want(SearchReturn::All) {
+            let all: Vec<String> = sorted.iter().map(|h| id(h).to_string()).collect();
+            line.push_str(" ALL ");
+            line.push_str(&all.join(","));
+        }
+    }
+    if want(SearchReturn::Count) {
+        line.push_str(&format!(" COUNT {}", sorted.len()));
+    }
+    session.untagged(&line);
+    Reply::ok(done)
+}
+
+async fn run(
+    session: &mut Session,
+    criteria: &[SortCriterion],
+    charset: &[u8],
+    keys: &[SearchKey<'_>],
+) -> Result<Vec<Hit>, search::SearchError> {
+    let found = search::run(session, keys, Some(charset)).await?;
+    let fields = if sort::needs_fields(criteria) {
+        let Some(selected) = session.selected.clone() else {
+            return Ok(Vec::new());
+        };
+        let (mail, user) = session.mail().await?;
+        search::load_sort_fields(session, &mail, &user, selected.id, &found.hits).await?
+    } else {
+        Vec::new()
+    };
+    Ok(sort::sort(&found.hits, &fields, criteria))
+}

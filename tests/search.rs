@@ -1,0 +1,428 @@
+//! End-to-end SEARCH, SORT and THREAD against the real server, over a small corpus with
+//! encoded headers and base64 / quoted-printable bodies in several charsets. Every expected
+//! answer below was worked out by hand from the corpus.
+
+mod common;
+
+use common::{Client, Server};
+
+const USERS: &str = "demo:{PLAIN}secret\n";
+
+/// (internal date, flags, message). UIDs and message numbers are 1..=5 in this order.
+const CORPUS: [(&str, &str, &str); 5] = [
+    (
+        "02-Jan-2006 10:00:00 +0000",
+        "\\Seen \\Flagged",
+        "From: Alice <xalice@example.com>\r\nTo: bob@example.com\r\nCc: carol@example.org\r\n\
+         Subject: Quarterly report\r\nDate: Mon, 02 Jan 2006 23:30:00 -0700\r\n\
+         Message-ID: <m1@x>\r\n\r\nPlease find the numbers attached.\r\n",
+    ),
+    (
+        "05-Feb-2010 08:00:00 +0000",
+        "\\Answered $Work",
+        "From: =?utf-8?b?SsO2cmc=?= <joerg@example.de>\r\nTo: team@example.de\r\n\
+         Subject: =?iso-8859-1?q?Caf=E9_cr=E8me?=\r\nDate: Fri, 05 Feb 2010 09:00:00 +0100\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\nLe caf=E9 est pr=EAt.\r\n",
+    ),
+    (
+        "10-Mar-2012 12:00:00 +0000",
+        "\\Draft",
+        "From: Zed <zed@example.com>\r\nTo: xalice@example.com\r\nBcc: secret@example.net\r\n\
+         Subject: Re: Quarterly report\r\nDate: Sat, 10 Mar 2012 12:00:00 +0000\r\n\
+         Message-ID: <m3@x>\r\nIn-Reply-To: <m1@x>\r\nReferences: <m1@x>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         R3LDvMOfZSBhdXMgTcO8bmNoZW4h\r\n",
+    ),
+    (
+        "01-Apr-2015 12:00:00 +0000",
+        "",
+        "From: bob@example.com\r\nTo: list@example.org\r\nSubject: [list] Fwd: Weekly digest\r\n\
+         Date: Thu, 01 Apr 1999 12:00:00 +0000\r\nX-Custom-Header: Zebra-42\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"bnd\"\r\n\r\n--bnd\r\n\
+         Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         8NLJ18XUIM3J0iwgy8HLIMTFzME/\r\n--bnd\r\nContent-Type: text/html; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+         =3Cp=3EHello =3Cb=3EWorld=3C/b=3E &amp; friends=3C/p=3E\r\n--bnd--\r\n",
+    ),
+    (
+        "20-Jun-2001 06:00:00 +0000",
+        "\\Deleted",
+        "From: Emile <emile@example.fr>\r\nTo: bob@example.com\r\n\
+         Subject: =?shift_jis?B?g2WDWINn?=\r\n\r\nordinary text\r\n",
+    ),
+];
+
+fn login(server: &Server) -> Client {
+    let mut c = server.connect();
+    let ok = c.command("l", "LOGIN demo secret");
+    assert!(ok.last().unwrap().starts_with("l OK"), "{ok:?}");
+    c
+}
+
+fn append(c: &mut Client, mailbox: &str, date: &str, flags: &str, message: &str) {
+    c.send(&format!(
+        "ap APPEND {mailbox} ({flags}) \"{date}\" {{{}}}\r\n",
+        message.len()
+    ));
+    let cont = c.line();
+    assert!(cont.starts_with("+ "), "{cont}");
+    c.send(message);
+    c.send("\r\n");
+    let done = c.until_tagged("ap");
+    assert!(done.last().unwrap().starts_with("ap OK"), "{done:?}");
+}
+
+fn setup() -> (Server, Client) {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    for (date, flags, message) in CORPUS {
+        append(&mut c, "INBOX", date, flags, message);
+    }
+    let sel = c.command("s", "SELECT INBOX");
+    assert!(sel.last().unwrap().starts_with("s OK"), "{sel:?}");
+    (server, c)
+}
+
+/// Runs a command and returns its one untagged line starting with `prefix`, checking OK.
+fn answer(c: &mut Client, command: &str, prefix: &str) -> String {
+    let lines = c.command("t", command);
+    assert!(
+        lines.last().unwrap().starts_with("t OK"),
+        "{command}: {lines:?}"
+    );
+    let found: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "{command}: {lines:?}");
+    found[0].clone()
+}
+
+/// The numbers of a `* SEARCH` answer.
+fn search(c: &mut Client, keys: &str) -> String {
+    let line = answer(c, &format!("SEARCH {keys}"), "* SEARCH");
+    line.trim_start_matches("* SEARCH").trim().to_string()
+}
+
+#[test]
+fn every_key_over_the_corpus() {
+    let (_server, mut c) = setup();
+    let cases: &[(&str, &str)] = &[
+        ("ALL", "1 2 3 4 5"),
+        // Flags and keywords.
+        ("ANSWERED", "2"),
+        ("UNANSWERED", "1 3 4 5"),
+        ("DELETED", "5"),
+        ("UNDELETED", "1 2 3 4"),
+        ("DRAFT", "3"),
+        ("UNDRAFT", "1 2 4 5"),
+        ("FLAGGED", "1"),
+        ("UNFLAGGED", "2 3 4 5"),
+        ("SEEN", "1"),
+        ("UNSEEN", "2 3 4 5"),
+        ("KEYWORD $Work", "2"),
+        ("KEYWORD $work", "2"),
+        ("UNKEYWORD $Work", "1 3 4 5"),
+        ("KEYWORD $Nobody", ""),
+        ("RECENT", ""),
+        ("NEW", ""),
+        ("OLD", "1 2 3 4 5"),
+        // Address and subject headers, decoded.
+        ("FROM alice", "1"),
+        ("FROM \"jörg\"", "2"),
+        ("FROM \"JÖRG\"", "2"),
+        ("FROM example.DE", "2"),
+        ("TO bob", "1 5"),
+        ("CC carol", "1"),
+        ("BCC secret", "3"),
+        ("SUBJECT \"café crème\"", "2"),
+        ("SUBJECT quarterly", "1 3"),
+        ("SUBJECT \"テスト\"", "5"),
+        ("HEADER X-Custom-Header zebra-42", "4"),
+        ("HEADER x-custom-header \"\"", "4"),
+        ("HEADER Message-ID \"\"", "1 3"),
+        // Bodies: QP latin-1, base64 UTF-8, base64 KOI8-R, QP HTML, plain.
+        ("BODY \"numbers ATTACHED\"", "1"),
+        ("BODY \"café est PRÊT\"", "2"),
+        ("BODY \"grüße aus münchen\"", "3"),
+        ("BODY \"ПРИВЕТ мир\"", "4"),
+        ("BODY \"world & friends\"", "4"),
+        ("BODY \"<b>\"", ""),
+        ("BODY E9", ""),
+        ("BODY quarterly", ""),
+        ("TEXT quarterly", "1 3"),
+        ("TEXT secret@example.net", "3"),
+        ("TEXT caf", "2"),
+        ("TEXT ordinary", "5"),
+        // Dates: internal, sent (its own zone; INTERNALDATE when there is no Date), saved.
+        ("BEFORE 1-Jan-2011", "1 2 5"),
+        ("ON 5-Feb-2010", "2"),
+        ("SINCE 1-Jan-2015", "4"),
+        ("SENTON 2-Jan-2006", "1"),
+        ("SENTBEFORE 3-Jan-2006", "1 4 5"),
+        ("SENTSINCE 1-Jan-2012", "3"),
+        ("SENTON 20-Jun-2001", "5"),
+        ("SAVEDSINCE 1-Jan-2020", "1 2 3 4 5"),
+        ("SAVEDBEFORE 1-Jan-2020", ""),
+        ("SAVEDATESUPPORTED", "1 2 3 4 5"),
+        ("OLDER 3600", "1 2 3 4 5"),
+        ("YOUNGER 3600", ""),
+        // Sets.
+        ("2,4", "2 4"),
+        ("*", "5"),
+        ("4:*", "4 5"),
+        ("UID 2:3", "2 3"),
+        ("UID 9:*", "5"),
+        ("THREADID T1", ""),
+        // Combinations with OR, NOT and parentheses.
+        ("OR FLAGGED DRAFT", "1 3"),
+        ("NOT SEEN", "2 3 4 5"),
+        ("NOT OR SEEN ANSWERED", "3 4 5"),
+        ("OR SUBJECT \"café\" BODY \"привет\"", "2 4"),
+        ("(OR SEEN DRAFT) UNFLAGGED", "3"),
+        ("NOT (FROM alice BODY numbers)", "2 3 4 5"),
+        ("OR BODY world HEADER X-Custom-Header zebra", "4"),
+        ("NOT BODY \"привет\"", "1 2 3 5"),
+        ("OR (SEEN FLAGGED) (TO bob DELETED)", "1 5"),
+        ("NOT NOT SUBJECT report", "1 3"),
+        ("UNDELETED OR TEXT ordinary TEXT \"münchen\"", "3"),
+        ("CHARSET UTF-8 SUBJECT \"café\"", "2"),
+        ("CHARSET us-ascii FROM emile", "5"),
+    ];
+    let mut failures = Vec::new();
+    for (keys, want) in cases {
+        let got = search(&mut c, keys);
+        if got != *want {
+            failures.push(format!("SEARCH {keys}: got [{got}], want [{want}]"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Sizes: worked out from the corpus itself.
+    let sizes: Vec<usize> = CORPUS.iter().map(|(_, _, m)| m.len()).collect();
+    let pivot = sizes[2];
+    let larger: Vec<String> = (1..=5)
+        .filter(|&i| sizes[i - 1] > pivot)
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(search(&mut c, &format!("LARGER {pivot}")), larger.join(" "));
+    let smaller: Vec<String> = (1..=5)
+        .filter(|&i| sizes[i - 1] < pivot)
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(
+        search(&mut c, &format!("SMALLER {pivot}")),
+        smaller.join(" ")
+    );
+
+    // EMAILID finds the message FETCH EMAILID names.
+    let f = answer(&mut c, "FETCH 2 EMAILID", "* 2 FETCH");
+    let id = f.split("EMAILID (").nth(1).unwrap().trim_end_matches("))");
+    assert_eq!(search(&mut c, &format!("EMAILID {id}")), "2");
+
+    let bad = c.command("b", "SEARCH CHARSET ISO-8859-1 FROM x");
+    assert!(
+        bad.last()
+            .unwrap()
+            .starts_with("b NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn result_options_save_modseq_and_rev2() {
+    let (server, mut c) = setup();
+    let caps = common::capabilities(&c.command("c", "CAPABILITY"));
+    for cap in [
+        "ESEARCH",
+        "SEARCHRES",
+        "SORT",
+        "SORT=DISPLAY",
+        "ESORT",
+        "WITHIN",
+    ] {
+        assert!(caps.iter().any(|c| c == cap), "{cap} missing: {caps:?}");
+    }
+    let e = answer(
+        &mut c,
+        "SEARCH RETURN (MIN MAX ALL COUNT) UNSEEN",
+        "* ESEARCH",
+    );
+    assert_eq!(e, "* ESEARCH (TAG \"t\") MIN 2 MAX 5 ALL 2:5 COUNT 4");
+    let e = answer(&mut c, "UID SEARCH RETURN () OR FLAGGED DRAFT", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") UID ALL 1,3");
+    let e = answer(
+        &mut c,
+        "SEARCH RETURN (COUNT MIN) KEYWORD $Nobody",
+        "* ESEARCH",
+    );
+    assert_eq!(e, "* ESEARCH (TAG \"t\") COUNT 0");
+
+    // SAVE alone answers nothing; `$` then names the saved messages.
+    let lines = c.command("s1", "SEARCH RETURN (SAVE) OR FLAGGED DRAFT");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("s1 OK"), "{lines:?}");
+    assert_eq!(search(&mut c, "$"), "1 3");
+    assert_eq!(search(&mut c, "$ SEEN"), "1");
+    assert_eq!(search(&mut c, "UID $ NOT SEEN"), "3");
+    let f = c.command("f", "FETCH $ (UID)");
+    assert_eq!(f.len(), 3, "{f:?}");
+    // SAVE with MIN keeps only the minimum; a failed SAVE empties `$`.
+    let e = answer(&mut c, "SEARCH RETURN (SAVE MIN) UNSEEN", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") MIN 2");
+    assert_eq!(search(&mut c, "$"), "2");
+    let bad = c.command("b", "SEARCH RETURN (SAVE) CHARSET KOI8-R ALL");
+    assert!(
+        bad.last().unwrap().starts_with("b NO [BADCHARSET"),
+        "{bad:?}"
+    );
+    assert_eq!(search(&mut c, "$"), "");
+
+    // MODSEQ: the answer carries the highest mod-sequence of the matches.
+    let st = c.command("st", "STORE 3 +FLAGS (\\Seen)");
+    assert!(st.last().unwrap().starts_with("st OK"), "{st:?}");
+    let f = answer(&mut c, "FETCH 3 (MODSEQ)", "* 3 FETCH");
+    let modseq: u64 = f
+        .split("MODSEQ (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .expect("a modseq");
+    let got = search(&mut c, &format!("MODSEQ {modseq}"));
+    assert_eq!(got, format!("3 (MODSEQ {modseq})"));
+    let e = answer(
+        &mut c,
+        &format!("SEARCH RETURN (COUNT) MODSEQ {modseq}"),
+        "* ESEARCH",
+    );
+    assert_eq!(e, format!("* ESEARCH (TAG \"t\") COUNT 1 MODSEQ {modseq}"));
+
+    // IMAP4rev2: a plain SEARCH answers in ESEARCH form.
+    let mut rev2 = login(&server);
+    rev2.command("e", "ENABLE IMAP4rev2");
+    rev2.command("s", "SELECT INBOX");
+    let e = answer(&mut rev2, "SEARCH FLAGGED", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") ALL 1");
+    let e = answer(&mut rev2, "UID SEARCH KEYWORD $Nobody", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") UID");
+
+    // A message expunged by another session but not yet announced never matches, and
+    // SEARCH (by message number) does not announce the expunge.
+    let ex = rev2.command("x", "EXPUNGE");
+    assert!(ex.iter().any(|l| l == "* 5 EXPUNGE"), "{ex:?}");
+    let lines = c.command("t", "SEARCH ALL");
+    assert_eq!(lines[0], "* SEARCH 1 2 3 4", "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("EXPUNGE")), "{lines:?}");
+    let lines = c.command("n", "NOOP");
+    assert!(lines.iter().any(|l| l == "* 5 EXPUNGE"), "{lines:?}");
+}
+
+#[test]
+fn sort_by_every_key() {
+    let (_server, mut c) = setup();
+    let sort = |c: &mut Client, args: &str| {
+        let line = answer(c, &format!("SORT {args}"), "* SORT");
+        line.trim_start_matches("* SORT").trim().to_string()
+    };
+    // Base subjects: 1 and 3 "Quarterly report", 2 "Café crème", 4 "Weekly digest",
+    // 5 "テスト"; ties go to the lower number, also in REVERSE.
+    assert_eq!(sort(&mut c, "(SUBJECT) UTF-8 ALL"), "2 1 3 4 5");
+    assert_eq!(sort(&mut c, "(REVERSE SUBJECT) UTF-8 ALL"), "5 4 1 3 2");
+    // Sent dates (UTC): 4 in 1999, 5 has none (its 2001 INTERNALDATE), then 1, 2, 3.
+    assert_eq!(sort(&mut c, "(DATE) UTF-8 ALL"), "4 5 1 2 3");
+    assert_eq!(sort(&mut c, "(ARRIVAL) UTF-8 ALL"), "5 1 2 3 4");
+    assert_eq!(sort(&mut c, "(REVERSE ARRIVAL) UTF-8 UNDELETED"), "4 3 2 1");
+    // FROM sorts by mailbox, DISPLAYFROM by display name (or address).
+    assert_eq!(sort(&mut c, "(FROM) UTF-8 ALL"), "4 5 2 1 3");
+    assert_eq!(sort(&mut c, "(DISPLAYFROM) UTF-8 ALL"), "1 4 5 2 3");
+    // TO mailboxes: bob (1, 5), team (2), xalice (3), list (4).
+    assert_eq!(sort(&mut c, "(TO) UTF-8 ALL"), "1 5 4 2 3");
+    assert_eq!(sort(&mut c, "(DISPLAYTO) UTF-8 ALL"), "1 5 4 2 3");
+    // CC: only 1 has one; empty sorts first.
+    assert_eq!(sort(&mut c, "(CC) UTF-8 ALL"), "2 3 4 5 1");
+    assert_eq!(
+        sort(&mut c, "(SUBJECT REVERSE DATE) UTF-8 ALL"),
+        "2 3 1 4 5"
+    );
+    let sizes: Vec<usize> = CORPUS.iter().map(|(_, _, m)| m.len()).collect();
+    let mut by_size: Vec<usize> = (1..=5).collect();
+    by_size.sort_by_key(|&i| (sizes[i - 1], i));
+    let want: Vec<String> = by_size.iter().map(usize::to_string).collect();
+    assert_eq!(sort(&mut c, "(SIZE) UTF-8 ALL"), want.join(" "));
+
+    let e = answer(
+        &mut c,
+        "SORT RETURN (MIN MAX ALL COUNT) (DATE) UTF-8 ALL",
+        "* ESEARCH",
+    );
+    assert_eq!(e, "* ESEARCH (TAG \"t\") MIN 4 MAX 3 ALL 4,5,1,2,3 COUNT 5");
+    let e = answer(
+        &mut c,
+        "UID SORT RETURN (COUNT) (DATE) UTF-8 SEEN",
+        "* ESEARCH",
+    );
+    assert_eq!(e, "* ESEARCH (TAG \"t\") UID COUNT 1");
+    let bad = c.command("b", "SORT (DATE) BIG5 ALL");
+    assert!(
+        bad.last().unwrap().starts_with("b NO [BADCHARSET"),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn thread_reply_chains_with_broken_references() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    let c_ok = c.command("c", "CREATE Threads");
+    assert!(c_ok.last().unwrap().starts_with("c OK"), "{c_ok:?}");
+    let msg = |minute: u32, subject: &str, extra: &str| {
+        format!(
+            "From: x@example.com\r\nSubject: {subject}\r\n\
+             Date: Mon, 1 Jan 2024 10:{minute:02}:00 +0000\r\n{extra}\r\nbody\r\n"
+        )
+    };
+    let corpus = [
+        msg(1, "Plan", "Message-ID: <a@t>\r\n"),
+        msg(2, "Re: Plan", "Message-ID: <b@t>\r\nReferences: <a@t>\r\n"),
+        // Truncated: only In-Reply-To.
+        msg(3, "Re: Plan", "Message-ID: <c@t>\r\nIn-Reply-To: <b@t>\r\n"),
+        // Both answer a message that is not in the mailbox.
+        msg(
+            4,
+            "Re: Budget",
+            "Message-ID: <d@t>\r\nReferences: <gone@t>\r\n",
+        ),
+        msg(
+            5,
+            "Re: Budget",
+            "Message-ID: <e@t>\r\nReferences: <gone@t>\r\n",
+        ),
+        // References itself.
+        msg(
+            6,
+            "Re: Plan",
+            "Message-ID: <f@t>\r\nReferences: <a@t> <f@t>\r\n",
+        ),
+        // No Message-ID or References at all: joined by subject.
+        msg(7, "Lunch", ""),
+        msg(8, "Re: lunch", ""),
+    ];
+    for m in &corpus {
+        append(&mut c, "Threads", "01-Jan-2024 12:00:00 +0000", "", m);
+    }
+    c.command("s", "SELECT Threads");
+    let caps = common::capabilities(&c.command("c", "CAPABILITY"));
+    for cap in ["THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"] {
+        assert!(caps.iter().any(|c| c == cap), "{cap} missing: {caps:?}");
+    }
+    let t = answer(&mut c, "THREAD REFERENCES UTF-8 ALL", "* THREAD");
+    assert_eq!(t, "* THREAD (1 (2 3)(6))((4)(5))(7 8)");
+    let t = answer(&mut c, "THREAD ORDEREDSUBJECT UTF-8 ALL", "* THREAD");
+    assert_eq!(t, "* THREAD (1 (2)(3)(6))(4 5)(7 8)");
+    let t = answer(&mut c, "UID THREAD REFERENCES UTF-8 NOT 2", "* THREAD");
+    assert_eq!(t, "* THREAD (1 (3)(6))((4)(5))(7 8)");
+    let t = answer(
+        &mut c,
+        "THREAD REFERENCES UTF-8 SUBJECT nothing",
+        "* THREAD",
+    );
+    assert_eq!(t, "* THREAD");
+}
