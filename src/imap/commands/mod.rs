@@ -248,14 +248,6 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             let reply = thread::thread(session, uid, algorithm, &charset, &keys).await;
             finish(session, tag, reply, uid)
         }
-        other => {
-            session.tagged(
-                tag,
-                "BAD",
-                &format!("{} is not supported by this server yet", name(&other)),
-            );
-            Action::Continue
-        }
     }
 }
 
