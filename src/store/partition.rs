@@ -1069,7 +1069,11 @@ async fn flush_loop(inner: Rc<Inner>) {
     loop {
         // Let every task that is runnable in this tick add its records to the batch.
         futures_lite::future::yield_now().await;
-        let batch = std::mem::take(&mut *inner.pending.borrow_mut());
+        let batch = if inner.opts.group_commit {
+            std::mem::take(&mut *inner.pending.borrow_mut())
+        } else {
+            inner.pending.borrow_mut().split_first()
+        };
         if batch.is_empty() {
             inner.log.borrow_mut().flushing = false;
             return;
