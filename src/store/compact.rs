@@ -144,7 +144,7 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
             kind: SegmentKind::Compacted,
         }
         .encode();
-        write_all_at(&dst, header, 0).await?;
+        write_all_at(&dst, &header, 0).await?;
         let mut pos = SEGMENT_HEADER;
         let mut moved: HashMap<u32, u32> = HashMap::new();
         let mut since_yield = 0usize;
@@ -162,7 +162,7 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
             let body_at = pos + FRAME_HEADER as u64 + 10;
             let body_at = u32::try_from(body_at)
                 .map_err(|_| StoreError::Corrupt("compacted segment beyond 4 GiB".into()))?;
-            write_all_at(&dst, frame, pos).await?;
+            write_all_at(&dst, &frame, pos).await?;
             moved.insert(offset, body_at);
             pos += flen as u64;
             since_yield += n;

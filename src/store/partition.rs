@@ -933,7 +933,7 @@ impl Inner {
 
     /// Writes (and, with `Durability::Always`, syncs) a batch at the end of the active
     /// segment. Returns where it starts. On failure the file is cut back to its durable end.
-    async fn write_batch(&self, bytes: Vec<u8>) -> Result<Loc> {
+    async fn write_batch(&self, bytes: &[u8]) -> Result<Loc> {
         let (file, end, dirty, need_roll) = {
             let log = self.log.borrow();
             let need_roll =
@@ -987,7 +987,7 @@ impl Inner {
                 kind: SegmentKind::Log,
             }
             .encode();
-            write_all_at(&f, header, 0).await?;
+            write_all_at(&f, &header, 0).await?;
             f.fdatasync().await?;
             sync_dir(&self.dir).await?;
             Ok::<_, StoreError>(f)
@@ -1078,8 +1078,7 @@ async fn flush_loop(inner: Rc<Inner>) {
             inner.log.borrow_mut().flushing = false;
             return;
         }
-        let bytes = batch.bytes.clone();
-        match inner.write_batch(bytes).await {
+        match inner.write_batch(&batch.bytes).await {
             Ok(base) => inner.apply_batch(batch, base),
             Err(e) => {
                 warn!(error = %e, records = batch.records.len(), "log write failed; batch not acknowledged");
@@ -1090,9 +1089,10 @@ async fn flush_loop(inner: Rc<Inner>) {
 }
 
 /// Writes all of `buf` at `pos` (a short write is retried for the rest).
-pub(crate) async fn write_all_at(file: &BufferedFile, buf: Vec<u8>, pos: u64) -> Result<()> {
-    let mut done = file.write_at(buf.clone(), pos).await?;
+pub(crate) async fn write_all_at(file: &BufferedFile, buf: &[u8], pos: u64) -> Result<()> {
+    let mut done = 0;
     while done < buf.len() {
+        // glommio takes ownership of the buffer it hands to io_uring.
         let n = file
             .write_at(buf[done..].to_vec(), pos + done as u64)
             .await?;
@@ -1143,7 +1143,7 @@ pub(crate) async fn checkpoint_now(inner: &Rc<Inner>) -> Result<()> {
         .buffered_open(&tmp)
         .await?;
     let written = async {
-        write_all_at(&f, image, 0).await?;
+        write_all_at(&f, &image, 0).await?;
         f.fdatasync().await?;
         Ok::<_, StoreError>(())
     }

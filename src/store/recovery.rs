@@ -211,7 +211,7 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
                 kind: SegmentKind::Log,
             }
             .encode();
-            write_all_at(&f, header, 0).await?;
+            write_all_at(&f, &header, 0).await?;
             f.fdatasync().await?;
             f.close().await?;
             sync_dir(dir).await?;
