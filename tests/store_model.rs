@@ -179,7 +179,7 @@ async fn compare(p: &Partition, model: &BTreeMap<String, MUser>) {
 
 fn options(rng: &mut StdRng) -> Options {
     Options {
-        segment_size: rng.gen_range(2_000..20_000),
+        segment_size: rng.gen_range(600..8_000),
         checkpoint_every: rng.gen_range(3..40),
         // Low thresholds so background compaction runs often during the test.
         compact_dead_share: rng.gen_range(0.0..0.5),

@@ -971,37 +971,20 @@ impl Inner {
         })
     }
 
+    /// Takes the next segment id. Synchronous, so that a rollover and a compaction that
+    /// run at the same time never pick the same file.
+    pub fn reserve_segment_id(&self) -> u32 {
+        let mut log = self.log.borrow_mut();
+        let id = log.next_segment_id;
+        log.next_segment_id += 1;
+        id
+    }
+
     /// Seals the active segment and starts the next one.
     async fn roll_over(&self) -> Result<()> {
-        let id = self.log.borrow().next_segment_id;
-        let path = segment_path(&self.dir, id);
-        let created = async {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .buffered_open(&path)
-                .await?;
-            let header = SegmentHeader {
-                id,
-                kind: SegmentKind::Log,
-            }
-            .encode();
-            write_all_at(&f, &header, 0).await?;
-            f.fdatasync().await?;
-            sync_dir(&self.dir).await?;
-            Ok::<_, StoreError>(f)
-        }
-        .await;
-        let f = match created {
-            Ok(f) => Rc::new(f),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
+        let id = self.reserve_segment_id();
+        let f = Rc::new(create_segment(&self.dir, id, SegmentKind::Log).await?);
         let mut log = self.log.borrow_mut();
-        log.next_segment_id = id + 1;
         log.active_id = id;
         log.active = f.clone();
         log.end = SEGMENT_HEADER;
@@ -1102,6 +1085,33 @@ pub(crate) async fn write_all_at(file: &BufferedFile, buf: &[u8], pos: u64) -> R
         done += n;
     }
     Ok(())
+}
+
+/// Creates segment `id` with its header, synced, and syncs the directory. On failure the
+/// file is removed again, but only if this call created it.
+pub(crate) async fn create_segment(dir: &Path, id: u32, kind: SegmentKind) -> Result<BufferedFile> {
+    let path = segment_path(dir, id);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .buffered_open(&path)
+        .await?;
+    let header = SegmentHeader { id, kind }.encode();
+    let done = async {
+        write_all_at(&f, &header, 0).await?;
+        f.fdatasync().await?;
+        sync_dir(dir).await
+    }
+    .await;
+    match done {
+        Ok(()) => Ok(f),
+        Err(e) => {
+            let _ = f.close().await;
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
 }
 
 /// fsyncs a directory so that created, renamed and removed names are durable.

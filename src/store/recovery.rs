@@ -16,7 +16,7 @@ use super::checkpoint;
 use super::commit::Pending;
 use super::error::{Result, StoreError};
 use super::index::{Index, Loc};
-use super::partition::{now, sync_dir, write_all_at, Background, Inner, LogState};
+use super::partition::{create_segment, now, Background, Inner, LogState};
 use super::record;
 use super::segment::{
     list_segments, read_header, segment_path, Scanned, Scanner, SegmentHeader, SegmentKind,
@@ -200,21 +200,10 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         None => {
             let id = next_segment_id;
             next_segment_id += 1;
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .buffered_open(segment_path(dir, id))
+            create_segment(dir, id, SegmentKind::Log)
+                .await?
+                .close()
                 .await?;
-            let header = SegmentHeader {
-                id,
-                kind: SegmentKind::Log,
-            }
-            .encode();
-            write_all_at(&f, &header, 0).await?;
-            f.fdatasync().await?;
-            f.close().await?;
-            sync_dir(dir).await?;
             active_end = SEGMENT_HEADER;
             id
         }
