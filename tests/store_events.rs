@@ -58,6 +58,26 @@ fn changes_since_gives_expunge_numbers_in_the_sessions_view() {
             .unwrap();
             p.append("jo", "INBOX", &[new(&b)]).await.unwrap();
 
+            // Before A is told, its numbers still follow its old view [1,2,3,4,5].
+            let old_view: Vec<Option<(u32, bool)>> = p
+                .with_mailbox("jo", mbox, |v| {
+                    (0..=6)
+                        .map(|msn| v.uid_in_view(msn, since, view_uidnext))
+                        .collect()
+                })
+                .unwrap();
+            assert_eq!(
+                old_view,
+                vec![
+                    None,
+                    Some((1, false)),
+                    Some((2, true)),
+                    Some((3, false)),
+                    Some((4, true)),
+                    Some((5, false)),
+                    None
+                ]
+            );
             let c = p.changes_since("jo", mbox, since, view_uidnext).unwrap();
             // A's view was [1,2,3,4,5]: EXPUNGE 4 (uid 4) then EXPUNGE 2 (uid 2).
             assert_eq!(c.expunge_msns, vec![4, 2]);

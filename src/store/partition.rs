@@ -856,6 +856,47 @@ impl MailboxView<'_> {
     pub fn known_keywords(&self) -> &[String] {
         &self.index.keywords.names
     }
+    /// Resolves a sequence number in a session's view that has not yet been told about
+    /// the expunges after `since_modseq` (RFC 9051 forbids sending EXPUNGE during FETCH,
+    /// STORE and SEARCH, so such a session still numbers the old way). Returns the UID and
+    /// whether that message is already expunged. `view_uidnext` is the UIDNEXT the session
+    /// knew; messages at or above it are not in its view.
+    pub fn uid_in_view(
+        &self,
+        msn: u32,
+        since_modseq: u64,
+        view_uidnext: u32,
+    ) -> Option<(u32, bool)> {
+        let live = &self.mailbox.messages[..self
+            .mailbox
+            .messages
+            .partition_point(|m| m.uid < view_uidnext)];
+        let mut gone: Vec<u32> = self
+            .mailbox
+            .expunged
+            .iter()
+            .filter(|e| e.modseq > since_modseq && e.uid < view_uidnext)
+            .map(|e| e.uid)
+            .collect();
+        gone.sort_unstable();
+        gone.dedup();
+        let msn = msn as usize;
+        if msn == 0 || msn > live.len() + gone.len() {
+            return None;
+        }
+        // Position (1-based) of each expunged UID in the old view.
+        let mut before = 0;
+        for (i, &g) in gone.iter().enumerate() {
+            let pos = live.partition_point(|m| m.uid < g) + i + 1;
+            match pos.cmp(&msn) {
+                std::cmp::Ordering::Equal => return Some((g, true)),
+                std::cmp::Ordering::Less => before = i + 1,
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        live.get(msn - 1 - before).map(|m| (m.uid, false))
+    }
+
     /// Expunges newer than `modseq` as (modseq, uid), and whether the list is complete
     /// (false when older expunges were forgotten). For QRESYNC `VANISHED (EARLIER)`.
     pub fn vanished_since(&self, modseq: u64) -> (Vec<u32>, bool) {
