@@ -20,9 +20,9 @@ use std::rc::Rc;
 use tracing::{info, warn};
 
 use super::error::{Result, StoreError};
-use super::partition::{checkpoint_now, create_segment, write_all_at, Inner};
 use super::record::{kind, FrameWriter, FRAME_HEADER};
 use super::segment::{segment_path, SegmentKind, SEGMENT_HEADER};
+use super::writer::{checkpoint_now, create_segment, write_all_at, Inner};
 
 /// Starts a background compaction pass unless one is running or the partition is closing.
 pub(crate) fn maybe_start(inner: &Rc<Inner>) {

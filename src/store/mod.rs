@@ -21,11 +21,14 @@ mod record;
 mod recovery;
 mod segment;
 mod types;
+mod view;
+mod writer;
 
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{ResponseCode, Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
-pub use partition::{normalize_name, ChangeWait, MailboxView, Partition, DELIMITER};
+pub use partition::{normalize_name, Partition, DELIMITER};
 pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
 pub use segment::FORMAT_VERSION;
 pub use types::*;
+pub use view::{ChangeWait, MailboxView};

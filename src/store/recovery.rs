@@ -16,13 +16,14 @@ use super::checkpoint;
 use super::commit::Pending;
 use super::error::{Result, StoreError};
 use super::index::{Index, Loc};
-use super::partition::{create_segment, now, Background, Inner, LogState};
+use super::partition::now;
 use super::record;
 use super::segment::{
     list_segments, read_header, segment_path, Scanned, Scanner, SegmentHeader, SegmentKind,
     SEGMENT_HEADER,
 };
 use super::types::Options;
+use super::writer::{create_segment, Background, Inner, LogState};
 
 fn corrupt(msg: String) -> StoreError {
     StoreError::Corrupt(msg)
