@@ -3,7 +3,7 @@
 //! One [`Partition`] is owned by one executor and holds many users. Every mutation is a
 //! framed record appended to the partition's log; records produced in one executor tick
 //! share one fdatasync (group commit) and each mutation resolves only once its record is
-//! durable and applied to the in-memory [`index`]. The format is specified in
+//! durable and applied to the in-memory index. The format is specified in
 //! docs/storage-format.md.
 //!
 //! Change notification is a pull model: a session remembers only its last HIGHESTMODSEQ
@@ -15,7 +15,7 @@ mod checkpoint;
 mod commit;
 mod compact;
 mod error;
-pub mod index;
+mod index;
 mod partition;
 mod record;
 mod recovery;
