@@ -63,6 +63,24 @@ impl Pending {
         self.records.is_empty()
     }
 
+    /// Splits off the first record (for `Options::group_commit = false`).
+    pub fn split_first(&mut self) -> Pending {
+        if self.records.len() <= 1 {
+            return std::mem::take(self);
+        }
+        let cut = self.records[1].0;
+        let rest_bytes = self.bytes.split_off(cut);
+        let rest_records: Vec<(usize, Rc<Slot>)> = self
+            .records
+            .drain(1..)
+            .map(|(start, slot)| (start - cut, slot))
+            .collect();
+        Pending {
+            bytes: std::mem::replace(&mut self.bytes, rest_bytes),
+            records: std::mem::replace(&mut self.records, rest_records),
+        }
+    }
+
     /// Fails every record of a batch that could not be made durable.
     pub fn fail(self, e: &StoreError) {
         for (_, s) in self.records {

@@ -17,13 +17,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use glommio::io::OpenOptions;
 use tracing::{info, warn};
 
 use super::error::{Result, StoreError};
-use super::partition::{checkpoint_now, sync_dir, write_all_at, Inner};
 use super::record::{kind, FrameWriter, FRAME_HEADER};
-use super::segment::{segment_path, SegmentHeader, SegmentKind, SEGMENT_HEADER};
+use super::segment::{segment_path, SegmentKind, SEGMENT_HEADER};
+use super::writer::{checkpoint_now, create_segment, write_all_at, Inner};
 
 /// Starts a background compaction pass unless one is running or the partition is closing.
 pub(crate) fn maybe_start(inner: &Rc<Inner>) {
@@ -124,27 +123,11 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
         .get(&old)
         .cloned()
         .ok_or_else(|| StoreError::Corrupt(format!("segment {old} not open")))?;
-    let new_id = {
-        let mut log = inner.log.borrow_mut();
-        let id = log.next_segment_id;
-        log.next_segment_id += 1;
-        id
-    };
+    let new_id = inner.reserve_segment_id();
     let path = segment_path(&inner.dir, new_id);
     let bodies = live_bodies(inner).remove(&old).unwrap_or_default();
+    let dst = create_segment(&inner.dir, new_id, SegmentKind::Compacted).await?;
     let copied = async {
-        let dst = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .buffered_open(&path)
-            .await?;
-        let header = SegmentHeader {
-            id: new_id,
-            kind: SegmentKind::Compacted,
-        }
-        .encode();
-        write_all_at(&dst, header, 0).await?;
         let mut pos = SEGMENT_HEADER;
         let mut moved: HashMap<u32, u32> = HashMap::new();
         let mut since_yield = 0usize;
@@ -162,7 +145,7 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
             let body_at = pos + FRAME_HEADER as u64 + 10;
             let body_at = u32::try_from(body_at)
                 .map_err(|_| StoreError::Corrupt("compacted segment beyond 4 GiB".into()))?;
-            write_all_at(&dst, frame, pos).await?;
+            write_all_at(&dst, &frame, pos).await?;
             moved.insert(offset, body_at);
             pos += flen as u64;
             since_yield += n;
@@ -172,13 +155,13 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
             }
         }
         dst.fdatasync().await?;
-        sync_dir(&inner.dir).await?;
-        Ok::<_, StoreError>((dst, moved))
+        Ok::<_, StoreError>(moved)
     }
     .await;
-    let (dst, moved) = match copied {
+    let moved = match copied {
         Ok(x) => x,
         Err(e) => {
+            let _ = dst.close().await;
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }

@@ -420,8 +420,8 @@ impl Index {
                     .get_mut(mailbox)
                     .ok_or(StoreError::NoSuchMailbox)?;
                 let (bytes, count) = expunge_ranges(mb, uids, *modseq);
-                u.used_bytes -= bytes;
-                u.used_messages -= count;
+                u.used_bytes = u.used_bytes.saturating_sub(bytes);
+                u.used_messages = u.used_messages.saturating_sub(count);
                 Ok(Applied::Done)
             }
             Record::Copy {
@@ -460,14 +460,14 @@ impl Index {
                     let moved: Vec<(u32, u32)> = pairs.iter().map(|&(s, _)| (s, s)).collect();
                     let s = u.mailboxes.get_mut(src).ok_or(StoreError::NoSuchMailbox)?;
                     let (b, c) = expunge_ranges(s, &moved, *ms);
-                    u.used_bytes -= b;
-                    u.used_messages -= c;
+                    u.used_bytes = u.used_bytes.saturating_sub(b);
+                    u.used_messages = u.used_messages.saturating_sub(c);
                 }
                 u.used_bytes += bytes;
                 u.used_messages += copies.len() as u64;
                 let d = u.mailboxes.get_mut(dst).ok_or(StoreError::NoSuchMailbox)?;
                 if let Some(last) = copies.last() {
-                    d.uidnext = last.uid + 1;
+                    d.uidnext = last.uid.saturating_add(1);
                     d.uid_reserved = d.uid_reserved.max(d.uidnext);
                     d.note_modseq(*dst_modseq);
                 }
@@ -482,7 +482,7 @@ impl Index {
                 special_use,
                 name,
             } => {
-                self.next_mailbox_id = self.next_mailbox_id.max(id + 1);
+                self.next_mailbox_id = self.next_mailbox_id.max(id.saturating_add(1));
                 self.next_uidvalidity = self.next_uidvalidity.max(uidvalidity.wrapping_add(1));
                 let u = self.user_mut(user);
                 if u.names.contains_key(*name) || u.mailboxes.contains_key(id) {
@@ -501,7 +501,7 @@ impl Index {
                 new_inbox,
             } => {
                 if let Some((id, uv)) = new_inbox {
-                    self.next_mailbox_id = self.next_mailbox_id.max(id + 1);
+                    self.next_mailbox_id = self.next_mailbox_id.max(id.saturating_add(1));
                     self.next_uidvalidity = self.next_uidvalidity.max(uv.wrapping_add(1));
                 }
                 let u = self.users.get_mut(*user).ok_or(StoreError::NoSuchMailbox)?;
@@ -542,8 +542,9 @@ impl Index {
                 let u = self.users.get_mut(*user).ok_or(StoreError::NoSuchMailbox)?;
                 let mut mb = u.mailboxes.remove(id).ok_or(StoreError::NoSuchMailbox)?;
                 u.names.remove(&mb.name);
-                u.used_bytes -= mb.messages.iter().map(|m| u64::from(m.size)).sum::<u64>();
-                u.used_messages -= mb.messages.len() as u64;
+                let freed: u64 = mb.messages.iter().map(|m| u64::from(m.size)).sum();
+                u.used_bytes = u.used_bytes.saturating_sub(freed);
+                u.used_messages = u.used_messages.saturating_sub(mb.messages.len() as u64);
                 mb.wake();
                 Ok(Applied::Done)
             }
@@ -589,7 +590,7 @@ impl Index {
     }
 
     fn apply_append(&mut self, a: &AppendRec<'_>, loc: Loc) -> Result<Applied, StoreError> {
-        self.next_email_id = self.next_email_id.max(a.email_id + 1);
+        self.next_email_id = self.next_email_id.max(a.email_id.saturating_add(1));
         let body = loc.offset + super::record::FRAME_HEADER as u64 + a.body_at as u64;
         let offset = u32::try_from(body)
             .map_err(|_| StoreError::Corrupt("record offset beyond 4 GiB".into()))?;
@@ -621,7 +622,7 @@ impl Index {
             meta_len: a.meta_len,
             flags: a.flags & flag::ALL,
         });
-        mb.uidnext = a.uid + 1;
+        mb.uidnext = a.uid.saturating_add(1);
         mb.uid_reserved = mb.uid_reserved.max(mb.uidnext);
         mb.note_modseq(a.modseq);
         mb.wake();

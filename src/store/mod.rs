@@ -3,7 +3,7 @@
 //! One [`Partition`] is owned by one executor and holds many users. Every mutation is a
 //! framed record appended to the partition's log; records produced in one executor tick
 //! share one fdatasync (group commit) and each mutation resolves only once its record is
-//! durable and applied to the in-memory [`index`]. The format is specified in
+//! durable and applied to the in-memory index. The format is specified in
 //! docs/storage-format.md.
 //!
 //! Change notification is a pull model: a session remembers only its last HIGHESTMODSEQ
@@ -15,17 +15,20 @@ mod checkpoint;
 mod commit;
 mod compact;
 mod error;
-pub mod index;
+mod index;
 mod partition;
 mod record;
 mod recovery;
 mod segment;
 mod types;
+mod view;
+mod writer;
 
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{ResponseCode, Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
-pub use partition::{normalize_name, ChangeWait, MailboxView, Partition, DELIMITER};
+pub use partition::{normalize_name, Partition, DELIMITER};
 pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
 pub use segment::FORMAT_VERSION;
 pub use types::*;
+pub use view::{ChangeWait, MailboxView};

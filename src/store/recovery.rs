@@ -16,13 +16,14 @@ use super::checkpoint;
 use super::commit::Pending;
 use super::error::{Result, StoreError};
 use super::index::{Index, Loc};
-use super::partition::{now, sync_dir, write_all_at, Background, Inner, LogState};
+use super::partition::now;
 use super::record;
 use super::segment::{
     list_segments, read_header, segment_path, Scanned, Scanner, SegmentHeader, SegmentKind,
     SEGMENT_HEADER,
 };
 use super::types::Options;
+use super::writer::{create_segment, Background, Inner, LogState};
 
 fn corrupt(msg: String) -> StoreError {
     StoreError::Corrupt(msg)
@@ -200,21 +201,10 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         None => {
             let id = next_segment_id;
             next_segment_id += 1;
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .buffered_open(segment_path(dir, id))
+            create_segment(dir, id, SegmentKind::Log)
+                .await?
+                .close()
                 .await?;
-            let header = SegmentHeader {
-                id,
-                kind: SegmentKind::Log,
-            }
-            .encode();
-            write_all_at(&f, header, 0).await?;
-            f.fdatasync().await?;
-            f.close().await?;
-            sync_dir(dir).await?;
             active_end = SEGMENT_HEADER;
             id
         }

@@ -28,6 +28,10 @@ pub struct Options {
     pub compact_dead_share: f64,
     /// Bytes compaction may copy before it yields to other tasks.
     pub compact_bytes_per_tick: usize,
+    /// Share one write and fdatasync among all records of a tick (the default). `false`
+    /// writes and syncs each record on its own; it exists to measure what group commit
+    /// buys and has no other use.
+    pub group_commit: bool,
 }
 
 impl Default for Options {
@@ -38,6 +42,7 @@ impl Default for Options {
             checkpoint_every: 100_000,
             compact_dead_share: 0.5,
             compact_bytes_per_tick: 1 << 20,
+            group_commit: true,
         }
     }
 }

@@ -1,0 +1,109 @@
+//! Change notification between sessions on one mailbox: the pull model keeps a session's
+//! sequence numbers right, and IDLE wakes on a change.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use ringmail::store::{flag, FlagMode, NewMessage, Options, Partition};
+
+fn new(b: &[u8]) -> NewMessage<'_> {
+    NewMessage {
+        body: b,
+        flags: 0,
+        keywords: &[],
+        internal_date: 0,
+        meta: b"",
+    }
+}
+
+#[test]
+fn changes_since_gives_expunge_numbers_in_the_sessions_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p-0000");
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let p = Rc::new(Partition::open(&dir, Options::default()).await.unwrap());
+            p.ensure_user("jo").await.unwrap();
+            let b = b"Subject: x\r\n\r\n".to_vec();
+            p.append(
+                "jo",
+                "INBOX",
+                &[new(&b), new(&b), new(&b), new(&b), new(&b)],
+            )
+            .await
+            .unwrap();
+            // Session A syncs here: 5 messages, UIDs 1..=5.
+            let st = p.status("jo", "INBOX").unwrap();
+            let (since, view_uidnext, mbox) = (st.highest_modseq, st.uidnext, st.id);
+
+            // IDLE in A wakes on B's change.
+            let idle = glommio::spawn_local({
+                let p = p.clone();
+                async move { p.wait_for_change("jo", mbox, since).await }
+            });
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            // Session B: expunge 2 and 4, flag 5, append one.
+            p.expunge("jo", "INBOX", &[(2, 2), (4, 4)]).await.unwrap();
+            idle.await;
+            p.store_flags(
+                "jo",
+                "INBOX",
+                &[(5, 5)],
+                FlagMode::Add,
+                flag::FLAGGED,
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+            p.append("jo", "INBOX", &[new(&b)]).await.unwrap();
+
+            // Before A is told, its numbers still follow its old view [1,2,3,4,5].
+            let old_view: Vec<Option<(u32, bool)>> = p
+                .with_mailbox("jo", mbox, |v| {
+                    (0..=6)
+                        .map(|msn| v.uid_in_view(msn, since, view_uidnext))
+                        .collect()
+                })
+                .unwrap();
+            assert_eq!(
+                old_view,
+                vec![
+                    None,
+                    Some((1, false)),
+                    Some((2, true)),
+                    Some((3, false)),
+                    Some((4, true)),
+                    Some((5, false)),
+                    None
+                ]
+            );
+            let c = p.changes_since("jo", mbox, since, view_uidnext).unwrap();
+            // A's view was [1,2,3,4,5]: EXPUNGE 4 (uid 4) then EXPUNGE 2 (uid 2).
+            assert_eq!(c.expunge_msns, vec![4, 2]);
+            assert_eq!(c.vanished, vec![2, 4]);
+            assert_eq!(c.exists, 4);
+            assert!(c.complete);
+            let flagged: Vec<(u32, u32)> = c
+                .flag_changes
+                .iter()
+                .map(|(msn, m)| (*msn, m.uid))
+                .collect();
+            assert_eq!(flagged, vec![(3, 5)]);
+            assert_eq!(c.uidnext, 7);
+            assert!(c.highest_modseq > since);
+            // Nothing new since the new sync point.
+            let again = p
+                .changes_since("jo", mbox, c.highest_modseq, c.uidnext)
+                .unwrap();
+            assert!(again.expunge_msns.is_empty() && again.flag_changes.is_empty());
+            p.with_mailbox("jo", mbox, |v| {
+                let (uids, complete) = v.vanished_since(since);
+                assert_eq!((uids, complete), (vec![2, 4], true));
+            })
+            .unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
