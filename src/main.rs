@@ -55,6 +55,16 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Verify every record's checksum and the index against the log (the server must be
+    /// stopped); exit status 0 only when the data is clean.
+    Check {
+        /// Truncate each damaged log at its first bad record, after copying the damaged tail
+        /// aside (`<segment>.damaged-<offset>`).
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Manage users in the passwd-file.
     User {
         #[command(subcommand)]
@@ -146,6 +156,11 @@ fn run(cli: Cli) -> Result<(), String> {
             let layout =
                 datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
             export_command(&layout, &user, target)
+        }
+        Command::Check { repair, location } => {
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
+            check_command(&layout, repair)
         }
         Command::User { action, location } => {
             let layout =
@@ -316,4 +331,50 @@ fn problems(list: &[String]) -> Result<(), String> {
         "{} problems (listed above); everything else was done",
         list.len()
     ))
+}
+
+/// `ringmail check [--repair]`: one line per partition, then the damage found.
+fn check_command(layout: &Layout, repair: bool) -> Result<(), String> {
+    let _lock = ringmail::tools::lock::DataDirLock::acquire(&layout.data_dir, "check")?;
+    let report = ringmail::store::check(&layout.data_dir, repair)
+        .map_err(|e| format!("cannot check {}: {e}", layout.data_dir.display()))?;
+    for partition in &report.partitions {
+        let records: u64 = partition.segments.iter().map(|s| s.records).sum();
+        println!(
+            "{}: {} segments, {records} records, {}",
+            partition.dir.display(),
+            partition.segments.len(),
+            if partition.is_clean() {
+                "clean"
+            } else {
+                "DAMAGED"
+            }
+        );
+        for segment in &partition.segments {
+            if let Some(damage) = &segment.damage {
+                println!(
+                    "  {}: bad record at offset {}: {}",
+                    segment.name, damage.offset, damage.reason
+                );
+            }
+            if let Some(aside) = &segment.moved_aside {
+                println!("  damaged tail copied to {}", aside.display());
+            }
+        }
+        for bad in &partition.bad_checkpoints {
+            println!("  checkpoint {bad} is not usable");
+        }
+        for problem in &partition.index_problems {
+            println!("  index: {problem}");
+        }
+    }
+    if report.is_clean() {
+        println!("{} partitions clean", report.partitions.len());
+        Ok(())
+    } else if repair {
+        println!("repaired: every partition now ends at its last good record");
+        Ok(())
+    } else {
+        Err("damage found: run `ringmail check --repair` with the server stopped".into())
+    }
 }

@@ -14,13 +14,13 @@ use futures_lite::future;
 use tracing::{debug, info, Instrument};
 
 use crate::imap::commands;
-use crate::store::{Partition, StoreError};
 use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
 use crate::imap::selected::Selected;
 use crate::server::conn::{Conn, ConnParts};
 use crate::server::handover::Handover;
 use crate::server::proxy;
 use crate::server::runtime::{ConnSlot, Executor};
+use crate::store::{Partition, StoreError};
 
 /// Consecutive BAD commands after which the connection is closed (a client this confused, or
 /// something that is not an IMAP client, will not recover).

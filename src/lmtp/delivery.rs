@@ -141,10 +141,7 @@ async fn quota_here(exec: &Executor, user: &str, size: u64) -> Result<(), StoreE
 async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, StoreError> {
     let config = exec.config();
     let p = partition_of(&delivery.user, config.storage.partitions);
-    let mail = exec
-        .store
-        .user(p, &delivery.user, &config)
-        .await?;
+    let mail = exec.store.user(p, &delivery.user, &config).await?;
     let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
     message.extend_from_slice(&delivery.headers);
     message.extend_from_slice(&delivery.body);

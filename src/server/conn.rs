@@ -116,6 +116,23 @@ impl Conn {
         Ok(true)
     }
 
+    /// Whether the client has closed its side: a non-blocking MSG_PEEK that sees end of
+    /// stream. Long commands (SEARCH over a huge mailbox) check it to stop early.
+    pub fn peer_closed(&self) -> bool {
+        let mut byte = [0u8; 1];
+        // SAFETY: recv() into a one-byte buffer we own, on a descriptor this Conn owns, with
+        // MSG_PEEK (nothing is consumed) and MSG_DONTWAIT (never blocks the executor).
+        let n = unsafe {
+            libc::recv(
+                self.tcp.as_raw_fd(),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n == 0
+    }
+
     /// Reads plaintext into `buf`; 0 means the client closed the connection.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.tls.is_none() {

@@ -22,7 +22,9 @@ pub async fn select(
         Ok(name) => name,
         Err(e) => return Reply::bad(e),
     };
-    // Selecting closes the previous mailbox first, even when the new one fails to open.
+    // Selecting closes the previous mailbox first, even when the new one fails to open; the
+    // saved search result belongs to it (RFC 5182 section 2.1).
+    session.saved_search.clear();
     if session.selected.take().is_some() {
         session.untagged("OK [CLOSED] Previous mailbox closed");
     }
@@ -123,6 +125,7 @@ pub async fn close(session: &mut Session) -> Reply {
     let Some(selected) = session.selected.take() else {
         return Reply::bad("No mailbox selected");
     };
+    session.saved_search.clear();
     if !selected.read_only {
         if let (Some(mail), Some(user)) = (session.opened_mail(), session.user()) {
             let user = user.to_string();
@@ -139,6 +142,7 @@ pub fn unselect(session: &mut Session) -> Reply {
     if session.selected.take().is_none() {
         return Reply::bad("No mailbox selected");
     }
+    session.saved_search.clear();
     Reply::ok("UNSELECT completed")
 }
 

@@ -225,10 +225,11 @@ pub async fn run(
     })
 }
 
-/// Gives other sessions on this executor their turn, and stops at shutdown.
+/// Gives other sessions on this executor their turn, and stops at shutdown or when the
+/// client has gone away (nobody would read the answer).
 async fn pause(session: &Session) -> Result<(), SearchError> {
     glommio::yield_if_needed().await;
-    if session.exec.is_shutting_down() {
+    if session.exec.is_shutting_down() || session.conn.peer_closed() {
         return Err(SearchError::Abandoned);
     }
     Ok(())
