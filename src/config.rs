@@ -7,15 +7,17 @@
 //! `DEFAULT_TOML` is the commented file written on first start; a unit test checks that it parses
 //! to exactly `Config::default()`, so the two cannot drift.
 
+pub mod reference;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Process-wide settings.
@@ -34,11 +36,29 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Special-use mailboxes made at a user's first login.
     pub mailboxes: MailboxesConfig,
+    /// The Prometheus / health endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the HTTP endpoint serving /metrics, /healthz and /readyz.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Addresses to serve on; an empty list turns the endpoint off.
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9143))],
+        }
+    }
 }
 
 /// `[mailboxes]`: names of the special-use mailboxes (RFC 6154) created at first login.
 /// An empty name skips that mailbox.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailboxesConfig {
     /// `\Drafts`
@@ -66,7 +86,7 @@ impl Default for MailboxesConfig {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Data directory; `--data` overrides it. Empty means the directory holding this file.
@@ -82,7 +102,7 @@ pub struct ServerConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable single lines.
@@ -92,7 +112,7 @@ pub enum LogFormat {
 }
 
 /// `[imap]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
     /// Plain IMAP listeners (STARTTLS offered).
@@ -112,7 +132,7 @@ pub struct ImapConfig {
 }
 
 /// `[limits]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Longest command line in bytes, literals excluded.
@@ -135,7 +155,7 @@ pub struct LimitsConfig {
 }
 
 /// `[tls]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain (relative paths are under the data dir).
@@ -147,7 +167,7 @@ pub struct TlsConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Dovecot-format passwd-file.
@@ -159,7 +179,7 @@ pub struct AuthConfig {
 }
 
 /// `[proxy]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Networks allowed to send a PROXY protocol v1/v2 header (your load balancers).
@@ -168,7 +188,7 @@ pub struct ProxyConfig {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Virtual partitions; fixed when the data dir is created (later changes are refused).
@@ -183,7 +203,7 @@ pub struct StorageConfig {
 }
 
 /// When a mutation counts as done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Acknowledge after fdatasync.
@@ -340,6 +360,12 @@ impl Config {
         if self.storage.partitions == 0 {
             return Err("[storage] partitions must be at least 1".into());
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.server.log_level) {
+            return Err(format!(
+                "[server] log_level = {:?}: {e} (e.g. \"info\" or \"ringmail=debug,info\")",
+                self.server.log_level
+            ));
+        }
         if self.imap.max_login_failures == 0 {
             return Err("[imap] max_login_failures must be at least 1".into());
         }
@@ -381,7 +407,8 @@ impl Config {
 
 /// The commented config written into a new data dir. Must parse to `Config::default()`.
 pub const DEFAULT_TOML: &str = r#"# ringmail configuration. Relative paths are relative to the data directory.
-# Unknown keys are an error. Reload with SIGHUP (TLS certificates and the users file).
+# Unknown keys are an error. SIGHUP re-reads this file, the TLS certificate and the users
+# file; listen addresses, executors and partitions take effect at the next start.
 
 [server]
 # Data directory; empty = the directory holding this file. `--data DIR` overrides.
@@ -462,6 +489,11 @@ sent = "Sent"
 trash = "Trash"
 junk = "Junk"
 archive = "Archive"
+
+[metrics]
+# HTTP endpoint for Prometheus (/metrics) and health checks (/healthz, /readyz);
+# [] turns it off. Keep it on a private address: it is not authenticated.
+listen = ["127.0.0.1:9143"]
 "#;
 
 #[cfg(test)]

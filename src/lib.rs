@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod doctor;
 pub mod imap;
+pub mod metrics;
 pub mod mime;
 pub mod server;
 pub mod store;

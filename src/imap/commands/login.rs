@@ -17,6 +17,9 @@ pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8])
             "NO",
             "[PRIVACYREQUIRED] Plaintext login needs TLS: use STARTTLS or port 993",
         );
+        let mut metrics = session.exec.metrics.borrow_mut();
+        metrics.login("LOGIN", "plaintext_refused", false);
+        drop(metrics);
         return Action::Continue;
     }
     verify(session, tag, user, password, "LOGIN").await
@@ -45,6 +48,14 @@ pub fn authenticate_start(
             "NO",
             "[PRIVACYREQUIRED] Plaintext authentication needs TLS: use STARTTLS or port 993",
         );
+        let label = if mechanism == "PLAIN" {
+            "PLAIN"
+        } else {
+            "LOGIN"
+        };
+        let mut metrics = session.exec.metrics.borrow_mut();
+        metrics.login(label, "plaintext_refused", false);
+        drop(metrics);
         return Action::Continue;
     }
     Action::Authenticate {
@@ -75,7 +86,10 @@ pub async fn verify(
     };
     let shown_user = String::from_utf8_lossy(user);
     match outcome {
-        AuthResult::Ok { user, .. } => {
+        AuthResult::Ok { user, cache_hit } => {
+            let mut metrics = session.exec.metrics.borrow_mut();
+            metrics.login(mechanism, "ok", cache_hit);
+            drop(metrics);
             info!(user = %user, client = %session.conn.peer, mechanism, result = "ok", "login");
             session.state = State::Authenticated { user: user.clone() };
             let mut text = b"[CAPABILITY ".to_vec();
@@ -87,10 +101,13 @@ pub async fn verify(
         failed => {
             session.login_failures += 1;
             let delay = session.failure_delay();
-            let reason = match failed {
-                AuthResult::UnknownUser => "unknown user",
-                _ => "wrong password",
+            let (reason, label) = match failed {
+                AuthResult::UnknownUser => ("unknown user", "unknown_user"),
+                _ => ("wrong password", "wrong_password"),
             };
+            let mut metrics = session.exec.metrics.borrow_mut();
+            metrics.login(mechanism, label, false);
+            drop(metrics);
             info!(
                 user = %shown_user,
                 client = %session.conn.peer,
@@ -104,6 +121,7 @@ pub async fn verify(
             let max = session.exec.config().imap.max_login_failures;
             session.tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
             if session.login_failures >= max {
+                session.meter.end("too many login failures");
                 session.untagged("BYE Too many authentication failures");
                 return Action::Close;
             }
