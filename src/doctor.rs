@@ -343,12 +343,15 @@ fn check_tls(data_dir: &Path, config: &Config) -> Vec<Check> {
                 Check::pass("tls", message)
             });
         }
-        Err(e) => checks.push(Check::fail(
-            "tls",
-            e,
-            "set [tls] cert to a readable PEM chain (docs/tls.md); the server's user must be \
-             able to read it",
-        )),
+        Err(e) => {
+            checks.push(Check::fail(
+                "tls",
+                e,
+                "set [tls] cert to a readable PEM chain (docs/tls.md); the server's user must \
+                 be able to read it",
+            ));
+            return checks;
+        }
     }
     if let Err(e) = crate::server::tls::load(&cert, &key, &config.tls.min_version) {
         checks.push(Check::fail(

@@ -460,7 +460,13 @@ impl Session {
         let exec = self.exec.clone();
         let first_input = !std::mem::replace(&mut self.seen_input, true);
         let conn = &mut self.conn;
-        let (meter, trace) = (&mut self.meter, &mut self.trace);
+        let (meter, trace, trace_checked) =
+            (&mut self.meter, &mut self.trace, &mut self.trace_checked);
+        let user = match &self.state {
+            State::Authenticated { user } => Some(user.as_str()),
+            State::NotAuthenticated => None,
+        };
+        let id = self.id;
         let read = async {
             match conn.readable().await {
                 Ok(true) => {}
@@ -477,6 +483,9 @@ impl Session {
                 }
                 Ok(n) => {
                     meter.read(n);
+                    // Checked after the read, so a SIGHUP during a long wait traces the
+                    // command that ends the wait.
+                    refresh_trace(trace, trace_checked, &exec, user, id);
                     if let Some(trace) = trace {
                         trace.client(&buf[..n]);
                     }
@@ -752,15 +761,17 @@ impl Session {
     /// After login, and again after each SIGHUP: opens or closes the protocol trace as the
     /// `rawlog/USER` switch says.
     fn check_trace(&mut self) {
-        let reloads = self.exec.reloads();
-        if self.trace_checked == Some(reloads) {
-            return;
-        }
-        let Some(user) = self.user() else {
-            return;
+        let user = match &self.state {
+            State::Authenticated { user } => Some(user.as_str()),
+            State::NotAuthenticated => None,
         };
-        self.trace = ProtocolTrace::open(&self.exec.data_dir, user, self.id);
-        self.trace_checked = Some(reloads);
+        refresh_trace(
+            &mut self.trace,
+            &mut self.trace_checked,
+            &self.exec,
+            user,
+            self.id,
+        );
     }
 
     /// How long a failed login waits before its NO, growing per client address.
@@ -781,5 +792,22 @@ fn rejection_limit(rejection: &Rejection) -> &'static str {
         Some("LIMIT") if rejection.text.contains("literal") => "literal_size",
         Some(_) => "other_limit",
         None => "syntax",
+    }
+}
+
+/// Opens or closes a logged-in session's protocol trace when the config was reloaded since
+/// the last check (or it was never checked).
+fn refresh_trace(
+    trace: &mut Option<ProtocolTrace>,
+    checked: &mut Option<u64>,
+    exec: &Executor,
+    user: Option<&str>,
+    session: u64,
+) {
+    let reloads = exec.reloads();
+    let Some(user) = user else { return };
+    if *checked != Some(reloads) {
+        *trace = ProtocolTrace::open(&exec.data_dir, user, session);
+        *checked = Some(reloads);
     }
 }

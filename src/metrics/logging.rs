@@ -18,7 +18,9 @@ pub fn init(config: &Config) {
         EnvFilter::try_new(&config.server.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
-    let layer = fmt::layer().with_writer(std::io::stderr);
+    // Colour codes only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let installed = match config.server.log_format {
         LogFormat::Plain => registry.with(layer).try_init(),
         LogFormat::Json => registry.with(layer.json()).try_init(),
