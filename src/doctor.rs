@@ -412,7 +412,7 @@ fn check_users(path: &Path) -> Check {
             "add one with `ringmail user add NAME`",
         ),
         Ok(users) => {
-            let open = std::fs::metadata(path).map_or(false, |m| m.mode() & 0o077 != 0);
+            let open = std::fs::metadata(path).is_ok_and(|m| m.mode() & 0o077 != 0);
             if open {
                 Check::warn(
                     "users",

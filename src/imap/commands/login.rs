@@ -17,9 +17,11 @@ pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8])
             "NO",
             "[PRIVACYREQUIRED] Plaintext login needs TLS: use STARTTLS or port 993",
         );
-        let mut metrics = session.exec.metrics.borrow_mut();
-        metrics.login("LOGIN", "plaintext_refused", false);
-        drop(metrics);
+        session
+            .exec
+            .metrics
+            .borrow_mut()
+            .login("LOGIN", "plaintext_refused", false);
         return Action::Continue;
     }
     verify(session, tag, user, password, "LOGIN").await
@@ -53,9 +55,11 @@ pub fn authenticate_start(
         } else {
             "LOGIN"
         };
-        let mut metrics = session.exec.metrics.borrow_mut();
-        metrics.login(label, "plaintext_refused", false);
-        drop(metrics);
+        session
+            .exec
+            .metrics
+            .borrow_mut()
+            .login(label, "plaintext_refused", false);
         return Action::Continue;
     }
     Action::Authenticate {
@@ -87,9 +91,11 @@ pub async fn verify(
     let shown_user = String::from_utf8_lossy(user);
     match outcome {
         AuthResult::Ok { user, cache_hit } => {
-            let mut metrics = session.exec.metrics.borrow_mut();
-            metrics.login(mechanism, "ok", cache_hit);
-            drop(metrics);
+            session
+                .exec
+                .metrics
+                .borrow_mut()
+                .login(mechanism, "ok", cache_hit);
             info!(user = %user, client = %session.conn.peer, mechanism, result = "ok", "login");
             session.state = State::Authenticated { user: user.clone() };
             let mut text = b"[CAPABILITY ".to_vec();
@@ -105,9 +111,11 @@ pub async fn verify(
                 AuthResult::UnknownUser => ("unknown user", "unknown_user"),
                 _ => ("wrong password", "wrong_password"),
             };
-            let mut metrics = session.exec.metrics.borrow_mut();
-            metrics.login(mechanism, label, false);
-            drop(metrics);
+            session
+                .exec
+                .metrics
+                .borrow_mut()
+                .login(mechanism, label, false);
             info!(
                 user = %shown_user,
                 client = %session.conn.peer,
