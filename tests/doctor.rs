@@ -71,7 +71,8 @@ fn good_setup_passes_and_shows_the_certificate() {
     assert!(tls.contains("self-signed"), "{tls}");
     for area in ["config", "port", "users", "data dir", "memlock", "io_uring"] {
         assert!(
-            text.lines().any(|l| l.starts_with("ok") && l.contains(area)),
+            text.lines()
+                .any(|l| l.starts_with("ok") && l.contains(area)),
             "{area} not ok:\n{text}"
         );
     }
@@ -83,7 +84,11 @@ fn broken_setup_names_each_problem_and_its_fix() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     setup(dir.path(), taken.local_addr().unwrap().port());
     std::fs::remove_file(dir.path().join("tls/cert.pem")).unwrap();
-    std::fs::write(dir.path().join("users"), "demo:{PLAIN}secret\nbroken line\n").unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        "demo:{PLAIN}secret\nbroken line\n",
+    )
+    .unwrap();
 
     let (out, text) = doctor(dir.path());
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -95,7 +100,11 @@ fn broken_setup_names_each_problem_and_its_fix() {
     assert!(fix.contains("fix:"), "{fix}");
     let (tls, fix) = finding(&text, "FAIL", "cert.pem");
     assert!(tls.contains("cannot read"), "{tls}");
-    assert_eq!(text.matches("cert.pem").count(), 1, "one line per problem: {text}");
+    assert_eq!(
+        text.matches("cert.pem").count(),
+        1,
+        "one line per problem: {text}"
+    );
     assert!(fix.contains("[tls] cert"), "{fix}");
     let (users, fix) = finding(&text, "FAIL", "users:2:");
     assert!(users.contains("expected name:password"), "{users}");

@@ -109,7 +109,10 @@ fn counters_move_with_imap_traffic_and_readyz_turns_ready() {
     let r = c.command("s", "SELECT INBOX");
     assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
     let message = "Subject: hi\r\n\r\nhello\r\n";
-    c.send(&format!("a APPEND INBOX {{{}+}}\r\n{message}\r\n", message.len()));
+    c.send(&format!(
+        "a APPEND INBOX {{{}+}}\r\n{message}\r\n",
+        message.len()
+    ));
     let r = c.until_tagged("a");
     assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
     let r = c.command("g", "FETCH 1 (FLAGS RFC822.SIZE)");
@@ -203,7 +206,13 @@ fn counters_move_with_imap_traffic_and_readyz_turns_ready() {
         .find(|l| l.contains("disconnect") && l.contains("reason=\"logout\""))
         .expect("disconnect line");
     // LOGIN, SELECT, APPEND, FETCH, LOGOUT: the two inputs the parser refused are no commands.
-    for field in ["duration_ms=", "commands=5", "bytes_in=", "bytes_out=", "demo"] {
+    for field in [
+        "duration_ms=",
+        "commands=5",
+        "bytes_in=",
+        "bytes_out=",
+        "demo",
+    ] {
         assert!(line.contains(field), "{field} missing in {line}");
     }
 }
@@ -286,7 +295,10 @@ fn protocol_trace_for_one_user_switched_on_at_run_time() {
     assert!(demo.contains("C: s SELECT INBOX"), "{demo}");
     assert!(demo.contains("S: s OK"), "{demo}");
     assert!(demo.contains("S: * BYE"), "{demo}");
-    assert!(!demo.contains("secret"), "the password must never be traced: {demo}");
+    assert!(
+        !demo.contains("secret"),
+        "the password must never be traced: {demo}"
+    );
 
     // The running session of `other` is traced only after a SIGHUP.
     early.command("n1", "NOOP");
