@@ -7,15 +7,17 @@
 //! `DEFAULT_TOML` is the commented file written on first start; a unit test checks that it parses
 //! to exactly `Config::default()`, so the two cannot drift.
 
+pub mod reference;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Process-wide settings.
@@ -38,11 +40,13 @@ pub struct Config {
     pub quota: QuotaConfig,
     /// LMTP delivery (from Postfix, Exim).
     pub lmtp: LmtpConfig,
+    /// The Prometheus / health endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// `[quota]`: the limits every user gets (0 = unlimited). Applied at login, so a change takes
 /// effect at each user's next login after a reload.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaConfig {
     /// Storage per user in MiB (the sum of message sizes, copies counted again).
@@ -68,7 +72,7 @@ impl QuotaConfig {
 }
 
 /// `[lmtp]`: local delivery from the MTA (RFC 2033).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LmtpConfig {
     /// LMTP listeners; empty turns LMTP off.
@@ -99,9 +103,25 @@ impl Default for LmtpConfig {
     }
 }
 
+/// `[metrics]`: the HTTP endpoint serving /metrics, /healthz and /readyz.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Addresses to serve on; an empty list turns the endpoint off.
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 9143))],
+        }
+    }
+}
+
 /// `[mailboxes]`: names of the special-use mailboxes (RFC 6154) created at first login.
 /// An empty name skips that mailbox.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailboxesConfig {
     /// `\Drafts`
@@ -129,7 +149,7 @@ impl Default for MailboxesConfig {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Data directory; `--data` overrides it. Empty means the directory holding this file.
@@ -145,7 +165,7 @@ pub struct ServerConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable single lines.
@@ -155,7 +175,7 @@ pub enum LogFormat {
 }
 
 /// `[imap]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
     /// Plain IMAP listeners (STARTTLS offered).
@@ -175,7 +195,7 @@ pub struct ImapConfig {
 }
 
 /// `[limits]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Longest command line in bytes, literals excluded.
@@ -198,7 +218,7 @@ pub struct LimitsConfig {
 }
 
 /// `[tls]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain (relative paths are under the data dir).
@@ -210,7 +230,7 @@ pub struct TlsConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Dovecot-format passwd-file.
@@ -222,7 +242,7 @@ pub struct AuthConfig {
 }
 
 /// `[proxy]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Networks allowed to send a PROXY protocol v1/v2 header (your load balancers).
@@ -231,7 +251,7 @@ pub struct ProxyConfig {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Virtual partitions; fixed when the data dir is created (later changes are refused).
@@ -246,7 +266,7 @@ pub struct StorageConfig {
 }
 
 /// When a mutation counts as done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Acknowledge after fdatasync.
@@ -414,6 +434,12 @@ impl Config {
         if self.lmtp.max_recipients == 0 {
             return Err("[lmtp] max_recipients must be at least 1".into());
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.server.log_level) {
+            return Err(format!(
+                "[server] log_level = {:?}: {e} (e.g. \"info\" or \"ringmail=debug,info\")",
+                self.server.log_level
+            ));
+        }
         if self.imap.max_login_failures == 0 {
             return Err("[imap] max_login_failures must be at least 1".into());
         }
@@ -455,7 +481,8 @@ impl Config {
 
 /// The commented config written into a new data dir. Must parse to `Config::default()`.
 pub const DEFAULT_TOML: &str = r#"# ringmail configuration. Relative paths are relative to the data directory.
-# Unknown keys are an error. Reload with SIGHUP (TLS certificates and the users file).
+# Unknown keys are an error. SIGHUP re-reads this file, the TLS certificate and the users
+# file; listen addresses, executors and partitions take effect at the next start.
 
 [server]
 # Data directory; empty = the directory holding this file. `--data DIR` overrides.
@@ -557,6 +584,11 @@ save_to_detail_mailbox = false
 recipient_delimiter = "+"
 # Seconds the MTA may stay silent, also in the middle of DATA.
 idle_timeout_secs = 300
+
+[metrics]
+# HTTP endpoint for Prometheus (/metrics) and health checks (/healthz, /readyz);
+# [] turns it off. Keep it on a private address: it is not authenticated.
+listen = ["127.0.0.1:9143"]
 "#;
 
 #[cfg(test)]

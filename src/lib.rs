@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod doctor;
 pub mod imap;
 pub mod lmtp;
+pub mod metrics;
 pub mod mime;
 pub mod server;
 pub mod store;

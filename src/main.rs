@@ -1,4 +1,5 @@
-//! The `ringmail` command line: serve, user, import, export.
+//! The `ringmail` command line: serve, user, check, import, export, doctor,
+//! config-reference.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use ringmail::config::{Config, LogFormat};
+use ringmail::config::Config;
 use ringmail::server::datadir::{self, Layout};
 
 /// ringmail: an IMAP server for large mail providers.
@@ -72,6 +73,14 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Check the setup (config, ports, certificate, limits, io_uring, data dir, users file)
+    /// and say how to fix each problem; exits 0 only when every check passes.
+    Doctor {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Print the config reference (docs/config.md) generated from the defaults.
+    ConfigReference,
 }
 
 /// Where mail comes from or goes to.
@@ -129,7 +138,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { location } => {
             let layout =
                 datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
-            init_logging(&layout.config);
+            ringmail::metrics::logging::init(&layout.config);
             datadir::first_start(&layout)?;
             let Layout {
                 config,
@@ -167,18 +176,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 datadir::resolve(location.data.as_deref(), location.config.as_deref(), true)?;
             user_command(&layout, action)
         }
-    }
-}
-
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.server.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.server.log_format {
-        LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        Command::Doctor { location } => {
+            let report =
+                ringmail::doctor::run(location.data.as_deref(), location.config.as_deref());
+            print!("{report}");
+            match report.failures() {
+                0 => Ok(()),
+                n => Err(format!("{n} check(s) failed; see FAIL lines above")),
+            }
+        }
+        Command::ConfigReference => {
+            print!("{}", ringmail::config::reference::markdown());
+            Ok(())
+        }
     }
 }
 

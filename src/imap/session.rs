@@ -14,6 +14,8 @@ use futures_lite::future;
 use tracing::{debug, info, Instrument};
 
 use crate::imap::commands;
+use crate::metrics::trace::ProtocolTrace;
+use crate::metrics::{Listener, MeterCarry, SessionMeter, SessionState};
 use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
 use crate::imap::selected::Selected;
 use crate::server::conn::{Conn, ConnParts};
@@ -60,6 +62,8 @@ pub struct SessionCarry {
     pub user: String,
     /// ENABLEd extensions.
     pub enabled: Enabled,
+    /// The session's metrics totals so far.
+    pub meter: MeterCarry,
 }
 
 /// Something `serve` must do after a command because it needs the reader or the connection.
@@ -118,6 +122,12 @@ pub struct Session {
     /// Modseqs this session's own STOREs produced since the last sync: their FETCH responses
     /// were already sent (or suppressed by .SILENT), so sync does not repeat them.
     pub own_modseqs: Vec<u64>,
+    /// This session's share of the executor's metrics; logs the disconnect line when dropped.
+    pub meter: SessionMeter,
+    /// The protocol trace, when the user's is switched on (see `metrics::trace`).
+    trace: Option<ProtocolTrace>,
+    /// The executor's reload count when the trace switch was last checked.
+    trace_checked: Option<u64>,
     _slot: ConnSlot,
 }
 
@@ -132,15 +142,22 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
     // A trusted proxy's own address is not the client's: the per-IP limit is applied to the
     // address its PROXY header names, so here it is only counted.
     let Some(slot) = exec.admit(canonical_ip(conn.peer.ip()), !trusted_proxy) else {
+        exec.metrics.borrow_mut().rejected("connections");
         spawn_session(&exec, refuse_over_limit(conn, implicit_tls));
         return;
     };
     let id = exec.new_session_id();
     let span =
         tracing::info_span!("session", id, client = %conn.peer, user = tracing::field::Empty);
+    let listener = if implicit_tls {
+        Listener::Imaps
+    } else {
+        Listener::Imap
+    };
     let task = {
         let exec = exec.clone();
         async move {
+            let mut meter = SessionMeter::new(exec.metrics.clone(), listener);
             let limits = reader_limits(&exec);
             let mut reader = CommandReader::new(limits);
             let mut conn = conn;
@@ -148,6 +165,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
             if trusted_proxy {
                 if let Err(why) = read_proxy_header(&exec, &mut conn, &mut reader).await {
                     info!("closing: {why}");
+                    meter.end("bad proxy header");
                     conn.close().await;
                     return;
                 }
@@ -155,7 +173,11 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                 // Now the real client is known: count it, and apply its limit.
                 match exec.admit(canonical_ip(conn.peer.ip()), true) {
                     Some(client_slot) => slot = client_slot,
-                    None => return refuse_over_limit(conn, implicit_tls).await,
+                    None => {
+                        exec.metrics.borrow_mut().rejected("connections");
+                        meter.end("connection limit");
+                        return refuse_over_limit(conn, implicit_tls).await;
+                    }
                 }
             }
             if implicit_tls {
@@ -165,11 +187,13 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                 });
                 if let Err(e) = handshake.await {
                     debug!("TLS handshake failed: {e}");
+                    meter.end("tls handshake failed");
                     conn.close().await;
                     return;
                 }
             }
-            let mut session = Session::new(exec, conn, id, State::NotAuthenticated, slot);
+            let mut session =
+                Session::new(exec, conn, id, State::NotAuthenticated, slot, meter);
             commands::capability::greeting(&mut session);
             session.serve(reader).await;
         }
@@ -194,8 +218,10 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
             let mut reader = CommandReader::new(reader_limits(&exec));
             reader.feed(&unread);
             drop(unread);
+            let meter = SessionMeter::adopted(exec.metrics.clone(), carry.meter);
             let state = State::Authenticated { user: carry.user };
-            let mut session = Session::new(exec, Conn::from_parts(conn), carry.id, state, slot);
+            let mut session =
+                Session::new(exec, Conn::from_parts(conn), carry.id, state, slot, meter);
             session.enabled = carry.enabled;
             session.seen_input = true;
             debug!("session adopted");
@@ -298,7 +324,14 @@ pub enum ReadOutcome {
 }
 
 impl Session {
-    fn new(exec: Rc<Executor>, conn: Conn, id: u64, state: State, slot: ConnSlot) -> Session {
+    fn new(
+        exec: Rc<Executor>,
+        conn: Conn,
+        id: u64,
+        state: State,
+        slot: ConnSlot,
+        meter: SessionMeter,
+    ) -> Session {
         Session {
             exec,
             conn,
@@ -313,6 +346,9 @@ impl Session {
             selected: None,
             saved_search: Vec::new(),
             own_modseqs: Vec::new(),
+            meter,
+            trace: None,
+            trace_checked: None,
             _slot: slot,
         }
     }
@@ -362,6 +398,7 @@ impl Session {
 
     /// Appends a tagged response.
     pub fn tagged(&mut self, tag: &str, status: &str, text: &str) {
+        self.meter.tagged(status);
         self.out.extend_from_slice(tag.as_bytes());
         self.out.push(b' ');
         self.out.extend_from_slice(status.as_bytes());
@@ -387,6 +424,10 @@ impl Session {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
+        self.meter.wrote(out.len());
+        if let Some(trace) = &mut self.trace {
+            trace.server(&out);
+        }
         let result = self.conn.write_all(&out).await;
         // Keep no output buffer between commands: idle sessions must be small.
         drop(out);
@@ -403,6 +444,13 @@ impl Session {
         let exec = self.exec.clone();
         let first_input = !std::mem::replace(&mut self.seen_input, true);
         let conn = &mut self.conn;
+        let (meter, trace, trace_checked) =
+            (&mut self.meter, &mut self.trace, &mut self.trace_checked);
+        let user = match &self.state {
+            State::Authenticated { user } => Some(user.as_str()),
+            State::NotAuthenticated => None,
+        };
+        let id = self.id;
         let read = async {
             match conn.readable().await {
                 Ok(true) => {}
@@ -418,6 +466,13 @@ impl Session {
                     ReadOutcome::ProxyRefused
                 }
                 Ok(n) => {
+                    meter.read(n);
+                    // Checked after the read, so a SIGHUP during a long wait traces the
+                    // command that ends the wait.
+                    refresh_trace(trace, trace_checked, &exec, user, id);
+                    if let Some(trace) = trace {
+                        trace.client(&buf[..n]);
+                    }
                     reader.feed(&buf[..n]);
                     ReadOutcome::Data
                 }
@@ -430,11 +485,20 @@ impl Session {
             })
             .await
         };
-        future::or(timed, async {
+        let outcome = future::or(timed, async {
             exec.shutting_down().await;
             ReadOutcome::Shutdown
         })
-        .await
+        .await;
+        // Whichever command loop asked (commands, IDLE, AUTHENTICATE), this is why it ends.
+        match outcome {
+            ReadOutcome::Data => {}
+            ReadOutcome::ProxyRefused => self.meter.end("untrusted proxy header"),
+            ReadOutcome::Closed => self.meter.end("client closed"),
+            ReadOutcome::IdleTimeout => self.meter.end("idle timeout"),
+            ReadOutcome::Shutdown => self.meter.end("shutdown"),
+        }
+        outcome
     }
 
     /// Flushes pending output and reads one raw line (an AUTHENTICATE response, IDLE's DONE).
@@ -467,6 +531,12 @@ impl Session {
     /// The command loop: runs until LOGOUT, disconnect, idle timeout, shutdown or hand-over.
     pub async fn serve(mut self, mut reader: CommandReader) {
         loop {
+            self.meter.set_state(match (&self.state, &self.selected) {
+                (State::NotAuthenticated, _) => SessionState::NotAuthenticated,
+                (State::Authenticated { .. }, None) => SessionState::Authenticated,
+                (State::Authenticated { .. }, Some(_)) => SessionState::Selected,
+            });
+            self.check_trace();
             let action = match reader.next() {
                 Next::Command(command) => {
                     self.bad_commands = 0;
@@ -483,6 +553,7 @@ impl Session {
                     self.reject(&rejection);
                     self.bad_commands += 1;
                     if self.bad_commands >= MAX_BAD_COMMANDS {
+                        self.meter.end("too many bad commands");
                         self.untagged("BYE Too many invalid commands");
                         let _ = self.flush().await;
                         self.conn.close().await;
@@ -576,7 +647,10 @@ impl Session {
                     }
                 }
                 Action::Idle { tag } => {
-                    if let Action::Close = commands::idle::run(&mut self, &mut reader, &tag).await {
+                    self.meter.idle(true);
+                    let idled = commands::idle::run(&mut self, &mut reader, &tag).await;
+                    self.meter.idle(false);
+                    if let Action::Close = idled {
                         let _ = self.flush().await;
                         self.conn.close().await;
                         return;
@@ -618,6 +692,7 @@ impl Session {
             id: self.id,
             user,
             enabled: self.enabled,
+            meter: self.meter.hand_over(),
         };
         let unread = reader.take_unread();
         drop(reader);
@@ -641,6 +716,7 @@ impl Session {
     }
 
     fn reject(&mut self, rejection: &Rejection) {
+        self.meter.rejected(rejection_limit(rejection));
         let status = match rejection.kind {
             RejectKind::Bad => "BAD",
             RejectKind::No => "NO",
@@ -655,14 +731,33 @@ impl Session {
 
     async fn execute(&mut self, command: Command<'_>) -> Action {
         let tag = command.tag;
-        debug!(tag, command = commands::name(&command.body), "command");
+        let name = commands::name(&command.body);
+        debug!(tag, command = name, "command");
+        self.meter.command_started(name);
         // Boxed: the largest command futures (FETCH, APPEND) would otherwise be part of every
         // session's state, idle or not.
         let action = Box::pin(commands::dispatch(self, command)).await;
         if self.out.len() > 64 * 1024 && self.flush().await.is_err() {
+            self.meter.end("write failed");
             return Action::Close;
         }
         action
+    }
+
+    /// After login, and again after each SIGHUP: opens or closes the protocol trace as the
+    /// `rawlog/USER` switch says.
+    fn check_trace(&mut self) {
+        let user = match &self.state {
+            State::Authenticated { user } => Some(user.as_str()),
+            State::NotAuthenticated => None,
+        };
+        refresh_trace(
+            &mut self.trace,
+            &mut self.trace_checked,
+            &self.exec,
+            user,
+            self.id,
+        );
     }
 
     /// How long a failed login waits before its NO, growing per client address.
@@ -671,5 +766,34 @@ impl Session {
             .throttle
             .borrow_mut()
             .record_failure(self.conn.peer.ip(), std::time::Instant::now())
+    }
+}
+
+/// The metrics label of the limit (or malformation) that made the parser refuse an input.
+fn rejection_limit(rejection: &Rejection) -> &'static str {
+    match rejection.code {
+        Some("TOOBIG") => "literal_size",
+        Some("LIMIT") if rejection.text.contains("line") => "line_length",
+        Some("LIMIT") if rejection.text.contains("many literals") => "literal_count",
+        Some("LIMIT") if rejection.text.contains("literal") => "literal_size",
+        Some(_) => "other_limit",
+        None => "syntax",
+    }
+}
+
+/// Opens or closes a logged-in session's protocol trace when the config was reloaded since
+/// the last check (or it was never checked).
+fn refresh_trace(
+    trace: &mut Option<ProtocolTrace>,
+    checked: &mut Option<u64>,
+    exec: &Executor,
+    user: Option<&str>,
+    session: u64,
+) {
+    let reloads = exec.reloads();
+    let Some(user) = user else { return };
+    if *checked != Some(reloads) {
+        *trace = ProtocolTrace::open(&exec.data_dir, user, session);
+        *checked = Some(reloads);
     }
 }

@@ -76,6 +76,8 @@ struct Shared {
     data_dir: PathBuf,
     auth: Arc<Authenticator>,
     executors: usize,
+    /// Where executors report their metrics; None when the endpoint is off.
+    metrics: Option<crossbeam_channel::Sender<crate::metrics::Snapshot>>,
 }
 
 /// Per-executor state, owned by that executor's thread.
@@ -104,6 +106,10 @@ pub struct Executor {
     pub store: Partitions,
     /// Failed-login delays per client address.
     pub throttle: RefCell<crate::auth::LoginThrottle>,
+    /// This executor's counters and histograms (see `crate::metrics`).
+    pub metrics: crate::metrics::Registry,
+    /// Bumped by every SIGHUP, so sessions re-check whether their user is traced.
+    reloads: Cell<u64>,
 }
 
 impl Executor {
@@ -121,6 +127,11 @@ impl Executor {
     pub async fn shutting_down(&self) {
         // acquire() on a semaphore with no permits only returns once it is closed.
         let _ = self.shutdown.acquire(1).await;
+    }
+
+    /// How many times the config was reloaded (SIGHUP) since start.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.get()
     }
 
     /// Whether shutdown has begun.
@@ -232,12 +243,14 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let metrics = crate::metrics::endpoint::start(&config.metrics.listen, executors);
     let shared = Shared {
         config: Arc::new(config),
         config_path,
         data_dir,
         auth: Arc::new(auth),
         executors,
+        metrics,
     };
     let mesh = MeshBuilder::<MeshMessage, _>::full(executors, MESH_QUEUE);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -416,6 +429,8 @@ async fn executor_main(
                 ..Default::default()
             },
         )),
+        metrics: Default::default(),
+        reloads: Cell::new(0),
     });
 
     // Open (and recover) the partitions that already hold mail before accepting anyone.
@@ -423,11 +438,8 @@ async fn executor_main(
     let owned =
         (0..partitions).filter(|&p| crate::server::partition::executor_of(p, exec.count) == index);
     let opened = exec.store.open_existing(owned).await?;
-    tracing::debug!(
-        executor = index,
-        partitions = opened,
-        "partitions recovered"
-    );
+    tracing::debug!(executor = index, partitions = opened, "partitions recovered");
+    exec.metrics.borrow_mut().partitions_open = opened as u64;
 
     let mut tasks = Vec::new();
     for (addr, implicit_tls) in config
@@ -451,6 +463,16 @@ async fn executor_main(
         tasks.push(glommio::spawn_local(crate::lmtp::accept_loop(
             exec.clone(),
             listener,
+        )));
+    }
+    // Partitions are open and listeners bound: from now on this executor counts as ready.
+    if let Some(to) = shared.metrics.clone() {
+        let exec2 = exec.clone();
+        tasks.push(glommio::spawn_local(crate::metrics::publish(
+            index,
+            exec.metrics.clone(),
+            to,
+            async move { exec2.shutting_down().await },
         )));
     }
     for (_peer, stream) in receivers.streams() {
@@ -526,10 +548,18 @@ impl Executor {
                     Ok(tls) => *self.tls.borrow_mut() = Some(tls),
                     Err(e) => error!("TLS reload refused, the old certificate stays: {e}"),
                 }
+                if new.metrics.listen != old.metrics.listen {
+                    warn!("[metrics] listen changed: it takes effect at the next restart");
+                }
+                let log_level = new.server.log_level.clone();
                 *self.config.borrow_mut() = Arc::new(new);
+                self.reloads.set(self.reloads.get() + 1);
                 if self.id == 0 {
                     if let Err(e) = self.auth.reload() {
                         error!("users file reload refused, the old users stay: {e}");
+                    }
+                    if let Err(e) = crate::metrics::logging::set_filter(&log_level) {
+                        error!("log level not changed: {e}");
                     }
                 }
                 info!(executor = self.id, "configuration reloaded");
@@ -565,6 +595,13 @@ async fn accept_loop(exec: Rc<Executor>, listener: TcpListener, implicit_tls: bo
             debug!("TCP_NODELAY: {e}");
         }
         let conn = Conn::new(stream, peer, local);
+        exec.metrics
+            .borrow_mut()
+            .connection_accepted(if implicit_tls {
+                crate::metrics::Listener::Imaps
+            } else {
+                crate::metrics::Listener::Imap
+            });
         crate::imap::session::accept(exec.clone(), conn, implicit_tls);
     }
 }

@@ -17,6 +17,11 @@ pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8])
             "NO",
             "[PRIVACYREQUIRED] Plaintext login needs TLS: use STARTTLS or port 993",
         );
+        session
+            .exec
+            .metrics
+            .borrow_mut()
+            .login("LOGIN", "plaintext_refused", false);
         return Action::Continue;
     }
     verify(session, tag, user, password, "LOGIN").await
@@ -45,6 +50,16 @@ pub fn authenticate_start(
             "NO",
             "[PRIVACYREQUIRED] Plaintext authentication needs TLS: use STARTTLS or port 993",
         );
+        let label = if mechanism == "PLAIN" {
+            "PLAIN"
+        } else {
+            "LOGIN"
+        };
+        session
+            .exec
+            .metrics
+            .borrow_mut()
+            .login(label, "plaintext_refused", false);
         return Action::Continue;
     }
     Action::Authenticate {
@@ -75,7 +90,12 @@ pub async fn verify(
     };
     let shown_user = String::from_utf8_lossy(user);
     match outcome {
-        AuthResult::Ok { user, .. } => {
+        AuthResult::Ok { user, cache_hit } => {
+            session
+                .exec
+                .metrics
+                .borrow_mut()
+                .login(mechanism, "ok", cache_hit);
             info!(user = %user, client = %session.conn.peer, mechanism, result = "ok", "login");
             session.state = State::Authenticated { user: user.clone() };
             let mut text = b"[CAPABILITY ".to_vec();
@@ -87,10 +107,15 @@ pub async fn verify(
         failed => {
             session.login_failures += 1;
             let delay = session.failure_delay();
-            let reason = match failed {
-                AuthResult::UnknownUser => "unknown user",
-                _ => "wrong password",
+            let (reason, label) = match failed {
+                AuthResult::UnknownUser => ("unknown user", "unknown_user"),
+                _ => ("wrong password", "wrong_password"),
             };
+            session
+                .exec
+                .metrics
+                .borrow_mut()
+                .login(mechanism, label, false);
             info!(
                 user = %shown_user,
                 client = %session.conn.peer,
@@ -104,6 +129,7 @@ pub async fn verify(
             let max = session.exec.config().imap.max_login_failures;
             session.tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
             if session.login_failures >= max {
+                session.meter.end("too many login failures");
                 session.untagged("BYE Too many authentication failures");
                 return Action::Close;
             }

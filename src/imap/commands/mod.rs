@@ -46,6 +46,7 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
         }
         CommandBody::Noop => finish(session, tag, Reply::ok("NOOP completed"), true),
         CommandBody::Logout => {
+            session.meter.end("logout");
             session.untagged("BYE Logging out");
             session.tagged(tag, "OK", "LOGOUT completed");
             Action::Close
@@ -127,6 +128,11 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
         }
         CommandBody::Append { mailbox, messages } => {
             let reply = append::append(session, &mailbox, &messages).await;
+            if reply.status == "OK" {
+                let bytes = messages.iter().map(|m| m.data.len() as u64).sum();
+                let count = messages.len() as u64;
+                session.exec.metrics.borrow_mut().appended(count, bytes);
+            }
             finish(session, tag, reply, true)
         }
         CommandBody::GetQuota(root) => {

@@ -1,0 +1,682 @@
+//! `ringmail doctor`: checks what a new operator most often gets wrong, and says how to fix
+//! each problem.
+//!
+//! Every check is independent and reports one line (`ok`, `warn` or `FAIL`) plus, when
+//! something is wrong, one `fix:` line. Warnings are things that work but deserve a look
+//! (a self-signed certificate, a port held by a running ringmail); only failures make the exit
+//! status non-zero. Checks that need the config are skipped when the config is broken, since
+//! their answers would be about defaults the operator does not use.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::server::datadir::{self, CONFIG_NAME, DEFAULT_DATA_DIR};
+use crate::server::limits;
+
+/// Less free space than this on the data dir's filesystem fails the check.
+const MIN_FREE_BYTES: u64 = 1 << 30;
+/// A certificate expiring within this many days is a warning.
+const CERT_WARN_DAYS: i64 = 21;
+/// glommio needs io_uring features from this kernel on.
+const MIN_KERNEL: (u32, u32) = (5, 8);
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Fine.
+    Pass,
+    /// Works, but look at it.
+    Warn,
+    /// Will not work; the exit status is non-zero.
+    Fail,
+    /// Not run because something it depends on failed.
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Pass, warn, fail or skip.
+    pub status: Status,
+    /// What was checked ("config", "port", "tls", ...).
+    pub area: &'static str,
+    /// What was found.
+    pub message: String,
+    /// What to do about it (for warnings and failures).
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(area: &'static str, message: impl Into<String>) -> Check {
+        Check {
+            status: Status::Pass,
+            area,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(area: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            status: Status::Warn,
+            area,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(area: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            status: Status::Fail,
+            area,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Every check's result, in the order they ran.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The checks.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// How many checks failed.
+    pub fn failures(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .count()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            let status = match check.status {
+                Status::Pass => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            writeln!(f, "{status:<5} {:<9} {}", check.area, check.message)?;
+            if let Some(fix) = &check.fix {
+                writeln!(f, "{:<15} fix: {fix}", "")?;
+            }
+        }
+        let failed = self.failures();
+        if failed == 0 {
+            writeln!(f, "all checks passed")
+        } else {
+            writeln!(f, "{failed} check(s) failed")
+        }
+    }
+}
+
+/// Runs every check for the data dir and config that `ringmail serve` would use with the same
+/// `--data` / `--config` arguments. Creates nothing.
+pub fn run(data: Option<&Path>, config: Option<&Path>) -> Report {
+    let mut report = Report::default();
+    let loaded = check_config(&config_file(data, config), &mut report);
+    let layout = loaded.and_then(|_| match datadir::resolve(data, config, false) {
+        Ok(layout) => Some(layout),
+        Err(e) => {
+            report.checks.push(Check::fail(
+                "data dir",
+                e,
+                "start `ringmail serve` once to create the data dir, or point --data at it",
+            ));
+            None
+        }
+    });
+    match &layout {
+        Some(layout) => {
+            let config = &layout.config;
+            let ports = config
+                .imap
+                .listen
+                .iter()
+                .map(|a| (*a, "[imap] listen"))
+                .chain(
+                    config
+                        .imap
+                        .listen_tls
+                        .iter()
+                        .map(|a| (*a, "[imap] listen_tls")),
+                )
+                .chain(
+                    config
+                        .metrics
+                        .listen
+                        .iter()
+                        .map(|a| (*a, "[metrics] listen")),
+                );
+            for (addr, key) in ports {
+                report.checks.push(check_port(addr, key));
+            }
+            report.checks.extend(check_tls(&layout.data_dir, config));
+            report.checks.push(check_users(&Config::resolve(
+                &layout.data_dir,
+                &config.auth.users_file,
+            )));
+            report.checks.push(check_data_dir(&layout.data_dir));
+        }
+        None => report.checks.push(Check {
+            status: Status::Skip,
+            area: "setup",
+            message: "ports, certificate, users file and data dir not checked".into(),
+            fix: Some("fix the config first, then run `ringmail doctor` again".into()),
+        }),
+    }
+    report.checks.push(check_memlock());
+    report.checks.push(check_io_uring());
+    report
+}
+
+fn check_config(path: &Path, report: &mut Report) -> Option<Config> {
+    match Config::load(path) {
+        Ok(config) => {
+            report
+                .checks
+                .push(Check::pass("config", format!("{} parses", path.display())));
+            Some(config)
+        }
+        Err(e) => {
+            let fix = match &e {
+                crate::config::ConfigError::Read { .. } => {
+                    "start `ringmail serve` once to create a commented config in the data dir, \
+                     or pass --config FILE"
+                }
+                crate::config::ConfigError::Parse { .. } => {
+                    "correct the line named above; every key and its default is in \
+                     docs/config.md (`ringmail config-reference`)"
+                }
+                crate::config::ConfigError::Invalid { .. } => {
+                    "change the value as the message says"
+                }
+            };
+            report
+                .checks
+                .push(Check::fail("config", e.to_string(), fix));
+            None
+        }
+    }
+}
+
+/// Whether `addr` is free to listen on, and who holds it when not.
+fn check_port(addr: SocketAddr, key: &str) -> Check {
+    if limits::is_listening(addr) {
+        return match port_owner(addr.port()) {
+            Some((pid, name)) if name.starts_with("ringmail") => Check::warn(
+                "port",
+                format!("{addr} ({key}) is in use by ringmail (pid {pid})"),
+                "fine if that is this server running; otherwise stop it before starting",
+            ),
+            Some((pid, name)) => Check::fail(
+                "port",
+                format!("{addr} ({key}) is taken by {name} (pid {pid})"),
+                format!("stop {name}, or change {key} in the config"),
+            ),
+            None => Check::fail(
+                "port",
+                format!("{addr} ({key}) is taken by a process of another user"),
+                format!(
+                    "`sudo ss -ltnp 'sport = :{}'` names it; stop it or change {key}",
+                    addr.port()
+                ),
+            ),
+        };
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Check::pass("port", format!("{addr} ({key}) is free")),
+        Err(e) => {
+            let fix = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE: the systemd unit \
+                     (dist/ringmail.service) grants it with AmbientCapabilities"
+                        .to_string()
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    format!("no interface of this machine has that address: fix {key}")
+                }
+                _ => format!("check {key} in the config"),
+            };
+            Check::fail("port", format!("{addr} ({key}): {e}"), fix)
+        }
+    }
+}
+
+/// The pid and command name of the process listening on `port`, found by matching the
+/// socket's inode from /proc/net/tcp* against the descriptors in /proc/PID/fd (only the
+/// processes this user may look into).
+fn port_owner(port: u16) -> Option<(u32, String)> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if *state == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                let name = std::fs::read_to_string(entry.path().join("comm"))
+                    .map_or_else(|_| "?".to_string(), |c| c.trim().to_string());
+                return Some((pid, name));
+            }
+        }
+    }
+    None
+}
+
+/// The certificate: readable, its names, days to expiry, and whether the key goes with it.
+fn check_tls(data_dir: &Path, config: &Config) -> Vec<Check> {
+    let cert = Config::resolve(data_dir, &config.tls.cert);
+    let key = Config::resolve(data_dir, &config.tls.key);
+    let mut checks = Vec::new();
+    match describe_certificate(&cert) {
+        Ok(info) => {
+            let names = if info.names.is_empty() {
+                "no DNS names".to_string()
+            } else {
+                info.names.join(", ")
+            };
+            let message = format!(
+                "{}: {names}; expires in {} days",
+                cert.display(),
+                info.days_left
+            );
+            checks.push(if info.days_left < 0 {
+                Check::fail(
+                    "tls",
+                    format!("{}: expired {} days ago", cert.display(), -info.days_left),
+                    "renew it (e.g. `certbot renew`), then `systemctl reload ringmail`",
+                )
+            } else if info.days_left < CERT_WARN_DAYS {
+                Check::warn(
+                    "tls",
+                    message,
+                    "renew it soon; SIGHUP (`systemctl reload ringmail`) loads the new one",
+                )
+            } else if info.self_signed {
+                Check::warn(
+                    "tls",
+                    format!("{message}; self-signed"),
+                    "clients will warn about it: use a certificate from a CA (docs/tls.md)",
+                )
+            } else {
+                Check::pass("tls", message)
+            });
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "tls",
+                e,
+                "set [tls] cert to a readable PEM chain (docs/tls.md); the server's user must \
+                 be able to read it",
+            ));
+            return checks;
+        }
+    }
+    if let Err(e) = crate::server::tls::load(&cert, &key, &config.tls.min_version) {
+        checks.push(Check::fail(
+            "tls",
+            e.to_string(),
+            "set [tls] key to the PEM private key of this certificate",
+        ));
+    }
+    checks
+}
+
+struct CertificateInfo {
+    names: Vec<String>,
+    days_left: i64,
+    self_signed: bool,
+}
+
+fn describe_certificate(path: &Path) -> Result<CertificateInfo, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let first = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .ok_or_else(|| format!("{}: no PEM certificate in it", path.display()))?
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(first.as_ref())
+        .map_err(|e| format!("{}: not an X.509 certificate: {e}", path.display()))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push(dns.to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .map(|cn| format!("CN={cn}")),
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let not_after = cert.validity().not_after.timestamp();
+    Ok(CertificateInfo {
+        names,
+        days_left: (not_after - now).div_euclid(86_400),
+        self_signed: cert.subject() == cert.issuer(),
+    })
+}
+
+fn check_users(path: &Path) -> Check {
+    match crate::auth::UsersFile::load(path) {
+        Ok(users) if users.is_empty() => Check::warn(
+            "users",
+            format!("{}: no users", path.display()),
+            "add one with `ringmail user add NAME`",
+        ),
+        Ok(users) => {
+            let open = std::fs::metadata(path).is_ok_and(|m| m.mode() & 0o077 != 0);
+            if open {
+                Check::warn(
+                    "users",
+                    format!(
+                        "{}: {} users, readable by other users",
+                        path.display(),
+                        users.len()
+                    ),
+                    format!("it holds password hashes: chmod 600 {}", path.display()),
+                )
+            } else {
+                Check::pass("users", format!("{}: {} users", path.display(), users.len()))
+            }
+        }
+        Err(e) => Check::fail(
+            "users",
+            e.to_string(),
+            "each line is name:{SCHEME}hash (Dovecot passwd-file); `ringmail user add` writes valid ones",
+        ),
+    }
+}
+
+fn check_data_dir(dir: &Path) -> Check {
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            return Check::fail(
+                "data dir",
+                format!("{}: {e}", dir.display()),
+                "create it, or start `ringmail serve` once",
+            )
+        }
+    };
+    if meta.mode() & 0o002 != 0 {
+        return Check::fail(
+            "data dir",
+            format!("{} is writable by every user", dir.display()),
+            format!("chmod 700 {}", dir.display()),
+        );
+    }
+    let probe = dir.join(format!(".doctor-{}", std::process::id()));
+    if let Err(e) = std::fs::write(&probe, b"") {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        return Check::fail(
+            "data dir",
+            format!("{} is not writable by uid {uid}: {e}", dir.display()),
+            format!(
+                "run as the user that owns it, or `chown -R ringmail: {}`",
+                dir.display()
+            ),
+        );
+    }
+    let _ = std::fs::remove_file(&probe);
+    match free_space(dir) {
+        Some((free, total)) => {
+            let gib = free as f64 / f64::from(1u32 << 30);
+            let percent = if total > 0 {
+                free as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            };
+            let message = format!("{}: {gib:.1} GiB free ({percent:.0}%)", dir.display());
+            if free < MIN_FREE_BYTES {
+                Check::fail(
+                    "data dir",
+                    message,
+                    "free space or move the data dir: appends fail with [OVERQUOTA]/NO when the disk fills",
+                )
+            } else if percent < 10.0 {
+                Check::warn("data dir", message, "the disk is almost full: add space")
+            } else {
+                Check::pass("data dir", message)
+            }
+        }
+        None => Check::pass("data dir", format!("{} is writable", dir.display())),
+    }
+}
+
+/// Free and total bytes of the filesystem holding `dir`.
+fn free_space(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `stat` a valid struct to write into.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let unit = stat.f_frsize as u64;
+    Some((stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit))
+}
+
+fn check_memlock() -> Check {
+    match limits::raise_memlock() {
+        Ok(()) => {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+            unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+            let shown = if limit.rlim_cur == libc::RLIM_INFINITY {
+                "unlimited".to_string()
+            } else {
+                format!("{} KiB", limit.rlim_cur / 1024)
+            };
+            Check::pass(
+                "memlock",
+                format!(
+                    "locked-memory limit {shown} (the systemd unit sets its own: LimitMEMLOCK)"
+                ),
+            )
+        }
+        Err(e) => Check::fail(
+            "memlock",
+            e,
+            "under systemd set LimitMEMLOCK=infinity (dist/ringmail.service does)",
+        ),
+    }
+}
+
+/// Whether this process may set up an io_uring: kernel version, the io_uring_disabled sysctl,
+/// and a real io_uring_setup call (which is what a seccomp filter would stop).
+fn check_io_uring() -> Check {
+    let release = kernel_release();
+    if let Some((major, minor)) = release.as_deref().and_then(parse_release) {
+        if (major, minor) < MIN_KERNEL {
+            return Check::fail(
+                "io_uring",
+                format!("kernel {major}.{minor} is too old"),
+                format!(
+                    "ringmail needs Linux {}.{} or newer for io_uring",
+                    MIN_KERNEL.0, MIN_KERNEL.1
+                ),
+            );
+        }
+    }
+    let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let kernel = release.unwrap_or_else(|| "?".into());
+    match probe_io_uring() {
+        Ok(()) => Check::pass("io_uring", format!("io_uring works (kernel {kernel})")),
+        Err(errno) => {
+            let seccomp = seccomp_mode();
+            let (why, fix) = match errno {
+                libc::ENOSYS => (
+                    "io_uring_setup is not available",
+                    "a seccomp filter blocks it (Docker's default profile, gVisor) or the kernel \
+                     lacks CONFIG_IO_URING: allow io_uring_setup, io_uring_enter and \
+                     io_uring_register in the container's seccomp profile",
+                ),
+                libc::EPERM if sysctl == "2" => (
+                    "io_uring is disabled by sysctl kernel.io_uring_disabled=2",
+                    "`sysctl -w kernel.io_uring_disabled=0` and set it in /etc/sysctl.d/",
+                ),
+                libc::EPERM if sysctl == "1" => (
+                    "io_uring is limited to a group by sysctl kernel.io_uring_disabled=1",
+                    "add the server's user to the group in kernel.io_uring_group, or set the \
+                     sysctl to 0",
+                ),
+                libc::EPERM => (
+                    "io_uring_setup is not permitted",
+                    "a seccomp filter or LSM denies it: allow io_uring_* syscalls for ringmail",
+                ),
+                libc::ENOMEM => (
+                    "io_uring_setup ran out of locked memory",
+                    "raise the memlock limit (LimitMEMLOCK=infinity under systemd)",
+                ),
+                _ => ("io_uring_setup failed", "see the error above"),
+            };
+            Check::fail(
+                "io_uring",
+                format!(
+                    "{why} ({}; kernel {kernel}, seccomp {seccomp})",
+                    std::io::Error::from_raw_os_error(errno)
+                ),
+                fix,
+            )
+        }
+    }
+}
+
+fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// "6.1.0-18-amd64" -> (6, 1)
+fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn seccomp_mode() -> &'static str {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mode = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .map(str::trim);
+    match mode {
+        Some("0") => "off",
+        Some("1") => "strict",
+        Some("2") => "filtering",
+        _ => "unknown",
+    }
+}
+
+/// Sets up a tiny io_uring and closes it; the errno when that fails.
+fn probe_io_uring() -> Result<(), i32> {
+    // struct io_uring_params is 120 bytes of u32/u64 fields; all zero asks for defaults.
+    let mut params = [0u64; 15];
+    // SAFETY: io_uring_setup(entries, params) reads and writes only the 120-byte params block
+    // we pass, which lives across the call.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: `fd` is the descriptor io_uring_setup just returned; nothing else holds it.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// The config `ringmail serve` would read with these arguments.
+fn config_file(data: Option<&Path>, config: Option<&Path>) -> PathBuf {
+    config.map_or_else(
+        || {
+            data.unwrap_or(Path::new(DEFAULT_DATA_DIR))
+                .join(CONFIG_NAME)
+        },
+        Path::to_owned,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_release_numbers() {
+        assert_eq!(parse_release("6.1.0-18-amd64"), Some((6, 1)));
+        assert_eq!(
+            parse_release("5.15.153.1-microsoft-standard-WSL2"),
+            Some((5, 15))
+        );
+        assert_eq!(parse_release("garbage"), None);
+    }
+
+    #[test]
+    fn a_taken_port_names_its_owner() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let check = check_port(addr, "[imap] listen");
+        // This test binary is called ringmail-HASH, so it may count as "a running ringmail".
+        assert_ne!(check.status, Status::Pass, "{check:?}");
+        assert!(
+            check
+                .message
+                .contains(&format!("pid {}", std::process::id())),
+            "{check:?}"
+        );
+        drop(listener);
+        assert_eq!(check_port(addr, "[imap] listen").status, Status::Pass);
+    }
+}

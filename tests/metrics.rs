@@ -1,0 +1,312 @@
+//! End-to-end tests of operations: /metrics after real IMAP traffic, /healthz and /readyz,
+//! SIGHUP reloads (a bad config keeps the old one, a good one applies without dropping
+//! sessions), the disconnect log line and the per-user protocol trace.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{capabilities, config_text, free_port, Client, Server};
+
+const USERS: &str = "demo:{PLAIN}secret\nother:{PLAIN}pw\n";
+
+fn metrics_section(port: u16) -> String {
+    format!("[metrics]\nlisten = [\"127.0.0.1:{port}\"]\n")
+}
+
+/// Status line and body of `GET path`.
+fn get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, body.to_string())
+}
+
+/// Sum of every sample of `name` whose labels contain all of `labels` (`key="value"`).
+fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// Scrapes until `ok` holds for the body (executors report once a second).
+fn scrape_until(addr: SocketAddr, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = get(addr, "/metrics");
+        if ok(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what} never showed up:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_for_log(server: &Server, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log_text().matches(needle).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "log never said {needle:?}:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sighup(server: &Server) {
+    // SAFETY: kill() with the pid of a child we spawned and a valid signal number.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+}
+
+fn login(server: &Server, user: &str, password: &str) -> Client {
+    let mut c = server.connect();
+    let r = c.command("l", &format!("LOGIN {user} {password}"));
+    assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+    c
+}
+
+#[test]
+fn counters_move_with_imap_traffic_and_readyz_turns_ready() {
+    let port = free_port();
+    let server = Server::start(2, "", &metrics_section(port), USERS);
+    let endpoint: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    assert_eq!(get(endpoint, "/healthz").0, "HTTP/1.1 200 OK");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(endpoint, "/readyz").0 != "HTTP/1.1 200 OK" {
+        assert!(Instant::now() < deadline, "/readyz never turned 200");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = scrape_until(endpoint, "executors", |b| {
+        sum(b, "ringmail_executors_ready", &[]) == 2.0
+    });
+    assert_eq!(sum(&before, "ringmail_commands_total", &[]), 0.0);
+
+    // A failed login, a working session with APPEND / FETCH / a malformed command / a
+    // too-long line, and a second session left in IDLE.
+    let mut failed = server.connect();
+    let r = failed.command("f", "LOGIN demo wrong");
+    assert!(r.last().unwrap().starts_with("f NO"), "{r:?}");
+    drop(failed);
+
+    let mut c = login(&server, "demo", "secret");
+    let r = c.command("s", "SELECT INBOX");
+    assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
+    let message = "Subject: hi\r\n\r\nhello\r\n";
+    c.send(&format!(
+        "a APPEND INBOX {{{}+}}\r\n{message}\r\n",
+        message.len()
+    ));
+    let r = c.until_tagged("a");
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    let r = c.command("g", "FETCH 1 (FLAGS RFC822.SIZE)");
+    assert!(r.last().unwrap().starts_with("g OK"), "{r:?}");
+    let r = c.command("x", "FROBNICATE");
+    assert!(r.last().unwrap().starts_with("x BAD"), "{r:?}");
+    c.send(&format!("y NOOP {}\r\n", "a".repeat(70 * 1024)));
+    let r = c.until_tagged("y");
+    assert!(r.last().unwrap().starts_with("y BAD"), "{r:?}");
+
+    let mut idler = login(&server, "other", "pw");
+    idler.command("s", "SELECT INBOX");
+    idler.send("i IDLE\r\n");
+    assert!(idler.line().starts_with('+'));
+
+    // Each executor reports once a second, so wait until every expected value is in.
+    let expected: &[(&str, &[&str], f64)] = &[
+        ("ringmail_idle_sessions", &[], 1.0),
+        (
+            "ringmail_commands_total",
+            &["command=\"LOGIN\"", "result=\"ok\""],
+            2.0,
+        ),
+        (
+            "ringmail_commands_total",
+            &["command=\"LOGIN\"", "result=\"no\""],
+            1.0,
+        ),
+        (
+            "ringmail_commands_total",
+            &["command=\"APPEND\"", "result=\"ok\""],
+            1.0,
+        ),
+        (
+            "ringmail_logins_total",
+            &["mechanism=\"LOGIN\"", "result=\"wrong_password\""],
+            1.0,
+        ),
+        (
+            "ringmail_logins_total",
+            &["mechanism=\"LOGIN\"", "result=\"ok\""],
+            2.0,
+        ),
+        ("ringmail_append_messages_total", &[], 1.0),
+        ("ringmail_append_bytes_total", &[], message.len() as f64),
+        (
+            "ringmail_command_duration_seconds_count",
+            &["command=\"FETCH\""],
+            1.0,
+        ),
+        (
+            "ringmail_command_duration_seconds_bucket",
+            &["command=\"FETCH\"", "le=\"+Inf\""],
+            1.0,
+        ),
+        ("ringmail_rejected_total", &["limit=\"line_length\""], 1.0),
+        ("ringmail_rejected_total", &["limit=\"syntax\""], 1.0),
+        ("ringmail_connections_open", &["listener=\"imap\""], 2.0),
+        ("ringmail_sessions", &["state=\"selected\""], 2.0),
+    ];
+    let text = scrape_until(endpoint, "the expected values", |b| {
+        expected
+            .iter()
+            .all(|(name, labels, want)| sum(b, name, labels) == *want)
+    });
+    let count = |name, labels: &[&str]| sum(&text, name, labels);
+    // Three sessions, plus the probes of Server::start that waited for the listener.
+    assert!(
+        count(
+            "ringmail_connections_accepted_total",
+            &["listener=\"imap\""]
+        ) >= 3.0
+    );
+    assert!(count("ringmail_bytes_received_total", &[]) > 70.0 * 1024.0);
+    assert!(count("ringmail_bytes_sent_total", &[]) > 0.0);
+    // Labels never carry user names.
+    assert!(!text.contains("demo") && !text.contains("other"));
+
+    // LOGOUT ends the session: a disconnect line, a counter, gauges back down.
+    let r = c.command("z", "LOGOUT");
+    assert!(r.last().unwrap().starts_with("z OK"), "{r:?}");
+    assert!(c.is_closed());
+    let text = scrape_until(endpoint, "the logout", |b| {
+        sum(b, "ringmail_disconnects_total", &["reason=\"logout\""]) == 1.0
+    });
+    assert_eq!(sum(&text, "ringmail_sessions", &[]), 1.0);
+    wait_for_log(&server, "reason=\"logout\"", 1);
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("disconnect") && l.contains("reason=\"logout\""))
+        .expect("disconnect line");
+    // LOGIN, SELECT, APPEND, FETCH, LOGOUT: the two inputs the parser refused are no commands.
+    for field in [
+        "duration_ms=",
+        "commands=5",
+        "bytes_in=",
+        "bytes_out=",
+        "demo",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+}
+
+#[test]
+fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
+    let port = free_port();
+    let mut server = Server::start(2, "", &metrics_section(port), USERS);
+    let config_path = server.dir.path().join("ringmail.toml");
+    let mut session = login(&server, "demo", "secret");
+    let plain_caps = |server: &Server| {
+        let mut c = Client::from_stream(TcpStream::connect(server.imap).unwrap());
+        capabilities(&[c.line()])
+    };
+    assert!(!plain_caps(&server).contains(&"LOGINDISABLED".to_string()));
+
+    // An unknown key: refused, the old config stays, the session goes on.
+    let good = config_text(server.imap, server.imaps, 2, "", &metrics_section(port));
+    let typo = good.replace("idle_timeout_unauth_secs", "idle_timeout_unauth_sec");
+    std::fs::write(&config_path, typo).unwrap();
+    sighup(&server);
+    wait_for_log(&server, "config reload refused", 1);
+    assert!(server.log_text().contains("idle_timeout_unauth_sec`"));
+    assert!(!plain_caps(&server).contains(&"LOGINDISABLED".to_string()));
+    let r = session.command("n1", "NOOP");
+    assert!(r.last().unwrap().starts_with("n1 OK"), "{r:?}");
+
+    // A log level that does not parse is refused the same way.
+    let bad_level = good.replace("log_level = \"debug\"", "log_level = \"ringmail=loud\"");
+    std::fs::write(&config_path, bad_level).unwrap();
+    sighup(&server);
+    wait_for_log(&server, "config reload refused", 2 * 2);
+
+    // A good change (no network counts as secure any more) applies to new connections while
+    // the old session keeps working.
+    let changed = config_text(
+        server.imap,
+        server.imaps,
+        2,
+        "secure_networks = []",
+        &metrics_section(port),
+    );
+    std::fs::write(&config_path, changed).unwrap();
+    sighup(&server);
+    wait_for_log(&server, "configuration reloaded", 2);
+    assert!(plain_caps(&server).contains(&"LOGINDISABLED".to_string()));
+    let r = session.command("n2", "NOOP");
+    assert!(r.last().unwrap().starts_with("n2 OK"), "{r:?}");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn protocol_trace_for_one_user_switched_on_at_run_time() {
+    let server = Server::start(2, "", &metrics_section(free_port()), USERS);
+    let rawlog = server.dir.path().join("rawlog");
+
+    // `other` is logged in before the switch exists; `demo` logs in after.
+    let mut early = login(&server, "other", "pw");
+    // A first command: a session handed to its owner core checks the switch at its first read.
+    early.command("n0", "NOOP");
+    std::fs::create_dir_all(rawlog.join("demo")).unwrap();
+    std::fs::create_dir_all(rawlog.join("other")).unwrap();
+    let mut c = login(&server, "demo", "secret");
+    let r = c.command("s", "SELECT INBOX");
+    assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
+    let r = c.command("z", "LOGOUT");
+    assert!(r.last().unwrap().starts_with("z OK"), "{r:?}");
+    assert!(c.is_closed());
+
+    let traces = |user: &str| -> String {
+        std::fs::read_dir(rawlog.join(user))
+            .map(|dir| {
+                dir.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let demo = traces("demo");
+    assert!(demo.contains("C: s SELECT INBOX"), "{demo}");
+    assert!(demo.contains("S: s OK"), "{demo}");
+    assert!(demo.contains("S: * BYE"), "{demo}");
+    assert!(
+        !demo.contains("secret"),
+        "the password must never be traced: {demo}"
+    );
+
+    // The running session of `other` is traced only after a SIGHUP.
+    early.command("n1", "NOOP");
+    assert!(!traces("other").contains("n1 NOOP"));
+    sighup(&server);
+    wait_for_log(&server, "configuration reloaded", 2);
+    early.command("n2", "NOOP");
+    let other = traces("other");
+    assert!(other.contains("C: n2 NOOP"), "{other}");
+    assert!(other.contains("S: n2 OK"), "{other}");
+}
