@@ -44,8 +44,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
-/// `[quota]`: the limits every user gets (0 = unlimited). Applied at login, so a change takes
-/// effect at each user's next login after a reload.
+/// `[quota]`: the limits a new user starts with (0 = unlimited), set when the user's mailboxes
+/// are first created (first login, delivery or import).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaConfig {
@@ -565,8 +565,8 @@ junk = "Junk"
 archive = "Archive"
 
 [quota]
-# Limits per user; 0 = unlimited. Applied at each login. APPEND and delivery over the limit
-# fail with NO [OVERQUOTA].
+# Limits a new user starts with; 0 = unlimited. APPEND over the limit fails with
+# NO [OVERQUOTA], LMTP delivery with 552 5.2.2.
 storage_mb = 0
 messages = 0
 

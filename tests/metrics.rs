@@ -230,7 +230,15 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
     assert!(!plain_caps(&server).contains(&"LOGINDISABLED".to_string()));
 
     // An unknown key: refused, the old config stays, the session goes on.
-    let good = config_text(server.imap, server.imaps, 2, "", &metrics_section(port));
+    let good = config_text(
+        server.imap,
+        server.imaps,
+        server.lmtp,
+        2,
+        "",
+        "",
+        &metrics_section(port),
+    );
     let typo = good.replace("idle_timeout_unauth_secs", "idle_timeout_unauth_sec");
     std::fs::write(&config_path, typo).unwrap();
     sighup(&server);
@@ -251,8 +259,10 @@ fn sighup_with_a_bad_config_keeps_the_old_one_and_a_good_one_applies() {
     let changed = config_text(
         server.imap,
         server.imaps,
+        server.lmtp,
         2,
         "secure_networks = []",
+        "",
         &metrics_section(port),
     );
     std::fs::write(&config_path, changed).unwrap();

@@ -14,10 +14,10 @@ use futures_lite::future;
 use tracing::{debug, info, Instrument};
 
 use crate::imap::commands;
-use crate::metrics::trace::ProtocolTrace;
-use crate::metrics::{Listener, MeterCarry, SessionMeter, SessionState};
 use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
 use crate::imap::selected::Selected;
+use crate::metrics::trace::ProtocolTrace;
+use crate::metrics::{Listener, MeterCarry, SessionMeter, SessionState};
 use crate::server::conn::{Conn, ConnParts};
 use crate::server::handover::Handover;
 use crate::server::proxy;
@@ -192,8 +192,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                     return;
                 }
             }
-            let mut session =
-                Session::new(exec, conn, id, State::NotAuthenticated, slot, meter);
+            let mut session = Session::new(exec, conn, id, State::NotAuthenticated, slot, meter);
             commands::capability::greeting(&mut session);
             session.serve(reader).await;
         }

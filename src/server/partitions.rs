@@ -97,12 +97,10 @@ impl Partitions {
         config: &Config,
     ) -> Result<Rc<Partition>, StoreError> {
         let mail = self.get(p).await?;
-        setup_user(&mail, user, &config.mailboxes).await?;
-        // Limits come from the config: applied whenever they differ from what is stored, so
-        // a changed [quota] reaches each user at their next login or delivery.
-        let quota = config.quota.limits();
-        if mail.quota(user).limit != quota {
-            mail.set_quota(user, quota).await?;
+        if setup_user(&mail, user, &config.mailboxes).await? {
+            // A new user starts with the configured limits; a quota set for one user later
+            // is theirs to keep.
+            mail.set_quota(user, config.quota.limits()).await?;
         }
         Ok(mail)
     }
@@ -131,20 +129,21 @@ impl Partitions {
     }
 }
 
-/// Creates `user`'s INBOX and special-use folders when the user has no mailbox yet.
+/// Creates `user`'s INBOX and special-use folders when the user has no mailbox yet; true when
+/// the user was new.
 pub async fn setup_user(
     mail: &Partition,
     user: &str,
     names: &MailboxesConfig,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     // The common case, an existing user, costs one index lookup.
     if mail.with_mailbox(user, "INBOX", |_| ()).is_ok() {
-        return Ok(());
+        return Ok(false);
     }
     let new_user = mail.list_mailboxes(user).is_empty();
     mail.ensure_user(user).await?;
     if !new_user {
-        return Ok(());
+        return Ok(false);
     }
     for (name, attr) in [
         (&names.drafts, special_use::DRAFTS),
@@ -162,5 +161,6 @@ pub async fn setup_user(
         }
         mail.subscribe(user, name, true).await?;
     }
-    mail.subscribe(user, "INBOX", true).await
+    mail.subscribe(user, "INBOX", true).await?;
+    Ok(true)
 }

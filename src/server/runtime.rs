@@ -438,7 +438,11 @@ async fn executor_main(
     let owned =
         (0..partitions).filter(|&p| crate::server::partition::executor_of(p, exec.count) == index);
     let opened = exec.store.open_existing(owned).await?;
-    tracing::debug!(executor = index, partitions = opened, "partitions recovered");
+    tracing::debug!(
+        executor = index,
+        partitions = opened,
+        "partitions recovered"
+    );
     exec.metrics.borrow_mut().partitions_open = opened as u64;
 
     let mut tasks = Vec::new();
