@@ -242,12 +242,10 @@ async fn refuse_over_limit(mut conn: Conn, implicit_tls: bool) {
     conn.close().await;
 }
 
-/// Runs a session task inside the executor's gate (so shutdown can wait for it), detached: a
-/// dropped glommio task would be cancelled.
+/// Runs a session task in the executor's gate; see `Executor::spawn_task`.
 fn spawn_session(exec: &Executor, task: impl std::future::Future<Output = ()> + 'static) {
-    match exec.sessions.spawn(task) {
-        Ok(task) => drop(task.detach()),
-        Err(_) => debug!("not starting a session: shutting down"),
+    if !exec.spawn_task(task) {
+        debug!("not starting a session: shutting down");
     }
 }
 

@@ -118,9 +118,8 @@ pub fn handle(exec: Rc<Executor>, request: OwnerRequest) {
     };
     // When the gate is closed the request is dropped, and with it the reply sender: the
     // asking session sees a temporary failure.
-    match exec.sessions.spawn(task) {
-        Ok(task) => drop(task.detach()),
-        Err(_) => debug!("LMTP request refused: shutting down"),
+    if !exec.spawn_task(task) {
+        debug!("LMTP request refused: shutting down");
     }
 }
 

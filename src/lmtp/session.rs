@@ -47,9 +47,8 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
             session.conn.close().await;
         }
     };
-    match exec.sessions.spawn(task.instrument(span)) {
-        Ok(task) => drop(task.detach()),
-        Err(_) => debug!("not starting an LMTP session: shutting down"),
+    if !exec.spawn_task(task.instrument(span)) {
+        debug!("not starting an LMTP session: shutting down");
     }
 }
 

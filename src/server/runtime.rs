@@ -165,6 +165,31 @@ impl Executor {
         self.mesh.send_to(to, message).await.map_err(drop)
     }
 
+    /// Runs a connection's task inside the gate (so shutdown can wait for it), detached (a
+    /// dropped glommio task would be cancelled). A panic in one task must not take the
+    /// executor, and every other session on it, down: it is caught, logged as the bug it is,
+    /// and only that task is lost. False when the executor is shutting down.
+    pub fn spawn_task(&self, task: impl std::future::Future<Output = ()> + 'static) -> bool {
+        use futures_lite::FutureExt;
+        let guarded = async move {
+            if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                error!("BUG: a connection task panicked and was closed: {what}");
+            }
+        };
+        match self.sessions.spawn(guarded) {
+            Ok(task) => {
+                task.detach();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Takes a connection slot for `ip`; None when a limit is reached.
     pub fn admit(self: &Rc<Self>, ip: IpAddr, enforce: bool) -> Option<ConnSlot> {
         let config = self.config();

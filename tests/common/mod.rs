@@ -46,7 +46,12 @@ pub fn config_text(
          [imap]\nlisten = [\"{imap}\"]\nlisten_tls = [\"{imaps}\"]\n\
          login_failure_delay_ms = 50\nlogin_failure_delay_max_ms = 400\n{imap_extra}\n\
          [lmtp]\nlisten = [\"{lmtp}\"]\n{lmtp_extra}\n\
-         [limits]\nmax_literal = 1048576\n{idle}{extra}",
+         [limits]\n{literal}{idle}{extra}",
+        literal = if extra.contains("max_literal") {
+            ""
+        } else {
+            "max_literal = 1048576\n"
+        },
         idle = if extra.contains("idle_timeout_unauth_secs") {
             ""
         } else {

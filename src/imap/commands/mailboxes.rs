@@ -320,13 +320,14 @@ pub fn matches(pattern: &str, name: &str) -> bool {
         }
     }
     let normalize = |s: &str| -> Vec<char> {
-        if s.len() >= 5
-            && s[..5].eq_ignore_ascii_case("INBOX")
-            && (s.len() == 5 || s[5..].starts_with(DELIMITER))
-        {
-            format!("INBOX{}", &s[5..]).chars().collect()
-        } else {
-            s.chars().collect()
+        match (s.get(..5), s.get(5..)) {
+            (Some(head), Some(rest))
+                if head.eq_ignore_ascii_case("INBOX")
+                    && (rest.is_empty() || rest.starts_with(DELIMITER)) =>
+            {
+                format!("INBOX{rest}").chars().collect()
+            }
+            _ => s.chars().collect(),
         }
     };
     // Patterns are short and names bounded, but a pattern of many `*` is exponential:
@@ -406,5 +407,8 @@ mod tests {
         assert!(!matches("inboxes", "INBOX"));
         assert!(matches("S%t", "Sent"));
         assert!(!matches("x", "y"));
+        // Byte 5 falls inside a character: no slicing panic.
+        assert!(matches("Gr*", "Größe"));
+        assert!(!matches("Größe/%", "Größe"));
     }
 }
