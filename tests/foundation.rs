@@ -425,7 +425,10 @@ fn first_start_creates_data_dir_config_certificate_and_demo_user() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(
         data.join("ringmail.toml"),
-        format!("[imap]\nlisten = [\"127.0.0.1:{imap}\"]\nlisten_tls = [\"127.0.0.1:{imaps}\"]\n"),
+        format!(
+            "[imap]\nlisten = [\"127.0.0.1:{imap}\"]\nlisten_tls = [\"127.0.0.1:{imaps}\"]\n\
+             [lmtp]\nlisten = []\n[metrics]\nlisten = []\n"
+        ),
     )
     .unwrap();
     let log = dir.path().join("log");
@@ -447,6 +450,11 @@ fn first_start_creates_data_dir_config_certificate_and_demo_user() {
         if let Ok(s) = TcpStream::connect(("127.0.0.1", imap)) {
             break Client::from_stream(s);
         }
+        assert!(
+            Instant::now() < deadline,
+            "server not listening: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(client.line().starts_with("* OK"));

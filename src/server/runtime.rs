@@ -43,7 +43,7 @@ pub enum ServeError {
     #[error("{0}")]
     Limit(String),
     /// A listen address is taken or not ours.
-    #[error("cannot listen on {addr}: {source} ({hint})")]
+    #[error("cannot listen on {addr}: {source} ({hint} in {section} of the config)")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -51,6 +51,8 @@ pub enum ServeError {
         source: std::io::Error,
         /// What to do.
         hint: &'static str,
+        /// The config key naming the address.
+        section: &'static str,
     },
     /// The TLS files are not usable.
     #[error(transparent)]
@@ -239,14 +241,12 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
     limits::raise_memlock().map_err(ServeError::Limit)?;
     limits::raise_nofile();
 
-    for addr in config
-        .imap
-        .listen
-        .iter()
-        .chain(&config.imap.listen_tls)
-        .chain(&config.lmtp.listen)
+    let imap = config.imap.listen.iter().chain(&config.imap.listen_tls);
+    for (addr, section) in imap
+        .map(|a| (a, "[imap] listen / listen_tls"))
+        .chain(config.lmtp.listen.iter().map(|a| (a, "[lmtp] listen")))
     {
-        check_bind(*addr)?;
+        check_bind(*addr, section)?;
     }
     // Load once here so a bad certificate stops the start with a clear line.
     tls::load(
@@ -342,7 +342,7 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
 /// so a live listener is looked up in the kernel's socket table first; the test bind then uses
 /// the same options as the executors, because a plain bind would also trip over the lingering
 /// connections of a crashed predecessor and refuse a restart.
-fn check_bind(addr: SocketAddr) -> Result<(), ServeError> {
+fn check_bind(addr: SocketAddr, section: &'static str) -> Result<(), ServeError> {
     // A predecessor killed with SIGKILL keeps its listeners for a moment: the kernel tears its
     // io_uring down (and with it the pending accepts that hold the sockets) after the process
     // is gone. Give that a few seconds before calling the port taken.
@@ -354,7 +354,8 @@ fn check_bind(addr: SocketAddr) -> Result<(), ServeError> {
         return Err(ServeError::Bind {
             addr,
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
-            hint: "the port is in use: another server is listening on it (`ss -ltnp` shows it); stop it or change the address in [imap] of the config",
+            hint: "the port is in use: another server is listening on it (`ss -ltnp` shows it); stop it or change the address",
+            section,
         });
     }
     let bind = || -> std::io::Result<()> {
@@ -371,17 +372,22 @@ fn check_bind(addr: SocketAddr) -> Result<(), ServeError> {
     bind().map_err(|source| {
         let hint = match source.kind() {
             std::io::ErrorKind::AddrInUse => {
-                "the port is in use: stop the other server (`ss -ltnp` shows it) or change the address in [imap] of the config"
+                "the port is in use: stop the other server (`ss -ltnp` shows it) or change the address"
             }
             std::io::ErrorKind::PermissionDenied => {
                 "ports below 1024 need root or CAP_NET_BIND_SERVICE"
             }
             std::io::ErrorKind::AddrNotAvailable => {
-                "no local interface has this address: check [imap] listen and listen_tls"
+                "no local interface has this address"
             }
-            _ => "check [imap] listen and listen_tls in the config",
+            _ => "check the address",
         };
-        ServeError::Bind { addr, source, hint }
+        ServeError::Bind {
+            addr,
+            source,
+            hint,
+            section,
+        }
     })
 }
 
