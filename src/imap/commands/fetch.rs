@@ -108,17 +108,18 @@ pub async fn fetch(
             s.condstore = true;
         }
     }
+    let request = Request {
+        uid_mode,
+        attrs,
+        seen_set: marks_seen,
+        condstore,
+    };
     for (msn, uid) in targets {
         if view.is_gone(uid) {
             // Expunged by another session and not announced yet: nothing left to send.
             continue;
         }
-        let Ok(Some((entry, keywords))) = mail.with_mailbox(&user, selected.id, |v| {
-            v.message(uid).map(|m| {
-                let kws: Vec<String> = v.keywords(&m).iter().map(|k| k.to_string()).collect();
-                (m, kws)
-            })
-        }) else {
+        let Ok(Some(entry)) = mail.with_mailbox(&user, selected.id, |v| v.message(uid)) else {
             continue;
         };
         if let Some(since) = modifiers.changed_since {
@@ -126,23 +127,20 @@ pub async fn fetch(
                 continue;
             }
         }
-        let mut line = format!("* {msn} FETCH (").into_bytes();
-        let ctx = Item {
+        let msg = Message {
             mail: &mail,
             user: &user,
             mailbox: selected.id,
+            msn,
             entry: &entry,
-            keywords: &keywords,
         };
-        match render(&ctx, uid_mode, attrs, marks_seen, condstore, &mut line).await {
+        match render_message(&msg, &request, &mut session.out).await {
             Ok(()) => {}
             Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
                 return Reply::no(format!("[UNKNOWN-CTE] Cannot decode {cte}"));
             }
         }
-        line.extend_from_slice(b")\r\n");
-        session.out.extend_from_slice(&line);
         // Large fetches go out as they are made instead of piling up in memory.
         if session.out.len() > 256 * 1024 {
             if let Err(e) = session.flush_out().await {
@@ -157,8 +155,38 @@ pub async fn fetch(
     })
 }
 
-enum FetchError {
+/// What one FETCH asks of every message; fixed for the whole command.
+pub struct Request<'a> {
+    /// UID FETCH: the UID is always returned.
+    pub uid_mode: bool,
+    /// The requested items, in the order asked.
+    pub attrs: &'a [FetchAttr<'a>],
+    /// `\Seen` was just set by this FETCH, so FLAGS are sent even if not asked for.
+    pub seen_set: bool,
+    /// CONDSTORE is on: MODSEQ goes with every response.
+    pub condstore: bool,
+}
+
+/// The message one `* n FETCH` response is about.
+pub struct Message<'a> {
+    /// The store holding it.
+    pub mail: &'a Partition,
+    /// Its owner.
+    pub user: &'a str,
+    /// The selected mailbox's id.
+    pub mailbox: u64,
+    /// Its sequence number in the session's view.
+    pub msn: u32,
+    /// Its index entry, as read when the response is made.
+    pub entry: &'a MessageEntry,
+}
+
+/// Why a message's FETCH response could not be made.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The store failed to read the message or its metadata.
     Store(StoreError),
+    /// BINARY of a part whose Content-Transfer-Encoding is unknown (RFC 3516 `UNKNOWN-CTE`).
     UnknownCte(String),
 }
 
@@ -166,6 +194,37 @@ impl From<StoreError> for FetchError {
     fn from(e: StoreError) -> Self {
         FetchError::Store(e)
     }
+}
+
+/// Appends `* msn FETCH (...)\r\n` for one message to `out`. On error `out` is left as it
+/// was, so a failed FETCH never sends half a response.
+pub async fn render_message(
+    msg: &Message<'_>,
+    req: &Request<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), FetchError> {
+    let Ok(Some(keywords)) = msg.mail.with_mailbox(msg.user, msg.mailbox, |v| {
+        v.message(msg.entry.uid).map(|m| {
+            v.keywords(&m)
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<String>>()
+        })
+    }) else {
+        return Err(FetchError::Store(StoreError::NoSuchMessage));
+    };
+    let item = Item {
+        mail: msg.mail,
+        user: msg.user,
+        mailbox: msg.mailbox,
+        entry: msg.entry,
+        keywords: &keywords,
+    };
+    let mut line = format!("* {} FETCH (", msg.msn).into_bytes();
+    render(&item, req.uid_mode, req.attrs, req.seen_set, req.condstore, &mut line).await?;
+    line.extend_from_slice(b")\r\n");
+    out.extend_from_slice(&line);
+    Ok(())
 }
 
 /// One message being rendered.
