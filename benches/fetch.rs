@@ -75,7 +75,9 @@ fn message(i: usize) -> Vec<u8> {
         m.push_str("Content-Disposition: attachment; filename=\"report.pdf\"\r\n");
         m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
         for _ in 0..20 {
-            m.push_str("JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n");
+            m.push_str(
+                "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n",
+            );
         }
         if i % 7 == 0 {
             m.push_str("--=_b\r\nContent-Type: message/rfc822\r\n\r\n");

@@ -5,6 +5,10 @@
 //! A fetch of a body section without .PEEK sets `\Seen` first, so the FLAGS sent with the data
 //! already include it.
 
+use std::io::Write as _;
+
+use glommio::io::ReadResult;
+
 use crate::imap::commands::dates;
 use crate::imap::commands::reply::Reply;
 use crate::imap::parser::{FetchAttr, FetchModifiers, Partial, Section, SectionText, SequenceSet};
@@ -198,33 +202,34 @@ impl From<StoreError> for FetchError {
 
 /// Appends `* msn FETCH (...)\r\n` for one message to `out`. On error `out` is left as it
 /// was, so a failed FETCH never sends half a response.
+///
+/// Writes straight into `out` and borrows the store's read buffers: for BODY[], ENVELOPE,
+/// BODYSTRUCTURE, BODY, FLAGS and the number items nothing is allocated here beyond what
+/// the store's reads take (benches/fetch.rs counts it).
 pub async fn render_message(
     msg: &Message<'_>,
     req: &Request<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), FetchError> {
-    let Ok(Some(keywords)) = msg.mail.with_mailbox(msg.user, msg.mailbox, |v| {
-        v.message(msg.entry.uid).map(|m| {
-            v.keywords(&m)
-                .iter()
-                .map(|k| k.to_string())
-                .collect::<Vec<String>>()
-        })
-    }) else {
-        return Err(FetchError::Store(StoreError::NoSuchMessage));
-    };
+    let mark = out.len();
     let item = Item {
         mail: msg.mail,
         user: msg.user,
         mailbox: msg.mailbox,
         entry: msg.entry,
-        keywords: &keywords,
     };
-    let mut line = format!("* {} FETCH (", msg.msn).into_bytes();
-    render(&item, req.uid_mode, req.attrs, req.seen_set, req.condstore, &mut line).await?;
-    line.extend_from_slice(b")\r\n");
-    out.extend_from_slice(&line);
-    Ok(())
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "* {} FETCH (", msg.msn);
+    match render(&item, req, out).await {
+        Ok(()) => {
+            out.extend_from_slice(b")\r\n");
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(mark);
+            Err(e)
+        }
+    }
 }
 
 /// One message being rendered.
@@ -233,49 +238,111 @@ struct Item<'a> {
     user: &'a str,
     mailbox: u64,
     entry: &'a MessageEntry,
-    keywords: &'a [String],
+}
+
+/// A message's stored metadata, read at most once per response. Most items only need
+/// the pre-rendered values, which are borrowed from the blob; the part tree is built only
+/// for the items that walk it.
+enum Meta {
+    Unread,
+    /// A blob that [`MessageMeta::rendered`] (and so [`MessageMeta::from_bytes`]) accepts.
+    Blob(ReadResult),
+    Parsed(Box<MessageMeta>),
+}
+
+/// A value stored pre-rendered in the metadata blob.
+#[derive(Clone, Copy)]
+enum Prerendered {
+    Envelope,
+    BodyStructure,
+    Body,
+}
+
+impl Meta {
+    /// The pre-rendered value; empty before the metadata is loaded.
+    fn prerendered(&self, which: Prerendered) -> &[u8] {
+        let pick = |envelope, bodystructure, body| match which {
+            Prerendered::Envelope => envelope,
+            Prerendered::BodyStructure => bodystructure,
+            Prerendered::Body => body,
+        };
+        match self {
+            Meta::Unread => &[],
+            Meta::Blob(blob) => MessageMeta::rendered(blob)
+                .map(|r| pick(r.envelope, r.bodystructure, r.body))
+                .unwrap_or_default(),
+            Meta::Parsed(m) => pick(&m.envelope, &m.bodystructure, &m.body),
+        }
+    }
+}
+
+/// Bytes of a message: the store's read buffer as it is, or a filtered copy.
+enum Bytes {
+    Read(ReadResult),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Read(r) => r,
+            Bytes::Owned(v) => v,
+        }
+    }
 }
 
 impl Item<'_> {
-    async fn meta(&self, cache: &mut Option<MessageMeta>) -> Result<(), StoreError> {
-        if cache.is_none() {
+    /// Reads the metadata blob if it is not yet read. A blob that does not parse (damaged,
+    /// or from a future version) is rebuilt from the message itself rather than failing
+    /// the FETCH.
+    async fn load(&self, meta: &mut Meta) -> Result<(), StoreError> {
+        if let Meta::Unread = meta {
             let blob = self
                 .mail
                 .read_meta(self.user, self.mailbox, self.entry.uid)
                 .await?;
-            // A blob that does not parse (damaged, or from a future version) is rebuilt from
-            // the message itself rather than failing the FETCH.
-            let meta = match MessageMeta::from_bytes(&blob) {
-                Ok(meta) => meta,
-                Err(_) => {
-                    let raw = self.read(None).await?;
-                    mime::analyze(&raw)
-                }
+            *meta = if MessageMeta::rendered(&blob).is_ok() {
+                Meta::Blob(blob)
+            } else {
+                Meta::Parsed(Box::new(self.rebuild().await?))
             };
-            *cache = Some(meta);
         }
         Ok(())
     }
 
-    async fn read(&self, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>, StoreError> {
-        let data = self
-            .mail
+    /// The full metadata, for the items that walk the part tree.
+    async fn parsed<'m>(&self, meta: &'m mut Meta) -> Result<Option<&'m MessageMeta>, StoreError> {
+        self.load(meta).await?;
+        if let Meta::Blob(blob) = meta {
+            let parsed = match MessageMeta::from_bytes(blob) {
+                Ok(m) => m,
+                Err(_) => self.rebuild().await?,
+            };
+            *meta = Meta::Parsed(Box::new(parsed));
+        }
+        Ok(match meta {
+            Meta::Parsed(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    async fn rebuild(&self) -> Result<MessageMeta, StoreError> {
+        let raw = self.read(None).await?;
+        Ok(mime::analyze(&raw))
+    }
+
+    async fn read(&self, range: Option<std::ops::Range<u64>>) -> Result<ReadResult, StoreError> {
+        self.mail
             .read_message(self.user, self.mailbox, self.entry.uid, range)
-            .await?;
-        Ok(data.to_vec())
+            .await
     }
 }
 
-async fn render(
-    item: &Item<'_>,
-    uid_mode: bool,
-    attrs: &[FetchAttr<'_>],
-    seen_set: bool,
-    condstore: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), FetchError> {
+async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result<(), FetchError> {
+    let attrs = req.attrs;
     let entry = item.entry;
-    let mut meta: Option<MessageMeta> = None;
+    let mut meta = Meta::Unread;
     let mut first = true;
     let mut sep = |out: &mut Vec<u8>| {
         if !first {
@@ -285,19 +352,25 @@ async fn render(
     };
     let has = |want: &FetchAttr<'_>| attrs.iter().any(|a| a == want);
     // UID FETCH always returns UID (RFC 9051 section 6.4.9).
-    if uid_mode || has(&FetchAttr::Uid) {
+    if req.uid_mode || has(&FetchAttr::Uid) {
         sep(out);
-        out.extend_from_slice(format!("UID {}", entry.uid).as_bytes());
+        let _ = write!(out, "UID {}", entry.uid);
     }
-    if has(&FetchAttr::Flags) || seen_set {
+    if has(&FetchAttr::Flags) || req.seen_set {
         sep(out);
         out.extend_from_slice(b"FLAGS ");
-        let kws: Vec<&str> = item.keywords.iter().map(String::as_str).collect();
-        crate::imap::flags::write(out, entry.flags, &kws);
+        // Names straight from the index (no await since the entry was read, so they match
+        // its flags); an empty keyword set allocates nothing.
+        let written = item.mail.with_mailbox(item.user, item.mailbox, |v| {
+            crate::imap::flags::write(out, entry.flags, &v.keywords(entry));
+        });
+        if written.is_err() {
+            crate::imap::flags::write(out, entry.flags, &[]);
+        }
     }
-    if condstore {
+    if req.condstore {
         sep(out);
-        out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
+        let _ = write!(out, "MODSEQ ({})", entry.modseq);
     }
     for attr in attrs {
         match attr {
@@ -314,45 +387,32 @@ async fn render(
             }
             FetchAttr::Rfc822Size => {
                 sep(out);
-                out.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes());
+                let _ = write!(out, "RFC822.SIZE {}", entry.size);
             }
             FetchAttr::EmailId => {
                 sep(out);
-                out.extend_from_slice(format!("EMAILID (M{:x})", entry.email_id).as_bytes());
+                let _ = write!(out, "EMAILID (M{:x})", entry.email_id);
             }
             FetchAttr::ThreadId => {
                 sep(out);
                 out.extend_from_slice(b"THREADID NIL");
             }
-            FetchAttr::Envelope => {
-                item.meta(&mut meta).await?;
+            FetchAttr::Envelope | FetchAttr::BodyStructure | FetchAttr::Body => {
+                let (label, which): (&[u8], _) = match attr {
+                    FetchAttr::Envelope => (b"ENVELOPE ", Prerendered::Envelope),
+                    FetchAttr::BodyStructure => (b"BODYSTRUCTURE ", Prerendered::BodyStructure),
+                    _ => (b"BODY ", Prerendered::Body),
+                };
+                item.load(&mut meta).await?;
                 sep(out);
-                out.extend_from_slice(b"ENVELOPE ");
-                if let Some(m) = &meta {
-                    out.extend_from_slice(&m.envelope);
-                }
-            }
-            FetchAttr::BodyStructure => {
-                item.meta(&mut meta).await?;
-                sep(out);
-                out.extend_from_slice(b"BODYSTRUCTURE ");
-                if let Some(m) = &meta {
-                    out.extend_from_slice(&m.bodystructure);
-                }
-            }
-            FetchAttr::Body => {
-                item.meta(&mut meta).await?;
-                sep(out);
-                out.extend_from_slice(b"BODY ");
-                if let Some(m) = &meta {
-                    out.extend_from_slice(&m.body);
-                }
+                out.extend_from_slice(label);
+                out.extend_from_slice(meta.prerendered(which));
             }
             FetchAttr::Preview { .. } => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 sep(out);
                 out.extend_from_slice(b"PREVIEW ");
-                let preview = meta.as_ref().map_or("", |m| m.preview.as_str());
+                let preview = m.map_or("", |m| m.preview.as_str());
                 crate::imap::response::ResponseWriter::new(out, true)
                     .nstring(Some(preview.as_bytes()));
             }
@@ -363,7 +423,7 @@ async fn render(
                 literal(out, &data);
             }
             FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 let text = if *attr == FetchAttr::Rfc822Header {
                     mime::SectionText::Header
                 } else {
@@ -373,7 +433,7 @@ async fn render(
                     part: Vec::new(),
                     text,
                 };
-                let data = section(item, meta.as_ref(), &spec).await?;
+                let data = section(item, m, &spec).await?;
                 sep(out);
                 out.extend_from_slice(if *attr == FetchAttr::Rfc822Header {
                     b"RFC822.HEADER "
@@ -387,8 +447,7 @@ async fn render(
                 partial,
                 ..
             } => {
-                let spec = to_spec(sec);
-                if spec.part.is_empty() && spec.text == mime::SectionText::Full {
+                if sec.part.is_empty() && sec.text.is_none() {
                     // BODY[] needs no structure: read just the requested range.
                     let range = partial
                         .map(|p| u64::from(p.offset)..u64::from(p.offset) + u64::from(p.length));
@@ -398,16 +457,17 @@ async fn render(
                     literal(out, &data);
                     continue;
                 }
-                item.meta(&mut meta).await?;
-                let data = section(item, meta.as_ref(), &spec).await?;
+                let spec = to_spec(sec);
+                let m = item.parsed(&mut meta).await?;
+                let data = section(item, m, &spec).await?;
                 sep(out);
                 write_section_label(out, sec, *partial);
                 literal(out, apply_partial(&data, *partial));
             }
             FetchAttr::Binary { part, partial, .. } => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 let raw = item.read(None).await?;
-                let decoded = match meta.as_ref().map(|m| mime::decode_part(m, &raw, part)) {
+                let decoded = match m.map(|m| mime::decode_part(m, &raw, part)) {
                     Some(Ok(d)) => d.into_owned(),
                     Some(Err(mime::DecodeError::UnknownEncoding(cte))) => {
                         return Err(FetchError::UnknownCte(cte))
@@ -419,7 +479,7 @@ async fn render(
                 write_part(out, part);
                 out.push(b']');
                 if let Some(p) = partial {
-                    out.extend_from_slice(format!("<{}>", p.offset).as_bytes());
+                    let _ = write!(out, "<{}>", p.offset);
                 }
                 out.push(b' ');
                 let data = apply_partial(&decoded, *partial);
@@ -429,9 +489,9 @@ async fn render(
                 literal(out, data);
             }
             FetchAttr::BinarySize { part } => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 let raw = item.read(None).await?;
-                let size = match meta.as_ref().map(|m| mime::decode_part(m, &raw, part)) {
+                let size = match m.map(|m| mime::decode_part(m, &raw, part)) {
                     Some(Ok(d)) => d.len(),
                     Some(Err(mime::DecodeError::UnknownEncoding(cte))) => {
                         return Err(FetchError::UnknownCte(cte))
@@ -441,7 +501,7 @@ async fn render(
                 sep(out);
                 out.extend_from_slice(b"BINARY.SIZE[");
                 write_part(out, part);
-                out.extend_from_slice(format!("] {size}").as_bytes());
+                let _ = write!(out, "] {size}");
             }
         }
     }
@@ -453,13 +513,13 @@ async fn section(
     item: &Item<'_>,
     meta: Option<&MessageMeta>,
     spec: &SectionSpec,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Bytes, StoreError> {
     let Some(meta) = meta else {
-        return Ok(Vec::new());
+        return Ok(Bytes::Owned(Vec::new()));
     };
     let Some(range) = mime::section_range(meta, item.entry.size as usize, spec) else {
         // A part that does not exist is an empty string (RFC 9051 section 6.4.5).
-        return Ok(Vec::new());
+        return Ok(Bytes::Owned(Vec::new()));
     };
     let bytes = item
         .read(Some(range.start as u64..range.end as u64))
@@ -468,9 +528,9 @@ async fn section(
         mime::SectionText::HeaderFields(names) | mime::SectionText::HeaderFieldsNot(names) => {
             let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
             let not = matches!(spec.text, mime::SectionText::HeaderFieldsNot(_));
-            mime::filter_header_fields(&bytes, &names, not)
+            Bytes::Owned(mime::filter_header_fields(&bytes, &names, not))
         }
-        _ => bytes,
+        _ => Bytes::Read(bytes),
     })
 }
 
@@ -509,7 +569,7 @@ fn write_part(out: &mut Vec<u8>, part: &[u32]) {
         if i > 0 {
             out.push(b'.');
         }
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}");
     }
 }
 
@@ -520,9 +580,15 @@ fn write_section_label(out: &mut Vec<u8>, section: &Section<'_>, partial: Option
     let dot = if section.part.is_empty() { "" } else { "." };
     match &section.text {
         None => {}
-        Some(SectionText::Header) => out.extend_from_slice(format!("{dot}HEADER").as_bytes()),
-        Some(SectionText::Text) => out.extend_from_slice(format!("{dot}TEXT").as_bytes()),
-        Some(SectionText::Mime) => out.extend_from_slice(format!("{dot}MIME").as_bytes()),
+        Some(SectionText::Header) => {
+            let _ = write!(out, "{dot}HEADER");
+        }
+        Some(SectionText::Text) => {
+            let _ = write!(out, "{dot}TEXT");
+        }
+        Some(SectionText::Mime) => {
+            let _ = write!(out, "{dot}MIME");
+        }
         Some(SectionText::HeaderFields(names)) | Some(SectionText::HeaderFieldsNot(names)) => {
             let not = matches!(section.text, Some(SectionText::HeaderFieldsNot(_)));
             out.extend_from_slice(dot.as_bytes());
@@ -542,12 +608,12 @@ fn write_section_label(out: &mut Vec<u8>, section: &Section<'_>, partial: Option
     }
     out.push(b']');
     if let Some(p) = partial {
-        out.extend_from_slice(format!("<{}>", p.offset).as_bytes());
+        let _ = write!(out, "<{}>", p.offset);
     }
     out.push(b' ');
 }
 
 fn literal(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    let _ = write!(out, "{{{}}}\r\n", data.len());
     out.extend_from_slice(data);
 }
