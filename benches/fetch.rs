@@ -139,6 +139,21 @@ async fn fetch_all(
     }
 }
 
+/// The store's reads alone, one per message, with nothing rendered: the floor of
+/// allocations per message that the FETCH path cannot go below without a different read API.
+async fn reads_only(mail: &Partition, mailbox: u64, entries: &[MessageEntry], meta: bool) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for entry in entries {
+        let read = if meta {
+            mail.read_meta("bench", mailbox, entry.uid).await
+        } else {
+            mail.read_message("bench", mailbox, entry.uid, None).await
+        };
+        drop(read.expect("read"));
+    }
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects cases by name.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -220,6 +235,14 @@ fn main() {
                     best.elapsed.as_secs_f64() * 1e3,
                     rate(best),
                     median.allocations as f64 / entries.len() as f64,
+                );
+            }
+            for (what, meta) in [("read_message", false), ("read_meta", true)] {
+                reads_only(&mail, mailbox, &entries, meta).await;
+                let n = reads_only(&mail, mailbox, &entries, meta).await;
+                println!(
+                    "store {what} alone: {:.2} allocations/message",
+                    n as f64 / entries.len() as f64
                 );
             }
             mail.close().await.expect("close");
