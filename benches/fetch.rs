@@ -67,7 +67,7 @@ fn message(i: usize) -> Vec<u8> {
     let paragraph = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod \
                      tempor incididunt ut labore et dolore magna aliqua.\r\n";
     let text: String = paragraph.repeat(12 + i % 30);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         m.push_str("Content-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\nThis is MIME.\r\n");
         m.push_str("--=_b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
         m.push_str(&text);
@@ -79,7 +79,7 @@ fn message(i: usize) -> Vec<u8> {
                 "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n",
             );
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             m.push_str("--=_b\r\nContent-Type: message/rfc822\r\n\r\n");
             m.push_str("From: x@example.net\r\nSubject: forwarded\r\n\r\nInner body.\r\n");
         }
