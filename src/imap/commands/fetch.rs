@@ -617,3 +617,91 @@ fn literal(out: &mut Vec<u8>, data: &[u8]) {
     let _ = write!(out, "{{{}}}\r\n", data.len());
     out.extend_from_slice(data);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::parser::Partial;
+    use crate::store::{NewMessage, Options};
+
+    const RAW: &[u8] = b"From: a@example.com\r\nSubject: hi\r\n\r\nhello world\r\n";
+
+    /// Renders `attrs` for the one message of a fresh mailbox (and for a UID that is not
+    /// there), returning both outputs, each appended after existing bytes.
+    fn fetch(attrs: Vec<FetchAttr<'static>>) -> (String, Result<String, String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mail = Partition::open(&path, Options::default()).await.unwrap();
+                mail.ensure_user("u").await.unwrap();
+                let meta = mime::analyze(RAW).to_bytes();
+                let m = NewMessage {
+                    body: RAW,
+                    flags: flag::SEEN,
+                    keywords: &["$Junk"],
+                    internal_date: 0,
+                    meta: &meta,
+                };
+                mail.append("u", "INBOX", &[m]).await.unwrap();
+                let (mailbox, entry) = mail
+                    .with_mailbox("u", "INBOX", |v| (v.id(), v.messages()[0]))
+                    .unwrap();
+                let req = Request {
+                    uid_mode: true,
+                    attrs: &attrs,
+                    seen_set: false,
+                    condstore: false,
+                };
+                let mut msg = Message {
+                    mail: &mail,
+                    user: "u",
+                    mailbox,
+                    msn: 1,
+                    entry: &entry,
+                };
+                let mut out = b"before\r\n".to_vec();
+                render_message(&msg, &req, &mut out).await.unwrap();
+                let found = String::from_utf8(out).unwrap();
+                let gone = MessageEntry { uid: 99, ..entry };
+                msg.entry = &gone;
+                let mut out = b"before\r\n".to_vec();
+                let missing = match render_message(&msg, &req, &mut out).await {
+                    Ok(()) => Ok(String::from_utf8(out).unwrap()),
+                    Err(_) => Err(String::from_utf8(out).unwrap()),
+                };
+                (found, missing)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn renders_flags_structure_and_partial_body() {
+        let attrs = vec![
+            FetchAttr::Flags,
+            FetchAttr::BodyStructure,
+            FetchAttr::BodySection {
+                peek: true,
+                section: Section {
+                    part: Vec::new(),
+                    text: None,
+                },
+                partial: Some(Partial {
+                    offset: 6,
+                    length: 11,
+                }),
+            },
+        ];
+        let meta = mime::analyze(RAW);
+        let (found, missing) = fetch(attrs);
+        let want = format!(
+            "before\r\n* 1 FETCH (UID 1 FLAGS (\\Seen $Junk) BODYSTRUCTURE {} BODY[]<6> {{11}}\r\na@example.c)\r\n",
+            String::from_utf8_lossy(&meta.bodystructure)
+        );
+        assert_eq!(found, want);
+        // A message the store cannot read leaves the output as it was: no half response.
+        assert_eq!(missing, Err("before\r\n".to_string()));
+    }
+}
