@@ -236,6 +236,61 @@ impl MessageMeta {
     }
 }
 
+/// The pre-rendered FETCH values of a stored blob, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rendered<'a> {
+    /// The `ENVELOPE` value.
+    pub envelope: &'a [u8],
+    /// The `BODYSTRUCTURE` value.
+    pub bodystructure: &'a [u8],
+    /// The `BODY` value.
+    pub body: &'a [u8],
+}
+
+impl MessageMeta {
+    /// The pre-rendered ENVELOPE / BODYSTRUCTURE / BODY of a stored blob, without building
+    /// the part tree: FETCH of those items then allocates nothing per message.
+    ///
+    /// Walks and checks the whole blob exactly as [`MessageMeta::from_bytes`] does, so a
+    /// blob is accepted here if and only if `from_bytes` accepts it, with the same values.
+    pub fn rendered(bytes: &[u8]) -> Result<Rendered<'_>, MetaError> {
+        let rest = bytes.strip_prefix(MAGIC).ok_or(MetaError::BadVersion)?;
+        let (&version, rest) = rest.split_first().ok_or(MetaError::BadVersion)?;
+        if version != VERSION {
+            return Err(MetaError::BadVersion);
+        }
+        let mut r = Reader(rest);
+        r.skip_part(0)?;
+        let envelope = r.slice()?;
+        let bodystructure = r.slice()?;
+        let body = r.slice()?;
+        r.str()?; // subject
+        for _ in 0..3 {
+            r.opt(|r| {
+                for _ in 0..3 {
+                    r.str()?;
+                }
+                Ok(())
+            })?;
+        }
+        r.opt(|r| r.take(8).map(drop))?; // date
+        r.opt(Reader::str)?; // message-id
+        r.opt(Reader::str)?; // in-reply-to
+        for _ in 0..r.count()? {
+            r.str()?;
+        }
+        r.str()?; // preview
+        if !r.0.is_empty() {
+            return Err(MetaError::Corrupt);
+        }
+        Ok(Rendered {
+            envelope,
+            bodystructure,
+            body,
+        })
+    }
+}
+
 struct Writer(Vec<u8>);
 
 impl Writer {
@@ -336,6 +391,57 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+    /// A length-prefixed byte string, borrowed.
+    fn slice(&mut self) -> Result<&'a [u8], MetaError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// A length-prefixed string, checked to be UTF-8 as [`Reader::string`] does.
+    fn str(&mut self) -> Result<(), MetaError> {
+        std::str::from_utf8(self.slice()?).map_err(|_| MetaError::Corrupt)?;
+        Ok(())
+    }
+    fn skip_params(&mut self) -> Result<(), MetaError> {
+        for _ in 0..self.count()? {
+            self.slice()?;
+            self.slice()?;
+        }
+        Ok(())
+    }
+    /// Checks a part as [`Reader::part`] does, keeping nothing.
+    fn skip_part(&mut self, depth: usize) -> Result<(), MetaError> {
+        if depth > MAX_DEPTH || self.u8()? > 3 {
+            return Err(MetaError::Corrupt);
+        }
+        let header_start = self.u32()?;
+        let header_end = self.u32()?;
+        let body_start = self.u32()?;
+        let body_end = self.u32()?;
+        self.take(8)?; // size, lines
+        if !(header_start <= header_end && header_end <= body_start && body_start <= body_end) {
+            return Err(MetaError::Corrupt);
+        }
+        self.slice()?; // media type
+        self.slice()?; // subtype
+        self.skip_params()?;
+        for _ in 0..3 {
+            self.opt(Reader::slice)?; // id, description, encoding
+        }
+        self.opt(|r| {
+            r.slice()?;
+            r.skip_params()
+        })?;
+        for _ in 0..self.count()? {
+            self.slice()?; // language
+        }
+        for _ in 0..3 {
+            self.opt(Reader::slice)?; // location, md5, envelope
+        }
+        for _ in 0..self.count()? {
+            self.skip_part(depth + 1)?;
+        }
+        Ok(())
+    }
     fn bytes(&mut self) -> Result<Vec<u8>, MetaError> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
@@ -425,5 +531,53 @@ impl<'a> Reader<'a> {
             envelope,
             children,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MULTIPART: &[u8] = b"From: A <a@example.com>\r\nTo: b@example.com\r\n\
+Subject: hi\r\nMessage-ID: <1@x>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--b\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nbody\r\n--b--\r\n";
+
+    #[test]
+    fn rendered_matches_the_parsed_blob() {
+        let meta = super::super::analyze(MULTIPART);
+        let blob = meta.to_bytes();
+        let r = MessageMeta::rendered(&blob).unwrap();
+        assert_eq!(r.envelope, &meta.envelope[..]);
+        assert_eq!(r.bodystructure, &meta.bodystructure[..]);
+        assert_eq!(r.body, &meta.body[..]);
+        assert!(r.bodystructure.starts_with(b"((\"text\" \"plain\""));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Damaged blobs: `rendered` accepts exactly what `from_bytes` accepts.
+        #[test]
+        fn rendered_agrees_with_from_bytes(cut in 0usize..8, at in 0usize..2000, byte: u8) {
+            let mut blob = super::super::analyze(MULTIPART).to_bytes();
+            if at < blob.len() {
+                blob[at] = byte;
+            }
+            // Most cases keep the length, so that flipped bytes that still parse are compared too.
+            blob.truncate(blob.len().saturating_sub(cut.saturating_sub(6)));
+            let full = MessageMeta::from_bytes(&blob);
+            let lazy = MessageMeta::rendered(&blob);
+            match (full, lazy) {
+                (Ok(m), Ok(r)) => {
+                    prop_assert_eq!(r.envelope, &m.envelope[..]);
+                    prop_assert_eq!(r.bodystructure, &m.bodystructure[..]);
+                    prop_assert_eq!(r.body, &m.body[..]);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "from_bytes {:?} vs rendered {:?}", a.map(|_| ()), b),
+            }
+        }
     }
 }

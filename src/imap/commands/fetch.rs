@@ -5,6 +5,10 @@
 //! A fetch of a body section without .PEEK sets `\Seen` first, so the FLAGS sent with the data
 //! already include it.
 
+use std::io::Write as _;
+
+use glommio::io::ReadResult;
+
 use crate::imap::commands::dates;
 use crate::imap::commands::reply::Reply;
 use crate::imap::parser::{FetchAttr, FetchModifiers, Partial, Section, SectionText, SequenceSet};
@@ -108,17 +112,18 @@ pub async fn fetch(
             s.condstore = true;
         }
     }
+    let request = Request {
+        uid_mode,
+        attrs,
+        seen_set: marks_seen,
+        condstore,
+    };
     for (msn, uid) in targets {
         if view.is_gone(uid) {
             // Expunged by another session and not announced yet: nothing left to send.
             continue;
         }
-        let Ok(Some((entry, keywords))) = mail.with_mailbox(&user, selected.id, |v| {
-            v.message(uid).map(|m| {
-                let kws: Vec<String> = v.keywords(&m).iter().map(|k| k.to_string()).collect();
-                (m, kws)
-            })
-        }) else {
+        let Ok(Some(entry)) = mail.with_mailbox(&user, selected.id, |v| v.message(uid)) else {
             continue;
         };
         if let Some(since) = modifiers.changed_since {
@@ -126,23 +131,20 @@ pub async fn fetch(
                 continue;
             }
         }
-        let mut line = format!("* {msn} FETCH (").into_bytes();
-        let ctx = Item {
+        let msg = Message {
             mail: &mail,
             user: &user,
             mailbox: selected.id,
+            msn,
             entry: &entry,
-            keywords: &keywords,
         };
-        match render(&ctx, uid_mode, attrs, marks_seen, condstore, &mut line).await {
+        match render_message(&msg, &request, &mut session.out).await {
             Ok(()) => {}
             Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
                 return Reply::no(format!("[UNKNOWN-CTE] Cannot decode {cte}"));
             }
         }
-        line.extend_from_slice(b")\r\n");
-        session.out.extend_from_slice(&line);
         // Large fetches go out as they are made instead of piling up in memory.
         if session.out.len() > 256 * 1024 {
             if let Err(e) = session.flush_out().await {
@@ -157,8 +159,38 @@ pub async fn fetch(
     })
 }
 
-enum FetchError {
+/// What one FETCH asks of every message; fixed for the whole command.
+pub struct Request<'a> {
+    /// UID FETCH: the UID is always returned.
+    pub uid_mode: bool,
+    /// The requested items, in the order asked.
+    pub attrs: &'a [FetchAttr<'a>],
+    /// `\Seen` was just set by this FETCH, so FLAGS are sent even if not asked for.
+    pub seen_set: bool,
+    /// CONDSTORE is on: MODSEQ goes with every response.
+    pub condstore: bool,
+}
+
+/// The message one `* n FETCH` response is about.
+pub struct Message<'a> {
+    /// The store holding it.
+    pub mail: &'a Partition,
+    /// Its owner.
+    pub user: &'a str,
+    /// The selected mailbox's id.
+    pub mailbox: u64,
+    /// Its sequence number in the session's view.
+    pub msn: u32,
+    /// Its index entry, as read when the response is made.
+    pub entry: &'a MessageEntry,
+}
+
+/// Why a message's FETCH response could not be made.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The store failed to read the message or its metadata.
     Store(StoreError),
+    /// BINARY of a part whose Content-Transfer-Encoding is unknown (RFC 3516 `UNKNOWN-CTE`).
     UnknownCte(String),
 }
 
@@ -168,55 +200,149 @@ impl From<StoreError> for FetchError {
     }
 }
 
+/// Appends `* msn FETCH (...)\r\n` for one message to `out`. On error `out` is left as it
+/// was, so a failed FETCH never sends half a response.
+///
+/// Writes straight into `out` and borrows the store's read buffers: for BODY[], ENVELOPE,
+/// BODYSTRUCTURE, BODY, FLAGS and the number items nothing is allocated here beyond what
+/// the store's reads take (benches/fetch.rs counts it).
+pub async fn render_message(
+    msg: &Message<'_>,
+    req: &Request<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), FetchError> {
+    let mark = out.len();
+    let item = Item {
+        mail: msg.mail,
+        user: msg.user,
+        mailbox: msg.mailbox,
+        entry: msg.entry,
+    };
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "* {} FETCH (", msg.msn);
+    match render(&item, req, out).await {
+        Ok(()) => {
+            out.extend_from_slice(b")\r\n");
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(mark);
+            Err(e)
+        }
+    }
+}
+
 /// One message being rendered.
 struct Item<'a> {
     mail: &'a Partition,
     user: &'a str,
     mailbox: u64,
     entry: &'a MessageEntry,
-    keywords: &'a [String],
+}
+
+/// A message's stored metadata, read at most once per response. Most items only need
+/// the pre-rendered values, which are borrowed from the blob; the part tree is built only
+/// for the items that walk it.
+enum Meta {
+    Unread,
+    /// A blob that [`MessageMeta::rendered`] (and so [`MessageMeta::from_bytes`]) accepts.
+    Blob(ReadResult),
+    Parsed(Box<MessageMeta>),
+}
+
+/// A value stored pre-rendered in the metadata blob.
+#[derive(Clone, Copy)]
+enum Prerendered {
+    Envelope,
+    BodyStructure,
+    Body,
+}
+
+impl Meta {
+    /// The pre-rendered value; empty before the metadata is loaded.
+    fn prerendered(&self, which: Prerendered) -> &[u8] {
+        let pick = |envelope, bodystructure, body| match which {
+            Prerendered::Envelope => envelope,
+            Prerendered::BodyStructure => bodystructure,
+            Prerendered::Body => body,
+        };
+        match self {
+            Meta::Unread => &[],
+            Meta::Blob(blob) => MessageMeta::rendered(blob)
+                .map(|r| pick(r.envelope, r.bodystructure, r.body))
+                .unwrap_or_default(),
+            Meta::Parsed(m) => pick(&m.envelope, &m.bodystructure, &m.body),
+        }
+    }
+}
+
+/// Bytes of a message: the store's read buffer as it is, or a filtered copy.
+enum Bytes {
+    Read(ReadResult),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Read(r) => r,
+            Bytes::Owned(v) => v,
+        }
+    }
 }
 
 impl Item<'_> {
-    async fn meta(&self, cache: &mut Option<MessageMeta>) -> Result<(), StoreError> {
-        if cache.is_none() {
+    /// Reads the metadata blob if it is not yet read. A blob that does not parse (damaged,
+    /// or from a future version) is rebuilt from the message itself rather than failing
+    /// the FETCH.
+    async fn load(&self, meta: &mut Meta) -> Result<(), StoreError> {
+        if let Meta::Unread = meta {
             let blob = self
                 .mail
                 .read_meta(self.user, self.mailbox, self.entry.uid)
                 .await?;
-            // A blob that does not parse (damaged, or from a future version) is rebuilt from
-            // the message itself rather than failing the FETCH.
-            let meta = match MessageMeta::from_bytes(&blob) {
-                Ok(meta) => meta,
-                Err(_) => {
-                    let raw = self.read(None).await?;
-                    mime::analyze(&raw)
-                }
+            *meta = if MessageMeta::rendered(&blob).is_ok() {
+                Meta::Blob(blob)
+            } else {
+                Meta::Parsed(Box::new(self.rebuild().await?))
             };
-            *cache = Some(meta);
         }
         Ok(())
     }
 
-    async fn read(&self, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>, StoreError> {
-        let data = self
-            .mail
+    /// The full metadata, for the items that walk the part tree.
+    async fn parsed<'m>(&self, meta: &'m mut Meta) -> Result<Option<&'m MessageMeta>, StoreError> {
+        self.load(meta).await?;
+        if let Meta::Blob(blob) = meta {
+            let parsed = match MessageMeta::from_bytes(blob) {
+                Ok(m) => m,
+                Err(_) => self.rebuild().await?,
+            };
+            *meta = Meta::Parsed(Box::new(parsed));
+        }
+        Ok(match meta {
+            Meta::Parsed(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    async fn rebuild(&self) -> Result<MessageMeta, StoreError> {
+        let raw = self.read(None).await?;
+        Ok(mime::analyze(&raw))
+    }
+
+    async fn read(&self, range: Option<std::ops::Range<u64>>) -> Result<ReadResult, StoreError> {
+        self.mail
             .read_message(self.user, self.mailbox, self.entry.uid, range)
-            .await?;
-        Ok(data.to_vec())
+            .await
     }
 }
 
-async fn render(
-    item: &Item<'_>,
-    uid_mode: bool,
-    attrs: &[FetchAttr<'_>],
-    seen_set: bool,
-    condstore: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), FetchError> {
+async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result<(), FetchError> {
+    let attrs = req.attrs;
     let entry = item.entry;
-    let mut meta: Option<MessageMeta> = None;
+    let mut meta = Meta::Unread;
     let mut first = true;
     let mut sep = |out: &mut Vec<u8>| {
         if !first {
@@ -226,19 +352,25 @@ async fn render(
     };
     let has = |want: &FetchAttr<'_>| attrs.iter().any(|a| a == want);
     // UID FETCH always returns UID (RFC 9051 section 6.4.9).
-    if uid_mode || has(&FetchAttr::Uid) {
+    if req.uid_mode || has(&FetchAttr::Uid) {
         sep(out);
-        out.extend_from_slice(format!("UID {}", entry.uid).as_bytes());
+        let _ = write!(out, "UID {}", entry.uid);
     }
-    if has(&FetchAttr::Flags) || seen_set {
+    if has(&FetchAttr::Flags) || req.seen_set {
         sep(out);
         out.extend_from_slice(b"FLAGS ");
-        let kws: Vec<&str> = item.keywords.iter().map(String::as_str).collect();
-        crate::imap::flags::write(out, entry.flags, &kws);
+        // Names straight from the index (no await since the entry was read, so they match
+        // its flags); an empty keyword set allocates nothing.
+        let written = item.mail.with_mailbox(item.user, item.mailbox, |v| {
+            crate::imap::flags::write(out, entry.flags, &v.keywords(entry));
+        });
+        if written.is_err() {
+            crate::imap::flags::write(out, entry.flags, &[]);
+        }
     }
-    if condstore {
+    if req.condstore {
         sep(out);
-        out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
+        let _ = write!(out, "MODSEQ ({})", entry.modseq);
     }
     for attr in attrs {
         match attr {
@@ -255,45 +387,32 @@ async fn render(
             }
             FetchAttr::Rfc822Size => {
                 sep(out);
-                out.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes());
+                let _ = write!(out, "RFC822.SIZE {}", entry.size);
             }
             FetchAttr::EmailId => {
                 sep(out);
-                out.extend_from_slice(format!("EMAILID (M{:x})", entry.email_id).as_bytes());
+                let _ = write!(out, "EMAILID (M{:x})", entry.email_id);
             }
             FetchAttr::ThreadId => {
                 sep(out);
                 out.extend_from_slice(b"THREADID NIL");
             }
-            FetchAttr::Envelope => {
-                item.meta(&mut meta).await?;
+            FetchAttr::Envelope | FetchAttr::BodyStructure | FetchAttr::Body => {
+                let (label, which): (&[u8], _) = match attr {
+                    FetchAttr::Envelope => (b"ENVELOPE ", Prerendered::Envelope),
+                    FetchAttr::BodyStructure => (b"BODYSTRUCTURE ", Prerendered::BodyStructure),
+                    _ => (b"BODY ", Prerendered::Body),
+                };
+                item.load(&mut meta).await?;
                 sep(out);
-                out.extend_from_slice(b"ENVELOPE ");
-                if let Some(m) = &meta {
-                    out.extend_from_slice(&m.envelope);
-                }
-            }
-            FetchAttr::BodyStructure => {
-                item.meta(&mut meta).await?;
-                sep(out);
-                out.extend_from_slice(b"BODYSTRUCTURE ");
-                if let Some(m) = &meta {
-                    out.extend_from_slice(&m.bodystructure);
-                }
-            }
-            FetchAttr::Body => {
-                item.meta(&mut meta).await?;
-                sep(out);
-                out.extend_from_slice(b"BODY ");
-                if let Some(m) = &meta {
-                    out.extend_from_slice(&m.body);
-                }
+                out.extend_from_slice(label);
+                out.extend_from_slice(meta.prerendered(which));
             }
             FetchAttr::Preview { .. } => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 sep(out);
                 out.extend_from_slice(b"PREVIEW ");
-                let preview = meta.as_ref().map_or("", |m| m.preview.as_str());
+                let preview = m.map_or("", |m| m.preview.as_str());
                 crate::imap::response::ResponseWriter::new(out, true)
                     .nstring(Some(preview.as_bytes()));
             }
@@ -304,7 +423,7 @@ async fn render(
                 literal(out, &data);
             }
             FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 let text = if *attr == FetchAttr::Rfc822Header {
                     mime::SectionText::Header
                 } else {
@@ -314,7 +433,7 @@ async fn render(
                     part: Vec::new(),
                     text,
                 };
-                let data = section(item, meta.as_ref(), &spec).await?;
+                let data = section(item, m, &spec).await?;
                 sep(out);
                 out.extend_from_slice(if *attr == FetchAttr::Rfc822Header {
                     b"RFC822.HEADER "
@@ -328,8 +447,7 @@ async fn render(
                 partial,
                 ..
             } => {
-                let spec = to_spec(sec);
-                if spec.part.is_empty() && spec.text == mime::SectionText::Full {
+                if sec.part.is_empty() && sec.text.is_none() {
                     // BODY[] needs no structure: read just the requested range.
                     let range = partial
                         .map(|p| u64::from(p.offset)..u64::from(p.offset) + u64::from(p.length));
@@ -339,16 +457,17 @@ async fn render(
                     literal(out, &data);
                     continue;
                 }
-                item.meta(&mut meta).await?;
-                let data = section(item, meta.as_ref(), &spec).await?;
+                let spec = to_spec(sec);
+                let m = item.parsed(&mut meta).await?;
+                let data = section(item, m, &spec).await?;
                 sep(out);
                 write_section_label(out, sec, *partial);
                 literal(out, apply_partial(&data, *partial));
             }
             FetchAttr::Binary { part, partial, .. } => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 let raw = item.read(None).await?;
-                let decoded = match meta.as_ref().map(|m| mime::decode_part(m, &raw, part)) {
+                let decoded = match m.map(|m| mime::decode_part(m, &raw, part)) {
                     Some(Ok(d)) => d.into_owned(),
                     Some(Err(mime::DecodeError::UnknownEncoding(cte))) => {
                         return Err(FetchError::UnknownCte(cte))
@@ -360,7 +479,7 @@ async fn render(
                 write_part(out, part);
                 out.push(b']');
                 if let Some(p) = partial {
-                    out.extend_from_slice(format!("<{}>", p.offset).as_bytes());
+                    let _ = write!(out, "<{}>", p.offset);
                 }
                 out.push(b' ');
                 let data = apply_partial(&decoded, *partial);
@@ -370,9 +489,9 @@ async fn render(
                 literal(out, data);
             }
             FetchAttr::BinarySize { part } => {
-                item.meta(&mut meta).await?;
+                let m = item.parsed(&mut meta).await?;
                 let raw = item.read(None).await?;
-                let size = match meta.as_ref().map(|m| mime::decode_part(m, &raw, part)) {
+                let size = match m.map(|m| mime::decode_part(m, &raw, part)) {
                     Some(Ok(d)) => d.len(),
                     Some(Err(mime::DecodeError::UnknownEncoding(cte))) => {
                         return Err(FetchError::UnknownCte(cte))
@@ -382,7 +501,7 @@ async fn render(
                 sep(out);
                 out.extend_from_slice(b"BINARY.SIZE[");
                 write_part(out, part);
-                out.extend_from_slice(format!("] {size}").as_bytes());
+                let _ = write!(out, "] {size}");
             }
         }
     }
@@ -394,13 +513,13 @@ async fn section(
     item: &Item<'_>,
     meta: Option<&MessageMeta>,
     spec: &SectionSpec,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Bytes, StoreError> {
     let Some(meta) = meta else {
-        return Ok(Vec::new());
+        return Ok(Bytes::Owned(Vec::new()));
     };
     let Some(range) = mime::section_range(meta, item.entry.size as usize, spec) else {
         // A part that does not exist is an empty string (RFC 9051 section 6.4.5).
-        return Ok(Vec::new());
+        return Ok(Bytes::Owned(Vec::new()));
     };
     let bytes = item
         .read(Some(range.start as u64..range.end as u64))
@@ -409,9 +528,9 @@ async fn section(
         mime::SectionText::HeaderFields(names) | mime::SectionText::HeaderFieldsNot(names) => {
             let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
             let not = matches!(spec.text, mime::SectionText::HeaderFieldsNot(_));
-            mime::filter_header_fields(&bytes, &names, not)
+            Bytes::Owned(mime::filter_header_fields(&bytes, &names, not))
         }
-        _ => bytes,
+        _ => Bytes::Read(bytes),
     })
 }
 
@@ -450,7 +569,7 @@ fn write_part(out: &mut Vec<u8>, part: &[u32]) {
         if i > 0 {
             out.push(b'.');
         }
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}");
     }
 }
 
@@ -461,9 +580,15 @@ fn write_section_label(out: &mut Vec<u8>, section: &Section<'_>, partial: Option
     let dot = if section.part.is_empty() { "" } else { "." };
     match &section.text {
         None => {}
-        Some(SectionText::Header) => out.extend_from_slice(format!("{dot}HEADER").as_bytes()),
-        Some(SectionText::Text) => out.extend_from_slice(format!("{dot}TEXT").as_bytes()),
-        Some(SectionText::Mime) => out.extend_from_slice(format!("{dot}MIME").as_bytes()),
+        Some(SectionText::Header) => {
+            let _ = write!(out, "{dot}HEADER");
+        }
+        Some(SectionText::Text) => {
+            let _ = write!(out, "{dot}TEXT");
+        }
+        Some(SectionText::Mime) => {
+            let _ = write!(out, "{dot}MIME");
+        }
         Some(SectionText::HeaderFields(names)) | Some(SectionText::HeaderFieldsNot(names)) => {
             let not = matches!(section.text, Some(SectionText::HeaderFieldsNot(_)));
             out.extend_from_slice(dot.as_bytes());
@@ -483,12 +608,100 @@ fn write_section_label(out: &mut Vec<u8>, section: &Section<'_>, partial: Option
     }
     out.push(b']');
     if let Some(p) = partial {
-        out.extend_from_slice(format!("<{}>", p.offset).as_bytes());
+        let _ = write!(out, "<{}>", p.offset);
     }
     out.push(b' ');
 }
 
 fn literal(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    let _ = write!(out, "{{{}}}\r\n", data.len());
     out.extend_from_slice(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::parser::Partial;
+    use crate::store::{NewMessage, Options};
+
+    const RAW: &[u8] = b"From: a@example.com\r\nSubject: hi\r\n\r\nhello world\r\n";
+
+    /// Renders `attrs` for the one message of a fresh mailbox (and for a UID that is not
+    /// there), returning both outputs, each appended after existing bytes.
+    fn fetch(attrs: Vec<FetchAttr<'static>>) -> (String, Result<String, String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mail = Partition::open(&path, Options::default()).await.unwrap();
+                mail.ensure_user("u").await.unwrap();
+                let meta = mime::analyze(RAW).to_bytes();
+                let m = NewMessage {
+                    body: RAW,
+                    flags: flag::SEEN,
+                    keywords: &["$Junk"],
+                    internal_date: 0,
+                    meta: &meta,
+                };
+                mail.append("u", "INBOX", &[m]).await.unwrap();
+                let (mailbox, entry) = mail
+                    .with_mailbox("u", "INBOX", |v| (v.id(), v.messages()[0]))
+                    .unwrap();
+                let req = Request {
+                    uid_mode: true,
+                    attrs: &attrs,
+                    seen_set: false,
+                    condstore: false,
+                };
+                let mut msg = Message {
+                    mail: &mail,
+                    user: "u",
+                    mailbox,
+                    msn: 1,
+                    entry: &entry,
+                };
+                let mut out = b"before\r\n".to_vec();
+                render_message(&msg, &req, &mut out).await.unwrap();
+                let found = String::from_utf8(out).unwrap();
+                let gone = MessageEntry { uid: 99, ..entry };
+                msg.entry = &gone;
+                let mut out = b"before\r\n".to_vec();
+                let missing = match render_message(&msg, &req, &mut out).await {
+                    Ok(()) => Ok(String::from_utf8(out).unwrap()),
+                    Err(_) => Err(String::from_utf8(out).unwrap()),
+                };
+                (found, missing)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn renders_flags_structure_and_partial_body() {
+        let attrs = vec![
+            FetchAttr::Flags,
+            FetchAttr::BodyStructure,
+            FetchAttr::BodySection {
+                peek: true,
+                section: Section {
+                    part: Vec::new(),
+                    text: None,
+                },
+                partial: Some(Partial {
+                    offset: 6,
+                    length: 11,
+                }),
+            },
+        ];
+        let meta = mime::analyze(RAW);
+        let (found, missing) = fetch(attrs);
+        let want = format!(
+            "before\r\n* 1 FETCH (UID 1 FLAGS (\\Seen $Junk) BODYSTRUCTURE {} BODY[]<6> {{11}}\r\na@example.c)\r\n",
+            String::from_utf8_lossy(&meta.bodystructure)
+        );
+        assert_eq!(found, want);
+        // A message the store cannot read leaves the output as it was: no half response.
+        assert_eq!(missing, Err("before\r\n".to_string()));
+    }
 }
