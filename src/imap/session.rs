@@ -420,20 +420,24 @@ impl Session {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
-        self.meter.wrote(out.len());
+        self.meter.wrote(self.out.len());
         if let Some(trace) = &mut self.trace {
-            trace.server(&out);
+            trace.server(&self.out);
         }
-        let result = self.conn.write_all(&out).await;
-        // Keep no output buffer between commands: idle sessions must be small.
-        drop(out);
+        let result = self.conn.write_all(&self.out).await;
+        // The capacity is kept while a command runs (a long FETCH flushes many times) and
+        // released before waiting for the client (`read_more`).
+        self.out.clear();
         result
     }
 
     /// Reads from the client into `reader`, bounded by the idle limit and cut short by
     /// shutdown.
     pub async fn read_more(&mut self, reader: &mut CommandReader) -> ReadOutcome {
+        // Waiting for the client may take minutes: hold no output buffer meanwhile.
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = Vec::new();
+        }
         let idle = match self.state {
             State::NotAuthenticated => self.exec.config().idle_unauth(),
             State::Authenticated { .. } => self.exec.config().idle_auth(),
