@@ -332,12 +332,16 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
         |store| async move { import(&store, &user, &source).await },
     )?;
     println!(
-        "imported {} messages into the stopped data dir {} ({} already present, {} mailboxes created)",
+        "imported {} messages into the stopped data dir {} ({} already present, {} mailboxes created, {} kept their Dovecot UID)",
         report.imported,
         layout.data_dir.display(),
         report.already_present,
-        report.mailboxes_created
+        report.mailboxes_created,
+        report.uids_kept
     );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
     problems(&report.problems)
 }
 
