@@ -40,7 +40,9 @@ fn login(server: &Server) -> Client {
 fn message(appender: usize, n: usize) -> String {
     let mut m = format!("Subject: m-{appender}-{n}\r\nFrom: load@example.com\r\n\r\n");
     for line in 0..(20 + (n * 7 + appender * 13) % 60) {
-        m.push_str(&format!("line {line} of message {appender}/{n} xxxxxxxxxxxxxxxxxxxxxxxx\r\n"));
+        m.push_str(&format!(
+            "line {line} of message {appender}/{n} xxxxxxxxxxxxxxxxxxxxxxxx\r\n"
+        ));
     }
     m
 }

@@ -136,7 +136,14 @@ fn uids(c: &mut Client) -> Vec<u32> {
 fn uidvalidity(c: &mut Client, mailbox: &str) -> u32 {
     c.command("s", &format!("SELECT \"{mailbox}\""))
         .iter()
-        .find_map(|l| l.split_once("[UIDVALIDITY ")?.1.split(']').next()?.parse().ok())
+        .find_map(|l| {
+            l.split_once("[UIDVALIDITY ")?
+                .1
+                .split(']')
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no UIDVALIDITY for {mailbox}"))
 }
 
@@ -358,7 +365,13 @@ fn existing_mailbox_gets_new_uids_and_says_so() {
     make_maildir(src.path());
     let (_, text) = ringmail(
         &data,
-        &["import", "--user", "bob", "maildir", src.path().to_str().unwrap()],
+        &[
+            "import",
+            "--user",
+            "bob",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
     );
     assert!(
         text.contains("imported 5 messages") && text.contains("INBOX: exists with UIDVALIDITY"),

@@ -67,6 +67,17 @@ struct Entry {
 pub fn backup(data_dir: &Path, target: &Path) -> Result<CopyReport, String> {
     ensure_empty(target)?;
     create_private_dir(target)?;
+    let inside = std::fs::canonicalize(target)
+        .and_then(|t| Ok(t.starts_with(std::fs::canonicalize(data_dir)?)))
+        .map_err(|e| format!("{}: {e}", target.display()))?;
+    if inside {
+        let _ = std::fs::remove_dir(target);
+        return Err(format!(
+            "{} is inside the data dir {}: put the backup elsewhere",
+            target.display(),
+            data_dir.display()
+        ));
+    }
     let staging = Staging::new(data_dir)?;
     let mut entries = Vec::new();
     let mut report = CopyReport::default();
@@ -120,7 +131,11 @@ pub fn restore(backup_dir: &Path, data_dir: &Path) -> Result<CopyReport, String>
     result
 }
 
-fn restore_into(backup_dir: &Path, data_dir: &Path, entries: &[Entry]) -> Result<CopyReport, String> {
+fn restore_into(
+    backup_dir: &Path,
+    data_dir: &Path,
+    entries: &[Entry],
+) -> Result<CopyReport, String> {
     let mut report = CopyReport::default();
     for e in entries {
         let src = backup_dir.join(&e.path);
@@ -367,13 +382,20 @@ fn read_manifest(backup_dir: &Path) -> Result<Vec<Entry>, String> {
     })?;
     let mut lines = text.lines();
     if lines.next() != Some(MANIFEST_HEADER) {
-        return Err(format!("{} is not a ringmail backup manifest", path.display()));
+        return Err(format!(
+            "{} is not a ringmail backup manifest",
+            path.display()
+        ));
     }
     lines
         .enumerate()
         .map(|(i, line)| {
             parse_entry(line).ok_or_else(|| {
-                format!("{}:{}: damaged manifest line {line:?}", path.display(), i + 2)
+                format!(
+                    "{}:{}: damaged manifest line {line:?}",
+                    path.display(),
+                    i + 2
+                )
             })
         })
         .collect()

@@ -213,7 +213,11 @@ impl<'a> Target<'a> {
 
     /// Appends messages that all keep their UIDs or all get new ones: in one commit, or one
     /// by one when the commit fails, so a single bad message costs only itself.
-    async fn append_run(&self, batch: &[Incoming], report: &mut ImportReport) -> Result<(), String> {
+    async fn append_run(
+        &self,
+        batch: &[Incoming],
+        report: &mut ImportReport,
+    ) -> Result<(), String> {
         let metas: Vec<Vec<u8>> = batch
             .iter()
             .map(|m| crate::mime::analyze(&m.bytes).to_bytes())
@@ -250,7 +254,10 @@ impl<'a> Target<'a> {
             }
             Err(_) => {
                 for (i, one) in new.iter().enumerate() {
-                    let uid = uids.as_ref().and_then(|u| u.get(i)).map(std::slice::from_ref);
+                    let uid = uids
+                        .as_ref()
+                        .and_then(|u| u.get(i))
+                        .map(std::slice::from_ref);
                     match self.append(std::slice::from_ref(one), uid).await {
                         Ok(_) => {
                             report.imported += 1;
@@ -335,8 +342,7 @@ async fn import_maildir(
     let mut progress = Progress::new("import", Some(total));
     for (folder, messages, uidlist) in listed {
         progress.mailbox(&folder.name);
-        let mut target =
-            Target::open(store, user, &folder.name, uidlist.as_ref(), report).await?;
+        let mut target = Target::open(store, user, &folder.name, uidlist.as_ref(), report).await?;
         for m in messages {
             progress.add(1);
             let bytes = match std::fs::read(&m.path) {
