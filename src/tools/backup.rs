@@ -184,8 +184,17 @@ fn dirs_of(entries: &[Entry]) -> Vec<PathBuf> {
 
 /// Hard links to a partition's files, taken between two identical checkpoint listings.
 struct Linked {
-    /// (file name, link path, length to copy)
-    files: Vec<(String, PathBuf, u64)>,
+    files: Vec<LinkedFile>,
+}
+
+/// One hard link in the staging folder.
+struct LinkedFile {
+    /// The file's name in the partition.
+    name: String,
+    /// The link.
+    link: PathBuf,
+    /// How many bytes to copy (`u64::MAX`: all).
+    len: u64,
 }
 
 fn link_partition(dir: &Path, stage: &Path) -> Result<Linked, String> {
@@ -207,15 +216,12 @@ fn link_partition(dir: &Path, stage: &Path) -> Result<Linked, String> {
         if names_matching(dir, is_checkpoint_name)? != before {
             continue;
         }
-        for l in &mut links {
-            l.2 = u64::MAX;
-        }
         // Lengths after the second listing: every linked checkpoint's position is inside.
-        for (name, path, _) in seg_links {
-            let len = std::fs::metadata(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
+        for mut file in seg_links {
+            file.len = std::fs::metadata(&file.link)
+                .map_err(|e| format!("{}: {e}", file.link.display()))?
                 .len();
-            links.push((name, path, len));
+            links.push(file);
         }
         return Ok(Linked { files: links });
     }
@@ -227,16 +233,16 @@ fn link_partition(dir: &Path, stage: &Path) -> Result<Linked, String> {
 }
 
 /// Links each of `names` from `dir` into `stage`. `None` when one vanished meanwhile.
-fn link_all(
-    dir: &Path,
-    stage: &Path,
-    names: &[String],
-) -> Result<Option<Vec<(String, PathBuf, u64)>>, String> {
+fn link_all(dir: &Path, stage: &Path, names: &[String]) -> Result<Option<Vec<LinkedFile>>, String> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let link = stage.join(name);
         match std::fs::hard_link(dir.join(name), &link) {
-            Ok(()) => out.push((name.clone(), link, 0)),
+            Ok(()) => out.push(LinkedFile {
+                name: name.clone(),
+                link,
+                len: u64::MAX,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(format!(
@@ -259,12 +265,13 @@ fn copy_partition(
 ) -> Result<(), String> {
     let dir = target.join(name);
     create_private_dir(&dir)?;
-    for (file, link, len) in &linked.files {
-        if is_segment_name(file) && !has_segment_header(link, *len)? {
+    for file in &linked.files {
+        if is_segment_name(&file.name) && !has_segment_header(&file.link, file.len)? {
             // A segment being created right now; recovery would delete it too.
             continue;
         }
-        copy_file(link, *len, target, &format!("{name}/{file}"), entries)?;
+        let rel = format!("{name}/{}", file.name);
+        copy_file(&file.link, file.len, target, &rel, entries)?;
     }
     sync_dir(&dir)
 }
