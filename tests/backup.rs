@@ -39,7 +39,7 @@ fn login(server: &Server) -> Client {
 /// A distinct message of a few KiB (CRLF line ends, so IMAP returns it unchanged).
 fn message(appender: usize, n: usize) -> String {
     let mut m = format!("Subject: m-{appender}-{n}\r\nFrom: load@example.com\r\n\r\n");
-    for line in 0..(20 + (n * 7 + appender * 13) % 60) {
+    for line in 0..(60 + (n * 7 + appender * 13) % 120) {
         m.push_str(&format!(
             "line {line} of message {appender}/{n} xxxxxxxxxxxxxxxxxxxxxxxx\r\n"
         ));
@@ -119,9 +119,10 @@ fn backup_during_append_load_restores_every_acknowledged_message() {
             std::thread::spawn(move || appender(&server, id, acked, stop))
         })
         .collect();
-    // Enough load that the log spans several 1 MiB segments and checkpoints.
+    // Enough load that the log spans two 1 MiB segments and several checkpoints.
     let start = Instant::now();
-    while acked.lock().unwrap().len() < 400 && start.elapsed() < Duration::from_secs(6) {
+    let acked_bytes = || acked.lock().unwrap().iter().map(String::len).sum::<usize>();
+    while acked_bytes() < 1_300_000 && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let before: Vec<String> = acked.lock().unwrap().clone();

@@ -507,6 +507,68 @@ pub fn looks_like_mail(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn msg(body: &[u8]) -> NewMessage<'_> {
+        NewMessage {
+            body,
+            flags: 0,
+            keywords: &[],
+            internal_date: 0,
+            meta: &[],
+        }
+    }
+
+    /// The store calls the import relies on: a chosen UIDVALIDITY, chosen UIDs (only
+    /// increasing and at least UIDNEXT), both kept across a restart (log replay).
+    #[test]
+    fn chosen_uidvalidity_and_uids_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let p = Partition::open(&path, Default::default()).await.unwrap();
+                p.create_mailbox_with_uidvalidity("u", "INBOX", 0, 1_500_000_000)
+                    .await
+                    .unwrap();
+                let (a, b) = (b"Subject: a\r\n\r\n", b"Subject: b\r\n\r\n");
+                let done = p
+                    .append_with_uids("u", "INBOX", &[msg(a), msg(b)], &[3, 7])
+                    .await
+                    .unwrap();
+                assert_eq!(done.uids, [3, 7]);
+                assert_eq!(done.uidvalidity, 1_500_000_000);
+                for bad in [[7, 9], [9, 9], [10, 8]] {
+                    let r = p
+                        .append_with_uids("u", "INBOX", &[msg(a), msg(b)], &bad)
+                        .await;
+                    assert!(matches!(r, Err(StoreError::NotPermitted(_))), "{bad:?}");
+                }
+                let next = p.append("u", "INBOX", &[msg(a)]).await.unwrap();
+                assert_eq!(next.uids, [8]);
+                // Abandoned without close: the reopen replays the log.
+                drop(p);
+                let p = Partition::open(&path, Default::default()).await.unwrap();
+                let st = p.status("u", "INBOX").unwrap();
+                assert_eq!(
+                    (st.uidvalidity, st.uidnext, st.messages),
+                    (1_500_000_000, 9, 3)
+                );
+                let uids = p
+                    .with_mailbox("u", "INBOX", |v| {
+                        v.messages().iter().map(|m| m.uid).collect::<Vec<_>>()
+                    })
+                    .unwrap();
+                assert_eq!(uids, [3, 7, 8]);
+                assert!(p
+                    .create_mailbox_with_uidvalidity("u", "Other", 0, 0)
+                    .await
+                    .is_err());
+                p.close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
     #[test]
     fn crlf_and_mail_detection() {
         assert_eq!(to_crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
