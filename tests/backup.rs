@@ -276,3 +276,106 @@ fn find_segment(dir: &Path) -> Option<std::path::PathBuf> {
     }
     best.map(|b| b.1)
 }
+
+fn store_body(seed: u64) -> Vec<u8> {
+    let mut b = format!("Subject: s{seed}\r\n\r\n").into_bytes();
+    b.resize(1500 + (seed as usize * 37) % 2500, b'a' + (seed % 26) as u8);
+    b
+}
+
+/// Backups of a partition whose segments roll over, get compacted and deleted while the
+/// backup links and copies them: each restored copy opens cleanly and holds every message
+/// that was live (appended, not expunged) when that backup began.
+#[test]
+fn backup_while_compaction_deletes_segments() {
+    use ringmail::store::{NewMessage, Options, Partition};
+
+    let data = tempfile::tempdir().unwrap();
+    let part = data.path().join("p-0000");
+    let live: Arc<Mutex<Vec<(u32, u64)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = Options {
+        segment_size: 64 << 10,
+        checkpoint_every: 16,
+        compact_dead_share: 0.3,
+        ..Options::default()
+    };
+    let writer = {
+        let (part, live, stop, opts) = (part.clone(), live.clone(), stop.clone(), opts.clone());
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let p = Partition::open(&part, opts).await.unwrap();
+                p.ensure_user("u").await.unwrap();
+                let mut seed = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = store_body(seed);
+                    let msg = NewMessage {
+                        body: &body,
+                        flags: 0,
+                        keywords: &[],
+                        internal_date: 0,
+                        meta: &[],
+                    };
+                    let uid = p.append("u", "INBOX", &[msg]).await.unwrap().uids[0];
+                    live.lock().unwrap().push((uid, seed));
+                    if seed % 3 == 2 {
+                        // Expunge the two oldest: most of each sealed segment turns dead.
+                        let gone: Vec<(u32, u64)> = live.lock().unwrap().drain(..2).collect();
+                        let ranges: Vec<(u32, u32)> = gone.iter().map(|&(u, _)| (u, u)).collect();
+                        p.expunge("u", "INBOX", &ranges).await.unwrap();
+                    }
+                    seed += 1;
+                }
+                p.close().await.unwrap();
+            })
+            .unwrap()
+    };
+
+    let start = Instant::now();
+    let out = tempfile::tempdir().unwrap();
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_millis(150));
+        let before: Vec<(u32, u64)> = live.lock().unwrap().clone();
+        let backup = out.path().join(format!("b{round}"));
+        ringmail::tools::backup::backup(data.path(), &backup).unwrap();
+        let restored = out.path().join(format!("r{round}"));
+        ringmail::tools::backup::restore(&backup, &restored).unwrap();
+        let dir = restored.join("p-0000");
+        let bodies = glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let p = Partition::open(&dir, Options::default()).await.unwrap();
+                let uids: Vec<u32> = p
+                    .with_mailbox("u", "INBOX", |v| {
+                        v.messages().iter().map(|m| m.uid).collect()
+                    })
+                    .unwrap();
+                let mut bodies = HashMap::new();
+                for uid in uids {
+                    let b = p.read_message("u", "INBOX", uid, None).await.unwrap();
+                    bodies.insert(uid, b.to_vec());
+                }
+                p.close().await.unwrap();
+                bodies
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for (uid, seed) in before {
+            assert_eq!(
+                bodies.get(&uid),
+                Some(&store_body(seed)),
+                "round {round}: UID {uid}, live when the backup began"
+            );
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    // Compaction did delete segments during the run.
+    assert!(
+        !part.join("seg-00000001.log").exists(),
+        "no segment was compacted away"
+    );
+}
