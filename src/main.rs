@@ -1,5 +1,5 @@
-//! The `ringmail` command line: serve, user, check, import, export, doctor,
-//! config-reference.
+//! The `ringmail` command line: serve, user, check, import, export, backup, restore,
+//! doctor, config-reference.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -63,6 +63,22 @@ enum Command {
         /// aside (`<segment>.damaged-<offset>`).
         #[arg(long)]
         repair: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Copy the data dir of a running (or stopped) server into DIR, which must be new or
+    /// empty: everything acknowledged before the backup began, without stopping service.
+    Backup {
+        /// Where the backup goes.
+        dir: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Restore a backup made by `ringmail backup` into the data dir (`--data`), which must be
+    /// new or empty; every file is verified against the backup's manifest.
+    Restore {
+        /// The backup.
+        dir: PathBuf,
         #[command(flatten)]
         location: Location,
     },
@@ -170,6 +186,27 @@ fn run(cli: Cli) -> Result<(), String> {
             let layout =
                 datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
             check_command(&layout, repair)
+        }
+        Command::Backup { dir, location } => {
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
+            backup_command(&layout, &dir)
+        }
+        Command::Restore { dir, location } => {
+            let data = location
+                .data
+                .unwrap_or_else(|| PathBuf::from(datadir::DEFAULT_DATA_DIR));
+            let report = ringmail::tools::backup::restore(&dir, &data)?;
+            println!(
+                "restored {} files ({} bytes, {} partitions) from {} into {}; start the server \
+                 on it (a half-written last record, if any, is dropped at start)",
+                report.files,
+                report.bytes,
+                report.partitions,
+                dir.display(),
+                data.display()
+            );
+            Ok(())
         }
         Command::User { action, location } => {
             let layout =
@@ -295,12 +332,16 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
         |store| async move { import(&store, &user, &source).await },
     )?;
     println!(
-        "imported {} messages into the stopped data dir {} ({} already present, {} mailboxes created)",
+        "imported {} messages into the stopped data dir {} ({} already present, {} mailboxes created, {} kept their Dovecot UID)",
         report.imported,
         layout.data_dir.display(),
         report.already_present,
-        report.mailboxes_created
+        report.mailboxes_created,
+        report.uids_kept
     );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
     problems(&report.problems)
 }
 
@@ -327,6 +368,39 @@ fn export_command(layout: &Layout, user: &str, target: MailSource) -> Result<(),
         layout.data_dir.display()
     );
     problems(&report.problems)
+}
+
+/// `ringmail backup DIR`: copies the data dir; warns about files it needs that live outside.
+fn backup_command(layout: &Layout, dir: &std::path::Path) -> Result<(), String> {
+    let report = ringmail::tools::backup::backup(&layout.data_dir, dir)?;
+    println!(
+        "backed up {} files ({} bytes, {} partitions) of {} into {}",
+        report.files,
+        report.bytes,
+        report.partitions,
+        layout.data_dir.display(),
+        dir.display()
+    );
+    let config = &layout.config;
+    let outside = [
+        layout.config_path.clone(),
+        Config::resolve(&layout.data_dir, &config.auth.users_file),
+        Config::resolve(&layout.data_dir, &config.tls.cert),
+        Config::resolve(&layout.data_dir, &config.tls.key),
+    ];
+    for path in outside {
+        let inside = std::fs::canonicalize(&path)
+            .map(|p| p.starts_with(&layout.data_dir))
+            .unwrap_or(true);
+        if !inside {
+            eprintln!(
+                "note: {} is outside the data dir and not in the backup; back it up with the \
+                 system's configuration",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Prints each problem; fails the command when there was any, so scripts notice.

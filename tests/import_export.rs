@@ -123,6 +123,30 @@ fn snapshot(c: &mut Client) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// The UIDs of the selected mailbox, from `UID FETCH 1:* (UID)`.
+fn uids(c: &mut Client) -> Vec<u32> {
+    c.command("u", "UID FETCH 1:* (UID)")
+        .iter()
+        .filter(|l| l.starts_with("* "))
+        .filter_map(|l| l.split_once("UID ")?.1.split(')').next()?.parse().ok())
+        .collect()
+}
+
+/// UIDVALIDITY of `mailbox`, from SELECT's response code.
+fn uidvalidity(c: &mut Client, mailbox: &str) -> u32 {
+    c.command("s", &format!("SELECT \"{mailbox}\""))
+        .iter()
+        .find_map(|l| {
+            l.split_once("[UIDVALIDITY ")?
+                .1
+                .split(']')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no UIDVALIDITY for {mailbox}"))
+}
+
 fn messages_in(snap: &[(String, Vec<String>)], name: &str) -> usize {
     snap.iter()
         .find(|(n, _)| n == name)
@@ -192,6 +216,12 @@ fn maildir_import_reimport_and_round_trip() {
     let mut c = login(&server, "alice");
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 3 EXISTS".to_string()), "{sel:?}");
+    // Dovecot's UIDVALIDITY and UIDs are kept; the unlisted new message comes after them.
+    assert!(
+        sel.iter().any(|l| l.contains("[UIDVALIDITY 1500000000]")),
+        "{sel:?}"
+    );
+    assert_eq!(uids(&mut c), [3, 7, 8]);
     let f = c.command(
         "f",
         "FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
@@ -262,6 +292,13 @@ fn maildir_import_reimport_and_round_trip() {
         .expect("FromMbox");
     let (_, mbox_lines) = after.remove(from_mbox);
     assert_eq!(after, before, "maildir round trip differs");
+    // The export's uidlists carry alice's UIDVALIDITY and UIDs over to bob.
+    assert_eq!(uidvalidity(&mut c, "INBOX"), 1_500_000_000);
+    assert_eq!(uids(&mut c), [3, 7, 8]);
+    let mut c_alice = login(&server, "alice");
+    let sent = uidvalidity(&mut c_alice, "Sent");
+    assert_eq!(uidvalidity(&mut c, "Sent"), sent);
+    assert_eq!(uids(&mut c), uids(&mut c_alice));
     let inbox = &before.iter().find(|(n, _)| n == "INBOX").unwrap().1;
     assert_eq!(&mbox_lines, inbox, "mbox round trip differs");
 }
@@ -314,4 +351,34 @@ fn mbox_import_with_truncated_tail() {
         f.last().unwrap().starts_with("f OK") && f.len() == 6,
         "{f:?}"
     );
+}
+
+#[test]
+fn existing_mailbox_gets_new_uids_and_says_so() {
+    let mut server = Server::start(1, "", "", USERS);
+    let data = server.dir.path().to_owned();
+    let mut c = login(&server, "bob");
+    let before = uidvalidity(&mut c, "INBOX");
+    drop(c);
+    server.terminate();
+    let src = tempfile::tempdir().unwrap();
+    make_maildir(src.path());
+    let (_, text) = ringmail(
+        &data,
+        &[
+            "import",
+            "--user",
+            "bob",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("imported 5 messages") && text.contains("INBOX: exists with UIDVALIDITY"),
+        "{text}"
+    );
+    server.restart();
+    let mut c = login(&server, "bob");
+    assert_eq!(uidvalidity(&mut c, "INBOX"), before);
+    assert_eq!(uids(&mut c), [1, 2, 3]);
 }

@@ -156,6 +156,33 @@ impl Partition {
 
     /// Creates a mailbox; returns its MAILBOXID.
     pub async fn create_mailbox(&self, user: &str, name: &str, special_use: u8) -> Result<u64> {
+        self.create_mailbox_inner(user, name, special_use, None)
+            .await
+    }
+
+    /// Creates a mailbox with a given UIDVALIDITY (non-zero), so that a migration keeps
+    /// the one clients cached from the old server; returns its MAILBOXID.
+    pub async fn create_mailbox_with_uidvalidity(
+        &self,
+        user: &str,
+        name: &str,
+        special_use: u8,
+        uidvalidity: u32,
+    ) -> Result<u64> {
+        if uidvalidity == 0 {
+            return Err(StoreError::NotPermitted("UIDVALIDITY 0"));
+        }
+        self.create_mailbox_inner(user, name, special_use, Some(uidvalidity))
+            .await
+    }
+
+    async fn create_mailbox_inner(
+        &self,
+        user: &str,
+        name: &str,
+        special_use: u8,
+        uidvalidity: Option<u32>,
+    ) -> Result<u64> {
         let name = normalize_name(name)?;
         let (slot, id) = {
             let mut idx = self.inner.index.borrow_mut();
@@ -164,7 +191,10 @@ impl Partition {
             }
             let id = idx.next_mailbox_id;
             idx.next_mailbox_id += 1;
-            let uv = next_uidvalidity(&mut idx);
+            let uv = match uidvalidity {
+                Some(uv) => uv,
+                None => next_uidvalidity(&mut idx),
+            };
             let slot = self.inner.submit(kind::CREATE_MAILBOX, |w| {
                 w.str(user).u64(id).u32(uv).u8(special_use).str(&name);
             });
@@ -331,6 +361,37 @@ impl Partition {
         mailbox: impl Into<MailboxRef<'m>>,
         msgs: &[NewMessage<'_>],
     ) -> Result<AppendResult> {
+        self.append_inner(user, mailbox.into(), msgs, None).await
+    }
+
+    /// Appends messages with the UIDs they had on another server (a migration keeps them).
+    /// `uids` pairs with `msgs`; each must be at least the mailbox's UIDNEXT (and no UID
+    /// already reserved by an append in flight) and higher than the one before, else
+    /// nothing is appended and the error is `NotPermitted`.
+    pub async fn append_with_uids<'m>(
+        &self,
+        user: &str,
+        mailbox: impl Into<MailboxRef<'m>>,
+        msgs: &[NewMessage<'_>],
+        uids: &[u32],
+    ) -> Result<AppendResult> {
+        if uids.len() != msgs.len() {
+            return Err(StoreError::NotPermitted("one UID per message"));
+        }
+        if uids.windows(2).any(|w| w[1] <= w[0]) || uids.last() == Some(&u32::MAX) {
+            return Err(StoreError::NotPermitted("UIDs must increase"));
+        }
+        self.append_inner(user, mailbox.into(), msgs, Some(uids))
+            .await
+    }
+
+    async fn append_inner(
+        &self,
+        user: &str,
+        mailbox: MailboxRef<'_>,
+        msgs: &[NewMessage<'_>],
+        given_uids: Option<&[u32]>,
+    ) -> Result<AppendResult> {
         for m in msgs {
             if m.body.len() > MAX_MESSAGE_SIZE || m.meta.len() > MAX_META_SIZE {
                 return Err(StoreError::TooLarge);
@@ -343,7 +404,6 @@ impl Partition {
             let first_email = idx.next_email_id;
             idx.next_email_id += msgs.len() as u64;
             let u = idx.users.get_mut(user).ok_or(StoreError::NoSuchMailbox)?;
-            let mailbox = mailbox.into();
             resolve(u, mailbox)?;
             let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
             let within = u.used_bytes.saturating_add(bytes) <= u.quota.max_bytes
@@ -353,16 +413,32 @@ impl Partition {
             }
             let mb = resolve_mut(u, mailbox)?;
             let first_uid = mb.uid_reserved;
-            if u32::MAX - first_uid < msgs.len() as u32 + 1 {
-                return Err(StoreError::NotPermitted("UIDs exhausted"));
+            let uid_of = |i: usize| match given_uids {
+                Some(given) => given.get(i).copied().unwrap_or(u32::MAX),
+                None => first_uid + i as u32,
+            };
+            match given_uids {
+                Some(given) => {
+                    if given.first().is_some_and(|&f| f < first_uid) {
+                        return Err(StoreError::NotPermitted("UID below UIDNEXT"));
+                    }
+                    if let Some(&last) = given.last() {
+                        mb.uid_reserved = last + 1;
+                    }
+                }
+                None => {
+                    if u32::MAX - first_uid < msgs.len() as u32 + 1 {
+                        return Err(StoreError::NotPermitted("UIDs exhausted"));
+                    }
+                    mb.uid_reserved += msgs.len() as u32;
+                }
             }
-            mb.uid_reserved += msgs.len() as u32;
             let (id, uidvalidity) = (mb.id, mb.uidvalidity);
             let mut slots = Vec::with_capacity(msgs.len());
             let mut uids = Vec::with_capacity(msgs.len());
             for (i, m) in msgs.iter().enumerate() {
                 mb.modseq_reserved += 1;
-                let uid = first_uid + i as u32;
+                let uid = uid_of(i);
                 let modseq = mb.modseq_reserved;
                 uids.push(uid);
                 slots.push(self.inner.submit(kind::APPEND, |w| {

@@ -5,15 +5,21 @@
 //! byte, so two different messages that merely share a date and size are both kept, and
 //! a source holding the same message twice keeps both copies). Bad input is reported per
 //! file and counted; it never stops the rest of the import, and what was imported stays.
+//!
+//! A Maildir folder with Dovecot's `dovecot-uidlist` keeps its UIDVALIDITY and UIDs, so
+//! clients that cached the mailbox need not download it again: a mailbox the import creates
+//! (for a new user, INBOX and the special-use folders too) takes the uidlist's UIDVALIDITY
+//! and each listed message its UID. A mailbox that exists with another UIDVALIDITY gets new
+//! UIDs, and the report says so.
 
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::store::{NewMessage, Partition, StoreError};
+use crate::store::{special_use, NewMessage, Partition, StoreError};
 
-use super::maildir;
+use super::maildir::{self, UidList};
 use super::mbox::{MboxError, MboxReader};
 use super::offline::OfflineStore;
 use super::progress::Progress;
@@ -46,8 +52,12 @@ pub struct ImportReport {
     pub already_present: u64,
     /// Mailboxes created.
     pub mailboxes_created: u64,
+    /// Messages that kept the UID of their `dovecot-uidlist`.
+    pub uids_kept: u64,
     /// One line per file, folder or message that could not be imported.
     pub problems: Vec<String>,
+    /// Things the operator should know that are not failures (such as UIDs not kept).
+    pub notes: Vec<String>,
 }
 
 /// One message on its way in.
@@ -56,6 +66,8 @@ struct Incoming {
     flags: u8,
     keywords: Vec<String>,
     date: i64,
+    /// The UID to keep, or `None` for the mailbox's next one.
+    uid: Option<u32>,
 }
 
 /// Appends to one mailbox, skipping what it already holds.
@@ -67,6 +79,11 @@ struct Target<'a> {
     existing: HashMap<(u32, i64), Vec<u32>>,
     pending: Vec<Incoming>,
     pending_bytes: usize,
+    /// Listed UIDs are kept while this is true: the mailbox has the uidlist's UIDVALIDITY
+    /// and every UID so far was above the one before (and at least UIDNEXT).
+    keep_uids: bool,
+    /// The lowest UID the next kept one may have.
+    uid_floor: u32,
 }
 
 impl<'a> Target<'a> {
@@ -74,12 +91,20 @@ impl<'a> Target<'a> {
         store: &OfflineStore,
         user: &'a str,
         mailbox: &str,
+        uidlist: Option<&UidList>,
         report: &mut ImportReport,
     ) -> Result<Target<'a>, String> {
         let mail = store.user(user).await.map_err(|e| e.to_string())?;
         let mailbox = crate::store::normalize_name(mailbox)
             .map_err(|_| format!("{mailbox:?} is not a valid mailbox name"))?;
-        match mail.create_mailbox(user, &mailbox, 0).await {
+        let uidvalidity = uidlist.map_or(0, |l| l.uidvalidity);
+        let created = if uidvalidity != 0 {
+            mail.create_mailbox_with_uidvalidity(user, &mailbox, 0, uidvalidity)
+                .await
+        } else {
+            mail.create_mailbox(user, &mailbox, 0).await
+        };
+        match created {
             Ok(_) => {
                 report.mailboxes_created += 1;
                 mail.subscribe(user, &mailbox, true)
@@ -99,6 +124,17 @@ impl<'a> Target<'a> {
             }
         })
         .map_err(|e| e.to_string())?;
+        let status = mail
+            .status(user, mailbox.as_str())
+            .map_err(|e| e.to_string())?;
+        let keep_uids = uidvalidity != 0 && status.uidvalidity == uidvalidity;
+        if uidvalidity != 0 && !keep_uids {
+            report.notes.push(format!(
+                "{mailbox}: exists with UIDVALIDITY {} (the uidlist says {uidvalidity}): its \
+                 messages get new UIDs, so clients download them again",
+                status.uidvalidity
+            ));
+        }
         Ok(Target {
             mail,
             user,
@@ -106,11 +142,29 @@ impl<'a> Target<'a> {
             existing,
             pending: Vec::new(),
             pending_bytes: 0,
+            keep_uids,
+            uid_floor: status.uidnext,
         })
     }
 
+    /// The UID `msg` keeps, if it can keep the one it had. Once one cannot (a UID below
+    /// UIDNEXT, a repeated one, a message the uidlist does not list), every later message
+    /// gets a new UID too, so kept UIDs always stay above the ones handed out.
+    fn choose_uid(&mut self, listed: Option<u32>) -> Option<u32> {
+        match listed {
+            Some(uid) if self.keep_uids && uid >= self.uid_floor && uid < u32::MAX => {
+                self.uid_floor = uid + 1;
+                Some(uid)
+            }
+            _ => {
+                self.keep_uids = false;
+                None
+            }
+        }
+    }
+
     /// Queues `msg` unless the mailbox already has it; true when it was new.
-    async fn add(&mut self, msg: Incoming, report: &mut ImportReport) -> Result<bool, String> {
+    async fn add(&mut self, mut msg: Incoming, report: &mut ImportReport) -> Result<bool, String> {
         let key = (msg.bytes.len() as u32, msg.date);
         let candidates = self.existing.get(&key).cloned().unwrap_or_default();
         for uid in candidates {
@@ -130,6 +184,7 @@ impl<'a> Target<'a> {
                 return Ok(false);
             }
         }
+        msg.uid = self.choose_uid(msg.uid);
         self.pending_bytes += msg.bytes.len();
         self.pending.push(msg);
         if self.pending.len() >= BATCH_MESSAGES || self.pending_bytes >= BATCH_BYTES {
@@ -138,14 +193,31 @@ impl<'a> Target<'a> {
         Ok(true)
     }
 
-    /// Appends the queued messages: in one commit, or one by one when the batch fails, so a
-    /// single bad message costs only itself.
+    /// Appends the queued messages: runs that keep their UIDs and runs that get new ones,
+    /// each in one commit.
     async fn flush(&mut self, report: &mut ImportReport) -> Result<(), String> {
-        let batch = std::mem::take(&mut self.pending);
+        let mut batch = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        if batch.is_empty() {
-            return Ok(());
+        while !batch.is_empty() {
+            let kept = batch[0].uid.is_some();
+            let run = batch
+                .iter()
+                .position(|m| m.uid.is_some() != kept)
+                .unwrap_or(batch.len());
+            let rest = batch.split_off(run);
+            self.append_run(&batch, report).await?;
+            batch = rest;
         }
+        Ok(())
+    }
+
+    /// Appends messages that all keep their UIDs or all get new ones: in one commit, or one
+    /// by one when the commit fails, so a single bad message costs only itself.
+    async fn append_run(
+        &self,
+        batch: &[Incoming],
+        report: &mut ImportReport,
+    ) -> Result<(), String> {
         let metas: Vec<Vec<u8>> = batch
             .iter()
             .map(|m| crate::mime::analyze(&m.bytes).to_bytes())
@@ -166,13 +238,13 @@ impl<'a> Target<'a> {
                 meta,
             })
             .collect();
-        match self
-            .mail
-            .append(self.user, self.mailbox.as_str(), &new)
-            .await
-        {
+        let uids: Option<Vec<u32>> = batch.iter().map(|m| m.uid).collect();
+        match self.append(&new, uids.as_deref()).await {
             Ok(done) => {
                 report.imported += done.uids.len() as u64;
+                if uids.is_some() {
+                    report.uids_kept += done.uids.len() as u64;
+                }
                 Ok(())
             }
             Err(e)
@@ -181,13 +253,16 @@ impl<'a> Target<'a> {
                 Err(format!("storing into {} failed: {e}", self.mailbox))
             }
             Err(_) => {
-                for one in new {
-                    match self
-                        .mail
-                        .append(self.user, self.mailbox.as_str(), &[one])
-                        .await
-                    {
-                        Ok(_) => report.imported += 1,
+                for (i, one) in new.iter().enumerate() {
+                    let uid = uids
+                        .as_ref()
+                        .and_then(|u| u.get(i))
+                        .map(std::slice::from_ref);
+                    match self.append(std::slice::from_ref(one), uid).await {
+                        Ok(_) => {
+                            report.imported += 1;
+                            report.uids_kept += u64::from(uid.is_some());
+                        }
                         Err(e) => report.problems.push(format!(
                             "{}: a message of {} bytes was not stored: {e}",
                             self.mailbox,
@@ -197,6 +272,22 @@ impl<'a> Target<'a> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    async fn append(
+        &self,
+        msgs: &[NewMessage<'_>],
+        uids: Option<&[u32]>,
+    ) -> Result<crate::store::AppendResult, StoreError> {
+        let mailbox = self.mailbox.as_str();
+        match uids {
+            Some(uids) => {
+                self.mail
+                    .append_with_uids(self.user, mailbox, msgs, uids)
+                    .await
+            }
+            None => self.mail.append(self.user, mailbox, msgs).await,
         }
     }
 }
@@ -232,17 +323,26 @@ async fn import_maildir(
     let mut listed = Vec::new();
     for folder in folders {
         match maildir::messages(&folder) {
-            Ok(messages) => listed.push((folder, messages)),
+            Ok(messages) => {
+                let uidlist = maildir::read_uidlist(&folder.dir);
+                listed.push((folder, messages, uidlist));
+            }
             Err(e) => report
                 .problems
                 .push(format!("{}: cannot list: {e}", folder.dir.display())),
         }
     }
-    let total = listed.iter().map(|(_, m)| m.len() as u64).sum();
+    let uidvalidities: HashMap<String, u32> = listed
+        .iter()
+        .filter_map(|(f, _, l)| Some((f.name.clone(), l.as_ref()?.uidvalidity)))
+        .filter(|&(_, uv)| uv != 0)
+        .collect();
+    set_up_new_user(store, user, &uidvalidities).await?;
+    let total = listed.iter().map(|(_, m, _)| m.len() as u64).sum();
     let mut progress = Progress::new("import", Some(total));
-    for (folder, messages) in listed {
+    for (folder, messages, uidlist) in listed {
         progress.mailbox(&folder.name);
-        let mut target = Target::open(store, user, &folder.name, report).await?;
+        let mut target = Target::open(store, user, &folder.name, uidlist.as_ref(), report).await?;
         for m in messages {
             progress.add(1);
             let bytes = match std::fs::read(&m.path) {
@@ -265,6 +365,7 @@ async fn import_maildir(
                 flags: m.flags,
                 keywords: m.keywords,
                 date: m.mtime,
+                uid: m.uid,
             };
             target.add(msg, report).await?;
         }
@@ -272,6 +373,59 @@ async fn import_maildir(
     }
     progress.finish();
     Ok(())
+}
+
+/// A user new to the store gets INBOX and the special-use folders as at the first login, but
+/// those the Maildir has a `dovecot-uidlist` for are made with its UIDVALIDITY (a mailbox
+/// cannot change its UIDVALIDITY once made). Nothing to do for a known user, or when no
+/// such folder has a uidlist (the first login's setup then runs as usual).
+async fn set_up_new_user(
+    store: &OfflineStore,
+    user: &str,
+    uidvalidities: &HashMap<String, u32>,
+) -> Result<(), String> {
+    let names = &store.config().mailboxes;
+    let folders = [
+        ("INBOX", 0),
+        (names.drafts.as_str(), special_use::DRAFTS),
+        (names.sent.as_str(), special_use::SENT),
+        (names.trash.as_str(), special_use::TRASH),
+        (names.junk.as_str(), special_use::JUNK),
+        (names.archive.as_str(), special_use::ARCHIVE),
+    ];
+    let wanted = |name: &str| {
+        crate::store::normalize_name(name)
+            .ok()
+            .and_then(|n| uidvalidities.get(&n).copied())
+    };
+    if !folders.iter().any(|(name, _)| wanted(name).is_some()) {
+        return Ok(());
+    }
+    let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
+    if !mail.list_mailboxes(user).is_empty() {
+        return Ok(());
+    }
+    let fail = |e: StoreError| format!("cannot set up the new user {user}: {e}");
+    for (name, attr) in folders {
+        if name.is_empty() {
+            continue;
+        }
+        let made = match wanted(name) {
+            Some(uv) => {
+                mail.create_mailbox_with_uidvalidity(user, name, attr, uv)
+                    .await
+            }
+            None => mail.create_mailbox(user, name, attr).await,
+        };
+        match made {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        mail.subscribe(user, name, true).await.map_err(fail)?;
+    }
+    mail.set_quota(user, store.config().quota.limits())
+        .await
+        .map_err(fail)
 }
 
 async fn import_mbox(
@@ -282,7 +436,7 @@ async fn import_mbox(
     report: &mut ImportReport,
 ) -> Result<(), String> {
     let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut target = Target::open(store, user, mailbox, report).await?;
+    let mut target = Target::open(store, user, mailbox, None, report).await?;
     let mut progress = Progress::new("import", None);
     progress.mailbox(&target.mailbox.clone());
     let now = std::time::SystemTime::now()
@@ -297,6 +451,7 @@ async fn import_mbox(
                     flags: m.flags,
                     keywords: m.keywords,
                     date: m.date.unwrap_or(now),
+                    uid: None,
                 };
                 target.add(msg, report).await?;
             }
@@ -351,6 +506,68 @@ pub fn looks_like_mail(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn msg(body: &[u8]) -> NewMessage<'_> {
+        NewMessage {
+            body,
+            flags: 0,
+            keywords: &[],
+            internal_date: 0,
+            meta: &[],
+        }
+    }
+
+    /// The store calls the import relies on: a chosen UIDVALIDITY, chosen UIDs (only
+    /// increasing and at least UIDNEXT), both kept across a restart (log replay).
+    #[test]
+    fn chosen_uidvalidity_and_uids_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let p = Partition::open(&path, Default::default()).await.unwrap();
+                p.create_mailbox_with_uidvalidity("u", "INBOX", 0, 1_500_000_000)
+                    .await
+                    .unwrap();
+                let (a, b) = (b"Subject: a\r\n\r\n", b"Subject: b\r\n\r\n");
+                let done = p
+                    .append_with_uids("u", "INBOX", &[msg(a), msg(b)], &[3, 7])
+                    .await
+                    .unwrap();
+                assert_eq!(done.uids, [3, 7]);
+                assert_eq!(done.uidvalidity, 1_500_000_000);
+                for bad in [[7, 9], [9, 9], [10, 8]] {
+                    let r = p
+                        .append_with_uids("u", "INBOX", &[msg(a), msg(b)], &bad)
+                        .await;
+                    assert!(matches!(r, Err(StoreError::NotPermitted(_))), "{bad:?}");
+                }
+                let next = p.append("u", "INBOX", &[msg(a)]).await.unwrap();
+                assert_eq!(next.uids, [8]);
+                // Abandoned without close: the reopen replays the log.
+                drop(p);
+                let p = Partition::open(&path, Default::default()).await.unwrap();
+                let st = p.status("u", "INBOX").unwrap();
+                assert_eq!(
+                    (st.uidvalidity, st.uidnext, st.messages),
+                    (1_500_000_000, 9, 3)
+                );
+                let uids = p
+                    .with_mailbox("u", "INBOX", |v| {
+                        v.messages().iter().map(|m| m.uid).collect::<Vec<_>>()
+                    })
+                    .unwrap();
+                assert_eq!(uids, [3, 7, 8]);
+                assert!(p
+                    .create_mailbox_with_uidvalidity("u", "Other", 0, 0)
+                    .await
+                    .is_err());
+                p.close().await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 
     #[test]
     fn crlf_and_mail_detection() {

@@ -1,8 +1,11 @@
-//! Operator tools that work on a data dir: import and export of Maildir and mbox.
+//! Operator tools that work on a data dir: import and export of Maildir and mbox, backup
+//! and restore.
 //!
-//! They run against a stopped server's data dir ([`offline`]); the data-dir [`lock`] makes
-//! them refuse, with a clear line, while a server runs on it.
+//! Import and export run against a stopped server's data dir ([`offline`]); the data-dir
+//! [`lock`] makes them refuse, with a clear line, while a server runs on it. [`backup`]
+//! copies a running server's data dir and takes no lock.
 
+pub mod backup;
 pub mod export;
 pub mod import;
 pub mod lock;
