@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use crate::config::{Config, MailboxesConfig};
+use crate::config::Config;
 use crate::store::{special_use, Options, Partition, StoreError};
 
 /// One executor's partitions.
@@ -97,11 +97,7 @@ impl Partitions {
         config: &Config,
     ) -> Result<Rc<Partition>, StoreError> {
         let mail = self.get(p).await?;
-        if setup_user(&mail, user, &config.mailboxes).await? {
-            // A new user starts with the configured limits; a quota set for one user later
-            // is theirs to keep.
-            mail.set_quota(user, config.quota.limits()).await?;
-        }
+        setup_user(&mail, user, config, &|_| None).await?;
         Ok(mail)
     }
 
@@ -129,38 +125,46 @@ impl Partitions {
     }
 }
 
-/// Creates `user`'s INBOX and special-use folders when the user has no mailbox yet; true when
-/// the user was new.
+/// Creates `user`'s INBOX and special-use folders (subscribed) when the user has no mailbox
+/// yet, with the configured quota; true when the user was new. `uidvalidity` may choose a
+/// folder's UIDVALIDITY (an import keeping Dovecot's UIDs); a mailbox cannot change it later.
 pub async fn setup_user(
     mail: &Partition,
     user: &str,
-    names: &MailboxesConfig,
+    config: &Config,
+    uidvalidity: &dyn Fn(&str) -> Option<u32>,
 ) -> Result<bool, StoreError> {
     // The common case, an existing user, costs one index lookup.
-    if mail.with_mailbox(user, "INBOX", |_| ()).is_ok() {
+    if mail.with_mailbox(user, "INBOX", |_| ()).is_ok() || !mail.list_mailboxes(user).is_empty() {
         return Ok(false);
     }
-    let new_user = mail.list_mailboxes(user).is_empty();
-    mail.ensure_user(user).await?;
-    if !new_user {
-        return Ok(false);
-    }
+    let names = &config.mailboxes;
     for (name, attr) in [
-        (&names.drafts, special_use::DRAFTS),
-        (&names.sent, special_use::SENT),
-        (&names.trash, special_use::TRASH),
-        (&names.junk, special_use::JUNK),
-        (&names.archive, special_use::ARCHIVE),
+        ("INBOX", 0),
+        (names.drafts.as_str(), special_use::DRAFTS),
+        (names.sent.as_str(), special_use::SENT),
+        (names.trash.as_str(), special_use::TRASH),
+        (names.junk.as_str(), special_use::JUNK),
+        (names.archive.as_str(), special_use::ARCHIVE),
     ] {
         if name.is_empty() {
             continue;
         }
-        match mail.create_mailbox(user, name, attr).await {
+        let made = match uidvalidity(name) {
+            Some(uv) => {
+                mail.create_mailbox_with_uidvalidity(user, name, attr, uv)
+                    .await
+            }
+            None => mail.create_mailbox(user, name, attr).await,
+        };
+        match made {
             Ok(_) | Err(StoreError::AlreadyExists) => {}
             Err(e) => return Err(e),
         }
         mail.subscribe(user, name, true).await?;
     }
-    mail.subscribe(user, "INBOX", true).await?;
+    // A new user starts with the configured limits; a quota set for one user later is theirs
+    // to keep.
+    mail.set_quota(user, config.quota.limits()).await?;
     Ok(true)
 }

@@ -17,7 +17,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::store::{special_use, NewMessage, Partition, StoreError};
+use crate::store::{NewMessage, Partition, StoreError};
 
 use super::maildir::{self, UidList};
 use super::mbox::{MboxError, MboxReader};
@@ -377,55 +377,22 @@ async fn import_maildir(
 
 /// A user new to the store gets INBOX and the special-use folders as at the first login, but
 /// those the Maildir has a `dovecot-uidlist` for are made with its UIDVALIDITY (a mailbox
-/// cannot change its UIDVALIDITY once made). Nothing to do for a known user, or when no
-/// such folder has a uidlist (the first login's setup then runs as usual).
+/// cannot change its UIDVALIDITY once made). Nothing happens for a known user.
 async fn set_up_new_user(
     store: &OfflineStore,
     user: &str,
     uidvalidities: &HashMap<String, u32>,
 ) -> Result<(), String> {
-    let names = &store.config().mailboxes;
-    let folders = [
-        ("INBOX", 0),
-        (names.drafts.as_str(), special_use::DRAFTS),
-        (names.sent.as_str(), special_use::SENT),
-        (names.trash.as_str(), special_use::TRASH),
-        (names.junk.as_str(), special_use::JUNK),
-        (names.archive.as_str(), special_use::ARCHIVE),
-    ];
+    let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
     let wanted = |name: &str| {
         crate::store::normalize_name(name)
             .ok()
             .and_then(|n| uidvalidities.get(&n).copied())
     };
-    if !folders.iter().any(|(name, _)| wanted(name).is_some()) {
-        return Ok(());
-    }
-    let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
-    if !mail.list_mailboxes(user).is_empty() {
-        return Ok(());
-    }
-    let fail = |e: StoreError| format!("cannot set up the new user {user}: {e}");
-    for (name, attr) in folders {
-        if name.is_empty() {
-            continue;
-        }
-        let made = match wanted(name) {
-            Some(uv) => {
-                mail.create_mailbox_with_uidvalidity(user, name, attr, uv)
-                    .await
-            }
-            None => mail.create_mailbox(user, name, attr).await,
-        };
-        match made {
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(e) => return Err(fail(e)),
-        }
-        mail.subscribe(user, name, true).await.map_err(fail)?;
-    }
-    mail.set_quota(user, store.config().quota.limits())
+    crate::server::partitions::setup_user(&mail, user, store.config(), &wanted)
         .await
-        .map_err(fail)
+        .map(drop)
+        .map_err(|e| format!("cannot set up the new user {user}: {e}"))
 }
 
 async fn import_mbox(
