@@ -564,6 +564,10 @@ pub async fn sync(ctx: &mut SessionCtx) -> Result<(), SessionError> {
         // First sync.
         let cmd = format!("UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE {SYNC_HEADERS})");
         let mut uids = Vec::with_capacity(view.exists as usize);
+        // Messages without \Flagged: only on these does +FLAGS change anything, and a
+        // STORE that changes nothing need not raise a MODSEQ (RFC 7162), so only these
+        // make changes a resync must report.
+        let mut unflagged = Vec::with_capacity(view.exists as usize);
         let mut exists = view.exists;
         let started = Instant::now();
         live.command("SYNC", cmd.as_bytes(), |r| {
@@ -572,6 +576,13 @@ pub async fn sync(ctx: &mut SessionCtx) -> Result<(), SessionError> {
                     let d = fetch_data(items)?;
                     if let (Some(uid), Some(_)) = (d.uid, d.body_len) {
                         uids.push(uid);
+                        let flagged = d
+                            .flags
+                            .as_ref()
+                            .is_some_and(|f| f.iter().any(|f| f.eq_ignore_ascii_case("\\Flagged")));
+                        if d.flags.is_some() && !flagged {
+                            unflagged.push(uid);
+                        }
                     }
                 }
                 Response::Exists(n) => exists = n,
@@ -591,8 +602,9 @@ pub async fn sync(ctx: &mut SessionCtx) -> Result<(), SessionError> {
         }
 
         // Flag changes the resync must report: toggle \Flagged on 1% of messages.
-        uids.sort_unstable();
-        let changed = choose_share(&mut ctx.rng, &uids, 0.01);
+        unflagged.sort_unstable();
+        let share = 0.01 * uids.len() as f64 / unflagged.len().max(1) as f64;
+        let changed = choose_share(&mut ctx.rng, &unflagged, share.min(1.0));
         if !changed.is_empty() {
             let cmd = format!("UID STORE {} +FLAGS.SILENT (\\Flagged)", uid_set(&changed));
             let started = Instant::now();

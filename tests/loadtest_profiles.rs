@@ -1,0 +1,144 @@
+//! One short end-to-end run of each ringmail-load profile against the real server: every
+//! profile must complete work and see no protocol error, wrong data or timeout. The load
+//! generator's own checks (FETCH counts, BODY[] sizes, STORE echoes, EXPUNGE, SEARCH ranges,
+//! resync contents, IDLE notifications) are what this test relies on.
+
+mod common;
+
+use clap::Parser;
+use common::Server;
+use ringmail_load::{Options, Summary};
+
+/// Users of the runs: `user1..=user8` with password `pass`, the load generator's defaults.
+const USERS: u32 = 8;
+
+fn users_file() -> String {
+    (1..=USERS)
+        .map(|i| format!("user{i}:{{PLAIN}}pass\n"))
+        .collect()
+}
+
+/// Runs `profile` against `server` with small, bounded settings plus `extra` arguments.
+fn run(server: &Server, profile: &str, extra: &[&str]) -> Summary {
+    let port = server.imap.port().to_string();
+    let users = USERS.to_string();
+    let pid = server.child.id().to_string();
+    let mut args = vec![
+        "ringmail-load",
+        profile,
+        "--port",
+        &port,
+        "--users",
+        &users,
+        "--threads",
+        "1",
+        "--timeout",
+        "10",
+        "--max-message-size",
+        "16384",
+        "--pid",
+        &pid,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let opts = Options::try_parse_from(&args).expect("load generator arguments parse");
+    let summary = ringmail_load::run(opts, |_| {}).expect("the run starts");
+    assert_eq!(
+        summary.error_count,
+        0,
+        "{profile}: errors against ringmail:\n{}",
+        summary.to_text()
+    );
+    assert!(
+        summary.total_commands > 0,
+        "{profile}: no command completed:\n{}",
+        summary.to_text()
+    );
+    summary
+}
+
+/// Count of completed `command`s in the summary (0 when it never ran).
+fn count(summary: &Summary, command: &str) -> u64 {
+    summary
+        .commands
+        .iter()
+        .find(|c| c.command.eq_ignore_ascii_case(command))
+        .map_or(0, |c| c.count)
+}
+
+#[test]
+fn every_profile_runs_against_ringmail_without_errors() {
+    let server = Server::start(2, "", "", &users_file());
+    // Each user gets its own session in every profile (users >= clients), so the
+    // generator's count checks are strict.
+    let s = run(&server, "logins", &["--clients", "4", "--duration", "1"]);
+    assert!(count(&s, "login") > 0, "{}", s.to_text());
+
+    let s = run(
+        &server,
+        "append",
+        &["--clients", "2", "--duration", "1", "--messages", "20"],
+    );
+    assert!(count(&s, "append") > 0, "{}", s.to_text());
+
+    let s = run(
+        &server,
+        "mix",
+        &["--clients", "4", "--duration", "2", "--messages", "10"],
+    );
+    assert!(count(&s, "fetch") > 0, "{}", s.to_text());
+
+    let s = run(
+        &server,
+        "search",
+        &[
+            "--clients",
+            "2",
+            "--duration",
+            "1",
+            "--messages",
+            "30",
+            "--iterations",
+            "3",
+        ],
+    );
+    assert!(
+        s.commands.iter().any(|c| c.command.starts_with("search")),
+        "{}",
+        s.to_text()
+    );
+
+    let s = run(
+        &server,
+        "sync",
+        &[
+            "--clients",
+            "2",
+            "--duration",
+            "2",
+            "--messages",
+            "30",
+            "--iterations",
+            "2",
+        ],
+    );
+    assert!(s.total_commands > 0, "{}", s.to_text());
+
+    let s = run(
+        &server,
+        "idle",
+        &[
+            "--clients",
+            "4",
+            "--senders",
+            "2",
+            "--deliver-rate",
+            "20",
+            "--warmup",
+            "1",
+            "--duration",
+            "2",
+        ],
+    );
+    assert!(count(&s, "idle_notify") > 0, "{}", s.to_text());
+}
