@@ -539,6 +539,58 @@ mod tests {
     }
 
     #[test]
+    fn store_histograms_are_cumulative_per_executor() {
+        let mut a = ExecutorMetrics::new();
+        let mut b = ExecutorMetrics::new();
+        a.store.fsync_us.record(&FSYNC_BUCKETS_US, 80);
+        a.store.fsync_us.record(&FSYNC_BUCKETS_US, 3_000);
+        a.store.fsync_us.record(&FSYNC_BUCKETS_US, 5_000_000);
+        a.store.fsyncs = 3;
+        a.store.messages = 7;
+        b.store.batch_records.record(&BATCH_BUCKETS, 3);
+        let (a, b) = (snapshot(0, a), snapshot(1, b));
+        let text = render(
+            &[&a, &b],
+            &ProcessInfo {
+                executors: 2,
+                start_time: 1,
+            },
+        );
+        let fsync = |le: &str| {
+            value_of(
+                &text,
+                &format!("ringmail_store_fsync_seconds_bucket{{executor=\"0\",le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(fsync("0.0001"), Some(1.0));
+        assert_eq!(fsync("0.005"), Some(2.0));
+        assert_eq!(fsync("1"), Some(2.0));
+        assert_eq!(fsync("+Inf"), Some(3.0));
+        assert_eq!(
+            value_of(&text, "ringmail_store_fsync_seconds_count{executor=\"0\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            value_of(&text, "ringmail_store_messages{executor=\"0\"}"),
+            Some(7.0)
+        );
+        assert_eq!(
+            value_of(
+                &text,
+                "ringmail_store_batch_records_bucket{executor=\"1\",le=\"4\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value_of(
+                &text,
+                "ringmail_store_batch_records_bucket{executor=\"1\",le=\"2\"}"
+            ),
+            Some(0.0)
+        );
+    }
+
+    #[test]
     fn per_executor_series_keep_their_label() {
         let mut a = ExecutorMetrics::new();
         a.connection_accepted(Listener::Imaps);
