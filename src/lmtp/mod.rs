@@ -48,12 +48,46 @@ pub fn counters() -> Counters {
     COUNTERS.with(Cell::get)
 }
 
-fn count(f: impl FnOnce(&mut Counters)) {
+/// One LMTP outcome, counted in [`Counters`] and in the executor's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tally {
+    Delivered,
+    UnknownUser,
+    OverQuota,
+    TooLarge,
+    Aborted,
+    Failed,
+}
+
+impl Tally {
+    /// The `result` label of `ringmail_lmtp_deliveries_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Tally::Delivered => "delivered",
+            Tally::UnknownUser => "unknown_user",
+            Tally::OverQuota => "over_quota",
+            Tally::TooLarge => "too_large",
+            Tally::Aborted => "aborted",
+            Tally::Failed => "failed",
+        }
+    }
+}
+
+fn count(exec: &Executor, tally: Tally) {
     COUNTERS.with(|c| {
         let mut v = c.get();
-        f(&mut v);
+        let field = match tally {
+            Tally::Delivered => &mut v.delivered,
+            Tally::UnknownUser => &mut v.unknown_user,
+            Tally::OverQuota => &mut v.over_quota,
+            Tally::TooLarge => &mut v.too_large,
+            Tally::Aborted => &mut v.aborted,
+            Tally::Failed => &mut v.failed,
+        };
+        *field += 1;
         c.set(v);
     });
+    exec.metrics.borrow_mut().lmtp_delivery(tally.label());
 }
 
 /// Accepts LMTP connections on `listener` until shutdown.
@@ -73,6 +107,9 @@ pub async fn accept_loop(exec: Rc<Executor>, listener: TcpListener) {
                 continue;
             }
         };
+        exec.metrics
+            .borrow_mut()
+            .connection_accepted(crate::metrics::Listener::Lmtp);
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             continue;
         };

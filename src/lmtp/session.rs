@@ -12,9 +12,10 @@ use futures_lite::future;
 use tracing::{debug, info, warn, Instrument};
 
 use super::command::{self, Command, Recipient};
-use super::count;
 use super::data::DotDecoder;
 use super::delivery::{self, Delivery};
+use super::{count, Tally};
+use crate::metrics::Listener;
 use crate::server::conn::Conn;
 use crate::server::runtime::Executor;
 use crate::store::StoreError;
@@ -34,6 +35,8 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
         let exec = exec.clone();
         async move {
             let _slot = slot;
+            // Counted inside the task, so a session refused at shutdown is never counted.
+            exec.metrics.borrow_mut().connection_open(Listener::Lmtp, 1);
             let mut session = Session {
                 exec,
                 conn,
@@ -45,6 +48,11 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
             };
             session.run().await;
             session.conn.close().await;
+            session
+                .exec
+                .metrics
+                .borrow_mut()
+                .connection_open(Listener::Lmtp, -1);
         }
     };
     if !exec.spawn_task(task.instrument(span)) {
@@ -147,7 +155,7 @@ impl Session {
             Command::MailFrom { sender, size } => {
                 let max = self.exec.config().lmtp.max_message_size;
                 if size.is_some_and(|s| s > max) {
-                    count(|c| c.too_large += 1);
+                    count(&self.exec, Tally::TooLarge);
                     self.reply("552 5.3.4 Message size exceeds fixed maximum message size");
                 } else {
                     self.tx = Some(Transaction {
@@ -191,7 +199,7 @@ impl Session {
             .canonical_user(&rcpt.address)
             .or_else(|| auth.canonical_user(&rcpt.local))
         else {
-            count(|c| c.unknown_user += 1);
+            count(&self.exec, Tally::UnknownUser);
             info!(recipient = %path, "LMTP: unknown user");
             self.reply(&format!("550 5.1.1 <{path}> User unknown"));
             return;
@@ -199,7 +207,7 @@ impl Session {
         match delivery::check_quota(&self.exec, &user, size).await {
             Ok(()) => {}
             Err(StoreError::OverQuota) => {
-                count(|c| c.over_quota += 1);
+                count(&self.exec, Tally::OverQuota);
                 info!(recipient = %path, "LMTP: over quota at RCPT");
                 self.reply(&format!("552 5.2.2 <{path}> Mailbox is full"));
                 return;
@@ -238,7 +246,7 @@ impl Session {
         self.input.drain(..used);
         while !decoder.is_done() {
             if let Err(stop) = self.read_data(&mut decoder).await {
-                count(|c| c.aborted += 1);
+                count(&self.exec, Tally::Aborted);
                 warn!(
                     received = decoder.total(),
                     recipients = tx.recipients.len(),
@@ -249,7 +257,7 @@ impl Session {
             }
         }
         if decoder.is_too_large() {
-            count(|c| c.too_large += 1);
+            count(&self.exec, Tally::TooLarge);
             warn!(
                 size = decoder.total(),
                 max = config.lmtp.max_message_size,
@@ -281,16 +289,16 @@ impl Session {
         for (r, copy) in tx.recipients.iter().zip(copies) {
             let line = match copy.await {
                 Ok(done) => {
-                    count(|c| c.delivered += 1);
+                    count(&self.exec, Tally::Delivered);
                     info!(recipient = %r.path, user = %r.user, mailbox = %done.mailbox, uid = done.uid, size = body.len(), "LMTP: delivered");
                     format!("250 2.0.0 <{}> Saved in {}", r.path, done.mailbox)
                 }
                 Err(e) => {
                     let line = failure_reply(&r.path, &e);
                     match e {
-                        StoreError::OverQuota => count(|c| c.over_quota += 1),
-                        StoreError::TooLarge => count(|c| c.too_large += 1),
-                        _ => count(|c| c.failed += 1),
+                        StoreError::OverQuota => count(&self.exec, Tally::OverQuota),
+                        StoreError::TooLarge => count(&self.exec, Tally::TooLarge),
+                        _ => count(&self.exec, Tally::Failed),
                     }
                     warn!(recipient = %r.path, "LMTP: not delivered: {e}");
                     line

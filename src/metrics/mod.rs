@@ -19,6 +19,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use futures_lite::future;
 
+use crate::store::StoreStats;
+
 pub use registry::{ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
 pub use session::{MeterCarry, Registry, SessionMeter};
 
@@ -26,20 +28,23 @@ pub use session::{MeterCarry, Registry, SessionMeter};
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs on an executor once its partitions are open and its listeners bound: reports
-/// `registry` to the metrics thread now and every second until `stop` resolves, then once
+/// `registry`, with the store statistics `store` sums over its partitions, to the metrics thread now and every second until `stop` resolves, then once
 /// more marked as stopping (so /readyz fails while sessions drain).
 pub async fn publish(
     executor: usize,
     registry: Registry,
+    store: impl Fn() -> StoreStats,
     to: Sender<Snapshot>,
     stop: impl Future<Output = ()>,
 ) {
     let send = |stopping: bool| {
+        let mut metrics = registry.borrow().clone();
+        metrics.store = store();
         let snapshot = Snapshot {
             executor,
             ready: true,
             stopping,
-            metrics: registry.borrow().clone(),
+            metrics,
         };
         // Full only if the metrics thread is stuck; then this second's numbers are skipped.
         let _ = to.try_send(snapshot);

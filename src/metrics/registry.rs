@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::store::StoreStats;
+
 /// Slowest latency a histogram tells apart, in microseconds (a minute); slower ones are
 /// recorded as this.
 const MAX_LATENCY_US: u64 = 60_000_000;
@@ -184,6 +186,9 @@ pub struct ExecutorMetrics {
     pub disconnects: BTreeMap<&'static str, u64>,
     /// Store partitions this executor opened at start.
     pub partitions_open: u64,
+    /// Its open partitions' store statistics, summed; filled in when the snapshot is taken
+    /// (the store keeps its own counters, so the hot path does not touch these).
+    pub store: StoreStats,
 }
 
 impl Default for ExecutorMetrics {
@@ -211,6 +216,7 @@ impl ExecutorMetrics {
             rejected: BTreeMap::new(),
             disconnects: BTreeMap::new(),
             partitions_open: 0,
+            store: StoreStats::default(),
         }
     }
 
@@ -304,6 +310,7 @@ impl ExecutorMetrics {
         merge_map(&mut self.rejected, &other.rejected);
         merge_map(&mut self.disconnects, &other.disconnects);
         self.partitions_open += other.partitions_open;
+        self.store.merge(&other.store);
     }
 }
 

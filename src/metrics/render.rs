@@ -8,6 +8,7 @@
 use std::fmt::Write;
 
 use crate::metrics::registry::{ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
+use crate::store::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
 
 /// Upper bounds (microseconds) of the latency histogram buckets: 100 µs to 10 s.
 const BUCKETS_US: [u64; 16] = [
@@ -67,6 +68,7 @@ pub fn render(snapshots: &[&Snapshot], process: &ProcessInfo) -> String {
     out.sample("ringmail_executors_ready", &[], ready);
 
     per_executor(&mut out, snapshots);
+    store(&mut out, snapshots);
     commands(&mut out, &total);
 
     out.header(
@@ -208,6 +210,117 @@ fn per_executor(out: &mut Text, snapshots: &[&Snapshot]) {
             );
         }
     }
+}
+
+/// Store series, summed over each executor's partitions: a partition label would mean up to
+/// 256 series per metric, and a slow disk shows up per executor just as well.
+fn store(out: &mut Text, snapshots: &[&Snapshot]) {
+    for (name, kind, help, value) in [
+        (
+            "ringmail_store_appends_total",
+            "counter",
+            "Records appended to the store log and made durable (every mutation).",
+            (|s: &StoreStats| s.appends) as fn(&StoreStats) -> u64,
+        ),
+        (
+            "ringmail_store_batches_total",
+            "counter",
+            "Group-commit batches written to the store log.",
+            |s| s.batches,
+        ),
+        (
+            "ringmail_store_fsyncs_total",
+            "counter",
+            "fdatasync calls that made a group-commit batch durable.",
+            |s| s.fsyncs,
+        ),
+        (
+            "ringmail_store_messages",
+            "gauge",
+            "Messages in the executor's open partitions.",
+            |s| s.messages,
+        ),
+        (
+            "ringmail_store_index_bytes",
+            "gauge",
+            "Estimated heap bytes of the in-memory indexes of the executor's open partitions.",
+            |s| s.index_bytes,
+        ),
+    ] {
+        out.header(name, kind, help);
+        for s in snapshots {
+            out.sample(
+                name,
+                &[("executor", &s.executor.to_string())],
+                value(&s.metrics.store),
+            );
+        }
+    }
+
+    let name = "ringmail_store_fsync_seconds";
+    out.header(
+        name,
+        "histogram",
+        "Latency of the store log's group-commit fdatasync.",
+    );
+    for s in snapshots {
+        let bounds: Vec<String> = FSYNC_BUCKETS_US.iter().map(|&us| seconds(us)).collect();
+        let h = &s.metrics.store.fsync_us;
+        fixed_histogram(out, name, &s.executor.to_string(), &bounds, h);
+        out.sample_f(
+            &format!("{name}_sum"),
+            &[("executor", &s.executor.to_string())],
+            h.sum as f64 / 1e6,
+        );
+        out.sample(
+            &format!("{name}_count"),
+            &[("executor", &s.executor.to_string())],
+            h.count(),
+        );
+    }
+
+    let name = "ringmail_store_batch_records";
+    out.header(
+        name,
+        "histogram",
+        "Records per group-commit batch of the store log.",
+    );
+    for s in snapshots {
+        let bounds: Vec<String> = BATCH_BUCKETS.iter().map(u64::to_string).collect();
+        let h = &s.metrics.store.batch_records;
+        fixed_histogram(out, name, &s.executor.to_string(), &bounds, h);
+        out.sample(
+            &format!("{name}_sum"),
+            &[("executor", &s.executor.to_string())],
+            h.sum,
+        );
+        out.sample(
+            &format!("{name}_count"),
+            &[("executor", &s.executor.to_string())],
+            h.count(),
+        );
+    }
+}
+
+/// The cumulative `_bucket` lines of one executor's fixed-bound histogram.
+fn fixed_histogram<const N: usize>(
+    out: &mut Text,
+    name: &str,
+    executor: &str,
+    bounds: &[String],
+    h: &Buckets<N>,
+) {
+    let bucket = format!("{name}_bucket");
+    let mut cumulative = 0;
+    for (le, n) in bounds.iter().zip(h.counts) {
+        cumulative += n;
+        out.sample(&bucket, &[("executor", executor), ("le", le)], cumulative);
+    }
+    out.sample(
+        &bucket,
+        &[("executor", executor), ("le", "+Inf")],
+        h.count(),
+    );
 }
 
 fn commands(out: &mut Text, total: &ExecutorMetrics) {
@@ -423,6 +536,58 @@ mod tests {
         .expect("p50");
         assert!((0.0029..0.0031).contains(&p50), "{p50}");
         assert_eq!(value_of(&text, "ringmail_executors_ready"), Some(2.0));
+    }
+
+    #[test]
+    fn store_histograms_are_cumulative_per_executor() {
+        let mut a = ExecutorMetrics::new();
+        let mut b = ExecutorMetrics::new();
+        a.store.fsync_us.record(&FSYNC_BUCKETS_US, 80);
+        a.store.fsync_us.record(&FSYNC_BUCKETS_US, 3_000);
+        a.store.fsync_us.record(&FSYNC_BUCKETS_US, 5_000_000);
+        a.store.fsyncs = 3;
+        a.store.messages = 7;
+        b.store.batch_records.record(&BATCH_BUCKETS, 3);
+        let (a, b) = (snapshot(0, a), snapshot(1, b));
+        let text = render(
+            &[&a, &b],
+            &ProcessInfo {
+                executors: 2,
+                start_time: 1,
+            },
+        );
+        let fsync = |le: &str| {
+            value_of(
+                &text,
+                &format!("ringmail_store_fsync_seconds_bucket{{executor=\"0\",le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(fsync("0.0001"), Some(1.0));
+        assert_eq!(fsync("0.005"), Some(2.0));
+        assert_eq!(fsync("1"), Some(2.0));
+        assert_eq!(fsync("+Inf"), Some(3.0));
+        assert_eq!(
+            value_of(&text, "ringmail_store_fsync_seconds_count{executor=\"0\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            value_of(&text, "ringmail_store_messages{executor=\"0\"}"),
+            Some(7.0)
+        );
+        assert_eq!(
+            value_of(
+                &text,
+                "ringmail_store_batch_records_bucket{executor=\"1\",le=\"4\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value_of(
+                &text,
+                "ringmail_store_batch_records_bucket{executor=\"1\",le=\"2\"}"
+            ),
+            Some(0.0)
+        );
     }
 
     #[test]

@@ -57,6 +57,17 @@ impl Partitions {
         Ok(opened)
     }
 
+    /// The partitions open now (a copy of the list, so callers may await while iterating).
+    pub fn open_partitions(&self) -> impl Iterator<Item = Rc<Partition>> {
+        let open: Vec<Rc<Partition>> = self
+            .slots
+            .borrow()
+            .values()
+            .filter_map(|slot| slot.partition.borrow().clone())
+            .collect();
+        open.into_iter()
+    }
+
     /// Partition `p`, opening it if needed.
     pub async fn get(&self, p: u32) -> Result<Rc<Partition>, StoreError> {
         let slot = self

@@ -115,6 +115,15 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// The store statistics of this executor's open partitions, summed.
+    pub fn store_stats(&self) -> crate::store::StoreStats {
+        let mut total = crate::store::StoreStats::default();
+        for partition in self.store.open_partitions() {
+            total.merge(&partition.stats());
+        }
+        total
+    }
+
     /// The config in force (replaced on SIGHUP).
     pub fn config(&self) -> Arc<Config> {
         self.config.borrow().clone()
@@ -503,9 +512,11 @@ async fn executor_main(
     // Partitions are open and listeners bound: from now on this executor counts as ready.
     if let Some(to) = shared.metrics.clone() {
         let exec2 = exec.clone();
+        let exec3 = exec.clone();
         tasks.push(glommio::spawn_local(crate::metrics::publish(
             index,
             exec.metrics.clone(),
+            move || exec3.store_stats(),
             to,
             async move { exec2.shutting_down().await },
         )));

@@ -115,6 +115,12 @@ impl Partition {
         checkpoint_now(&self.inner).await
     }
 
+    /// Appends, group-commit batches and fsync latency since open, with the message count
+    /// and index size measured now.
+    pub fn stats(&self) -> super::StoreStats {
+        self.inner.stats.snapshot(&self.inner.index.borrow())
+    }
+
     /// Waits until every submitted record is written (or failed).
     pub async fn flush(&self) {
         self.inner.drain().await;

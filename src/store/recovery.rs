@@ -245,5 +245,6 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }),
         closed: Cell::new(false),
         abandoned: Cell::new(false),
+        stats: Default::default(),
     })
 }

@@ -15,6 +15,7 @@ use super::error::{Result, StoreError};
 use super::index::{Applied, Index, Loc};
 use super::record::{self, FrameHeader, FrameWriter, FRAME_HEADER};
 use super::segment::{segment_path, SegmentHeader, SegmentKind, SEGMENT_HEADER};
+use super::stats::Recorder;
 use super::types::{Durability, Options};
 
 /// The log's write side.
@@ -59,6 +60,8 @@ pub(crate) struct Inner {
     /// The `Partition` was dropped without `close`: background work stops before its
     /// next visible step, as it would in a crash.
     pub abandoned: Cell<bool>,
+    /// Appends, batches and fsync latency (see `stats`).
+    pub stats: Recorder,
 }
 
 impl Inner {
@@ -110,7 +113,12 @@ impl Inner {
         let res = write_all_at(&file, bytes, end).await;
         let res = match res {
             Ok(()) if self.opts.durability == Durability::Always => {
-                file.fdatasync().await.map_err(StoreError::from)
+                let started = std::time::Instant::now();
+                let synced = file.fdatasync().await.map_err(StoreError::from);
+                if synced.is_ok() {
+                    self.stats.synced(started.elapsed());
+                }
+                synced
             }
             other => other,
         };
@@ -219,7 +227,10 @@ async fn flush_loop(inner: Rc<Inner>) {
             return;
         }
         match inner.write_batch(&batch.bytes).await {
-            Ok(base) => inner.apply_batch(batch, base),
+            Ok(base) => {
+                inner.stats.batch_written(batch.records.len());
+                inner.apply_batch(batch, base)
+            }
             Err(e) => {
                 warn!(error = %e, records = batch.records.len(), "log write failed; batch not acknowledged");
                 batch.fail(&e);
