@@ -11,14 +11,9 @@ pub mod delivery;
 mod session;
 
 use std::cell::Cell;
-use std::rc::Rc;
-use std::time::Duration;
 
-use futures_lite::future;
-use glommio::net::TcpListener;
-use tracing::warn;
+pub use session::start;
 
-use crate::server::conn::Conn;
 use crate::server::runtime::Executor;
 
 /// LMTP outcomes counted on one executor since it started.
@@ -88,31 +83,4 @@ fn count(exec: &Executor, tally: Tally) {
         c.set(v);
     });
     exec.metrics.borrow_mut().lmtp_delivery(tally.label());
-}
-
-/// Accepts LMTP connections on `listener` until shutdown.
-pub async fn accept_loop(exec: Rc<Executor>, listener: TcpListener) {
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            exec.shutting_down().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => return,
-            Some(Ok(stream)) => stream,
-            Some(Err(e)) => {
-                warn!("LMTP accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        exec.metrics
-            .borrow_mut()
-            .connection_accepted(crate::metrics::Listener::Lmtp);
-        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
-            continue;
-        };
-        session::start(exec.clone(), Conn::new(stream, peer, local));
-    }
 }

@@ -486,27 +486,35 @@ async fn executor_main(
     exec.metrics.borrow_mut().partitions_open = opened as u64;
 
     let mut tasks = Vec::new();
-    for (addr, implicit_tls) in config
-        .imap
-        .listen
-        .iter()
-        .map(|a| (*a, false))
-        .chain(config.imap.listen_tls.iter().map(|a| (*a, true)))
-    {
-        let listener =
-            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    use crate::metrics::Listener;
+    let bind = |addr: SocketAddr| {
+        TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    for addr in &config.imap.listen {
+        let listener = bind(*addr)?;
         tasks.push(glommio::spawn_local(accept_loop(
             exec.clone(),
             listener,
-            implicit_tls,
+            Listener::Imap,
+            |exec, conn| crate::imap::session::accept(exec, conn, false),
+        )));
+    }
+    for addr in &config.imap.listen_tls {
+        let listener = bind(*addr)?;
+        tasks.push(glommio::spawn_local(accept_loop(
+            exec.clone(),
+            listener,
+            Listener::Imaps,
+            |exec, conn| crate::imap::session::accept(exec, conn, true),
         )));
     }
     for addr in &config.lmtp.listen {
-        let listener =
-            TcpListener::bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        tasks.push(glommio::spawn_local(crate::lmtp::accept_loop(
+        let listener = bind(*addr)?;
+        tasks.push(glommio::spawn_local(accept_loop(
             exec.clone(),
             listener,
+            Listener::Lmtp,
+            crate::lmtp::start,
         )));
     }
     // Partitions are open and listeners bound: from now on this executor counts as ready.
@@ -615,7 +623,15 @@ impl Executor {
     }
 }
 
-async fn accept_loop(exec: Rc<Executor>, listener: TcpListener, implicit_tls: bool) {
+/// Accepts connections on `listener` until shutdown and hands each to `start`. Used by every
+/// listener kind (IMAP, IMAPS, LMTP), so limits on accept errors and socket options hold for
+/// all of them.
+pub async fn accept_loop(
+    exec: Rc<Executor>,
+    listener: TcpListener,
+    kind: crate::metrics::Listener,
+    start: impl Fn(Rc<Executor>, Conn),
+) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             exec.shutting_down().await;
@@ -635,19 +651,12 @@ async fn accept_loop(exec: Rc<Executor>, listener: TcpListener, implicit_tls: bo
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             continue;
         };
-        // IMAP is request/response with small writes: Nagle's algorithm plus delayed ACKs
+        // Request/response protocols with small writes: Nagle's algorithm plus delayed ACKs
         // would add ~40 ms to TLS handshakes and to the first reply after STARTTLS.
         if let Err(e) = stream.set_nodelay(true) {
             debug!("TCP_NODELAY: {e}");
         }
-        let conn = Conn::new(stream, peer, local);
-        exec.metrics
-            .borrow_mut()
-            .connection_accepted(if implicit_tls {
-                crate::metrics::Listener::Imaps
-            } else {
-                crate::metrics::Listener::Imap
-            });
-        crate::imap::session::accept(exec.clone(), conn, implicit_tls);
+        exec.metrics.borrow_mut().connection_accepted(kind);
+        start(exec.clone(), Conn::new(stream, peer, local));
     }
 }
