@@ -258,3 +258,55 @@ fn detail_folder_size_limit_quota_and_broken_clients() {
     let mut bob = login(&server, "bob");
     assert_eq!(exists(&mut bob, "INBOX"), 2);
 }
+
+#[test]
+fn python_smtplib_lmtp_client() {
+    // A real LMTP client: Python's smtplib.LMTP, with a mix of valid, unknown and over-quota
+    // recipients in one transaction and a dot-stuffed line.
+    let has_python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        assert!(std::env::var_os("CI").is_none(), "python3 missing under CI");
+        return;
+    }
+    let users = "ann:{PLAIN}pw\nbob:{PLAIN}pw\nfull:{PLAIN}pw\n";
+    let server = Server::start_with_lmtp(2, "", "", "[quota]\nmessages = 1\n", users);
+    // `full` gets its one allowed message first.
+    let script = r#"
+import smtplib, sys
+port = int(sys.argv[1])
+c = smtplib.LMTP('127.0.0.1', port)
+c.sendmail('s@example.com', ['full@example.com'], 'Subject: fill\r\n\r\nx\r\n')
+msg = 'Subject: py\r\n\r\n.leading dot\r\nbody\r\n'
+try:
+    refused = c.sendmail('s@example.com', ['ann@example.com', 'nobody@example.com', 'bob@example.com', 'full@example.com'], msg)
+except smtplib.SMTPRecipientsRefused as e:
+    print("all refused", e.recipients); sys.exit(1)
+print(sorted((k, v[0]) for k, v in refused.items()))
+c.quit()
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server.lmtp.port().to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // smtplib reports refused recipients with their codes: unknown at RCPT (550), over quota
+    // after DATA (552).
+    assert!(stdout.contains("('nobody@example.com', 550)"), "{stdout}");
+    assert!(stdout.contains("('full@example.com', 552)"), "{stdout}");
+    let mut ann = login(&server, "ann");
+    assert_eq!(exists(&mut ann, "INBOX"), 1);
+    let body = fetch_body(&mut ann, "INBOX", 1);
+    assert!(body.contains("\r\n.leading dot\r\nbody\r\n"), "{body}");
+    let mut bob = login(&server, "bob");
+    assert_eq!(exists(&mut bob, "INBOX"), 1);
+}
