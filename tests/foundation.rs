@@ -516,95 +516,70 @@ fn user_commands_manage_the_passwd_file() {
     assert!(ok.last().unwrap().starts_with("b OK"), "{ok:?}");
 }
 
+/// Writes `config` into a fresh data dir and returns stderr of a `serve` that must fail.
+fn serve_fails(config: &str, limit_memlock: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ringmail.toml"), config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmail"));
+    cmd.args(["serve", "--data"]).arg(dir.path());
+    if limit_memlock {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 64 * 1024,
+                    rlim_max: 64 * 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "serve must fail with {config}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Config text listening on two free ports (LMTP and metrics off), plus `extra`.
+fn listening(extra: &str) -> String {
+    format!(
+        "[imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\
+         [lmtp]\nlisten = []\n[metrics]\nlisten = []\n{extra}",
+        common::free_port(),
+        common::free_port()
+    )
+}
+
 #[test]
 fn startup_errors_are_one_clear_line() {
-    // Port in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("ringmail.toml"),
-        format!(
-            "[imap]\nlisten = [\"127.0.0.1:{port}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n",
-            common::free_port()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["serve", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let config = format!(
+        "[imap]\nlisten = [\"127.0.0.1:{port}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\
+         [lmtp]\nlisten = []\n",
+        common::free_port()
+    );
+    let err = serve_fails(&config, false);
     assert!(
         err.contains(&format!("127.0.0.1:{port}")) && err.contains("in use"),
         "{err}"
     );
+    assert!(err.contains("[imap] listen"), "names the key: {err}");
 
-    // Unknown config key.
-    std::fs::write(
-        dir.path().join("ringmail.toml"),
-        "[imap]\nlisten_tsl = []\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["serve", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails("[imap]\nlisten_tsl = []\n", false);
     assert!(err.contains("listen_tsl"), "{err}");
 
-    // Unreadable certificate.
-    std::fs::write(
-        dir.path().join("ringmail.toml"),
-        format!(
-            "[imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n[tls]\ncert = \"/nonexistent/cert.pem\"\n",
-            common::free_port(),
-            common::free_port()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["serve", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(
+        &listening("[tls]\ncert = \"/nonexistent/cert.pem\"\n"),
+        false,
+    );
     assert!(err.contains("/nonexistent/cert.pem"), "{err}");
 
     // memlock too low: the hard limit is lowered for the child only.
-    std::fs::write(
-        dir.path().join("ringmail.toml"),
-        format!(
-            "[imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n",
-            common::free_port(),
-            common::free_port()
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmail"));
-    cmd.args(["serve", "--data"]).arg(dir.path());
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 64 * 1024,
-                rlim_max: 64 * 1024,
-            };
-            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&listening(""), true);
     assert!(
         err.contains("memlock") && err.contains("ulimit -l"),
         "{err}"

@@ -124,7 +124,10 @@ fn check_format(data_dir: &Path, partitions: u32, create: bool) -> Result<(), St
 pub fn first_start(layout: &Layout) -> Result<(), String> {
     let cert = Config::resolve(&layout.data_dir, &layout.config.tls.cert);
     let key = Config::resolve(&layout.data_dir, &layout.config.tls.key);
-    if crate::server::tls::create_self_signed(&cert, &key).map_err(|e| e.to_string())? {
+    // Only inside the data dir: a certificate path the operator chose that does not exist is
+    // a mistake to report, not a place to put a self-signed certificate.
+    let ours = cert.starts_with(&layout.data_dir) && key.starts_with(&layout.data_dir);
+    if ours && crate::server::tls::create_self_signed(&cert, &key).map_err(|e| e.to_string())? {
         tracing::info!("created a self-signed certificate {}", cert.display());
     }
     let users_path = Config::resolve(&layout.data_dir, &layout.config.auth.users_file);
