@@ -129,37 +129,42 @@ pub fn render(snapshots: &[&Snapshot], process: &ProcessInfo) -> String {
     out.0
 }
 
+/// One series per executor and listener kind.
+fn by_listener<V: std::fmt::Display>(
+    out: &mut Text,
+    snapshots: &[&Snapshot],
+    (name, kind): (&str, &str),
+    help: &str,
+    value: impl Fn(&ExecutorMetrics, Listener) -> V,
+) {
+    out.header(name, kind, help);
+    for s in snapshots {
+        let executor = s.executor.to_string();
+        for l in Listener::ALL {
+            out.sample(
+                name,
+                &[("executor", &executor), ("listener", l.label())],
+                value(&s.metrics, l),
+            );
+        }
+    }
+}
+
 fn per_executor(out: &mut Text, snapshots: &[&Snapshot]) {
-    out.header(
-        "ringmail_connections_accepted_total",
-        "counter",
+    by_listener(
+        out,
+        snapshots,
+        ("ringmail_connections_accepted_total", "counter"),
         "Connections accepted, by executor and listener.",
+        |m, l| m.accepted[l as usize],
     );
-    for s in snapshots {
-        let executor = s.executor.to_string();
-        for l in Listener::ALL {
-            out.sample(
-                "ringmail_connections_accepted_total",
-                &[("executor", &executor), ("listener", l.label())],
-                s.metrics.accepted[l as usize],
-            );
-        }
-    }
-    out.header(
-        "ringmail_connections_open",
-        "gauge",
+    by_listener(
+        out,
+        snapshots,
+        ("ringmail_connections_open", "gauge"),
         "Connections open now, by executor and listener.",
+        |m, l| m.open[l as usize],
     );
-    for s in snapshots {
-        let executor = s.executor.to_string();
-        for l in Listener::ALL {
-            out.sample(
-                "ringmail_connections_open",
-                &[("executor", &executor), ("listener", l.label())],
-                s.metrics.open[l as usize],
-            );
-        }
-    }
     out.header(
         "ringmail_sessions",
         "gauge",
