@@ -108,17 +108,8 @@ impl View {
     }
 }
 
-/// UID ranges for store operations from a sorted list of UIDs.
-pub fn to_ranges(uids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
-    let mut ranges: Vec<(u32, u32)> = Vec::new();
-    for uid in uids {
-        match ranges.last_mut() {
-            Some((_, hi)) if *hi + 1 == uid => *hi = uid,
-            _ => ranges.push((uid, uid)),
-        }
-    }
-    ranges
-}
+/// UID ranges for store operations (the store's own merge, re-exported for the commands).
+pub use crate::store::to_ranges;
 
 /// Writes ranges in sequence-set syntax (`1:3,7`).
 pub fn write_set(out: &mut String, ranges: &[(u32, u32)]) {

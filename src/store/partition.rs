@@ -79,8 +79,8 @@ fn resolve_mut<'u>(user: &'u mut User, mailbox: MailboxRef<'_>) -> Result<&'u mu
     user.mailboxes.get_mut(&id).ok_or(StoreError::NoSuchMailbox)
 }
 
-/// Merges UIDs into inclusive ranges.
-pub(crate) fn to_ranges(uids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+/// Merges UIDs (any order, duplicates allowed) into sorted inclusive ranges.
+pub fn to_ranges(uids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
     let mut v: Vec<u32> = uids.into_iter().collect();
     v.sort_unstable();
     v.dedup();

@@ -309,16 +309,6 @@ fn has_subscribed_child(entries: &BTreeMap<String, Entry>, name: &str) -> bool {
 /// LIST wildcard matching: `*` matches anything, `%` anything but the delimiter. INBOX is
 /// matched case-insensitively.
 pub fn matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('%', rest)) => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != DELIMITER)
-                .any(|i| go(rest, &n[i..])),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
     let normalize = |s: &str| -> Vec<char> {
         match (s.get(..5), s.get(5..)) {
             (Some(head), Some(rest))
@@ -330,12 +320,31 @@ pub fn matches(pattern: &str, name: &str) -> bool {
             _ => s.chars().collect(),
         }
     };
-    // Patterns are short and names bounded, but a pattern of many `*` is exponential:
-    // cap the work by refusing absurd patterns.
-    if pattern.chars().filter(|c| *c == '*' || *c == '%').count() > 16 {
-        return false;
+    let (p, n) = (normalize(pattern), normalize(name));
+    // Dynamic programming over (pattern position, name position): time and memory are
+    // O(pattern x name) whatever the wildcards, so a pattern of many `*` cannot stall the core.
+    // `reach[j]`: the pattern prefix read so far matches the first j characters of the name.
+    let mut reach = vec![false; n.len() + 1];
+    reach[0] = true;
+    for c in &p {
+        let mut next = vec![false; n.len() + 1];
+        match c {
+            '*' | '%' => {
+                for j in 0..=n.len() {
+                    // Extend a match by one more character the wildcard may swallow.
+                    let extend = j > 0 && next[j - 1] && (*c == '*' || n[j - 1] != DELIMITER);
+                    next[j] = reach[j] || extend;
+                }
+            }
+            c => {
+                for j in 1..=n.len() {
+                    next[j] = reach[j - 1] && n[j - 1] == *c;
+                }
+            }
+        }
+        reach = next;
     }
-    go(&normalize(pattern), &normalize(name))
+    reach[n.len()]
 }
 
 /// `STATUS name (items)`
@@ -410,5 +419,10 @@ mod tests {
         // Byte 5 falls inside a character: no slicing panic.
         assert!(matches("Gr*", "Größe"));
         assert!(!matches("Größe/%", "Größe"));
+        // Many wildcards against a long name: answered, not explored combinatorially.
+        let pattern = format!("{}b", "*a".repeat(40));
+        assert!(!matches(&pattern, &"a".repeat(1000)));
+        assert!(matches(&pattern, &format!("{}b", "a".repeat(1000))));
+        assert!(matches("%/%", "a/b") && !matches("%/%", "a/b/c"));
     }
 }

@@ -164,21 +164,33 @@ fn resync(
                 (lo..=hi).contains(&uid)
             }),
         };
-        let (mut vanished, complete) = view.vanished_since(q.modseq);
-        if !complete {
-            // Older expunges were forgotten: every UID the client may know that is not here.
-            let live: Vec<u32> = view.messages().iter().map(|m| m.uid).collect();
-            vanished = (1..view.uidnext())
-                .filter(|u| live.binary_search(u).is_err())
-                .collect();
+        let (gone, complete) = view.vanished_since(q.modseq);
+        let mut vanished = if complete {
+            to_ranges(gone)
+        } else {
+            // Older expunges were forgotten: every UID below UIDNEXT that is not here, kept
+            // as ranges (gaps between live UIDs) so a sparse mailbox costs no UID-sized list.
+            let mut gaps = Vec::new();
+            let mut next = 1u32;
+            for m in view.messages() {
+                if m.uid > next {
+                    gaps.push((next, m.uid - 1));
+                }
+                next = m.uid.saturating_add(1);
+            }
+            if view.uidnext() > next {
+                gaps.push((next, view.uidnext() - 1));
+            }
+            gaps
+        };
+        if let Some(set) = &q.known_uids {
+            let known: Vec<(u32, u32)> = set.ranges().map(|r| r.resolve(u32::MAX)).collect();
+            vanished = intersect(&vanished, &merge(known));
         }
-        vanished.retain(|&u| known(u));
-        vanished.sort_unstable();
-        vanished.dedup();
         let mut out = Vec::new();
         if !vanished.is_empty() {
             let mut set = String::new();
-            write_set(&mut set, &to_ranges(vanished));
+            write_set(&mut set, &vanished);
             out.push(format!("* VANISHED (EARLIER) {set}\r\n").into_bytes());
         }
         for (i, m) in view.messages().iter().enumerate() {
@@ -195,4 +207,56 @@ fn resync(
         session.out.extend_from_slice(&line);
     }
     Ok(())
+}
+
+/// Sorts ranges and merges the ones that overlap or touch.
+fn merge(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some((_, last)) if lo <= last.saturating_add(1) => *last = (*last).max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// The UIDs in both sorted, disjoint range lists, as ranges (one pass over both).
+fn intersect(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) = (a.get(i), b.get(j)) {
+        let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
+        if lo <= hi {
+            out.push((lo, hi));
+        }
+        if a_hi < b_hi {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{intersect, merge};
+
+    #[test]
+    fn range_algebra() {
+        assert_eq!(
+            merge(vec![(5, 9), (1, 2), (3, 4), (20, 20)]),
+            vec![(1, 9), (20, 20)]
+        );
+        assert_eq!(
+            intersect(
+                &[(1, 3), (7, 10), (15, 4_000_000_000)],
+                &[(2, 8), (12, u32::MAX)]
+            ),
+            vec![(2, 3), (7, 8), (15, 4_000_000_000)]
+        );
+        assert!(intersect(&[(1, 3)], &[]).is_empty());
+    }
 }
