@@ -42,6 +42,8 @@ pub struct Config {
     pub lmtp: LmtpConfig,
     /// The Prometheus / health endpoint.
     pub metrics: MetricsConfig,
+    /// The local socket operator tools use on a running server.
+    pub admin: AdminConfig,
 }
 
 /// `[quota]`: the limits a new user starts with (0 = unlimited), set when the user's mailboxes
@@ -115,6 +117,26 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 9143))],
+        }
+    }
+}
+
+/// `[admin]`: the Unix socket through which `ringmail import` works on a running server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Socket path (relative to the data dir); empty turns it off. Made mode 0600, and only
+    /// the server's OS user or root may connect.
+    pub socket: PathBuf,
+    /// Seconds an admin connection may wait between requests before it is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            socket: "admin.sock".into(),
+            idle_timeout_secs: 300,
         }
     }
 }
@@ -440,6 +462,9 @@ impl Config {
                 self.server.log_level
             ));
         }
+        if self.admin.idle_timeout_secs == 0 {
+            return Err("[admin] idle_timeout_secs must be at least 1".into());
+        }
         if self.imap.max_login_failures == 0 {
             return Err("[imap] max_login_failures must be at least 1".into());
         }
@@ -466,6 +491,12 @@ impl Config {
             checkpoint_every: self.storage.checkpoint_every,
             ..crate::store::Options::default()
         }
+    }
+
+    /// The admin socket's path, or None when it is turned off.
+    pub fn admin_socket(&self, data_dir: &Path) -> Option<PathBuf> {
+        (!self.admin.socket.as_os_str().is_empty())
+            .then(|| Self::resolve(data_dir, &self.admin.socket))
     }
 
     /// Idle limit before login.
@@ -589,6 +620,13 @@ idle_timeout_secs = 300
 # HTTP endpoint for Prometheus (/metrics) and health checks (/healthz, /readyz);
 # [] turns it off. Keep it on a private address: it is not authenticated.
 listen = ["127.0.0.1:9143"]
+
+[admin]
+# Unix socket through which `ringmail import` adds mail while the server runs; "" = off.
+# Mode 0600: only the server's OS user (or root) may use it.
+socket = "admin.sock"
+# Seconds an admin connection may stay silent before it is closed.
+idle_timeout_secs = 300
 "#;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod doctor;

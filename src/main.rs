@@ -36,7 +36,8 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
-    /// Import mail into a user's mailboxes (the server must be stopped).
+    /// Import mail into a user's mailboxes: into a stopped data dir, or into the running server
+    /// through its admin socket.
     Import {
         /// The user (must be in the users file).
         #[arg(long)]
@@ -318,6 +319,8 @@ fn known_user(layout: &Layout, user: &str) -> Result<String, String> {
     ringmail::auth::canonical_name(user).map_err(|e| e.to_string())
 }
 
+/// `ringmail import`: into the stopped data dir directly, or into the running server through
+/// its admin socket; the summary says which.
 fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(), String> {
     use ringmail::tools::import::{import, Source};
     let user = known_user(layout, user)?;
@@ -325,16 +328,24 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
         MailSource::Maildir { dir } => Source::Maildir(dir),
         MailSource::Mbox { file, mailbox } => Source::Mbox { file, mailbox },
     };
-    let report = ringmail::tools::offline::run(
-        &layout.config,
-        &layout.data_dir,
-        "import",
-        |store| async move { import(&store, &user, &source).await },
-    )?;
+    let data_dir = layout.data_dir.display();
+    let server_running = ringmail::tools::lock::DataDirLock::try_acquire(&layout.data_dir)
+        .map_err(|e| format!("import: cannot lock {data_dir}: {e}"))?
+        .is_none();
+    let (report, place) = if server_running {
+        import_online(layout, &user, &source)?
+    } else {
+        let report = ringmail::tools::offline::run(
+            &layout.config,
+            &layout.data_dir,
+            "import",
+            |store| async move { import(&store, &user, &source).await },
+        )?;
+        (report, format!("the stopped data dir {data_dir}"))
+    };
     println!(
-        "imported {} messages into the stopped data dir {} ({} already present, {} mailboxes created, {} kept their Dovecot UID)",
+        "imported {} messages into {place} ({} already present, {} mailboxes created, {} kept their Dovecot UID)",
         report.imported,
-        layout.data_dir.display(),
         report.already_present,
         report.mailboxes_created,
         report.uids_kept
@@ -343,6 +354,38 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
         println!("note: {note}");
     }
     problems(&report.problems)
+}
+
+/// Import through the admin socket of the server that holds the data dir.
+fn import_online(
+    layout: &Layout,
+    user: &str,
+    source: &ringmail::tools::import::Source,
+) -> Result<(ringmail::tools::import::ImportReport, String), String> {
+    use ringmail::admin::client::AdminClient;
+    let data_dir = layout.data_dir.display();
+    let Some(socket) = layout.config.admin_socket(&layout.data_dir) else {
+        return Err(format!(
+            "import: a server is running on {data_dir} and its admin socket is off \
+             ([admin] socket = \"\"): turn it on, or stop the server"
+        ));
+    };
+    let mut client = AdminClient::connect(&socket, user)
+        .map_err(|e| format!("import: a server is running on {data_dir}, but {e}"))?;
+    let mut report = futures_lite::future::block_on(ringmail::tools::import::read_source(
+        source,
+        &mut client,
+    ))
+    .map_err(|e| format!("import stopped: {e} (what was stored is kept; run it again to finish)"))?;
+    let server = client.server().to_string();
+    let stored = client
+        .finish()
+        .map_err(|e| format!("import stopped: {e} (what was stored is kept; run it again to finish)"))?;
+    report.merge(stored);
+    Ok((
+        report,
+        format!("the running server ({server}) through {}", socket.display()),
+    ))
 }
 
 fn export_command(layout: &Layout, user: &str, target: MailSource) -> Result<(), String> {

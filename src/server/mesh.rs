@@ -10,4 +10,6 @@ pub enum MeshMessage {
     /// An LMTP question or delivery for the executor that owns the recipient; the answer
     /// travels back on the oneshot channel inside.
     Lmtp(crate::lmtp::delivery::OwnerRequest),
+    /// An admin-socket connection's requests, for the executor that owns its user.
+    Admin(crate::admin::server::AdminSession),
 }

@@ -517,6 +517,14 @@ async fn executor_main(
             crate::lmtp::start,
         )));
     }
+    // One executor serves the admin socket: a Unix socket path cannot be shared.
+    if let Some(path) = config.admin_socket(&exec.data_dir).filter(|_| index == 0) {
+        let listener = crate::admin::server::bind(&path)?;
+        tasks.push(glommio::spawn_local(crate::admin::server::accept_loop(
+            exec.clone(),
+            listener,
+        )));
+    }
     // Partitions are open and listeners bound: from now on this executor counts as ready.
     if let Some(to) = shared.metrics.clone() {
         let exec2 = exec.clone();
@@ -545,6 +553,9 @@ async fn executor_main(
                     }
                     Some(MeshMessage::Lmtp(request)) => {
                         crate::lmtp::delivery::handle(exec.clone(), request)
+                    }
+                    Some(MeshMessage::Admin(session)) => {
+                        crate::admin::server::start(exec.clone(), session)
                     }
                 }
             }
@@ -580,6 +591,9 @@ async fn executor_main(
         );
     }
     exec.store.close_all().await;
+    if let Some(path) = config.admin_socket(&exec.data_dir).filter(|_| index == 0) {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 

@@ -1,5 +1,12 @@
 //! `ringmail import`: Maildir(++) trees and mbox files into a user's mailboxes.
 //!
+//! The work is split where the admin socket can cut it. The *source* side
+//! ([`import_maildir`], [`import_mbox`]) reads files, with the operator's permissions, and
+//! hands messages to a [`Sink`]. The *store* side, [`StoreSink`], decides what to store and
+//! stores it. Offline both run in the tool's process; against a running server the tool
+//! sends what the source side produces over the admin socket (`crate::admin`), and the
+//! executor that owns the user runs the same [`StoreSink`] there.
+//!
 //! Re-running an import adds nothing twice: a message counts as present when the target
 //! mailbox already holds one with the same internal date, size and bytes (compared byte for
 //! byte, so two different messages that merely share a date and size are both kept, and
@@ -8,18 +15,20 @@
 //!
 //! A Maildir folder with Dovecot's `dovecot-uidlist` keeps its UIDVALIDITY and UIDs, so
 //! clients that cached the mailbox need not download it again: a mailbox the import creates
-//! (for a new user, INBOX and the special-use folders too) takes the uidlist's UIDVALIDITY
-//! and each listed message its UID. A mailbox that exists with another UIDVALIDITY gets new
-//! UIDs, and the report says so.
+//! (for a new user, INBOX and the special-use folders too) takes the uidlist's UIDVALIDITY,
+//! each listed message its UID, and the mailbox Dovecot's UIDNEXT, so a UID Dovecot handed
+//! out (even to a message since expunged) is never handed out again. A mailbox that exists
+//! with another UIDVALIDITY gets new UIDs, and the report says so.
 
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::config::Config;
 use crate::store::{NewMessage, Partition, StoreError};
 
-use super::maildir::{self, UidList};
+use super::maildir;
 use super::mbox::{MboxError, MboxReader};
 use super::offline::OfflineStore;
 use super::progress::Progress;
@@ -60,20 +69,141 @@ pub struct ImportReport {
     pub notes: Vec<String>,
 }
 
+impl ImportReport {
+    /// Adds what `other` counted (the store side's report to the source side's).
+    pub fn merge(&mut self, other: ImportReport) {
+        self.imported += other.imported;
+        self.already_present += other.already_present;
+        self.mailboxes_created += other.mailboxes_created;
+        self.uids_kept += other.uids_kept;
+        self.problems.extend(other.problems);
+        self.notes.extend(other.notes);
+    }
+}
+
+/// A Maildir folder's identity in Dovecot's `dovecot-uidlist`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderIds {
+    /// UIDVALIDITY (never 0 when present).
+    pub uidvalidity: u32,
+    /// The next UID Dovecot would have given (0 when the uidlist did not say).
+    pub next_uid: u32,
+}
+
 /// One message on its way in.
-struct Incoming {
-    bytes: Vec<u8>,
-    flags: u8,
-    keywords: Vec<String>,
-    date: i64,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The message, CRLF line ends.
+    pub bytes: Vec<u8>,
+    /// System flags (the store's bits).
+    pub flags: u8,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// INTERNALDATE, seconds since the epoch.
+    pub date: i64,
     /// The UID to keep, or `None` for the mailbox's next one.
-    uid: Option<u32>,
+    pub uid: Option<u32>,
+}
+
+/// Where the source side puts what it read: the store in this process ([`StoreSink`]) or a
+/// running server's admin socket. Calls come in the order `set_up_user`, then for each
+/// mailbox `open`, `add`…, `close`. An `Err` is fatal (the store cannot take more); problems
+/// with single messages are counted in the sink's report instead.
+#[allow(async_fn_in_trait)]
+pub trait Sink {
+    /// Makes a user new to the store, giving the named mailboxes these UIDVALIDITYs.
+    async fn set_up_user(&mut self, uidvalidities: &[(String, u32)]) -> Result<(), String>;
+    /// Starts on `mailbox` (created when missing), which Dovecot knew as `ids`.
+    async fn open(&mut self, mailbox: &str, ids: Option<FolderIds>) -> Result<(), String>;
+    /// One message for the open mailbox.
+    async fn add(&mut self, msg: Incoming) -> Result<(), String>;
+    /// The open mailbox is complete: everything added is durable when this returns.
+    async fn close(&mut self) -> Result<(), String>;
+}
+
+/// The store side of an import: appends to one user's mailboxes in `mail`, skipping what they
+/// already hold. Runs in the tool (offline) or on the user's owner executor (online).
+pub struct StoreSink {
+    mail: Rc<Partition>,
+    config: std::sync::Arc<Config>,
+    user: String,
+    target: Option<Target>,
+    report: ImportReport,
+}
+
+impl StoreSink {
+    /// A sink for `user`, whose partition is `mail`.
+    pub fn new(mail: Rc<Partition>, config: std::sync::Arc<Config>, user: &str) -> StoreSink {
+        StoreSink {
+            mail,
+            config,
+            user: user.to_string(),
+            target: None,
+            report: ImportReport::default(),
+        }
+    }
+
+    /// What was stored, skipped and noted so far.
+    pub fn into_report(self) -> ImportReport {
+        self.report
+    }
+
+}
+
+impl Sink for StoreSink {
+    /// A user new to the store gets INBOX and the special-use folders as at the first login,
+    /// but those the source has a `dovecot-uidlist` for are made with its UIDVALIDITY (a
+    /// mailbox cannot change its UIDVALIDITY once made). Nothing happens for a known user.
+    async fn set_up_user(&mut self, uidvalidities: &[(String, u32)]) -> Result<(), String> {
+        let wanted: HashMap<String, u32> = uidvalidities
+            .iter()
+            .filter_map(|(name, uv)| Some((crate::store::normalize_name(name).ok()?, *uv)))
+            .collect();
+        let wanted = |name: &str| {
+            crate::store::normalize_name(name)
+                .ok()
+                .and_then(|n| wanted.get(&n).copied())
+        };
+        crate::server::partitions::setup_user(&self.mail, &self.user, &self.config, &wanted)
+            .await
+            .map(drop)
+            .map_err(|e| format!("cannot set up the new user {}: {e}", self.user))
+    }
+
+    async fn open(&mut self, mailbox: &str, ids: Option<FolderIds>) -> Result<(), String> {
+        self.close().await?;
+        let target = Target::open(
+            self.mail.clone(),
+            &self.user,
+            mailbox,
+            ids,
+            &mut self.report,
+        )
+        .await?;
+        self.target = Some(target);
+        Ok(())
+    }
+
+    async fn add(&mut self, msg: Incoming) -> Result<(), String> {
+        let Some(target) = self.target.as_mut() else {
+            return Err("a message came before its mailbox was opened".to_string());
+        };
+        target.add(msg, &mut self.report).await.map(drop)
+    }
+
+    async fn close(&mut self) -> Result<(), String> {
+        let Some(mut target) = self.target.take() else {
+            return Ok(());
+        };
+        target.flush(&mut self.report).await?;
+        target.raise_uidnext().await
+    }
 }
 
 /// Appends to one mailbox, skipping what it already holds.
-struct Target<'a> {
+struct Target {
     mail: Rc<Partition>,
-    user: &'a str,
+    user: String,
     mailbox: String,
     /// (size, internal date) → UIDs of existing messages not yet matched in this run.
     existing: HashMap<(u32, i64), Vec<u32>>,
@@ -84,20 +214,22 @@ struct Target<'a> {
     keep_uids: bool,
     /// The lowest UID the next kept one may have.
     uid_floor: u32,
+    /// Dovecot's UIDNEXT, to be reached once the messages are in; 0 when the mailbox has
+    /// another UIDVALIDITY than the uidlist's (its UIDs mean nothing here).
+    dovecot_uidnext: u32,
 }
 
-impl<'a> Target<'a> {
+impl Target {
     async fn open(
-        store: &OfflineStore,
-        user: &'a str,
+        mail: Rc<Partition>,
+        user: &str,
         mailbox: &str,
-        uidlist: Option<&UidList>,
+        ids: Option<FolderIds>,
         report: &mut ImportReport,
-    ) -> Result<Target<'a>, String> {
-        let mail = store.user(user).await.map_err(|e| e.to_string())?;
+    ) -> Result<Target, String> {
         let mailbox = crate::store::normalize_name(mailbox)
             .map_err(|_| format!("{mailbox:?} is not a valid mailbox name"))?;
-        let uidvalidity = uidlist.map_or(0, |l| l.uidvalidity);
+        let uidvalidity = ids.map_or(0, |l| l.uidvalidity);
         let created = if uidvalidity != 0 {
             mail.create_mailbox_with_uidvalidity(user, &mailbox, 0, uidvalidity)
                 .await
@@ -137,13 +269,18 @@ impl<'a> Target<'a> {
         }
         Ok(Target {
             mail,
-            user,
+            user: user.to_string(),
             mailbox,
             existing,
             pending: Vec::new(),
             pending_bytes: 0,
             keep_uids,
             uid_floor: status.uidnext,
+            dovecot_uidnext: if keep_uids {
+                ids.map_or(0, |l| l.next_uid)
+            } else {
+                0
+            },
         })
     }
 
@@ -170,7 +307,7 @@ impl<'a> Target<'a> {
         for uid in candidates {
             let same = match self
                 .mail
-                .read_message(self.user, self.mailbox.as_str(), uid, None)
+                .read_message(&self.user, self.mailbox.as_str(), uid, None)
                 .await
             {
                 Ok(stored) => *stored == *msg.bytes,
@@ -284,33 +421,53 @@ impl<'a> Target<'a> {
         match uids {
             Some(uids) => {
                 self.mail
-                    .append_with_uids(self.user, mailbox, msgs, uids)
+                    .append_with_uids(&self.user, mailbox, msgs, uids)
                     .await
             }
-            None => self.mail.append(self.user, mailbox, msgs).await,
+            None => self.mail.append(&self.user, mailbox, msgs).await,
         }
+    }
+
+    /// Brings UIDNEXT up to Dovecot's, so UIDs Dovecot gave to messages it later expunged
+    /// are not given again under the same UIDVALIDITY.
+    async fn raise_uidnext(&self) -> Result<(), String> {
+        if self.dovecot_uidnext == 0 {
+            return Ok(());
+        }
+        self.mail
+            .raise_uidnext(&self.user, self.mailbox.as_str(), self.dovecot_uidnext)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{}: cannot raise UIDNEXT: {e}", self.mailbox))
     }
 }
 
-/// Imports `source` into `user`'s mailboxes.
+/// Imports `source` into `user`'s mailboxes in the store of a stopped server.
 pub async fn import(
     store: &OfflineStore,
     user: &str,
     source: &Source,
 ) -> Result<ImportReport, String> {
+    let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
+    let mut sink = StoreSink::new(mail, std::sync::Arc::new(store.config().clone()), user);
+    let mut report = read_source(source, &mut sink).await?;
+    report.merge(sink.into_report());
+    Ok(report)
+}
+
+/// Reads `source` into `sink`; the report holds what the source side found wrong (files that
+/// cannot be read or are not mail).
+pub async fn read_source(source: &Source, sink: &mut impl Sink) -> Result<ImportReport, String> {
     let mut report = ImportReport::default();
     match source {
-        Source::Maildir(root) => import_maildir(store, user, root, &mut report).await?,
-        Source::Mbox { file, mailbox } => {
-            import_mbox(store, user, file, mailbox, &mut report).await?
-        }
+        Source::Maildir(root) => import_maildir(sink, root, &mut report).await?,
+        Source::Mbox { file, mailbox } => import_mbox(sink, file, mailbox, &mut report).await?,
     }
     Ok(report)
 }
 
 async fn import_maildir(
-    store: &OfflineStore,
-    user: &str,
+    sink: &mut impl Sink,
     root: &Path,
     report: &mut ImportReport,
 ) -> Result<(), String> {
@@ -324,25 +481,29 @@ async fn import_maildir(
     for folder in folders {
         match maildir::messages(&folder) {
             Ok(messages) => {
-                let uidlist = maildir::read_uidlist(&folder.dir);
-                listed.push((folder, messages, uidlist));
+                let ids = maildir::read_uidlist(&folder.dir)
+                    .filter(|l| l.uidvalidity != 0)
+                    .map(|l| FolderIds {
+                        uidvalidity: l.uidvalidity,
+                        next_uid: l.next_uid,
+                    });
+                listed.push((folder, messages, ids));
             }
             Err(e) => report
                 .problems
                 .push(format!("{}: cannot list: {e}", folder.dir.display())),
         }
     }
-    let uidvalidities: HashMap<String, u32> = listed
+    let uidvalidities: Vec<(String, u32)> = listed
         .iter()
-        .filter_map(|(f, _, l)| Some((f.name.clone(), l.as_ref()?.uidvalidity)))
-        .filter(|&(_, uv)| uv != 0)
+        .filter_map(|(f, _, ids)| Some((f.name.clone(), ids.as_ref()?.uidvalidity)))
         .collect();
-    set_up_new_user(store, user, &uidvalidities).await?;
+    sink.set_up_user(&uidvalidities).await?;
     let total = listed.iter().map(|(_, m, _)| m.len() as u64).sum();
     let mut progress = Progress::new("import", Some(total));
-    for (folder, messages, uidlist) in listed {
+    for (folder, messages, ids) in listed {
         progress.mailbox(&folder.name);
-        let mut target = Target::open(store, user, &folder.name, uidlist.as_ref(), report).await?;
+        sink.open(&folder.name, ids).await?;
         for m in messages {
             progress.add(1);
             let bytes = match std::fs::read(&m.path) {
@@ -367,45 +528,25 @@ async fn import_maildir(
                 date: m.mtime,
                 uid: m.uid,
             };
-            target.add(msg, report).await?;
+            sink.add(msg).await?;
         }
-        target.flush(report).await?;
+        sink.close().await?;
     }
     progress.finish();
     Ok(())
 }
 
-/// A user new to the store gets INBOX and the special-use folders as at the first login, but
-/// those the Maildir has a `dovecot-uidlist` for are made with its UIDVALIDITY (a mailbox
-/// cannot change its UIDVALIDITY once made). Nothing happens for a known user.
-async fn set_up_new_user(
-    store: &OfflineStore,
-    user: &str,
-    uidvalidities: &HashMap<String, u32>,
-) -> Result<(), String> {
-    let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
-    let wanted = |name: &str| {
-        crate::store::normalize_name(name)
-            .ok()
-            .and_then(|n| uidvalidities.get(&n).copied())
-    };
-    crate::server::partitions::setup_user(&mail, user, store.config(), &wanted)
-        .await
-        .map(drop)
-        .map_err(|e| format!("cannot set up the new user {user}: {e}"))
-}
-
 async fn import_mbox(
-    store: &OfflineStore,
-    user: &str,
+    sink: &mut impl Sink,
     file: &Path,
     mailbox: &str,
     report: &mut ImportReport,
 ) -> Result<(), String> {
     let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut target = Target::open(store, user, mailbox, None, report).await?;
+    sink.set_up_user(&[]).await?;
+    sink.open(mailbox, None).await?;
     let mut progress = Progress::new("import", None);
-    progress.mailbox(&target.mailbox.clone());
+    progress.mailbox(mailbox);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -420,7 +561,7 @@ async fn import_mbox(
                     date: m.date.unwrap_or(now),
                     uid: None,
                 };
-                target.add(msg, report).await?;
+                sink.add(msg).await?;
             }
             Ok(m) => {
                 let line = format!("{}:{}: skipped: not a mail message", file.display(), m.line);
@@ -434,7 +575,7 @@ async fn import_mbox(
             }
         }
     }
-    target.flush(report).await?;
+    sink.close().await?;
     progress.finish();
     Ok(())
 }

@@ -53,7 +53,7 @@ where
     Fut: Future<Output = Result<T, String>>,
 {
     let _lock = DataDirLock::acquire(data_dir, what).map_err(|e| {
-        format!("{e}; stop the server first ({what} into a running server is not available yet)")
+        format!("{e}; stop the server first")
     })?;
     crate::server::limits::raise_memlock()?;
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)

@@ -1,0 +1,172 @@
+//! The tool's side of the admin socket: a [`Sink`] that sends what the source side reads to
+//! the running server, in batches.
+//!
+//! Plain blocking socket I/O: the tool does one thing at a time and needs no executor (nor
+//! the memlock limit glommio wants). One batch may be in flight while the next is read from
+//! disk, so the server's commit and the tool's file reads overlap.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use super::protocol::{frame_len, Reply, Request, BATCH_BYTES, BATCH_MESSAGES, VERSION};
+use crate::tools::import::{FolderIds, ImportReport, Incoming, Sink};
+
+/// A connection to a running server's admin socket, serving one user.
+pub struct AdminClient {
+    stream: UnixStream,
+    /// Who answered the hello (pid and executor), for the tool's summary.
+    server: String,
+    batch: Vec<Incoming>,
+    batch_bytes: usize,
+    /// Requests sent whose reply has not been read yet.
+    in_flight: usize,
+    /// Messages the server could never take, found before sending them.
+    problems: Vec<String>,
+}
+
+impl AdminClient {
+    /// Connects to the socket at `path` and says which user the work is for.
+    pub fn connect(path: &Path, user: &str) -> Result<AdminClient, String> {
+        let stream = UnixStream::connect(path)
+            .map_err(|e| format!("cannot connect to the admin socket {}: {e}", path.display()))?;
+        let mut client = AdminClient {
+            stream,
+            server: String::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            in_flight: 0,
+            problems: Vec::new(),
+        };
+        client.send(&Request::Hello {
+            version: VERSION,
+            user: user.to_string(),
+        })?;
+        client.server = client.ok()?;
+        Ok(client)
+    }
+
+    /// Who answered: the server's pid and the executor that owns the user.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Ends the import and returns the server's report; everything is durable by then.
+    pub fn finish(mut self) -> Result<ImportReport, String> {
+        self.send_batch()?;
+        self.send(&Request::End)?;
+        while self.in_flight > 1 {
+            self.ok()?;
+        }
+        match self.reply()? {
+            Reply::Report(mut report) => {
+                report.problems.append(&mut self.problems);
+                Ok(report)
+            }
+            Reply::Error(why) => Err(why),
+            Reply::Ok(_) => Err("the server answered the end of the import without a report".into()),
+        }
+    }
+
+    fn send(&mut self, request: &Request) -> Result<(), String> {
+        if let Err(e) = self.stream.write_all(&request.encode()) {
+            // The server may have refused an earlier request and closed: its reason is
+            // waiting in the socket, behind the answers to requests before it, and says
+            // more than EPIPE.
+            while let Ok(reply) = self.reply() {
+                if let Reply::Error(why) = reply {
+                    return Err(why);
+                }
+            }
+            return Err(format!("the server closed the admin connection: {e}"));
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn reply(&mut self) -> Result<Reply, String> {
+        let lost = |e: std::io::Error| format!("the server closed the admin connection: {e}");
+        let mut header = [0u8; 4];
+        self.stream.read_exact(&mut header).map_err(lost)?;
+        let len = frame_len(header).map_err(|e| e.to_string())?;
+        let mut frame = vec![0u8; len];
+        self.stream.read_exact(&mut frame).map_err(lost)?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Reply::decode(&frame).map_err(|e| e.to_string())
+    }
+
+    /// Reads one reply that must be an `Ok`.
+    fn ok(&mut self) -> Result<String, String> {
+        match self.reply()? {
+            Reply::Ok(text) => Ok(text),
+            Reply::Error(why) => Err(why),
+            Reply::Report(_) => Err("the server sent a report before the end".into()),
+        }
+    }
+
+    /// Waits until nothing is in flight.
+    fn settle(&mut self) -> Result<(), String> {
+        while self.in_flight > 0 {
+            self.ok()?;
+        }
+        Ok(())
+    }
+
+    fn send_batch(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = Request::Batch(std::mem::take(&mut self.batch));
+        self.batch_bytes = 0;
+        self.send(&batch)?;
+        // One batch stays in flight while the next one is read from disk.
+        while self.in_flight > 1 {
+            self.ok()?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for AdminClient {
+    async fn set_up_user(&mut self, uidvalidities: &[(String, u32)]) -> Result<(), String> {
+        self.send(&Request::SetUpUser(uidvalidities.to_vec()))?;
+        self.settle()
+    }
+
+    async fn open(&mut self, mailbox: &str, ids: Option<FolderIds>) -> Result<(), String> {
+        self.send_batch()?;
+        self.send(&Request::Open {
+            mailbox: mailbox.to_string(),
+            ids,
+        })?;
+        self.settle()
+    }
+
+    async fn add(&mut self, msg: Incoming) -> Result<(), String> {
+        if msg.bytes.len() > crate::store::MAX_MESSAGE_SIZE {
+            // The offline import reports such a message and goes on; so does this one,
+            // instead of sending a frame the server must refuse.
+            self.problems.push(format!(
+                "a message of {} bytes was not stored: over the store's limit of {} bytes",
+                msg.bytes.len(),
+                crate::store::MAX_MESSAGE_SIZE
+            ));
+            return Ok(());
+        }
+        if !self.batch.is_empty() && self.batch_bytes + msg.bytes.len() > BATCH_BYTES {
+            self.send_batch()?;
+        }
+        self.batch_bytes += msg.bytes.len();
+        self.batch.push(msg);
+        if self.batch.len() >= BATCH_MESSAGES {
+            self.send_batch()?;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), String> {
+        self.send_batch()?;
+        self.send(&Request::Close)?;
+        self.settle()
+    }
+}

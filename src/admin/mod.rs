@@ -1,0 +1,12 @@
+//! The admin socket: a local Unix socket through which operator tools work on a running
+//! server's store without stopping it (today: `ringmail import`).
+//!
+//! A tool cannot open the partitions itself while the server runs: two writers on one log
+//! would interleave records. So the tool keeps what needs its own permissions (reading the
+//! operator's Maildir or mbox files) and sends the messages here; the executor that owns the
+//! user stores them exactly as the offline tool would, and IMAP sessions of that user,
+//! IDLE included, see them at once.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
