@@ -17,6 +17,8 @@ mod compact;
 mod error;
 mod index;
 mod partition;
+#[cfg(test)]
+mod raise_uidnext_tests;
 mod record;
 mod recovery;
 mod segment;
