@@ -226,7 +226,10 @@ fn uidnext_never_decreases_across_expunge_compaction_and_restart() {
         .iter()
         .map(|(_, kinds)| kinds.iter().filter(|&&k| k == kind::RAISE_UIDNEXT).count())
         .sum();
-    assert_eq!(raises, 0, "compaction did not remove the raise record's segment");
+    assert_eq!(
+        raises, 0,
+        "compaction did not remove the raise record's segment"
+    );
     let d = dir.clone();
     run(move || async move {
         let p = Partition::open(&d, opts).await.unwrap();
