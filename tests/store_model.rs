@@ -1,7 +1,8 @@
 //! Model test: random operations applied to the store and to a plain in-memory model, with
 //! clean restarts and crashes (drop without close, plus a garbage unsynced tail) at random
-//! points. After every operation the two agree; after every restart the store equals what
-//! it was before, down to modseqs and ids.
+//! points, and explicit compactions. After every operation the two agree (UIDNEXT included,
+//! which raise_uidnext and expunges of the newest messages set apart from the highest UID);
+//! after every restart the store equals what it was before, down to modseqs and ids.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -466,7 +467,30 @@ async fn run_case(seed: u64, steps: usize) {
                     sb.msgs.retain(|u, _| !in_ranges(*u, &r));
                 }
             }
-            80..=89 => {
+            87..=88 => {
+                // Sometimes below or at UIDNEXT (a no-op), mostly above it.
+                let cur = mu.boxes.get(&name).map_or(1, |b| b.uidnext);
+                let v = cur.saturating_sub(3) + rng.gen_range(0..30);
+                let want = match mu.boxes.get(&name) {
+                    None => Err("nomailbox"),
+                    Some(b) => Ok(b.uidnext.max(v)),
+                };
+                let got = p.raise_uidnext(user, &name, v).await;
+                assert_eq!(
+                    got.as_ref().map_err(err_name).copied(),
+                    want,
+                    "step {step} raise_uidnext {name} {v}"
+                );
+                if let Ok(n) = want {
+                    mu.boxes.get_mut(&name).unwrap().uidnext = n;
+                }
+            }
+            89 => {
+                // Compaction drops the records that set UIDNEXT (appends of expunged
+                // messages, raises); the checkpoint must keep it.
+                p.compact().await.unwrap();
+            }
+            80..=86 => {
                 let Some(b) = mu.boxes.get_mut(&name) else {
                     continue;
                 };

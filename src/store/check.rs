@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use super::checkpoint;
 use super::index::{Index, Loc};
 use super::record::{self, kind, Record, FRAME_HEADER};
-use super::segment::{list_segments, read_header, segment_path, Scanned, Scanner, SegmentKind};
+use super::segment::{
+    list_segments, read_header, segment_path, HeaderError, Scanned, Scanner, SegmentKind,
+};
 
 /// Damage found in a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +123,11 @@ fn scan_segment(dir: &Path, id: u32, bodies: &mut Bodies) -> io::Result<SegmentR
         damage: None,
         moved_aside: None,
     };
-    if let Err(reason) = read_header(&path)? {
-        report.damage = Some(Damage { offset: 0, reason });
+    if let Err(e) = read_header(&path)? {
+        report.damage = Some(Damage {
+            offset: 0,
+            reason: e.to_string(),
+        });
         return Ok(report);
     }
     let mut scan = Scanner::open(&path, 0)?;
@@ -220,6 +225,15 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
         ..PartitionReport::default()
     };
     let ids = list_segments(dir)?;
+    // A segment of a newer format is a newer ringmail's data, not damage: this one can
+    // neither verify the partition nor repair it without destroying mail.
+    let newer = ids.iter().any(|&id| {
+        matches!(
+            read_header(&segment_path(dir, id)),
+            Ok(Err(HeaderError::Newer(_)))
+        )
+    });
+    let repair = repair && !newer;
     let mut bodies = Bodies::new();
     let mut log_ids = Vec::new();
     let mut lengths = std::collections::HashMap::new();
@@ -258,6 +272,9 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
         }
         lengths.insert(id, len);
         report.segments.push(seg);
+    }
+    if newer {
+        return Ok(report);
     }
     if repair {
         log_ids.retain(|id| lengths.get(id).is_some_and(|&l| l > 0));

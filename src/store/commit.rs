@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::error::{Result, StoreError};
 use super::index::Applied;
+use super::record::{self, FRAME_HEADER};
 
 /// Where one mutation's outcome is delivered.
 #[derive(Default)]
@@ -61,6 +62,16 @@ pub(crate) struct Pending {
 impl Pending {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// The oldest segment format that may hold every record of the batch.
+    pub fn format(&self) -> u32 {
+        self.records
+            .iter()
+            .filter_map(|&(start, _)| self.bytes.get(start + FRAME_HEADER - 1))
+            .map(|&kind| record::format_of(kind))
+            .max()
+            .unwrap_or(1)
     }
 
     /// Splits off the first record (for `Options::group_commit = false`).

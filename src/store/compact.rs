@@ -126,7 +126,9 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
     let new_id = inner.reserve_segment_id();
     let path = segment_path(&inner.dir, new_id);
     let bodies = live_bodies(inner).remove(&old).unwrap_or_default();
-    let dst = create_segment(&inner.dir, new_id, SegmentKind::Compacted).await?;
+    // Only BODY records: the segment gets the oldest format that holds them.
+    let format = super::record::format_of(kind::BODY);
+    let dst = create_segment(&inner.dir, new_id, SegmentKind::Compacted, format).await?;
     let copied = async {
         let mut pos = SEGMENT_HEADER;
         let mut moved: HashMap<u32, u32> = HashMap::new();

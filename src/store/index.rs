@@ -573,6 +573,21 @@ impl Index {
                 Ok(Applied::Done)
             }
             Record::Body { .. } => Ok(Applied::Done),
+            Record::RaiseUidnext {
+                user,
+                mailbox,
+                uidnext,
+            } => {
+                let mb = self
+                    .users
+                    .get_mut(*user)
+                    .and_then(|u| u.mailboxes.get_mut(mailbox))
+                    .ok_or(StoreError::NoSuchMailbox)?;
+                // Only ever up: UIDNEXT must not decrease (RFC 9051 2.3.1.1).
+                mb.uidnext = mb.uidnext.max(*uidnext);
+                mb.uid_reserved = mb.uid_reserved.max(mb.uidnext);
+                Ok(Applied::Done)
+            }
             Record::SetSpecialUse {
                 user,
                 id,

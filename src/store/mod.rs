@@ -17,6 +17,8 @@ mod compact;
 mod error;
 mod index;
 mod partition;
+#[cfg(test)]
+mod raise_uidnext_tests;
 mod record;
 mod recovery;
 mod segment;
@@ -30,7 +32,7 @@ pub use error::{ResponseCode, Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{normalize_name, to_ranges, Partition, DELIMITER};
 pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
-pub use segment::FORMAT_VERSION;
+pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use stats::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
 pub use types::*;
 pub use view::{ChangeWait, MailboxView};

@@ -391,6 +391,34 @@ impl Partition {
             .await
     }
 
+    /// Raises a mailbox's UIDNEXT to `uidnext` (a migration keeps the old server's UIDNEXT
+    /// when its newest messages were expunged, so their UIDs are never handed out again
+    /// under the same UIDVALIDITY). Never lowers it: with `uidnext` at or below the current
+    /// UIDNEXT nothing is written. Resolves once the change is durable and returns the
+    /// mailbox's UIDNEXT afterwards.
+    pub async fn raise_uidnext(&self, user: &str, mailbox: &str, uidnext: u32) -> Result<u32> {
+        let mailbox = MailboxRef::Name(mailbox);
+        let (slot, id) = {
+            let mut idx = self.inner.index.borrow_mut();
+            let u = idx.users.get_mut(user).ok_or(StoreError::NoSuchMailbox)?;
+            let mb = resolve_mut(u, mailbox)?;
+            // Compared with the durable UIDNEXT, not the reservations of appends in
+            // flight: one of those may still fail, and the raise must not depend on it.
+            if uidnext <= mb.uidnext {
+                return Ok(mb.uidnext);
+            }
+            // Appends submitted after this call get UIDs at or above the raised value.
+            mb.uid_reserved = mb.uid_reserved.max(uidnext);
+            let id = mb.id;
+            let slot = self.inner.submit(kind::RAISE_UIDNEXT, |w| {
+                w.str(user).u64(id).u32(uidnext);
+            });
+            (slot, id)
+        };
+        slot.wait().await?;
+        self.with_mailbox(user, id, |v| v.uidnext())
+    }
+
     async fn append_inner(
         &self,
         user: &str,

@@ -28,6 +28,17 @@ pub(crate) mod kind {
     pub const SET_QUOTA: u8 = 9;
     pub const SET_SPECIAL_USE: u8 = 10;
     pub const BODY: u8 = 11;
+    pub const RAISE_UIDNEXT: u8 = 12;
+}
+
+/// The oldest segment format (see [`FORMAT_VERSION`](super::segment::FORMAT_VERSION)) that
+/// may hold a record of `kind`: a segment of an older format must never receive it, or an
+/// older ringmail would take the record for a torn tail and cut it off.
+pub(crate) fn format_of(kind: u8) -> u32 {
+    match kind {
+        kind::RAISE_UIDNEXT => 2,
+        _ => 1,
+    }
 }
 
 /// How a flag change combines with the flags a message already has.
@@ -105,6 +116,13 @@ pub(crate) enum Record<'a> {
         user: &'a str,
         id: u64,
         special_use: u8,
+    },
+    /// Raises a mailbox's UIDNEXT to at least `uidnext` (a migration keeps the old server's
+    /// UIDNEXT when its newest messages were expunged, so that their UIDs are never reused).
+    RaiseUidnext {
+        user: &'a str,
+        mailbox: u64,
+        uidnext: u32,
     },
     /// A message body (and metadata) moved by compaction into a compacted segment; only
     /// index entries refer to it, it is never replayed. The user field is empty.
@@ -421,6 +439,11 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
             id: r.u64()?,
             special_use: r.u8()?,
         },
+        kind::RAISE_UIDNEXT => Record::RaiseUidnext {
+            user,
+            mailbox: r.u64()?,
+            uidnext: r.u32()?,
+        },
         kind::BODY => {
             let body_len = r.u32()?;
             let meta_len = r.u32()?;
@@ -465,8 +488,30 @@ mod tests {
     }
 
     #[test]
+    fn raise_uidnext_roundtrip() {
+        let mut buf = Vec::new();
+        let mut w = FrameWriter::new(&mut buf, kind::RAISE_UIDNEXT);
+        w.str("bob").u64(3).u32(4711);
+        w.finish();
+        // user (2 + 3) + mailbox (8) + uidnext (4), as docs/storage-format.md says.
+        assert_eq!(buf.len(), FRAME_HEADER + 5 + 8 + 4);
+        match decode(kind::RAISE_UIDNEXT, &buf[FRAME_HEADER..]).unwrap() {
+            Record::RaiseUidnext {
+                user,
+                mailbox,
+                uidnext,
+            } => assert_eq!((user, mailbox, uidnext), ("bob", 3, 4711)),
+            other => panic!("wrong record {other:?}"),
+        }
+        // A truncated payload is an error.
+        assert!(decode(kind::RAISE_UIDNEXT, &buf[FRAME_HEADER..buf.len() - 1]).is_err());
+        assert_eq!(format_of(kind::RAISE_UIDNEXT), 2);
+        assert_eq!(format_of(kind::APPEND), 1);
+    }
+
+    #[test]
     fn garbage_payload_is_an_error_not_a_panic() {
-        for kind in 0..=12u8 {
+        for kind in 0..=13u8 {
             for len in 0..40 {
                 let payload: Vec<u8> = (0..len).map(|i| (i * 37 + kind as usize) as u8).collect();
                 let _ = decode(kind, &payload);

@@ -19,8 +19,8 @@ use super::index::{Index, Loc};
 use super::partition::now;
 use super::record;
 use super::segment::{
-    list_segments, read_header, segment_path, Scanned, Scanner, SegmentHeader, SegmentKind,
-    SEGMENT_HEADER,
+    list_segments, read_header, segment_path, HeaderError, Scanned, Scanner, SegmentHeader,
+    SegmentKind, SEGMENT_HEADER,
 };
 use super::types::Options;
 use super::writer::{create_segment, Background, Inner, LogState};
@@ -109,6 +109,7 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }
     }
     let mut log_ids = Vec::new();
+    let mut log_versions = HashMap::new();
     let mut compacted = Vec::new();
     let all = list_segments(dir)?;
     let max_id = all.last().copied().unwrap_or(0);
@@ -117,12 +118,23 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         match read_header(&path)? {
             Ok(SegmentHeader {
                 kind: SegmentKind::Log,
+                version,
                 ..
-            }) => log_ids.push(id),
+            }) => {
+                log_ids.push(id);
+                log_versions.insert(id, version);
+            }
             Ok(SegmentHeader {
                 kind: SegmentKind::Compacted,
                 ..
             }) => compacted.push(id),
+            // Intact but newer: never mistake it for a half-created file and remove it.
+            Err(e @ HeaderError::Newer(_)) => {
+                return Err(corrupt(format!(
+                    "segment {}: {e}; upgrade ringmail to open this data dir",
+                    path.display()
+                )))
+            }
             Err(reason) if id == max_id => {
                 // A crash while a new segment was being created leaves it headerless.
                 warn!(segment = %path.display(), %reason, "removing half-created segment");
@@ -196,17 +208,19 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         }
     }
 
-    let active_id = match last {
-        Some(id) => id,
+    let (active_id, active_version) = match last {
+        Some(id) => (id, log_versions.get(&id).copied().unwrap_or(1)),
         None => {
             let id = next_segment_id;
             next_segment_id += 1;
-            create_segment(dir, id, SegmentKind::Log)
+            // The oldest format: a partition that never holds newer records stays readable
+            // by an older ringmail.
+            create_segment(dir, id, SegmentKind::Log, 1)
                 .await?
                 .close()
                 .await?;
             active_end = SEGMENT_HEADER;
-            id
+            (id, 1)
         }
     };
 
@@ -235,6 +249,7 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
             next_segment_id,
             flushing: false,
             dirty_tail: false,
+            version: active_version,
         }),
         pending: RefCell::new(Pending::default()),
         files: RefCell::new(files),

@@ -12,8 +12,13 @@ use super::record::{frame_crc, FrameHeader, FRAME_HEADER, MAX_PAYLOAD};
 /// Size of the segment header; the first record starts here.
 pub(crate) const SEGMENT_HEADER: u64 = 32;
 const MAGIC: &[u8; 8] = b"RMAILSEG";
-/// The record format version written into every segment header.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest record format this ringmail reads and writes. A segment header carries the
+/// oldest format that can read the segment: 1 for the record kinds 1–11, 2 once a segment
+/// may hold RAISE_UIDNEXT (kind 12). Keeping 1 where 2 is not needed lets an older ringmail
+/// still open a data dir that never used the newer records.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest record format this ringmail still reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// What a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +34,37 @@ pub(crate) enum SegmentKind {
 pub(crate) struct SegmentHeader {
     pub id: u32,
     pub kind: SegmentKind,
+    /// Record format of the segment (see [`FORMAT_VERSION`]).
+    pub version: u32,
+}
+
+/// Why a segment header was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Not a complete, intact header: torn, garbage, or a file that was being created.
+    Invalid(String),
+    /// An intact header of a format newer than this ringmail reads. The segment is not
+    /// damaged and must never be removed or "repaired": a newer ringmail wrote it.
+    Newer(u32),
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::Invalid(reason) => f.write_str(reason),
+            HeaderError::Newer(v) => write!(
+                f,
+                "format version {v} was written by a newer ringmail (this one reads up to {FORMAT_VERSION})"
+            ),
+        }
+    }
 }
 
 impl SegmentHeader {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(SEGMENT_HEADER as usize);
         b.extend_from_slice(MAGIC);
-        b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b.extend_from_slice(&self.version.to_le_bytes());
         b.push(match self.kind {
             SegmentKind::Log => 0,
             SegmentKind::Compacted => 1,
@@ -48,26 +77,32 @@ impl SegmentHeader {
         b
     }
 
-    pub fn decode(b: &[u8]) -> Result<SegmentHeader, String> {
-        let b = b.get(..SEGMENT_HEADER as usize).ok_or("short header")?;
+    pub fn decode(b: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let invalid = |s: &str| HeaderError::Invalid(s.to_string());
+        let b = b
+            .get(..SEGMENT_HEADER as usize)
+            .ok_or_else(|| invalid("short header"))?;
         if &b[..8] != MAGIC {
-            return Err("bad magic".into());
+            return Err(invalid("bad magic"));
         }
         let crc = u32::from_le_bytes([b[28], b[29], b[30], b[31]]);
         if crc != crc32c::crc32c(&b[..28]) {
-            return Err("header checksum mismatch".into());
+            return Err(invalid("header checksum mismatch"));
         }
         let version = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-        if version != FORMAT_VERSION {
-            return Err(format!("unsupported format version {version}"));
+        if version > FORMAT_VERSION {
+            return Err(HeaderError::Newer(version));
+        }
+        if version < OLDEST_FORMAT_VERSION {
+            return Err(invalid(&format!("unsupported format version {version}")));
         }
         let kind = match b[12] {
             0 => SegmentKind::Log,
             1 => SegmentKind::Compacted,
-            k => return Err(format!("unknown segment kind {k}")),
+            k => return Err(invalid(&format!("unknown segment kind {k}"))),
         };
         let id = u32::from_le_bytes([b[16], b[17], b[18], b[19]]);
-        Ok(SegmentHeader { id, kind })
+        Ok(SegmentHeader { id, kind, version })
     }
 }
 
@@ -97,7 +132,7 @@ pub(crate) fn list_segments(dir: &Path) -> std::io::Result<Vec<u32>> {
 }
 
 /// Reads a segment's header.
-pub(crate) fn read_header(path: &Path) -> std::io::Result<Result<SegmentHeader, String>> {
+pub(crate) fn read_header(path: &Path) -> std::io::Result<Result<SegmentHeader, HeaderError>> {
     let mut f = File::open(path)?;
     let mut b = Vec::with_capacity(SEGMENT_HEADER as usize);
     f.by_ref().take(SEGMENT_HEADER).read_to_end(&mut b)?;

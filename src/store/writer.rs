@@ -28,6 +28,10 @@ pub(crate) struct LogState {
     pub flushing: bool,
     /// A failed write may have left bytes after `end` that must go before the next write.
     pub dirty_tail: bool,
+    /// Record format of the active segment's header. It only rises: a batch holding a
+    /// record of a newer format starts a new segment of that format, and later segments
+    /// keep it.
+    pub version: u32,
 }
 
 /// Background work bookkeeping.
@@ -93,20 +97,26 @@ impl Inner {
 
     /// Writes (and, with `Durability::Always`, syncs) a batch at the end of the active
     /// segment. Returns where it starts. On failure the file is cut back to its durable end.
-    async fn write_batch(&self, bytes: &[u8]) -> Result<Loc> {
+    /// `format` is the oldest segment format that may hold every record of the batch.
+    async fn write_batch(&self, bytes: &[u8], format: u32) -> Result<Loc> {
         let (file, end, dirty, need_roll) = {
             let log = self.log.borrow();
-            let need_roll =
+            let full =
                 log.end > SEGMENT_HEADER && log.end + bytes.len() as u64 > self.opts.segment_size;
-            (log.active.clone(), log.end, log.dirty_tail, need_roll)
+            (
+                log.active.clone(),
+                log.end,
+                log.dirty_tail,
+                full || format > log.version,
+            )
         };
         if dirty {
             file.truncate(end).await?;
             self.log.borrow_mut().dirty_tail = false;
         }
         if need_roll {
-            self.roll_over().await?;
-            return Box::pin(self.write_batch(bytes)).await;
+            self.roll_over(format).await?;
+            return Box::pin(self.write_batch(bytes, format)).await;
         }
         let seg = self.log.borrow().active_id;
         let len = bytes.len();
@@ -145,14 +155,16 @@ impl Inner {
         id
     }
 
-    /// Seals the active segment and starts the next one.
-    async fn roll_over(&self) -> Result<()> {
+    /// Seals the active segment and starts the next one, of at least format `format`.
+    async fn roll_over(&self, format: u32) -> Result<()> {
         let id = self.reserve_segment_id();
-        let f = Rc::new(create_segment(&self.dir, id, SegmentKind::Log).await?);
+        let version = self.log.borrow().version.max(format);
+        let f = Rc::new(create_segment(&self.dir, id, SegmentKind::Log, version).await?);
         let mut log = self.log.borrow_mut();
         log.active_id = id;
         log.active = f.clone();
         log.end = SEGMENT_HEADER;
+        log.version = version;
         self.files.borrow_mut().insert(id, f);
         Ok(())
     }
@@ -226,7 +238,7 @@ async fn flush_loop(inner: Rc<Inner>) {
             inner.log.borrow_mut().flushing = false;
             return;
         }
-        match inner.write_batch(&batch.bytes).await {
+        match inner.write_batch(&batch.bytes, batch.format()).await {
             Ok(base) => {
                 inner.stats.batch_written(batch.records.len());
                 inner.apply_batch(batch, base)
@@ -255,9 +267,14 @@ pub(crate) async fn write_all_at(file: &BufferedFile, buf: &[u8], pos: u64) -> R
     Ok(())
 }
 
-/// Creates segment `id` with its header, synced, and syncs the directory. On failure the
-/// file is removed again, but only if this call created it.
-pub(crate) async fn create_segment(dir: &Path, id: u32, kind: SegmentKind) -> Result<BufferedFile> {
+/// Creates segment `id` of record format `version` with its header, synced, and syncs the
+/// directory. On failure the file is removed again, but only if this call created it.
+pub(crate) async fn create_segment(
+    dir: &Path,
+    id: u32,
+    kind: SegmentKind,
+    version: u32,
+) -> Result<BufferedFile> {
     let path = segment_path(dir, id);
     let f = OpenOptions::new()
         .read(true)
@@ -265,7 +282,7 @@ pub(crate) async fn create_segment(dir: &Path, id: u32, kind: SegmentKind) -> Re
         .create_new(true)
         .buffered_open(&path)
         .await?;
-    let header = SegmentHeader { id, kind }.encode();
+    let header = SegmentHeader { id, kind, version }.encode();
     let done = async {
         write_all_at(&f, &header, 0).await?;
         f.fdatasync().await?;
