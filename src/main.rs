@@ -372,15 +372,15 @@ fn import_online(
     };
     let mut client = AdminClient::connect(&socket, user)
         .map_err(|e| format!("import: a server is running on {data_dir}, but {e}"))?;
-    let mut report = futures_lite::future::block_on(ringmail::tools::import::read_source(
-        source,
-        &mut client,
-    ))
-    .map_err(|e| format!("import stopped: {e} (what was stored is kept; run it again to finish)"))?;
+    let mut report =
+        futures_lite::future::block_on(ringmail::tools::import::read_source(source, &mut client))
+            .map_err(|e| {
+            format!("import stopped: {e} (what was stored is kept; run it again to finish)")
+        })?;
     let server = client.server().to_string();
-    let stored = client
-        .finish()
-        .map_err(|e| format!("import stopped: {e} (what was stored is kept; run it again to finish)"))?;
+    let stored = client.finish().map_err(|e| {
+        format!("import stopped: {e} (what was stored is kept; run it again to finish)")
+    })?;
     report.merge(stored);
     Ok((
         report,

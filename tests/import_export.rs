@@ -165,50 +165,42 @@ fn maildir_import_reimport_and_round_trip() {
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());
 
-    // A running server holds the data dir: the import refuses and says so.
-    let (ok, text) = ringmail(
-        &data,
-        &[
-            "import",
-            "--user",
-            "alice",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
-    assert!(!ok && text.contains("running ringmail server"), "{text}");
-
-    server.terminate();
-    let (ok, text) = ringmail(
-        &data,
-        &[
-            "import",
-            "--user",
-            "alice",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
+    let import_alice = || {
+        ringmail(
+            &data,
+            &[
+                "import",
+                "--user",
+                "alice",
+                "maildir",
+                src.path().to_str().unwrap(),
+            ],
+        )
+    };
+    // The server runs: the import goes through its admin socket, and says so.
+    let (ok, text) = import_alice();
     assert!(!ok, "bad input must fail the command: {text}");
-    assert!(text.contains("imported 5 messages"), "{text}");
+    assert!(
+        text.contains("imported 5 messages into the running server"),
+        "{text}"
+    );
     assert!(text.contains("not a mail message"), "{text}");
     assert!(
         text.contains("bad&name") && text.contains("2 problems"),
         "{text}"
     );
-    // Again: nothing new.
-    let (_, text) = ringmail(
-        &data,
-        &[
-            "import",
-            "--user",
-            "alice",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
+    // Again, online: nothing new.
+    let (_, text) = import_alice();
     assert!(
         text.contains("imported 0 messages") && text.contains("5 already present"),
+        "{text}"
+    );
+    // And offline, into the stopped data dir: the same answer, so both paths store alike.
+    server.terminate();
+    let (_, text) = import_alice();
+    assert!(
+        text.contains("imported 0 messages into the stopped data dir")
+            && text.contains("5 already present"),
         "{text}"
     );
 
@@ -216,12 +208,14 @@ fn maildir_import_reimport_and_round_trip() {
     let mut c = login(&server, "alice");
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 3 EXISTS".to_string()), "{sel:?}");
-    // Dovecot's UIDVALIDITY and UIDs are kept; the unlisted new message comes after them.
+    // Dovecot's UIDVALIDITY and UIDs are kept, and its UIDNEXT (10): the unlisted new
+    // message gets UID 10, never 8 or 9, which Dovecot gave to messages since expunged.
     assert!(
         sel.iter().any(|l| l.contains("[UIDVALIDITY 1500000000]")),
         "{sel:?}"
     );
-    assert_eq!(uids(&mut c), [3, 7, 8]);
+    assert!(sel.iter().any(|l| l.contains("[UIDNEXT 11]")), "{sel:?}");
+    assert_eq!(uids(&mut c), [3, 7, 10]);
     let f = c.command(
         "f",
         "FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
@@ -294,7 +288,7 @@ fn maildir_import_reimport_and_round_trip() {
     assert_eq!(after, before, "maildir round trip differs");
     // The export's uidlists carry alice's UIDVALIDITY and UIDs over to bob.
     assert_eq!(uidvalidity(&mut c, "INBOX"), 1_500_000_000);
-    assert_eq!(uids(&mut c), [3, 7, 8]);
+    assert_eq!(uids(&mut c), [3, 7, 10]);
     let mut c_alice = login(&server, "alice");
     let sent = uidvalidity(&mut c_alice, "Sent");
     assert_eq!(uidvalidity(&mut c, "Sent"), sent);
@@ -381,4 +375,78 @@ fn existing_mailbox_gets_new_uids_and_says_so() {
     let mut c = login(&server, "bob");
     assert_eq!(uidvalidity(&mut c, "INBOX"), before);
     assert_eq!(uids(&mut c), [1, 2, 3]);
+}
+
+/// Online import on a server with several executors, for a user owned by an executor other
+/// than the one serving the admin socket: the user's IDLE session sees the messages arrive.
+#[test]
+fn online_import_reaches_an_idle_session() {
+    use ringmail::server::partition::{executor_of, partition_of};
+    const EXECUTORS: usize = 4;
+    let user = (0..)
+        .map(|i| format!("user{i}"))
+        .find(|u| executor_of(partition_of(u, 256), EXECUTORS) != 0)
+        .unwrap();
+    let server = Server::start(EXECUTORS, "", "", &format!("{user}:{{PLAIN}}pw\n"));
+    let data = server.dir.path().to_owned();
+    let mut c = login(&server, &user);
+    let sel = c.command("s", "SELECT INBOX");
+    assert!(sel.contains(&"* 0 EXISTS".to_string()), "{sel:?}");
+    c.send("i IDLE\r\n");
+    assert!(c.line().starts_with("+ "));
+
+    let src = tempfile::tempdir().unwrap();
+    let mbox = src.path().join("in.mbox");
+    std::fs::write(
+        &mbox,
+        "From a@example.org Sat Jan  3 01:05:34 2015\nSubject: one\n\nbody one\n\n\
+         From b@example.org Sat Jan  3 02:05:34 2015\nSubject: two\n\nbody two\n",
+    )
+    .unwrap();
+    let (ok, text) = ringmail(
+        &data,
+        &["import", "--user", &user, "mbox", mbox.to_str().unwrap()],
+    );
+    assert!(ok, "{text}");
+    let owner = executor_of(partition_of(&user, 256), EXECUTORS);
+    assert!(
+        text.contains("imported 2 messages into the running server")
+            && text.contains(&format!("executor {owner} (the owner of {user})")),
+        "{text}"
+    );
+    // Both may come in one EXISTS or two; the last one counts 2.
+    loop {
+        let line = c.line();
+        if line == "* 2 EXISTS" {
+            break;
+        }
+        assert!(
+            line.ends_with(" EXISTS") || line.contains("RECENT"),
+            "{line}"
+        );
+    }
+    c.send("DONE\r\n");
+    assert!(c.line().starts_with("i OK"));
+    let f = c.command("f", "FETCH 1:2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(f.iter().any(|l| l == "Subject: one"), "{f:?}");
+    assert!(f.iter().any(|l| l == "Subject: two"), "{f:?}");
+}
+
+#[test]
+fn online_import_without_admin_socket_is_explained() {
+    let server = Server::start(1, "", "[admin]\nsocket = \"\"\n", USERS);
+    let src = tempfile::tempdir().unwrap();
+    make_maildir(src.path());
+    let (ok, text) = ringmail(
+        server.dir.path(),
+        &[
+            "import",
+            "--user",
+            "alice",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && text.contains("admin socket is off"), "{text}");
+    assert!(!server.dir.path().join("admin.sock").exists());
 }

@@ -64,7 +64,9 @@ impl AdminClient {
                 Ok(report)
             }
             Reply::Error(why) => Err(why),
-            Reply::Ok(_) => Err("the server answered the end of the import without a report".into()),
+            Reply::Ok(_) => {
+                Err("the server answered the end of the import without a report".into())
+            }
         }
     }
 

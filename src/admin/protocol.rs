@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::tools::import::{FolderIds, Incoming, ImportReport};
+use crate::tools::import::{FolderIds, ImportReport, Incoming};
 
 /// Bumped whenever a frame's layout changes.
 pub const VERSION: u32 = 1;
@@ -397,7 +397,10 @@ mod tests {
             version: VERSION,
             user: "anna@example.org".into(),
         });
-        round_trip(Request::SetUpUser(vec![("INBOX".into(), 7), ("Sent".into(), 9)]));
+        round_trip(Request::SetUpUser(vec![
+            ("INBOX".into(), 7),
+            ("Sent".into(), 9),
+        ]));
         round_trip(Request::Open {
             mailbox: "Work/Projects".into(),
             ids: Some(FolderIds {
@@ -466,7 +469,7 @@ mod tests {
         let mut forged = vec![kind::BATCH];
         forged.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(Request::decode(&forged).is_err());
-        assert!(Request::decode(&[b'?']).is_err());
+        assert!(Request::decode(b"?").is_err());
         let mut long = frame.clone();
         long.push(0);
         assert!(Request::decode(&long[4..]).is_err());

@@ -1,16 +1,19 @@
 //! The server side of the admin socket.
 //!
 //! Executor 0 listens (a Unix socket path cannot be shared with SO_REUSEPORT), reads the
-//! frames and sends each decoded request to the executor that owns the user's partition,
-//! which runs the import there with the same [`StoreSink`] the offline tool uses and
-//! answers on a oneshot channel. No store is touched from a core that does not own it. (An
-//! IMAP session moves its socket to the owner instead; glommio's Unix streams do not give
-//! out their descriptor, and an import's cost is in the store, not in reading the socket.)
+//! frames and sends each decoded request to the executor that owns the user's partition as
+//! a mesh message; the owner runs the import there with the same [`StoreSink`] the offline
+//! tool uses, in a session task of its own, and answers over the mesh
+//! (`crate::server::rpc`). No store is touched from a core that does not own it. (An IMAP
+//! session moves its socket to the owner instead; glommio's Unix streams do not give out
+//! their descriptor, and an import's cost is in the store, not in reading the socket.)
 //!
 //! Whoever can connect can write into any mailbox, so the socket is made mode 0600 before it
 //! gets its name (bound under a temporary name, restricted, then renamed), inside a data dir
 //! that is itself 0700.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,19 +24,51 @@ use glommio::net::{UnixListener, UnixStream};
 use tracing::{debug, info, warn};
 
 use super::protocol::{frame_len, Reply, Request, VERSION};
+use crate::server::mesh::MeshMessage;
 use crate::server::partition::partition_of;
+use crate::server::rpc::{self, Answer, ReplyTo};
 use crate::server::runtime::Executor;
 use crate::tools::import::{Incoming, Sink, StoreSink};
 
-/// One request for the owner executor, with where its reply goes.
-type Exchange = (Request, oneshot::Sender<Reply>);
-
-/// An admin connection's work, sent to the executor that owns its user.
-pub struct AdminSession {
+/// One request of an admin connection, for the executor that owns its user.
+pub struct OwnerRequest {
+    /// The connection (a process-unique number).
+    pub session: u64,
     /// The canonical user name from the hello.
     pub user: String,
-    /// The connection's requests in order; closed when the connection ends.
-    pub requests: mpsc::Receiver<Exchange>,
+    /// The request; `None` when the connection ended without finishing.
+    pub request: Option<Request>,
+    /// Where the reply goes.
+    pub reply: Responder,
+}
+
+/// Where an owner's reply goes.
+pub enum Responder {
+    /// Back over the mesh to the executor serving the socket.
+    Mesh(ReplyTo),
+    /// To the socket's executor itself, when it owns the user.
+    Local(oneshot::Sender<Reply>),
+    /// Nobody waits (the end of a connection).
+    Nobody,
+}
+
+impl Responder {
+    async fn send(self, exec: &Executor, reply: Reply) {
+        match self {
+            Responder::Mesh(to) => rpc::answer(exec, to, Answer::Admin(reply)).await,
+            Responder::Local(tell) => {
+                let _ = tell.send(reply);
+            }
+            Responder::Nobody => {}
+        }
+    }
+}
+
+type Queue = mpsc::UnboundedSender<(Option<Request>, Responder)>;
+
+thread_local! {
+    /// The admin sessions this executor serves as owner, by connection number.
+    static SESSIONS: RefCell<HashMap<u64, Queue>> = RefCell::new(HashMap::new());
 }
 
 /// Binds the admin socket at `path` (replacing a stale one: the caller holds the data-dir
@@ -98,23 +133,31 @@ async fn connection(exec: Rc<Executor>, mut stream: UnixStream) {
             return;
         }
     };
-    let (to_owner, requests) = mpsc::channel(1);
+    let session = exec.new_session_id();
     let owner = exec.owner_of(&user);
-    let session = AdminSession {
+    // The owner's first answer is to the hello: who serves the user.
+    let mut request = Request::Hello {
+        version: VERSION,
         user: user.clone(),
-        requests,
     };
-    if owner == exec.id {
-        start(exec.clone(), session);
-    } else if exec
-        .send_to(owner, crate::server::mesh::MeshMessage::Admin(session))
-        .await
-        .is_err()
-    {
-        let _ = send(&mut stream, &Reply::Error(stopping())).await;
-        return;
+    loop {
+        let end = matches!(request, Request::End);
+        let reply = relay(&exec, owner, session, &user, Some(request)).await;
+        let failed = matches!(reply, Reply::Error(_));
+        if send(&mut stream, &reply).await.is_err() || failed || end {
+            break;
+        }
+        request = match read_request(&exec, &mut stream).await {
+            Ok(r) => r,
+            Err(why) => {
+                // Whatever the import stored so far is durable; the tool says to run it again.
+                let _ = send(&mut stream, &Reply::Error(why)).await;
+                break;
+            }
+        };
     }
-    relay(&exec, stream, to_owner).await;
+    // Lets the owner close the session (a no-op when it ended it already).
+    relay(&exec, owner, session, &user, None).await;
 }
 
 /// Reads and checks the hello; the canonical user name.
@@ -131,33 +174,42 @@ async fn hello(exec: &Executor, stream: &mut UnixStream) -> Result<String, Strin
     }
 }
 
-/// Passes requests to the owner and its replies back, one at a time, until the connection
-/// or the import ends.
-async fn relay(exec: &Executor, mut stream: UnixStream, mut to_owner: mpsc::Sender<Exchange>) {
-    // The owner's first answer is to the hello: who serves the user.
-    let mut request = Request::Hello {
-        version: VERSION,
-        user: String::new(),
+/// Passes one request to the owner and waits for its reply (none for `None`).
+async fn relay(
+    exec: &Rc<Executor>,
+    owner: usize,
+    session: u64,
+    user: &str,
+    request: Option<Request>,
+) -> Reply {
+    let wants_reply = request.is_some();
+    let make = |reply| OwnerRequest {
+        session,
+        user: user.to_string(),
+        request,
+        reply,
     };
-    loop {
-        let end = matches!(request, Request::End);
-        let (reply_to, reply) = oneshot::channel();
-        let reply = match futures_lite::SinkExt::send(&mut to_owner, (request, reply_to)).await {
-            Ok(()) => reply.await.unwrap_or_else(|_| Reply::Error(stopping())),
-            Err(_) => Reply::Error(stopping()),
-        };
-        let failed = matches!(reply, Reply::Error(_));
-        if send(&mut stream, &reply).await.is_err() || failed || end {
-            return;
+    if owner == exec.id {
+        if !wants_reply {
+            handle(exec.clone(), make(Responder::Nobody));
+            return Reply::Ok(String::new());
         }
-        request = match read_request(exec, &mut stream).await {
-            Ok(r) => r,
-            Err(why) => {
-                // Whatever the import stored so far is durable; the tool says to run it again.
-                let _ = send(&mut stream, &Reply::Error(why)).await;
-                return;
-            }
-        };
+        let (tell, reply) = oneshot::channel();
+        handle(exec.clone(), make(Responder::Local(tell)));
+        return reply.await.unwrap_or_else(|_| Reply::Error(stopping()));
+    }
+    if !wants_reply {
+        let _ = exec
+            .send_to(owner, MeshMessage::Admin(make(Responder::Nobody)))
+            .await;
+        return Reply::Ok(String::new());
+    }
+    let asked = rpc::ask(exec, owner, |to| {
+        MeshMessage::Admin(make(Responder::Mesh(to)))
+    });
+    match asked.await {
+        Ok(Answer::Admin(reply)) => reply,
+        _ => Reply::Error(stopping()),
     }
 }
 
@@ -165,61 +217,113 @@ fn stopping() -> String {
     "the server is shutting down; run the import again once it is back".to_string()
 }
 
-/// Serves an admin session on the executor that owns its user.
-pub fn start(exec: Rc<Executor>, session: AdminSession) {
-    let task = serve(exec.clone(), session);
-    if !exec.spawn_task(task) {
-        debug!("admin session dropped: shutting down");
-    }
-}
-
-async fn serve(exec: Rc<Executor>, session: AdminSession) {
-    let AdminSession { user, mut requests } = session;
-    let config = exec.config();
-    let p = partition_of(&user, config.storage.partitions);
-    let mut sink = match exec.store.get(p).await {
-        Ok(mail) => StoreSink::new(mail, config, &user),
-        Err(e) => {
-            if let Some((_, reply)) = requests.next().await {
-                let _ = reply.send(Reply::Error(format!("partition {p} of {user}: {e}")));
+/// Takes a request on the executor that owns its user: a hello starts a session task, the
+/// rest go to that session's queue in order.
+pub fn handle(exec: Rc<Executor>, owner_request: OwnerRequest) {
+    let OwnerRequest {
+        session,
+        user,
+        request,
+        reply,
+    } = owner_request;
+    let queue = SESSIONS.with(|s| s.borrow().get(&session).cloned());
+    let queue = match (queue, &request) {
+        (Some(queue), _) => queue,
+        (None, Some(Request::Hello { .. })) => {
+            let (queue, requests) = mpsc::unbounded();
+            if !exec.spawn_task(serve(exec.clone(), session, user, requests)) {
+                let exec2 = exec.clone();
+                glommio::spawn_local(async move {
+                    reply.send(&exec2, Reply::Error(stopping())).await;
+                })
+                .detach();
+                return;
             }
+            SESSIONS.with(|s| s.borrow_mut().insert(session, queue.clone()));
+            queue
+        }
+        (None, None) => return,
+        (None, Some(_)) => {
+            let exec2 = exec.clone();
+            glommio::spawn_local(async move {
+                let gone = "this admin session has ended".to_string();
+                reply.send(&exec2, Reply::Error(gone)).await;
+            })
+            .detach();
             return;
         }
     };
-    info!(user = %user, executor = exec.id, "admin: import started");
+    // The session task holds the receiver until it ends, and it ends only after removing
+    // its queue from the table, so a queue found there takes the request.
+    let _ = queue.unbounded_send((request, reply));
+}
+
+/// One admin session on the executor that owns its user.
+async fn serve(
+    exec: Rc<Executor>,
+    session: u64,
+    user: String,
+    mut requests: mpsc::UnboundedReceiver<(Option<Request>, Responder)>,
+) {
+    let config = exec.config();
+    let p = partition_of(&user, config.storage.partitions);
+    let mut sink = match exec.store.get(p).await {
+        Ok(mail) => Some(StoreSink::new(mail, config, &user)),
+        Err(e) => {
+            warn!(user = %user, "admin: partition {p}: {e}");
+            None
+        }
+    };
+    info!(user = %user, executor = exec.id, "admin: import session started");
     while let Some((request, reply)) = requests.next().await {
+        let Some(request) = request else { break };
+        let Some(store) = sink.as_mut() else {
+            let why = format!("partition {p} of {user} cannot be opened");
+            reply.send(&exec, Reply::Error(why)).await;
+            break;
+        };
         let done = match request {
             Request::Hello { .. } => Ok(format!(
                 "ringmail pid {}, executor {} (the owner of {user})",
                 std::process::id(),
                 exec.id
             )),
-            Request::SetUpUser(list) => sink.set_up_user(&list).await.map(|()| String::new()),
-            Request::Open { mailbox, ids } => sink.open(&mailbox, ids).await.map(|()| String::new()),
-            Request::Batch(messages) => add_all(&mut sink, messages).await.map(|()| String::new()),
-            Request::Close => sink.close().await.map(|()| String::new()),
+            Request::SetUpUser(list) => store.set_up_user(&list).await.map(|()| String::new()),
+            Request::Open { mailbox, ids } => {
+                store.open(&mailbox, ids).await.map(|()| String::new())
+            }
+            Request::Batch(messages) => add_all(store, messages).await.map(|()| String::new()),
+            Request::Close => store.close().await.map(|()| String::new()),
             Request::End => {
-                let answer = match sink.close().await {
+                let answer = match store.close().await {
                     Ok(()) => {
-                        let report = sink.into_report();
+                        let report = sink.take().map(StoreSink::into_report).unwrap_or_default();
                         info!(user = %user, imported = report.imported, "admin: import done");
                         Reply::Report(report)
                     }
                     Err(why) => Reply::Error(why),
                 };
-                let _ = reply.send(answer);
-                return;
+                reply.send(&exec, answer).await;
+                break;
             }
         };
-        let _ = reply.send(match done {
+        let failed = done.is_err();
+        let answer = match done {
             Ok(text) => Reply::Ok(text),
             Err(why) => Reply::Error(why),
-        });
+        };
+        reply.send(&exec, answer).await;
+        if failed {
+            break;
+        }
     }
-    // The connection ended before the import did: what was committed stays, the rest of
-    // the open mailbox's last batch is stored too rather than dropped half-way.
-    if let Err(why) = sink.close().await {
-        warn!(user = %user, "admin: import cut off: {why}");
+    SESSIONS.with(|s| s.borrow_mut().remove(&session));
+    // A connection that ended before the import did: what the open mailbox's last batch
+    // holds is stored too rather than dropped half-way.
+    if let Some(mut store) = sink {
+        if let Err(why) = store.close().await {
+            warn!(user = %user, "admin: import cut off: {why}");
+        }
     }
 }
 

@@ -1,18 +1,19 @@
 //! Getting one recipient's copy into the store of the executor that owns the recipient.
 //!
 //! The session that received the message may run on any core. For a recipient owned by
-//! another executor it sends an [`OwnerRequest`] on the mesh and waits for the answer on a
-//! oneshot channel; the owner appends with the same store call IMAP APPEND uses and answers
+//! another executor it sends an [`OwnerRequest`] on the mesh and waits for the answer, which
+//! comes back on the mesh too (`crate::server::rpc`); the owner appends with the same store call IMAP APPEND uses and answers
 //! only once the record is durable (the store resolves an append after its group commit's
 //! fdatasync). Recipients owned by the session's own executor skip the mesh.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
-use futures_channel::oneshot;
 use tracing::debug;
 
+use crate::server::mesh::MeshMessage;
 use crate::server::partition::partition_of;
+use crate::server::rpc::{self, Answer, ReplyTo};
 use crate::server::runtime::Executor;
 use crate::store::{NewMessage, StoreError};
 
@@ -39,7 +40,7 @@ pub struct Delivered {
     pub uid: u32,
 }
 
-/// A request for the executor that owns a user; answered on the channel inside.
+/// A request for the executor that owns a user; answered to `reply`.
 pub enum OwnerRequest {
     /// Can `user` take a message of `size` bytes now (quota)?
     CheckQuota {
@@ -48,14 +49,14 @@ pub enum OwnerRequest {
         /// The size announced in `MAIL FROM ... SIZE=` (0 when none).
         size: u64,
         /// Where the answer goes.
-        reply: oneshot::Sender<Result<(), StoreError>>,
+        reply: ReplyTo,
     },
     /// Store one copy.
     Deliver {
         /// The copy.
         delivery: Delivery,
         /// Answered once the copy is durable, or with why it is not.
-        reply: oneshot::Sender<Result<Delivered, StoreError>>,
+        reply: ReplyTo,
     },
 }
 
@@ -72,16 +73,17 @@ pub async fn check_quota(exec: &Rc<Executor>, user: &str, size: u64) -> Result<(
     if owner == exec.id {
         return quota_here(exec, user, size).await;
     }
-    let (reply, answer) = oneshot::channel();
-    let request = OwnerRequest::CheckQuota {
-        user: user.to_string(),
-        size,
-        reply,
-    };
-    exec.send_to(owner, crate::server::mesh::MeshMessage::Lmtp(request))
-        .await
-        .map_err(|()| owner_gone())?;
-    answer.await.map_err(|_| owner_gone())?
+    let asked = rpc::ask(exec, owner, |reply| {
+        MeshMessage::Lmtp(OwnerRequest::CheckQuota {
+            user: user.to_string(),
+            size,
+            reply,
+        })
+    });
+    match asked.await {
+        Ok(Answer::Quota(result)) => result,
+        _ => Err(owner_gone()),
+    }
 }
 
 /// Stores one copy on whichever executor owns its user; resolves once it is durable.
@@ -90,36 +92,41 @@ pub async fn deliver(exec: Rc<Executor>, delivery: Delivery) -> Result<Delivered
     if owner == exec.id {
         return deliver_here(&exec, delivery).await;
     }
-    let (reply, answer) = oneshot::channel();
-    exec.send_to(
-        owner,
-        crate::server::mesh::MeshMessage::Lmtp(OwnerRequest::Deliver { delivery, reply }),
-    )
-    .await
-    .map_err(|()| owner_gone())?;
-    answer.await.map_err(|_| owner_gone())?
+    let asked = rpc::ask(&exec, owner, |reply| {
+        MeshMessage::Lmtp(OwnerRequest::Deliver { delivery, reply })
+    });
+    match asked.await {
+        Ok(Answer::Delivered(result)) => result,
+        _ => Err(owner_gone()),
+    }
 }
 
 /// Serves a request that arrived on the mesh. The work runs inside the executor's session
-/// gate, so shutdown waits for a delivery in flight before it closes the store.
+/// gate, so shutdown waits for a delivery in flight before it closes the store; a request
+/// that comes once the gate is closed is answered at once with a temporary failure.
 pub fn handle(exec: Rc<Executor>, request: OwnerRequest) {
+    let (reply, refusal) = match &request {
+        OwnerRequest::CheckQuota { reply, .. } => (*reply, Answer::Quota(Err(owner_gone()))),
+        OwnerRequest::Deliver { reply, .. } => (*reply, Answer::Delivered(Err(owner_gone()))),
+    };
     let task = {
         let exec = exec.clone();
         async move {
-            match request {
+            let (reply, answer) = match request {
                 OwnerRequest::CheckQuota { user, size, reply } => {
-                    let _ = reply.send(quota_here(&exec, &user, size).await);
+                    (reply, Answer::Quota(quota_here(&exec, &user, size).await))
                 }
-                OwnerRequest::Deliver { delivery, reply } => {
-                    let _ = reply.send(deliver_here(&exec, delivery).await);
-                }
-            }
+                OwnerRequest::Deliver { delivery, reply } => (
+                    reply,
+                    Answer::Delivered(deliver_here(&exec, delivery).await),
+                ),
+            };
+            rpc::answer(&exec, reply, answer).await;
         }
     };
-    // When the gate is closed the request is dropped, and with it the reply sender: the
-    // asking session sees a temporary failure.
     if !exec.spawn_task(task) {
         debug!("LMTP request refused: shutting down");
+        rpc::answer_later(exec, reply, refusal);
     }
 }
 

@@ -8,8 +8,15 @@ pub enum MeshMessage {
     /// A logged-in session moving to the executor that owns its user.
     Handover(Handover),
     /// An LMTP question or delivery for the executor that owns the recipient; the answer
-    /// travels back on the oneshot channel inside.
+    /// travels back as an [`MeshMessage::Answer`].
     Lmtp(crate::lmtp::delivery::OwnerRequest),
-    /// An admin-socket connection's requests, for the executor that owns its user.
-    Admin(crate::admin::server::AdminSession),
+    /// One admin-socket request, for the executor that owns the user it is about.
+    Admin(crate::admin::server::OwnerRequest),
+    /// The answer to a request this executor sent (see `crate::server::rpc`).
+    Answer {
+        /// The request's number on this executor.
+        id: u64,
+        /// The answer.
+        answer: crate::server::rpc::Answer,
+    },
 }

@@ -8,5 +8,6 @@ pub mod mesh;
 pub mod partition;
 pub mod partitions;
 pub mod proxy;
+pub mod rpc;
 pub mod runtime;
 pub mod tls;

@@ -537,29 +537,29 @@ async fn executor_main(
             async move { exec2.shutting_down().await },
         )));
     }
+    // The mesh loops are not among `tasks`: they run until the executor ends, so the answers
+    // to requests still in flight during the shutdown grace period (an LMTP delivery on
+    // another core) arrive; a request that comes after the gate closed is refused by its
+    // handler.
     for (_peer, stream) in receivers.streams() {
         let exec = exec.clone();
-        tasks.push(glommio::spawn_local(async move {
-            loop {
-                let next = future::or(async { stream.recv().await }, async {
-                    exec.shutting_down().await;
-                    None
-                })
-                .await;
-                match next {
-                    None => break,
-                    Some(MeshMessage::Handover(handover)) => {
+        glommio::spawn_local(async move {
+            while let Some(message) = stream.recv().await {
+                match message {
+                    MeshMessage::Handover(handover) => {
                         crate::imap::session::adopt(exec.clone(), handover)
                     }
-                    Some(MeshMessage::Lmtp(request)) => {
+                    MeshMessage::Lmtp(request) => {
                         crate::lmtp::delivery::handle(exec.clone(), request)
                     }
-                    Some(MeshMessage::Admin(session)) => {
-                        crate::admin::server::start(exec.clone(), session)
+                    MeshMessage::Admin(request) => {
+                        crate::admin::server::handle(exec.clone(), request)
                     }
+                    MeshMessage::Answer { id, answer } => crate::server::rpc::deliver(id, answer),
                 }
             }
-        }));
+        })
+        .detach();
     }
 
     // SAFETY: the descriptor is one end of a socketpair created for this executor alone and

@@ -147,7 +147,6 @@ impl StoreSink {
     pub fn into_report(self) -> ImportReport {
         self.report
     }
-
 }
 
 impl Sink for StoreSink {
@@ -376,6 +375,11 @@ impl Target {
             })
             .collect();
         let uids: Option<Vec<u32>> = batch.iter().map(|m| m.uid).collect();
+        if uids.is_none() {
+            // Messages Dovecot did not list get UIDs from Dovecot's UIDNEXT up, never one it
+            // gave to a message since expunged (clients may still cache that one).
+            self.raise_uidnext().await?;
+        }
         match self.append(&new, uids.as_deref()).await {
             Ok(done) => {
                 report.imported += done.uids.len() as u64;
@@ -429,7 +433,7 @@ impl Target {
     }
 
     /// Brings UIDNEXT up to Dovecot's, so UIDs Dovecot gave to messages it later expunged
-    /// are not given again under the same UIDVALIDITY.
+    /// are not given again under the same UIDVALIDITY. Writes nothing once it is there.
     async fn raise_uidnext(&self) -> Result<(), String> {
         if self.dovecot_uidnext == 0 {
             return Ok(());

@@ -52,9 +52,8 @@ where
     F: FnOnce(Rc<OfflineStore>) -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let _lock = DataDirLock::acquire(data_dir, what).map_err(|e| {
-        format!("{e}; stop the server first")
-    })?;
+    let _lock =
+        DataDirLock::acquire(data_dir, what).map_err(|e| format!("{e}; stop the server first"))?;
     crate::server::limits::raise_memlock()?;
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("ringmail-tool")
