@@ -211,7 +211,8 @@ if ! "${cmd[@]}" > "$WORK/import.out" 2>&1; then
 fi
 t1="$(now)"
 cat "$WORK/import.out" >&2
-IMPORTED="$(sed -n 's/^imported \([0-9]*\) messages.*/\1/p' "$WORK/import.out")"
+# "imported N messages into ..." (the wording after "into" differs between offline and online).
+IMPORTED="$(sed -n 's/^imported \([0-9]*\) messages .*/\1/p' "$WORK/import.out")"
 if [[ "$IMPORTED" != "$TOTAL_MESSAGES" ]]; then
     say "ringmail imported ${IMPORTED:-?} of $TOTAL_MESSAGES messages"
     exit 1
