@@ -4,13 +4,15 @@
 #
 #   loadtest/bench-vs-dovecot.sh                      # logins, 50 clients, 10 s each
 #   PROFILES="logins mix" CLIENTS=100 DURATION=30 loadtest/bench-vs-dovecot.sh
+#   PROFILES=lmtp CLIENTS=16 DURATION=10 loadtest/bench-vs-dovecot.sh   # LMTP deliveries
 #
 # Environment: PROFILES (default "logins"), CLIENTS (50), DURATION (10), WARMUP (2),
 # USERS (CLIENTS, at least 100), THREADS (ringmail-load threads, default its CPU count),
 # DOVECOT_TUNED (1, default: imap processes reused, service_count = 1000; 0: Dovecot's stock
 # one process per session), CARGO_TARGET_DIR (where the release binaries are built),
 # RINGMAIL_BIN and LOAD_BIN (use
-# these binaries instead of building), KEEP=1 to keep the work dir.
+# these binaries instead of building), KEEP=1 to keep the work dir, RECIPIENTS (lmtp:
+# recipients per message, default 1).
 # Needs root (to install and run Dovecot), cargo, jq. See docs/loadtest.md.
 set -euo pipefail
 
@@ -33,6 +35,11 @@ free_port() {
 if ! command -v dovecot >/dev/null 2>&1; then
     say "installing dovecot-imapd"
     apt-get install -y dovecot-imapd >/dev/null
+fi
+# Both servers serve IMAP and LMTP in every run; Debian ships Dovecot's LMTP separately.
+if [[ ! -x /usr/lib/dovecot/lmtp ]]; then
+    say "installing dovecot-lmtpd"
+    apt-get install -y dovecot-lmtpd >/dev/null
 fi
 command -v jq >/dev/null 2>&1 || { say "jq is needed for the ratios (apt-get install -y jq)"; exit 2; }
 
@@ -63,7 +70,19 @@ for i in $(seq 1 "$USERS"); do echo "user$i:{PLAIN}pass"; done > "$WORK/users"
 
 # --- Dovecot: loopback only, its own base_dir, Maildir, no TLS, auth cache on. Mail is
 # owned by nobody (Dovecot refuses mail access as root).
+#
+# LMTP: recipients are user%d@example.com; auth_username_format = %Ln makes that user%d,
+# the name IMAP logs in with, so both protocols use one mailbox. The static userdb has no
+# allow_all_users, so Dovecot verifies each recipient against the passwd-file passdb and
+# refuses unknown ones at RCPT TO, as ringmail does with its users file.
+#
+# Durability (docs/loadtest.md, "Fairness"): mail_fsync = optimized (Dovecot's default,
+# written out here) fsyncs each new message file before renaming it into new/ and
+# fdatasyncs the new/ directory before the transaction commits, then answers 250; the
+# dovecot-uidlist and index files are not synced. ringmail answers each recipient after
+# the group commit's fdatasync of the record that holds the message and its index entry.
 DPORT="$(free_port)"
+DLPORT="$(free_port)"
 mkdir -p "$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/dovecot/mail"
 chown 65534:65534 "$WORK/dovecot/mail"
 CORES="$(nproc)"
@@ -75,7 +94,7 @@ if [[ "${DOVECOT_TUNED:-1}" == 1 ]]; then
   process_min_avail = $CORES"
 fi
 cat > "$WORK/dovecot/dovecot.conf" <<EOF
-protocols = imap
+protocols = imap lmtp
 listen = 127.0.0.1
 base_dir = $WORK/dovecot/run
 state_dir = $WORK/dovecot/state
@@ -86,6 +105,8 @@ auth_mechanisms = plain login
 auth_cache_size = 10M
 auth_cache_ttl = 1 hour
 mail_location = maildir:~/Maildir
+mail_fsync = optimized
+auth_username_format = %Ln
 first_valid_uid = 1
 default_process_limit = 1000
 default_client_limit = 10000
@@ -115,8 +136,17 @@ service imap {
   process_limit = 20000
 $IMAP_TUNING
 }
+# One lmtp process per connection (Dovecot's client_limit = 1 for lmtp); the load
+# generator's connections are long-lived, so process reuse does not matter here.
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $DLPORT
+  }
+  process_limit = 1000
+}
 EOF
-say "starting Dovecot on 127.0.0.1:$DPORT"
+say "starting Dovecot on 127.0.0.1:$DPORT (IMAP), 127.0.0.1:$DLPORT (LMTP)"
 dovecot -c "$WORK/dovecot/dovecot.conf" -F &
 DOVECOT_PID=$!
 
@@ -124,6 +154,7 @@ DOVECOT_PID=$!
 # comes from 127.0.0.1 here).
 RPORT="$(free_port)"
 RTLSPORT="$(free_port)"
+RLPORT="$(free_port)"
 mkdir -p "$WORK/ringmail"
 chmod 700 "$WORK/ringmail"
 cp "$WORK/users" "$WORK/ringmail/users"
@@ -132,10 +163,13 @@ cat > "$WORK/ringmail/ringmail.toml" <<EOF
 listen = ["127.0.0.1:$RPORT"]
 listen_tls = ["127.0.0.1:$RTLSPORT"]
 
+[lmtp]
+listen = ["127.0.0.1:$RLPORT"]
+
 [limits]
 max_connections_per_ip = 100000
 EOF
-say "starting ringmail on 127.0.0.1:$RPORT"
+say "starting ringmail on 127.0.0.1:$RPORT (IMAP), 127.0.0.1:$RLPORT (LMTP)"
 "$RINGMAIL" serve --data "$WORK/ringmail" > "$WORK/ringmail.log" 2>&1 &
 RINGMAIL_PID=$!
 
@@ -149,21 +183,28 @@ wait_port() {
 }
 wait_port "$DPORT" Dovecot || { cat "$WORK/dovecot/dovecot.log" >&2 || true; exit 1; }
 wait_port "$RPORT" ringmail || { cat "$WORK/ringmail.log" >&2; exit 1; }
+wait_port "$DLPORT" "Dovecot LMTP" || { cat "$WORK/dovecot/dovecot.log" >&2 || true; exit 1; }
+wait_port "$RLPORT" "ringmail LMTP" || { cat "$WORK/ringmail.log" >&2; exit 1; }
 
-run_load() { # server port pid profile
-    local server=$1 port=$2 pid=$3 profile=$4
+run_load() { # server imap-port lmtp-port pid profile
+    local server=$1 port=$2 lmtp_port=$3 pid=$4 profile=$5
+    local extra=()
+    if [[ "$profile" == lmtp ]]; then
+        port=$lmtp_port
+        extra=(--recipients "${RECIPIENTS:-1}")
+    fi
     say "$profile against $server ($CLIENTS clients, ${DURATION}s + ${WARMUP}s warm-up)"
     local cmd=("$LOAD" "$profile" --port "$port" --clients "$CLIENTS" --users "$USERS"
         --duration "$DURATION" --warmup "$WARMUP" --pid "$pid" --quiet
-        --json "$WORK/$server-$profile.json" "${THREAD_ARGS[@]}")
+        --json "$WORK/$server-$profile.json" "${THREAD_ARGS[@]}" "${extra[@]}")
     echo "+ ${cmd[*]}" >&2
     # A run with errors exits 1; its summary is still written and compared.
     "${cmd[@]}" || true
 }
 
 for profile in $PROFILES; do
-    run_load dovecot "$DPORT" "$DOVECOT_PID" "$profile"
-    run_load ringmail "$RPORT" "$RINGMAIL_PID" "$profile"
+    run_load dovecot "$DPORT" "$DLPORT" "$DOVECOT_PID" "$profile"
+    run_load ringmail "$RPORT" "$RLPORT" "$RINGMAIL_PID" "$profile"
 done
 
 # --- Ratios: ringmail / Dovecot for throughput (higher is better for ringmail), Dovecot /
@@ -186,6 +227,18 @@ for profile in $PROFILES; do
     jq -r --slurpfile r "$r" '
         (.total_commands / .seconds) as $d | ($r[0].total_commands / $r[0].seconds) as $x
         | "  all commands: dovecot \($d | round)/s, ringmail \($x | round)/s, ringmail/dovecot \(if $d > 0 then ($x / $d * 100 | round / 100) else "n/a" end)"' "$d"
+    if [[ "$profile" == lmtp ]]; then
+        # Deliveries (one per recipient stored), the phases' latency and the cost of one.
+        jq -r --slurpfile r "$r" '
+            def cmd($n): (.commands[] | select(.command == $n)) // {per_second: 0, p50_ms: 0, p90_ms: 0, p99_ms: 0, max_ms: 0};
+            def r2: . * 100 | round / 100;
+            (cmd("delivery").per_second) as $d | ($r[0] | cmd("delivery").per_second) as $x
+            | "  deliveries/s: dovecot \($d | r2), ringmail \($x | r2), ringmail/dovecot \(if $d > 0 then ($x / $d | r2) else "n/a" end)",
+              (["rcpt_to", "data", "delivery"][] as $c
+               | "  \($c) p50/p90/p99/max ms: dovecot \(cmd($c) | [.p50_ms, .p90_ms, .p99_ms, .max_ms] | map(r2) | join("/")), ringmail \($r[0] | cmd($c) | [.p50_ms, .p90_ms, .p99_ms, .max_ms] | map(r2) | join("/"))"),
+              (.server.cpu_ms_per_1000_deliveries // 0) as $dc | ($r[0].server.cpu_ms_per_1000_deliveries // 0) as $xc
+              | "  server CPU per 1000 deliveries: dovecot \($dc | r2) ms, ringmail \($xc | r2) ms, dovecot/ringmail \(if $xc > 0 then ($dc / $xc | r2) else "n/a" end)"' "$d"
+    fi
     for s in dovecot ringmail; do
         jq -r --arg s "$s" '"  \($s): \(.total_commands) commands, \(.error_count) errors, " +
             (if .server then "server CPU \(.server.cpu_ms_per_1000_commands | . * 100 | round / 100) ms/1000 commands, RSS \(.server.rss_kib) KiB in \(.server.processes) processes" else "no server stats" end) +

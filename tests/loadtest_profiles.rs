@@ -1,6 +1,7 @@
-//! One short end-to-end run of each ringmail-load profile against the real server: every
-//! profile must complete work and see no protocol error, wrong data or timeout. The load
-//! generator's own checks (FETCH counts, BODY[] sizes, STORE echoes, EXPUNGE, SEARCH ranges,
+//! One short end-to-end run of each ringmail-load profile (the IMAP ones on the IMAP
+//! listener, lmtp on the LMTP listener) against the real server: every profile must complete
+//! work and see no protocol error, refusal, wrong data or timeout. The load generator's own
+//! checks (FETCH counts, BODY[] sizes, STORE echoes, EXPUNGE, SEARCH ranges,
 //! resync contents, IDLE notifications) are what this test relies on.
 
 mod common;
@@ -20,7 +21,12 @@ fn users_file() -> String {
 
 /// Runs `profile` against `server` with small, bounded settings plus `extra` arguments.
 fn run(server: &Server, profile: &str, extra: &[&str]) -> Summary {
-    let port = server.imap.port().to_string();
+    let port = if profile == "lmtp" {
+        server.lmtp.port()
+    } else {
+        server.imap.port()
+    }
+    .to_string();
     let users = USERS.to_string();
     let pid = server.child.id().to_string();
     let mut args = vec![
@@ -141,4 +147,19 @@ fn every_profile_runs_against_ringmail_without_errors() {
         ],
     );
     assert!(count(&s, "idle_notify") > 0, "{}", s.to_text());
+
+    // LMTP on the server's LMTP listener: every recipient (two per message, spread over
+    // the users) must get its final 250, every reply is checked.
+    let s = run(
+        &server,
+        "lmtp",
+        &["--clients", "4", "--recipients", "2", "--duration", "1"],
+    );
+    assert!(count(&s, "delivery") > 0, "{}", s.to_text());
+    assert_eq!(
+        count(&s, "delivery"),
+        2 * count(&s, "data"),
+        "{}",
+        s.to_text()
+    );
 }

@@ -49,6 +49,9 @@ pub enum SessionError {
     /// The server answered with data that cannot be right (counts, sizes, flags).
     #[error("wrong data: {0}")]
     Data(String),
+    /// An LMTP reply outside 2xx (a refused sender or recipient, a failed delivery).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl SessionError {
@@ -64,6 +67,7 @@ impl SessionError {
             SessionError::No(_) => "NO",
             SessionError::Bye(_) => "BYE",
             SessionError::Data(_) => "data",
+            SessionError::Refused(_) => "refused",
         }
     }
 }

@@ -169,7 +169,7 @@ pub async fn sender(ctx: &mut SessionCtx) -> Result<(), SessionError> {
     let interval =
         Duration::from_secs_f64(f64::from(ctx.opts.senders) / f64::from(ctx.opts.deliver_rate));
     let mut next = Instant::now();
-    let idlers = ctx.opts.clients;
+    let idlers = ctx.opts.clients();
     while !ctx.should_stop() {
         next += interval;
         let user = (0..PICK_TRIES)

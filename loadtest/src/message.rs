@@ -103,6 +103,11 @@ impl MessagePool {
             .map_or(b"Subject: empty\r\n\r\n\r\n".as_slice(), |m| m.as_slice())
     }
 
+    /// Every message, in pool order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.messages.iter().map(Vec::as_slice)
+    }
+
     /// Number of distinct messages.
     pub fn len(&self) -> usize {
         self.messages.len()

@@ -25,16 +25,39 @@ pub enum Profile {
     Sync,
     /// Many IDLE sessions; mail is appended to them and the notification delay measured.
     Idle,
+    /// LMTP deliveries, as an MTA makes them: LHLO once per connection, then MAIL FROM,
+    /// RCPT TO and DATA in a loop.
+    Lmtp,
 }
 
 impl Profile {
     /// Messages each mailbox is kept near when `--messages` is not given.
     pub fn default_messages(self) -> u32 {
         match self {
-            Profile::Logins | Profile::Idle => 0,
+            Profile::Logins | Profile::Idle | Profile::Lmtp => 0,
             Profile::Mix => 30,
             Profile::Append => 1000,
             Profile::Search | Profile::Sync => 1000,
+        }
+    }
+
+    /// Concurrent sessions when `--clients` is not given: an MTA's usual LMTP connection
+    /// count for lmtp (Postfix's default process limit per transport is 100, but 16 or so
+    /// concurrent deliveries per mail store is the common setting), 10 otherwise.
+    pub fn default_clients(self) -> u32 {
+        match self {
+            Profile::Lmtp => 16,
+            _ => 10,
+        }
+    }
+
+    /// Port when `--port` is not given.
+    pub fn default_port(self, tls: bool) -> u16 {
+        match (self, tls) {
+            // ringmail's LMTP default (Dovecot's is 24).
+            (Profile::Lmtp, _) => 2424,
+            (_, true) => 993,
+            (_, false) => 143,
         }
     }
 }
@@ -50,7 +73,7 @@ pub struct Options {
     /// Server host name or address.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port (default 143, or 993 with --tls).
+    /// Server port (default 143, or 993 with --tls; lmtp: 2424).
     #[arg(long)]
     pub port: Option<u16>,
     /// Implicit TLS (IMAPS). Certificates are not verified: this is a load generator.
@@ -62,9 +85,10 @@ pub struct Options {
     /// Accept a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Concurrent sessions (for `idle`: sessions held in IDLE).
-    #[arg(short, long, default_value_t = 10)]
-    pub clients: u32,
+    /// Concurrent sessions (for `idle`: sessions held in IDLE; for `lmtp`: connections),
+    /// default 10 (lmtp: 16). See [`Options::clients`].
+    #[arg(short, long)]
+    pub clients: Option<u32>,
     /// Seconds to measure, after the warm-up.
     #[arg(short, long, default_value_t = 10.0)]
     pub duration: f64,
@@ -121,6 +145,16 @@ pub struct Options {
     /// idle: sessions that deliver (each APPEND needs its own login as the target user).
     #[arg(long, default_value_t = 4)]
     pub senders: u32,
+    /// lmtp: recipients per message, distinct bench users drawn at random.
+    #[arg(long, default_value_t = 1)]
+    pub recipients: u32,
+    /// lmtp: domain of the recipient addresses (`user%d@DOMAIN`), unless the user pattern
+    /// has one.
+    #[arg(long, default_value = "example.com")]
+    pub rcpt_domain: String,
+    /// lmtp: the envelope sender.
+    #[arg(long, default_value = "loadtest@example.org")]
+    pub sender: String,
     /// Server PID: its CPU time per 1000 commands and RSS are reported (children included).
     #[arg(long)]
     pub pid: Option<u32>,
@@ -165,7 +199,9 @@ const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 impl Options {
     /// The server address the sessions connect to, after the loopback check.
     pub fn target(&self) -> Result<SocketAddr, OptionsError> {
-        let port = self.port.unwrap_or(if self.tls { 993 } else { 143 });
+        let port = self
+            .port
+            .unwrap_or_else(|| self.profile.default_port(self.tls));
         let addrs: Vec<SocketAddr> = (self.host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| OptionsError::Resolve {
@@ -188,7 +224,7 @@ impl Options {
     /// Checks every bound and combination; returns the target address.
     pub fn validate(&self) -> Result<SocketAddr, OptionsError> {
         let invalid = |m: &str| Err(OptionsError::Invalid(m.to_string()));
-        if self.clients == 0 {
+        if self.clients() == 0 {
             return invalid("--clients must be at least 1");
         }
         if self.users == 0 {
@@ -227,15 +263,37 @@ impl Options {
         if self.first_user.checked_add(self.users).is_none() {
             return invalid("--first-user + --users overflows");
         }
+        if self.profile == Profile::Lmtp {
+            if self.tls || self.starttls {
+                return invalid("lmtp runs over plain TCP: drop --tls/--starttls");
+            }
+            if self.recipients == 0 || self.recipients > self.users {
+                return invalid("lmtp needs 1 <= --recipients <= --users");
+            }
+            for (name, value) in [
+                ("--rcpt-domain", &self.rcpt_domain),
+                ("--sender", &self.sender),
+            ] {
+                if value.is_empty()
+                    || value
+                        .bytes()
+                        .any(|b| b.is_ascii_control() || b" <>\"".contains(&b))
+                {
+                    return Err(OptionsError::Invalid(format!(
+                        "{name} must be non-empty, without spaces, angle brackets, quotes or control characters"
+                    )));
+                }
+            }
+        }
         if self.profile == Profile::Idle {
-            if self.users < self.clients {
+            if self.users < self.clients() {
                 return invalid("idle needs a user per idling session: --users >= --clients");
             }
             if self.senders == 0 || self.deliver_rate == 0 {
                 return invalid("idle needs --senders and --deliver-rate of at least 1");
             }
         }
-        let sessions = self.clients
+        let sessions = self.clients()
             + if self.profile == Profile::Idle {
                 self.senders
             } else {
@@ -248,11 +306,17 @@ impl Options {
                  run {processes} processes, process k (1..={processes}) with --clients {per} \
                  --first-user {first}+(k-1)*{per} --source-addrs 127.0.0.k \
                  (see docs/loadtest.md, \"More than 19000 sessions\")",
-                per = self.clients.div_ceil(processes),
+                per = self.clients().div_ceil(processes),
                 first = self.first_user
             )));
         }
         self.target()
+    }
+
+    /// Concurrent sessions: `--clients`, or the profile's default.
+    pub fn clients(&self) -> u32 {
+        self.clients
+            .unwrap_or_else(|| self.profile.default_clients())
     }
 
     /// Duration of the measured part.
@@ -317,6 +381,30 @@ mod tests {
         let o = opts(&["logins", "--host", "::1"]);
         assert_eq!(o.validate().unwrap().port(), 143);
         assert_eq!(opts(&["logins", "--tls"]).validate().unwrap().port(), 993);
+        assert_eq!(opts(&["lmtp"]).validate().unwrap().port(), 2424);
+    }
+
+    #[test]
+    fn lmtp_defaults_and_limits() {
+        assert_eq!(opts(&["lmtp"]).clients(), 16);
+        assert_eq!(opts(&["mix"]).clients(), 10);
+        assert_eq!(opts(&["lmtp", "--clients", "3"]).clients(), 3);
+        for args in [
+            &["lmtp", "--tls"][..],
+            &["lmtp", "--recipients", "0"],
+            &["lmtp", "--recipients", "5", "--users", "4"],
+            &["lmtp", "--rcpt-domain", "a>b"],
+            &["lmtp", "--sender", "a b@c"],
+            &["lmtp", "--sender", "a\r\n@c"],
+        ] {
+            assert!(
+                matches!(opts(args).validate(), Err(OptionsError::Invalid(_))),
+                "{args:?}"
+            );
+        }
+        assert!(opts(&["lmtp", "--recipients", "4", "--users", "4"])
+            .validate()
+            .is_ok());
     }
 
     #[test]

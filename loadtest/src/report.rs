@@ -18,6 +18,7 @@ pub fn columns(profile: Profile) -> &'static [Command] {
         Profile::Search => &[SearchBody, SearchFrom, SearchSubject, SearchFlags],
         Profile::Sync => &[Login, Select, SyncFull, Store, SyncChanges, Logout],
         Profile::Idle => &[Connect, Login, Append, IdleNotify, Logout],
+        Profile::Lmtp => &[Connect, Lhlo, MailFrom, RcptTo, Data, Delivery],
     }
 }
 
@@ -84,6 +85,9 @@ pub struct ServerCost {
     pub cpu_seconds: f64,
     /// CPU milliseconds per 1000 commands.
     pub cpu_ms_per_1000_commands: f64,
+    /// CPU milliseconds per 1000 LMTP deliveries (one per recipient stored); lmtp only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_1000_deliveries: Option<f64>,
     /// Resident memory of the tree at the end, KiB.
     pub rss_kib: u64,
     /// Highest resident memory sampled (once a second), KiB.
@@ -205,6 +209,9 @@ impl Summary {
                 server.rss_kib,
                 server.rss_peak_kib
             );
+            if let Some(per_delivery) = server.cpu_ms_per_1000_deliveries {
+                let _ = writeln!(s, "server CPU per 1000 deliveries: {per_delivery:.1} ms");
+            }
         }
         let _ = writeln!(
             s,

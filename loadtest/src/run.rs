@@ -47,7 +47,7 @@ const IDLE_CONNECT_RATE: u32 = 1000;
 /// Runs the profile; `on_line` receives the header and each per-second line.
 pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunError> {
     let addr = opts.validate()?;
-    let sessions = opts.clients
+    let sessions = opts.clients()
         + if opts.profile == Profile::Idle {
             opts.senders
         } else {
@@ -80,9 +80,10 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
         procstat::sample(pid).ok_or(RunError::NoServer(pid))?;
     }
 
+    let lmtp_data = (opts.profile == Profile::Lmtp).then(|| crate::lmtp::DataPool::new(&messages));
     let shared = Arc::new(Shared::default());
     let users = Arc::new(UserPool::new(opts.users));
-    let board = (opts.profile == Profile::Idle).then(|| Arc::new(IdleBoard::new(opts.clients)));
+    let board = (opts.profile == Profile::Idle).then(|| Arc::new(IdleBoard::new(opts.clients())));
     let opts = Arc::new(opts);
     let start = Instant::now();
     let measure_from = start + opts.warmup();
@@ -117,6 +118,7 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
             messages: messages.clone(),
             users: users.clone(),
             board: board.clone(),
+            lmtp_data: lmtp_data.clone(),
             start,
             measure_from,
             deadline,
@@ -204,9 +206,10 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
     let commands = report::command_summaries(&recorder, seconds);
     let total_commands: u64 = Command::ALL
         .iter()
-        .filter(|c| !matches!(c, Command::Connect | Command::IdleNotify))
+        .filter(|c| c.is_command())
         .filter_map(|&c| recorder.histogram(c).map(|h| h.len()))
         .sum();
+    let deliveries = recorder.histogram(Command::Delivery).map_or(0, |h| h.len());
     let server = match (
         opts.pid,
         server_at_start,
@@ -222,6 +225,8 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
                 } else {
                     0.0
                 },
+                cpu_ms_per_1000_deliveries: (opts.profile == Profile::Lmtp && deliveries > 0)
+                    .then(|| cpu_seconds * 1000.0 * 1000.0 / deliveries as f64),
                 rss_kib: b.rss_kib,
                 rss_peak_kib: rss_peak.max(b.rss_kib),
                 processes: b.processes,
@@ -235,7 +240,7 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
     Ok(Summary {
         profile: format!("{:?}", opts.profile).to_lowercase(),
         target: addr.to_string(),
-        clients: opts.clients,
+        clients: opts.clients(),
         threads,
         seed: opts.seed,
         seconds,
@@ -264,6 +269,7 @@ struct Worker {
     messages: MessagePool,
     users: Arc<UserPool>,
     board: Option<Arc<IdleBoard>>,
+    lmtp_data: Option<crate::lmtp::DataPool>,
     start: Instant,
     measure_from: Instant,
     deadline: Instant,
@@ -307,6 +313,7 @@ impl Worker {
                 messages: self.messages.clone(),
                 users: self.users.clone(),
                 idle: self.board.clone(),
+                lmtp_data: self.lmtp_data.clone(),
                 measure_from: to_tokio(self.measure_from),
                 deadline: to_tokio(self.deadline),
                 iterations: 0,

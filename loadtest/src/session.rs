@@ -124,6 +124,8 @@ pub struct SessionCtx {
     pub users: Arc<UserPool>,
     /// IDLE bookkeeping, for the idle profile.
     pub idle: Option<Arc<IdleBoard>>,
+    /// The messages as DATA, for the lmtp profile.
+    pub lmtp_data: Option<crate::lmtp::DataPool>,
     /// When the warm-up ends and measuring starts.
     pub measure_from: Instant,
     /// When the run ends.
@@ -200,7 +202,8 @@ pub async fn drive(mut ctx: SessionCtx) {
             Profile::Append => profiles::append(&mut ctx).await,
             Profile::Search => profiles::search(&mut ctx).await,
             Profile::Sync => profiles::sync(&mut ctx).await,
-            Profile::Idle if ctx.index < ctx.opts.clients => crate::idle::idler(&mut ctx).await,
+            Profile::Lmtp => crate::lmtp::deliver(&mut ctx).await,
+            Profile::Idle if ctx.index < ctx.opts.clients() => crate::idle::idler(&mut ctx).await,
             Profile::Idle => crate::idle::sender(&mut ctx).await,
         };
         match result {

@@ -51,11 +51,21 @@ pub enum Command {
     SyncChanges,
     /// IDLE: from the write of an APPEND to the EXISTS seen by the idling session.
     IdleNotify,
+    /// LMTP LHLO.
+    Lhlo,
+    /// LMTP MAIL FROM.
+    MailFrom,
+    /// LMTP RCPT TO, one per recipient.
+    RcptTo,
+    /// LMTP DATA: from the DATA command to the last recipient's final reply.
+    Data,
+    /// One recipient's copy stored: from the end of the message to its 2xx reply.
+    Delivery,
 }
 
 impl Command {
     /// Every command, in display order.
-    pub const ALL: [Command; 19] = [
+    pub const ALL: [Command; 24] = [
         Command::Connect,
         Command::Login,
         Command::List,
@@ -75,6 +85,11 @@ impl Command {
         Command::SyncFull,
         Command::SyncChanges,
         Command::IdleNotify,
+        Command::Lhlo,
+        Command::MailFrom,
+        Command::RcptTo,
+        Command::Data,
+        Command::Delivery,
     ];
 
     /// Four-letter column name for the per-second line.
@@ -99,6 +114,11 @@ impl Command {
             Command::SyncFull => "Sync",
             Command::SyncChanges => "Resy",
             Command::IdleNotify => "Idle",
+            Command::Lhlo => "Lhlo",
+            Command::MailFrom => "Mail",
+            Command::RcptTo => "Rcpt",
+            Command::Data => "Data",
+            Command::Delivery => "Dlvr",
         }
     }
 
@@ -124,7 +144,22 @@ impl Command {
             Command::SyncFull => "sync_full",
             Command::SyncChanges => "sync_changes",
             Command::IdleNotify => "idle_notify",
+            Command::Lhlo => "lhlo",
+            Command::MailFrom => "mail_from",
+            Command::RcptTo => "rcpt_to",
+            Command::Data => "data",
+            Command::Delivery => "delivery",
         }
+    }
+
+    /// Whether this is a command the client sent (counted in the total and in the server's
+    /// CPU per 1000 commands), rather than a measurement spanning several (connect, an IDLE
+    /// notification, a delivery).
+    pub fn is_command(self) -> bool {
+        !matches!(
+            self,
+            Command::Connect | Command::IdleNotify | Command::Delivery
+        )
     }
 
     fn index(self) -> usize {
