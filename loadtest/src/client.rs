@@ -210,6 +210,32 @@ pub struct Completion {
     pub text: String,
 }
 
+/// A TCP connection to `endpoint` (from `source` when given) with Nagle off: commands are
+/// small and latency is what is measured. Shared by the IMAP and LMTP clients.
+pub(crate) async fn connect_tcp(
+    endpoint: &Endpoint,
+    source: Option<IpAddr>,
+    deadline: Instant,
+) -> Result<TcpStream, SessionError> {
+    let socket = match endpoint.addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(|e| SessionError::Connect(e.to_string()))?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| SessionError::Connect(format!("bind {ip}: {e}")))?;
+    }
+    let tcp = timeout_at(deadline, socket.connect(endpoint.addr))
+        .await
+        .map_err(|_| SessionError::Timeout("connect".into()))?
+        .map_err(|e| SessionError::Connect(e.to_string()))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| SessionError::Connect(e.to_string()))?;
+    Ok(tcp)
+}
+
 impl Connection {
     /// Connects (from `source` when given), does TLS as configured, and reads the greeting.
     pub async fn connect(
@@ -217,23 +243,7 @@ impl Connection {
         source: Option<IpAddr>,
     ) -> Result<Connection, SessionError> {
         let deadline = Instant::now() + endpoint.timeout;
-        let socket = match endpoint.addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        }
-        .map_err(|e| SessionError::Connect(e.to_string()))?;
-        if let Some(ip) = source {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .map_err(|e| SessionError::Connect(format!("bind {ip}: {e}")))?;
-        }
-        let tcp = timeout_at(deadline, socket.connect(endpoint.addr))
-            .await
-            .map_err(|_| SessionError::Timeout("connect".into()))?
-            .map_err(|e| SessionError::Connect(e.to_string()))?;
-        // Commands are small and latency is what is measured: no Nagle delay.
-        tcp.set_nodelay(true)
-            .map_err(|e| SessionError::Connect(e.to_string()))?;
+        let tcp = connect_tcp(endpoint, source, deadline).await?;
         let stream = match &endpoint.tls {
             TlsMode::Implicit(config) => handshake(tcp, config, endpoint.addr, deadline).await?,
             _ => Stream::Plain(tcp),

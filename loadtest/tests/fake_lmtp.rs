@@ -3,8 +3,10 @@
 //! delivery after DATA, so the generator's counting of deliveries and refusals is checked
 //! without a mail server.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -27,18 +29,7 @@ struct Seen {
 
 /// user3 does not exist; user2's mailbox fails at DATA.
 fn fake_lmtp() -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Seen::default());
-    let for_thread = seen.clone();
-    // The accept thread ends with the test process.
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let seen = for_thread.clone();
-            std::thread::spawn(move || serve(stream, &seen));
-        }
-    });
-    (addr, seen)
+    common::spawn_fake(serve)
 }
 
 fn serve(stream: TcpStream, seen: &Seen) {

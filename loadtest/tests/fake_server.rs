@@ -1,8 +1,10 @@
 //! The `logins` profile against a tiny in-test IMAP server (a thread per connection that
 //! answers CAPABILITY, LOGIN and LOGOUT), so CI needs neither Dovecot nor ringmail.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -19,18 +21,7 @@ struct Seen {
 
 /// Starts the fake server; LOGIN succeeds unless the password is "wrong".
 fn fake_server() -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Seen::default());
-    let for_thread = seen.clone();
-    // The accept thread ends with the test process.
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let seen = for_thread.clone();
-            std::thread::spawn(move || serve(stream, &seen));
-        }
-    });
-    (addr, seen)
+    common::spawn_fake(serve)
 }
 
 fn serve(stream: TcpStream, seen: &Seen) {

@@ -4,14 +4,14 @@
 //! neither ringmail nor Dovecot offer TLS on it by default. Every wait is bounded by the
 //! per-command timeout.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::reply::{frame_reply, Reply};
-use crate::client::{Endpoint, SessionError};
+use crate::client::{connect_tcp, Endpoint, SessionError};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 8 * 1024;
@@ -32,24 +32,7 @@ impl LmtpConnection {
         source: Option<IpAddr>,
     ) -> Result<LmtpConnection, SessionError> {
         let deadline = Instant::now() + endpoint.timeout;
-        let socket = match endpoint.addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        }
-        .map_err(|e| SessionError::Connect(e.to_string()))?;
-        if let Some(ip) = source {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .map_err(|e| SessionError::Connect(format!("bind {ip}: {e}")))?;
-        }
-        let stream = timeout_at(deadline, socket.connect(endpoint.addr))
-            .await
-            .map_err(|_| SessionError::Timeout("connect".into()))?
-            .map_err(|e| SessionError::Connect(e.to_string()))?;
-        // An MTA writes each command as soon as it has it: no Nagle delay.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| SessionError::Connect(e.to_string()))?;
+        let stream = connect_tcp(endpoint, source, deadline).await?;
         let mut conn = LmtpConnection {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
