@@ -584,25 +584,22 @@ async fn import_mbox(
     Ok(())
 }
 
-/// Bare LF line ends become CRLF (IMAP's form); CRLF stays as it is.
+/// Bare LF line ends become CRLF (IMAP's form); CRLF stays as it is. Lines are found with
+/// memchr and copied whole: a byte-at-a-time loop here was half of an import's CPU time.
 pub fn to_crlf(bytes: Vec<u8>) -> Vec<u8> {
-    let bare = bytes
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
-        .count();
-    if bare == 0 {
+    let bare = |i: usize| i == 0 || bytes[i - 1] != b'\r';
+    let count = memchr::memchr_iter(b'\n', &bytes).filter(|&i| bare(i)).count();
+    if count == 0 {
         return bytes;
     }
-    let mut out = Vec::with_capacity(bytes.len() + bare);
-    let mut prev = 0u8;
-    for &b in &bytes {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
+    let mut out = Vec::with_capacity(bytes.len() + count);
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', &bytes).filter(|&i| bare(i)) {
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(b"\r\n");
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     out
 }
 
@@ -685,6 +682,9 @@ mod tests {
     fn crlf_and_mail_detection() {
         assert_eq!(to_crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
         assert_eq!(to_crlf(b"\n".to_vec()), b"\r\n");
+        assert_eq!(to_crlf(b"\r\n\n\n".to_vec()), b"\r\n\r\n\r\n");
+        assert_eq!(to_crlf(b"no line end".to_vec()), b"no line end");
+        assert_eq!(to_crlf(b"x\r".to_vec()), b"x\r");
         assert!(looks_like_mail(b"Subject: x\r\n\r\n"));
         assert!(!looks_like_mail(b"\x7fELF\x02\x01"));
         assert!(!looks_like_mail(b""));
