@@ -588,7 +588,9 @@ async fn import_mbox(
 /// memchr and copied whole: a byte-at-a-time loop here was half of an import's CPU time.
 pub fn to_crlf(bytes: Vec<u8>) -> Vec<u8> {
     let bare = |i: usize| i == 0 || bytes[i - 1] != b'\r';
-    let count = memchr::memchr_iter(b'\n', &bytes).filter(|&i| bare(i)).count();
+    let count = memchr::memchr_iter(b'\n', &bytes)
+        .filter(|&i| bare(i))
+        .count();
     if count == 0 {
         return bytes;
     }
