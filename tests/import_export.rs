@@ -450,3 +450,63 @@ fn online_import_without_admin_socket_is_explained() {
     assert!(!ok && text.contains("admin socket is off"), "{text}");
     assert!(!server.dir.path().join("admin.sock").exists());
 }
+
+/// Bad frames on the admin socket get a clear refusal and leave the server serving.
+#[test]
+fn admin_socket_refuses_bad_frames() {
+    use ringmail::admin::protocol::{Reply, Request};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let server = Server::start(2, "", "", USERS);
+    let socket = server.dir.path().join("admin.sock");
+    let refusal = |bytes: &[u8]| {
+        let mut s = UnixStream::connect(&socket).expect("connect admin.sock");
+        s.write_all(bytes).unwrap();
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        let mut frame = vec![0u8; u32::from_le_bytes(header) as usize];
+        s.read_exact(&mut frame).unwrap();
+        match Reply::decode(&frame).unwrap() {
+            Reply::Error(why) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+    let why = refusal(&u32::MAX.to_le_bytes());
+    assert!(why.contains("over the limit"), "{why}");
+    let why = refusal(
+        &Request::Hello {
+            version: 99,
+            user: "alice".into(),
+        }
+        .encode(),
+    );
+    assert!(why.contains("protocol 99"), "{why}");
+    let why = refusal(&Request::End.encode());
+    assert!(why.contains("expected a hello"), "{why}");
+    let mut garbage = 3u32.to_le_bytes().to_vec();
+    garbage.extend_from_slice(b"???");
+    let why = refusal(&garbage);
+    assert!(why.contains("unknown request"), "{why}");
+
+    // The server still imports and serves.
+    let src = tempfile::tempdir().unwrap();
+    make_maildir(src.path());
+    let (_, text) = ringmail(
+        server.dir.path(),
+        &[
+            "import",
+            "--user",
+            "alice",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("imported 5 messages into the running server"),
+        "{text}"
+    );
+    let mut c = login(&server, "alice");
+    let sel = c.command("s", "SELECT INBOX");
+    assert!(sel.contains(&"* 3 EXISTS".to_string()), "{sel:?}");
+}
