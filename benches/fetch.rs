@@ -112,6 +112,8 @@ async fn fetch_all(
         condstore: false,
     };
     let mut out = Vec::new();
+    // The FETCH command keeps one metadata buffer for all its messages.
+    let mut scratch = Vec::new();
     let mut bytes = 0;
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -123,7 +125,7 @@ async fn fetch_all(
             msn: i as u32 + 1,
             entry,
         };
-        render_message(&msg, &req, &mut out)
+        render_message(&msg, &req, &mut out, &mut scratch)
             .await
             .expect("fetch renders");
         if out.len() > FLUSH_AT {
@@ -139,17 +141,47 @@ async fn fetch_all(
     }
 }
 
-/// The store's reads alone, one per message, with nothing rendered: the floor of
-/// allocations per message that the FETCH path cannot go below without a different read API.
-async fn reads_only(mail: &Partition, mailbox: u64, entries: &[MessageEntry], meta: bool) -> usize {
+/// Which store read [`reads_only`] measures.
+#[derive(Clone, Copy)]
+enum Read {
+    /// `read_message`: a buffer of the store's per read.
+    Message,
+    /// `read_meta`: likewise.
+    Meta,
+    /// `read_message_into` one reused buffer, as FETCH reads BODY[].
+    MessageInto,
+    /// `read_meta_into` one reused buffer, as FETCH reads the metadata.
+    MetaInto,
+}
+
+/// The store's reads alone, one per message, with nothing rendered.
+async fn reads_only(mail: &Partition, mailbox: u64, entries: &[MessageEntry], read: Read) -> usize {
+    let mut buf = Vec::new();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for entry in entries {
-        let read = if meta {
-            mail.read_meta("bench", mailbox, entry.uid).await
-        } else {
-            mail.read_message("bench", mailbox, entry.uid, None).await
-        };
-        drop(read.expect("read"));
+        buf.clear();
+        match read {
+            Read::Message => drop(
+                mail.read_message("bench", mailbox, entry.uid, None)
+                    .await
+                    .expect("read"),
+            ),
+            Read::Meta => drop(
+                mail.read_meta("bench", mailbox, entry.uid)
+                    .await
+                    .expect("read"),
+            ),
+            Read::MessageInto => drop(
+                mail.read_message_into("bench", mailbox, entry.uid, None, &mut buf)
+                    .await
+                    .expect("read"),
+            ),
+            Read::MetaInto => drop(
+                mail.read_meta_into("bench", mailbox, entry.uid, &mut buf)
+                    .await
+                    .expect("read"),
+            ),
+        }
     }
     ALLOCATIONS.load(Ordering::Relaxed) - before
 }
@@ -237,9 +269,14 @@ fn main() {
                     median.allocations as f64 / entries.len() as f64,
                 );
             }
-            for (what, meta) in [("read_message", false), ("read_meta", true)] {
-                reads_only(&mail, mailbox, &entries, meta).await;
-                let n = reads_only(&mail, mailbox, &entries, meta).await;
+            for (what, read) in [
+                ("read_message", Read::Message),
+                ("read_meta", Read::Meta),
+                ("read_message_into", Read::MessageInto),
+                ("read_meta_into", Read::MetaInto),
+            ] {
+                reads_only(&mail, mailbox, &entries, read).await;
+                let n = reads_only(&mail, mailbox, &entries, read).await;
                 println!(
                     "store {what} alone: {:.2} allocations/message",
                     n as f64 / entries.len() as f64

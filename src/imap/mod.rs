@@ -1,5 +1,6 @@
 //! The IMAP protocol: parser, response writer, session state machine and commands.
 
+pub mod buffers;
 pub mod commands;
 pub mod flags;
 pub mod mailbox_name;

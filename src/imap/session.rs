@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_lite::future;
 use tracing::{debug, info, Instrument};
 
+use crate::imap::buffers;
 use crate::imap::commands;
 use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
 use crate::imap::selected::Selected;
@@ -436,7 +437,7 @@ impl Session {
     pub async fn read_more(&mut self, reader: &mut CommandReader) -> ReadOutcome {
         // Waiting for the client may take minutes: hold no output buffer meanwhile.
         if self.out.is_empty() && self.out.capacity() > 0 {
-            self.out = Vec::new();
+            buffers::give_back_response(std::mem::take(&mut self.out));
         }
         let idle = match self.state {
             State::NotAuthenticated => self.exec.config().idle_unauth(),
@@ -457,8 +458,8 @@ impl Session {
                 Ok(true) => {}
                 Ok(false) | Err(_) => return ReadOutcome::Closed,
             }
-            let mut buf = vec![0u8; 16 * 1024];
-            match conn.read(&mut buf).await {
+            let mut buf = buffers::take_read();
+            let outcome = match conn.read(&mut buf).await {
                 Ok(0) | Err(_) => ReadOutcome::Closed,
                 Ok(n)
                     if first_input
@@ -477,7 +478,9 @@ impl Session {
                     reader.feed(&buf[..n]);
                     ReadOutcome::Data
                 }
-            }
+            };
+            buffers::give_back_read(buf);
+            outcome
         };
         let timed = async {
             future::or(read, async {
@@ -735,6 +738,9 @@ impl Session {
         let name = commands::name(&command.body);
         debug!(tag, command = name, "command");
         self.meter.command_started(name);
+        if self.out.capacity() == 0 {
+            self.out = buffers::take_response();
+        }
         // Boxed: the largest command futures (FETCH, APPEND) would otherwise be part of every
         // session's state, idle or not.
         let action = Box::pin(commands::dispatch(self, command)).await;

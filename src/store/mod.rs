@@ -19,6 +19,7 @@ mod index;
 mod partition;
 #[cfg(test)]
 mod raise_uidnext_tests;
+mod read;
 mod record;
 mod recovery;
 mod segment;

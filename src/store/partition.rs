@@ -793,6 +793,51 @@ impl Partition {
         Ok(data)
     }
 
+    /// Appends a message's bytes, or the byte range `range` of it (clamped to the message),
+    /// to `out`; returns how many bytes that was. On error `out` is as it was.
+    ///
+    /// The bytes go from the page cache straight into `out` when they are cached (see
+    /// `store::read`): no allocation and no copy beyond the kernel's.
+    pub async fn read_message_into<'m>(
+        &self,
+        user: &str,
+        mailbox: impl Into<MailboxRef<'m>>,
+        uid: u32,
+        range: Option<std::ops::Range<u64>>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        let e = self.entry(user, mailbox.into(), uid)?;
+        let size = u64::from(e.size);
+        let r = range.unwrap_or(0..size);
+        let start = r.start.min(size);
+        let end = r.end.clamp(start, size);
+        let file = self.file(e.segment)?;
+        let len = (end - start) as usize;
+        super::read::read_into(&file, u64::from(e.offset) + start, len, out)
+            .await
+            .map_err(|err| super::read::store_error(err, e.segment))?;
+        Ok(len)
+    }
+
+    /// Appends the metadata blob stored with a message at append to `out`; returns its
+    /// length. On error `out` is as it was.
+    pub async fn read_meta_into<'m>(
+        &self,
+        user: &str,
+        mailbox: impl Into<MailboxRef<'m>>,
+        uid: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
+        let e = self.entry(user, mailbox.into(), uid)?;
+        let file = self.file(e.segment)?;
+        let pos = u64::from(e.offset) + u64::from(e.size);
+        let len = e.meta_len as usize;
+        super::read::read_into(&file, pos, len, out)
+            .await
+            .map_err(|err| super::read::store_error(err, e.segment))?;
+        Ok(len)
+    }
+
     /// What changed in a mailbox since a session's last sync point (`since_modseq`, with
     /// `view_uidnext` the UIDNEXT it knew then). The session keeps only those two numbers
     /// and its EXISTS count; after sending these responses its view equals the index.

@@ -118,6 +118,8 @@ pub async fn fetch(
         seen_set: marks_seen,
         condstore,
     };
+    // Holds each message's metadata blob while its response is made; one buffer for all.
+    let mut scratch = Vec::new();
     for (msn, uid) in targets {
         if view.is_gone(uid) {
             // Expunged by another session and not announced yet: nothing left to send.
@@ -138,7 +140,7 @@ pub async fn fetch(
             msn,
             entry: &entry,
         };
-        match render_message(&msg, &request, &mut session.out).await {
+        match render_message(&msg, &request, &mut session.out, &mut scratch).await {
             Ok(()) => {}
             Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
@@ -203,13 +205,15 @@ impl From<StoreError> for FetchError {
 /// Appends `* msn FETCH (...)\r\n` for one message to `out`. On error `out` is left as it
 /// was, so a failed FETCH never sends half a response.
 ///
-/// Writes straight into `out` and borrows the store's read buffers: for BODY[], ENVELOPE,
-/// BODYSTRUCTURE, BODY, FLAGS and the number items nothing is allocated here beyond what
-/// the store's reads take (benches/fetch.rs counts it).
+/// Message bytes are read straight into `out`, and the metadata blob into `scratch`, which
+/// the caller keeps for the next message: for BODY[], RFC822, ENVELOPE, BODYSTRUCTURE, BODY,
+/// FLAGS and the number items nothing is allocated per message once both buffers have
+/// grown (benches/fetch.rs counts it).
 pub async fn render_message(
     msg: &Message<'_>,
     req: &Request<'_>,
     out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
 ) -> Result<(), FetchError> {
     let mark = out.len();
     let item = Item {
@@ -220,7 +224,13 @@ pub async fn render_message(
     };
     // Writing to a Vec cannot fail.
     let _ = write!(out, "* {} FETCH (", msg.msn);
-    match render(&item, req, out).await {
+    let mut meta = Meta::Unread;
+    let rendered = render(&item, req, out, &mut meta, scratch).await;
+    // The blob's buffer goes back to the caller for the next message.
+    if let Meta::Blob(blob) = meta {
+        *scratch = blob;
+    }
+    match rendered {
         Ok(()) => {
             out.extend_from_slice(b")\r\n");
             Ok(())
@@ -245,8 +255,9 @@ struct Item<'a> {
 /// for the items that walk it.
 enum Meta {
     Unread,
-    /// A blob that [`MessageMeta::rendered`] (and so [`MessageMeta::from_bytes`]) accepts.
-    Blob(ReadResult),
+    /// A blob that [`MessageMeta::rendered`] (and so [`MessageMeta::from_bytes`]) accepts,
+    /// in the caller's scratch buffer.
+    Blob(Vec<u8>),
     Parsed(Box<MessageMeta>),
 }
 
@@ -293,14 +304,15 @@ impl std::ops::Deref for Bytes {
 }
 
 impl Item<'_> {
-    /// Reads the metadata blob if it is not yet read. A blob that does not parse (damaged,
-    /// or from a future version) is rebuilt from the message itself rather than failing
-    /// the FETCH.
-    async fn load(&self, meta: &mut Meta) -> Result<(), StoreError> {
+    /// Reads the metadata blob into `scratch`'s buffer if it is not yet read. A blob that
+    /// does not parse (damaged, or from a future version) is rebuilt from the message itself
+    /// rather than failing the FETCH.
+    async fn load(&self, meta: &mut Meta, scratch: &mut Vec<u8>) -> Result<(), StoreError> {
         if let Meta::Unread = meta {
-            let blob = self
-                .mail
-                .read_meta(self.user, self.mailbox, self.entry.uid)
+            let mut blob = std::mem::take(scratch);
+            blob.clear();
+            self.mail
+                .read_meta_into(self.user, self.mailbox, self.entry.uid, &mut blob)
                 .await?;
             *meta = if MessageMeta::rendered(&blob).is_ok() {
                 Meta::Blob(blob)
@@ -312,14 +324,21 @@ impl Item<'_> {
     }
 
     /// The full metadata, for the items that walk the part tree.
-    async fn parsed<'m>(&self, meta: &'m mut Meta) -> Result<Option<&'m MessageMeta>, StoreError> {
-        self.load(meta).await?;
+    async fn parsed<'m>(
+        &self,
+        meta: &'m mut Meta,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<&'m MessageMeta>, StoreError> {
+        self.load(meta, scratch).await?;
         if let Meta::Blob(blob) = meta {
             let parsed = match MessageMeta::from_bytes(blob) {
                 Ok(m) => m,
                 Err(_) => self.rebuild().await?,
             };
-            *meta = Meta::Parsed(Box::new(parsed));
+            // The blob's buffer goes back for the next message.
+            if let Meta::Blob(blob) = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
+                *scratch = blob;
+            }
         }
         Ok(match meta {
             Meta::Parsed(m) => Some(m),
@@ -337,12 +356,57 @@ impl Item<'_> {
             .read_message(self.user, self.mailbox, self.entry.uid, range)
             .await
     }
+
+    /// Writes the message's bytes (or `range` of them) to `out` as a literal, read from the
+    /// store straight into `out`.
+    async fn literal_into(
+        &self,
+        range: Option<std::ops::Range<u64>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        // The same clamping as the store's: the literal's length is known before the read.
+        let size = u64::from(self.entry.size);
+        let r = range.unwrap_or(0..size);
+        let start = r.start.min(size);
+        let end = r.end.clamp(start, size);
+        let mark = out.len();
+        let _ = write!(out, "{{{}}}\r\n", end - start);
+        let read = self
+            .mail
+            .read_message_into(
+                self.user,
+                self.mailbox,
+                self.entry.uid,
+                Some(start..end),
+                out,
+            )
+            .await;
+        match read {
+            Ok(n) if n as u64 == end - start => Ok(()),
+            Ok(_) => {
+                out.truncate(mark);
+                Err(StoreError::Corrupt(format!(
+                    "message {} changed size",
+                    self.entry.uid
+                )))
+            }
+            Err(e) => {
+                out.truncate(mark);
+                Err(e)
+            }
+        }
+    }
 }
 
-async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result<(), FetchError> {
+async fn render(
+    item: &Item<'_>,
+    req: &Request<'_>,
+    out: &mut Vec<u8>,
+    meta: &mut Meta,
+    scratch: &mut Vec<u8>,
+) -> Result<(), FetchError> {
     let attrs = req.attrs;
     let entry = item.entry;
-    let mut meta = Meta::Unread;
     let mut first = true;
     let mut sep = |out: &mut Vec<u8>| {
         if !first {
@@ -403,13 +467,13 @@ async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result
                     FetchAttr::BodyStructure => (b"BODYSTRUCTURE ", Prerendered::BodyStructure),
                     _ => (b"BODY ", Prerendered::Body),
                 };
-                item.load(&mut meta).await?;
+                item.load(meta, scratch).await?;
                 sep(out);
                 out.extend_from_slice(label);
                 out.extend_from_slice(meta.prerendered(which));
             }
             FetchAttr::Preview { .. } => {
-                let m = item.parsed(&mut meta).await?;
+                let m = item.parsed(meta, scratch).await?;
                 sep(out);
                 out.extend_from_slice(b"PREVIEW ");
                 let preview = m.map_or("", |m| m.preview.as_str());
@@ -419,11 +483,10 @@ async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result
             FetchAttr::Rfc822 => {
                 sep(out);
                 out.extend_from_slice(b"RFC822 ");
-                let data = item.read(None).await?;
-                literal(out, &data);
+                item.literal_into(None, out).await?;
             }
             FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
-                let m = item.parsed(&mut meta).await?;
+                let m = item.parsed(meta, scratch).await?;
                 let text = if *attr == FetchAttr::Rfc822Header {
                     mime::SectionText::Header
                 } else {
@@ -451,21 +514,20 @@ async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result
                     // BODY[] needs no structure: read just the requested range.
                     let range = partial
                         .map(|p| u64::from(p.offset)..u64::from(p.offset) + u64::from(p.length));
-                    let data = item.read(range).await?;
                     sep(out);
                     write_section_label(out, sec, *partial);
-                    literal(out, &data);
+                    item.literal_into(range, out).await?;
                     continue;
                 }
                 let spec = to_spec(sec);
-                let m = item.parsed(&mut meta).await?;
+                let m = item.parsed(meta, scratch).await?;
                 let data = section(item, m, &spec).await?;
                 sep(out);
                 write_section_label(out, sec, *partial);
                 literal(out, apply_partial(&data, *partial));
             }
             FetchAttr::Binary { part, partial, .. } => {
-                let m = item.parsed(&mut meta).await?;
+                let m = item.parsed(meta, scratch).await?;
                 let raw = item.read(None).await?;
                 let decoded = match m.map(|m| mime::decode_part(m, &raw, part)) {
                     Some(Ok(d)) => d.into_owned(),
@@ -489,7 +551,7 @@ async fn render(item: &Item<'_>, req: &Request<'_>, out: &mut Vec<u8>) -> Result
                 literal(out, data);
             }
             FetchAttr::BinarySize { part } => {
-                let m = item.parsed(&mut meta).await?;
+                let m = item.parsed(meta, scratch).await?;
                 let raw = item.read(None).await?;
                 let size = match m.map(|m| mime::decode_part(m, &raw, part)) {
                     Some(Ok(d)) => d.len(),
@@ -661,12 +723,15 @@ mod tests {
                     entry: &entry,
                 };
                 let mut out = b"before\r\n".to_vec();
-                render_message(&msg, &req, &mut out).await.unwrap();
+                let mut scratch = Vec::new();
+                render_message(&msg, &req, &mut out, &mut scratch)
+                    .await
+                    .unwrap();
                 let found = String::from_utf8(out).unwrap();
                 let gone = MessageEntry { uid: 99, ..entry };
                 msg.entry = &gone;
                 let mut out = b"before\r\n".to_vec();
-                let missing = match render_message(&msg, &req, &mut out).await {
+                let missing = match render_message(&msg, &req, &mut out, &mut scratch).await {
                     Ok(()) => Ok(String::from_utf8(out).unwrap()),
                     Err(_) => Err(String::from_utf8(out).unwrap()),
                 };

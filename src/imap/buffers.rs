@@ -1,0 +1,91 @@
+//! Response and read buffers reused by the sessions of one executor.
+//!
+//! A session holds no buffer while it waits for its client, so that a hundred thousand idle
+//! connections cost little. Without reuse, every command would then grow its response
+//! buffer from empty (a FETCH of message bodies reallocates and copies it again and again)
+//! and every read from the client would allocate and zero a fresh buffer. Instead a
+//! session borrows a buffer from its executor's pool when it has something to do and
+//! gives it back before waiting again. The pools are per thread, as everything on an
+//! executor is, and bounded in count and in the size of what they keep.
+
+use std::cell::RefCell;
+
+/// Size of the buffer one read from the client fills.
+pub const READ_SIZE: usize = 16 * 1024;
+/// Buffers kept per pool and thread: about the number of sessions of one executor that are
+/// in the middle of a command at the same time.
+const KEEP: usize = 64;
+/// A response buffer that grew past this (a FETCH of a huge message) is freed, not kept.
+const KEEP_CAPACITY: usize = 1 << 20;
+
+thread_local! {
+    static RESPONSES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static READS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty response buffer, with the capacity an earlier command left it when there is one.
+pub fn take_response() -> Vec<u8> {
+    RESPONSES.with_borrow_mut(Vec::pop).unwrap_or_default()
+}
+
+/// Returns a response buffer to the pool (its contents are dropped).
+pub fn give_back_response(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > KEEP_CAPACITY {
+        return;
+    }
+    buf.clear();
+    RESPONSES.with_borrow_mut(|pool| {
+        if pool.len() < KEEP {
+            pool.push(buf);
+        }
+    });
+}
+
+/// A buffer of [`READ_SIZE`] bytes to read into; its contents are stale bytes of earlier
+/// reads, never zeroed again.
+pub fn take_read() -> Vec<u8> {
+    READS
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| vec![0; READ_SIZE])
+}
+
+/// Returns a buffer from [`take_read`].
+pub fn give_back_read(buf: Vec<u8>) {
+    if buf.len() != READ_SIZE {
+        return;
+    }
+    READS.with_borrow_mut(|pool| {
+        if pool.len() < KEEP {
+            pool.push(buf);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_buffers_come_back_empty_with_their_capacity() {
+        let mut buf = take_response();
+        buf.extend_from_slice(&[7; 5000]);
+        let cap = buf.capacity();
+        give_back_response(buf);
+        let again = take_response();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), cap);
+        // A huge buffer is not kept.
+        give_back_response(Vec::with_capacity(KEEP_CAPACITY + 1));
+        assert_eq!(take_response().capacity(), 0);
+    }
+
+    #[test]
+    fn read_buffers_always_have_the_read_size() {
+        let buf = take_read();
+        assert_eq!(buf.len(), READ_SIZE);
+        give_back_read(buf);
+        give_back_read(vec![0; 10]);
+        assert_eq!(take_read().len(), READ_SIZE);
+        assert_eq!(take_read().len(), READ_SIZE);
+    }
+}
