@@ -6,7 +6,7 @@
 //! and every read from the client would allocate and zero a fresh buffer. Instead a
 //! session borrows a buffer from its executor's pool when it has something to do and
 //! gives it back before waiting again. The pools are per thread, as everything on an
-//! executor is, and bounded in count and in the size of what they keep.
+//! executor is, and bounded in count and in the bytes they keep.
 
 use std::cell::RefCell;
 
@@ -15,28 +15,43 @@ pub const READ_SIZE: usize = 16 * 1024;
 /// Buffers kept per pool and thread: about the number of sessions of one executor that are
 /// in the middle of a command at the same time.
 const KEEP: usize = 64;
-/// A response buffer that grew past this (a FETCH of a huge message) is freed, not kept.
-const KEEP_CAPACITY: usize = 1 << 20;
+/// Bytes of response buffers kept per thread. A FETCH of large messages grows its buffer to
+/// about the flush size plus one message (see `commands::fetch`), so this keeps a few
+/// dozen of those.
+const KEEP_BYTES: usize = 32 << 20;
+
+/// Response buffers ready for reuse and their total capacity.
+#[derive(Default)]
+struct Responses {
+    free: Vec<Vec<u8>>,
+    bytes: usize,
+}
 
 thread_local! {
-    static RESPONSES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static RESPONSES: RefCell<Responses> = RefCell::new(Responses::default());
     static READS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty response buffer, with the capacity an earlier command left it when there is one.
 pub fn take_response() -> Vec<u8> {
-    RESPONSES.with_borrow_mut(Vec::pop).unwrap_or_default()
+    RESPONSES.with_borrow_mut(|pool| {
+        let buf = pool.free.pop().unwrap_or_default();
+        pool.bytes -= buf.capacity();
+        buf
+    })
 }
 
-/// Returns a response buffer to the pool (its contents are dropped).
+/// Returns a response buffer to the pool (its contents are dropped); freed instead when the
+/// pool is full.
 pub fn give_back_response(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > KEEP_CAPACITY {
+    if buf.capacity() == 0 {
         return;
     }
     buf.clear();
     RESPONSES.with_borrow_mut(|pool| {
-        if pool.len() < KEEP {
-            pool.push(buf);
+        if pool.free.len() < KEEP && pool.bytes + buf.capacity() <= KEEP_BYTES {
+            pool.bytes += buf.capacity();
+            pool.free.push(buf);
         }
     });
 }
@@ -74,8 +89,8 @@ mod tests {
         let again = take_response();
         assert!(again.is_empty());
         assert_eq!(again.capacity(), cap);
-        // A huge buffer is not kept.
-        give_back_response(Vec::with_capacity(KEEP_CAPACITY + 1));
+        // What would take the pool past its byte bound is freed, not kept.
+        give_back_response(Vec::with_capacity(KEEP_BYTES + 1));
         assert_eq!(take_response().capacity(), 0);
     }
 

@@ -16,6 +16,9 @@ use crate::imap::session::Session;
 use crate::mime::{self, MessageMeta, SectionSpec};
 use crate::store::{flag, FlagMode, MessageEntry, Partition, StoreError};
 
+/// Pending responses are sent once they pass this size.
+const FLUSH_AT: usize = 256 * 1024;
+
 /// `[UID] FETCH set attrs [(modifiers)]`
 pub async fn fetch(
     session: &mut Session,
@@ -120,6 +123,16 @@ pub async fn fetch(
     };
     // Holds each message's metadata blob while its response is made; one buffer for all.
     let mut scratch = Vec::new();
+    let sends_bodies = attrs.iter().any(|a| {
+        matches!(
+            a,
+            FetchAttr::BodySection { .. }
+                | FetchAttr::Binary { .. }
+                | FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+        )
+    });
     for (msn, uid) in targets {
         if view.is_gone(uid) {
             // Expunged by another session and not announced yet: nothing left to send.
@@ -131,6 +144,18 @@ pub async fn fetch(
         if let Some(since) = modifiers.changed_since {
             if entry.modseq <= since {
                 continue;
+            }
+        }
+        // What is pending goes out before a message that would take the buffer past the
+        // flush size, so the buffer peaks near the flush size or one message, whichever is
+        // larger, instead of their sum (and stays small enough to be reused; see
+        // `imap::buffers`).
+        if sends_bodies
+            && !session.out.is_empty()
+            && session.out.len() + entry.size as usize > FLUSH_AT
+        {
+            if let Err(e) = session.flush_out().await {
+                return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
         let msg = Message {
@@ -148,7 +173,7 @@ pub async fn fetch(
             }
         }
         // Large fetches go out as they are made instead of piling up in memory.
-        if session.out.len() > 256 * 1024 {
+        if session.out.len() > FLUSH_AT {
             if let Err(e) = session.flush_out().await {
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
@@ -255,8 +280,9 @@ struct Item<'a> {
 /// for the items that walk it.
 enum Meta {
     Unread,
-    /// A blob that [`MessageMeta::rendered`] (and so [`MessageMeta::from_bytes`]) accepts,
-    /// in the caller's scratch buffer.
+    /// The blob as stored, in the caller's scratch buffer. Checked as it is used (walking
+    /// it is most of the cost of an ENVELOPE): a blob that does not parse, damaged or from
+    /// a future version, is replaced by metadata rebuilt from the message.
     Blob(Vec<u8>),
     Parsed(Box<MessageMeta>),
 }
@@ -270,19 +296,20 @@ enum Prerendered {
 }
 
 impl Meta {
-    /// The pre-rendered value; empty before the metadata is loaded.
-    fn prerendered(&self, which: Prerendered) -> &[u8] {
+    /// The pre-rendered value; None before the metadata is loaded or when the blob does not
+    /// parse.
+    fn prerendered(&self, which: Prerendered) -> Option<&[u8]> {
         let pick = |envelope, bodystructure, body| match which {
             Prerendered::Envelope => envelope,
             Prerendered::BodyStructure => bodystructure,
             Prerendered::Body => body,
         };
         match self {
-            Meta::Unread => &[],
+            Meta::Unread => None,
             Meta::Blob(blob) => MessageMeta::rendered(blob)
-                .map(|r| pick(r.envelope, r.bodystructure, r.body))
-                .unwrap_or_default(),
-            Meta::Parsed(m) => pick(&m.envelope, &m.bodystructure, &m.body),
+                .ok()
+                .map(|r| pick(r.envelope, r.bodystructure, r.body)),
+            Meta::Parsed(m) => Some(pick(&m.envelope, &m.bodystructure, &m.body)),
         }
     }
 }
@@ -304,21 +331,30 @@ impl std::ops::Deref for Bytes {
 }
 
 impl Item<'_> {
-    /// Reads the metadata blob into `scratch`'s buffer if it is not yet read. A blob that
-    /// does not parse (damaged, or from a future version) is rebuilt from the message itself
-    /// rather than failing the FETCH.
+    /// Reads the metadata blob into `scratch`'s buffer if it is not yet read.
     async fn load(&self, meta: &mut Meta, scratch: &mut Vec<u8>) -> Result<(), StoreError> {
         if let Meta::Unread = meta {
             let mut blob = std::mem::take(scratch);
             blob.clear();
-            self.mail
+            if let Err(e) = self
+                .mail
                 .read_meta_into(self.user, self.mailbox, self.entry.uid, &mut blob)
-                .await?;
-            *meta = if MessageMeta::rendered(&blob).is_ok() {
-                Meta::Blob(blob)
-            } else {
-                Meta::Parsed(Box::new(self.rebuild().await?))
-            };
+                .await
+            {
+                *scratch = blob;
+                return Err(e);
+            }
+            *meta = Meta::Blob(blob);
+        }
+        Ok(())
+    }
+
+    /// Replaces a blob that does not parse with metadata rebuilt from the message itself,
+    /// rather than failing the FETCH.
+    async fn rebuild_meta(&self, meta: &mut Meta, scratch: &mut Vec<u8>) -> Result<(), StoreError> {
+        let parsed = self.rebuild().await?;
+        if let Meta::Blob(blob) = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
+            *scratch = blob;
         }
         Ok(())
     }
@@ -331,13 +367,15 @@ impl Item<'_> {
     ) -> Result<Option<&'m MessageMeta>, StoreError> {
         self.load(meta, scratch).await?;
         if let Meta::Blob(blob) = meta {
-            let parsed = match MessageMeta::from_bytes(blob) {
-                Ok(m) => m,
-                Err(_) => self.rebuild().await?,
-            };
-            // The blob's buffer goes back for the next message.
-            if let Meta::Blob(blob) = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
-                *scratch = blob;
+            match MessageMeta::from_bytes(blob) {
+                Ok(parsed) => {
+                    // The blob's buffer goes back for the next message.
+                    let old = std::mem::replace(meta, Meta::Parsed(Box::new(parsed)));
+                    if let Meta::Blob(blob) = old {
+                        *scratch = blob;
+                    }
+                }
+                Err(_) => self.rebuild_meta(meta, scratch).await?,
             }
         }
         Ok(match meta {
@@ -470,7 +508,13 @@ async fn render(
                 item.load(meta, scratch).await?;
                 sep(out);
                 out.extend_from_slice(label);
-                out.extend_from_slice(meta.prerendered(which));
+                // One walk of the blob both checks it and finds the value.
+                if let Some(value) = meta.prerendered(which) {
+                    out.extend_from_slice(value);
+                } else {
+                    item.rebuild_meta(meta, scratch).await?;
+                    out.extend_from_slice(meta.prerendered(which).unwrap_or_default());
+                }
             }
             FetchAttr::Preview { .. } => {
                 let m = item.parsed(meta, scratch).await?;
@@ -691,13 +735,20 @@ mod tests {
     /// Renders `attrs` for the one message of a fresh mailbox (and for a UID that is not
     /// there), returning both outputs, each appended after existing bytes.
     fn fetch(attrs: Vec<FetchAttr<'static>>) -> (String, Result<String, String>) {
+        fetch_with_meta(mime::analyze(RAW).to_bytes(), attrs)
+    }
+
+    /// As [`fetch`], with `meta` stored as the message's metadata blob.
+    fn fetch_with_meta(
+        meta: Vec<u8>,
+        attrs: Vec<FetchAttr<'static>>,
+    ) -> (String, Result<String, String>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
         glommio::LocalExecutorBuilder::default()
             .spawn(move || async move {
                 let mail = Partition::open(&path, Options::default()).await.unwrap();
                 mail.ensure_user("u").await.unwrap();
-                let meta = mime::analyze(RAW).to_bytes();
                 let m = NewMessage {
                     body: RAW,
                     flags: flag::SEEN,
@@ -768,5 +819,19 @@ mod tests {
         assert_eq!(found, want);
         // A message the store cannot read leaves the output as it was: no half response.
         assert_eq!(missing, Err("before\r\n".to_string()));
+    }
+
+    #[test]
+    fn a_blob_that_does_not_parse_is_rebuilt_from_the_message() {
+        let meta = mime::analyze(RAW);
+        let want = format!(
+            "before\r\n* 1 FETCH (UID 1 ENVELOPE {} BODY {})\r\n",
+            String::from_utf8_lossy(&meta.envelope),
+            String::from_utf8_lossy(&meta.body)
+        );
+        for damaged in [b"not a blob".to_vec(), Vec::new()] {
+            let (found, _) = fetch_with_meta(damaged, vec![FetchAttr::Envelope, FetchAttr::Body]);
+            assert_eq!(found, want);
+        }
     }
 }
