@@ -23,6 +23,8 @@ const KEEP_BYTES: usize = 32 << 20;
 /// Response buffers ready for reuse and their total capacity.
 #[derive(Default)]
 struct Responses {
+    /// In ascending order of capacity: the largest is handed out first, so a small
+    /// buffer left by a LOGIN does not have to grow again for the FETCH of a large message.
     free: Vec<Vec<u8>>,
     bytes: usize,
 }
@@ -51,7 +53,10 @@ pub fn give_back_response(mut buf: Vec<u8>) {
     RESPONSES.with_borrow_mut(|pool| {
         if pool.free.len() < KEEP && pool.bytes + buf.capacity() <= KEEP_BYTES {
             pool.bytes += buf.capacity();
-            pool.free.push(buf);
+            let at = pool
+                .free
+                .partition_point(|b| b.capacity() <= buf.capacity());
+            pool.free.insert(at, buf);
         }
     });
 }
@@ -92,6 +97,19 @@ mod tests {
         // What would take the pool past its byte bound is freed, not kept.
         give_back_response(Vec::with_capacity(KEEP_BYTES + 1));
         assert_eq!(take_response().capacity(), 0);
+    }
+
+    #[test]
+    fn the_largest_response_buffer_is_handed_out_first() {
+        for cap in [100, 70_000, 5_000] {
+            give_back_response(Vec::with_capacity(cap));
+        }
+        let caps: Vec<usize> = (0..3).map(|_| take_response().capacity()).collect();
+        assert!(
+            caps[0] >= 70_000 && caps[1] >= 5_000 && caps[1] < 70_000,
+            "{caps:?}"
+        );
+        assert!(caps[2] < 5_000, "{caps:?}");
     }
 
     #[test]
