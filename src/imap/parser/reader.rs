@@ -18,6 +18,8 @@ const LITERAL_MINUS_MAX: u64 = 4096;
 /// How many trailing bytes of a skipped line are kept to spot a literal announcement
 /// (`~{` + 20 digits + `+}` + CR fits).
 const TAIL: usize = 32;
+/// Most of an announced literal the reader makes room for before its bytes arrive.
+const PREALLOCATE_LITERAL: usize = 2 << 20;
 
 /// A raw line was longer than the limit; the reader drops it up to the next CRLF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,8 +303,14 @@ impl CommandReader {
         let mut f = self.frame;
         loop {
             if let Some(n) = f.awaiting {
-                if avail.len().saturating_sub(f.framed) < n {
+                let have = avail.len().saturating_sub(f.framed);
+                if have < n {
                     self.frame = f;
+                    // The literal's size is announced (and within the limits): room for it
+                    // now saves growing and copying the buffer again and again as an APPEND
+                    // arrives. Bounded, so an announcement alone cannot make the server
+                    // allocate much.
+                    self.buf.reserve_exact((n - have).min(PREALLOCATE_LITERAL));
                     return Framed::NeedMore;
                 }
                 f.framed += n;
