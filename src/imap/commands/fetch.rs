@@ -154,7 +154,7 @@ pub async fn fetch(
             && !session.out.is_empty()
             && session.out.len() + entry.size as usize > FLUSH_AT
         {
-            if let Err(e) = session.flush_out().await {
+            if let Err(e) = send_pending(session).await {
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
@@ -174,7 +174,7 @@ pub async fn fetch(
         }
         // Large fetches go out as they are made instead of piling up in memory.
         if session.out.len() > FLUSH_AT {
-            if let Err(e) = session.flush_out().await {
+            if let Err(e) = send_pending(session).await {
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
@@ -184,6 +184,15 @@ pub async fn fetch(
     } else {
         "FETCH completed"
     })
+}
+
+/// Sends the pending responses, then lets the executor's other sessions run. Cached
+/// message bytes are read without waiting, so a FETCH of many large messages would
+/// otherwise hold the core until its last byte while every other session's command waits.
+async fn send_pending(session: &mut Session) -> std::io::Result<()> {
+    session.flush_out().await?;
+    futures_lite::future::yield_now().await;
+    Ok(())
 }
 
 /// What one FETCH asks of every message; fixed for the whole command.
