@@ -18,6 +18,9 @@ use crate::store::{flag, FlagMode, MessageEntry, Partition, StoreError};
 
 /// Pending responses are sent once they pass this size.
 const FLUSH_AT: usize = 256 * 1024;
+/// Room for the rest of a message's FETCH response around its literal (UID, FLAGS, the
+/// section label); more only costs one growth of the buffer.
+const RESPONSE_LINE: usize = 1024;
 
 /// `[UID] FETCH set attrs [(modifiers)]`
 pub async fn fetch(
@@ -133,6 +136,12 @@ pub async fn fetch(
                 | FetchAttr::Rfc822Text
         )
     });
+    if sends_bodies {
+        // Room for a flush's worth now, while the buffer is (nearly) empty: growing it later
+        // copies everything it holds. With the flush before an oversized message below, the
+        // buffer then never grows while it holds much.
+        session.out.reserve(FLUSH_AT);
+    }
     for (msn, uid) in targets {
         if view.is_gone(uid) {
             // Expunged by another session and not announced yet: nothing left to send.
@@ -157,6 +166,12 @@ pub async fn fetch(
             if let Err(e) = send_pending(session).await {
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
+        }
+        // A message larger than an empty buffer gets a new buffer: growing the old one
+        // would copy all of its capacity, though nothing in it is wanted.
+        let need = (entry.size as usize).saturating_add(RESPONSE_LINE);
+        if sends_bodies && session.out.is_empty() && session.out.capacity() < need {
+            session.out = Vec::with_capacity(need.max(FLUSH_AT));
         }
         let msg = Message {
             mail: &mail,
