@@ -121,7 +121,8 @@ impl Default for MetricsConfig {
     }
 }
 
-/// `[admin]`: the Unix socket through which `ringmail import` works on a running server.
+/// `[admin]`: the Unix socket through which `ringmail import` and `export` work on a running
+/// server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -622,7 +623,8 @@ idle_timeout_secs = 300
 listen = ["127.0.0.1:9143"]
 
 [admin]
-# Unix socket through which `ringmail import` adds mail while the server runs; "" = off.
+# Unix socket through which `ringmail import` and `export` work while the server runs;
+# "" = off.
 # Mode 0600: only the server's OS user (or root) may use it.
 socket = "admin.sock"
 # Seconds an admin connection may stay silent before it is closed.

@@ -47,7 +47,8 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
-    /// Export a user's mail (the server must be stopped).
+    /// Export a user's mail: from a stopped data dir, or from the running server through its
+    /// admin socket.
     Export {
         /// The user.
         #[arg(long)]
@@ -319,6 +320,31 @@ fn known_user(layout: &Layout, user: &str) -> Result<String, String> {
     ringmail::auth::canonical_name(user).map_err(|e| e.to_string())
 }
 
+/// Whether a running server holds the data dir (then tools go through its admin socket).
+fn server_running(layout: &Layout, what: &str) -> Result<bool, String> {
+    ringmail::tools::lock::DataDirLock::try_acquire(&layout.data_dir)
+        .map(|lock| lock.is_none())
+        .map_err(|e| format!("{what}: cannot lock {}: {e}", layout.data_dir.display()))
+}
+
+/// A connection to the running server's admin socket for `user`, and the socket's path.
+fn connect_admin(
+    layout: &Layout,
+    user: &str,
+    what: &str,
+) -> Result<(ringmail::admin::client::AdminClient, std::path::PathBuf), String> {
+    let data_dir = layout.data_dir.display();
+    let Some(socket) = layout.config.admin_socket(&layout.data_dir) else {
+        return Err(format!(
+            "{what}: a server is running on {data_dir} and its admin socket is off \
+             ([admin] socket = \"\"): turn it on, or stop the server"
+        ));
+    };
+    let client = ringmail::admin::client::AdminClient::connect(&socket, user)
+        .map_err(|e| format!("{what}: a server is running on {data_dir}, but {e}"))?;
+    Ok((client, socket))
+}
+
 /// `ringmail import`: into the stopped data dir directly, or into the running server through
 /// its admin socket; the summary says which.
 fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(), String> {
@@ -328,11 +354,7 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
         MailSource::Maildir { dir } => Source::Maildir(dir),
         MailSource::Mbox { file, mailbox } => Source::Mbox { file, mailbox },
     };
-    let data_dir = layout.data_dir.display();
-    let server_running = ringmail::tools::lock::DataDirLock::try_acquire(&layout.data_dir)
-        .map_err(|e| format!("import: cannot lock {data_dir}: {e}"))?
-        .is_none();
-    let (report, place) = if server_running {
+    let (report, place) = if server_running(layout, "import")? {
         import_online(layout, &user, &source)?
     } else {
         let report = ringmail::tools::offline::run(
@@ -341,7 +363,8 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
             "import",
             |store| async move { import(&store, &user, &source).await },
         )?;
-        (report, format!("the stopped data dir {data_dir}"))
+        let place = format!("the stopped data dir {}", layout.data_dir.display());
+        (report, place)
     };
     println!(
         "imported {} messages into {place} ({} already present, {} mailboxes created, {} kept their Dovecot UID)",
@@ -362,54 +385,67 @@ fn import_online(
     user: &str,
     source: &ringmail::tools::import::Source,
 ) -> Result<(ringmail::tools::import::ImportReport, String), String> {
-    use ringmail::admin::client::AdminClient;
-    let data_dir = layout.data_dir.display();
-    let Some(socket) = layout.config.admin_socket(&layout.data_dir) else {
-        return Err(format!(
-            "import: a server is running on {data_dir} and its admin socket is off \
-             ([admin] socket = \"\"): turn it on, or stop the server"
-        ));
+    let (mut client, socket) = connect_admin(layout, user, "import")?;
+    let stopped = |e: String| {
+        format!("import stopped: {e} (what was stored is kept; run it again to finish)")
     };
-    let mut client = AdminClient::connect(&socket, user)
-        .map_err(|e| format!("import: a server is running on {data_dir}, but {e}"))?;
     let mut report =
         futures_lite::future::block_on(ringmail::tools::import::read_source(source, &mut client))
-            .map_err(|e| {
-            format!("import stopped: {e} (what was stored is kept; run it again to finish)")
-        })?;
+            .map_err(stopped)?;
     let server = client.server().to_string();
-    let stored = client.finish().map_err(|e| {
-        format!("import stopped: {e} (what was stored is kept; run it again to finish)")
-    })?;
-    report.merge(stored);
-    Ok((
-        report,
-        format!("the running server ({server}) through {}", socket.display()),
-    ))
+    report.merge(client.finish().map_err(stopped)?);
+    let place = format!("the running server ({server}) through {}", socket.display());
+    Ok((report, place))
 }
 
+/// `ringmail export`: from the stopped data dir directly, or from the running server through
+/// its admin socket; the summary says which.
 fn export_command(layout: &Layout, user: &str, target: MailSource) -> Result<(), String> {
-    use ringmail::tools::export::{export_maildir, export_mbox};
+    use ringmail::tools::export::{write_maildir, write_mbox, ExportReport, Source};
     let user = known_user(layout, user)?;
-    let report = ringmail::tools::offline::run(
-        &layout.config,
-        &layout.data_dir,
-        "export",
-        |store| async move {
-            match target {
-                MailSource::Maildir { dir } => export_maildir(&store, &user, &dir).await,
-                MailSource::Mbox { file, mailbox } => {
-                    export_mbox(&store, &user, &mailbox, &file).await
-                }
-            }
-        },
-    )?;
+    async fn write(
+        source: &mut impl Source,
+        user: &str,
+        target: &MailSource,
+    ) -> Result<ExportReport, String> {
+        match target {
+            MailSource::Maildir { dir } => write_maildir(source, user, dir).await,
+            MailSource::Mbox { file, mailbox } => write_mbox(source, mailbox, file).await,
+        }
+    }
+    let (report, place) = if server_running(layout, "export")? {
+        let (mut client, socket) = connect_admin(layout, &user, "export")?;
+        let report = futures_lite::future::block_on(write(&mut client, &user, &target))?;
+        let place = format!(
+            "the running server ({}) through {}",
+            client.server(),
+            socket.display()
+        );
+        (report, place)
+    } else {
+        let report = ringmail::tools::offline::run(
+            &layout.config,
+            &layout.data_dir,
+            "export",
+            |store| async move {
+                let mail = store.partition_of(&user).await.map_err(|e| e.to_string())?;
+                let mut source = ringmail::tools::export::StoreSource::new(mail, &user);
+                write(&mut source, &user, &target).await
+            },
+        )?;
+        let place = format!("the stopped data dir {}", layout.data_dir.display());
+        (report, place)
+    };
     println!(
-        "exported {} messages in {} mailboxes from the stopped data dir {}",
-        report.messages,
-        report.mailboxes,
-        layout.data_dir.display()
+        "exported {} messages in {} mailboxes from {place}",
+        report.messages, report.mailboxes
     );
+    if report.vanished > 0 {
+        println!(
+            "note: {} messages were expunged while the export ran and are not in it",
+            report.vanished
+        );
+    }
     problems(&report.problems)
 }
 

@@ -510,3 +510,97 @@ fn admin_socket_refuses_bad_frames() {
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 3 EXISTS".to_string()), "{sel:?}");
 }
+
+/// Every file below `root` (relative path → bytes), for comparing two export trees.
+fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Export from a running server (through the admin socket) writes exactly what the offline
+/// export of the same data dir writes.
+#[test]
+fn online_export_matches_offline_export() {
+    let mut server = Server::start(2, "", "", USERS);
+    let data = server.dir.path().to_owned();
+    let src = tempfile::tempdir().unwrap();
+    make_maildir(src.path());
+    let (_, text) = ringmail(
+        &data,
+        &[
+            "import",
+            "--user",
+            "alice",
+            "maildir",
+            src.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("imported 5 messages into the running server"),
+        "{text}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let export = |dir: &str| {
+        let target = out.path().join(dir);
+        let (ok, text) = ringmail(
+            &data,
+            &[
+                "export",
+                "--user",
+                "alice",
+                "maildir",
+                target.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{text}");
+        (tree(&target), text)
+    };
+    let (online, text) = export("online");
+    assert!(
+        text.contains("exported 5 messages in 7 mailboxes from the running server"),
+        "{text}"
+    );
+    let mbox = out.path().join("inbox-online.mbox");
+    let (ok, text) = ringmail(
+        &data,
+        &["export", "--user", "alice", "mbox", mbox.to_str().unwrap()],
+    );
+    assert!(ok && text.contains("exported 3 messages"), "{text}");
+    server.terminate();
+    let (offline, text) = export("offline");
+    assert!(text.contains("from the stopped data dir"), "{text}");
+    assert_eq!(
+        online.keys().collect::<Vec<_>>(),
+        offline.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(online, offline, "online and offline exports differ");
+    assert!(online.keys().any(|k| k.ends_with("dovecot-uidlist")));
+    let mbox_offline = out.path().join("inbox-offline.mbox");
+    let (ok, text) = ringmail(
+        &data,
+        &[
+            "export",
+            "--user",
+            "alice",
+            "mbox",
+            mbox_offline.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read(&mbox).unwrap(),
+        std::fs::read(&mbox_offline).unwrap()
+    );
+}

@@ -1,5 +1,6 @@
-//! The tool's side of the admin socket: a [`Sink`] that sends what the source side reads to
-//! the running server, in batches.
+//! The tool's side of the admin socket: a [`Sink`] that sends what the import's source side
+//! reads to the running server, in batches, and an export [`Source`] that asks the server
+//! for a user's mailboxes and messages.
 //!
 //! Plain blocking socket I/O: the tool does one thing at a time and needs no executor (nor
 //! the memlock limit glommio wants). One batch may be in flight while the next is read from
@@ -10,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use super::protocol::{frame_len, Reply, Request, BATCH_BYTES, BATCH_MESSAGES, VERSION};
+use crate::tools::export::{Listing, Source, READ_BATCH_MESSAGES};
 use crate::tools::import::{FolderIds, ImportReport, Incoming, Sink};
 
 /// A connection to a running server's admin socket, serving one user.
@@ -64,9 +66,7 @@ impl AdminClient {
                 Ok(report)
             }
             Reply::Error(why) => Err(why),
-            Reply::Ok(_) => {
-                Err("the server answered the end of the import without a report".into())
-            }
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -102,7 +102,18 @@ impl AdminClient {
         match self.reply()? {
             Reply::Ok(text) => Ok(text),
             Reply::Error(why) => Err(why),
-            Reply::Report(_) => Err("the server sent a report before the end".into()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `request` and waits for its answer (an export question: nothing else is in
+    /// flight then).
+    fn ask(&mut self, request: &Request) -> Result<Reply, String> {
+        self.settle()?;
+        self.send(request)?;
+        match self.reply()? {
+            Reply::Error(why) => Err(why),
+            reply => Ok(reply),
         }
     }
 
@@ -126,6 +137,55 @@ impl AdminClient {
             self.ok()?;
         }
         Ok(())
+    }
+}
+
+fn unexpected(reply: &Reply) -> String {
+    let what = match reply {
+        Reply::Ok(_) => "an ok",
+        Reply::Error(_) => "an error",
+        Reply::Report(_) => "a report",
+        Reply::Names(_) => "a list of names",
+        Reply::Listing(_) => "a mailbox listing",
+        Reply::Messages(_) => "messages",
+    };
+    format!("the server answered with {what} where something else was due")
+}
+
+impl Source for AdminClient {
+    async fn mailboxes(&mut self) -> Result<Vec<String>, String> {
+        match self.ask(&Request::ListMailboxes)? {
+            Reply::Names(names) => Ok(names),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn subscriptions(&mut self) -> Result<Vec<String>, String> {
+        match self.ask(&Request::Subscriptions)? {
+            Reply::Names(names) => Ok(names),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn listing(&mut self, mailbox: &str) -> Result<Listing, String> {
+        match self.ask(&Request::Listing(mailbox.to_string()))? {
+            Reply::Listing(listing) => Ok(listing),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn read(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        // The server answers at most a batch's worth; asking for more would only make the
+        // request bigger.
+        let uids = uids[..uids.len().min(READ_BATCH_MESSAGES)].to_vec();
+        let request = Request::Read {
+            mailbox: mailbox.to_string(),
+            uids,
+        };
+        match self.ask(&request)? {
+            Reply::Messages(list) => Ok(list),
+            other => Err(unexpected(&other)),
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! The admin socket: a local Unix socket through which operator tools work on a running
-//! server's store without stopping it (today: `ringmail import`).
+//! server's store without stopping it: `ringmail import` and `ringmail export`.
 //!
 //! A tool cannot open the partitions itself while the server runs: two writers on one log
-//! would interleave records. So the tool keeps what needs its own permissions (reading the
-//! operator's Maildir or mbox files) and sends the messages here; the executor that owns the
-//! user stores them exactly as the offline tool would, and IMAP sessions of that user,
-//! IDLE included, see them at once.
+//! would interleave records. So the tool keeps what needs its own permissions (reading and
+//! writing the operator's Maildir or mbox files) and exchanges the messages here; the
+//! executor that owns the user reads or stores them exactly as the offline tool would, and
+//! IMAP sessions of that user, IDLE included, see imported mail at once.
 
 pub mod client;
 pub mod protocol;

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use crate::tools::export::{Entry, Listing};
 use crate::tools::import::{FolderIds, ImportReport, Incoming};
 
 /// Bumped whenever a frame's layout changes.
@@ -50,6 +51,19 @@ pub enum Request {
     Close,
     /// The import is complete: answer with the report.
     End,
+    /// Export: the user's mailbox names.
+    ListMailboxes,
+    /// Export: the user's subscriptions.
+    Subscriptions,
+    /// Export: a mailbox's UIDVALIDITY, UIDNEXT and messages now.
+    Listing(String),
+    /// Export: the bytes of these messages (a batch's worth of them, from the first).
+    Read {
+        /// The mailbox.
+        mailbox: String,
+        /// UIDs, ascending.
+        uids: Vec<u32>,
+    },
 }
 
 /// What the server answers.
@@ -61,6 +75,12 @@ pub enum Reply {
     Error(String),
     /// The answer to [`Request::End`].
     Report(ImportReport),
+    /// Mailbox names or subscriptions.
+    Names(Vec<String>),
+    /// The answer to [`Request::Listing`].
+    Listing(Listing),
+    /// The answer to [`Request::Read`]: message bytes, `None` for one expunged since.
+    Messages(Vec<Option<Vec<u8>>>),
 }
 
 /// A frame that does not decode.
@@ -86,9 +106,16 @@ mod kind {
     pub const BATCH: u8 = b'B';
     pub const CLOSE: u8 = b'C';
     pub const END: u8 = b'Z';
+    pub const LIST_MAILBOXES: u8 = b'L';
+    pub const SUBSCRIPTIONS: u8 = b'U';
+    pub const LISTING: u8 = b'I';
+    pub const READ: u8 = b'R';
     pub const OK: u8 = b'k';
     pub const ERROR: u8 = b'e';
     pub const REPORT: u8 = b'r';
+    pub const NAMES: u8 = b'n';
+    pub const LISTING_REPLY: u8 = b'i';
+    pub const MESSAGES: u8 = b'm';
 }
 
 /// Builds one frame; the length is filled in by [`Encoder::finish`].
@@ -259,6 +286,22 @@ impl Request {
             }
             Request::Close => Encoder::new(kind::CLOSE).finish(),
             Request::End => Encoder::new(kind::END).finish(),
+            Request::ListMailboxes => Encoder::new(kind::LIST_MAILBOXES).finish(),
+            Request::Subscriptions => Encoder::new(kind::SUBSCRIPTIONS).finish(),
+            Request::Listing(mailbox) => {
+                let mut e = Encoder::new(kind::LISTING);
+                e.str(mailbox);
+                e.finish()
+            }
+            Request::Read { mailbox, uids } => {
+                let mut e = Encoder::new(kind::READ);
+                e.str(mailbox);
+                e.u32(uids.len() as u32);
+                for uid in uids {
+                    e.u32(*uid);
+                }
+                e.finish()
+            }
         }
     }
 
@@ -310,6 +353,15 @@ impl Request {
             }
             kind::CLOSE => Request::Close,
             kind::END => Request::End,
+            kind::LIST_MAILBOXES => Request::ListMailboxes,
+            kind::SUBSCRIPTIONS => Request::Subscriptions,
+            kind::LISTING => Request::Listing(d.str()?),
+            kind::READ => {
+                let mailbox = d.str()?;
+                let n = d.count(4)?;
+                let uids = (0..n).map(|_| d.u32()).collect::<Result<_, _>>()?;
+                Request::Read { mailbox, uids }
+            }
             other => return Err(ProtocolError(format!("unknown request kind {other}"))),
         };
         d.end()?;
@@ -341,6 +393,38 @@ impl Reply {
                 e.strs(&r.notes);
                 e.finish()
             }
+            Reply::Names(names) => {
+                let mut e = Encoder::new(kind::NAMES);
+                e.strs(names);
+                e.finish()
+            }
+            Reply::Listing(l) => {
+                let mut e = Encoder::new(kind::LISTING_REPLY);
+                e.u32(l.uidvalidity);
+                e.u32(l.uidnext);
+                e.u32(l.entries.len() as u32);
+                for m in &l.entries {
+                    e.u32(m.uid);
+                    e.u8(m.flags);
+                    e.i64(m.date);
+                    e.strs(&m.keywords);
+                }
+                e.finish()
+            }
+            Reply::Messages(list) => {
+                let mut e = Encoder::new(kind::MESSAGES);
+                e.u32(list.len() as u32);
+                for m in list {
+                    match m {
+                        Some(bytes) => {
+                            e.u8(1);
+                            e.bytes(bytes);
+                        }
+                        None => e.u8(0),
+                    }
+                }
+                e.finish()
+            }
         }
     }
 
@@ -359,6 +443,37 @@ impl Reply {
                 problems: d.strs()?,
                 notes: d.strs()?,
             }),
+            kind::NAMES => Reply::Names(d.strs()?),
+            kind::LISTING_REPLY => {
+                let uidvalidity = d.u32()?;
+                let uidnext = d.u32()?;
+                let n = d.count(17)?;
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    entries.push(Entry {
+                        uid: d.u32()?,
+                        flags: d.u8()?,
+                        date: d.i64()?,
+                        keywords: d.strs()?,
+                    });
+                }
+                Reply::Listing(Listing {
+                    uidvalidity,
+                    uidnext,
+                    entries,
+                })
+            }
+            kind::MESSAGES => {
+                let n = d.count(1)?;
+                let mut list = Vec::with_capacity(n);
+                for _ in 0..n {
+                    list.push(match d.u8()? {
+                        0 => None,
+                        _ => Some(d.bytes()?),
+                    });
+                }
+                Reply::Messages(list)
+            }
             other => return Err(ProtocolError(format!("unknown reply kind {other}"))),
         };
         d.end()?;
@@ -430,6 +545,13 @@ mod tests {
         ]));
         round_trip(Request::Close);
         round_trip(Request::End);
+        round_trip(Request::ListMailboxes);
+        round_trip(Request::Subscriptions);
+        round_trip(Request::Listing("Work/Projects".into()));
+        round_trip(Request::Read {
+            mailbox: "INBOX".into(),
+            uids: vec![3, 7, 10],
+        });
     }
 
     #[test]
@@ -445,6 +567,18 @@ mod tests {
                 problems: vec!["x: skipped".into()],
                 notes: vec![],
             }),
+            Reply::Names(vec!["INBOX".into(), "Sent".into()]),
+            Reply::Listing(Listing {
+                uidvalidity: 9,
+                uidnext: 12,
+                entries: vec![Entry {
+                    uid: 11,
+                    flags: 2,
+                    keywords: vec!["$Label1".into()],
+                    date: 1_600_000_000,
+                }],
+            }),
+            Reply::Messages(vec![Some(b"Subject: x\r\n\r\n".to_vec()), None]),
         ] {
             let frame = r.encode();
             assert_eq!(Reply::decode(&frame[4..]).unwrap(), r);

@@ -1,4 +1,4 @@
-//! The server side of the admin socket.
+//! The server side of the admin socket: imports into, and exports out of, a running server.
 //!
 //! Executor 0 listens (a Unix socket path cannot be shared with SO_REUSEPORT), reads the
 //! frames and sends each decoded request to the executor that owns the user's partition as
@@ -28,6 +28,7 @@ use crate::server::mesh::MeshMessage;
 use crate::server::partition::partition_of;
 use crate::server::rpc::{self, Answer, ReplyTo};
 use crate::server::runtime::Executor;
+use crate::tools::export::{Source, StoreSource};
 use crate::tools::import::{Incoming, Sink, StoreSink};
 
 /// One request of an admin connection, for the executor that owns its user.
@@ -267,33 +268,36 @@ async fn serve(
 ) {
     let config = exec.config();
     let p = partition_of(&user, config.storage.partitions);
-    let mut sink = match exec.store.get(p).await {
-        Ok(mail) => Some(StoreSink::new(mail, config, &user)),
+    let (mut sink, mut source) = match exec.store.get(p).await {
+        Ok(mail) => (
+            Some(StoreSink::new(mail.clone(), config, &user)),
+            StoreSource::new(mail, &user),
+        ),
         Err(e) => {
             warn!(user = %user, "admin: partition {p}: {e}");
-            None
+            let why = format!("partition {p} of {user} cannot be opened: {e}");
+            while let Some((_, reply)) = requests.next().await {
+                reply.send(&exec, Reply::Error(why.clone())).await;
+            }
+            SESSIONS.with(|s| s.borrow_mut().remove(&session));
+            return;
         }
     };
-    info!(user = %user, executor = exec.id, "admin: import session started");
+    info!(user = %user, executor = exec.id, "admin: session started");
     while let Some((request, reply)) = requests.next().await {
         let Some(request) = request else { break };
-        let Some(store) = sink.as_mut() else {
-            let why = format!("partition {p} of {user} cannot be opened");
-            reply.send(&exec, Reply::Error(why)).await;
-            break;
-        };
+        let Some(store) = sink.as_mut() else { break };
+        let ok = |()| Reply::Ok(String::new());
         let done = match request {
-            Request::Hello { .. } => Ok(format!(
+            Request::Hello { .. } => Ok(Reply::Ok(format!(
                 "ringmail pid {}, executor {} (the owner of {user})",
                 std::process::id(),
                 exec.id
-            )),
-            Request::SetUpUser(list) => store.set_up_user(&list).await.map(|()| String::new()),
-            Request::Open { mailbox, ids } => {
-                store.open(&mailbox, ids).await.map(|()| String::new())
-            }
-            Request::Batch(messages) => add_all(store, messages).await.map(|()| String::new()),
-            Request::Close => store.close().await.map(|()| String::new()),
+            ))),
+            Request::SetUpUser(list) => store.set_up_user(&list).await.map(ok),
+            Request::Open { mailbox, ids } => store.open(&mailbox, ids).await.map(ok),
+            Request::Batch(messages) => add_all(store, messages).await.map(ok),
+            Request::Close => store.close().await.map(ok),
             Request::End => {
                 let answer = match store.close().await {
                     Ok(()) => {
@@ -306,12 +310,15 @@ async fn serve(
                 reply.send(&exec, answer).await;
                 break;
             }
+            Request::ListMailboxes => source.mailboxes().await.map(Reply::Names),
+            Request::Subscriptions => source.subscriptions().await.map(Reply::Names),
+            Request::Listing(mailbox) => source.listing(&mailbox).await.map(Reply::Listing),
+            Request::Read { mailbox, uids } => {
+                source.read(&mailbox, &uids).await.map(Reply::Messages)
+            }
         };
-        let failed = done.is_err();
-        let answer = match done {
-            Ok(text) => Reply::Ok(text),
-            Err(why) => Reply::Error(why),
-        };
+        let answer = done.unwrap_or_else(Reply::Error);
+        let failed = matches!(answer, Reply::Error(_));
         reply.send(&exec, answer).await;
         if failed {
             break;

@@ -1,10 +1,10 @@
 //! Operator tools that work on a data dir: import and export of Maildir and mbox, backup
 //! and restore.
 //!
-//! Export runs against a stopped server's data dir ([`offline`]); the data-dir [`lock`]
-//! makes it refuse, with a clear line, while a server runs on it. Import runs either way:
-//! offline, or into the running server through its admin socket (`crate::admin`), with the
-//! same store-side code. [`backup`] copies a running server's data dir and takes no lock.
+//! Import and export run either way: against a stopped server's data dir ([`offline`], under
+//! the data-dir [`lock`]), or through a running server's admin socket (`crate::admin`), with
+//! the same store-side code on both paths. [`backup`] copies a running server's data dir and
+//! takes no lock.
 
 pub mod backup;
 pub mod export;
