@@ -24,6 +24,20 @@ fn ringmail(data: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `ringmail VERB --user USER KIND PATH` (import or export; KIND maildir or mbox).
+fn tool(data: &Path, verb: &str, user: &str, kind: &str, path: &Path) -> (bool, String) {
+    ringmail(
+        data,
+        &[
+            verb,
+            "--user",
+            user,
+            kind,
+            path.to_str().expect("UTF-8 path"),
+        ],
+    )
+}
+
 fn write_msg(path: &Path, text: &str, mtime: u64) {
     std::fs::write(path, text).unwrap();
     let f = std::fs::File::options().write(true).open(path).unwrap();
@@ -165,18 +179,7 @@ fn maildir_import_reimport_and_round_trip() {
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());
 
-    let import_alice = || {
-        ringmail(
-            &data,
-            &[
-                "import",
-                "--user",
-                "alice",
-                "maildir",
-                src.path().to_str().unwrap(),
-            ],
-        )
-    };
+    let import_alice = || tool(&data, "import", "alice", "maildir", src.path());
     // The server runs: the import goes through its admin socket, and says so.
     let (ok, text) = import_alice();
     assert!(!ok, "bad input must fail the command: {text}");
@@ -239,29 +242,14 @@ fn maildir_import_reimport_and_round_trip() {
     server.terminate();
     let out = tempfile::tempdir().unwrap();
     let tree = out.path().join("alice");
-    let (ok, text) = ringmail(
-        &data,
-        &[
-            "export",
-            "--user",
-            "alice",
-            "maildir",
-            tree.to_str().unwrap(),
-        ],
-    );
+    let (ok, text) = tool(&data, "export", "alice", "maildir", &tree);
     assert!(ok, "{text}");
     assert!(tree.join(".Work.Projects/dovecot-uidlist").is_file());
-    let (ok, text) = ringmail(
-        &data,
-        &["import", "--user", "bob", "maildir", tree.to_str().unwrap()],
-    );
+    let (ok, text) = tool(&data, "import", "bob", "maildir", &tree);
     assert!(ok && text.contains("imported 5 messages"), "{text}");
     // mbox round trip of INBOX too.
     let mbox = out.path().join("inbox.mbox");
-    let (ok, text) = ringmail(
-        &data,
-        &["export", "--user", "alice", "mbox", mbox.to_str().unwrap()],
-    );
+    let (ok, text) = tool(&data, "export", "alice", "mbox", &mbox);
     assert!(ok, "{text}");
     let (ok, text) = ringmail(
         &data,
@@ -309,26 +297,17 @@ fn mbox_import_with_truncated_tail() {
         "From someone@example.com Sat Jan  3 01:05:34 1996\nStatus: RO\nSubject: one\n\n>From the top\n\nFrom x Sun Jan  4 00:00:00 1996\nSubject: two\n\ncut in the mid",
     )
     .unwrap();
-    let (ok, text) = ringmail(
-        &data,
-        &["import", "--user", "alice", "mbox", file.to_str().unwrap()],
-    );
+    let (ok, text) = tool(&data, "import", "alice", "mbox", &file);
     assert!(
         !ok && text.contains("truncated") && text.contains("imported 1 messages"),
         "{text}"
     );
-    let (_, text) = ringmail(
-        &data,
-        &["import", "--user", "alice", "mbox", file.to_str().unwrap()],
-    );
+    let (_, text) = tool(&data, "import", "alice", "mbox", &file);
     assert!(
         text.contains("imported 0 messages") && text.contains("1 already present"),
         "{text}"
     );
-    let (ok, text) = ringmail(
-        &data,
-        &["import", "--user", "nobody", "mbox", file.to_str().unwrap()],
-    );
+    let (ok, text) = tool(&data, "import", "nobody", "mbox", &file);
     assert!(!ok && text.contains("no user nobody"), "{text}");
 
     server.restart();
@@ -357,16 +336,7 @@ fn existing_mailbox_gets_new_uids_and_says_so() {
     server.terminate();
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());
-    let (_, text) = ringmail(
-        &data,
-        &[
-            "import",
-            "--user",
-            "bob",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
+    let (_, text) = tool(&data, "import", "bob", "maildir", src.path());
     assert!(
         text.contains("imported 5 messages") && text.contains("INBOX: exists with UIDVALIDITY"),
         "{text}"
@@ -403,10 +373,7 @@ fn online_import_reaches_an_idle_session() {
          From b@example.org Sat Jan  3 02:05:34 2015\nSubject: two\n\nbody two\n",
     )
     .unwrap();
-    let (ok, text) = ringmail(
-        &data,
-        &["import", "--user", &user, "mbox", mbox.to_str().unwrap()],
-    );
+    let (ok, text) = tool(&data, "import", &user, "mbox", &mbox);
     assert!(ok, "{text}");
     let owner = executor_of(partition_of(&user, 256), EXECUTORS);
     assert!(
@@ -437,16 +404,7 @@ fn online_import_without_admin_socket_is_explained() {
     let server = Server::start(1, "", "[admin]\nsocket = \"\"\n", USERS);
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());
-    let (ok, text) = ringmail(
-        server.dir.path(),
-        &[
-            "import",
-            "--user",
-            "alice",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
+    let (ok, text) = tool(server.dir.path(), "import", "alice", "maildir", src.path());
     assert!(!ok && text.contains("admin socket is off"), "{text}");
     assert!(!server.dir.path().join("admin.sock").exists());
 }
@@ -492,16 +450,7 @@ fn admin_socket_refuses_bad_frames() {
     // The server still imports and serves.
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());
-    let (_, text) = ringmail(
-        server.dir.path(),
-        &[
-            "import",
-            "--user",
-            "alice",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
+    let (_, text) = tool(server.dir.path(), "import", "alice", "maildir", src.path());
     assert!(
         text.contains("imported 5 messages into the running server"),
         "{text}"
@@ -537,16 +486,7 @@ fn online_export_matches_offline_export() {
     let data = server.dir.path().to_owned();
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());
-    let (_, text) = ringmail(
-        &data,
-        &[
-            "import",
-            "--user",
-            "alice",
-            "maildir",
-            src.path().to_str().unwrap(),
-        ],
-    );
+    let (_, text) = tool(&data, "import", "alice", "maildir", src.path());
     assert!(
         text.contains("imported 5 messages into the running server"),
         "{text}"
@@ -554,16 +494,7 @@ fn online_export_matches_offline_export() {
     let out = tempfile::tempdir().unwrap();
     let export = |dir: &str| {
         let target = out.path().join(dir);
-        let (ok, text) = ringmail(
-            &data,
-            &[
-                "export",
-                "--user",
-                "alice",
-                "maildir",
-                target.to_str().unwrap(),
-            ],
-        );
+        let (ok, text) = tool(&data, "export", "alice", "maildir", &target);
         assert!(ok, "{text}");
         (tree(&target), text)
     };
@@ -573,10 +504,7 @@ fn online_export_matches_offline_export() {
         "{text}"
     );
     let mbox = out.path().join("inbox-online.mbox");
-    let (ok, text) = ringmail(
-        &data,
-        &["export", "--user", "alice", "mbox", mbox.to_str().unwrap()],
-    );
+    let (ok, text) = tool(&data, "export", "alice", "mbox", &mbox);
     assert!(ok && text.contains("exported 3 messages"), "{text}");
     server.terminate();
     let (offline, text) = export("offline");
@@ -588,16 +516,7 @@ fn online_export_matches_offline_export() {
     assert_eq!(online, offline, "online and offline exports differ");
     assert!(online.keys().any(|k| k.ends_with("dovecot-uidlist")));
     let mbox_offline = out.path().join("inbox-offline.mbox");
-    let (ok, text) = ringmail(
-        &data,
-        &[
-            "export",
-            "--user",
-            "alice",
-            "mbox",
-            mbox_offline.to_str().unwrap(),
-        ],
-    );
+    let (ok, text) = tool(&data, "export", "alice", "mbox", &mbox_offline);
     assert!(ok, "{text}");
     assert_eq!(
         std::fs::read(&mbox).unwrap(),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
-use ringmail_load::{run, Options, Summary};
+use ringmail_load::{run, Options};
 
 /// What the fake server saw.
 #[derive(Default)]
@@ -139,14 +139,6 @@ fn options(addr: SocketAddr, extra: &[&str]) -> Options {
     Options::try_parse_from(args).expect("options parse")
 }
 
-fn count(summary: &Summary, command: &str) -> u64 {
-    summary
-        .commands
-        .iter()
-        .find(|c| c.command == command)
-        .map_or(0, |c| c.count)
-}
-
 #[test]
 fn deliveries_are_counted_and_stuffed_data_decodes() {
     let (addr, seen) = fake_lmtp();
@@ -166,11 +158,16 @@ fn deliveries_are_counted_and_stuffed_data_decodes() {
     );
     let summary = run(opts, |_| {}).expect("run");
     assert_eq!(summary.error_count, 0, "{}", summary.to_text());
-    assert_eq!(count(&summary, "delivery"), 80, "{}", summary.to_text());
-    assert_eq!(count(&summary, "mail_from"), 80);
-    assert_eq!(count(&summary, "rcpt_to"), 80);
-    assert_eq!(count(&summary, "data"), 80);
-    assert_eq!(count(&summary, "lhlo"), 2);
+    assert_eq!(
+        common::count(&summary, "delivery"),
+        80,
+        "{}",
+        summary.to_text()
+    );
+    assert_eq!(common::count(&summary, "mail_from"), 80);
+    assert_eq!(common::count(&summary, "rcpt_to"), 80);
+    assert_eq!(common::count(&summary, "data"), 80);
+    assert_eq!(common::count(&summary, "lhlo"), 2);
     assert_eq!(seen.delivered.load(Ordering::Relaxed), 80);
     assert_eq!(seen.malformed.load(Ordering::Relaxed), 0);
     // SIZE= was announced (the server offered SIZE) and equals the decoded message.
@@ -213,7 +210,7 @@ fn refused_recipients_and_failed_deliveries_are_errors_with_examples() {
         refused.examples
     );
     // user1 and user4 still got their copies.
-    assert_eq!(count(&summary, "delivery"), 10);
+    assert_eq!(common::count(&summary, "delivery"), 10);
     assert_eq!(seen.delivered.load(Ordering::Relaxed), 10);
-    assert_eq!(count(&summary, "rcpt_to"), 20);
+    assert_eq!(common::count(&summary, "rcpt_to"), 20);
 }

@@ -85,14 +85,6 @@ fn options(addr: SocketAddr, extra: &[&str]) -> Options {
     Options::try_parse_from(args).expect("options parse")
 }
 
-fn count(summary: &Summary, command: &str) -> u64 {
-    summary
-        .commands
-        .iter()
-        .find(|c| c.command == command)
-        .map_or(0, |c| c.count)
-}
-
 #[test]
 fn bounded_iterations_give_exact_counts() {
     let (addr, seen) = fake_server();
@@ -111,9 +103,9 @@ fn bounded_iterations_give_exact_counts() {
     );
     let summary = run(opts, |_| {}).expect("run");
     assert_eq!(summary.error_count, 0, "{:?}", summary.errors);
-    assert_eq!(count(&summary, "login"), 100);
-    assert_eq!(count(&summary, "logout"), 100);
-    assert_eq!(count(&summary, "connect"), 100);
+    assert_eq!(common::count(&summary, "login"), 100);
+    assert_eq!(common::count(&summary, "logout"), 100);
+    assert_eq!(common::count(&summary, "connect"), 100);
     assert_eq!(summary.total_commands, 200);
     assert_eq!(seen.logins_ok.load(Ordering::Relaxed), 100);
     assert_eq!(seen.logouts.load(Ordering::Relaxed), 100);
@@ -137,7 +129,7 @@ fn duration_bounded_run_counts_what_the_server_saw() {
     let mut lines = Vec::new();
     let summary = run(opts, |l| lines.push(l.to_string())).expect("run");
     assert_eq!(summary.error_count, 0, "{:?}", summary.errors);
-    let logins = count(&summary, "login");
+    let logins = common::count(&summary, "login");
     assert!(logins > 0);
     // When the clock runs out a command may be in flight: the server can have seen at most one
     // more LOGIN and LOGOUT per client than the generator counted, never fewer.
@@ -147,7 +139,7 @@ fn duration_bounded_run_counts_what_the_server_saw() {
         (logins..=logins + clients).contains(&server_logins),
         "generator {logins}, server {server_logins}"
     );
-    let logouts = count(&summary, "logout");
+    let logouts = common::count(&summary, "logout");
     let server_logouts = seen.logouts.load(Ordering::Relaxed);
     assert!(
         (logouts..=logouts + clients).contains(&server_logouts),
@@ -168,7 +160,7 @@ fn refused_logins_are_errors_with_examples() {
         &["--clients", "2", "--duration", "0.3", "--password", "wrong"],
     );
     let summary = run(opts, |_| {}).expect("run");
-    assert_eq!(count(&summary, "login"), 0);
+    assert_eq!(common::count(&summary, "login"), 0);
     let no = summary.errors.get("NO").expect("NO errors counted");
     assert!(no.count > 0);
     assert!(no.count <= seen.logins_refused.load(Ordering::Relaxed));

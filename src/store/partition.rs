@@ -755,10 +755,7 @@ impl Partition {
         range: Option<std::ops::Range<u64>>,
     ) -> Result<ReadResult> {
         let e = self.entry(user, mailbox.into(), uid)?;
-        let size = u64::from(e.size);
-        let r = range.unwrap_or(0..size);
-        let start = r.start.min(size);
-        let end = r.end.clamp(start, size);
+        let (start, end) = clamp_range(range, u64::from(e.size));
         let file = self.file(e.segment)?;
         let data = file
             .read_at(u64::from(e.offset) + start, (end - start) as usize)
@@ -807,10 +804,7 @@ impl Partition {
         out: &mut Vec<u8>,
     ) -> Result<usize> {
         let e = self.entry(user, mailbox.into(), uid)?;
-        let size = u64::from(e.size);
-        let r = range.unwrap_or(0..size);
-        let start = r.start.min(size);
-        let end = r.end.clamp(start, size);
+        let (start, end) = clamp_range(range, u64::from(e.size));
         let file = self.file(e.segment)?;
         let len = (end - start) as usize;
         super::read::read_into(&file, u64::from(e.offset) + start, len, out)
@@ -909,4 +903,12 @@ fn next_uidvalidity(idx: &mut Index) -> u32 {
     let uv = idx.next_uidvalidity.max(1);
     idx.next_uidvalidity = uv.wrapping_add(1).max(1);
     uv
+}
+
+/// `range` of a message of `size` bytes cut to the message (the whole message when `None`),
+/// as (start, end) with start <= end <= size.
+fn clamp_range(range: Option<std::ops::Range<u64>>, size: u64) -> (u64, u64) {
+    let r = range.unwrap_or(0..size);
+    let start = r.start.min(size);
+    (start, r.end.clamp(start, size))
 }

@@ -24,21 +24,16 @@ where
         .unwrap()
 }
 
-fn msg(body: &[u8]) -> NewMessage<'_> {
-    NewMessage {
-        body,
-        flags: 0,
-        keywords: &[],
-        internal_date: 0,
-        meta: b"",
-    }
-}
-
 async fn append_n(p: &Partition, mailbox: &str, n: u32) -> Vec<u32> {
     let mut uids = Vec::new();
     for i in 0..n {
         let body = format!("Subject: {i}\r\n\r\n{}", "x".repeat(400)).into_bytes();
-        uids.extend(p.append("u", mailbox, &[msg(&body)]).await.unwrap().uids);
+        uids.extend(
+            p.append("u", mailbox, &[NewMessage::plain(&body)])
+                .await
+                .unwrap()
+                .uids,
+        );
     }
     uids
 }
@@ -90,7 +85,7 @@ fn raise_moves_uidnext_up_and_append_continues_there() {
         // A migration's explicit UIDs below the raised UIDNEXT are refused.
         let body = b"Subject: x\r\n\r\nx".to_vec();
         let err = p
-            .append_with_uids("u", "inbox", &[msg(&body)], &[5])
+            .append_with_uids("u", "inbox", &[NewMessage::plain(&body)], &[5])
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotPermitted(_)), "{err:?}");

@@ -89,6 +89,20 @@ pub struct NewMessage<'a> {
     pub meta: &'a [u8],
 }
 
+#[cfg(test)]
+impl<'a> NewMessage<'a> {
+    /// A message with no flags, keywords, date or metadata: what most unit tests append.
+    pub(crate) fn plain(body: &'a [u8]) -> NewMessage<'a> {
+        NewMessage {
+            body,
+            flags: 0,
+            keywords: &[],
+            internal_date: 0,
+            meta: &[],
+        }
+    }
+}
+
 /// Result of an append (APPENDUID).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {

@@ -618,16 +618,6 @@ pub fn looks_like_mail(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn msg(body: &[u8]) -> NewMessage<'_> {
-        NewMessage {
-            body,
-            flags: 0,
-            keywords: &[],
-            internal_date: 0,
-            meta: &[],
-        }
-    }
-
     /// The store calls the import relies on: a chosen UIDVALIDITY, chosen UIDs (only
     /// increasing and at least UIDNEXT), both kept across a restart (log replay).
     #[test]
@@ -642,18 +632,31 @@ mod tests {
                     .unwrap();
                 let (a, b) = (b"Subject: a\r\n\r\n", b"Subject: b\r\n\r\n");
                 let done = p
-                    .append_with_uids("u", "INBOX", &[msg(a), msg(b)], &[3, 7])
+                    .append_with_uids(
+                        "u",
+                        "INBOX",
+                        &[NewMessage::plain(a), NewMessage::plain(b)],
+                        &[3, 7],
+                    )
                     .await
                     .unwrap();
                 assert_eq!(done.uids, [3, 7]);
                 assert_eq!(done.uidvalidity, 1_500_000_000);
                 for bad in [[7, 9], [9, 9], [10, 8]] {
                     let r = p
-                        .append_with_uids("u", "INBOX", &[msg(a), msg(b)], &bad)
+                        .append_with_uids(
+                            "u",
+                            "INBOX",
+                            &[NewMessage::plain(a), NewMessage::plain(b)],
+                            &bad,
+                        )
                         .await;
                     assert!(matches!(r, Err(StoreError::NotPermitted(_))), "{bad:?}");
                 }
-                let next = p.append("u", "INBOX", &[msg(a)]).await.unwrap();
+                let next = p
+                    .append("u", "INBOX", &[NewMessage::plain(a)])
+                    .await
+                    .unwrap();
                 assert_eq!(next.uids, [8]);
                 // Abandoned without close: the reopen replays the log.
                 drop(p);

@@ -21,3 +21,12 @@ pub fn spawn_fake<S: Default + Send + Sync + 'static>(
     });
     (addr, seen)
 }
+
+/// How many `command`s a run counted (0 when it never ran one).
+pub fn count(summary: &ringmail_load::Summary, command: &str) -> u64 {
+    summary
+        .commands
+        .iter()
+        .find(|c| c.command == command)
+        .map_or(0, |c| c.count)
+}
