@@ -31,8 +31,18 @@ pub fn from_client<'a>(flags: &[Flag<'a>]) -> (u8, Vec<&'a str>) {
 
 /// Writes `(\Seen \Flagged kw ...)`.
 pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
+    write_with_recent(out, bits, keywords, false)
+}
+
+/// Writes `(\Seen \Flagged kw ...)`, with `\Recent` when `recent` (it is the session's, not
+/// the store's: see `imap::recent`).
+pub fn write_with_recent(out: &mut Vec<u8>, bits: u8, keywords: &[&str], recent: bool) {
     out.push(b'(');
     let mut first = true;
+    if recent {
+        out.extend_from_slice(b"\\Recent");
+        first = false;
+    }
     for (bit, name) in [
         (flag::ANSWERED, "\\Answered"),
         (flag::FLAGGED, "\\Flagged"),
