@@ -39,10 +39,6 @@ pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
 pub fn write_with_recent(out: &mut Vec<u8>, bits: u8, keywords: &[&str], recent: bool) {
     out.push(b'(');
     let mut first = true;
-    if recent {
-        out.extend_from_slice(b"\\Recent");
-        first = false;
-    }
     for (bit, name) in [
         (flag::ANSWERED, "\\Answered"),
         (flag::FLAGGED, "\\Flagged"),
@@ -57,6 +53,14 @@ pub fn write_with_recent(out: &mut Vec<u8>, bits: u8, keywords: &[&str], recent:
             out.extend_from_slice(name.as_bytes());
             first = false;
         }
+    }
+    // After the other system flags and before the keywords, where Dovecot puts it.
+    if recent {
+        if !first {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\\Recent");
+        first = false;
     }
     for k in keywords {
         if !first {
@@ -82,5 +86,11 @@ mod tests {
         let mut out = Vec::new();
         write(&mut out, 0, &[]);
         assert_eq!(out, b"()");
+        let mut out = Vec::new();
+        write_with_recent(&mut out, flag::SEEN, &["Work"], true);
+        assert_eq!(out, b"(\\Seen \\Recent Work)");
+        let mut out = Vec::new();
+        write_with_recent(&mut out, 0, &[], true);
+        assert_eq!(out, b"(\\Recent)");
     }
 }
