@@ -404,6 +404,21 @@ fn status_line(session: &Session, name: &str, items: &[StatusItem]) -> Result<Ve
     Ok(line)
 }
 
+/// STATUS RECENT: the messages no session has claimed, which the next SELECT would see as
+/// `\Recent`; counting claims none (RFC 3501 section 6.3.10). IMAP4rev2 has no `\Recent`.
+fn recent_count(session: &Session, mail: &Partition, user: &str, status: &MailboxStatus) -> u32 {
+    if session.enabled.imap4rev2 {
+        return 0;
+    }
+    let partitions = session.exec.config().storage.partitions;
+    let floor = crate::imap::recent::floor(MailboxKey::new(user, partitions, status.id));
+    mail.with_mailbox(user, status.id, |v| {
+        let messages = v.messages();
+        (messages.len() - messages.partition_point(|m| m.uid < floor)) as u32
+    })
+    .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;
@@ -430,19 +445,4 @@ mod tests {
         assert!(matches(&pattern, &format!("{}b", "a".repeat(1000))));
         assert!(matches("%/%", "a/b") && !matches("%/%", "a/b/c"));
     }
-}
-
-/// STATUS RECENT: the messages no session has claimed, which the next SELECT would see as
-/// `\Recent`; counting claims none (RFC 3501 section 6.3.10). IMAP4rev2 has no `\Recent`.
-fn recent_count(session: &Session, mail: &Partition, user: &str, status: &MailboxStatus) -> u32 {
-    if session.enabled.imap4rev2 {
-        return 0;
-    }
-    let partitions = session.exec.config().storage.partitions;
-    let floor = crate::imap::recent::floor(MailboxKey::new(user, partitions, status.id));
-    mail.with_mailbox(user, status.id, |v| {
-        let messages = v.messages();
-        (messages.len() - messages.partition_point(|m| m.uid < floor)) as u32
-    })
-    .unwrap_or(0)
 }
