@@ -198,7 +198,7 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
     // New messages are recent for the first session that notices them (RFC 3501 section
     // 2.3.2); EXAMINE only looks. IMAP4rev2 has no \Recent.
     let rev1 = !session.enabled.imap4rev2;
-    let mut recent = sel.recent.clone();
+    let mut recent = sel.recent;
     if rev1 && changes.uidnext > sel.uidnext {
         if let Some(range) =
             recent::take(sel.recent_key, sel.uidnext, changes.uidnext, !sel.read_only)

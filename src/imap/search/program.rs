@@ -539,6 +539,36 @@ mod tests {
     }
 
     #[test]
+    fn recent_new_and_old_follow_the_sessions_recent_uids() {
+        let view = View {
+            uids: vec![1],
+            gone: Vec::new(),
+        };
+        let mut recent = RecentUids::default();
+        recent.push((1, 2));
+        for (uid_recent, key, seen, want) in [
+            (true, K::Recent, flag::SEEN, Tri::True),
+            (true, K::New, 0, Tri::True),
+            (true, K::New, flag::SEEN, Tri::False),
+            (true, K::Old, 0, Tri::False),
+            (false, K::Recent, 0, Tri::False),
+            (false, K::New, 0, Tri::False),
+            (false, K::Old, 0, Tri::True),
+        ] {
+            let none = RecentUids::default();
+            let cx = Context {
+                view: &view,
+                saved: &[],
+                now: 0,
+                recent: if uid_recent { &recent } else { &none },
+            };
+            let p = Program::compile(std::slice::from_ref(&key), &cx).unwrap();
+            assert_eq!(p.level, Level::Index);
+            assert_eq!(eval_with(&p, seen, None), want, "{key:?} {uid_recent}");
+        }
+    }
+
+    #[test]
     fn cheap_keys_decide_before_bytes_are_read() {
         let subject = || K::Subject(Cow::Borrowed(b"x"));
         let p = compile(&[K::Or(Box::new(K::Flagged), Box::new(subject()))]);
