@@ -76,13 +76,16 @@ fn append_select_fetch_store_expunge() {
     assert_eq!(
         f[0],
         format!(
-            "* 1 FETCH (UID 1 FLAGS (\\Flagged) RFC822.SIZE {})",
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) RFC822.SIZE {})",
             SIMPLE.len()
         )
     );
     assert_eq!(
         f[1],
-        format!("* 2 FETCH (UID 2 FLAGS () RFC822.SIZE {})", MULTIPART.len())
+        format!(
+            "* 2 FETCH (UID 2 FLAGS (\\Recent) RFC822.SIZE {})",
+            MULTIPART.len()
+        )
     );
 
     let env = c.command("e", "FETCH 1 ENVELOPE");
@@ -94,7 +97,10 @@ fn append_select_fetch_store_expunge() {
 
     // Full message, byte for byte, and \Seen set by the non-PEEK fetch.
     let body = c.command("b", "FETCH 1 BODY[]");
-    assert!(body[0].contains("FLAGS (\\Flagged \\Seen)"), "{body:?}");
+    assert!(
+        body[0].contains("FLAGS (\\Flagged \\Seen \\Recent)"),
+        "{body:?}"
+    );
     assert!(
         body[0].ends_with(&format!("BODY[] {{{}}}", SIMPLE.len())),
         "{body:?}"
@@ -121,7 +127,7 @@ fn append_select_fetch_store_expunge() {
     assert_eq!(partial[1], "From)");
 
     let st = c.command("st", "STORE 2 +FLAGS (\\Deleted $Junk)");
-    assert_eq!(st[0], "* 2 FETCH (FLAGS (\\Deleted $Junk))");
+    assert_eq!(st[0], "* 2 FETCH (FLAGS (\\Deleted \\Recent $Junk))");
     let silent = c.command("si", "STORE 1 +FLAGS.SILENT (\\Answered)");
     assert_eq!(silent.len(), 1, "{silent:?}");
     let x = c.command("x", "EXPUNGE");
@@ -129,7 +135,10 @@ fn append_select_fetch_store_expunge() {
     assert!(x.last().unwrap().starts_with("x OK"));
     let f = c.command("g", "FETCH 1:* FLAGS");
     assert_eq!(f.len(), 2, "{f:?}");
-    assert_eq!(f[0], "* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen))");
+    assert_eq!(
+        f[0],
+        "* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen \\Recent))"
+    );
     let bad = c.command("h", "FETCH 5 FLAGS");
     assert!(bad.last().unwrap().starts_with("h BAD"), "{bad:?}");
 }
@@ -281,15 +290,16 @@ fn acknowledged_mail_survives_a_crash() {
     let mut c = login(&server);
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 20 EXISTS".to_string()), "{sel:?}");
+    // \Recent is kept in memory only: after the restart every message is recent again.
     let f = c.command("f", "FETCH 7 (FLAGS BODY.PEEK[])");
     assert!(
-        f[0].starts_with("* 7 FETCH (FLAGS (\\Seen) BODY[] {"),
+        f[0].starts_with("* 7 FETCH (FLAGS (\\Seen \\Recent) BODY[] {"),
         "{f:?}"
     );
     assert_eq!(f[1], "Subject: n6");
     assert_eq!(f[3], "body 6");
     let f = c.command("g", "FETCH 8 FLAGS");
-    assert_eq!(f[0], "* 8 FETCH (FLAGS ())");
+    assert_eq!(f[0], "* 8 FETCH (FLAGS (\\Recent))");
 }
 
 #[test]

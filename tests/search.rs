@@ -122,9 +122,12 @@ fn every_key_over_the_corpus() {
         ("KEYWORD $work", "2"),
         ("UNKEYWORD $Work", "1 3 4 5"),
         ("KEYWORD $Nobody", ""),
-        ("RECENT", ""),
-        ("NEW", ""),
-        ("OLD", "1 2 3 4 5"),
+        // All five arrived before this session's SELECT, which made them its recent ones.
+        ("RECENT", "1 2 3 4 5"),
+        ("NEW", "2 3 4 5"),
+        ("OLD", ""),
+        ("NOT OLD", "1 2 3 4 5"),
+        ("OR NEW DELETED", "2 3 4 5"),
         // Address and subject headers, decoded.
         ("FROM alice", "1"),
         ("FROM \"jörg\"", "2"),

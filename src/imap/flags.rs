@@ -31,6 +31,12 @@ pub fn from_client<'a>(flags: &[Flag<'a>]) -> (u8, Vec<&'a str>) {
 
 /// Writes `(\Seen \Flagged kw ...)`.
 pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
+    write_with_recent(out, bits, keywords, false)
+}
+
+/// Writes `(\Seen \Flagged kw ...)`, with `\Recent` when `recent` (it is the session's, not
+/// the store's: see `imap::recent`).
+pub fn write_with_recent(out: &mut Vec<u8>, bits: u8, keywords: &[&str], recent: bool) {
     out.push(b'(');
     let mut first = true;
     for (bit, name) in [
@@ -47,6 +53,14 @@ pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
             out.extend_from_slice(name.as_bytes());
             first = false;
         }
+    }
+    // After the other system flags and before the keywords, where Dovecot puts it.
+    if recent {
+        if !first {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\\Recent");
+        first = false;
     }
     for k in keywords {
         if !first {
@@ -72,5 +86,11 @@ mod tests {
         let mut out = Vec::new();
         write(&mut out, 0, &[]);
         assert_eq!(out, b"()");
+        let mut out = Vec::new();
+        write_with_recent(&mut out, flag::SEEN, &["Work"], true);
+        assert_eq!(out, b"(\\Seen \\Recent Work)");
+        let mut out = Vec::new();
+        write_with_recent(&mut out, 0, &[], true);
+        assert_eq!(out, b"(\\Recent)");
     }
 }

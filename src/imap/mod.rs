@@ -5,6 +5,7 @@ pub mod commands;
 pub mod flags;
 pub mod mailbox_name;
 pub mod parser;
+pub mod recent;
 pub mod response;
 pub mod search;
 pub mod selected;

@@ -8,6 +8,7 @@
 //! expunged ones it has not announced yet.
 
 use crate::imap::parser::SequenceSet;
+use crate::imap::recent::{self, MailboxKey, RecentUids};
 use crate::store::{MailboxChanges, Partition, StoreError};
 
 /// A selected (or examined) mailbox.
@@ -31,6 +32,10 @@ pub struct Selected {
     pub condstore: bool,
     /// QRESYNC is on: expunges are announced as VANISHED.
     pub qresync: bool,
+    /// Where the mailbox's `\Recent` floor is kept (see `imap::recent`).
+    pub recent_key: MailboxKey,
+    /// The UIDs recent for this session (always empty under IMAP4rev2).
+    pub recent: RecentUids,
 }
 
 /// The session's message numbering: MSN n is `uids[n - 1]`.
@@ -190,11 +195,32 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
             }
         }
     }
+    // New messages are recent for the first session that notices them (RFC 3501 section
+    // 2.3.2); EXAMINE only looks. IMAP4rev2 has no \Recent.
+    let rev1 = !session.enabled.imap4rev2;
+    let mut recent = sel.recent;
+    if rev1 && changes.uidnext > sel.uidnext {
+        if let Some(range) =
+            recent::take(sel.recent_key, sel.uidnext, changes.uidnext, !sel.read_only)
+        {
+            recent.push(range);
+        }
+    }
     let after_expunge = sel.exists.saturating_sub(changes.vanished.len() as u32);
     if changes.exists != after_expunge
         || (changes.exists != sel.exists && changes.vanished.is_empty())
     {
         out.push_str(&format!("* {} EXISTS\r\n", changes.exists));
+        if rev1 {
+            // RFC 3501 section 7.3.2: RECENT goes with a change of the mailbox's size.
+            let count = mail
+                .with_mailbox(&user, sel.id, |v| {
+                    let messages = v.messages();
+                    recent.count(|uid| messages.partition_point(|m| m.uid < uid))
+                })
+                .unwrap_or(0);
+            out.push_str(&format!("* {count} RECENT\r\n"));
+        }
     }
     session.out.extend_from_slice(out.as_bytes());
     let flag_lines: Vec<Vec<u8>> = mail
@@ -205,7 +231,12 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
                 .filter(|(_, entry)| !own.contains(&entry.modseq))
                 .map(|(msn, entry)| {
                     let mut line = format!("* {msn} FETCH (UID {} FLAGS ", entry.uid).into_bytes();
-                    crate::imap::flags::write(&mut line, entry.flags, &view.keywords(entry));
+                    crate::imap::flags::write_with_recent(
+                        &mut line,
+                        entry.flags,
+                        &view.keywords(entry),
+                        rev1 && recent.contains(entry.uid),
+                    );
                     if sel.condstore {
                         line.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
                     }
@@ -222,5 +253,6 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
         selected.modseq = changes.highest_modseq;
         selected.uidnext = changes.uidnext;
         selected.exists = changes.exists;
+        selected.recent = recent;
     }
 }

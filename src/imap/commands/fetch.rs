@@ -180,7 +180,8 @@ pub async fn fetch(
             msn,
             entry: &entry,
         };
-        match render_message(&msg, &request, &mut session.out, &mut scratch).await {
+        let recent = !session.enabled.imap4rev2 && selected.recent.contains(uid);
+        match render_for_session(&msg, recent, &request, &mut session.out, &mut scratch).await {
             Ok(()) => {}
             Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
@@ -264,12 +265,25 @@ pub async fn render_message(
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
 ) -> Result<(), FetchError> {
+    render_for_session(msg, false, req, out, scratch).await
+}
+
+/// [`render_message`] for a session, with `recent` when the message is `\Recent` for it
+/// (the flag is the session's, not the store's: see `imap::recent`).
+async fn render_for_session(
+    msg: &Message<'_>,
+    recent: bool,
+    req: &Request<'_>,
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), FetchError> {
     let mark = out.len();
     let item = Item {
         mail: msg.mail,
         user: msg.user,
         mailbox: msg.mailbox,
         entry: msg.entry,
+        recent,
     };
     // Writing to a Vec cannot fail.
     let _ = write!(out, "* {} FETCH (", msg.msn);
@@ -297,6 +311,7 @@ struct Item<'a> {
     user: &'a str,
     mailbox: u64,
     entry: &'a MessageEntry,
+    recent: bool,
 }
 
 /// A message's stored metadata, read at most once per response. Most items only need
@@ -488,10 +503,15 @@ async fn render(
         // Names straight from the index (no await since the entry was read, so they match
         // its flags); an empty keyword set allocates nothing.
         let written = item.mail.with_mailbox(item.user, item.mailbox, |v| {
-            crate::imap::flags::write(out, entry.flags, &v.keywords(entry));
+            crate::imap::flags::write_with_recent(
+                out,
+                entry.flags,
+                &v.keywords(entry),
+                item.recent,
+            );
         });
         if written.is_err() {
-            crate::imap::flags::write(out, entry.flags, &[]);
+            crate::imap::flags::write_with_recent(out, entry.flags, &[], item.recent);
         }
     }
     if req.condstore {

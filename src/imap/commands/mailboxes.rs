@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use crate::imap::commands::reply::Reply;
 use crate::imap::mailbox_name;
 use crate::imap::parser::{AString, ListReturn, ListSelect, Mailbox, StatusItem};
+use crate::imap::recent::MailboxKey;
 use crate::imap::session::Session;
-use crate::store::{special_use, StoreError, DELIMITER};
+use crate::store::{special_use, MailboxStatus, Partition, StoreError, DELIMITER};
 
 /// Special-use bits and their attribute names (RFC 6154).
 const SPECIAL_USE: [(u8, &str); 7] = [
@@ -92,6 +93,10 @@ pub async fn delete(session: &mut Session, mailbox: &Mailbox<'_>) -> Reply {
     let id = mail.status(&user, name.as_str()).map(|s| s.id);
     match mail.delete_mailbox(&user, &name).await {
         Ok(()) => {
+            if let Ok(id) = id {
+                let partitions = session.exec.config().storage.partitions;
+                crate::imap::recent::forget(MailboxKey::new(&user, partitions, id));
+            }
             if session.selected.as_ref().map(|s| s.id) == id.ok() {
                 session.selected = None;
                 session.untagged("OK [CLOSED] Mailbox deleted");
@@ -382,7 +387,7 @@ fn status_line(session: &Session, name: &str, items: &[StatusItem]) -> Result<Ve
     for item in items {
         parts.push(match item {
             StatusItem::Messages => format!("MESSAGES {}", status.messages),
-            StatusItem::Recent => "RECENT 0".to_string(),
+            StatusItem::Recent => format!("RECENT {}", recent_count(session, &mail, user, &status)),
             StatusItem::UidNext => format!("UIDNEXT {}", status.uidnext),
             StatusItem::UidValidity => format!("UIDVALIDITY {}", status.uidvalidity),
             StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
@@ -397,6 +402,21 @@ fn status_line(session: &Session, name: &str, items: &[StatusItem]) -> Result<Ve
     }
     line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
     Ok(line)
+}
+
+/// STATUS RECENT: the messages no session has claimed, which the next SELECT would see as
+/// `\Recent`; counting claims none (RFC 3501 section 6.3.10). IMAP4rev2 has no `\Recent`.
+fn recent_count(session: &Session, mail: &Partition, user: &str, status: &MailboxStatus) -> u32 {
+    if session.enabled.imap4rev2 {
+        return 0;
+    }
+    let partitions = session.exec.config().storage.partitions;
+    let floor = crate::imap::recent::floor(MailboxKey::new(user, partitions, status.id));
+    mail.with_mailbox(user, status.id, |v| {
+        let messages = v.messages();
+        (messages.len() - messages.partition_point(|m| m.uid < floor)) as u32
+    })
+    .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use crate::imap::commands::reply::Reply;
 use crate::imap::mailbox_name;
 use crate::imap::parser::QResync;
 use crate::imap::parser::{Mailbox, SelectParams};
+use crate::imap::recent::{MailboxKey, RecentUids};
 use crate::imap::selected::Selected;
 use crate::imap::selected::{to_ranges, write_set};
 use crate::imap::session::Session;
@@ -36,12 +37,26 @@ pub async fn select(
     }
     let condstore = session.enabled.condstore;
     let qresync = session.enabled.qresync;
+    let rev1 = !session.enabled.imap4rev2;
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
+    let partitions = session.exec.config().storage.partitions;
     let opened = mail.with_mailbox(&user, name.as_str(), |view| {
         let messages = view.messages();
+        // The messages no session has claimed yet are recent for this one; SELECT claims
+        // them, EXAMINE only shows them (RFC 3501 section 6.3.2). IMAP4rev2 has no \Recent.
+        let recent_key = MailboxKey::new(&user, partitions, view.id());
+        let mut recent = RecentUids::default();
+        if rev1 {
+            if let Some(range) =
+                crate::imap::recent::take(recent_key, 1, view.uidnext(), !read_only)
+            {
+                recent.push(range);
+            }
+        }
+        let recent_count = recent.count(|uid| messages.partition_point(|m| m.uid < uid));
         let first_unseen = messages
             .iter()
             .position(|m| m.flags & flag::SEEN == 0)
@@ -65,12 +80,15 @@ pub async fn select(
                 exists: messages.len() as u32,
                 condstore,
                 qresync,
+                recent_key,
+                recent,
             },
             first_unseen,
             keywords,
+            recent_count,
         )
     });
-    let (selected, first_unseen, keywords) = match opened {
+    let (selected, first_unseen, keywords, recent_count) = match opened {
         Ok(o) => o,
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
@@ -81,7 +99,7 @@ pub async fn select(
     }
     session.untagged(&format!("{} EXISTS", selected.exists));
     if !session.enabled.imap4rev2 {
-        session.untagged("0 RECENT");
+        session.untagged(&format!("{recent_count} RECENT"));
         if let Some(msn) = first_unseen {
             session.untagged(&format!("OK [UNSEEN {msn}] First unseen"));
         }
@@ -196,7 +214,12 @@ fn resync(
         for (i, m) in view.messages().iter().enumerate() {
             if m.modseq > q.modseq && known(m.uid) {
                 let mut line = format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).into_bytes();
-                crate::imap::flags::write(&mut line, m.flags, &view.keywords(m));
+                crate::imap::flags::write_with_recent(
+                    &mut line,
+                    m.flags,
+                    &view.keywords(m),
+                    selected.recent.contains(m.uid),
+                );
                 line.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
                 out.push(line);
             }

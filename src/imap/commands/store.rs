@@ -66,6 +66,7 @@ pub async fn store(
     };
     session.own_modseqs.push(result.modseq);
     let condstore = selected.condstore || unchanged_since.is_some();
+    let rev2 = session.enabled.imap4rev2;
     if condstore {
         if let Some(s) = session.selected.as_mut() {
             s.condstore = true;
@@ -86,7 +87,12 @@ pub async fn store(
                         line.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
                     }
                     line.extend_from_slice(b"FLAGS ");
-                    crate::imap::flags::write(&mut line, m.flags, &v.keywords(&m));
+                    crate::imap::flags::write_with_recent(
+                        &mut line,
+                        m.flags,
+                        &v.keywords(&m),
+                        !rev2 && selected.recent.contains(m.uid),
+                    );
                     if condstore {
                         line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
                     }

@@ -21,6 +21,7 @@ use std::rc::Rc;
 
 use crate::imap::commands::dates;
 use crate::imap::parser::SearchKey;
+use crate::imap::recent::RecentUids;
 use crate::imap::session::Session;
 use crate::mime::{self, MessageMeta, SortFields};
 use crate::store::{MessageEntry, Partition, StoreError};
@@ -109,12 +110,18 @@ pub async fn run(
     };
     let (mail, user) = session.mail().await?;
     let view = selected.view(&mail, &user)?;
+    let no_recent = RecentUids::default();
     let program = Program::compile(
         keys,
         &Context {
             view: &view,
             saved: &session.saved_search,
             now: dates::now(),
+            recent: if session.enabled.imap4rev2 {
+                &no_recent
+            } else {
+                &selected.recent
+            },
         },
     )
     .map_err(|_| SearchError::TooComplex)?;

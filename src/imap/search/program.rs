@@ -10,6 +10,7 @@
 
 use crate::imap::commands::dates::days_from_civil;
 use crate::imap::parser::{Date, SearchKey};
+use crate::imap::recent::RecentUids;
 use crate::imap::selected::View;
 use crate::mime::MessageMeta;
 use crate::store::{flag, MessageEntry};
@@ -112,6 +113,8 @@ enum Node {
     Msns(Vec<u32>),
     /// UIDs, sorted.
     Uids(Vec<u32>),
+    /// `\Recent` for the session.
+    Recent(RecentUids),
     ModSeq(u64),
     EmailId(Option<u64>),
     /// A header field (lowercase name) containing the string.
@@ -192,6 +195,8 @@ pub struct Context<'a> {
     pub saved: &'a [u32],
     /// Seconds since the epoch now (for OLDER / YOUNGER).
     pub now: i64,
+    /// The UIDs `\Recent` for the session (none under IMAP4rev2).
+    pub recent: &'a RecentUids,
 }
 
 impl Program {
@@ -221,9 +226,13 @@ impl Program {
         let flags = |mask: u8, want: bool| Node::Flags { mask, want };
         Ok(match key {
             K::All | K::SaveDateSupported => Node::Const(true),
-            // ringmail keeps no \Recent (IMAP4rev2 dropped it): no message is recent.
-            K::Recent | K::New => Node::Const(false),
-            K::Old => Node::Const(true),
+            // \Recent is the session's (see `imap::recent`); NEW is RECENT UNSEEN.
+            K::Recent => Node::Recent(cx.recent.clone()),
+            K::New => Node::And(vec![
+                Node::Recent(cx.recent.clone()),
+                flags(flag::SEEN, false),
+            ]),
+            K::Old => Node::Not(Box::new(Node::Recent(cx.recent.clone()))),
             K::Answered => flags(flag::ANSWERED, true),
             K::Deleted => flags(flag::DELETED, true),
             K::Draft => flags(flag::DRAFT, true),
@@ -412,6 +421,7 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         Node::InternalUntil(t) => Tri::from_bool(e.internal_date <= *t),
         Node::Msns(set) => Tri::from_bool(set.binary_search(&m.msn).is_ok()),
         Node::Uids(set) => Tri::from_bool(set.binary_search(&e.uid).is_ok()),
+        Node::Recent(set) => Tri::from_bool(set.contains(e.uid)),
         Node::ModSeq(n) => Tri::from_bool(e.modseq >= *n),
         Node::EmailId(id) => Tri::from_bool(*id == Some(e.email_id)),
         Node::Sent(t) => match m.content.header() {
@@ -513,6 +523,7 @@ mod tests {
             view: &view,
             saved: &[],
             now: 0,
+            recent: &RecentUids::default(),
         };
         Program::compile(keys, &cx).unwrap()
     }
@@ -525,6 +536,36 @@ mod tests {
             keywords: 0,
             content: header.map_or(Content::None, Content::Header),
         })
+    }
+
+    #[test]
+    fn recent_new_and_old_follow_the_sessions_recent_uids() {
+        let view = View {
+            uids: vec![1],
+            gone: Vec::new(),
+        };
+        let mut recent = RecentUids::default();
+        recent.push((1, 2));
+        for (uid_recent, key, seen, want) in [
+            (true, K::Recent, flag::SEEN, Tri::True),
+            (true, K::New, 0, Tri::True),
+            (true, K::New, flag::SEEN, Tri::False),
+            (true, K::Old, 0, Tri::False),
+            (false, K::Recent, 0, Tri::False),
+            (false, K::New, 0, Tri::False),
+            (false, K::Old, 0, Tri::True),
+        ] {
+            let none = RecentUids::default();
+            let cx = Context {
+                view: &view,
+                saved: &[],
+                now: 0,
+                recent: if uid_recent { &recent } else { &none },
+            };
+            let p = Program::compile(std::slice::from_ref(&key), &cx).unwrap();
+            assert_eq!(p.level, Level::Index);
+            assert_eq!(eval_with(&p, seen, None), want, "{key:?} {uid_recent}");
+        }
     }
 
     #[test]
