@@ -340,8 +340,12 @@ fn connect_admin(
              ([admin] socket = \"\"): turn it on, or stop the server"
         ));
     };
-    let client = ringmail::admin::client::AdminClient::connect(&socket, user)
-        .map_err(|e| format!("{what}: a server is running on {data_dir}, but {e}"))?;
+    let client = ringmail::admin::client::AdminClient::connect(&socket, user).map_err(|e| {
+        format!(
+            "{what}: {data_dir} is in use (by a running server, or by another tool, which \
+                 has no admin socket), but {e}"
+        )
+    })?;
     Ok((client, socket))
 }
 

@@ -184,3 +184,23 @@ fn imap4rev2_sessions_neither_see_nor_claim_recent() {
     assert_eq!(recent_counts(&ok(&mut v1, "SELECT INBOX")), vec![2]);
     assert_eq!(search(&mut v1, "RECENT"), "1 2");
 }
+
+/// A restart does not make every message recent again (every mutt user would see all mail
+/// as new): what was stored before it is not recent, what arrives after it is.
+#[test]
+fn a_restart_keeps_old_mail_old() {
+    let mut server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    append(&mut c, "INBOX", "before");
+    drop(c);
+    server.restart();
+    let mut c = login(&server);
+    let status = status_recent(&mut c, "INBOX");
+    assert!(status.contains("RECENT 0"), "{status}");
+    append(&mut c, "INBOX", "after");
+    let status = status_recent(&mut c, "INBOX");
+    assert!(status.contains("MESSAGES 2 RECENT 1"), "{status}");
+    let sel = ok(&mut c, "SELECT INBOX");
+    assert_eq!(recent_counts(&sel), [1], "{sel:?}");
+    assert_eq!(recent_msns(&mut c), [2]);
+}

@@ -30,7 +30,7 @@ pub struct AdminClient {
 impl AdminClient {
     /// Connects to the socket at `path` and says which user the work is for.
     pub fn connect(path: &Path, user: &str) -> Result<AdminClient, String> {
-        let stream = UnixStream::connect(path)
+        let stream = connect_while_starting(path)
             .map_err(|e| format!("cannot connect to the admin socket {}: {e}", path.display()))?;
         let mut client = AdminClient {
             stream,
@@ -137,6 +137,29 @@ impl AdminClient {
             self.ok()?;
         }
         Ok(())
+    }
+}
+
+/// How long a server that holds the data dir may take to open its admin socket: it binds
+/// the socket only once its partitions are recovered.
+const STARTING: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Connects to `path`, waiting while the socket is missing or not yet listening (a server
+/// that has just started and is still recovering its partitions).
+fn connect_while_starting(path: &Path) -> std::io::Result<UnixStream> {
+    let deadline = std::time::Instant::now() + STARTING;
+    loop {
+        match UnixStream::connect(path) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
     }
 }
 

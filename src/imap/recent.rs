@@ -15,10 +15,15 @@
 //! here rather than in the executor or the store keeps `\Recent` — a protocol-level,
 //! per-session notion that IMAP4rev2 dropped — inside the IMAP layer.
 //!
-//! The floors are not persisted: after a restart every message counts as recent once more
-//! (the floor starts at 1, as in a fresh Dovecot index). Dovecot keeps `first_recent_uid` in
-//! its index file and so survives restarts. A floor costs one map entry per mailbox a session
-//! has selected read-write since the process started (about 40 bytes); DELETE drops it.
+//! The floors are not persisted. A mailbox no session has touched since the server started
+//! gets the floor the store gives it: UIDNEXT as it was when the partition was opened
+//! (`MailboxView::uidnext_at_open`), i.e. the first message stored since the start.
+//! Messages stored before it count as claimed by the sessions of the previous run — the alternative, every
+//! message recent once more, would make every mutt or alpine user see all their mail as new
+//! after each restart. What is lost is the `\Recent` of mail that arrived before a restart and
+//! that no session had seen yet. (Dovecot keeps `first_recent_uid` in its index file and
+//! loses neither.) A floor costs one map entry per mailbox a session has selected read-write
+//! since the process started (about 40 bytes); DELETE drops it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,17 +54,30 @@ thread_local! {
 }
 
 /// The mailbox's recent floor: messages with this UID or higher are recent for the next
-/// session that selects it read-write.
-pub fn floor(key: MailboxKey) -> u32 {
-    FLOORS.with(|f| f.borrow().get(&key).copied().unwrap_or(1))
+/// session that selects it read-write. `initial` gives it when no session has claimed from
+/// the mailbox since the start (see [`initial_floor`]).
+pub fn floor(key: MailboxKey, initial: impl FnOnce() -> u32) -> u32 {
+    FLOORS
+        .with(|f| f.borrow().get(&key).copied())
+        .unwrap_or_else(initial)
 }
 
 /// The UIDs in `[from, uidnext)` no session has claimed, as a half-open range. With `claim`
 /// they become this caller's: the floor rises to `uidnext` and no other session gets them.
-pub fn take(key: MailboxKey, from: u32, uidnext: u32, claim: bool) -> Option<(u32, u32)> {
+/// `initial` as for [`floor`].
+pub fn take(
+    key: MailboxKey,
+    from: u32,
+    uidnext: u32,
+    claim: bool,
+    initial: impl FnOnce() -> u32,
+) -> Option<(u32, u32)> {
     FLOORS.with(|f| {
         let mut floors = f.borrow_mut();
-        let floor = floors.get(&key).copied().unwrap_or(1);
+        let floor = match floors.get(&key) {
+            Some(&floor) => floor,
+            None => initial(),
+        };
         let lo = floor.max(from);
         if lo >= uidnext {
             return None;
@@ -127,18 +145,22 @@ mod tests {
     #[test]
     fn first_claim_wins_and_peeks_do_not_claim() {
         let k = key(1);
-        assert_eq!(floor(k), 1);
-        assert_eq!(take(k, 1, 3, false), Some((1, 3)));
-        assert_eq!(floor(k), 1, "a peek claims nothing");
-        assert_eq!(take(k, 1, 3, true), Some((1, 3)));
-        assert_eq!(floor(k), 3);
-        assert_eq!(take(k, 1, 3, true), None, "a second session gets nothing");
+        assert_eq!(floor(k, || 1), 1);
+        assert_eq!(take(k, 1, 3, false, || 1), Some((1, 3)));
+        assert_eq!(floor(k, || 1), 1, "a peek claims nothing");
+        assert_eq!(take(k, 1, 3, true, || 1), Some((1, 3)));
+        assert_eq!(floor(k, || 1), 3);
+        assert_eq!(
+            take(k, 1, 3, true, || 1),
+            None,
+            "a second session gets nothing"
+        );
         // New mail: whoever notices first claims it.
-        assert_eq!(take(k, 3, 5, true), Some((3, 5)));
-        assert_eq!(take(k, 3, 5, true), None);
+        assert_eq!(take(k, 3, 5, true, || 1), Some((3, 5)));
+        assert_eq!(take(k, 3, 5, true, || 1), None);
         forget(k);
-        assert_eq!(floor(k), 1);
-        assert_eq!(floor(key(2)), 1, "floors are per mailbox");
+        assert_eq!(floor(k, || 1), 1);
+        assert_eq!(floor(key(2), || 1), 1, "floors are per mailbox");
     }
 
     #[test]

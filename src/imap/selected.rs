@@ -201,7 +201,15 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
     let mut recent = sel.recent;
     if rev1 && changes.uidnext > sel.uidnext {
         if let Some(range) =
-            recent::take(sel.recent_key, sel.uidnext, changes.uidnext, !sel.read_only)
+            // A session that is selected made the floor exist unless its SELECT found
+            // nothing to claim; then nothing below its own UIDNEXT is left to claim either.
+            recent::take(
+                sel.recent_key,
+                sel.uidnext,
+                changes.uidnext,
+                !sel.read_only,
+                || sel.uidnext,
+            )
         {
             recent.push(range);
         }

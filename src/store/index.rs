@@ -112,6 +112,10 @@ pub(crate) struct Mailbox {
     /// Sessions waiting in IDLE for a change.
     #[rkyv(with = rkyv::with::Skip)]
     pub waiters: Vec<Waker>,
+    /// UIDNEXT when this process opened the partition (1 for a mailbox made since then):
+    /// the messages from here on were stored by this run (IMAP's `\Recent` starts there).
+    #[rkyv(with = rkyv::with::Skip)]
+    pub uidnext_at_open: u32,
 }
 
 impl Mailbox {
@@ -129,6 +133,7 @@ impl Mailbox {
             uid_reserved: 1,
             modseq_reserved: 1,
             waiters: Vec::new(),
+            uidnext_at_open: 1,
         }
     }
 
@@ -644,6 +649,15 @@ impl Index {
         u.used_bytes += u64::from(a.body_len);
         u.used_messages += 1;
         Ok(Applied::Done)
+    }
+
+    /// Marks what the partition held when it was opened (after recovery).
+    pub fn mark_opened(&mut self) {
+        for u in self.users.values_mut() {
+            for mb in u.mailboxes.values_mut() {
+                mb.uidnext_at_open = mb.uidnext;
+            }
+        }
     }
 
     /// Re-derives live-only fields of every mailbox (after loading a checkpoint).

@@ -99,6 +99,7 @@ impl Partition {
     /// the log after it, and truncates a torn tail of the active segment.
     pub async fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Partition> {
         let inner = recovery::open(dir.as_ref(), opts).await?;
+        inner.index.borrow_mut().mark_opened();
         Ok(Partition {
             inner: Rc::new(inner),
         })

@@ -31,6 +31,11 @@ impl MailboxView<'_> {
     pub fn uidnext(&self) -> u32 {
         self.mailbox.uidnext
     }
+    /// UIDNEXT when this process opened the partition: the messages from here on were
+    /// stored since the server started (1 for a mailbox created since).
+    pub fn uidnext_at_open(&self) -> u32 {
+        self.mailbox.uidnext_at_open
+    }
     /// HIGHESTMODSEQ.
     pub fn highest_modseq(&self) -> u64 {
         self.mailbox.highest_modseq

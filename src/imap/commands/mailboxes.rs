@@ -411,9 +411,10 @@ fn recent_count(session: &Session, mail: &Partition, user: &str, status: &Mailbo
         return 0;
     }
     let partitions = session.exec.config().storage.partitions;
-    let floor = crate::imap::recent::floor(MailboxKey::new(user, partitions, status.id));
+    let key = MailboxKey::new(user, partitions, status.id);
     mail.with_mailbox(user, status.id, |v| {
         let messages = v.messages();
+        let floor = crate::imap::recent::floor(key, || v.uidnext_at_open());
         (messages.len() - messages.partition_point(|m| m.uid < floor)) as u32
     })
     .unwrap_or(0)

@@ -50,8 +50,9 @@ pub async fn select(
         let recent_key = MailboxKey::new(&user, partitions, view.id());
         let mut recent = RecentUids::default();
         if rev1 {
+            let initial = || view.uidnext_at_open();
             if let Some(range) =
-                crate::imap::recent::take(recent_key, 1, view.uidnext(), !read_only)
+                crate::imap::recent::take(recent_key, 1, view.uidnext(), !read_only, initial)
             {
                 recent.push(range);
             }
