@@ -70,11 +70,16 @@ fn good_setup_passes_and_shows_the_certificate() {
     assert!(tls.contains("expires in"), "{tls}");
     assert!(tls.contains("self-signed"), "{tls}");
     for area in ["config", "port", "users", "data dir", "memlock", "io_uring"] {
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with("ok") && l.contains(area)),
-            "{area} not ok:\n{text}"
-        );
+        // The disk's fill level belongs to the machine running the test, not to the setup:
+        // a "nearly full" warning about it still counts as a good data dir.
+        let ok = text
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains(area))
+            || (area == "data dir"
+                && text
+                    .lines()
+                    .any(|l| l.starts_with("warn  data dir") && l.contains("GiB free")));
+        assert!(ok, "{area} not ok:\n{text}");
     }
 }
 
