@@ -38,6 +38,13 @@ async fn append_n(p: &Partition, mailbox: &str, n: u32) -> Vec<u32> {
     uids
 }
 
+/// The partition at `dir`, with user "u" and its INBOX.
+async fn open_with_user(dir: &Path) -> Partition {
+    let p = Partition::open(dir, Options::default()).await.unwrap();
+    p.ensure_user("u").await.unwrap();
+    p
+}
+
 fn uidnext(p: &Partition, mailbox: &str) -> u32 {
     p.status("u", mailbox).unwrap().uidnext
 }
@@ -76,8 +83,7 @@ fn tmp_partition() -> (tempfile::TempDir, PathBuf) {
 fn raise_moves_uidnext_up_and_append_continues_there() {
     let (_tmp, dir) = tmp_partition();
     run(move || async move {
-        let p = Partition::open(&dir, Options::default()).await.unwrap();
-        p.ensure_user("u").await.unwrap();
+        let p = open_with_user(&dir).await;
         assert_eq!(append_n(&p, "INBOX", 3).await, vec![1, 2, 3]);
         assert_eq!(p.raise_uidnext("u", "INBOX", 10).await.unwrap(), 10);
         assert_eq!(uidnext(&p, "INBOX"), 10);
@@ -102,8 +108,7 @@ fn raise_moves_uidnext_up_and_append_continues_there() {
 fn raise_at_or_below_uidnext_is_a_no_op_without_a_record() {
     let (_tmp, dir) = tmp_partition();
     run(move || async move {
-        let p = Partition::open(&dir, Options::default()).await.unwrap();
-        p.ensure_user("u").await.unwrap();
+        let p = open_with_user(&dir).await;
         append_n(&p, "INBOX", 5).await;
         p.flush().await;
         let before = log_bytes(&dir);
@@ -122,8 +127,7 @@ fn raise_at_or_below_uidnext_is_a_no_op_without_a_record() {
 fn raise_on_unknown_mailbox_or_user_fails_like_other_calls() {
     let (_tmp, dir) = tmp_partition();
     run(move || async move {
-        let p = Partition::open(&dir, Options::default()).await.unwrap();
-        p.ensure_user("u").await.unwrap();
+        let p = open_with_user(&dir).await;
         let e = p.raise_uidnext("u", "Nope", 9).await.unwrap_err();
         assert!(matches!(e, StoreError::NoSuchMailbox), "{e:?}");
         let e = p.raise_uidnext("nobody", "INBOX", 9).await.unwrap_err();
