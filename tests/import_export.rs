@@ -462,6 +462,23 @@ fn admin_socket_refuses_bad_frames() {
     let why = refusal(&garbage);
     assert!(why.contains("unknown request"), "{why}");
 
+    // Connections are capped: with 8 open (silent) ones the next is refused with a reason.
+    let open: Vec<UnixStream> = (0..8)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut ninth = UnixStream::connect(&socket).unwrap();
+    let mut header = [0u8; 4];
+    ninth.read_exact(&mut header).unwrap();
+    let mut frame = vec![0u8; u32::from_le_bytes(header) as usize];
+    ninth.read_exact(&mut frame).unwrap();
+    match Reply::decode(&frame).unwrap() {
+        Reply::Error(why) => assert!(why.contains("admin connections are open"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop(open);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
     // The server still imports and serves.
     let src = tempfile::tempdir().unwrap();
     make_maildir(src.path());

@@ -101,8 +101,29 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
+/// Admin connections served at once. Each may hold a frame of up to `MAX_FRAME` bytes in
+/// memory, so even the server's own OS user cannot open an unbounded number of them.
+const MAX_CONNECTIONS: usize = 8;
+
+/// One open admin connection, counted until dropped (also when its task panics).
+struct Slot(Rc<std::cell::Cell<usize>>);
+
+impl Slot {
+    fn take(open: &Rc<std::cell::Cell<usize>>) -> Slot {
+        open.set(open.get() + 1);
+        Slot(open.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// Accepts admin connections until shutdown.
 pub async fn accept_loop(exec: Rc<Executor>, listener: UnixListener) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             exec.shutting_down().await;
@@ -111,8 +132,22 @@ pub async fn accept_loop(exec: Rc<Executor>, listener: UnixListener) {
         .await;
         match accepted {
             None => return,
-            Some(Ok(stream)) => {
-                if !exec.spawn_task(connection(exec.clone(), stream)) {
+            Some(Ok(mut stream)) => {
+                if open.get() >= MAX_CONNECTIONS {
+                    let why = format!(
+                        "{MAX_CONNECTIONS} admin connections are open already; try again when \
+                         one has finished"
+                    );
+                    let _ = send(&mut stream, &Reply::Error(why)).await;
+                    continue;
+                }
+                let slot = Slot::take(&open);
+                let exec2 = exec.clone();
+                let task = async move {
+                    connection(exec2, stream).await;
+                    drop(slot);
+                };
+                if !exec.spawn_task(task) {
                     return;
                 }
             }
@@ -215,7 +250,9 @@ async fn relay(
 }
 
 fn stopping() -> String {
-    "the server is shutting down; run the import again once it is back".to_string()
+    "the server is shutting down; run the command again once it is back (an import adds \
+     only what is missing)"
+        .to_string()
 }
 
 /// Takes a request on the executor that owns its user: a hello starts a session task, the

@@ -57,7 +57,8 @@ impl Drop for Waiting {
 }
 
 /// Sends the request `make` builds to executor `to` and waits for its answer. `NoAnswer`
-/// when `to` is stopping and did not answer.
+/// when `to` is stopping and did not answer. `to` must be another executor: the mesh has
+/// no channel to itself, so callers serve their own executor's requests directly.
 pub async fn ask(
     exec: &Executor,
     to: usize,

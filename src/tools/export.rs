@@ -66,7 +66,7 @@ pub trait Source {
     async fn read(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<Option<Vec<u8>>>, String>;
 }
 
-/// Bytes one [`Source::read`] answer holds (at least one message, whatever its size).
+/// Bytes one [`Source::read`] answer holds at most, unless its one message is larger.
 pub const READ_BATCH_BYTES: usize = 16 << 20;
 /// Messages one [`Source::read`] answer holds at most.
 pub const READ_BATCH_MESSAGES: usize = 64;
@@ -124,13 +124,30 @@ impl Source for StoreSource {
         let mut out = Vec::new();
         let mut bytes = 0;
         for &uid in uids.iter().take(READ_BATCH_MESSAGES) {
-            if !out.is_empty() && bytes >= READ_BATCH_BYTES {
+            // The size from the index first, so a batch never grows past READ_BATCH_BYTES
+            // with a large message (its answer must fit one admin frame).
+            let size = self
+                .mail
+                .with_mailbox(&self.user, mailbox, |v| {
+                    v.message(uid).map(|m| m.size as usize)
+                })
+                .map_err(|e| format!("{mailbox}: {e}"))?;
+            let Some(size) = size else {
+                out.push(None);
+                continue;
+            };
+            if !out.is_empty() && bytes + size > READ_BATCH_BYTES {
                 break;
             }
-            match self.mail.read_message(&self.user, mailbox, uid, None).await {
-                Ok(body) => {
+            let mut body = Vec::with_capacity(size);
+            match self
+                .mail
+                .read_message_into(&self.user, mailbox, uid, None, &mut body)
+                .await
+            {
+                Ok(_) => {
                     bytes += body.len();
-                    out.push(Some(body.to_vec()));
+                    out.push(Some(body));
                 }
                 Err(StoreError::NoSuchMessage) => out.push(None),
                 Err(e) => return Err(format!("{mailbox} UID {uid}: {e}")),
