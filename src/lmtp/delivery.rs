@@ -105,9 +105,10 @@ pub async fn deliver(exec: Rc<Executor>, delivery: Delivery) -> Result<Delivered
 /// gate, so shutdown waits for a delivery in flight before it closes the store; a request
 /// that comes once the gate is closed is answered at once with a temporary failure.
 pub fn handle(exec: Rc<Executor>, request: OwnerRequest) {
-    let (reply, refusal) = match &request {
-        OwnerRequest::CheckQuota { reply, .. } => (*reply, Answer::Quota(Err(owner_gone()))),
-        OwnerRequest::Deliver { reply, .. } => (*reply, Answer::Delivered(Err(owner_gone()))),
+    // What to answer if the gate is closed; the error itself is built only then.
+    let (reply, quota) = match &request {
+        OwnerRequest::CheckQuota { reply, .. } => (*reply, true),
+        OwnerRequest::Deliver { reply, .. } => (*reply, false),
     };
     let task = {
         let exec = exec.clone();
@@ -126,6 +127,11 @@ pub fn handle(exec: Rc<Executor>, request: OwnerRequest) {
     };
     if !exec.spawn_task(task) {
         debug!("LMTP request refused: shutting down");
+        let refusal = if quota {
+            Answer::Quota(Err(owner_gone()))
+        } else {
+            Answer::Delivered(Err(owner_gone()))
+        };
         rpc::answer_later(exec, reply, refusal);
     }
 }
