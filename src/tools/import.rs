@@ -510,6 +510,19 @@ async fn import_maildir(
         sink.open(&folder.name, ids).await?;
         for m in messages {
             progress.add(1);
+            // The store refuses a message over its limit: say so without reading it all.
+            let too_large = std::fs::metadata(&m.path)
+                .is_ok_and(|meta| meta.len() > crate::store::MAX_MESSAGE_SIZE as u64);
+            if too_large {
+                let line = format!(
+                    "{}: skipped: larger than the store's limit of {} bytes",
+                    m.path.display(),
+                    crate::store::MAX_MESSAGE_SIZE
+                );
+                progress.warn(&line);
+                report.problems.push(line);
+                continue;
+            }
             let bytes = match std::fs::read(&m.path) {
                 Ok(b) => to_crlf(b),
                 Err(e) => {
@@ -572,7 +585,12 @@ async fn import_mbox(
                 progress.warn(&line);
                 report.problems.push(line);
             }
-            Err(e @ (MboxError::NotMbox | MboxError::Truncated { .. } | MboxError::Io(_))) => {
+            Err(
+                e @ (MboxError::NotMbox
+                | MboxError::Truncated { .. }
+                | MboxError::TooLarge { .. }
+                | MboxError::Io(_)),
+            ) => {
                 let line = format!("{}: {e}", file.display());
                 progress.warn(&line);
                 report.problems.push(line);

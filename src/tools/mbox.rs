@@ -39,6 +39,12 @@ pub enum MboxError {
         /// Where the cut message starts.
         line: u64,
     },
+    /// A message larger than the store takes; it is skipped and the next one read.
+    #[error("the message at line {line} has more than {limit} bytes, the store's limit: it was not imported", limit = crate::store::MAX_MESSAGE_SIZE)]
+    TooLarge {
+        /// Where the message starts.
+        line: u64,
+    },
     /// Reading failed.
     #[error("read error: {0}")]
     Io(String),
@@ -52,6 +58,8 @@ pub struct MboxReader<R> {
     line_no: u64,
     started: bool,
     done: bool,
+    /// Largest message returned (the store's limit, smaller in tests).
+    limit: usize,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -63,13 +71,24 @@ impl<R: BufRead> MboxReader<R> {
             line_no: 0,
             started: false,
             done: false,
+            limit: crate::store::MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// A reader that refuses messages over `limit` bytes.
+    #[cfg(test)]
+    fn with_limit(input: R, limit: usize) -> MboxReader<R> {
+        MboxReader {
+            limit,
+            ..MboxReader::new(input)
         }
     }
 
     fn read_line(&mut self, buf: &mut Vec<u8>) -> Result<usize, MboxError> {
         buf.clear();
-        let n = self
-            .input
+        // A "line" longer than a whole message can be comes back in pieces: its message is
+        // refused as too large anyway, and no line can make the tool run out of memory.
+        let n = std::io::Read::take(&mut self.input, self.limit as u64 + 1)
             .read_until(b'\n', buf)
             .map_err(|e| MboxError::Io(e.to_string()))?;
         if n > 0 {
@@ -108,6 +127,9 @@ impl<R: BufRead> Iterator for MboxReader<R> {
         }
         let (from, start) = self.next_from.take()?;
         let mut lines: Vec<Vec<u8>> = Vec::new();
+        // Bytes of this message so far; past the store's limit its lines are dropped while
+        // the reader looks for the next message.
+        let mut size = 0usize;
         loop {
             match self.read_line(&mut line) {
                 Err(e) => return self.fail(e),
@@ -121,12 +143,22 @@ impl<R: BufRead> Iterator for MboxReader<R> {
                 Ok(_) => {
                     let after_blank = lines.last().is_some_and(|l| is_blank(l));
                     if line.starts_with(b"From ") && after_blank {
-                        self.next_from = Some((line.clone(), self.line_no));
+                        self.next_from = Some((std::mem::take(&mut line), self.line_no));
                         break;
                     }
-                    lines.push(line.clone());
+                    size += line.len();
+                    if size <= self.limit {
+                        lines.push(std::mem::take(&mut line));
+                    } else {
+                        // Keeps the last line only, for the blank-line check above.
+                        lines.clear();
+                        lines.push(std::mem::take(&mut line));
+                    }
                 }
             }
+        }
+        if size > self.limit {
+            return Some(Err(MboxError::TooLarge { line: start }));
         }
         // The blank line before the next From line (or at the end) is the separator.
         if lines.last().is_some_and(|l| is_blank(l)) {
@@ -371,5 +403,22 @@ mod tests {
         assert!(cut[0].is_ok());
         assert_eq!(cut[1], Err(MboxError::Truncated { line: 6 }));
         assert!(read_all(b"").is_empty());
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_skipped_and_the_next_one_read() {
+        let text = format!(
+            "From a Sat Jan  3 01:05:34 2015\nSubject: big\n\n{}\n\n\
+             From b Sat Jan  3 01:05:35 2015\nSubject: small\n\nok\n",
+            "x".repeat(500)
+        );
+        let items: Vec<_> = MboxReader::with_limit(text.as_bytes(), 200).collect();
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(
+            matches!(items[0], Err(MboxError::TooLarge { line: 1 })),
+            "{items:?}"
+        );
+        let second = items[1].as_ref().expect("the next message is read");
+        assert!(second.bytes.starts_with(b"Subject: small"), "{second:?}");
     }
 }
