@@ -290,7 +290,7 @@ async fn render_for_session(
     let mut meta = Meta::Unread;
     let rendered = render(&item, req, out, &mut meta, scratch).await;
     // The blob's buffer goes back to the caller for the next message.
-    if let Meta::Blob(blob) = meta {
+    if let Meta::Blob { blob, .. } = meta {
         *scratch = blob;
     }
     match rendered {
@@ -321,34 +321,43 @@ enum Meta {
     Unread,
     /// The blob as stored, in the caller's scratch buffer. Checked as it is used (walking
     /// it is most of the cost of an ENVELOPE): a blob that does not parse, damaged or from
-    /// a future version, is replaced by metadata rebuilt from the message.
-    Blob(Vec<u8>),
+    /// a future version, is replaced by metadata rebuilt from the message. `at` caches
+    /// where the pre-rendered values lie once the blob was walked for one of them.
+    Blob {
+        blob: Vec<u8>,
+        at: Option<[std::ops::Range<usize>; 3]>,
+    },
     Parsed(Box<MessageMeta>),
 }
 
 /// A value stored pre-rendered in the metadata blob.
+/// (The order of [`MessageMeta::rendered_ranges`].)
 #[derive(Clone, Copy)]
 enum Prerendered {
-    Envelope,
-    BodyStructure,
-    Body,
+    Envelope = 0,
+    BodyStructure = 1,
+    Body = 2,
 }
 
 impl Meta {
     /// The pre-rendered value; None before the metadata is loaded or when the blob does not
-    /// parse.
-    fn prerendered(&self, which: Prerendered) -> Option<&[u8]> {
-        let pick = |envelope, bodystructure, body| match which {
-            Prerendered::Envelope => envelope,
-            Prerendered::BodyStructure => bodystructure,
-            Prerendered::Body => body,
-        };
+    /// parse. The blob is walked (and checked) once per message, however many of the
+    /// values are asked for.
+    fn prerendered(&mut self, which: Prerendered) -> Option<&[u8]> {
         match self {
             Meta::Unread => None,
-            Meta::Blob(blob) => MessageMeta::rendered(blob)
-                .ok()
-                .map(|r| pick(r.envelope, r.bodystructure, r.body)),
-            Meta::Parsed(m) => Some(pick(&m.envelope, &m.bodystructure, &m.body)),
+            Meta::Blob { blob, at } => {
+                if at.is_none() {
+                    *at = MessageMeta::rendered_ranges(blob).ok();
+                }
+                let range = at.as_ref()?.get(which as usize)?.clone();
+                blob.get(range)
+            }
+            Meta::Parsed(m) => Some(match which {
+                Prerendered::Envelope => &m.envelope,
+                Prerendered::BodyStructure => &m.bodystructure,
+                Prerendered::Body => &m.body,
+            }),
         }
     }
 }
@@ -383,7 +392,7 @@ impl Item<'_> {
                 *scratch = blob;
                 return Err(e);
             }
-            *meta = Meta::Blob(blob);
+            *meta = Meta::Blob { blob, at: None };
         }
         Ok(())
     }
@@ -392,7 +401,7 @@ impl Item<'_> {
     /// rather than failing the FETCH.
     async fn rebuild_meta(&self, meta: &mut Meta, scratch: &mut Vec<u8>) -> Result<(), StoreError> {
         let parsed = self.rebuild().await?;
-        if let Meta::Blob(blob) = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
+        if let Meta::Blob { blob, .. } = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
             *scratch = blob;
         }
         Ok(())
@@ -405,12 +414,12 @@ impl Item<'_> {
         scratch: &mut Vec<u8>,
     ) -> Result<Option<&'m MessageMeta>, StoreError> {
         self.load(meta, scratch).await?;
-        if let Meta::Blob(blob) = meta {
+        if let Meta::Blob { blob, .. } = meta {
             match MessageMeta::from_bytes(blob) {
                 Ok(parsed) => {
                     // The blob's buffer goes back for the next message.
                     let old = std::mem::replace(meta, Meta::Parsed(Box::new(parsed)));
-                    if let Meta::Blob(blob) = old {
+                    if let Meta::Blob { blob, .. } = old {
                         *scratch = blob;
                     }
                 }
