@@ -171,7 +171,9 @@ pub async fn fetch(
         // would copy all of its capacity, though nothing in it is wanted.
         let need = (entry.size as usize).saturating_add(RESPONSE_LINE);
         if sends_bodies && session.out.is_empty() && session.out.capacity() < need {
-            session.out = Vec::with_capacity(need.max(FLUSH_AT));
+            // The old one goes back to the pool for another session's next command.
+            let old = std::mem::replace(&mut session.out, Vec::with_capacity(need.max(FLUSH_AT)));
+            crate::imap::buffers::give_back_response(old);
         }
         let msg = Message {
             mail: &mail,
