@@ -159,18 +159,16 @@ pub async fn fetch(
         // flush size, so the buffer peaks near the flush size or one message, whichever is
         // larger, instead of their sum (and stays small enough to be reused; see
         // `imap::buffers`).
-        if sends_bodies
-            && !session.out.is_empty()
-            && session.out.len() + entry.size as usize > FLUSH_AT
-        {
+        let body = body_bytes(attrs, entry.size);
+        if body > 0 && !session.out.is_empty() && session.out.len() + body > FLUSH_AT {
             if let Err(e) = send_pending(session).await {
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
         // A message larger than an empty buffer gets a new buffer: growing the old one
         // would copy all of its capacity, though nothing in it is wanted.
-        let need = (entry.size as usize).saturating_add(RESPONSE_LINE);
-        if sends_bodies && session.out.is_empty() && session.out.capacity() < need {
+        let need = body.saturating_add(RESPONSE_LINE);
+        if body > 0 && session.out.is_empty() && session.out.capacity() < need {
             // The old one goes back to the pool for another session's next command.
             let old = std::mem::replace(&mut session.out, Vec::with_capacity(need.max(FLUSH_AT)));
             crate::imap::buffers::give_back_response(old);
@@ -202,6 +200,29 @@ pub async fn fetch(
     } else {
         "FETCH completed"
     })
+}
+
+/// At most how many bytes of a `size`-byte message the items copy into the response,
+/// counting only those that can be large: whole bodies, texts and parts (bounded by a
+/// partial's length). Headers count nothing, so a listing that fetches the headers of large
+/// messages neither flushes before each one nor sizes the buffer for its attachments.
+fn body_bytes(attrs: &[FetchAttr<'_>], size: u32) -> usize {
+    let size = size as usize;
+    let bounded = |partial: &Option<Partial>| partial.map_or(size, |p| size.min(p.length as usize));
+    attrs
+        .iter()
+        .map(|a| match a {
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Text => size,
+            FetchAttr::Binary { partial, .. } => bounded(partial),
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => match section.text {
+                None | Some(SectionText::Text) => bounded(partial),
+                Some(_) => 0,
+            },
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Sends the pending responses, then lets the executor's other sessions run. Cached
@@ -874,6 +895,27 @@ mod tests {
         assert_eq!(found, want);
         // A message the store cannot read leaves the output as it was: no half response.
         assert_eq!(missing, Err("before\r\n".to_string()));
+    }
+
+    #[test]
+    fn only_bodies_count_toward_the_response_size() {
+        let section = |text, partial| FetchAttr::BodySection {
+            peek: true,
+            section: Section {
+                part: Vec::new(),
+                text,
+            },
+            partial,
+        };
+        let headers = [FetchAttr::Flags, section(Some(SectionText::Header), None)];
+        assert_eq!(body_bytes(&headers, 5_000_000), 0);
+        let first_kb = Partial {
+            offset: 0,
+            length: 1024,
+        };
+        let parts = [section(None, Some(first_kb)), FetchAttr::Rfc822];
+        assert_eq!(body_bytes(&parts, 5_000_000), 5_001_024);
+        assert_eq!(body_bytes(&parts, 100), 200);
     }
 
     #[test]
