@@ -7,6 +7,7 @@
 //! refuse truncated or foreign bytes with an error rather than trust them.
 
 use std::fmt;
+use std::ops::Range;
 
 /// Everything FETCH, SEARCH, SORT and THREAD need about a message's MIME structure.
 /// Built once by [`analyze`](super::analyze), stored, and read back with
@@ -254,6 +255,19 @@ impl MessageMeta {
     /// Walks and checks the whole blob exactly as [`MessageMeta::from_bytes`] does, so a
     /// blob is accepted here if and only if `from_bytes` accepts it, with the same values.
     pub fn rendered(bytes: &[u8]) -> Result<Rendered<'_>, MetaError> {
+        let [envelope, bodystructure, body] = Self::rendered_ranges(bytes)?;
+        let at = |range| bytes.get(range).unwrap_or_default();
+        Ok(Rendered {
+            envelope: at(envelope),
+            bodystructure: at(bodystructure),
+            body: at(body),
+        })
+    }
+
+    /// Where [`MessageMeta::rendered`]'s values lie in `bytes`: the ranges of the ENVELOPE,
+    /// BODYSTRUCTURE and BODY values, in that order. A caller that needs several of them
+    /// keeps these and walks the blob once, instead of once per value.
+    pub fn rendered_ranges(bytes: &[u8]) -> Result<[Range<usize>; 3], MetaError> {
         let rest = bytes.strip_prefix(MAGIC).ok_or(MetaError::BadVersion)?;
         let (&version, rest) = rest.split_first().ok_or(MetaError::BadVersion)?;
         if version != VERSION {
@@ -261,9 +275,15 @@ impl MessageMeta {
         }
         let mut r = Reader(rest);
         r.skip_part(0)?;
-        let envelope = r.slice()?;
-        let bodystructure = r.slice()?;
-        let body = r.slice()?;
+        // The range of the next length-prefixed value, as an offset into `bytes`.
+        let value = |r: &mut Reader<'_>| {
+            let len = r.slice()?.len();
+            let end = bytes.len() - r.0.len();
+            Ok::<_, MetaError>(end - len..end)
+        };
+        let envelope = value(&mut r)?;
+        let bodystructure = value(&mut r)?;
+        let body = value(&mut r)?;
         r.str()?; // subject
         for _ in 0..3 {
             r.opt(|r| {
@@ -283,11 +303,7 @@ impl MessageMeta {
         if !r.0.is_empty() {
             return Err(MetaError::Corrupt);
         }
-        Ok(Rendered {
-            envelope,
-            bodystructure,
-            body,
-        })
+        Ok([envelope, bodystructure, body])
     }
 }
 

@@ -159,19 +159,19 @@ pub async fn fetch(
         // flush size, so the buffer peaks near the flush size or one message, whichever is
         // larger, instead of their sum (and stays small enough to be reused; see
         // `imap::buffers`).
-        if sends_bodies
-            && !session.out.is_empty()
-            && session.out.len() + entry.size as usize > FLUSH_AT
-        {
+        let body = body_bytes(attrs, entry.size);
+        if body > 0 && !session.out.is_empty() && session.out.len() + body > FLUSH_AT {
             if let Err(e) = send_pending(session).await {
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
         // A message larger than an empty buffer gets a new buffer: growing the old one
         // would copy all of its capacity, though nothing in it is wanted.
-        let need = (entry.size as usize).saturating_add(RESPONSE_LINE);
-        if sends_bodies && session.out.is_empty() && session.out.capacity() < need {
-            session.out = Vec::with_capacity(need.max(FLUSH_AT));
+        let need = body.saturating_add(RESPONSE_LINE);
+        if body > 0 && session.out.is_empty() && session.out.capacity() < need {
+            // The old one goes back to the pool for another session's next command.
+            let old = std::mem::replace(&mut session.out, Vec::with_capacity(need.max(FLUSH_AT)));
+            crate::imap::buffers::give_back_response(old);
         }
         let msg = Message {
             mail: &mail,
@@ -200,6 +200,29 @@ pub async fn fetch(
     } else {
         "FETCH completed"
     })
+}
+
+/// At most how many bytes of a `size`-byte message the items copy into the response,
+/// counting only those that can be large: whole bodies, texts and parts (bounded by a
+/// partial's length). Headers count nothing, so a listing that fetches the headers of large
+/// messages neither flushes before each one nor sizes the buffer for its attachments.
+fn body_bytes(attrs: &[FetchAttr<'_>], size: u32) -> usize {
+    let size = size as usize;
+    let bounded = |partial: &Option<Partial>| partial.map_or(size, |p| size.min(p.length as usize));
+    attrs
+        .iter()
+        .map(|a| match a {
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Text => size,
+            FetchAttr::Binary { partial, .. } => bounded(partial),
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => match section.text {
+                None | Some(SectionText::Text) => bounded(partial),
+                Some(_) => 0,
+            },
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Sends the pending responses, then lets the executor's other sessions run. Cached
@@ -290,7 +313,7 @@ async fn render_for_session(
     let mut meta = Meta::Unread;
     let rendered = render(&item, req, out, &mut meta, scratch).await;
     // The blob's buffer goes back to the caller for the next message.
-    if let Meta::Blob(blob) = meta {
+    if let Meta::Blob { blob, .. } = meta {
         *scratch = blob;
     }
     match rendered {
@@ -321,34 +344,43 @@ enum Meta {
     Unread,
     /// The blob as stored, in the caller's scratch buffer. Checked as it is used (walking
     /// it is most of the cost of an ENVELOPE): a blob that does not parse, damaged or from
-    /// a future version, is replaced by metadata rebuilt from the message.
-    Blob(Vec<u8>),
+    /// a future version, is replaced by metadata rebuilt from the message. `at` caches
+    /// where the pre-rendered values lie once the blob was walked for one of them.
+    Blob {
+        blob: Vec<u8>,
+        at: Option<[std::ops::Range<usize>; 3]>,
+    },
     Parsed(Box<MessageMeta>),
 }
 
 /// A value stored pre-rendered in the metadata blob.
+/// (The order of [`MessageMeta::rendered_ranges`].)
 #[derive(Clone, Copy)]
 enum Prerendered {
-    Envelope,
-    BodyStructure,
-    Body,
+    Envelope = 0,
+    BodyStructure = 1,
+    Body = 2,
 }
 
 impl Meta {
     /// The pre-rendered value; None before the metadata is loaded or when the blob does not
-    /// parse.
-    fn prerendered(&self, which: Prerendered) -> Option<&[u8]> {
-        let pick = |envelope, bodystructure, body| match which {
-            Prerendered::Envelope => envelope,
-            Prerendered::BodyStructure => bodystructure,
-            Prerendered::Body => body,
-        };
+    /// parse. The blob is walked (and checked) once per message, however many of the
+    /// values are asked for.
+    fn prerendered(&mut self, which: Prerendered) -> Option<&[u8]> {
         match self {
             Meta::Unread => None,
-            Meta::Blob(blob) => MessageMeta::rendered(blob)
-                .ok()
-                .map(|r| pick(r.envelope, r.bodystructure, r.body)),
-            Meta::Parsed(m) => Some(pick(&m.envelope, &m.bodystructure, &m.body)),
+            Meta::Blob { blob, at } => {
+                if at.is_none() {
+                    *at = MessageMeta::rendered_ranges(blob).ok();
+                }
+                let range = at.as_ref()?.get(which as usize)?.clone();
+                blob.get(range)
+            }
+            Meta::Parsed(m) => Some(match which {
+                Prerendered::Envelope => &m.envelope,
+                Prerendered::BodyStructure => &m.bodystructure,
+                Prerendered::Body => &m.body,
+            }),
         }
     }
 }
@@ -383,7 +415,7 @@ impl Item<'_> {
                 *scratch = blob;
                 return Err(e);
             }
-            *meta = Meta::Blob(blob);
+            *meta = Meta::Blob { blob, at: None };
         }
         Ok(())
     }
@@ -392,7 +424,7 @@ impl Item<'_> {
     /// rather than failing the FETCH.
     async fn rebuild_meta(&self, meta: &mut Meta, scratch: &mut Vec<u8>) -> Result<(), StoreError> {
         let parsed = self.rebuild().await?;
-        if let Meta::Blob(blob) = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
+        if let Meta::Blob { blob, .. } = std::mem::replace(meta, Meta::Parsed(Box::new(parsed))) {
             *scratch = blob;
         }
         Ok(())
@@ -405,12 +437,12 @@ impl Item<'_> {
         scratch: &mut Vec<u8>,
     ) -> Result<Option<&'m MessageMeta>, StoreError> {
         self.load(meta, scratch).await?;
-        if let Meta::Blob(blob) = meta {
+        if let Meta::Blob { blob, .. } = meta {
             match MessageMeta::from_bytes(blob) {
                 Ok(parsed) => {
                     // The blob's buffer goes back for the next message.
                     let old = std::mem::replace(meta, Meta::Parsed(Box::new(parsed)));
-                    if let Meta::Blob(blob) = old {
+                    if let Meta::Blob { blob, .. } = old {
                         *scratch = blob;
                     }
                 }
@@ -863,6 +895,27 @@ mod tests {
         assert_eq!(found, want);
         // A message the store cannot read leaves the output as it was: no half response.
         assert_eq!(missing, Err("before\r\n".to_string()));
+    }
+
+    #[test]
+    fn only_bodies_count_toward_the_response_size() {
+        let section = |text, partial| FetchAttr::BodySection {
+            peek: true,
+            section: Section {
+                part: Vec::new(),
+                text,
+            },
+            partial,
+        };
+        let headers = [FetchAttr::Flags, section(Some(SectionText::Header), None)];
+        assert_eq!(body_bytes(&headers, 5_000_000), 0);
+        let first_kb = Partial {
+            offset: 0,
+            length: 1024,
+        };
+        let parts = [section(None, Some(first_kb)), FetchAttr::Rfc822];
+        assert_eq!(body_bytes(&parts, 5_000_000), 5_001_024);
+        assert_eq!(body_bytes(&parts, 100), 200);
     }
 
     #[test]

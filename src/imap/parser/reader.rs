@@ -309,8 +309,9 @@ impl CommandReader {
                     // The literal's size is announced (and within the limits): room for it
                     // now saves growing and copying the buffer again and again as an APPEND
                     // arrives. Bounded, so an announcement alone cannot make the server
-                    // allocate much.
-                    self.buf.reserve_exact((n - have).min(PREALLOCATE_LITERAL));
+                    // allocate much. Through `reserve`, which doubles: an exact reservation
+                    // here would reallocate on every read of a literal over the bound.
+                    self.reserve((n - have).min(PREALLOCATE_LITERAL));
                     return Framed::NeedMore;
                 }
                 f.framed += n;
