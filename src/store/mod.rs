@@ -31,7 +31,7 @@ mod writer;
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{ResponseCode, Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
-pub use partition::{normalize_name, to_ranges, Partition, DELIMITER};
+pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
 pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use stats::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};

@@ -908,7 +908,7 @@ fn next_uidvalidity(idx: &mut Index) -> u32 {
 
 /// `range` of a message of `size` bytes cut to the message (the whole message when `None`),
 /// as (start, end) with start <= end <= size.
-fn clamp_range(range: Option<std::ops::Range<u64>>, size: u64) -> (u64, u64) {
+pub fn clamp_range(range: Option<std::ops::Range<u64>>, size: u64) -> (u64, u64) {
     let r = range.unwrap_or(0..size);
     let start = r.start.min(size);
     (start, r.end.clamp(start, size))

@@ -473,11 +473,8 @@ impl Item<'_> {
         range: Option<std::ops::Range<u64>>,
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
-        // The same clamping as the store's: the literal's length is known before the read.
-        let size = u64::from(self.entry.size);
-        let r = range.unwrap_or(0..size);
-        let start = r.start.min(size);
-        let end = r.end.clamp(start, size);
+        // The store's clamping, so the literal's length is known before the read.
+        let (start, end) = crate::store::clamp_range(range, u64::from(self.entry.size));
         let mark = out.len();
         let _ = write!(out, "{{{}}}\r\n", end - start);
         let read = self
@@ -490,20 +487,8 @@ impl Item<'_> {
                 out,
             )
             .await;
-        match read {
-            Ok(n) if n as u64 == end - start => Ok(()),
-            Ok(_) => {
-                out.truncate(mark);
-                Err(StoreError::Corrupt(format!(
-                    "message {} changed size",
-                    self.entry.uid
-                )))
-            }
-            Err(e) => {
-                out.truncate(mark);
-                Err(e)
-            }
-        }
+        // On error the store left `out` as it was; the literal's header goes too.
+        read.map(drop).inspect_err(|_| out.truncate(mark))
     }
 }
 
