@@ -505,6 +505,7 @@ mod tests {
             kind: RejectKind::No,
             code: Some("TOOBIG"),
             text: "message too large".into(),
+            limit: None,
         };
         assert_eq!(
             write(false, |w| {
@@ -517,6 +518,7 @@ mod tests {
             kind: RejectKind::Bad,
             code: None,
             text: "missing or invalid tag".into(),
+            limit: None,
         };
         assert_eq!(
             write(false, |w| {

@@ -778,12 +778,12 @@ impl Session {
 
 /// The metrics label of the limit (or malformation) that made the parser refuse an input.
 fn rejection_limit(rejection: &Rejection) -> &'static str {
-    match rejection.code {
-        Some("TOOBIG") => "literal_size",
-        Some("LIMIT") if rejection.text.contains("line") => "line_length",
-        Some("LIMIT") if rejection.text.contains("many literals") => "literal_count",
-        Some("LIMIT") if rejection.text.contains("literal") => "literal_size",
-        Some(_) => "other_limit",
+    use crate::imap::parser::Limit;
+    match rejection.limit {
+        Some(Limit::LineLength) => "line_length",
+        Some(Limit::LiteralSize) => "literal_size",
+        Some(Limit::LiteralCount) => "literal_count",
+        Some(Limit::Other) => "other_limit",
         None => "syntax",
     }
 }

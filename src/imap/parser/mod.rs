@@ -95,6 +95,21 @@ pub struct Rejection {
     pub code: Option<&'static str>,
     /// Human-readable reason.
     pub text: String,
+    /// The limit the input went over, when that is why it was refused.
+    pub limit: Option<Limit>,
+}
+
+/// The client-controlled size a rejection enforces (the `limit` label of the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `[limits] max_line`.
+    LineLength,
+    /// `[limits] max_literal` (and LITERAL-'s 4096 bytes).
+    LiteralSize,
+    /// `[limits] max_literals`.
+    LiteralCount,
+    /// Another limit (nesting depth).
+    Other,
 }
 
 /// The status of a rejection.

@@ -10,7 +10,7 @@
 
 use super::command::parse_command;
 use super::cursor::is_tag_char;
-use super::{Limits, Next, RejectKind, Rejection};
+use super::{Limit, Limits, Next, RejectKind, Rejection};
 
 /// The largest non-synchronizing literal a LITERAL- server accepts (RFC 7888 §5).
 const LITERAL_MINUS_MAX: u64 = 4096;
@@ -168,6 +168,7 @@ impl CommandReader {
                         kind: RejectKind::Bad,
                         code: if e.limit { Some("LIMIT") } else { None },
                         text: e.reason.to_owned(),
+                        limit: e.limit.then_some(Limit::Other),
                     }),
                 }
             }
@@ -323,7 +324,7 @@ impl CommandReader {
                 let partial = avail.len().saturating_sub(f.framed);
                 if f.text_len + partial > limits.max_line {
                     // Too long and no end in sight: drop what we have and the rest of the line.
-                    let rejection = reject_limit(avail, "command line too long");
+                    let rejection = reject_limit(avail, "command line too long", Limit::LineLength);
                     let tail = avail.get(f.framed..).unwrap_or(b"");
                     self.skip = skip_line_with_tail(tail);
                     self.frame = Frame::default();
@@ -341,7 +342,7 @@ impl CommandReader {
             f.search_from = f.framed;
             let announce = announcement(line);
             if f.text_len > limits.max_line {
-                let rejection = reject_limit(avail, "command line too long");
+                let rejection = reject_limit(avail, "command line too long", Limit::LineLength);
                 return self.reject_at_line_end(f.framed, rejection, announce);
             }
             let Some(lit) = announce else {
@@ -350,7 +351,11 @@ impl CommandReader {
             f.literals += 1;
             f.literal_bytes = f.literal_bytes.saturating_add(lit.len);
             let refusal = if f.literals > limits.max_literals {
-                Some(reject_limit(avail, "too many literals in one command"))
+                Some(reject_limit(
+                    avail,
+                    "too many literals in one command",
+                    Limit::LiteralCount,
+                ))
             } else if f.literal_bytes > limits.max_literal {
                 Some(reject_too_big(avail, "literal too large"))
             } else if lit.binary && !is_append(avail) {
@@ -360,6 +365,7 @@ impl CommandReader {
                     kind: RejectKind::Bad,
                     code: None,
                     text: "literal8 is only allowed for APPEND data".to_owned(),
+                    limit: None,
                 })
             } else if !lit.sync && self.literal_minus && lit.len > LITERAL_MINUS_MAX {
                 Some(Rejection {
@@ -367,6 +373,7 @@ impl CommandReader {
                     kind: RejectKind::Bad,
                     code: Some("TOOBIG"),
                     text: "non-synchronizing literal over 4096 bytes (LITERAL-)".to_owned(),
+                    limit: Some(Limit::LiteralSize),
                 })
             } else {
                 None
@@ -376,7 +383,7 @@ impl CommandReader {
             }
             // Checked above: the literal fits max_literal, which the caller sized for memory.
             let Ok(len) = usize::try_from(lit.len) else {
-                let rejection = reject_limit(avail, "literal too large");
+                let rejection = reject_limit(avail, "literal too large", Limit::LiteralSize);
                 return self.reject_at_line_end(f.framed, rejection, Some(lit));
             };
             f.awaiting = Some(len);
@@ -536,12 +543,13 @@ fn is_append(cmd: &[u8]) -> bool {
 }
 
 /// `BAD [LIMIT] reason`
-fn reject_limit(cmd: &[u8], text: &str) -> Rejection {
+fn reject_limit(cmd: &[u8], text: &str, limit: Limit) -> Rejection {
     Rejection {
         tag: read_tag(cmd),
         kind: RejectKind::Bad,
         code: Some("LIMIT"),
         text: text.to_owned(),
+        limit: Some(limit),
     }
 }
 
@@ -553,9 +561,10 @@ fn reject_too_big(cmd: &[u8], text: &str) -> Rejection {
             kind: RejectKind::No,
             code: Some("TOOBIG"),
             text: "message too large".to_owned(),
+            limit: Some(Limit::LiteralSize),
         }
     } else {
-        reject_limit(cmd, text)
+        reject_limit(cmd, text, Limit::LiteralSize)
     }
 }
 
