@@ -377,7 +377,7 @@ fn has_level(node: &Node, want: Level) -> bool {
     }
 }
 
-/// Orders AND operands cheapest first so evaluation stops before the expensive ones.
+/// Orders AND and OR operands cheapest first so evaluation stops before the expensive ones.
 fn sort_by_cost(node: &mut Node) {
     match node {
         Node::And(nodes) => {
@@ -387,6 +387,10 @@ fn sort_by_cost(node: &mut Node) {
         Node::Or(a, b) => {
             sort_by_cost(a);
             sort_by_cost(b);
+            // OR is symmetric: the cheaper side first, so it can decide alone.
+            if level(b) < level(a) {
+                std::mem::swap(a, b);
+            }
         }
         Node::Not(inner) => sort_by_cost(inner),
         _ => {}
@@ -454,10 +458,14 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
             }
             result
         }
-        Node::Or(a, b) => match (eval(a, m), eval(b, m)) {
-            (Tri::True, _) | (_, Tri::True) => Tri::True,
-            (Tri::False, Tri::False) => Tri::False,
-            _ => Tri::Unknown,
+        // A true left side decides: the right one (perhaps a header or body scan) is not run.
+        Node::Or(a, b) => match eval(a, m) {
+            Tri::True => Tri::True,
+            left => match (left, eval(b, m)) {
+                (_, Tri::True) => Tri::True,
+                (Tri::False, Tri::False) => Tri::False,
+                _ => Tri::Unknown,
+            },
         },
     }
 }
@@ -589,6 +597,13 @@ mod tests {
             eval_with(&p, flag::SEEN, Some(b"Subject: x\r\n\r\n")),
             Tri::False
         );
+
+        // The cheap side of an OR is tried first wherever the client wrote it.
+        let p = compile(&[K::Or(Box::new(subject()), Box::new(K::Flagged))]);
+        assert!(
+            matches!(&p.root, Node::And(n) if matches!(&n[..], [Node::Or(a, _)] if matches!(**a, Node::Flags { .. })))
+        );
+        assert_eq!(eval_with(&p, flag::FLAGGED, None), Tri::True);
 
         let p = compile(&[K::Body(Cow::Borrowed(b"x")), K::Larger(1000)]);
         assert_eq!(p.level, Level::Full);
