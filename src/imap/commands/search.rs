@@ -2,6 +2,8 @@
 //! ALL, COUNT (RFC 4731), SAVE for `$` (RFC 5182), and the IMAP4rev2 form, where a plain
 //! SEARCH answers in ESEARCH form.
 
+use std::fmt::Write as _;
+
 use crate::imap::commands::reply::Reply;
 use crate::imap::parser::{SearchKey, SearchReturn};
 use crate::imap::search::{self, Found, Hit, SearchError};
@@ -87,10 +89,11 @@ pub async fn search(
 
 /// `* SEARCH 1 2 3 [(MODSEQ n)]`
 fn classic(session: &mut Session, uid: bool, found: &Found) {
-    let mut line = String::from("SEARCH");
+    // About 8 bytes a hit; one growing buffer, no string per hit.
+    let mut line = String::with_capacity(8 + found.hits.len() * 8);
+    line.push_str("SEARCH");
     for hit in &found.hits {
-        line.push(' ');
-        line.push_str(&if uid { hit.uid } else { hit.msn }.to_string());
+        let _ = write!(line, " {}", if uid { hit.uid } else { hit.msn });
     }
     if found.uses_modseq {
         if let Some(modseq) = found.hits.iter().map(|h| h.modseq).max() {

@@ -257,12 +257,14 @@ async fn read_and_eval(
     let hit = (msn, entry);
     let mut whole: Option<ReadResult> = None;
     if program.has_header_keys() {
+        // `read_message` clamps the range to the message, so a small one is read whole.
+        let whole_read = u64::from(entry.size) <= HEADER_PREFIX;
         let prefix = mail
             .read_message(user, mailbox, uid, Some(0..HEADER_PREFIX))
             .await?;
         let verdict = match header::header_block(&prefix) {
             Some(h) => program.eval(&message(hit, keywords, Content::Header(h))),
-            None if u64::from(entry.size) <= HEADER_PREFIX => {
+            None if whole_read => {
                 // No blank line at all: the whole message is header.
                 program.eval(&message(hit, keywords, Content::Header(&prefix)))
             }
@@ -274,6 +276,10 @@ async fn read_and_eval(
                 verdict
             }
         };
+        if whole_read {
+            // The prefix is the message: a BODY / TEXT key below must not read it again.
+            whole = Some(prefix);
+        }
         match verdict {
             Tri::True => return Ok(true),
             Tri::False => return Ok(false),

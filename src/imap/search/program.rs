@@ -13,7 +13,7 @@ use crate::imap::parser::{Date, SearchKey};
 use crate::imap::recent::RecentUids;
 use crate::imap::selected::View;
 use crate::mime::MessageMeta;
-use crate::store::{flag, MessageEntry};
+use crate::store::{flag, to_ranges, MessageEntry};
 
 use super::body;
 use super::header::{fields, is_plain};
@@ -109,10 +109,11 @@ enum Node {
     InternalFrom(i64),
     /// INTERNALDATE at or before this instant (OLDER).
     InternalUntil(i64),
-    /// Message numbers, sorted.
-    Msns(Vec<u32>),
-    /// UIDs, sorted.
-    Uids(Vec<u32>),
+    /// Message numbers, as sorted inclusive ranges: `1:*` over a million messages is one
+    /// range, not 4 MB, however many such keys a client sends.
+    Msns(Vec<(u32, u32)>),
+    /// UIDs, as sorted inclusive ranges.
+    Uids(Vec<(u32, u32)>),
     /// `\Recent` for the session.
     Recent(RecentUids),
     ModSeq(u64),
@@ -258,26 +259,18 @@ impl Program {
             K::SentSince(d) => Node::Sent(DateTest::new(DateOp::Since, *d)),
             K::Older(secs) => Node::InternalUntil(cx.now.saturating_sub(clamp_secs(*secs))),
             K::Younger(secs) => Node::InternalFrom(cx.now.saturating_sub(clamp_secs(*secs))),
-            K::SequenceSet(set) => {
-                let mut msns: Vec<u32> = cx
-                    .view
+            K::SequenceSet(set) => Node::Msns(to_ranges(
+                cx.view
                     .resolve(set, false, cx.saved)
                     .into_iter()
-                    .map(|(msn, _)| msn)
-                    .collect();
-                msns.sort_unstable();
-                Node::Msns(msns)
-            }
-            K::Uid(set) => {
-                let mut uids: Vec<u32> = cx
-                    .view
+                    .map(|(msn, _)| msn),
+            )),
+            K::Uid(set) => Node::Uids(to_ranges(
+                cx.view
                     .resolve(set, true, cx.saved)
                     .into_iter()
-                    .map(|(_, uid)| uid)
-                    .collect();
-                uids.sort_unstable();
-                Node::Uids(uids)
-            }
+                    .map(|(_, uid)| uid),
+            )),
             K::ModSeq { modseq, .. } => {
                 self.uses_modseq = true;
                 Node::ModSeq(*modseq)
@@ -377,7 +370,7 @@ fn has_level(node: &Node, want: Level) -> bool {
     }
 }
 
-/// Orders AND operands cheapest first so evaluation stops before the expensive ones.
+/// Orders AND and OR operands cheapest first so evaluation stops before the expensive ones.
 fn sort_by_cost(node: &mut Node) {
     match node {
         Node::And(nodes) => {
@@ -387,10 +380,20 @@ fn sort_by_cost(node: &mut Node) {
         Node::Or(a, b) => {
             sort_by_cost(a);
             sort_by_cost(b);
+            // OR is symmetric: the cheaper side first, so it can decide alone.
+            if level(b) < level(a) {
+                std::mem::swap(a, b);
+            }
         }
         Node::Not(inner) => sort_by_cost(inner),
         _ => {}
     }
+}
+
+/// Whether `x` lies in one of the sorted, disjoint inclusive `ranges`.
+fn in_ranges(ranges: &[(u32, u32)], x: u32) -> bool {
+    let i = ranges.partition_point(|&(_, hi)| hi < x);
+    ranges.get(i).is_some_and(|&(lo, _)| lo <= x)
 }
 
 fn day_of(secs: i64) -> i64 {
@@ -419,8 +422,8 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         Node::Saved(t) => Tri::from_bool(t.matches(day_of(e.save_date))),
         Node::InternalFrom(t) => Tri::from_bool(e.internal_date >= *t),
         Node::InternalUntil(t) => Tri::from_bool(e.internal_date <= *t),
-        Node::Msns(set) => Tri::from_bool(set.binary_search(&m.msn).is_ok()),
-        Node::Uids(set) => Tri::from_bool(set.binary_search(&e.uid).is_ok()),
+        Node::Msns(set) => Tri::from_bool(in_ranges(set, m.msn)),
+        Node::Uids(set) => Tri::from_bool(in_ranges(set, e.uid)),
         Node::Recent(set) => Tri::from_bool(set.contains(e.uid)),
         Node::ModSeq(n) => Tri::from_bool(e.modseq >= *n),
         Node::EmailId(id) => Tri::from_bool(*id == Some(e.email_id)),
@@ -454,10 +457,14 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
             }
             result
         }
-        Node::Or(a, b) => match (eval(a, m), eval(b, m)) {
-            (Tri::True, _) | (_, Tri::True) => Tri::True,
-            (Tri::False, Tri::False) => Tri::False,
-            _ => Tri::Unknown,
+        // A true left side decides: the right one (perhaps a header or body scan) is not run.
+        Node::Or(a, b) => match eval(a, m) {
+            Tri::True => Tri::True,
+            left => match (left, eval(b, m)) {
+                (_, Tri::True) => Tri::True,
+                (Tri::False, Tri::False) => Tri::False,
+                _ => Tri::Unknown,
+            },
         },
     }
 }
@@ -569,6 +576,25 @@ mod tests {
     }
 
     #[test]
+    fn sets_are_kept_as_ranges() {
+        let ranges = [(2, 4), (9, 9), (20, 30)];
+        for (x, want) in [
+            (1, false),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, false),
+            (9, true),
+            (10, false),
+            (25, true),
+            (31, false),
+        ] {
+            assert_eq!(in_ranges(&ranges, x), want, "{x}");
+        }
+        assert!(!in_ranges(&[], 1));
+    }
+
+    #[test]
     fn cheap_keys_decide_before_bytes_are_read() {
         let subject = || K::Subject(Cow::Borrowed(b"x"));
         let p = compile(&[K::Or(Box::new(K::Flagged), Box::new(subject()))]);
@@ -589,6 +615,13 @@ mod tests {
             eval_with(&p, flag::SEEN, Some(b"Subject: x\r\n\r\n")),
             Tri::False
         );
+
+        // The cheap side of an OR is tried first wherever the client wrote it.
+        let p = compile(&[K::Or(Box::new(subject()), Box::new(K::Flagged))]);
+        assert!(
+            matches!(&p.root, Node::And(n) if matches!(&n[..], [Node::Or(a, _)] if matches!(**a, Node::Flags { .. })))
+        );
+        assert_eq!(eval_with(&p, flag::FLAGGED, None), Tri::True);
 
         let p = compile(&[K::Body(Cow::Borrowed(b"x")), K::Larger(1000)]);
         assert_eq!(p.level, Level::Full);

@@ -11,6 +11,13 @@ use std::collections::HashMap;
 
 use super::subject::base_subject;
 
+/// The deepest a thread may nest. Mail decides the depth (one message's References, or many
+/// messages each answering the last), and the tree is walked recursively (pruning, sorting,
+/// writing) and linked by walking up ancestors: an unbounded chain would exhaust the stack or
+/// take quadratic time. A link that would nest deeper is not made; that message starts a
+/// thread of its own (and may still join its thread by subject).
+const MAX_DEPTH: usize = 256;
+
 /// What threading needs of one message.
 #[derive(Debug, Clone)]
 pub struct ThreadMsg {
@@ -103,8 +110,9 @@ impl Arena {
                 return true;
             }
             steps += 1;
-            if steps > self.nodes.len() {
-                return true; // cannot happen: links never form loops; be safe anyway
+            if steps > MAX_DEPTH {
+                // Too deep to link under (and a bound should a loop ever form).
+                return true;
             }
             cur = self.nodes.get(c).and_then(|n| n.parent);
         }
@@ -117,7 +125,8 @@ impl Arena {
         }
     }
 
-    /// Makes `child` a child of `parent` unless that would make a loop.
+    /// Makes `child` a child of `parent` unless that would make a loop or nest `parent`'s
+    /// ancestry beyond [`MAX_DEPTH`].
     fn link(&mut self, parent: usize, child: usize) {
         if self.is_ancestor_or_self(child, parent) {
             return;
@@ -155,7 +164,9 @@ pub fn references(msgs: &[ThreadMsg]) -> Vec<Node> {
     }
     for (i, m) in msgs.iter().enumerate() {
         let refs: Vec<&str> = if !m.references.is_empty() {
-            m.references.iter().map(String::as_str).collect()
+            // The nearest ancestors are the last ones; deeper ones could not be linked.
+            let skip = m.references.len().saturating_sub(MAX_DEPTH);
+            m.references[skip..].iter().map(String::as_str).collect()
         } else {
             m.in_reply_to.as_deref().into_iter().collect()
         };
@@ -184,6 +195,7 @@ pub fn references(msgs: &[ThreadMsg]) -> Vec<Node> {
             arena.link(parent, own);
         }
     }
+    cap_depth(&mut arena);
     // Step 2: the root set.
     let roots: Vec<usize> = (0..arena.nodes.len())
         .filter(|&c| arena.nodes[c].parent.is_none())
@@ -205,6 +217,26 @@ pub fn references(msgs: &[ThreadMsg]) -> Vec<Node> {
     let mut tree: Vec<Node> = roots.iter().map(|&r| build(&arena, r)).collect();
     sort_tree(msgs, &mut tree);
     tree
+}
+
+/// Cuts every link below [`MAX_DEPTH`]: `link` bounds a parent's ancestry, but a subtree
+/// built first and linked under a parent later (messages answering later ones) can still add
+/// up. Iterative, so as not to recurse down the very depth it bounds.
+fn cap_depth(arena: &mut Arena) {
+    let mut stack: Vec<(usize, usize)> = (0..arena.nodes.len())
+        .filter(|&c| arena.nodes[c].parent.is_none())
+        .map(|c| (c, 0))
+        .collect();
+    while let Some((c, depth)) = stack.pop() {
+        if depth < MAX_DEPTH {
+            stack.extend(arena.nodes[c].children.iter().map(|&k| (k, depth + 1)));
+            continue;
+        }
+        for k in std::mem::take(&mut arena.nodes[c].children) {
+            arena.nodes[k].parent = None;
+            stack.push((k, 0));
+        }
+    }
 }
 
 /// Step 4: dummies without children go; dummies with children are replaced by them,
@@ -470,6 +502,51 @@ mod tests {
         let mut irt = vec![msg(1, "p", "p1", &[]), msg(2, "q", "q1", &[])];
         irt[1].in_reply_to = Some("p1".into());
         assert_eq!(refs(&irt), "(1 2)");
+    }
+
+    /// The deepest nesting of rendered threads.
+    fn depth(rendered: &str) -> usize {
+        let (mut d, mut max) = (0usize, 0);
+        for c in rendered.chars() {
+            match c {
+                '(' => d += 1,
+                ')' => d = d.saturating_sub(1),
+                _ => {}
+            }
+            max = max.max(d);
+        }
+        max
+    }
+
+    #[test]
+    fn reply_chains_are_bounded_in_depth() {
+        // Ten thousand messages each answering the one before, in both orders, and one
+        // message naming a hundred thousand ancestors: every message is answered once, and
+        // the tree stays shallow enough to walk recursively.
+        let n = 10_000u32;
+        let chain: Vec<ThreadMsg> = (1..=n)
+            .map(|i| {
+                let parent = format!("m{}", i - 1);
+                let refs: &[&str] = if i == 1 { &[] } else { &[&parent] };
+                msg(i, "deep", &format!("m{i}"), refs)
+            })
+            .collect();
+        let mut reversed = chain.clone();
+        reversed.reverse();
+        for msgs in [&chain, &reversed] {
+            let out = refs(msgs);
+            let mut ids: Vec<u32> = out
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            ids.sort_unstable();
+            assert_eq!(ids, (1..=n).collect::<Vec<_>>());
+            assert!(depth(&out) <= MAX_DEPTH + 3, "depth {}", depth(&out));
+        }
+        let many: Vec<String> = (0..100_000).map(|i| format!("r{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let out = refs(&[msg(1, "x", "a", &many)]);
+        assert_eq!(out, "(1)");
     }
 
     #[test]
