@@ -259,25 +259,52 @@ fn detail_folder_size_limit_quota_and_broken_clients() {
     assert_eq!(exists(&mut bob, "INBOX"), 2);
 }
 
-#[test]
-fn python_smtplib_lmtp_client() {
-    // A real LMTP client: Python's smtplib.LMTP, with a mix of valid, unknown and over-quota
-    // recipients in one transaction and a dot-stuffed line.
+/// Whether Python can be run; under CI it must be there.
+fn have_python() -> bool {
     let has_python = std::process::Command::new("python3")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_python {
-        assert!(std::env::var_os("CI").is_none(), "python3 missing under CI");
+    assert!(
+        has_python || std::env::var_os("CI").is_none(),
+        "python3 missing under CI"
+    );
+    has_python
+}
+
+/// Opens `c`, an smtplib.LMTP connection to the port in `sys.argv[1]`, upgraded with STARTTLS
+/// when `sys.argv[2]` is `starttls` (trusting the CA file in `sys.argv[3]`).
+const SMTPLIB_CONNECT: &str = r#"
+import smtplib, ssl, sys
+port, mode, cafile = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = smtplib.LMTP('127.0.0.1', port)
+if mode == 'starttls':
+    c.ehlo_or_helo_if_needed()
+    assert c.has_extn('starttls'), c.esmtp_features
+    code, _ = c.starttls(context=ssl.create_default_context(cafile=cafile))
+    assert code == 220, code
+"#;
+
+#[test]
+fn python_smtplib_lmtp_client() {
+    smtplib_lmtp_client("plain");
+}
+
+#[test]
+fn python_smtplib_lmtp_client_over_starttls() {
+    smtplib_lmtp_client("starttls");
+}
+
+/// A real LMTP client: Python's smtplib.LMTP, with a mix of valid, unknown and over-quota
+/// recipients in one transaction and a dot-stuffed line.
+fn smtplib_lmtp_client(mode: &str) {
+    if !have_python() {
         return;
     }
     let users = "ann:{PLAIN}pw\nbob:{PLAIN}pw\nfull:{PLAIN}pw\n";
     let server = Server::start_with_lmtp(2, "", "", "[quota]\nmessages = 1\n", users);
     // `full` gets its one allowed message first.
     let script = r#"
-import smtplib, sys
-port = int(sys.argv[1])
-c = smtplib.LMTP('127.0.0.1', port)
 c.sendmail('s@example.com', ['full@example.com'], 'Subject: fill\r\n\r\nx\r\n')
 msg = 'Subject: py\r\n\r\n.leading dot\r\nbody\r\n'
 try:
@@ -289,8 +316,10 @@ c.quit()
 "#;
     let out = std::process::Command::new("python3")
         .arg("-c")
-        .arg(script)
+        .arg(format!("{SMTPLIB_CONNECT}{script}"))
         .arg(server.lmtp.port().to_string())
+        .arg(mode)
+        .arg(server.cert())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -309,4 +338,110 @@ c.quit()
     assert!(body.contains("\r\n.leading dot\r\nbody\r\n"), "{body}");
     let mut bob = login(&server, "bob");
     assert_eq!(exists(&mut bob, "INBOX"), 1);
+}
+
+/// Mail of real sizes (100 KB, 1 MB, 50 MB) delivered by smtplib over STARTTLS and read back by
+/// imaplib over IMAPS arrives byte for byte, after the two trace headers delivery adds.
+#[test]
+fn large_mail_delivered_over_starttls_reads_back_over_imaps() {
+    if !have_python() {
+        return;
+    }
+    let server =
+        Server::start_with_lmtp(2, "", "", common::mail::LARGE_LITERALS, "ann:{PLAIN}pw\n");
+    let paths: Vec<std::path::PathBuf> = common::mail::REAL_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let path = server.dir.path().join(format!("lmtp-{size}.eml"));
+            std::fs::write(&path, common::mail::sample(size, 10 + i as u64).message).unwrap();
+            path
+        })
+        .collect();
+    let script = r#"
+import imaplib
+imaps_port, paths = int(sys.argv[4]), sys.argv[5:]
+for path in paths:
+    refused = c.sendmail('s@example.com', ['ann@example.com'], open(path, 'rb').read())
+    assert refused == {}, refused
+c.quit()
+M = imaplib.IMAP4_SSL('127.0.0.1', imaps_port, ssl_context=ssl.create_default_context(cafile=cafile))
+assert M.login('ann', 'pw')[0] == 'OK'
+typ, data = M.select('INBOX')
+assert data == [str(len(paths)).encode()], data
+for seq, path in enumerate(paths, 1):
+    sent = open(path, 'rb').read()
+    typ, data = M.fetch(str(seq), '(BODY.PEEK[])')
+    stored = data[0][1]
+    head = b'Return-Path: <s@example.com>\r\nDelivered-To: ann@example.com\r\n'
+    assert stored == head + sent, (path, len(stored), len(sent))
+M.logout()
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("{SMTPLIB_CONNECT}{script}"))
+        .arg(server.lmtp.port().to_string())
+        .arg("starttls")
+        .arg(server.cert())
+        .arg(server.imaps.port().to_string())
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+}
+
+/// STARTTLS on LMTP (RFC 3207): offered in the LHLO reply, plaintext pipelined behind it is
+/// dropped, the client must LHLO again under TLS, and it is not offered twice.
+#[test]
+fn starttls_restarts_the_session_under_tls() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = server.lmtp();
+    c.send("LHLO again.example\r\n");
+    let mut caps = Vec::new();
+    loop {
+        let line = c.line();
+        let last = line.starts_with("250 ");
+        caps.push(line);
+        if last {
+            break;
+        }
+    }
+    assert!(caps.iter().any(|l| l == "250-STARTTLS"), "{caps:?}");
+    // The RSET was sent in plaintext after STARTTLS: it must not be answered.
+    c.send("STARTTLS\r\nRSET\r\n");
+    assert!(c.line().starts_with("220 "), "STARTTLS accepted");
+    let mut tls = c.into_tls(&server.cert());
+    tls.send("MAIL FROM:<s@example.com>\r\n");
+    assert!(
+        tls.line().starts_with("503 "),
+        "LHLO is needed again under TLS"
+    );
+    tls.send("LHLO again.example\r\n");
+    let mut caps = Vec::new();
+    loop {
+        let line = tls.line();
+        assert!(line.starts_with("250"), "{line}");
+        let last = line.starts_with("250 ");
+        caps.push(line);
+        if last {
+            break;
+        }
+    }
+    assert!(!caps.iter().any(|l| l.contains("STARTTLS")), "{caps:?}");
+    tls.send("STARTTLS\r\n");
+    assert!(tls.line().starts_with("503 "), "no second STARTTLS");
+    tls.send("MAIL FROM:<s@example.com>\r\nRCPT TO:<alice>\r\nDATA\r\n");
+    assert!(tls.line().starts_with("250 "));
+    assert!(tls.line().starts_with("250 "));
+    assert!(tls.line().starts_with("354 "));
+    tls.send("Subject: over tls\r\n\r\nhi\r\n.\r\n");
+    assert!(tls.line().starts_with("250 2.0.0 <alice>"));
+    let mut alice = login(&server, "alice");
+    assert_eq!(exists(&mut alice, "INBOX"), 1);
 }

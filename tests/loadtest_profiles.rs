@@ -25,8 +25,13 @@ fn run(server: &Server, profile: &str, extra: &[&str]) -> Summary {
         server.lmtp.port()
     } else {
         server.imap.port()
-    }
-    .to_string();
+    };
+    run_on(server, profile, port, extra)
+}
+
+/// [`run`] against `port`; `extra` may name its own `--max-message-size`.
+fn run_on(server: &Server, profile: &str, port: u16, extra: &[&str]) -> Summary {
+    let port = port.to_string();
     let users = USERS.to_string();
     let pid = server.child.id().to_string();
     let mut args = vec![
@@ -40,12 +45,13 @@ fn run(server: &Server, profile: &str, extra: &[&str]) -> Summary {
         "1",
         "--timeout",
         "10",
-        "--max-message-size",
-        "16384",
         "--pid",
         &pid,
         "--quiet",
     ];
+    if !extra.contains(&"--max-message-size") {
+        args.extend_from_slice(&["--max-message-size", "16384"]);
+    }
     args.extend_from_slice(extra);
     let opts = Options::try_parse_from(&args).expect("load generator arguments parse");
     let summary = ringmail_load::run(opts, |_| {}).expect("the run starts");
@@ -162,4 +168,92 @@ fn every_profile_runs_against_ringmail_without_errors() {
         "{}",
         s.to_text()
     );
+}
+
+/// The IMAP profiles over implicit TLS and STARTTLS, the mix APPENDing real mail from an mbox
+/// (plain notes, and multipart messages with attachments up to 1 MB, whose FETCHes are far
+/// larger than what rustls buffers at once).
+#[test]
+fn profiles_over_tls_with_real_mail_run_without_errors() {
+    let server = Server::start(2, "", common::mail::LARGE_LITERALS, &users_file());
+    let mbox = server.dir.path().join("real.mbox");
+    let mut data = Vec::new();
+    let sizes = [2_000, 12_000, 100 * 1024, 300 * 1024, 1024 * 1024];
+    for (i, size) in sizes.into_iter().cycle().take(15).enumerate() {
+        data.extend_from_slice(b"From sender@example.com Mon Dec  7 10:00:00 2026\n");
+        let message = common::mail::sample(size, i as u64).message;
+        // mbox files use the local line end; the generator makes it CRLF again.
+        let text = String::from_utf8(message).unwrap().replace("\r\n", "\n");
+        data.extend_from_slice(text.as_bytes());
+        data.push(b'\n');
+    }
+    std::fs::write(&mbox, data).unwrap();
+    let mbox = mbox.to_str().unwrap();
+
+    let s = run_on(
+        &server,
+        "mix",
+        server.imaps.port(),
+        &[
+            "--tls",
+            "--clients",
+            "4",
+            "--duration",
+            "3",
+            "--messages",
+            "10",
+            "--mbox",
+            mbox,
+            "--max-message-size",
+            "2000000",
+        ],
+    );
+    assert!(count(&s, "fetch") > 0, "{}", s.to_text());
+    assert!(count(&s, "append") > 0, "{}", s.to_text());
+
+    let s = run_on(
+        &server,
+        "logins",
+        server.imap.port(),
+        &["--starttls", "--clients", "4", "--duration", "1"],
+    );
+    assert!(count(&s, "login") > 0, "{}", s.to_text());
+
+    let s = run_on(
+        &server,
+        "idle",
+        server.imaps.port(),
+        &[
+            "--tls",
+            "--clients",
+            "4",
+            "--senders",
+            "2",
+            "--deliver-rate",
+            "20",
+            "--warmup",
+            "1",
+            "--duration",
+            "2",
+        ],
+    );
+    assert!(count(&s, "idle_notify") > 0, "{}", s.to_text());
+
+    let s = run_on(
+        &server,
+        "sync",
+        server.imaps.port(),
+        &[
+            "--tls",
+            "--clients",
+            "2",
+            "--duration",
+            "2",
+            "--messages",
+            "30",
+            "--iterations",
+            "2",
+        ],
+    );
+    assert!(s.total_commands > 0, "{}", s.to_text());
 }

@@ -29,6 +29,8 @@ pub enum Command {
     SmtpGreeting,
     /// `VRFY`: answered without saying whether the user exists.
     Vrfy,
+    /// `STARTTLS` (RFC 3207)
+    StartTls,
 }
 
 /// Why a line is not a command we accept: the SMTP reply to send.
@@ -64,6 +66,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Reject> {
         "QUIT" => Ok(Command::Quit),
         "HELO" | "EHLO" => Ok(Command::SmtpGreeting),
         "VRFY" => Ok(Command::Vrfy),
+        "STARTTLS" if rest.is_empty() => Ok(Command::StartTls),
+        "STARTTLS" => Err(Reject("501 5.5.4 STARTTLS takes no parameters")),
         _ => Err(Reject("500 5.5.1 Unknown command")),
     }
 }
@@ -186,6 +190,8 @@ mod tests {
             Ok(Command::RcptTo("u@x".into()))
         );
         assert_eq!(parse(b"data"), Ok(Command::Data));
+        assert_eq!(parse(b"StartTLS"), Ok(Command::StartTls));
+        assert!(parse(b"STARTTLS now").is_err());
         assert!(parse(b"RCPT TO:u@x").is_err());
         assert!(parse(b"RCPT TO:<>").is_err());
         assert!(parse(b"MAIL FROM:<a> SIZE=x").is_err());

@@ -142,8 +142,13 @@ impl Session {
                 self.greeted = true;
                 self.tx = None;
                 let max = self.exec.config().lmtp.max_message_size;
+                let starttls = if self.can_start_tls() {
+                    "250-STARTTLS\r\n"
+                } else {
+                    ""
+                };
                 self.reply(&format!(
-                    "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE {max}",
+                    "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n{starttls}250 SIZE {max}",
                     hostname()
                 ));
             }
@@ -178,7 +183,42 @@ impl Session {
                 self.reply("221 2.0.0 Bye");
                 return false;
             }
+            Command::StartTls if self.conn.is_tls() => self.reply("503 5.5.1 TLS already active"),
+            Command::StartTls if !self.can_start_tls() => self.reply("454 4.7.0 TLS not available"),
+            Command::StartTls => return self.start_tls().await,
         }
+        true
+    }
+
+    /// Whether STARTTLS is offered: a certificate is configured and TLS is not on yet.
+    fn can_start_tls(&self) -> bool {
+        !self.conn.is_tls() && self.exec.tls().is_some()
+    }
+
+    /// STARTTLS (RFC 3207): the handshake, then a fresh start in which the client must send
+    /// LHLO again. Anything the client pipelined after STARTTLS arrived in plaintext and
+    /// could have been injected, so it is dropped. False when the session cannot go on.
+    async fn start_tls(&mut self) -> bool {
+        let Some(config) = self.exec.tls() else {
+            return false;
+        };
+        self.reply("220 2.0.0 Ready to start TLS");
+        if self.flush().await.is_err() {
+            return false;
+        }
+        self.input.clear();
+        let idle = Duration::from_secs(self.exec.config().lmtp.idle_timeout_secs);
+        let conn = &mut self.conn;
+        let handshake = glommio::timer::timeout(idle, async {
+            conn.start_tls(config).await.map_err(Into::into)
+        })
+        .await;
+        if let Err(e) = handshake {
+            debug!("LMTP STARTTLS handshake failed: {e}");
+            return false;
+        }
+        self.greeted = false;
+        self.tx = None;
         true
     }
 

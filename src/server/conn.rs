@@ -18,6 +18,10 @@ use rustls::{ServerConfig, ServerConnection};
 /// record (16 KiB + overhead) of plaintext per read anyway.
 const CIPHERTEXT_CHUNK: usize = 16 * 1024 + 512;
 
+/// rustls refuses ciphertext once it holds more than this much decrypted plaintext (its fixed
+/// receive limit), so feeding stops here and the rest waits in `Conn::backlog`.
+const PLAINTEXT_LIMIT: usize = 16 * 1024;
+
 /// A client connection, plain or TLS.
 pub struct Conn {
     tcp: TcpStream,
@@ -28,6 +32,10 @@ pub struct Conn {
     pub local: SocketAddr,
     /// A plaintext byte `readable` took from the socket, not yet returned by `read`.
     first_byte: Option<u8>,
+    /// Ciphertext read from the socket that rustls could not take yet because its plaintext
+    /// buffer was full (a client sending a large literal fills it); fed before the socket is
+    /// read again. Empty, and holding no memory, most of the time.
+    backlog: Vec<u8>,
 }
 
 /// The parts of a connection that travel to another executor.
@@ -36,6 +44,8 @@ pub struct ConnParts {
     pub fd: OwnedFd,
     /// The TLS session state, when TLS is on.
     pub tls: Option<Box<ServerConnection>>,
+    /// Ciphertext read but not yet taken by the TLS session.
+    pub backlog: Vec<u8>,
     /// Client address as seen by the session.
     pub peer: SocketAddr,
     /// Local address.
@@ -51,6 +61,7 @@ impl Conn {
             peer,
             local,
             first_byte: None,
+            backlog: Vec::new(),
         }
     }
 
@@ -89,7 +100,7 @@ impl Conn {
     /// with a poll request that needs no buffer, so a one-byte read stands in until data
     /// arrives; that byte is kept and handed out by the next `read`.
     pub async fn readable(&mut self) -> io::Result<bool> {
-        if self.first_byte.is_some() {
+        if self.first_byte.is_some() || !self.backlog.is_empty() {
             return Ok(true);
         }
         if let Some(tls) = self.tls.as_mut() {
@@ -102,16 +113,11 @@ impl Conn {
         if self.tcp.read(&mut byte).await? == 0 {
             return Ok(false);
         }
-        match self.tls.as_mut() {
-            None => self.first_byte = Some(byte[0]),
-            Some(tls) => {
-                // Ciphertext: rustls takes records in any pieces.
-                tls.read_tls(&mut &byte[..])?;
-                if let Err(e) = tls.process_new_packets() {
-                    let _ = self.flush_tls().await;
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
-            }
+        if self.tls.is_none() {
+            self.first_byte = Some(byte[0]);
+        } else {
+            // Ciphertext: rustls takes records in any pieces.
+            self.take_ciphertext(&byte).await?;
         }
         Ok(true)
     }
@@ -160,6 +166,11 @@ impl Conn {
                     Err(e) => return Err(e),
                 }
             }
+            if !self.backlog.is_empty() {
+                let backlog = std::mem::take(&mut self.backlog);
+                self.take_ciphertext(&backlog).await?;
+                continue;
+            }
             if !self.read_ciphertext(&mut chunk).await? {
                 return Ok(0);
             }
@@ -167,15 +178,37 @@ impl Conn {
     }
 
     /// Writes all of `data` and flushes it to the socket.
+    ///
+    /// Over TLS the plaintext goes through rustls in pieces: rustls accepts only as much as
+    /// its bounded send buffer holds (64 KiB by default), so each piece is encrypted and
+    /// drained to the socket before the next is offered. A response of any size goes out
+    /// while the memory held per connection stays at one buffer's worth.
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        match self.tls.as_mut() {
-            None => {
-                self.tcp.write_all(data).await?;
-                self.tcp.flush().await
+        if self.tls.is_none() {
+            self.tcp.write_all(data).await?;
+            return self.tcp.flush().await;
+        }
+        let mut rest = data;
+        // One buffer of ciphertext for all the pieces of this write.
+        let mut wire = Vec::new();
+        loop {
+            let Some(tls) = self.tls.as_mut() else {
+                return Err(io::Error::other("TLS state lost"));
+            };
+            let accepted = tls.writer().write(rest)?;
+            if accepted == 0 && !rest.is_empty() && !tls.wants_write() {
+                // Its send buffer is empty and rustls still takes nothing: the session was
+                // closed for writing.
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "TLS session accepts no more data",
+                ));
             }
-            Some(tls) => {
-                tls.writer().write_all(data)?;
-                self.flush_tls().await
+            rest = &rest[accepted..];
+            // Drain what rustls holds; then it takes the next piece.
+            self.drain_tls(&mut wire).await?;
+            if rest.is_empty() {
+                return Ok(());
             }
         }
     }
@@ -210,6 +243,7 @@ impl Conn {
         Ok(ConnParts {
             fd,
             tls: self.tls,
+            backlog: self.backlog,
             peer: self.peer,
             local: self.local,
         })
@@ -226,6 +260,7 @@ impl Conn {
             peer: parts.peer,
             local: parts.local,
             first_byte: None,
+            backlog: parts.backlog,
         }
     }
 
@@ -236,36 +271,59 @@ impl Conn {
         if n == 0 {
             return Ok(false);
         }
+        let taken = self.take_ciphertext(&chunk[..n]).await;
+        chunk.clear();
+        chunk.shrink_to_fit();
+        taken.map(|()| true)
+    }
+
+    /// Gives ciphertext to rustls and decrypts it, stopping once rustls holds a full
+    /// plaintext buffer; what it could not take yet goes to the backlog.
+    async fn take_ciphertext(&mut self, data: &[u8]) -> io::Result<()> {
         let Some(tls) = self.tls.as_mut() else {
             return Err(io::Error::other("TLS state lost"));
         };
-        let mut data = &chunk[..n];
-        while !data.is_empty() {
-            tls.read_tls(&mut data)?;
-            if let Err(e) = tls.process_new_packets() {
-                // Send the alert rustls queued for the peer before giving up.
-                let _ = self.flush_tls().await;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        let mut rest = data;
+        let processed = loop {
+            if rest.is_empty() {
+                break Ok(());
             }
-        }
-        // Handshake messages, key updates or alerts may be waiting.
-        self.flush_tls().await?;
-        chunk.clear();
-        chunk.shrink_to_fit();
-        Ok(true)
+            if tls.read_tls(&mut rest)? == 0 {
+                // close_notify was received: nothing after it counts.
+                rest = &[];
+                continue;
+            }
+            match tls.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() >= PLAINTEXT_LIMIT => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+        };
+        self.backlog.extend_from_slice(rest);
+        // Handshake messages, key updates or alerts (before giving up on an error) may be
+        // waiting.
+        let flushed = self.flush_tls().await;
+        processed.and(flushed)
     }
 
     /// Writes every pending TLS record to the socket.
     async fn flush_tls(&mut self) -> io::Result<()> {
-        let mut out = Vec::new();
+        self.drain_tls(&mut Vec::new()).await
+    }
+
+    /// Writes every pending TLS record to the socket through `wire`, which is left empty
+    /// (with its capacity, for the caller's next piece).
+    async fn drain_tls(&mut self, wire: &mut Vec<u8>) -> io::Result<()> {
+        wire.clear();
         if let Some(tls) = self.tls.as_mut() {
             while tls.wants_write() {
-                tls.write_tls(&mut out)?;
+                tls.write_tls(wire)?;
             }
         }
-        if !out.is_empty() {
-            self.tcp.write_all(&out).await?;
+        if !wire.is_empty() {
+            self.tcp.write_all(wire).await?;
             self.tcp.flush().await?;
+            wire.clear();
         }
         Ok(())
     }

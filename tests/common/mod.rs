@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -164,6 +166,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("server did not greet; log:\n{}", self.log_text());
+    }
+
+    /// The server's self-signed certificate (PEM), for clients to trust.
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("tls/cert.pem")
     }
 
     /// The server's stderr so far.
@@ -332,8 +339,38 @@ impl TlsClient {
     }
 
     pub fn send(&mut self, data: &str) {
-        self.stream.write_all(data.as_bytes()).unwrap();
+        self.send_bytes(data.as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, data: &[u8]) {
+        self.stream.write_all(data).unwrap();
         self.stream.flush().unwrap();
+    }
+
+    /// Sends each piece as a TLS record of its own, all of them in one socket write, so the
+    /// server meets them together in whatever way its reads cut them.
+    pub fn send_records(&mut self, pieces: &[&[u8]]) {
+        let mut wire = Vec::new();
+        for piece in pieces {
+            self.stream.conn.writer().write_all(piece).unwrap();
+            while self.stream.conn.wants_write() {
+                self.stream.conn.write_tls(&mut wire).unwrap();
+            }
+        }
+        self.stream.sock.write_all(&wire).unwrap();
+    }
+
+    /// Reads exactly `n` bytes (a literal's contents).
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            let mut chunk = vec![0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed after {} of {n} bytes", self.buf.len()),
+                Ok(got) => self.buf.extend_from_slice(&chunk[..got]),
+                Err(e) => panic!("TLS read: {e}"),
+            }
+        }
+        self.buf.drain(..n).collect()
     }
 
     pub fn line(&mut self) -> String {
