@@ -50,7 +50,17 @@ pub fn analyze(raw: &[u8]) -> MessageMeta {
     }
 }
 
+/// The text SEARCH FROM / TO / CC / BCC look in: the field's address list with comments
+/// and folding removed, in one normalised form (see [`address::search_form`]), encoded
+/// words decoded.
+pub fn address_search_text(value: &[u8]) -> String {
+    decode_header_value(&address::search_form(&parse_address_list(&unfold(value))))
+}
+
 fn sort_fields(header: &[u8]) -> SortFields {
+    // The first address structure of the field as ENVELOPE lists it (RFC 5256 "the first
+    // address", RFC 5957 section 3): a group's start counts, with the group name as its
+    // addr-mailbox, so `Cc: team: a@b;` sorts as "team", not as "a".
     let first_address = |name: &[u8]| {
         let value = first_value(header, name)?;
         parse_address_list(&unfold(value))
@@ -66,7 +76,12 @@ fn sort_fields(header: &[u8]) -> SortFields {
                     mailbox: decode_header_value(&mailbox),
                     host: host.map(|h| decode_header_value(&h)).unwrap_or_default(),
                 }),
-                _ => None,
+                AddressItem::GroupStart(group) => Some(SortAddress {
+                    name: String::new(),
+                    mailbox: decode_header_value(&group),
+                    host: String::new(),
+                }),
+                AddressItem::GroupEnd => None,
             })
     };
     let msg_ids = |name: &[u8]| first_value(header, name).map(msg_ids).unwrap_or_default();
