@@ -195,3 +195,105 @@ fn utf8_accept_names_and_large_attachment() {
     assert!(part[0].ends_with("BODY[2]<0> {76}"), "{part:?}");
     assert_eq!(part[1], format!("{})", line.trim_end()));
 }
+
+/// The lines of a command's answer before the tagged one, joined back with CRLF: a FETCH
+/// response with its literals as sent.
+fn raw_answer(c: &mut Client, tag: &str, command: &str) -> String {
+    let lines = c.command(tag, command);
+    let (done, untagged) = lines.split_last().unwrap();
+    assert!(done.starts_with(&format!("{tag} OK")), "{lines:?}");
+    untagged.join("\r\n")
+}
+
+#[test]
+fn binary_decodes_quoted_printable_and_base64() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    // Quoted-printable as RFC 2045 section 6.7 has it: soft line breaks (some padded with
+    // transport whitespace), escapes, and whitespace that transport added to line ends.
+    let msg = "From: a@example.com\r\nSubject: qp\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"p\"\r\n\r\n\
+        --p\r\nContent-Type: text/plain; charset=us-ascii\r\n\
+        Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+        Line one   \r\nsoft=\r\nbreak\r\ntab=09end\t\r\npadded= \t\r\nsoft\r\nkeep=20\r\na=3Db\r\n\
+        --p\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        AAFiaW4AYXJ5\r\n--p--\r\n";
+    literal_plus(&mut c, "a", "APPEND INBOX", msg);
+    c.command("s", "SELECT INBOX");
+    let decoded = "Line one\r\nsoftbreak\r\ntab\tend\r\npaddedsoft\r\nkeep \r\na=b";
+    assert_eq!(
+        raw_answer(&mut c, "z", "FETCH 1 (BINARY.SIZE[1])"),
+        format!("* 1 FETCH (BINARY.SIZE[1] {})", decoded.len())
+    );
+    assert_eq!(
+        raw_answer(&mut c, "b", "FETCH 1 (BINARY.PEEK[1])"),
+        format!("* 1 FETCH (BINARY[1] {{{}}}\r\n{decoded})", decoded.len())
+    );
+    // A partial counts decoded octets.
+    assert_eq!(
+        raw_answer(&mut c, "p", "FETCH 1 (BINARY.PEEK[1]<5.12>)"),
+        format!("* 1 FETCH (BINARY[1]<5> {{12}}\r\n{})", &decoded[5..17])
+    );
+    assert_eq!(
+        raw_answer(&mut c, "q", "FETCH 1 (BINARY.PEEK[1]<40.100>)"),
+        format!(
+            "* 1 FETCH (BINARY[1]<40> {{{}}}\r\n{})",
+            decoded.len() - 40,
+            &decoded[40..]
+        )
+    );
+    // Base64 decodes to NULs: those go out as literal8.
+    assert_eq!(
+        raw_answer(&mut c, "n", "FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])"),
+        "* 1 FETCH (BINARY.SIZE[2] 9 BINARY[2] ~{9}\r\n\0\x01bin\0ary)"
+    );
+}
+
+#[test]
+fn literal8_binary_parts_are_stored_as_base64() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    let msg = "From: a@example.com\r\nSubject: bin\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+        --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\
+        \0\x01bin\0ary\r\n--b\r\nContent-Type: text/plain\r\n\r\n\r\n--b--\r\n";
+    let ok = c.command("a", &format!("APPEND INBOX ~{{{}+}}\r\n{msg}", msg.len()));
+    assert!(ok.last().unwrap().starts_with("a OK"), "{ok:?}");
+    c.command("s", "SELECT INBOX");
+    // RFC 3516 section 4.4: BODY[] could not carry the NULs, so the part is base64 now...
+    let mime =
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+    assert_eq!(
+        raw_answer(&mut c, "m", "FETCH 1 (BODY.PEEK[1.MIME] BODY.PEEK[1])"),
+        format!(
+            "* 1 FETCH (BODY[1.MIME] {{{}}}\r\n{mime} BODY[1] {{12}}\r\nAAFiaW4AYXJ5)",
+            mime.len()
+        )
+    );
+    // ... and BINARY gives back exactly what was appended.
+    assert_eq!(
+        raw_answer(&mut c, "b", "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])"),
+        "* 1 FETCH (BINARY.SIZE[1] 9 BINARY[1] ~{9}\r\n\0\x01bin\0ary)"
+    );
+    // Empty sections are zero-length literals, as every body section is.
+    assert_eq!(
+        raw_answer(
+            &mut c,
+            "e",
+            "FETCH 1 (BODY.PEEK[2] BINARY.PEEK[2] BODY.PEEK[1]<100.5> BINARY.PEEK[1]<100.5> BODY.PEEK[]<100000.10>)"
+        ),
+        "* 1 FETCH (BODY[2] {0}\r\n BINARY[2] {0}\r\n BODY[1]<100> {0}\r\n BINARY[1]<100> {0}\r\n BODY[]<100000> {0}\r\n)"
+    );
+    // A plain literal cannot hold NUL, so its "binary" part is 8-bit text and stays as sent.
+    let plain = msg.replace('\0', "N");
+    let ok = c.command(
+        "p",
+        &format!("APPEND INBOX {{{}+}}\r\n{plain}", plain.len()),
+    );
+    assert!(ok.last().unwrap().starts_with("p OK"), "{ok:?}");
+    c.command("n", "NOOP");
+    assert_eq!(
+        raw_answer(&mut c, "f", "FETCH 2 (BODY.PEEK[1])"),
+        "* 2 FETCH (BODY[1] {9}\r\nN\x01binNary)"
+    );
+}

@@ -356,7 +356,19 @@ fn sort_by_every_key() {
         "SORT RETURN (MIN MAX ALL COUNT) (DATE) UTF-8 ALL",
         "* ESEARCH",
     );
-    assert_eq!(e, "* ESEARCH (TAG \"t\") MIN 4 MAX 3 ALL 4,5,1,2,3 COUNT 5");
+    // ALL is a sequence-set in sort order: rising runs compact, nothing is reordered.
+    assert_eq!(e, "* ESEARCH (TAG \"t\") MIN 4 MAX 3 ALL 4:5,1:3 COUNT 5");
+    let e = answer(&mut c, "SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") ALL 5,1:4");
+    let e = answer(&mut c, "UID SORT RETURN () (SIZE) UTF-8 1:5", "* ESEARCH");
+    let runs = compact_in_order(&want.join(" "));
+    assert_eq!(e, format!("* ESEARCH (TAG \"t\") UID ALL {runs}"));
+    let e = answer(
+        &mut c,
+        "SORT RETURN (ALL) (REVERSE ARRIVAL) UTF-8 ALL",
+        "* ESEARCH",
+    );
+    assert_eq!(e, "* ESEARCH (TAG \"t\") ALL 4,3,2,1,5");
     let e = answer(
         &mut c,
         "UID SORT RETURN (COUNT) (DATE) UTF-8 SEEN",
@@ -368,6 +380,221 @@ fn sort_by_every_key() {
         bad.last().unwrap().starts_with("b NO [BADCHARSET"),
         "{bad:?}"
     );
+}
+
+/// Space-separated numbers as ESORT writes them: rising runs as ranges, order kept.
+fn compact_in_order(numbers: &str) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for n in numbers.split(' ').map(|n| n.parse::<u32>().unwrap()) {
+        match runs.last_mut() {
+            Some((_, hi)) if *hi + 1 == n => *hi = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}:{hi}")
+            }
+        })
+        .collect();
+    runs.join(",")
+}
+
+#[test]
+fn esearch_all_and_modseq_of_what_is_returned() {
+    let (_server, mut c) = setup();
+    // SEARCH RETURN: ALL in its compact form, for numbers and UIDs alike.
+    let e = answer(&mut c, "SEARCH RETURN (ALL) 1:5", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") ALL 1:5");
+    let e = answer(&mut c, "UID SEARCH RETURN (ALL) NOT 3", "* ESEARCH");
+    assert_eq!(e, "* ESEARCH (TAG \"t\") UID ALL 1:2,4:5");
+
+    // Message 2 changes last, so it has the highest mod-sequence; 1 and 5 keep theirs.
+    let st = c.command("st", "STORE 2 +FLAGS (\\Flagged)");
+    assert!(st.last().unwrap().starts_with("st OK"), "{st:?}");
+    let modseq = |c: &mut Client, msn: u32| -> u64 {
+        let f = answer(
+            c,
+            &format!("FETCH {msn} (MODSEQ)"),
+            &format!("* {msn} FETCH"),
+        );
+        f.split("MODSEQ (")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .and_then(|s| s.parse().ok())
+            .expect("a modseq")
+    };
+    let (m1, m2, m5) = (modseq(&mut c, 1), modseq(&mut c, 2), modseq(&mut c, 5));
+    assert!(m2 > m5 && m5 > m1, "{m1} {m2} {m5}");
+    // RFC 7162 section 3.1.5: MIN or MAX alone, that message's mod-sequence; both, the
+    // higher of the two; ALL or COUNT, the highest of all matches.
+    for (ret, want) in [
+        ("MIN", format!("MIN 1 MODSEQ {m1}")),
+        ("MAX", format!("MAX 5 MODSEQ {m5}")),
+        ("MIN MAX", format!("MIN 1 MAX 5 MODSEQ {m5}")),
+        ("ALL", format!("ALL 1:5 MODSEQ {m2}")),
+        ("MIN COUNT", format!("MIN 1 COUNT 5 MODSEQ {m2}")),
+    ] {
+        let e = answer(
+            &mut c,
+            &format!("SEARCH RETURN ({ret}) MODSEQ 1"),
+            "* ESEARCH",
+        );
+        assert_eq!(e, format!("* ESEARCH (TAG \"t\") {want}"), "RETURN ({ret})");
+    }
+    let e = answer(&mut c, "UID SEARCH RETURN (MAX) MODSEQ 1 1:4", "* ESEARCH");
+    assert_eq!(
+        e,
+        format!(
+            "* ESEARCH (TAG \"t\") UID MAX 4 MODSEQ {}",
+            modseq(&mut c, 4)
+        )
+    );
+}
+
+/// Address headers in the shapes of RFC 5322 appendix A (A.1.1, A.1.2, A.1.3, A.5).
+const ADDRESSED: [&str; 4] = [
+    "From: John Doe <jdoe@machine.example>\r\nTo: Mary Smith <mary@example.net>\r\n\
+     Subject: Saying Hello\r\n\r\nThis is a message just to say hello.\r\n",
+    "From: \"Joe Q. Public\" <john.q.public@example.com>\r\n\
+     To: Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>\r\n\
+     Cc: <boss@nil.test>, \"Giant; \\\"Big\\\" Box\" <sysservices@example.net>\r\n\
+     Subject: Lists\r\n\r\nHi everyone.\r\n",
+    "From: Pete <pete@silly.example>\r\n\
+     To: A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;\r\n\
+     Cc: Undisclosed recipients:;\r\nSubject: Groups\r\n\r\nTesting.\r\n",
+    "From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>\r\n\
+     To:A Group(Some people)\r\n     :Chris Jones <c@(Chris's host.)public.example>,\r\n\
+     \x20        joe@example.org,\r\n  John <jdoe@one.test> (my dear friend); (the end of the group)\r\n\
+     Cc:(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;\r\n\
+     Subject: Comments\r\n\r\nTesting.\r\n",
+];
+
+#[test]
+fn address_keys_and_sorts_read_the_addresses() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    for m in ADDRESSED {
+        append(&mut c, "INBOX", "01-Jan-2024 12:00:00 +0000", "", m);
+    }
+    c.command("s", "SELECT INBOX");
+    // FROM / TO / CC / BCC see each address without comments or folding, with its display
+    // name and its group; HEADER sees the field as written.
+    let cases: &[(&str, &str)] = &[
+        ("FROM pete@silly.test", "4"),
+        ("FROM \"pete <pete@silly\"", "3 4"),
+        ("FROM \"his account\"", ""),
+        ("HEADER FROM \"his account\"", "4"),
+        ("FROM \"joe q. public\"", "2"),
+        ("TO \"a group\"", "3 4"),
+        ("TO jdoe@one.test", "3 4"),
+        ("TO c@public.example", "4"),
+        ("TO \"Chris's host\"", ""),
+        ("TO \"chris jones <c@public.example>\"", "4"),
+        ("TO mary", "1 2"),
+        ("CC \"undisclosed recipients\"", "3"),
+        ("CC \"hidden recipients:;\"", "4"),
+        ("CC \"big\"", "2"),
+        ("CC boss@nil.test", "2"),
+        ("BCC \"\"", ""),
+    ];
+    let mut failures = Vec::new();
+    for (keys, want) in cases {
+        let got = search(&mut c, keys);
+        if got != *want {
+            failures.push(format!("SEARCH {keys}: got [{got}], want [{want}]"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    let sort = |c: &mut Client, args: &str| {
+        let line = answer(c, &format!("SORT {args}"), "* SORT");
+        line.trim_start_matches("* SORT").trim().to_string()
+    };
+    // The first address of CC: none (1), boss (2), the groups "Undisclosed recipients" (3)
+    // and "Hidden recipients" (4), by their names, not their (absent) members.
+    assert_eq!(sort(&mut c, "(CC) UTF-8 ALL"), "1 2 4 3");
+    assert_eq!(sort(&mut c, "(REVERSE CC) UTF-8 ALL"), "3 4 2 1");
+    // TO: mary (1, 2) after the groups named "A Group" (3, 4).
+    assert_eq!(sort(&mut c, "(TO) UTF-8 ALL"), "3 4 1 2");
+    assert_eq!(sort(&mut c, "(DISPLAYTO) UTF-8 ALL"), "3 4 1 2");
+    // FROM by mailbox: jdoe, john.q.public, pete, pete; DISPLAYFROM by name.
+    assert_eq!(sort(&mut c, "(FROM) UTF-8 ALL"), "1 2 3 4");
+    assert_eq!(sort(&mut c, "(DISPLAYFROM) UTF-8 ALL"), "2 1 3 4");
+}
+
+#[test]
+fn thread_own_references_break_a_guessed_link() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    let msg = |minute: u32, id: &str, refs: &str| {
+        format!(
+            "From: x@example.com\r\nSubject: topic {minute}\r\n\
+             Date: Mon, 1 Jan 2024 10:{minute:02}:00 +0000\r\nMessage-ID: <{id}>\r\n{refs}\r\nbody\r\n"
+        )
+    };
+    for (mailbox, last_refs) in [
+        // "c" answers "b", which already answers "c": the link that would close the loop is
+        // not made, and the one "b" guessed for "c" (under "a") is broken first.
+        ("Looped", "References: <b@t>\r\n"),
+        // "c" answers nothing: the parent "b" guessed for it goes (RFC 5256 step 1.B, NIL).
+        ("Orphan", ""),
+    ] {
+        let ok = c.command("c", &format!("CREATE {mailbox}"));
+        assert!(ok.last().unwrap().starts_with("c OK"), "{ok:?}");
+        for m in [
+            msg(1, "a@t", ""),
+            msg(2, "b@t", "References: <a@t> <c@t>\r\n"),
+            msg(3, "c@t", last_refs),
+        ] {
+            append(&mut c, mailbox, "01-Jan-2024 12:00:00 +0000", "", &m);
+        }
+        c.command("s", &format!("SELECT {mailbox}"));
+        let t = answer(&mut c, "THREAD REFERENCES UTF-8 ALL", "* THREAD");
+        assert_eq!(t, "* THREAD (1)(3 2)", "{mailbox}");
+        // Without "a" the guessed parent is a dummy that disappears with its last child.
+        let t = answer(&mut c, "THREAD REFERENCES UTF-8 2:3", "* THREAD");
+        assert_eq!(t, "* THREAD (3 2)", "{mailbox}");
+    }
+}
+
+#[test]
+fn text_finds_a_forwarded_messages_header() {
+    let server = Server::start(1, "", "", USERS);
+    let mut c = login(&server);
+    // A forward as RFC 2046 section 5.2.1 has it: the original is a message/rfc822 part.
+    let forward = "From: ann@example.com\r\nTo: bob@example.com\r\nSubject: Fwd: read this\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"fw\"\r\n\r\n\
+        --fw\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n\
+        --fw\r\nContent-Type: message/rfc822\r\n\r\n\
+        From: carl@example.org\r\nSubject: =?utf-8?q?Budget_f=C3=BCr_2025?=\r\n\r\nThe numbers.\r\n\
+        --fw--\r\n";
+    append(&mut c, "INBOX", "01-Jan-2024 12:00:00 +0000", "", forward);
+    append(
+        &mut c,
+        "INBOX",
+        "01-Jan-2024 12:00:00 +0000",
+        "",
+        ADDRESSED[0],
+    );
+    c.command("s", "SELECT INBOX");
+    for (keys, want) in [
+        ("TEXT \"budget für\"", "1"),
+        ("TEXT carl@example.org", "1"),
+        ("TEXT \"the numbers\"", "1"),
+        ("TEXT \"read this\"", "1"),
+        // SUBJECT and FROM are the outer message's; BODY is text, not headers.
+        ("SUBJECT budget", ""),
+        ("FROM carl", ""),
+        ("BODY budget", ""),
+        ("BODY \"the numbers\"", "1"),
+    ] {
+        assert_eq!(search(&mut c, keys), want, "SEARCH {keys}");
+    }
 }
 
 #[test]

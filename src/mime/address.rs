@@ -113,6 +113,86 @@ pub(crate) fn parse_address_list(value: &[u8]) -> Vec<AddressItem> {
     items
 }
 
+/// The address list in the form SEARCH FROM / TO / CC / BCC compare the string with:
+/// comments, folding and stray spaces gone, each mailbox `Name <local@domain>` (the name
+/// quoted where RFC 5322 needs it) or `<local@domain>`, each group `name: <a@b>, <c@d>;`.
+/// So `user@domain.org` finds `<user (comment)@ (comment) domain.org>`, a display name or
+/// a group's name finds the message, and a comment does not. Dovecot matches the same form
+/// (it also quotes names that are plain words with spaces). Encoded words in names are kept
+/// for the caller to decode with the rest.
+pub(crate) fn search_form(items: &[AddressItem]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Just after `name:`: the first member follows a space, not a comma.
+    let mut group_opened = false;
+    for item in items {
+        let separate = |out: &mut Vec<u8>| {
+            if group_opened {
+                out.push(b' ');
+            } else if !out.is_empty() {
+                out.extend_from_slice(b", ");
+            }
+        };
+        match item {
+            AddressItem::GroupStart(name) => {
+                separate(&mut out);
+                write_name(&mut out, name);
+                out.push(b':');
+                group_opened = true;
+                continue;
+            }
+            AddressItem::GroupEnd => out.push(b';'),
+            AddressItem::Mailbox {
+                name,
+                route,
+                mailbox,
+                host,
+            } => {
+                separate(&mut out);
+                if let Some(name) = name {
+                    write_name(&mut out, name);
+                    out.push(b' ');
+                }
+                out.push(b'<');
+                if let Some(route) = route {
+                    out.extend_from_slice(route);
+                    out.push(b':');
+                }
+                out.extend_from_slice(mailbox);
+                if let Some(host) = host {
+                    out.push(b'@');
+                    out.extend_from_slice(host);
+                }
+                out.push(b'>');
+            }
+        }
+        group_opened = false;
+    }
+    out
+}
+
+/// A display or group name as RFC 5322 writes it: an atom sequence as it is, anything else
+/// quoted. Encoded words stay unquoted (RFC 2047 section 5 forbids them in quoted strings),
+/// so they can still be decoded.
+fn write_name(out: &mut Vec<u8>, name: &[u8]) {
+    let is_atext =
+        |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(b) || *b >= 0x80;
+    let plain = name
+        .split(|&b| b == b' ')
+        .all(|word| !word.is_empty() && word.iter().all(is_atext));
+    if plain || memchr::memmem::find(name, b"=?").is_some() {
+        out.extend_from_slice(name);
+        return;
+    }
+    out.push(b'"');
+    for &b in name {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
 fn mailbox_item(
     name: Option<Vec<u8>>,
     route: Option<Vec<u8>>,
@@ -211,6 +291,37 @@ mod tests {
             AddressItem::GroupStart(b"undisclosed-recipients".to_vec())
         );
         assert_eq!(got[5], AddressItem::GroupEnd);
+    }
+
+    #[test]
+    fn search_form_drops_comments_and_keeps_names_and_groups() {
+        let form = |v: &[u8]| String::from_utf8(search_form(&parse_address_list(v))).unwrap();
+        // RFC 5322 appendix A.5: comments and white space anywhere.
+        assert_eq!(
+            form(b"Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>"),
+            "Pete <pete@silly.test>"
+        );
+        assert_eq!(
+            form(
+                b"A Group(Some people):Chris Jones <c@(Chris's host.)public.example>, \
+                  joe@example.org, John <jdoe@one.test> (my dear friend); (the end of the group)"
+            ),
+            "A Group: Chris Jones <c@public.example>, <joe@example.org>, John <jdoe@one.test>;"
+        );
+        assert_eq!(
+            form(b"(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;"),
+            "Hidden recipients:;"
+        );
+        // A name that needs quoting gets it; an encoded word is left for decoding.
+        assert_eq!(
+            form(b"\"Doe, John\" <john@example.com>, =?utf-8?q?J=C3=B6rg?= <j@x.de>"),
+            "\"Doe, John\" <john@example.com>, =?utf-8?q?J=C3=B6rg?= <j@x.de>"
+        );
+        assert_eq!(
+            form(b"<@r1,@r2:b@y.org>, user@host (Real Name)"),
+            "<@r1,@r2:b@y.org>, Real Name <user@host>"
+        );
+        assert_eq!(form(b""), "");
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub(crate) fn base64_lenient(input: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes quoted-printable (RFC 2045 §6.7); `header` selects the RFC 2047 "Q"
-/// variant, where `_` is a space. Invalid escapes are kept as written.
+/// variant, where `_` is a space. Invalid escapes are kept as written; whitespace at
+/// the end of a body line is dropped.
 pub(crate) fn quoted_printable(input: &[u8], header: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -135,6 +136,21 @@ pub(crate) fn quoted_printable(input: &[u8], header: bool) -> Vec<u8> {
             b'_' if header => {
                 out.push(b' ');
                 i += 1;
+            }
+            b' ' | b'\t' if !header => {
+                // RFC 2045 section 6.7 rule 3: whitespace ending a line was added in
+                // transport (an encoder writes it as =20 / =09), so it is deleted.
+                let run_end = input[i..]
+                    .iter()
+                    .position(|c| !matches!(c, b' ' | b'\t'))
+                    .map_or(input.len(), |n| i + n);
+                if !matches!(
+                    input.get(run_end..),
+                    Some([] | [b'\r', b'\n', ..] | [b'\n', ..])
+                ) {
+                    out.extend_from_slice(&input[i..run_end]);
+                }
+                i = run_end;
             }
             _ => {
                 out.push(b);
@@ -346,5 +362,20 @@ mod tests {
         assert_eq!(base64_lenient(b"aGVsbG8"), b"hello");
         assert_eq!(base64_lenient(b"aGVsb"), b"hel");
         assert_eq!(quoted_printable(b"a=3Db=\r\nc =ZZ=", false), b"a=bc =ZZ");
+    }
+
+    #[test]
+    fn quoted_printable_drops_transport_whitespace() {
+        // RFC 2045 section 6.7 rule 3: whitespace at a line end was added in transport;
+        // encoded (=20, =09) or followed by text it is data. A soft break may be padded too.
+        let qp = |s: &[u8]| quoted_printable(s, false);
+        assert_eq!(qp(b"end  \r\nnext\t \nlast \t"), b"end\r\nnext\nlast");
+        assert_eq!(
+            qp(b"kept=20\r\nand=09\r\nin \t between"),
+            b"kept \r\nand\t\r\nin \t between"
+        );
+        assert_eq!(qp(b"soft= \t\r\nbreak"), b"softbreak");
+        // The "Q" encoding of headers has no lines to end.
+        assert_eq!(quoted_printable(b"a_b=20", true), b"a b ");
     }
 }

@@ -7,8 +7,9 @@
 //!   sensible structure.
 //! - [`MessageMeta::to_bytes`] / [`MessageMeta::from_bytes`] store and load it.
 //! - [`section_range`] and [`filter_header_fields`] serve `BODY[section]`,
-//!   [`decode_part`] serves `BINARY[section]`, [`decoded_text_for_search`] and
-//!   [`decode_header_value`] serve SEARCH.
+//!   [`decode_part`] serves `BINARY[section]`, [`decoded_text_for_search`],
+//!   [`decode_header_value`] and [`address_search_text`] serve SEARCH.
+//! - [`binary_parts_as_base64`] re-encodes what APPEND received as a binary literal8.
 //!
 //! Header parsing here is our own (small, raw-byte, IMAP-shaped: ENVELOPE wants
 //! display names and subjects undecoded); mail-parser provides HTML-to-text and
@@ -21,6 +22,7 @@ mod header;
 mod imap_string;
 mod lexer;
 mod meta;
+mod reencode;
 mod render;
 mod section;
 mod structure;
@@ -28,6 +30,7 @@ mod structure;
 pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
 pub use header::filter_header_fields;
 pub use meta::{MessageMeta, MetaError, Params, PartKind, PartMeta, SortAddress, SortFields};
+pub use reencode::binary_parts_as_base64;
 pub use section::{section_bytes, section_range, SectionSpec, SectionText};
 
 use address::{parse_address_list, AddressItem};
@@ -50,7 +53,17 @@ pub fn analyze(raw: &[u8]) -> MessageMeta {
     }
 }
 
+/// The text SEARCH FROM / TO / CC / BCC look in: the field's address list with comments
+/// and folding removed, in one normalised form (see `address::search_form`), encoded
+/// words decoded.
+pub fn address_search_text(value: &[u8]) -> String {
+    decode_header_value(&address::search_form(&parse_address_list(&unfold(value))))
+}
+
 fn sort_fields(header: &[u8]) -> SortFields {
+    // The first address structure of the field as ENVELOPE lists it (RFC 5256 "the first
+    // address", RFC 5957 section 3): a group's start counts, with the group name as its
+    // addr-mailbox, so `Cc: team: a@b;` sorts as "team", not as "a".
     let first_address = |name: &[u8]| {
         let value = first_value(header, name)?;
         parse_address_list(&unfold(value))
@@ -66,7 +79,12 @@ fn sort_fields(header: &[u8]) -> SortFields {
                     mailbox: decode_header_value(&mailbox),
                     host: host.map(|h| decode_header_value(&h)).unwrap_or_default(),
                 }),
-                _ => None,
+                AddressItem::GroupStart(group) => Some(SortAddress {
+                    name: String::new(),
+                    mailbox: decode_header_value(&group),
+                    host: String::new(),
+                }),
+                AddressItem::GroupEnd => None,
             })
     };
     let msg_ids = |name: &[u8]| first_value(header, name).map(msg_ids).unwrap_or_default();

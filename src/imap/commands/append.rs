@@ -1,6 +1,8 @@
 //! APPEND, with MULTIAPPEND (RFC 3502): all messages of one command land together or not at
 //! all, and the tagged OK is sent only once they are durable.
 
+use std::borrow::Cow;
+
 use crate::imap::commands::dates;
 use crate::imap::commands::reply::Reply;
 use crate::imap::mailbox_name;
@@ -27,24 +29,31 @@ pub async fn append(
         Err(e) => return Reply::store_error("APPEND failed", &e),
     };
     let now = dates::now();
-    let parsed: Vec<(u8, Vec<&str>, i64, Vec<u8>)> = messages
+    // A literal8's binary parts are stored base64-encoded (RFC 3516 section 4.4): BODY[]
+    // could not send their NULs; BINARY[] decodes them back to what was appended.
+    let bodies: Vec<Cow<'_, [u8]>> = messages
         .iter()
         .map(|m| {
-            let (bits, keywords) = crate::imap::flags::from_client(&m.flags);
-            let date = m.date.as_ref().map_or(now, dates::from_date_time);
-            (
-                bits,
-                keywords,
-                date,
-                crate::mime::analyze(m.data).to_bytes(),
-            )
+            m.binary
+                .then(|| crate::mime::binary_parts_as_base64(m.data))
+                .flatten()
+                .map_or(Cow::Borrowed(m.data), Cow::Owned)
         })
         .collect();
-    let new: Vec<NewMessage<'_>> = messages
+    let parsed: Vec<(u8, Vec<&str>, i64, Vec<u8>)> = messages
+        .iter()
+        .zip(&bodies)
+        .map(|(m, body)| {
+            let (bits, keywords) = crate::imap::flags::from_client(&m.flags);
+            let date = m.date.as_ref().map_or(now, dates::from_date_time);
+            (bits, keywords, date, crate::mime::analyze(body).to_bytes())
+        })
+        .collect();
+    let new: Vec<NewMessage<'_>> = bodies
         .iter()
         .zip(&parsed)
-        .map(|(m, (bits, keywords, date, meta))| NewMessage {
-            body: m.data,
+        .map(|(body, (bits, keywords, date, meta))| NewMessage {
+            body,
             flags: *bits,
             keywords,
             internal_date: *date,

@@ -72,19 +72,25 @@ pub async fn search(
         line.push_str(&format!(" COUNT {}", hits.len()));
     }
     if found.uses_modseq {
-        // RFC 7162 section 3.1.5: the highest mod-sequence of what was returned.
-        let returned: Box<dyn Iterator<Item = &Hit>> =
-            if want(SearchReturn::All) || want(SearchReturn::Count) {
-                Box::new(hits.iter())
-            } else {
-                Box::new(hits.first().into_iter().chain(hits.last()))
-            };
-        if let Some(modseq) = returned.map(|h| h.modseq).max() {
+        if let Some(modseq) = returned_modseq(hits, &opts) {
             line.push_str(&format!(" MODSEQ {modseq}"));
         }
     }
     session.untagged(&line);
     Reply::ok(done)
+}
+
+/// The MODSEQ of an ESEARCH answer (RFC 7162 section 3.1.5): with MIN or MAX alone, the
+/// mod-sequence of that one message; with MIN and MAX only, the higher of the two; with ALL
+/// or COUNT, the highest of every match. `None` when nothing matched.
+fn returned_modseq(hits: &[Hit], opts: &[SearchReturn]) -> Option<u64> {
+    let want = |o: SearchReturn| opts.contains(&o);
+    if want(SearchReturn::All) || want(SearchReturn::Count) {
+        return hits.iter().map(|h| h.modseq).max();
+    }
+    let min = want(SearchReturn::Min).then(|| hits.first()).flatten();
+    let max = want(SearchReturn::Max).then(|| hits.last()).flatten();
+    min.into_iter().chain(max).map(|h| h.modseq).max()
 }
 
 /// `* SEARCH 1 2 3 [(MODSEQ n)]`
@@ -141,5 +147,33 @@ pub(crate) fn error_reply(e: &SearchError) -> Reply {
         SearchError::TooComplex => Reply::no("[LIMIT] Too many keywords in one search"),
         SearchError::Store(e) => Reply::store_error("SEARCH failed", e),
         SearchError::Abandoned => Reply::no("[UNAVAILABLE] Search abandoned: server shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(msn: u32, modseq: u64) -> Hit {
+        Hit {
+            msn,
+            uid: msn,
+            size: 0,
+            modseq,
+            internal_date: 0,
+        }
+    }
+
+    #[test]
+    fn modseq_is_that_of_the_messages_returned() {
+        // Message 2 changed last; the lowest and highest matches changed earlier.
+        let hits = [hit(1, 10), hit(2, 30), hit(3, 20)];
+        let modseq = |opts: &[SearchReturn]| returned_modseq(&hits, opts);
+        assert_eq!(modseq(&[SearchReturn::Min]), Some(10));
+        assert_eq!(modseq(&[SearchReturn::Max]), Some(20));
+        assert_eq!(modseq(&[SearchReturn::Min, SearchReturn::Max]), Some(20));
+        assert_eq!(modseq(&[SearchReturn::All]), Some(30));
+        assert_eq!(modseq(&[SearchReturn::Min, SearchReturn::Count]), Some(30));
+        assert_eq!(returned_modseq(&[], &[SearchReturn::Min]), None);
     }
 }

@@ -4,6 +4,7 @@ use crate::imap::commands::reply::Reply;
 use crate::imap::commands::search::{error_reply, esearch_prefix};
 use crate::imap::parser::{SearchKey, SearchReturn, SortCriterion};
 use crate::imap::search::{self, sort, Hit};
+use crate::imap::selected::write_set;
 use crate::imap::session::Session;
 
 /// `[UID] SORT [RETURN (...)] (criteria) charset keys`
@@ -56,8 +57,7 @@ pub async fn sort(
         return Reply::ok(done);
     }
     let mut line = esearch_prefix(tag, uid);
-    // ESORT: MIN and MAX are the first and last in sort order; ALL keeps the sort order,
-    // so it is written without ranges.
+    // ESORT: MIN and MAX are the first and last in sort order; ALL keeps the sort order.
     if let (Some(first), Some(last)) = (sorted.first(), sorted.last()) {
         if want(SearchReturn::Min) {
             line.push_str(&format!(" MIN {}", id(first)));
@@ -66,9 +66,8 @@ pub async fn sort(
             line.push_str(&format!(" MAX {}", id(last)));
         }
         if want(SearchReturn::All) {
-            let all: Vec<String> = sorted.iter().map(|h| id(h).to_string()).collect();
             line.push_str(" ALL ");
-            line.push_str(&all.join(","));
+            write_set(&mut line, &ordered_runs(sorted.iter().map(id)));
         }
     }
     if want(SearchReturn::Count) {
@@ -76,6 +75,20 @@ pub async fn sort(
     }
     session.untagged(&line);
     Reply::ok(done)
+}
+
+/// ESORT ALL is a sequence-set "in the requested sort order" (RFC 5267): runs of ids that
+/// rise by one are written as ranges (`1:5`), and nothing is reordered. A run never descends:
+/// `5:1` means the same set as `1:5`, and the order would be lost (Dovecot writes the same).
+fn ordered_runs(ids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for id in ids {
+        match runs.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(id) => *hi = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
 }
 
 async fn run(
@@ -95,4 +108,23 @@ async fn run(
         Vec::new()
     };
     Ok(sort::sort(&found.hits, &fields, criteria))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_keeps_the_sort_order_and_compacts_rising_runs() {
+        let set = |ids: &[u32]| {
+            let mut s = String::new();
+            write_set(&mut s, &ordered_runs(ids.iter().copied()));
+            s
+        };
+        assert_eq!(set(&[1, 2, 3, 4, 5]), "1:5");
+        assert_eq!(set(&[5, 4, 3, 2, 1]), "5,4,3,2,1");
+        assert_eq!(set(&[7, 8, 2, 3, 4, 9]), "7:8,2:4,9");
+        assert_eq!(set(&[u32::MAX, 1, 2]), "4294967295,1:2");
+        assert_eq!(set(&[]), "");
+    }
 }

@@ -31,6 +31,26 @@ pub fn header_contains(finder: &Finder, header: &[u8]) -> bool {
     })
 }
 
+/// SEARCH TEXT: whether the message's header, the header of any part or embedded message
+/// (a forwarded message's Subject, an attachment's file name), or any text part contains the
+/// string. RFC 9051 section 6.4.4: TEXT is "the header or body of the message", and an
+/// embedded message's header is body of the outer one.
+pub fn text_contains(finder: &Finder, header: &[u8], meta: &MessageMeta, raw: &[u8]) -> bool {
+    header_contains(finder, header)
+        || part_headers_contain(finder, &meta.root, raw)
+        || contains(finder, meta, raw)
+}
+
+/// The headers below `p`: each body part's MIME header and each embedded message's header.
+fn part_headers_contain(finder: &Finder, p: &PartMeta, raw: &[u8]) -> bool {
+    p.children.iter().any(|child| {
+        let header = raw
+            .get(child.header_start as usize..child.header_end as usize)
+            .unwrap_or_default();
+        header_contains(finder, header) || part_headers_contain(finder, child, raw)
+    })
+}
+
 /// Whether any text part of the message (embedded messages included) contains the string.
 pub fn contains(finder: &Finder, meta: &MessageMeta, raw: &[u8]) -> bool {
     let mut path = Vec::new();
@@ -189,6 +209,32 @@ mod tests {
             !body_has(MIXED, "E9"),
             "quoted-printable escapes are decoded"
         );
+    }
+
+    #[test]
+    fn text_reaches_embedded_and_part_headers() {
+        // A forwarded message (RFC 2046 section 5.2.1) inside a multipart.
+        let raw = b"From: a@example.org\r\nSubject: Fwd: see below\r\n\
+            Content-Type: multipart/mixed; boundary=x\r\n\r\n\
+            --x\r\nContent-Type: text/plain\r\n\r\nHave a look.\r\n\
+            --x\r\nContent-Type: message/rfc822\r\n\r\n\
+            From: b@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe_aus_Wien?=\r\n\r\nOriginal text.\r\n\
+            --x\r\nContent-Type: application/pdf; name=\"budget-2024.pdf\"\r\n\r\nJVBERi0=\r\n--x--\r\n";
+        let meta = crate::mime::analyze(raw);
+        let header = crate::imap::search::header::header_block(raw).unwrap();
+        let text =
+            |needle: &str| text_contains(&Finder::new(needle.as_bytes()), header, &meta, raw);
+        assert!(
+            text("grüße aus wien"),
+            "the embedded message's Subject, decoded"
+        );
+        assert!(text("b@example.org"), "the embedded message's From");
+        assert!(text("budget-2024.pdf"), "an attachment's MIME header");
+        assert!(text("original text"));
+        assert!(text("fwd: see"));
+        assert!(!text("JVBERi0"), "non-text bodies are not searched");
+        // BODY stays with the text parts: headers, embedded ones included, are not body text.
+        assert!(!contains(&Finder::new("grüße".as_bytes()), &meta, raw));
     }
 
     #[test]

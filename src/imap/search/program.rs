@@ -123,6 +123,11 @@ enum Node {
         name: Vec<u8>,
         finder: Finder,
     },
+    /// An address field (lowercase name) whose normalised address list contains the string.
+    Address {
+        name: Vec<u8>,
+        finder: Finder,
+    },
     Body(Finder),
     Text(Finder),
     Not(Box<Node>),
@@ -281,10 +286,10 @@ impl Program {
             ),
             // THREADID is not assigned by this server (FETCH THREADID answers NIL).
             K::ThreadId(_) => Node::Const(false),
-            K::Bcc(s) => header(b"bcc", s),
-            K::Cc(s) => header(b"cc", s),
-            K::From(s) => header(b"from", s),
-            K::To(s) => header(b"to", s),
+            K::Bcc(s) => address(b"bcc", s),
+            K::Cc(s) => address(b"cc", s),
+            K::From(s) => address(b"from", s),
+            K::To(s) => address(b"to", s),
             K::Subject(s) => header(b"subject", s),
             K::Header(name, s) => header(&name.to_ascii_lowercase(), s),
             K::Body(s) => Node::Body(Finder::new(s)),
@@ -350,9 +355,19 @@ fn header(name: &[u8], needle: &[u8]) -> Node {
     }
 }
 
+/// FROM, TO, CC and BCC: matched against the addresses, not the raw field, so that comments
+/// and folding neither hide a match (`<user (comment)@ domain.org>` is `user@domain.org`)
+/// nor fake one. HEADER FROM still searches the field as written.
+fn address(name: &[u8], needle: &[u8]) -> Node {
+    Node::Address {
+        name: name.to_vec(),
+        finder: Finder::new(needle),
+    }
+}
+
 fn level(node: &Node) -> Level {
     match node {
-        Node::Header { .. } | Node::Sent(_) => Level::Header,
+        Node::Header { .. } | Node::Address { .. } | Node::Sent(_) => Level::Header,
         Node::Body(_) | Node::Text(_) => Level::Full,
         Node::Not(inner) => level(inner),
         Node::Or(a, b) => level(a).max(level(b)),
@@ -435,14 +450,22 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
             None => Tri::Unknown,
             Some(h) => Tri::from_bool(header_matches(h, name, finder)),
         },
+        Node::Address { name, finder } => match m.content.header() {
+            None => Tri::Unknown,
+            Some(h) => Tri::from_bool(
+                fields(h)
+                    .filter(|f| f.name.eq_ignore_ascii_case(name))
+                    .any(|f| finder.is_match_text(&crate::mime::address_search_text(f.value))),
+            ),
+        },
         Node::Body(finder) => match m.content {
             Content::Full { raw, meta, .. } => Tri::from_bool(body::contains(finder, meta, raw)),
             _ => Tri::Unknown,
         },
         Node::Text(finder) => match m.content {
-            Content::Full { raw, header, meta } => Tri::from_bool(
-                body::header_contains(finder, header) || body::contains(finder, meta, raw),
-            ),
+            Content::Full { raw, header, meta } => {
+                Tri::from_bool(body::text_contains(finder, header, meta, raw))
+            }
             _ => Tri::Unknown,
         },
         Node::Not(inner) => eval(inner, m).not(),
@@ -592,6 +615,29 @@ mod tests {
             assert_eq!(in_ranges(&ranges, x), want, "{x}");
         }
         assert!(!in_ranges(&[], 1));
+    }
+
+    #[test]
+    fn address_keys_match_the_addresses_not_the_raw_field() {
+        let header: &[u8] = b"From: Pete(A nice \\) chap) <pete(his account)@silly.test>\r\n\
+            To: A Group(Some people):Chris Jones <c@(Chris's host.)public.example>;\r\n\
+            Cc: =?utf-8?q?J=C3=B6rg?= <j@x.de>\r\n\r\n";
+        let matches = |key: SearchKey<'_>| eval_with(&compile(&[key]), 0, Some(header));
+        let s = |v: &'static str| Cow::Borrowed(v.as_bytes());
+        assert_eq!(matches(K::From(s("pete@silly.test"))), Tri::True);
+        assert_eq!(matches(K::From(s("pete <pete@"))), Tri::True);
+        assert_eq!(matches(K::From(s("his account"))), Tri::False);
+        assert_eq!(
+            matches(K::To(s("a group: chris jones <c@public"))),
+            Tri::True
+        );
+        assert_eq!(matches(K::Cc(s("jörg <j@x.de>"))), Tri::True);
+        assert_eq!(matches(K::Bcc(s(""))), Tri::False, "no Bcc field");
+        assert_eq!(matches(K::Cc(s(""))), Tri::True);
+        // HEADER still looks at the field as written.
+        let raw = K::Header(s("From"), s("his account"));
+        assert_eq!(matches(raw), Tri::True);
+        assert_eq!(compile(&[K::To(s("x"))]).level, Level::Header);
     }
 
     #[test]

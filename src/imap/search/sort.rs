@@ -91,3 +91,65 @@ pub fn sort(hits: &[Hit], fields: &[SortFields], criteria: &[SortCriterion]) -> 
     });
     keyed.into_iter().map(|(_, hit)| hit).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sorts messages made of `header` lines by one key; returns the message numbers.
+    fn order(headers: &[&str], key: SortKey, reverse: bool) -> Vec<u32> {
+        let hits: Vec<Hit> = (1..=headers.len() as u32)
+            .map(|msn| Hit {
+                msn,
+                uid: msn,
+                size: 0,
+                modseq: 1,
+                internal_date: 0,
+            })
+            .collect();
+        let fields: Vec<SortFields> = headers
+            .iter()
+            .map(|h| crate::mime::analyze(format!("{h}\r\n\r\nbody\r\n").as_bytes()).sort)
+            .collect();
+        let criteria = [SortCriterion { key, reverse }];
+        sort(&hits, &fields, &criteria)
+            .iter()
+            .map(|h| h.msn)
+            .collect()
+    }
+
+    #[test]
+    fn a_group_sorts_by_its_name() {
+        // RFC 5256: the addr-mailbox of the first address; a group's first address structure
+        // carries the group name there (as in ENVELOPE), not its first member's.
+        let cc = [
+            "Cc: Mary Smith <mary@x.test>",
+            "Cc: Accounts: zoe@x.test;",
+            "Cc: kim@x.test",
+        ];
+        assert_eq!(order(&cc, SortKey::Cc, false), [2, 3, 1]);
+        assert_eq!(order(&cc, SortKey::Cc, true), [1, 3, 2]);
+    }
+
+    #[test]
+    fn display_keys_follow_rfc5957() {
+        // RFC 5957 section 3: the decoded display name, else mailbox@host, else the mailbox
+        // (a group's name, an address without a host); compared case-insensitively.
+        let to = [
+            "To: =?iso-8859-1?q?Zo=EB?= <a@x.test>",
+            "To: undisclosed-recipients:;",
+            "To: bob@y.test",
+            "To: Carol <c@x.test>, Adam <a@x.test>",
+            "To: ann",
+            "To: Friends: dave@x.test, eve@x.test;",
+        ];
+        assert_eq!(order(&to, SortKey::DisplayTo, false), [5, 3, 4, 6, 2, 1]);
+        assert_eq!(order(&to, SortKey::DisplayTo, true), [1, 2, 6, 4, 3, 5]);
+        let from: Vec<String> = to.iter().map(|h| h.replacen("To:", "From:", 1)).collect();
+        let from: Vec<&str> = from.iter().map(String::as_str).collect();
+        assert_eq!(
+            order(&from, SortKey::DisplayFrom, false),
+            [5, 3, 4, 6, 2, 1]
+        );
+    }
+}

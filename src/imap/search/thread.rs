@@ -125,15 +125,30 @@ impl Arena {
         }
     }
 
-    /// Makes `child` a child of `parent` unless that would make a loop or nest `parent`'s
-    /// ancestry beyond [`MAX_DEPTH`].
+    /// Makes `child`, which has no parent, a child of `parent` unless that would make a loop
+    /// or nest `parent`'s ancestry beyond [`MAX_DEPTH`].
     fn link(&mut self, parent: usize, child: usize) {
+        debug_assert!(self.nodes[child].parent.is_none());
         if self.is_ancestor_or_self(child, parent) {
             return;
         }
-        self.unlink(child);
         self.nodes[child].parent = Some(parent);
         self.nodes[parent].children.push(child);
+    }
+
+    /// Step 1B: the message's own References say who its parent is (`None`: it has none).
+    /// A parent it already has (given by another message's References, perhaps truncated
+    /// or wrong) is dropped first, then the new link is made unless it would make a loop.
+    /// So a message whose true parent would close a loop ends up a root, not under the
+    /// guess an earlier message made.
+    fn set_parent(&mut self, parent: Option<usize>, child: usize) {
+        if self.nodes[child].parent == parent {
+            return;
+        }
+        self.unlink(child);
+        if let Some(parent) = parent {
+            self.link(parent, child);
+        }
     }
 }
 
@@ -189,11 +204,8 @@ pub fn references(msgs: &[ThreadMsg]) -> Vec<Node> {
                 arena.link(parent, child);
             }
         }
-        // Step 1B: the last reference is this message's parent.
-        let own = container_of[i];
-        if let Some(&parent) = chain.last() {
-            arena.link(parent, own);
-        }
+        // Step 1B: the last reference (or none) is this message's parent.
+        arena.set_parent(chain.last().copied(), container_of[i]);
     }
     cap_depth(&mut arena);
     // Step 2: the root set.
@@ -502,6 +514,35 @@ mod tests {
         let mut irt = vec![msg(1, "p", "p1", &[]), msg(2, "q", "q1", &[])];
         irt[1].in_reply_to = Some("p1".into());
         assert_eq!(refs(&irt), "(1 2)");
+    }
+
+    #[test]
+    fn own_references_override_a_parent_guessed_by_another_message() {
+        // Message 2's References claim "r" answers "p"; what "r" itself says wins (RFC 5256
+        // step 1.B: the existing link is broken before the new one is made).
+        let says_other = vec![
+            msg(1, "one", "p", &[]),
+            msg(2, "two", "q", &["p", "r"]),
+            msg(3, "three", "r", &["elsewhere"]),
+        ];
+        assert_eq!(refs(&says_other), "(1)(3 2)");
+        // No References at all: the guessed parent goes too ("or NIL").
+        let says_none = vec![
+            msg(1, "one", "p", &[]),
+            msg(2, "two", "q", &["p", "r"]),
+            msg(3, "three", "r", &[]),
+        ];
+        assert_eq!(refs(&says_none), "(1)(3 2)");
+        // Its own parent would close a loop (q already answers r): the guessed link is broken
+        // all the same and no new one is made, so "r" heads its own thread.
+        let would_loop = vec![
+            msg(1, "one", "p", &[]),
+            msg(2, "two", "q", &["p", "r"]),
+            msg(3, "three", "r", &["q"]),
+        ];
+        assert_eq!(refs(&would_loop), "(1)(3 2)");
+        // Without message 1 the guessed parent is a dummy, pruned once it has no children.
+        assert_eq!(refs(&would_loop[1..]), "(3 2)");
     }
 
     /// The deepest nesting of rendered threads.
