@@ -22,7 +22,7 @@ const SPECIAL_USE: [(u8, &str); 7] = [
 ];
 
 fn decode(session: &Session, mailbox: &Mailbox<'_>) -> Result<String, Reply> {
-    mailbox_name::decode(mailbox, session.enabled).map_err(Reply::bad)
+    mailbox_name::decode(mailbox, session.enabled).map_err(Reply::no)
 }
 
 /// `CREATE name [(USE (\Attr))]`
@@ -167,11 +167,9 @@ pub async fn list(
         Ok(m) => m,
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
-    let reference = match mailbox_name::decode(reference, session.enabled) {
-        Ok(r) => r,
-        Err(_) if reference.as_bytes().is_empty() => String::new(),
-        Err(e) => return Reply::bad(e),
-    };
+    // The reference is a prefix of the patterns: one that does not decode matches nothing,
+    // as a pattern that does not (Dovecot answers OK with no names).
+    let reference = decode_pattern(reference.as_bytes(), session.enabled);
     // `LIST "" ""` asks for the delimiter and the root.
     if patterns.len() == 1 && patterns[0].is_empty() && !lsub {
         session.untagged(&format!("{command} (\\Noselect) \"{DELIMITER}\" \"\""));

@@ -21,7 +21,7 @@ pub async fn select(
     let command = if read_only { "EXAMINE" } else { "SELECT" };
     let name = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
-        Err(e) => return Reply::bad(e),
+        Err(e) => return Reply::no(e),
     };
     // Selecting closes the previous mailbox first, even when the new one fails to open; the
     // saved search result belongs to it (RFC 5182 section 2.1).
