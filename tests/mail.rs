@@ -127,7 +127,12 @@ fn append_select_fetch_store_expunge() {
     assert_eq!(partial[1], "From)");
 
     let st = c.command("st", "STORE 2 +FLAGS (\\Deleted $Junk)");
-    assert_eq!(st[0], "* 2 FETCH (FLAGS (\\Deleted \\Recent $Junk))");
+    // $Junk is new to the mailbox: FLAGS lists it before the FETCH shows it.
+    assert_eq!(
+        st[0],
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk)"
+    );
+    assert_eq!(st[2], "* 2 FETCH (FLAGS (\\Deleted \\Recent $Junk))");
     let silent = c.command("si", "STORE 1 +FLAGS.SILENT (\\Answered)");
     assert_eq!(silent.len(), 1, "{silent:?}");
     let x = c.command("x", "EXPUNGE");

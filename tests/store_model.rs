@@ -429,9 +429,6 @@ async fn run_case(seed: u64, steps: usize) {
                 let (Some(sb), true) = (mu.boxes.get(&name), mu.boxes.contains_key(&to)) else {
                     continue;
                 };
-                if name == to {
-                    continue;
-                }
                 let r = ranges_in(&mut rng, sb.uidnext);
                 let moving: Vec<(u32, MMsg)> = sb
                     .msgs
@@ -451,21 +448,24 @@ async fn run_case(seed: u64, steps: usize) {
                     continue;
                 }
                 let got = got.unwrap();
-                let db = mu.boxes.get_mut(&to).unwrap();
+                let dst_next = mu.boxes[&to].uidnext;
                 let want: Vec<(u32, u32)> = moving
                     .iter()
                     .enumerate()
-                    .map(|(i, (u, _))| (*u, db.uidnext + i as u32))
+                    .map(|(i, (u, _))| (*u, dst_next + i as u32))
                     .collect();
                 assert_eq!(got.pairs, want, "step {step} copy pairs");
-                for ((_, m), (_, du)) in moving.into_iter().zip(&want) {
-                    db.msgs.insert(*du, m);
-                }
-                db.uidnext += want.len() as u32;
+                // The source loses the moved messages before the destination gains the
+                // copies: a move into the mailbox itself keeps them under their new UIDs.
                 if is_move {
                     let sb = mu.boxes.get_mut(&name).unwrap();
                     sb.msgs.retain(|u, _| !in_ranges(*u, &r));
                 }
+                let db = mu.boxes.get_mut(&to).unwrap();
+                for ((_, m), (_, du)) in moving.into_iter().zip(&want) {
+                    db.msgs.insert(*du, m);
+                }
+                db.uidnext += want.len() as u32;
             }
             87..=88 => {
                 // Sometimes below or at UIDNEXT (a no-op), mostly above it.

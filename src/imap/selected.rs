@@ -9,7 +9,8 @@
 
 use crate::imap::parser::SequenceSet;
 use crate::imap::recent::{self, MailboxKey, RecentUids};
-use crate::store::{MailboxChanges, Partition, StoreError};
+use crate::imap::session::Session;
+use crate::store::{MailboxChanges, MessageEntry, Partition, StoreError};
 
 /// A selected (or examined) mailbox.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct Selected {
     pub recent_key: MailboxKey,
     /// The UIDs recent for this session (always empty under IMAP4rev2).
     pub recent: RecentUids,
+    /// The keywords the last FLAGS response listed: a FETCH may show no other (RFC 3501
+    /// section 7.2.6), so a new one is announced first (see `announce_keywords`).
+    pub keywords: Vec<String>,
 }
 
 /// The session's message numbering: MSN n is `uids[n - 1]`.
@@ -158,11 +162,85 @@ impl Selected {
     }
 }
 
+/// A CONDSTORE enabling command (FETCH MODSEQ, STORE UNCHANGEDSINCE, ...) ran: CONDSTORE is
+/// on for the rest of the session, and the first time it comes on for the selected mailbox
+/// its HIGHESTMODSEQ is sent (RFC 7162 section 3.1).
+pub fn enable_condstore(session: &mut Session) {
+    session.enabled.condstore = true;
+    if let Some(selected) = session.selected.as_mut() {
+        if !selected.condstore {
+            selected.condstore = true;
+            let line = format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", selected.modseq);
+            session.out.extend_from_slice(line.as_bytes());
+        }
+    }
+}
+
+/// Writes the `FLAGS` and `PERMANENTFLAGS` responses of a mailbox whose messages use
+/// `keywords`. A read-only selection may change no flag at all.
+pub fn write_flags(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
+    let system = crate::imap::flags::SYSTEM_FLAGS;
+    let mut list = String::from(system);
+    for k in keywords {
+        list.push(' ');
+        list.push_str(k);
+    }
+    out.extend_from_slice(format!("* FLAGS ({list})\r\n").as_bytes());
+    if read_only {
+        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+    } else {
+        out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS ({list} \\*)] Flags permitted\r\n").as_bytes(),
+        );
+    }
+}
+
+/// Before FETCH responses showing `messages`' flags: when one of them carries a keyword
+/// the session's last FLAGS response did not list (set by this session, another one or
+/// LMTP), FLAGS and PERMANENTFLAGS go out again with it, as RFC 3501 section 7.2.6 and
+/// RFC 9051 section 7.3.5 require.
+pub fn announce_keywords<'m>(
+    session: &mut Session,
+    mail: &Partition,
+    user: &str,
+    messages: impl IntoIterator<Item = &'m MessageEntry>,
+) {
+    let Some(selected) = session.selected.as_mut() else {
+        return;
+    };
+    // Keyword sets repeat across messages: each is looked at once, and a FETCH of messages
+    // without keywords costs no look-up at all.
+    let mut sets: Vec<&MessageEntry> = messages.into_iter().filter(|m| m.kwset != 0).collect();
+    if sets.is_empty() {
+        return;
+    }
+    sets.sort_unstable_by_key(|m| m.kwset);
+    sets.dedup_by_key(|m| m.kwset);
+    let new: Vec<String> = mail
+        .with_mailbox(user, selected.id, |view| {
+            let mut new: Vec<String> = Vec::new();
+            for m in sets {
+                for k in view.keywords(m) {
+                    if !selected.keywords.iter().any(|x| x == k) && !new.iter().any(|x| x == k) {
+                        new.push(k.to_string());
+                    }
+                }
+            }
+            new
+        })
+        .unwrap_or_default();
+    if new.is_empty() {
+        return;
+    }
+    selected.keywords.extend(new);
+    write_flags(&mut session.out, &selected.keywords, selected.read_only);
+}
+
 /// Sends what changed in the selected mailbox since the session last looked: EXPUNGE (or
 /// VANISHED with QRESYNC), EXISTS and FETCH FLAGS. With `allow_expunge` false (a command that
 /// uses message numbers is running) nothing is sent while expunges are pending, so the
 /// client's numbering stays valid; they go out at the next command that allows them.
-pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
+pub fn sync(session: &mut Session, allow_expunge: bool) {
     let (Some(sel), Some(mail), Some(user)) = (
         session.selected.clone(),
         session.opened_mail(),
@@ -183,6 +261,20 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
         return;
     }
     let own = std::mem::take(&mut session.own_modseqs);
+    // The FETCHes below and the new messages a later FETCH shows may carry new keywords.
+    let shown: Vec<MessageEntry> = mail
+        .with_mailbox(&user, sel.id, |view| {
+            let messages = view.messages();
+            let new = &messages[messages.partition_point(|m| m.uid < sel.uidnext)..];
+            let changed = changes.flag_changes.iter().map(|(_, entry)| entry);
+            changed
+                .chain(new)
+                .filter(|m| m.kwset != 0)
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    announce_keywords(session, &mail, &user, &shown);
     let mut out = String::new();
     if !changes.vanished.is_empty() {
         if sel.qresync {
@@ -262,5 +354,29 @@ pub fn sync(session: &mut crate::imap::session::Session, allow_expunge: bool) {
         selected.uidnext = changes.uidnext;
         selected.exists = changes.exists;
         selected.recent = recent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_flags;
+
+    #[test]
+    fn flags_and_permanentflags_list_the_same_keywords() {
+        let mut out = Vec::new();
+        write_flags(&mut out, &["$Work".to_string(), "NIL".to_string()], false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work NIL)\r\n\
+             * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work NIL \\*)] \
+             Flags permitted\r\n"
+        );
+        let mut out = Vec::new();
+        write_flags(&mut out, &["$Work".to_string()], true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n\
+             * OK [PERMANENTFLAGS ()] Read-only mailbox\r\n"
+        );
     }
 }

@@ -590,10 +590,9 @@ impl Partition {
                 return Err(StoreError::OverQuota);
             }
             let d = resolve_mut(u, dst)?;
+            // A MOVE into the mailbox itself is allowed (Dovecot and Cyrus do it): the messages
+            // get new UIDs and the old ones are expunged, as for any other destination.
             let dst_id = d.id;
-            if src_id == dst_id && is_move {
-                return Err(StoreError::NotPermitted("move into the same mailbox"));
-            }
             if u32::MAX - d.uid_reserved < found.len() as u32 + 1 {
                 return Err(StoreError::NotPermitted("UIDs exhausted"));
             }

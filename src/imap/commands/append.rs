@@ -19,7 +19,7 @@ pub async fn append(
 ) -> Reply {
     let name = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
-        Err(e) => return Reply::bad(e),
+        Err(e) => return Reply::no(e),
     };
     if messages.iter().any(|m| m.data.is_empty()) {
         return Reply::no("Empty message refused");

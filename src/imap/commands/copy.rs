@@ -24,7 +24,7 @@ pub async fn copy(
     }
     let dest = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
-        Err(e) => return Reply::bad(e),
+        Err(e) => return Reply::no(e),
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,

@@ -113,10 +113,7 @@ pub async fn fetch(
         || attrs.contains(&FetchAttr::ModSeq)
         || modifiers.changed_since.is_some();
     if condstore {
-        session.enabled.condstore = true;
-        if let Some(s) = session.selected.as_mut() {
-            s.condstore = true;
-        }
+        crate::imap::selected::enable_condstore(session);
     }
     let request = Request {
         uid_mode,
@@ -180,6 +177,7 @@ pub async fn fetch(
             msn,
             entry: &entry,
         };
+        crate::imap::selected::announce_keywords(session, &mail, &user, [&entry]);
         let recent = !session.enabled.imap4rev2 && selected.recent.contains(uid);
         match render_for_session(&msg, recent, &request, &mut session.out, &mut scratch).await {
             Ok(()) => {}

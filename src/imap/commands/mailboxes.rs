@@ -22,7 +22,7 @@ const SPECIAL_USE: [(u8, &str); 7] = [
 ];
 
 fn decode(session: &Session, mailbox: &Mailbox<'_>) -> Result<String, Reply> {
-    mailbox_name::decode(mailbox, session.enabled).map_err(Reply::bad)
+    mailbox_name::decode(mailbox, session.enabled).map_err(Reply::no)
 }
 
 /// `CREATE name [(USE (\Attr))]`
@@ -167,11 +167,9 @@ pub async fn list(
         Ok(m) => m,
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
-    let reference = match mailbox_name::decode(reference, session.enabled) {
-        Ok(r) => r,
-        Err(_) if reference.as_bytes().is_empty() => String::new(),
-        Err(e) => return Reply::bad(e),
-    };
+    // The reference is a prefix of the patterns: one that does not decode matches nothing,
+    // as a pattern that does not (Dovecot answers OK with no names).
+    let reference = decode_pattern(reference.as_bytes(), session.enabled);
     // `LIST "" ""` asks for the delimiter and the root.
     if patterns.len() == 1 && patterns[0].is_empty() && !lsub {
         session.untagged(&format!("{command} (\\Noselect) \"{DELIMITER}\" \"\""));
@@ -207,21 +205,34 @@ pub async fn list(
         }
     }
 
+    let full_patterns: Vec<String> = patterns
+        .iter()
+        .map(|p| format!("{reference}{}", decode_pattern(p, session.enabled)))
+        .collect();
+    let matched = |name: &str| full_patterns.iter().any(|p| matches(p, name));
+    // RFC 3501 section 6.3.9: LSUB's `%` lists a name only implied by a subscribed child.
+    let trailing_percent: Vec<&String> =
+        full_patterns.iter().filter(|p| p.ends_with('%')).collect();
+
     let mut lines = Vec::new();
     let mut status_names = Vec::new();
     for (name, entry) in &entries {
-        let matched = patterns.iter().any(|p| {
-            let full = format!("{reference}{}", decode_pattern(p, session.enabled));
-            matches(&full, name)
-        });
-        if !matched {
+        if !matched(name) {
             continue;
         }
-        if subscribed_only && !entry.subscribed {
-            // RECURSIVEMATCH: a parent of a subscribed child is listed with CHILDINFO.
-            if !(recursive && has_subscribed_child(&entries, name)) {
-                continue;
-            }
+        // A subscribed descendant that this listing does not show itself (its name matches
+        // no pattern). RFC 5258 section 4 asks for CHILDINFO only then, so a parent whose
+        // subscribed children are all listed is not repeated.
+        let hidden_child = || has_unlisted_subscribed(&entries, name, &matched);
+        let childinfo = recursive && subscribed_only && hidden_child();
+        let implied = !entry.subscribed
+            && if lsub {
+                trailing_percent.iter().any(|p| matches(p, name)) && hidden_child()
+            } else {
+                childinfo
+            };
+        if subscribed_only && !entry.subscribed && !implied {
+            continue;
         }
         if special_only && entry.special == 0 {
             continue;
@@ -230,7 +241,10 @@ pub async fn list(
             continue;
         }
         let mut attrs: Vec<&str> = Vec::new();
-        if !entry.exists {
+        if lsub && implied {
+            // Listed for its subscribed children only (RFC 3501 section 6.3.9).
+            attrs.push("\\Noselect");
+        } else if !entry.exists {
             // A level of the hierarchy is \Noselect; a subscription to a name that does not
             // exist is \NonExistent (RFC 9051 section 7.3.1), which LSUB cannot express.
             attrs.push(if entry.has_children || lsub {
@@ -261,7 +275,7 @@ pub async fn list(
             session.enabled.utf8_accept || session.enabled.imap4rev2,
         )
         .astring(&wire);
-        if subscribed_only && !entry.subscribed {
+        if childinfo {
             line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
         }
         line.extend_from_slice(b"\r\n");
@@ -303,12 +317,17 @@ fn decode_pattern(pattern: &[u8], enabled: crate::imap::session::Enabled) -> Str
     }
 }
 
-fn has_subscribed_child(entries: &BTreeMap<String, Entry>, name: &str) -> bool {
+/// Whether `name` has a subscribed descendant whose own name `listed` rejects.
+fn has_unlisted_subscribed(
+    entries: &BTreeMap<String, Entry>,
+    name: &str,
+    listed: &dyn Fn(&str) -> bool,
+) -> bool {
     let prefix = format!("{name}{DELIMITER}");
     entries
         .range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
-        .any(|(_, e)| e.subscribed)
+        .any(|(k, e)| e.subscribed && !listed(k))
 }
 
 /// LIST wildcard matching: `*` matches anything, `%` anything but the delimiter. INBOX is

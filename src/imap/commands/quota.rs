@@ -50,7 +50,7 @@ pub async fn get_quota(session: &mut Session, root: &[u8]) -> Reply {
 pub async fn get_quota_root(session: &mut Session, mailbox: &Mailbox<'_>) -> Reply {
     let name = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
-        Err(e) => return Reply::bad(e),
+        Err(e) => return Reply::no(e),
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,

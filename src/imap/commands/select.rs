@@ -6,7 +6,7 @@ use crate::imap::parser::QResync;
 use crate::imap::parser::{Mailbox, SelectParams};
 use crate::imap::recent::{MailboxKey, RecentUids};
 use crate::imap::selected::Selected;
-use crate::imap::selected::{to_ranges, write_set};
+use crate::imap::selected::{to_ranges, write_flags, write_set};
 use crate::imap::session::Session;
 use crate::store::flag;
 use crate::store::{Partition, StoreError};
@@ -21,7 +21,7 @@ pub async fn select(
     let command = if read_only { "EXAMINE" } else { "SELECT" };
     let name = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
-        Err(e) => return Reply::bad(e),
+        Err(e) => return Reply::no(e),
     };
     // Selecting closes the previous mailbox first, even when the new one fails to open; the
     // saved search result belongs to it (RFC 5182 section 2.1).
@@ -83,21 +83,16 @@ pub async fn select(
                 qresync,
                 recent_key,
                 recent,
+                keywords,
             },
             first_unseen,
-            keywords,
             recent_count,
         )
     });
-    let (selected, first_unseen, keywords, recent_count) = match opened {
+    let (selected, first_unseen, recent_count) = match opened {
         Ok(o) => o,
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
-    let mut flags = crate::imap::flags::SYSTEM_FLAGS.to_string();
-    for k in &keywords {
-        flags.push(' ');
-        flags.push_str(k);
-    }
     session.untagged(&format!("{} EXISTS", selected.exists));
     if !session.enabled.imap4rev2 {
         session.untagged(&format!("{recent_count} RECENT"));
@@ -105,15 +100,7 @@ pub async fn select(
             session.untagged(&format!("OK [UNSEEN {msn}] First unseen"));
         }
     }
-    session.untagged(&format!("FLAGS ({flags})"));
-    if read_only {
-        session.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
-    } else {
-        session.untagged(&format!(
-            "OK [PERMANENTFLAGS ({} \\*)] Flags permitted",
-            crate::imap::flags::SYSTEM_FLAGS
-        ));
-    }
+    write_flags(&mut session.out, &selected.keywords, read_only);
     session.untagged(&format!(
         "OK [UIDVALIDITY {}] UIDs valid",
         selected.uidvalidity

@@ -2,9 +2,9 @@
 
 use crate::imap::commands::reply::Reply;
 use crate::imap::parser::{Flag, SequenceSet, StoreMode};
-use crate::imap::selected::{to_ranges, write_set};
+use crate::imap::selected::{announce_keywords, enable_condstore, to_ranges, write_set};
 use crate::imap::session::Session;
-use crate::store::FlagMode;
+use crate::store::{FlagMode, MessageEntry};
 
 /// `[UID] STORE set [(UNCHANGEDSINCE n)] (+|-)FLAGS[.SILENT] (flags)`
 #[allow(clippy::too_many_arguments)]
@@ -68,20 +68,29 @@ pub async fn store(
     let condstore = selected.condstore || unchanged_since.is_some();
     let rev2 = session.enabled.imap4rev2;
     if condstore {
-        if let Some(s) = session.selected.as_mut() {
-            s.condstore = true;
-        }
+        enable_condstore(session);
     }
+    // The messages as this STORE left them, with their message numbers.
+    let stored: Vec<(u32, MessageEntry)> = mail
+        .with_mailbox(&user, selected.id, |v| {
+            targets
+                .iter()
+                .filter_map(|&(msn, uid)| v.message(uid).map(|m| (msn, m)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // A keyword this STORE brought into the mailbox is announced in FLAGS first, even when
+    // .SILENT hides the FETCHes: later FETCHes will show it.
+    announce_keywords(session, &mail, &user, stored.iter().map(|(_, m)| m));
     // The new flags of every message this STORE changed (silent only hides them when
     // nothing else changed them, RFC 7162 section 3.1.3).
     let lines: Vec<Vec<u8>> = mail
         .with_mailbox(&user, selected.id, |v| {
-            targets
+            stored
                 .iter()
-                .filter(|(_, uid)| !result.modified.contains(uid))
-                .filter_map(|&(msn, uid)| v.message(uid).map(|m| (msn, m)))
+                .filter(|(_, m)| !result.modified.contains(&m.uid))
                 .filter(|(_, m)| !silent || (condstore && m.modseq != result.modseq))
-                .map(|(msn, m)| {
+                .map(|&(msn, m)| {
                     let mut line = format!("* {msn} FETCH (").into_bytes();
                     if uid_mode {
                         line.extend_from_slice(format!("UID {} ", m.uid).as_bytes());

@@ -411,8 +411,14 @@ fn list<'a>(c: &mut Cursor<'a>) -> PResult<CommandBody<'a>> {
             c.unnest();
         }
     }
-    if selection.contains(&ListSelect::RecursiveMatch) && selection.len() == 1 {
-        return err("RECURSIVEMATCH needs another selection option");
+    // RFC 5258 section 3: RECURSIVEMATCH alone, or with REMOTE only, selects nothing to
+    // recurse on.
+    if selection.contains(&ListSelect::RecursiveMatch)
+        && selection
+            .iter()
+            .all(|s| matches!(s, ListSelect::RecursiveMatch | ListSelect::Remote))
+    {
+        return err("RECURSIVEMATCH needs a selection option other than REMOTE");
     }
     Ok(CommandBody::List {
         selection,

@@ -365,6 +365,15 @@ fn list_basic_and_extended() {
         other => panic!("{other:?}"),
     });
     bad("a LIST (RECURSIVEMATCH) \"\" *\r\n");
+    bad("a LIST (RECURSIVEMATCH REMOTE) \"\" *\r\n");
+    bad("a LIST (REMOTE RECURSIVEMATCH REMOTE) \"\" *\r\n");
+    with_cmd(
+        "a LIST (RECURSIVEMATCH REMOTE SUBSCRIBED) \"\" *\r\n",
+        |c| match c {
+            CommandBody::List { selection, .. } => assert_eq!(selection.len(), 3),
+            other => panic!("{other:?}"),
+        },
+    );
     bad("a LIST (BOGUS) \"\" *\r\n");
     with_cmd("a LSUB \"\" \"*\"\r\n", |c| {
         assert_eq!(
