@@ -10,4 +10,5 @@ pub mod partitions;
 pub mod proxy;
 pub mod rpc;
 pub mod runtime;
+pub mod sockets;
 pub mod tls;

@@ -31,6 +31,7 @@ use crate::server::handover::Handover;
 use crate::server::limits;
 use crate::server::mesh::MeshMessage;
 use crate::server::partitions::Partitions;
+use crate::server::sockets;
 use crate::server::tls;
 
 /// Queue length of each mesh channel between two executors.
@@ -356,10 +357,10 @@ fn check_bind(addr: SocketAddr, section: &'static str) -> Result<(), ServeError>
     // io_uring down (and with it the pending accepts that hold the sockets) after the process
     // is gone. Give that a few seconds before calling the port taken.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while limits::is_listening(addr) && std::time::Instant::now() < deadline {
+    while sockets::is_listening(addr) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if limits::is_listening(addr) {
+    if sockets::is_listening(addr) {
         return Err(ServeError::Bind {
             addr,
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
