@@ -1,5 +1,6 @@
 //! Executors, listeners, PROXY protocol, TLS and the hand-over between cores.
 
+pub mod admission;
 pub mod conn;
 pub mod datadir;
 pub mod handover;
