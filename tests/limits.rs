@@ -115,6 +115,78 @@ fn five_hundred_sessions_of_a_hundred_users_from_one_address_log_in_with_the_def
 }
 
 #[test]
+fn five_hundred_sessions_from_an_address_that_is_not_a_secure_network_log_in_in_waves() {
+    // A company behind one NAT address: no secure network, so LOGIN needs TLS and every
+    // connection counts against max_preauth_per_ip (100) until it has logged in. With the
+    // defaults 500 sessions of 100 users get in as long as no more than 100 are logging in at
+    // the same moment: here in waves of 100.
+    raise_nofile();
+    let server = Server::start(2, "secure_networks = []\n", "", &users(100));
+    let cert = server.dir.path().join("tls/cert.pem");
+    let addr = server.imap;
+    let started = Instant::now();
+    let mut sessions = Vec::new();
+    for wave in 0..5 {
+        // All 100 of a wave are connected, and not logged in, at the same time.
+        let connected = Arc::new(Barrier::new(10));
+        let handles: Vec<_> = (0..10)
+            .map(|t| {
+                let cert = cert.clone();
+                let connected = connected.clone();
+                std::thread::spawn(move || {
+                    let clients: Vec<Client> = (0..10)
+                        .map(|_| {
+                            // Retried while the start-up probes are still counted.
+                            let deadline = Instant::now() + Duration::from_secs(10);
+                            loop {
+                                let mut c =
+                                    Client::from_stream(TcpStream::connect(addr).expect("connect"));
+                                let greeting = c.line();
+                                if greeting.starts_with("* OK") {
+                                    break c;
+                                }
+                                assert!(greeting.contains("max_preauth_per_ip"), "{greeting}");
+                                assert!(Instant::now() < deadline, "never admitted");
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        })
+                        .collect();
+                    connected.wait();
+                    clients
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, mut c)| {
+                            let u = (wave * 100 + t * 10 + k) % 100;
+                            let ok = c.command("s", "STARTTLS");
+                            assert!(ok.last().unwrap().starts_with("s OK"), "{ok:?}");
+                            let mut tls = c.into_tls(&cert);
+                            let login = tls.command("l", &format!("LOGIN u{u} p{u}"));
+                            assert!(login.last().unwrap().starts_with("l OK"), "{login:?}");
+                            tls
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            sessions.extend(handle.join().expect("client thread"));
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(sessions.len(), 500);
+    for (i, tls) in sessions.iter_mut().enumerate() {
+        let reply = tls.command("n", "NOOP");
+        assert!(
+            reply.last().unwrap().starts_with("n OK"),
+            "session {i}: {reply:?}"
+        );
+    }
+    eprintln!(
+        "500 TLS sessions (100 users x 5) from a non-secure 127.0.0.1 in waves of 100: {took:?}"
+    );
+}
+
+#[test]
 fn five_thousand_sessions_of_a_hundred_users_from_one_address_log_in() {
     // Only max_sessions_per_user_ip is raised (50 sessions per user here). Client and server
     // hold 5,000 sockets each, below the 20,000 open files of a process on the CI machine.
