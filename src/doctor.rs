@@ -3,8 +3,8 @@
 //!
 //! Every check is independent and reports one line (`ok`, `warn` or `FAIL`) plus, when
 //! something is wrong, one `fix:` line. Warnings are things that work but deserve a look
-//! (a self-signed certificate, a port held by a running ringmail); only failures make the exit
-//! status non-zero. Checks that need the config are skipped when the config is broken, since
+//! (a self-signed certificate, a server of this data dir that is not listening yet); only
+//! failures make the exit status non-zero. Checks that need the config are skipped when the config is broken, since
 //! their answers would be about defaults the operator does not use.
 
 use std::fmt;
