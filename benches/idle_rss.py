@@ -2,7 +2,7 @@
 """Server RSS per IDLE connection, and how soon IDLE sessions see an APPEND.
 
 Usage (add --tls for implicit TLS on port 13993): start ringmail with a data dir whose users file has u0..u99 with password `p`
-(`u0:{PLAIN}p` lines) listening on 127.0.0.1:13143 and max_connections_per_ip high enough,
+(`u0:{PLAIN}p` lines) listening on 127.0.0.1:13143 and [limits] max_sessions_per_user_ip high enough (N / 100),
 then: `ulimit -n 20000; python3 benches/idle_rss.py 4000`. Loopback only; bounded by N.
 """
 import socket, sys, time, os, subprocess

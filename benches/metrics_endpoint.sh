@@ -26,7 +26,7 @@ listen_tls = ["127.0.0.1:$TLS"]
 [lmtp]
 listen = []
 [limits]
-max_connections_per_ip = 100000
+max_sessions_per_user_ip = 100000
 [metrics]
 listen = [$1]
 EOT

@@ -167,7 +167,7 @@ listen_tls = ["127.0.0.1:$RTLSPORT"]
 listen = ["127.0.0.1:$RLPORT"]
 
 [limits]
-max_connections_per_ip = 100000
+max_sessions_per_user_ip = 100000
 EOF
 say "starting ringmail on 127.0.0.1:$RPORT (IMAP), 127.0.0.1:$RLPORT (LMTP)"
 "$RINGMAIL" serve --data "$WORK/ringmail" > "$WORK/ringmail.log" 2>&1 &

@@ -215,6 +215,17 @@ pub struct ImapConfig {
     pub login_failure_delay_ms: u64,
     /// Cap of the growing failed-login delay, in milliseconds.
     pub login_failure_delay_max_ms: u64,
+    /// Seconds between `* OK Still here` lines during IDLE (NAT and mobile gateways drop a
+    /// connection that is silent for minutes); each also restarts the autologout timer, as in
+    /// Dovecot. 0 turns them off.
+    pub idle_keepalive_secs: u64,
+}
+
+impl ImapConfig {
+    /// Whether `ip` is in `secure_networks`.
+    pub fn is_secure_network(&self, ip: std::net::IpAddr) -> bool {
+        self.secure_networks.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// `[limits]`
@@ -229,15 +240,23 @@ pub struct LimitsConfig {
     pub max_depth: usize,
     /// Most literals in one command.
     pub max_literals: usize,
-    /// Connections per client address, all executors together (enforced per executor as a
-    /// share of this number, so no cross-core lock is needed).
-    pub max_connections_per_ip: usize,
-    /// Connections per process.
+    /// Connections from one client address that have not logged in yet, all executors
+    /// together (see `server::admission`). Not applied to `[imap] secure_networks`.
+    pub max_preauth_per_ip: usize,
+    /// Concurrent sessions of one user from one client address after login (Dovecot's
+    /// `mail_max_userip_connections`).
+    pub max_sessions_per_user_ip: usize,
+    /// Connections per process (enforced per executor as an equal share).
     pub max_connections: usize,
     /// Seconds a client may stay silent before logging in.
     pub idle_timeout_unauth_secs: u64,
     /// Seconds a logged-in client may stay silent (RFC 9051 asks for at least 30 minutes).
     pub idle_timeout_auth_secs: u64,
+    /// The key `max_connections_per_ip` of earlier versions. It counted every connection of an
+    /// address, so a NAT gateway's users were refused; it is kept only so that a config still
+    /// setting it is refused with a message naming its replacements (see `validate`).
+    #[serde(skip_serializing)]
+    pub max_connections_per_ip: Option<toml::Value>,
 }
 
 /// `[tls]`
@@ -322,6 +341,7 @@ impl Default for ImapConfig {
             max_login_failures: 3,
             login_failure_delay_ms: 1000,
             login_failure_delay_max_ms: 15000,
+            idle_keepalive_secs: 120,
         }
     }
 }
@@ -333,10 +353,12 @@ impl Default for LimitsConfig {
             max_literal: 64 * 1024 * 1024,
             max_depth: 32,
             max_literals: 1024,
-            max_connections_per_ip: 200,
+            max_preauth_per_ip: 100,
+            max_sessions_per_user_ip: 20,
             max_connections: 100_000,
             idle_timeout_unauth_secs: 60,
             idle_timeout_auth_secs: 30 * 60,
+            max_connections_per_ip: None,
         }
     }
 }
@@ -469,6 +491,22 @@ impl Config {
         if self.imap.max_login_failures == 0 {
             return Err("[imap] max_login_failures must be at least 1".into());
         }
+        if self.limits.max_connections_per_ip.is_some() {
+            return Err(
+                "[limits] max_connections_per_ip was removed: use max_preauth_per_ip (connections \
+                 from one address before login, default 100) and max_sessions_per_user_ip \
+                 (sessions of one user from one address, default 20); see docs/tuning.md"
+                    .into(),
+            );
+        }
+        if self.limits.max_preauth_per_ip == 0
+            || self.limits.max_sessions_per_user_ip == 0
+            || self.limits.max_connections == 0
+        {
+            return Err("[limits] max_preauth_per_ip, max_sessions_per_user_ip and \
+                        max_connections must be at least 1"
+                .into());
+        }
         Ok(())
     }
 
@@ -541,6 +579,11 @@ max_login_failures = 3
 # Delay after a failed login (ms); doubles per failure from the same address, up to the max.
 login_failure_delay_ms = 1000
 login_failure_delay_max_ms = 15000
+# Seconds between "* OK Still here" lines sent during IDLE, so NAT and mobile gateways keep
+# the connection open (Dovecot sends them every 2 minutes too). A kept-alive IDLE is not
+# logged out by idle_timeout_auth_secs; 0 = no keepalives, and IDLE ends after
+# idle_timeout_auth_secs without client input (clients re-issue IDLE every 29 minutes).
+idle_keepalive_secs = 120
 
 [limits]
 # Longest command line in bytes (literals excluded).
@@ -551,8 +594,14 @@ max_literal = 67108864
 max_depth = 32
 # Most literals in one command.
 max_literals = 1024
-# Connections per client address and per process.
-max_connections_per_ip = 200
+# Connections from one client address that have not logged in yet, all cores together: a
+# flood guard. Not applied to secure_networks; behind a trusted balancer it counts the
+# address its PROXY header names. The next connection gets "* BYE [UNAVAILABLE]".
+max_preauth_per_ip = 100
+# Concurrent sessions of one user from one address after login (Dovecot's
+# mail_max_userip_connections); the next LOGIN gets "NO [LIMIT]". Sizing: docs/tuning.md.
+max_sessions_per_user_ip = 20
+# Connections per process, enforced per core as an equal share.
 max_connections = 100000
 # Seconds of silence allowed before and after login.
 idle_timeout_unauth_secs = 60
@@ -653,6 +702,20 @@ mod tests {
     fn invalid_value_is_refused() {
         let err = Config::parse("[tls]\nmin_version = \"1.1\"\n", Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("min_version"));
+    }
+
+    #[test]
+    fn removed_per_ip_key_names_its_replacements() {
+        let err = Config::parse(
+            "[limits]\nmax_connections_per_ip = 200\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("x.toml"), "{err}");
+        assert!(err.contains("max_connections_per_ip"), "{err}");
+        assert!(err.contains("max_preauth_per_ip"), "{err}");
+        assert!(err.contains("max_sessions_per_user_ip"), "{err}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! Every check is independent and reports one line (`ok`, `warn` or `FAIL`) plus, when
 //! something is wrong, one `fix:` line. Warnings are things that work but deserve a look
-//! (a self-signed certificate, a port held by a running ringmail); only failures make the exit
-//! status non-zero. Checks that need the config are skipped when the config is broken, since
+//! (a self-signed certificate, a server of this data dir that is not listening yet); only
+//! failures make the exit status non-zero. Checks that need the config are skipped when the config is broken, since
 //! their answers would be about defaults the operator does not use.
 
 use std::fmt;
@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::server::datadir::{self, CONFIG_NAME, DEFAULT_DATA_DIR};
-use crate::server::limits;
+use crate::server::{limits, sockets};
+use crate::tools::lock;
 
 /// Less free space than this on the data dir's filesystem fails the check.
 const MIN_FREE_BYTES: u64 = 1 << 30;
@@ -149,6 +150,7 @@ pub fn run(data: Option<&Path>, config: Option<&Path>) -> Report {
                         .iter()
                         .map(|a| (*a, "[imap] listen_tls")),
                 )
+                .chain(config.lmtp.listen.iter().map(|a| (*a, "[lmtp] listen")))
                 .chain(
                     config
                         .metrics
@@ -156,8 +158,10 @@ pub fn run(data: Option<&Path>, config: Option<&Path>) -> Report {
                         .iter()
                         .map(|a| (*a, "[metrics] listen")),
                 );
+            // Read once, so every port is judged against the same answer.
+            let server = lock::holder(&layout.data_dir);
             for (addr, key) in ports {
-                report.checks.push(check_port(addr, key));
+                report.checks.push(check_port(addr, key, server));
             }
             report.checks.extend(check_tls(&layout.data_dir, config));
             report.checks.push(check_users(&Config::resolve(
@@ -208,33 +212,60 @@ fn check_config(path: &Path, report: &mut Report) -> Option<Config> {
     }
 }
 
-/// Whether `addr` is free to listen on, and who holds it when not.
-fn check_port(addr: SocketAddr, key: &str) -> Check {
-    if limits::is_listening(addr) {
-        return match port_owner(addr.port()) {
-            Some((pid, name)) if name.starts_with("ringmail") => Check::warn(
-                "port",
-                format!("{addr} ({key}) is in use by ringmail (pid {pid})"),
-                "fine if that is this server running; otherwise stop it before starting",
-            ),
-            Some((pid, name)) => Check::fail(
-                "port",
-                format!("{addr} ({key}) is taken by {name} (pid {pid})"),
-                format!("stop {name}, or change {key} in the config"),
-            ),
-            None => Check::fail(
-                "port",
-                format!("{addr} ({key}) is taken by a process of another user"),
-                format!(
-                    "`sudo ss -ltnp 'sport = :{}'` names it; stop it or change {key}",
-                    addr.port()
-                ),
-            ),
-        };
+/// Whether `addr` can be listened on, or who listens on it. `server` is the process holding
+/// the data dir's lock (the running ringmail of this data dir), if any: every port of a
+/// running server gets the same verdict, "served by" it.
+///
+/// The kernel's socket table decides whether something listens; a test bind alone cannot,
+/// because the executors listen with SO_REUSEPORT and their accepted connections keep the
+/// port bound after they are gone (see `server::sockets`). A plain bind (SO_REUSEADDR only)
+/// fails on any listener, so when it succeeds the port is certainly free; when it fails but
+/// the table shows no listener, the table is read again (it may have changed while being
+/// read) before the failure is put down to connections left on the port.
+fn check_port(addr: SocketAddr, key: &str, server: Option<lock::Holder>) -> Check {
+    let mut found = sockets::listeners(addr);
+    let mut plain = Ok(());
+    if found.is_empty() {
+        plain = std::net::TcpListener::bind(addr).map(drop);
+        for _ in 0..3 {
+            if !found.is_empty() || !is_in_use(&plain) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            found = sockets::listeners(addr);
+        }
     }
-    match std::net::TcpListener::bind(addr) {
-        Ok(_) => Check::pass("port", format!("{addr} ({key}) is free")),
-        Err(e) => {
+    if !found.is_empty() {
+        let inodes: Vec<u64> = found.iter().map(|s| s.inode).collect();
+        return listened_on(addr, key, sockets::owner(&inodes), server);
+    }
+    let bound = match plain {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            // Nothing listens, yet the port is bound: connections of an earlier server are
+            // still closing on it. ringmail's own bind (SO_REUSEPORT) works past them.
+            reuseport_bind(addr).map(|()| true)
+        }
+        other => other.map(|()| false),
+    };
+    match (bound, server) {
+        (Ok(_), Some(holder)) => Check::warn(
+            "port",
+            format!(
+                "{addr} ({key}) is not listened on, though {} runs on this data dir",
+                running(holder)
+            ),
+            "it is still starting (recovering partitions) or failed to bind (see its log); \
+             a changed listen address takes effect at the next restart",
+        ),
+        (Ok(false), None) => Check::pass("port", format!("{addr} ({key}) is free")),
+        (Ok(true), None) => Check::pass(
+            "port",
+            format!(
+                "{addr} ({key}) is free (connections of an earlier server are still closing \
+                 on it; ringmail can listen)"
+            ),
+        ),
+        (Err(e), _) => {
             let fix = match e.kind() {
                 std::io::ErrorKind::PermissionDenied => {
                     "ports below 1024 need root or CAP_NET_BIND_SERVICE: the systemd unit \
@@ -244,6 +275,22 @@ fn check_port(addr: SocketAddr, key: &str) -> Check {
                 std::io::ErrorKind::AddrNotAvailable => {
                     format!("no interface of this machine has that address: fix {key}")
                 }
+                std::io::ErrorKind::AddrInUse => {
+                    let holders: Vec<u64> = sockets::tcp_sockets()
+                        .into_iter()
+                        .filter(|s| s.overlaps(addr))
+                        .map(|s| s.inode)
+                        .collect();
+                    match sockets::owner(&holders) {
+                        Some((pid, name)) => {
+                            format!("{name} (pid {pid}) holds it: stop it or change {key}")
+                        }
+                        None => format!(
+                            "`sudo ss -tanp 'sport = :{}'` names its holder; stop it or change {key}",
+                            addr.port()
+                        ),
+                    }
+                }
                 _ => format!("check {key} in the config"),
             };
             Check::fail("port", format!("{addr} ({key}): {e}"), fix)
@@ -251,57 +298,80 @@ fn check_port(addr: SocketAddr, key: &str) -> Check {
     }
 }
 
-/// The pid and command name of the process listening on `port`, found by matching the
-/// socket's inode from /proc/net/tcp* against the descriptors in /proc/PID/fd (only the
-/// processes this user may look into).
-fn port_owner(port: u16) -> Option<(u32, String)> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state), Some(inode)) =
-                (fields.get(1), fields.get(3), fields.get(9))
-            else {
-                continue;
-            };
-            let local_port = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if *state == "0A" && local_port == Some(port) {
-                inodes.push(format!("socket:[{inode}]"));
-            }
-        }
+/// The verdict on a port something listens on; `owner` is the listener's process when this
+/// user may see it.
+fn listened_on(
+    addr: SocketAddr,
+    key: &str,
+    owner: Option<(u32, String)>,
+    server: Option<lock::Holder>,
+) -> Check {
+    let server_pid = server.and_then(|h| h.pid);
+    match (owner, server) {
+        (Some((pid, _)), Some(_)) if Some(pid) == server_pid => Check::pass(
+            "port",
+            format!("{addr} ({key}) is served by the running ringmail (pid {pid})"),
+        ),
+        (Some((pid, name)), Some(holder)) => Check::fail(
+            "port",
+            format!(
+                "{addr} ({key}) is taken by {name} (pid {pid}), not by {} of this data dir",
+                running(holder)
+            ),
+            format!("stop {name}, or change {key} in the config and restart ringmail"),
+        ),
+        (Some((pid, name)), None) if name.starts_with("ringmail") => Check::fail(
+            "port",
+            format!("{addr} ({key}) is in use by a ringmail (pid {pid}) of another data dir"),
+            format!("stop it, or change {key}: two servers must not share a port"),
+        ),
+        (Some((pid, name)), None) => Check::fail(
+            "port",
+            format!("{addr} ({key}) is taken by {name} (pid {pid})"),
+            format!("stop {name}, or change {key} in the config"),
+        ),
+        (None, Some(holder)) => Check::warn(
+            "port",
+            format!(
+                "{addr} ({key}) is in use, and {} runs on this data dir, but the listener's \
+                 process is not visible to this user",
+                running(holder)
+            ),
+            "run `ringmail doctor` as the server's user or root to confirm it is ringmail's",
+        ),
+        (None, None) => Check::fail(
+            "port",
+            format!("{addr} ({key}) is taken by a process of another user"),
+            format!(
+                "`sudo ss -ltnp 'sport = :{}'` names it; stop it or change {key}",
+                addr.port()
+            ),
+        ),
     }
-    if inodes.is_empty() {
-        return None;
+}
+
+/// "ringmail (pid N)" for the data dir's lock holder.
+fn running(holder: lock::Holder) -> String {
+    match holder.pid {
+        Some(pid) => format!("ringmail (pid {pid})"),
+        None => "a ringmail server or tool".to_string(),
     }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
-                let name = std::fs::read_to_string(entry.path().join("comm"))
-                    .map_or_else(|_| "?".to_string(), |c| c.trim().to_string());
-                return Some((pid, name));
-            }
-        }
-    }
-    None
+}
+
+fn is_in_use(result: &std::io::Result<()>) -> bool {
+    matches!(result, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// A bind with the options the executors use (SO_REUSEADDR and SO_REUSEPORT).
+fn reuseport_bind(addr: SocketAddr) -> std::io::Result<()> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())
 }
 
 /// The certificate: readable, its names, days to expiry, and whether the key goes with it.
@@ -667,16 +737,48 @@ mod tests {
     fn a_taken_port_names_its_owner() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let check = check_port(addr, "[imap] listen");
-        // This test binary is called ringmail-HASH, so it may count as "a running ringmail".
-        assert_ne!(check.status, Status::Pass, "{check:?}");
+        let check = check_port(addr, "[imap] listen", None);
+        // This test binary is called ringmail-HASH, so it counts as another data dir's server.
+        assert_eq!(check.status, Status::Fail, "{check:?}");
         assert!(
             check
                 .message
                 .contains(&format!("pid {}", std::process::id())),
             "{check:?}"
         );
+        // Held by the process that holds the data dir: served by it.
+        let ours = Some(lock::Holder {
+            pid: Some(std::process::id()),
+        });
+        let check = check_port(addr, "[imap] listen", ours);
+        assert_eq!(check.status, Status::Pass, "{check:?}");
+        assert!(
+            check.message.contains("served by the running ringmail"),
+            "{check:?}"
+        );
         drop(listener);
-        assert_eq!(check_port(addr, "[imap] listen").status, Status::Pass);
+        assert_eq!(check_port(addr, "[imap] listen", None).status, Status::Pass);
+        // Free while the data dir's server runs: it is not listening (yet); said, not failed.
+        assert_eq!(check_port(addr, "[imap] listen", ours).status, Status::Warn);
+    }
+
+    #[test]
+    fn a_reuseport_listener_is_never_called_free() {
+        // What the executors do: SO_REUSEPORT, under which a second such bind succeeds.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        socket.listen(16).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        assert!(
+            reuseport_bind(addr).is_ok(),
+            "the bind test alone would say free"
+        );
+        let check = check_port(addr, "[imap] listen", None);
+        assert_ne!(check.status, Status::Pass, "{check:?}");
+        assert!(check.message.contains("pid"), "{check:?}");
     }
 }

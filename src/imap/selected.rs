@@ -134,6 +134,81 @@ pub fn write_set(out: &mut String, ranges: &[(u32, u32)]) {
     }
 }
 
+/// Before a UID command acts: announces the messages that arrived since the session last
+/// looked (EXISTS, and RECENT for IMAP4rev1), so that a UID the client learned on another
+/// connection (iOS Mail appends on one and moves on another) names a message here instead of
+/// nothing. RFC 9051 section 7.4.1 lets EXISTS go out at any time; expunges may not during
+/// FETCH, STORE or SEARCH (section 7.5.1), so pending ones stay for the sync at the end.
+pub fn announce_new(session: &mut crate::imap::session::Session) {
+    let (Some(sel), Some(mail), Some(user)) = (
+        session.selected.clone(),
+        session.opened_mail(),
+        session.user().map(str::to_string),
+    ) else {
+        return;
+    };
+    // A deleted mailbox is reported by the sync at the end of the command.
+    let Ok(changes) = sel.changes(&mail, &user) else {
+        return;
+    };
+    if changes.uidnext <= sel.uidnext {
+        return;
+    }
+    if changes.vanished.is_empty() {
+        // Nothing held back: the usual sync announces everything.
+        sync(session, false);
+        return;
+    }
+    // Expunges are pending and stay unannounced, so only the new messages join the view, and
+    // only below the first of them that is already expunged again: past it, the later sync
+    // would announce the expunge of a message this session never saw.
+    let Ok(again) = mail.changes_since(&user, sel.id, sel.modseq, changes.uidnext) else {
+        return;
+    };
+    let upto = again
+        .vanished
+        .iter()
+        .copied()
+        .find(|&uid| uid >= sel.uidnext)
+        .unwrap_or(changes.uidnext);
+    let rev1 = !session.enabled.imap4rev2;
+    let mut recent = sel.recent.clone();
+    if rev1 {
+        if let Some(range) = recent::take(sel.recent_key, sel.uidnext, upto, !sel.read_only, || {
+            sel.uidnext
+        }) {
+            recent.push(range);
+        }
+    }
+    let Ok((added, modseqs, recent_count)) = mail.with_mailbox(&user, sel.id, |view| {
+        let messages = view.messages();
+        let first = messages.partition_point(|m| m.uid < sel.uidnext);
+        let end = messages.partition_point(|m| m.uid < upto);
+        let new = messages.get(first..end).unwrap_or_default();
+        let recent_count = recent.count(|uid| messages.partition_point(|m| m.uid < uid));
+        let modseqs: Vec<u64> = new.iter().map(|m| m.modseq).collect();
+        (new.len() as u32, modseqs, recent_count)
+    }) else {
+        return;
+    };
+    if added == 0 {
+        return;
+    }
+    let exists = sel.exists + added;
+    session.untagged(&format!("{exists} EXISTS"));
+    if rev1 {
+        session.untagged(&format!("{recent_count} RECENT"));
+    }
+    // Their modseqs are above the view's, so the next sync would take them for flag changes
+    // and send FETCH FLAGS nobody asked for; marked as seen like the session's own STOREs.
+    session.own_modseqs.extend(modseqs);
+    if let Some(selected) = session.selected.as_mut() {
+        selected.uidnext = upto;
+        selected.exists = exists;
+        selected.recent = recent;
+    }
+}
+
 impl Selected {
     /// The session's numbering now. Cheap when nothing is pending: the store's live UIDs up to
     /// the announced count.

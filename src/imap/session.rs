@@ -19,6 +19,7 @@ use crate::imap::parser::{Command, CommandReader, Limits, Next, RejectKind, Reje
 use crate::imap::selected::Selected;
 use crate::metrics::trace::ProtocolTrace;
 use crate::metrics::{Listener, MeterCarry, SessionMeter, SessionState};
+use crate::server::admission::{PreauthSlot, UserSessionSlot};
 use crate::server::conn::{Conn, ConnParts};
 use crate::server::handover::Handover;
 use crate::server::proxy;
@@ -65,6 +66,9 @@ pub struct SessionCarry {
     pub enabled: Enabled,
     /// The session's metrics totals so far.
     pub meter: MeterCarry,
+    /// The tag of the LOGIN or AUTHENTICATE whose tagged reply the owner executor writes,
+    /// once it has counted the session against `max_sessions_per_user_ip`.
+    pub login_tag: String,
 }
 
 /// Something `serve` must do after a command because it needs the reader or the connection.
@@ -89,11 +93,24 @@ pub enum Action {
         /// The command's tag.
         tag: String,
     },
-    /// Credentials verified; the session now belongs to this user.
+    /// Credentials verified; the session now belongs to this user. The tagged reply is not
+    /// written yet: the executor that owns the user decides between OK and `NO [LIMIT]`.
     LoggedIn {
         /// Canonical user name.
         user: String,
+        /// The LOGIN's or AUTHENTICATE's tag.
+        tag: String,
     },
+}
+
+/// Where a session goes after its credentials were accepted.
+enum AfterLogin {
+    /// It runs on here (this executor owns the user and counted the session).
+    Stay,
+    /// To the owner executor, which writes the tagged reply for this tag.
+    HandOver(String),
+    /// Refused by `max_sessions_per_user_ip`: the NO is written; close the connection.
+    Refused,
 }
 
 /// The per-connection state that commands read and change.
@@ -130,6 +147,11 @@ pub struct Session {
     /// The executor's reload count when the trace switch was last checked.
     trace_checked: Option<u64>,
     _slot: ConnSlot,
+    /// Counts this connection against `max_preauth_per_ip` until login (None for secure
+    /// networks, and after login).
+    preauth: Option<PreauthSlot>,
+    /// Counts this session against `max_sessions_per_user_ip` once logged in.
+    user_session: Option<UserSessionSlot>,
 }
 
 /// Starts a session for a freshly accepted connection.
@@ -140,12 +162,25 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
         .trusted_networks
         .iter()
         .any(|net| net.contains(&canonical_ip(conn.peer.ip())));
-    // A trusted proxy's own address is not the client's: the per-IP limit is applied to the
-    // address its PROXY header names, so here it is only counted.
-    let Some(slot) = exec.admit(canonical_ip(conn.peer.ip()), !trusted_proxy) else {
+    let Some(slot) = exec.admit(true) else {
         exec.metrics.borrow_mut().rejected("connections");
-        spawn_session(&exec, refuse_over_limit(conn, implicit_tls));
+        let bye = "* BYE [UNAVAILABLE] The server is at its connection limit \
+                   ([limits] max_connections), try again later\r\n";
+        spawn_session(&exec, refuse_over_limit(conn, implicit_tls, bye.into()));
         return;
+    };
+    // A trusted proxy's own address is not the client's: the per-address limit applies to
+    // the address its PROXY header names, once that is read.
+    let preauth = if trusted_proxy {
+        None
+    } else {
+        match take_preauth(&exec, conn.peer.ip()) {
+            Ok(preauth) => preauth,
+            Err(bye) => {
+                spawn_session(&exec, refuse_over_limit(conn, implicit_tls, bye));
+                return;
+            }
+        }
     };
     let id = exec.new_session_id();
     let span =
@@ -162,7 +197,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
             let limits = reader_limits(&exec);
             let mut reader = CommandReader::new(limits);
             let mut conn = conn;
-            let mut slot = slot;
+            let mut preauth = preauth;
             if trusted_proxy {
                 if let Err(why) = read_proxy_header(&exec, &mut conn, &mut reader).await {
                     info!("closing: {why}");
@@ -172,12 +207,11 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                 }
                 tracing::Span::current().record("client", conn.peer.to_string());
                 // Now the real client is known: count it, and apply its limit.
-                match exec.admit(canonical_ip(conn.peer.ip()), true) {
-                    Some(client_slot) => slot = client_slot,
-                    None => {
-                        exec.metrics.borrow_mut().rejected("connections");
+                match take_preauth(&exec, conn.peer.ip()) {
+                    Ok(client) => preauth = client,
+                    Err(bye) => {
                         meter.end("connection limit");
-                        return refuse_over_limit(conn, implicit_tls).await;
+                        return refuse_over_limit(conn, implicit_tls, bye).await;
                     }
                 }
             }
@@ -194,6 +228,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                 }
             }
             let mut session = Session::new(exec, conn, id, State::NotAuthenticated, slot, meter);
+            session.preauth = preauth;
             commands::capability::greeting(&mut session);
             session.serve(reader).await;
         }
@@ -208,7 +243,7 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
         unread,
         carry,
     } = handover;
-    let slot = exec.admit(canonical_ip(conn.peer.ip()), false);
+    let slot = exec.admit(false);
     let span =
         tracing::info_span!("session", id = carry.id, client = %conn.peer, user = %carry.user);
     let task = {
@@ -225,20 +260,45 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
             session.enabled = carry.enabled;
             session.seen_input = true;
             debug!("session adopted");
+            if !session.start_user_session(&carry.login_tag) {
+                let _ = session.flush().await;
+                session.conn.close().await;
+                return;
+            }
             session.serve(reader).await;
         }
     };
     spawn_session(&exec, task.instrument(span));
 }
 
-/// Says goodbye to a connection over a limit (in plaintext only: a TLS client would not read
-/// it before the handshake).
-async fn refuse_over_limit(mut conn: Conn, implicit_tls: bool) {
+/// Counts a new connection from `ip` against `max_preauth_per_ip`: Ok(None) when the address
+/// is in `[imap] secure_networks` (not limited), Err with the BYE line when over the limit.
+fn take_preauth(exec: &Executor, ip: IpAddr) -> Result<Option<PreauthSlot>, String> {
+    let config = exec.config();
+    let ip = canonical_ip(ip);
+    if config.imap.is_secure_network(ip) {
+        return Ok(None);
+    }
+    let limit = config.limits.max_preauth_per_ip;
+    match exec.preauth.try_take(ip, limit) {
+        Some(slot) => Ok(Some(slot)),
+        None => {
+            exec.metrics.borrow_mut().rejected("preauth_per_ip");
+            debug!(client = %ip, limit, "refused: too many connections not logged in from one address");
+            Err(format!(
+                "* BYE [UNAVAILABLE] Too many connections from your address that have not \
+                 logged in yet ([limits] max_preauth_per_ip = {limit})\r\n"
+            ))
+        }
+    }
+}
+
+/// Says goodbye to a connection over a limit with `bye` (in plaintext only: a TLS client
+/// would not read it before the handshake).
+async fn refuse_over_limit(mut conn: Conn, implicit_tls: bool, bye: String) {
     debug!(client = %conn.peer, "connection limit reached");
     if !implicit_tls {
-        let _ = conn
-            .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
-            .await;
+        let _ = conn.write_all(bye.as_bytes()).await;
     }
     conn.close().await;
 }
@@ -348,6 +408,8 @@ impl Session {
             trace: None,
             trace_checked: None,
             _slot: slot,
+            preauth: None,
+            user_session: None,
         }
     }
 
@@ -389,9 +451,7 @@ impl Session {
                 .exec
                 .config()
                 .imap
-                .secure_networks
-                .iter()
-                .any(|net| net.contains(&canonical_ip(self.conn.peer.ip())))
+                .is_secure_network(canonical_ip(self.conn.peer.ip()))
     }
 
     /// Appends a tagged response.
@@ -435,14 +495,24 @@ impl Session {
     /// Reads from the client into `reader`, bounded by the idle limit and cut short by
     /// shutdown.
     pub async fn read_more(&mut self, reader: &mut CommandReader) -> ReadOutcome {
-        // Waiting for the client may take minutes: hold no output buffer meanwhile.
-        if self.out.is_empty() && self.out.capacity() > 0 {
-            buffers::give_back_response(std::mem::take(&mut self.out));
-        }
         let idle = match self.state {
             State::NotAuthenticated => self.exec.config().idle_unauth(),
             State::Authenticated { .. } => self.exec.config().idle_auth(),
         };
+        self.read_more_within(reader, idle).await
+    }
+
+    /// [`Session::read_more`] allowing the client `idle` of silence (IDLE counts the silence
+    /// from the IDLE command on, across its wake-ups).
+    pub async fn read_more_within(
+        &mut self,
+        reader: &mut CommandReader,
+        idle: Duration,
+    ) -> ReadOutcome {
+        // Waiting for the client may take minutes: hold no output buffer meanwhile.
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            buffers::give_back_response(std::mem::take(&mut self.out));
+        }
         let exec = self.exec.clone();
         let first_input = !std::mem::replace(&mut self.seen_input, true);
         let conn = &mut self.conn;
@@ -598,8 +668,27 @@ impl Session {
                     continue;
                 }
             };
+            // The SASL exchange ends like LOGIN: logged in, answered, or closing.
+            let action = match action {
+                Action::Authenticate {
+                    tag,
+                    mechanism,
+                    initial,
+                } => {
+                    commands::authenticate::exchange(
+                        &mut self,
+                        &mut reader,
+                        &tag,
+                        &mechanism,
+                        initial,
+                    )
+                    .await
+                }
+                other => other,
+            };
             match action {
-                Action::Continue => {}
+                // `exchange` never asks for another exchange.
+                Action::Continue | Action::Authenticate { .. } => {}
                 Action::Close => {
                     let _ = self.flush().await;
                     self.conn.close().await;
@@ -625,31 +714,6 @@ impl Session {
                         return;
                     }
                 }
-                Action::Authenticate {
-                    tag,
-                    mechanism,
-                    initial,
-                } => {
-                    let outcome = commands::authenticate::exchange(
-                        &mut self,
-                        &mut reader,
-                        &tag,
-                        &mechanism,
-                        initial,
-                    )
-                    .await;
-                    match outcome {
-                        Action::LoggedIn { user } if self.logged_in(&user) => {
-                            return self.hand_over(reader).await;
-                        }
-                        Action::Close => {
-                            let _ = self.flush().await;
-                            self.conn.close().await;
-                            return;
-                        }
-                        _ => {}
-                    }
-                }
                 Action::Idle { tag } => {
                     self.meter.idle(true);
                     let idled = commands::idle::run(&mut self, &mut reader, &tag).await;
@@ -660,29 +724,72 @@ impl Session {
                         return;
                     }
                 }
-                Action::LoggedIn { user } => {
-                    if self.logged_in(&user) {
-                        return self.hand_over(reader).await;
+                Action::LoggedIn { user, tag } => match self.logged_in(user, tag) {
+                    AfterLogin::Stay => {}
+                    AfterLogin::HandOver(tag) => return self.hand_over(reader, tag).await,
+                    AfterLogin::Refused => {
+                        let _ = self.flush().await;
+                        self.conn.close().await;
+                        return;
                     }
-                }
+                },
             }
         }
     }
 
-    /// After a successful login. True when the user belongs to another executor and the
-    /// caller must hand the session over; otherwise the session goes on here.
-    fn logged_in(&mut self, user: &str) -> bool {
-        tracing::Span::current().record("user", user);
-        let owner = self.exec.owner_of(user);
-        self.state = State::Authenticated {
-            user: user.to_string(),
+    /// After the credentials were accepted: the session stops counting as not logged in, and
+    /// either moves to the user's owner executor or, on the owner, is counted there.
+    fn logged_in(&mut self, user: String, tag: String) -> AfterLogin {
+        tracing::Span::current().record("user", user.as_str());
+        let owner = self.exec.owner_of(&user);
+        self.state = State::Authenticated { user };
+        self.preauth = None;
+        if owner != self.exec.id {
+            AfterLogin::HandOver(tag)
+        } else if self.start_user_session(&tag) {
+            AfterLogin::Stay
+        } else {
+            AfterLogin::Refused
+        }
+    }
+
+    /// On the executor that owns the user: counts the session against
+    /// `max_sessions_per_user_ip` and writes the login's tagged reply, OK or (like Dovecot's
+    /// `mail_max_userip_connections`) `NO [LIMIT]`, after which the connection is closed.
+    /// False when refused.
+    fn start_user_session(&mut self, tag: &str) -> bool {
+        let Some(user) = self.user().map(str::to_string) else {
+            return false;
         };
-        owner != self.exec.id
+        let limit = self.exec.config().limits.max_sessions_per_user_ip;
+        let ip = canonical_ip(self.conn.peer.ip());
+        match self.exec.user_sessions.try_take(&user, ip, limit) {
+            Some(slot) => {
+                self.user_session = Some(slot);
+                commands::login::logged_in_reply(self, tag);
+                true
+            }
+            None => {
+                self.meter.rejected("sessions_per_user_ip");
+                self.meter.end("session limit");
+                info!(user = %user, client = %ip, limit, "login refused: too many sessions");
+                self.tagged(
+                    tag,
+                    "NO",
+                    &format!(
+                        "[LIMIT] Maximum number of sessions from user+IP exceeded \
+                         ([limits] max_sessions_per_user_ip = {limit})"
+                    ),
+                );
+                false
+            }
+        }
     }
 
     /// Moves the connection (TLS state and unread bytes included) to the user's owner executor,
-    /// so a client that pipelined commands right after LOGIN loses nothing.
-    async fn hand_over(mut self, mut reader: CommandReader) {
+    /// so a client that pipelined commands right after LOGIN loses nothing. The owner writes
+    /// the tagged reply for `login_tag`.
+    async fn hand_over(mut self, mut reader: CommandReader, login_tag: String) {
         if self.flush().await.is_err() {
             return;
         }
@@ -697,6 +804,7 @@ impl Session {
             user,
             enabled: self.enabled,
             meter: self.meter.hand_over(),
+            login_tag,
         };
         let unread = reader.take_unread();
         drop(reader);

@@ -30,7 +30,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Starts a session for an accepted connection, inside the executor's session gate.
 pub fn start(exec: Rc<Executor>, conn: Conn) {
     let span = tracing::info_span!("lmtp", id = exec.new_session_id(), client = %conn.peer);
-    let slot = exec.admit(crate::imap::session::canonical_ip(conn.peer.ip()), false);
+    let slot = exec.admit(false);
     let task = {
         let exec = exec.clone();
         async move {

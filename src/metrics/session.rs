@@ -24,6 +24,9 @@ pub struct MeterCarry {
     commands: u64,
     bytes_in: u64,
     bytes_out: u64,
+    /// The command still running: the LOGIN or AUTHENTICATE whose tagged reply the owner
+    /// executor writes after the hand-over.
+    current: Option<(&'static str, Instant)>,
 }
 
 /// One session's share of the metrics; see the module docs.
@@ -52,6 +55,7 @@ impl SessionMeter {
                 commands: 0,
                 bytes_in: 0,
                 bytes_out: 0,
+                current: None,
             },
             SessionState::NotAuthenticated,
         )
@@ -77,7 +81,7 @@ impl SessionMeter {
             commands: carry.commands,
             bytes_in: carry.bytes_in,
             bytes_out: carry.bytes_out,
-            current: None,
+            current: carry.current,
             end: "closed",
             handed_over: false,
         }
@@ -92,6 +96,7 @@ impl SessionMeter {
             commands: self.commands,
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
+            current: self.current.take(),
         }
     }
 
@@ -224,5 +229,19 @@ mod tests {
         assert_eq!(a.borrow().commands["LOGIN"].count(Outcome::Ok), 1);
         // An untagged status or a tagged one with no command running counts nothing.
         assert!(!b.commands.contains_key("IDLE"));
+    }
+
+    #[test]
+    fn a_login_answered_after_the_hand_over_counts_where_it_is_answered() {
+        let a: Registry = Rc::new(RefCell::new(ExecutorMetrics::new()));
+        let b: Registry = Rc::new(RefCell::new(ExecutorMetrics::new()));
+        let mut meter = SessionMeter::new(a.clone(), Listener::Imap);
+        meter.command_started("LOGIN");
+        let carry = meter.hand_over();
+        drop(meter);
+        let mut meter = SessionMeter::adopted(b.clone(), carry);
+        meter.tagged("NO");
+        assert!(!a.borrow().commands.contains_key("LOGIN"));
+        assert_eq!(b.borrow().commands["LOGIN"].count(Outcome::No), 1);
     }
 }

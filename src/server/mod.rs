@@ -1,5 +1,6 @@
 //! Executors, listeners, PROXY protocol, TLS and the hand-over between cores.
 
+pub mod admission;
 pub mod conn;
 pub mod datadir;
 pub mod handover;
@@ -10,4 +11,5 @@ pub mod partitions;
 pub mod proxy;
 pub mod rpc;
 pub mod runtime;
+pub mod sockets;
 pub mod tls;

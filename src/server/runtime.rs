@@ -6,9 +6,8 @@
 //! belongs to another executor is handed over on the mesh (see `handover.rs`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
@@ -26,11 +25,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::server::admission::{PreauthCounts, UserSessions};
 use crate::server::conn::Conn;
 use crate::server::handover::Handover;
 use crate::server::limits;
 use crate::server::mesh::MeshMessage;
 use crate::server::partitions::Partitions;
+use crate::server::sockets;
 use crate::server::tls;
 
 /// Queue length of each mesh channel between two executors.
@@ -80,6 +81,8 @@ struct Shared {
     executors: usize,
     /// Where executors report their metrics; None when the endpoint is off.
     metrics: Option<crossbeam_channel::Sender<crate::metrics::Snapshot>>,
+    /// Connections not logged in yet per address, counted by all executors together.
+    preauth: Arc<PreauthCounts>,
 }
 
 /// Per-executor state, owned by that executor's thread.
@@ -101,7 +104,10 @@ pub struct Executor {
     stopping: Cell<bool>,
     /// Every session task runs inside this gate, so shutdown can wait for them.
     pub sessions: Gate,
-    conns_per_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// Connections from each address that have not logged in yet (all executors together).
+    pub preauth: Arc<PreauthCounts>,
+    /// Sessions per (user, address) of the users this executor owns.
+    pub user_sessions: UserSessions,
     conns: Cell<usize>,
     next_session: Cell<u64>,
     /// The store partitions this executor owns.
@@ -201,43 +207,26 @@ impl Executor {
         }
     }
 
-    /// Takes a connection slot for `ip`; None when a limit is reached.
-    pub fn admit(self: &Rc<Self>, ip: IpAddr, enforce: bool) -> Option<ConnSlot> {
-        let config = self.config();
-        let per_ip_share = (config.limits.max_connections_per_ip / self.count).max(1);
-        let total_share = (config.limits.max_connections / self.count).max(1);
-        let mut map = self.conns_per_ip.borrow_mut();
-        let count = map.entry(ip).or_insert(0);
-        if enforce && (*count >= per_ip_share || self.conns.get() >= total_share) {
-            if *count == 0 {
-                map.remove(&ip);
-            }
+    /// Takes a connection slot on this executor; None when `enforce` is set and the
+    /// executor's share of `[limits] max_connections` is used up. Sessions adopted after login
+    /// and LMTP connections are only counted.
+    pub fn admit(self: &Rc<Self>, enforce: bool) -> Option<ConnSlot> {
+        let total_share = (self.config().limits.max_connections / self.count).max(1);
+        if enforce && self.conns.get() >= total_share {
             return None;
         }
-        *count += 1;
         self.conns.set(self.conns.get() + 1);
-        Some(ConnSlot {
-            exec: self.clone(),
-            ip,
-        })
+        Some(ConnSlot { exec: self.clone() })
     }
 }
 
-/// A connection counted against the limits of the executor it lives on; released on drop.
+/// A connection counted against the total of the executor it lives on; released on drop.
 pub struct ConnSlot {
     exec: Rc<Executor>,
-    ip: IpAddr,
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut map = self.exec.conns_per_ip.borrow_mut();
-        if let Some(count) = map.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.ip);
-            }
-        }
         self.exec.conns.set(self.exec.conns.get().saturating_sub(1));
     }
 }
@@ -285,6 +274,7 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
         auth: Arc::new(auth),
         executors,
         metrics,
+        preauth: Arc::default(),
     };
     let mesh = MeshBuilder::<MeshMessage, _>::full(executors, MESH_QUEUE);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -356,10 +346,10 @@ fn check_bind(addr: SocketAddr, section: &'static str) -> Result<(), ServeError>
     // io_uring down (and with it the pending accepts that hold the sockets) after the process
     // is gone. Give that a few seconds before calling the port taken.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while limits::is_listening(addr) && std::time::Instant::now() < deadline {
+    while sockets::is_listening(addr) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if limits::is_listening(addr) {
+    if sockets::is_listening(addr) {
         return Err(ServeError::Bind {
             addr,
             source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
@@ -457,7 +447,8 @@ async fn executor_main(
         shutdown: Semaphore::new(0),
         stopping: Cell::new(false),
         sessions: Gate::new(),
-        conns_per_ip: RefCell::new(HashMap::new()),
+        preauth: shared.preauth.clone(),
+        user_sessions: UserSessions::default(),
         conns: Cell::new(0),
         next_session: Cell::new(0),
         store: Partitions::new(&shared.data_dir, config.store_options()),

@@ -53,6 +53,44 @@ impl DataDirLock {
     }
 }
 
+/// A process holding a data dir's lock, as the kernel's lock table shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// Its pid, when the table names one visible from here (0 there means another pid
+    /// namespace).
+    pub pid: Option<u32>,
+}
+
+/// Who holds `data_dir`'s lock now, read from /proc/locks without taking the lock (taking it,
+/// even for a moment, could make a server starting then refuse to start). None when nobody
+/// does or there is no lock file.
+pub fn holder(data_dir: &Path) -> Option<Holder> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(data_dir.join(LOCK_NAME)).ok()?;
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    let device = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    holder_in(&table, &device)
+}
+
+/// The holder of the FLOCK on `device` (`MAJ:MIN:INODE`) in a /proc/locks text.
+fn holder_in(table: &str, device: &str) -> Option<Holder> {
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`; a waiter's line has `->`.
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, dev, ..] if *dev == device => Some(Holder {
+                pid: pid.parse().ok().filter(|&p| p != 0),
+            }),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +105,31 @@ mod tests {
         assert!(err.contains("in use"), "{err}");
         drop(first);
         assert!(DataDirLock::try_acquire(dir.path()).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_holder_is_read_from_the_lock_table() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()), None, "no lock file");
+        let lock = DataDirLock::try_acquire(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            holder(dir.path()),
+            Some(Holder {
+                pid: Some(std::process::id())
+            })
+        );
+        drop(lock);
+        assert_eq!(holder(dir.path()), None, "released");
+    }
+
+    #[test]
+    fn waiters_and_other_files_are_not_holders() {
+        let table = "1: FLOCK  ADVISORY  WRITE 77 08:02:99 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 78 08:02:42 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 79 08:02:42 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 0 08:02:43 0 EOF\n";
+        assert_eq!(holder_in(table, "08:02:99"), Some(Holder { pid: Some(77) }));
+        assert_eq!(holder_in(table, "08:02:42"), None);
+        assert_eq!(holder_in(table, "08:02:43"), Some(Holder { pid: None }));
     }
 }

@@ -7,7 +7,7 @@
 use tracing::info;
 
 use crate::auth::AuthResult;
-use crate::imap::session::{Action, Session, State};
+use crate::imap::session::{Action, Session};
 
 /// `LOGIN user password`
 pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8]) -> Action {
@@ -69,7 +69,17 @@ pub fn authenticate_start(
     }
 }
 
-/// Checks credentials and writes the tagged answer.
+/// The tagged OK of a login, with the capabilities of the logged-in state (written by the
+/// executor that owns the user, once it has admitted the session).
+pub fn logged_in_reply(session: &mut Session, tag: &str) {
+    let mut text = b"[CAPABILITY ".to_vec();
+    crate::imap::commands::capability::write_list(session, &mut text);
+    text.extend_from_slice(b"] Logged in");
+    session.tagged(tag, "OK", &String::from_utf8_lossy(&text));
+}
+
+/// Checks credentials. On success the session loop takes over ([`Action::LoggedIn`]) and the
+/// tagged OK is written once the session is admitted; a failure is answered here.
 pub async fn verify(
     session: &mut Session,
     tag: &str,
@@ -97,12 +107,10 @@ pub async fn verify(
                 .borrow_mut()
                 .login(mechanism, "ok", cache_hit);
             info!(user = %user, client = %session.conn.peer, mechanism, result = "ok", "login");
-            session.state = State::Authenticated { user: user.clone() };
-            let mut text = b"[CAPABILITY ".to_vec();
-            crate::imap::commands::capability::write_list(session, &mut text);
-            text.extend_from_slice(b"] Logged in");
-            session.tagged(tag, "OK", &String::from_utf8_lossy(&text));
-            Action::LoggedIn { user }
+            Action::LoggedIn {
+                user,
+                tag: tag.to_string(),
+            }
         }
         failed => {
             session.login_failures += 1;

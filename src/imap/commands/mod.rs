@@ -24,7 +24,7 @@ pub mod store;
 pub mod thread;
 
 use crate::imap::parser::{Command, CommandBody};
-use crate::imap::selected::sync;
+use crate::imap::selected::{announce_new, sync};
 use crate::imap::session::{Action, Session, State};
 use reply::Reply;
 
@@ -39,6 +39,11 @@ fn finish(session: &mut Session, tag: &str, reply: Reply, allow_expunge: bool) -
 pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
     let tag = command.tag;
     let authenticated = matches!(session.state, State::Authenticated { .. });
+    if authenticated && is_uid_command(&command.body) {
+        // The UIDs may come from another connection (a message it appended): make them name
+        // messages of this session's view before acting.
+        announce_new(session);
+    }
     match command.body {
         CommandBody::Capability => {
             capability::run(session, tag);
@@ -254,6 +259,22 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             let reply = thread::thread(session, uid, algorithm, &charset, &keys).await;
             finish(session, tag, reply, uid)
         }
+    }
+}
+
+/// Whether `body` is a UID command (its set names UIDs, which need not have been announced to
+/// this session).
+fn is_uid_command(body: &CommandBody<'_>) -> bool {
+    match body {
+        CommandBody::UidExpunge(_) => true,
+        CommandBody::Fetch { uid, .. }
+        | CommandBody::Store { uid, .. }
+        | CommandBody::Copy { uid, .. }
+        | CommandBody::Move { uid, .. }
+        | CommandBody::Search { uid, .. }
+        | CommandBody::Sort { uid, .. }
+        | CommandBody::Thread { uid, .. } => *uid,
+        _ => false,
     }
 }
 

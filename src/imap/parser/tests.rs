@@ -210,6 +210,128 @@ fn enable_and_id() {
     bad("a ID (\"name\")\r\n");
 }
 
+/// `template` with each `«text»` written as a quoted string, as a synchronizing literal and as
+/// a non-synchronizing (LITERAL+) one.
+fn string_forms(template: &str) -> [String; 3] {
+    let write = |form: usize| {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('«') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + '«'.len_utf8()..];
+            let close = after.find('»').expect("closed placeholder");
+            let text = &after[..close];
+            match form {
+                0 => out.push_str(&format!("\"{text}\"")),
+                1 => out.push_str(&format!("{{{}}}\r\n{text}", text.len())),
+                _ => out.push_str(&format!("{{{}+}}\r\n{text}", text.len())),
+            }
+            rest = &after[close + '»'.len_utf8()..];
+        }
+        out.push_str(rest);
+        out
+    };
+    [write(0), write(1), write(2)]
+}
+
+/// The parsed command body (Debug), fed byte by byte with LITERAL+ or LITERAL- semantics;
+/// panics when the reader rejects it.
+fn parsed_bytewise(input: &[u8], literal_minus: bool) -> String {
+    let mut r = CommandReader::new(Limits::default());
+    r.set_literal_minus(literal_minus);
+    for (i, byte) in input.iter().enumerate() {
+        r.feed(std::slice::from_ref(byte));
+        loop {
+            match r.next() {
+                Next::Command(c) => {
+                    assert_eq!(i + 1, input.len(), "command ended early in {input:?}");
+                    return format!("{:?}", c.body);
+                }
+                Next::Continue => continue,
+                Next::NeedMore => break,
+                Next::Reject(rej) => panic!("{:?}: {rej:?}", String::from_utf8_lossy(input)),
+            }
+        }
+    }
+    panic!("{:?}: incomplete", String::from_utf8_lossy(input))
+}
+
+#[test]
+fn every_string_argument_takes_every_string_form() {
+    let templates = [
+        "a LOGIN «user» «secret»\r\n",
+        "a ID («name» «Outlook» «version» «16.0» «os» NIL)\r\n",
+        "a SELECT «Drafts»\r\n",
+        "a EXAMINE «a b» (CONDSTORE)\r\n",
+        "a CREATE «New» (USE (\\Archive))\r\n",
+        "a DELETE «Old»\r\n",
+        "a RENAME «Old» «New»\r\n",
+        "a SUBSCRIBE «x»\r\n",
+        "a UNSUBSCRIBE «x»\r\n",
+        "a LIST «» «*»\r\n",
+        "a LIST (SUBSCRIBED) «» («a*» «b%») RETURN (CHILDREN)\r\n",
+        "a LSUB «» «*»\r\n",
+        "a STATUS «Sent» (MESSAGES UIDNEXT)\r\n",
+        "a APPEND «Sent» (\\Seen) {3+}\r\nabc\r\n",
+        "a UID COPY 1:3 «Archive»\r\n",
+        "a MOVE 1 «Archive»\r\n",
+        "a SEARCH CHARSET «UTF-8» FROM «alice» HEADER «X-Spam» «yes» SUBJECT «hi there»\r\n",
+        "a UID SORT (DATE) «UTF-8» TEXT «x»\r\n",
+        "a THREAD REFERENCES «UTF-8» BODY «y»\r\n",
+        "a FETCH 1 (BODY.PEEK[HEADER.FIELDS («From» «To»)])\r\n",
+        "a GETQUOTA «»\r\n",
+        "a GETQUOTAROOT «INBOX»\r\n",
+        "a SETQUOTA «» (STORAGE 10)\r\n",
+    ];
+    for template in templates {
+        let [quoted, sync, non_sync] = string_forms(template);
+        let want = parsed_bytewise(quoted.as_bytes(), false);
+        assert_eq!(parsed_bytewise(sync.as_bytes(), false), want, "{sync:?}");
+        assert_eq!(
+            parsed_bytewise(non_sync.as_bytes(), false),
+            want,
+            "{non_sync:?}"
+        );
+        // LITERAL- (RFC 7888): small non-synchronizing literals are just as good.
+        assert_eq!(
+            parsed_bytewise(non_sync.as_bytes(), true),
+            want,
+            "{non_sync:?}"
+        );
+    }
+}
+
+#[test]
+fn outlooks_id_and_login_with_literals() {
+    // The bytes the new Outlook sends once IMAP4rev2 is offered.
+    let id = parsed_bytewise(
+        b"a ID (\"name\" {7+}\r\nOutlook \"version\" {4+}\r\n16.0)\r\n",
+        false,
+    );
+    let want = CommandBody::Id(Some(vec![
+        (b("name"), Some(b("Outlook"))),
+        (b("version"), Some(b("16.0"))),
+    ]));
+    assert_eq!(id, format!("{want:?}"));
+    let login = parsed_bytewise(b"b LOGIN {4+}\r\nuser {6+}\r\nsecret\r\n", false);
+    let want = CommandBody::Login {
+        user: b("user"),
+        password: b("secret"),
+    };
+    assert_eq!(login, format!("{want:?}"));
+    // Keys as literals, values as literals with bytes that would end a quoted string or an
+    // atom, and NIL in any case.
+    with_cmd("a ID ({4}\r\nname {5+}\r\na\"b)c \"os\" nil)\r\n", |c| {
+        assert_eq!(
+            c,
+            &CommandBody::Id(Some(vec![(b("name"), Some(b("a\"b)c"))), (b("os"), None)]))
+        )
+    });
+    // An ID string is not an atom (RFC 2971: string / nstring), and literal8 is only APPEND's.
+    bad("a ID (name \"x\")\r\n");
+    bad("a ID (\"name\" ~{1}\r\nx)\r\n");
+}
+
 // ---- mailboxes -------------------------------------------------------------------------
 
 #[test]
