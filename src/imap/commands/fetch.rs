@@ -142,12 +142,17 @@ pub async fn fetch(
         // buffer then never grows while it holds much.
         session.out.reserve(FLUSH_AT);
     }
+    // Messages another session expunged, before this session was told or while this FETCH
+    // ran, are left out and the tagged OK says so (RFC 2180 section 4.1, RFC 5530
+    // EXPUNGEISSUED), as Dovecot answers; the other messages are still sent.
+    let mut expunged = false;
     for (msn, uid) in targets {
         if view.is_gone(uid) {
-            // Expunged by another session and not announced yet: nothing left to send.
+            expunged = true;
             continue;
         }
         let Ok(Some(entry)) = mail.with_mailbox(&user, selected.id, |v| v.message(uid)) else {
+            expunged = true;
             continue;
         };
         if let Some(since) = modifiers.changed_since {
@@ -183,6 +188,8 @@ pub async fn fetch(
         let recent = !session.enabled.imap4rev2 && selected.recent.contains(uid);
         match render_for_session(&msg, recent, &request, &mut session.out, &mut scratch).await {
             Ok(()) => {}
+            // Expunged while its bytes were read; its response was taken back whole.
+            Err(FetchError::Store(StoreError::NoSuchMessage)) => expunged = true,
             Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
                 return Reply::no(format!("[UNKNOWN-CTE] Cannot decode {cte}"));
@@ -194,6 +201,9 @@ pub async fn fetch(
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
+    }
+    if expunged {
+        return Reply::ok_noting_expunges(true, "Some messages were already expunged.");
     }
     Reply::ok(if uid_mode {
         "UID FETCH completed"
