@@ -445,3 +445,51 @@ fn starttls_restarts_the_session_under_tls() {
     let mut alice = login(&server, "alice");
     assert_eq!(exists(&mut alice, "INBOX"), 1);
 }
+
+/// The bytes of the literal that follows `label` (`BODY[] ` or `BINARY[1] ~`) in a response.
+fn literal_after<'a>(response: &'a [u8], label: &str) -> &'a [u8] {
+    let at = response
+        .windows(label.len() + 1)
+        .position(|w| w == format!("{label}{{").as_bytes())
+        .unwrap_or_else(|| panic!("no {label} in {}", String::from_utf8_lossy(response)));
+    let rest = &response[at + label.len() + 1..];
+    let close = rest.iter().position(|&b| b == b'}').unwrap();
+    let len: usize = std::str::from_utf8(&rest[..close])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(&rest[close + 1..close + 3], b"\r\n");
+    &rest[close + 3..close + 3 + len]
+}
+
+#[test]
+fn a_delivered_nul_goes_out_as_0x80_except_in_binary() {
+    let server = Server::start(1, "", "", USERS);
+    // LMTP takes any octet; this MTA passes on a NUL in a header and one in the body.
+    let mut lmtp = server.lmtp();
+    lmtp.send("MAIL FROM:<s@example.org>\r\nRCPT TO:<alice>\r\nDATA\r\n");
+    let r = replies(&mut lmtp, 3);
+    assert!(r[2].starts_with("354 "), "{r:?}");
+    lmtp.send("Subject: nul\r\nX-Odd: a\0b\r\n\r\nbefore\0after\r\n.\r\n");
+    assert!(lmtp.line().starts_with("250 "));
+
+    let mut c = login(&server, "alice");
+    c.command("s", "SELECT INBOX");
+    c.send("f FETCH 1 (BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[TEXT] BINARY.PEEK[1])\r\n");
+    let response = c.until_tagged_bytes("f");
+    let body = literal_after(&response, "BODY[] ");
+    let header = literal_after(&response, "BODY[HEADER] ");
+    let text = literal_after(&response, "BODY[TEXT] ");
+    // RFC 3516: BINARY sends the exact bytes, as a literal8 since they hold NUL.
+    let binary = literal_after(&response, "BINARY[1] ~");
+    assert_eq!(binary, b"before\0after\r\n");
+    // A literal must not hold NUL (RFC 3501 section 9): each NUL is 0x80, the length kept.
+    assert_eq!(text, b"before\x80after\r\n");
+    assert!(header.ends_with(b"X-Odd: a\x80b\r\n\r\n"), "{header:?}");
+    assert_eq!(body, [header, text].concat());
+    assert!(response.ends_with(b"f OK FETCH completed\r\n"));
+    // RFC822 is BODY[] by another name.
+    c.send("r FETCH 1 RFC822\r\n");
+    let response = c.until_tagged_bytes("r");
+    assert_eq!(literal_after(&response, "RFC822 "), body);
+}

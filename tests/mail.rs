@@ -188,6 +188,149 @@ fn two_sessions_see_each_others_changes() {
     assert_eq!(mv[1], "* 1 EXPUNGE");
 }
 
+/// A message of about `size` bytes: lines of `x`, so no body line looks like a response.
+fn big_message(n: u32, size: usize) -> String {
+    let mut m = format!("From: a@example.com\r\nSubject: big {n}\r\n\r\n");
+    let line = format!("{}\r\n", "x".repeat(76));
+    while m.len() + line.len() <= size {
+        m.push_str(&line);
+    }
+    m
+}
+
+#[test]
+fn a_fetch_racing_an_expunge_sends_the_messages_left() {
+    const COUNT: u32 = 40;
+    const KEPT: u32 = 30;
+    const SIZE: usize = 500 * 1024;
+    let server = Server::start(2, "", "", USERS);
+    let mut a = login(&server);
+    let mut b = login(&server);
+    let sizes: Vec<usize> = (1..=COUNT)
+        .map(|n| {
+            let m = big_message(n, SIZE);
+            c_append_plus(&mut a, &m);
+            m.len()
+        })
+        .collect();
+    a.command("s", "SELECT INBOX");
+    b.command("s", "SELECT INBOX");
+
+    // A asks for 20 MB and reads only the first line: the server sends what the socket
+    // takes (a few MB) and then waits inside the FETCH, long before message 31.
+    a.send("f FETCH 1:* (UID BODY.PEEK[])\r\n");
+    let mut first = Some(a.line());
+    // Meanwhile B expunges messages 31 to 40.
+    let st = b.command(
+        "d",
+        &format!("UID STORE {}:* +FLAGS.SILENT (\\Deleted)", KEPT + 1),
+    );
+    assert!(st.last().unwrap().starts_with("d OK"), "{st:?}");
+    let x = b.command("x", "EXPUNGE");
+    assert!(x.last().unwrap().starts_with("x OK"), "{x:?}");
+
+    // A gets every message that is left, each whole, and an OK that says some were not.
+    for n in 1..=KEPT {
+        let head = first.take().unwrap_or_else(|| a.line());
+        let size = sizes[n as usize - 1];
+        assert_eq!(head, format!("* {n} FETCH (UID {n} BODY[] {{{size}}}"));
+        let mut got = 0;
+        while got < size {
+            got += a.line().len() + 2;
+        }
+        assert_eq!(got, size, "message {n}");
+        assert_eq!(a.line(), ")", "message {n}");
+    }
+    let done = a.until_tagged("f");
+    assert_eq!(
+        done,
+        vec!["f OK [EXPUNGEISSUED] Some messages were already expunged.".to_string()]
+    );
+    // The session goes on: the expunges are announced at the next command that allows them.
+    let noop = a.command("n", "NOOP");
+    let expunges = noop.iter().filter(|l| l.ends_with(" EXPUNGE")).count();
+    assert_eq!(expunges, (COUNT - KEPT) as usize, "{noop:?}");
+    let f = a.command("g", "FETCH 1:* (UID RFC822.SIZE)");
+    assert_eq!(f.len(), KEPT as usize + 1, "{f:?}");
+    assert_eq!(f.last().unwrap(), "g OK FETCH completed");
+}
+
+/// APPENDs `message` to INBOX with a non-synchronizing literal (LITERAL+).
+fn c_append_plus(c: &mut Client, message: &str) {
+    c.send(&format!("ap APPEND INBOX {{{}+}}\r\n", message.len()));
+    c.send(message);
+    c.send("\r\n");
+    let ok = c.until_tagged("ap");
+    assert!(ok.last().unwrap().starts_with("ap OK"), "{ok:?}");
+}
+
+#[test]
+fn commands_on_messages_another_session_expunged() {
+    let server = Server::start(2, "", "", USERS);
+    let mut a = login(&server);
+    let mut b = login(&server);
+    for _ in 0..3 {
+        append(&mut a, "INBOX", "", SIMPLE);
+    }
+    a.command("s", "SELECT INBOX");
+    b.command("s", "SELECT INBOX");
+    // B expunges message 2; A is not told until a command that allows it.
+    b.command("d", "STORE 2 +FLAGS.SILENT (\\Deleted)");
+    b.command("x", "EXPUNGE");
+
+    // FETCH, STORE, SEARCH and SORT answer for the messages left; the answers that may lack
+    // one say so (RFC 5530 EXPUNGEISSUED), as Dovecot answers.
+    let f = a.command("f", "FETCH 1:3 (UID FLAGS)");
+    assert_eq!(
+        f,
+        vec![
+            "* 1 FETCH (UID 1 FLAGS (\\Recent))",
+            "* 3 FETCH (UID 3 FLAGS (\\Recent))",
+            "f OK [EXPUNGEISSUED] Some messages were already expunged.",
+        ]
+    );
+    let st = a.command("st", "STORE 1:3 +FLAGS (\\Flagged)");
+    assert_eq!(
+        st,
+        vec![
+            "* 1 FETCH (FLAGS (\\Flagged \\Recent))",
+            "* 3 FETCH (FLAGS (\\Flagged \\Recent))",
+            "st OK STORE completed",
+        ]
+    );
+    let se = a.command("se", "SEARCH BODY Bob");
+    assert_eq!(
+        se,
+        vec!["* SEARCH 1 3", "se OK [EXPUNGEISSUED] SEARCH completed"]
+    );
+    let so = a.command("so", "SORT (SUBJECT) UTF-8 ALL");
+    assert_eq!(
+        so,
+        vec!["* SORT 1 3", "so OK [EXPUNGEISSUED] SORT completed"]
+    );
+    let th = a.command("th", "THREAD ORDEREDSUBJECT UTF-8 ALL");
+    assert_eq!(th, vec!["* THREAD (1 3)", "th OK THREAD completed"]);
+    // COPY and MOVE copy nothing when one of their messages is gone. MOVE announces
+    // expunges (RFC 6851), and with them the one it met.
+    let gone = "NO [EXPUNGEISSUED] Some of the requested messages no longer exist.";
+    let c = a.command("c", "COPY 1:3 Trash");
+    assert_eq!(c, vec![format!("c {gone}")]);
+    let m = a.command("m", "MOVE 1:3 Trash");
+    assert_eq!(m, vec!["* 2 EXPUNGE".to_string(), format!("m {gone}")]);
+    // UID COPY likewise, for the message B expunges now.
+    b.command("d2", "UID STORE 3 +FLAGS.SILENT (\\Deleted)");
+    b.command("x2", "EXPUNGE");
+    let u = a.command("u", "UID COPY 1:3 Trash");
+    assert_eq!(u, vec!["* 2 EXPUNGE".to_string(), format!("u {gone}")]);
+    let trash = a.command("t", "STATUS Trash (MESSAGES)");
+    assert_eq!(trash[0], "* STATUS Trash (MESSAGES 0)");
+    // Once told, the session's answers are plain again.
+    let se = a.command("se2", "SEARCH BODY Bob");
+    assert_eq!(se, vec!["* SEARCH 1", "se2 OK SEARCH completed"]);
+    let c = a.command("c2", "COPY 1 Trash");
+    assert!(c.last().unwrap().starts_with("c2 OK [COPYUID "), "{c:?}");
+}
+
 #[test]
 fn idle_sees_an_append_at_once() {
     let server = Server::start(2, "", "", USERS);

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use ringmail::store::{flag, FlagMode, NewMessage, Options, Partition};
+use ringmail::store::{flag, FlagMode, NewMessage, Options, Partition, StoreError};
 
 fn new(b: &[u8]) -> NewMessage<'_> {
     NewMessage {
@@ -102,6 +102,69 @@ fn changes_since_gives_expunge_numbers_in_the_sessions_view() {
                 assert_eq!((uids, complete), (vec![2, 4], true));
             })
             .unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_copy_or_move_racing_an_expunge_of_its_messages_does_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p-0000");
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let b = b"Subject: x\r\n\r\nhi\r\n".to_vec();
+            let uids = |p: &Partition, mailbox: &str| -> Vec<u32> {
+                p.with_mailbox("jo", mailbox, |v| {
+                    v.messages().iter().map(|m| m.uid).collect()
+                })
+                .unwrap()
+            };
+            let p = Partition::open(&dir, Options::default()).await.unwrap();
+            p.ensure_user("jo").await.unwrap();
+            p.create_mailbox("jo", "Dst", 0).await.unwrap();
+            for is_move in [false, true] {
+                let new_uids = p
+                    .append("jo", "INBOX", &[new(&b), new(&b), new(&b)])
+                    .await
+                    .unwrap()
+                    .uids;
+                let (first, middle, last) = (new_uids[0], new_uids[1], new_uids[2]);
+                // Both are submitted before either is applied: the copy finds all three in
+                // the index, but the expunge ahead of it in the log removes one first.
+                let gone = [(middle, middle)];
+                let expunge = p.expunge("jo", "INBOX", &gone);
+                let copy = async {
+                    let set = [(first, last)];
+                    if is_move {
+                        p.move_messages("jo", "INBOX", &set, "Dst").await
+                    } else {
+                        p.copy("jo", "INBOX", &set, "Dst").await
+                    }
+                };
+                let (expunged, copied) = futures_lite::future::zip(expunge, copy).await;
+                assert_eq!(expunged.unwrap(), vec![middle]);
+                assert!(
+                    matches!(copied, Err(StoreError::NoSuchMessage)),
+                    "move {is_move}: {copied:?}"
+                );
+                assert_eq!(uids(&p, "Dst"), Vec::<u32>::new(), "move {is_move}");
+                assert!(
+                    uids(&p, "INBOX").ends_with(&[first, last]),
+                    "move {is_move}"
+                );
+            }
+            let inbox = uids(&p, "INBOX");
+            p.close().await.unwrap();
+            // Replaying the log comes to the same state.
+            let p = Partition::open(&dir, Options::default()).await.unwrap();
+            assert_eq!(uids(&p, "Dst"), Vec::<u32>::new());
+            assert_eq!(uids(&p, "INBOX"), inbox);
+            // The destination still takes copies.
+            let copied = p.copy("jo", "INBOX", &[(1, 1)], "Dst").await.unwrap();
+            assert_eq!(copied.pairs.len(), 1);
+            p.close().await.unwrap();
         })
         .unwrap()
         .join()

@@ -446,15 +446,16 @@ impl Index {
                 let dst_next = u.mailboxes.get(dst).map_or(1, |d| d.uidnext);
                 let mut copies = Vec::with_capacity(pairs.len());
                 for &(su, du) in pairs {
-                    if let Some(i) = s.find(su) {
-                        if du >= dst_next && copies.last().is_none_or(|c: &MessageEntry| c.uid < du)
-                        {
-                            let mut m = s.messages[i];
-                            m.uid = du;
-                            m.modseq = *dst_modseq;
-                            m.save_date = *save_date;
-                            copies.push(m);
-                        }
+                    // Expunged after the copy was submitted, by a record ahead of it in the
+                    // log: the copy does nothing, rather than part of what its COPYUID
+                    // promised (RFC 3501 section 6.4.7).
+                    let i = s.find(su).ok_or(StoreError::NoSuchMessage)?;
+                    if du >= dst_next && copies.last().is_none_or(|c: &MessageEntry| c.uid < du) {
+                        let mut m = s.messages[i];
+                        m.uid = du;
+                        m.modseq = *dst_modseq;
+                        m.save_date = *save_date;
+                        copies.push(m);
                     }
                 }
                 let bytes: u64 = copies.iter().map(|m| u64::from(m.size)).sum();

@@ -292,6 +292,22 @@ impl Client {
         }
     }
 
+    /// The raw bytes up to and including the tagged response for `tag`, for answers that
+    /// need not be UTF-8 (8-bit literals).
+    pub fn until_tagged_bytes(&mut self, tag: &str) -> Vec<u8> {
+        let prefix = format!("{tag} ");
+        let mut out = Vec::new();
+        loop {
+            let start = out.len();
+            match self.reader.read_until(b'\n', &mut out) {
+                Ok(0) => panic!("connection closed before {tag}"),
+                Ok(_) if out[start..].starts_with(prefix.as_bytes()) => return out,
+                Ok(_) => {}
+                Err(e) => panic!("reading a response: {e}"),
+            }
+        }
+    }
+
     /// Sends `tag command` and returns every line up to the tagged one.
     pub fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
         self.send(&format!("{tag} {command}\r\n"));

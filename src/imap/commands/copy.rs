@@ -41,8 +41,12 @@ pub async fn copy(
         .resolve(set, uid_mode, &session.saved_search)
         .into_iter()
         .map(|(_, uid)| uid)
-        .filter(|uid| !view.is_gone(*uid))
         .collect();
+    // A message another session expunged (not announced yet) fails the whole command, as in
+    // Dovecot; the store fails it too when the expunge lands while the copy is written.
+    if uids.iter().any(|&uid| view.is_gone(uid)) {
+        return Reply::expunge_issued();
+    }
     if uids.is_empty() {
         return Reply::ok(format!("{command} completed (no messages)"));
     }
@@ -56,6 +60,7 @@ pub async fn copy(
     let result = match result {
         Ok(r) => r,
         Err(StoreError::NoSuchMailbox) => return Reply::no("[TRYCREATE] No such mailbox"),
+        Err(StoreError::NoSuchMessage) => return Reply::expunge_issued(),
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
     let (mut src, mut dst) = (String::new(), String::new());

@@ -139,12 +139,17 @@ pub async fn fetch(
         // buffer then never grows while it holds much.
         session.out.reserve(FLUSH_AT);
     }
+    // Messages another session expunged, before this session was told or while this FETCH
+    // ran, are left out and the tagged OK says so (RFC 2180 section 4.1, RFC 5530
+    // EXPUNGEISSUED), as Dovecot answers; the other messages are still sent.
+    let mut expunged = false;
     for (msn, uid) in targets {
         if view.is_gone(uid) {
-            // Expunged by another session and not announced yet: nothing left to send.
+            expunged = true;
             continue;
         }
         let Ok(Some(entry)) = mail.with_mailbox(&user, selected.id, |v| v.message(uid)) else {
+            expunged = true;
             continue;
         };
         if let Some(since) = modifiers.changed_since {
@@ -181,6 +186,8 @@ pub async fn fetch(
         let recent = !session.enabled.imap4rev2 && selected.recent.contains(uid);
         match render_for_session(&msg, recent, &request, &mut session.out, &mut scratch).await {
             Ok(()) => {}
+            // Expunged while its bytes were read; its response was taken back whole.
+            Err(FetchError::Store(StoreError::NoSuchMessage)) => expunged = true,
             Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
                 return Reply::no(format!("[UNKNOWN-CTE] Cannot decode {cte}"));
@@ -192,6 +199,9 @@ pub async fn fetch(
                 return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
             }
         }
+    }
+    if expunged {
+        return Reply::ok_noting_expunges(true, "Some messages were already expunged.");
     }
     Reply::ok(if uid_mode {
         "UID FETCH completed"
@@ -465,7 +475,7 @@ impl Item<'_> {
     }
 
     /// Writes the message's bytes (or `range` of them) to `out` as a literal, read from the
-    /// store straight into `out`.
+    /// store straight into `out` (NUL then becomes 0x80 there, as in [`literal`]).
     async fn literal_into(
         &self,
         range: Option<std::ops::Range<u64>>,
@@ -486,7 +496,10 @@ impl Item<'_> {
             )
             .await;
         // On error the store left `out` as it was; the literal's header goes too.
-        read.map(drop).inspect_err(|_| out.truncate(mark))
+        read.map(drop).inspect_err(|_| out.truncate(mark))?;
+        let body = out.len() - (end - start) as usize;
+        replace_nuls(&mut out[body..]);
+        Ok(())
     }
 }
 
@@ -647,11 +660,7 @@ async fn render(
                     let _ = write!(out, "<{}>", p.offset);
                 }
                 out.push(b' ');
-                let data = apply_partial(&decoded, *partial);
-                if data.contains(&0) {
-                    out.push(b'~');
-                }
-                literal(out, data);
+                binary_literal(out, apply_partial(&decoded, *partial));
             }
             FetchAttr::BinarySize { part } => {
                 let m = item.parsed(meta, scratch).await?;
@@ -778,9 +787,34 @@ fn write_section_label(out: &mut Vec<u8>, section: &Section<'_>, partial: Option
     out.push(b' ');
 }
 
+/// A literal of message text. A literal must not hold NUL (RFC 3501 section 9: a literal is
+/// CHAR8s; the same in RFC 9051), and mail that arrived by LMTP or import may: each NUL goes
+/// out as 0x80, as Dovecot sends it, keeping the length. BINARY sends the exact bytes
+/// ([`binary_literal`]).
 fn literal(out: &mut Vec<u8>, data: &[u8]) {
     let _ = write!(out, "{{{}}}\r\n", data.len());
+    let start = out.len();
     out.extend_from_slice(data);
+    replace_nuls(&mut out[start..]);
+}
+
+/// BINARY's literal: the decoded bytes as they are, as a literal8 when they hold NUL
+/// (RFC 3516).
+fn binary_literal(out: &mut Vec<u8>, data: &[u8]) {
+    if memchr::memchr(0, data).is_some() {
+        out.push(b'~');
+    }
+    let _ = write!(out, "{{{}}}\r\n", data.len());
+    out.extend_from_slice(data);
+}
+
+/// NUL becomes 0x80, in place. Mail almost never holds NUL: one memchr pass finds none.
+fn replace_nuls(text: &mut [u8]) {
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(0, &text[at..]) {
+        text[at + i] = 0x80;
+        at += i + 1;
+    }
 }
 
 #[cfg(test)]
@@ -878,6 +912,22 @@ mod tests {
         assert_eq!(found, want);
         // A message the store cannot read leaves the output as it was: no half response.
         assert_eq!(missing, Err("before\r\n".to_string()));
+    }
+
+    #[test]
+    fn every_nul_becomes_0x80_and_nothing_else_changes() {
+        let mut text = b"\0a\0\0b\x80c\0".to_vec();
+        replace_nuls(&mut text);
+        assert_eq!(text, b"\x80a\x80\x80b\x80c\x80");
+        let mut out = b"x ".to_vec();
+        literal(&mut out, b"a\0b");
+        assert_eq!(out, b"x {3}\r\na\x80b");
+        let mut out = Vec::new();
+        binary_literal(&mut out, b"a\0b");
+        assert_eq!(out, b"~{3}\r\na\0b");
+        let mut out = Vec::new();
+        binary_literal(&mut out, b"ab");
+        assert_eq!(out, b"{2}\r\nab");
     }
 
     #[test]

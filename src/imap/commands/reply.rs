@@ -37,6 +37,25 @@ impl Reply {
         }
     }
 
+    /// `OK text`, with RFC 5530's `[EXPUNGEISSUED]` in front when `expunged`: the answer
+    /// leaves out messages another session expunged (before this session was told, or while
+    /// the command ran), so the client may want a NOOP. As Dovecot answers FETCH, SEARCH
+    /// and SORT.
+    pub fn ok_noting_expunges(expunged: bool, text: &str) -> Reply {
+        Reply::ok(if expunged {
+            format!("[EXPUNGEISSUED] {text}")
+        } else {
+            text.to_string()
+        })
+    }
+
+    /// `NO [EXPUNGEISSUED]` for a COPY or MOVE that named a message another session
+    /// expunged: nothing was copied (RFC 3501 section 6.4.7: a failed COPY leaves the
+    /// destination as it was; RFC 2180 section 4.4), Dovecot's answer.
+    pub fn expunge_issued() -> Reply {
+        Reply::no("[EXPUNGEISSUED] Some of the requested messages no longer exist.")
+    }
+
     /// `NO [CODE] what failed: why` for a store error. I/O errors are logged: an operator must
     /// see them, a client only learns to retry.
     pub fn store_error(what: &str, e: &StoreError) -> Reply {

@@ -38,7 +38,7 @@ pub async fn search(
     let esearch = ret.is_some() || session.enabled.imap4rev2;
     if !esearch {
         classic(session, uid, &found);
-        return Reply::ok(done);
+        return Reply::ok_noting_expunges(found.expunged, done);
     }
     // RETURN () and the IMAP4rev2 plain SEARCH both mean RETURN (ALL).
     let opts: Vec<SearchReturn> = match ret {
@@ -52,7 +52,7 @@ pub async fn search(
     }
     if opts.iter().all(|&o| o == SearchReturn::Save) {
         // SAVE alone: no ESEARCH response (RFC 5182 section 2.1).
-        return Reply::ok(done);
+        return Reply::ok_noting_expunges(found.expunged, done);
     }
     let id = |h: &Hit| if uid { h.uid } else { h.msn };
     let mut line = esearch_prefix(tag, uid);
@@ -77,7 +77,7 @@ pub async fn search(
         }
     }
     session.untagged(&line);
-    Reply::ok(done)
+    Reply::ok_noting_expunges(found.expunged, done)
 }
 
 /// The MODSEQ of an ESEARCH answer (RFC 7162 section 3.1.5): with MIN or MAX alone, the

@@ -3,7 +3,7 @@
 use crate::imap::commands::reply::Reply;
 use crate::imap::commands::search::{error_reply, esearch_prefix};
 use crate::imap::parser::{SearchKey, SearchReturn, SortCriterion};
-use crate::imap::search::{self, sort, Hit};
+use crate::imap::search::{self, sort, Found, Hit};
 use crate::imap::selected::write_set;
 use crate::imap::session::Session;
 
@@ -18,8 +18,8 @@ pub async fn sort(
     keys: &[SearchKey<'_>],
 ) -> Reply {
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
-    let sorted = match run(session, criteria, charset, keys).await {
-        Ok(sorted) => sorted,
+    let found = match run(session, criteria, charset, keys).await {
+        Ok(found) => found,
         Err(e) => {
             if save {
                 session.saved_search.clear();
@@ -32,15 +32,16 @@ pub async fn sort(
     } else {
         "SORT completed"
     };
+    let sorted = &found.hits;
     let id = |h: &Hit| if uid { h.uid } else { h.msn };
     let Some(ret) = ret else {
         let mut line = String::from("SORT");
-        for hit in &sorted {
+        for hit in sorted {
             line.push(' ');
             line.push_str(&id(hit).to_string());
         }
         session.untagged(&line);
-        return Reply::ok(done);
+        return Reply::ok_noting_expunges(found.expunged, done);
     };
     let opts: Vec<SearchReturn> = if ret.is_empty() {
         vec![SearchReturn::All]
@@ -54,7 +55,7 @@ pub async fn sort(
         session.saved_search = uids;
     }
     if opts.iter().all(|&o| o == SearchReturn::Save) {
-        return Reply::ok(done);
+        return Reply::ok_noting_expunges(found.expunged, done);
     }
     let mut line = esearch_prefix(tag, uid);
     // ESORT: MIN and MAX are the first and last in sort order; ALL keeps the sort order.
@@ -74,7 +75,7 @@ pub async fn sort(
         line.push_str(&format!(" COUNT {}", sorted.len()));
     }
     session.untagged(&line);
-    Reply::ok(done)
+    Reply::ok_noting_expunges(found.expunged, done)
 }
 
 /// ESORT ALL is a sequence-set "in the requested sort order" (RFC 5267): runs of ids that
@@ -91,23 +92,25 @@ fn ordered_runs(ids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
     runs
 }
 
+/// The matches in sort order.
 async fn run(
     session: &mut Session,
     criteria: &[SortCriterion],
     charset: &[u8],
     keys: &[SearchKey<'_>],
-) -> Result<Vec<Hit>, search::SearchError> {
-    let found = search::run(session, keys, Some(charset)).await?;
+) -> Result<Found, search::SearchError> {
+    let mut found = search::run(session, keys, Some(charset)).await?;
     let fields = if sort::needs_fields(criteria) {
         let Some(selected) = session.selected.clone() else {
-            return Ok(Vec::new());
+            return Ok(Found::default());
         };
         let (mail, user) = session.mail().await?;
-        search::load_sort_fields(session, &mail, &user, selected.id, &found.hits).await?
+        search::load_sort_fields(session, &mail, &user, selected.id, &mut found).await?
     } else {
         Vec::new()
     };
-    Ok(sort::sort(&found.hits, &fields, criteria))
+    found.hits = sort::sort(&found.hits, &fields, criteria);
+    Ok(found)
 }
 
 #[cfg(test)]

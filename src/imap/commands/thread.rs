@@ -17,7 +17,7 @@ pub async fn thread(
     if algorithm == ThreadAlgorithm::Refs {
         return Reply::bad("THREAD=REFS is not supported");
     }
-    let found = match search::run(session, keys, Some(charset)).await {
+    let mut found = match search::run(session, keys, Some(charset)).await {
         Ok(found) => found,
         Err(e) => return error_reply(&e),
     };
@@ -28,8 +28,10 @@ pub async fn thread(
         Ok(m) => m,
         Err(e) => return Reply::store_error("THREAD failed", &e),
     };
+    // A message expunged meanwhile is left out; unlike SEARCH and SORT, Dovecot's THREAD
+    // answers a plain OK then, and so does this.
     let fields =
-        match search::load_sort_fields(session, &mail, &user, selected.id, &found.hits).await {
+        match search::load_sort_fields(session, &mail, &user, selected.id, &mut found).await {
             Ok(fields) => fields,
             Err(e) => return error_reply(&e),
         };

@@ -70,6 +70,10 @@ pub struct Found {
     pub hits: Vec<Hit>,
     /// A MODSEQ key was used: responses must carry mod-sequences (RFC 7162 section 3.1.5).
     pub uses_modseq: bool,
+    /// Messages of the session's view were expunged by another session before they could be
+    /// tested (or, for SORT and THREAD, their fields read): the answer may lack some that
+    /// would have matched, and says so with RFC 5530's EXPUNGEISSUED.
+    pub expunged: bool,
 }
 
 /// Why a search produced no result.
@@ -136,6 +140,7 @@ pub async fn run(
     let mut hits: Vec<Hit> = Vec::new();
     let mut pending: Vec<usize> = Vec::new();
     let mut keyword_bits: HashMap<u32, u64> = HashMap::new();
+    let mut expunged = false;
     for (chunk_no, chunk) in view.uids.chunks(INDEX_CHUNK).enumerate() {
         let first_msn = chunk_no * INDEX_CHUNK + 1;
         mail.with_mailbox(&user, selected.id, |v| {
@@ -149,6 +154,7 @@ pub async fn run(
                 }
                 // Not in the store: expunged, and not announced to this session yet.
                 let Some(entry) = messages.get(pos).filter(|m| m.uid == uid) else {
+                    expunged = true;
                     continue;
                 };
                 let keywords = if program.keywords.is_empty() {
@@ -197,7 +203,10 @@ pub async fn run(
         })?;
         let matched = match current {
             // Expunged by another session since the index pass: it matches nothing.
-            None => false,
+            None => {
+                expunged = true;
+                false
+            }
             Some((entry, keywords)) => {
                 match read_and_eval(
                     &program,
@@ -211,7 +220,10 @@ pub async fn run(
                 .await
                 {
                     Ok(matched) => matched,
-                    Err(StoreError::NoSuchMessage) => false,
+                    Err(StoreError::NoSuchMessage) => {
+                        expunged = true;
+                        false
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -229,6 +241,7 @@ pub async fn run(
     Ok(Found {
         hits,
         uses_modseq: program.uses_modseq,
+        expunged,
     })
 }
 
@@ -352,22 +365,32 @@ pub async fn sort_fields(
 }
 
 /// [`sort_fields`] for every hit, in order, yielding between messages. A message expunged
-/// meanwhile gets empty fields.
+/// meanwhile leaves the hits (there is nothing left to sort it by), and `found` notes it.
 pub async fn load_sort_fields(
     session: &Session,
     mail: &Rc<Partition>,
     user: &str,
     mailbox: u64,
-    hits: &[Hit],
+    found: &mut Found,
 ) -> Result<Vec<SortFields>, SearchError> {
-    let mut out = Vec::with_capacity(hits.len());
-    for hit in hits {
+    let mut out = Vec::with_capacity(found.hits.len());
+    // Positions of the hits expunged meanwhile, ascending.
+    let mut lost = Vec::new();
+    for (i, hit) in found.hits.iter().enumerate() {
         match sort_fields(mail, user, mailbox, hit.uid).await {
             Ok(fields) => out.push(fields),
-            Err(StoreError::NoSuchMessage) => out.push(SortFields::default()),
+            Err(StoreError::NoSuchMessage) => lost.push(i),
             Err(e) => return Err(e.into()),
         }
         pause(session).await?;
+    }
+    if !lost.is_empty() {
+        found.expunged = true;
+        let mut i = 0;
+        found.hits.retain(|_| {
+            i += 1;
+            lost.binary_search(&(i - 1)).is_err()
+        });
     }
     Ok(out)
 }
