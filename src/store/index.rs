@@ -329,6 +329,9 @@ pub(crate) enum Applied {
     Done,
     /// UIDs a flag change skipped because of UNCHANGEDSINCE.
     FlagConflicts(Vec<u32>),
+    /// The (source, destination) pairs a copy or move really made, when a message of it was
+    /// expunged by a record ahead of it in the log (see `Record::Copy`).
+    CopiedOnly(Vec<(u32, u32)>),
 }
 
 fn combine_flags(cur: u8, mode: FlagMode, given: u8) -> u8 {
@@ -445,11 +448,16 @@ impl Index {
                 let s = u.mailboxes.get(src).ok_or(StoreError::NoSuchMailbox)?;
                 let dst_next = u.mailboxes.get(dst).map_or(1, |d| d.uidnext);
                 let mut copies = Vec::with_capacity(pairs.len());
+                // A message expunged after the copy was submitted, by a record ahead of it in
+                // the log, is not copied; the rest are. This is what every build has done with
+                // such a record, so a log replays to the state its writer acknowledged; the
+                // caller learns which pairs were made and reports only those.
+                let mut lost = false;
                 for &(su, du) in pairs {
-                    // Expunged after the copy was submitted, by a record ahead of it in the
-                    // log: the copy does nothing, rather than part of what its COPYUID
-                    // promised (RFC 3501 section 6.4.7).
-                    let i = s.find(su).ok_or(StoreError::NoSuchMessage)?;
+                    let Some(i) = s.find(su) else {
+                        lost = true;
+                        continue;
+                    };
                     if du >= dst_next && copies.last().is_none_or(|c: &MessageEntry| c.uid < du) {
                         let mut m = s.messages[i];
                         m.uid = du;
@@ -458,6 +466,13 @@ impl Index {
                         copies.push(m);
                     }
                 }
+                let made: Option<Vec<(u32, u32)>> = lost.then(|| {
+                    pairs
+                        .iter()
+                        .filter(|&&(_, du)| copies.iter().any(|c| c.uid == du))
+                        .copied()
+                        .collect()
+                });
                 let bytes: u64 = copies.iter().map(|m| u64::from(m.size)).sum();
                 if src_modseq.is_none() && !u.fits(bytes, copies.len() as u64) {
                     return Err(StoreError::OverQuota);
@@ -479,7 +494,7 @@ impl Index {
                 }
                 d.messages.extend(copies);
                 d.wake();
-                Ok(Applied::Done)
+                Ok(made.map_or(Applied::Done, Applied::CopiedOnly))
             }
             Record::CreateMailbox {
                 user,

@@ -533,7 +533,7 @@ impl Partition {
         };
         let modified = match slot.wait().await? {
             Applied::FlagConflicts(v) => v,
-            Applied::Done => Vec::new(),
+            Applied::Done | Applied::CopiedOnly(_) => Vec::new(),
         };
         Ok(StoreResult { modseq, modified })
     }
@@ -630,7 +630,10 @@ impl Partition {
             });
             (slot, uidvalidity, pairs)
         };
-        slot.wait().await?;
+        let pairs = match slot.wait().await? {
+            Applied::CopiedOnly(made) => made,
+            Applied::Done | Applied::FlagConflicts(_) => pairs,
+        };
         Ok(CopyResult { uidvalidity, pairs })
     }
 

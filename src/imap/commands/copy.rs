@@ -43,7 +43,8 @@ pub async fn copy(
         .map(|(_, uid)| uid)
         .collect();
     // A message another session expunged (not announced yet) fails the whole command, as in
-    // Dovecot; the store fails it too when the expunge lands while the copy is written.
+    // Dovecot. One expunged while the copy is being written is left out of it, and COPYUID
+    // names only the copies made.
     if uids.iter().any(|&uid| view.is_gone(uid)) {
         return Reply::expunge_issued();
     }
@@ -60,9 +61,12 @@ pub async fn copy(
     let result = match result {
         Ok(r) => r,
         Err(StoreError::NoSuchMailbox) => return Reply::no("[TRYCREATE] No such mailbox"),
-        Err(StoreError::NoSuchMessage) => return Reply::expunge_issued(),
         Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
     };
+    if result.pairs.is_empty() {
+        // Every message was expunged by another session while the copy was written.
+        return Reply::expunge_issued();
+    }
     let (mut src, mut dst) = (String::new(), String::new());
     write_set(&mut src, &to_ranges(result.pairs.iter().map(|p| p.0)));
     let mut dst_uids: Vec<u32> = result.pairs.iter().map(|p| p.1).collect();
