@@ -2,9 +2,9 @@
 //!
 //! Executor 0 listens (a Unix socket path cannot be shared with SO_REUSEPORT), reads the
 //! frames and sends each decoded request to the executor that owns the user's partition as
-//! a mesh message; the owner runs the import there with the same [`StoreSink`] the offline
-//! tool uses, in a session task of its own, and answers over the mesh
-//! (`crate::server::rpc`). No store is touched from a core that does not own it. (An IMAP
+//! a job (`crate::server::route`); the owner runs the import there with the same
+//! [`StoreSink`] the offline tool uses, in a session task of its own, and the job answers
+//! with that task's reply. No store is touched from a core that does not own it. (An IMAP
 //! session moves its socket to the owner instead; glommio's Unix streams do not give out
 //! their descriptor, and an import's cost is in the store, not in reading the socket.)
 //!
@@ -24,44 +24,41 @@ use glommio::net::{UnixListener, UnixStream};
 use tracing::{debug, info, warn};
 
 use super::protocol::{frame_len, Reply, Request, VERSION};
-use crate::server::mesh::MeshMessage;
 use crate::server::partition::partition_of;
-use crate::server::rpc::{self, Answer, ReplyTo};
+use crate::server::route::{self, OwnerJob};
 use crate::server::runtime::Executor;
 use crate::tools::export::{Source, StoreSource};
 use crate::tools::import::{Incoming, Sink, StoreSink};
 
-/// One request of an admin connection, for the executor that owns its user.
-pub struct OwnerRequest {
+/// One request of an admin connection, run on the executor that owns its user; it answers
+/// with the owner's reply.
+struct OwnerRequest {
     /// The connection (a process-unique number).
-    pub session: u64,
+    session: u64,
     /// The canonical user name from the hello.
-    pub user: String,
+    user: String,
     /// The request; `None` when the connection ended without finishing.
-    pub request: Option<Request>,
-    /// Where the reply goes.
-    pub reply: Responder,
+    request: Option<Request>,
 }
 
-/// Where an owner's reply goes.
-pub enum Responder {
-    /// Back over the mesh to the executor serving the socket.
-    Mesh(ReplyTo),
-    /// To the socket's executor itself, when it owns the user.
-    Local(oneshot::Sender<Reply>),
-    /// Nobody waits (the end of a connection).
-    Nobody,
+impl OwnerJob for OwnerRequest {
+    type Answer = Reply;
+
+    fn run(self, exec: Rc<Executor>) -> impl std::future::Future<Output = Reply> {
+        let (tell, reply) = oneshot::channel();
+        // The end of a connection wants no reply: its sender is dropped at once.
+        let responder = self.request.is_some().then_some(tell);
+        handle(&exec, self.session, self.user, self.request, responder);
+        async move { reply.await.unwrap_or_else(|_| Reply::Error(stopping())) }
+    }
 }
 
-impl Responder {
-    async fn send(self, exec: &Executor, reply: Reply) {
-        match self {
-            Responder::Mesh(to) => rpc::answer(exec, to, Answer::Admin(reply)).await,
-            Responder::Local(tell) => {
-                let _ = tell.send(reply);
-            }
-            Responder::Nobody => {}
-        }
+/// Where the owner's reply to one request goes (nowhere for the end of a connection).
+type Responder = Option<oneshot::Sender<Reply>>;
+
+fn respond(responder: Responder, reply: Reply) {
+    if let Some(tell) = responder {
+        let _ = tell.send(reply);
     }
 }
 
@@ -218,35 +215,14 @@ async fn relay(
     user: &str,
     request: Option<Request>,
 ) -> Reply {
-    let wants_reply = request.is_some();
-    let make = |reply| OwnerRequest {
+    let job = OwnerRequest {
         session,
         user: user.to_string(),
         request,
-        reply,
     };
-    if owner == exec.id {
-        if !wants_reply {
-            handle(exec.clone(), make(Responder::Nobody));
-            return Reply::Ok(String::new());
-        }
-        let (tell, reply) = oneshot::channel();
-        handle(exec.clone(), make(Responder::Local(tell)));
-        return reply.await.unwrap_or_else(|_| Reply::Error(stopping()));
-    }
-    if !wants_reply {
-        let _ = exec
-            .send_to(owner, MeshMessage::Admin(make(Responder::Nobody)))
-            .await;
-        return Reply::Ok(String::new());
-    }
-    let asked = rpc::ask(exec, owner, |to| {
-        MeshMessage::Admin(make(Responder::Mesh(to)))
-    });
-    match asked.await {
-        Ok(Answer::Admin(reply)) => reply,
-        _ => Reply::Error(stopping()),
-    }
+    route::ask(exec, owner, job)
+        .await
+        .unwrap_or_else(|_| Reply::Error(stopping()))
 }
 
 fn stopping() -> String {
@@ -257,24 +233,20 @@ fn stopping() -> String {
 
 /// Takes a request on the executor that owns its user: a hello starts a session task, the
 /// rest go to that session's queue in order.
-pub fn handle(exec: Rc<Executor>, owner_request: OwnerRequest) {
-    let OwnerRequest {
-        session,
-        user,
-        request,
-        reply,
-    } = owner_request;
+fn handle(
+    exec: &Rc<Executor>,
+    session: u64,
+    user: String,
+    request: Option<Request>,
+    reply: Responder,
+) {
     let queue = SESSIONS.with(|s| s.borrow().get(&session).cloned());
     let queue = match (queue, &request) {
         (Some(queue), _) => queue,
         (None, Some(Request::Hello { .. })) => {
             let (queue, requests) = mpsc::unbounded();
             if !exec.spawn_task(serve(exec.clone(), session, user, requests)) {
-                let exec2 = exec.clone();
-                glommio::spawn_local(async move {
-                    reply.send(&exec2, Reply::Error(stopping())).await;
-                })
-                .detach();
+                respond(reply, Reply::Error(stopping()));
                 return;
             }
             SESSIONS.with(|s| s.borrow_mut().insert(session, queue.clone()));
@@ -282,12 +254,7 @@ pub fn handle(exec: Rc<Executor>, owner_request: OwnerRequest) {
         }
         (None, None) => return,
         (None, Some(_)) => {
-            let exec2 = exec.clone();
-            glommio::spawn_local(async move {
-                let gone = "this admin session has ended".to_string();
-                reply.send(&exec2, Reply::Error(gone)).await;
-            })
-            .detach();
+            respond(reply, Reply::Error("this admin session has ended".into()));
             return;
         }
     };
@@ -314,7 +281,7 @@ async fn serve(
             warn!(user = %user, "admin: partition {p}: {e}");
             let why = format!("partition {p} of {user} cannot be opened: {e}");
             while let Some((_, reply)) = requests.next().await {
-                reply.send(&exec, Reply::Error(why.clone())).await;
+                respond(reply, Reply::Error(why.clone()));
             }
             SESSIONS.with(|s| s.borrow_mut().remove(&session));
             return;
@@ -344,7 +311,7 @@ async fn serve(
                     }
                     Err(why) => Reply::Error(why),
                 };
-                reply.send(&exec, answer).await;
+                respond(reply, answer);
                 break;
             }
             Request::ListMailboxes => source.mailboxes().await.map(Reply::Names),
@@ -356,7 +323,7 @@ async fn serve(
         };
         let answer = done.unwrap_or_else(Reply::Error);
         let failed = matches!(answer, Reply::Error(_));
-        reply.send(&exec, answer).await;
+        respond(reply, answer);
         if failed {
             break;
         }

@@ -21,8 +21,8 @@ use crate::metrics::trace::ProtocolTrace;
 use crate::metrics::{Listener, MeterCarry, SessionMeter, SessionState};
 use crate::server::admission::{PreauthSlot, UserSessionSlot};
 use crate::server::conn::{Conn, ConnParts};
-use crate::server::handover::Handover;
 use crate::server::proxy;
+use crate::server::route::{self, OwnerJob};
 use crate::server::runtime::{ConnSlot, Executor};
 use crate::store::{Partition, StoreError};
 
@@ -236,8 +236,28 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
     spawn_session(&exec, task.instrument(span));
 }
 
+/// A logged-in session on its way to the executor that owns its user: the socket (dup()ed),
+/// the TLS session, every byte read but not yet parsed, and the session's own state.
+pub struct Handover {
+    /// Socket and TLS state.
+    conn: ConnParts,
+    /// Bytes the client pipelined after its login command.
+    unread: Vec<u8>,
+    /// Session state.
+    carry: SessionCarry,
+}
+
+impl OwnerJob for Handover {
+    type Answer = ();
+
+    /// Continues the session on its owner; the job lasts as long as the session.
+    fn run(self, exec: Rc<Executor>) -> impl std::future::Future<Output = ()> + 'static {
+        adopt(exec, self)
+    }
+}
+
 /// Continues a session handed over by another executor after login.
-pub fn adopt(exec: Rc<Executor>, handover: Handover) {
+fn adopt(exec: Rc<Executor>, handover: Handover) -> impl std::future::Future<Output = ()> {
     let Handover {
         conn,
         unread,
@@ -246,29 +266,25 @@ pub fn adopt(exec: Rc<Executor>, handover: Handover) {
     let slot = exec.admit(false);
     let span =
         tracing::info_span!("session", id = carry.id, client = %conn.peer, user = %carry.user);
-    let task = {
-        let exec = exec.clone();
-        async move {
-            let Some(slot) = slot else { return };
-            let mut reader = CommandReader::new(reader_limits(&exec));
-            reader.feed(&unread);
-            drop(unread);
-            let meter = SessionMeter::adopted(exec.metrics.clone(), carry.meter);
-            let state = State::Authenticated { user: carry.user };
-            let mut session =
-                Session::new(exec, Conn::from_parts(conn), carry.id, state, slot, meter);
-            session.enabled = carry.enabled;
-            session.seen_input = true;
-            debug!("session adopted");
-            if !session.start_user_session(&carry.login_tag) {
-                let _ = session.flush().await;
-                session.conn.close().await;
-                return;
-            }
-            session.serve(reader).await;
+    async move {
+        let Some(slot) = slot else { return };
+        let mut reader = CommandReader::new(reader_limits(&exec));
+        reader.feed(&unread);
+        drop(unread);
+        let meter = SessionMeter::adopted(exec.metrics.clone(), carry.meter);
+        let state = State::Authenticated { user: carry.user };
+        let mut session = Session::new(exec, Conn::from_parts(conn), carry.id, state, slot, meter);
+        session.enabled = carry.enabled;
+        session.seen_input = true;
+        debug!("session adopted");
+        if !session.start_user_session(&carry.login_tag) {
+            let _ = session.flush().await;
+            session.conn.close().await;
+            return;
         }
-    };
-    spawn_session(&exec, task.instrument(span));
+        session.serve(reader).await;
+    }
+    .instrument(span)
 }
 
 /// Counts a new connection from `ip` against `max_preauth_per_ip`: Ok(None) when the address
@@ -822,7 +838,7 @@ impl Session {
             unread,
             carry,
         };
-        if exec.hand_over(owner, handover).await.is_err() {
+        if route::tell(&exec, owner, handover).await.is_err() {
             info!("hand-over refused: the owner executor is stopping");
         }
     }

@@ -1,19 +1,16 @@
 //! Getting one recipient's copy into the store of the executor that owns the recipient.
 //!
-//! The session that received the message may run on any core. For a recipient owned by
-//! another executor it sends an [`OwnerRequest`] on the mesh and waits for the answer, which
-//! comes back on the mesh too (`crate::server::rpc`); the owner appends with the same store call IMAP APPEND uses and answers
-//! only once the record is durable (the store resolves an append after its group commit's
-//! fdatasync). Recipients owned by the session's own executor skip the mesh.
+//! The session that received the message may run on any core. The quota check and the copy
+//! are jobs run on the recipient's owner (`crate::server::route`), which appends with the
+//! same store call IMAP APPEND uses and answers only once the record is durable (the store
+//! resolves an append after its group commit's fdatasync). Recipients owned by the session's
+//! own executor skip the mesh.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tracing::debug;
-
-use crate::server::mesh::MeshMessage;
 use crate::server::partition::partition_of;
-use crate::server::rpc::{self, Answer, ReplyTo};
+use crate::server::route::{self, OwnerJob};
 use crate::server::runtime::Executor;
 use crate::store::{NewMessage, StoreError};
 
@@ -40,24 +37,27 @@ pub struct Delivered {
     pub uid: u32,
 }
 
-/// A request for the executor that owns a user; answered to `reply`.
-pub enum OwnerRequest {
-    /// Can `user` take a message of `size` bytes now (quota)?
-    CheckQuota {
-        /// The canonical user name.
-        user: String,
-        /// The size announced in `MAIL FROM ... SIZE=` (0 when none).
-        size: u64,
-        /// Where the answer goes.
-        reply: ReplyTo,
-    },
-    /// Store one copy.
-    Deliver {
-        /// The copy.
-        delivery: Delivery,
-        /// Answered once the copy is durable, or with why it is not.
-        reply: ReplyTo,
-    },
+/// Can `user` take a message of `size` bytes now (quota)?
+struct CheckQuota {
+    user: String,
+    size: u64,
+}
+
+impl OwnerJob for CheckQuota {
+    type Answer = Result<(), StoreError>;
+
+    async fn run(self, exec: Rc<Executor>) -> Self::Answer {
+        quota_here(&exec, &self.user, self.size).await
+    }
+}
+
+impl OwnerJob for Delivery {
+    type Answer = Result<Delivered, StoreError>;
+
+    /// Stores the copy; answers once it is durable, or with why it is not.
+    async fn run(self, exec: Rc<Executor>) -> Self::Answer {
+        deliver_here(&exec, self).await
+    }
 }
 
 /// The owner's error when it went away before answering.
@@ -70,70 +70,21 @@ fn owner_gone() -> StoreError {
 /// Checks `user`'s quota for a message of `size` bytes, on whichever executor owns the user.
 pub async fn check_quota(exec: &Rc<Executor>, user: &str, size: u64) -> Result<(), StoreError> {
     let owner = exec.owner_of(user);
-    if owner == exec.id {
-        return quota_here(exec, user, size).await;
-    }
-    let asked = rpc::ask(exec, owner, |reply| {
-        MeshMessage::Lmtp(OwnerRequest::CheckQuota {
-            user: user.to_string(),
-            size,
-            reply,
-        })
-    });
-    match asked.await {
-        Ok(Answer::Quota(result)) => result,
-        _ => Err(owner_gone()),
-    }
+    let job = CheckQuota {
+        user: user.to_string(),
+        size,
+    };
+    route::ask(exec, owner, job)
+        .await
+        .unwrap_or_else(|_| Err(owner_gone()))
 }
 
 /// Stores one copy on whichever executor owns its user; resolves once it is durable.
 pub async fn deliver(exec: Rc<Executor>, delivery: Delivery) -> Result<Delivered, StoreError> {
     let owner = exec.owner_of(&delivery.user);
-    if owner == exec.id {
-        return deliver_here(&exec, delivery).await;
-    }
-    let asked = rpc::ask(&exec, owner, |reply| {
-        MeshMessage::Lmtp(OwnerRequest::Deliver { delivery, reply })
-    });
-    match asked.await {
-        Ok(Answer::Delivered(result)) => result,
-        _ => Err(owner_gone()),
-    }
-}
-
-/// Serves a request that arrived on the mesh. The work runs inside the executor's session
-/// gate, so shutdown waits for a delivery in flight before it closes the store; a request
-/// that comes once the gate is closed is answered at once with a temporary failure.
-pub fn handle(exec: Rc<Executor>, request: OwnerRequest) {
-    // What to answer if the gate is closed; the error itself is built only then.
-    let (reply, quota) = match &request {
-        OwnerRequest::CheckQuota { reply, .. } => (*reply, true),
-        OwnerRequest::Deliver { reply, .. } => (*reply, false),
-    };
-    let task = {
-        let exec = exec.clone();
-        async move {
-            let (reply, answer) = match request {
-                OwnerRequest::CheckQuota { user, size, reply } => {
-                    (reply, Answer::Quota(quota_here(&exec, &user, size).await))
-                }
-                OwnerRequest::Deliver { delivery, reply } => (
-                    reply,
-                    Answer::Delivered(deliver_here(&exec, delivery).await),
-                ),
-            };
-            rpc::answer(&exec, reply, answer).await;
-        }
-    };
-    if !exec.spawn_task(task) {
-        debug!("LMTP request refused: shutting down");
-        let refusal = if quota {
-            Answer::Quota(Err(owner_gone()))
-        } else {
-            Answer::Delivered(Err(owner_gone()))
-        };
-        rpc::answer_later(exec, reply, refusal);
-    }
+    route::ask(&exec, owner, delivery)
+        .await
+        .unwrap_or_else(|_| Err(owner_gone()))
 }
 
 async fn quota_here(exec: &Executor, user: &str, size: u64) -> Result<(), StoreError> {

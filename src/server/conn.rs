@@ -3,7 +3,8 @@
 //! We drive `rustls::ServerConnection` by hand instead of using futures-rustls because a session
 //! must be able to move to another executor after login: futures-rustls' `TlsStream` can be taken
 //! apart but not rebuilt, while a bare `ServerConnection` is `Send` and can travel on the mesh
-//! next to a dup()ed socket and be wrapped again on the other side (see `handover.rs`).
+//! next to a dup()ed socket and be wrapped again on the other side (see `Handover` in
+//! `imap/session.rs`).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

@@ -3,13 +3,11 @@
 pub mod admission;
 pub mod conn;
 pub mod datadir;
-pub mod handover;
 pub mod limits;
-pub mod mesh;
 pub mod partition;
 pub mod partitions;
 pub mod proxy;
-pub mod rpc;
+pub mod route;
 pub mod runtime;
 pub mod sockets;
 pub mod tls;

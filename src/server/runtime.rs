@@ -3,7 +3,7 @@
 //!
 //! Each executor binds its own SO_REUSEPORT socket for every listener, so the kernel spreads
 //! new connections over the cores and no accept lock exists. After login a session whose user
-//! belongs to another executor is handed over on the mesh (see `handover.rs`).
+//! belongs to another executor is handed over on the mesh (see `route.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
@@ -27,10 +27,9 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::server::admission::{PreauthCounts, UserSessions};
 use crate::server::conn::Conn;
-use crate::server::handover::Handover;
 use crate::server::limits;
-use crate::server::mesh::MeshMessage;
 use crate::server::partitions::Partitions;
+use crate::server::route::{self, MeshMessage};
 use crate::server::sockets;
 use crate::server::tls;
 
@@ -172,13 +171,9 @@ impl Executor {
         )
     }
 
-    /// Sends a session to its owner executor.
-    pub async fn hand_over(&self, to: usize, handover: Handover) -> Result<(), ()> {
-        self.send_to(to, MeshMessage::Handover(handover)).await
-    }
-
-    /// Sends a message to executor `to`; fails only when that executor is stopping.
-    pub async fn send_to(&self, to: usize, message: MeshMessage) -> Result<(), ()> {
+    /// Sends a message to executor `to`; fails only when that executor is stopping. Work
+    /// for another executor goes through `route`, which builds the messages.
+    pub(crate) async fn send_to(&self, to: usize, message: MeshMessage) -> Result<(), ()> {
         self.mesh.send_to(to, message).await.map_err(drop)
     }
 
@@ -536,18 +531,7 @@ async fn executor_main(
         let exec = exec.clone();
         glommio::spawn_local(async move {
             while let Some(message) = stream.recv().await {
-                match message {
-                    MeshMessage::Handover(handover) => {
-                        crate::imap::session::adopt(exec.clone(), handover)
-                    }
-                    MeshMessage::Lmtp(request) => {
-                        crate::lmtp::delivery::handle(exec.clone(), request)
-                    }
-                    MeshMessage::Admin(request) => {
-                        crate::admin::server::handle(exec.clone(), request)
-                    }
-                    MeshMessage::Answer { id, answer } => crate::server::rpc::deliver(id, answer),
-                }
+                route::receive(&exec, message);
             }
         })
         .detach();
