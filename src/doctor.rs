@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::server::datadir::{self, CONFIG_NAME, DEFAULT_DATA_DIR};
+use crate::server::lock;
 use crate::server::{limits, sockets};
-use crate::tools::lock;
 
 /// Less free space than this on the data dir's filesystem fails the check.
 const MIN_FREE_BYTES: u64 = 1 << 30;

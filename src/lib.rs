@@ -9,5 +9,6 @@ pub mod lmtp;
 pub mod metrics;
 pub mod mime;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod tools;

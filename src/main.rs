@@ -163,7 +163,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 config_path,
                 data_dir,
             } = layout;
-            ringmail::server::runtime::serve(config, config_path, data_dir)
+            let services = ringmail::services::from_config(&config, &data_dir);
+            ringmail::server::runtime::serve(config, config_path, data_dir, services)
                 .map_err(|e| e.to_string())
         }
         Command::Import {
@@ -322,7 +323,7 @@ fn known_user(layout: &Layout, user: &str) -> Result<String, String> {
 
 /// Whether a running server holds the data dir (then tools go through its admin socket).
 fn server_running(layout: &Layout, what: &str) -> Result<bool, String> {
-    ringmail::tools::lock::DataDirLock::try_acquire(&layout.data_dir)
+    ringmail::server::lock::DataDirLock::try_acquire(&layout.data_dir)
         .map(|lock| lock.is_none())
         .map_err(|e| format!("{what}: cannot lock {}: {e}", layout.data_dir.display()))
 }
@@ -502,7 +503,7 @@ fn problems(list: &[String]) -> Result<(), String> {
 
 /// `ringmail check [--repair]`: one line per partition, then the damage found.
 fn check_command(layout: &Layout, repair: bool) -> Result<(), String> {
-    let _lock = ringmail::tools::lock::DataDirLock::acquire(&layout.data_dir, "check")?;
+    let _lock = ringmail::server::lock::DataDirLock::acquire(&layout.data_dir, "check")?;
     let report = ringmail::store::check(&layout.data_dir, repair)
         .map_err(|e| format!("cannot check {}: {e}", layout.data_dir.display()))?;
     for partition in &report.partitions {

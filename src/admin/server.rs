@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::protocol::{frame_len, Reply, Request, VERSION};
 use crate::server::partition::partition_of;
 use crate::server::route::{self, OwnerJob};
-use crate::server::runtime::Executor;
+use crate::server::runtime::{Executor, LocalTask};
 use crate::tools::export::{Source, StoreSource};
 use crate::tools::import::{Incoming, Sink, StoreSink};
 
@@ -96,6 +96,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
             format!("[admin] socket {shown}: {e}")
         })?;
     Ok(listener)
+}
+
+/// The admin socket as an executor task: executor 0 serves it (a Unix socket path cannot be
+/// shared between listeners the way SO_REUSEPORT shares a port); None elsewhere or when the
+/// config turns it off.
+pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
+    let Some(path) = exec.config().admin_socket(&exec.data_dir) else {
+        return Ok(None);
+    };
+    if exec.id != 0 {
+        return Ok(None);
+    }
+    let listener = bind(&path)?;
+    Ok(Some(Box::pin(accept_loop(exec.clone(), listener))))
 }
 
 /// Admin connections served at once. Each may hold a frame of up to `MAX_FRAME` bytes in

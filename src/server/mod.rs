@@ -4,6 +4,7 @@ pub mod admission;
 pub mod conn;
 pub mod datadir;
 pub mod limits;
+pub mod lock;
 pub mod partition;
 pub mod partitions;
 pub mod proxy;

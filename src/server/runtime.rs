@@ -70,9 +70,43 @@ pub enum ServeError {
     },
 }
 
+/// A TCP listener a protocol asks the runtime to run: every executor binds each address
+/// (SO_REUSEPORT) and hands each accepted connection to `start`.
+#[derive(Clone)]
+pub struct TcpService {
+    /// Where to listen.
+    pub addrs: Vec<SocketAddr>,
+    /// The config key naming the addresses, for the error when one cannot be bound.
+    pub config_key: &'static str,
+    /// The metrics label of its connections.
+    pub kind: crate::metrics::Listener,
+    /// Starts a session for an accepted connection (on the executor that accepted it).
+    pub start: fn(Rc<Executor>, Conn),
+}
+
+/// A task an executor runs beside its listeners until shutdown (the admin socket); None
+/// when it has nothing to run, an error that stops the start otherwise.
+pub type ExecutorTask = fn(&Rc<Executor>) -> Result<Option<LocalTask>, String>;
+
+/// A task of one executor.
+pub type LocalTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// What the server serves: the protocols' listeners and tasks. The binary builds it from
+/// the config, so the runtime itself knows no protocol.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// TCP listeners, on every executor.
+    pub tcp: Vec<TcpService>,
+    /// Tasks each executor starts (a task decides itself whether it runs on this one).
+    pub tasks: Vec<ExecutorTask>,
+    /// Files to remove once the executors have stopped (the admin socket's path).
+    pub cleanup: Vec<PathBuf>,
+}
+
 /// What every executor starts from (all `Send`).
 #[derive(Clone)]
 struct Shared {
+    services: Services,
     config: Arc<Config>,
     config_path: PathBuf,
     data_dir: PathBuf,
@@ -226,20 +260,23 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Runs the server until SIGTERM or SIGINT. Returns after every executor has stopped.
-pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<(), ServeError> {
+/// Runs `services` until SIGTERM or SIGINT. Returns after every executor has stopped.
+pub fn serve(
+    config: Config,
+    config_path: PathBuf,
+    data_dir: PathBuf,
+    services: Services,
+) -> Result<(), ServeError> {
     // Held until serve returns: offline tools (import, restore) refuse to touch the store.
     let _lock =
-        crate::tools::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
+        crate::server::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
     limits::raise_memlock().map_err(ServeError::Limit)?;
     limits::raise_nofile();
 
-    let imap = config.imap.listen.iter().chain(&config.imap.listen_tls);
-    for (addr, section) in imap
-        .map(|a| (a, "[imap] listen / listen_tls"))
-        .chain(config.lmtp.listen.iter().map(|a| (a, "[lmtp] listen")))
-    {
-        check_bind(*addr, section)?;
+    for service in &services.tcp {
+        for addr in &service.addrs {
+            check_bind(*addr, service.config_key)?;
+        }
     }
     // Load once here so a bad certificate stops the start with a clear line.
     tls::load(
@@ -263,6 +300,7 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
     };
     let metrics = crate::metrics::endpoint::start(&config.metrics.listen, executors);
     let shared = Shared {
+        services,
         config: Arc::new(config),
         config_path,
         data_dir,
@@ -299,12 +337,13 @@ pub fn serve(config: Config, config_path: PathBuf, data_dir: PathBuf) -> Result<
             })?;
         handles.push(handle);
     }
-    info!(
-        executors,
-        imap = ?shared.config.imap.listen,
-        imaps = ?shared.config.imap.listen_tls,
-        "ringmail serving"
-    );
+    let listening: Vec<String> = shared
+        .services
+        .tcp
+        .iter()
+        .map(|s| format!("{}={:?}", s.kind.label(), s.addrs))
+        .collect();
+    info!(executors, listening = %listening.join(" "), "ringmail serving");
     spawn_signal_thread(signal_ends);
 
     let mut failed = false;
@@ -472,44 +511,25 @@ async fn executor_main(
     exec.metrics.borrow_mut().partitions_open = opened as u64;
 
     let mut tasks = Vec::new();
-    use crate::metrics::Listener;
     let bind = |addr: SocketAddr| {
         TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
     };
-    for addr in &config.imap.listen {
-        let listener = bind(*addr)?;
-        tasks.push(glommio::spawn_local(accept_loop(
-            exec.clone(),
-            listener,
-            Listener::Imap,
-            |exec, conn| crate::imap::session::accept(exec, conn, false),
-        )));
+    for service in &shared.services.tcp {
+        for addr in &service.addrs {
+            let listener = bind(*addr)?;
+            let start = service.start;
+            tasks.push(glommio::spawn_local(accept_loop(
+                exec.clone(),
+                listener,
+                service.kind,
+                start,
+            )));
+        }
     }
-    for addr in &config.imap.listen_tls {
-        let listener = bind(*addr)?;
-        tasks.push(glommio::spawn_local(accept_loop(
-            exec.clone(),
-            listener,
-            Listener::Imaps,
-            |exec, conn| crate::imap::session::accept(exec, conn, true),
-        )));
-    }
-    for addr in &config.lmtp.listen {
-        let listener = bind(*addr)?;
-        tasks.push(glommio::spawn_local(accept_loop(
-            exec.clone(),
-            listener,
-            Listener::Lmtp,
-            crate::lmtp::start,
-        )));
-    }
-    // One executor serves the admin socket: a Unix socket path cannot be shared.
-    if let Some(path) = config.admin_socket(&exec.data_dir).filter(|_| index == 0) {
-        let listener = crate::admin::server::bind(&path)?;
-        tasks.push(glommio::spawn_local(crate::admin::server::accept_loop(
-            exec.clone(),
-            listener,
-        )));
+    for task in &shared.services.tasks {
+        if let Some(run) = task(&exec)? {
+            tasks.push(glommio::spawn_local(run));
+        }
     }
     // Partitions are open and listeners bound: from now on this executor counts as ready.
     if let Some(to) = shared.metrics.clone() {
@@ -566,8 +586,10 @@ async fn executor_main(
         );
     }
     exec.store.close_all().await;
-    if let Some(path) = config.admin_socket(&exec.data_dir).filter(|_| index == 0) {
-        let _ = std::fs::remove_file(path);
+    if index == 0 {
+        for path in &shared.services.cleanup {
+            let _ = std::fs::remove_file(path);
+        }
     }
     Ok(())
 }

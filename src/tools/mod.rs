@@ -2,14 +2,13 @@
 //! and restore.
 //!
 //! Import and export run either way: against a stopped server's data dir ([`offline`], under
-//! the data-dir [`lock`]), or through a running server's admin socket (`crate::admin`), with
+//! the data-dir [`lock`](crate::server::lock)), or through a running server's admin socket (`crate::admin`), with
 //! the same store-side code on both paths. [`backup`] copies a running server's data dir and
 //! takes no lock.
 
 pub mod backup;
 pub mod export;
 pub mod import;
-pub mod lock;
 pub mod maildir;
 pub mod mbox;
 pub mod offline;

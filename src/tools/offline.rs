@@ -11,7 +11,7 @@ use crate::server::partition::partition_of;
 use crate::server::partitions::Partitions;
 use crate::store::{Partition, StoreError};
 
-use super::lock::DataDirLock;
+use crate::server::lock::DataDirLock;
 
 /// A stopped server's store, opened by a tool.
 pub struct OfflineStore {
