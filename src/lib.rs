@@ -1,14 +1,18 @@
 //! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
 
 pub mod admin;
-pub mod auth;
 pub mod config;
 pub mod doctor;
 pub mod imap;
 pub mod lmtp;
 pub mod metrics;
-pub mod mime;
 pub mod server;
 pub mod services;
-pub mod store;
 pub mod tools;
+
+// The leaf layers live in their own crates (crates/mime, crates/store, crates/auth), so cargo
+// enforces that they use nothing above them. Re-exported under their old names so that
+// `crate::store::...` and `ringmail::store::...` keep working.
+pub use ringmail_auth as auth;
+pub use ringmail_mime as mime;
+pub use ringmail_store as store;

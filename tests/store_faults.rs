@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ringmail::store::{NewMessage, Options, Partition, Quota, ResponseCode, StoreError};
+use ringmail::imap::store_error::{response_code, ResponseCode};
+use ringmail::store::{NewMessage, Options, Partition, Quota, StoreError};
 
 fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
 where
@@ -96,7 +97,7 @@ fn full_disk_fails_appends_keeps_reads_and_recovers() {
         let e = failure.expect("a 2 MiB disk must fill up");
         assert!(matches!(e, StoreError::Io(_)), "{e:?}");
         assert!(e.is_disk_full(), "{e:?}");
-        assert_eq!(e.response_code(), ResponseCode::Unavailable);
+        assert_eq!(response_code(&e), ResponseCode::Unavailable);
         // Still full: fails again, and reads keep working.
         assert!(p.append("gina", "INBOX", &[new(&msg(9999))]).await.is_err());
         for &(uid, i) in &acked {
@@ -157,12 +158,12 @@ fn quota_is_enforced_at_append_and_copy() {
             .await
             .unwrap();
         let e = p.append("hank", "INBOX", &[new(&b)]).await.unwrap_err();
-        assert_eq!(e.response_code(), ResponseCode::OverQuota);
+        assert_eq!(response_code(&e), ResponseCode::OverQuota);
         let e = p
             .copy("hank", "INBOX", &[(1, 2)], "Copies")
             .await
             .unwrap_err();
-        assert_eq!(e.response_code(), ResponseCode::OverQuota);
+        assert_eq!(response_code(&e), ResponseCode::OverQuota);
         // Moving does not add usage.
         p.move_messages("hank", "INBOX", &[(1, 2)], "Copies")
             .await

@@ -1,6 +1,7 @@
 //! The outcome of a mailbox command, written as its tagged response after the untagged
 //! updates the command boundary allows.
 
+use crate::imap::store_error::response_code;
 use crate::store::StoreError;
 
 /// A tagged response waiting to be written.
@@ -62,6 +63,6 @@ impl Reply {
         if matches!(e, StoreError::Io(_) | StoreError::Corrupt(_)) {
             tracing::error!("{what}: {e}");
         }
-        Reply::no(format!("[{}] {what}: {e}", e.response_code().as_str()))
+        Reply::no(format!("[{}] {what}: {e}", response_code(e).as_str()))
     }
 }

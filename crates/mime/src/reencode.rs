@@ -97,7 +97,7 @@ fn base64_lines(data: &[u8], eol: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mime::{analyze, decode_part};
+    use crate::{analyze, decode_part};
 
     #[test]
     fn binary_leaf_parts_become_base64_and_decode_back() {

@@ -29,7 +29,7 @@ mod view;
 mod writer;
 
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
-pub use error::{ResponseCode, Result, StoreError};
+pub use error::{Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
 pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};

@@ -89,10 +89,10 @@ pub struct NewMessage<'a> {
     pub meta: &'a [u8],
 }
 
-#[cfg(test)]
 impl<'a> NewMessage<'a> {
-    /// A message with no flags, keywords, date or metadata: what most unit tests append.
-    pub(crate) fn plain(body: &'a [u8]) -> NewMessage<'a> {
+    /// A message with no flags, keywords, date or metadata: what most unit tests append
+    /// (public, not test-only, because tests of the crates above the store use it too).
+    pub fn plain(body: &'a [u8]) -> NewMessage<'a> {
         NewMessage {
             body,
             flags: 0,

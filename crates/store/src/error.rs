@@ -1,4 +1,5 @@
-//! The store's error type and its mapping to IMAP response codes.
+//! The store's error type: what went wrong, in the store's terms (the IMAP layer decides
+//! how to say it to a client: src/imap/store_error.rs).
 
 use std::io;
 use std::sync::Arc;
@@ -38,54 +39,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The IMAP response code a failed command should carry (RFC 9051 section 7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseCode {
-    /// `[OVERQUOTA]`
-    OverQuota,
-    /// `[NONEXISTENT]`
-    NonExistent,
-    /// `[ALREADYEXISTS]`
-    AlreadyExists,
-    /// `[CANNOT]`
-    Cannot,
-    /// `[TOOBIG]` (RFC 4469 / 7889)
-    TooBig,
-    /// `[UNAVAILABLE]`: temporary failure, the client may retry later (full disk, I/O).
-    Unavailable,
-    /// `[SERVERBUG]`: the server's data is damaged.
-    ServerBug,
-}
-
-impl ResponseCode {
-    /// The code as written inside the brackets of a tagged NO.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResponseCode::OverQuota => "OVERQUOTA",
-            ResponseCode::NonExistent => "NONEXISTENT",
-            ResponseCode::AlreadyExists => "ALREADYEXISTS",
-            ResponseCode::Cannot => "CANNOT",
-            ResponseCode::TooBig => "TOOBIG",
-            ResponseCode::Unavailable => "UNAVAILABLE",
-            ResponseCode::ServerBug => "SERVERBUG",
-        }
-    }
-}
-
 impl StoreError {
-    /// The response code the IMAP layer sends with `NO`.
-    pub fn response_code(&self) -> ResponseCode {
-        match self {
-            StoreError::Io(_) => ResponseCode::Unavailable,
-            StoreError::OverQuota => ResponseCode::OverQuota,
-            StoreError::NoSuchMailbox | StoreError::NoSuchMessage => ResponseCode::NonExistent,
-            StoreError::AlreadyExists => ResponseCode::AlreadyExists,
-            StoreError::InvalidName | StoreError::NotPermitted(_) => ResponseCode::Cannot,
-            StoreError::TooLarge => ResponseCode::TooBig,
-            StoreError::Corrupt(_) => ResponseCode::ServerBug,
-        }
-    }
-
     /// True when the failure came from the disk being full.
     pub fn is_disk_full(&self) -> bool {
         match self {
