@@ -153,6 +153,12 @@ struct Allow {
     index: bool,
 }
 
+/// deleteheader has :index/:last of its own (RFC 5293 §5), without the index extension.
+const DELETEHEADER: Allow = Allow {
+    address_part: false,
+    index: true,
+};
+
 fn expect_str(a: &Arg, what: &str) -> Result<(String, Pos), CompileError> {
     match a {
         Arg::Str(s, p) => Ok((s.clone(), *p)),
@@ -762,12 +768,8 @@ impl Compiler<'_> {
             }
             "deleteheader" => {
                 self.need("editheader", pos, name)?;
-                let allow = Allow {
-                    address_part: false,
-                    index: true,
-                };
-                let mut a = self.split_common(name, pos, &cmd.args, allow, &|_| None)?;
-                let common = self.common(&mut a, allow)?;
+                let mut a = self.split_common(name, pos, &cmd.args, DELETEHEADER, &|_| None)?;
+                let common = self.common(&mut a, DELETEHEADER, false)?;
                 if a.positional.is_empty() || a.positional.len() > 2 {
                     return Err(CompileError::new(
                         pos,
@@ -1042,7 +1044,12 @@ impl Compiler<'_> {
         })
     }
 
-    fn common(&mut self, a: &mut Args, allow: Allow) -> Result<Common, CompileError> {
+    fn common(
+        &mut self,
+        a: &mut Args,
+        allow: Allow,
+        index_ext: bool,
+    ) -> Result<Common, CompileError> {
         let mut c = Common::default();
         let tags = std::mem::take(&mut a.tags);
         let mut rest = Vec::new();
@@ -1115,7 +1122,9 @@ impl Compiler<'_> {
                     });
                 }
                 "index" if allow.index => {
-                    self.need("index", p, ":index")?;
+                    if index_ext {
+                        self.need("index", p, ":index")?;
+                    }
                     let n = expect_num(t.value.as_ref().expect("param"), ":index")?;
                     if n == 0 {
                         return Err(CompileError::new(p, ":index counts from 1"));
@@ -1126,7 +1135,9 @@ impl Compiler<'_> {
                     });
                 }
                 "last" if allow.index => {
-                    self.need("index", p, ":last")?;
+                    if index_ext {
+                        self.need("index", p, ":last")?;
+                    }
                     last = Some(p);
                 }
                 _ => rest.push(t),
@@ -1281,7 +1292,7 @@ impl Compiler<'_> {
                     index: true,
                 };
                 let mut a = self.split_common(name, pos, &t.args, allow, &|_| None)?;
-                let c = self.common(&mut a, allow)?;
+                let c = self.common(&mut a, allow, true)?;
                 a.expect_count(2)?;
                 let names = self.header_names(&a.positional[0], false)?;
                 TestOp::Header {
@@ -1296,7 +1307,7 @@ impl Compiler<'_> {
                     index: true,
                 };
                 let mut a = self.split_common(name, pos, &t.args, allow, &|_| None)?;
-                let c = self.common(&mut a, allow)?;
+                let c = self.common(&mut a, allow, true)?;
                 a.expect_count(2)?;
                 let names = self.header_names(&a.positional[0], true)?;
                 TestOp::Address {
@@ -1313,7 +1324,7 @@ impl Compiler<'_> {
                     index: false,
                 };
                 let mut a = self.split_common(name, pos, &t.args, allow, &|_| None)?;
-                let c = self.common(&mut a, allow)?;
+                let c = self.common(&mut a, allow, true)?;
                 a.expect_count(2)?;
                 let (l, lp) = expect_list(&a.positional[0], "the envelope parts")?;
                 for p in &l {
@@ -1338,7 +1349,7 @@ impl Compiler<'_> {
                     "content" => Some(Param::List),
                     _ => None,
                 })?;
-                let c = self.common(&mut a, plain)?;
+                let c = self.common(&mut a, plain, true)?;
                 a.expect_count(1)?;
                 let raw = a.take("raw");
                 let text = a.take("text");
@@ -1374,7 +1385,7 @@ impl Compiler<'_> {
                     "originalzone" if is_date => Some(Param::Flag),
                     _ => None,
                 })?;
-                let c = self.common(&mut a, allow)?;
+                let c = self.common(&mut a, allow, true)?;
                 let zone = self.zone(&mut a, is_date)?;
                 if is_date {
                     a.expect_count(3)?;
@@ -1408,7 +1419,7 @@ impl Compiler<'_> {
             "string" => {
                 self.need("variables", pos, name)?;
                 let mut a = self.split_common(name, pos, &t.args, plain, &|_| None)?;
-                let c = self.common(&mut a, plain)?;
+                let c = self.common(&mut a, plain, true)?;
                 a.expect_count(2)?;
                 let (l, lp) = expect_list(&a.positional[0], "the source strings")?;
                 TestOp::String {
@@ -1419,7 +1430,7 @@ impl Compiler<'_> {
             "hasflag" => {
                 self.need("imap4flags", pos, name)?;
                 let mut a = self.split_common(name, pos, &t.args, plain, &|_| None)?;
-                let c = self.common(&mut a, plain)?;
+                let c = self.common(&mut a, plain, true)?;
                 let (vars, keys) = match a.positional.len() {
                     1 => (None, &a.positional[0]),
                     2 => {
