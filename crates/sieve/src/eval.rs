@@ -721,8 +721,9 @@ impl Run<'_> {
         // Duplicates of the same action are one action (RFC 5228 §2.10.3).
         for existing in self.actions.iter_mut() {
             match (&mut *existing, &a) {
+                // The later one's flags win, as in Pigeonhole.
                 (Action::Keep { flags, .. }, Action::Keep { flags: new, .. }) => {
-                    split_flags(new.iter().map(|s| s.as_str()), flags);
+                    flags.clone_from(new);
                     return Ok(());
                 }
                 (
@@ -733,7 +734,7 @@ impl Run<'_> {
                         ..
                     },
                 ) if mailbox == m2 => {
-                    split_flags(new.iter().map(|s| s.as_str()), flags);
+                    flags.clone_from(new);
                     return Ok(());
                 }
                 (Action::Redirect { address, .. }, Action::Redirect { address: a2, .. })
@@ -1118,7 +1119,7 @@ impl Run<'_> {
             Some(h) => self.expand(f, h).into_owned(),
             None => format!(
                 "{reason}{}{}{}",
-                subject_given.as_deref().unwrap_or(""),
+                subject_given.as_deref().unwrap_or("<default-subject>"),
                 from_given.as_deref().unwrap_or("<default-from>"),
                 if v.mime { "<MIME>" } else { "<NO-MIME>" }
             ),
