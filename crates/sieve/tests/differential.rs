@@ -502,8 +502,7 @@ impl Pigeonhole {
             Command::new(&self.bin)
         };
         c.env("HOME", home).args(args);
-        let out = c.output().expect("sieve-test runs");
-        out
+        c.output().expect("sieve-test runs")
     }
 
     fn run(&self, case: usize, script: &str, message: &str) -> (Norm, String) {
