@@ -915,18 +915,20 @@ impl Compiler<'_> {
                 ))
             }
         };
-        let mut opt_str = |c: &mut Self, tag: &str| -> Result<Option<Str>, CompileError> {
-            match a.take(tag) {
-                Some(t) => {
-                    let (s, p) = expect_str(t.value.as_ref().expect("param"), tag)?;
-                    Ok(Some(c.str(&s, p)?))
+        // Each optional string with its text as written (for the default handle).
+        let mut opt_str =
+            |c: &mut Self, tag: &str| -> Result<(Option<Str>, Option<String>), CompileError> {
+                match a.take(tag) {
+                    Some(t) => {
+                        let (s, p) = expect_str(t.value.as_ref().expect("param"), tag)?;
+                        Ok((Some(c.str(&s, p)?), Some(s)))
+                    }
+                    None => Ok((None, None)),
                 }
-                None => Ok(None),
-            }
-        };
-        let subject = opt_str(self, "subject")?;
-        let from = opt_str(self, "from")?;
-        let handle = opt_str(self, "handle")?;
+            };
+        let (subject, subject_src) = opt_str(self, "subject")?;
+        let (from, from_src) = opt_str(self, "from")?;
+        let (handle, _) = opt_str(self, "handle")?;
         if let Some(Str::Lit(f)) = &from {
             if crate::message::parse_addresses(f)
                 .first()
@@ -957,7 +959,17 @@ impl Compiler<'_> {
             ));
         }
         let reason = self.str(&r, rp)?;
+        // RFC 5230 §4.2: without :handle, one made of the texts as the script writes them
+        // (before variables are substituted, so one vacation text is one handle whatever
+        // the message), in the form Pigeonhole uses.
+        let default_handle = format!(
+            "{r}{}{}{}",
+            subject_src.as_deref().unwrap_or("<default-subject>"),
+            from_src.as_deref().unwrap_or("<default-from>"),
+            if mime { "<MIME>" } else { "<NO-MIME>" }
+        );
         Ok(Op::Vacation(Box::new(VacationOp {
+            default_handle,
             period,
             seconds: is_secs,
             subject,

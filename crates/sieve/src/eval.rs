@@ -1117,12 +1117,7 @@ impl Run<'_> {
         };
         let handle = match &v.handle {
             Some(h) => self.expand(f, h).into_owned(),
-            None => format!(
-                "{reason}{}{}{}",
-                subject_given.as_deref().unwrap_or("<default-subject>"),
-                from_given.as_deref().unwrap_or("<default-from>"),
-                if v.mime { "<MIME>" } else { "<NO-MIME>" }
-            ),
+            None => v.default_handle.clone(),
         };
         if self.env.vacation_responded(&sender, &handle, period) {
             self.notes.push(format!(

@@ -188,6 +188,7 @@ pub(crate) struct VacationOp {
     pub addresses: Vec<Str>,
     pub mime: bool,
     pub handle: Option<Str>,
+    pub default_handle: String,
     pub reason: Str,
 }
 
