@@ -72,7 +72,11 @@ fn roundcube_generated_rules() {
             ("encoded", &[vac, "implicit-keep"]),
             (
                 "boss",
-                &["fileinto Boss [\\Flagged] :copy", vac, "implicit-keep [\\Flagged]"],
+                &[
+                    "fileinto Boss [\\Flagged] :copy",
+                    vac,
+                    "implicit-keep [\\Flagged]",
+                ],
             ),
             // Precedence: bulk: no auto-reply.
             ("newsletter", &["implicit-keep"]),
@@ -190,7 +194,11 @@ fn family_forward_and_duplicates() {
     for m in ALL {
         let o = run_in("family", m, &mut e);
         let has_id = !matches!(*m, "spam" | "encoded");
-        let want: &[&str] = if has_id { &["discard"] } else { &["fileinto Friends"] };
+        let want: &[&str] = if has_id {
+            &["discard"]
+        } else {
+            &["fileinto Friends"]
+        };
         assert_eq!(summary(&o), want, "{m}");
     }
 }
