@@ -113,7 +113,8 @@ pub(crate) fn run(
     };
     match result {
         Ok(()) => {
-            if r.implicit_keep {
+            // Implicit keep stores into INBOX: not again when an action already does.
+            if r.implicit_keep && !r.actions.iter().any(|a| inbox_store(a).is_some()) {
                 r.actions.push(Action::Keep {
                     flags: r.flags.clone(),
                     implicit: true,
@@ -718,7 +719,21 @@ impl Run<'_> {
     // ---- commands ------------------------------------------------------------------------
 
     fn push_action(&mut self, a: Action) -> Res<()> {
-        // Duplicates of the same action are one action (RFC 5228 §2.10.3).
+        // Duplicates of the same action are one action (RFC 5228 §2.10.3); keep and
+        // fileinto "INBOX" store into the same mailbox, so they are one too.
+        if let Some(new_flags) = inbox_store(&a) {
+            for existing in self.actions.iter_mut() {
+                if inbox_store(existing).is_some() {
+                    match existing {
+                        Action::Keep { flags, .. } | Action::FileInto { flags, .. } => {
+                            flags.clone_from(new_flags)
+                        }
+                        _ => {}
+                    }
+                    return Ok(());
+                }
+            }
+        }
         for existing in self.actions.iter_mut() {
             match (&mut *existing, &a) {
                 // The later one's flags win, as in Pigeonhole.
@@ -1152,6 +1167,17 @@ impl Run<'_> {
             period,
             in_reply_to,
         }))
+    }
+}
+
+/// The flags of an action that stores into INBOX (keep, or fileinto "INBOX").
+fn inbox_store(a: &Action) -> Option<&Vec<String>> {
+    match a {
+        Action::Keep { flags, .. } => Some(flags),
+        Action::FileInto { mailbox, flags, .. } if mailbox.eq_ignore_ascii_case("INBOX") => {
+            Some(flags)
+        }
+        _ => None,
     }
 }
 

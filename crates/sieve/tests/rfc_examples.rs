@@ -115,6 +115,17 @@ fn rfc5228_redirect_and_implicit_keep() {
         actions("stop; discard;", &msg("Subject: x", "")),
         v(&["implicit-keep"])
     );
+    // Duplicate actions are one (§2.10.3); keep is a store into INBOX.
+    let s = r#"require ["fileinto", "copy"]; fileinto "INBOX"; keep; redirect "a@b.example"; redirect "A@b.example"; discard; discard;"#;
+    assert_eq!(
+        actions(s, &msg("Subject: x", "")),
+        v(&["fileinto INBOX", "redirect a@b.example", "discard"])
+    );
+    let s = r#"require ["fileinto", "copy"]; fileinto :copy "INBOX";"#;
+    assert_eq!(
+        actions(s, &msg("Subject: x", "")),
+        v(&["fileinto INBOX :copy"])
+    );
 }
 
 #[test]
