@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ringmail_sieve::{Action, Envelope, Input, Limits, MemoryEnvironment, Script};
+use ringmail_sieve::{Action, Envelope, IncludeLocation, Input, Limits, MemoryEnvironment, Script};
 
 const SENDER: &str = "bob@example.org";
 const RCPT: &str = "alice@example.com";
@@ -293,6 +293,59 @@ if header :is "subject" "lunch tomorrow?" { fileinto "casemap"; }"#,
         r#"require ["fileinto", "imap4flags"];
 fileinto :flags "\\Seen" "A"; fileinto :flags "\\Flagged" "A"; fileinto "INBOX"; keep;"#,
     ),
+    (
+        "include-basic",
+        r#"require "include"; include "spam"; include :global "spam"; include "lists";"#,
+    ),
+    (
+        "include-global-vars",
+        r#"require ["include", "variables", "fileinto"]; global "box";
+set "box" "Default"; include "vars"; fileinto "${box}";"#,
+    ),
+    (
+        "include-once-optional",
+        r#"require "include"; include :once "lists"; include :once "lists"; include :optional "missing";"#,
+    ),
+    (
+        "include-return",
+        r#"require ["include", "fileinto"]; include "ret"; fileinto "after-include";"#,
+    ),
+    (
+        "include-missing",
+        r#"require "include"; include "missing";"#,
+    ),
+    ("include-loop", r#"require "include"; include "loop";"#),
+];
+
+/// Scripts the include cases include: (global?, name, source). Both sides see the same.
+const LIBRARY: &[(bool, &str, &str)] = &[
+    (
+        false,
+        "lists",
+        r#"require ["fileinto"]; if exists "list-id" { fileinto "Lists"; }"#,
+    ),
+    (
+        false,
+        "spam",
+        r#"require ["fileinto"]; if header :is "x-spam-flag" "YES" { fileinto "Junk"; stop; }"#,
+    ),
+    (
+        false,
+        "vars",
+        r#"require ["variables", "include"]; global "box";
+if header :matches "subject" "*order*" { set "box" "Orders"; }"#,
+    ),
+    (false, "loop", r#"require "include"; include "loop";"#),
+    (
+        false,
+        "ret",
+        r#"require ["include", "fileinto"]; fileinto "before-return"; return; fileinto "after-return";"#,
+    ),
+    (
+        true,
+        "spam",
+        r#"require "fileinto"; if header :contains "x-spam-level" "*****" { fileinto "Global-Junk"; }"#,
+    ),
 ];
 
 /// Pairs whose outcomes may differ from Pigeonhole's, and why. The test checks each
@@ -309,7 +362,18 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     ("matches-escape", "boss", PIGEONHOLE_GLOB_BUG),
     ("matches-escape", "newsletter", PIGEONHOLE_GLOB_BUG),
     ("matches-escape", "tagged", PIGEONHOLE_GLOB_BUG),
+    // Pigeonhole compiles included scripts along with the including one, so a missing
+    // include or an include loop fails compilation. We load included scripts when the
+    // message is delivered, so that a script can be uploaded before the scripts it
+    // includes (and a changed included script takes effect without recompiling the
+    // others): the run then fails and falls back to keep, with the error in the outcome.
+    // The message lands in INBOX either way.
+    ("include-missing", "*", INCLUDE_AT_RUN_TIME),
+    ("include-loop", "*", INCLUDE_AT_RUN_TIME),
 ];
+
+const INCLUDE_AT_RUN_TIME: &str =
+    "included scripts are checked at delivery (run-time error), not at upload (compile error)";
 
 const PIGEONHOLE_GLOB_BUG: &str =
     "Pigeonhole's :matches lets \"?\" followed by a literal match values without that literal";
@@ -373,7 +437,7 @@ fn ours(script: &str, message: &str) -> Norm {
             message: message.as_bytes(),
             envelope: &envelope,
         },
-        &mut MemoryEnvironment::new(),
+        &mut library_env(),
         &limits,
     );
     if !o.errors.is_empty() {
@@ -401,6 +465,19 @@ fn ours(script: &str, message: &str) -> Norm {
     n
 }
 
+fn library_env() -> MemoryEnvironment {
+    let mut e = MemoryEnvironment::new();
+    for (global, name, src) in LIBRARY {
+        let loc = if *global {
+            IncludeLocation::Global
+        } else {
+            IncludeLocation::Personal
+        };
+        e = e.with_script(loc, name, src);
+    }
+    e
+}
+
 struct Pigeonhole {
     bin: PathBuf,
     dir: tempfile::TempDir,
@@ -411,10 +488,24 @@ impl Pigeonhole {
     fn new(bin: PathBuf) -> Pigeonhole {
         let dir = tempfile::tempdir().unwrap();
         set_mode(dir.path(), 0o755);
+        for sub in ["personal", "global"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            set_mode(&dir.path().join(sub), 0o755);
+        }
+        for (global, name, src) in LIBRARY {
+            let sub = if *global { "global" } else { "personal" };
+            let p = dir.path().join(sub).join(format!("{name}.sieve"));
+            std::fs::write(&p, src).unwrap();
+            set_mode(&p, 0o644);
+        }
         std::fs::write(
             dir.path().join("dovecot.conf"),
-            "log_path = /dev/stderr\n\
-             plugin {\n  sieve_extensions = +vacation-seconds +editheader\n}\n",
+            format!(
+                "log_path = /dev/stderr\n\
+                 plugin {{\n  sieve_extensions = +vacation-seconds +editheader\n  \
+                 sieve = file:{p}/personal\n  sieve_global = {p}/global\n}}\n",
+                p = dir.path().display()
+            ),
         )
         .unwrap();
         set_mode(&dir.path().join("dovecot.conf"), 0o644);
