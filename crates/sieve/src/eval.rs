@@ -13,7 +13,8 @@ use crate::error::RuntimeError;
 use crate::limits::Limits;
 use crate::matching::{glob_match, quote_wildcard, AddressPart, MatchType};
 use crate::message::{
-    body_parts, decode_rfc2047, is_field_name, parse_addresses, split_header, BodyPart, Field,
+    body_parts, decode_rfc2047, encode_header_value, is_field_name, parse_addresses, split_header,
+    BodyPart, Field,
 };
 use crate::outcome::{Action, DuplicateRecord, HeaderEdit, Outcome, VacationResponse};
 use crate::program::*;
@@ -1156,6 +1157,13 @@ impl Run<'_> {
             .fields_named("message-id", None)
             .first()
             .map(|x| x.unfolded());
+        let references = match (self.fields_named("references", None).first(), &in_reply_to) {
+            (Some(r), Some(id)) => Some(format!("{} {id}", r.unfolded())),
+            (None, Some(id)) => Some(id.clone()),
+            (Some(r), None) => Some(r.unfolded()),
+            (None, None) => None,
+        };
+        let addresses = self.expand_all(f, &v.addresses);
         self.push_action(Action::Vacation(VacationResponse {
             to: sender,
             recipient,
@@ -1166,6 +1174,8 @@ impl Run<'_> {
             handle,
             period,
             in_reply_to,
+            references,
+            addresses,
         }))
     }
 }
@@ -1213,27 +1223,4 @@ fn content_type_matches(spec: &str, ct: &str) -> bool {
         Some(_) => spec == ct,
         None => ct.split('/').next() == Some(spec.as_str()),
     }
-}
-
-/// A header value as it goes into the message: non-ASCII as RFC 2047 encoded words,
-/// line breaks as folding.
-fn encode_header_value(v: &str) -> String {
-    use base64::Engine;
-    let v = v.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<&str> = v.split('\n').collect();
-    let enc = |l: &str| -> String {
-        if l.is_ascii() {
-            l.to_string()
-        } else {
-            format!(
-                "=?UTF-8?B?{}?=",
-                base64::engine::general_purpose::STANDARD.encode(l.as_bytes())
-            )
-        }
-    };
-    lines
-        .iter()
-        .map(|l| enc(l))
-        .collect::<Vec<_>>()
-        .join("\r\n ")
 }

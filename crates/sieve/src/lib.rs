@@ -164,3 +164,19 @@ impl Script {
         eval::run(self, input, env, limits)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiled scripts are shared between the executors' threads (a cache per core or
+    /// one for all), and outcomes cross to the delivery task.
+    #[test]
+    fn types_can_cross_threads() {
+        fn shared<T: Send + Sync + Clone>() {}
+        shared::<Script>();
+        shared::<Limits>();
+        shared::<Outcome>();
+        shared::<CompileError>();
+    }
+}

@@ -366,6 +366,29 @@ pub(crate) fn body_parts(raw: &[u8]) -> Vec<BodyPart> {
     out
 }
 
+/// A header value as it goes into the message: non-ASCII as RFC 2047 encoded words,
+/// line breaks as folding.
+pub(crate) fn encode_header_value(v: &str) -> String {
+    use base64::Engine;
+    let v = v.replace("\r\n", "\n").replace('\r', "\n");
+    let lines: Vec<&str> = v.split('\n').collect();
+    let enc = |l: &str| -> String {
+        if l.is_ascii() {
+            l.to_string()
+        } else {
+            format!(
+                "=?UTF-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(l.as_bytes())
+            )
+        }
+    };
+    lines
+        .iter()
+        .map(|l| enc(l))
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,8 +52,69 @@ pub struct VacationResponse {
     pub handle: String,
     /// Do not answer the same sender for this handle again within this many seconds.
     pub period: u64,
-    /// The Message-ID of the message answered, for In-Reply-To and References.
+    /// The Message-ID of the message answered, for In-Reply-To.
     pub in_reply_to: Option<String>,
+    /// The References: of the reply (the original's References and Message-ID).
+    pub references: Option<String>,
+    /// The user's addresses the script named with `:addresses` (besides `recipient`).
+    pub addresses: Vec<String>,
+}
+
+impl VacationResponse {
+    /// The reply as an RFC 5322 message (RFC 5230 §5: Auto-Submitted, In-Reply-To,
+    /// References), to be sent to `to` with the null envelope sender `<>`.
+    /// `message_id` is the new message's id, with its angle brackets.
+    pub fn to_message(&self, message_id: &str, date: crate::DateTime) -> Vec<u8> {
+        use crate::message::encode_header_value;
+        let mut m = String::new();
+        let mut h = |name: &str, value: &str| {
+            m.push_str(name);
+            m.push_str(": ");
+            m.push_str(&encode_header_value(value));
+            m.push_str("\r\n");
+        };
+        h("Date", &date.part("std11").unwrap_or_default());
+        h("From", &self.from);
+        h("To", &format!("<{}>", self.to));
+        h("Subject", &self.subject);
+        h("Message-ID", message_id);
+        if let Some(r) = &self.in_reply_to {
+            h("In-Reply-To", r);
+        }
+        if let Some(r) = &self.references {
+            h("References", r);
+        }
+        h("Auto-Submitted", "auto-replied (vacation)");
+        h("Precedence", "bulk");
+        h("MIME-Version", "1.0");
+        let mut out = m.into_bytes();
+        if self.mime {
+            // The reason is a whole MIME entity: its own header, a blank line, its body.
+            out.extend_from_slice(crlf(&self.reason).as_bytes());
+        } else {
+            let cte = if self.reason.is_ascii() {
+                "7bit"
+            } else {
+                "8bit"
+            };
+            out.extend_from_slice(
+                format!(
+                    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(crlf(&self.reason).as_bytes());
+        }
+        if !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
+/// Line ends as CRLF.
+fn crlf(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
 /// A change to the header of the stored and redirected copies (RFC 5293).
@@ -120,5 +181,42 @@ impl Outcome {
         self.actions
             .iter()
             .any(|a| matches!(a, Action::Keep { .. } | Action::FileInto { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vacation_reply_message() {
+        let v = VacationResponse {
+            to: "bob@example.org".into(),
+            recipient: "alice@example.com".into(),
+            from: "alice@example.com".into(),
+            subject: "Auto: Réunion".into(),
+            reason: "Away.\nBack Monday.".into(),
+            mime: false,
+            handle: "h".into(),
+            period: 86400,
+            in_reply_to: Some("<1@example.org>".into()),
+            references: Some("<0@example.org> <1@example.org>".into()),
+            addresses: Vec::new(),
+        };
+        let m = String::from_utf8(v.to_message(
+            "<r1@example.com>",
+            crate::DateTime {
+                unix: 1_710_498_600,
+                offset: 0,
+            },
+        ))
+        .unwrap();
+        assert!(m.starts_with("Date: Fri, 15 Mar 2024 10:30:00 +0000\r\nFrom: alice@example.com\r\nTo: <bob@example.org>\r\n"), "{m}");
+        assert!(m.contains("Subject: =?UTF-8?B?"), "{m}");
+        assert!(m.contains(
+            "In-Reply-To: <1@example.org>\r\nReferences: <0@example.org> <1@example.org>\r\n"
+        ));
+        assert!(m.contains("Auto-Submitted: auto-replied (vacation)\r\n"));
+        assert!(m.ends_with("7bit\r\n\r\nAway.\r\nBack Monday.\r\n"), "{m}");
     }
 }
