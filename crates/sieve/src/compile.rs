@@ -49,7 +49,9 @@ pub(crate) struct Compiled {
 pub(crate) fn compile(cmds: &[Command], limits: &Limits) -> Result<Compiled, CompileError> {
     let mut c = Compiler {
         limits,
-        caps: HashSet::new(),
+        caps: 0,
+        vars: false,
+        enc: false,
         ops: Vec::new(),
         tests: Vec::new(),
         labels: Vec::new(),
@@ -73,7 +75,12 @@ pub(crate) fn compile(cmds: &[Command], limits: &Limits) -> Result<Compiled, Com
             _ => {}
         }
     }
-    let mut capabilities: Vec<String> = c.caps.iter().map(|s| s.to_string()).collect();
+    let mut capabilities: Vec<String> = CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| c.caps & (1 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect();
     capabilities.sort();
     Ok(Compiled {
         ops: c.ops,
@@ -85,7 +92,11 @@ pub(crate) fn compile(cmds: &[Command], limits: &Limits) -> Result<Compiled, Com
 
 struct Compiler<'a> {
     limits: &'a Limits,
-    caps: HashSet<&'static str>,
+    /// Required capabilities, one bit per entry of CAPABILITIES.
+    caps: u32,
+    /// "variables" and "encoded-character", asked for every string.
+    vars: bool,
+    enc: bool,
     ops: Vec<(Op, u32)>,
     tests: Vec<TestOp>,
     /// Jump targets by label; resolved to instruction indexes at the end.
@@ -101,22 +112,22 @@ enum Param {
     Num,
 }
 
-struct Tagged {
+struct Tagged<'a> {
     name: String,
     pos: Pos,
-    value: Option<Arg>,
+    value: Option<&'a Arg>,
 }
 
 /// The parts of a command's arguments: tags (with their values) and positional ones.
-struct Args {
+struct Args<'a> {
     what: String,
     pos: Pos,
-    tags: Vec<Tagged>,
-    positional: Vec<Arg>,
+    tags: Vec<Tagged<'a>>,
+    positional: Vec<&'a Arg>,
 }
 
-impl Args {
-    fn take(&mut self, tag: &str) -> Option<Tagged> {
+impl<'a> Args<'a> {
+    fn take(&mut self, tag: &str) -> Option<Tagged<'a>> {
         let i = self.tags.iter().position(|t| t.name == tag)?;
         Some(self.tags.remove(i))
     }
@@ -128,7 +139,7 @@ impl Args {
     fn expect_count(&self, n: usize) -> Result<(), CompileError> {
         if self.positional.len() != n {
             let got = self.positional.len();
-            let at = self.positional.get(n).map_or(self.pos, Arg::pos);
+            let at = self.positional.get(n).map_or(self.pos, |a| a.pos());
             return Err(CompileError::new(
                 at,
                 format!("{} takes {n} positional argument(s), not {got}", self.what),
@@ -159,10 +170,10 @@ const DELETEHEADER: Allow = Allow {
     index: true,
 };
 
-fn expect_str(a: &Arg, what: &str) -> Result<(String, Pos), CompileError> {
+fn expect_str<'a>(a: &'a Arg, what: &str) -> Result<(&'a str, Pos), CompileError> {
     match a {
-        Arg::Str(s, p) => Ok((s.clone(), *p)),
-        Arg::List(l, p) if l.len() == 1 => Ok((l[0].clone(), *p)),
+        Arg::Str(s, p) => Ok((s, *p)),
+        Arg::List(l, p) if l.len() == 1 => Ok((&l[0], *p)),
         other => Err(CompileError::new(
             other.pos(),
             format!("{what} must be a string"),
@@ -170,10 +181,10 @@ fn expect_str(a: &Arg, what: &str) -> Result<(String, Pos), CompileError> {
     }
 }
 
-fn expect_list(a: &Arg, what: &str) -> Result<(Vec<String>, Pos), CompileError> {
+fn expect_list<'a>(a: &'a Arg, what: &str) -> Result<(&'a [String], Pos), CompileError> {
     match a {
-        Arg::Str(s, p) => Ok((vec![s.clone()], *p)),
-        Arg::List(l, p) => Ok((l.clone(), *p)),
+        Arg::Str(s, p) => Ok((std::slice::from_ref(s), *p)),
+        Arg::List(l, p) => Ok((l, *p)),
         other => Err(CompileError::new(
             other.pos(),
             format!("{what} must be a string list"),
@@ -193,7 +204,18 @@ fn expect_num(a: &Arg, what: &str) -> Result<u64, CompileError> {
 
 impl Compiler<'_> {
     fn has(&self, cap: &str) -> bool {
-        self.caps.contains(cap)
+        CAPABILITIES
+            .iter()
+            .position(|c| *c == cap)
+            .is_some_and(|i| self.caps & (1 << i) != 0)
+    }
+
+    fn add_cap(&mut self, cap: &str) {
+        if let Some(i) = CAPABILITIES.iter().position(|c| *c == cap) {
+            self.caps |= 1 << i;
+        }
+        self.vars = self.has("variables");
+        self.enc = self.has("encoded-character");
     }
 
     fn need(&self, cap: &str, pos: Pos, what: &str) -> Result<(), CompileError> {
@@ -239,22 +261,22 @@ impl Compiler<'_> {
                     ),
                 ));
             };
-            self.caps.insert(cap);
+            self.add_cap(cap);
             // RFC 6131 extends vacation; RFC 5429 ereject comes with reject's semantics.
             if *cap == "vacation-seconds" {
-                self.caps.insert("vacation");
+                self.add_cap("vacation");
             }
         }
         Ok(())
     }
 
-    fn split(
+    fn split<'a>(
         &self,
         what: &str,
         pos: Pos,
-        args: &[Arg],
+        args: &'a [Arg],
         spec: &dyn Fn(&str) -> Option<Param>,
-    ) -> Result<Args, CompileError> {
+    ) -> Result<Args<'a>, CompileError> {
         let mut tags: Vec<Tagged> = Vec::new();
         let mut positional = Vec::new();
         let mut it = args.iter().peekable();
@@ -307,7 +329,7 @@ impl Compiler<'_> {
                                 }
                                 (Param::Flag, _) => unreachable!(),
                             }
-                            Some(v.clone())
+                            Some(v)
                         }
                     };
                     if tags.iter().any(|x| x.name == *t) {
@@ -319,7 +341,7 @@ impl Compiler<'_> {
                         value,
                     });
                 }
-                other => positional.push(other.clone()),
+                other => positional.push(other),
             }
         }
         Ok(Args {
@@ -334,8 +356,7 @@ impl Compiler<'_> {
 
     /// Parses `${...}` references (variables) and encoded characters in a script string.
     fn str(&mut self, s: &str, pos: Pos) -> Result<Str, CompileError> {
-        let vars = self.has("variables");
-        let enc = self.has("encoded-character");
+        let (vars, enc) = (self.vars, self.enc);
         if !s.contains("${") || !(vars || enc) {
             return Ok(Str::Lit(s.to_string()));
         }
@@ -617,8 +638,7 @@ impl Compiler<'_> {
                 format!("{name} does not take a test"),
             ));
         }
-        let caps = &self.caps;
-        let has = |c: &str| caps.contains(c);
+        let has = |c: &str| self.has(c);
         let flags_ok = has("imap4flags");
         let op = match name {
             "stop" | "discard" | "return" => {
@@ -653,17 +673,17 @@ impl Compiler<'_> {
                     _ => None,
                 })?;
                 a.expect_count(1)?;
-                let (mb, mpos) = expect_str(&a.positional[0], "the mailbox name")?;
+                let (mb, mpos) = expect_str(a.positional[0], "the mailbox name")?;
                 if mb.is_empty() {
                     return Err(CompileError::new(mpos, "the mailbox name is empty"));
                 }
-                let mailbox = self.str(&mb, mpos)?;
+                let mailbox = self.str(mb, mpos)?;
                 let flags = self.flag_list(a.take("flags"))?;
                 let special_use = match a.take("specialuse") {
                     Some(t) => {
                         let (s, p) = expect_str(t.value.as_ref().expect("param"), ":specialuse")?;
-                        check_special_use(&s, p)?;
-                        Some(self.str(&s, p)?)
+                        check_special_use(s, p)?;
+                        Some(self.str(s, p)?)
                     }
                     None => None,
                 };
@@ -682,8 +702,8 @@ impl Compiler<'_> {
                     _ => None,
                 })?;
                 a.expect_count(1)?;
-                let (addr, apos) = expect_str(&a.positional[0], "the redirect address")?;
-                let address = self.str(&addr, apos)?;
+                let (addr, apos) = expect_str(a.positional[0], "the redirect address")?;
+                let address = self.str(addr, apos)?;
                 if let Some(l) = address.as_lit() {
                     if !valid_address(l) {
                         return Err(CompileError::new(
@@ -701,9 +721,9 @@ impl Compiler<'_> {
                 self.need(name, pos, name)?;
                 let a = self.split(name, pos, &cmd.args, &|_| None)?;
                 a.expect_count(1)?;
-                let (r, rpos) = expect_str(&a.positional[0], "the reason")?;
+                let (r, rpos) = expect_str(a.positional[0], "the reason")?;
                 Op::Reject {
-                    reason: self.str(&r, rpos)?,
+                    reason: self.str(r, rpos)?,
                     extended: name == "ereject",
                 }
             }
@@ -714,9 +734,9 @@ impl Compiler<'_> {
                 let (var, list) = match a.positional.len() {
                     1 => (None, &a.positional[0]),
                     2 => {
-                        let (v, vp) = expect_str(&a.positional[0], "the variable name")?;
+                        let (v, vp) = expect_str(a.positional[0], "the variable name")?;
                         self.need("variables", vp, "a flag variable")?;
-                        (Some(self.var_ref(&v, vp)?), &a.positional[1])
+                        (Some(self.var_ref(v, vp)?), &a.positional[1])
                     }
                     _ => {
                         return Err(CompileError::new(
@@ -726,7 +746,7 @@ impl Compiler<'_> {
                     }
                 };
                 let (l, lp) = expect_list(list, "the flag list")?;
-                let flags = self.strs(&l, lp)?;
+                let flags = self.strs(l, lp)?;
                 let op = match name {
                     "setflag" => FlagOp::Set,
                     "addflag" => FlagOp::Add,
@@ -742,13 +762,13 @@ impl Compiler<'_> {
                     _ => None,
                 })?;
                 a.expect_count(2)?;
-                let (n, np) = expect_str(&a.positional[0], "the header name")?;
-                let (v, vp) = expect_str(&a.positional[1], "the header value")?;
-                let name_s = self.str(&n, np)?;
+                let (n, np) = expect_str(a.positional[0], "the header name")?;
+                let (v, vp) = expect_str(a.positional[1], "the header value")?;
+                let name_s = self.str(n, np)?;
                 if let Some(l) = name_s.as_lit() {
                     check_edit_name(l, np, self.limits)?;
                 }
-                let value = self.str(&v, vp)?;
+                let value = self.str(v, vp)?;
                 if let Some(l) = value.as_lit() {
                     if l.len() > self.limits.max_header_value {
                         return Err(CompileError::new(
@@ -776,8 +796,8 @@ impl Compiler<'_> {
                         "deleteheader takes a header name and optionally a list of value patterns",
                     ));
                 }
-                let (n, np) = expect_str(&a.positional[0], "the header name")?;
-                let name_s = self.str(&n, np)?;
+                let (n, np) = expect_str(a.positional[0], "the header name")?;
+                let name_s = self.str(n, np)?;
                 if let Some(l) = name_s.as_lit() {
                     check_edit_name(l, np, self.limits)?;
                 }
@@ -813,7 +833,7 @@ impl Compiler<'_> {
                         "include: :personal and :global exclude each other",
                     ));
                 }
-                let (n, np) = expect_str(&a.positional[0], "the script name")?;
+                let (n, np) = expect_str(a.positional[0], "the script name")?;
                 if n.is_empty() || n.contains('/') || n.chars().any(char::is_control) {
                     return Err(CompileError::new(
                         np,
@@ -834,7 +854,7 @@ impl Compiler<'_> {
                     },
                     once: a.has("once"),
                     optional: a.has("optional"),
-                    name: n,
+                    name: n.to_string(),
                 }
             }
             "global" => {
@@ -842,7 +862,7 @@ impl Compiler<'_> {
                 self.need("variables", pos, name)?;
                 let a = self.split(name, pos, &cmd.args, &|_| None)?;
                 a.expect_count(1)?;
-                let (l, lp) = expect_list(&a.positional[0], "the variable names")?;
+                let (l, lp) = expect_list(a.positional[0], "the variable names")?;
                 for v in l {
                     let lower = v.to_ascii_lowercase();
                     let lower = lower.strip_prefix("global.").unwrap_or(&lower).to_string();
@@ -873,11 +893,11 @@ impl Compiler<'_> {
         Ok(())
     }
 
-    fn flag_list(&mut self, t: Option<Tagged>) -> Result<Option<Vec<Str>>, CompileError> {
+    fn flag_list(&mut self, t: Option<Tagged<'_>>) -> Result<Option<Vec<Str>>, CompileError> {
         match t {
             Some(t) => {
                 let (l, p) = expect_list(t.value.as_ref().expect("param"), ":flags")?;
-                Ok(Some(self.strs(&l, p)?))
+                Ok(Some(self.strs(l, p)?))
             }
             None => Ok(None),
         }
@@ -921,7 +941,7 @@ impl Compiler<'_> {
                 match a.take(tag) {
                     Some(t) => {
                         let (s, p) = expect_str(t.value.as_ref().expect("param"), tag)?;
-                        Ok((Some(c.str(&s, p)?), Some(s)))
+                        Ok((Some(c.str(s, p)?), Some(s.to_string())))
                     }
                     None => Ok((None, None)),
                 }
@@ -943,12 +963,12 @@ impl Compiler<'_> {
         let addresses = match a.take("addresses") {
             Some(t) => {
                 let (l, p) = expect_list(t.value.as_ref().expect("param"), ":addresses")?;
-                self.strs(&l, p)?
+                self.strs(l, p)?
             }
             None => Vec::new(),
         };
         let mime = a.has("mime");
-        let (r, rp) = expect_str(&a.positional[0], "the vacation reason")?;
+        let (r, rp) = expect_str(a.positional[0], "the vacation reason")?;
         if r.len() > self.limits.max_vacation_reason {
             return Err(CompileError::new(
                 rp,
@@ -958,7 +978,7 @@ impl Compiler<'_> {
                 ),
             ));
         }
-        let reason = self.str(&r, rp)?;
+        let reason = self.str(r, rp)?;
         // RFC 5230 §4.2: without :handle, one made of the texts as the script writes them
         // (before variables are substituted, so one vacation text is one handle whatever
         // the message), in the form Pigeonhole uses.
@@ -1016,16 +1036,16 @@ impl Compiler<'_> {
             modifiers.push(m);
         }
         modifiers.sort_by_key(|m| std::cmp::Reverse(m.precedence()));
-        let (n, np) = expect_str(&a.positional[0], "the variable name")?;
+        let (n, np) = expect_str(a.positional[0], "the variable name")?;
         if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(CompileError::new(
                 np,
                 format!("set: cannot assign to the match variable \"{n}\""),
             ));
         }
-        let var = self.var_ref(&n, np)?;
-        let (v, vp) = expect_str(&a.positional[1], "the value")?;
-        let value = self.str(&v, vp)?;
+        let var = self.var_ref(n, np)?;
+        let (v, vp) = expect_str(a.positional[1], "the value")?;
+        let value = self.str(v, vp)?;
         Ok(Op::Set {
             var,
             value,
@@ -1035,14 +1055,14 @@ impl Compiler<'_> {
 
     // ---- tests ---------------------------------------------------------------------------
 
-    fn split_common(
+    fn split_common<'a>(
         &self,
         what: &str,
         pos: Pos,
-        args: &[Arg],
+        args: &'a [Arg],
         allow: Allow,
         extra: &dyn Fn(&str) -> Option<Param>,
-    ) -> Result<Args, CompileError> {
+    ) -> Result<Args<'a>, CompileError> {
         self.split(what, pos, args, &|t| match t {
             "comparator" => Some(Param::Str),
             "is" | "contains" | "matches" | "regex" => Some(Param::Flag),
@@ -1071,7 +1091,7 @@ impl Compiler<'_> {
             match t.name.as_str() {
                 "comparator" => {
                     let (n, np) = expect_str(t.value.as_ref().expect("param"), ":comparator")?;
-                    let Some(cmp) = Comparator::by_name(&n) else {
+                    let Some(cmp) = Comparator::by_name(n) else {
                         return Err(CompileError::new(np, format!("unknown comparator \"{n}\"")));
                     };
                     if cmp == Comparator::AsciiNumeric {
@@ -1098,7 +1118,7 @@ impl Compiler<'_> {
                         other => {
                             self.need("relational", p, &format!(":{other}"))?;
                             let (r, rp) = expect_str(t.value.as_ref().expect("param"), other)?;
-                            let Some(rel) = RelOp::by_name(&r) else {
+                            let Some(rel) = RelOp::by_name(r) else {
                                 return Err(CompileError::new(
                                     rp,
                                     format!(
@@ -1182,7 +1202,7 @@ impl Compiler<'_> {
             ));
         }
         let (l, lp) = expect_list(keys, "the key list")?;
-        let keys = self.strs(&l, lp)?;
+        let keys = self.strs(l, lp)?;
         let mut regexes = Vec::new();
         if mt == MatchType::Regex {
             for k in &keys {
@@ -1204,7 +1224,7 @@ impl Compiler<'_> {
 
     fn header_names(&mut self, a: &Arg, address: bool) -> Result<Vec<Str>, CompileError> {
         let (l, p) = expect_list(a, "the header names")?;
-        for n in &l {
+        for n in l {
             if n.contains("${") && self.has("variables") {
                 continue;
             }
@@ -1223,7 +1243,7 @@ impl Compiler<'_> {
                 ));
             }
         }
-        self.strs(&l, p)
+        self.strs(l, p)
     }
 
     fn zone(&mut self, a: &mut Args, original_ok: bool) -> Result<Zone, CompileError> {
@@ -1238,7 +1258,7 @@ impl Compiler<'_> {
             (None, Some(o)) => Err(CompileError::new(o.pos, "unknown tag :originalzone")),
             (Some(z), None) => {
                 let (s, p) = expect_str(z.value.as_ref().expect("param"), ":zone")?;
-                match crate::date::parse_zone(&s) {
+                match crate::date::parse_zone(s) {
                     Some(off) => Ok(Zone::Fixed(off)),
                     None => Err(CompileError::new(
                         p,
@@ -1252,7 +1272,7 @@ impl Compiler<'_> {
 
     fn date_part(&mut self, a: &Arg) -> Result<Str, CompileError> {
         let (s, p) = expect_str(a, "the date part")?;
-        let d = self.str(&s, p)?;
+        let d = self.str(s, p)?;
         if let Some(l) = d.as_lit() {
             if !crate::date::is_date_part(l) {
                 return Err(CompileError::new(
@@ -1281,7 +1301,7 @@ impl Compiler<'_> {
             "exists" => {
                 let a = self.split(name, pos, &t.args, &|_| None)?;
                 a.expect_count(1)?;
-                TestOp::Exists(self.header_names(&a.positional[0], false)?)
+                TestOp::Exists(self.header_names(a.positional[0], false)?)
             }
             "size" => {
                 let mut a = self.split(name, pos, &t.args, &|t| match t {
@@ -1295,7 +1315,7 @@ impl Compiler<'_> {
                 }
                 TestOp::Size {
                     over,
-                    limit: expect_num(&a.positional[0], "the size")?,
+                    limit: expect_num(a.positional[0], "the size")?,
                 }
             }
             "header" => {
@@ -1306,10 +1326,10 @@ impl Compiler<'_> {
                 let mut a = self.split_common(name, pos, &t.args, allow, &|_| None)?;
                 let c = self.common(&mut a, allow, true)?;
                 a.expect_count(2)?;
-                let names = self.header_names(&a.positional[0], false)?;
+                let names = self.header_names(a.positional[0], false)?;
                 TestOp::Header {
                     names,
-                    m: self.make_match(&c, &a.positional[1])?,
+                    m: self.make_match(&c, a.positional[1])?,
                     index: c.index,
                 }
             }
@@ -1321,11 +1341,11 @@ impl Compiler<'_> {
                 let mut a = self.split_common(name, pos, &t.args, allow, &|_| None)?;
                 let c = self.common(&mut a, allow, true)?;
                 a.expect_count(2)?;
-                let names = self.header_names(&a.positional[0], true)?;
+                let names = self.header_names(a.positional[0], true)?;
                 TestOp::Address {
                     names,
                     part: c.address_part.unwrap_or(AddressPart::All),
-                    m: self.make_match(&c, &a.positional[1])?,
+                    m: self.make_match(&c, a.positional[1])?,
                     index: c.index,
                 }
             }
@@ -1338,8 +1358,8 @@ impl Compiler<'_> {
                 let mut a = self.split_common(name, pos, &t.args, allow, &|_| None)?;
                 let c = self.common(&mut a, allow, true)?;
                 a.expect_count(2)?;
-                let (l, lp) = expect_list(&a.positional[0], "the envelope parts")?;
-                for p in &l {
+                let (l, lp) = expect_list(a.positional[0], "the envelope parts")?;
+                for p in l {
                     let templated = p.contains("${") && self.has("variables");
                     if !templated && !matches!(p.to_ascii_lowercase().as_str(), "from" | "to") {
                         return Err(CompileError::new(
@@ -1349,9 +1369,9 @@ impl Compiler<'_> {
                     }
                 }
                 TestOp::Envelope {
-                    parts: self.strs(&l, lp)?,
+                    parts: self.strs(l, lp)?,
                     part: c.address_part.unwrap_or(AddressPart::All),
-                    m: self.make_match(&c, &a.positional[1])?,
+                    m: self.make_match(&c, a.positional[1])?,
                 }
             }
             "body" => {
@@ -1371,7 +1391,7 @@ impl Compiler<'_> {
                     (None, Some(_), None) | (None, None, None) => BodyTransform::Text,
                     (None, None, Some(ct)) => {
                         let (l, lp) = expect_list(ct.value.as_ref().expect("param"), ":content")?;
-                        BodyTransform::Content(self.strs(&l, lp)?)
+                        BodyTransform::Content(self.strs(l, lp)?)
                     }
                     _ => {
                         return Err(CompileError::new(
@@ -1382,7 +1402,7 @@ impl Compiler<'_> {
                 };
                 TestOp::Body {
                     transform,
-                    m: self.make_match(&c, &a.positional[0])?,
+                    m: self.make_match(&c, a.positional[0])?,
                 }
             }
             "date" | "currentdate" => {
@@ -1401,30 +1421,30 @@ impl Compiler<'_> {
                 let zone = self.zone(&mut a, is_date)?;
                 if is_date {
                     a.expect_count(3)?;
-                    let (h, hp) = expect_str(&a.positional[0], "the header name")?;
+                    let (h, hp) = expect_str(a.positional[0], "the header name")?;
                     let templated = h.contains("${") && self.has("variables");
-                    if !templated && !is_field_name(&h) {
+                    if !templated && !is_field_name(h) {
                         return Err(CompileError::new(
                             hp,
                             format!("\"{h}\" is not a valid header field name"),
                         ));
                     }
-                    let header = self.str(&h, hp)?;
-                    let date_part = self.date_part(&a.positional[1])?;
+                    let header = self.str(h, hp)?;
+                    let date_part = self.date_part(a.positional[1])?;
                     TestOp::Date {
                         header,
                         zone,
                         date_part,
-                        m: self.make_match(&c, &a.positional[2])?,
+                        m: self.make_match(&c, a.positional[2])?,
                         index: c.index,
                     }
                 } else {
                     a.expect_count(2)?;
-                    let date_part = self.date_part(&a.positional[0])?;
+                    let date_part = self.date_part(a.positional[0])?;
                     TestOp::CurrentDate {
                         zone,
                         date_part,
-                        m: self.make_match(&c, &a.positional[1])?,
+                        m: self.make_match(&c, a.positional[1])?,
                     }
                 }
             }
@@ -1433,10 +1453,10 @@ impl Compiler<'_> {
                 let mut a = self.split_common(name, pos, &t.args, plain, &|_| None)?;
                 let c = self.common(&mut a, plain, true)?;
                 a.expect_count(2)?;
-                let (l, lp) = expect_list(&a.positional[0], "the source strings")?;
+                let (l, lp) = expect_list(a.positional[0], "the source strings")?;
                 TestOp::String {
-                    sources: self.strs(&l, lp)?,
-                    m: self.make_match(&c, &a.positional[1])?,
+                    sources: self.strs(l, lp)?,
+                    m: self.make_match(&c, a.positional[1])?,
                 }
             }
             "hasflag" => {
@@ -1444,15 +1464,15 @@ impl Compiler<'_> {
                 let mut a = self.split_common(name, pos, &t.args, plain, &|_| None)?;
                 let c = self.common(&mut a, plain, true)?;
                 let (vars, keys) = match a.positional.len() {
-                    1 => (None, &a.positional[0]),
+                    1 => (None, a.positional[0]),
                     2 => {
-                        let (l, lp) = expect_list(&a.positional[0], "the variable names")?;
+                        let (l, lp) = expect_list(a.positional[0], "the variable names")?;
                         self.need("variables", lp, "hasflag with variables")?;
                         let mut v = Vec::new();
-                        for n in &l {
+                        for n in l {
                             v.push(self.var_ref(n, lp)?);
                         }
-                        (Some(v), &a.positional[1])
+                        (Some(v), a.positional[1])
                     }
                     _ => {
                         return Err(CompileError::new(
@@ -1461,18 +1481,17 @@ impl Compiler<'_> {
                         ))
                     }
                 };
-                let keys = keys.clone();
                 TestOp::HasFlag {
                     vars,
-                    m: self.make_match(&c, &keys)?,
+                    m: self.make_match(&c, keys)?,
                 }
             }
             "mailboxexists" => {
                 self.need("mailbox", pos, name)?;
                 let a = self.split(name, pos, &t.args, &|_| None)?;
                 a.expect_count(1)?;
-                let (l, lp) = expect_list(&a.positional[0], "the mailbox names")?;
-                TestOp::MailboxExists(self.strs(&l, lp)?)
+                let (l, lp) = expect_list(a.positional[0], "the mailbox names")?;
+                TestOp::MailboxExists(self.strs(l, lp)?)
             }
             "specialuse_exists" => {
                 self.need("special-use", pos, name)?;
@@ -1480,8 +1499,8 @@ impl Compiler<'_> {
                 let (mailbox, uses) = match a.positional.len() {
                     1 => (None, &a.positional[0]),
                     2 => {
-                        let (m, mp) = expect_str(&a.positional[0], "the mailbox name")?;
-                        (Some(self.str(&m, mp)?), &a.positional[1])
+                        let (m, mp) = expect_str(a.positional[0], "the mailbox name")?;
+                        (Some(self.str(m, mp)?), &a.positional[1])
                     }
                     _ => {
                         return Err(CompileError::new(
@@ -1491,14 +1510,14 @@ impl Compiler<'_> {
                     }
                 };
                 let (l, lp) = expect_list(uses, "the special-use flags")?;
-                for u in &l {
+                for u in l {
                     if !(u.contains("${") && self.has("variables")) {
                         check_special_use(u, lp)?;
                     }
                 }
                 TestOp::SpecialUseExists {
                     mailbox,
-                    uses: self.strs(&l, lp)?,
+                    uses: self.strs(l, lp)?,
                 }
             }
             "duplicate" => {
@@ -1514,7 +1533,7 @@ impl Compiler<'_> {
                     match a.take(tag) {
                         Some(t) => {
                             let (v, p) = expect_str(t.value.as_ref().expect("param"), tag)?;
-                            Ok(Some(c.str(&v, p)?))
+                            Ok(Some(c.str(v, p)?))
                         }
                         None => Ok(None),
                     }

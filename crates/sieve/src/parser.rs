@@ -106,10 +106,10 @@ impl Parser<'_> {
 
     fn command(&mut self) -> Result<Command, CompileError> {
         let pos = self.pos;
-        let Tok::Ident(name) = self.advance()? else {
+        let Tok::Ident(mut name) = self.advance()? else {
             unreachable!("command() is called on an identifier")
         };
-        let name = name.to_ascii_lowercase();
+        name.make_ascii_lowercase();
         let (args, tests, test_list) = self.arguments()?;
         let block = match self.tok {
             Tok::Semicolon => {
@@ -146,10 +146,11 @@ impl Parser<'_> {
             let pos = self.pos;
             match &self.tok {
                 Tok::Tag(_) => {
-                    let Tok::Tag(t) = self.advance()? else {
+                    let Tok::Tag(mut t) = self.advance()? else {
                         unreachable!()
                     };
-                    args.push(Arg::Tag(t.to_ascii_lowercase(), pos));
+                    t.make_ascii_lowercase();
+                    args.push(Arg::Tag(t, pos));
                 }
                 Tok::Number(n) => {
                     args.push(Arg::Number(*n, pos));
@@ -234,14 +235,15 @@ impl Parser<'_> {
         let Tok::Ident(_) = self.tok else {
             return Err(self.unexpected("a test"));
         };
-        let Tok::Ident(name) = self.advance()? else {
+        let Tok::Ident(mut name) = self.advance()? else {
             unreachable!()
         };
+        name.make_ascii_lowercase();
         self.enter()?;
         let (args, tests, test_list) = self.arguments()?;
         self.depth -= 1;
         Ok(Test {
-            name: name.to_ascii_lowercase(),
+            name,
             pos,
             args,
             tests,
