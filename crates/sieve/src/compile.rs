@@ -1725,3 +1725,65 @@ fn check_edit_name(n: &str, pos: Pos, limits: &Limits) -> Result<(), CompileErro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse;
+
+    fn compiled(src: &str) -> Compiled {
+        compile(&parse(src, &Limits::default()).unwrap(), &Limits::default()).unwrap()
+    }
+
+    fn set_value(src: &str) -> Str {
+        let c = compiled(src);
+        match &c.ops[0].0 {
+            Op::Set { value, .. } => value.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn variable_references() {
+        let v = |s: &str| {
+            set_value(&format!(
+                "require [\"variables\", \"encoded-character\", \"include\"]; set \"x\" \"{s}\";"
+            ))
+        };
+        assert_eq!(v("plain"), Str::Lit("plain".into()));
+        assert!(matches!(v("a${x}b"), Str::Tpl(p) if p.len() == 3));
+        assert!(matches!(v("${01}"), Str::Tpl(p) if p == [Piece::Match(1)]));
+        assert!(
+            matches!(v("${global.g}"), Str::Tpl(p) if p == [Piece::Var(VarRef::Global("g".into()))])
+        );
+        // Not references: taken literally.
+        assert_eq!(v("${a b}"), Str::Lit("${a b}".into()));
+        assert_eq!(v("${}"), Str::Lit("${}".into()));
+        assert_eq!(v("${x"), Str::Lit("${x".into()));
+        assert_eq!(v("$${hex:24}{x}"), Str::Lit("$${x}".into()));
+        // Without "variables", "${x}" is just text.
+        let c = compiled("require \"fileinto\"; fileinto \"${x}\";");
+        assert!(matches!(&c.ops[0].0, Op::FileInto { mailbox: Str::Lit(m), .. } if m == "${x}"));
+    }
+
+    #[test]
+    fn variable_names_share_slots_case_insensitively() {
+        let c = compiled(
+            "require \"variables\"; set \"Abc\" \"1\"; set \"aBC\" \"2\"; set \"other\" \"3\";",
+        );
+        assert_eq!(c.locals, 2);
+    }
+
+    #[test]
+    fn short_circuit_code() {
+        // anyof(true, X): X is never compiled to a test that runs before the jump.
+        let c = compiled("if anyof(true, header :is \"a\" \"b\") { discard; }");
+        assert!(matches!(c.ops[0].0, Op::Jump(_)), "{:?}", c.ops);
+        // allof(false, ...) jumps straight past the block.
+        let c = compiled("if allof(false, exists \"x\") { discard; } keep;");
+        let Op::Jump(t) = c.ops[0].0 else {
+            panic!("{:?}", c.ops)
+        };
+        assert!(matches!(c.ops[t].0, Op::Keep { .. }), "{:?}", c.ops);
+    }
+}
