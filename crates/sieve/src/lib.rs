@@ -126,7 +126,7 @@ impl Script {
 
     /// The form to cache in the store. It holds the version and the source, and
     /// `from_bytes` compiles that source again: compiling is fast (a 1,000-rule script in
-    /// about a millisecond) and a stored form is then never trusted, whatever wrote it.
+    /// a few milliseconds) and a stored form is then never trusted, whatever wrote it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + self.inner.source.len());
         out.extend_from_slice(MAGIC);
