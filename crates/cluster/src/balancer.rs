@@ -161,8 +161,8 @@ fn least_loaded<'a>(load: &BTreeMap<&'a str, usize>) -> &'a str {
 }
 
 /// Writes `actions` (planned against `map`) in batches; `fence` is checked by each batch.
-/// Returns the revision of the last batch written, or `None` if a batch lost a race (the
-/// rest is left for the next round, planned from a newer map).
+/// Returns the revision of the last batch written, if any. A batch that loses a race ends
+/// the round: the rest is planned again from a newer map.
 pub(crate) async fn apply(
     ctx: &Ctx,
     map: &PartitionMap,
@@ -182,7 +182,7 @@ pub(crate) async fn apply(
                     .metrics
                     .claims_lost
                     .fetch_add(1, Ordering::Relaxed);
-                return Ok(None);
+                break;
             }
         }
     }
@@ -268,7 +268,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         match apply(&ctx, &map, &actions, Some(fence)).await {
             Ok(Some(revision)) => written = revision,
             Ok(None) => {}
-            Err(e) => tracing::warn!("balancer: {e}"),
+            Err(e) => tracing::warn!("cluster balancer: {e}"),
         }
     }
 }
@@ -285,8 +285,7 @@ async fn campaign(ctx: &Ctx) -> Result<Option<i64>, Error> {
             ctx.shared.node.as_bytes(),
             Some(PutOptions::new().with_lease(lease)),
         )]);
-    let mut kv = ctx.etcd.client.kv_client();
-    let resp = ctx.etcd.call(kv.txn(txn)).await?;
+    let resp = ctx.etcd.txn(txn).await?;
     Ok(resp
         .succeeded()
         .then(|| resp.header().map_or(0, |h| h.revision())))

@@ -1,5 +1,5 @@
 //! The functions behind `ringmail cluster status|locate|move|drain`: blocking, each with its
-//! own small runtime and bounded by [`crate::ETCD_TIMEOUT`], so a command-line tool gets an answer or
+//! own small runtime and bounded by [`ETCD_TIMEOUT`], so a command-line tool gets an answer or
 //! an error naming the endpoints within seconds.
 
 use std::fmt;
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::balancer::{self, Action};
 use crate::config::ClusterConfig;
-use crate::etcd::{within, Etcd};
+use crate::etcd::{Etcd, ETCD_TIMEOUT};
 use crate::keys::Keys;
 use crate::map::{PartitionMap, PartitionState};
 use crate::ownership::{self, commit, Change, BATCH};
@@ -203,10 +203,7 @@ impl Admin {
     /// its partitions to move to the other nodes, evenly.
     pub fn drain(&self, node: &str) -> Result<Drained, Error> {
         self.run(async {
-            let mut kv = self.etcd.client.kv_client();
-            self.etcd
-                .call(kv.put(self.keys.drain(node), "", None))
-                .await?;
+            self.etcd.put(&self.keys.drain(node), b"").await?;
             // The balancer may be writing too; a lost race is retried from a fresh read.
             for _ in 0..3 {
                 let map = self.load().await?;
@@ -250,10 +247,7 @@ impl Admin {
     /// Lets a drained node receive partitions again.
     pub fn undrain(&self, node: &str) -> Result<(), Error> {
         self.run(async {
-            let mut kv = self.etcd.client.kv_client();
-            self.etcd
-                .call(kv.delete(self.keys.drain(node), None))
-                .await?;
+            self.etcd.delete(&self.keys.drain(node)).await?;
             Ok(())
         })
     }
@@ -262,11 +256,17 @@ impl Admin {
         self.etcd.load_map(&self.keys, &self.cluster).await
     }
 
-    /// Runs `op` to completion within [`crate::ETCD_TIMEOUT`] as a whole.
+    /// Runs `op` to completion. Each etcd call in it gives up after [`ETCD_TIMEOUT`]; the
+    /// whole is bounded too, for operations of several calls.
     fn run<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         self.runtime.block_on(async {
-            let bounded = async { Ok::<_, etcd_client::Error>(op.await) };
-            within(&self.etcd.endpoints, bounded).await?
+            match tokio::time::timeout(2 * ETCD_TIMEOUT, op).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Etcd {
+                    endpoints: self.etcd.endpoints.clone(),
+                    cause: format!("no answer within {} s", (2 * ETCD_TIMEOUT).as_secs()),
+                }),
+            }
         })
     }
 }

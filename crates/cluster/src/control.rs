@@ -184,8 +184,7 @@ fn control_thread(
         }
         if let Ok(Stop::Leave) = stop_rx.await {
             let lease = ctx.shared.lease_id.load(Ordering::Relaxed);
-            let mut client = ctx.etcd.client.lease_client();
-            match ctx.etcd.call(client.revoke(lease)).await {
+            match ctx.etcd.revoke(lease).await {
                 Ok(_) => tracing::info!(node = %ctx.info.id, "left the cluster"),
                 Err(e) => tracing::warn!("leaving the cluster: {e}; the lease will expire"),
             }

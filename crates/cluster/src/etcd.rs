@@ -1,77 +1,218 @@
-//! Talking to etcd: connecting, bounding every call in time, and the reads and transactions
-//! that more than one module needs.
+//! Talking to etcd: one client per member with failover, every call bounded in time, and the
+//! reads and transactions that more than one module needs.
+//!
+//! etcd-client's own multi-endpoint channel hands a dead member's connection errors to the
+//! caller instead of trying another member (its issues #12 and #39), so, like etcd's Go
+//! client, we pin one member and move to the next when it cannot be reached.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, LeaseGrantResponse,
+    LeaseKeepAliveStream, LeaseKeeper, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+    WatchStream,
 };
 
 use crate::keys::Keys;
 use crate::map::{Meta, PartitionMap};
 use crate::{Error, MAX_PARTITIONS};
 
-/// How long one etcd request may take before the caller hears of it. The CLI tools give up
-/// after this; the control thread retries.
+/// How long one etcd operation may take, failover included, before the caller hears of it.
+/// The CLI tools give up after this; the control thread retries.
 pub const ETCD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one member gets before the next is tried, when there are several: a member that
+/// accepts connections but does not answer (cut off, overloaded) must not use up the budget.
+const ATTEMPT: Duration = Duration::from_secs(1);
 
 /// The largest response accepted: a full read of a 65,536-partition map is about 5 MB, over
 /// tonic's default limit of 4 MB.
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// A client and the endpoints it was made for (every error names them).
+/// Clients for the members, the one in use, and the endpoints (every error names them).
 #[derive(Clone)]
 pub(crate) struct Etcd {
-    pub(crate) client: Client,
+    members: Arc<Vec<(String, Client)>>,
+    pinned: Arc<AtomicUsize>,
     pub(crate) endpoints: String,
 }
 
 impl Etcd {
-    /// Makes a client. Connections are opened lazily, so this fails only for malformed
-    /// endpoints; an unreachable etcd shows up as the first request timing out.
+    /// Makes the clients. Connections are opened lazily, so this fails only for malformed
+    /// endpoints; an unreachable etcd shows up as the first call failing.
     pub(crate) async fn connect(endpoints: &[String]) -> Result<Etcd, Error> {
         let joined = endpoints.join(", ");
         let options = ConnectOptions::new()
-            .with_connect_timeout(ETCD_TIMEOUT)
+            .with_connect_timeout(ATTEMPT)
             // HTTP/2 pings find a member that died without closing its connections, so
-            // streams (watch, keep-alive) fail over instead of hanging.
+            // streams (watch, keep-alive) fail instead of hanging.
             .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
             .with_keep_alive_while_idle(true)
             // A member cut off from its quorum refuses requests and ends watches rather than
-            // serving stale data.
+            // serving stale data; we then move to another member.
             .with_require_leader(true);
-        let client = within(&joined, Client::connect(endpoints, Some(options))).await?;
+        let mut members = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let client = Client::connect([endpoint], Some(options.clone()))
+                .await
+                .map_err(|e| Error::Etcd {
+                    endpoints: joined.clone(),
+                    cause: e.to_string(),
+                })?;
+            members.push((endpoint.clone(), client));
+        }
         Ok(Etcd {
-            client,
+            members: Arc::new(members),
+            pinned: Arc::new(AtomicUsize::new(0)),
             endpoints: joined,
         })
+    }
+
+    /// Runs `op` against the pinned member; when that member cannot be reached, against the
+    /// next, and so on, until it succeeds, fails for a reason another member would not change,
+    /// or [`ETCD_TIMEOUT`] has passed.
+    ///
+    /// A write whose answer was lost may be sent twice; every write here is a compare-and-set,
+    /// so the second copy fails its compare and the caller re-reads the map.
+    pub(crate) async fn call<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + ETCD_TIMEOUT;
+        let n = self.members.len();
+        let mut last = String::from("no member tried");
+        let mut first = self.pinned.load(Ordering::Relaxed);
+        loop {
+            for k in 0..n {
+                let i = (first + k) % n;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let budget = if n == 1 { left } else { left.min(ATTEMPT) };
+                let (endpoint, client) = &self.members[i];
+                match tokio::time::timeout(budget, op(client.clone())).await {
+                    Ok(Ok(value)) => {
+                        self.pinned.store(i, Ordering::Relaxed);
+                        return Ok(value);
+                    }
+                    Ok(Err(e)) if !unreachable(&e) => return Err(self.error(e)),
+                    Ok(Err(e)) => last = format!("{endpoint}: {}", describe(&e)),
+                    Err(_) => {
+                        last = format!("{endpoint}: no answer within {} ms", budget.as_millis())
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Etcd {
+                    endpoints: self.endpoints.clone(),
+                    cause: format!(
+                        "no member answered within {} s (is etcd running and reachable?); \
+                         last: {last}",
+                        ETCD_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            // Every member failed fast (refused, no leader during an election): pause briefly.
+            tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+            first = self.pinned.load(Ordering::Relaxed);
+        }
     }
 
     /// Turns an etcd error into ours.
     pub(crate) fn error(&self, e: etcd_client::Error) -> Error {
         Error::Etcd {
             endpoints: self.endpoints.clone(),
-            cause: e.to_string(),
+            cause: describe(&e),
         }
     }
 
-    /// Runs one request with [`ETCD_TIMEOUT`].
-    pub(crate) async fn call<T>(
+    pub(crate) async fn get(
         &self,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, Error> {
-        within(&self.endpoints, request).await
+        key: &str,
+        options: Option<GetOptions>,
+    ) -> Result<GetResponse, Error> {
+        self.call(|client| {
+            let (key, options) = (key.to_string(), options.clone());
+            async move {
+                let mut kv = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+                kv.get(key, options).await
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn txn(&self, txn: Txn) -> Result<TxnResponse, Error> {
+        self.call(|mut client| {
+            let txn = txn.clone();
+            async move { client.txn(txn).await }
+        })
+        .await
+    }
+
+    pub(crate) async fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        self.call(|mut client| {
+            let (key, value) = (key.to_string(), value.to_vec());
+            async move { client.put(key, value, None).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.call(|mut client| {
+            let key = key.to_string();
+            async move { client.delete(key, None).await }
+        })
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn grant(&self, ttl: i64) -> Result<LeaseGrantResponse, Error> {
+        self.call(|mut client| async move { client.lease_grant(ttl, None).await })
+            .await
+    }
+
+    pub(crate) async fn revoke(&self, lease: i64) -> Result<(), Error> {
+        self.call(|mut client| async move { client.lease_revoke(lease).await })
+            .await
+            .map(drop)
+    }
+
+    /// Opens a keep-alive stream for `lease`; opening it renews the lease once.
+    pub(crate) async fn keep_alive(
+        &self,
+        lease: i64,
+    ) -> Result<(LeaseKeeper, LeaseKeepAliveStream), Error> {
+        self.call(|mut client| async move { client.lease_keep_alive(lease).await })
+            .await
+    }
+
+    pub(crate) async fn watch(
+        &self,
+        key: &str,
+        options: WatchOptions,
+    ) -> Result<WatchStream, Error> {
+        self.call(|client| {
+            let (key, options) = (key.to_string(), options.clone());
+            async move {
+                let mut watch = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+                watch.watch(key, Some(options)).await
+            }
+        })
+        .await
     }
 
     /// Reads the whole cluster in one request, so the copy is consistent at one revision.
     pub(crate) async fn load_map(&self, keys: &Keys, cluster: &str) -> Result<PartitionMap, Error> {
-        let mut kv = self
-            .client
-            .kv_client()
-            .max_decoding_message_size(MAX_MESSAGE);
-        let options = GetOptions::new().with_prefix();
-        let resp = self.call(kv.get(keys.prefix(), Some(options))).await?;
+        let resp = self
+            .get(keys.prefix(), Some(GetOptions::new().with_prefix()))
+            .await?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let meta_key = keys.meta();
         let meta = resp
@@ -82,7 +223,10 @@ impl Etcd {
         let meta = parse_meta(&meta_key, meta.value())?;
         let mut map = PartitionMap::new(cluster, meta.partitions);
         for kv in resp.kvs() {
-            map.apply_put(keys, kv.key(), kv.value(), kv.mod_revision())?;
+            // One bad value (written by hand?) must not hide the rest of the map.
+            if let Err(e) = map.apply_put(keys, kv.key(), kv.value(), kv.mod_revision()) {
+                tracing::error!("cluster map: {e}; ignoring it");
+            }
         }
         map.revision = revision;
         Ok(map)
@@ -117,8 +261,7 @@ impl Etcd {
                 None,
             )])
             .or_else([TxnOp::get(meta_key.clone(), None)]);
-        let mut kv = self.client.kv_client();
-        let resp = self.call(kv.txn(txn)).await?;
+        let resp = self.txn(txn).await?;
         if resp.succeeded() {
             tracing::info!(cluster, partitions, "created the cluster's partition map");
             return Ok(());
@@ -143,24 +286,35 @@ impl Etcd {
     }
 }
 
-/// Bounds `request` by [`ETCD_TIMEOUT`], naming `endpoints` in the error.
-pub(crate) async fn within<T>(
-    endpoints: &str,
-    request: impl Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(ETCD_TIMEOUT, request).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(Error::Etcd {
-            endpoints: endpoints.to_string(),
-            cause: e.to_string(),
-        }),
-        Err(_) => Err(Error::Etcd {
-            endpoints: endpoints.to_string(),
-            cause: format!(
-                "no answer within {} s (is etcd running and reachable?)",
-                ETCD_TIMEOUT.as_secs()
-            ),
-        }),
+/// Whether `e` says this member could not be reached or could not serve (no leader, leader
+/// changed, shutting down), so another member may succeed; other errors are answers.
+fn unreachable(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+        ),
+        _ => false,
+    }
+}
+
+/// A short text for `e`: a gRPC status's message and its root cause ("tcp connect error:
+/// Connection refused"), not the nested debug output of the transport's error types.
+fn describe(e: &etcd_client::Error) -> String {
+    let etcd_client::Error::GRpcStatus(status) = e else {
+        return e.to_string();
+    };
+    let mut root = None;
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        root = Some(cause);
+        source = cause.source();
+    }
+    match root {
+        Some(root) => format!("{}: {root}", status.message()),
+        None => status.message().to_string(),
     }
 }
 

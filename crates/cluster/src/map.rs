@@ -75,7 +75,8 @@ impl Assignment {
         }
     }
 
-    pub(crate) fn owned_by(&self, node: &str) -> bool {
+    /// Whether `node` is the owner.
+    pub fn owned_by(&self, node: &str) -> bool {
         self.owner.as_deref() == Some(node)
     }
 }

@@ -33,11 +33,7 @@ pub(crate) async fn register(ctx: &Ctx) -> Result<i64, Error> {
     let value = serde_json::to_vec(&ctx.info).expect("plain struct");
     loop {
         let sent = Instant::now();
-        let mut lease = ctx.etcd.client.lease_client();
-        let grant = ctx
-            .etcd
-            .call(lease.grant(ctx.lease_secs as i64, None))
-            .await?;
+        let grant = ctx.etcd.grant(ctx.lease_secs as i64).await?;
         let id = grant.id();
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -46,17 +42,17 @@ pub(crate) async fn register(ctx: &Ctx) -> Result<i64, Error> {
                 value.clone(),
                 Some(PutOptions::new().with_lease(id)),
             )]);
-        let mut kv = ctx.etcd.client.kv_client();
-        if ctx.etcd.call(kv.txn(txn)).await?.succeeded() {
-            ctx.shared.lease_id.store(id, Ordering::Relaxed);
-            ctx.shared.set_valid_until(
-                sent + Duration::from_secs(grant.ttl().max(0) as u64) - margin(ttl),
-            );
+        let resp = ctx.etcd.txn(txn).await?;
+        if resp.succeeded() {
+            let revision = resp.header().map_or(0, |h| h.revision());
+            let granted = Duration::from_secs(grant.ttl().max(0) as u64);
+            ctx.shared
+                .registered(id, revision, sent + granted - margin(ttl));
             tracing::info!(node = %ctx.info.id, lease = id, "registered in the cluster");
             return Ok(id);
         }
         // Do not leave the unused lease behind (it would expire anyway).
-        let _ = ctx.etcd.call(lease.revoke(id)).await;
+        let _ = ctx.etcd.revoke(id).await;
         if Instant::now() >= deadline {
             return Err(Error::AlreadyRegistered {
                 cluster: ctx.cluster.clone(),
@@ -130,14 +126,15 @@ async fn renew(
 ) -> Result<Renewal, Error> {
     let granted = Duration::from_secs(ctx.lease_secs);
     let Some((keeper, stream)) = channel else {
-        let mut client = ctx.etcd.client.lease_client();
-        return match client.keep_alive(lease).await {
+        return match ctx.etcd.keep_alive(lease).await {
             Ok(opened) => {
                 *channel = Some(opened);
                 Ok(Renewal::Renewed(granted))
             }
-            Err(e) if e.to_string().contains("lease not found") => Ok(Renewal::Expired),
-            Err(e) => Err(ctx.etcd.error(e)),
+            Err(Error::Etcd { cause, .. }) if cause.contains("lease not found") => {
+                Ok(Renewal::Expired)
+            }
+            Err(e) => Err(e),
         };
     };
     keeper.keep_alive().await.map_err(|e| ctx.etcd.error(e))?;

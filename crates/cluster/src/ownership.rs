@@ -14,9 +14,9 @@ use crate::map::{Assignment, PartitionState, Stored};
 use crate::Error;
 
 /// Partitions written in one transaction. etcd refuses transactions of more than 128
-/// operations (`--max-txn-ops`); a batch needs one compare per partition, one per target node
-/// and one for the balancer's fence, so 32 stays far below it while still assigning a
-/// 4096-partition cluster in 128 transactions.
+/// operations (`--max-txn-ops`); a batch needs one compare per partition, one per target node,
+/// one per dead owner and one for the balancer's fence, so 32 stays below it (at most 97)
+/// while still assigning a 4096-partition cluster in 128 transactions.
 pub(crate) const BATCH: usize = 32;
 
 /// One partition's new entry, with what must still hold for it to be written.
@@ -29,11 +29,23 @@ pub(crate) struct Change {
     /// A node whose registration (lease) must exist, so nothing is handed to a node that died
     /// after the writer looked.
     pub(crate) target: Option<String>,
+    /// A node whose registration must not exist: the dead owner a partition is taken from. If
+    /// it came back (re-registered) meanwhile, it keeps its partitions.
+    pub(crate) gone: Option<String>,
 }
 
 impl Change {
-    /// Makes `to` the owner at the next epoch.
+    /// Makes `to` the owner at the next epoch, taking the partition from a dead owner (or
+    /// none).
     pub(crate) fn assign(partition: u32, current: &Assignment, to: &str) -> Change {
+        Change {
+            gone: current.owner.clone(),
+            ..Change::hand_over(partition, current, to)
+        }
+    }
+
+    /// Makes `to` the owner at the next epoch; the live owner has handed the partition over.
+    pub(crate) fn hand_over(partition: u32, current: &Assignment, to: &str) -> Change {
         Change {
             partition,
             expect: current.revision,
@@ -43,6 +55,7 @@ impl Change {
                 state: PartitionState::Active,
             },
             target: Some(to.to_string()),
+            gone: None,
         }
     }
 
@@ -57,6 +70,7 @@ impl Change {
                 state: PartitionState::Moving { to: to.to_string() },
             },
             target: Some(to.to_string()),
+            gone: None,
         })
     }
 
@@ -71,6 +85,7 @@ impl Change {
                 state: PartitionState::Active,
             },
             target: None,
+            gone: None,
         })
     }
 }
@@ -87,6 +102,7 @@ pub(crate) async fn commit(
     let mut compares = Vec::with_capacity(changes.len() * 2 + 1);
     let mut puts = Vec::with_capacity(changes.len());
     let mut targets = BTreeSet::new();
+    let mut gone = BTreeSet::new();
     for change in changes {
         let key = keys.partition(change.partition);
         compares.push(Compare::mod_revision(
@@ -98,6 +114,9 @@ pub(crate) async fn commit(
         if let Some(target) = &change.target {
             targets.insert(target.as_str());
         }
+        if let Some(owner) = &change.gone {
+            gone.insert(owner.as_str());
+        }
     }
     for target in targets {
         compares.push(Compare::create_revision(
@@ -106,10 +125,16 @@ pub(crate) async fn commit(
             0,
         ));
     }
+    for owner in gone {
+        compares.push(Compare::create_revision(
+            keys.node(owner),
+            CompareOp::Equal,
+            0,
+        ));
+    }
     compares.extend(fence);
     let txn = Txn::new().when(compares).and_then(puts);
-    let mut kv = etcd.client.kv_client();
-    let resp = etcd.call(kv.txn(txn)).await?;
+    let resp = etcd.txn(txn).await?;
     Ok(resp
         .succeeded()
         .then(|| resp.header().map_or(0, |h| h.revision())))
@@ -118,8 +143,7 @@ pub(crate) async fn commit(
 /// Reads partition `p`'s entry straight from etcd (not from a local copy that may lag).
 pub(crate) async fn read(etcd: &Etcd, keys: &Keys, p: u32) -> Result<Assignment, Error> {
     let key = keys.partition(p);
-    let mut kv = etcd.client.kv_client();
-    let resp = etcd.call(kv.get(key.clone(), None)).await?;
+    let resp = etcd.get(&key, None).await?;
     let Some(found) = resp.kvs().first() else {
         return Ok(Assignment::UNSET);
     };
@@ -155,7 +179,7 @@ pub(crate) async fn complete_move(
             to: to.to_string(),
         });
     }
-    let change = Change::assign(p, &current, to);
+    let change = Change::hand_over(p, &current, to);
     let epoch = change.new.epoch;
     match commit(etcd, keys, &[change], None).await? {
         Some(_) => Ok(epoch),

@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     /// `valid_until` is kept as nanoseconds after `base` so it fits an atomic.
     base: Instant,
     valid_until: AtomicU64,
+    /// The revision at which this node (re-)registered: until the local copy has caught up
+    /// with it, the copy may still show partitions that were taken while the node was dead.
+    registered_at: AtomicI64,
     pub(crate) lease_id: AtomicI64,
     pub(crate) is_balancer: AtomicBool,
     pub(crate) notifier: Notifier,
@@ -46,6 +49,7 @@ impl Shared {
             map: ArcSwap::from_pointee(map),
             base: Instant::now(),
             valid_until: AtomicU64::new(0),
+            registered_at: AtomicI64::new(0),
             lease_id: AtomicI64::new(0),
             is_balancer: AtomicBool::new(false),
             notifier: Notifier::default(),
@@ -64,6 +68,13 @@ impl Shared {
         self.notifier.notify();
     }
 
+    /// Records a registration (with its lease and its revision).
+    pub(crate) fn registered(&self, lease: i64, revision: i64, until: Instant) {
+        self.lease_id.store(lease, Ordering::Relaxed);
+        self.registered_at.store(revision, Ordering::Release);
+        self.set_valid_until(until);
+    }
+
     pub(crate) fn set_valid_until(&self, until: Instant) {
         let nanos = until.saturating_duration_since(self.base).as_nanos();
         self.valid_until
@@ -77,9 +88,11 @@ impl Shared {
         }
     }
 
+    /// No confirmed lease now, or a local copy older than this node's registration.
     pub(crate) fn fenced(&self) -> bool {
         self.valid_until()
             .is_none_or(|until| Instant::now() >= until)
+            || self.map.load().revision < self.registered_at.load(Ordering::Acquire)
     }
 }
 
@@ -199,13 +212,31 @@ impl ClusterView {
         self.shared.valid_until()
     }
 
-    /// True when the lease may have expired: the node must stop acting as owner of any
-    /// partition (its partitions may already be someone else's).
+    /// True when the lease may have expired, so the node must stop acting as owner of any
+    /// partition (they may already be someone else's); also after the node re-registered
+    /// with a new lease, until its copy of the map shows what happened while it was dead.
     pub fn fenced(&self) -> bool {
         self.shared.fenced()
     }
 
-    /// Change notifications for this node's partitions.
+    /// Pending moves this node takes part in, as (partition, from, to): the data plane reads
+    /// these once at start, then follows [`ClusterView::subscribe`] for new ones.
+    pub fn pending_moves(&self) -> Vec<(u32, String, String)> {
+        let map = self.shared.map.load();
+        let me = self.shared.node.as_str();
+        map.assignments
+            .iter()
+            .enumerate()
+            .filter_map(|(p, a)| {
+                let (from, to) = (a.owner.as_deref()?, a.moving_to()?);
+                (from == me || to == me).then(|| (p as u32, from.to_string(), to.to_string()))
+            })
+            .collect()
+    }
+
+    /// Change notifications for this node's partitions, from the copy current now on (what
+    /// was already in it, such as moves pending at start, is in [`ClusterView::map`] and
+    /// [`ClusterView::pending_moves`]).
     pub fn subscribe(&self) -> Subscription {
         Subscription {
             shared: self.shared.clone(),

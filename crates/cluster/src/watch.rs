@@ -47,10 +47,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
 async fn follow(ctx: &Ctx) -> Result<(), String> {
     let start = ctx.shared.map.load().revision + 1;
     let options = WatchOptions::new().with_prefix().with_start_revision(start);
-    let mut client = ctx.etcd.client.watch_client();
     let mut stream = ctx
         .etcd
-        .call(client.watch(ctx.keys.prefix(), Some(options)))
+        .watch(ctx.keys.prefix(), options)
         .await
         .map_err(|e| e.to_string())?;
     loop {
