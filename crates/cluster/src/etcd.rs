@@ -77,13 +77,28 @@ impl Etcd {
     ///
     /// A write whose answer was lost may be sent twice; every write here is a compare-and-set,
     /// so the second copy fails its compare and the caller re-reads the map.
-    pub(crate) async fn call<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Result<T, Error>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let deadline = Instant::now() + ETCD_TIMEOUT;
+        self.call_within(ETCD_TIMEOUT, op).await
+    }
+
+    /// [`Etcd::call`] with a budget of `total` instead of [`ETCD_TIMEOUT`], shared among the
+    /// members so each gets a turn within it.
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        total: Duration,
+        mut op: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + total;
         let n = self.members.len();
+        let attempt = ATTEMPT.min(total / n as u32);
         let mut last = String::from("no member tried");
         let mut first = self.pinned.load(Ordering::Relaxed);
         loop {
@@ -93,7 +108,7 @@ impl Etcd {
                 if left.is_zero() {
                     break;
                 }
-                let budget = if n == 1 { left } else { left.min(ATTEMPT) };
+                let budget = if n == 1 { left } else { left.min(attempt) };
                 let (endpoint, client) = &self.members[i];
                 match tokio::time::timeout(budget, op(client.clone())).await {
                     Ok(Ok(value)) => {
@@ -106,6 +121,14 @@ impl Etcd {
                         last = format!("{endpoint}: no answer within {} ms", budget.as_millis())
                     }
                 }
+                // The next call starts at the next member, even if this one is abandoned by
+                // its caller before it gets there.
+                let _ = self.pinned.compare_exchange(
+                    i,
+                    (i + 1) % n,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -122,6 +145,14 @@ impl Etcd {
             tokio::time::sleep(left.min(Duration::from_millis(100))).await;
             first = self.pinned.load(Ordering::Relaxed);
         }
+    }
+
+    /// Moves on from the pinned member (its stream failed), so the next call tries another.
+    pub(crate) fn skip_pinned(&self) {
+        let n = self.members.len();
+        let _ = self
+            .pinned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |i| Some((i + 1) % n));
     }
 
     /// Turns an etcd error into ours.
@@ -184,13 +215,16 @@ impl Etcd {
             .map(drop)
     }
 
-    /// Opens a keep-alive stream for `lease`; opening it renews the lease once.
+    /// Opens a keep-alive stream for `lease` within `total`; opening it renews the lease once.
     pub(crate) async fn keep_alive(
         &self,
         lease: i64,
+        total: Duration,
     ) -> Result<(LeaseKeeper, LeaseKeepAliveStream), Error> {
-        self.call(|mut client| async move { client.lease_keep_alive(lease).await })
-            .await
+        self.call_within(total, |mut client| async move {
+            client.lease_keep_alive(lease).await
+        })
+        .await
     }
 
     pub(crate) async fn watch(

@@ -64,6 +64,12 @@ pub(crate) async fn register(ctx: &Ctx) -> Result<i64, Error> {
     }
 }
 
+/// How long one renewal may take, failing over between members included: a third of the
+/// lease, the interval between renewals.
+fn renewal_budget(ctx: &Ctx) -> Duration {
+    Duration::from_secs(ctx.lease_secs) / 3
+}
+
 /// Outcome of one renewal.
 enum Renewal {
     /// etcd confirmed; the lease lives `ttl` from when it was sent.
@@ -85,7 +91,8 @@ pub(crate) async fn keep_alive(ctx: Arc<Ctx>) {
         tokio::time::sleep(wait).await;
         let sent = Instant::now();
         let lease = ctx.shared.lease_id.load(Ordering::Relaxed);
-        let outcome = tokio::time::timeout(interval, renew(&ctx, &mut channel, lease)).await;
+        let outcome =
+            tokio::time::timeout(renewal_budget(&ctx), renew(&ctx, &mut channel, lease)).await;
         let metrics = &ctx.shared.metrics;
         wait = interval;
         match outcome {
@@ -118,25 +125,42 @@ pub(crate) async fn keep_alive(ctx: Arc<Ctx>) {
     }
 }
 
-/// One renewal over the keep-alive stream, opening it first if needed (opening it renews).
+/// One renewal: over the open keep-alive stream if there is one, else (or when its member
+/// does not answer quickly) by opening a stream on the next member, which renews too.
 async fn renew(
     ctx: &Ctx,
     channel: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
     lease: i64,
 ) -> Result<Renewal, Error> {
-    let granted = Duration::from_secs(ctx.lease_secs);
-    let Some((keeper, stream)) = channel else {
-        return match ctx.etcd.keep_alive(lease).await {
-            Ok(opened) => {
-                *channel = Some(opened);
-                Ok(Renewal::Renewed(granted))
-            }
-            Err(Error::Etcd { cause, .. }) if cause.contains("lease not found") => {
-                Ok(Renewal::Expired)
-            }
-            Err(e) => Err(e),
-        };
-    };
+    let budget = renewal_budget(ctx);
+    let started = Instant::now();
+    if let Some((keeper, stream)) = channel {
+        // A healthy member answers in milliseconds; a silent one (cut off, frozen) must leave
+        // time to renew through another.
+        match tokio::time::timeout(budget / 3, over_stream(ctx, keeper, stream)).await {
+            Ok(Ok(renewal)) => return Ok(renewal),
+            Ok(Err(e)) => tracing::debug!("cluster lease keep-alive stream: {e}"),
+            Err(_) => tracing::debug!("cluster lease keep-alive stream: no answer"),
+        }
+        *channel = None;
+        ctx.etcd.skip_pinned();
+    }
+    let left = budget.saturating_sub(started.elapsed());
+    match ctx.etcd.keep_alive(lease, left).await {
+        Ok(opened) => {
+            *channel = Some(opened);
+            Ok(Renewal::Renewed(Duration::from_secs(ctx.lease_secs)))
+        }
+        Err(Error::Etcd { cause, .. }) if cause.contains("lease not found") => Ok(Renewal::Expired),
+        Err(e) => Err(e),
+    }
+}
+
+async fn over_stream(
+    ctx: &Ctx,
+    keeper: &mut LeaseKeeper,
+    stream: &mut LeaseKeepAliveStream,
+) -> Result<Renewal, Error> {
     keeper.keep_alive().await.map_err(|e| ctx.etcd.error(e))?;
     match stream.message().await.map_err(|e| ctx.etcd.error(e))? {
         Some(resp) if resp.ttl() > 0 => {

@@ -498,6 +498,79 @@ fn the_cluster_keeps_working_without_one_etcd_member() {
 }
 
 #[test]
+fn a_silent_etcd_leader_is_left_before_any_lease_runs_out() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let nodes: Vec<ControlPlane> = ["a", "b"]
+        .iter()
+        .map(|n| harness::node(&etcd, "silent", n, 16))
+        .collect();
+    let views: Vec<ClusterView> = nodes.iter().map(ControlPlane::view).collect();
+    wait_until(CONVERGE, "partitions spread", || {
+        balanced(&views[0], &["a", "b"])
+    });
+    // Every client is pinned to the first member; make it the leader, then freeze it: its
+    // connections stay open but nothing comes back (as when the network to it fails), and
+    // the others must elect a new leader.
+    etcd.make_leader(0);
+    let renewals: Vec<u64> = views.iter().map(|v| v.metrics().lease_renewals).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let fenced_seen = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for view in &views {
+                    if view.fenced() && !seen.contains(&view.node().to_string()) {
+                        seen.push(view.node().to_string());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        });
+        etcd.freeze_member(0, true);
+        let frozen = Instant::now();
+        // The map stays writable and every copy follows.
+        let admin = admin(&etcd, "silent");
+        let p = (0..16)
+            .find(|p| views[0].map().assignment(*p).owned_by("a"))
+            .unwrap();
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            match admin.move_partition(p, "b") {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => eprintln!("move while etcd elects: {e}"),
+                Err(e) => panic!("move with a silent member: {e}"),
+            }
+        }
+        wait_until(CONVERGE, "both copies show the intent", || {
+            views
+                .iter()
+                .all(|v| v.map().assignment(p).moving_to() == Some("b"))
+        });
+        let seen_in = frozen.elapsed();
+        // Two lease lengths with renewals going on.
+        wait_until(Duration::from_secs(15), "renewals go on", || {
+            frozen.elapsed() >= Duration::from_secs(10)
+                && views
+                    .iter()
+                    .zip(&renewals)
+                    .all(|(v, before)| v.metrics().lease_renewals >= before + 4)
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "etcd leader m0 frozen: intent seen by every copy {seen_in:?} later; metrics {:?}",
+            views.iter().map(ClusterView::metrics).collect::<Vec<_>>()
+        );
+        sampler.join().unwrap()
+    });
+    assert!(
+        fenced_seen.is_empty(),
+        "fenced while one member was silent: {fenced_seen:?}"
+    );
+}
+
+#[test]
 fn a_node_that_cannot_renew_its_lease_is_fenced_in_time() {
     let _serial = serial();
     let Some(etcd) = Etcd::start(3) else { return };

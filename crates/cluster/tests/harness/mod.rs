@@ -130,6 +130,17 @@ impl Etcd {
         assert!(self.signal(if frozen { "-STOP" } else { "-CONT" }));
     }
 
+    /// Freezes or thaws member `i` alone.
+    pub fn freeze_member(&self, i: usize, frozen: bool) {
+        let pid = self.members[i].child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(if frozen { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success());
+    }
+
     /// Sends `signal` to every running member by pid; whether all were sent.
     fn signal(&self, signal: &str) -> bool {
         let mut sent = true;
