@@ -189,7 +189,7 @@ fn control_thread(
                 Err(e) => tracing::warn!("leaving the cluster: {e}; the lease will expire"),
             }
         }
-        // Leaving block_on drops the runtime and with it every task.
+        // Returning ends block_on; the runtime is then dropped, and every task with it.
     });
 }
 
@@ -266,7 +266,7 @@ async fn claim(ctx: &Ctx, p: u32) -> Result<u64, Error> {
     let map = ctx.shared.map.load_full();
     ownership::check_partition(p, map.partitions)?;
     if ctx.shared.fenced() {
-        return Err(Error::NodeNotAlive(ctx.info.id.clone()));
+        return Err(Error::Fenced(ctx.info.id.clone()));
     }
     let current = map.assignment(p);
     if let Some(owner) = map.live_owner(p) {

@@ -36,6 +36,10 @@ pub enum Error {
     NoSuchPartition { partition: u32, partitions: u32 },
     #[error("node {0} is not alive (no registered lease)")]
     NodeNotAlive(String),
+    #[error(
+        "node {0} is fenced (its lease is not confirmed valid), so it may not take partitions"
+    )]
+    Fenced(String),
     #[error("node {0} is being drained; undrain it first")]
     NodeDrained(String),
     #[error("partition {partition} is owned by {owner}, which is alive")]

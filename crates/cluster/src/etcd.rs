@@ -28,7 +28,7 @@ pub const ETCD_TIMEOUT: Duration = Duration::from_secs(3);
 /// accepts connections but does not answer (cut off, overloaded) must not use up the budget.
 const ATTEMPT: Duration = Duration::from_secs(1);
 
-/// The largest response accepted: a full read of a 65,536-partition map is about 5 MB, over
+/// The largest response accepted: a full read of a 65,536-partition map is about 6 MB, over
 /// tonic's default limit of 4 MB.
 const MAX_MESSAGE: usize = 64 << 20;
 

@@ -12,7 +12,7 @@ use crate::keys::{Key, Keys};
 use crate::Error;
 
 /// The most partitions a cluster may have. The whole map is read in one etcd response when a
-/// watch must restart (about 80 bytes a partition: 5 MB at this size).
+/// watch must restart (about 90 bytes a partition: 6 MB at this size).
 pub const MAX_PARTITIONS: u32 = 65_536;
 
 /// The fixed facts of a cluster, written once when the first node starts.

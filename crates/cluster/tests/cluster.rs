@@ -72,7 +72,14 @@ fn partition_count_is_fixed_when_the_cluster_is_created() {
         .err()
         .expect("duplicate node id");
     assert!(matches!(err, Error::AlreadyRegistered { .. }), "{err}");
-    drop(second);
+    // Leaving revokes the lease: the others see the node gone at once, not a lease later.
+    let view = first.view();
+    assert!(view.map().alive("b"));
+    second.shutdown();
+    let gone = wait_until(Duration::from_secs(2), "b gone after shutdown", || {
+        !view.map().alive("b")
+    });
+    eprintln!("a node that shuts down is seen gone {gone:?} later");
 }
 
 #[test]
