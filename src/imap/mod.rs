@@ -4,10 +4,12 @@ pub mod buffers;
 pub mod commands;
 pub mod flags;
 pub mod mailbox_name;
-pub mod parser;
 pub mod recent;
-pub mod response;
 pub mod search;
 pub mod selected;
 pub mod session;
 pub mod store_error;
+
+// The syntax lives in crates/proto; re-exported so `crate::imap::parser` and
+// `ringmail::imap::parser` keep naming it.
+pub use ringmail_proto::{parser, response};

@@ -113,7 +113,7 @@ fn is_maildir(dir: &Path) -> bool {
 
 /// The IMAP name of a Maildir++ folder directory name (without its leading dot).
 pub fn folder_name(encoded: &str) -> Result<String, String> {
-    let decoded = crate::imap::parser::mutf7::decode_mutf7(encoded.as_bytes())
+    let decoded = ringmail_proto::parser::mutf7::decode_mutf7(encoded.as_bytes())
         .map_err(|_| format!("folder name {encoded:?} is not valid modified UTF-7"))?;
     let name = decoded.replace('.', "/");
     crate::store::normalize_name(&name)
@@ -130,7 +130,7 @@ pub fn folder_dir(root: &Path, name: &str) -> Result<PathBuf, String> {
             "mailbox {name:?} has a '.' in its name, which Maildir++ uses as its separator"
         ));
     }
-    let encoded = crate::imap::parser::mutf7::encode_mutf7(&name.replace('/', "."));
+    let encoded = ringmail_proto::parser::mutf7::encode_mutf7(&name.replace('/', "."));
     Ok(root.join(format!(".{encoded}")))
 }
 

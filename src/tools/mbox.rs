@@ -9,8 +9,8 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::imap::commands::dates::{civil_from_days, days_from_civil};
 use crate::store::flag;
+use ringmail_proto::dates::{civil_from_days, days_from_civil};
 
 /// One message read from an mbox.
 #[derive(Debug, Clone, PartialEq, Eq)]

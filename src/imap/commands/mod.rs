@@ -5,7 +5,8 @@ pub mod append;
 pub mod authenticate;
 pub mod capability;
 pub mod copy;
-pub mod dates;
+// INTERNALDATE forms live in crates/proto (the mbox tools use them too).
+pub use ringmail_proto::dates;
 pub mod enable;
 pub mod expunge;
 pub mod fetch;

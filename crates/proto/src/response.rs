@@ -5,10 +5,10 @@
 //! otherwise (CR, LF, NUL, 8-bit data unless UTF8=ACCEPT is enabled, or long strings, which
 //! clients read faster as literals than unescaped quoted text).
 
-use crate::imap::parser::{Flag, RejectKind, Rejection};
+use crate::parser::{Flag, RejectKind, Rejection};
 
 /// Strings longer than this are sent as literals even when quoting would be legal.
-const QUOTED_MAX: usize = 1024;
+pub const QUOTED_MAX: usize = 1024;
 
 /// The status word of a status response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

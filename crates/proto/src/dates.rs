@@ -1,6 +1,6 @@
 //! INTERNALDATE and friends: Unix seconds to IMAP's `date-time` and back, in UTC.
 
-use crate::imap::parser::DateTime;
+use crate::parser::DateTime;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -68,7 +68,7 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::parser::Date;
+    use crate::parser::Date;
 
     #[test]
     fn known_dates() {
