@@ -1,7 +1,6 @@
 //! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
 
 pub mod admin;
-pub mod config;
 pub mod doctor;
 pub mod imap;
 pub mod lmtp;
@@ -14,5 +13,6 @@ pub mod tools;
 // enforces that they use nothing above them. Re-exported under their old names so that
 // `crate::store::...` and `ringmail::store::...` keep working.
 pub use ringmail_auth as auth;
+pub use ringmail_config as config;
 pub use ringmail_mime as mime;
 pub use ringmail_store as store;

@@ -59,8 +59,8 @@ pub struct QuotaConfig {
 
 impl QuotaConfig {
     /// The store's form of these limits.
-    pub fn limits(&self) -> crate::store::Quota {
-        crate::store::Quota {
+    pub fn limits(&self) -> ringmail_store::Quota {
+        ringmail_store::Quota {
             max_bytes: match self.storage_mb {
                 0 => u64::MAX,
                 mb => mb.saturating_mul(1 << 20),
@@ -469,11 +469,11 @@ impl Config {
             return Err("[storage] partitions must be at least 1".into());
         }
         if self.lmtp.max_message_size == 0
-            || self.lmtp.max_message_size > crate::store::MAX_MESSAGE_SIZE as u64
+            || self.lmtp.max_message_size > ringmail_store::MAX_MESSAGE_SIZE as u64
         {
             return Err(format!(
                 "[lmtp] max_message_size must be between 1 and {} bytes (the store's limit)",
-                crate::store::MAX_MESSAGE_SIZE
+                ringmail_store::MAX_MESSAGE_SIZE
             ));
         }
         if self.lmtp.max_recipients == 0 {
@@ -520,15 +520,15 @@ impl Config {
     }
 
     /// The store's options from `[storage]`.
-    pub fn store_options(&self) -> crate::store::Options {
-        crate::store::Options {
+    pub fn store_options(&self) -> ringmail_store::Options {
+        ringmail_store::Options {
             durability: match self.storage.durability {
-                Durability::Always => crate::store::Durability::Always,
-                Durability::Relaxed => crate::store::Durability::Relaxed,
+                Durability::Always => ringmail_store::Durability::Always,
+                Durability::Relaxed => ringmail_store::Durability::Relaxed,
             },
             segment_size: self.storage.segment_size_mb << 20,
             checkpoint_every: self.storage.checkpoint_every,
-            ..crate::store::Options::default()
+            ..ringmail_store::Options::default()
         }
     }
 

@@ -6,7 +6,7 @@
 //! so the reference cannot drift from the code. Regenerate it with
 //! `ringmail config-reference > docs/config.md`.
 
-use crate::config::DEFAULT_TOML;
+use crate::DEFAULT_TOML;
 
 /// One documented group of keys: a comment and the keys it explains.
 struct Group {
@@ -90,7 +90,7 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::Config;
     use std::collections::BTreeSet;
 
     fn keys(table: &toml::Table) -> BTreeSet<String> {
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn docs_config_md_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md");
         let on_disk = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             on_disk == markdown(),
