@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::store::StoreStats;
+use ringmail_store::StoreStats;
 
 /// Slowest latency a histogram tells apart, in microseconds (a minute); slower ones are
 /// recorded as this.

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::metrics::registry::{ExecutorMetrics, Listener, Outcome, SessionState};
+use crate::registry::{ExecutorMetrics, Listener, Outcome, SessionState};
 
 /// The shared handle to an executor's metrics (one per executor thread).
 pub type Registry = Rc<RefCell<ExecutorMetrics>>;

@@ -7,8 +7,8 @@
 
 use std::fmt::Write;
 
-use crate::metrics::registry::{ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
-use crate::store::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
+use crate::registry::{ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
+use ringmail_store::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
 
 /// Upper bounds (microseconds) of the latency histogram buckets: 100 µs to 10 s.
 const BUCKETS_US: [u64; 16] = [

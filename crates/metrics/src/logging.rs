@@ -7,7 +7,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
-use crate::config::{Config, LogFormat};
+use ringmail_config::{Config, LogFormat};
 
 /// The handle that swaps the filter; set once by `init`.
 static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Sender;
 use tracing::{error, info, warn};
 
-use crate::metrics::registry::Snapshot;
-use crate::metrics::render::{render, ProcessInfo};
+use crate::registry::Snapshot;
+use crate::render::{render, ProcessInfo};
 
 /// Largest request head read (request line and headers).
 const MAX_REQUEST: usize = 8 * 1024;
@@ -248,7 +248,7 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::registry::ExecutorMetrics;
+    use crate::registry::ExecutorMetrics;
 
     fn get(addr: SocketAddr, request: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();

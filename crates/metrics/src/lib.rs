@@ -19,7 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use futures_lite::future;
 
-use crate::store::StoreStats;
+use ringmail_store::StoreStats;
 
 pub use registry::{ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
 pub use session::{MeterCarry, Registry, SessionMeter};
