@@ -4,7 +4,6 @@ pub mod admin;
 pub mod doctor;
 pub mod imap;
 pub mod lmtp;
-pub mod server;
 pub mod services;
 pub mod tools;
 
@@ -15,4 +14,5 @@ pub use ringmail_auth as auth;
 pub use ringmail_config as config;
 pub use ringmail_metrics as metrics;
 pub use ringmail_mime as mime;
+pub use ringmail_runtime as server;
 pub use ringmail_store as store;

@@ -532,6 +532,17 @@ impl Config {
         }
     }
 
+    /// Every TCP address the server is told to listen on (`[imap] listen`, `listen_tls`,
+    /// `[lmtp] listen`), so the runtime can see at reload that they changed without naming
+    /// the protocols.
+    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+        [&self.imap.listen, &self.imap.listen_tls, &self.lmtp.listen]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
     /// The admin socket's path, or None when it is turned off.
     pub fn admin_socket(&self, data_dir: &Path) -> Option<PathBuf> {
         (!self.admin.socket.as_os_str().is_empty())

@@ -12,8 +12,8 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use crate::config::Config;
-use crate::store::{special_use, Options, Partition, StoreError};
+use ringmail_config::Config;
+use ringmail_store::{special_use, Options, Partition, StoreError};
 
 /// One executor's partitions.
 pub struct Partitions {

@@ -23,15 +23,15 @@ use glommio::sync::{Gate, Semaphore};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, error, info, warn};
 
-use crate::auth::Authenticator;
-use crate::config::Config;
-use crate::server::admission::{PreauthCounts, UserSessions};
-use crate::server::conn::Conn;
-use crate::server::limits;
-use crate::server::partitions::Partitions;
-use crate::server::route::{self, MeshMessage};
-use crate::server::sockets;
-use crate::server::tls;
+use crate::admission::{PreauthCounts, UserSessions};
+use crate::conn::Conn;
+use crate::limits;
+use crate::partitions::Partitions;
+use crate::route::{self, MeshMessage};
+use crate::sockets;
+use crate::tls;
+use ringmail_auth::Authenticator;
+use ringmail_config::Config;
 
 /// Queue length of each mesh channel between two executors.
 const MESH_QUEUE: usize = 1024;
@@ -79,7 +79,7 @@ pub struct TcpService {
     /// The config key naming the addresses, for the error when one cannot be bound.
     pub config_key: &'static str,
     /// The metrics label of its connections.
-    pub kind: crate::metrics::Listener,
+    pub kind: ringmail_metrics::Listener,
     /// Starts a session for an accepted connection (on the executor that accepted it).
     pub start: fn(Rc<Executor>, Conn),
 }
@@ -113,7 +113,7 @@ struct Shared {
     auth: Arc<Authenticator>,
     executors: usize,
     /// Where executors report their metrics; None when the endpoint is off.
-    metrics: Option<crossbeam_channel::Sender<crate::metrics::Snapshot>>,
+    metrics: Option<crossbeam_channel::Sender<ringmail_metrics::Snapshot>>,
     /// Connections not logged in yet per address, counted by all executors together.
     preauth: Arc<PreauthCounts>,
 }
@@ -146,17 +146,17 @@ pub struct Executor {
     /// The store partitions this executor owns.
     pub store: Partitions,
     /// Failed-login delays per client address.
-    pub throttle: RefCell<crate::auth::LoginThrottle>,
-    /// This executor's counters and histograms (see `crate::metrics`).
-    pub metrics: crate::metrics::Registry,
+    pub throttle: RefCell<ringmail_auth::LoginThrottle>,
+    /// This executor's counters and histograms (see `ringmail_metrics`).
+    pub metrics: ringmail_metrics::Registry,
     /// Bumped by every SIGHUP, so sessions re-check whether their user is traced.
     reloads: Cell<u64>,
 }
 
 impl Executor {
     /// The store statistics of this executor's open partitions, summed.
-    pub fn store_stats(&self) -> crate::store::StoreStats {
-        let mut total = crate::store::StoreStats::default();
+    pub fn store_stats(&self) -> ringmail_store::StoreStats {
+        let mut total = ringmail_store::StoreStats::default();
         for partition in self.store.open_partitions() {
             total.merge(&partition.stats());
         }
@@ -199,10 +199,7 @@ impl Executor {
     /// The executor that owns `user`'s partition.
     pub fn owner_of(&self, user: &str) -> usize {
         let partitions = self.config().storage.partitions;
-        crate::server::partition::executor_of(
-            crate::server::partition::partition_of(user, partitions),
-            self.count,
-        )
+        crate::partition::executor_of(crate::partition::partition_of(user, partitions), self.count)
     }
 
     /// Sends a message to executor `to`; fails only when that executor is stopping. Work
@@ -268,8 +265,7 @@ pub fn serve(
     services: Services,
 ) -> Result<(), ServeError> {
     // Held until serve returns: offline tools (import, restore) refuse to touch the store.
-    let _lock =
-        crate::server::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
+    let _lock = crate::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
     limits::raise_memlock().map_err(ServeError::Limit)?;
     limits::raise_nofile();
 
@@ -286,7 +282,7 @@ pub fn serve(
     )?;
     let auth = Authenticator::new(
         Config::resolve(&data_dir, &config.auth.users_file),
-        crate::auth::AuthOptions {
+        ringmail_auth::AuthOptions {
             cache_ttl: Duration::from_secs(config.auth.cache_ttl_secs),
             cache_max_entries: config.auth.cache_size,
             ..Default::default()
@@ -298,7 +294,7 @@ pub fn serve(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let metrics = crate::metrics::endpoint::start(&config.metrics.listen, executors);
+    let metrics = ringmail_metrics::endpoint::start(&config.metrics.listen, executors);
     let shared = Shared {
         services,
         config: Arc::new(config),
@@ -486,8 +482,8 @@ async fn executor_main(
         conns: Cell::new(0),
         next_session: Cell::new(0),
         store: Partitions::new(&shared.data_dir, config.store_options()),
-        throttle: RefCell::new(crate::auth::LoginThrottle::new(
-            crate::auth::ThrottleOptions {
+        throttle: RefCell::new(ringmail_auth::LoginThrottle::new(
+            ringmail_auth::ThrottleOptions {
                 base_delay: Duration::from_millis(config.imap.login_failure_delay_ms),
                 max_delay: Duration::from_millis(config.imap.login_failure_delay_max_ms),
                 max_failures_per_connection: config.imap.max_login_failures,
@@ -500,8 +496,7 @@ async fn executor_main(
 
     // Open (and recover) the partitions that already hold mail before accepting anyone.
     let partitions = config.storage.partitions;
-    let owned =
-        (0..partitions).filter(|&p| crate::server::partition::executor_of(p, exec.count) == index);
+    let owned = (0..partitions).filter(|&p| crate::partition::executor_of(p, exec.count) == index);
     let opened = exec.store.open_existing(owned).await?;
     tracing::debug!(
         executor = index,
@@ -535,7 +530,7 @@ async fn executor_main(
     if let Some(to) = shared.metrics.clone() {
         let exec2 = exec.clone();
         let exec3 = exec.clone();
-        tasks.push(glommio::spawn_local(crate::metrics::publish(
+        tasks.push(glommio::spawn_local(ringmail_metrics::publish(
             index,
             exec.metrics.clone(),
             move || exec3.store_stats(),
@@ -601,8 +596,7 @@ impl Executor {
         match Config::load(&self.config_path) {
             Ok(new) => {
                 let old = self.config();
-                if new.imap.listen != old.imap.listen || new.imap.listen_tls != old.imap.listen_tls
-                {
+                if new.listen_addresses() != old.listen_addresses() {
                     warn!("listen addresses changed: they take effect at the next restart");
                 }
                 match tls::load(
@@ -623,7 +617,7 @@ impl Executor {
                     if let Err(e) = self.auth.reload() {
                         error!("users file reload refused, the old users stay: {e}");
                     }
-                    if let Err(e) = crate::metrics::logging::set_filter(&log_level) {
+                    if let Err(e) = ringmail_metrics::logging::set_filter(&log_level) {
                         error!("log level not changed: {e}");
                     }
                 }
@@ -640,7 +634,7 @@ impl Executor {
 pub async fn accept_loop(
     exec: Rc<Executor>,
     listener: TcpListener,
-    kind: crate::metrics::Listener,
+    kind: ringmail_metrics::Listener,
     start: impl Fn(Rc<Executor>, Conn),
 ) {
     loop {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, DEFAULT_TOML};
+use ringmail_config::{Config, DEFAULT_TOML};
 
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "ringmail-data";
@@ -127,12 +127,12 @@ pub fn first_start(layout: &Layout) -> Result<(), String> {
     // Only inside the data dir: a certificate path the operator chose that does not exist is
     // a mistake to report, not a place to put a self-signed certificate.
     let ours = cert.starts_with(&layout.data_dir) && key.starts_with(&layout.data_dir);
-    if ours && crate::server::tls::create_self_signed(&cert, &key).map_err(|e| e.to_string())? {
+    if ours && crate::tls::create_self_signed(&cert, &key).map_err(|e| e.to_string())? {
         tracing::info!("created a self-signed certificate {}", cert.display());
     }
     let users_path = Config::resolve(&layout.data_dir, &layout.config.auth.users_file);
     let mut users =
-        crate::auth::UsersFile::load_or_empty(&users_path).map_err(|e| e.to_string())?;
+        ringmail_auth::UsersFile::load_or_empty(&users_path).map_err(|e| e.to_string())?;
     if users.is_empty() {
         let password = random_password();
         users

@@ -28,7 +28,7 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use tracing::debug;
 
-use crate::server::runtime::Executor;
+use crate::runtime::Executor;
 
 /// Work that must run on the executor owning a partition, and what it answers.
 pub trait OwnerJob: Send + 'static {
