@@ -2,7 +2,6 @@
 
 pub mod admin;
 pub mod doctor;
-pub mod lmtp;
 pub mod services;
 pub mod tools;
 
@@ -12,6 +11,7 @@ pub mod tools;
 pub use ringmail_auth as auth;
 pub use ringmail_config as config;
 pub use ringmail_imap as imap;
+pub use ringmail_lmtp as lmtp;
 pub use ringmail_metrics as metrics;
 pub use ringmail_mime as mime;
 pub use ringmail_runtime as server;

@@ -14,7 +14,7 @@ use std::cell::Cell;
 
 pub use session::start;
 
-use crate::server::runtime::Executor;
+use ringmail_runtime::runtime::Executor;
 
 /// LMTP outcomes counted on one executor since it started.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use super::command::{self, Command, Recipient};
 use super::data::DotDecoder;
 use super::delivery::{self, Delivery};
 use super::{count, Tally};
-use crate::metrics::Listener;
-use crate::server::conn::Conn;
-use crate::server::runtime::Executor;
-use crate::store::StoreError;
+use ringmail_metrics::Listener;
+use ringmail_runtime::conn::Conn;
+use ringmail_runtime::runtime::Executor;
+use ringmail_store::StoreError;
 
 /// Longest command line accepted (RFC 5321 asks for 512; extensions make lines longer).
 const MAX_LINE: usize = 4096;

@@ -1,7 +1,7 @@
 //! Getting one recipient's copy into the store of the executor that owns the recipient.
 //!
 //! The session that received the message may run on any core. The quota check and the copy
-//! are jobs run on the recipient's owner (`crate::server::route`), which appends with the
+//! are jobs run on the recipient's owner (`ringmail_runtime::route`), which appends with the
 //! same store call IMAP APPEND uses and answers only once the record is durable (the store
 //! resolves an append after its group commit's fdatasync). Recipients owned by the session's
 //! own executor skip the mesh.
@@ -9,10 +9,10 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::server::partition::partition_of;
-use crate::server::route::{self, OwnerJob};
-use crate::server::runtime::Executor;
-use crate::store::{NewMessage, StoreError};
+use ringmail_runtime::partition::partition_of;
+use ringmail_runtime::route::{self, OwnerJob};
+use ringmail_runtime::runtime::Executor;
+use ringmail_store::{NewMessage, StoreError};
 
 /// One recipient's copy of a message.
 pub struct Delivery {
@@ -108,7 +108,7 @@ async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, 
     let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
     message.extend_from_slice(&delivery.headers);
     message.extend_from_slice(&delivery.body);
-    let meta = crate::mime::analyze(&message).to_bytes();
+    let meta = ringmail_mime::analyze(&message).to_bytes();
     let new = [NewMessage {
         body: &message,
         flags: 0,
@@ -128,7 +128,7 @@ async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, 
     Ok(delivered("INBOX", &done))
 }
 
-fn delivered(mailbox: &str, done: &crate::store::AppendResult) -> Delivered {
+fn delivered(mailbox: &str, done: &ringmail_store::AppendResult) -> Delivered {
     Delivered {
         mailbox: mailbox.to_string(),
         uid: done.uids.first().copied().unwrap_or(0),
