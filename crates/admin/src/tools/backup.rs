@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use crate::server::lock::LOCK_NAME;
+use ringmail_runtime::lock::LOCK_NAME;
 
 /// The manifest's file name inside a backup.
 pub const MANIFEST: &str = "ringmail-backup.manifest";

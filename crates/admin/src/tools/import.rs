@@ -4,7 +4,7 @@
 //! ([`import_maildir`], [`import_mbox`]) reads files, with the operator's permissions, and
 //! hands messages to a [`Sink`]. The *store* side, [`StoreSink`], decides what to store and
 //! stores it. Offline both run in the tool's process; against a running server the tool
-//! sends what the source side produces over the admin socket (`crate::admin`), and the
+//! sends what the source side produces over the admin socket (`crate::server`), and the
 //! executor that owns the user runs the same [`StoreSink`] there.
 //!
 //! Re-running an import adds nothing twice: a message counts as present when the target
@@ -25,8 +25,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::config::Config;
-use crate::store::{NewMessage, Partition, StoreError};
+use ringmail_config::Config;
+use ringmail_store::{NewMessage, Partition, StoreError};
 
 use super::maildir;
 use super::mbox::{MboxError, MboxReader};
@@ -156,14 +156,14 @@ impl Sink for StoreSink {
     async fn set_up_user(&mut self, uidvalidities: &[(String, u32)]) -> Result<(), String> {
         let wanted: HashMap<String, u32> = uidvalidities
             .iter()
-            .filter_map(|(name, uv)| Some((crate::store::normalize_name(name).ok()?, *uv)))
+            .filter_map(|(name, uv)| Some((ringmail_store::normalize_name(name).ok()?, *uv)))
             .collect();
         let wanted = |name: &str| {
-            crate::store::normalize_name(name)
+            ringmail_store::normalize_name(name)
                 .ok()
                 .and_then(|n| wanted.get(&n).copied())
         };
-        crate::server::partitions::setup_user(&self.mail, &self.user, &self.config, &wanted)
+        ringmail_runtime::partitions::setup_user(&self.mail, &self.user, &self.config, &wanted)
             .await
             .map(drop)
             .map_err(|e| format!("cannot set up the new user {}: {e}", self.user))
@@ -226,7 +226,7 @@ impl Target {
         ids: Option<FolderIds>,
         report: &mut ImportReport,
     ) -> Result<Target, String> {
-        let mailbox = crate::store::normalize_name(mailbox)
+        let mailbox = ringmail_store::normalize_name(mailbox)
             .map_err(|_| format!("{mailbox:?} is not a valid mailbox name"))?;
         let uidvalidity = ids.map_or(0, |l| l.uidvalidity);
         let created = if uidvalidity != 0 {
@@ -356,7 +356,7 @@ impl Target {
     ) -> Result<(), String> {
         let metas: Vec<Vec<u8>> = batch
             .iter()
-            .map(|m| crate::mime::analyze(&m.bytes).to_bytes())
+            .map(|m| ringmail_mime::analyze(&m.bytes).to_bytes())
             .collect();
         let keywords: Vec<Vec<&str>> = batch
             .iter()
@@ -420,7 +420,7 @@ impl Target {
         &self,
         msgs: &[NewMessage<'_>],
         uids: Option<&[u32]>,
-    ) -> Result<crate::store::AppendResult, StoreError> {
+    ) -> Result<ringmail_store::AppendResult, StoreError> {
         let mailbox = self.mailbox.as_str();
         match uids {
             Some(uids) => {
@@ -512,12 +512,12 @@ async fn import_maildir(
             progress.add(1);
             // The store refuses a message over its limit: say so without reading it all.
             let too_large = std::fs::metadata(&m.path)
-                .is_ok_and(|meta| meta.len() > crate::store::MAX_MESSAGE_SIZE as u64);
+                .is_ok_and(|meta| meta.len() > ringmail_store::MAX_MESSAGE_SIZE as u64);
             if too_large {
                 let line = format!(
                     "{}: skipped: larger than the store's limit of {} bytes",
                     m.path.display(),
-                    crate::store::MAX_MESSAGE_SIZE
+                    ringmail_store::MAX_MESSAGE_SIZE
                 );
                 progress.warn(&line);
                 report.problems.push(line);

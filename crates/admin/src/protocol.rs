@@ -17,7 +17,7 @@ pub const VERSION: u32 = 1;
 
 /// Largest frame either side accepts: one message of the store's largest size plus room for
 /// its flags and keywords. Batches are cut well below this (see [`BATCH_BYTES`]).
-pub const MAX_FRAME: usize = crate::store::MAX_MESSAGE_SIZE + (1 << 20);
+pub const MAX_FRAME: usize = ringmail_store::MAX_MESSAGE_SIZE + (1 << 20);
 
 /// A client closes a batch of messages at this many bytes (a bigger single message travels
 /// alone); with [`BATCH_MESSAGES`] this bounds what a batch holds in the server's memory.

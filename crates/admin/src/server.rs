@@ -2,7 +2,7 @@
 //!
 //! Executor 0 listens (a Unix socket path cannot be shared with SO_REUSEPORT), reads the
 //! frames and sends each decoded request to the executor that owns the user's partition as
-//! a job (`crate::server::route`); the owner runs the import there with the same
+//! a job (`ringmail_runtime::route`); the owner runs the import there with the same
 //! [`StoreSink`] the offline tool uses, in a session task of its own, and the job answers
 //! with that task's reply. No store is touched from a core that does not own it. (An IMAP
 //! session moves its socket to the owner instead; glommio's Unix streams do not give out
@@ -24,11 +24,11 @@ use glommio::net::{UnixListener, UnixStream};
 use tracing::{debug, info, warn};
 
 use super::protocol::{frame_len, Reply, Request, VERSION};
-use crate::server::partition::partition_of;
-use crate::server::route::{self, OwnerJob};
-use crate::server::runtime::{Executor, LocalTask};
 use crate::tools::export::{Source, StoreSource};
 use crate::tools::import::{Incoming, Sink, StoreSink};
+use ringmail_runtime::partition::partition_of;
+use ringmail_runtime::route::{self, OwnerJob};
+use ringmail_runtime::runtime::{Executor, LocalTask};
 
 /// One request of an admin connection, run on the executor that owns its user; it answers
 /// with the owner's reply.
@@ -211,7 +211,7 @@ async fn connection(exec: Rc<Executor>, mut stream: UnixStream) {
 async fn hello(exec: &Executor, stream: &mut UnixStream) -> Result<String, String> {
     match read_request(exec, stream).await? {
         Request::Hello { version, user } if version == VERSION => {
-            crate::auth::canonical_name(&user).map_err(|e| e.to_string())
+            ringmail_auth::canonical_name(&user).map_err(|e| e.to_string())
         }
         Request::Hello { version, .. } => Err(format!(
             "the tool speaks admin protocol {version}, this server {VERSION}: use the ringmail \

@@ -228,13 +228,13 @@ impl Sink for AdminClient {
     }
 
     async fn add(&mut self, msg: Incoming) -> Result<(), String> {
-        if msg.bytes.len() > crate::store::MAX_MESSAGE_SIZE {
+        if msg.bytes.len() > ringmail_store::MAX_MESSAGE_SIZE {
             // The offline import reports such a message and goes on; so does this one,
             // instead of sending a frame the server must refuse.
             self.problems.push(format!(
                 "a message of {} bytes was not stored: over the store's limit of {} bytes",
                 msg.bytes.len(),
-                crate::store::MAX_MESSAGE_SIZE
+                ringmail_store::MAX_MESSAGE_SIZE
             ));
             return Ok(());
         }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::store::flag;
+use ringmail_store::flag;
 
 /// One folder of a Maildir tree.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ pub fn folder_name(encoded: &str) -> Result<String, String> {
     let decoded = ringmail_proto::parser::mutf7::decode_mutf7(encoded.as_bytes())
         .map_err(|_| format!("folder name {encoded:?} is not valid modified UTF-7"))?;
     let name = decoded.replace('.', "/");
-    crate::store::normalize_name(&name)
+    ringmail_store::normalize_name(&name)
         .map_err(|_| format!("folder name {encoded:?} is not a valid IMAP mailbox name"))
 }
 

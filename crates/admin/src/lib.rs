@@ -7,6 +7,11 @@
 //! executor that owns the user reads or stores them exactly as the offline tool would, and
 //! IMAP sessions of that user, IDLE included, see imported mail at once.
 
+//!
+//! The tools themselves ([`tools`]: import, export, backup, restore, offline store access)
+//! live here too, as both paths share them.
+
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod tools;

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::store::{Partition, StoreError};
+use ringmail_store::{Partition, StoreError};
 
 use super::maildir;
 use super::progress::Progress;
@@ -281,7 +281,7 @@ pub async fn write_mbox(
     file: &Path,
 ) -> Result<ExportReport, String> {
     refuse_existing(file)?;
-    let mailbox = crate::store::normalize_name(mailbox).map_err(|e| format!("{mailbox}: {e}"))?;
+    let mailbox = ringmail_store::normalize_name(mailbox).map_err(|e| format!("{mailbox}: {e}"))?;
     let listing = source.listing(&mailbox).await?;
     let out = std::fs::OpenOptions::new()
         .write(true)

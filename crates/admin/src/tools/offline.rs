@@ -6,12 +6,12 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::config::Config;
-use crate::server::partition::partition_of;
-use crate::server::partitions::Partitions;
-use crate::store::{Partition, StoreError};
+use ringmail_config::Config;
+use ringmail_runtime::partition::partition_of;
+use ringmail_runtime::partitions::Partitions;
+use ringmail_store::{Partition, StoreError};
 
-use crate::server::lock::DataDirLock;
+use ringmail_runtime::lock::DataDirLock;
 
 /// A stopped server's store, opened by a tool.
 pub struct OfflineStore {
@@ -54,7 +54,7 @@ where
 {
     let _lock =
         DataDirLock::acquire(data_dir, what).map_err(|e| format!("{e}; stop the server first"))?;
-    crate::server::limits::raise_memlock()?;
+    ringmail_runtime::limits::raise_memlock()?;
     let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("ringmail-tool")
         .make()

@@ -9,8 +9,8 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::store::flag;
 use ringmail_proto::dates::{civil_from_days, days_from_civil};
+use ringmail_store::flag;
 
 /// One message read from an mbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub enum MboxError {
         line: u64,
     },
     /// A message larger than the store takes; it is skipped and the next one read.
-    #[error("the message at line {line} has more than {limit} bytes, the store's limit: it was not imported", limit = crate::store::MAX_MESSAGE_SIZE)]
+    #[error("the message at line {line} has more than {limit} bytes, the store's limit: it was not imported", limit = ringmail_store::MAX_MESSAGE_SIZE)]
     TooLarge {
         /// Where the message starts.
         line: u64,
@@ -71,7 +71,7 @@ impl<R: BufRead> MboxReader<R> {
             line_no: 0,
             started: false,
             done: false,
-            limit: crate::store::MAX_MESSAGE_SIZE,
+            limit: ringmail_store::MAX_MESSAGE_SIZE,
         }
     }
 

@@ -2,7 +2,7 @@
 //! and restore.
 //!
 //! Import and export run either way: against a stopped server's data dir ([`offline`], under
-//! the data-dir [`lock`](crate::server::lock)), or through a running server's admin socket (`crate::admin`), with
+//! the data-dir [`lock`](ringmail_runtime::lock)), or through a running server's admin socket (`crate::server`), with
 //! the same store-side code on both paths. [`backup`] copies a running server's data dir and
 //! takes no lock.
 
