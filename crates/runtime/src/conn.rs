@@ -4,7 +4,7 @@
 //! must be able to move to another executor after login: futures-rustls' `TlsStream` can be taken
 //! apart but not rebuilt, while a bare `ServerConnection` is `Send` and can travel on the mesh
 //! next to a dup()ed socket and be wrapped again on the other side (see `Handover` in
-//! `imap/session.rs`).
+//! crates/imap/src/session.rs).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
