@@ -1,18 +1,23 @@
 //! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
+//!
+//! The layers are crates of their own (crates/*), so cargo enforces which uses which:
+//! proto, mime, store and auth at the bottom; config, metrics and the runtime above them;
+//! the protocols (imap, lmtp, admin) on top, none of them using another. This package keeps
+//! the binary, `doctor` and `services` (which hands the protocols' listeners to the runtime).
 
-pub mod admin;
-pub mod config;
 pub mod doctor;
-pub mod imap;
-pub mod lmtp;
-pub mod metrics;
-pub mod server;
 pub mod services;
-pub mod tools;
 
-// The leaf layers live in their own crates (crates/mime, crates/store, crates/auth), so cargo
-// enforces that they use nothing above them. Re-exported under their old names so that
-// `crate::store::...` and `ringmail::store::...` keep working.
+// Re-exported under their old module names so that `crate::store::...` here and
+// `ringmail::imap::...` in tests/ and benches/ keep working.
+pub use ringmail_admin as admin;
+pub use ringmail_admin::tools;
 pub use ringmail_auth as auth;
+pub use ringmail_config as config;
+pub use ringmail_imap as imap;
+pub use ringmail_lmtp as lmtp;
+pub use ringmail_metrics as metrics;
 pub use ringmail_mime as mime;
+pub use ringmail_proto as proto;
+pub use ringmail_runtime as server;
 pub use ringmail_store as store;

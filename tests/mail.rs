@@ -438,7 +438,7 @@ fn acknowledged_mail_survives_a_crash() {
     let mut c = login(&server);
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 20 EXISTS".to_string()), "{sel:?}");
-    // Mail stored before the restart is not \Recent after it (see src/imap/recent.rs).
+    // Mail stored before the restart is not \Recent after it (see crates/imap/src/recent.rs).
     let f = c.command("f", "FETCH 7 (FLAGS BODY.PEEK[])");
     assert!(
         f[0].starts_with("* 7 FETCH (FLAGS (\\Seen) BODY[] {"),

@@ -1,51 +1,47 @@
-//! The IMAP string forms used inside pre-rendered ENVELOPE and BODYSTRUCTURE bytes.
+//! The IMAP string forms used inside pre-rendered ENVELOPE and BODYSTRUCTURE bytes,
+//! written by ringmail-proto's response writer (the one place that picks quoted string or
+//! literal).
 //!
 //! These bytes are rendered once at APPEND and replayed verbatim to every client, so
-//! the choice between quoted string and literal must be valid for any client: 8-bit
-//! data goes out as a literal (legal with or without UTF8=ACCEPT), everything short and
-//! plain as a quoted string.
+//! the choice between quoted string and literal must be valid for any client: the writer
+//! runs without UTF8=ACCEPT, so 8-bit data goes out as a literal (legal with or without
+//! it), everything short and plain as a quoted string.
 
-/// Longest value sent as a quoted string; longer ones become literals, which clients
-/// parse without scanning for escapes.
-const MAX_QUOTED_LEN: usize = 1024;
+use ringmail_proto::response::ResponseWriter;
 
 /// Appends `NIL` for `None`, otherwise [`string`].
 pub(crate) fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
-        None => out.extend_from_slice(b"NIL"),
+        None => {
+            ResponseWriter::new(out, false).nstring(None);
+        }
         Some(v) => string(out, v),
     }
 }
 
 /// Appends `value` as a quoted string when that is allowed, otherwise as a literal.
 ///
-/// NUL is not allowed even in a literal (RFC 9051 `CHAR8`), so it is replaced by a
-/// space: a header containing NUL is broken anyway and must not break the response.
+/// NUL is not allowed even in a literal (RFC 9051 `CHAR8`), so a value holding one goes
+/// out as a literal with each NUL replaced by a space: a header containing NUL is broken
+/// anyway and must not break the response. (Still a literal, as these bytes have always
+/// been on disk.)
 pub(crate) fn string(out: &mut Vec<u8>, value: &[u8]) {
-    let needs_literal = value.len() > MAX_QUOTED_LEN
-        || value
+    let mut writer = ResponseWriter::new(out, false);
+    if value.contains(&0) {
+        let spaced: Vec<u8> = value
             .iter()
-            .any(|&b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x80);
-    if needs_literal {
-        out.push(b'{');
-        out.extend_from_slice(value.len().to_string().as_bytes());
-        out.extend_from_slice(b"}\r\n");
-        out.extend(value.iter().map(|&b| if b == 0 { b' ' } else { b }));
+            .map(|&b| if b == 0 { b' ' } else { b })
+            .collect();
+        writer.literal(&spaced);
     } else {
-        out.push(b'"');
-        for &b in value {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        writer.string(value);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringmail_proto::response::QUOTED_MAX as MAX_QUOTED_LEN;
 
     fn render(v: Option<&[u8]>) -> Vec<u8> {
         let mut out = Vec::new();

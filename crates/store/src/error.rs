@@ -1,5 +1,5 @@
 //! The store's error type: what went wrong, in the store's terms (the IMAP layer decides
-//! how to say it to a client: src/imap/store_error.rs).
+//! how to say it to a client: crates/imap/src/store_error.rs).
 
 use std::io;
 use std::sync::Arc;

@@ -1,0 +1,179 @@
+//! SEARCH and UID SEARCH: the classic `* SEARCH` answer (IMAP4rev1), ESEARCH with MIN, MAX,
+//! ALL, COUNT (RFC 4731), SAVE for `$` (RFC 5182), and the IMAP4rev2 form, where a plain
+//! SEARCH answers in ESEARCH form.
+
+use std::fmt::Write as _;
+
+use crate::commands::reply::Reply;
+use crate::search::{self, Found, Hit, SearchError};
+use crate::selected::{to_ranges, write_set};
+use crate::session::Session;
+use ringmail_proto::parser::{SearchKey, SearchReturn};
+
+/// `[UID] SEARCH [RETURN (...)] [CHARSET x] keys`
+pub async fn search(
+    session: &mut Session,
+    tag: &str,
+    uid: bool,
+    ret: Option<&[SearchReturn]>,
+    charset: Option<&[u8]>,
+    criteria: &[SearchKey<'_>],
+) -> Reply {
+    let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
+    let found = match search::run(session, criteria, charset).await {
+        Ok(found) => found,
+        Err(e) => {
+            // RFC 5182 section 2.1: a failed SEARCH ... SAVE leaves `$` empty.
+            if save {
+                session.saved_search.clear();
+            }
+            return error_reply(&e);
+        }
+    };
+    let done = if uid {
+        "UID SEARCH completed"
+    } else {
+        "SEARCH completed"
+    };
+    let esearch = ret.is_some() || session.enabled.imap4rev2;
+    if !esearch {
+        classic(session, uid, &found);
+        return Reply::ok_noting_expunges(found.expunged, done);
+    }
+    // RETURN () and the IMAP4rev2 plain SEARCH both mean RETURN (ALL).
+    let opts: Vec<SearchReturn> = match ret {
+        Some(r) if !r.is_empty() => r.to_vec(),
+        _ => vec![SearchReturn::All],
+    };
+    let hits = &found.hits;
+    let want = |o: SearchReturn| opts.contains(&o);
+    if save {
+        session.saved_search = saved(hits, &opts);
+    }
+    if opts.iter().all(|&o| o == SearchReturn::Save) {
+        // SAVE alone: no ESEARCH response (RFC 5182 section 2.1).
+        return Reply::ok_noting_expunges(found.expunged, done);
+    }
+    let id = |h: &Hit| if uid { h.uid } else { h.msn };
+    let mut line = esearch_prefix(tag, uid);
+    if let (Some(first), Some(last)) = (hits.first(), hits.last()) {
+        if want(SearchReturn::Min) {
+            line.push_str(&format!(" MIN {}", id(first)));
+        }
+        if want(SearchReturn::Max) {
+            line.push_str(&format!(" MAX {}", id(last)));
+        }
+        if want(SearchReturn::All) {
+            line.push_str(" ALL ");
+            write_set(&mut line, &to_ranges(hits.iter().map(id)));
+        }
+    }
+    if want(SearchReturn::Count) {
+        line.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    if found.uses_modseq {
+        if let Some(modseq) = returned_modseq(hits, &opts) {
+            line.push_str(&format!(" MODSEQ {modseq}"));
+        }
+    }
+    session.untagged(&line);
+    Reply::ok_noting_expunges(found.expunged, done)
+}
+
+/// The MODSEQ of an ESEARCH answer (RFC 7162 section 3.1.5): with MIN or MAX alone, the
+/// mod-sequence of that one message; with MIN and MAX only, the higher of the two; with ALL
+/// or COUNT, the highest of every match. `None` when nothing matched.
+fn returned_modseq(hits: &[Hit], opts: &[SearchReturn]) -> Option<u64> {
+    let want = |o: SearchReturn| opts.contains(&o);
+    if want(SearchReturn::All) || want(SearchReturn::Count) {
+        return hits.iter().map(|h| h.modseq).max();
+    }
+    let min = want(SearchReturn::Min).then(|| hits.first()).flatten();
+    let max = want(SearchReturn::Max).then(|| hits.last()).flatten();
+    min.into_iter().chain(max).map(|h| h.modseq).max()
+}
+
+/// `* SEARCH 1 2 3 [(MODSEQ n)]`
+fn classic(session: &mut Session, uid: bool, found: &Found) {
+    // About 8 bytes a hit; one growing buffer, no string per hit.
+    let mut line = String::with_capacity(8 + found.hits.len() * 8);
+    line.push_str("SEARCH");
+    for hit in &found.hits {
+        let _ = write!(line, " {}", if uid { hit.uid } else { hit.msn });
+    }
+    if found.uses_modseq {
+        if let Some(modseq) = found.hits.iter().map(|h| h.modseq).max() {
+            line.push_str(&format!(" (MODSEQ {modseq})"));
+        }
+    }
+    session.untagged(&line);
+}
+
+/// What `SAVE` keeps: every match, or with MIN / MAX but neither ALL nor COUNT, just those
+/// (RFC 5182 section 2.1).
+fn saved(hits: &[Hit], opts: &[SearchReturn]) -> Vec<u32> {
+    let min = opts.contains(&SearchReturn::Min);
+    let max = opts.contains(&SearchReturn::Max);
+    let all = opts.contains(&SearchReturn::All) || opts.contains(&SearchReturn::Count);
+    if all || !(min || max) {
+        return hits.iter().map(|h| h.uid).collect();
+    }
+    let mut uids: Vec<u32> = Vec::new();
+    if let (true, Some(h)) = (min, hits.first()) {
+        uids.push(h.uid);
+    }
+    if let (true, Some(h)) = (max, hits.last()) {
+        uids.push(h.uid);
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// `ESEARCH (TAG "t") [UID]`
+pub(crate) fn esearch_prefix(tag: &str, uid: bool) -> String {
+    // A tag holds no '"' or '\' (they are atom-specials), so it can be quoted as is.
+    let mut line = format!("ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    line
+}
+
+/// The tagged answer for a search that failed.
+pub(crate) fn error_reply(e: &SearchError) -> Reply {
+    match e {
+        SearchError::BadCharset => Reply::no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"),
+        SearchError::TooComplex => Reply::no("[LIMIT] Too many keywords in one search"),
+        SearchError::Store(e) => Reply::store_error("SEARCH failed", e),
+        SearchError::Abandoned => Reply::no("[UNAVAILABLE] Search abandoned: server shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(msn: u32, modseq: u64) -> Hit {
+        Hit {
+            msn,
+            uid: msn,
+            size: 0,
+            modseq,
+            internal_date: 0,
+        }
+    }
+
+    #[test]
+    fn modseq_is_that_of_the_messages_returned() {
+        // Message 2 changed last; the lowest and highest matches changed earlier.
+        let hits = [hit(1, 10), hit(2, 30), hit(3, 20)];
+        let modseq = |opts: &[SearchReturn]| returned_modseq(&hits, opts);
+        assert_eq!(modseq(&[SearchReturn::Min]), Some(10));
+        assert_eq!(modseq(&[SearchReturn::Max]), Some(20));
+        assert_eq!(modseq(&[SearchReturn::Min, SearchReturn::Max]), Some(20));
+        assert_eq!(modseq(&[SearchReturn::All]), Some(30));
+        assert_eq!(modseq(&[SearchReturn::Min, SearchReturn::Count]), Some(30));
+        assert_eq!(returned_modseq(&[], &[SearchReturn::Min]), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! Message flags between the parser's form, the store's bits and the wire.
+
+use ringmail_proto::parser::Flag;
+use ringmail_store::flag;
+
+/// System flags a client may set, as `FLAGS` and `PERMANENTFLAGS` list them.
+pub const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// Splits client flags into store bits and keywords. `\Recent` and unknown system flags are
+/// dropped: `\Recent` is the server's alone (RFC 3501), and IMAP4rev2 removed it.
+pub fn from_client<'a>(flags: &[Flag<'a>]) -> (u8, Vec<&'a str>) {
+    let mut bits = 0;
+    let mut keywords = Vec::new();
+    for f in flags {
+        match f {
+            Flag::Seen => bits |= flag::SEEN,
+            Flag::Answered => bits |= flag::ANSWERED,
+            Flag::Flagged => bits |= flag::FLAGGED,
+            Flag::Deleted => bits |= flag::DELETED,
+            Flag::Draft => bits |= flag::DRAFT,
+            Flag::Extension(_) => {}
+            Flag::Keyword(k) => {
+                if !keywords.iter().any(|x: &&str| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(*k)
+                }
+            }
+        }
+    }
+    (bits, keywords)
+}
+
+/// Writes `(\Seen \Flagged kw ...)`.
+pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
+    write_with_recent(out, bits, keywords, false)
+}
+
+/// Writes `(\Seen \Flagged kw ...)`, with `\Recent` when `recent` (it is the session's, not
+/// the store's: see `imap::recent`).
+pub fn write_with_recent(out: &mut Vec<u8>, bits: u8, keywords: &[&str], recent: bool) {
+    out.push(b'(');
+    let mut first = true;
+    for (bit, name) in [
+        (flag::ANSWERED, "\\Answered"),
+        (flag::FLAGGED, "\\Flagged"),
+        (flag::DELETED, "\\Deleted"),
+        (flag::SEEN, "\\Seen"),
+        (flag::DRAFT, "\\Draft"),
+    ] {
+        if bits & bit != 0 {
+            if !first {
+                out.push(b' ');
+            }
+            out.extend_from_slice(name.as_bytes());
+            first = false;
+        }
+    }
+    // After the other system flags and before the keywords, where Dovecot puts it.
+    if recent {
+        if !first {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\\Recent");
+        first = false;
+    }
+    for k in keywords {
+        if !first {
+            out.push(b' ');
+        }
+        out.extend_from_slice(k.as_bytes());
+        first = false;
+    }
+    out.push(b')');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let (bits, kws) = from_client(&[Flag::Seen, Flag::Keyword("$Forwarded"), Flag::Deleted]);
+        assert_eq!(bits, flag::SEEN | flag::DELETED);
+        let mut out = Vec::new();
+        write(&mut out, bits, &kws);
+        assert_eq!(out, b"(\\Deleted \\Seen $Forwarded)");
+        let mut out = Vec::new();
+        write(&mut out, 0, &[]);
+        assert_eq!(out, b"()");
+        let mut out = Vec::new();
+        write_with_recent(&mut out, flag::SEEN, &["Work"], true);
+        assert_eq!(out, b"(\\Seen \\Recent Work)");
+        let mut out = Vec::new();
+        write_with_recent(&mut out, 0, &[], true);
+        assert_eq!(out, b"(\\Recent)");
+    }
+}

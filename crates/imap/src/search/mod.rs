@@ -1,0 +1,396 @@
+//! SEARCH, SORT and THREAD: evaluating search keys over the selected mailbox, sort keys,
+//! base subjects and threading.
+//!
+//! A search runs in two passes. The first walks the index only, in chunks, and decides every
+//! message the cheap keys decide (flags, sizes, dates, sets, mod-sequences); the second reads
+//! just the header, or the whole message, of the messages still undecided. Both passes give
+//! the executor back between chunks and messages (`glommio::yield_if_needed`), so a search
+//! over a huge mailbox never holds the core for long, and both stop when the server shuts
+//! down.
+
+pub mod body;
+pub mod header;
+pub mod program;
+pub mod scanner;
+pub mod sort;
+pub mod subject;
+pub mod thread;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::recent::RecentUids;
+use crate::session::Session;
+use glommio::io::ReadResult;
+use ringmail_mime::{self as mime, MessageMeta, SortFields};
+use ringmail_proto::dates;
+use ringmail_proto::parser::SearchKey;
+use ringmail_store::{MessageEntry, Partition, StoreError};
+
+use program::{Content, Context, Level, Message, Program, Tri};
+
+/// Messages the index pass handles between two chances to yield.
+const INDEX_CHUNK: usize = 4096;
+
+/// Bytes read first for a header-only key; most headers fit.
+const HEADER_PREFIX: u64 = 16 * 1024;
+
+/// One matching message: what SEARCH, SORT and THREAD answers need of it (32 bytes, so a
+/// search matching a million messages stays small).
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    /// Its message number in the session's view.
+    pub msn: u32,
+    /// Its UID.
+    pub uid: u32,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// Its mod-sequence.
+    pub modseq: u64,
+    /// INTERNALDATE, seconds since the epoch.
+    pub internal_date: i64,
+}
+
+impl Hit {
+    fn new(msn: u32, e: &MessageEntry) -> Hit {
+        Hit {
+            msn,
+            uid: e.uid,
+            size: e.size,
+            modseq: e.modseq,
+            internal_date: e.internal_date,
+        }
+    }
+}
+
+/// The result of a search.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Matching messages in message-number order.
+    pub hits: Vec<Hit>,
+    /// A MODSEQ key was used: responses must carry mod-sequences (RFC 7162 section 3.1.5).
+    pub uses_modseq: bool,
+    /// Messages of the session's view were expunged by another session before they could be
+    /// tested (or, for SORT and THREAD, their fields read): the answer may lack some that
+    /// would have matched, and says so with RFC 5530's EXPUNGEISSUED.
+    pub expunged: bool,
+}
+
+/// Why a search produced no result.
+#[derive(Debug)]
+pub enum SearchError {
+    /// A CHARSET other than UTF-8 or US-ASCII.
+    BadCharset,
+    /// More distinct keywords than one search can test.
+    TooComplex,
+    /// The store failed.
+    Store(StoreError),
+    /// The server is shutting down.
+    Abandoned,
+}
+
+impl From<StoreError> for SearchError {
+    fn from(e: StoreError) -> Self {
+        SearchError::Store(e)
+    }
+}
+
+/// Whether a CHARSET argument is one ringmail searches in.
+pub fn charset_supported(charset: &[u8]) -> bool {
+    charset.eq_ignore_ascii_case(b"UTF-8") || charset.eq_ignore_ascii_case(b"US-ASCII")
+}
+
+/// Runs the search keys over the selected mailbox.
+pub async fn run(
+    session: &mut Session,
+    keys: &[SearchKey<'_>],
+    charset: Option<&[u8]>,
+) -> Result<Found, SearchError> {
+    if charset.is_some_and(|c| !charset_supported(c)) {
+        return Err(SearchError::BadCharset);
+    }
+    let Some(selected) = session.selected.clone() else {
+        return Err(SearchError::Store(StoreError::NoSuchMailbox));
+    };
+    let (mail, user) = session.mail().await?;
+    let view = selected.view(&mail, &user)?;
+    let no_recent = RecentUids::default();
+    let program = Program::compile(
+        keys,
+        &Context {
+            view: &view,
+            saved: &session.saved_search,
+            now: dates::now(),
+            recent: if session.enabled.imap4rev2 {
+                &no_recent
+            } else {
+                &selected.recent
+            },
+        },
+    )
+    .map_err(|_| SearchError::TooComplex)?;
+    if program.uses_modseq {
+        // SEARCH MODSEQ is a CONDSTORE-enabling command (RFC 7162 section 3.1).
+        if let Some(s) = session.selected.as_mut() {
+            s.condstore = true;
+        }
+    }
+
+    // Pass 1: the index. `pending` lists the hits (by position) whose bytes must be read.
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut pending: Vec<usize> = Vec::new();
+    let mut keyword_bits: HashMap<u32, u64> = HashMap::new();
+    let mut expunged = false;
+    for (chunk_no, chunk) in view.uids.chunks(INDEX_CHUNK).enumerate() {
+        let first_msn = chunk_no * INDEX_CHUNK + 1;
+        mail.with_mailbox(&user, selected.id, |v| {
+            let messages = v.messages();
+            let mut pos = chunk
+                .first()
+                .map_or(0, |&first| messages.partition_point(|m| m.uid < first));
+            for (i, &uid) in chunk.iter().enumerate() {
+                while messages.get(pos).is_some_and(|m| m.uid < uid) {
+                    pos += 1;
+                }
+                // Not in the store: expunged, and not announced to this session yet.
+                let Some(entry) = messages.get(pos).filter(|m| m.uid == uid) else {
+                    expunged = true;
+                    continue;
+                };
+                let keywords = if program.keywords.is_empty() {
+                    0
+                } else {
+                    *keyword_bits
+                        .entry(entry.kwset)
+                        .or_insert_with(|| program.keyword_bits(v.keywords(entry)))
+                };
+                let msn = (first_msn + i) as u32;
+                let message = Message {
+                    msn,
+                    entry,
+                    keywords,
+                    content: Content::None,
+                };
+                match program.eval(&message) {
+                    Tri::True => hits.push(Hit::new(msn, entry)),
+                    Tri::Unknown => {
+                        pending.push(hits.len());
+                        hits.push(Hit::new(msn, entry));
+                    }
+                    Tri::False => {}
+                }
+            }
+        })?;
+        pause(session).await?;
+    }
+
+    // Pass 2: the messages the index could not decide. Their entries are looked up again:
+    // their flags may have changed while this search gave the executor away.
+    let mut rejected = vec![false; hits.len()];
+    for index in pending {
+        let Some(&hit) = hits.get(index) else {
+            continue;
+        };
+        let current = mail.with_mailbox(&user, selected.id, |v| {
+            v.message(hit.uid).map(|entry| {
+                let keywords = if program.keywords.is_empty() {
+                    0
+                } else {
+                    program.keyword_bits(v.keywords(&entry))
+                };
+                (entry, keywords)
+            })
+        })?;
+        let matched = match current {
+            // Expunged by another session since the index pass: it matches nothing.
+            None => {
+                expunged = true;
+                false
+            }
+            Some((entry, keywords)) => {
+                match read_and_eval(
+                    &program,
+                    &mail,
+                    &user,
+                    selected.id,
+                    hit.msn,
+                    &entry,
+                    keywords,
+                )
+                .await
+                {
+                    Ok(matched) => matched,
+                    Err(StoreError::NoSuchMessage) => {
+                        expunged = true;
+                        false
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if let Some(r) = rejected.get_mut(index) {
+            *r = !matched;
+        }
+        pause(session).await?;
+    }
+    let mut index = 0;
+    hits.retain(|_| {
+        index += 1;
+        !rejected[index - 1]
+    });
+    Ok(Found {
+        hits,
+        uses_modseq: program.uses_modseq,
+        expunged,
+    })
+}
+
+/// Gives other sessions on this executor their turn, and stops at shutdown or when the
+/// client has gone away (nobody would read the answer).
+async fn pause(session: &Session) -> Result<(), SearchError> {
+    glommio::yield_if_needed().await;
+    if session.exec.is_shutting_down() || session.conn.peer_closed() {
+        return Err(SearchError::Abandoned);
+    }
+    Ok(())
+}
+
+/// Reads as little of the message as decides it: the header first when a header key may
+/// settle it, then the whole message with its structure.
+async fn read_and_eval(
+    program: &Program,
+    mail: &Partition,
+    user: &str,
+    mailbox: u64,
+    msn: u32,
+    entry: &MessageEntry,
+    keywords: u64,
+) -> Result<bool, StoreError> {
+    let uid = entry.uid;
+    let hit = (msn, entry);
+    let mut whole: Option<ReadResult> = None;
+    if program.has_header_keys() {
+        // `read_message` clamps the range to the message, so a small one is read whole.
+        let whole_read = u64::from(entry.size) <= HEADER_PREFIX;
+        let prefix = mail
+            .read_message(user, mailbox, uid, Some(0..HEADER_PREFIX))
+            .await?;
+        let verdict = match header::header_block(&prefix) {
+            Some(h) => program.eval(&message(hit, keywords, Content::Header(h))),
+            None if whole_read => {
+                // No blank line at all: the whole message is header.
+                program.eval(&message(hit, keywords, Content::Header(&prefix)))
+            }
+            None => {
+                let raw = mail.read_message(user, mailbox, uid, None).await?;
+                let h = header::header_block(&raw).unwrap_or(&raw);
+                let verdict = program.eval(&message(hit, keywords, Content::Header(h)));
+                whole = Some(raw);
+                verdict
+            }
+        };
+        if whole_read {
+            // The prefix is the message: a BODY / TEXT key below must not read it again.
+            whole = Some(prefix);
+        }
+        match verdict {
+            Tri::True => return Ok(true),
+            Tri::False => return Ok(false),
+            Tri::Unknown => {}
+        }
+    }
+    if program.level < Level::Full {
+        return Ok(false);
+    }
+    let raw = match whole {
+        Some(raw) => raw,
+        None => mail.read_message(user, mailbox, uid, None).await?,
+    };
+    let meta = load_meta(mail, user, mailbox, uid, &raw).await?;
+    let header_end = (meta.root.header_end as usize).min(raw.len());
+    let header = raw.get(..header_end).unwrap_or_default();
+    let verdict = program.eval(&message(
+        hit,
+        keywords,
+        Content::Full {
+            raw: &raw,
+            header,
+            meta: &meta,
+        },
+    ));
+    Ok(verdict == Tri::True)
+}
+
+fn message<'a>(
+    (msn, entry): (u32, &'a MessageEntry),
+    keywords: u64,
+    content: Content<'a>,
+) -> Message<'a> {
+    Message {
+        msn,
+        entry,
+        keywords,
+        content,
+    }
+}
+
+/// The stored MIME structure of a message, rebuilt from `raw` if the stored blob is
+/// unreadable.
+async fn load_meta(
+    mail: &Partition,
+    user: &str,
+    mailbox: u64,
+    uid: u32,
+    raw: &[u8],
+) -> Result<MessageMeta, StoreError> {
+    let blob = mail.read_meta(user, mailbox, uid).await?;
+    Ok(MessageMeta::from_bytes(&blob).unwrap_or_else(|_| mime::analyze(raw)))
+}
+
+/// The decoded SORT / THREAD fields of a message (from its stored metadata).
+pub async fn sort_fields(
+    mail: &Rc<Partition>,
+    user: &str,
+    mailbox: u64,
+    uid: u32,
+) -> Result<SortFields, StoreError> {
+    let blob = mail.read_meta(user, mailbox, uid).await?;
+    match MessageMeta::from_bytes(&blob) {
+        Ok(meta) => Ok(meta.sort),
+        Err(_) => {
+            let raw = mail.read_message(user, mailbox, uid, None).await?;
+            Ok(mime::analyze(&raw).sort)
+        }
+    }
+}
+
+/// [`sort_fields`] for every hit, in order, yielding between messages. A message expunged
+/// meanwhile leaves the hits (there is nothing left to sort it by), and `found` notes it.
+pub async fn load_sort_fields(
+    session: &Session,
+    mail: &Rc<Partition>,
+    user: &str,
+    mailbox: u64,
+    found: &mut Found,
+) -> Result<Vec<SortFields>, SearchError> {
+    let mut out = Vec::with_capacity(found.hits.len());
+    // Positions of the hits expunged meanwhile, ascending.
+    let mut lost = Vec::new();
+    for (i, hit) in found.hits.iter().enumerate() {
+        match sort_fields(mail, user, mailbox, hit.uid).await {
+            Ok(fields) => out.push(fields),
+            Err(StoreError::NoSuchMessage) => lost.push(i),
+            Err(e) => return Err(e.into()),
+        }
+        pause(session).await?;
+    }
+    if !lost.is_empty() {
+        found.expunged = true;
+        let mut i = 0;
+        found.hits.retain(|_| {
+            i += 1;
+            lost.binary_search(&(i - 1)).is_err()
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,136 @@
+//! Getting one recipient's copy into the store of the executor that owns the recipient.
+//!
+//! The session that received the message may run on any core. The quota check and the copy
+//! are jobs run on the recipient's owner (`ringmail_runtime::route`), which appends with the
+//! same store call IMAP APPEND uses and answers only once the record is durable (the store
+//! resolves an append after its group commit's fdatasync). Recipients owned by the session's
+//! own executor skip the mesh.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ringmail_runtime::partition::partition_of;
+use ringmail_runtime::route::{self, OwnerJob};
+use ringmail_runtime::runtime::Executor;
+use ringmail_store::{NewMessage, StoreError};
+
+/// One recipient's copy of a message.
+pub struct Delivery {
+    /// The canonical user name.
+    pub user: String,
+    /// The folder the `+detail` asked for; INBOX when it is None or does not exist.
+    pub folder: Option<String>,
+    /// Header lines for this recipient (`Return-Path`, `Delivered-To`), CRLF-terminated.
+    pub headers: Vec<u8>,
+    /// The message as received, shared by all recipients.
+    pub body: Arc<Vec<u8>>,
+    /// INTERNALDATE (seconds since the epoch).
+    pub internal_date: i64,
+}
+
+/// Where a copy was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The mailbox it went into.
+    pub mailbox: String,
+    /// Its UID there.
+    pub uid: u32,
+}
+
+/// Can `user` take a message of `size` bytes now (quota)?
+struct CheckQuota {
+    user: String,
+    size: u64,
+}
+
+impl OwnerJob for CheckQuota {
+    type Answer = Result<(), StoreError>;
+
+    async fn run(self, exec: Rc<Executor>) -> Self::Answer {
+        quota_here(&exec, &self.user, self.size).await
+    }
+}
+
+impl OwnerJob for Delivery {
+    type Answer = Result<Delivered, StoreError>;
+
+    /// Stores the copy; answers once it is durable, or with why it is not.
+    async fn run(self, exec: Rc<Executor>) -> Self::Answer {
+        deliver_here(&exec, self).await
+    }
+}
+
+/// The owner's error when it went away before answering.
+fn owner_gone() -> StoreError {
+    StoreError::Io(Arc::new(std::io::Error::other(
+        "the executor owning the recipient is shutting down",
+    )))
+}
+
+/// Checks `user`'s quota for a message of `size` bytes, on whichever executor owns the user.
+pub async fn check_quota(exec: &Rc<Executor>, user: &str, size: u64) -> Result<(), StoreError> {
+    let owner = exec.owner_of(user);
+    let job = CheckQuota {
+        user: user.to_string(),
+        size,
+    };
+    route::ask(exec, owner, job)
+        .await
+        .unwrap_or_else(|_| Err(owner_gone()))
+}
+
+/// Stores one copy on whichever executor owns its user; resolves once it is durable.
+pub async fn deliver(exec: Rc<Executor>, delivery: Delivery) -> Result<Delivered, StoreError> {
+    let owner = exec.owner_of(&delivery.user);
+    route::ask(&exec, owner, delivery)
+        .await
+        .unwrap_or_else(|_| Err(owner_gone()))
+}
+
+async fn quota_here(exec: &Executor, user: &str, size: u64) -> Result<(), StoreError> {
+    let config = exec.config();
+    let p = partition_of(user, config.storage.partitions);
+    let mail = exec.store.get(p).await?;
+    let quota = mail.quota(user);
+    let fits = quota.used_bytes.saturating_add(size) <= quota.limit.max_bytes
+        && quota.used_messages < quota.limit.max_messages;
+    if fits {
+        Ok(())
+    } else {
+        Err(StoreError::OverQuota)
+    }
+}
+
+async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, StoreError> {
+    let config = exec.config();
+    let p = partition_of(&delivery.user, config.storage.partitions);
+    let mail = exec.store.user(p, &delivery.user, &config).await?;
+    let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
+    message.extend_from_slice(&delivery.headers);
+    message.extend_from_slice(&delivery.body);
+    let meta = ringmail_mime::analyze(&message).to_bytes();
+    let new = [NewMessage {
+        body: &message,
+        flags: 0,
+        keywords: &[],
+        internal_date: delivery.internal_date,
+        meta: &meta,
+    }];
+    // The detail folder when it exists; a missing one is no error, the copy goes to INBOX.
+    if let Some(folder) = &delivery.folder {
+        match mail.append(&delivery.user, folder.as_str(), &new).await {
+            Ok(done) => return Ok(delivered(folder, &done)),
+            Err(StoreError::NoSuchMailbox | StoreError::InvalidName) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let done = mail.append(&delivery.user, "INBOX", &new).await?;
+    Ok(delivered("INBOX", &done))
+}
+
+fn delivered(mailbox: &str, done: &ringmail_store::AppendResult) -> Delivered {
+    Delivered {
+        mailbox: mailbox.to_string(),
+        uid: done.uids.first().copied().unwrap_or(0),
+    }
+}
