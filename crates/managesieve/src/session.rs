@@ -72,11 +72,23 @@ enum Flow {
     Exit(Exit),
 }
 
-/// The client's answer to a SASL challenge.
-enum SaslReply {
-    Response(Vec<u8>),
+/// Why a SASL exchange gave no credentials.
+enum SaslFailure {
+    /// The client closed the connection.
     Closed,
-    Malformed(String),
+    /// The client sent "*" (RFC 5804 §2.1: answered with NO).
+    Cancelled,
+    /// Not a valid exchange; the text is for the NO.
+    Invalid(String),
+}
+
+impl From<SaslError> for SaslFailure {
+    fn from(e: SaslError) -> Self {
+        match e {
+            SaslError::Cancelled => SaslFailure::Cancelled,
+            e => SaslFailure::Invalid(format!("AUTHENTICATE: {e}")),
+        }
+    }
 }
 
 impl Session {
@@ -334,35 +346,18 @@ impl Session {
             );
             return Ok(Flow::Continue);
         }
-        let login = match mechanism {
-            "PLAIN" => {
-                let response = match initial_response {
-                    Some(r) => r,
-                    None => match self.challenge(b"", io).await? {
-                        SaslReply::Response(r) => r,
-                        SaslReply::Closed => return Ok(Flow::Exit(Exit::Closed)),
-                        SaslReply::Malformed(why) => return Ok(self.bad_command(&why)),
-                    },
-                };
-                auth::decode(&response).and_then(|m| auth::plain(&m))
-            }
-            "LOGIN" => match self.login_exchange(initial_response, io).await? {
-                Ok(login) => Ok(login),
-                Err(Some(e)) => Err(e),
-                Err(None) => return Ok(Flow::Exit(Exit::Closed)),
-            },
-            _ => {
-                self.no(None, "Unsupported SASL mechanism: use PLAIN or LOGIN.");
-                return Ok(Flow::Continue);
-            }
-        };
-        let login = match login {
+        if !matches!(mechanism, "PLAIN" | "LOGIN") {
+            self.no(None, "Unsupported SASL mechanism: use PLAIN or LOGIN.");
+            return Ok(Flow::Continue);
+        }
+        let login = match self.credentials(mechanism, initial_response, io).await? {
             Ok(login) => login,
-            Err(SaslError::Cancelled) => {
+            Err(SaslFailure::Closed) => return Ok(Flow::Exit(Exit::Closed)),
+            Err(SaslFailure::Cancelled) => {
                 self.no(None, "Authentication cancelled.");
                 return Ok(Flow::Continue);
             }
-            Err(e) => return Ok(self.bad_command(&format!("AUTHENTICATE: {e}"))),
+            Err(SaslFailure::Invalid(why)) => return Ok(self.bad_command(&why)),
         };
         match auth
             .verify(&login.user, &login.password, login.authzid.as_deref())
@@ -388,15 +383,29 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// The LOGIN mechanism's two steps. `Err(None)`: the client closed the connection.
-    async fn login_exchange<T: Transport>(
+    /// Runs the PLAIN or LOGIN exchange up to the user name and password.
+    async fn credentials<T: Transport>(
         &mut self,
+        mechanism: &str,
         initial_response: Option<Vec<u8>>,
         io: &mut T,
-    ) -> io::Result<Result<Login, Option<SaslError>>> {
+    ) -> io::Result<Result<Login, SaslFailure>> {
+        if mechanism == "PLAIN" {
+            let response = match initial_response {
+                Some(r) => r,
+                // An empty challenge asks for the message (RFC 4616 has no challenge).
+                None => match self.challenge(b"", io).await? {
+                    Ok(r) => r,
+                    Err(failure) => return Ok(Err(failure)),
+                },
+            };
+            return Ok(auth::decode(&response)
+                .and_then(|m| auth::plain(&m))
+                .map_err(SaslFailure::from));
+        }
         let (mut exchange, mut step) = match LoginExchange::start(initial_response.as_deref()) {
             Ok(started) => started,
-            Err(e) => return Ok(Err(Some(e))),
+            Err(e) => return Ok(Err(e.into())),
         };
         loop {
             match step {
@@ -409,13 +418,12 @@ impl Session {
                 }
                 LoginStep::Challenge(challenge) => {
                     let response = match self.challenge(challenge.as_bytes(), io).await? {
-                        SaslReply::Response(r) => r,
-                        SaslReply::Closed => return Ok(Err(None)),
-                        SaslReply::Malformed(_) => return Ok(Err(Some(SaslError::BadBase64))),
+                        Ok(r) => r,
+                        Err(failure) => return Ok(Err(failure)),
                     };
                     step = match exchange.respond(&response) {
                         Ok(step) => step,
-                        Err(e) => return Ok(Err(Some(e))),
+                        Err(e) => return Ok(Err(e.into())),
                     };
                 }
             }
@@ -428,19 +436,19 @@ impl Session {
         &mut self,
         challenge: &[u8],
         io: &mut T,
-    ) -> io::Result<SaslReply> {
+    ) -> io::Result<Result<Vec<u8>, SaslFailure>> {
         write_string(&mut self.out, challenge);
         self.out.extend_from_slice(b"\r\n");
         self.flush(io).await?;
         Ok(match self.next_line(io).await? {
-            None => SaslReply::Closed,
+            None => Err(SaslFailure::Closed),
             Some(Ok(args)) => match <[Arg; 1]>::try_from(args) {
-                Ok([Arg::String(s)]) => SaslReply::Response(s),
-                _ => {
-                    SaslReply::Malformed("AUTHENTICATE: expected one string as the response".into())
-                }
+                Ok([Arg::String(s)]) => Ok(s),
+                _ => Err(SaslFailure::Invalid(
+                    "AUTHENTICATE: expected one string as the response".into(),
+                )),
             },
-            Some(Err(e)) => SaslReply::Malformed(format!("AUTHENTICATE: {}", e.0)),
+            Some(Err(e)) => Err(SaslFailure::Invalid(format!("AUTHENTICATE: {}", e.0))),
         })
     }
 
@@ -477,6 +485,11 @@ impl Session {
         if !self.out.is_empty() {
             io.write_all(&self.out).await?;
             self.out.clear();
+            // A GETSCRIPT of a large script leaves a large buffer: an idle session
+            // should hold little.
+            if self.out.capacity() > 64 << 10 {
+                self.out = Vec::new();
+            }
         }
         Ok(())
     }

@@ -291,6 +291,16 @@ fn secure_network_sasl_exchanges() {
         r,
         "NO (TRYLATER) \"Authentication is temporarily unavailable; try again later.\"\r\n"
     );
+    // LOGIN answered with something else than one string, then cancelled.
+    c.send(b"AUTHENTICATE \"LOGIN\"\r\n");
+    assert_eq!(c.line().unwrap(), "\"VXNlcm5hbWU6\"\r\n");
+    assert_eq!(
+        c.command("alice\r\n"),
+        "NO \"AUTHENTICATE: expected one string as the response\"\r\n"
+    );
+    c.send(format!("AUTHENTICATE \"LOGIN\" \"{}\"\r\n", b64(b"alice")).as_bytes());
+    assert_eq!(c.line().unwrap(), "\"UGFzc3dvcmQ6\"\r\n");
+    assert_eq!(c.command("\"*\"\r\n"), "NO \"Authentication cancelled.\"\r\n");
     c.send(b"AUTHENTICATE \"PLAIN\"\r\n");
     assert_eq!(c.line().unwrap(), "\"\"\r\n");
     assert_eq!(
