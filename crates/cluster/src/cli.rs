@@ -1,0 +1,444 @@
+//! The functions behind `ringmail cluster status|locate|move|drain`: blocking, each with its
+//! own small runtime and bounded by [`ETCD_TIMEOUT`], so a command-line tool gets an answer or
+//! an error naming the endpoints within seconds.
+
+use std::fmt;
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::balancer::{self, Action};
+use crate::config::ClusterConfig;
+use crate::etcd::{Etcd, ETCD_TIMEOUT};
+use crate::keys::Keys;
+use crate::map::{PartitionMap, PartitionState};
+use crate::ownership::{self, commit, Change, BATCH};
+use crate::Error;
+
+/// A connection to the cluster's etcd for one command-line tool.
+pub struct Admin {
+    runtime: tokio::runtime::Runtime,
+    etcd: Etcd,
+    keys: Keys,
+    cluster: String,
+}
+
+/// The cluster as `ringmail cluster status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub cluster: String,
+    /// P.
+    pub partition_count: u32,
+    /// The etcd revision read.
+    pub revision: i64,
+    pub balancer: Option<String>,
+    /// Live nodes, then nodes that own partitions or are drained but are not alive.
+    pub nodes: Vec<NodeStatus>,
+    pub partitions: Vec<PartitionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub alive: bool,
+    pub drained: bool,
+    /// Node-to-node address (absent for a node that is not alive).
+    pub internal: Option<String>,
+    pub client: Vec<String>,
+    /// Unix seconds when the live process registered.
+    pub started: Option<u64>,
+    /// Partitions owned.
+    pub owns: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    pub partition: u32,
+    /// `null` while never assigned.
+    pub owner: Option<String>,
+    pub epoch: u64,
+    /// `active` or `moving`.
+    pub state: &'static str,
+    /// The target of a pending move.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// Where a user's mail is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub user: String,
+    pub partition: u32,
+    pub owner: Option<String>,
+    pub epoch: u64,
+    pub alive: bool,
+}
+
+/// What `move_partition` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The live owner was asked to hand the partition over (the data plane copies it, then
+    /// the owner changes).
+    Intent {
+        partition: u32,
+        from: String,
+        to: String,
+    },
+    /// The partition had no live owner and was given to the node directly.
+    Assigned {
+        partition: u32,
+        to: String,
+        epoch: u64,
+    },
+    /// Nothing to do.
+    Already { partition: u32, to: String },
+}
+
+/// What `drain` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drained {
+    pub node: String,
+    /// Partitions of the node now marked to move elsewhere.
+    pub moving: usize,
+    /// Partitions the node still owns with no move pending (no other node could take them).
+    pub stuck: usize,
+}
+
+impl Admin {
+    /// Prepares a client for the cluster of `config` (connections open at the first request).
+    pub fn connect(config: &ClusterConfig) -> Result<Admin, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start a runtime: {e}")))?;
+        let etcd = runtime.block_on(Etcd::connect(&config.etcd))?;
+        Ok(Admin {
+            runtime,
+            etcd,
+            keys: Keys::new(&config.name),
+            cluster: config.name.clone(),
+        })
+    }
+
+    /// Nodes and partitions, read at one revision.
+    pub fn status(&self) -> Result<Status, Error> {
+        let map = self.run(self.load())?;
+        Ok(Status::of(&map))
+    }
+
+    /// The partition of `user` and its owner.
+    pub fn locate(&self, user: &str) -> Result<Location, Error> {
+        let map = self.run(self.load())?;
+        let partition = map.partition_of(user);
+        let a = map.assignment(partition);
+        Ok(Location {
+            user: user.to_string(),
+            partition,
+            owner: a.owner.clone(),
+            epoch: a.epoch,
+            alive: map.live_owner(partition).is_some(),
+        })
+    }
+
+    /// Moves partition `p` to node `to`: a move intent when the owner is alive (the data
+    /// plane carries it out), a direct assignment when it has no live owner.
+    pub fn move_partition(&self, p: u32, to: &str) -> Result<Moved, Error> {
+        self.run(async {
+            let map = self.load().await?;
+            ownership::check_partition(p, map.partitions)?;
+            if !map.alive(to) {
+                return Err(Error::NodeNotAlive(to.to_string()));
+            }
+            if map.drained.contains(to) {
+                return Err(Error::NodeDrained(to.to_string()));
+            }
+            let current = map.assignment(p);
+            let already = Moved::Already {
+                partition: p,
+                to: to.to_string(),
+            };
+            if current.owned_by(to) {
+                return Ok(already);
+            }
+            match current.moving_to() {
+                Some(target) if target == to => return Ok(already),
+                Some(target) => {
+                    return Err(Error::AlreadyMoving {
+                        partition: p,
+                        to: target.to_string(),
+                    })
+                }
+                None => {}
+            }
+            let (change, moved) = match map.live_owner(p) {
+                Some(owner) => (
+                    Change::intent(p, current, to).expect("has an owner"),
+                    Moved::Intent {
+                        partition: p,
+                        from: owner.id.clone(),
+                        to: to.to_string(),
+                    },
+                ),
+                None => {
+                    let change = Change::assign(p, current, to);
+                    let epoch = change.new.epoch;
+                    (
+                        change,
+                        Moved::Assigned {
+                            partition: p,
+                            to: to.to_string(),
+                            epoch,
+                        },
+                    )
+                }
+            };
+            match commit(&self.etcd, &self.keys, &[change], None).await? {
+                Some(_) => Ok(moved),
+                None => Err(Error::Conflict(p)),
+            }
+        })
+    }
+
+    /// Marks `node` as drained (it gets no partitions until [`Admin::undrain`]) and marks all
+    /// its partitions to move to the other nodes, evenly.
+    pub fn drain(&self, node: &str) -> Result<Drained, Error> {
+        self.run(async {
+            self.etcd.put(&self.keys.drain(node), b"").await?;
+            // The balancer may be writing too; a lost race is retried from a fresh read.
+            for _ in 0..3 {
+                let map = self.load().await?;
+                let actions: Vec<Action> = balancer::plan(&map, true)
+                    .into_iter()
+                    .filter(|a| {
+                        let entry = map.assignment(a.partition());
+                        entry.owned_by(node) || entry.moving_to() == Some(node)
+                    })
+                    .collect();
+                let mut lost = false;
+                for batch in actions.chunks(BATCH) {
+                    let changes: Vec<Change> =
+                        batch.iter().filter_map(|a| a.change(&map)).collect();
+                    if commit(&self.etcd, &self.keys, &changes, None)
+                        .await?
+                        .is_none()
+                    {
+                        lost = true;
+                        break;
+                    }
+                }
+                if !lost {
+                    break;
+                }
+            }
+            let map = self.load().await?;
+            let mine = map.assignments.iter().filter(|a| a.owned_by(node));
+            let (moving, stuck) = mine.fold((0, 0), |(m, s), a| match a.state {
+                PartitionState::Moving { .. } => (m + 1, s),
+                PartitionState::Active => (m, s + 1),
+            });
+            Ok(Drained {
+                node: node.to_string(),
+                moving,
+                stuck,
+            })
+        })
+    }
+
+    /// Lets a drained node receive partitions again.
+    pub fn undrain(&self, node: &str) -> Result<(), Error> {
+        self.run(async {
+            self.etcd.delete(&self.keys.drain(node)).await?;
+            Ok(())
+        })
+    }
+
+    async fn load(&self) -> Result<PartitionMap, Error> {
+        self.etcd.load_map(&self.keys, &self.cluster).await
+    }
+
+    /// Runs `op` to completion. Each etcd call in it gives up after [`ETCD_TIMEOUT`]; the
+    /// whole is bounded too, for operations of several calls.
+    fn run<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        self.runtime.block_on(async {
+            match tokio::time::timeout(2 * ETCD_TIMEOUT, op).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Etcd {
+                    endpoints: self.etcd.endpoints.clone(),
+                    cause: format!("no answer within {} s", (2 * ETCD_TIMEOUT).as_secs()),
+                }),
+            }
+        })
+    }
+}
+
+impl Status {
+    fn of(map: &PartitionMap) -> Status {
+        let mut nodes: Vec<NodeStatus> = map
+            .nodes
+            .values()
+            .map(|n| NodeStatus {
+                id: n.id.clone(),
+                alive: true,
+                drained: map.drained.contains(&n.id),
+                internal: Some(n.internal.clone()),
+                client: n.client.clone(),
+                started: Some(n.started),
+                owns: map.owned_count(&n.id),
+            })
+            .collect();
+        let mut gone: Vec<&str> = map
+            .assignments
+            .iter()
+            .filter_map(|a| a.owner.as_deref())
+            .chain(map.drained.iter().map(String::as_str))
+            .filter(|n| !map.alive(n))
+            .collect();
+        gone.sort_unstable();
+        gone.dedup();
+        nodes.extend(gone.into_iter().map(|id| NodeStatus {
+            id: id.to_string(),
+            alive: false,
+            drained: map.drained.contains(id),
+            internal: None,
+            client: Vec::new(),
+            started: None,
+            owns: map.owned_count(id),
+        }));
+        let partitions = map
+            .assignments
+            .iter()
+            .enumerate()
+            .map(|(p, a)| PartitionStatus {
+                partition: p as u32,
+                owner: a.owner.clone(),
+                epoch: a.epoch,
+                state: match a.state {
+                    PartitionState::Active => "active",
+                    PartitionState::Moving { .. } => "moving",
+                },
+                to: a.moving_to().map(str::to_string),
+            })
+            .collect();
+        Status {
+            cluster: map.cluster.clone(),
+            partition_count: map.partitions,
+            revision: map.revision,
+            balancer: map.balancer.clone(),
+            nodes,
+            partitions,
+        }
+    }
+
+    /// The form `status --json` prints.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain structs serialize")
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alive = self.nodes.iter().filter(|n| n.alive).count();
+        writeln!(
+            f,
+            "cluster {}: {} partitions, {alive} nodes alive, balancer {}, revision {}",
+            self.cluster,
+            self.partition_count,
+            self.balancer.as_deref().unwrap_or("none"),
+            self.revision
+        )?;
+        for n in &self.nodes {
+            write!(
+                f,
+                "node {} {} owns {}",
+                n.id,
+                if n.alive { "alive" } else { "dead" },
+                n.owns
+            )?;
+            if n.drained {
+                write!(f, " drained")?;
+            }
+            if let Some(internal) = &n.internal {
+                write!(f, " internal {internal}")?;
+            }
+            for client in &n.client {
+                write!(f, " {client}")?;
+            }
+            writeln!(f)?;
+        }
+        for p in &self.partitions {
+            write!(
+                f,
+                "partition {} owner {} epoch {} {}",
+                p.partition,
+                p.owner.as_deref().unwrap_or("none"),
+                p.epoch,
+                p.state
+            )?;
+            if let Some(to) = &p.to {
+                write!(f, " to {to}")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "partition {} owner {} epoch {}",
+            self.partition,
+            self.owner.as_deref().unwrap_or("none"),
+            self.epoch
+        )?;
+        match &self.owner {
+            Some(owner) if !self.alive => write!(f, " ({owner} is not alive)"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Moved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Moved::Intent {
+                partition,
+                from,
+                to,
+            } => write!(
+                f,
+                "partition {partition} will move from {from} to {to} once {from} has handed it over"
+            ),
+            Moved::Assigned {
+                partition,
+                to,
+                epoch,
+            } => write!(
+                f,
+                "partition {partition} had no live owner: assigned to {to} at epoch {epoch}"
+            ),
+            Moved::Already { partition, to } => {
+                write!(f, "partition {partition} is already on or moving to {to}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Drained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node {} drained: {} partitions marked to move",
+            self.node, self.moving
+        )?;
+        if self.stuck > 0 {
+            write!(
+                f,
+                ", {} stay for now (no other live, undrained node can take them)",
+                self.stuck
+            )?;
+        }
+        Ok(())
+    }
+}

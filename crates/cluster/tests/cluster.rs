@@ -1,0 +1,702 @@
+//! The control plane against a real 3-member etcd cluster.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use harness::{balanced, converged, serial, wait_until, Etcd};
+use ringmail_cluster::{Admin, ClusterView, ControlPlane, Error, PartitionState, Registration};
+
+/// Generous bounds: the machine running the tests may be busy.
+const CONVERGE: Duration = Duration::from_secs(10);
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn admin(etcd: &Etcd, cluster: &str) -> Admin {
+    let config = harness::config(cluster, "admin", etcd.endpoints(), etcd.dir.path());
+    Admin::connect(&config).expect("admin client")
+}
+
+/// Pending moves in `view`'s copy: partition → (from, to).
+fn intents(view: &ClusterView) -> BTreeMap<u32, (String, String)> {
+    let map = view.map();
+    map.assignments
+        .iter()
+        .enumerate()
+        .filter_map(|(p, a)| {
+            let to = a.moving_to()?;
+            Some((p as u32, (a.owner.clone()?, to.to_string())))
+        })
+        .collect()
+}
+
+#[test]
+fn partition_count_is_fixed_when_the_cluster_is_created() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let first = harness::node(&etcd, "fixed", "a", 16);
+    let config = harness::config("fixed", "b", etcd.endpoints(), etcd.dir.path());
+    let err = ControlPlane::start(config.clone(), Registration::new(32, vec![]))
+        .err()
+        .expect("a node with another P must be refused");
+    assert!(
+        matches!(
+            err,
+            Error::PartitionMismatch {
+                existing: 16,
+                ours: 32,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("16") && message.contains("32"),
+        "{message}"
+    );
+    // The refused node did not register; one with the right P joins.
+    assert!(!first.view().map().alive("b"));
+    let second = ControlPlane::start(config, Registration::new(16, vec![])).expect("same P joins");
+    assert_eq!(admin(&etcd, "fixed").status().unwrap().partition_count, 16);
+    // A second process with the same node id is refused while the first is alive.
+    let config = harness::config("fixed", "b", etcd.endpoints(), etcd.dir.path());
+    let err = ControlPlane::start(config, Registration::new(16, vec![]))
+        .err()
+        .expect("duplicate node id");
+    assert!(matches!(err, Error::AlreadyRegistered { .. }), "{err}");
+    // Leaving revokes the lease: the others see the node gone at once, not a lease later.
+    let view = first.view();
+    assert!(view.map().alive("b"));
+    second.shutdown();
+    let gone = wait_until(Duration::from_secs(2), "b gone after shutdown", || {
+        !view.map().alive("b")
+    });
+    eprintln!("a node that shuts down is seen gone {gone:?} later");
+}
+
+#[test]
+fn three_nodes_spread_partitions_evenly_and_copies_converge() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let started = Instant::now();
+    let nodes: Vec<ControlPlane> = ["a", "b", "c"]
+        .iter()
+        .map(|n| harness::node(&etcd, "spread", n, 64))
+        .collect();
+    let views: Vec<ClusterView> = nodes.iter().map(ControlPlane::view).collect();
+    let spread_in = wait_until(CONVERGE, "partitions spread over a, b, c", || {
+        balanced(&views[0], &["a", "b", "c"])
+    });
+    let converge_in = wait_until(CONVERGE, "all copies equal", || converged(&views));
+    eprintln!(
+        "3 nodes: all 64 partitions assigned {:?} after the first start ({spread_in:?} after \
+         the last), copies equal {converge_in:?} later",
+        started.elapsed() - converge_in
+    );
+    let map = views[2].map();
+    // Assigned once each, straight to their owner: epoch 1 everywhere.
+    assert!(map.assignments.iter().all(|a| a.epoch == 1), "{map:?}");
+    for view in &views {
+        let mine = (0..64).filter(|p| view.is_owner(*p).is_some()).count();
+        assert!((21..=22).contains(&mine), "{} owns {mine}", view.node());
+        assert!(!view.fenced());
+        assert!(view.lease_valid_until().is_some_and(|t| t > Instant::now()));
+    }
+    // The balancer was elected exactly once, on one node.
+    let elections: u64 = views.iter().map(|v| v.metrics().balancer_elections).sum();
+    assert_eq!(elections, 1);
+    let balancer = map.balancer.clone().expect("a balancer");
+    let on_balancer = views.iter().find(|v| v.node() == balancer).unwrap();
+    assert!(on_balancer.metrics().balancer);
+    assert_eq!(on_balancer.metrics().claims_won, 64);
+
+    // What the CLI shows agrees with the nodes' copies.
+    let admin = admin(&etcd, "spread");
+    let status = admin.status().unwrap();
+    let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+    let listed: Vec<(&str, bool)> = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n["alive"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(listed, [("a", true), ("b", true), ("c", true)]);
+    let partitions = json["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 64);
+    for (p, entry) in partitions.iter().enumerate() {
+        let a = map.assignment(p as u32);
+        assert_eq!(entry["partition"].as_u64(), Some(p as u64));
+        assert_eq!(entry["owner"].as_str(), a.owner.as_deref());
+        assert_eq!(entry["epoch"].as_u64(), Some(a.epoch));
+    }
+    let text = status.to_string();
+    assert!(text.contains("node a alive owns 2"), "{text}");
+    let location = admin.locate("Alice@Example.com").unwrap();
+    let p = ringmail_cluster::partition_of("alice@example.com", 64);
+    let owner = map.assignment(p).owner.clone().unwrap();
+    assert_eq!(
+        location.to_string(),
+        format!("partition {p} owner {owner} epoch 1")
+    );
+    assert_eq!(views[0].owner(p).unwrap().node, owner);
+}
+
+#[test]
+fn a_dead_nodes_partitions_are_reassigned_at_higher_epochs() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let mut nodes: BTreeMap<&str, ControlPlane> = ["a", "b", "c"]
+        .into_iter()
+        .map(|n| (n, harness::node(&etcd, "death", n, 48)))
+        .collect();
+    let view = nodes["a"].view();
+    wait_until(CONVERGE, "partitions spread", || {
+        balanced(&view, &["a", "b", "c"])
+    });
+    // Kill the balancer's node, so the survivors must also elect a new one.
+    let victim = view.map().balancer.clone().expect("a balancer");
+    let victim: &str = ["a", "b", "c"].into_iter().find(|n| *n == victim).unwrap();
+    let survivors: Vec<&str> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|n| *n != victim)
+        .collect();
+    let watcher = nodes[survivors[0]].view();
+    let before = watcher.map();
+    let lost: Vec<(u32, u64)> = (0..48)
+        .filter(|p| before.assignment(*p).owned_by(victim))
+        .map(|p| (p, before.assignment(p).epoch))
+        .collect();
+    assert_eq!(lost.len(), 16);
+    let mut subscription = watcher.subscribe();
+
+    // Crash: stop without revoking the lease.
+    drop(nodes.remove(victim));
+    let died = Instant::now();
+    wait_until(Duration::from_secs(10), "lease expiry seen", || {
+        !watcher.map().alive(victim)
+    });
+    let gone_in = died.elapsed();
+    wait_until(Duration::from_secs(15), "partitions reassigned", || {
+        let map = watcher.map();
+        lost.iter().all(|(p, epoch)| {
+            let a = map.assignment(*p);
+            a.owner.as_deref().is_some_and(|o| survivors.contains(&o)) && a.epoch > *epoch
+        })
+    });
+    let reassigned_in = died.elapsed();
+    eprintln!(
+        "lease_secs=5: node {victim} seen dead {gone_in:?} after it stopped; its partitions \
+         reassigned {reassigned_in:?} after it stopped"
+    );
+    // Not before etcd expired the lease (renewals run every 5/3 s).
+    assert!(died.elapsed() >= Duration::from_secs(3));
+    let views: Vec<ClusterView> = survivors.iter().map(|n| nodes[n].view()).collect();
+    wait_until(CONVERGE, "survivors agree", || converged(&views));
+    let map = watcher.map();
+    for (p, epoch) in &lost {
+        assert_eq!(map.assignment(*p).epoch, epoch + 1, "partition {p}");
+    }
+    assert!(balanced(&watcher, &survivors));
+    let new_balancer = map.balancer.clone().expect("a new balancer");
+    assert_ne!(new_balancer, victim);
+    let elected = views.iter().find(|v| v.node() == new_balancer).unwrap();
+    assert_eq!(elected.metrics().balancer_elections, 1);
+    // The survivor was told which partitions it gained.
+    let mut gained = Vec::new();
+    while let Some(changes) = subscription.poll() {
+        gained.extend(changes.gained.iter().map(|(p, _)| *p));
+    }
+    let expected: Vec<u32> = lost
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| map.assignment(*p).owned_by(survivors[0]))
+        .collect();
+    gained.sort_unstable();
+    assert_eq!(gained, expected);
+}
+
+#[test]
+fn of_two_concurrent_claims_exactly_one_wins() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    // No balancer, so nothing assigns the partitions but the claims.
+    let start = |node: &str| {
+        let config = harness::config("claims", node, etcd.endpoints(), etcd.dir.path());
+        let mut registration = Registration::new(8, vec![]);
+        registration.balancer = false;
+        ControlPlane::start(config, registration).unwrap()
+    };
+    let (a, b) = (start("a"), start("b"));
+    let (va, vb) = (a.view(), b.view());
+    wait_until(CONVERGE, "both see both", || {
+        va.map().alive("b") && vb.map().alive("a") && converged(&[va.clone(), vb.clone()])
+    });
+    let mut winners = Vec::new();
+    let mut conflicts = 0;
+    for p in 0..8 {
+        let (ra, rb) = block_on(async { tokio::join!(va.claim(p), vb.claim(p)) });
+        let (winner, loser) = match (&ra, &rb) {
+            (Ok(epoch), Err(e)) => {
+                assert_eq!(*epoch, 1);
+                ("a", e)
+            }
+            (Err(e), Ok(epoch)) => {
+                assert_eq!(*epoch, 1);
+                ("b", e)
+            }
+            _ => panic!("partition {p}: exactly one claim must win: {ra:?} {rb:?}"),
+        };
+        // Either it lost the compare-and-set, or it already saw the winner's write.
+        assert!(
+            matches!(loser, Error::Conflict(q) if *q == p)
+                || matches!(loser, Error::Owned { owner, .. } if owner == winner),
+            "{loser}"
+        );
+        conflicts += usize::from(matches!(loser, Error::Conflict(_)));
+        winners.push(winner);
+    }
+    eprintln!("claims: winners {winners:?}, {conflicts} of 8 losers lost the compare-and-set");
+    wait_until(CONVERGE, "both copies show the winners", || {
+        converged(&[va.clone(), vb.clone()]) && (0..8).all(|p| va.map().assignment(p).epoch == 1)
+    });
+    let map = va.map();
+    for (p, winner) in winners.iter().enumerate() {
+        assert!(map.assignment(p as u32).owned_by(winner));
+    }
+    let won = va.metrics().claims_won + vb.metrics().claims_won;
+    assert_eq!(won, 8);
+    // A partition with a live owner cannot be claimed.
+    let taken = block_on(vb.claim(winners.iter().position(|w| *w == "a").unwrap_or(0) as u32));
+    assert!(taken.is_err());
+}
+
+#[test]
+fn a_joining_node_gets_a_fair_share_as_moves_and_complete_move_bumps_the_epoch() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let mut nodes: Vec<ControlPlane> = ["a", "b", "c"]
+        .iter()
+        .map(|n| harness::node(&etcd, "join", n, 48))
+        .collect();
+    let va = nodes[0].view();
+    wait_until(CONVERGE, "partitions spread", || {
+        balanced(&va, &["a", "b", "c"])
+    });
+    let mut a_changes = va.subscribe();
+    nodes.push(harness::node(&etcd, "join", "d", 48));
+    let vd = nodes[3].view();
+    wait_until(CONVERGE, "12 move intents to d", || {
+        let pending = intents(&vd);
+        pending.len() == 12 && pending.values().all(|(_, to)| to == "d")
+    });
+    let pending = intents(&vd);
+    // Taken evenly from the others, which still own them until the move is done.
+    let mut from: BTreeMap<&str, usize> = BTreeMap::new();
+    for (owner, _) in pending.values() {
+        *from.entry(owner.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        from.values().copied().collect::<Vec<_>>(),
+        [4, 4, 4],
+        "{from:?}"
+    );
+    assert!(vd.map().owned_count("d") == 0);
+    let mine: Vec<(u32, String, String)> = pending
+        .iter()
+        .map(|(p, (from, to))| (*p, from.clone(), to.clone()))
+        .collect();
+    assert_eq!(vd.pending_moves(), mine);
+    // a subscribed before d joined: it is told which of its partitions to hand over.
+    wait_until(CONVERGE, "a's copy shows the intents", || {
+        intents(&va).len() == 12
+    });
+    let announced = a_changes.poll().expect("a is told of the intents");
+    let from_a: Vec<u32> = pending
+        .iter()
+        .filter(|(_, (owner, _))| owner == "a")
+        .map(|(p, _)| *p)
+        .collect();
+    let told: Vec<u32> = announced.moves.iter().map(|m| m.partition).collect();
+    assert_eq!(told, from_a);
+    assert!(announced
+        .moves
+        .iter()
+        .all(|m| m.after.moving_to() == Some("d")));
+    assert!(
+        announced.lost.is_empty(),
+        "a still owns them until the move is done"
+    );
+
+    // complete_move on a partition that is not moving is refused.
+    let steady = (0..48).find(|p| !pending.contains_key(p)).unwrap();
+    let owner = vd.map().assignment(steady).owner.clone().unwrap();
+    let refused = block_on(vd.complete_move(steady, &owner, "d"));
+    assert!(
+        matches!(refused, Err(Error::NotMoving { .. })),
+        "{refused:?}"
+    );
+
+    // The data plane would copy each partition, then complete the move, from an executor.
+    let before = vd.map();
+    let completing = vd.clone();
+    let moves = pending.clone();
+    let epochs = glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let mut epochs = BTreeMap::new();
+            for (p, (owner, to)) in &moves {
+                let epoch = completing.complete_move(*p, owner, to).await;
+                epochs.insert(*p, epoch.expect("complete"));
+            }
+            epochs
+        })
+        .expect("glommio executor")
+        .join()
+        .expect("executor ran");
+    for (p, epoch) in &epochs {
+        assert_eq!(*epoch, before.assignment(*p).epoch + 1);
+    }
+    let views: Vec<ClusterView> = nodes.iter().map(ControlPlane::view).collect();
+    wait_until(CONVERGE, "four nodes balanced, copies equal", || {
+        balanced(&va, &["a", "b", "c", "d"]) && converged(&views)
+    });
+    for p in pending.keys() {
+        assert_eq!(vd.is_owner(*p), Some(before.assignment(*p).epoch + 1));
+        assert_eq!(va.is_owner(*p), None);
+    }
+    let mut told = Vec::new();
+    while let Some(changes) = a_changes.poll() {
+        told.extend(changes.lost);
+    }
+    assert_eq!(told, from_a);
+    assert!(vd.pending_moves().is_empty());
+    assert_eq!(vd.metrics().moves_completed, 12);
+}
+
+#[test]
+fn drain_empties_a_node_and_undrain_refills_it() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let nodes: Vec<ControlPlane> = ["a", "b", "c"]
+        .iter()
+        .map(|n| harness::node(&etcd, "drain", n, 30))
+        .collect();
+    let views: Vec<ClusterView> = nodes.iter().map(ControlPlane::view).collect();
+    wait_until(CONVERGE, "partitions spread", || {
+        balanced(&views[0], &["a", "b", "c"])
+    });
+    let admin = admin(&etcd, "drain");
+    let drained = admin.drain("b").unwrap();
+    assert_eq!((drained.moving, drained.stuck), (10, 0), "{drained}");
+    wait_until(CONVERGE, "b's copy shows the intents", || {
+        intents(&views[1]).len() == 10
+    });
+    let pending = intents(&views[1]);
+    assert!(pending.values().all(|(from, to)| from == "b" && to != "b"));
+    for (p, (from, to)) in &pending {
+        block_on(views[1].complete_move(*p, from, to)).expect("complete");
+    }
+    wait_until(CONVERGE, "b empty, a and c balanced", || {
+        balanced(&views[0], &["a", "c"]) && converged(&views)
+    });
+    // Two balancer rounds later, b has still been given nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    let map = views[0].map();
+    assert_eq!(map.owned_count("b"), 0);
+    assert!(intents(&views[0]).is_empty());
+    assert!(admin
+        .status()
+        .unwrap()
+        .nodes
+        .iter()
+        .any(|n| n.id == "b" && n.drained));
+
+    admin.undrain("b").unwrap();
+    wait_until(CONVERGE, "b is given a fair share back", || {
+        let pending = intents(&views[0]);
+        pending.len() == 10 && pending.values().all(|(_, to)| to == "b")
+    });
+}
+
+#[test]
+fn the_cluster_keeps_working_without_one_etcd_member() {
+    let _serial = serial();
+    let Some(mut etcd) = Etcd::start(3) else {
+        return;
+    };
+    let nodes: Vec<ControlPlane> = ["a", "b"]
+        .iter()
+        .map(|n| harness::node(&etcd, "quorum", n, 16))
+        .collect();
+    let views: Vec<ClusterView> = nodes.iter().map(ControlPlane::view).collect();
+    wait_until(CONVERGE, "partitions spread", || {
+        balanced(&views[0], &["a", "b"])
+    });
+    let renewals: Vec<u64> = views.iter().map(|v| v.metrics().lease_renewals).collect();
+
+    // The worst member to lose: the leader (an election follows, leases carry over to the new
+    // leader) that every client is pinned to (the first listed), so every watch and keep-alive
+    // stream breaks and must fail over.
+    etcd.make_leader(0);
+    let leader = 0;
+    etcd.kill(leader);
+    let killed = Instant::now();
+
+    // The map stays writable and watchable: move a partition and see every copy follow.
+    let admin = admin(&etcd, "quorum");
+    let p = (0..16)
+        .find(|p| views[0].map().assignment(*p).owned_by("a"))
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    let moved = loop {
+        match admin.move_partition(p, "b") {
+            Ok(moved) => break moved,
+            Err(e) if Instant::now() < deadline => eprintln!("move while etcd elects: {e}"),
+            Err(e) => panic!("move after losing one etcd member: {e}"),
+        }
+    };
+    assert!(
+        moved.to_string().contains("will move from a to b"),
+        "{moved}"
+    );
+    wait_until(CONVERGE, "both copies show the intent", || {
+        views
+            .iter()
+            .all(|v| v.map().assignment(p).moving_to() == Some("b"))
+    });
+    let before = views[0].map().assignment(p).epoch;
+    block_on(views[0].complete_move(p, "a", "b")).expect("complete the move");
+    wait_until(CONVERGE, "both copies show the new owner", || {
+        views.iter().all(|v| {
+            let a = v.map().assignment(p).clone();
+            a.owned_by("b") && a.epoch == before + 1 && a.state == PartitionState::Active
+        })
+    });
+    // Leases keep being renewed through the surviving members.
+    wait_until(Duration::from_secs(10), "renewals after the kill", || {
+        views
+            .iter()
+            .zip(&renewals)
+            .all(|(v, before)| v.metrics().lease_renewals >= before + 2)
+    });
+    for view in &views {
+        assert!(!view.fenced(), "{} fenced", view.node());
+        // Its watch was on the killed member: it re-read the map and watches elsewhere.
+        assert!(view.metrics().map_reloads >= 1, "{:?}", view.metrics());
+    }
+    let status = admin.status().expect("status with a member down");
+    assert_eq!(status.nodes.iter().filter(|n| n.alive).count(), 2);
+    eprintln!(
+        "etcd leader m{leader} killed: move, completion and renewals done {:?} later; lease \
+         failures {:?}",
+        killed.elapsed(),
+        views
+            .iter()
+            .map(|v| v.metrics().lease_failures)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_silent_etcd_leader_is_left_before_any_lease_runs_out() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let nodes: Vec<ControlPlane> = ["a", "b"]
+        .iter()
+        .map(|n| harness::node(&etcd, "silent", n, 16))
+        .collect();
+    let views: Vec<ClusterView> = nodes.iter().map(ControlPlane::view).collect();
+    wait_until(CONVERGE, "partitions spread", || {
+        balanced(&views[0], &["a", "b"])
+    });
+    // Every client is pinned to the first member; make it the leader, then freeze it: its
+    // connections stay open but nothing comes back (as when the network to it fails), and
+    // the others must elect a new leader.
+    etcd.make_leader(0);
+    let renewals: Vec<u64> = views.iter().map(|v| v.metrics().lease_renewals).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let fenced_seen = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for view in &views {
+                    if view.fenced() && !seen.contains(&view.node().to_string()) {
+                        seen.push(view.node().to_string());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        });
+        etcd.freeze_member(0, true);
+        let frozen = Instant::now();
+        // The map stays writable and every copy follows.
+        let admin = admin(&etcd, "silent");
+        let p = (0..16)
+            .find(|p| views[0].map().assignment(*p).owned_by("a"))
+            .unwrap();
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            match admin.move_partition(p, "b") {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => eprintln!("move while etcd elects: {e}"),
+                Err(e) => panic!("move with a silent member: {e}"),
+            }
+        }
+        wait_until(CONVERGE, "both copies show the intent", || {
+            views
+                .iter()
+                .all(|v| v.map().assignment(p).moving_to() == Some("b"))
+        });
+        let seen_in = frozen.elapsed();
+        // Two lease lengths with renewals going on.
+        wait_until(Duration::from_secs(15), "renewals go on", || {
+            frozen.elapsed() >= Duration::from_secs(10)
+                && views
+                    .iter()
+                    .zip(&renewals)
+                    .all(|(v, before)| v.metrics().lease_renewals >= before + 4)
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "etcd leader m0 frozen: intent seen by every copy {seen_in:?} later; metrics {:?}",
+            views.iter().map(ClusterView::metrics).collect::<Vec<_>>()
+        );
+        sampler.join().unwrap()
+    });
+    assert!(
+        fenced_seen.is_empty(),
+        "fenced while one member was silent: {fenced_seen:?}"
+    );
+}
+
+#[test]
+fn a_node_that_cannot_renew_its_lease_is_fenced_in_time() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    let mut config = harness::config("fence", "a", etcd.endpoints(), etcd.dir.path());
+    config.lease_secs = 2;
+    let node = ControlPlane::start(config, Registration::new(8, vec![])).unwrap();
+    let view = node.view();
+    wait_until(CONVERGE, "a owns every partition", || {
+        (0..8).all(|p| view.is_owner(p).is_some())
+    });
+    let epochs: Vec<u64> = (0..8).map(|p| view.is_owner(p).unwrap()).collect();
+    let mut changes = view.subscribe();
+    // The data plane learns of it on a glommio executor, woken by the control thread.
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let (told_tx, told) = std::sync::mpsc::channel();
+    let executor_view = view.clone();
+    std::thread::spawn(move || {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mut subscription = executor_view.subscribe();
+                ready_tx.send(()).unwrap();
+                let changes = subscription.changed().await;
+                let _ = told_tx.send((changes.fenced, executor_view.is_owner(0)));
+            })
+            .expect("glommio executor")
+            .join()
+            .expect("executor ran");
+    });
+    ready.recv_timeout(CONVERGE).expect("executor started");
+
+    // etcd stops answering (frozen, connections stay open): no renewal gets through.
+    etcd.freeze(true);
+    let frozen = Instant::now();
+    wait_until(Duration::from_secs(5), "fenced", || view.fenced());
+    let fenced_after = frozen.elapsed();
+    assert!(
+        fenced_after <= Duration::from_millis(2100),
+        "fenced only {fenced_after:?} after the last chance to renew a 2 s lease"
+    );
+    assert!((0..8).all(|p| view.is_owner(p).is_none()));
+    assert!(view.lease_valid_until().unwrap() <= Instant::now());
+    let (executor_fenced, executor_owner) = told
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the executor was woken");
+    assert!(executor_fenced);
+    assert_eq!(executor_owner, None);
+    assert!(changes.poll().expect("fence change").fenced);
+
+    // Long enough for etcd to expire the lease once it runs again.
+    std::thread::sleep(Duration::from_secs(3));
+    etcd.freeze(false);
+    let thawed = Instant::now();
+    wait_until(Duration::from_secs(15), "owner again", || {
+        !view.fenced() && (0..8).all(|p| view.is_owner(p).is_some())
+    });
+    for p in 0..8u32 {
+        assert!(view.is_owner(p).unwrap() >= epochs[p as usize]);
+    }
+    eprintln!(
+        "lease_secs=2: fenced {fenced_after:?} after etcd froze; owner again {:?} after it \
+         thawed; metrics {:?}",
+        thawed.elapsed(),
+        view.metrics()
+    );
+}
+
+#[test]
+fn unreachable_etcd_fails_within_the_timeout_naming_the_endpoints() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // One endpoint refuses connections; the other accepts them but never answers.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_url = format!("http://{}", refused.local_addr().unwrap());
+    drop(refused);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let limit = ringmail_cluster::ETCD_TIMEOUT + Duration::from_secs(2);
+    for endpoints in [
+        vec![refused_url.clone()],
+        vec![silent_url.clone()],
+        vec![refused_url, silent_url],
+    ] {
+        let config = harness::config("gone", "a", endpoints.clone(), dir.path());
+        type Check = fn(&Admin) -> Result<String, Error>;
+        let checks: [(&str, Check); 4] = [
+            ("status", |a| a.status().map(|s| s.to_string())),
+            ("locate", |a| a.locate("alice").map(|l| l.to_string())),
+            ("move", |a| a.move_partition(1, "b").map(|m| m.to_string())),
+            ("drain", |a| a.drain("b").map(|d| d.to_string())),
+        ];
+        // Each check waits out the timeout; run them side by side.
+        std::thread::scope(|scope| {
+            for (what, check) in checks {
+                let config = config.clone();
+                let endpoints = &endpoints;
+                scope.spawn(move || {
+                    let admin = Admin::connect(&config).expect("connecting is lazy");
+                    let started = Instant::now();
+                    let err = check(&admin).expect_err(what).to_string();
+                    let took = started.elapsed();
+                    assert!(took < limit, "{what} took {took:?}");
+                    for endpoint in endpoints {
+                        assert!(err.contains(endpoint.as_str()), "{what}: {err}");
+                    }
+                });
+            }
+            let started = Instant::now();
+            let err = ControlPlane::start(config.clone(), Registration::new(8, vec![]))
+                .err()
+                .expect("no etcd, no start")
+                .to_string();
+            assert!(
+                started.elapsed() < limit,
+                "start took {:?}",
+                started.elapsed()
+            );
+            assert!(err.contains(&endpoints[0]), "{err}");
+            eprintln!("{endpoints:?}: {err}");
+        });
+    }
+    drop(silent);
+}
