@@ -300,7 +300,10 @@ fn secure_network_sasl_exchanges() {
     );
     c.send(format!("AUTHENTICATE \"LOGIN\" \"{}\"\r\n", b64(b"alice")).as_bytes());
     assert_eq!(c.line().unwrap(), "\"UGFzc3dvcmQ6\"\r\n");
-    assert_eq!(c.command("\"*\"\r\n"), "NO \"Authentication cancelled.\"\r\n");
+    assert_eq!(
+        c.command("\"*\"\r\n"),
+        "NO \"Authentication cancelled.\"\r\n"
+    );
     c.send(b"AUTHENTICATE \"PLAIN\"\r\n");
     assert_eq!(c.line().unwrap(), "\"\"\r\n");
     assert_eq!(
