@@ -49,6 +49,11 @@ impl DateTime {
         format!("{sign}{:02}{:02}", a / 3600, (a % 3600) / 60)
     }
 
+    /// The RFC 5322 form, as in a Date: header ("Fri, 15 Mar 2024 10:30:00 +0000").
+    pub fn rfc5322(self) -> String {
+        self.part("std11").unwrap_or_default()
+    }
+
     /// The value of one date part (already checked by `is_date_part`).
     pub(crate) fn part(self, part: &str) -> Option<String> {
         let c = self.civil();
@@ -149,6 +154,7 @@ mod tests {
         assert_eq!(d.part("weekday").unwrap(), "5");
         assert_eq!(d.part("iso8601").unwrap(), "2005-08-26T12:34:56-07:00");
         assert_eq!(d.part("std11").unwrap(), "Fri, 26 Aug 2005 12:34:56 -0700");
+        assert_eq!(d.rfc5322(), "Fri, 26 Aug 2005 12:34:56 -0700");
         let u = d.in_zone(0);
         assert_eq!(u.part("hour").unwrap(), "19");
         // 2005-08-26 is MJD 53608.

@@ -37,6 +37,31 @@ pub use limits::Limits;
 pub use outcome::{Action, DuplicateRecord, HeaderEdit, Outcome, VacationResponse};
 pub use program::IncludeLocation;
 
+/// A command that can make the server send mail (see `Script::mail_actions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailAction {
+    /// `redirect`: the message is resent.
+    Redirect,
+    /// `vacation`: an auto-reply.
+    Vacation,
+    /// `reject`: refused in the LMTP reply, or else by a notice to the sender.
+    Reject,
+    /// `ereject`: like reject; RFC 5429 §2.1 prefers the protocol-level refusal.
+    Ereject,
+}
+
+impl MailAction {
+    /// The Sieve command's name.
+    pub fn command(self) -> &'static str {
+        match self {
+            MailAction::Redirect => "redirect",
+            MailAction::Vacation => "vacation",
+            MailAction::Reject => "reject",
+            MailAction::Ereject => "ereject",
+        }
+    }
+}
+
 /// A checked, compiled script. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Script {
@@ -124,6 +149,29 @@ impl Script {
         &self.inner.capabilities
     }
 
+    /// The commands of this script (not of those it includes) that can make the server
+    /// send mail, each with its line, in script order. A server with no way to send mail
+    /// refuses such scripts at upload instead of failing them at delivery.
+    pub fn mail_actions(&self) -> Vec<(MailAction, u32)> {
+        use program::Op;
+        self.inner
+            .ops
+            .iter()
+            .filter_map(|(op, line)| {
+                let action = match op {
+                    Op::Redirect { .. } => MailAction::Redirect,
+                    Op::Vacation(_) => MailAction::Vacation,
+                    Op::Reject {
+                        extended: false, ..
+                    } => MailAction::Reject,
+                    Op::Reject { extended: true, .. } => MailAction::Ereject,
+                    _ => return None,
+                };
+                Some((action, *line))
+            })
+            .collect()
+    }
+
     /// The form to cache in the store. It holds the version and the source, and
     /// `from_bytes` compiles that source again: compiling is fast (a 1,000-rule script in
     /// a few milliseconds) and a stored form is then never trusted, whatever wrote it.
@@ -178,5 +226,31 @@ mod tests {
         shared::<Limits>();
         shared::<Outcome>();
         shared::<CompileError>();
+    }
+
+    #[test]
+    fn mail_actions_with_lines() {
+        let s = Script::compile(
+            "require [\"vacation\", \"reject\", \"ereject\", \"fileinto\"];\n\
+             if header :contains \"subject\" \"x\" {\n  redirect \"a@example.org\";\n}\n\
+             fileinto \"Box\";\nvacation \"away\";\nif false { reject \"no\"; }\nereject \"no\";\n",
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.mail_actions(),
+            vec![
+                (MailAction::Redirect, 3),
+                (MailAction::Vacation, 6),
+                (MailAction::Reject, 7),
+                (MailAction::Ereject, 8)
+            ]
+        );
+        let quiet = Script::compile(
+            "require \"fileinto\"; fileinto \"A\"; keep;",
+            &Limits::default(),
+        )
+        .unwrap();
+        assert!(quiet.mail_actions().is_empty());
     }
 }
