@@ -184,6 +184,9 @@ listen = ["127.0.0.1:$(free_port)"]
 
 [metrics]
 listen = []
+
+[managesieve]
+listen = []
 EOF
 
 if [[ "$MODE" == online ]]; then

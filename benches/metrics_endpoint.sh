@@ -29,6 +29,8 @@ listen = []
 max_sessions_per_user_ip = 100000
 [metrics]
 listen = [$1]
+[managesieve]
+listen = []
 EOT
 }
 run() { # mode n

@@ -168,6 +168,9 @@ listen = ["127.0.0.1:$RLPORT"]
 
 [limits]
 max_sessions_per_user_ip = 100000
+
+[managesieve]
+listen = []
 EOF
 say "starting ringmail on 127.0.0.1:$RPORT (IMAP), 127.0.0.1:$RLPORT (LMTP)"
 "$RINGMAIL" serve --data "$WORK/ringmail" > "$WORK/ringmail.log" 2>&1 &

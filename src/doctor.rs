@@ -153,6 +153,13 @@ pub fn run(data: Option<&Path>, config: Option<&Path>) -> Report {
                 .chain(config.lmtp.listen.iter().map(|a| (*a, "[lmtp] listen")))
                 .chain(
                     config
+                        .managesieve
+                        .listen
+                        .iter()
+                        .map(|a| (*a, "[managesieve] listen")),
+                )
+                .chain(
+                    config
                         .metrics
                         .listen
                         .iter()

@@ -24,7 +24,8 @@ fn setup(dir: &Path, imap_port: u16) -> [u16; 4] {
             "[server]\nexecutors = 2\n\
              [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\
              [lmtp]\nlisten = [\"127.0.0.1:{}\"]\n\
-             [metrics]\nlisten = [\"127.0.0.1:{}\"]\n",
+             [metrics]\nlisten = [\"127.0.0.1:{}\"]\n\
+             [managesieve]\nlisten = []\n",
             ports[0], ports[1], ports[2], ports[3]
         ),
     )

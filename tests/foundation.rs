@@ -427,7 +427,7 @@ fn first_start_creates_data_dir_config_certificate_and_demo_user() {
         data.join("ringmail.toml"),
         format!(
             "[imap]\nlisten = [\"127.0.0.1:{imap}\"]\nlisten_tls = [\"127.0.0.1:{imaps}\"]\n\
-             [lmtp]\nlisten = []\n[metrics]\nlisten = []\n"
+             [lmtp]\nlisten = []\n[metrics]\nlisten = []\n[managesieve]\nlisten = []\n"
         ),
     )
     .unwrap();
@@ -547,7 +547,7 @@ fn serve_fails(config: &str, limit_memlock: bool) -> String {
 fn listening(extra: &str) -> String {
     format!(
         "[imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\
-         [lmtp]\nlisten = []\n[metrics]\nlisten = []\n{extra}",
+         [lmtp]\nlisten = []\n[metrics]\nlisten = []\n[managesieve]\nlisten = []\n{extra}",
         common::free_port(),
         common::free_port()
     )

@@ -48,11 +48,17 @@ pub fn config_text(
          [imap]\nlisten = [\"{imap}\"]\nlisten_tls = [\"{imaps}\"]\n\
          login_failure_delay_ms = 50\nlogin_failure_delay_max_ms = 400\n{imap_extra}\n\
          [lmtp]\nlisten = [\"{lmtp}\"]\n{lmtp_extra}\n\
-         [limits]\n{literal}{idle}{extra}{metrics}",
+         [limits]\n{literal}{idle}{extra}{metrics}{managesieve}",
         metrics = if extra.contains("[metrics]") {
             ""
         } else {
             "\n[metrics]\nlisten = []\n"
+        },
+        // Parallel test servers would all take the default port 4190.
+        managesieve = if extra.contains("[managesieve]") {
+            ""
+        } else {
+            "\n[managesieve]\nlisten = []\n"
         },
         literal = if extra.contains("max_literal") {
             ""

@@ -44,6 +44,65 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The local socket operator tools use on a running server.
     pub admin: AdminConfig,
+    /// Sieve filtering at delivery.
+    pub sieve: SieveConfig,
+    /// ManageSieve (RFC 5804), where clients manage their Sieve scripts.
+    pub managesieve: ManageSieveConfig,
+}
+
+/// `[sieve]`: users' Sieve scripts, run at LMTP delivery (docs/sieve.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SieveConfig {
+    /// SMTP relay (`host:port`) for the mail scripts send: redirect, vacation replies and
+    /// rejection notices. Empty: no relay, and scripts using those actions are refused at
+    /// upload with a message that says so.
+    pub submission: String,
+    /// Largest script, in bytes.
+    pub max_script_size: usize,
+    /// Most scripts one user may keep.
+    pub max_scripts: usize,
+    /// Most redirects one message may cause.
+    pub max_redirects: usize,
+    /// Most actions one script run may take.
+    pub max_actions: usize,
+    /// Most steps (tests, commands, matched values) one script run may take.
+    pub max_steps: u64,
+    /// Seconds the relay may take to accept a message before the attempt is given up.
+    pub submission_timeout_secs: u64,
+}
+
+impl Default for SieveConfig {
+    fn default() -> Self {
+        Self {
+            submission: String::new(),
+            max_script_size: 1 << 20,
+            max_scripts: 20,
+            max_redirects: 4,
+            max_actions: 32,
+            max_steps: 1_000_000,
+            submission_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[managesieve]`: the ManageSieve listener (RFC 5804).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManageSieveConfig {
+    /// Listeners (STARTTLS offered with the `[tls]` certificate); empty turns it off.
+    pub listen: Vec<SocketAddr>,
+    /// Seconds a client may stay silent before the connection is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ManageSieveConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 4190))],
+            idle_timeout_secs: 600,
+        }
+    }
 }
 
 /// `[quota]`: the limits a new user starts with (0 = unlimited), set when the user's mailboxes
@@ -499,6 +558,24 @@ impl Config {
                     .into(),
             );
         }
+        if !self.sieve.submission.is_empty() && self.sieve.submission.parse::<SocketAddr>().is_err()
+        {
+            return Err(format!(
+                "[sieve] submission = {:?}: give the relay as ip:port (e.g. \"127.0.0.1:25\"), \
+                 or \"\" for none",
+                self.sieve.submission
+            ));
+        }
+        if self.sieve.max_script_size == 0 || self.sieve.max_scripts == 0 {
+            return Err("[sieve] max_script_size and max_scripts must be at least 1".into());
+        }
+        if self.managesieve.idle_timeout_secs == 0 || self.sieve.submission_timeout_secs == 0 {
+            return Err(
+                "[managesieve] idle_timeout_secs and [sieve] submission_timeout_secs must be at \
+                 least 1"
+                    .into(),
+            );
+        }
         if self.limits.max_preauth_per_ip == 0
             || self.limits.max_sessions_per_user_ip == 0
             || self.limits.max_connections == 0
@@ -536,11 +613,16 @@ impl Config {
     /// `[lmtp] listen`), so the runtime can see at reload that they changed without naming
     /// the protocols.
     pub fn listen_addresses(&self) -> Vec<SocketAddr> {
-        [&self.imap.listen, &self.imap.listen_tls, &self.lmtp.listen]
-            .into_iter()
-            .flatten()
-            .copied()
-            .collect()
+        [
+            &self.imap.listen,
+            &self.imap.listen_tls,
+            &self.lmtp.listen,
+            &self.managesieve.listen,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect()
     }
 
     /// The admin socket's path, or None when it is turned off.
@@ -689,6 +771,27 @@ listen = ["127.0.0.1:9143"]
 socket = "admin.sock"
 # Seconds an admin connection may stay silent before it is closed.
 idle_timeout_secs = 300
+
+[sieve]
+# SMTP relay (host:port) for the mail users' scripts send: redirect, vacation replies and
+# rejection notices. "" = no relay: scripts using those actions are refused at upload.
+submission = ""
+# Seconds the relay may take to accept one message.
+submission_timeout_secs = 30
+# Largest script (bytes) and most scripts per user.
+max_script_size = 1048576
+max_scripts = 20
+# Most redirects and most actions one message may cause.
+max_redirects = 4
+max_actions = 32
+# Most steps (tests, commands, matched values) one script run may take.
+max_steps = 1000000
+
+[managesieve]
+# ManageSieve listeners (RFC 5804; STARTTLS with the [tls] certificate); [] turns it off.
+listen = ["127.0.0.1:4190"]
+# Seconds a client may stay silent before the connection is closed.
+idle_timeout_secs = 600
 "#;
 
 #[cfg(test)]

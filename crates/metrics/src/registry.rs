@@ -29,11 +29,18 @@ pub enum Listener {
     Imaps,
     /// LMTP delivery.
     Lmtp,
+    /// ManageSieve (RFC 5804).
+    ManageSieve,
 }
 
 impl Listener {
     /// Every listener kind, in label order.
-    pub const ALL: [Listener; 3] = [Listener::Imap, Listener::Imaps, Listener::Lmtp];
+    pub const ALL: [Listener; 4] = [
+        Listener::Imap,
+        Listener::Imaps,
+        Listener::Lmtp,
+        Listener::ManageSieve,
+    ];
 
     /// The Prometheus label value.
     pub fn label(self) -> &'static str {
@@ -41,6 +48,7 @@ impl Listener {
             Listener::Imap => "imap",
             Listener::Imaps => "imaps",
             Listener::Lmtp => "lmtp",
+            Listener::ManageSieve => "managesieve",
         }
     }
 
@@ -157,9 +165,9 @@ pub fn latency_histogram() -> Histogram<u64> {
 #[derive(Debug, Clone)]
 pub struct ExecutorMetrics {
     /// Connections accepted, by [`Listener`].
-    pub accepted: [u64; 3],
+    pub accepted: [u64; 4],
     /// Connections open now, by [`Listener`].
-    pub open: [i64; 3],
+    pub open: [i64; 4],
     /// Sessions open now, by [`SessionState`].
     pub sessions: [i64; 3],
     /// Sessions in IDLE now.
@@ -201,8 +209,8 @@ impl ExecutorMetrics {
     /// All zero.
     pub fn new() -> ExecutorMetrics {
         ExecutorMetrics {
-            accepted: [0; 3],
-            open: [0; 3],
+            accepted: [0; 4],
+            open: [0; 4],
             sessions: [0; 3],
             idling: 0,
             commands: BTreeMap::new(),

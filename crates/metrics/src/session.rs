@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(a.borrow().open[Listener::Imaps as usize], 1);
         let carry = meter.hand_over();
         drop(meter);
-        assert_eq!(a.borrow().open, [0, 0, 0]);
+        assert_eq!(a.borrow().open, [0, 0, 0, 0]);
         assert_eq!(a.borrow().sessions, [0, 0, 0]);
         assert!(
             a.borrow().disconnects.is_empty(),
