@@ -131,6 +131,9 @@ enum Source {
 struct FetchState {
     /// When the last fetch was tried (successful or not).
     attempted: Option<Instant>,
+    /// When a token with an unknown key id last caused a fetch (the rate limit counts these,
+    /// so that the fetch at start does not delay picking up a rotation).
+    forced: Option<Instant>,
     /// Why the last fetch failed, if it did.
     error: Option<String>,
 }
@@ -171,6 +174,7 @@ impl Keys {
             current: RwLock::new((Arc::new(set), 0)),
             fetch: Mutex::new(FetchState {
                 attempted: None,
+                forced: None,
                 error: None,
             }),
         })
@@ -189,6 +193,7 @@ impl Keys {
             current: RwLock::new((Arc::new(KeySet::default()), 0)),
             fetch: Mutex::new(FetchState {
                 attempted: None,
+                forced: None,
                 error: None,
             }),
         };
@@ -235,10 +240,9 @@ impl Keys {
         if self.generation() != seen {
             return Retry::Again;
         }
-        let recent = state
-            .attempted
-            .is_some_and(|at| at.elapsed() < *min_refresh);
+        let recent = state.forced.is_some_and(|at| at.elapsed() < *min_refresh);
         if !recent {
+            state.forced = Some(Instant::now());
             self.fetch_now(&mut state);
             if self.generation() != seen {
                 return Retry::Again;
