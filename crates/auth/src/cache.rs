@@ -16,6 +16,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::timed_map::TimedMap;
+use crate::backend::UserInfo;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -23,7 +24,15 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct AuthCache {
     key: [u8; 32],
     ttl: Duration,
-    entries: TimedMap<String, [u8; 32]>,
+    entries: TimedMap<String, Entry>,
+}
+
+struct Entry {
+    mac: [u8; 32],
+    /// What the backend said about the user (canonical name, quota), so that a hit needs
+    /// no directory lookup; `None` when the key is the canonical name and nothing more is
+    /// known.
+    info: Option<UserInfo>,
 }
 
 impl AuthCache {
@@ -58,26 +67,71 @@ impl AuthCache {
     /// True when `user` logged in with exactly `password` against exactly `stored_hash`
     /// less than the TTL before `now`.
     pub fn check(&self, user: &str, stored_hash: &str, password: &[u8], now: Instant) -> bool {
-        let Some(entry) = self.entries.get(user) else {
-            return false;
-        };
-        let fresh = now.saturating_duration_since(entry.written) < self.ttl;
-        let matches: bool = entry
+        self.check_info(user, stored_hash, password, now).is_some()
+    }
+
+    /// Like [`AuthCache::check`], and on a hit returns what was recorded about the user
+    /// (the user named `user` when nothing more was).
+    ///
+    /// `stored_hash` is whatever ties the entry to the credential's source: the passwd-file
+    /// hash (so a changed password no longer matches), or a backend's tag where the hash is
+    /// not known here (LDAP bind).
+    pub fn check_info(
+        &self,
+        user: &str,
+        stored_hash: &str,
+        password: &[u8],
+        now: Instant,
+    ) -> Option<UserInfo> {
+        let stamped = self.entries.get(user)?;
+        let fresh = now.saturating_duration_since(stamped.written) < self.ttl;
+        let matches: bool = stamped
             .value
+            .mac
             .ct_eq(&self.mac(user, stored_hash, password))
             .into();
-        fresh && matches
+        (fresh && matches).then(|| {
+            stamped
+                .value
+                .info
+                .clone()
+                .unwrap_or_else(|| UserInfo::named(user))
+        })
     }
 
     /// Records a successful full verification at `now`. Call it only after the stored hash
     /// said yes.
     pub fn insert(&mut self, user: &str, stored_hash: &str, password: &[u8], now: Instant) {
+        self.insert_entry(user, stored_hash, password, None, now);
+    }
+
+    /// Like [`AuthCache::insert`], remembering `info` for [`AuthCache::check_info`].
+    pub fn insert_info(
+        &mut self,
+        user: &str,
+        stored_hash: &str,
+        password: &[u8],
+        info: UserInfo,
+        now: Instant,
+    ) {
+        self.insert_entry(user, stored_hash, password, Some(info), now);
+    }
+
+    fn insert_entry(
+        &mut self,
+        user: &str,
+        stored_hash: &str,
+        password: &[u8],
+        info: Option<UserInfo>,
+        now: Instant,
+    ) {
         // Expired entries are dead weight; dropping them first keeps live ones from eviction.
         if let Some(cutoff) = now.checked_sub(self.ttl) {
             self.entries.remove_written_before(cutoff);
         }
         let mac = self.mac(user, stored_hash, password);
-        self.entries.insert(user.to_owned(), mac, now);
+        self.entries
+            .insert(user.to_owned(), Entry { mac, info }, now);
     }
 
     /// Forgets `user` (for a password change or deletion known to this process).
@@ -166,6 +220,25 @@ mod tests {
         c.insert("a", HASH, b"1", t0);
         c.insert("b", HASH, b"2", t0 + TTL + Duration::from_secs(1));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn info_is_returned_on_a_hit_only() {
+        let t0 = Instant::now();
+        let mut c = AuthCache::new(TTL, 10);
+        let info = UserInfo {
+            name: "alice@example.org".into(),
+            quota_bytes: Some(1 << 30),
+        };
+        c.insert_info("alice", "ldap", b"pw", info.clone(), t0);
+        assert_eq!(c.check_info("alice", "ldap", b"pw", t0), Some(info));
+        assert_eq!(c.check_info("alice", "ldap", b"pw2", t0), None);
+        assert_eq!(c.check_info("alice", HASH, b"pw", t0), None);
+        c.insert("bob", HASH, b"pw", t0);
+        assert_eq!(
+            c.check_info("bob", HASH, b"pw", t0),
+            Some(UserInfo::named("bob"))
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The one error type of the auth module: everything an operator can get wrong in the users
-//! file or on the `ringmail user ...` command line.
+//! file, on the `ringmail user ...` command line, or in the backends' configuration.
 
 use std::path::PathBuf;
 
@@ -45,4 +45,10 @@ pub enum AuthError {
     /// Computing a new hash failed (bad cost parameters, no randomness).
     #[error("cannot hash password: {0}")]
     Hashing(String),
+    /// `[auth]`, `[ldap]` or `[oauth]` is inconsistent (the text names the key).
+    #[error("{0}")]
+    Config(String),
+    /// A backend cannot be set up (unreadable key set, no CA certificates).
+    #[error("{0}")]
+    Backend(String),
 }

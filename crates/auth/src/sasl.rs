@@ -1,6 +1,12 @@
-//! The SASL mechanisms IMAP clients use to send a password: PLAIN (RFC 4616) and the
-//! obsolete but still common LOGIN. Pure functions over the client's base64 lines; the IMAP
-//! session sends the challenges and reads the responses.
+//! The SASL mechanisms IMAP clients use: PLAIN (RFC 4616), the obsolete but still common
+//! LOGIN, and for OAuth 2.0 bearer tokens OAUTHBEARER (RFC 7628) and Google's XOAUTH2.
+//! Pure functions over the client's base64 lines; the IMAP session sends the challenges and
+//! reads the responses.
+//!
+//! The OAuth exchange: the client sends its message (usually as the SASL-IR initial
+//! response). If the token is refused, the server sends the error challenge of RFC 7628
+//! section 3.2.2 ([`oauth_error_challenge`]), the client answers it with `\x01` (OAUTHBEARER)
+//! or an empty line (XOAUTH2), and only then does the server answer the tagged NO.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -16,6 +22,20 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// Longest base64 response accepted: RFC 4616 limits each PLAIN field to 255 bytes, so
 /// anything longer is not a credential and is refused before decoding.
 pub const MAX_RESPONSE_LEN: usize = 2048;
+
+/// Longest base64 OAUTHBEARER or XOAUTH2 response accepted: JWTs from some issuers (with
+/// group claims) run to several kilobytes.
+pub const MAX_TOKEN_RESPONSE_LEN: usize = 16 * 1024;
+
+/// The mechanisms offered, in the order of the `AUTH=` capabilities: OAUTHBEARER and XOAUTH2
+/// only when a backend takes bearer tokens.
+pub fn mechanisms(takes_tokens: bool) -> &'static [&'static str] {
+    if takes_tokens {
+        &["PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"]
+    } else {
+        &["PLAIN", "LOGIN"]
+    }
+}
 
 /// The LOGIN mechanism's first challenge, base64 of "Username:".
 pub const LOGIN_USERNAME_CHALLENGE: &str = "VXNlcm5hbWU6";
@@ -34,8 +54,8 @@ pub enum SaslError {
     /// Base64 that does not decode to a valid message for the mechanism.
     #[error("malformed {0} message")]
     Malformed(&'static str),
-    /// PLAIN with an authorization identity other than the user: ringmail has no master
-    /// users, so nobody may act as somebody else.
+    /// PLAIN with an authorization identity other than the user, where none is accepted
+    /// ([`parse_plain`]; [`parse_plain_authz`] leaves the decision to the authenticator).
     #[error("authorization identity differs from authentication identity")]
     AuthzidMismatch,
 }
@@ -43,10 +63,16 @@ pub enum SaslError {
 /// Decodes one client response line: `*` cancels, `=` is the empty response (RFC 4959's
 /// notation for an empty initial response), anything else is base64.
 pub fn decode_response(line: &[u8]) -> Result<Vec<u8>, SaslError> {
+    decode_response_up_to(line, MAX_RESPONSE_LEN)
+}
+
+/// [`decode_response`] for responses up to `max_len` base64 characters (OAuth tokens:
+/// [`MAX_TOKEN_RESPONSE_LEN`]).
+pub fn decode_response_up_to(line: &[u8], max_len: usize) -> Result<Vec<u8>, SaslError> {
     match line {
         b"*" => Err(SaslError::Cancelled),
         b"=" => Ok(Vec::new()),
-        _ if line.len() > MAX_RESPONSE_LEN => Err(SaslError::BadBase64),
+        _ if line.len() > max_len => Err(SaslError::BadBase64),
         _ => BASE64.decode(line).map_err(|_| SaslError::BadBase64),
     }
 }
@@ -100,6 +126,217 @@ pub fn parse_plain(message: &[u8]) -> Result<Credentials, SaslError> {
         username: authcid,
         password: password.to_vec(),
     })
+}
+
+/// A PLAIN message with its authorization identity (for master users).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlainCredentials {
+    /// The user to act as, when the client named one other than itself (non-empty).
+    pub authzid: Option<String>,
+    /// The authentication identity: whose password this is.
+    pub username: String,
+    /// The password bytes.
+    pub password: Vec<u8>,
+}
+
+impl std::fmt::Debug for PlainCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainCredentials")
+            .field("authzid", &self.authzid)
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Decodes an AUTHENTICATE PLAIN response keeping the authorization identity: whether the
+/// user may act as it is for [`crate::Authenticator::login`] to say (master users).
+pub fn decode_plain_authz(line: &[u8]) -> Result<PlainCredentials, SaslError> {
+    parse_plain_authz(&decode_response(line)?)
+}
+
+/// [`decode_plain_authz`] of an already decoded message (a SASL-IR initial response).
+pub fn parse_plain_authz(message: &[u8]) -> Result<PlainCredentials, SaslError> {
+    let mut fields = message.split(|&b| b == 0);
+    let (Some(authzid), Some(authcid), Some(password), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(SaslError::Malformed("PLAIN"));
+    };
+    let username = username(authcid, "PLAIN")?;
+    let authzid = match authzid {
+        b"" => None,
+        z if z == username.as_bytes() => None,
+        z => Some(self::username(z, "PLAIN")?),
+    };
+    Ok(PlainCredentials {
+        authzid,
+        username,
+        password: password.to_vec(),
+    })
+}
+
+/// A bearer token sent by OAUTHBEARER or XOAUTH2.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerCredentials {
+    /// The user the client says the token is for: OAUTHBEARER's `a=` authorization
+    /// identity, XOAUTH2's `user=`.
+    pub user: Option<String>,
+    /// The token (RFC 6750's b64token).
+    pub token: String,
+}
+
+impl std::fmt::Debug for BearerCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerCredentials")
+            .field("user", &self.user)
+            .field("token", &"<hidden>")
+            .finish()
+    }
+}
+
+/// What an OAUTHBEARER client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OauthBearerMessage {
+    /// The client's credentials.
+    Token(BearerCredentials),
+    /// The lone `\x01` a client sends after the error challenge (RFC 7628 section 3.2.3):
+    /// answer NO.
+    ErrorAck,
+}
+
+/// The value of `auth=`: `Bearer <b64token>` (RFC 6750 section 2.1; the scheme name is
+/// case-insensitive).
+fn bearer_token(value: &[u8], mechanism: &'static str) -> Result<String, SaslError> {
+    let malformed = SaslError::Malformed(mechanism);
+    let value = std::str::from_utf8(value).map_err(|_| malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed);
+    }
+    let token = token.trim_start_matches(' ');
+    let body = token.trim_end_matches('=');
+    let b64token = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if !b64token {
+        return Err(malformed);
+    }
+    Ok(token.to_owned())
+}
+
+/// Undoes the saslname escaping of RFC 5801 (`=2C` is ',', `=3D` is '=').
+fn saslname(bytes: &[u8]) -> Result<String, SaslError> {
+    let malformed = SaslError::Malformed("OAUTHBEARER");
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed)?;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        match rest.get(i..i + 3) {
+            Some("=2C") | Some("=2c") => out.push(','),
+            Some("=3D") | Some("=3d") => out.push('='),
+            _ => return Err(malformed),
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    if out.is_empty() {
+        return Err(malformed);
+    }
+    Ok(out)
+}
+
+/// One `key=value` of an OAUTHBEARER or XOAUTH2 message.
+type KvPair<'m> = (&'m [u8], &'m [u8]);
+
+/// Splits `key=value\x01...` pairs; `Err` unless every pair is well-formed.
+fn kv_pairs<'m>(body: &'m [u8], mechanism: &'static str) -> Result<Vec<KvPair<'m>>, SaslError> {
+    body.split(|&b| b == 0x01)
+        .map(|pair| {
+            let eq = pair
+                .iter()
+                .position(|&b| b == b'=')
+                .ok_or(SaslError::Malformed(mechanism))?;
+            let (key, value) = (&pair[..eq], &pair[eq + 1..]);
+            if key.is_empty() || !key.iter().all(u8::is_ascii_alphabetic) {
+                return Err(SaslError::Malformed(mechanism));
+            }
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Parses a decoded OAUTHBEARER client response (RFC 7628 section 3.1):
+/// `n,a=user@example.com,\x01host=...\x01port=...\x01auth=Bearer <token>\x01\x01`.
+/// Channel binding (`p=`) is refused: OAUTHBEARER does not define it.
+pub fn parse_oauthbearer(message: &[u8]) -> Result<OauthBearerMessage, SaslError> {
+    const M: &str = "OAUTHBEARER";
+    if message == b"\x01" {
+        return Ok(OauthBearerMessage::ErrorAck);
+    }
+    let malformed = SaslError::Malformed(M);
+    let comma = message.iter().position(|&b| b == b',').ok_or(malformed)?;
+    match &message[..comma] {
+        b"n" | b"y" => {}
+        _ => return Err(malformed),
+    }
+    let rest = &message[comma + 1..];
+    let comma = rest.iter().position(|&b| b == b',').ok_or(malformed)?;
+    let user = match &rest[..comma] {
+        b"" => None,
+        a => Some(saslname(a.strip_prefix(b"a=").ok_or(malformed)?)?),
+    };
+    let body = rest[comma + 1..]
+        .strip_prefix(b"\x01")
+        .and_then(|b| b.strip_suffix(b"\x01\x01"))
+        .ok_or(malformed)?;
+    let mut token = None;
+    for (key, value) in kv_pairs(body, M)? {
+        if key == b"auth" {
+            if token.is_some() {
+                return Err(malformed);
+            }
+            token = Some(bearer_token(value, M)?);
+        }
+    }
+    Ok(OauthBearerMessage::Token(BearerCredentials {
+        user,
+        token: token.ok_or(malformed)?,
+    }))
+}
+
+/// Parses a decoded XOAUTH2 client response (Google's format):
+/// `user=someone@example.com\x01auth=Bearer <token>\x01\x01`.
+pub fn parse_xoauth2(message: &[u8]) -> Result<BearerCredentials, SaslError> {
+    const M: &str = "XOAUTH2";
+    let malformed = SaslError::Malformed(M);
+    let body = message.strip_suffix(b"\x01\x01").ok_or(malformed)?;
+    let (mut user, mut token) = (None, None);
+    for (key, value) in kv_pairs(body, M)? {
+        match key {
+            b"user" if user.is_none() => user = Some(username(value, M)?),
+            b"auth" if token.is_none() => token = Some(bearer_token(value, M)?),
+            _ => return Err(malformed),
+        }
+    }
+    Ok(BearerCredentials {
+        user: Some(user.ok_or(malformed)?),
+        token: token.ok_or(malformed)?,
+    })
+}
+
+/// The error challenge of RFC 7628 section 3.2.2, base64-encoded for `+ ...`:
+/// `{"status":"invalid_token","schemes":"bearer","scope":"..."}` (scope only if given).
+pub fn oauth_error_challenge(status: &str, scope: Option<&str>) -> String {
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let mut json = format!("{{\"status\":{},\"schemes\":\"bearer\"", quote(status));
+    if let Some(scope) = scope {
+        json.push_str(&format!(",\"scope\":{}", quote(scope)));
+    }
+    json.push('}');
+    base64::engine::general_purpose::STANDARD.encode(json)
 }
 
 /// What the server does next in an exchange.
@@ -239,6 +476,155 @@ mod tests {
         assert_eq!(step, LoginStep::Challenge(LOGIN_PASSWORD_CHALLENGE));
         assert_eq!(ex.respond(b"*"), Err(SaslError::Cancelled));
         assert!(LoginExchange::start(Some(b"=")).is_err(), "empty user name");
+    }
+
+    #[test]
+    fn plain_keeps_the_authzid_for_master_users() {
+        // RFC 4616's second example: Ursel authenticates and asks to act as Kurt.
+        let c = decode_plain_authz(b"S3VydAB1c2VyAHBhc3N3b3Jk").unwrap();
+        assert_eq!(c.authzid.as_deref(), Some("Kurt"));
+        assert_eq!(c.username, "user");
+        assert_eq!(c.password, b"password");
+        // An authzid equal to the user, or none, is no request to act as anyone.
+        assert_eq!(
+            decode_plain_authz(&b64(b"tim\0tim\0pw")).unwrap().authzid,
+            None
+        );
+        assert_eq!(
+            decode_plain_authz(&b64(b"\0tim\0pw")).unwrap().authzid,
+            None
+        );
+        assert_eq!(
+            decode_plain_authz(&b64(b"\xff\0tim\0pw")),
+            Err(SaslError::Malformed("PLAIN"))
+        );
+        assert_eq!(
+            decode_plain_authz(&b64(b"a\0b\0c\0d")),
+            Err(SaslError::Malformed("PLAIN"))
+        );
+        assert!(!format!("{c:?}").contains("password\""));
+    }
+
+    fn bearer(msg: &[u8]) -> BearerCredentials {
+        match parse_oauthbearer(msg).unwrap() {
+            OauthBearerMessage::Token(c) => c,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn oauthbearer_rfc7628_example() {
+        // RFC 7628 section 4.1, the client's initial response (decoded).
+        let msg = b"n,a=user@example.com,\x01host=server.example.com\x01port=143\x01\
+                    auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01";
+        let c = bearer(msg);
+        assert_eq!(c.user.as_deref(), Some("user@example.com"));
+        assert_eq!(c.token, "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==");
+        // Through base64, as the IMAP line carries it.
+        let decoded = decode_response_up_to(&b64(msg), MAX_TOKEN_RESPONSE_LEN).unwrap();
+        assert_eq!(bearer(&decoded), c);
+        assert!(!format!("{c:?}").contains("vF9d"));
+    }
+
+    #[test]
+    fn oauthbearer_variants() {
+        let c = bearer(b"n,,\x01auth=bearer abc.def-ghi_~+/\x01\x01");
+        assert_eq!(c.user, None);
+        assert_eq!(c.token, "abc.def-ghi_~+/");
+        // saslname escapes.
+        let c = bearer(b"y,a=we=2Cird=3Dname,\x01auth=Bearer t\x01\x01");
+        assert_eq!(c.user.as_deref(), Some("we,ird=name"));
+        assert_eq!(
+            parse_oauthbearer(b"\x01").unwrap(),
+            OauthBearerMessage::ErrorAck
+        );
+    }
+
+    #[test]
+    fn oauthbearer_malformed() {
+        let bad: [&[u8]; 10] = [
+            b"",
+            b"p=tls-unique,,\x01auth=Bearer t\x01\x01",
+            b"n,,auth=Bearer t\x01\x01",
+            b"n,,\x01auth=Bearer t\x01",
+            b"n,,\x01host=x\x01\x01",
+            b"n,,\x01auth=Basic dXNlcjpwdw==\x01\x01",
+            b"n,,\x01auth=Bearer \x01\x01",
+            b"n,,\x01auth=Bearer a b\x01\x01",
+            b"n,u=x,\x01auth=Bearer t\x01\x01",
+            b"n,a=x=41,\x01auth=Bearer t\x01\x01",
+        ];
+        for msg in bad {
+            assert_eq!(
+                parse_oauthbearer(msg),
+                Err(SaslError::Malformed("OAUTHBEARER")),
+                "{msg:?}"
+            );
+        }
+        // Two auth= pairs are one too many.
+        assert!(parse_oauthbearer(b"n,,\x01auth=Bearer a\x01auth=Bearer b\x01\x01").is_err());
+    }
+
+    #[test]
+    fn xoauth2_google_format() {
+        let c = parse_xoauth2(b"user=someuser@example.com\x01auth=Bearer ya29.vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg\x01\x01").unwrap();
+        assert_eq!(c.user.as_deref(), Some("someuser@example.com"));
+        assert_eq!(c.token, "ya29.vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg");
+        for bad in [
+            &b"auth=Bearer t\x01\x01"[..],
+            b"user=a\x01\x01",
+            b"user=a\x01auth=Bearer t",
+            b"user=a\x01auth=Bearer t\x01other=x\x01\x01",
+            b"user=\x01auth=Bearer t\x01\x01",
+        ] {
+            assert_eq!(
+                parse_xoauth2(bad),
+                Err(SaslError::Malformed("XOAUTH2")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oauth_error_challenge_is_rfc7628_json() {
+        let challenge = oauth_error_challenge("invalid_token", Some("openid email"));
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(challenge)
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(value["status"], "invalid_token");
+        assert_eq!(value["schemes"], "bearer");
+        assert_eq!(value["scope"], "openid email");
+        let bare = oauth_error_challenge("invalid_token", None);
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(bare)
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&json).unwrap(),
+            r#"{"status":"invalid_token","schemes":"bearer"}"#
+        );
+    }
+
+    #[test]
+    fn token_responses_may_be_long() {
+        let long = b64(&[b'a'; 6000]);
+        assert!(long.len() > MAX_RESPONSE_LEN);
+        assert_eq!(decode_response(&long), Err(SaslError::BadBase64));
+        assert_eq!(
+            decode_response_up_to(&long, MAX_TOKEN_RESPONSE_LEN)
+                .unwrap()
+                .len(),
+            6000
+        );
+    }
+
+    #[test]
+    fn mechanisms_offered() {
+        assert_eq!(mechanisms(false), ["PLAIN", "LOGIN"]);
+        assert_eq!(
+            mechanisms(true),
+            ["PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"]
+        );
     }
 
     #[test]
