@@ -1,4 +1,4 @@
-//! ringmail: a thread-per-core IMAP server. See ../shared/DESIGN.md for the architecture.
+//! ringmail: a thread-per-core IMAP server. docs/architecture.md describes how it is built.
 //!
 //! The layers are crates of their own (crates/*), so cargo enforces which uses which:
 //! proto, mime, store and auth at the bottom; config, metrics and the runtime above them;
