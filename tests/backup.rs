@@ -332,6 +332,17 @@ fn backup_while_compaction_deletes_segments() {
     };
 
     let start = Instant::now();
+    // Every round's backup must hold the user: wait (bounded) for the first acknowledged
+    // append, which comes after the user's creation is durable. On a loaded machine the
+    // writer's executor can take longer than one round's pause to get there.
+    while live.lock().unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the writer made no append in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rounds_start = Instant::now();
     let out = tempfile::tempdir().unwrap();
     for round in 0..6 {
         std::thread::sleep(Duration::from_millis(150));
@@ -374,7 +385,7 @@ fn backup_while_compaction_deletes_segments() {
                 "round {round}: UID {uid}, live while the whole backup ran"
             );
         }
-        if start.elapsed() > Duration::from_secs(5) {
+        if rounds_start.elapsed() > Duration::from_secs(5) {
             break;
         }
     }
