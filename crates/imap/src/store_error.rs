@@ -45,9 +45,13 @@ pub fn response_code(e: &StoreError) -> ResponseCode {
     match e {
         StoreError::Io(_) => ResponseCode::Unavailable,
         StoreError::OverQuota => ResponseCode::OverQuota,
-        StoreError::NoSuchMailbox | StoreError::NoSuchMessage => ResponseCode::NonExistent,
+        StoreError::NoSuchMailbox | StoreError::NoSuchMessage | StoreError::NoSuchScript => {
+            ResponseCode::NonExistent
+        }
         StoreError::AlreadyExists => ResponseCode::AlreadyExists,
-        StoreError::InvalidName | StoreError::NotPermitted(_) => ResponseCode::Cannot,
+        StoreError::InvalidName | StoreError::NotPermitted(_) | StoreError::ScriptActive => {
+            ResponseCode::Cannot
+        }
         StoreError::TooLarge => ResponseCode::TooBig,
         StoreError::Corrupt(_) => ResponseCode::ServerBug,
     }

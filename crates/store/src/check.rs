@@ -52,7 +52,8 @@ pub struct PartitionReport {
     pub checkpoint: Option<String>,
     /// Checkpoints that failed validation or no longer match the log.
     pub bad_checkpoints: Vec<String>,
-    /// Index entries that do not point at an append record in the log.
+    /// Index entries that do not point at an append record in the log, and Sieve state
+    /// that breaks its rules (an active script that does not exist, limits exceeded).
     pub index_problems: Vec<String>,
     /// Messages in the verified index.
     pub messages: u64,
@@ -314,6 +315,7 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
         }
     }
     let index = rebuild(dir, &log_ids, start)?;
+    report.index_problems.extend(index.sieve.problems());
     for (user, u) in &index.users {
         for mb in u.mailboxes.values() {
             for m in &mb.messages {

@@ -2,17 +2,26 @@
 //!
 //! File `index-NNNNNNNN.ckpt` (NNNNNNNN = checkpoint sequence number): a 40-byte
 //! header (magic, version, position, body length, body crc32c, header crc32c) followed by
-//! the rkyv archive of the index. Loading verifies both checksums and then uses rkyv's
-//! checked access, so a damaged file is refused and recovery falls back to an older one.
+//! the body. Loading verifies both checksums and then uses rkyv's checked access, so a
+//! damaged file is refused and recovery falls back to an older one.
+//!
+//! Body of version 1: the rkyv archive of the mail index. Version 2 adds the Sieve state as
+//! a second archive: `u64 mail_len | mail archive | sieve archive`. Like segments, a
+//! checkpoint is written in the oldest version that holds it, so a partition that never
+//! used Sieve keeps version-1 checkpoints that an older ringmail reads.
 
 use std::path::{Path, PathBuf};
 
 use rkyv::rancor;
 
 use super::index::{Index, Loc};
+use super::sieve::Sieve;
 
 const MAGIC: &[u8; 8] = b"RMAILCKP";
-const VERSION: u32 = 1;
+/// Version of a checkpoint without Sieve state: the mail index archive alone.
+const VERSION_MAIL: u32 = 1;
+/// Version of a checkpoint with Sieve state; the newest this ringmail reads.
+pub(crate) const VERSION: u32 = 2;
 pub(crate) const HEADER: usize = 40;
 /// How many checkpoint files are kept (the newest and one to fall back to).
 pub(crate) const KEEP: usize = 2;
@@ -43,10 +52,20 @@ pub(crate) fn list(dir: &Path) -> std::io::Result<Vec<u32>> {
 
 /// Serializes the index at `pos` into a complete checkpoint file image.
 pub(crate) fn encode(index: &Index, pos: Loc) -> Result<Vec<u8>, String> {
-    let body = rkyv::to_bytes::<rancor::Error>(index).map_err(|e| e.to_string())?;
+    let mail = rkyv::to_bytes::<rancor::Error>(index).map_err(|e| e.to_string())?;
+    let (version, body) = if index.sieve.is_empty() {
+        (VERSION_MAIL, mail.to_vec())
+    } else {
+        let sieve = rkyv::to_bytes::<rancor::Error>(&index.sieve).map_err(|e| e.to_string())?;
+        let mut body = Vec::with_capacity(8 + mail.len() + sieve.len());
+        body.extend_from_slice(&(mail.len() as u64).to_le_bytes());
+        body.extend_from_slice(&mail);
+        body.extend_from_slice(&sieve);
+        (VERSION, body)
+    };
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&pos.segment.to_le_bytes());
     out.extend_from_slice(&pos.offset.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -78,8 +97,9 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if u32_at(h, 36) != crc32c::crc32c(&h[..36]) {
         return Err("header checksum mismatch".into());
     }
-    if u32_at(h, 8) != VERSION {
-        return Err(format!("unsupported checkpoint version {}", u32_at(h, 8)));
+    let version = u32_at(h, 8);
+    if version != VERSION_MAIL && version != VERSION {
+        return Err(format!("unsupported checkpoint version {version}"));
     }
     let pos = Loc {
         segment: u32_at(h, 12),
@@ -93,11 +113,35 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if crc32c::crc32c(body) != u32_at(h, 32) {
         return Err("body checksum mismatch".into());
     }
-    // rkyv needs the archive aligned; the file image after the header is not.
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
-    aligned.extend_from_slice(body);
-    let mut index =
-        rkyv::from_bytes::<Index, rancor::Error>(&aligned).map_err(|e| e.to_string())?;
+    let (mail, sieve) = if version == VERSION_MAIL {
+        (body, None)
+    } else {
+        let mail_len = body.get(..8).ok_or("body shorter than its mail length")?;
+        let mail_len = usize::try_from(u64_at(mail_len, 0)).map_err(|_| "mail length")?;
+        let rest = &body[8..];
+        if mail_len > rest.len() {
+            return Err("mail length beyond the body".into());
+        }
+        let (mail, sieve) = rest.split_at(mail_len);
+        (mail, Some(sieve))
+    };
+    let mut index = unarchive::<Index>(mail)?;
+    if let Some(sieve) = sieve {
+        index.sieve = unarchive::<Sieve>(sieve)?;
+    }
     index.reset_reservations();
     Ok((index, pos))
+}
+
+/// Checked access to one archive of a checkpoint body.
+fn unarchive<T>(bytes: &[u8]) -> Result<T, String>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rancor::Error>>,
+{
+    // rkyv needs the archive aligned; the file image after the header is not.
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, rancor::Error>(&aligned).map_err(|e| e.to_string())
 }

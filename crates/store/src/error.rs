@@ -34,6 +34,12 @@ pub enum StoreError {
     /// A message or metadata blob is larger than the record format allows.
     #[error("message too large")]
     TooLarge,
+    /// No Sieve script of that name exists for the user.
+    #[error("no such script")]
+    NoSuchScript,
+    /// The Sieve script is the user's active one and cannot be deleted (RFC 5804 2.10).
+    #[error("script is active")]
+    ScriptActive,
     /// The on-disk data is damaged; the partition needs `ringmail check --repair`.
     #[error("corrupt store: {0} (run `ringmail check --repair`)")]
     Corrupt(String),

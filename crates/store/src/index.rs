@@ -13,6 +13,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::record::{AppendRec, FlagMode, Record, UidRanges};
+use super::sieve::Sieve;
 
 /// System flags as bits of [`MessageEntry::flags`].
 pub mod flag {
@@ -313,6 +314,11 @@ pub(crate) struct Index {
     pub next_mailbox_id: u64,
     pub next_email_id: u64,
     pub next_uidvalidity: u32,
+    /// Scripts and remembered keys per user. Not part of this archive: a checkpoint holds
+    /// it as a second one (see `checkpoint`), so the mail index's archive is what it was
+    /// before Sieve and older checkpoints still load.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub sieve: Sieve,
 }
 
 /// Where a record was found: segment id and the offset of its frame.
@@ -594,6 +600,13 @@ impl Index {
                 Ok(Applied::Done)
             }
             Record::Body { .. } => Ok(Applied::Done),
+            Record::PutScript { user, name, source } => self.sieve.put_script(user, name, source),
+            Record::DeleteScript { user, name } => self.sieve.delete_script(user, name),
+            Record::RenameScript { user, from, to } => self.sieve.rename_script(user, from, to),
+            Record::ActivateScript { user, name } => self.sieve.activate_script(user, *name),
+            Record::SieveRemember { user, now, entries } => {
+                self.sieve.remember(user, *now, entries)
+            }
             Record::RaiseUidnext {
                 user,
                 mailbox,

@@ -9,6 +9,14 @@
 //! Change notification is a pull model: a session remembers only its last HIGHESTMODSEQ
 //! and UIDNEXT, asks [`Partition::changes_since`] at command boundaries, and in IDLE awaits
 //! [`Partition::wait_for_change`] (one waker per idle session).
+//!
+//! Sieve (module `scripts`; format in docs/storage-format.md): a user's scripts live in
+//! their partition. ManageSieve uses [`Partition::scripts`], [`Partition::script`],
+//! [`Partition::put_script`], [`Partition::delete_script`], [`Partition::rename_script`]
+//! and [`Partition::activate_script`]. Delivery reads [`Partition::script_version`] (cheap)
+//! and, when it differs from the version of its compiled copy, [`Partition::active_script`];
+//! vacation `:days` and `duplicate` use [`Partition::remembered`] and
+//! [`Partition::remember`]. The store keeps sources as given: the caller compiles them.
 
 mod check;
 mod checkpoint;
@@ -22,7 +30,11 @@ mod raise_uidnext_tests;
 mod read;
 mod record;
 mod recovery;
+mod scripts;
 mod segment;
+mod sieve;
+#[cfg(test)]
+mod sieve_tests;
 mod stats;
 mod types;
 mod view;
@@ -32,8 +44,12 @@ pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
-pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
+pub use record::{
+    FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE, MAX_REMEMBER_ENTRIES, MAX_REMEMBER_KEY,
+    MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,
+};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
+pub use sieve::{MAX_REMEMBERED, MAX_SCRIPTS, MAX_SCRIPT_BYTES};
 pub use stats::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
 pub use types::*;
 pub use view::{ChangeWait, MailboxView};

@@ -29,7 +29,7 @@ pub(crate) fn now() -> i64 {
 /// Mutations resolve after their records are durable (see [`Durability`]); reads see only
 /// durable state.
 pub struct Partition {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 /// Normalizes a mailbox name: INBOX (any case) as the first component becomes `INBOX`.

@@ -12,7 +12,7 @@ use super::segment::{
 };
 use super::{check, NewMessage, Options, Partition, StoreError};
 
-fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
+pub(super) fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
 where
     F: std::future::Future<Output = T> + 'static,
     T: Send + 'static,
@@ -24,7 +24,7 @@ where
         .unwrap()
 }
 
-async fn append_n(p: &Partition, mailbox: &str, n: u32) -> Vec<u32> {
+pub(super) async fn append_n(p: &Partition, mailbox: &str, n: u32) -> Vec<u32> {
     let mut uids = Vec::new();
     for i in 0..n {
         let body = format!("Subject: {i}\r\n\r\n{}", "x".repeat(400)).into_bytes();
@@ -58,7 +58,7 @@ fn log_bytes(dir: &Path) -> u64 {
 }
 
 /// (segment header, kinds of its records) for every segment.
-fn segments(dir: &Path) -> Vec<(SegmentHeader, Vec<u8>)> {
+pub(super) fn segments(dir: &Path) -> Vec<(SegmentHeader, Vec<u8>)> {
     let mut out = Vec::new();
     for id in list_segments(dir).unwrap() {
         let path = segment_path(dir, id);
@@ -73,7 +73,7 @@ fn segments(dir: &Path) -> Vec<(SegmentHeader, Vec<u8>)> {
     out
 }
 
-fn tmp_partition() -> (tempfile::TempDir, PathBuf) {
+pub(super) fn tmp_partition() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("p-0000");
     (tmp, dir)

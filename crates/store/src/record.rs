@@ -29,6 +29,11 @@ pub(crate) mod kind {
     pub const SET_SPECIAL_USE: u8 = 10;
     pub const BODY: u8 = 11;
     pub const RAISE_UIDNEXT: u8 = 12;
+    pub const PUT_SCRIPT: u8 = 13;
+    pub const DELETE_SCRIPT: u8 = 14;
+    pub const RENAME_SCRIPT: u8 = 15;
+    pub const ACTIVATE_SCRIPT: u8 = 16;
+    pub const SIEVE_REMEMBER: u8 = 17;
 }
 
 /// The oldest segment format (see [`FORMAT_VERSION`](super::segment::FORMAT_VERSION)) that
@@ -37,9 +42,24 @@ pub(crate) mod kind {
 pub(crate) fn format_of(kind: u8) -> u32 {
     match kind {
         kind::RAISE_UIDNEXT => 2,
+        kind::PUT_SCRIPT
+        | kind::DELETE_SCRIPT
+        | kind::RENAME_SCRIPT
+        | kind::ACTIVATE_SCRIPT
+        | kind::SIEVE_REMEMBER => 3,
         _ => 1,
     }
 }
+
+/// Largest Sieve script source (bytes) a PUT_SCRIPT record carries. Decoding refuses a
+/// larger one, so raising it is a record format change.
+pub const MAX_SCRIPT_SIZE: usize = 1 << 20;
+/// Longest script name (bytes).
+pub const MAX_SCRIPT_NAME: usize = 1024;
+/// Longest remembered key (bytes) of a SIEVE_REMEMBER entry.
+pub const MAX_REMEMBER_KEY: usize = 1024;
+/// Most entries one SIEVE_REMEMBER record carries.
+pub const MAX_REMEMBER_ENTRIES: usize = 1024;
 
 /// How a flag change combines with the flags a message already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +144,35 @@ pub(crate) enum Record<'a> {
         mailbox: u64,
         uidnext: u32,
     },
+    /// Creates or replaces a Sieve script (an active script stays active).
+    PutScript {
+        user: &'a str,
+        name: &'a str,
+        source: &'a str,
+    },
+    DeleteScript {
+        user: &'a str,
+        name: &'a str,
+    },
+    /// Renames a script; the active flag follows it.
+    RenameScript {
+        user: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+    /// Makes `name` the active script, or none.
+    ActivateScript {
+        user: &'a str,
+        name: Option<&'a str>,
+    },
+    /// Remembers opaque keys until their expiry (vacation responses sent, duplicate ids
+    /// seen). `now` is the writer's clock: entries expired by then are dropped, so that
+    /// replay does the same without reading a clock.
+    SieveRemember {
+        user: &'a str,
+        now: i64,
+        entries: Vec<(&'a [u8], i64)>,
+    },
     /// A message body (and metadata) moved by compaction into a compacted segment; only
     /// index entries refer to it, it is never replayed. The user field is empty.
     Body {
@@ -177,6 +226,13 @@ impl<'b> FrameWriter<'b> {
     }
     pub fn i64(&mut self, v: i64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// Bytes of at most 65535 with a `u16` length (callers validate the length first).
+    pub fn bytes16(&mut self, b: &[u8]) -> &mut Self {
+        let len = b.len().min(u16::MAX as usize);
+        self.buf.extend_from_slice(&(len as u16).to_le_bytes());
+        self.buf.extend_from_slice(&b[..len]);
         self
     }
     /// A string of at most 65535 bytes (callers validate names and keywords first).
@@ -280,6 +336,22 @@ impl<'a> Reader<'a> {
     fn str(&mut self) -> Result<&'a str> {
         let n = self.u16()? as usize;
         std::str::from_utf8(self.take(n)?).map_err(|_| corrupt("utf-8"))
+    }
+    /// A `str` of at most `max` bytes (checked before the bytes are looked at).
+    fn str_max(&mut self, max: usize, what: &str) -> Result<&'a str> {
+        let n = self.u16()? as usize;
+        if n > max {
+            return Err(corrupt(what));
+        }
+        std::str::from_utf8(self.take(n)?).map_err(|_| corrupt("utf-8"))
+    }
+    /// A script name: 1 ..= MAX_SCRIPT_NAME bytes of UTF-8.
+    fn script_name(&mut self) -> Result<&'a str> {
+        let name = self.str_max(MAX_SCRIPT_NAME, "script name length")?;
+        if name.is_empty() {
+            return Err(corrupt("empty script name"));
+        }
+        Ok(name)
     }
     fn strs(&mut self) -> Result<Vec<&'a str>> {
         let n = self.u16()? as usize;
@@ -444,6 +516,50 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
             mailbox: r.u64()?,
             uidnext: r.u32()?,
         },
+        kind::PUT_SCRIPT => {
+            let name = r.script_name()?;
+            let len = r.u32()? as usize;
+            if len > MAX_SCRIPT_SIZE {
+                return Err(corrupt("script length"));
+            }
+            let source = std::str::from_utf8(r.take(len)?).map_err(|_| corrupt("utf-8"))?;
+            Record::PutScript { user, name, source }
+        }
+        kind::DELETE_SCRIPT => Record::DeleteScript {
+            user,
+            name: r.script_name()?,
+        },
+        kind::RENAME_SCRIPT => Record::RenameScript {
+            user,
+            from: r.script_name()?,
+            to: r.script_name()?,
+        },
+        kind::ACTIVATE_SCRIPT => Record::ActivateScript {
+            user,
+            name: match r.u8()? {
+                0 => None,
+                1 => Some(r.script_name()?),
+                _ => return Err(corrupt("activate flag")),
+            },
+        },
+        kind::SIEVE_REMEMBER => {
+            let now = r.i64()?;
+            // Each entry takes at least 2 + 1 + 8 bytes.
+            let n = r.count(11)?;
+            if n > MAX_REMEMBER_ENTRIES {
+                return Err(corrupt("remember count"));
+            }
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let len = r.u16()? as usize;
+                if len == 0 || len > MAX_REMEMBER_KEY {
+                    return Err(corrupt("remember key length"));
+                }
+                let key = r.take(len)?;
+                entries.push((key, r.i64()?));
+            }
+            Record::SieveRemember { user, now, entries }
+        }
         kind::BODY => {
             let body_len = r.u32()?;
             let meta_len = r.u32()?;
@@ -454,7 +570,48 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
         }
         other => return Err(corrupt(&format!("unknown kind {other}"))),
     };
+    // The Sieve records (format 3) are exact: bytes after the last field are a forged or
+    // damaged length, not padding.
+    if format_of(kind) >= 3 && r.pos != payload.len() {
+        return Err(corrupt("trailing bytes"));
+    }
     Ok(rec)
+}
+
+/// Encoders of the Sieve records (format 3). Callers check the limits first
+/// (`MAX_SCRIPT_*`, `MAX_REMEMBER_*`); the decoder refuses what exceeds them.
+pub(crate) mod sieve {
+    use super::FrameWriter;
+
+    pub fn put_script(w: &mut FrameWriter<'_>, user: &str, name: &str, source: &str) {
+        w.str(user)
+            .str(name)
+            .u32(source.len() as u32)
+            .bytes(source.as_bytes());
+    }
+
+    pub fn delete_script(w: &mut FrameWriter<'_>, user: &str, name: &str) {
+        w.str(user).str(name);
+    }
+
+    pub fn rename_script(w: &mut FrameWriter<'_>, user: &str, from: &str, to: &str) {
+        w.str(user).str(from).str(to);
+    }
+
+    pub fn activate_script(w: &mut FrameWriter<'_>, user: &str, name: Option<&str>) {
+        w.str(user);
+        match name {
+            Some(n) => w.u8(1).str(n),
+            None => w.u8(0),
+        };
+    }
+
+    pub fn remember(w: &mut FrameWriter<'_>, user: &str, now: i64, entries: &[(&[u8], i64)]) {
+        w.str(user).i64(now).u32(entries.len() as u32);
+        for &(key, expires) in entries {
+            w.bytes16(key).i64(expires);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -509,9 +666,214 @@ mod tests {
         assert_eq!(format_of(kind::APPEND), 1);
     }
 
+    /// Frames a record built by `fill` and returns its payload.
+    fn payload(k: u8, fill: impl FnOnce(&mut FrameWriter<'_>)) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut w = FrameWriter::new(&mut buf, k);
+        fill(&mut w);
+        w.finish();
+        buf.split_off(FRAME_HEADER)
+    }
+
+    /// One record of each Sieve kind, with the exact payload size docs/storage-format.md
+    /// gives for it.
+    fn sieve_samples() -> Vec<(u8, Vec<u8>, usize)> {
+        let key: &[u8] = b"v:\x00\xffbob@example.org";
+        vec![
+            (
+                kind::PUT_SCRIPT,
+                payload(kind::PUT_SCRIPT, |w| {
+                    sieve::put_script(w, "al", "vacation", "keep;\r\n")
+                }),
+                (2 + 2) + (2 + 8) + 4 + 7,
+            ),
+            (
+                kind::DELETE_SCRIPT,
+                payload(kind::DELETE_SCRIPT, |w| sieve::delete_script(w, "al", "x")),
+                (2 + 2) + (2 + 1),
+            ),
+            (
+                kind::RENAME_SCRIPT,
+                payload(kind::RENAME_SCRIPT, |w| {
+                    sieve::rename_script(w, "al", "a", "bé")
+                }),
+                (2 + 2) + (2 + 1) + (2 + 3),
+            ),
+            (
+                kind::ACTIVATE_SCRIPT,
+                payload(kind::ACTIVATE_SCRIPT, |w| {
+                    sieve::activate_script(w, "al", Some("a"))
+                }),
+                (2 + 2) + 1 + (2 + 1),
+            ),
+            (
+                kind::ACTIVATE_SCRIPT,
+                payload(kind::ACTIVATE_SCRIPT, |w| {
+                    sieve::activate_script(w, "al", None)
+                }),
+                (2 + 2) + 1,
+            ),
+            (
+                kind::SIEVE_REMEMBER,
+                payload(kind::SIEVE_REMEMBER, |w| {
+                    sieve::remember(
+                        w,
+                        "al",
+                        1_700_000_000,
+                        &[(key, 1_700_086_400), (b"d:1", -5)],
+                    )
+                }),
+                (2 + 2) + 8 + 4 + (2 + key.len() + 8) + (2 + 3 + 8),
+            ),
+        ]
+    }
+
+    #[test]
+    fn sieve_records_roundtrip_with_the_documented_sizes() {
+        let samples = sieve_samples();
+        for (k, p, size) in &samples {
+            assert_eq!(p.len(), *size, "payload size of kind {k}");
+            assert_eq!(format_of(*k), 3);
+        }
+        let decoded: Vec<String> = samples
+            .iter()
+            .map(|(k, p, _)| format!("{:?}", decode(*k, p).unwrap()))
+            .collect();
+        match decode(samples[0].0, &samples[0].1).unwrap() {
+            Record::PutScript { user, name, source } => {
+                assert_eq!((user, name, source), ("al", "vacation", "keep;\r\n"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match decode(samples[2].0, &samples[2].1).unwrap() {
+            Record::RenameScript { user, from, to } => {
+                assert_eq!((user, from, to), ("al", "a", "bé"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode(samples[3].0, &samples[3].1).unwrap(),
+            Record::ActivateScript {
+                name: Some("a"),
+                ..
+            }
+        ));
+        assert!(matches!(
+            decode(samples[4].0, &samples[4].1).unwrap(),
+            Record::ActivateScript { name: None, .. }
+        ));
+        match decode(samples[5].0, &samples[5].1).unwrap() {
+            Record::SieveRemember { user, now, entries } => {
+                assert_eq!((user, now), ("al", 1_700_000_000));
+                let want: Vec<(&[u8], i64)> =
+                    vec![(b"v:\x00\xffbob@example.org", 1_700_086_400), (b"d:1", -5)];
+                assert_eq!(entries, want);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decoded[1].contains("DeleteScript"), "{}", decoded[1]);
+    }
+
+    #[test]
+    fn every_truncation_and_extension_of_a_sieve_record_is_refused() {
+        for (k, p, _) in sieve_samples() {
+            for cut in 0..p.len() {
+                assert!(
+                    decode(k, &p[..cut]).is_err(),
+                    "kind {k} cut at {cut} accepted"
+                );
+            }
+            let mut longer = p.clone();
+            longer.push(0);
+            assert!(
+                decode(k, &longer).is_err(),
+                "kind {k} with a trailing byte accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn forged_sieve_lengths_are_refused_before_allocating() {
+        // A script length over the limit, with no bytes behind it.
+        let p = payload(kind::PUT_SCRIPT, |w| {
+            w.str("u").str("a").u32(MAX_SCRIPT_SIZE as u32 + 1);
+        });
+        assert!(decode(kind::PUT_SCRIPT, &p).is_err());
+        // An over-long script is refused even when its bytes are all there.
+        let big = "x".repeat(MAX_SCRIPT_SIZE + 1);
+        let p = payload(kind::PUT_SCRIPT, |w| sieve::put_script(w, "u", "a", &big));
+        assert!(decode(kind::PUT_SCRIPT, &p).is_err());
+        // The largest script is accepted.
+        let max = "x".repeat(MAX_SCRIPT_SIZE);
+        let p = payload(kind::PUT_SCRIPT, |w| sieve::put_script(w, "u", "a", &max));
+        assert!(decode(kind::PUT_SCRIPT, &p).is_ok());
+        // A script length that points past the payload (or short of its end).
+        let p = payload(kind::PUT_SCRIPT, |w| {
+            w.str("u").str("a").u32(10).bytes(b"keep;");
+        });
+        assert!(decode(kind::PUT_SCRIPT, &p).is_err());
+        let p = payload(kind::PUT_SCRIPT, |w| {
+            w.str("u").str("a").u32(2).bytes(b"keep;");
+        });
+        assert!(decode(kind::PUT_SCRIPT, &p).is_err());
+        // Names: empty, too long, not UTF-8.
+        let long = "n".repeat(MAX_SCRIPT_NAME + 1);
+        for name in ["", long.as_str()] {
+            let p = payload(kind::DELETE_SCRIPT, |w| sieve::delete_script(w, "u", name));
+            assert!(
+                decode(kind::DELETE_SCRIPT, &p).is_err(),
+                "name of {}",
+                name.len()
+            );
+            let p = payload(kind::RENAME_SCRIPT, |w| {
+                sieve::rename_script(w, "u", "a", name)
+            });
+            assert!(decode(kind::RENAME_SCRIPT, &p).is_err());
+        }
+        let p = payload(kind::DELETE_SCRIPT, |w| {
+            w.str("u").bytes16(&[0xff, 0xfe]);
+        });
+        assert!(decode(kind::DELETE_SCRIPT, &p).is_err());
+        let p = payload(kind::ACTIVATE_SCRIPT, |w| {
+            w.str("u").u8(2);
+        });
+        assert!(
+            decode(kind::ACTIVATE_SCRIPT, &p).is_err(),
+            "activate flag 2"
+        );
+        // Remember: a count larger than the bytes left, over the limit, keys of bad lengths.
+        let p = payload(kind::SIEVE_REMEMBER, |w| {
+            w.str("u").i64(0).u32(u32::MAX);
+        });
+        assert!(decode(kind::SIEVE_REMEMBER, &p).is_err());
+        let n = MAX_REMEMBER_ENTRIES + 1;
+        let keys: Vec<(&[u8], i64)> = vec![(b"k", 1); n];
+        let p = payload(kind::SIEVE_REMEMBER, |w| sieve::remember(w, "u", 0, &keys));
+        assert!(decode(kind::SIEVE_REMEMBER, &p).is_err(), "{n} entries");
+        let p = payload(kind::SIEVE_REMEMBER, |w| {
+            sieve::remember(w, "u", 0, &keys[1..])
+        });
+        assert!(
+            decode(kind::SIEVE_REMEMBER, &p).is_ok(),
+            "{} entries",
+            n - 1
+        );
+        let long = vec![7u8; MAX_REMEMBER_KEY + 1];
+        for key in [&b""[..], &long[..]] {
+            let p = payload(kind::SIEVE_REMEMBER, |w| {
+                sieve::remember(w, "u", 0, &[(key, 1)])
+            });
+            assert!(
+                decode(kind::SIEVE_REMEMBER, &p).is_err(),
+                "key of {}",
+                key.len()
+            );
+        }
+    }
+
     #[test]
     fn garbage_payload_is_an_error_not_a_panic() {
-        for kind in 0..=13u8 {
+        for kind in 0..=18u8 {
             for len in 0..40 {
                 let payload: Vec<u8> = (0..len).map(|i| (i * 37 + kind as usize) as u8).collect();
                 let _ = decode(kind, &payload);

@@ -161,8 +161,23 @@ fn footprint(index: &Index) -> (u64, u64) {
                 + mailbox.expunged.capacity() * size_of::<Expunged>();
         }
     }
+    // Sieve: script sources counted exactly (few per user); remembered keys estimated per
+    // entry (key bytes plus tree overhead), not walked.
+    for (name, u) in &index.sieve.users {
+        bytes += name.capacity() + size_of::<super::sieve::SieveUser>();
+        bytes += u
+            .scripts
+            .iter()
+            .map(|(n, s)| n.capacity() + s.capacity() + 48)
+            .sum::<usize>();
+        bytes += u.remembered.len() * REMEMBERED_ENTRY_BYTES;
+    }
     (messages, bytes as u64)
 }
+
+/// Estimated heap bytes of one remembered key: a short key (a vacation handle and a sender
+/// address) and its share of the tree.
+const REMEMBERED_ENTRY_BYTES: usize = 128;
 
 #[cfg(test)]
 mod tests {

@@ -198,3 +198,25 @@ pub struct MailboxChanges {
     /// cannot be brought up to date incrementally and must be closed (BYE) or reselect.
     pub complete: bool,
 }
+
+/// One of a user's Sieve scripts (ManageSieve LISTSCRIPTS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptInfo {
+    /// The name, as stored.
+    pub name: String,
+    /// Whether it is the active script.
+    pub active: bool,
+    /// Bytes of source.
+    pub size: usize,
+}
+
+/// A user's active Sieve script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveScript {
+    /// Its name.
+    pub name: String,
+    /// Its source.
+    pub source: String,
+    /// The user's script version when this was read (see `Partition::script_version`).
+    pub version: u64,
+}

@@ -310,7 +310,10 @@ pub(crate) async fn sync_dir(dir: &Path) -> Result<()> {
 /// Writes a checkpoint of the current index at the current durable position.
 pub(crate) async fn checkpoint_now(inner: &Rc<Inner>) -> Result<()> {
     let (image, pos, file) = {
-        let idx = inner.index.borrow();
+        let mut idx = inner.index.borrow_mut();
+        // Remembered keys expired by the partition's Sieve clock are dead weight in every
+        // checkpoint to come.
+        idx.sieve.prune();
         let log = inner.log.borrow();
         let pos = Loc {
             segment: log.active_id,
