@@ -381,3 +381,85 @@ fn logins_are_throttled_and_limited_like_imap() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// `ringmail import --user alice sieve DIR`: exit status and stdout + stderr.
+fn import_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
+        .args(["import", "--data"])
+        .arg(server.dir.path())
+        .args(["--user", "alice", "sieve"])
+        .arg(dir)
+        .output()
+        .expect("ringmail import runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_dovecot_sieve_dir_is_imported_online_and_offline() {
+    let mut server = start("", "");
+    let home = tempfile::tempdir().unwrap();
+    let sieve = home.path().join("sieve");
+    std::fs::create_dir_all(sieve.join("tmp")).unwrap();
+    std::fs::write(sieve.join("rules.sieve"), RULES).unwrap();
+    std::fs::write(sieve.join("old.sieve"), "discard;\n").unwrap();
+    std::fs::write(sieve.join("broken.sieve"), "keep;\nif true {\n  stop\n}\n").unwrap();
+    std::fs::write(
+        sieve.join("away.sieve"),
+        "require \"vacation\";\nvacation \"I am away.\";\n",
+    )
+    .unwrap();
+    std::fs::write(sieve.join("rules.svbin"), [0u8, 159, 146, 150]).unwrap();
+    std::os::unix::fs::symlink("sieve/rules.sieve", home.path().join(".dovecot.sieve")).unwrap();
+
+    // Online, through the admin socket: the bad scripts are reported, the rest imported.
+    let (ok, out) = import_sieve(&server, home.path());
+    assert!(!ok, "problems must fail the command: {out}");
+    assert!(
+        out.contains("imported 2 sieve scripts into the running server")
+            && out.contains("(\"rules\" active)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: script \"broken\": line 4, column 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: script \"away\": line 2") && out.contains("no SMTP relay"),
+        "{out}"
+    );
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(raw.list(), vec!["\"old\"", "\"rules\" ACTIVE"]);
+    assert_eq!(raw.get("rules"), RULES);
+    assert!(raw.last("LOGOUT").starts_with("OK"));
+
+    // Offline, into the stopped data dir: the fixed script comes in, the link now names
+    // another script, and re-imported scripts are replaced, not doubled.
+    server.terminate();
+    std::fs::write(sieve.join("broken.sieve"), "keep;\nif true {\n  stop;\n}\n").unwrap();
+    std::fs::remove_file(sieve.join("away.sieve")).unwrap();
+    std::fs::remove_file(home.path().join(".dovecot.sieve")).unwrap();
+    std::os::unix::fs::symlink(sieve.join("old.sieve"), home.path().join(".dovecot.sieve"))
+        .unwrap();
+    let (ok, out) = import_sieve(&server, &sieve);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("imported 3 sieve scripts into the stopped data dir")
+            && out.contains("(\"old\" active)"),
+        "{out}"
+    );
+    server.restart();
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(
+        raw.list(),
+        vec!["\"broken\"", "\"old\" ACTIVE", "\"rules\""]
+    );
+    assert_eq!(raw.get("broken"), "keep;\nif true {\n  stop;\n}\n");
+    if installed() {
+        let (ok, out) = sieve_connect(&server, "alice", "secret", &["--list"]);
+        assert!(ok && out.contains("old") && out.contains("broken"), "{out}");
+    }
+}
