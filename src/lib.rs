@@ -2,7 +2,7 @@
 //!
 //! The layers are crates of their own (crates/*), so cargo enforces which uses which:
 //! proto, mime, store and auth at the bottom; config, metrics and the runtime above them;
-//! the protocols (imap, lmtp, admin) on top, none of them using another. This package keeps
+//! the protocols (imap, lmtp, managesieve, admin) on top, none of them using another. This package keeps
 //! the binary, `doctor` and `services` (which hands the protocols' listeners to the runtime).
 
 pub mod doctor;
@@ -16,6 +16,7 @@ pub use ringmail_auth as auth;
 pub use ringmail_config as config;
 pub use ringmail_imap as imap;
 pub use ringmail_lmtp as lmtp;
+pub use ringmail_managesieve as managesieve;
 pub use ringmail_metrics as metrics;
 pub use ringmail_mime as mime;
 pub use ringmail_proto as proto;

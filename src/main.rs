@@ -36,14 +36,15 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
-    /// Import mail into a user's mailboxes: into a stopped data dir, or into the running server
-    /// through its admin socket.
+    /// Import mail into a user's mailboxes, or a Dovecot sieve directory into the user's
+    /// Sieve scripts: into a stopped data dir, or into the running server through its admin
+    /// socket.
     Import {
         /// The user (must be in the users file).
         #[arg(long)]
         user: String,
         #[command(subcommand)]
-        source: MailSource,
+        source: ImportSource,
         #[command(flatten)]
         location: Location,
     },
@@ -99,6 +100,19 @@ enum Command {
     },
     /// Print the config reference (docs/config.md) generated from the defaults.
     ConfigReference,
+}
+
+/// What an import reads.
+#[derive(Subcommand)]
+enum ImportSource {
+    #[command(flatten)]
+    Mail(MailSource),
+    /// A Dovecot (Pigeonhole) sieve directory: `~/sieve/*.sieve`, the `~/.dovecot.sieve`
+    /// link naming the active script. Give the home directory or the sieve directory.
+    Sieve {
+        /// The home directory or the sieve directory.
+        dir: PathBuf,
+    },
 }
 
 /// Where mail comes from or goes to.
@@ -352,9 +366,13 @@ fn connect_admin(
 
 /// `ringmail import`: into the stopped data dir directly, or into the running server through
 /// its admin socket; the summary says which.
-fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(), String> {
+fn import_command(layout: &Layout, user: &str, source: ImportSource) -> Result<(), String> {
     use ringmail::tools::import::{import, Source};
     let user = known_user(layout, user)?;
+    let source = match source {
+        ImportSource::Sieve { dir } => return import_sieve_command(layout, &user, &dir),
+        ImportSource::Mail(source) => source,
+    };
     let source = match source {
         MailSource::Maildir { dir } => Source::Maildir(dir),
         MailSource::Mbox { file, mailbox } => Source::Mbox { file, mailbox },
@@ -381,6 +399,50 @@ fn import_command(layout: &Layout, user: &str, source: MailSource) -> Result<(),
     for note in &report.notes {
         println!("note: {note}");
     }
+    problems(&report.problems)
+}
+
+/// `ringmail import sieve DIR`: a Dovecot sieve directory into the user's scripts, through
+/// the running server's admin socket or into the stopped data dir.
+fn import_sieve_command(layout: &Layout, user: &str, dir: &std::path::Path) -> Result<(), String> {
+    use ringmail::tools::sieve::{import_sieve, PartitionSink};
+    let config = &layout.config;
+    let (report, place) = if server_running(layout, "import")? {
+        let (mut client, socket) = connect_admin(layout, user, "import")?;
+        let report = futures_lite::future::block_on(import_sieve(dir, config, &mut client))?;
+        let place = format!(
+            "the running server ({}) through {}",
+            client.server(),
+            socket.display()
+        );
+        client.finish()?;
+        (report, place)
+    } else {
+        let report = ringmail::tools::offline::run(
+            config,
+            &layout.data_dir,
+            "import",
+            |store| async move {
+                let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
+                let mut sink = PartitionSink {
+                    mail: &mail,
+                    config,
+                    user,
+                };
+                import_sieve(dir, config, &mut sink).await
+            },
+        )?;
+        let place = format!("the stopped data dir {}", layout.data_dir.display());
+        (report, place)
+    };
+    let active = match &report.active {
+        Some(name) => format!("{name:?} active"),
+        None => "none active".to_string(),
+    };
+    println!(
+        "imported {} sieve scripts into {place} ({active})",
+        report.imported
+    );
     problems(&report.problems)
 }
 

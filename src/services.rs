@@ -29,6 +29,12 @@ pub fn from_config(config: &Config, data_dir: &Path) -> Services {
                 kind: Listener::Lmtp,
                 start: crate::lmtp::start,
             },
+            TcpService {
+                addrs: config.managesieve.listen.clone(),
+                config_key: "[managesieve] listen",
+                kind: Listener::ManageSieve,
+                start: crate::managesieve::server::start,
+            },
         ],
         tasks: vec![crate::admin::server::task],
         cleanup: config.admin_socket(data_dir).into_iter().collect(),

@@ -194,6 +194,7 @@ fn backup_during_append_load_restores_every_acknowledged_message() {
         imap: original.imap,
         imaps: original.imaps,
         lmtp: original.lmtp,
+        managesieve: original.managesieve,
         log,
     };
     restored_server.wait_ready();

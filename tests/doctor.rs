@@ -15,9 +15,15 @@ fn free_port() -> u16 {
 
 /// A data dir the way an operator would set one up by hand: config on free ports, a CA-less
 /// certificate for mail.example.test, a users file. Returns the ports: IMAP, IMAPS, LMTP,
-/// metrics.
-fn setup(dir: &Path, imap_port: u16) -> [u16; 4] {
-    let ports = [imap_port, free_port(), free_port(), free_port()];
+/// metrics, ManageSieve.
+fn setup(dir: &Path, imap_port: u16) -> [u16; 5] {
+    let ports = [
+        imap_port,
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
     std::fs::write(
         dir.join("ringmail.toml"),
         format!(
@@ -25,8 +31,8 @@ fn setup(dir: &Path, imap_port: u16) -> [u16; 4] {
              [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\
              [lmtp]\nlisten = [\"127.0.0.1:{}\"]\n\
              [metrics]\nlisten = [\"127.0.0.1:{}\"]\n\
-             [managesieve]\nlisten = []\n",
-            ports[0], ports[1], ports[2], ports[3]
+             [managesieve]\nlisten = [\"127.0.0.1:{}\"]\n",
+            ports[0], ports[1], ports[2], ports[3], ports[4]
         ),
     )
     .unwrap();
@@ -191,7 +197,11 @@ fn every_port_of_a_running_server_is_served_by_it() {
     let _ = server.wait();
     assert!(out.status.success(), "doctor failed:\n{text}");
     let lines = port_lines(&text);
-    assert_eq!(lines.len(), 4, "IMAP, IMAPS, LMTP and metrics:\n{text}");
+    assert_eq!(
+        lines.len(),
+        5,
+        "IMAP, IMAPS, LMTP, ManageSieve and metrics:\n{text}"
+    );
     let served = format!("is served by the running ringmail (pid {})", server.id());
     for line in lines {
         assert!(

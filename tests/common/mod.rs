@@ -20,6 +20,8 @@ pub struct Server {
     pub imaps: SocketAddr,
     /// The LMTP listener.
     pub lmtp: SocketAddr,
+    /// The ManageSieve listener, when the test asked for one ([`Server::start_with_managesieve`]).
+    pub managesieve: Option<SocketAddr>,
     pub log: PathBuf,
 }
 
@@ -88,6 +90,31 @@ impl Server {
         extra: &str,
         users: &str,
     ) -> Server {
+        Server::start_all(executors, imap_extra, lmtp_extra, extra, users, None)
+    }
+
+    /// [`Server::start`] with ManageSieve listening on a free port (`managesieve`), with
+    /// `managesieve_extra` added to its section.
+    pub fn start_with_managesieve(
+        executors: usize,
+        imap_extra: &str,
+        managesieve_extra: &str,
+        extra: &str,
+        users: &str,
+    ) -> Server {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let extra = format!("{extra}\n[managesieve]\nlisten = [\"{addr}\"]\n{managesieve_extra}\n");
+        Server::start_all(executors, imap_extra, "", &extra, users, Some(addr))
+    }
+
+    fn start_all(
+        executors: usize,
+        imap_extra: &str,
+        lmtp_extra: &str,
+        extra: &str,
+        users: &str,
+        managesieve: Option<SocketAddr>,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let imap: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let imaps: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -106,6 +133,7 @@ impl Server {
             imap,
             imaps,
             lmtp,
+            managesieve,
             log,
         };
         server.wait_ready();
@@ -140,13 +168,16 @@ impl Server {
         }
     }
 
-    /// Waits until both listeners accept connections.
+    /// Waits until all listeners accept connections.
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if TcpStream::connect(self.imap).is_ok()
                 && TcpStream::connect(self.imaps).is_ok()
                 && TcpStream::connect(self.lmtp).is_ok()
+                && self
+                    .managesieve
+                    .is_none_or(|addr| TcpStream::connect(addr).is_ok())
             {
                 return;
             }

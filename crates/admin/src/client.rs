@@ -140,6 +140,25 @@ impl AdminClient {
     }
 }
 
+impl crate::tools::sieve::ScriptSink for AdminClient {
+    async fn put_script(&mut self, name: &str, source: &str) -> Result<(), String> {
+        let request = Request::PutScript {
+            name: name.to_string(),
+            source: source.to_string(),
+        };
+        match self.ask(&request)? {
+            Reply::Ok(refused) if refused.is_empty() => Ok(()),
+            Reply::Ok(refused) => Err(refused),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn activate_script(&mut self, name: &str) -> Result<(), String> {
+        self.ask(&Request::ActivateScript(name.to_string()))
+            .map(drop)
+    }
+}
+
 /// How long a server that holds the data dir may take to open its admin socket: it binds
 /// the socket only once its partitions are recovered.
 const STARTING: std::time::Duration = std::time::Duration::from_secs(30);

@@ -12,8 +12,8 @@ use std::fmt;
 use crate::tools::export::{Entry, Listing};
 use crate::tools::import::{FolderIds, ImportReport, Incoming};
 
-/// Bumped whenever a frame's layout changes.
-pub const VERSION: u32 = 1;
+/// Bumped whenever a frame's layout changes or a kind is added (2: the Sieve requests).
+pub const VERSION: u32 = 2;
 
 /// Largest frame either side accepts: one message of the store's largest size plus room for
 /// its flags and keywords. Batches are cut well below this (see [`BATCH_BYTES`]).
@@ -64,6 +64,17 @@ pub enum Request {
         /// UIDs, ascending.
         uids: Vec<u32>,
     },
+    /// Sieve import: store a script (checked by the tool) under `name`, replacing one of
+    /// that name. Answered `Ok("")` when stored, `Ok(why)` when refused (the session goes
+    /// on with the next script).
+    PutScript {
+        /// The script name.
+        name: String,
+        /// Its source.
+        source: String,
+    },
+    /// Sieve import: make this script the active one.
+    ActivateScript(String),
 }
 
 /// What the server answers.
@@ -110,6 +121,8 @@ mod kind {
     pub const SUBSCRIPTIONS: u8 = b'U';
     pub const LISTING: u8 = b'I';
     pub const READ: u8 = b'R';
+    pub const PUT_SCRIPT: u8 = b'P';
+    pub const ACTIVATE_SCRIPT: u8 = b'A';
     pub const OK: u8 = b'k';
     pub const ERROR: u8 = b'e';
     pub const REPORT: u8 = b'r';
@@ -302,6 +315,17 @@ impl Request {
                 }
                 e.finish()
             }
+            Request::PutScript { name, source } => {
+                let mut e = Encoder::new(kind::PUT_SCRIPT);
+                e.str(name);
+                e.bytes(source.as_bytes());
+                e.finish()
+            }
+            Request::ActivateScript(name) => {
+                let mut e = Encoder::new(kind::ACTIVATE_SCRIPT);
+                e.str(name);
+                e.finish()
+            }
         }
     }
 
@@ -362,6 +386,11 @@ impl Request {
                 let uids = (0..n).map(|_| d.u32()).collect::<Result<_, _>>()?;
                 Request::Read { mailbox, uids }
             }
+            kind::PUT_SCRIPT => Request::PutScript {
+                name: d.str()?,
+                source: String::from_utf8(d.bytes()?).map_err(|_| bad("a script is not UTF-8"))?,
+            },
+            kind::ACTIVATE_SCRIPT => Request::ActivateScript(d.str()?),
             other => return Err(ProtocolError(format!("unknown request kind {other}"))),
         };
         d.end()?;
@@ -552,6 +581,11 @@ mod tests {
             mailbox: "INBOX".into(),
             uids: vec![3, 7, 10],
         });
+        round_trip(Request::PutScript {
+            name: "vacation".into(),
+            source: "require \"vacation\";\r\nvacation \"Away\";\r\n".into(),
+        });
+        round_trip(Request::ActivateScript("vacation".into()));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 use super::protocol::{frame_len, Reply, Request, VERSION};
 use crate::tools::export::{Source, StoreSource};
 use crate::tools::import::{Incoming, Sink, StoreSink};
+use crate::tools::sieve;
 use ringmail_runtime::partition::partition_of;
 use ringmail_runtime::route::{self, OwnerJob};
 use ringmail_runtime::runtime::{Executor, LocalTask};
@@ -286,10 +287,11 @@ async fn serve(
 ) {
     let config = exec.config();
     let p = partition_of(&user, config.storage.partitions);
-    let (mut sink, mut source) = match exec.store.get(p).await {
+    let (mut sink, mut source, mail) = match exec.store.get(p).await {
         Ok(mail) => (
-            Some(StoreSink::new(mail.clone(), config, &user)),
-            StoreSource::new(mail, &user),
+            Some(StoreSink::new(mail.clone(), config.clone(), &user)),
+            StoreSource::new(mail.clone(), &user),
+            mail,
         ),
         Err(e) => {
             warn!(user = %user, "admin: partition {p}: {e}");
@@ -334,6 +336,14 @@ async fn serve(
             Request::Read { mailbox, uids } => {
                 source.read(&mailbox, &uids).await.map(Reply::Messages)
             }
+            // One script's refusal (the user's limit) is answered, not the session's end.
+            Request::PutScript { name, source } => Ok(Reply::Ok(
+                sieve::store_script(&mail, &config, &user, &name, &source)
+                    .await
+                    .err()
+                    .unwrap_or_default(),
+            )),
+            Request::ActivateScript(name) => sieve::activate(&mail, &user, &name).await.map(ok),
         };
         let answer = done.unwrap_or_else(Reply::Error);
         let failed = matches!(answer, Reply::Error(_));

@@ -14,6 +14,9 @@ pub enum Verdict {
     BadCredentials,
     /// The check could not be made now (answered NO (TRYLATER)).
     Unavailable,
+    /// The credentials are right but the login is refused by a limit (too many sessions);
+    /// the text, for the user, goes with the NO. Not a failed attempt.
+    Refused(String),
 }
 
 /// What to do after a failed login.

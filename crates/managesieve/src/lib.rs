@@ -40,6 +40,7 @@ mod name;
 mod options;
 pub mod parser;
 pub mod response;
+pub mod server;
 mod session;
 mod store;
 mod transport;

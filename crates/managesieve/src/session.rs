@@ -379,6 +379,7 @@ impl Session {
                 Some(Code::TryLater),
                 "Authentication is temporarily unavailable; try again later.",
             ),
+            Verdict::Refused(why) => self.no(Some(Code::TryLater), &why),
         }
         Ok(Flow::Continue)
     }

@@ -1,5 +1,5 @@
-//! Operator tools that work on a data dir: import and export of Maildir and mbox, backup
-//! and restore.
+//! Operator tools that work on a data dir: import and export of Maildir and mbox, import of
+//! Dovecot sieve directories, backup and restore.
 //!
 //! Import and export run either way: against a stopped server's data dir ([`offline`], under
 //! the data-dir [`lock`](ringmail_runtime::lock)), or through a running server's admin socket (`crate::server`), with
@@ -13,3 +13,4 @@ pub mod maildir;
 pub mod mbox;
 pub mod offline;
 pub mod progress;
+pub mod sieve;

@@ -1,0 +1,465 @@
+//! ManageSieve against the real server: Debian's `sieve-connect` uploads, lists,
+//! activates, downloads and deletes a script over STARTTLS; a second client on a raw
+//! connection sees the same scripts; invalid, oversized and one-too-many scripts are
+//! refused; the scripts survive a restart (replayed from the store); logins are throttled
+//! and limited as IMAP's are.
+//!
+//! Without sieve-connect the sieve-connect test is skipped with a message, except under CI
+//! (CI set), where it fails: CI installs it (.ci/run).
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Client, Server, TlsClient};
+
+const USERS: &str = "alice:{PLAIN}secret\nbob:{PLAIN}hunter2\n";
+
+/// Loopback is a secure network by default (passwords without TLS); this server has none,
+/// so every login here goes through STARTTLS.
+const NO_SECURE_NETWORKS: &str = "secure_networks = []\n";
+
+fn installed() -> bool {
+    let found = Command::new("sieve-connect")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("sieve-connect (Debian package sieve-connect) is not installed, but CI needs this test");
+        }
+        eprintln!("SKIPPED: sieve-connect not found (apt-get install sieve-connect)");
+    }
+    found
+}
+
+/// A server with ManageSieve; `limits` are keys of `[limits]`.
+fn start(limits: &str, managesieve: &str) -> Server {
+    Server::start_with_managesieve(
+        2,
+        NO_SECURE_NETWORKS,
+        managesieve,
+        &format!("{limits}\n[sieve]\nmax_scripts = 3\nmax_script_size = 2000\n"),
+        USERS,
+    )
+}
+
+/// Runs sieve-connect as `user` with `args` over STARTTLS, trusting the server's
+/// certificate; returns its exit status and output.
+fn sieve_connect(server: &Server, user: &str, password: &str, args: &[&str]) -> (bool, String) {
+    let addr = server.managesieve.unwrap();
+    let port = addr.port().to_string();
+    let cert = server.cert();
+    let mut child = Command::new("sieve-connect")
+        .args(["--server", "localhost", "--port", &port, "--user", user])
+        .args(["--passwordfd", "0", "--authmech", "PLAIN"])
+        .args(["--tlscafile", cert.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sieve-connect runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sieve-connect {args:?} did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A ManageSieve client on a raw connection.
+struct Raw {
+    tls: TlsClient,
+}
+
+/// Lines up to and including the one that ends a response (OK, NO or BYE).
+fn response(read_line: &mut impl FnMut() -> String) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = read_line();
+        assert!(!line.is_empty(), "connection closed; got {lines:?}");
+        let done = ["OK", "NO", "BYE"]
+            .iter()
+            .any(|s| line == *s || line.starts_with(&format!("{s} ")));
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+impl Raw {
+    /// Connects, checks that passwords need TLS, runs STARTTLS; not logged in.
+    fn connect(server: &Server) -> Raw {
+        let mut plain =
+            Client::from_stream(TcpStream::connect(server.managesieve.unwrap()).unwrap());
+        let greeting = response(&mut || plain.line());
+        assert!(
+            greeting.contains(&"\"STARTTLS\"".to_string()),
+            "{greeting:?}"
+        );
+        assert!(
+            greeting.contains(&"\"SASL\" \"\"".to_string()),
+            "{greeting:?}"
+        );
+        plain.send("AUTHENTICATE \"PLAIN\" \"AGFsaWNlAHNlY3JldA==\"\r\n");
+        let no = plain.line();
+        assert!(no.starts_with("NO (ENCRYPT-NEEDED)"), "{no}");
+        plain.send("STARTTLS\r\n");
+        let ok = plain.line();
+        assert!(ok.starts_with("OK"), "{ok}");
+        let mut tls = plain.into_tls(&server.cert());
+        let caps = response(&mut || tls.line());
+        assert!(
+            caps.contains(&"\"SASL\" \"PLAIN LOGIN\"".to_string()),
+            "{caps:?}"
+        );
+        Raw { tls }
+    }
+
+    fn login(server: &Server, user: &str, password: &str) -> Raw {
+        let mut raw = Raw::connect(server);
+        let last = raw.authenticate(user, password);
+        assert!(last.starts_with("OK"), "login as {user}: {last}");
+        raw
+    }
+
+    /// AUTHENTICATE PLAIN; the final line.
+    fn authenticate(&mut self, user: &str, password: &str) -> String {
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.last(&format!("AUTHENTICATE \"PLAIN\" \"{token}\""))
+    }
+
+    fn command(&mut self, command: &str) -> Vec<String> {
+        self.tls.send(&format!("{command}\r\n"));
+        response(&mut || self.tls.line())
+    }
+
+    /// The final line of a command's response.
+    fn last(&mut self, command: &str) -> String {
+        self.command(command).pop().unwrap()
+    }
+
+    fn put(&mut self, name: &str, script: &str) -> String {
+        self.last(&format!(
+            "PUTSCRIPT \"{name}\" {{{}+}}\r\n{script}",
+            script.len()
+        ))
+    }
+
+    /// LISTSCRIPTS without its OK, sorted.
+    fn list(&mut self) -> Vec<String> {
+        let mut lines = self.command("LISTSCRIPTS");
+        let ok = lines.pop().unwrap();
+        assert!(ok.starts_with("OK"), "{ok}");
+        lines.sort();
+        lines
+    }
+
+    fn get(&mut self, name: &str) -> String {
+        self.tls.send(&format!("GETSCRIPT \"{name}\"\r\n"));
+        let head = self.tls.line();
+        let size: usize = head
+            .strip_prefix('{')
+            .and_then(|h| h.strip_suffix('}'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("GETSCRIPT {name}: {head}"));
+        let body = String::from_utf8(self.tls.bytes(size)).unwrap();
+        assert_eq!(self.tls.line(), "", "CRLF after the literal");
+        let ok = self.tls.line();
+        assert!(ok.starts_with("OK"), "{ok}");
+        body
+    }
+}
+
+const RULES: &str = "require [\"fileinto\", \"imap4flags\"];\r\nif header :contains \"list-id\" \"ringmail.example.org\" {\r\n  addflag \"\\\\Flagged\";\r\n  fileinto \"Lists\";\r\n}\r\n";
+
+#[test]
+fn sieve_connect_manages_scripts_that_survive_a_restart() {
+    if !installed() {
+        return;
+    }
+    let mut server = start("", "");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("rules.sieve");
+    std::fs::write(&local, RULES).unwrap();
+    let local = local.to_str().unwrap();
+
+    let (ok, out) = sieve_connect(
+        &server,
+        "alice",
+        "secret",
+        &["--upload", "--localsieve", local, "--remotesieve", "rules"],
+    );
+    assert!(ok, "upload: {out}");
+    // A second client sees it at once, not active yet.
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(raw.list(), vec!["\"rules\""]);
+    let (ok, out) = sieve_connect(
+        &server,
+        "alice",
+        "secret",
+        &["--activate", "--remotesieve", "rules"],
+    );
+    assert!(ok, "activate: {out}");
+    assert_eq!(raw.list(), vec!["\"rules\" ACTIVE"]);
+    let (ok, out) = sieve_connect(&server, "alice", "secret", &["--list"]);
+    assert!(ok && out.contains("rules"), "list: {out}");
+
+    // Refusals: the line of a syntax error (through sieve-connect and on the wire), the size
+    // and count limits, and mail-sending actions without `[sieve] submission`.
+    let bad = dir.path().join("bad.sieve");
+    std::fs::write(&bad, "keep;\r\nfileinto \"x\";\r\n").unwrap();
+    let (ok, out) = sieve_connect(
+        &server,
+        "alice",
+        "secret",
+        &[
+            "--upload",
+            "--localsieve",
+            bad.to_str().unwrap(),
+            "--remotesieve",
+            "bad",
+        ],
+    );
+    assert!(!ok, "an invalid script was accepted: {out}");
+    assert!(out.contains("line 2"), "{out}");
+    // The missing `;` shows at the `}` after it.
+    let no = raw.put("bad", "keep;\r\nif true {\r\n  stop\r\n}\r\n");
+    assert!(no.starts_with("NO \"line 4, column 1: "), "{no}");
+    let big = format!("# {}\r\nkeep;\r\n", "x".repeat(2000));
+    let no = raw.put("big", &big);
+    assert!(no.starts_with("NO (QUOTA/MAXSIZE)"), "{no}");
+    let no = raw.last("HAVESPACE \"big\" 2001");
+    assert!(no.starts_with("NO (QUOTA/MAXSIZE)"), "{no}");
+    let no = raw.put(
+        "away",
+        "require \"vacation\";\r\nvacation \"I am away.\";\r\n",
+    );
+    assert!(
+        no.starts_with("NO ") && no.contains("no SMTP relay") && no.contains("line 2"),
+        "{no}"
+    );
+    assert!(raw.put("two", "discard;\r\n").starts_with("OK"));
+    assert!(raw.put("three", "keep;\r\n").starts_with("OK"));
+    let no = raw.put("four", "keep;\r\n");
+    assert!(no.starts_with("NO (QUOTA/MAXSCRIPTS)"), "{no}");
+    assert!(raw
+        .last("HAVESPACE \"four\" 10")
+        .starts_with("NO (QUOTA/MAXSCRIPTS)"));
+    // Replacing one needs no room.
+    assert!(raw.put("three", "stop;\r\n").starts_with("OK"));
+    let listed = vec!["\"rules\" ACTIVE", "\"three\"", "\"two\""];
+    assert_eq!(raw.list(), listed);
+    // The active script cannot be deleted.
+    assert!(raw
+        .last("DELETESCRIPT \"rules\"")
+        .starts_with("NO (ACTIVE)"));
+    drop(raw);
+
+    let fetched = dir.path().join("fetched.sieve");
+    let (ok, out) = sieve_connect(
+        &server,
+        "alice",
+        "secret",
+        &[
+            "--download",
+            "--remotesieve",
+            "rules",
+            "--localsieve",
+            fetched.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "download: {out}");
+    assert_eq!(std::fs::read_to_string(&fetched).unwrap(), RULES);
+
+    // Users are apart.
+    assert_eq!(
+        Raw::login(&server, "bob", "hunter2").list(),
+        Vec::<String>::new()
+    );
+
+    // After a restart the scripts come back from the store's log.
+    server.restart();
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(raw.list(), listed);
+    assert_eq!(raw.get("rules"), RULES);
+    assert_eq!(raw.get("three"), "stop;\r\n");
+    assert!(raw.last("RENAMESCRIPT \"two\" \"deux\"").starts_with("OK"));
+
+    let (ok, out) = sieve_connect(&server, "alice", "secret", &["--deactivate"]);
+    assert!(ok, "deactivate: {out}");
+    let (ok, out) = sieve_connect(
+        &server,
+        "alice",
+        "secret",
+        &["--delete", "--remotesieve", "rules"],
+    );
+    assert!(ok, "delete: {out}");
+    assert_eq!(raw.list(), vec!["\"deux\"", "\"three\""]);
+    assert!(raw.last("LOGOUT").starts_with("OK"));
+
+    // And once more after a clean stop (from the checkpoint this time).
+    server.restart();
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(raw.list(), vec!["\"deux\"", "\"three\""]);
+    assert_eq!(raw.get("deux"), "discard;\r\n");
+}
+
+#[test]
+fn logins_are_throttled_and_limited_like_imap() {
+    let server = start("max_sessions_per_user_ip = 1\n", "idle_timeout_secs = 3\n");
+    // Two wrong passwords: NO each time, then BYE ([imap] max_login_failures = 3 by
+    // default counts the third).
+    let mut raw = Raw::connect(&server);
+    for _ in 0..2 {
+        let no = raw.authenticate("alice", "wrong");
+        assert!(no.starts_with("NO"), "{no}");
+    }
+    let mut lines = Vec::new();
+    let token = base64::engine::general_purpose::STANDARD.encode("\0alice\0wrong");
+    raw.tls
+        .send(&format!("AUTHENTICATE \"PLAIN\" \"{token}\"\r\n"));
+    lines.extend(response(&mut || raw.tls.line()));
+    lines.extend(response(&mut || raw.tls.line()));
+    assert!(lines[0].starts_with("NO"), "{lines:?}");
+    assert!(lines[1].starts_with("BYE"), "{lines:?}");
+
+    // One session per user and address: the second login is refused until the first ends.
+    let mut first = Raw::login(&server, "alice", "secret");
+    let mut second = Raw::connect(&server);
+    let no = second.authenticate("alice", "secret");
+    assert!(
+        no.starts_with("NO (TRYLATER)") && no.contains("max_sessions_per_user_ip"),
+        "{no}"
+    );
+    // Another user is not affected.
+    let mut bob = Raw::login(&server, "bob", "hunter2");
+    assert!(first.last("LOGOUT").starts_with("OK"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = second.authenticate("alice", "secret");
+        if answer.starts_with("OK") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot was not released: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(second.list(), Vec::<String>::new());
+
+    // A silent client is sent away after `[managesieve] idle_timeout_secs`.
+    let started = Instant::now();
+    let bye = bob.tls.line();
+    assert!(bye.starts_with("BYE"), "{bye}");
+    assert!(bye.contains("inactivity"), "{bye}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// `ringmail import --user alice sieve DIR`: exit status and stdout + stderr.
+fn import_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
+        .args(["import", "--data"])
+        .arg(server.dir.path())
+        .args(["--user", "alice", "sieve"])
+        .arg(dir)
+        .output()
+        .expect("ringmail import runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_dovecot_sieve_dir_is_imported_online_and_offline() {
+    let mut server = start("", "");
+    let home = tempfile::tempdir().unwrap();
+    let sieve = home.path().join("sieve");
+    std::fs::create_dir_all(sieve.join("tmp")).unwrap();
+    std::fs::write(sieve.join("rules.sieve"), RULES).unwrap();
+    std::fs::write(sieve.join("old.sieve"), "discard;\n").unwrap();
+    std::fs::write(sieve.join("broken.sieve"), "keep;\nif true {\n  stop\n}\n").unwrap();
+    std::fs::write(
+        sieve.join("away.sieve"),
+        "require \"vacation\";\nvacation \"I am away.\";\n",
+    )
+    .unwrap();
+    std::fs::write(sieve.join("rules.svbin"), [0u8, 159, 146, 150]).unwrap();
+    std::os::unix::fs::symlink("sieve/rules.sieve", home.path().join(".dovecot.sieve")).unwrap();
+
+    // Online, through the admin socket: the bad scripts are reported, the rest imported.
+    let (ok, out) = import_sieve(&server, home.path());
+    assert!(!ok, "problems must fail the command: {out}");
+    assert!(
+        out.contains("imported 2 sieve scripts into the running server")
+            && out.contains("(\"rules\" active)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: script \"broken\": line 4, column 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem: script \"away\": line 2") && out.contains("no SMTP relay"),
+        "{out}"
+    );
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(raw.list(), vec!["\"old\"", "\"rules\" ACTIVE"]);
+    assert_eq!(raw.get("rules"), RULES);
+    assert!(raw.last("LOGOUT").starts_with("OK"));
+
+    // Offline, into the stopped data dir: the fixed script comes in, the link now names
+    // another script, and re-imported scripts are replaced, not doubled.
+    server.terminate();
+    std::fs::write(sieve.join("broken.sieve"), "keep;\nif true {\n  stop;\n}\n").unwrap();
+    std::fs::remove_file(sieve.join("away.sieve")).unwrap();
+    std::fs::remove_file(home.path().join(".dovecot.sieve")).unwrap();
+    std::os::unix::fs::symlink(sieve.join("old.sieve"), home.path().join(".dovecot.sieve"))
+        .unwrap();
+    let (ok, out) = import_sieve(&server, &sieve);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("imported 3 sieve scripts into the stopped data dir")
+            && out.contains("(\"old\" active)"),
+        "{out}"
+    );
+    server.restart();
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert_eq!(
+        raw.list(),
+        vec!["\"broken\"", "\"old\" ACTIVE", "\"rules\""]
+    );
+    assert_eq!(raw.get("broken"), "keep;\nif true {\n  stop;\n}\n");
+    if installed() {
+        let (ok, out) = sieve_connect(&server, "alice", "secret", &["--list"]);
+        assert!(ok && out.contains("old") && out.contains("broken"), "{out}");
+    }
+}
