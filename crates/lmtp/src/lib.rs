@@ -9,6 +9,7 @@ pub mod command;
 pub mod data;
 pub mod delivery;
 mod session;
+pub mod sieve;
 
 use std::cell::Cell;
 
