@@ -313,7 +313,13 @@ fn scripts_file_flag_discard_reject_and_keep_on_error() {
     let sink = Sink::start();
     // fileinto and reject together: a run-time error (RFC 5429 2.1).
     let carol = r#"require ["fileinto", "reject"]; fileinto "Nowhere"; reject "no";"#;
-    let server = server_with_scripts(sink.port, &[("alice", ALICE), ("carol", carol)]);
+    // duplicate (RFC 7352): the second message with a Message-ID already seen is filed apart.
+    let dave = r#"require ["duplicate", "fileinto", "mailbox"];
+        if duplicate { fileinto :create "Dups"; }"#;
+    let server = server_with_scripts(
+        sink.port,
+        &[("alice", ALICE), ("carol", carol), ("dave", dave)],
+    );
     let a = "alice@example.com";
 
     let r = deliver(
@@ -374,6 +380,26 @@ fn scripts_file_flag_discard_reject_and_keep_on_error() {
             ("bob@example.com".to_string(), 250),
             ("carol@example.com".to_string(), 250)
         ]
+    );
+
+    let d = "dave@example.com";
+    for _ in 0..2 {
+        deliver(
+            &server,
+            "sender@example.org",
+            &[d],
+            &message(d, "same id", ""),
+        );
+    }
+    deliver(
+        &server,
+        "sender@example.org",
+        &[d],
+        &message(d, "other id", ""),
+    );
+    assert_eq!(
+        mailbox_contents(&server, "dave"),
+        vec!["Dups||same id||", "INBOX||other id||", "INBOX||same id||"]
     );
 
     let alice = mailbox_contents(&server, "alice");
@@ -532,7 +558,11 @@ fn hostile_script_is_stopped_without_delaying_others() {
     let dave = mailbox_contents(&server, "dave");
     assert_eq!(dave.len(), 5, "{dave:?}");
     assert!(dave.iter().all(|l| l.starts_with("INBOX||")), "{dave:?}");
-    assert!(server.log_text().contains("Sieve: script error"));
+    let log = server.log_text();
+    assert!(
+        log.contains("Sieve: script error") && log.contains("past the limit of 20000 steps"),
+        "the step limit stopped the script"
+    );
 }
 
 /// One LMTP transaction over a raw socket (the hostile sender, in a thread of its own).
