@@ -347,13 +347,13 @@ async fn fileinto_target(
     create: bool,
     special: Option<&str>,
 ) -> String {
-    let list = mail.list_mailboxes(user);
     if let Some(bit) = special.and_then(special_use_bit) {
+        let list = mail.list_mailboxes(user);
         if let Some(mb) = list.iter().find(|mb| mb.special_use & bit != 0) {
             return mb.name.clone();
         }
     }
-    if list.iter().any(|mb| same_mailbox(&mb.name, name)) {
+    if mail.status(user, name).is_ok() {
         return name.to_string();
     }
     if create {
@@ -506,10 +506,7 @@ struct StoreEnv<'a> {
 
 impl Environment for StoreEnv<'_> {
     fn mailbox_exists(&mut self, name: &str) -> bool {
-        self.mail
-            .list_mailboxes(self.user)
-            .iter()
-            .any(|mb| same_mailbox(&mb.name, name))
+        self.mail.status(self.user, name).is_ok()
     }
 
     fn special_use_exists(&mut self, mailbox: Option<&str>, flag: &str) -> bool {
