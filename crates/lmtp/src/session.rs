@@ -334,6 +334,7 @@ impl Session {
                     rejected: Some(reason),
                     ..
                 }) => {
+                    count(&self.exec, Tally::Rejected);
                     info!(recipient = %r.path, user = %r.user, "LMTP: rejected by the user's Sieve script");
                     rejected_reply(&r.path, &reason)
                 }

@@ -18,7 +18,7 @@
 //!   only logged, since the message is safe in the mailbox.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_lite::future;
@@ -156,6 +156,11 @@ pub async fn deliver(
     for n in &outcome.notes {
         info!(target: "ringmail_lmtp::sieve", user = m.user, "Sieve: {n}");
     }
+    // What this message will remember (vacation replies, duplicate ids) counts as
+    // remembered from now on for the user's next evaluations on this executor, which owns
+    // the user: a message delivered while this one is still being stored sees it, so a
+    // sender gets one reply per period however close two messages come.
+    let pending = Pending::new(m.user, remembered_keys(&outcome, now, config));
     if let Some(reason) = outcome.actions.iter().find_map(|a| match a {
         Action::Reject { reason, .. } => Some(reason.clone()),
         _ => None,
@@ -202,28 +207,12 @@ pub async fn deliver(
     if !only_redirect {
         later.extend(redirects);
     }
-    // Remembered before the 250, so a second message from the same sender, even one
-    // delivered at the same moment on another connection, sees the first reply.
-    let mut remember: Vec<(Vec<u8>, i64)> = outcome
-        .duplicates
-        .iter()
-        .map(|d| {
-            (
-                key(DUPLICATE_KEY, &d.handle, &d.id),
-                now.saturating_add(d.seconds as i64),
-            )
-        })
-        .collect();
     for a in &outcome.actions {
         if let Action::Vacation(v) = a {
             if relay.is_empty() {
                 warn!(target: "ringmail_lmtp::sieve", user = m.user, "Sieve: no vacation reply: no [sieve] submission relay");
                 continue;
             }
-            remember.push((
-                key(VACATION_KEY, &v.handle, &v.to.to_ascii_lowercase()),
-                now.saturating_add(v.period as i64),
-            ));
             let domain = v.from.rsplit_once('@').map_or(helo.as_str(), |(_, d)| d);
             let domain = domain.trim_end_matches('>');
             let id = ringmail_smtp_out::new_message_id(domain);
@@ -234,6 +223,7 @@ pub async fn deliver(
             ));
         }
     }
+    let remember = &pending.keys;
     if !remember.is_empty() {
         let entries: Vec<(&[u8], i64)> = remember.iter().map(|(k, t)| (k.as_slice(), *t)).collect();
         for chunk in entries.chunks(ringmail_store::MAX_REMEMBER_ENTRIES) {
@@ -269,6 +259,70 @@ pub async fn deliver(
         return Ok(Verdict::NotStored(why));
     }
     Ok(Verdict::Stored(stored))
+}
+
+/// The keys `outcome` asks to remember, with their expiry: duplicate ids, and the vacation
+/// reply when there is a relay to send it.
+fn remembered_keys(outcome: &Outcome, now: i64, config: &Config) -> Vec<(Vec<u8>, i64)> {
+    let mut keys: Vec<(Vec<u8>, i64)> = outcome
+        .duplicates
+        .iter()
+        .map(|d| {
+            let until = now.saturating_add(d.seconds as i64);
+            (key(DUPLICATE_KEY, &d.handle, &d.id), until)
+        })
+        .collect();
+    if !config.sieve.submission.is_empty() {
+        for a in &outcome.actions {
+            if let Action::Vacation(v) = a {
+                let k = key(VACATION_KEY, &v.handle, &v.to.to_ascii_lowercase());
+                keys.push((k, now.saturating_add(v.period as i64)));
+            }
+        }
+    }
+    keys
+}
+
+thread_local! {
+    /// (user, key) pairs of messages whose delivery is under way and will remember them.
+    static PENDING: RefCell<HashSet<(String, Vec<u8>)>> = RefCell::new(HashSet::new());
+}
+
+/// Keys marked pending while a delivery runs; unmarked when it ends, however it ends (by
+/// then they are in the store, or the delivery failed and the MTA will try again).
+struct Pending {
+    user: String,
+    keys: Vec<(Vec<u8>, i64)>,
+}
+
+impl Pending {
+    fn new(user: &str, keys: Vec<(Vec<u8>, i64)>) -> Pending {
+        PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            for (k, _) in &keys {
+                p.insert((user.to_string(), k.clone()));
+            }
+        });
+        Pending {
+            user: user.to_string(),
+            keys,
+        }
+    }
+
+    fn contains(user: &str, key: &[u8]) -> bool {
+        PENDING.with(|p| p.borrow().contains(&(user.to_string(), key.to_vec())))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            for (k, _) in self.keys.drain(..) {
+                p.remove(&(self.user.clone(), k));
+            }
+        });
+    }
 }
 
 /// The redirect copies to send; refused ones (a loop, no relay) are logged and left out.
@@ -519,13 +573,13 @@ impl Environment for StoreEnv<'_> {
     }
 
     fn duplicate_seen(&mut self, handle: &str, id: &str, _seconds: u64) -> bool {
-        self.mail
-            .remembered(self.user, &key(DUPLICATE_KEY, handle, id), self.now)
+        let k = key(DUPLICATE_KEY, handle, id);
+        self.mail.remembered(self.user, &k, self.now) || Pending::contains(self.user, &k)
     }
 
     fn vacation_responded(&mut self, sender: &str, handle: &str, _period: u64) -> bool {
         let k = key(VACATION_KEY, handle, &sender.to_ascii_lowercase());
-        self.mail.remembered(self.user, &k, self.now)
+        self.mail.remembered(self.user, &k, self.now) || Pending::contains(self.user, &k)
     }
 
     fn include(&mut self, location: IncludeLocation, name: &str) -> Result<Option<Script>, String> {
