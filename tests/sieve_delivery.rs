@@ -144,8 +144,9 @@ fn have_python() -> bool {
 const USERS: &str = "alice:{PLAIN}pw\nbob:{PLAIN}pw\ncarol:{PLAIN}pw\ndave:{PLAIN}pw\n\
                      erin:{PLAIN}pw\nfrank:{PLAIN}pw\ngina:{PLAIN}pw\n";
 
-/// A server with `[sieve] submission` at `relay` and the scripts (user, source) put and
-/// activated in the users' partitions while it was stopped.
+/// A server with `[sieve] submission` at `relay` and the scripts (user, source) put as
+/// "main" and activated in the users' partitions while it was stopped; a `user:name` puts an
+/// inactive script of that name (for `include`).
 fn server_with_scripts(relay: u16, scripts: &[(&str, &str)]) -> Server {
     let extra = format!(
         "\n[storage]\npartitions = {PARTITIONS}\n\
@@ -162,11 +163,14 @@ fn server_with_scripts(relay: u16, scripts: &[(&str, &str)]) -> Server {
         .spawn(move || async move {
             use ringmail::store::{Options, Partition};
             for (user, source) in scripts {
-                let p = ringmail::server::partition::partition_of(&user, PARTITIONS);
+                let (user, name) = user.split_once(':').unwrap_or((&user, "main"));
+                let p = ringmail::server::partition::partition_of(user, PARTITIONS);
                 let dir = ringmail::server::partitions::Partitions::dir(&data, p);
                 let part = Partition::open(&dir, Options::default()).await.unwrap();
-                part.put_script(&user, "main", &source).await.unwrap();
-                part.activate_script(&user, Some("main")).await.unwrap();
+                part.put_script(user, name, &source).await.unwrap();
+                if name == "main" {
+                    part.activate_script(user, Some("main")).await.unwrap();
+                }
                 part.close().await.unwrap();
             }
         })
@@ -318,7 +322,16 @@ fn scripts_file_flag_discard_reject_and_keep_on_error() {
         if duplicate { fileinto :create "Dups"; }"#;
     let server = server_with_scripts(
         sink.port,
-        &[("alice", ALICE), ("carol", carol), ("dave", dave)],
+        &[
+            ("alice", ALICE),
+            ("carol", carol),
+            ("dave", dave),
+            (
+                "frank:rules",
+                r#"require ["fileinto", "mailbox"]; fileinto :create "Included";"#,
+            ),
+            ("frank", r#"require "include"; include :personal "rules";"#),
+        ],
     );
     let a = "alice@example.com";
 
@@ -400,6 +413,25 @@ fn scripts_file_flag_discard_reject_and_keep_on_error() {
     assert_eq!(
         mailbox_contents(&server, "dave"),
         vec!["Dups||same id||", "INBOX||other id||", "INBOX||same id||"]
+    );
+
+    // include (RFC 6609) of the user's other script, twice (the second from the cache).
+    let f = "frank@example.com";
+    deliver(
+        &server,
+        "sender@example.org",
+        &[f],
+        &message(f, "inc 1", ""),
+    );
+    deliver(
+        &server,
+        "sender@example.org",
+        &[f],
+        &message(f, "inc 2", ""),
+    );
+    assert_eq!(
+        mailbox_contents(&server, "frank"),
+        vec!["Included||inc 1||", "Included||inc 2||"]
     );
 
     let alice = mailbox_contents(&server, "alice");

@@ -49,10 +49,17 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
+/// A compiled script (None: none, or it does not compile) and the `script_version` it
+/// was compiled at.
+type Versioned = (u64, Option<Script>);
+
 thread_local! {
     /// user → (script_version, the compiled active script or None when it has none or it
     /// does not compile).
-    static CACHE: RefCell<HashMap<String, (u64, Option<Script>)>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<String, Versioned>> = RefCell::new(HashMap::new());
+    /// (user, name) → (script_version, the compiled script `include` names, None when the
+    /// user has no script of that name).
+    static INCLUDES: RefCell<HashMap<(String, String), Versioned>> = RefCell::new(HashMap::new());
 }
 
 /// The user's active script, compiled, from the cache while its version is unchanged.
@@ -587,13 +594,34 @@ impl Environment for StoreEnv<'_> {
         if location == IncludeLocation::Global {
             return Ok(None);
         }
-        match self.mail.script(self.user, name) {
-            Ok(None) => Ok(None),
-            Ok(Some(source)) => Script::compile(&source, self.limits)
-                .map(Some)
-                .map_err(|e| format!("included script \"{name}\": {e}")),
-            Err(e) => Err(format!("included script \"{name}\": {e}")),
+        // Cached like the active script: compiled once per change of the user's scripts.
+        let version = self.mail.script_version(self.user);
+        let cache_key = (self.user.to_string(), name.to_string());
+        let cached = INCLUDES.with(|c| {
+            c.borrow()
+                .get(&cache_key)
+                .filter(|(v, _)| *v == version)
+                .map(|(_, s)| s.clone())
+        });
+        if let Some(script) = cached {
+            return Ok(script);
         }
+        let script = match self.mail.script(self.user, name) {
+            Ok(None) => None,
+            Ok(Some(source)) => Some(
+                Script::compile(&source, self.limits)
+                    .map_err(|e| format!("included script \"{name}\": {e}"))?,
+            ),
+            Err(e) => return Err(format!("included script \"{name}\": {e}")),
+        };
+        INCLUDES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= MAX_CACHED {
+                c.clear();
+            }
+            c.insert(cache_key, (version, script.clone()));
+        });
+        Ok(script)
     }
 }
 
