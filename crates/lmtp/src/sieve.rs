@@ -25,7 +25,9 @@ use futures_lite::future;
 use tracing::{info, warn};
 
 use ringmail_config::Config;
-use ringmail_sieve::{Action, Environment, IncludeLocation, Input, Limits, Outcome, Script};
+use ringmail_sieve::{Action, Environment, IncludeLocation, Input, Outcome};
+/// The interpreter's types delivery uses, for tools that prepare scripts the same way.
+pub use ringmail_sieve::{Limits, Script};
 use ringmail_smtp_out::{Client, Outgoing};
 use ringmail_store::{flag, special_use, NewMessage, Partition, StoreError};
 
