@@ -182,8 +182,21 @@ fn server_with_scripts(relay: u16, scripts: &[(&str, &str)]) -> Server {
 }
 
 /// Delivers one message with smtplib.LMTP; returns (recipient, code) for each recipient,
-/// in RCPT order (250 for the accepted ones).
+/// in RCPT order.
 fn deliver(server: &Server, sender: &str, rcpts: &[&str], message: &str) -> Vec<(String, u16)> {
+    deliver_with_text(server, sender, rcpts, message)
+        .into_iter()
+        .map(|(r, code, _)| (r, code))
+        .collect()
+}
+
+/// [`deliver`] with the text of each recipient's last reply.
+fn deliver_with_text(
+    server: &Server,
+    sender: &str,
+    rcpts: &[&str],
+    message: &str,
+) -> Vec<(String, u16, String)> {
     // smtplib.LMTP's sendmail reads one reply after DATA; LMTP gives one per recipient
     // (RFC 2033 4.2), so the transaction is driven with smtplib's own lower-level calls.
     let script = r#"
@@ -196,8 +209,8 @@ assert code == 250, code
 accepted = []
 result = {}
 for r in rcpts:
-    code, _ = c.rcpt(r)
-    result[r] = code
+    code, text = c.rcpt(r)
+    result[r] = (code, text)
     if code == 250:
         accepted.append(r)
 if accepted:
@@ -205,10 +218,9 @@ if accepted:
     assert code == 354, code
     c.send(smtplib.quotedata(msg).encode() + b'\r\n.\r\n')
     for r in accepted:
-        code, text = c.getreply()
-        result[r] = code
+        result[r] = c.getreply()
 for r in rcpts:
-    print(r, result[r])
+    print(r, result[r][0], result[r][1].decode())
 c.quit()
 "#;
     let out = std::process::Command::new("python3")
@@ -232,7 +244,7 @@ c.quit()
             let mut parts = l.splitn(3, ' ');
             let r = parts.next().unwrap().to_string();
             let code = parts.next().unwrap().parse().unwrap();
-            (r, code)
+            (r, code, parts.next().unwrap_or("").to_string())
         })
         .collect()
 }
@@ -380,20 +392,15 @@ fn scripts_file_flag_discard_reject_and_keep_on_error() {
     );
 
     // reject: 550 for alice only; bob (no script) and carol (error → keep) get 250.
-    let r = deliver(
+    let r = deliver_with_text(
         &server,
         "sender@example.org",
         &[a, "bob@example.com", "carol@example.com"],
         &message(a, "reject me", ""),
     );
-    assert_eq!(
-        r,
-        vec![
-            (a.to_string(), 550),
-            ("bob@example.com".to_string(), 250),
-            ("carol@example.com".to_string(), 250)
-        ]
-    );
+    let codes: Vec<u16> = r.iter().map(|(_, code, _)| *code).collect();
+    assert_eq!(codes, vec![550, 250, 250], "{r:?}");
+    assert_eq!(r[0].2, "5.7.1 <alice@example.com> I do not want this");
 
     let d = "dave@example.com";
     for _ in 0..2 {
