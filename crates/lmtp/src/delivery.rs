@@ -26,6 +26,10 @@ pub struct Delivery {
     pub body: Arc<Vec<u8>>,
     /// INTERNALDATE (seconds since the epoch).
     pub internal_date: i64,
+    /// MAIL FROM, "" for `<>` (the Sieve envelope).
+    pub sender: String,
+    /// RCPT TO as given, `+detail` included (the Sieve envelope).
+    pub recipient: String,
 }
 
 /// Where a copy was stored.
@@ -35,6 +39,9 @@ pub struct Delivered {
     pub mailbox: String,
     /// Its UID there.
     pub uid: u32,
+    /// Set when the recipient's Sieve script refused the message (reject / ereject): the
+    /// reason for the recipient's 550; nothing was stored.
+    pub rejected: Option<String>,
 }
 
 /// Can `user` take a message of `size` bytes now (quota)?
@@ -108,6 +115,10 @@ async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, 
     let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
     message.extend_from_slice(&delivery.headers);
     message.extend_from_slice(&delivery.body);
+    let limits = crate::sieve::limits(&config);
+    if let Some(script) = crate::sieve::active_script(&mail, &delivery.user, &limits) {
+        return sieve_delivery(&config, &mail, &script, &delivery, &message).await;
+    }
     let meta = ringmail_mime::analyze(&message).to_bytes();
     let new = [NewMessage {
         body: &message,
@@ -132,5 +143,53 @@ fn delivered(mailbox: &str, done: &ringmail_store::AppendResult) -> Delivered {
     Delivered {
         mailbox: mailbox.to_string(),
         uid: done.uids.first().copied().unwrap_or(0),
+        rejected: None,
     }
+}
+
+/// The copy of a user with an active Sieve script: where the script says.
+async fn sieve_delivery(
+    config: &ringmail_config::Config,
+    mail: &ringmail_store::Partition,
+    script: &ringmail_sieve::Script,
+    delivery: &Delivery,
+    message: &[u8],
+) -> Result<Delivered, StoreError> {
+    use crate::sieve::Verdict;
+    // Implicit keep goes where it would without a script: the +detail folder if it exists.
+    let default_mailbox = match &delivery.folder {
+        Some(f) if mail.status(&delivery.user, f.as_str()).is_ok() => f.as_str(),
+        _ => "INBOX",
+    };
+    let m = crate::sieve::Message {
+        user: &delivery.user,
+        sender: &delivery.sender,
+        recipient: &delivery.recipient,
+        default_mailbox,
+        bytes: message,
+        internal_date: delivery.internal_date,
+    };
+    Ok(
+        match crate::sieve::deliver(config, mail, script, &m).await? {
+            Verdict::Stored(copies) => Delivered {
+                mailbox: copies
+                    .iter()
+                    .map(|(m, _)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                uid: copies.first().map_or(0, |c| c.1),
+                rejected: None,
+            },
+            Verdict::NotStored(why) => Delivered {
+                mailbox: format!("no mailbox ({why} by Sieve)"),
+                uid: 0,
+                rejected: None,
+            },
+            Verdict::Rejected(reason) => Delivered {
+                mailbox: String::new(),
+                uid: 0,
+                rejected: Some(reason),
+            },
+        },
+    )
 }

@@ -9,6 +9,7 @@ pub mod command;
 pub mod data;
 pub mod delivery;
 mod session;
+pub mod sieve;
 
 use std::cell::Cell;
 
@@ -31,6 +32,8 @@ pub struct Counters {
     pub aborted: u64,
     /// Copies that failed temporarily (I/O, shutdown).
     pub failed: u64,
+    /// Recipients whose Sieve script refused the message (reject / ereject).
+    pub rejected: u64,
 }
 
 thread_local! {
@@ -52,6 +55,7 @@ enum Tally {
     TooLarge,
     Aborted,
     Failed,
+    Rejected,
 }
 
 impl Tally {
@@ -64,6 +68,7 @@ impl Tally {
             Tally::TooLarge => "too_large",
             Tally::Aborted => "aborted",
             Tally::Failed => "failed",
+            Tally::Rejected => "rejected",
         }
     }
 }
@@ -78,6 +83,7 @@ fn count(exec: &Executor, tally: Tally) {
             Tally::TooLarge => &mut v.too_large,
             Tally::Aborted => &mut v.aborted,
             Tally::Failed => &mut v.failed,
+            Tally::Rejected => &mut v.rejected,
         };
         *field += 1;
         c.set(v);

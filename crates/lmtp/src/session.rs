@@ -13,7 +13,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::command::{self, Command, Recipient};
 use super::data::DotDecoder;
-use super::delivery::{self, Delivery};
+use super::delivery::{self, Delivered, Delivery};
 use super::{count, Tally};
 use ringmail_metrics::Listener;
 use ringmail_runtime::conn::Conn;
@@ -322,12 +322,22 @@ impl Session {
                     headers: trace_headers(&tx.sender, &r.path),
                     body: body.clone(),
                     internal_date: now,
+                    sender: tx.sender.clone(),
+                    recipient: r.path.clone(),
                 };
                 glommio::spawn_local(delivery::deliver(self.exec.clone(), delivery))
             })
             .collect();
         for (r, copy) in tx.recipients.iter().zip(copies) {
             let line = match copy.await {
+                Ok(Delivered {
+                    rejected: Some(reason),
+                    ..
+                }) => {
+                    count(&self.exec, Tally::Rejected);
+                    info!(recipient = %r.path, user = %r.user, "LMTP: rejected by the user's Sieve script");
+                    rejected_reply(&r.path, &reason)
+                }
                 Ok(done) => {
                     count(&self.exec, Tally::Delivered);
                     info!(recipient = %r.path, user = %r.user, mailbox = %done.mailbox, uid = done.uid, size = body.len(), "LMTP: delivered");
@@ -444,6 +454,26 @@ fn failure_reply(path: &str, e: &StoreError) -> String {
     }
 }
 
+/// The reply for a recipient whose Sieve script refused the message (RFC 5429 §2.1.1):
+/// the script's reason on one line, without control characters, cut to a line's length.
+fn rejected_reply(path: &str, reason: &str) -> String {
+    let text: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim().to_string();
+    let mut cut = text.len().min(400);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let reason = if text.is_empty() {
+        "Rejected by the recipient's filter"
+    } else {
+        &text[..cut]
+    };
+    format!("550 5.7.1 <{path}> {reason}")
+}
+
 /// `Return-Path` and `Delivered-To` for one recipient's copy (RFC 5321 4.4; Dovecot's
 /// Delivered-To). Control characters cannot reach here: the command parser refuses them.
 fn trace_headers(sender: &str, recipient: &str) -> Vec<u8> {
@@ -451,7 +481,7 @@ fn trace_headers(sender: &str, recipient: &str) -> Vec<u8> {
 }
 
 /// The name in the greeting and the LHLO reply.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into a buffer we own.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
