@@ -215,11 +215,16 @@ fn ldap_bind_over_ldaps_with_master_users_and_lmtp() {
         "no master login in the log:\n{}",
         tail(&log, 30)
     );
-    // Without [oauth], no token mechanisms are offered.
+    // Without [oauth], no token mechanisms are offered or taken.
     let mut client = server.connect();
     let caps = capabilities(&client.command("c", "CAPABILITY"));
     assert!(caps.contains(&"AUTH=PLAIN".to_string()), "{caps:?}");
     assert!(!caps.iter().any(|c| c.contains("OAUTH")), "{caps:?}");
+    let lines = client.command("x", "AUTHENTICATE XOAUTH2");
+    assert!(
+        lines.last().unwrap().starts_with("x NO [CANNOT]"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -275,7 +280,8 @@ fn directory_down_answers_unavailable_while_others_go_on() {
         secrets.path(),
         &slapd,
     );
-    let server = Server::start(2, "", &config, USERS);
+    // One executor: the stalled directory login and the others share its blocking pool.
+    let server = Server::start(1, "", &config, USERS);
 
     // Sessions logged in before the directory stops.
     let mut alice = server.connect();
@@ -453,13 +459,20 @@ fn oauth_bearer_tokens_by_xoauth2_and_oauthbearer() {
     let lines = client.command("o2", "SELECT INBOX");
     assert!(lines.last().unwrap().starts_with("o2 OK"), "{lines:?}");
 
-    // Expired and wrong audience: the RFC 7628 error challenge, the client's ^A, then NO.
+    // Expired, wrong audience, a signature that does not match: the RFC 7628 error
+    // challenge, the client's ^A, then NO.
+    let good = token(&rsa, "olga@example.org", AUDIENCE, hour);
+    // One character in the middle of the signature (each carries six signature bits).
+    let at = good.len() - 20;
+    let flipped = if &good[at..at + 1] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &good[..at], &good[at + 1..]);
     for (tag, bad) in [
         ("e1", token(&ec, "olga@example.org", AUDIENCE, now() - 3600)),
         (
             "e2",
             token(&rsa, "olga@example.org", "other.example.org", hour),
         ),
+        ("e3", tampered),
     ] {
         let mut client = server.connect();
         client.send(&format!(
