@@ -309,7 +309,14 @@ pub fn serve(
         config.oauth_section(),
         |p| Config::resolve(&data_dir, p),
     )
-    .map_err(|e| ServeError::Auth(e.to_string()))?;
+    .map_err(|e| {
+        let names: Vec<&str> = config.auth.backends.iter().map(|b| b.name()).collect();
+        ServeError::Auth(format!(
+            "cannot start the auth backends ({}): {e} (check the files [auth], [ldap] and \
+             [oauth] name; relative paths are under the data dir)",
+            names.join(", ")
+        ))
+    })?;
     let blocking_threads = blocking_threads(&config);
 
     let executors = match config.server.executors {
