@@ -754,7 +754,8 @@ master_separator = "*"
 
 [ldap]
 # The directory (RFC 4511), used when [auth] backends lists "ldap": ldap://host[:port] or
-# ldaps://host[:port] (TLS from the first byte).
+# ldaps://host[:port] (TLS from the first byte). Keys unset by default, explained below:
+# ca_file, bind_dn, bind_password_file. docs/auth.md has examples.
 uri = "ldap://127.0.0.1"
 # Upgrade an ldap:// connection with StartTLS before anything is sent. The directory's
 # certificate is checked against ca_file = "ldap-ca.pem" when set, else the system's CAs.
@@ -782,7 +783,9 @@ attributes = {}
 [oauth]
 # OAuth 2.0 bearer tokens (OAUTHBEARER, XOAUTH2), used when [auth] backends lists "oauth";
 # AUTH=OAUTHBEARER AUTH=XOAUTH2 are advertised only then. Tokens' iss must equal issuer and
-# their aud contain audience (both required with "oauth").
+# their aud contain audience (both required with "oauth"). Keys unset by default, explained
+# below: jwks_file, jwks_url, introspection_url, introspection_client_id,
+# introspection_secret_file, scope. docs/auth.md has examples.
 issuer = ""
 audience = ""
 # The issuer's keys: jwks_file = "jwks.json" (read at start) or jwks_url = "https://..."
