@@ -171,10 +171,17 @@ pub fn run(data: Option<&Path>, config: Option<&Path>) -> Report {
                 report.checks.push(check_port(addr, key, server));
             }
             report.checks.extend(check_tls(&layout.data_dir, config));
-            report.checks.push(check_users(&Config::resolve(
-                &layout.data_dir,
-                &config.auth.users_file,
-            )));
+            if config
+                .auth
+                .backends
+                .contains(&crate::config::BackendKind::PasswdFile)
+            {
+                report.checks.push(check_users(&Config::resolve(
+                    &layout.data_dir,
+                    &config.auth.users_file,
+                )));
+            }
+            report.checks.extend(check_auth(&layout.data_dir, config));
             report.checks.push(check_data_dir(&layout.data_dir));
         }
         None => report.checks.push(Check {
@@ -481,6 +488,113 @@ fn describe_certificate(path: &Path) -> Result<CertificateInfo, String> {
     })
 }
 
+/// What can be checked of `[ldap]` and `[oauth]` without asking the directory or the issuer:
+/// the uri's host and port, and that the files they name are there and readable.
+fn check_auth(data_dir: &Path, config: &Config) -> Vec<Check> {
+    let resolve = |p: &Path| Config::resolve(data_dir, p);
+    let mut checks = Vec::new();
+    if let Some(ldap) = config.ldap_section() {
+        match ldap_host_port(&ldap.uri) {
+            Ok((host, port)) => checks.push(Check::pass(
+                "ldap",
+                format!("uri {} names {host} port {port}", ldap.uri),
+            )),
+            Err(e) => checks.push(Check::fail(
+                "ldap",
+                format!("uri {:?}: {e}", ldap.uri),
+                "give [ldap] uri as ldap://host[:port] or ldaps://host[:port]",
+            )),
+        }
+        // Reads the bind password and CA files; connects to nothing.
+        match crate::auth::LdapBackend::new(ldap, resolve) {
+            Ok(_) => checks.push(Check::pass(
+                "ldap",
+                match &ldap.bind_password_file {
+                    Some(f) => format!("bind password file {} is readable", resolve(f).display()),
+                    None => "searches bind anonymously (no bind_dn)".into(),
+                },
+            )),
+            Err(e) => checks.push(Check::fail(
+                "ldap",
+                e.to_string(),
+                "check [ldap] bind_password_file and ca_file (relative paths are under the \
+                 data dir)",
+            )),
+        }
+    }
+    if let Some(oauth) = config.oauth_section() {
+        if let Some(file) = &oauth.jwks_file {
+            match crate::auth::oauth::jwks::Keys::from_file(&resolve(file)) {
+                Ok(keys) => checks.push(Check::pass(
+                    "oauth",
+                    format!(
+                        "jwks_file {} has {} usable keys",
+                        keys.describe(),
+                        keys.current().0.len()
+                    ),
+                )),
+                Err(e) => checks.push(Check::fail(
+                    "oauth",
+                    format!("[oauth] jwks_file: {e}"),
+                    "export the issuer's key set (JWKS, RFC 7517) to that file, or use jwks_url",
+                )),
+            }
+        }
+        if let Some(file) = &oauth.introspection_secret_file {
+            let path = resolve(file);
+            match std::fs::read(&path) {
+                Ok(_) => checks.push(Check::pass(
+                    "oauth",
+                    format!("introspection secret {} is readable", path.display()),
+                )),
+                Err(e) => checks.push(Check::fail(
+                    "oauth",
+                    format!("[oauth] introspection_secret_file {}: {e}", path.display()),
+                    "put the client secret in that file, readable by the server's user",
+                )),
+            }
+        }
+    }
+    checks
+}
+
+/// The host and port of an `ldap://` or `ldaps://` uri (389 and 636 by default).
+fn ldap_host_port(uri: &str) -> Result<(String, u16), String> {
+    let lower = uri.to_ascii_lowercase();
+    let (rest, default_port) = if let Some(rest) = lower.strip_prefix("ldaps://") {
+        (rest, 636)
+    } else if let Some(rest) = lower.strip_prefix("ldap://") {
+        (rest, 389)
+    } else {
+        return Err("not ldap:// or ldaps://".into());
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        // [IPv6]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, port)) => (host, Some(port.strip_prefix(':').unwrap_or(port))),
+            None => return Err("unclosed '[' in the host".into()),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("port {p:?} is not a port number"))?,
+        None => default_port,
+    };
+    Ok((host.to_string(), port))
+}
+
 fn check_users(path: &Path) -> Check {
     match crate::auth::UsersFile::load(path) {
         Ok(users) if users.is_empty() => Check::warn(
@@ -729,6 +843,25 @@ fn config_file(data: Option<&Path>, config: Option<&Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldap_uris() {
+        let ok = |uri: &str| ldap_host_port(uri).unwrap();
+        assert_eq!(
+            ok("ldap://dir.example.org"),
+            ("dir.example.org".into(), 389)
+        );
+        assert_eq!(
+            ok("ldaps://dir.example.org"),
+            ("dir.example.org".into(), 636)
+        );
+        assert_eq!(ok("ldap://127.0.0.1:3389/"), ("127.0.0.1".into(), 3389));
+        assert_eq!(ok("ldaps://[::1]:6636"), ("::1".into(), 6636));
+        assert!(ldap_host_port("ldap://:389").is_err());
+        assert!(ldap_host_port("ldap://dir:port").is_err());
+        assert!(ldap_host_port("ldap://dir:0").is_err());
+        assert!(ldap_host_port("http://dir").is_err());
+    }
 
     #[test]
     fn kernel_release_numbers() {

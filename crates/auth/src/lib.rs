@@ -385,6 +385,15 @@ impl Authenticator {
         self.passwd.as_ref()?.canonical_user(name)
     }
 
+    /// Whether a backend besides the passwd-file can find users by name (a directory): then
+    /// a name [`Authenticator::canonical_user`] does not know may still be a user, and only
+    /// [`Authenticator::lookup`] (blocking) can tell.
+    pub fn has_directory(&self) -> bool {
+        self.backends
+            .iter()
+            .any(|b| b.name() == BackendKind::Ldap.name())
+    }
+
     /// Number of users in the passwd-file.
     pub fn user_count(&self) -> usize {
         self.passwd.as_ref().map_or(0, |p| p.user_count())

@@ -28,8 +28,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// TLS certificate and key.
     pub tls: TlsConfig,
-    /// Users file and the auth cache.
+    /// Where users come from (the backends in order), the auth cache, master users.
     pub auth: AuthConfig,
+    /// The LDAP directory; used when `[auth] backends` lists "ldap".
+    pub ldap: LdapConfig,
+    /// OAuth 2.0 bearer tokens; used when `[auth] backends` lists "oauth".
+    pub oauth: OauthConfig,
     /// PROXY protocol (HAProxy) trust.
     pub proxy: ProxyConfig,
     /// The mail store.
@@ -330,17 +334,11 @@ pub struct TlsConfig {
     pub min_version: String,
 }
 
-/// `[auth]`
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Dovecot-format passwd-file.
-    pub users_file: PathBuf,
-    /// Seconds a verified credential stays in the auth cache (0 disables the cache).
-    pub cache_ttl_secs: u64,
-    /// Most entries in the auth cache.
-    pub cache_size: usize,
-}
+// `[auth]`, `[ldap]` and `[oauth]` are the auth crate's own structs (it validates them too), so
+// the server and the auth crate cannot disagree about a key.
+pub use ringmail_auth::config::{
+    AuthConfig, BackendKind, LdapAttributes, LdapConfig, LdapVerify, OauthConfig,
+};
 
 /// `[proxy]`
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -428,16 +426,6 @@ impl Default for TlsConfig {
             cert: "tls/cert.pem".into(),
             key: "tls/key.pem".into(),
             min_version: "1.2".into(),
-        }
-    }
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            users_file: "users".into(),
-            cache_ttl_secs: 300,
-            cache_size: 100_000,
         }
     }
 }
@@ -584,7 +572,45 @@ impl Config {
                         max_connections must be at least 1"
                 .into());
         }
-        Ok(())
+        self.validate_auth()
+    }
+
+    /// `[auth]`, `[ldap]` and `[oauth]` together. The sections always exist here (with their
+    /// defaults, so the default file can document them); one that differs from its defaults
+    /// while `backends` does not list it is a mistake worth stopping for.
+    fn validate_auth(&self) -> Result<(), String> {
+        if self.ldap_section().is_none() && self.ldap != LdapConfig::default() {
+            return Err(
+                "there are [ldap] settings but [auth] backends does not list \"ldap\": \
+                        add it (e.g. backends = [\"passwd-file\", \"ldap\"]) or remove them"
+                    .into(),
+            );
+        }
+        if self.oauth_section().is_none() && self.oauth != OauthConfig::default() {
+            return Err(
+                "there are [oauth] settings but [auth] backends does not list \"oauth\": \
+                        add it (e.g. backends = [\"passwd-file\", \"oauth\"]) or remove them"
+                    .into(),
+            );
+        }
+        ringmail_auth::config::validate(&self.auth, self.ldap_section(), self.oauth_section())
+            .map_err(|e| e.0)
+    }
+
+    /// `[ldap]` when `[auth] backends` lists "ldap" (what the authenticator is built from).
+    pub fn ldap_section(&self) -> Option<&LdapConfig> {
+        self.auth
+            .backends
+            .contains(&BackendKind::Ldap)
+            .then_some(&self.ldap)
+    }
+
+    /// `[oauth]` when `[auth] backends` lists "oauth".
+    pub fn oauth_section(&self) -> Option<&OauthConfig> {
+        self.auth
+            .backends
+            .contains(&BackendKind::Oauth)
+            .then_some(&self.oauth)
     }
 
     /// `path` made absolute under `data_dir` when relative.
@@ -708,11 +734,74 @@ key = "tls/key.pem"
 min_version = "1.2"
 
 [auth]
+# Where users come from, asked in this order: "passwd-file" (users_file), "ldap" ([ldap]),
+# "oauth" ([oauth]: OAUTHBEARER and XOAUTH2 bearer tokens). The first backend that knows a
+# user decides; one that is down is passed over, and if no later one knows the user the
+# login answers NO [UNAVAILABLE]. Every node of a cluster should list the same. docs/auth.md.
+backends = ["passwd-file"]
 # Dovecot-format passwd-file: name:{ARGON2ID}$argon2id$...
 users_file = "users"
-# Seconds a verified login is cached as a keyed hash (never the password); 0 = off.
+# Seconds a verified login is cached as a keyed hash (never the password), for every
+# backend: a password changed or a user disabled in the directory takes effect after it;
+# 0 = off.
 cache_ttl_secs = 300
 cache_size = 100000
+# Users who may log in as any other user: "LOGIN alice*support <support's password>", or
+# AUTHENTICATE PLAIN with alice as authorization identity. Logged as such.
+masters = []
+# What separates the user from the master in a LOGIN name (only when masters is not empty).
+master_separator = "*"
+
+[ldap]
+# The directory (RFC 4511), used when [auth] backends lists "ldap": ldap://host[:port] or
+# ldaps://host[:port] (TLS from the first byte). Keys unset by default, explained below:
+# ca_file, bind_dn, bind_password_file. docs/auth.md has examples.
+uri = "ldap://127.0.0.1"
+# Upgrade an ldap:// connection with StartTLS before anything is sent. The directory's
+# certificate is checked against ca_file = "ldap-ca.pem" when set, else the system's CAs.
+starttls = false
+# The search base, e.g. "ou=people,dc=example,dc=org" (required with "ldap").
+base = ""
+# The search filter: %u is the login name (lowercased), %n its part before '@', %d its part
+# after; values are escaped (RFC 4515). The search binds as bind_dn = "cn=imap,dc=example,dc=org"
+# with the password in bind_password_file = "ldap.secret" (one line), or is anonymous when
+# neither is set.
+user_filter = "(&(objectClass=inetOrgPerson)(uid=%u))"
+# "bind": bind as the user's DN with the password (the directory checks it). "compare": read
+# userPassword ({SSHA}, {CRYPT}, {ARGON2}, ...) and check it here; needs bind_dn.
+verify = "bind"
+# The longest a login waits for the directory, all steps together (ms); past it the login
+# answers NO [UNAVAILABLE].
+timeout_ms = 5000
+# Connections kept to the directory; logins beyond this many at once wait for one.
+pool_size = 8
+# Attributes of the user's entry, each optional, e.g.
+# { name = "mail", quota = "mailQuota", enabled = "mailEnabled" }: the canonical user name,
+# the quota (bytes or 500M / 1G) and an LDAP Boolean; enabled = FALSE refuses the login.
+attributes = {}
+
+[oauth]
+# OAuth 2.0 bearer tokens (OAUTHBEARER, XOAUTH2), used when [auth] backends lists "oauth";
+# AUTH=OAUTHBEARER AUTH=XOAUTH2 are advertised only then. Tokens' iss must equal issuer and
+# their aud contain audience (both required with "oauth"). Keys unset by default, explained
+# below: jwks_file, jwks_url, introspection_url, introspection_client_id,
+# introspection_secret_file, scope. docs/auth.md has examples.
+issuer = ""
+audience = ""
+# The issuer's keys: jwks_file = "jwks.json" (read at start) or jwks_url = "https://..."
+# (fetched at start, every jwks_refresh_secs, and when a token names an unknown key id, at
+# most once per jwks_min_refresh_secs). Opaque tokens: introspection_url = "https://..."
+# (RFC 7662), with introspection_client_id and introspection_secret_file.
+jwks_refresh_secs = 3600
+jwks_min_refresh_secs = 10
+# The claim naming the user; strip_domain = true keeps only its part before the last '@'.
+user_claim = "email"
+strip_domain = false
+# Seconds of clock skew allowed on exp and nbf.
+leeway_secs = 30
+# Longest wait for the JWKS URL or the introspection endpoint (ms). The scope sent in the
+# RFC 7628 error challenge is scope = "..." (unset: none).
+timeout_ms = 5000
 
 [proxy]
 # Load balancers allowed to send a PROXY v1/v2 header, e.g. ["10.0.0.0/24"].
@@ -830,6 +919,39 @@ mod tests {
         assert!(err.contains("max_connections_per_ip"), "{err}");
         assert!(err.contains("max_preauth_per_ip"), "{err}");
         assert!(err.contains("max_sessions_per_user_ip"), "{err}");
+    }
+
+    #[test]
+    fn auth_sections_are_validated_with_the_backends() {
+        let err = |text: &str| {
+            Config::parse(text, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[ldap]\nbase = \"dc=example,dc=org\"\n");
+        assert!(e.contains("backends does not list \"ldap\""), "{e}");
+        let e = err("[oauth]\nissuer = \"https://id\"\n");
+        assert!(e.contains("backends does not list \"oauth\""), "{e}");
+        let e = err("[auth]\nbackends = [\"passwd-file\", \"ldap\"]\n");
+        assert!(e.contains("[ldap] base is empty"), "{e}");
+        let e = err("[auth]\nbackends = [\"oauth\"]\n[oauth]\nissuer = \"i\"\naudience = \"a\"\n");
+        assert!(e.contains("jwks_file or jwks_url"), "{e}");
+        let e = err("[auth]\nbackends = [\"sql\"]\n");
+        assert!(e.contains("sql"), "{e}");
+        let ok = Config::parse(
+            "[auth]\nbackends = [\"passwd-file\", \"ldap\", \"oauth\"]\nmasters = [\"support\"]\n\
+             [ldap]\nuri = \"ldaps://ldap.example.org\"\nbase = \"ou=people,dc=example,dc=org\"\n\
+             attributes = { name = \"mail\" }\n\
+             [oauth]\nissuer = \"https://id\"\naudience = \"imap\"\njwks_file = \"jwks.json\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.ldap_section().map(|l| l.attributes.name.as_deref()),
+            Some(Some("mail"))
+        );
+        assert!(ok.oauth_section().is_some());
+        assert!(Config::default().ldap_section().is_none());
     }
 
     #[test]

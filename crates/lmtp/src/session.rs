@@ -15,6 +15,7 @@ use super::command::{self, Command, Recipient};
 use super::data::DotDecoder;
 use super::delivery::{self, Delivered, Delivery};
 use super::{count, Tally};
+use ringmail_auth::Lookup;
 use ringmail_metrics::Listener;
 use ringmail_runtime::conn::Conn;
 use ringmail_runtime::runtime::Executor;
@@ -234,15 +235,30 @@ impl Session {
         }
         let size = tx.size.unwrap_or(0);
         let rcpt = Recipient::parse(&path, &config.lmtp.recipient_delimiter);
-        let auth = &self.exec.auth;
-        let Some(user) = auth
-            .canonical_user(&rcpt.address)
-            .or_else(|| auth.canonical_user(&rcpt.local))
-        else {
-            count(&self.exec, Tally::UnknownUser);
-            info!(recipient = %path, "LMTP: unknown user");
-            self.reply(&format!("550 5.1.1 <{path}> User unknown"));
-            return;
+        let user = match find_user(&self.exec, &rcpt).await {
+            Found::User(user) => user,
+            Found::Unknown => {
+                count(&self.exec, Tally::UnknownUser);
+                info!(recipient = %path, "LMTP: unknown user");
+                self.reply(&format!("550 5.1.1 <{path}> User unknown"));
+                return;
+            }
+            Found::Disabled => {
+                count(&self.exec, Tally::UnknownUser);
+                info!(recipient = %path, "LMTP: the user is disabled in the directory");
+                self.reply(&format!("550 5.2.1 <{path}> Mailbox disabled"));
+                return;
+            }
+            Found::Unavailable(why) => {
+                // The user may well exist: the MTA must keep the message and retry, never
+                // bounce it.
+                count(&self.exec, Tally::Failed);
+                warn!(recipient = %path, "LMTP: the user directory cannot answer: {why}");
+                self.reply(&format!(
+                    "451 4.4.3 <{path}> Temporary user lookup failure, try again later"
+                ));
+                return;
+            }
         };
         match delivery::check_quota(&self.exec, &user, size).await {
             Ok(()) => {}
@@ -445,6 +461,44 @@ impl Session {
 }
 
 /// The reply for a copy that could not be stored.
+/// Whether a recipient is a user, by the full address or its local part.
+enum Found {
+    User(String),
+    Unknown,
+    Disabled,
+    Unavailable(String),
+}
+
+/// Finds the recipient in the users file (in memory) and then, when a directory is
+/// configured, in the backends in order (a directory search: on the blocking pool, never on
+/// the executor), so users who exist only in the directory receive mail.
+async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
+    let auth = &exec.auth;
+    if let Some(user) = auth
+        .canonical_user(&rcpt.address)
+        .or_else(|| auth.canonical_user(&rcpt.local))
+    {
+        return Found::User(user);
+    }
+    if !auth.has_directory() {
+        return Found::Unknown;
+    }
+    let auth = auth.clone();
+    let (address, local) = (rcpt.address.clone(), rcpt.local.clone());
+    let lookup = glommio::executor()
+        .spawn_blocking(move || match auth.lookup(&address).0 {
+            Lookup::Unknown if local != address => auth.lookup(&local).0,
+            found => found,
+        })
+        .await;
+    match lookup {
+        Lookup::Found(info) => Found::User(info.name),
+        Lookup::Unknown => Found::Unknown,
+        Lookup::Disabled => Found::Disabled,
+        Lookup::Unavailable(why) => Found::Unavailable(why),
+    }
+}
+
 fn failure_reply(path: &str, e: &StoreError) -> String {
     match e {
         StoreError::OverQuota => format!("552 5.2.2 <{path}> Mailbox is full"),

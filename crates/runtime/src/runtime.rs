@@ -20,7 +20,7 @@ use futures_lite::AsyncReadExt;
 use glommio::channels::channel_mesh::{MeshBuilder, Senders};
 use glommio::net::{TcpListener, UnixStream};
 use glommio::sync::{Gate, Semaphore};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use tracing::{debug, error, info, warn};
 
 use crate::admission::{PreauthCounts, UserSessions};
@@ -257,6 +257,27 @@ impl Drop for ConnSlot {
     }
 }
 
+/// Threads of each executor's blocking pool (where logins run: `spawn_blocking`). One is
+/// enough when every backend answers from memory and a hash. A directory or a token issuer
+/// can keep a login waiting up to its timeout; with one thread every other login on that
+/// core (passwd-file users too) would queue behind it, so a few more are started, which
+/// take turns from one queue.
+fn blocking_threads(config: &Config) -> usize {
+    let network = config.ldap_section().is_some()
+        || config
+            .oauth_section()
+            .is_some_and(|o| o.jwks_url.is_some() || o.introspection_url.is_some());
+    if network {
+        NETWORK_BLOCKING_THREADS
+    } else {
+        1
+    }
+}
+
+/// Blocking threads per executor when a backend waits on the network: a login stuck on a
+/// slow directory leaves the others free for passwd-file logins and cache hits.
+const NETWORK_BLOCKING_THREADS: usize = 4;
+
 /// Runs `services` until SIGTERM or SIGINT. Returns after every executor has stopped.
 pub fn serve(
     config: Config,
@@ -280,15 +301,23 @@ pub fn serve(
         &Config::resolve(&data_dir, &config.tls.key),
         &config.tls.min_version,
     )?;
-    let auth = Authenticator::new(
-        Config::resolve(&data_dir, &config.auth.users_file),
-        ringmail_auth::AuthOptions {
-            cache_ttl: Duration::from_secs(config.auth.cache_ttl_secs),
-            cache_max_entries: config.auth.cache_size,
-            ..Default::default()
-        },
+    // The backends in [auth] backends order (reads the users file, the bind password, a
+    // JWKS file; fetches a JWKS URL). Changing the backends takes a restart.
+    let auth = Authenticator::from_config(
+        &config.auth,
+        config.ldap_section(),
+        config.oauth_section(),
+        |p| Config::resolve(&data_dir, p),
     )
-    .map_err(|e| ServeError::Auth(e.to_string()))?;
+    .map_err(|e| {
+        let names: Vec<&str> = config.auth.backends.iter().map(|b| b.name()).collect();
+        ServeError::Auth(format!(
+            "cannot start the auth backends ({}): {e} (check the files [auth], [ldap] and \
+             [oauth] name; relative paths are under the data dir)",
+            names.join(", ")
+        ))
+    })?;
+    let blocking_threads = blocking_threads(&config);
 
     let executors = match config.server.executors {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -326,6 +355,7 @@ pub fn serve(
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringmail-{index}"))
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(blocking_threads))
             .spawn(move || executor_main(index, shared, mesh, theirs))
             .map_err(|e| ServeError::Executor {
                 index,
@@ -609,6 +639,14 @@ impl Executor {
                 }
                 if new.metrics.listen != old.metrics.listen {
                     warn!("[metrics] listen changed: it takes effect at the next restart");
+                }
+                if self.id == 0
+                    && (new.auth != old.auth || new.ldap != old.ldap || new.oauth != old.oauth)
+                {
+                    warn!(
+                        "[auth], [ldap] or [oauth] changed: they take effect at the next restart \
+                         (SIGHUP re-reads only the users file)"
+                    );
                 }
                 let log_level = new.server.log_level.clone();
                 *self.config.borrow_mut() = Arc::new(new);

@@ -14,7 +14,11 @@ pub fn write_list(session: &Session, out: &mut Vec<u8>) {
                 out.extend_from_slice(b" STARTTLS");
             }
             if session.plaintext_auth_allowed() {
-                out.extend_from_slice(b" AUTH=PLAIN AUTH=LOGIN");
+                // OAUTHBEARER and XOAUTH2 only when a backend takes bearer tokens.
+                for mechanism in session.exec.auth.sasl_mechanisms() {
+                    out.extend_from_slice(b" AUTH=");
+                    out.extend_from_slice(mechanism.as_bytes());
+                }
             } else {
                 out.extend_from_slice(b" LOGINDISABLED");
             }

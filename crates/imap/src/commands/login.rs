@@ -1,13 +1,14 @@
 //! LOGIN and the credential check shared with AUTHENTICATE.
 //!
-//! Password hashing (argon2) costs milliseconds of CPU, so it runs on the executor's blocking
-//! thread and the core keeps serving other sessions. A failure is answered only after a delay
-//! that grows per client address, and too many failures close the connection.
+//! The backends (passwd-file, LDAP, OAuth) may hash (argon2 costs milliseconds of CPU) or wait
+//! on the network, so the check runs on the executor's blocking pool and the core keeps
+//! serving other sessions. A failure is answered only after a delay that grows per client
+//! address, and too many failures close the connection, whichever backend answered.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::session::{Action, Session};
-use ringmail_auth::AuthResult;
+use ringmail_auth::{Credential, Login, LoginError};
 
 /// `LOGIN user password`
 pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8]) -> Action {
@@ -36,25 +37,24 @@ pub fn authenticate_start(
     initial: Option<Vec<u8>>,
 ) -> Action {
     let mechanism = mechanism.to_ascii_uppercase();
-    if mechanism != "PLAIN" && mechanism != "LOGIN" {
+    let offered = session.exec.auth.sasl_mechanisms();
+    let Some(&label) = offered.iter().find(|m| **m == mechanism) else {
         session.tagged(
             tag,
             "NO",
-            "[CANNOT] Unsupported mechanism: use PLAIN or LOGIN",
+            &format!(
+                "[CANNOT] Unsupported mechanism: use {}",
+                offered.join(" or ")
+            ),
         );
         return Action::Continue;
-    }
+    };
     if !session.plaintext_auth_allowed() {
         session.tagged(
             tag,
             "NO",
             "[PRIVACYREQUIRED] Plaintext authentication needs TLS: use STARTTLS or port 993",
         );
-        let label = if mechanism == "PLAIN" {
-            "PLAIN"
-        } else {
-            "LOGIN"
-        };
         session
             .exec
             .metrics
@@ -78,6 +78,64 @@ pub fn logged_in_reply(session: &mut Session, tag: &str) {
     session.tagged(tag, "OK", &String::from_utf8_lossy(&text));
 }
 
+/// A credential as the session holds it while the backends check it off the executor.
+pub enum Attempt {
+    /// LOGIN, AUTHENTICATE PLAIN or LOGIN. `user` may be `target*master`; `authzid` is
+    /// PLAIN's authorization identity (a master logging in as that user).
+    Password {
+        /// The authentication identity as sent.
+        user: String,
+        /// PLAIN's authorization identity, when it names someone else.
+        authzid: Option<String>,
+        /// The password bytes.
+        password: Vec<u8>,
+    },
+    /// OAUTHBEARER or XOAUTH2.
+    Bearer {
+        /// The token.
+        token: String,
+        /// The user the client says the token is for.
+        user: Option<String>,
+    },
+}
+
+impl Attempt {
+    /// The name to log for a failed attempt (never the password or token).
+    pub fn shown_user(&self) -> &str {
+        match self {
+            Attempt::Password { user, .. } => user,
+            Attempt::Bearer { user, .. } => user.as_deref().unwrap_or("(token)"),
+        }
+    }
+}
+
+/// Checks a credential through the configured backends (passwd-file, LDAP, OAuth) on the
+/// executor's blocking pool: a hash, a directory search or a key-set fetch never holds up
+/// the core. Every backend bounds its own waits.
+pub async fn check(session: &Session, attempt: Attempt) -> Result<Login, LoginError> {
+    let auth = session.exec.auth.clone();
+    glommio::executor()
+        .spawn_blocking(move || {
+            let credential = match &attempt {
+                Attempt::Password {
+                    user,
+                    authzid,
+                    password,
+                } => Credential::Password {
+                    user,
+                    authzid: authzid.as_deref(),
+                    password,
+                },
+                Attempt::Bearer { token, user } => Credential::Bearer {
+                    token,
+                    user: user.as_deref(),
+                },
+            };
+            auth.login(&credential)
+        })
+        .await
+}
+
 /// Checks credentials. On success the session loop takes over ([`Action::LoggedIn`]) and the
 /// tagged OK is written once the session is admitted; a failure is answered here.
 pub async fn verify(
@@ -87,61 +145,107 @@ pub async fn verify(
     password: &[u8],
     mechanism: &'static str,
 ) -> Action {
-    let outcome = match std::str::from_utf8(user) {
-        Ok(name) => {
-            let auth = session.exec.auth.clone();
-            let name = name.to_string();
-            let password = password.to_vec();
-            glommio::executor()
-                .spawn_blocking(move || auth.verify(&name, &password))
-                .await
-        }
-        Err(_) => AuthResult::UnknownUser,
+    let Ok(user) = std::str::from_utf8(user) else {
+        let shown = String::from_utf8_lossy(user).into_owned();
+        return finish(
+            session,
+            tag,
+            Err(LoginError::UnknownUser),
+            mechanism,
+            &shown,
+        )
+        .await;
     };
-    let shown_user = String::from_utf8_lossy(user);
-    match outcome {
-        AuthResult::Ok { user, cache_hit } => {
+    let attempt = Attempt::Password {
+        user: user.to_string(),
+        authzid: None,
+        password: password.to_vec(),
+    };
+    let outcome = check(session, attempt).await;
+    finish(session, tag, outcome, mechanism, user).await
+}
+
+/// Answers a checked login: logged in, or the tagged NO with the RFC 5530 code the failure
+/// calls for. Failures the client is to blame for (not a directory that is down) count for
+/// the per-address delay and the per-connection limit, whichever backend answered.
+pub async fn finish(
+    session: &mut Session,
+    tag: &str,
+    outcome: Result<Login, LoginError>,
+    mechanism: &'static str,
+    shown_user: &str,
+) -> Action {
+    let error = match outcome {
+        Ok(login) => {
             session
                 .exec
                 .metrics
                 .borrow_mut()
-                .login(mechanism, "ok", cache_hit);
-            info!(user = %user, client = %session.conn.peer, mechanism, result = "ok", "login");
-            Action::LoggedIn {
-                user,
+                .login(mechanism, "ok", login.cache_hit);
+            let client = session.conn.peer;
+            match &login.master {
+                Some(master) => info!(
+                    user = %login.user, master = %master, backend = login.backend,
+                    client = %client, mechanism, result = "ok", "master user login"
+                ),
+                None => info!(
+                    user = %login.user, backend = login.backend, client = %client, mechanism,
+                    result = "ok", "login"
+                ),
+            }
+            return Action::LoggedIn {
+                user: login.user,
                 tag: tag.to_string(),
-            }
-        }
-        failed => {
-            session.login_failures += 1;
-            let delay = session.failure_delay();
-            let (reason, label) = match failed {
-                AuthResult::UnknownUser => ("unknown user", "unknown_user"),
-                _ => ("wrong password", "wrong_password"),
             };
-            session
-                .exec
-                .metrics
-                .borrow_mut()
-                .login(mechanism, label, false);
-            info!(
-                user = %shown_user,
-                client = %session.conn.peer,
-                mechanism,
-                result = "failed",
-                reason,
-                delay_ms = delay.as_millis() as u64,
-                "login"
-            );
-            glommio::timer::sleep(delay).await;
-            let max = session.exec.config().imap.max_login_failures;
-            session.tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
-            if session.login_failures >= max {
-                session.meter.end("too many login failures");
-                session.untagged("BYE Too many authentication failures");
-                return Action::Close;
-            }
-            Action::Continue
         }
+        Err(error) => error,
+    };
+    session
+        .exec
+        .metrics
+        .borrow_mut()
+        .login(mechanism, error.label(), false);
+    let detail = match &error {
+        LoginError::InvalidToken(why) | LoginError::Unavailable(why) => why.as_str(),
+        _ => "",
+    };
+    if !error.counts_as_failure() {
+        // Nobody's guess: no delay, not counted; the client may retry at once.
+        warn!(
+            user = %shown_user, client = %session.conn.peer, mechanism, result = "failed",
+            reason = error.label(), detail, "login"
+        );
+        session.tagged(
+            tag,
+            "NO",
+            "[UNAVAILABLE] The user directory cannot answer now; try again later",
+        );
+        return Action::Continue;
     }
+    session.login_failures += 1;
+    let delay = session.failure_delay();
+    info!(
+        user = %shown_user,
+        client = %session.conn.peer,
+        mechanism,
+        result = "failed",
+        reason = error.label(),
+        detail,
+        delay_ms = delay.as_millis() as u64,
+        "login"
+    );
+    glommio::timer::sleep(delay).await;
+    let max = session.exec.config().imap.max_login_failures;
+    let text = match error {
+        LoginError::Disabled => "[CONTACTADMIN] Account disabled",
+        LoginError::NotAuthorized => "[AUTHORIZATIONFAILED] Not allowed to log in as that user",
+        _ => "[AUTHENTICATIONFAILED] Authentication failed",
+    };
+    session.tagged(tag, "NO", text);
+    if session.login_failures >= max {
+        session.meter.end("too many login failures");
+        session.untagged("BYE Too many authentication failures");
+        return Action::Close;
+    }
+    Action::Continue
 }

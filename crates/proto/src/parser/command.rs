@@ -54,7 +54,10 @@ fn command_body<'a>(c: &mut Cursor<'a>) -> PResult<CommandBody<'a>> {
         b"AUTHENTICATE" => authenticate(c)?,
         b"LOGIN" => {
             c.sp()?;
-            let user = c.astring()?;
+            // userid is an astring, but `*` (and `%`) are taken in its atom too, as Dovecot
+            // does: master-user logins (`user*master`) arrive unquoted from Python's imaplib
+            // and other scripts.
+            let user = c.list_mailbox()?;
             c.sp()?;
             let password = c.astring()?;
             CommandBody::Login { user, password }

@@ -147,6 +147,16 @@ fn login_with_atoms_quoted_and_literals() {
             }
         )
     });
+    // A master-user login as Python's imaplib sends it: the user name unquoted.
+    with_cmd("a LOGIN alice*support \"pw\"\r\n", |c| {
+        assert_eq!(
+            c,
+            &CommandBody::Login {
+                user: b("alice*support"),
+                password: b("pw"),
+            }
+        )
+    });
     bad("a LOGIN alice\r\n");
     bad("a LOGIN alice \"unterminated\r\n");
     bad("a LOGIN alice \"bad\\escape\"\r\n");
