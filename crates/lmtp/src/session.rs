@@ -13,7 +13,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::command::{self, Command, Recipient};
 use super::data::DotDecoder;
-use super::delivery::{self, Delivery};
+use super::delivery::Delivery;
 use super::{count, Tally};
 use ringmail_metrics::Listener;
 use ringmail_runtime::conn::Conn;
@@ -244,7 +244,7 @@ impl Session {
             self.reply(&format!("550 5.1.1 <{path}> User unknown"));
             return;
         };
-        match delivery::check_quota(&self.exec, &user, size).await {
+        match crate::forward::check_quota(&self.exec, &user, size).await {
             Ok(()) => {}
             Err(StoreError::OverQuota) => {
                 count(&self.exec, Tally::OverQuota);
@@ -323,7 +323,7 @@ impl Session {
                     body: body.clone(),
                     internal_date: now,
                 };
-                glommio::spawn_local(delivery::deliver(self.exec.clone(), delivery))
+                glommio::spawn_local(crate::forward::deliver(self.exec.clone(), delivery))
             })
             .collect();
         for (r, copy) in tx.recipients.iter().zip(copies) {

@@ -17,6 +17,7 @@ mod compact;
 mod error;
 mod index;
 mod partition;
+mod placement;
 #[cfg(test)]
 mod raise_uidnext_tests;
 mod read;
@@ -32,6 +33,7 @@ pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
+pub use placement::partition_of;
 pub use record::{FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use stats::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
