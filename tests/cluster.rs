@@ -89,7 +89,7 @@ fn lmtp_deliver(node: &Node, recipients: &[String], body: &str) -> Vec<String> {
 
 #[test]
 fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
-    let Some(etcd) = etcd::Etcd::start(3) else {
+    let Some(mut etcd) = etcd::Etcd::start(3) else {
         return;
     };
     let users: String = (0..USERS)
@@ -275,6 +275,24 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
     idle.send("DONE\r\n");
     assert!(idle.until_tagged("I").last().unwrap().starts_with("I OK"));
 
+    // Losing one etcd member (the leader) changes nothing for clients: the data plane
+    // routes by each node's copy of the map, and the CLI goes to another member.
+    let leader = etcd.leader().expect("an etcd leader");
+    etcd.kill(leader);
+    let v = of_node("n0");
+    let replies = lmtp_deliver(
+        &nodes[1],
+        std::slice::from_ref(&v),
+        "Subject: no leader\r\n\r\nx\r\n",
+    );
+    assert!(replies[0].starts_with("250 "), "{replies:?}");
+    let mut c = haproxy.connect();
+    login(&mut c, &v);
+    assert_eq!(exists(&c.command("S", "SELECT INBOX")), Some(2));
+    c.command("Z", "LOGOUT");
+    let (ok, out, err) = nodes[2].cluster_command(&["locate", &v]);
+    assert!(ok && out.contains("owner n0"), "{out} {err}");
+
     // Killing n0, which owns nothing of this n1 user, drops only the session that entered
     // through n0; the one through n2 goes on, and new logins through HAProxy work.
     let mut through_n2 = nodes[2].connect("127.0.0.14");
@@ -282,6 +300,20 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
     through_n2.command("S", "SELECT INBOX");
     nodes[0].kill();
     assert!(idle.is_closed(), "the session through the dead node ends");
+    // Until n0's lease runs out its users cannot be served: a clear temporary failure, not
+    // an empty mailbox.
+    let mut c = nodes[1].connect("127.0.0.15");
+    let reply = c.command("L", &format!("LOGIN {v} pass"));
+    assert!(
+        reply.last().unwrap().starts_with("L NO [UNAVAILABLE]"),
+        "{reply:?}"
+    );
+    let mut l = nodes[2].server.lmtp();
+    l.send("MAIL FROM:<s@example.org>\r\n");
+    assert!(l.line().starts_with("250"));
+    l.send(&format!("RCPT TO:<{v}>\r\n"));
+    let rcpt = l.line();
+    assert!(rcpt.starts_with("451 4.3.0"), "{rcpt}");
     let noop = through_n2.command("N", "NOOP");
     assert!(noop.last().unwrap().starts_with("N OK"), "{noop:?}");
     for _ in 0..3 {
