@@ -5,6 +5,7 @@
 //! the protocols (imap, lmtp, managesieve, admin) on top, none of them using another. This package keeps
 //! the binary, `doctor` and `services` (which hands the protocols' listeners to the runtime).
 
+pub mod cluster;
 pub mod doctor;
 pub mod services;
 

@@ -1,5 +1,5 @@
 //! The `ringmail` command line: serve, user, check, import, export, backup, restore,
-//! doctor, config-reference.
+//! doctor, config-reference, cluster.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -100,6 +100,41 @@ enum Command {
     },
     /// Print the config reference (docs/config.md) generated from the defaults.
     ConfigReference,
+    /// The cluster this node belongs to (`[cluster]` of the config): its nodes and partition
+    /// map in etcd (docs/cluster.md).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Nodes (id, addresses, alive) and every partition's owner, epoch and state.
+    Status {
+        /// One JSON object: {"nodes": [...], "partitions": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A user's partition and its owner: `partition P owner NODE epoch E`.
+    Locate {
+        /// User name.
+        user: String,
+    },
+    /// Move a partition to a node.
+    Move {
+        /// The partition.
+        partition: u32,
+        /// The node that is to serve it.
+        node: String,
+    },
+    /// Move all of a node's partitions to the others (before maintenance).
+    Drain {
+        /// The node.
+        node: String,
+    },
 }
 
 /// What an import reads.
@@ -177,9 +212,35 @@ fn run(cli: Cli) -> Result<(), String> {
                 config_path,
                 data_dir,
             } = layout;
-            let services = ringmail::services::from_config(&config, &data_dir);
-            ringmail::server::runtime::serve(config, config_path, data_dir, services)
-                .map_err(|e| e.to_string())
+            let mut services = ringmail::services::from_config(&config, &data_dir);
+            let node = match ringmail::cluster::settings(&config, &data_dir)? {
+                Some(settings) => Some(ringmail::cluster::start(&config, settings)?),
+                None => None,
+            };
+            services.peer = node.as_ref().map(|n| n.peer.clone());
+            let served = ringmail::server::runtime::serve(config, config_path, data_dir, services)
+                .map_err(|e| e.to_string());
+            // Leave the cluster at once, so the partitions are served elsewhere without
+            // waiting for the lease to run out.
+            if let Some(node) = node {
+                node.control.shutdown();
+            }
+            served
+        }
+        Command::Cluster { action, location } => {
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
+            let command = match action {
+                ClusterAction::Status { json } => ringmail::cluster::Command::Status { json },
+                ClusterAction::Locate { user } => ringmail::cluster::Command::Locate { user },
+                ClusterAction::Move { partition, node } => {
+                    ringmail::cluster::Command::Move { partition, node }
+                }
+                ClusterAction::Drain { node } => ringmail::cluster::Command::Drain { node },
+            };
+            let out = ringmail::cluster::command(&layout.config, &layout.data_dir, command)?;
+            println!("{}", out.trim_end());
+            Ok(())
         }
         Command::Import {
             user,

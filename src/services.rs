@@ -38,5 +38,8 @@ pub fn from_config(config: &Config, data_dir: &Path) -> Services {
         ],
         tasks: vec![crate::admin::server::task],
         cleanup: config.admin_socket(data_dir).into_iter().collect(),
+        // A cluster node's map, link and handlers are added by `serve` once the node has
+        // joined (src/cluster.rs).
+        peer: None,
     }
 }

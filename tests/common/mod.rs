@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod mail;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -287,7 +287,17 @@ async fn serve(
 ) {
     let config = exec.config();
     let p = partition_of(&user, config.storage.partitions);
-    let (mut sink, mut source, mail) = match exec.store.get(p).await {
+    // In a cluster, only the node serving the partition may open it (docs/cluster.md).
+    let here = exec.place_partition(p) == ringmail_runtime::nodes::Place::Here;
+    let opened = if here {
+        exec.store.get(p).await
+    } else {
+        Err(ringmail_store::StoreError::NotPermitted(
+            "another node of the cluster serves it (`ringmail cluster locate USER` names it): \
+             run the command there",
+        ))
+    };
+    let (mut sink, mut source, mail) = match opened {
         Ok(mail) => (
             Some(StoreSink::new(mail.clone(), config.clone(), &user)),
             StoreSource::new(mail.clone(), &user),

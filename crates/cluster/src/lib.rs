@@ -18,7 +18,6 @@ mod map;
 mod membership;
 mod metrics;
 mod ownership;
-mod partition;
 mod view;
 mod watch;
 
@@ -30,5 +29,5 @@ pub use error::Error;
 pub use etcd::ETCD_TIMEOUT;
 pub use map::{Assignment, NodeInfo, PartitionMap, PartitionState, MAX_PARTITIONS};
 pub use metrics::MetricsSnapshot;
-pub use partition::partition_of;
+pub use ringmail_store::partition_of;
 pub use view::{Changes, ClusterView, Owner, PartitionChange, Subscription};

@@ -158,7 +158,7 @@ impl PartitionMap {
 
     /// The partition holding `user`'s mail.
     pub fn partition_of(&self, user: &str) -> u32 {
-        crate::partition::partition_of(user, self.partitions)
+        ringmail_store::partition_of(user, self.partitions)
     }
 
     /// Applies a put of `key` (a watch event or one key of a full read).

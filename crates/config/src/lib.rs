@@ -52,6 +52,51 @@ pub struct Config {
     pub sieve: SieveConfig,
     /// ManageSieve (RFC 5804), where clients manage their Sieve scripts.
     pub managesieve: ManageSieveConfig,
+    /// Running as one node of a cluster (docs/cluster.md); off while `name` is empty.
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: this node's part in a cluster of ringmail nodes (docs/cluster.md). Off while
+/// `name` is empty: the server then runs alone. The control plane (`ringmail_cluster`) checks
+/// the values in depth when the node starts; here only what makes the section usable at all.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// The cluster's name (its etcd keys live under `/ringmail/<name>/`); empty: no cluster.
+    pub name: String,
+    /// This node's id, unique in the cluster and stable across restarts.
+    pub node: String,
+    /// etcd client URLs of every member (`http://host:2379`).
+    pub etcd: Vec<String>,
+    /// Where this node accepts node-to-node connections (proxied sessions, LMTP forwarding).
+    pub listen: SocketAddr,
+    /// What the other nodes dial to reach `listen`; empty: `listen` itself.
+    pub advertise: String,
+    /// The secret all nodes share for node-to-node authentication (at least 32 bytes).
+    pub secret_file: PathBuf,
+    /// Seconds this node stays a member without renewing its etcd lease (2 to 60).
+    pub lease_secs: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            node: String::new(),
+            etcd: Vec::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7143)),
+            advertise: String::new(),
+            secret_file: "cluster.secret".into(),
+            lease_secs: 5,
+        }
+    }
+}
+
+impl ClusterSection {
+    /// Whether this node is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.name.is_empty()
+    }
 }
 
 /// `[sieve]`: users' Sieve scripts, run at LMTP delivery (docs/sieve.md).
@@ -564,6 +609,14 @@ impl Config {
                     .into(),
             );
         }
+        if self.cluster.enabled() && (self.cluster.node.is_empty() || self.cluster.etcd.is_empty())
+        {
+            return Err(format!(
+                "[cluster] name = {:?} turns clustering on, which needs node (this node's id) \
+                 and etcd (the etcd endpoints) too; set name = \"\" to run alone",
+                self.cluster.name
+            ));
+        }
         if self.limits.max_preauth_per_ip == 0
             || self.limits.max_sessions_per_user_ip == 0
             || self.limits.max_connections == 0
@@ -881,6 +934,26 @@ max_steps = 1000000
 listen = ["127.0.0.1:4190"]
 # Seconds a client may stay silent before the connection is closed.
 idle_timeout_secs = 600
+
+[cluster]
+# Run as one node of a cluster (docs/cluster.md): the cluster's name, under which its keys
+# live in etcd. "" = no cluster: this server runs alone and the other keys are ignored.
+name = ""
+# This node's id: unique in the cluster, kept across restarts.
+node = ""
+# etcd client URLs of every member, e.g. ["http://10.0.0.5:2379", "http://10.0.0.6:2379"].
+etcd = []
+# Node-to-node listener (proxied IMAP sessions, forwarded LMTP deliveries). Keep it on a
+# private network: the link is authenticated, not encrypted.
+listen = "127.0.0.1:7143"
+# What the other nodes dial to reach listen; "" = listen (which must then not be 0.0.0.0).
+advertise = ""
+# File holding the secret every node shares (at least 32 bytes), e.g. made with
+# `head -c 32 /dev/urandom | base64`; the same file on every node.
+secret_file = "cluster.secret"
+# Seconds this node stays a member without renewing its etcd lease (2 to 60): also how long
+# a crashed node's partitions stay unserved.
+lease_secs = 5
 "#;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod buffers;
 pub mod commands;
 pub mod flags;
 pub mod mailbox_name;
+pub mod node_proxy;
 pub mod recent;
 pub mod search;
 pub mod selected;

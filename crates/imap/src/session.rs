@@ -111,6 +111,8 @@ enum AfterLogin {
     HandOver(String),
     /// Refused by `max_sessions_per_user_ip`: the NO is written; close the connection.
     Refused,
+    /// To the node serving the user (a cluster), which writes the tagged reply for this tag.
+    Proxy(String, ringmail_runtime::nodes::Remote),
 }
 
 /// The per-connection state that commands read and change.
@@ -216,6 +218,8 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
                 }
             }
             if implicit_tls {
+                // What came with the PROXY header is the TLS handshake, not IMAP.
+                conn.set_early_ciphertext(reader.take_unread());
                 let Some(config) = exec.tls() else { return };
                 let handshake = glommio::timer::timeout(exec.config().idle_unauth(), async {
                     conn.start_tls(config).await.map_err(Into::into)
@@ -285,6 +289,44 @@ fn adopt(exec: Rc<Executor>, handover: Handover) -> impl std::future::Future<Out
         session.serve(reader).await;
     }
     .instrument(span)
+}
+
+/// Continues, on the executor owning the user, a session another node proxied here
+/// (see `node_proxy`): logged in, with `pipelined` read first and `tag`'s reply still due.
+pub(crate) fn adopt_from_node(
+    exec: Rc<Executor>,
+    conn: Conn,
+    user: String,
+    tag: String,
+    enabled: Enabled,
+    pipelined: Vec<u8>,
+) {
+    let carry = SessionCarry {
+        id: exec.new_session_id(),
+        user,
+        enabled,
+        meter: SessionMeter::new(exec.metrics.clone(), Listener::Imap).hand_over(),
+        login_tag: tag,
+    };
+    let owner = exec.owner_of(&carry.user);
+    let conn = match conn.into_parts() {
+        Ok(parts) => parts,
+        Err(e) => {
+            info!("proxied session lost: {e}");
+            return;
+        }
+    };
+    let handover = Handover {
+        conn,
+        unread: pipelined,
+        carry,
+    };
+    glommio::spawn_local(async move {
+        if route::tell(&exec, owner, handover).await.is_err() {
+            info!("proxied session refused: the owner executor is stopping");
+        }
+    })
+    .detach();
 }
 
 /// Counts a new connection from `ip` against `max_preauth_per_ip`: Ok(None) when the address
@@ -748,6 +790,11 @@ impl Session {
                         self.conn.close().await;
                         return;
                     }
+                    AfterLogin::Proxy(tag, to) => {
+                        if crate::node_proxy::proxy(&mut self, &mut reader, &tag, &to).await {
+                            return;
+                        }
+                    }
                 },
             }
         }
@@ -757,6 +804,23 @@ impl Session {
     /// either moves to the user's owner executor or, on the owner, is counted there.
     fn logged_in(&mut self, user: String, tag: String) -> AfterLogin {
         tracing::Span::current().record("user", user.as_str());
+        match self.exec.place(&user) {
+            ringmail_runtime::nodes::Place::Here => {}
+            ringmail_runtime::nodes::Place::Remote(to) => {
+                self.state = State::Authenticated { user };
+                self.preauth = None;
+                return AfterLogin::Proxy(tag, to);
+            }
+            ringmail_runtime::nodes::Place::Unserved => {
+                info!(user = %user, "login refused: no node serves the user's partition now");
+                self.tagged(
+                    &tag,
+                    "NO",
+                    "[UNAVAILABLE] The mailbox is not available right now, try again later",
+                );
+                return AfterLogin::Stay;
+            }
+        }
         let owner = self.exec.owner_of(&user);
         self.state = State::Authenticated { user };
         self.preauth = None;

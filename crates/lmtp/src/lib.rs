@@ -8,6 +8,7 @@
 pub mod command;
 pub mod data;
 pub mod delivery;
+pub mod forward;
 mod session;
 pub mod sieve;
 

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::command::{self, Command, Recipient};
 use super::data::DotDecoder;
-use super::delivery::{self, Delivered, Delivery};
+use super::delivery::{Delivered, Delivery};
 use super::{count, Tally};
 use ringmail_auth::Lookup;
 use ringmail_metrics::Listener;
@@ -260,7 +260,7 @@ impl Session {
                 return;
             }
         };
-        match delivery::check_quota(&self.exec, &user, size).await {
+        match crate::forward::check_quota(&self.exec, &user, size).await {
             Ok(()) => {}
             Err(StoreError::OverQuota) => {
                 count(&self.exec, Tally::OverQuota);
@@ -341,7 +341,7 @@ impl Session {
                     sender: tx.sender.clone(),
                     recipient: r.path.clone(),
                 };
-                glommio::spawn_local(delivery::deliver(self.exec.clone(), delivery))
+                glommio::spawn_local(crate::forward::deliver(self.exec.clone(), delivery))
             })
             .collect();
         for (r, copy) in tx.recipients.iter().zip(copies) {

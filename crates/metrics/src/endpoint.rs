@@ -28,6 +28,22 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time a client gets to read the answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Renders metrics kept outside the executors (the cluster's control plane and node-to-node
+/// link) as Prometheus text, appended to every `/metrics` answer.
+pub type Section = Box<dyn Fn() -> String + Send + Sync>;
+
+/// The process's extra sections (see [`add_section`]).
+static SECTIONS: Mutex<Vec<Section>> = Mutex::new(Vec::new());
+
+/// Adds a section to `/metrics`; each is called at every scrape, on the HTTP thread, so it
+/// must only read counters.
+pub fn add_section(section: Section) {
+    SECTIONS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(section);
+}
+
 /// The latest snapshot of every executor, shared by the collector and the HTTP threads.
 struct Latest {
     slots: Vec<Option<Snapshot>>,
@@ -161,11 +177,14 @@ fn answer(mut stream: TcpStream, latest: &Mutex<Latest>) -> std::io::Result<()> 
     let path = target.split('?').next().unwrap_or("");
     match path {
         "/metrics" => {
-            let body = {
+            let mut body = {
                 let latest = lock(latest);
                 let snapshots: Vec<&Snapshot> = latest.slots.iter().flatten().collect();
                 render(&snapshots, &latest.process)
             };
+            for section in SECTIONS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                body.push_str(&section());
+            }
             respond(
                 &mut stream,
                 "200 OK",

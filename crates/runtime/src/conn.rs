@@ -25,18 +25,18 @@ const PLAINTEXT_LIMIT: usize = 16 * 1024;
 
 /// A client connection, plain or TLS.
 pub struct Conn {
-    tcp: TcpStream,
-    tls: Option<Box<ServerConnection>>,
+    pub(crate) tcp: TcpStream,
+    pub(crate) tls: Option<Box<ServerConnection>>,
     /// The client's address: the socket peer, or the one a trusted PROXY header named.
     pub peer: SocketAddr,
     /// The local address the client connected to.
     pub local: SocketAddr,
     /// A plaintext byte `readable` took from the socket, not yet returned by `read`.
-    first_byte: Option<u8>,
+    pub(crate) first_byte: Option<u8>,
     /// Ciphertext read from the socket that rustls could not take yet because its plaintext
     /// buffer was full (a client sending a large literal fills it); fed before the socket is
     /// read again. Empty, and holding no memory, most of the time.
-    backlog: Vec<u8>,
+    pub(crate) backlog: Vec<u8>,
 }
 
 /// The parts of a connection that travel to another executor.
@@ -87,6 +87,12 @@ impl Conn {
             if !handshaking {
                 return Ok(());
             }
+            if !self.backlog.is_empty() {
+                // The handshake's first bytes, read along with a PROXY header.
+                let early = std::mem::take(&mut self.backlog);
+                self.take_ciphertext(&early).await?;
+                continue;
+            }
             if !self.read_ciphertext(&mut chunk).await? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -94,6 +100,12 @@ impl Conn {
                 ));
             }
         }
+    }
+
+    /// Bytes read past a PROXY header on an implicit-TLS listener: the start of the client's
+    /// TLS handshake, which `start_tls` takes before it reads the socket again.
+    pub fn set_early_ciphertext(&mut self, bytes: Vec<u8>) {
+        self.backlog = bytes;
     }
 
     /// Waits until the client has sent something (or closed: false), holding no read buffer

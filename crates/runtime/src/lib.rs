@@ -2,9 +2,11 @@
 
 pub mod admission;
 pub mod conn;
+pub mod conn_io;
 pub mod datadir;
 pub mod limits;
 pub mod lock;
+pub mod nodes;
 pub mod partition;
 pub mod partitions;
 pub mod proxy;

@@ -101,6 +101,8 @@ pub struct Services {
     pub tasks: Vec<ExecutorTask>,
     /// Files to remove once the executors have stopped (the admin socket's path).
     pub cleanup: Vec<PathBuf>,
+    /// The cluster's map, link and handlers when this node is part of one.
+    pub peer: Option<crate::nodes::PeerService>,
 }
 
 /// What every executor starts from (all `Send`).
@@ -151,6 +153,8 @@ pub struct Executor {
     pub metrics: ringmail_metrics::Registry,
     /// Bumped by every SIGHUP, so sessions re-check whether their user is traced.
     reloads: Cell<u64>,
+    /// The other nodes, when this node is part of a cluster.
+    pub nodes: Option<crate::nodes::Nodes>,
 }
 
 impl Executor {
@@ -200,6 +204,21 @@ impl Executor {
     pub fn owner_of(&self, user: &str) -> usize {
         let partitions = self.config().storage.partitions;
         crate::partition::executor_of(crate::partition::partition_of(user, partitions), self.count)
+    }
+
+    /// Where `user`'s partition is served: here unless this node is part of a cluster and
+    /// its copy of the map says otherwise.
+    pub fn place(&self, user: &str) -> crate::nodes::Place {
+        let partitions = self.config().storage.partitions;
+        self.place_partition(crate::partition::partition_of(user, partitions))
+    }
+
+    /// Where partition `p` is served.
+    pub fn place_partition(&self, p: u32) -> crate::nodes::Place {
+        match &self.nodes {
+            None => crate::nodes::Place::Here,
+            Some(nodes) => nodes.placement.place(p),
+        }
     }
 
     /// Sends a message to executor `to`; fails only when that executor is stopping. Work
@@ -294,6 +313,9 @@ pub fn serve(
         for addr in &service.addrs {
             check_bind(*addr, service.config_key)?;
         }
+    }
+    if let Some(peer) = &services.peer {
+        check_bind(peer.listen, "[cluster] listen")?;
     }
     // Load once here so a bad certificate stops the start with a clear line.
     tls::load(
@@ -522,11 +544,17 @@ async fn executor_main(
         )),
         metrics: Default::default(),
         reloads: Cell::new(0),
+        nodes: shared.services.peer.as_ref().map(crate::nodes::Nodes::new),
     });
 
-    // Open (and recover) the partitions that already hold mail before accepting anyone.
+    // Open (and recover) the partitions that already hold mail before accepting anyone; in a
+    // cluster only those this node serves (the others are opened when they are first used
+    // after the map gives them to this node).
     let partitions = config.storage.partitions;
-    let owned = (0..partitions).filter(|&p| crate::partition::executor_of(p, exec.count) == index);
+    let owned = (0..partitions).filter(|&p| {
+        crate::partition::executor_of(p, exec.count) == index
+            && exec.place_partition(p) == crate::nodes::Place::Here
+    });
     let opened = exec.store.open_existing(owned).await?;
     tracing::debug!(
         executor = index,
@@ -550,6 +578,15 @@ async fn executor_main(
                 start,
             )));
         }
+    }
+    if let Some(peer) = &shared.services.peer {
+        let listener = ringmail_peer::PeerListener::bind(peer.link.clone(), peer.listen)
+            .map_err(|e| format!("cannot listen on {} ([cluster] listen): {e}", peer.listen))?;
+        tasks.push(glommio::spawn_local(crate::nodes::accept_loop(
+            exec.clone(),
+            listener,
+            peer.clone(),
+        )));
     }
     for task in &shared.services.tasks {
         if let Some(run) = task(&exec)? {
@@ -609,6 +646,9 @@ async fn executor_main(
             executor = index,
             "sessions still running after the grace period"
         );
+    }
+    if let Some(nodes) = &exec.nodes {
+        nodes.pool.close();
     }
     exec.store.close_all().await;
     if index == 0 {

@@ -25,6 +25,7 @@ mod compact;
 mod error;
 mod index;
 mod partition;
+mod placement;
 #[cfg(test)]
 mod raise_uidnext_tests;
 mod read;
@@ -44,6 +45,7 @@ pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{Result, StoreError};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
+pub use placement::partition_of;
 pub use record::{
     FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE, MAX_REMEMBER_ENTRIES, MAX_REMEMBER_KEY,
     MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,

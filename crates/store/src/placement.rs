@@ -1,8 +1,10 @@
-//! Which partition a user's mail lives in.
+//! Which partition a user's mail lives in: the one function every layer uses (the runtime
+//! to pick the executor, the cluster to pick the node, the tools to open the right partition).
 //!
-//! A copy of `partition_of` in src/server/partition.rs (the lead will make one of them use the
-//! other once src/ is split into crates). The test pins values so the copies cannot drift: a
-//! different answer here would route users to a node that does not hold their mail.
+//! `partition = crc32c(lowercase(user)) mod P`. CRC-32C (Castagnoli) is fixed, documented and
+//! identical on every machine and Rust version, so a user's partition never moves between
+//! releases. The test pins values: a different answer would send users to a partition (and in
+//! a cluster, a node) that does not hold their mail.
 
 /// `crc32c(lowercase(user)) mod partitions`.
 pub fn partition_of(user: &str, partitions: u32) -> u32 {

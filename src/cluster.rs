@@ -1,0 +1,203 @@
+//! Running as one node of a cluster, and `ringmail cluster ...` (docs/cluster.md): the
+//! `[cluster]` section made into the control plane's settings, the control plane and the
+//! node-to-node link started before the executors, and the operator commands.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ringmail_cluster::{Admin, ClusterConfig, ClusterView, ControlPlane, Registration};
+use ringmail_config::Config;
+use ringmail_peer::{Link, LinkConfig};
+use ringmail_runtime::nodes::{LocalResponse, PeerService, Place, Placement, Remote};
+use ringmail_runtime::runtime::Executor;
+
+/// The control plane's settings from `[cluster]`, or None when the node runs alone. Relative
+/// paths are under the data dir, like every other path of the config.
+pub fn settings(config: &Config, data_dir: &Path) -> Result<Option<ClusterConfig>, String> {
+    let section = &config.cluster;
+    if !section.enabled() {
+        return Ok(None);
+    }
+    let settings = ClusterConfig {
+        name: section.name.clone(),
+        node: section.node.clone(),
+        etcd: section.etcd.clone(),
+        listen: section.listen,
+        advertise: (!section.advertise.is_empty()).then(|| section.advertise.clone()),
+        secret_file: Config::resolve(data_dir, &section.secret_file),
+        lease_secs: section.lease_secs,
+    };
+    settings.validate().map_err(|e| e.to_string())?;
+    Ok(Some(settings))
+}
+
+/// Where partitions are served, from the control plane's local copy of the map.
+struct MapPlacement(ClusterView);
+
+impl Placement for MapPlacement {
+    fn place(&self, partition: u32) -> Place {
+        if self.0.is_owner(partition).is_some() {
+            return Place::Here;
+        }
+        match self.0.owner(partition) {
+            // Ours but fenced (the lease may have run out): not served until it is renewed.
+            Some(owner) if owner.node == self.0.node() => Place::Unserved,
+            Some(owner) => Place::Remote(Remote {
+                node: owner.node,
+                addr: owner.internal,
+            }),
+            None => Place::Unserved,
+        }
+    }
+}
+
+/// A running cluster node: its control plane, and what the executors need of the cluster.
+pub struct Node {
+    /// The control plane (leave the cluster with `shutdown`).
+    pub control: ControlPlane,
+    /// The map, link and handlers for the runtime.
+    pub peer: PeerService,
+}
+
+/// Joins the cluster of `settings`: registers this node in etcd, loads the map and prepares
+/// the node-to-node link. Fails within a few seconds when etcd cannot be reached.
+pub fn start(config: &Config, settings: ClusterConfig) -> Result<Node, String> {
+    let secret = settings.read_secret().map_err(|e| e.to_string())?;
+    let link = Link::new(LinkConfig::new(&settings.name, &settings.node, secret))
+        .map_err(|e| e.to_string())?;
+    let client = [
+        ("imap", &config.imap.listen),
+        ("imaps", &config.imap.listen_tls),
+        ("lmtp", &config.lmtp.listen),
+    ]
+    .iter()
+    .flat_map(|(kind, addrs)| addrs.iter().map(move |a| format!("{kind}={a}")))
+    .collect();
+    let listen = settings.listen;
+    let registration = Registration::new(config.storage.partitions, client);
+    let control = ControlPlane::start(settings, registration).map_err(|e| e.to_string())?;
+    let (view, counters) = (control.view(), link.clone());
+    ringmail_metrics::endpoint::add_section(Box::new(move || metrics(&view, &counters)));
+    let peer = PeerService {
+        placement: Arc::new(MapPlacement(control.view())),
+        link,
+        listen,
+        session: ringmail_imap::node_proxy::accept,
+        rpc,
+    };
+    Ok(Node { control, peer })
+}
+
+/// Answers what other nodes ask of this one (today: LMTP deliveries).
+fn rpc(exec: std::rc::Rc<Executor>, request: ringmail_peer::Request) -> LocalResponse {
+    ringmail_lmtp::forward::serve(exec, request)
+}
+
+/// The cluster's lines of `/metrics`: the control plane's and the link's counters.
+fn metrics(view: &ClusterView, link: &Link) -> String {
+    let c = view.metrics();
+    let l = link.metrics();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{labels} {value}\n"));
+        }
+    };
+    metric(
+        "ringmail_cluster_map_version",
+        "gauge",
+        "Version of this node's copy of the partition map.",
+        &[("", c.map_version)],
+    );
+    metric(
+        "ringmail_cluster_fenced",
+        "gauge",
+        "1 while this node may not act as owner (its etcd lease may have run out).",
+        &[("", u64::from(c.fenced))],
+    );
+    metric(
+        "ringmail_cluster_moves_total",
+        "counter",
+        "Partition moves seen by this node, by stage.",
+        &[
+            ("{stage=\"marked\"}", c.moves_marked),
+            ("{stage=\"completed\"}", c.moves_completed),
+            ("{stage=\"cancelled\"}", c.moves_cancelled),
+        ],
+    );
+    metric(
+        "ringmail_node_sessions_total",
+        "counter",
+        "IMAP sessions proxied to their owner (opened) and served here for another node \
+         (accepted).",
+        &[
+            ("{side=\"opened\"}", l.sessions_opened),
+            ("{side=\"accepted\"}", l.sessions_accepted),
+        ],
+    );
+    metric(
+        "ringmail_node_bytes_total",
+        "counter",
+        "Bytes on node-to-node connections.",
+        &[
+            ("{what=\"session_to_owner\"}", l.session_bytes_to_owner),
+            ("{what=\"session_from_owner\"}", l.session_bytes_from_owner),
+            ("{what=\"rpc_sent\"}", l.rpc_bytes_sent),
+            ("{what=\"rpc_received\"}", l.rpc_bytes_received),
+        ],
+    );
+    metric(
+        "ringmail_node_rpc_requests_total",
+        "counter",
+        "Node-to-node requests (LMTP forwarding): sent, failed, served here.",
+        &[
+            ("{result=\"sent\"}", l.rpc_requests_sent),
+            ("{result=\"failed\"}", l.rpc_requests_failed),
+            ("{result=\"served\"}", l.rpc_requests_served),
+        ],
+    );
+    metric(
+        "ringmail_node_link_failures_total",
+        "counter",
+        "Node-to-node dials that failed and handshakes refused, by direction.",
+        &[
+            ("{what=\"dial\"}", l.dial_failures),
+            ("{what=\"handshake_in\"}", l.handshake_failures_in),
+            ("{what=\"handshake_out\"}", l.handshake_failures_out),
+        ],
+    );
+    out
+}
+
+/// What `ringmail cluster` does.
+pub enum Command {
+    /// Nodes and partitions.
+    Status { json: bool },
+    /// A user's partition and its owner.
+    Locate { user: String },
+    /// Move a partition to a node.
+    Move { partition: u32, node: String },
+    /// Move all of a node's partitions away.
+    Drain { node: String },
+}
+
+/// Runs `command` against the etcd of `[cluster]`.
+pub fn command(config: &Config, data_dir: &Path, command: Command) -> Result<String, String> {
+    let Some(settings) = settings(config, data_dir)? else {
+        return Err(
+            "this node is not part of a cluster: [cluster] name is empty in its config".into(),
+        );
+    };
+    let admin = Admin::connect(&settings).map_err(|e| e.to_string())?;
+    let out = match command {
+        Command::Status { json: true } => admin.status().map(|s| s.to_json()),
+        Command::Status { json: false } => admin.status().map(|s| s.to_string()),
+        Command::Locate { user } => admin.locate(&user).map(|l| l.to_string()),
+        Command::Move { partition, node } => admin
+            .move_partition(partition, &node)
+            .map(|m| m.to_string()),
+        Command::Drain { node } => admin.drain(&node).map(|d| d.to_string()),
+    };
+    out.map_err(|e| e.to_string())
+}

@@ -1,0 +1,334 @@
+//! Three ringmail nodes behind HAProxy, joined through a real 3-member etcd, behave as one
+//! server (docs/cluster.md): whichever node a client lands on it sees its own mailbox, mail
+//! delivered to any node reaches the owner, and losing a node only costs the sessions that
+//! entered through it.
+//!
+//! One test walks through the phases on one cluster, since starting etcd, three nodes and
+//! HAProxy is most of the cost.
+
+mod common;
+#[path = "../crates/cluster/tests/harness/mod.rs"]
+mod etcd;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Haproxy, Node};
+use common::Client;
+
+const PARTITIONS: u32 = 16;
+const USERS: usize = 100;
+
+fn user(i: usize) -> String {
+    format!("u{i}@example.com")
+}
+
+/// The owner of each partition and the alive flag of each node, from
+/// `ringmail cluster status --json` run against `node`'s config.
+fn status(node: &Node) -> (BTreeMap<u32, (String, u64)>, BTreeMap<String, bool>) {
+    let (ok, out, err) = node.cluster_command(&["status", "--json"]);
+    assert!(ok, "cluster status failed: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    let partitions = json["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["partition"].as_u64()? as u32,
+                (p["owner"].as_str()?.to_string(), p["epoch"].as_u64()?),
+            ))
+        })
+        .collect();
+    let nodes = json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["alive"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    (partitions, nodes)
+}
+
+fn login(c: &mut Client, user: &str) {
+    let reply = c.command("L", &format!("LOGIN {user} pass"));
+    assert!(
+        reply.last().unwrap().starts_with("L OK"),
+        "login {user}: {reply:?}"
+    );
+}
+
+fn exists(lines: &[String]) -> Option<u32> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+}
+
+/// Delivers one message by LMTP to `node` for `recipients`; returns the reply to each.
+fn lmtp_deliver(node: &Node, recipients: &[String], body: &str) -> Vec<String> {
+    let mut c = node.server.lmtp();
+    c.send("MAIL FROM:<sender@example.org>\r\n");
+    assert!(c.line().starts_with("250"));
+    for r in recipients {
+        c.send(&format!("RCPT TO:<{r}>\r\n"));
+        let line = c.line();
+        assert!(line.starts_with("250"), "RCPT {r}: {line}");
+    }
+    c.send("DATA\r\n");
+    assert!(c.line().starts_with("354"));
+    c.send(body);
+    c.send(".\r\n");
+    let replies = recipients.iter().map(|_| c.line()).collect();
+    c.send("QUIT\r\n");
+    replies
+}
+
+#[test]
+fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
+    let Some(mut etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users: String = (0..USERS)
+        .map(|i| format!("{}:{{PLAIN}}pass\n", user(i)))
+        .collect();
+    let started = Instant::now();
+    let mut nodes: Vec<Node> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|id| Node::start("e2e", id, &etcd.endpoints(), PARTITIONS, &users))
+        .collect();
+    for node in &nodes {
+        node.wait_ready();
+    }
+    let Some(haproxy) = Haproxy::start(&nodes.iter().map(|n| n.server.imap).collect::<Vec<_>>())
+    else {
+        return;
+    };
+
+    // Every partition gets a live owner (the balancer waits 2 s for nodes starting
+    // together), spread evenly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let owners = loop {
+        let (partitions, alive) = status(&nodes[0]);
+        let settled = partitions.len() == PARTITIONS as usize
+            && alive.len() == 3
+            && alive.values().all(|a| *a);
+        if settled {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for (owner, _) in partitions.values() {
+                *counts.entry(owner).or_default() += 1;
+            }
+            if counts.len() == 3 && counts.values().all(|&n| n == 5 || n == 6) {
+                break partitions;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions not assigned: {partitions:?} {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let owner_of = |u: &str| -> String {
+        let p = ringmail::store::partition_of(u, PARTITIONS);
+        owners[&p].0.clone()
+    };
+    eprintln!("cluster settled after {:?}", started.elapsed());
+
+    // `locate` agrees with the map, from every node's config.
+    for (i, node) in nodes.iter().enumerate() {
+        let u = user(i);
+        let (ok, out, err) = node.cluster_command(&["locate", &u]);
+        assert!(ok, "locate: {err}");
+        let p = ringmail::store::partition_of(&u, PARTITIONS);
+        let (owner, epoch) = &owners[&p];
+        assert_eq!(
+            out.trim(),
+            format!("partition {p} owner {owner} epoch {epoch}")
+        );
+    }
+
+    // One LMTP transaction to n0 for all 100 users, whose partitions are on all three
+    // nodes: one reply per recipient, in RCPT order, each naming its recipient.
+    let recipients: Vec<String> = (0..USERS).map(user).collect();
+    let spread: std::collections::BTreeSet<String> =
+        recipients.iter().map(|u| owner_of(u)).collect();
+    assert_eq!(spread.len(), 3, "the users live on all three nodes");
+    let t = Instant::now();
+    let replies = lmtp_deliver(
+        &nodes[0],
+        &recipients,
+        "From: sender@example.org\r\nSubject: hello all\r\n\r\nOne for everyone.\r\n",
+    );
+    eprintln!("100-recipient LMTP transaction: {:?}", t.elapsed());
+    for (r, reply) in recipients.iter().zip(&replies) {
+        assert!(
+            reply.starts_with("250 ") && reply.contains(&format!("<{r}>")),
+            "reply for {r}: {reply}"
+        );
+    }
+
+    // 100 users log in through HAProxy (round robin: every node takes a third); each sees
+    // its one message, addressed to itself, wherever it landed.
+    let t = Instant::now();
+    for (i, u) in recipients.iter().enumerate() {
+        let mut c = haproxy.connect();
+        login(&mut c, u);
+        let select = c.command("S", "SELECT INBOX");
+        assert_eq!(exists(&select), Some(1), "{u} (login {i}): {select:?}");
+        let fetch = c.command("F", "FETCH 1 BODY.PEEK[HEADER.FIELDS (DELIVERED-TO)]");
+        assert!(
+            fetch.iter().any(|l| l == &format!("Delivered-To: {u}")),
+            "{u}: {fetch:?}"
+        );
+        c.command("Z", "LOGOUT");
+    }
+    eprintln!("100 logins through haproxy: {:?}", t.elapsed());
+
+    // A user of each node, seen through each node directly: the same mailbox.
+    let of_node = |id: &str| -> String {
+        recipients
+            .iter()
+            .find(|u| owner_of(u) == id)
+            .expect("a user on every node")
+            .clone()
+    };
+    for owner in ["n0", "n1", "n2"] {
+        let u = of_node(owner);
+        let mut seen = Vec::new();
+        for node in &nodes {
+            let mut c = node.connect("127.0.0.10");
+            login(&mut c, &u);
+            let select = c.command("S", "SELECT INBOX");
+            let uidvalidity = select
+                .iter()
+                .find(|l| l.contains("UIDVALIDITY"))
+                .cloned()
+                .unwrap_or_default();
+            seen.push((exists(&select), uidvalidity));
+            c.command("Z", "LOGOUT");
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{u}: {seen:?}");
+    }
+
+    // An APPEND over TLS through a node that does not own the user, FETCHed byte for byte
+    // through the other non-owner.
+    let u = of_node("n2");
+    let mut body = b"From: a@example.org\r\nSubject: big\r\n\r\n".to_vec();
+    for i in 0..3000u32 {
+        let line = format!("line {i:05} \u{e9}t\u{e9} {}\r\n", "x".repeat(20));
+        body.extend_from_slice(line.as_bytes());
+    }
+    let mut tls = nodes[0].connect_tls("127.0.0.11");
+    let reply = tls.command("L", &format!("LOGIN {u} pass"));
+    assert!(reply.last().unwrap().starts_with("L OK"), "{reply:?}");
+    tls.send(&format!("A APPEND INBOX {{{}}}\r\n", body.len()));
+    assert!(tls.line().starts_with("+"));
+    tls.send_bytes(&body);
+    tls.send("\r\n");
+    let appended = tls.until_tagged("A");
+    assert!(appended.last().unwrap().starts_with("A OK"), "{appended:?}");
+    tls.command("Z", "LOGOUT");
+    let mut c = nodes[1].connect("127.0.0.12");
+    login(&mut c, &u);
+    c.command("S", "SELECT INBOX");
+    c.send("F FETCH 2 BODY.PEEK[]\r\n");
+    let raw = c.until_tagged_bytes("F");
+    let head = format!("{{{}}}\r\n", body.len());
+    let start = raw
+        .windows(head.len())
+        .position(|w| w == head.as_bytes())
+        .expect("a literal of the appended size")
+        + head.len();
+    assert_eq!(
+        &raw[start..start + body.len()],
+        &body[..],
+        "fetched bytes differ"
+    );
+    c.command("Z", "LOGOUT");
+
+    // IDLE through n0 for a user of n1; a delivery through n2 shows up within 100 ms.
+    let u = of_node("n1");
+    let mut idle = nodes[0].connect("127.0.0.13");
+    login(&mut idle, &u);
+    let select = idle.command("S", "SELECT INBOX");
+    let before = exists(&select).unwrap();
+    idle.send("I IDLE\r\n");
+    assert!(idle.line().starts_with("+ "));
+    let replies = lmtp_deliver(
+        &nodes[2],
+        std::slice::from_ref(&u),
+        "Subject: while idling\r\n\r\nhi\r\n",
+    );
+    let delivered = Instant::now();
+    assert!(replies[0].starts_with("250 "), "{replies:?}");
+    let line = idle.line();
+    let waited = delivered.elapsed();
+    assert_eq!(line, format!("* {} EXISTS", before + 1));
+    eprintln!("EXISTS through the proxy {waited:?} after the LMTP reply");
+    assert!(
+        waited < Duration::from_millis(100),
+        "EXISTS after {waited:?}"
+    );
+    idle.send("DONE\r\n");
+    assert!(idle.until_tagged("I").last().unwrap().starts_with("I OK"));
+
+    // Losing one etcd member (the leader) changes nothing for clients: the data plane
+    // routes by each node's copy of the map, and the CLI goes to another member.
+    let leader = etcd.leader().expect("an etcd leader");
+    etcd.kill(leader);
+    let v = of_node("n0");
+    let replies = lmtp_deliver(
+        &nodes[1],
+        std::slice::from_ref(&v),
+        "Subject: no leader\r\n\r\nx\r\n",
+    );
+    assert!(replies[0].starts_with("250 "), "{replies:?}");
+    let mut c = haproxy.connect();
+    login(&mut c, &v);
+    assert_eq!(exists(&c.command("S", "SELECT INBOX")), Some(2));
+    c.command("Z", "LOGOUT");
+    let (ok, out, err) = nodes[2].cluster_command(&["locate", &v]);
+    assert!(ok && out.contains("owner n0"), "{out} {err}");
+
+    // Killing n0, which owns nothing of this n1 user, drops only the session that entered
+    // through n0; the one through n2 goes on, and new logins through HAProxy work.
+    let mut through_n2 = nodes[2].connect("127.0.0.14");
+    login(&mut through_n2, &u);
+    through_n2.command("S", "SELECT INBOX");
+    nodes[0].kill();
+    assert!(idle.is_closed(), "the session through the dead node ends");
+    // Until n0's lease runs out its users cannot be served: a clear temporary failure, not
+    // an empty mailbox.
+    let mut c = nodes[1].connect("127.0.0.15");
+    let reply = c.command("L", &format!("LOGIN {v} pass"));
+    assert!(
+        reply.last().unwrap().starts_with("L NO [UNAVAILABLE]"),
+        "{reply:?}"
+    );
+    let mut l = nodes[2].server.lmtp();
+    l.send("MAIL FROM:<s@example.org>\r\n");
+    assert!(l.line().starts_with("250"));
+    l.send(&format!("RCPT TO:<{v}>\r\n"));
+    let rcpt = l.line();
+    assert!(rcpt.starts_with("451 4.3.0"), "{rcpt}");
+    let noop = through_n2.command("N", "NOOP");
+    assert!(noop.last().unwrap().starts_with("N OK"), "{noop:?}");
+    for _ in 0..3 {
+        let mut c = haproxy.connect();
+        login(&mut c, &u);
+        let select = c.command("S", "SELECT INBOX");
+        assert_eq!(exists(&select), Some(before + 1), "{select:?}");
+        c.command("Z", "LOGOUT");
+    }
+    through_n2.command("Z", "LOGOUT");
+
+    // Without etcd the CLI fails with a clear message.
+    drop(etcd);
+    let (ok, _, err) = nodes[1].cluster_command(&["status"]);
+    assert!(!ok);
+    assert!(err.contains("etcd") || err.contains("127.0.0.1"), "{err}");
+    eprintln!("whole test: {:?}", started.elapsed());
+}
