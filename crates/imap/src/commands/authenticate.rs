@@ -6,6 +6,7 @@ use crate::commands::login;
 use crate::session::{Action, Session};
 use ringmail_auth::sasl::{self, SaslError};
 use ringmail_proto::parser::CommandReader;
+use ringmail_proto::response::{Code, Reply};
 
 /// Runs the exchange after `AUTHENTICATE` was accepted by `login::authenticate_start`.
 /// `initial` is the SASL-IR response, already base64-decoded by the parser.
@@ -62,11 +63,14 @@ pub async fn exchange(
             .await
         }
         Err(SaslError::Cancelled) => {
-            session.tagged(tag, "BAD", "Authentication cancelled");
+            session.reply(tag, &Reply::bad("Authentication cancelled"));
             Action::Continue
         }
         Err(e) => {
-            session.tagged(tag, "BAD", &format!("Malformed {mechanism} response: {e}"));
+            session.reply(
+                tag,
+                &Reply::bad(format!("Malformed {mechanism} response: {e}")),
+            );
             Action::Continue
         }
     }
@@ -79,13 +83,12 @@ async fn challenge(
     tag: &str,
     challenge: &str,
 ) -> Result<Vec<u8>, Action> {
-    session.out.extend_from_slice(b"+ ");
-    session.out.extend_from_slice(challenge.as_bytes());
-    session.out.extend_from_slice(b"\r\n");
+    session.writer().continuation(challenge);
     match session.read_line(reader).await {
         Some(Ok(line)) => Ok(line),
         Some(Err(())) => {
-            session.tagged(tag, "BAD", "[LIMIT] Authentication response too long");
+            let reply = Reply::bad("Authentication response too long").with_code(Code::Limit);
+            session.reply(tag, &reply);
             Err(Action::Continue)
         }
         None => Err(Action::Close),

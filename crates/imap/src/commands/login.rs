@@ -8,15 +8,13 @@ use tracing::info;
 
 use crate::session::{Action, Session};
 use ringmail_auth::AuthResult;
+use ringmail_proto::response::{Code, Reply, StatusResponse};
 
 /// `LOGIN user password`
 pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8]) -> Action {
     if !session.plaintext_auth_allowed() {
-        session.tagged(
-            tag,
-            "NO",
-            "[PRIVACYREQUIRED] Plaintext login needs TLS: use STARTTLS or port 993",
-        );
+        let reply = Reply::no("Plaintext login needs TLS: use STARTTLS or port 993");
+        session.reply(tag, &reply.with_code(Code::PrivacyRequired));
         session
             .exec
             .metrics
@@ -37,19 +35,13 @@ pub fn authenticate_start(
 ) -> Action {
     let mechanism = mechanism.to_ascii_uppercase();
     if mechanism != "PLAIN" && mechanism != "LOGIN" {
-        session.tagged(
-            tag,
-            "NO",
-            "[CANNOT] Unsupported mechanism: use PLAIN or LOGIN",
-        );
+        let reply = Reply::no("Unsupported mechanism: use PLAIN or LOGIN");
+        session.reply(tag, &reply.with_code(Code::Cannot));
         return Action::Continue;
     }
     if !session.plaintext_auth_allowed() {
-        session.tagged(
-            tag,
-            "NO",
-            "[PRIVACYREQUIRED] Plaintext authentication needs TLS: use STARTTLS or port 993",
-        );
+        let reply = Reply::no("Plaintext authentication needs TLS: use STARTTLS or port 993");
+        session.reply(tag, &reply.with_code(Code::PrivacyRequired));
         let label = if mechanism == "PLAIN" {
             "PLAIN"
         } else {
@@ -72,10 +64,11 @@ pub fn authenticate_start(
 /// The tagged OK of a login, with the capabilities of the logged-in state (written by the
 /// executor that owns the user, once it has admitted the session).
 pub fn logged_in_reply(session: &mut Session, tag: &str) {
-    let mut text = b"[CAPABILITY ".to_vec();
-    crate::commands::capability::write_list(session, &mut text);
-    text.extend_from_slice(b"] Logged in");
-    session.tagged(tag, "OK", &String::from_utf8_lossy(&text));
+    let caps = crate::commands::capability::list(session);
+    session.reply(
+        tag,
+        &Reply::ok("Logged in").with_code(Code::Capability(caps)),
+    );
 }
 
 /// Checks credentials. On success the session loop takes over ([`Action::LoggedIn`]) and the
@@ -135,10 +128,11 @@ pub async fn verify(
             );
             glommio::timer::sleep(delay).await;
             let max = session.exec.config().imap.max_login_failures;
-            session.tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+            let reply = Reply::no("Authentication failed").with_code(Code::AuthenticationFailed);
+            session.reply(tag, &reply);
             if session.login_failures >= max {
                 session.meter.end("too many login failures");
-                session.untagged("BYE Too many authentication failures");
+                session.send(&StatusResponse::bye("Too many authentication failures"));
                 return Action::Close;
             }
             Action::Continue

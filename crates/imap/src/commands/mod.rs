@@ -24,13 +24,14 @@ pub mod thread;
 
 use crate::selected::{announce_new, sync};
 use crate::session::{Action, Session, State};
-use reply::Reply;
+use reply::{Code, Reply};
 use ringmail_proto::parser::{Command, CommandBody};
+use ringmail_proto::response::StatusResponse;
 
 /// Writes the untagged updates a command boundary allows, then the tagged reply.
 fn finish(session: &mut Session, tag: &str, reply: Reply, allow_expunge: bool) -> Action {
     sync(session, allow_expunge);
-    session.tagged(tag, reply.status, &reply.text);
+    session.reply(tag, &reply);
     Action::Continue
 }
 
@@ -51,8 +52,8 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
         CommandBody::Noop => finish(session, tag, Reply::ok("NOOP completed"), true),
         CommandBody::Logout => {
             session.meter.end("logout");
-            session.untagged("BYE Logging out");
-            session.tagged(tag, "OK", "LOGOUT completed");
+            session.send(&StatusResponse::bye("Logging out"));
+            session.reply(tag, &Reply::ok("LOGOUT completed"));
             Action::Close
         }
         CommandBody::Id(params) => {
@@ -67,11 +68,11 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             login::authenticate_start(session, tag, mechanism, initial)
         }
         CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-            session.tagged(tag, "BAD", "Already logged in");
+            session.reply(tag, &Reply::bad("Already logged in"));
             Action::Continue
         }
         _ if !authenticated => {
-            session.tagged(tag, "BAD", "Log in first");
+            session.reply(tag, &Reply::bad("Log in first"));
             Action::Continue
         }
         CommandBody::Enable(caps) => {
@@ -132,7 +133,7 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
         }
         CommandBody::Append { mailbox, messages } => {
             let reply = append::append(session, &mailbox, &messages).await;
-            if reply.status == "OK" {
+            if reply.is_ok() {
                 let bytes = messages.iter().map(|m| m.data.len() as u64).sum();
                 let count = messages.len() as u64;
                 session.exec.metrics.borrow_mut().appended(count, bytes);
@@ -148,31 +149,32 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             finish(session, tag, reply, true)
         }
         CommandBody::SetQuota { .. } => {
-            let reply = Reply::no("[NOPERM] Quotas are set in the server configuration");
+            let reply =
+                Reply::no("Quotas are set in the server configuration").with_code(Code::NoPerm);
             finish(session, tag, reply, true)
         }
         CommandBody::Select { mailbox, params } => {
             let reply = select::select(session, &mailbox, &params, false).await;
-            session.tagged(tag, reply.status, &reply.text);
+            session.reply(tag, &reply);
             Action::Continue
         }
         CommandBody::Examine { mailbox, params } => {
             let reply = select::select(session, &mailbox, &params, true).await;
-            session.tagged(tag, reply.status, &reply.text);
+            session.reply(tag, &reply);
             Action::Continue
         }
         _ if session.selected.is_none() => {
-            session.tagged(tag, "BAD", "No mailbox selected");
+            session.reply(tag, &Reply::bad("No mailbox selected"));
             Action::Continue
         }
         CommandBody::Close => {
             let reply = select::close(session).await;
-            session.tagged(tag, reply.status, &reply.text);
+            session.reply(tag, &reply);
             Action::Continue
         }
         CommandBody::Unselect => {
             let reply = select::unselect(session);
-            session.tagged(tag, reply.status, &reply.text);
+            session.reply(tag, &reply);
             Action::Continue
         }
         CommandBody::Expunge => {

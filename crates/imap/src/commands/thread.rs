@@ -1,10 +1,11 @@
 //! THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT and REFERENCES.
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{store_error, Reply};
 use crate::commands::search::error_reply;
 use crate::search::{self, sort::sent_date, thread};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, ThreadAlgorithm};
+use ringmail_proto::response::data::{Thread, ThreadNode};
 
 /// `[UID] THREAD algorithm charset keys`
 pub async fn thread(
@@ -26,7 +27,7 @@ pub async fn thread(
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("THREAD failed", &e),
+        Err(e) => return store_error("THREAD failed", &e),
     };
     // A message expunged meanwhile is left out; unlike SEARCH and SORT, Dovecot's THREAD
     // answers a plain OK then, and so does this.
@@ -53,9 +54,8 @@ pub async fn thread(
         ThreadAlgorithm::OrderedSubject => thread::ordered_subject(&msgs),
         ThreadAlgorithm::References | ThreadAlgorithm::Refs => thread::references(&msgs),
     };
-    let mut line = String::from("THREAD ");
-    thread::render(&msgs, &threads, &mut line);
-    session.untagged(line.trim_end());
+    let threads: Vec<ThreadNode> = threads.iter().map(|t| thread::to_wire(&msgs, t)).collect();
+    session.send(&Thread(&threads));
     Reply::ok(if uid {
         "UID THREAD completed"
     } else {
