@@ -84,8 +84,8 @@ pub fn greeting(session: &mut Session) {
 }
 
 /// `CAPABILITY`
-pub fn run(session: &mut Session, tag: &str) {
+pub fn run(session: &mut Session) -> Reply {
     let caps = list(session);
     session.send(&Capability(&caps));
-    session.reply(tag, &Reply::ok("CAPABILITY completed"));
+    Reply::ok("CAPABILITY completed")
 }

@@ -6,7 +6,7 @@ use ringmail_proto::response::data::Enabled;
 use ringmail_proto::response::Reply;
 
 /// `ENABLE cap ...`
-pub fn run(session: &mut Session, tag: &str, caps: &[&str]) {
+pub fn run(session: &mut Session, caps: &[&str]) -> Reply {
     let mut enabled = Vec::new();
     for cap in caps {
         if cap.eq_ignore_ascii_case("IMAP4rev2") {
@@ -28,5 +28,5 @@ pub fn run(session: &mut Session, tag: &str, caps: &[&str]) {
         }
     }
     session.send(&Enabled(&enabled));
-    session.reply(tag, &Reply::ok("ENABLE completed"));
+    Reply::ok("ENABLE completed")
 }

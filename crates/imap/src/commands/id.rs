@@ -15,7 +15,7 @@ type IdField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
 const MAX_LOGGED_FIELDS: usize = 30;
 
 /// `ID NIL` or `ID (key value ...)`
-pub fn run(session: &mut Session, tag: &str, params: Option<&[IdField<'_>]>) {
+pub fn run(session: &mut Session, params: Option<&[IdField<'_>]>) -> Reply {
     if let Some(params) = params {
         let fields: Vec<String> = params
             .iter()
@@ -38,5 +38,5 @@ pub fn run(session: &mut Session, tag: &str, params: Option<&[IdField<'_>]>) {
         ("x-executor", executor.as_str()),
     ];
     session.send(&Id(Some(&fields)));
-    session.reply(tag, &Reply::ok("ID completed"));
+    Reply::ok("ID completed")
 }

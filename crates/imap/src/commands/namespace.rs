@@ -7,7 +7,7 @@ use ringmail_proto::response::Reply;
 use ringmail_store::DELIMITER;
 
 /// `NAMESPACE`
-pub fn run(session: &mut Session, tag: &str) {
+pub fn run(session: &mut Session) -> Reply {
     let personal = [NamespaceEntry {
         prefix: b"",
         delimiter: Some(DELIMITER),
@@ -17,5 +17,5 @@ pub fn run(session: &mut Session, tag: &str) {
         other: &[],
         shared: &[],
     });
-    session.reply(tag, &Reply::ok("NAMESPACE completed"));
+    Reply::ok("NAMESPACE completed")
 }
