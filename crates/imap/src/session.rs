@@ -899,6 +899,12 @@ impl Session {
         );
     }
 
+    /// Whether a long command (a search) should give up: the server is shutting down, or
+    /// the client has gone away and nobody would read the answer.
+    pub fn should_abandon(&self) -> bool {
+        self.exec.is_shutting_down() || self.conn.peer_closed()
+    }
+
     /// How long a failed login waits before its NO, growing per client address.
     pub fn failure_delay(&self) -> Duration {
         self.exec

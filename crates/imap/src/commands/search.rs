@@ -3,11 +3,13 @@
 //! SEARCH answers in ESEARCH form.
 
 use crate::commands::reply::{ok_noting_expunges, store_error, Code, Reply};
-use crate::search::{self, Found, Hit, SearchError};
+use crate::recent::RecentUids;
+use crate::search::{self, Found, Hit, Scope, SearchError};
 use crate::selected::to_ranges;
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, SearchReturn};
 use ringmail_proto::response::data::{self, Esearch};
+use ringmail_store::StoreError;
 
 /// `[UID] SEARCH [RETURN (...)] [CHARSET x] keys`
 pub async fn search(
@@ -19,7 +21,7 @@ pub async fn search(
     criteria: &[SearchKey<'_>],
 ) -> Reply {
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
-    let found = match search::run(session, criteria, charset).await {
+    let found = match run_search(session, criteria, charset).await {
         Ok(found) => found,
         Err(e) => {
             // RFC 5182 section 2.1: a failed SEARCH ... SAVE leaves `$` empty.
@@ -72,6 +74,58 @@ pub async fn search(
             .flatten(),
     });
     ok_noting_expunges(found.expunged, done)
+}
+
+/// Runs `keys` over the session's selected mailbox: the bridge between the session and the
+/// search engine, which sees only a [`Scope`].
+pub(crate) async fn run_search(
+    session: &mut Session,
+    keys: &[SearchKey<'_>],
+    charset: Option<&[u8]>,
+) -> Result<Found, SearchError> {
+    if charset.is_some_and(|c| !search::charset_supported(c)) {
+        return Err(SearchError::BadCharset);
+    }
+    let Some(selected) = session.selected.clone() else {
+        return Err(SearchError::Store(StoreError::NoSuchMailbox));
+    };
+    let (mail, user) = session.mail().await?;
+    let view = selected.view(&mail, &user)?;
+    let no_recent = RecentUids::default();
+    let recent = if session.enabled.imap4rev2 {
+        &no_recent
+    } else {
+        &selected.recent
+    };
+    // Compiling never gives up; the run checks between chunks of messages.
+    let never = || false;
+    let scope = Scope {
+        mail: &mail,
+        user: &user,
+        mailbox: selected.id,
+        view: &view,
+        saved: &session.saved_search,
+        recent,
+        abandon: &never,
+    };
+    let program = search::compile(&scope, keys)?;
+    if program.uses_modseq {
+        // SEARCH MODSEQ is a CONDSTORE-enabling command (RFC 7162 section 3.1).
+        if let Some(s) = session.selected.as_mut() {
+            s.condstore = true;
+        }
+    }
+    let abandon = || session.should_abandon();
+    let scope = Scope {
+        mail: &mail,
+        user: &user,
+        mailbox: selected.id,
+        view: &view,
+        saved: &session.saved_search,
+        recent,
+        abandon: &abandon,
+    };
+    search::run(&scope, &program).await
 }
 
 /// The MODSEQ of an ESEARCH answer (RFC 7162 section 3.1.5): with MIN or MAX alone, the

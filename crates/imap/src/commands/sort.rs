@@ -1,7 +1,7 @@
 //! SORT and UID SORT (RFC 5256, RFC 5957 SORT=DISPLAY) with ESORT return options (RFC 5267).
 
 use crate::commands::reply::{ok_noting_expunges, Reply};
-use crate::commands::search::error_reply;
+use crate::commands::search::{error_reply, run_search};
 use crate::search::{self, sort, Found, Hit};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, SearchReturn, SortCriterion};
@@ -92,13 +92,14 @@ async fn run(
     charset: &[u8],
     keys: &[SearchKey<'_>],
 ) -> Result<Found, search::SearchError> {
-    let mut found = search::run(session, keys, Some(charset)).await?;
+    let mut found = run_search(session, keys, Some(charset)).await?;
     let fields = if sort::needs_fields(criteria) {
         let Some(selected) = session.selected.clone() else {
             return Ok(Found::default());
         };
         let (mail, user) = session.mail().await?;
-        search::load_sort_fields(session, &mail, &user, selected.id, &mut found).await?
+        let abandon = || session.should_abandon();
+        search::load_sort_fields(&abandon, &mail, &user, selected.id, &mut found).await?
     } else {
         Vec::new()
     };

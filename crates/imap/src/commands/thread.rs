@@ -1,7 +1,7 @@
 //! THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT and REFERENCES.
 
 use crate::commands::reply::{store_error, Reply};
-use crate::commands::search::error_reply;
+use crate::commands::search::{error_reply, run_search};
 use crate::search::{self, sort::sent_date, thread};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, ThreadAlgorithm};
@@ -18,7 +18,7 @@ pub async fn thread(
     if algorithm == ThreadAlgorithm::Refs {
         return Reply::bad("THREAD=REFS is not supported");
     }
-    let mut found = match search::run(session, keys, Some(charset)).await {
+    let mut found = match run_search(session, keys, Some(charset)).await {
         Ok(found) => found,
         Err(e) => return error_reply(&e),
     };
@@ -31,8 +31,9 @@ pub async fn thread(
     };
     // A message expunged meanwhile is left out; unlike SEARCH and SORT, Dovecot's THREAD
     // answers a plain OK then, and so does this.
+    let abandon = || session.should_abandon();
     let fields =
-        match search::load_sort_fields(session, &mail, &user, selected.id, &mut found).await {
+        match search::load_sort_fields(&abandon, &mail, &user, selected.id, &mut found).await {
             Ok(fields) => fields,
             Err(e) => return error_reply(&e),
         };
