@@ -349,13 +349,8 @@ fn reader_limits(exec: &Executor) -> Limits {
     }
 }
 
-/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
+// Client addresses are the runtime's: LMTP and the admin socket count them the same way.
+pub use ringmail_runtime::conn::canonical_ip;
 
 /// Reads the PROXY v1/v2 header a trusted load balancer must send first; any bytes after it
 /// are the client's and go to the command reader.

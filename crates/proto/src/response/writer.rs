@@ -151,6 +151,26 @@ impl<'b> ResponseWriter<'b> {
         }
     }
 
+    /// A string taken from a message header (the pre-rendered ENVELOPE and BODYSTRUCTURE):
+    /// as [`string`](Self::string), except that NUL, which is not allowed even in a literal
+    /// (RFC 9051 `CHAR8`), makes it a literal with each NUL replaced by a space: a header
+    /// holding NUL is broken anyway and must not break the response.
+    pub fn header_string(&mut self, s: &[u8]) -> &mut Self {
+        if memchr::memchr(0, s).is_none() {
+            return self.string(s);
+        }
+        let spaced: Vec<u8> = s.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+        self.literal(&spaced)
+    }
+
+    /// `NIL` for `None`, else [`header_string`](Self::header_string).
+    pub fn header_nstring(&mut self, s: Option<&[u8]>) -> &mut Self {
+        match s {
+            None => self.raw(b"NIL"),
+            Some(s) => self.header_string(s),
+        }
+    }
+
     /// A quoted string; the caller has checked [`quotable`](Self::quotable).
     fn quoted(&mut self, s: &[u8]) -> &mut Self {
         self.out.reserve(s.len() + 2);
@@ -502,6 +522,26 @@ mod tests {
             }),
             "\"NIL\""
         );
+    }
+
+    #[test]
+    fn header_strings_nil_quoted_and_literal() {
+        let render = |v: Option<&[u8]>| {
+            let mut out = Vec::new();
+            ResponseWriter::new(&mut out, false).header_nstring(v);
+            out
+        };
+        assert_eq!(render(None), b"NIL");
+        assert_eq!(render(Some(b"plain text")), b"\"plain text\"");
+        assert_eq!(
+            render(Some(b"say \"hi\" \\o/")),
+            b"\"say \\\"hi\\\" \\\\o/\""
+        );
+        assert_eq!(render(Some("caf\u{e9}".as_bytes())), b"{5}\r\ncaf\xc3\xa9");
+        assert_eq!(render(Some(b"a\r\nb")), b"{4}\r\na\r\nb");
+        assert_eq!(render(Some(b"a\0b")), b"{3}\r\na b");
+        let long = vec![b'x'; QUOTED_MAX + 1];
+        assert!(render(Some(&long)).starts_with(b"{1025}\r\n"));
     }
 
     #[test]
