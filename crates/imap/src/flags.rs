@@ -1,6 +1,8 @@
 //! Message flags between the parser's form, the store's bits and the wire.
 
 use ringmail_proto::parser::Flag;
+use ringmail_proto::response::data::MessageFlags;
+use ringmail_proto::response::ResponseWriter;
 use ringmail_store::flag;
 
 /// System flags a client may set, as `FLAGS` and `PERMANENTFLAGS` list them.
@@ -29,6 +31,20 @@ pub fn from_client<'a>(flags: &[Flag<'a>]) -> (u8, Vec<&'a str>) {
     (bits, keywords)
 }
 
+/// A message's store bits and keywords as a response shows them, with `\Recent` when
+/// `recent` (it is the session's, not the store's: see `imap::recent`).
+pub fn shown<'a>(bits: u8, keywords: &'a [&'a str], recent: bool) -> MessageFlags<'a> {
+    MessageFlags {
+        answered: bits & flag::ANSWERED != 0,
+        flagged: bits & flag::FLAGGED != 0,
+        deleted: bits & flag::DELETED != 0,
+        seen: bits & flag::SEEN != 0,
+        draft: bits & flag::DRAFT != 0,
+        recent,
+        keywords,
+    }
+}
+
 /// Writes `(\Seen \Flagged kw ...)`.
 pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
     write_with_recent(out, bits, keywords, false)
@@ -37,39 +53,8 @@ pub fn write(out: &mut Vec<u8>, bits: u8, keywords: &[&str]) {
 /// Writes `(\Seen \Flagged kw ...)`, with `\Recent` when `recent` (it is the session's, not
 /// the store's: see `imap::recent`).
 pub fn write_with_recent(out: &mut Vec<u8>, bits: u8, keywords: &[&str], recent: bool) {
-    out.push(b'(');
-    let mut first = true;
-    for (bit, name) in [
-        (flag::ANSWERED, "\\Answered"),
-        (flag::FLAGGED, "\\Flagged"),
-        (flag::DELETED, "\\Deleted"),
-        (flag::SEEN, "\\Seen"),
-        (flag::DRAFT, "\\Draft"),
-    ] {
-        if bits & bit != 0 {
-            if !first {
-                out.push(b' ');
-            }
-            out.extend_from_slice(name.as_bytes());
-            first = false;
-        }
-    }
-    // After the other system flags and before the keywords, where Dovecot puts it.
-    if recent {
-        if !first {
-            out.push(b' ');
-        }
-        out.extend_from_slice(b"\\Recent");
-        first = false;
-    }
-    for k in keywords {
-        if !first {
-            out.push(b' ');
-        }
-        out.extend_from_slice(k.as_bytes());
-        first = false;
-    }
-    out.push(b')');
+    // Flags are atoms: the writer's UTF-8 mode plays no part.
+    shown(bits, keywords, recent).serialize(&mut ResponseWriter::new(out, false));
 }
 
 #[cfg(test)]

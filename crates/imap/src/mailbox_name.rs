@@ -14,7 +14,7 @@ pub const MAX_NAME: usize = 1024;
 /// The store name for what the client sent, or why it is not acceptable.
 pub fn decode(mailbox: &Mailbox<'_>, enabled: Enabled) -> Result<String, &'static str> {
     let raw = mailbox.as_bytes();
-    let name = if enabled.imap4rev2 || enabled.utf8_accept {
+    let name = if enabled.utf8() {
         match std::str::from_utf8(raw) {
             Ok(s) => s.to_string(),
             Err(_) => return Err("Mailbox name is not valid UTF-8"),
@@ -33,7 +33,7 @@ pub fn decode(mailbox: &Mailbox<'_>, enabled: Enabled) -> Result<String, &'stati
 
 /// The wire form of a store name for this session.
 pub fn encode(name: &str, enabled: Enabled) -> Vec<u8> {
-    if enabled.imap4rev2 || enabled.utf8_accept {
+    if enabled.utf8() {
         name.as_bytes().to_vec()
     } else {
         encode_mutf7(name).into_bytes()

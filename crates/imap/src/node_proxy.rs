@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_lite::future;
 use ringmail_peer::{IncomingSession, PumpEnd, PumpOptions, SessionHeader};
 use ringmail_proto::parser::CommandReader;
+use ringmail_proto::response::{Code, Reply};
 use ringmail_runtime::conn::Conn;
 use ringmail_runtime::conn_io::ConnIo;
 use ringmail_runtime::nodes::{Place, Remote};
@@ -62,12 +63,9 @@ pub(crate) async fn proxy(
             warn!(user = %user, node = %to.node, "cannot proxy the session to its owner: {e}");
             reader.feed(&header.pipelined);
             session.state = State::NotAuthenticated;
-            session.tagged(
-                tag,
-                "NO",
-                "[UNAVAILABLE] The server holding this mailbox cannot be reached, try again \
-                 later",
-            );
+            let reply =
+                Reply::no("The server holding this mailbox cannot be reached, try again later");
+            session.reply(tag, &reply.with_code(Code::Unavailable));
             return false;
         }
     };

@@ -7,9 +7,13 @@
 //! sequence numbers), the session's numbering is rebuilt from the store's live UIDs plus the
 //! expunged ones it has not announced yet.
 
+use std::borrow::Cow;
+
 use crate::recent::{self, MailboxKey, RecentUids};
 use crate::session::Session;
 use ringmail_proto::parser::SequenceSet;
+use ringmail_proto::response::data::{Exists, Expunge, FetchFlags, Flags, Recent, Vanished};
+use ringmail_proto::response::{Code, Response, ResponseWriter, StatusResponse};
 use ringmail_store::{MailboxChanges, MessageEntry, Partition, StoreError};
 
 /// A selected (or examined) mailbox.
@@ -120,20 +124,6 @@ impl View {
 /// UID ranges for store operations (the store's own merge, re-exported for the commands).
 pub use ringmail_store::to_ranges;
 
-/// Writes ranges in sequence-set syntax (`1:3,7`).
-pub fn write_set(out: &mut String, ranges: &[(u32, u32)]) {
-    for (i, (lo, hi)) in ranges.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        if lo == hi {
-            out.push_str(&lo.to_string());
-        } else {
-            out.push_str(&format!("{lo}:{hi}"));
-        }
-    }
-}
-
 /// Before a UID command acts: announces the messages that arrived since the session last
 /// looked (EXISTS, and RECENT for IMAP4rev1), so that a UID the client learned on another
 /// connection (iOS Mail appends on one and moves on another) names a message here instead of
@@ -195,9 +185,9 @@ pub fn announce_new(session: &mut crate::session::Session) {
         return;
     }
     let exists = sel.exists + added;
-    session.untagged(&format!("{exists} EXISTS"));
+    session.send(&Exists(exists));
     if rev1 {
-        session.untagged(&format!("{recent_count} RECENT"));
+        session.send(&Recent(recent_count));
     }
     // Their modseqs are above the view's, so the next sync would take them for flag changes
     // and send FETCH FLAGS nobody asked for; marked as seen like the session's own STOREs.
@@ -242,32 +232,32 @@ impl Selected {
 /// its HIGHESTMODSEQ is sent (RFC 7162 section 3.1).
 pub fn enable_condstore(session: &mut Session) {
     session.enabled.condstore = true;
-    if let Some(selected) = session.selected.as_mut() {
-        if !selected.condstore {
-            selected.condstore = true;
-            let line = format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", selected.modseq);
-            session.out.extend_from_slice(line.as_bytes());
-        }
+    let Some(selected) = session.selected.as_mut() else {
+        return;
+    };
+    if !selected.condstore {
+        selected.condstore = true;
+        let highest = StatusResponse::ok("Highest").with_code(Code::HighestModSeq(selected.modseq));
+        session.send(&highest);
     }
 }
 
 /// Writes the `FLAGS` and `PERMANENTFLAGS` responses of a mailbox whose messages use
 /// `keywords`. A read-only selection may change no flag at all.
-pub fn write_flags(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
-    let system = crate::flags::SYSTEM_FLAGS;
-    let mut list = String::from(system);
-    for k in keywords {
-        list.push(' ');
-        list.push_str(k);
-    }
-    out.extend_from_slice(format!("* FLAGS ({list})\r\n").as_bytes());
-    if read_only {
-        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+pub fn write_flags(w: &mut ResponseWriter<'_>, keywords: &[String], read_only: bool) {
+    let mut list: Vec<Cow<'static, str>> = crate::flags::SYSTEM_FLAGS
+        .split(' ')
+        .map(Cow::Borrowed)
+        .chain(keywords.iter().map(|k| Cow::Owned(k.clone())))
+        .collect();
+    Flags(&list).serialize(w);
+    let permanent = if read_only {
+        StatusResponse::ok("Read-only mailbox").with_code(Code::PermanentFlags(Vec::new()))
     } else {
-        out.extend_from_slice(
-            format!("* OK [PERMANENTFLAGS ({list} \\*)] Flags permitted\r\n").as_bytes(),
-        );
-    }
+        list.push(Cow::Borrowed("\\*"));
+        StatusResponse::ok("Flags permitted").with_code(Code::PermanentFlags(list))
+    };
+    permanent.serialize(w);
 }
 
 /// Before FETCH responses showing `messages`' flags: when one of them carries a keyword
@@ -308,7 +298,8 @@ pub fn announce_keywords<'m>(
         return;
     }
     selected.keywords.extend(new);
-    write_flags(&mut session.out, &selected.keywords, selected.read_only);
+    let mut w = ResponseWriter::new(&mut session.out, session.enabled.utf8());
+    write_flags(&mut w, &selected.keywords, selected.read_only);
 }
 
 /// Sends what changed in the selected mailbox since the session last looked: EXPUNGE (or
@@ -328,7 +319,8 @@ pub fn sync(session: &mut Session, allow_expunge: bool) {
         Err(_) => {
             // Deleted by another session: the selection is gone (RFC 9051 section 6.3.4).
             session.selected = None;
-            session.untagged("OK [CLOSED] The selected mailbox was deleted");
+            let closed = StatusResponse::ok("The selected mailbox was deleted");
+            session.send(&closed.with_code(Code::Closed));
             return;
         }
     };
@@ -350,15 +342,15 @@ pub fn sync(session: &mut Session, allow_expunge: bool) {
         })
         .unwrap_or_default();
     announce_keywords(session, &mail, &user, &shown);
-    let mut out = String::new();
     if !changes.vanished.is_empty() {
         if sel.qresync {
-            out.push_str("* VANISHED ");
-            write_set(&mut out, &to_ranges(changes.vanished.iter().copied()));
-            out.push_str("\r\n");
+            session.send(&Vanished {
+                earlier: false,
+                uids: &to_ranges(changes.vanished.iter().copied()),
+            });
         } else {
-            for msn in &changes.expunge_msns {
-                out.push_str(&format!("* {msn} EXPUNGE\r\n"));
+            for &msn in &changes.expunge_msns {
+                session.send(&Expunge(msn));
             }
         }
     }
@@ -385,7 +377,7 @@ pub fn sync(session: &mut Session, allow_expunge: bool) {
     if changes.exists != after_expunge
         || (changes.exists != sel.exists && changes.vanished.is_empty())
     {
-        out.push_str(&format!("* {} EXISTS\r\n", changes.exists));
+        session.send(&Exists(changes.exists));
         if rev1 {
             // RFC 3501 section 7.3.2: RECENT goes with a change of the mailbox's size.
             let count = mail
@@ -394,28 +386,30 @@ pub fn sync(session: &mut Session, allow_expunge: bool) {
                     recent.count(|uid| messages.partition_point(|m| m.uid < uid))
                 })
                 .unwrap_or(0);
-            out.push_str(&format!("* {count} RECENT\r\n"));
+            session.send(&Recent(count));
         }
     }
-    session.out.extend_from_slice(out.as_bytes());
+    let utf8 = session.enabled.utf8();
     let flag_lines: Vec<Vec<u8>> = mail
         .with_mailbox(&user, sel.id, |view| {
             changes
                 .flag_changes
                 .iter()
                 .filter(|(_, entry)| !own.contains(&entry.modseq))
-                .map(|(msn, entry)| {
-                    let mut line = format!("* {msn} FETCH (UID {} FLAGS ", entry.uid).into_bytes();
-                    crate::flags::write_with_recent(
-                        &mut line,
-                        entry.flags,
-                        &view.keywords(entry),
-                        rev1 && recent.contains(entry.uid),
-                    );
-                    if sel.condstore {
-                        line.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
+                .map(|&(msn, entry)| {
+                    let keywords = view.keywords(&entry);
+                    let mut line = Vec::new();
+                    FetchFlags {
+                        msn,
+                        uid: Some(entry.uid),
+                        flags: crate::flags::shown(
+                            entry.flags,
+                            &keywords,
+                            rev1 && recent.contains(entry.uid),
+                        ),
+                        modseq: sel.condstore.then_some(entry.modseq),
                     }
-                    line.extend_from_slice(b")\r\n");
+                    .serialize(&mut ResponseWriter::new(&mut line, utf8));
                     line
                 })
                 .collect()
@@ -435,11 +429,13 @@ pub fn sync(session: &mut Session, allow_expunge: bool) {
 #[cfg(test)]
 mod tests {
     use super::write_flags;
+    use ringmail_proto::response::ResponseWriter;
 
     #[test]
     fn flags_and_permanentflags_list_the_same_keywords() {
         let mut out = Vec::new();
-        write_flags(&mut out, &["$Work".to_string(), "NIL".to_string()], false);
+        let keywords = ["$Work".to_string(), "NIL".to_string()];
+        write_flags(&mut ResponseWriter::new(&mut out, false), &keywords, false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work NIL)\r\n\
@@ -447,7 +443,8 @@ mod tests {
              Flags permitted\r\n"
         );
         let mut out = Vec::new();
-        write_flags(&mut out, &["$Work".to_string()], true);
+        let keywords = ["$Work".to_string()];
+        write_flags(&mut ResponseWriter::new(&mut out, false), &keywords, true);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n\

@@ -19,6 +19,7 @@ use crate::selected::Selected;
 use ringmail_metrics::trace::ProtocolTrace;
 use ringmail_metrics::{Listener, MeterCarry, SessionMeter, SessionState};
 use ringmail_proto::parser::{Command, CommandReader, Limits, Next, RejectKind, Rejection};
+use ringmail_proto::response::{Code, Reply, Response, ResponseWriter, StatusResponse};
 use ringmail_runtime::admission::{PreauthSlot, UserSessionSlot};
 use ringmail_runtime::conn::{Conn, ConnParts};
 use ringmail_runtime::proxy;
@@ -41,6 +42,14 @@ pub struct Enabled {
     pub condstore: bool,
     /// `ENABLE QRESYNC` (RFC 7162): expunges are announced as VANISHED.
     pub qresync: bool,
+}
+
+impl Enabled {
+    /// The session's UTF-8 mode (RFC 6855, RFC 9051): mailbox names and quoted strings may
+    /// be UTF-8. Decided here only; every response the session writes follows it.
+    pub fn utf8(self) -> bool {
+        self.utf8_accept || self.imap4rev2
+    }
 }
 
 /// Where in RFC 9051's state diagram the session is.
@@ -166,9 +175,11 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
         .any(|net| net.contains(&canonical_ip(conn.peer.ip())));
     let Some(slot) = exec.admit(true) else {
         exec.metrics.borrow_mut().rejected("connections");
-        let bye = "* BYE [UNAVAILABLE] The server is at its connection limit \
-                   ([limits] max_connections), try again later\r\n";
-        spawn_session(&exec, refuse_over_limit(conn, implicit_tls, bye.into()));
+        let bye = StatusResponse::bye(
+            "The server is at its connection limit ([limits] max_connections), try again later",
+        )
+        .with_code(Code::Unavailable);
+        spawn_session(&exec, refuse_over_limit(conn, implicit_tls, bye.to_bytes()));
         return;
     };
     // A trusted proxy's own address is not the client's: the per-address limit applies to
@@ -331,7 +342,7 @@ pub(crate) fn adopt_from_node(
 
 /// Counts a new connection from `ip` against `max_preauth_per_ip`: Ok(None) when the address
 /// is in `[imap] secure_networks` (not limited), Err with the BYE line when over the limit.
-fn take_preauth(exec: &Executor, ip: IpAddr) -> Result<Option<PreauthSlot>, String> {
+fn take_preauth(exec: &Executor, ip: IpAddr) -> Result<Option<PreauthSlot>, Vec<u8>> {
     let config = exec.config();
     let ip = canonical_ip(ip);
     if config.imap.is_secure_network(ip) {
@@ -343,20 +354,22 @@ fn take_preauth(exec: &Executor, ip: IpAddr) -> Result<Option<PreauthSlot>, Stri
         None => {
             exec.metrics.borrow_mut().rejected("preauth_per_ip");
             debug!(client = %ip, limit, "refused: too many connections not logged in from one address");
-            Err(format!(
-                "* BYE [UNAVAILABLE] Too many connections from your address that have not \
-                 logged in yet ([limits] max_preauth_per_ip = {limit})\r\n"
+            let bye = StatusResponse::bye(format!(
+                "Too many connections from your address that have not logged in yet \
+                 ([limits] max_preauth_per_ip = {limit})"
             ))
+            .with_code(Code::Unavailable);
+            Err(bye.to_bytes())
         }
     }
 }
 
 /// Says goodbye to a connection over a limit with `bye` (in plaintext only: a TLS client
 /// would not read it before the handshake).
-async fn refuse_over_limit(mut conn: Conn, implicit_tls: bool, bye: String) {
+async fn refuse_over_limit(mut conn: Conn, implicit_tls: bool, bye: Vec<u8>) {
     debug!(client = %conn.peer, "connection limit reached");
     if !implicit_tls {
-        let _ = conn.write_all(bye.as_bytes()).await;
+        let _ = conn.write_all(&bye).await;
     }
     conn.close().await;
 }
@@ -378,13 +391,8 @@ fn reader_limits(exec: &Executor) -> Limits {
     }
 }
 
-/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
+// Client addresses are the runtime's: LMTP and the admin socket count them the same way.
+pub use ringmail_runtime::conn::canonical_ip;
 
 /// Reads the PROXY v1/v2 header a trusted load balancer must send first; any bytes after it
 /// are the client's and go to the command reader.
@@ -512,22 +520,21 @@ impl Session {
                 .is_secure_network(canonical_ip(self.conn.peer.ip()))
     }
 
-    /// Appends a tagged response.
-    pub fn tagged(&mut self, tag: &str, status: &str, text: &str) {
-        self.meter.tagged(status);
-        self.out.extend_from_slice(tag.as_bytes());
-        self.out.push(b' ');
-        self.out.extend_from_slice(status.as_bytes());
-        self.out.push(b' ');
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+    /// A writer appending to the session's output in the session's UTF-8 mode: how
+    /// responses without a type of their own (FETCH items, continuations) are written.
+    pub fn writer(&mut self) -> ResponseWriter<'_> {
+        ResponseWriter::new(&mut self.out, self.enabled.utf8())
     }
 
-    /// Appends an untagged response (`* ` + text).
-    pub fn untagged(&mut self, text: &str) {
-        self.out.extend_from_slice(b"* ");
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+    /// Appends the tagged reply that completes command `tag`.
+    pub fn reply(&mut self, tag: &str, reply: &Reply) {
+        self.meter.tagged(reply.status.as_str());
+        reply.serialize(tag, &mut self.writer());
+    }
+
+    /// Appends an untagged response.
+    pub fn send(&mut self, response: &impl Response) {
+        response.serialize(&mut self.writer());
     }
 
     /// Writes pending responses now (long FETCHes, IDLE updates).
@@ -648,11 +655,11 @@ impl Session {
             match self.read_more(reader).await {
                 ReadOutcome::Data => {}
                 ReadOutcome::Shutdown => {
-                    self.untagged("BYE Server shutting down");
+                    self.send(&StatusResponse::bye("Server shutting down"));
                     return None;
                 }
                 ReadOutcome::IdleTimeout => {
-                    self.untagged("BYE Autologout; idle for too long");
+                    self.send(&StatusResponse::bye("Autologout; idle for too long"));
                     return None;
                 }
                 ReadOutcome::ProxyRefused | ReadOutcome::Closed => return None,
@@ -675,7 +682,7 @@ impl Session {
                     self.execute(command).await
                 }
                 Next::Continue => {
-                    self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    self.writer().continuation("Ready for literal data");
                     if self.flush().await.is_err() {
                         return;
                     }
@@ -686,7 +693,7 @@ impl Session {
                     self.bad_commands += 1;
                     if self.bad_commands >= MAX_BAD_COMMANDS {
                         self.meter.end("too many bad commands");
-                        self.untagged("BYE Too many invalid commands");
+                        self.send(&StatusResponse::bye("Too many invalid commands"));
                         let _ = self.flush().await;
                         self.conn.close().await;
                         return;
@@ -700,7 +707,9 @@ impl Session {
                     match self.read_more(&mut reader).await {
                         ReadOutcome::Data => {}
                         ReadOutcome::ProxyRefused => {
-                            self.untagged("BYE PROXY protocol header refused: not a trusted proxy");
+                            self.send(&StatusResponse::bye(
+                                "PROXY protocol header refused: not a trusted proxy",
+                            ));
                             let _ = self.flush().await;
                             info!("refused a PROXY header from an untrusted address");
                             self.conn.close().await;
@@ -711,13 +720,13 @@ impl Session {
                             return;
                         }
                         ReadOutcome::IdleTimeout => {
-                            self.untagged("BYE Autologout; idle for too long");
+                            self.send(&StatusResponse::bye("Autologout; idle for too long"));
                             let _ = self.flush().await;
                             self.conn.close().await;
                             return;
                         }
                         ReadOutcome::Shutdown => {
-                            self.untagged("BYE Server shutting down");
+                            self.send(&StatusResponse::bye("Server shutting down"));
                             let _ = self.flush().await;
                             self.conn.close().await;
                             return;
@@ -813,11 +822,8 @@ impl Session {
             }
             ringmail_runtime::nodes::Place::Unserved => {
                 info!(user = %user, "login refused: no node serves the user's partition now");
-                self.tagged(
-                    &tag,
-                    "NO",
-                    "[UNAVAILABLE] The mailbox is not available right now, try again later",
-                );
+                let reply = Reply::no("The mailbox is not available right now, try again later");
+                self.reply(&tag, &reply.with_code(Code::Unavailable));
                 return AfterLogin::Stay;
             }
         }
@@ -853,14 +859,12 @@ impl Session {
                 self.meter.rejected("sessions_per_user_ip");
                 self.meter.end("session limit");
                 info!(user = %user, client = %ip, limit, "login refused: too many sessions");
-                self.tagged(
-                    tag,
-                    "NO",
-                    &format!(
-                        "[LIMIT] Maximum number of sessions from user+IP exceeded \
-                         ([limits] max_sessions_per_user_ip = {limit})"
-                    ),
-                );
+                let reply = Reply::no(format!(
+                    "Maximum number of sessions from user+IP exceeded \
+                     ([limits] max_sessions_per_user_ip = {limit})"
+                ))
+                .with_code(Code::Limit);
+                self.reply(tag, &reply);
                 false
             }
         }
@@ -909,16 +913,12 @@ impl Session {
 
     fn reject(&mut self, rejection: &Rejection) {
         self.meter.rejected(rejection_limit(rejection));
-        let status = match rejection.kind {
+        // Counted as a command's completion even without a tag, as every refusal is.
+        self.meter.tagged(match rejection.kind {
             RejectKind::Bad => "BAD",
             RejectKind::No => "NO",
-        };
-        let tag = rejection.tag.as_deref().unwrap_or("*");
-        let text = match rejection.code {
-            Some(code) => format!("[{code}] {}", rejection.text),
-            None => rejection.text.clone(),
-        };
-        self.tagged(tag, status, &text);
+        });
+        self.writer().rejection(rejection);
     }
 
     async fn execute(&mut self, command: Command<'_>) -> Action {
@@ -953,6 +953,12 @@ impl Session {
             user,
             self.id,
         );
+    }
+
+    /// Whether a long command (a search) should give up: the server is shutting down, or
+    /// the client has gone away and nobody would read the answer.
+    pub fn should_abandon(&self) -> bool {
+        self.exec.is_shutting_down() || self.conn.peer_closed()
     }
 
     /// How long a failed login waits before its NO, growing per client address.

@@ -4,63 +4,35 @@
 //! tells a client that is the protocol's business, as Dovecot's mail errors are turned into
 //! IMAP codes by its imap layer, not by its storage.
 
+use ringmail_proto::response::Code;
 use ringmail_store::StoreError;
 
-/// The IMAP response code a failed command should carry (RFC 9051 section 7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseCode {
-    /// `[OVERQUOTA]`
-    OverQuota,
-    /// `[NONEXISTENT]`
-    NonExistent,
-    /// `[ALREADYEXISTS]`
-    AlreadyExists,
-    /// `[CANNOT]`
-    Cannot,
-    /// `[TOOBIG]` (RFC 4469 / 7889)
-    TooBig,
-    /// `[UNAVAILABLE]`: temporary failure, the client may retry later (full disk, I/O).
-    Unavailable,
-    /// `[SERVERBUG]`: the server's data is damaged.
-    ServerBug,
-}
-
-impl ResponseCode {
-    /// The code as written inside the brackets of a tagged NO.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResponseCode::OverQuota => "OVERQUOTA",
-            ResponseCode::NonExistent => "NONEXISTENT",
-            ResponseCode::AlreadyExists => "ALREADYEXISTS",
-            ResponseCode::Cannot => "CANNOT",
-            ResponseCode::TooBig => "TOOBIG",
-            ResponseCode::Unavailable => "UNAVAILABLE",
-            ResponseCode::ServerBug => "SERVERBUG",
-        }
-    }
-}
+/// The response code of a failed command: ringmail-proto's [`Code`], under the name the
+/// store's fault tests know it by.
+pub use ringmail_proto::response::Code as ResponseCode;
 
 /// The response code the IMAP layer sends with `NO` for a store error.
-pub fn response_code(e: &StoreError) -> ResponseCode {
+pub fn response_code(e: &StoreError) -> Code {
     match e {
-        StoreError::Io(_) => ResponseCode::Unavailable,
-        StoreError::OverQuota => ResponseCode::OverQuota,
+        StoreError::Io(_) => Code::Unavailable,
+        StoreError::OverQuota => Code::OverQuota,
         StoreError::NoSuchMailbox | StoreError::NoSuchMessage | StoreError::NoSuchScript => {
-            ResponseCode::NonExistent
+            Code::NonExistent
         }
-        StoreError::AlreadyExists => ResponseCode::AlreadyExists,
+        StoreError::AlreadyExists => Code::AlreadyExists,
         StoreError::InvalidName | StoreError::NotPermitted(_) | StoreError::ScriptActive => {
-            ResponseCode::Cannot
+            Code::Cannot
         }
-        StoreError::TooLarge => ResponseCode::TooBig,
-        StoreError::Corrupt(_) => ResponseCode::ServerBug,
+        StoreError::TooLarge => Code::TooBig,
+        StoreError::Corrupt(_) => Code::ServerBug,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::reply::Reply;
+    use crate::commands::reply::store_error;
+    use ringmail_proto::response::ResponseWriter;
     use std::io;
     use std::sync::Arc;
 
@@ -106,8 +78,10 @@ mod tests {
             ),
         ];
         for (e, want) in cases {
-            let reply = Reply::store_error("APPEND failed", &e);
-            assert_eq!((reply.status, reply.text.as_str()), ("NO", want), "{e:?}");
+            let mut out = Vec::new();
+            store_error("APPEND failed", &e)
+                .serialize("t", &mut ResponseWriter::new(&mut out, false));
+            assert_eq!(out, format!("t NO {want}\r\n").into_bytes(), "{e:?}");
         }
     }
 }

@@ -19,7 +19,6 @@ mod address;
 mod content;
 mod decode;
 mod header;
-mod imap_string;
 mod lexer;
 mod meta;
 mod reencode;

@@ -3,8 +3,23 @@
 
 use super::address::{parse_address_list, AddressItem};
 use super::header::{fields, unfold};
-use super::imap_string::{nstring, string};
 use super::meta::{PartKind, PartMeta};
+use ringmail_proto::response::ResponseWriter;
+
+// These bytes are rendered once at APPEND and replayed verbatim to every client, so the
+// choice between quoted string and literal must be valid for any client: the writer runs
+// outside UTF-8 mode, so 8-bit data goes out as a literal (legal in either mode),
+// everything short and plain as a quoted string.
+
+/// Appends `NIL` for `None`, otherwise [`string`].
+fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    ResponseWriter::new(out, false).header_nstring(value);
+}
+
+/// Appends a header value as a quoted string when that is allowed, otherwise as a literal.
+fn string(out: &mut Vec<u8>, value: &[u8]) {
+    ResponseWriter::new(out, false).header_string(value);
+}
 
 /// Renders the ENVELOPE of a message from its header block.
 pub(crate) fn envelope(header: &[u8]) -> Vec<u8> {

@@ -341,3 +341,12 @@ impl Conn {
         Ok(())
     }
 }
+
+/// A client address as limits and allow-lists count it: an IPv4-mapped IPv6 address (what a
+/// dual-stack socket reports) is the IPv4 address it carries.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}

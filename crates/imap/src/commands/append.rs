@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{store_error, Code, Reply};
 use crate::mailbox_name;
-use crate::selected::{to_ranges, write_set};
+use crate::selected::to_ranges;
 use crate::session::Session;
 use ringmail_proto::dates;
 use ringmail_proto::parser::{AppendMessage, Mailbox};
@@ -26,7 +26,7 @@ pub async fn append(
     }
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("APPEND failed", &e),
+        Err(e) => return store_error("APPEND failed", &e),
     };
     let now = dates::now();
     // A literal8's binary parts are stored base64-encoded (RFC 3516 section 4.4): BODY[]
@@ -66,15 +66,11 @@ pub async fn append(
         })
         .collect();
     match mail.append(&user, name.as_str(), &new).await {
-        Ok(result) => {
-            let mut set = String::new();
-            write_set(&mut set, &to_ranges(result.uids.iter().copied()));
-            Reply::ok(format!(
-                "[APPENDUID {} {set}] APPEND completed",
-                result.uidvalidity
-            ))
-        }
-        Err(StoreError::NoSuchMailbox) => Reply::no("[TRYCREATE] No such mailbox"),
-        Err(e) => Reply::store_error("APPEND failed", &e),
+        Ok(result) => Reply::ok("APPEND completed").with_code(Code::AppendUid {
+            uidvalidity: result.uidvalidity,
+            uids: to_ranges(result.uids.iter().copied()),
+        }),
+        Err(StoreError::NoSuchMailbox) => Reply::no("No such mailbox").with_code(Code::TryCreate),
+        Err(e) => store_error("APPEND failed", &e),
     }
 }

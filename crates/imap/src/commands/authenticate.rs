@@ -8,6 +8,7 @@ use crate::session::{Action, Session};
 use ringmail_auth::sasl::{self, OauthBearerMessage, SaslError};
 use ringmail_auth::LoginError;
 use ringmail_proto::parser::CommandReader;
+use ringmail_proto::response::{Code, Reply};
 
 /// Runs the exchange after `AUTHENTICATE` was accepted by `login::authenticate_start`.
 /// `initial` is the SASL-IR response, already base64-decoded by the parser.
@@ -24,14 +25,18 @@ pub async fn exchange(
         "OAUTHBEARER" => ("OAUTHBEARER", sasl::MAX_TOKEN_RESPONSE_LEN),
         "XOAUTH2" => ("XOAUTH2", sasl::MAX_TOKEN_RESPONSE_LEN),
         _ => {
-            session.tagged(tag, "NO", "[CANNOT] Unsupported mechanism");
+            session.reply(
+                tag,
+                &Reply::no("Unsupported mechanism").with_code(Code::Cannot),
+            );
             return Action::Continue;
         }
     };
     // The parser bounds the initial response only by the line limit: hold it to the same
     // limit as a response sent after the challenge (base64 is 4/3 of the decoded size).
     if initial.as_ref().is_some_and(|i| i.len() > max_len / 4 * 3) {
-        session.tagged(tag, "BAD", "[LIMIT] Authentication response too long");
+        let reply = Reply::bad("Authentication response too long");
+        session.reply(tag, &reply.with_code(Code::Limit));
         return Action::Continue;
     }
     let attempt = match label {
@@ -43,11 +48,11 @@ pub async fn exchange(
         Ok(attempt) => attempt,
         Err(Ended::Action(action)) => return action,
         Err(Ended::Sasl(SaslError::Cancelled)) => {
-            session.tagged(tag, "BAD", "Authentication cancelled");
+            session.reply(tag, &Reply::bad("Authentication cancelled"));
             return Action::Continue;
         }
         Err(Ended::Sasl(e)) => {
-            session.tagged(tag, "BAD", &format!("Malformed {label} response: {e}"));
+            session.reply(tag, &Reply::bad(format!("Malformed {label} response: {e}")));
             return Action::Continue;
         }
     };
@@ -171,13 +176,12 @@ async fn challenge(
     tag: &str,
     challenge: &str,
 ) -> Result<Vec<u8>, Action> {
-    session.out.extend_from_slice(b"+ ");
-    session.out.extend_from_slice(challenge.as_bytes());
-    session.out.extend_from_slice(b"\r\n");
+    session.writer().continuation(challenge);
     match session.read_line(reader).await {
         Some(Ok(line)) => Ok(line),
         Some(Err(())) => {
-            session.tagged(tag, "BAD", "[LIMIT] Authentication response too long");
+            let reply = Reply::bad("Authentication response too long").with_code(Code::Limit);
+            session.reply(tag, &reply);
             Err(Action::Continue)
         }
         None => Err(Action::Close),

@@ -3,55 +3,92 @@
 //! Only what is implemented end to end is advertised: a client that sees a capability will
 //! use it.
 
-use crate::session::{Session, State};
+use std::borrow::Cow;
 
-/// Appends the space-separated capability list for the session's current state.
-pub fn write_list(session: &Session, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE");
+use crate::session::{Session, State};
+use ringmail_proto::response::data::Capability;
+use ringmail_proto::response::{Code, Reply, StatusResponse};
+
+/// What every state offers.
+const ALWAYS: &[&str] = &[
+    "IMAP4rev1",
+    "IMAP4rev2",
+    "LITERAL+",
+    "SASL-IR",
+    "ID",
+    "ENABLE",
+];
+
+/// What a logged-in session offers besides [`ALWAYS`] and APPENDLIMIT.
+const AUTHENTICATED: &[&str] = &[
+    "NAMESPACE",
+    "UTF8=ACCEPT",
+    "IDLE",
+    "UIDPLUS",
+    "MOVE",
+    "UNSELECT",
+    "CHILDREN",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "SPECIAL-USE",
+    "CREATE-SPECIAL-USE",
+    "STATUS=SIZE",
+    "MULTIAPPEND",
+    "BINARY",
+    "PREVIEW",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",
+    "ESEARCH",
+    "SEARCHRES",
+    "SORT",
+    "SORT=DISPLAY",
+    "ESORT",
+    "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
+    "WITHIN",
+    "CONDSTORE",
+    "QRESYNC",
+    "OBJECTID",
+    "SAVEDATE",
+];
+
+/// The capability list for the session's current state.
+pub fn list(session: &Session) -> Vec<Cow<'static, str>> {
+    let mut caps: Vec<Cow<'static, str>> = ALWAYS.iter().map(|&c| Cow::Borrowed(c)).collect();
     match session.state {
         State::NotAuthenticated => {
             if !session.conn.is_tls() && session.exec.tls().is_some() {
-                out.extend_from_slice(b" STARTTLS");
+                caps.push("STARTTLS".into());
             }
             if session.plaintext_auth_allowed() {
                 // OAUTHBEARER and XOAUTH2 only when a backend takes bearer tokens.
                 for mechanism in session.exec.auth.sasl_mechanisms() {
-                    out.extend_from_slice(b" AUTH=");
-                    out.extend_from_slice(mechanism.as_bytes());
+                    caps.push(format!("AUTH={mechanism}").into());
                 }
             } else {
-                out.extend_from_slice(b" LOGINDISABLED");
+                caps.push("LOGINDISABLED".into());
             }
         }
         State::Authenticated { .. } => {
-            out.extend_from_slice(
-                b" NAMESPACE UTF8=ACCEPT IDLE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED \
-                  LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE STATUS=SIZE MULTIAPPEND BINARY PREVIEW \
-                  QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE ESEARCH SEARCHRES SORT SORT=DISPLAY \
-                  ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES WITHIN CONDSTORE QRESYNC OBJECTID \
-                  SAVEDATE",
-            );
-            out.extend_from_slice(
-                format!(" APPENDLIMIT={}", session.exec.config().limits.max_literal).as_bytes(),
-            );
+            caps.extend(AUTHENTICATED.iter().map(|&c| Cow::Borrowed(c)));
+            let limit = session.exec.config().limits.max_literal;
+            caps.push(format!("APPENDLIMIT={limit}").into());
         }
     }
+    caps
 }
 
 /// The greeting: `* OK [CAPABILITY ...] ringmail ready`, so clients need no CAPABILITY
 /// round trip.
 pub fn greeting(session: &mut Session) {
-    let mut line = b"* OK [CAPABILITY ".to_vec();
-    write_list(session, &mut line);
-    line.extend_from_slice(b"] ringmail ready\r\n");
-    session.out.extend_from_slice(&line);
+    let greeting = StatusResponse::ok("ringmail ready").with_code(Code::Capability(list(session)));
+    session.send(&greeting);
 }
 
 /// `CAPABILITY`
-pub fn run(session: &mut Session, tag: &str) {
-    let mut line = b"* CAPABILITY ".to_vec();
-    write_list(session, &mut line);
-    line.extend_from_slice(b"\r\n");
-    session.out.extend_from_slice(&line);
-    session.tagged(tag, "OK", "CAPABILITY completed");
+pub fn run(session: &mut Session) -> Reply {
+    let caps = list(session);
+    session.send(&Capability(&caps));
+    Reply::ok("CAPABILITY completed")
 }

@@ -1,10 +1,11 @@
 //! COPY and MOVE (RFC 6851), with UIDPLUS's COPYUID (RFC 4315).
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{expunge_issued, store_error, Code, Reply};
 use crate::mailbox_name;
-use crate::selected::{to_ranges, write_set};
+use crate::selected::to_ranges;
 use crate::session::Session;
 use ringmail_proto::parser::{Mailbox, SequenceSet};
+use ringmail_proto::response::StatusResponse;
 use ringmail_store::StoreError;
 
 /// `[UID] COPY set mailbox` or `[UID] MOVE set mailbox`.
@@ -20,7 +21,7 @@ pub async fn copy(
         return Reply::bad("No mailbox selected");
     };
     if is_move && selected.read_only {
-        return Reply::no("[READ-ONLY] Mailbox is read-only");
+        return Reply::no("Mailbox is read-only").with_code(Code::ReadOnly);
     }
     let dest = match mailbox_name::decode(mailbox, session.enabled) {
         Ok(name) => name,
@@ -28,11 +29,11 @@ pub async fn copy(
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+        Err(e) => return store_error(&format!("{command} failed"), &e),
     };
     let view = match selected.view(&mail, &user) {
         Ok(v) => v,
-        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+        Err(e) => return store_error(&format!("{command} failed"), &e),
     };
     if !uid_mode && !view.msns_valid(set) {
         return Reply::bad("Invalid message number");
@@ -46,7 +47,7 @@ pub async fn copy(
     // Dovecot. One expunged while the copy is being written is left out of it, and COPYUID
     // names only the copies made.
     if uids.iter().any(|&uid| view.is_gone(uid)) {
-        return Reply::expunge_issued();
+        return expunge_issued();
     }
     if uids.is_empty() {
         return Reply::ok(format!("{command} completed (no messages)"));
@@ -60,24 +61,27 @@ pub async fn copy(
     };
     let result = match result {
         Ok(r) => r,
-        Err(StoreError::NoSuchMailbox) => return Reply::no("[TRYCREATE] No such mailbox"),
-        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+        Err(StoreError::NoSuchMailbox) => {
+            return Reply::no("No such mailbox").with_code(Code::TryCreate)
+        }
+        Err(e) => return store_error(&format!("{command} failed"), &e),
     };
     if result.pairs.is_empty() {
         // Every message was expunged by another session while the copy was written.
-        return Reply::expunge_issued();
+        return expunge_issued();
     }
-    let (mut src, mut dst) = (String::new(), String::new());
-    write_set(&mut src, &to_ranges(result.pairs.iter().map(|p| p.0)));
     let mut dst_uids: Vec<u32> = result.pairs.iter().map(|p| p.1).collect();
     dst_uids.sort_unstable();
-    write_set(&mut dst, &to_ranges(dst_uids));
-    let code = format!("COPYUID {} {src} {dst}", result.uidvalidity);
+    let code = Code::CopyUid {
+        uidvalidity: result.uidvalidity,
+        source: to_ranges(result.pairs.iter().map(|p| p.0)),
+        destination: to_ranges(dst_uids),
+    };
     if is_move {
         // RFC 6851: COPYUID goes in an untagged OK before the EXPUNGEs of the moved messages.
-        session.untagged(&format!("OK [{code}] Moved"));
+        session.send(&StatusResponse::ok("Moved").with_code(code));
         Reply::ok(format!("{command} completed"))
     } else {
-        Reply::ok(format!("[{code}] {command} completed"))
+        Reply::ok(format!("{command} completed")).with_code(code)
     }
 }

@@ -2,9 +2,11 @@
 //! out of the `* ENABLED` answer as the RFC asks; that is not an error.
 
 use crate::session::Session;
+use ringmail_proto::response::data::Enabled;
+use ringmail_proto::response::Reply;
 
 /// `ENABLE cap ...`
-pub fn run(session: &mut Session, tag: &str, caps: &[&str]) {
+pub fn run(session: &mut Session, caps: &[&str]) -> Reply {
     let mut enabled = Vec::new();
     for cap in caps {
         if cap.eq_ignore_ascii_case("IMAP4rev2") {
@@ -25,11 +27,6 @@ pub fn run(session: &mut Session, tag: &str, caps: &[&str]) {
             enabled.push("QRESYNC");
         }
     }
-    let mut line = String::from("ENABLED");
-    for cap in enabled {
-        line.push(' ');
-        line.push_str(cap);
-    }
-    session.untagged(&line);
-    session.tagged(tag, "OK", "ENABLE completed");
+    session.send(&Enabled(&enabled));
+    Reply::ok("ENABLE completed")
 }

@@ -1,7 +1,7 @@
 //! EXPUNGE and UID EXPUNGE (UIDPLUS). The EXPUNGE responses come from the sync that runs
 //! before the tagged OK, so they carry the session's own numbering.
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{store_error, Code, Reply};
 use crate::selected::to_ranges;
 use crate::session::Session;
 use ringmail_proto::parser::SequenceSet;
@@ -13,18 +13,18 @@ pub async fn expunge(session: &mut Session, set: Option<&SequenceSet<'_>>) -> Re
         return Reply::bad("No mailbox selected");
     };
     if selected.read_only {
-        return Reply::no("[READ-ONLY] Mailbox is read-only");
+        return Reply::no("Mailbox is read-only").with_code(Code::ReadOnly);
     }
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("EXPUNGE failed", &e),
+        Err(e) => return store_error("EXPUNGE failed", &e),
     };
     let result = match set {
         None => mail.expunge_deleted(&user, selected.id).await.map(drop),
         Some(set) => {
             let view = match selected.view(&mail, &user) {
                 Ok(v) => v,
-                Err(e) => return Reply::store_error("EXPUNGE failed", &e),
+                Err(e) => return store_error("EXPUNGE failed", &e),
             };
             let named = view.resolve(set, true, &session.saved_search);
             let deleted: Vec<u32> = mail
@@ -48,6 +48,6 @@ pub async fn expunge(session: &mut Session, set: Option<&SequenceSet<'_>>) -> Re
     };
     match result {
         Ok(()) => Reply::ok("EXPUNGE completed"),
-        Err(e) => Reply::store_error("EXPUNGE failed", &e),
+        Err(e) => store_error("EXPUNGE failed", &e),
     }
 }

@@ -9,13 +9,14 @@ use std::io::Write as _;
 
 use glommio::io::ReadResult;
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{ok_noting_expunges, store_error, Code, Reply};
 use crate::session::Session;
 use ringmail_mime::{self as mime, MessageMeta, SectionSpec};
 use ringmail_proto::dates;
 use ringmail_proto::parser::{
     FetchAttr, FetchModifiers, Partial, Section, SectionText, SequenceSet,
 };
+use ringmail_proto::response::data::Vanished;
 use ringmail_store::{flag, FlagMode, MessageEntry, Partition, StoreError};
 
 /// Pending responses are sent once they pass this size.
@@ -37,11 +38,11 @@ pub async fn fetch(
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("FETCH failed", &e),
+        Err(e) => return store_error("FETCH failed", &e),
     };
     let view = match selected.view(&mail, &user) {
         Ok(v) => v,
-        Err(e) => return Reply::store_error("FETCH failed", &e),
+        Err(e) => return store_error("FETCH failed", &e),
     };
     if !uid_mode && !view.msns_valid(set) {
         return Reply::bad("Invalid message number");
@@ -84,7 +85,7 @@ pub async fn fetch(
                 .await
             {
                 Ok(result) => session.own_modseqs.push(result.modseq),
-                Err(e) => return Reply::store_error("FETCH failed to set \\Seen", &e),
+                Err(e) => return store_error("FETCH failed to set \\Seen", &e),
             }
         }
     }
@@ -105,10 +106,10 @@ pub async fn fetch(
         in_set.sort_unstable();
         in_set.dedup();
         if !in_set.is_empty() {
-            let mut line = String::from("* VANISHED (EARLIER) ");
-            crate::selected::write_set(&mut line, &crate::selected::to_ranges(in_set));
-            line.push_str("\r\n");
-            session.out.extend_from_slice(line.as_bytes());
+            session.send(&Vanished {
+                earlier: true,
+                uids: &crate::selected::to_ranges(in_set),
+            });
         }
     }
     let condstore = selected.condstore
@@ -166,7 +167,7 @@ pub async fn fetch(
         let body = body_bytes(attrs, entry.size);
         if body > 0 && !session.out.is_empty() && session.out.len() + body > FLUSH_AT {
             if let Err(e) = send_pending(session).await {
-                return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
+                return Reply::no(format!("FETCH aborted: {e}")).with_code(Code::Unavailable);
             }
         }
         // A message larger than an empty buffer gets a new buffer: growing the old one
@@ -190,20 +191,20 @@ pub async fn fetch(
             Ok(()) => {}
             // Expunged while its bytes were read; its response was taken back whole.
             Err(FetchError::Store(StoreError::NoSuchMessage)) => expunged = true,
-            Err(FetchError::Store(e)) => return Reply::store_error("FETCH failed", &e),
+            Err(FetchError::Store(e)) => return store_error("FETCH failed", &e),
             Err(FetchError::UnknownCte(cte)) => {
-                return Reply::no(format!("[UNKNOWN-CTE] Cannot decode {cte}"));
+                return Reply::no(format!("Cannot decode {cte}")).with_code(Code::UnknownCte);
             }
         }
         // Large fetches go out as they are made instead of piling up in memory.
         if session.out.len() > FLUSH_AT {
             if let Err(e) = send_pending(session).await {
-                return Reply::no(format!("[UNAVAILABLE] FETCH aborted: {e}"));
+                return Reply::no(format!("FETCH aborted: {e}")).with_code(Code::Unavailable);
             }
         }
     }
     if expunged {
-        return Reply::ok_noting_expunges(true, "Some messages were already expunged.");
+        return ok_noting_expunges(true, "Some messages were already expunged.");
     }
     Reply::ok(if uid_mode {
         "UID FETCH completed"
@@ -590,6 +591,8 @@ async fn render(
                 sep(out);
                 out.extend_from_slice(b"PREVIEW ");
                 let preview = m.map_or("", |m| m.preview.as_str());
+                // RFC 8970 section 3: the preview is UTF-8 text whatever the session's mode,
+                // so it is quoted as UTF-8 text always.
                 ringmail_proto::response::ResponseWriter::new(out, true)
                     .nstring(Some(preview.as_bytes()));
             }

@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 
 use crate::session::Session;
+use ringmail_proto::response::data::Id;
+use ringmail_proto::response::Reply;
 
 /// One `key value` pair of an ID command (the value may be NIL).
 type IdField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
@@ -13,7 +15,7 @@ type IdField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
 const MAX_LOGGED_FIELDS: usize = 30;
 
 /// `ID NIL` or `ID (key value ...)`
-pub fn run(session: &mut Session, tag: &str, params: Option<&[IdField<'_>]>) {
+pub fn run(session: &mut Session, params: Option<&[IdField<'_>]>) -> Reply {
     if let Some(params) = params {
         let fields: Vec<String> = params
             .iter()
@@ -29,11 +31,12 @@ pub fn run(session: &mut Session, tag: &str, params: Option<&[IdField<'_>]>) {
             .collect();
         tracing::info!(client_id = %fields.join(" "), "client ID");
     }
-    let line = format!(
-        "ID (\"name\" \"ringmail\" \"version\" \"{}\" \"x-executor\" \"{}\")",
-        env!("CARGO_PKG_VERSION"),
-        session.exec.id
-    );
-    session.untagged(&line);
-    session.tagged(tag, "OK", "ID completed");
+    let executor = session.exec.id.to_string();
+    let fields = [
+        ("name", "ringmail"),
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("x-executor", executor.as_str()),
+    ];
+    session.send(&Id(Some(&fields)));
+    Reply::ok("ID completed")
 }

@@ -20,6 +20,7 @@ use futures_lite::future;
 use crate::selected::sync;
 use crate::session::{Action, ReadOutcome, Session};
 use ringmail_proto::parser::CommandReader;
+use ringmail_proto::response::{Code, Reply, StatusResponse};
 
 /// What ended one wait of the IDLE loop.
 enum Woke {
@@ -39,7 +40,7 @@ pub async fn run(session: &mut Session, reader: &mut CommandReader, tag: &str) -
     let silence = config.idle_auth();
     let mut deadline = Instant::now() + silence;
     let mut next_keepalive = keepalive.map(|interval| Instant::now() + interval);
-    session.out.extend_from_slice(b"+ idling\r\n");
+    session.writer().continuation("idling");
     loop {
         sync(session, true);
         if let (Some(interval), false) = (keepalive, session.out.is_empty()) {
@@ -52,14 +53,14 @@ pub async fn run(session: &mut Session, reader: &mut CommandReader, tag: &str) -
         match reader.next_line() {
             Some(Ok(line)) => {
                 if line.eq_ignore_ascii_case(b"DONE") {
-                    session.tagged(tag, "OK", "IDLE terminated");
+                    session.reply(tag, &Reply::ok("IDLE terminated"));
                 } else {
-                    session.tagged(tag, "BAD", "Expected DONE");
+                    session.reply(tag, &Reply::bad("Expected DONE"));
                 }
                 return Action::Continue;
             }
             Some(Err(_)) => {
-                session.tagged(tag, "BAD", "[LIMIT] Line too long");
+                session.reply(tag, &Reply::bad("Line too long").with_code(Code::Limit));
                 return Action::Continue;
             }
             None => {}
@@ -101,16 +102,16 @@ pub async fn run(session: &mut Session, reader: &mut CommandReader, tag: &str) -
         match woke {
             Woke::Change => {}
             Woke::Keepalive => {
-                session.untagged("OK Still here");
+                session.send(&StatusResponse::ok("Still here"));
                 deadline = Instant::now() + silence;
             }
             Woke::Read(ReadOutcome::Data) => deadline = Instant::now() + silence,
             Woke::Read(ReadOutcome::IdleTimeout) => {
-                session.untagged("BYE Autologout; idle for too long");
+                session.send(&StatusResponse::bye("Autologout; idle for too long"));
                 return Action::Close;
             }
             Woke::Read(ReadOutcome::Shutdown) => {
-                session.untagged("BYE Server shutting down");
+                session.send(&StatusResponse::bye("Server shutting down"));
                 return Action::Close;
             }
             Woke::Read(ReadOutcome::Closed | ReadOutcome::ProxyRefused) => return Action::Close,

@@ -9,15 +9,13 @@ use tracing::{info, warn};
 
 use crate::session::{Action, Session};
 use ringmail_auth::{Credential, Login, LoginError};
+use ringmail_proto::response::{Code, Reply, StatusResponse};
 
 /// `LOGIN user password`
 pub async fn run(session: &mut Session, tag: &str, user: &[u8], password: &[u8]) -> Action {
     if !session.plaintext_auth_allowed() {
-        session.tagged(
-            tag,
-            "NO",
-            "[PRIVACYREQUIRED] Plaintext login needs TLS: use STARTTLS or port 993",
-        );
+        let reply = Reply::no("Plaintext login needs TLS: use STARTTLS or port 993");
+        session.reply(tag, &reply.with_code(Code::PrivacyRequired));
         session
             .exec
             .metrics
@@ -39,22 +37,16 @@ pub fn authenticate_start(
     let mechanism = mechanism.to_ascii_uppercase();
     let offered = session.exec.auth.sasl_mechanisms();
     let Some(&label) = offered.iter().find(|m| **m == mechanism) else {
-        session.tagged(
-            tag,
-            "NO",
-            &format!(
-                "[CANNOT] Unsupported mechanism: use {}",
-                offered.join(" or ")
-            ),
-        );
+        let reply = Reply::no(format!(
+            "Unsupported mechanism: use {}",
+            offered.join(" or ")
+        ));
+        session.reply(tag, &reply.with_code(Code::Cannot));
         return Action::Continue;
     };
     if !session.plaintext_auth_allowed() {
-        session.tagged(
-            tag,
-            "NO",
-            "[PRIVACYREQUIRED] Plaintext authentication needs TLS: use STARTTLS or port 993",
-        );
+        let reply = Reply::no("Plaintext authentication needs TLS: use STARTTLS or port 993");
+        session.reply(tag, &reply.with_code(Code::PrivacyRequired));
         session
             .exec
             .metrics
@@ -72,10 +64,11 @@ pub fn authenticate_start(
 /// The tagged OK of a login, with the capabilities of the logged-in state (written by the
 /// executor that owns the user, once it has admitted the session).
 pub fn logged_in_reply(session: &mut Session, tag: &str) {
-    let mut text = b"[CAPABILITY ".to_vec();
-    crate::commands::capability::write_list(session, &mut text);
-    text.extend_from_slice(b"] Logged in");
-    session.tagged(tag, "OK", &String::from_utf8_lossy(&text));
+    let caps = crate::commands::capability::list(session);
+    session.reply(
+        tag,
+        &Reply::ok("Logged in").with_code(Code::Capability(caps)),
+    );
 }
 
 /// A credential as the session holds it while the backends check it off the executor.
@@ -215,11 +208,8 @@ pub async fn finish(
             user = %shown_user, client = %session.conn.peer, mechanism, result = "failed",
             reason = error.label(), detail, "login"
         );
-        session.tagged(
-            tag,
-            "NO",
-            "[UNAVAILABLE] The user directory cannot answer now; try again later",
-        );
+        let reply = Reply::no("The user directory cannot answer now; try again later");
+        session.reply(tag, &reply.with_code(Code::Unavailable));
         return Action::Continue;
     }
     session.login_failures += 1;
@@ -236,15 +226,17 @@ pub async fn finish(
     );
     glommio::timer::sleep(delay).await;
     let max = session.exec.config().imap.max_login_failures;
-    let text = match error {
-        LoginError::Disabled => "[CONTACTADMIN] Account disabled",
-        LoginError::NotAuthorized => "[AUTHORIZATIONFAILED] Not allowed to log in as that user",
-        _ => "[AUTHENTICATIONFAILED] Authentication failed",
+    let reply = match error {
+        LoginError::Disabled => Reply::no("Account disabled").with_code(Code::ContactAdmin),
+        LoginError::NotAuthorized => {
+            Reply::no("Not allowed to log in as that user").with_code(Code::AuthorizationFailed)
+        }
+        _ => Reply::no("Authentication failed").with_code(Code::AuthenticationFailed),
     };
-    session.tagged(tag, "NO", text);
+    session.reply(tag, &reply);
     if session.login_failures >= max {
         session.meter.end("too many login failures");
-        session.untagged("BYE Too many authentication failures");
+        session.send(&StatusResponse::bye("Too many authentication failures"));
         return Action::Close;
     }
     Action::Continue

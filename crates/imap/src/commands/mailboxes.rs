@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{store_error, Code, Reply};
 use crate::mailbox_name;
 use crate::recent::MailboxKey;
 use crate::session::Session;
 use ringmail_proto::parser::{AString, ListReturn, ListSelect, Mailbox, StatusItem};
+use ringmail_proto::response::data::{self, MailboxStatus as StatusData, StatusValue};
+use ringmail_proto::response::{Response, ResponseWriter, StatusResponse};
 use ringmail_store::{special_use, MailboxStatus, Partition, StoreError, DELIMITER};
 
 /// Special-use bits and their attribute names (RFC 6154).
@@ -39,20 +41,19 @@ pub async fn create(session: &mut Session, mailbox: &Mailbox<'_>, special: &[&st
         {
             Some((bit, _)) => bits |= bit,
             None => {
-                return Reply::no(format!(
-                    "[USEATTR] Unsupported special-use attribute {attr}"
-                ))
+                return Reply::no(format!("Unsupported special-use attribute {attr}"))
+                    .with_code(Code::UseAttr)
             }
         }
     }
     // A trailing delimiter only says the client intends children (RFC 9051 section 6.3.4).
     let name = name.trim_end_matches(DELIMITER).to_string();
     if name.eq_ignore_ascii_case("INBOX") {
-        return Reply::no("[ALREADYEXISTS] INBOX always exists");
+        return Reply::no("INBOX always exists").with_code(Code::AlreadyExists);
     }
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("CREATE failed", &e),
+        Err(e) => return store_error("CREATE failed", &e),
     };
     // Missing parents are created too, as RFC 9051 asks.
     let mut parent = String::new();
@@ -68,12 +69,12 @@ pub async fn create(session: &mut Session, mailbox: &Mailbox<'_>, special: &[&st
         parent.push_str(part);
         match mail.create_mailbox(&user, &parent, 0).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(e) => return Reply::store_error("CREATE failed", &e),
+            Err(e) => return store_error("CREATE failed", &e),
         }
     }
     match mail.create_mailbox(&user, &name, bits).await {
         Ok(_) => Reply::ok("CREATE completed"),
-        Err(e) => Reply::store_error("CREATE failed", &e),
+        Err(e) => store_error("CREATE failed", &e),
     }
 }
 
@@ -84,11 +85,11 @@ pub async fn delete(session: &mut Session, mailbox: &Mailbox<'_>) -> Reply {
         Err(reply) => return reply,
     };
     if name.eq_ignore_ascii_case("INBOX") {
-        return Reply::no("[CANNOT] INBOX cannot be deleted");
+        return Reply::no("INBOX cannot be deleted").with_code(Code::Cannot);
     }
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("DELETE failed", &e),
+        Err(e) => return store_error("DELETE failed", &e),
     };
     let id = mail.status(&user, name.as_str()).map(|s| s.id);
     match mail.delete_mailbox(&user, &name).await {
@@ -99,11 +100,11 @@ pub async fn delete(session: &mut Session, mailbox: &Mailbox<'_>) -> Reply {
             }
             if session.selected.as_ref().map(|s| s.id) == id.ok() {
                 session.selected = None;
-                session.untagged("OK [CLOSED] Mailbox deleted");
+                session.send(&StatusResponse::ok("Mailbox deleted").with_code(Code::Closed));
             }
             Reply::ok("DELETE completed")
         }
-        Err(e) => Reply::store_error("DELETE failed", &e),
+        Err(e) => store_error("DELETE failed", &e),
     }
 }
 
@@ -115,14 +116,14 @@ pub async fn rename(session: &mut Session, from: &Mailbox<'_>, to: &Mailbox<'_>)
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("RENAME failed", &e),
+        Err(e) => return store_error("RENAME failed", &e),
     };
     match mail
         .rename_mailbox(&user, &from, to.trim_end_matches(DELIMITER))
         .await
     {
         Ok(()) => Reply::ok("RENAME completed"),
-        Err(e) => Reply::store_error("RENAME failed", &e),
+        Err(e) => store_error("RENAME failed", &e),
     }
 }
 
@@ -135,12 +136,12 @@ pub async fn subscribe(session: &mut Session, mailbox: &Mailbox<'_>, on: bool) -
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("SUBSCRIBE failed", &e),
+        Err(e) => return store_error("SUBSCRIBE failed", &e),
     };
     match mail.subscribe(&user, &name, on).await {
         Ok(()) if on => Reply::ok("SUBSCRIBE completed"),
         Ok(()) => Reply::ok("UNSUBSCRIBE completed"),
-        Err(e) => Reply::store_error("SUBSCRIBE failed", &e),
+        Err(e) => store_error("SUBSCRIBE failed", &e),
     }
 }
 
@@ -165,14 +166,20 @@ pub async fn list(
     let command = if lsub { "LSUB" } else { "LIST" };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+        Err(e) => return store_error(&format!("{command} failed"), &e),
     };
     // The reference is a prefix of the patterns: one that does not decode matches nothing,
     // as a pattern that does not (Dovecot answers OK with no names).
     let reference = decode_pattern(reference.as_bytes(), session.enabled);
     // `LIST "" ""` asks for the delimiter and the root.
     if patterns.len() == 1 && patterns[0].is_empty() && !lsub {
-        session.untagged(&format!("{command} (\\Noselect) \"{DELIMITER}\" \"\""));
+        session.send(&data::List {
+            lsub,
+            attributes: &["\\Noselect"],
+            delimiter: Some(DELIMITER),
+            name: b"",
+            child_info: &[],
+        });
         return Reply::ok(format!("{command} completed"));
     }
     let subscribed_only = lsub || selection.contains(&ListSelect::Subscribed);
@@ -268,17 +275,16 @@ pub async fn list(
                 attrs.push("\\Subscribed");
             }
         }
-        let mut line = format!("* {command} ({}) \"{DELIMITER}\" ", attrs.join(" ")).into_bytes();
         let wire = mailbox_name::encode(name, session.enabled);
-        ringmail_proto::response::ResponseWriter::new(
-            &mut line,
-            session.enabled.utf8_accept || session.enabled.imap4rev2,
-        )
-        .astring(&wire);
-        if childinfo {
-            line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        let mut line = Vec::new();
+        data::List {
+            lsub,
+            attributes: &attrs,
+            delimiter: Some(DELIMITER),
+            name: &wire,
+            child_info: if childinfo { &["SUBSCRIBED"] } else { &[] },
         }
-        line.extend_from_slice(b"\r\n");
+        .serialize(&mut ResponseWriter::new(&mut line, session.enabled.utf8()));
         lines.push(line);
         if entry.exists {
             status_names.push((lines.len() - 1, name.clone()));
@@ -310,7 +316,7 @@ pub async fn list(
 /// A LIST pattern in store form: wildcards are plain ASCII, so the modified UTF-7 decoder
 /// keeps them; a pattern that does not decode matches nothing.
 fn decode_pattern(pattern: &[u8], enabled: crate::session::Enabled) -> String {
-    if enabled.utf8_accept || enabled.imap4rev2 {
+    if enabled.utf8() {
         String::from_utf8_lossy(pattern).into_owned()
     } else {
         ringmail_proto::parser::mutf7::decode_mutf7(pattern).unwrap_or_else(|_| "\u{0}".into())
@@ -378,14 +384,14 @@ pub async fn status(session: &mut Session, mailbox: &Mailbox<'_>, items: &[Statu
         Err(reply) => return reply,
     };
     if let Err(e) = session.mail().await {
-        return Reply::store_error("STATUS failed", &e);
+        return store_error("STATUS failed", &e);
     }
     match status_line(session, &name, items) {
         Ok(line) => {
             session.out.extend_from_slice(&line);
             Reply::ok("STATUS completed")
         }
-        Err(e) => Reply::store_error("STATUS failed", &e),
+        Err(e) => store_error("STATUS failed", &e),
     }
 }
 
@@ -395,31 +401,32 @@ fn status_line(session: &Session, name: &str, items: &[StatusItem]) -> Result<Ve
         return Err(StoreError::NoSuchMailbox);
     };
     let status = mail.status(user, name)?;
-    let mut line = b"* STATUS ".to_vec();
     let wire = mailbox_name::encode(&status.name, session.enabled);
-    ringmail_proto::response::ResponseWriter::new(
-        &mut line,
-        session.enabled.utf8_accept || session.enabled.imap4rev2,
-    )
-    .astring(&wire);
-    let mut parts = Vec::new();
-    for item in items {
-        parts.push(match item {
-            StatusItem::Messages => format!("MESSAGES {}", status.messages),
-            StatusItem::Recent => format!("RECENT {}", recent_count(session, &mail, user, &status)),
-            StatusItem::UidNext => format!("UIDNEXT {}", status.uidnext),
-            StatusItem::UidValidity => format!("UIDVALIDITY {}", status.uidvalidity),
-            StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
-            StatusItem::Deleted => format!("DELETED {}", status.deleted),
-            StatusItem::Size => format!("SIZE {}", status.size),
-            StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
-            StatusItem::AppendLimit => {
-                format!("APPENDLIMIT {}", session.exec.config().limits.max_literal)
+    let values: Vec<StatusValue> = items
+        .iter()
+        .map(|item| match item {
+            StatusItem::Messages => StatusValue::Messages(status.messages.into()),
+            StatusItem::Recent => {
+                StatusValue::Recent(recent_count(session, &mail, user, &status).into())
             }
-            StatusItem::MailboxId => format!("MAILBOXID (M{:x})", status.id),
-        });
+            StatusItem::UidNext => StatusValue::UidNext(status.uidnext.into()),
+            StatusItem::UidValidity => StatusValue::UidValidity(status.uidvalidity.into()),
+            StatusItem::Unseen => StatusValue::Unseen(status.unseen.into()),
+            StatusItem::Deleted => StatusValue::Deleted(status.deleted.into()),
+            StatusItem::Size => StatusValue::Size(status.size),
+            StatusItem::HighestModSeq => StatusValue::HighestModSeq(status.highest_modseq),
+            StatusItem::AppendLimit => {
+                StatusValue::AppendLimit(session.exec.config().limits.max_literal)
+            }
+            StatusItem::MailboxId => StatusValue::MailboxId(status.id),
+        })
+        .collect();
+    let mut line = Vec::new();
+    StatusData {
+        name: &wire,
+        items: &values,
     }
-    line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+    .serialize(&mut ResponseWriter::new(&mut line, session.enabled.utf8()));
     Ok(line)
 }
 

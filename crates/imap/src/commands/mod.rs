@@ -1,5 +1,6 @@
-//! One file per command group, as Dovecot's src/imap has one per command. `dispatch` checks
-//! the RFC 9051 state a command is valid in and hands it to its module.
+//! One file per command group, as Dovecot's src/imap has one per command. The command
+//! table (`table`) says what each command needs; `dispatch` checks that once, runs the
+//! handler and writes its tagged reply after the sync the table allows.
 
 pub mod append;
 pub mod authenticate;
@@ -20,178 +21,176 @@ pub mod select;
 pub mod sort;
 pub mod starttls;
 pub mod store;
+pub mod table;
 pub mod thread;
 
 use crate::selected::{announce_new, sync};
 use crate::session::{Action, Session, State};
-use reply::Reply;
+use reply::{Code, Reply};
 use ringmail_proto::parser::{Command, CommandBody};
+use ringmail_proto::response::StatusResponse;
+use table::Needs;
 
-/// Writes the untagged updates a command boundary allows, then the tagged reply.
-fn finish(session: &mut Session, tag: &str, reply: Reply, allow_expunge: bool) -> Action {
-    sync(session, allow_expunge);
-    session.tagged(tag, reply.status, &reply.text);
-    Action::Continue
+/// What a handler hands back: the tagged reply for the dispatcher to write (after the sync
+/// the command table allows), and what the session loop does next. A handler that needs
+/// the session loop before it can answer (LOGIN, AUTHENTICATE, IDLE) returns only an
+/// [`Action`] and answers itself.
+pub struct Outcome {
+    /// The tagged reply, if the dispatcher writes it.
+    pub reply: Option<Reply>,
+    /// What the session loop does next.
+    pub then: Action,
+}
+
+impl Outcome {
+    /// `reply`, then `action`.
+    pub fn then(reply: Reply, action: Action) -> Outcome {
+        Outcome {
+            reply: Some(reply),
+            then: action,
+        }
+    }
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Outcome {
+        Outcome::then(reply, Action::Continue)
+    }
+}
+
+impl From<Action> for Outcome {
+    fn from(then: Action) -> Outcome {
+        Outcome { reply: None, then }
+    }
 }
 
 /// Runs one command and says what the session loop must do next.
 pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
     let tag = command.tag;
+    let entry = table::entry(&command.body);
     let authenticated = matches!(session.state, State::Authenticated { .. });
-    if authenticated && is_uid_command(&command.body) {
+    if authenticated && entry.uid {
         // The UIDs may come from another connection (a message it appended): make them name
         // messages of this session's view before acting.
         announce_new(session);
     }
-    match command.body {
-        CommandBody::Capability => {
-            capability::run(session, tag);
-            Action::Continue
+    if let Some(why) = refusal(session, entry.spec.needs) {
+        session.reply(tag, &Reply::bad(why));
+        return Action::Continue;
+    }
+    let outcome = run(session, tag, command.body).await;
+    if let Some(reply) = outcome.reply {
+        if let Some(allow_expunge) = entry.sync() {
+            sync(session, allow_expunge);
         }
-        CommandBody::Noop => finish(session, tag, Reply::ok("NOOP completed"), true),
+        session.reply(tag, &reply);
+    }
+    outcome.then
+}
+
+/// Why a command may not run in the session's state, or `None` when it may.
+fn refusal(session: &Session, needs: Needs) -> Option<&'static str> {
+    let authenticated = matches!(session.state, State::Authenticated { .. });
+    match needs {
+        Needs::Any => None,
+        Needs::NotAuthenticated if authenticated => Some("Already logged in"),
+        Needs::Authenticated | Needs::Selected if !authenticated => Some("Log in first"),
+        Needs::Selected if session.selected.is_none() => Some("No mailbox selected"),
+        _ => None,
+    }
+}
+
+/// Hands a command whose state was checked to its handler.
+async fn run(session: &mut Session, tag: &str, body: CommandBody<'_>) -> Outcome {
+    match body {
+        CommandBody::Capability => capability::run(session).into(),
+        CommandBody::Noop => Reply::ok("NOOP completed").into(),
         CommandBody::Logout => {
             session.meter.end("logout");
-            session.untagged("BYE Logging out");
-            session.tagged(tag, "OK", "LOGOUT completed");
-            Action::Close
+            session.send(&StatusResponse::bye("Logging out"));
+            Outcome::then(Reply::ok("LOGOUT completed"), Action::Close)
         }
-        CommandBody::Id(params) => {
-            id::run(session, tag, params.as_deref());
-            Action::Continue
+        CommandBody::Id(params) => id::run(session, params.as_deref()).into(),
+        CommandBody::StartTls => starttls::run(session),
+        CommandBody::Login { user, password } => {
+            login::run(session, tag, &user, &password).await.into()
         }
-        CommandBody::StartTls if !authenticated => starttls::run(session, tag),
-        CommandBody::Login { user, password } if !authenticated => {
-            login::run(session, tag, &user, &password).await
+        CommandBody::Authenticate { mechanism, initial } => {
+            login::authenticate_start(session, tag, mechanism, initial).into()
         }
-        CommandBody::Authenticate { mechanism, initial } if !authenticated => {
-            login::authenticate_start(session, tag, mechanism, initial)
-        }
-        CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-            session.tagged(tag, "BAD", "Already logged in");
-            Action::Continue
-        }
-        _ if !authenticated => {
-            session.tagged(tag, "BAD", "Log in first");
-            Action::Continue
-        }
-        CommandBody::Enable(caps) => {
-            enable::run(session, tag, &caps);
-            Action::Continue
-        }
-        CommandBody::Namespace => {
-            namespace::run(session, tag);
-            Action::Continue
-        }
-        CommandBody::Check => {
-            let reply = Reply::ok("CHECK completed");
-            finish(session, tag, reply, true)
-        }
+        CommandBody::Enable(caps) => enable::run(session, &caps).into(),
+        CommandBody::Namespace => namespace::run(session).into(),
+        CommandBody::Check => Reply::ok("CHECK completed").into(),
         CommandBody::Idle => Action::Idle {
             tag: tag.to_string(),
-        },
+        }
+        .into(),
         CommandBody::Create {
             mailbox,
             special_use,
-        } => {
-            let reply = mailboxes::create(session, &mailbox, &special_use).await;
-            finish(session, tag, reply, true)
-        }
-        CommandBody::Delete(mailbox) => {
-            let reply = mailboxes::delete(session, &mailbox).await;
-            finish(session, tag, reply, true)
-        }
-        CommandBody::Rename { from, to } => {
-            let reply = mailboxes::rename(session, &from, &to).await;
-            finish(session, tag, reply, true)
-        }
+        } => mailboxes::create(session, &mailbox, &special_use)
+            .await
+            .into(),
+        CommandBody::Delete(mailbox) => mailboxes::delete(session, &mailbox).await.into(),
+        CommandBody::Rename { from, to } => mailboxes::rename(session, &from, &to).await.into(),
         CommandBody::Subscribe(mailbox) => {
-            let reply = mailboxes::subscribe(session, &mailbox, true).await;
-            finish(session, tag, reply, true)
+            mailboxes::subscribe(session, &mailbox, true).await.into()
         }
         CommandBody::Unsubscribe(mailbox) => {
-            let reply = mailboxes::subscribe(session, &mailbox, false).await;
-            finish(session, tag, reply, true)
+            mailboxes::subscribe(session, &mailbox, false).await.into()
         }
         CommandBody::List {
             selection,
             reference,
             patterns,
             returns,
-        } => {
-            let reply =
-                mailboxes::list(session, &selection, &reference, &patterns, &returns, false).await;
-            finish(session, tag, reply, true)
-        }
+        } => mailboxes::list(session, &selection, &reference, &patterns, &returns, false)
+            .await
+            .into(),
         CommandBody::Lsub { reference, pattern } => {
-            let reply = mailboxes::list(session, &[], &reference, &[pattern], &[], true).await;
-            finish(session, tag, reply, true)
+            mailboxes::list(session, &[], &reference, &[pattern], &[], true)
+                .await
+                .into()
         }
         CommandBody::Status { mailbox, items } => {
-            let reply = mailboxes::status(session, &mailbox, &items).await;
-            finish(session, tag, reply, true)
+            mailboxes::status(session, &mailbox, &items).await.into()
         }
         CommandBody::Append { mailbox, messages } => {
             let reply = append::append(session, &mailbox, &messages).await;
-            if reply.status == "OK" {
+            if reply.is_ok() {
                 let bytes = messages.iter().map(|m| m.data.len() as u64).sum();
                 let count = messages.len() as u64;
                 session.exec.metrics.borrow_mut().appended(count, bytes);
             }
-            finish(session, tag, reply, true)
+            reply.into()
         }
-        CommandBody::GetQuota(root) => {
-            let reply = quota::get_quota(session, &root).await;
-            finish(session, tag, reply, true)
-        }
-        CommandBody::GetQuotaRoot(mailbox) => {
-            let reply = quota::get_quota_root(session, &mailbox).await;
-            finish(session, tag, reply, true)
-        }
-        CommandBody::SetQuota { .. } => {
-            let reply = Reply::no("[NOPERM] Quotas are set in the server configuration");
-            finish(session, tag, reply, true)
-        }
+        CommandBody::GetQuota(root) => quota::get_quota(session, &root).await.into(),
+        CommandBody::GetQuotaRoot(mailbox) => quota::get_quota_root(session, &mailbox).await.into(),
+        CommandBody::SetQuota { .. } => Reply::no("Quotas are set in the server configuration")
+            .with_code(Code::NoPerm)
+            .into(),
         CommandBody::Select { mailbox, params } => {
-            let reply = select::select(session, &mailbox, &params, false).await;
-            session.tagged(tag, reply.status, &reply.text);
-            Action::Continue
+            select::select(session, &mailbox, &params, false)
+                .await
+                .into()
         }
         CommandBody::Examine { mailbox, params } => {
-            let reply = select::select(session, &mailbox, &params, true).await;
-            session.tagged(tag, reply.status, &reply.text);
-            Action::Continue
+            select::select(session, &mailbox, &params, true)
+                .await
+                .into()
         }
-        _ if session.selected.is_none() => {
-            session.tagged(tag, "BAD", "No mailbox selected");
-            Action::Continue
-        }
-        CommandBody::Close => {
-            let reply = select::close(session).await;
-            session.tagged(tag, reply.status, &reply.text);
-            Action::Continue
-        }
-        CommandBody::Unselect => {
-            let reply = select::unselect(session);
-            session.tagged(tag, reply.status, &reply.text);
-            Action::Continue
-        }
-        CommandBody::Expunge => {
-            let reply = expunge::expunge(session, None).await;
-            finish(session, tag, reply, true)
-        }
-        CommandBody::UidExpunge(set) => {
-            let reply = expunge::expunge(session, Some(&set)).await;
-            finish(session, tag, reply, true)
-        }
+        CommandBody::Close => select::close(session).await.into(),
+        CommandBody::Unselect => select::unselect(session).into(),
+        CommandBody::Expunge => expunge::expunge(session, None).await.into(),
+        CommandBody::UidExpunge(set) => expunge::expunge(session, Some(&set)).await.into(),
         CommandBody::Fetch {
             uid,
             set,
             attrs,
             modifiers,
-        } => {
-            let reply = fetch::fetch(session, uid, &set, &attrs, &modifiers).await;
-            finish(session, tag, reply, uid)
-        }
+        } => fetch::fetch(session, uid, &set, &attrs, &modifiers)
+            .await
+            .into(),
         CommandBody::Store {
             uid,
             set,
@@ -199,122 +198,59 @@ pub async fn dispatch(session: &mut Session, command: Command<'_>) -> Action {
             mode,
             silent,
             flags,
-        } => {
-            let reply =
-                store::store(session, uid, &set, unchanged_since, mode, silent, &flags).await;
-            finish(session, tag, reply, uid)
-        }
+        } => store::store(session, uid, &set, unchanged_since, mode, silent, &flags)
+            .await
+            .into(),
         CommandBody::Copy { uid, set, mailbox } => {
-            let reply = copy::copy(session, uid, &set, &mailbox, false).await;
-            finish(session, tag, reply, uid)
+            copy::copy(session, uid, &set, &mailbox, false).await.into()
         }
         CommandBody::Move { uid, set, mailbox } => {
-            // RFC 6851: MOVE announces its expunges even in the sequence-number form.
-            let reply = copy::copy(session, uid, &set, &mailbox, true).await;
-            finish(session, tag, reply, true)
+            copy::copy(session, uid, &set, &mailbox, true).await.into()
         }
         CommandBody::Search {
             uid,
             ret,
             charset,
             criteria,
-        } => {
-            let reply = search::search(
-                session,
-                tag,
-                uid,
-                ret.as_deref(),
-                charset.as_deref(),
-                &criteria,
-            )
-            .await;
-            finish(session, tag, reply, uid)
-        }
+        } => search::search(
+            session,
+            tag,
+            uid,
+            ret.as_deref(),
+            charset.as_deref(),
+            &criteria,
+        )
+        .await
+        .into(),
         CommandBody::Sort {
             uid,
             ret,
             criteria,
             charset,
             keys,
-        } => {
-            let reply = sort::sort(
-                session,
-                tag,
-                uid,
-                ret.as_deref(),
-                &criteria,
-                &charset,
-                &keys,
-            )
-            .await;
-            finish(session, tag, reply, uid)
-        }
+        } => sort::sort(
+            session,
+            tag,
+            uid,
+            ret.as_deref(),
+            &criteria,
+            &charset,
+            &keys,
+        )
+        .await
+        .into(),
         CommandBody::Thread {
             uid,
             algorithm,
             charset,
             keys,
-        } => {
-            let reply = thread::thread(session, uid, algorithm, &charset, &keys).await;
-            finish(session, tag, reply, uid)
-        }
+        } => thread::thread(session, uid, algorithm, &charset, &keys)
+            .await
+            .into(),
     }
 }
 
-/// Whether `body` is a UID command (its set names UIDs, which need not have been announced to
-/// this session).
-fn is_uid_command(body: &CommandBody<'_>) -> bool {
-    match body {
-        CommandBody::UidExpunge(_) => true,
-        CommandBody::Fetch { uid, .. }
-        | CommandBody::Store { uid, .. }
-        | CommandBody::Copy { uid, .. }
-        | CommandBody::Move { uid, .. }
-        | CommandBody::Search { uid, .. }
-        | CommandBody::Sort { uid, .. }
-        | CommandBody::Thread { uid, .. } => *uid,
-        _ => false,
-    }
-}
-
-/// The command's name, for logs and messages.
+/// The command's name, for logs and messages (the command table's).
 pub fn name(body: &CommandBody<'_>) -> &'static str {
-    match body {
-        CommandBody::Capability => "CAPABILITY",
-        CommandBody::Noop => "NOOP",
-        CommandBody::Logout => "LOGOUT",
-        CommandBody::StartTls => "STARTTLS",
-        CommandBody::Authenticate { .. } => "AUTHENTICATE",
-        CommandBody::Login { .. } => "LOGIN",
-        CommandBody::Enable(_) => "ENABLE",
-        CommandBody::Id(_) => "ID",
-        CommandBody::Namespace => "NAMESPACE",
-        CommandBody::Idle => "IDLE",
-        CommandBody::Select { .. } => "SELECT",
-        CommandBody::Examine { .. } => "EXAMINE",
-        CommandBody::Create { .. } => "CREATE",
-        CommandBody::Delete(_) => "DELETE",
-        CommandBody::Rename { .. } => "RENAME",
-        CommandBody::Subscribe(_) => "SUBSCRIBE",
-        CommandBody::Unsubscribe(_) => "UNSUBSCRIBE",
-        CommandBody::List { .. } => "LIST",
-        CommandBody::Lsub { .. } => "LSUB",
-        CommandBody::Status { .. } => "STATUS",
-        CommandBody::Append { .. } => "APPEND",
-        CommandBody::Check => "CHECK",
-        CommandBody::Close => "CLOSE",
-        CommandBody::Unselect => "UNSELECT",
-        CommandBody::Expunge => "EXPUNGE",
-        CommandBody::UidExpunge(_) => "UID EXPUNGE",
-        CommandBody::Search { .. } => "SEARCH",
-        CommandBody::Fetch { .. } => "FETCH",
-        CommandBody::Store { .. } => "STORE",
-        CommandBody::Copy { .. } => "COPY",
-        CommandBody::Move { .. } => "MOVE",
-        CommandBody::Sort { .. } => "SORT",
-        CommandBody::Thread { .. } => "THREAD",
-        CommandBody::GetQuota(_) => "GETQUOTA",
-        CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
-        CommandBody::SetQuota { .. } => "SETQUOTA",
-    }
+    table::entry(body).spec.name
 }

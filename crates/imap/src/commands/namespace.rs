@@ -2,9 +2,20 @@
 //! or other users' namespaces.
 
 use crate::session::Session;
+use ringmail_proto::response::data::{Namespace, NamespaceEntry};
+use ringmail_proto::response::Reply;
+use ringmail_store::DELIMITER;
 
 /// `NAMESPACE`
-pub fn run(session: &mut Session, tag: &str) {
-    session.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
-    session.tagged(tag, "OK", "NAMESPACE completed");
+pub fn run(session: &mut Session) -> Reply {
+    let personal = [NamespaceEntry {
+        prefix: b"",
+        delimiter: Some(DELIMITER),
+    }];
+    session.send(&Namespace {
+        personal: &personal,
+        other: &[],
+        shared: &[],
+    });
+    Reply::ok("NAMESPACE completed")
 }

@@ -2,13 +2,14 @@
 //! ALL, COUNT (RFC 4731), SAVE for `$` (RFC 5182), and the IMAP4rev2 form, where a plain
 //! SEARCH answers in ESEARCH form.
 
-use std::fmt::Write as _;
-
-use crate::commands::reply::Reply;
-use crate::search::{self, Found, Hit, SearchError};
-use crate::selected::{to_ranges, write_set};
+use crate::commands::reply::{ok_noting_expunges, store_error, Code, Reply};
+use crate::recent::RecentUids;
+use crate::search::{self, Found, Hit, Scope, SearchError};
+use crate::selected::to_ranges;
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, SearchReturn};
+use ringmail_proto::response::data::{self, Esearch};
+use ringmail_store::StoreError;
 
 /// `[UID] SEARCH [RETURN (...)] [CHARSET x] keys`
 pub async fn search(
@@ -20,7 +21,7 @@ pub async fn search(
     criteria: &[SearchKey<'_>],
 ) -> Reply {
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
-    let found = match search::run(session, criteria, charset).await {
+    let found = match run_search(session, criteria, charset).await {
         Ok(found) => found,
         Err(e) => {
             // RFC 5182 section 2.1: a failed SEARCH ... SAVE leaves `$` empty.
@@ -38,7 +39,7 @@ pub async fn search(
     let esearch = ret.is_some() || session.enabled.imap4rev2;
     if !esearch {
         classic(session, uid, &found);
-        return Reply::ok_noting_expunges(found.expunged, done);
+        return ok_noting_expunges(found.expunged, done);
     }
     // RETURN () and the IMAP4rev2 plain SEARCH both mean RETURN (ALL).
     let opts: Vec<SearchReturn> = match ret {
@@ -52,32 +53,79 @@ pub async fn search(
     }
     if opts.iter().all(|&o| o == SearchReturn::Save) {
         // SAVE alone: no ESEARCH response (RFC 5182 section 2.1).
-        return Reply::ok_noting_expunges(found.expunged, done);
+        return ok_noting_expunges(found.expunged, done);
     }
     let id = |h: &Hit| if uid { h.uid } else { h.msn };
-    let mut line = esearch_prefix(tag, uid);
-    if let (Some(first), Some(last)) = (hits.first(), hits.last()) {
-        if want(SearchReturn::Min) {
-            line.push_str(&format!(" MIN {}", id(first)));
-        }
-        if want(SearchReturn::Max) {
-            line.push_str(&format!(" MAX {}", id(last)));
-        }
-        if want(SearchReturn::All) {
-            line.push_str(" ALL ");
-            write_set(&mut line, &to_ranges(hits.iter().map(id)));
+    let all = want(SearchReturn::All).then(|| to_ranges(hits.iter().map(id)));
+    session.send(&Esearch {
+        tag,
+        uid,
+        min: want(SearchReturn::Min)
+            .then(|| hits.first().map(id))
+            .flatten(),
+        max: want(SearchReturn::Max)
+            .then(|| hits.last().map(id))
+            .flatten(),
+        all: all.as_deref(),
+        count: want(SearchReturn::Count).then_some(hits.len() as u64),
+        modseq: found
+            .uses_modseq
+            .then(|| returned_modseq(hits, &opts))
+            .flatten(),
+    });
+    ok_noting_expunges(found.expunged, done)
+}
+
+/// Runs `keys` over the session's selected mailbox: the bridge between the session and the
+/// search engine, which sees only a [`Scope`].
+pub(crate) async fn run_search(
+    session: &mut Session,
+    keys: &[SearchKey<'_>],
+    charset: Option<&[u8]>,
+) -> Result<Found, SearchError> {
+    if charset.is_some_and(|c| !search::charset_supported(c)) {
+        return Err(SearchError::BadCharset);
+    }
+    let Some(selected) = session.selected.clone() else {
+        return Err(SearchError::Store(StoreError::NoSuchMailbox));
+    };
+    let (mail, user) = session.mail().await?;
+    let view = selected.view(&mail, &user)?;
+    let no_recent = RecentUids::default();
+    let recent = if session.enabled.imap4rev2 {
+        &no_recent
+    } else {
+        &selected.recent
+    };
+    // Compiling never gives up; the run checks between chunks of messages.
+    let never = || false;
+    let scope = Scope {
+        mail: &mail,
+        user: &user,
+        mailbox: selected.id,
+        view: &view,
+        saved: &session.saved_search,
+        recent,
+        abandon: &never,
+    };
+    let program = search::compile(&scope, keys)?;
+    if program.uses_modseq {
+        // SEARCH MODSEQ is a CONDSTORE-enabling command (RFC 7162 section 3.1).
+        if let Some(s) = session.selected.as_mut() {
+            s.condstore = true;
         }
     }
-    if want(SearchReturn::Count) {
-        line.push_str(&format!(" COUNT {}", hits.len()));
-    }
-    if found.uses_modseq {
-        if let Some(modseq) = returned_modseq(hits, &opts) {
-            line.push_str(&format!(" MODSEQ {modseq}"));
-        }
-    }
-    session.untagged(&line);
-    Reply::ok_noting_expunges(found.expunged, done)
+    let abandon = || session.should_abandon();
+    let scope = Scope {
+        mail: &mail,
+        user: &user,
+        mailbox: selected.id,
+        view: &view,
+        saved: &session.saved_search,
+        recent,
+        abandon: &abandon,
+    };
+    search::run(&scope, &program).await
 }
 
 /// The MODSEQ of an ESEARCH answer (RFC 7162 section 3.1.5): with MIN or MAX alone, the
@@ -95,18 +143,16 @@ fn returned_modseq(hits: &[Hit], opts: &[SearchReturn]) -> Option<u64> {
 
 /// `* SEARCH 1 2 3 [(MODSEQ n)]`
 fn classic(session: &mut Session, uid: bool, found: &Found) {
-    // About 8 bytes a hit; one growing buffer, no string per hit.
-    let mut line = String::with_capacity(8 + found.hits.len() * 8);
-    line.push_str("SEARCH");
-    for hit in &found.hits {
-        let _ = write!(line, " {}", if uid { hit.uid } else { hit.msn });
-    }
-    if found.uses_modseq {
-        if let Some(modseq) = found.hits.iter().map(|h| h.modseq).max() {
-            line.push_str(&format!(" (MODSEQ {modseq})"));
-        }
-    }
-    session.untagged(&line);
+    let ids: Vec<u32> = found
+        .hits
+        .iter()
+        .map(|hit| if uid { hit.uid } else { hit.msn })
+        .collect();
+    let modseq = found
+        .uses_modseq
+        .then(|| found.hits.iter().map(|h| h.modseq).max())
+        .flatten();
+    session.send(&data::Search { ids: &ids, modseq });
 }
 
 /// What `SAVE` keeps: every match, or with MIN / MAX but neither ALL nor COUNT, just those
@@ -130,23 +176,19 @@ fn saved(hits: &[Hit], opts: &[SearchReturn]) -> Vec<u32> {
     uids
 }
 
-/// `ESEARCH (TAG "t") [UID]`
-pub(crate) fn esearch_prefix(tag: &str, uid: bool) -> String {
-    // A tag holds no '"' or '\' (they are atom-specials), so it can be quoted as is.
-    let mut line = format!("ESEARCH (TAG \"{tag}\")");
-    if uid {
-        line.push_str(" UID");
-    }
-    line
-}
-
 /// The tagged answer for a search that failed.
 pub(crate) fn error_reply(e: &SearchError) -> Reply {
     match e {
-        SearchError::BadCharset => Reply::no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"),
-        SearchError::TooComplex => Reply::no("[LIMIT] Too many keywords in one search"),
-        SearchError::Store(e) => Reply::store_error("SEARCH failed", e),
-        SearchError::Abandoned => Reply::no("[UNAVAILABLE] Search abandoned: server shutting down"),
+        SearchError::BadCharset => {
+            Reply::no("Unsupported charset").with_code(Code::BadCharset(&["UTF-8", "US-ASCII"]))
+        }
+        SearchError::TooComplex => {
+            Reply::no("Too many keywords in one search").with_code(Code::Limit)
+        }
+        SearchError::Store(e) => store_error("SEARCH failed", e),
+        SearchError::Abandoned => {
+            Reply::no("Search abandoned: server shutting down").with_code(Code::Unavailable)
+        }
     }
 }
 

@@ -1,13 +1,15 @@
 //! SELECT, EXAMINE, CLOSE and UNSELECT.
 
-use crate::commands::reply::Reply;
+use crate::commands::reply::{store_error, Code, Reply};
 use crate::mailbox_name;
 use crate::recent::{MailboxKey, RecentUids};
 use crate::selected::Selected;
-use crate::selected::{to_ranges, write_flags, write_set};
+use crate::selected::{to_ranges, write_flags};
 use crate::session::Session;
 use ringmail_proto::parser::QResync;
 use ringmail_proto::parser::{Mailbox, SelectParams};
+use ringmail_proto::response::data::{Exists, FetchFlags, Recent, Vanished};
+use ringmail_proto::response::{Response, ResponseWriter, StatusResponse};
 use ringmail_store::flag;
 use ringmail_store::{Partition, StoreError};
 
@@ -27,7 +29,8 @@ pub async fn select(
     // saved search result belongs to it (RFC 5182 section 2.1).
     session.saved_search.clear();
     if session.selected.take().is_some() {
-        session.untagged("OK [CLOSED] Previous mailbox closed");
+        let closed = StatusResponse::ok("Previous mailbox closed").with_code(Code::Closed);
+        session.send(&closed);
     }
     if params.qresync.is_some() && !session.enabled.qresync {
         return Reply::bad("SELECT (QRESYNC) needs ENABLE QRESYNC first");
@@ -40,7 +43,7 @@ pub async fn select(
     let rev1 = !session.enabled.imap4rev2;
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+        Err(e) => return store_error(&format!("{command} failed"), &e),
     };
     let partitions = session.exec.config().storage.partitions;
     let opened = mail.with_mailbox(&user, name.as_str(), |view| {
@@ -91,38 +94,36 @@ pub async fn select(
     });
     let (selected, first_unseen, recent_count) = match opened {
         Ok(o) => o,
-        Err(e) => return Reply::store_error(&format!("{command} failed"), &e),
+        Err(e) => return store_error(&format!("{command} failed"), &e),
     };
-    session.untagged(&format!("{} EXISTS", selected.exists));
+    session.send(&Exists(selected.exists));
     if !session.enabled.imap4rev2 {
-        session.untagged(&format!("{recent_count} RECENT"));
+        session.send(&Recent(recent_count));
         if let Some(msn) = first_unseen {
-            session.untagged(&format!("OK [UNSEEN {msn}] First unseen"));
+            session.send(&StatusResponse::ok("First unseen").with_code(Code::Unseen(msn)));
         }
     }
-    write_flags(&mut session.out, &selected.keywords, read_only);
-    session.untagged(&format!(
-        "OK [UIDVALIDITY {}] UIDs valid",
-        selected.uidvalidity
-    ));
-    session.untagged(&format!(
-        "OK [UIDNEXT {}] Predicted next UID",
-        selected.uidnext
-    ));
-    session.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", selected.modseq));
-    session.untagged(&format!("OK [MAILBOXID (M{:x})] Ok", selected.id));
+    write_flags(&mut session.writer(), &selected.keywords, read_only);
+    for (code, text) in [
+        (Code::UidValidity(selected.uidvalidity), "UIDs valid"),
+        (Code::UidNext(selected.uidnext), "Predicted next UID"),
+        (Code::HighestModSeq(selected.modseq), "Highest"),
+        (Code::MailboxId(selected.id), "Ok"),
+    ] {
+        session.send(&StatusResponse::ok(text).with_code(code));
+    }
     if let Some(q) = &params.qresync {
         if q.uidvalidity == selected.uidvalidity {
             if let Err(e) = resync(session, &mail, &user, &selected, q) {
-                return Reply::store_error(&format!("{command} failed"), &e);
+                return store_error(&format!("{command} failed"), &e);
             }
         }
     }
     session.selected = Some(selected);
     if read_only {
-        Reply::ok("[READ-ONLY] EXAMINE completed")
+        Reply::ok("EXAMINE completed").with_code(Code::ReadOnly)
     } else {
-        Reply::ok("[READ-WRITE] SELECT completed")
+        Reply::ok("SELECT completed").with_code(Code::ReadWrite)
     }
 }
 
@@ -136,7 +137,7 @@ pub async fn close(session: &mut Session) -> Reply {
         if let (Some(mail), Some(user)) = (session.opened_mail(), session.user()) {
             let user = user.to_string();
             if let Err(e) = mail.expunge_deleted(&user, selected.id).await {
-                return Reply::store_error("CLOSE failed to expunge", &e);
+                return store_error("CLOSE failed to expunge", &e);
             }
         }
     }
@@ -162,6 +163,7 @@ fn resync(
     selected: &Selected,
     q: &QResync<'_>,
 ) -> Result<(), StoreError> {
+    let utf8 = session.enabled.utf8();
     let lines = mail.with_mailbox(user, selected.id, |view| {
         let known = |uid: u32| match &q.known_uids {
             None => true,
@@ -194,29 +196,29 @@ fn resync(
             vanished = intersect(&vanished, &merge(known));
         }
         let mut out = Vec::new();
+        let mut w = ResponseWriter::new(&mut out, utf8);
         if !vanished.is_empty() {
-            let mut set = String::new();
-            write_set(&mut set, &vanished);
-            out.push(format!("* VANISHED (EARLIER) {set}\r\n").into_bytes());
+            Vanished {
+                earlier: true,
+                uids: &vanished,
+            }
+            .serialize(&mut w);
         }
         for (i, m) in view.messages().iter().enumerate() {
             if m.modseq > q.modseq && known(m.uid) {
-                let mut line = format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).into_bytes();
-                crate::flags::write_with_recent(
-                    &mut line,
-                    m.flags,
-                    &view.keywords(m),
-                    selected.recent.contains(m.uid),
-                );
-                line.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
-                out.push(line);
+                let keywords = view.keywords(m);
+                FetchFlags {
+                    msn: i as u32 + 1,
+                    uid: Some(m.uid),
+                    flags: crate::flags::shown(m.flags, &keywords, selected.recent.contains(m.uid)),
+                    modseq: Some(m.modseq),
+                }
+                .serialize(&mut w);
             }
         }
         out
     })?;
-    for line in lines {
-        session.out.extend_from_slice(&line);
-    }
+    session.out.extend_from_slice(&lines);
     Ok(())
 }
 

@@ -1,11 +1,11 @@
 //! SORT and UID SORT (RFC 5256, RFC 5957 SORT=DISPLAY) with ESORT return options (RFC 5267).
 
-use crate::commands::reply::Reply;
-use crate::commands::search::{error_reply, esearch_prefix};
+use crate::commands::reply::{ok_noting_expunges, Reply};
+use crate::commands::search::{error_reply, run_search};
 use crate::search::{self, sort, Found, Hit};
-use crate::selected::write_set;
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, SearchReturn, SortCriterion};
+use ringmail_proto::response::data::{Esearch, Sort};
 
 /// `[UID] SORT [RETURN (...)] (criteria) charset keys`
 pub async fn sort(
@@ -35,13 +35,9 @@ pub async fn sort(
     let sorted = &found.hits;
     let id = |h: &Hit| if uid { h.uid } else { h.msn };
     let Some(ret) = ret else {
-        let mut line = String::from("SORT");
-        for hit in sorted {
-            line.push(' ');
-            line.push_str(&id(hit).to_string());
-        }
-        session.untagged(&line);
-        return Reply::ok_noting_expunges(found.expunged, done);
+        let ids: Vec<u32> = sorted.iter().map(id).collect();
+        session.send(&Sort(&ids));
+        return ok_noting_expunges(found.expunged, done);
     };
     let opts: Vec<SearchReturn> = if ret.is_empty() {
         vec![SearchReturn::All]
@@ -55,27 +51,24 @@ pub async fn sort(
         session.saved_search = uids;
     }
     if opts.iter().all(|&o| o == SearchReturn::Save) {
-        return Reply::ok_noting_expunges(found.expunged, done);
+        return ok_noting_expunges(found.expunged, done);
     }
-    let mut line = esearch_prefix(tag, uid);
     // ESORT: MIN and MAX are the first and last in sort order; ALL keeps the sort order.
-    if let (Some(first), Some(last)) = (sorted.first(), sorted.last()) {
-        if want(SearchReturn::Min) {
-            line.push_str(&format!(" MIN {}", id(first)));
-        }
-        if want(SearchReturn::Max) {
-            line.push_str(&format!(" MAX {}", id(last)));
-        }
-        if want(SearchReturn::All) {
-            line.push_str(" ALL ");
-            write_set(&mut line, &ordered_runs(sorted.iter().map(id)));
-        }
-    }
-    if want(SearchReturn::Count) {
-        line.push_str(&format!(" COUNT {}", sorted.len()));
-    }
-    session.untagged(&line);
-    Reply::ok_noting_expunges(found.expunged, done)
+    let all = want(SearchReturn::All).then(|| ordered_runs(sorted.iter().map(id)));
+    session.send(&Esearch {
+        tag,
+        uid,
+        min: want(SearchReturn::Min)
+            .then(|| sorted.first().map(id))
+            .flatten(),
+        max: want(SearchReturn::Max)
+            .then(|| sorted.last().map(id))
+            .flatten(),
+        all: all.as_deref(),
+        count: want(SearchReturn::Count).then_some(sorted.len() as u64),
+        modseq: None,
+    });
+    ok_noting_expunges(found.expunged, done)
 }
 
 /// ESORT ALL is a sequence-set "in the requested sort order" (RFC 5267): runs of ids that
@@ -99,13 +92,14 @@ async fn run(
     charset: &[u8],
     keys: &[SearchKey<'_>],
 ) -> Result<Found, search::SearchError> {
-    let mut found = search::run(session, keys, Some(charset)).await?;
+    let mut found = run_search(session, keys, Some(charset)).await?;
     let fields = if sort::needs_fields(criteria) {
         let Some(selected) = session.selected.clone() else {
             return Ok(Found::default());
         };
         let (mail, user) = session.mail().await?;
-        search::load_sort_fields(session, &mail, &user, selected.id, &mut found).await?
+        let abandon = || session.should_abandon();
+        search::load_sort_fields(&abandon, &mail, &user, selected.id, &mut found).await?
     } else {
         Vec::new()
     };
@@ -120,9 +114,10 @@ mod tests {
     #[test]
     fn all_keeps_the_sort_order_and_compacts_rising_runs() {
         let set = |ids: &[u32]| {
-            let mut s = String::new();
-            write_set(&mut s, &ordered_runs(ids.iter().copied()));
-            s
+            let mut s = Vec::new();
+            ringmail_proto::response::ResponseWriter::new(&mut s, false)
+                .sequence_set(ordered_runs(ids.iter().copied()));
+            String::from_utf8(s).unwrap()
         };
         assert_eq!(set(&[1, 2, 3, 4, 5]), "1:5");
         assert_eq!(set(&[5, 4, 3, 2, 1]), "5,4,3,2,1");

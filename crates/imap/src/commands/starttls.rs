@@ -1,17 +1,18 @@
 //! STARTTLS (RFC 9051 section 6.2.1).
 
+use crate::commands::Outcome;
 use crate::session::{Action, Session};
+use ringmail_proto::response::{Code, Reply};
 
 /// Answers STARTTLS; the session loop then discards pipelined plaintext and runs the handshake.
-pub fn run(session: &mut Session, tag: &str) -> Action {
+pub fn run(session: &mut Session) -> Outcome {
     if session.conn.is_tls() {
-        session.tagged(tag, "BAD", "TLS is already active");
-        return Action::Continue;
+        return Reply::bad("TLS is already active").into();
     }
     if session.exec.tls().is_none() {
-        session.tagged(tag, "NO", "[UNAVAILABLE] TLS is not configured");
-        return Action::Continue;
+        return Reply::no("TLS is not configured")
+            .with_code(Code::Unavailable)
+            .into();
     }
-    session.tagged(tag, "OK", "Begin TLS negotiation now");
-    Action::StartTls
+    Outcome::then(Reply::ok("Begin TLS negotiation now"), Action::StartTls)
 }

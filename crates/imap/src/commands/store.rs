@@ -1,9 +1,11 @@
 //! STORE and UID STORE, with CONDSTORE's UNCHANGEDSINCE (RFC 7162).
 
-use crate::commands::reply::Reply;
-use crate::selected::{announce_keywords, enable_condstore, to_ranges, write_set};
+use crate::commands::reply::{store_error, Code, Reply};
+use crate::selected::{announce_keywords, enable_condstore, to_ranges};
 use crate::session::Session;
 use ringmail_proto::parser::{Flag, SequenceSet, StoreMode};
+use ringmail_proto::response::data::FetchFlags;
+use ringmail_proto::response::{Response, ResponseWriter};
 use ringmail_store::{FlagMode, MessageEntry};
 
 /// `[UID] STORE set [(UNCHANGEDSINCE n)] (+|-)FLAGS[.SILENT] (flags)`
@@ -21,15 +23,15 @@ pub async fn store(
         return Reply::bad("No mailbox selected");
     };
     if selected.read_only {
-        return Reply::no("[READ-ONLY] Mailbox is read-only");
+        return Reply::no("Mailbox is read-only").with_code(Code::ReadOnly);
     }
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("STORE failed", &e),
+        Err(e) => return store_error("STORE failed", &e),
     };
     let view = match selected.view(&mail, &user) {
         Ok(v) => v,
-        Err(e) => return Reply::store_error("STORE failed", &e),
+        Err(e) => return store_error("STORE failed", &e),
     };
     if !uid_mode && !view.msns_valid(set) {
         return Reply::bad("Invalid message number");
@@ -62,7 +64,7 @@ pub async fn store(
         .await
     {
         Ok(r) => r,
-        Err(e) => return Reply::store_error("STORE failed", &e),
+        Err(e) => return store_error("STORE failed", &e),
     };
     session.own_modseqs.push(result.modseq);
     let condstore = selected.condstore || unchanged_since.is_some();
@@ -84,36 +86,33 @@ pub async fn store(
     announce_keywords(session, &mail, &user, stored.iter().map(|(_, m)| m));
     // The new flags of every message this STORE changed (silent only hides them when
     // nothing else changed them, RFC 7162 section 3.1.3).
-    let lines: Vec<Vec<u8>> = mail
+    let utf8 = session.enabled.utf8();
+    let lines: Vec<u8> = mail
         .with_mailbox(&user, selected.id, |v| {
-            stored
+            let mut out = Vec::new();
+            let mut w = ResponseWriter::new(&mut out, utf8);
+            for &(msn, m) in stored
                 .iter()
                 .filter(|(_, m)| !result.modified.contains(&m.uid))
                 .filter(|(_, m)| !silent || (condstore && m.modseq != result.modseq))
-                .map(|&(msn, m)| {
-                    let mut line = format!("* {msn} FETCH (").into_bytes();
-                    if uid_mode {
-                        line.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
-                    }
-                    line.extend_from_slice(b"FLAGS ");
-                    crate::flags::write_with_recent(
-                        &mut line,
+            {
+                let keywords = v.keywords(&m);
+                FetchFlags {
+                    msn,
+                    uid: uid_mode.then_some(m.uid),
+                    flags: crate::flags::shown(
                         m.flags,
-                        &v.keywords(&m),
+                        &keywords,
                         !rev2 && selected.recent.contains(m.uid),
-                    );
-                    if condstore {
-                        line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
-                    }
-                    line.extend_from_slice(b")\r\n");
-                    line
-                })
-                .collect()
+                    ),
+                    modseq: condstore.then_some(m.modseq),
+                }
+                .serialize(&mut w);
+            }
+            out
         })
         .unwrap_or_default();
-    for line in lines {
-        session.out.extend_from_slice(&line);
-    }
+    session.out.extend_from_slice(&lines);
     if result.modified.is_empty() {
         Reply::ok("STORE completed")
     } else {
@@ -126,10 +125,7 @@ pub async fn store(
                 .map(|(msn, _)| *msn)
                 .collect()
         };
-        let mut set = String::new();
-        write_set(&mut set, &to_ranges(modified));
-        Reply::ok(format!(
-            "[MODIFIED {set}] Conditional STORE failed for some messages"
-        ))
+        Reply::ok("Conditional STORE failed for some messages")
+            .with_code(Code::Modified(to_ranges(modified)))
     }
 }

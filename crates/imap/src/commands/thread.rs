@@ -1,10 +1,11 @@
 //! THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT and REFERENCES.
 
-use crate::commands::reply::Reply;
-use crate::commands::search::error_reply;
+use crate::commands::reply::{store_error, Reply};
+use crate::commands::search::{error_reply, run_search};
 use crate::search::{self, sort::sent_date, thread};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, ThreadAlgorithm};
+use ringmail_proto::response::data::{Thread, ThreadNode};
 
 /// `[UID] THREAD algorithm charset keys`
 pub async fn thread(
@@ -17,7 +18,7 @@ pub async fn thread(
     if algorithm == ThreadAlgorithm::Refs {
         return Reply::bad("THREAD=REFS is not supported");
     }
-    let mut found = match search::run(session, keys, Some(charset)).await {
+    let mut found = match run_search(session, keys, Some(charset)).await {
         Ok(found) => found,
         Err(e) => return error_reply(&e),
     };
@@ -26,12 +27,13 @@ pub async fn thread(
     };
     let (mail, user) = match session.mail().await {
         Ok(m) => m,
-        Err(e) => return Reply::store_error("THREAD failed", &e),
+        Err(e) => return store_error("THREAD failed", &e),
     };
     // A message expunged meanwhile is left out; unlike SEARCH and SORT, Dovecot's THREAD
     // answers a plain OK then, and so does this.
+    let abandon = || session.should_abandon();
     let fields =
-        match search::load_sort_fields(session, &mail, &user, selected.id, &mut found).await {
+        match search::load_sort_fields(&abandon, &mail, &user, selected.id, &mut found).await {
             Ok(fields) => fields,
             Err(e) => return error_reply(&e),
         };
@@ -53,9 +55,8 @@ pub async fn thread(
         ThreadAlgorithm::OrderedSubject => thread::ordered_subject(&msgs),
         ThreadAlgorithm::References | ThreadAlgorithm::Refs => thread::references(&msgs),
     };
-    let mut line = String::from("THREAD ");
-    thread::render(&msgs, &threads, &mut line);
-    session.untagged(line.trim_end());
+    let threads: Vec<ThreadNode> = threads.iter().map(|t| thread::to_wire(&msgs, t)).collect();
+    session.send(&Thread(&threads));
     Reply::ok(if uid {
         "UID THREAD completed"
     } else {

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::recent::RecentUids;
-use crate::session::Session;
+use crate::selected::View;
 use glommio::io::ReadResult;
 use ringmail_mime::{self as mime, MessageMeta, SortFields};
 use ringmail_proto::dates;
@@ -100,41 +100,42 @@ pub fn charset_supported(charset: &[u8]) -> bool {
     charset.eq_ignore_ascii_case(b"UTF-8") || charset.eq_ignore_ascii_case(b"US-ASCII")
 }
 
-/// Runs the search keys over the selected mailbox.
-pub async fn run(
-    session: &mut Session,
-    keys: &[SearchKey<'_>],
-    charset: Option<&[u8]>,
-) -> Result<Found, SearchError> {
-    if charset.is_some_and(|c| !charset_supported(c)) {
-        return Err(SearchError::BadCharset);
-    }
-    let Some(selected) = session.selected.clone() else {
-        return Err(SearchError::Store(StoreError::NoSuchMailbox));
+/// What a search needs of the session that runs it, and no more: the selected mailbox as
+/// the session numbers it, `$`, its `\Recent` messages, and when to give up.
+pub struct Scope<'a> {
+    /// The user's partition.
+    pub mail: &'a Partition,
+    /// The user.
+    pub user: &'a str,
+    /// The selected mailbox's id.
+    pub mailbox: u64,
+    /// The session's message numbering.
+    pub view: &'a View,
+    /// The UIDs `SEARCH RETURN (SAVE)` saved, for `$`.
+    pub saved: &'a [u32],
+    /// The UIDs `\Recent` for the session (none under IMAP4rev2).
+    pub recent: &'a RecentUids,
+    /// True when the search should stop: the server is shutting down or the client has gone
+    /// away (nobody would read the answer).
+    pub abandon: &'a dyn Fn() -> bool,
+}
+
+/// Compiles search keys for `scope` (the caller has checked the CHARSET with
+/// [`charset_supported`]).
+pub fn compile(scope: &Scope<'_>, keys: &[SearchKey<'_>]) -> Result<Program, SearchError> {
+    let context = Context {
+        view: scope.view,
+        saved: scope.saved,
+        now: dates::now(),
+        recent: scope.recent,
     };
-    let (mail, user) = session.mail().await?;
-    let view = selected.view(&mail, &user)?;
-    let no_recent = RecentUids::default();
-    let program = Program::compile(
-        keys,
-        &Context {
-            view: &view,
-            saved: &session.saved_search,
-            now: dates::now(),
-            recent: if session.enabled.imap4rev2 {
-                &no_recent
-            } else {
-                &selected.recent
-            },
-        },
-    )
-    .map_err(|_| SearchError::TooComplex)?;
-    if program.uses_modseq {
-        // SEARCH MODSEQ is a CONDSTORE-enabling command (RFC 7162 section 3.1).
-        if let Some(s) = session.selected.as_mut() {
-            s.condstore = true;
-        }
-    }
+    Program::compile(keys, &context).map_err(|_| SearchError::TooComplex)
+}
+
+/// Runs a compiled search over the selected mailbox.
+pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchError> {
+    let (mail, user, view) = (scope.mail, scope.user, scope.view);
+    let mailbox = scope.mailbox;
 
     // Pass 1: the index. `pending` lists the hits (by position) whose bytes must be read.
     let mut hits: Vec<Hit> = Vec::new();
@@ -143,7 +144,7 @@ pub async fn run(
     let mut expunged = false;
     for (chunk_no, chunk) in view.uids.chunks(INDEX_CHUNK).enumerate() {
         let first_msn = chunk_no * INDEX_CHUNK + 1;
-        mail.with_mailbox(&user, selected.id, |v| {
+        mail.with_mailbox(user, mailbox, |v| {
             let messages = v.messages();
             let mut pos = chunk
                 .first()
@@ -181,7 +182,7 @@ pub async fn run(
                 }
             }
         })?;
-        pause(session).await?;
+        pause(scope.abandon).await?;
     }
 
     // Pass 2: the messages the index could not decide. Their entries are looked up again:
@@ -191,7 +192,7 @@ pub async fn run(
         let Some(&hit) = hits.get(index) else {
             continue;
         };
-        let current = mail.with_mailbox(&user, selected.id, |v| {
+        let current = mail.with_mailbox(user, mailbox, |v| {
             v.message(hit.uid).map(|entry| {
                 let keywords = if program.keywords.is_empty() {
                     0
@@ -208,17 +209,7 @@ pub async fn run(
                 false
             }
             Some((entry, keywords)) => {
-                match read_and_eval(
-                    &program,
-                    &mail,
-                    &user,
-                    selected.id,
-                    hit.msn,
-                    &entry,
-                    keywords,
-                )
-                .await
-                {
+                match read_and_eval(program, mail, user, mailbox, hit.msn, &entry, keywords).await {
                     Ok(matched) => matched,
                     Err(StoreError::NoSuchMessage) => {
                         expunged = true;
@@ -231,7 +222,7 @@ pub async fn run(
         if let Some(r) = rejected.get_mut(index) {
             *r = !matched;
         }
-        pause(session).await?;
+        pause(scope.abandon).await?;
     }
     let mut index = 0;
     hits.retain(|_| {
@@ -247,9 +238,9 @@ pub async fn run(
 
 /// Gives other sessions on this executor their turn, and stops at shutdown or when the
 /// client has gone away (nobody would read the answer).
-async fn pause(session: &Session) -> Result<(), SearchError> {
+async fn pause(abandon: &dyn Fn() -> bool) -> Result<(), SearchError> {
     glommio::yield_if_needed().await;
-    if session.exec.is_shutting_down() || session.conn.peer_closed() {
+    if abandon() {
         return Err(SearchError::Abandoned);
     }
     Ok(())
@@ -367,7 +358,7 @@ pub async fn sort_fields(
 /// [`sort_fields`] for every hit, in order, yielding between messages. A message expunged
 /// meanwhile leaves the hits (there is nothing left to sort it by), and `found` notes it.
 pub async fn load_sort_fields(
-    session: &Session,
+    abandon: &dyn Fn() -> bool,
     mail: &Rc<Partition>,
     user: &str,
     mailbox: u64,
@@ -382,7 +373,7 @@ pub async fn load_sort_fields(
             Err(StoreError::NoSuchMessage) => lost.push(i),
             Err(e) => return Err(e.into()),
         }
-        pause(session).await?;
+        pause(abandon).await?;
     }
     if !lost.is_empty() {
         found.expunged = true;

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use ringmail_proto::response::data::ThreadNode;
+
 use super::subject::base_subject;
 
 /// The deepest a thread may nest. Mail decides the depth (one message's References, or many
@@ -410,38 +412,33 @@ fn sort_tree(msgs: &[ThreadMsg], level: &mut [Node]) {
     level.sort_by_key(|n| node_date(msgs, n));
 }
 
-/// Writes threads as RFC 5256 sends them: `(3 6 (4 23)(44 7 96))`.
-pub fn render(msgs: &[ThreadMsg], threads: &[Node], out: &mut String) {
-    for t in threads {
-        out.push('(');
-        render_body(msgs, t, out);
-        out.push(')');
-    }
-}
-
-fn render_body(msgs: &[ThreadMsg], node: &Node, out: &mut String) {
-    if let Some(m) = node.msg {
-        out.push_str(&msgs.get(m).map_or(0, |m| m.id).to_string());
-        match node.children.as_slice() {
-            [] => return,
-            [only] => {
-                out.push(' ');
-                render_body(msgs, only, out);
-                return;
-            }
-            _ => out.push(' '),
-        }
-    }
-    for child in &node.children {
-        out.push('(');
-        render_body(msgs, child, out);
-        out.push(')');
+/// A thread tree with the numbers the response shows (message number or UID), as the
+/// response writer takes it.
+pub fn to_wire(msgs: &[ThreadMsg], node: &Node) -> ThreadNode {
+    ThreadNode {
+        id: node.msg.map(|m| msgs.get(m).map_or(0, |m| m.id)),
+        children: node.children.iter().map(|c| to_wire(msgs, c)).collect(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringmail_proto::response::data::Thread;
+    use ringmail_proto::response::{Response, ResponseWriter};
+
+    /// Writes threads as RFC 5256 sends them: `(3 6 (4 23)(44 7 96))`.
+    fn render(msgs: &[ThreadMsg], threads: &[Node], out: &mut String) {
+        let threads: Vec<ThreadNode> = threads.iter().map(|t| to_wire(msgs, t)).collect();
+        let mut line = Vec::new();
+        Thread(&threads).serialize(&mut ResponseWriter::new(&mut line, false));
+        // `* THREAD (...)\r\n`: the part after the response's name.
+        let body = line
+            .strip_prefix(b"* THREAD")
+            .unwrap_or_default()
+            .trim_ascii();
+        out.push_str(&String::from_utf8_lossy(body));
+    }
 
     /// A message numbered `n`, sent at `n` unless `date` says otherwise.
     fn msg(n: u32, subject: &str, id: &str, refs: &[&str]) -> ThreadMsg {

@@ -44,6 +44,8 @@ pub use ast::*;
 pub use mutf7::{decode_mutf7, encode_mutf7};
 pub use reader::{CommandReader, LineTooLong};
 
+use crate::response::Code;
+
 /// Resource limits for one connection's commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -92,7 +94,7 @@ pub struct Rejection {
     /// `BAD` or `NO`.
     pub kind: RejectKind,
     /// The response code (`LIMIT`, `TOOBIG`), if any.
-    pub code: Option<&'static str>,
+    pub code: Option<Code>,
     /// Human-readable reason.
     pub text: String,
     /// The limit the input went over, when that is why it was refused.

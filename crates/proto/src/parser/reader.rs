@@ -11,6 +11,7 @@
 use super::command::parse_command;
 use super::cursor::is_tag_char;
 use super::{Limit, Limits, Next, RejectKind, Rejection};
+use crate::response::Code;
 
 /// The largest non-synchronizing literal a LITERAL- server accepts (RFC 7888 §5).
 const LITERAL_MINUS_MAX: u64 = 4096;
@@ -166,7 +167,7 @@ impl CommandReader {
                     Err((tag, e)) => Next::Reject(Rejection {
                         tag: tag.map(str::to_owned),
                         kind: RejectKind::Bad,
-                        code: if e.limit { Some("LIMIT") } else { None },
+                        code: if e.limit { Some(Code::Limit) } else { None },
                         text: e.reason.to_owned(),
                         limit: e.limit.then_some(Limit::Other),
                     }),
@@ -371,7 +372,7 @@ impl CommandReader {
                 Some(Rejection {
                     tag: read_tag(avail),
                     kind: RejectKind::Bad,
-                    code: Some("TOOBIG"),
+                    code: Some(Code::TooBig),
                     text: "non-synchronizing literal over 4096 bytes (LITERAL-)".to_owned(),
                     limit: Some(Limit::LiteralSize),
                 })
@@ -547,7 +548,7 @@ fn reject_limit(cmd: &[u8], text: &str, limit: Limit) -> Rejection {
     Rejection {
         tag: read_tag(cmd),
         kind: RejectKind::Bad,
-        code: Some("LIMIT"),
+        code: Some(Code::Limit),
         text: text.to_owned(),
         limit: Some(limit),
     }
@@ -559,7 +560,7 @@ fn reject_too_big(cmd: &[u8], text: &str) -> Rejection {
         Rejection {
             tag: read_tag(cmd),
             kind: RejectKind::No,
-            code: Some("TOOBIG"),
+            code: Some(Code::TooBig),
             text: "message too large".to_owned(),
             limit: Some(Limit::LiteralSize),
         }

@@ -1252,7 +1252,7 @@ fn oversized_line_is_rejected_and_stream_resyncs() {
         match &ev[0] {
             Event::Reject(r) => {
                 assert_eq!(r.tag.as_deref(), Some("t1"));
-                assert_eq!(r.code, Some("LIMIT"));
+                assert_eq!(r.code, Some(Code::Limit));
             }
             other => panic!("{other:?}"),
         }
@@ -1270,8 +1270,8 @@ fn oversized_sync_literal_gets_no_continue() {
     match &ev[0] {
         Event::Reject(r) => {
             assert_eq!(
-                (r.tag.as_deref(), r.kind, r.code),
-                (Some("a1"), RejectKind::No, Some("TOOBIG"))
+                (r.tag.as_deref(), r.kind, r.code.as_ref()),
+                (Some("a1"), RejectKind::No, Some(&Code::TooBig))
             )
         }
         other => panic!("{other:?}"),
@@ -1279,8 +1279,8 @@ fn oversized_sync_literal_gets_no_continue() {
     match &ev[1] {
         Event::Reject(r) => {
             assert_eq!(
-                (r.tag.as_deref(), r.kind, r.code),
-                (Some("b1"), RejectKind::Bad, Some("LIMIT"))
+                (r.tag.as_deref(), r.kind, r.code.as_ref()),
+                (Some("b1"), RejectKind::Bad, Some(&Code::Limit))
             )
         }
         other => panic!("{other:?}"),
@@ -1294,7 +1294,7 @@ fn oversized_non_sync_literal_is_discarded_unbuffered() {
     let mut r = CommandReader::new(small_limits());
     r.feed(b"a1 APPEND x {1000+}\r\n");
     match r.next() {
-        Next::Reject(rej) => assert_eq!(rej.code, Some("TOOBIG")),
+        Next::Reject(rej) => assert_eq!(rej.code, Some(Code::TooBig)),
         other => panic!("{other:?}"),
     }
     for _ in 0..10 {
@@ -1321,7 +1321,7 @@ fn literal_total_and_count_limits() {
         small_limits(),
     );
     assert!(
-        matches!(&ev[0], Event::Reject(r) if r.code == Some("LIMIT")),
+        matches!(&ev[0], Event::Reject(r) if r.code == Some(Code::Limit)),
         "{ev:?}"
     );
     assert!(
@@ -1357,7 +1357,7 @@ fn literal_minus_refuses_big_non_sync_literals() {
     input.extend_from_slice(b"\r\nb NOOP\r\n");
     let ev = run(&input);
     assert!(
-        matches!(&ev[0], Event::Reject(r) if r.code == Some("TOOBIG") && r.kind == RejectKind::Bad),
+        matches!(&ev[0], Event::Reject(r) if r.code == Some(Code::TooBig) && r.kind == RejectKind::Bad),
         "{ev:?}"
     );
     assert!(matches!(&ev[1], Event::Command(c) if c.contains("Noop")));
@@ -1397,7 +1397,7 @@ fn huge_announced_literal_is_refused_without_allocating() {
         b"a APPEND x {18446744073709551615}\r\nb NOOP\r\n",
         Limits::default(),
     );
-    assert!(matches!(&ev[0], Event::Reject(r) if r.code == Some("TOOBIG")));
+    assert!(matches!(&ev[0], Event::Reject(r) if r.code == Some(Code::TooBig)));
     assert!(matches!(&ev[1], Event::Command(_)));
     let ev = events(
         b"a APPEND x {99999999999999999999999}\r\nb NOOP\r\n",
@@ -1410,16 +1410,16 @@ fn huge_announced_literal_is_refused_without_allocating() {
 fn depth_limit_on_groups_and_not_chains() {
     let ev = events(b"a SEARCH ((((((ALL))))))\r\nb NOOP\r\n", small_limits());
     assert!(
-        matches!(&ev[0], Event::Reject(r) if r.code == Some("LIMIT")),
+        matches!(&ev[0], Event::Reject(r) if r.code == Some(Code::Limit)),
         "{ev:?}"
     );
     assert!(matches!(&ev[1], Event::Command(_)), "{ev:?}");
     let ev = events(b"a SEARCH ((((ALL))))\r\n", small_limits());
     assert!(matches!(&ev[0], Event::Command(_)), "{ev:?}");
     let deep_not = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(5000));
-    assert_eq!(bad(&deep_not).code, Some("LIMIT"));
+    assert_eq!(bad(&deep_not).code, Some(Code::Limit));
     let deep_or = format!("a SEARCH {}ALL{}\r\n", "OR ALL ".repeat(5000), "");
-    assert_eq!(bad(&deep_or).code, Some("LIMIT"));
+    assert_eq!(bad(&deep_or).code, Some(Code::Limit));
     // Within the limit it parses.
     with_cmd("a SEARCH (((ALL)))\r\n", |c| {
         assert!(matches!(c, CommandBody::Search { .. }))
