@@ -150,7 +150,7 @@ fn three_nodes_spread_partitions_evenly_and_copies_converge() {
 }
 
 #[test]
-fn a_dead_nodes_partitions_are_reassigned_at_higher_epochs() {
+fn a_dead_nodes_partitions_wait_for_it() {
     let _serial = serial();
     let Some(etcd) = Etcd::start(3) else { return };
     let mut nodes: BTreeMap<&str, ControlPlane> = ["a", "b", "c"]
@@ -175,7 +175,6 @@ fn a_dead_nodes_partitions_are_reassigned_at_higher_epochs() {
         .map(|p| (p, before.assignment(p).epoch))
         .collect();
     assert_eq!(lost.len(), 16);
-    let mut subscription = watcher.subscribe();
 
     // Crash: stop without revoking the lease.
     drop(nodes.remove(victim));
@@ -183,44 +182,29 @@ fn a_dead_nodes_partitions_are_reassigned_at_higher_epochs() {
     wait_until(Duration::from_secs(10), "lease expiry seen", || {
         !watcher.map().alive(victim)
     });
-    let gone_in = died.elapsed();
-    wait_until(Duration::from_secs(15), "partitions reassigned", || {
-        let map = watcher.map();
-        lost.iter().all(|(p, epoch)| {
-            let a = map.assignment(*p);
-            a.owner.as_deref().is_some_and(|o| survivors.contains(&o)) && a.epoch > *epoch
-        })
+    wait_until(Duration::from_secs(15), "a new balancer", || {
+        watcher
+            .map()
+            .balancer
+            .as_deref()
+            .is_some_and(|b| survivors.contains(&b))
     });
-    let reassigned_in = died.elapsed();
-    eprintln!(
-        "lease_secs=5: node {victim} seen dead {gone_in:?} after it stopped; its partitions \
-         reassigned {reassigned_in:?} after it stopped"
-    );
-    // Not before etcd expired the lease (renewals run every 5/3 s).
-    assert!(died.elapsed() >= Duration::from_secs(3));
+    // Give the new balancer several rounds: the victim's partitions hold mail only on its
+    // disk (no replicas yet), so none may be handed to a survivor, which would show their
+    // users empty mailboxes. They wait, unserved, for the node or an operator's move.
+    std::thread::sleep(Duration::from_secs(3));
     let views: Vec<ClusterView> = survivors.iter().map(|n| nodes[n].view()).collect();
     wait_until(CONVERGE, "survivors agree", || converged(&views));
     let map = watcher.map();
     for (p, epoch) in &lost {
-        assert_eq!(map.assignment(*p).epoch, epoch + 1, "partition {p}");
+        let a = map.assignment(*p);
+        assert!(
+            a.owned_by(victim),
+            "partition {p} left its dead owner: {a:?}"
+        );
+        assert_eq!(a.epoch, *epoch, "partition {p}");
     }
-    assert!(balanced(&watcher, &survivors));
-    let new_balancer = map.balancer.clone().expect("a new balancer");
-    assert_ne!(new_balancer, victim);
-    let elected = views.iter().find(|v| v.node() == new_balancer).unwrap();
-    assert_eq!(elected.metrics().balancer_elections, 1);
-    // The survivor was told which partitions it gained.
-    let mut gained = Vec::new();
-    while let Some(changes) = subscription.poll() {
-        gained.extend(changes.gained.iter().map(|(p, _)| *p));
-    }
-    let expected: Vec<u32> = lost
-        .iter()
-        .map(|(p, _)| *p)
-        .filter(|p| map.assignment(*p).owned_by(survivors[0]))
-        .collect();
-    gained.sort_unstable();
-    assert_eq!(gained, expected);
+    assert!(died.elapsed() >= Duration::from_secs(3));
 }
 
 #[test]
