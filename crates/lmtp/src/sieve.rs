@@ -201,7 +201,7 @@ pub async fn deliver(
         }
         if !sent_any {
             warn!(target: "ringmail_lmtp::sieve", user = m.user, "Sieve: no redirect went out, the message is kept in INBOX");
-            stored = vec![store_one(mail, m.user, "INBOX", &[], m, &stored_bytes).await?];
+            stored = vec![keep_in_inbox(mail, m, &stored_bytes).await?];
         }
     }
     let redirected = outcome
@@ -211,7 +211,7 @@ pub async fn deliver(
     if redirected && stored.is_empty() && redirects.is_empty() {
         // Every redirect was refused before sending (a loop, no relay): keep, never lose.
         warn!(target: "ringmail_lmtp::sieve", user = m.user, "Sieve: the redirect cannot go out, the message is kept in INBOX");
-        stored = vec![store_one(mail, m.user, "INBOX", &[], m, &stored_bytes).await?];
+        stored = vec![keep_in_inbox(mail, m, &stored_bytes).await?];
     }
     if !only_redirect {
         later.extend(redirects);
@@ -360,7 +360,7 @@ async fn store_copies(
     outcome: &Outcome,
     bytes: &[u8],
 ) -> Result<Vec<(String, u32)>, StoreError> {
-    // (mailbox, create, flags), in script order, one entry per mailbox.
+    // (mailbox, flags), in script order, one entry per mailbox.
     let mut targets: Vec<(String, Vec<String>)> = Vec::new();
     for a in &outcome.actions {
         let (mailbox, flags) = match a {
@@ -389,9 +389,11 @@ async fn store_copies(
             None => targets.push((mailbox, flags.clone())),
         }
     }
+    // Every copy has the same bytes: their MIME metadata is computed once.
+    let meta = ringmail_mime::analyze(bytes).to_bytes();
     let mut stored = Vec::with_capacity(targets.len());
     for (mailbox, flags) in &targets {
-        stored.push(store_one(mail, m.user, mailbox, flags, m, bytes).await?);
+        stored.push(store_one(mail, m.user, mailbox, flags, m, bytes, &meta).await?);
     }
     Ok(stored)
 }
@@ -476,6 +478,16 @@ fn is_atom_char(b: u8) -> bool {
     b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b)
 }
 
+/// The fallback copy when the script's own disposition cannot be carried out.
+async fn keep_in_inbox(
+    mail: &Partition,
+    m: &Message<'_>,
+    bytes: &[u8],
+) -> Result<(String, u32), StoreError> {
+    let meta = ringmail_mime::analyze(bytes).to_bytes();
+    store_one(mail, m.user, "INBOX", &[], m, bytes, &meta).await
+}
+
 /// Appends one copy; a mailbox that went away in between gets the copy in INBOX.
 async fn store_one(
     mail: &Partition,
@@ -484,15 +496,15 @@ async fn store_one(
     flags: &[String],
     m: &Message<'_>,
     bytes: &[u8],
+    meta: &[u8],
 ) -> Result<(String, u32), StoreError> {
     let (bits, keywords) = split_flags(flags);
-    let meta = ringmail_mime::analyze(bytes).to_bytes();
     let new = [NewMessage {
         body: bytes,
         flags: bits,
         keywords: &keywords,
         internal_date: m.internal_date,
-        meta: &meta,
+        meta,
     }];
     match mail.append(user, mailbox, &new).await {
         Ok(done) => Ok((mailbox.to_string(), done.uids.first().copied().unwrap_or(0))),
