@@ -6,6 +6,8 @@
 //! RFC 7628 error exchange). Clients are python3's imaplib and smtplib where they can be.
 
 mod common;
+#[path = "../crates/auth/tests/support/keys.rs"]
+mod keys;
 #[path = "../crates/auth/tests/support/slapd.rs"]
 mod slapd;
 
@@ -355,16 +357,7 @@ const ISSUER: &str = "https://id.example.org";
 const AUDIENCE: &str = "imap.example.org";
 
 fn key(file: &str, alg: Algorithm, kid: &str) -> (EncodingKey, Header, Jwk) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/auth/tests/keys")
-        .join(file);
-    let pem = std::fs::read(&path).unwrap();
-    let key = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
-        _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
-    };
-    let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
-    jwk.common.key_id = Some(kid.to_owned());
+    let (key, jwk) = keys::load(file, alg, kid);
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_owned());
     (key, header, jwk)

@@ -29,16 +29,7 @@ struct Signer {
 }
 
 fn signer(file: &str, alg: Algorithm, kid: &str) -> Signer {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/keys")
-        .join(file);
-    let pem = std::fs::read(&path).unwrap();
-    let key = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
-        _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
-    };
-    let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
-    jwk.common.key_id = Some(kid.to_owned());
+    let (key, jwk) = support::keys::load(file, alg, kid);
     Signer {
         key,
         alg,

@@ -2,4 +2,5 @@
 //! for an OAuth issuer's JWKS and introspection endpoints.
 
 pub mod http;
+pub mod keys;
 pub mod slapd;
