@@ -550,7 +550,8 @@ pub(crate) fn hostname() -> String {
 }
 
 /// Seconds since the Unix epoch (the INTERNALDATE of a delivered copy).
-fn unix_now() -> i64 {
+/// Seconds since the epoch now.
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -31,6 +31,8 @@ pub use ringmail_sieve::{Limits, Script};
 use ringmail_smtp_out::{Client, Outgoing};
 use ringmail_store::{flag, special_use, NewMessage, Partition, StoreError};
 
+use crate::session::unix_now;
+
 /// Compiled scripts kept per executor; beyond this many users the cache starts over (a
 /// compile is cheap, the bound keeps memory flat with many users).
 const MAX_CACHED: usize = 10_000;
@@ -637,12 +639,6 @@ impl Environment for StoreEnv<'_> {
         });
         Ok(script)
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
