@@ -308,6 +308,7 @@ pub fn serve(
     let _lock = crate::lock::DataDirLock::acquire(&data_dir, "serve").map_err(ServeError::Limit)?;
     limits::raise_memlock().map_err(ServeError::Limit)?;
     limits::raise_nofile();
+    limits::return_large_frees();
 
     for service in &services.tcp {
         for addr in &service.addrs {
