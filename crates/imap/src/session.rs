@@ -217,8 +217,7 @@ pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
         // The steps a session takes once (PROXY header, TLS handshake) run boxed and are
         // freed when done: inline, their futures would stay part of the session's task for
         // its whole life, idle or not. The same holds for every rarely taken await in
-        // `serve` (see there); together these took an IDLE session from 18.8 to 11.4 KiB
-        // (benches/idle_rss.py).
+        // `serve` (see there). Memory per IDLE session: docs/tuning.md.
         if let Some((session, reader)) = Box::pin(opening.open()).await {
             Box::new(session).serve(reader).await;
         }

@@ -233,6 +233,11 @@ impl Executor {
     /// and only that task is lost. False when the executor is shutting down.
     pub fn spawn_task(&self, task: impl std::future::Future<Output = ()> + 'static) -> bool {
         use futures_lite::FutureExt;
+        // Boxed first: the wrappers below (catch_unwind here, the gate's own in glommio) are
+        // async blocks that keep what they capture and what they await side by side, so an
+        // unboxed session would be stored about four times over in its task (heaptrack: 5.4
+        // KiB per IDLE session in this allocation, against a 2.7 KiB session future).
+        let task = Box::pin(task);
         let guarded = async move {
             if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
                 let what = panic
