@@ -235,8 +235,8 @@ impl Session {
         }
         let size = tx.size.unwrap_or(0);
         let rcpt = Recipient::parse(&path, &config.lmtp.recipient_delimiter);
-        let user = match find_user(&self.exec, &rcpt).await {
-            Found::User(user) => user,
+        let (user, storage_quota) = match find_user(&self.exec, &rcpt).await {
+            Found::User(user, storage_quota) => (user, storage_quota),
             Found::Unknown => {
                 count(&self.exec, Tally::UnknownUser);
                 info!(recipient = %path, "LMTP: unknown user");
@@ -260,7 +260,7 @@ impl Session {
                 return;
             }
         };
-        match crate::forward::check_quota(&self.exec, &user, size).await {
+        match crate::forward::check_quota(&self.exec, &user, size, storage_quota).await {
             Ok(()) => {}
             Err(StoreError::OverQuota) => {
                 count(&self.exec, Tally::OverQuota);
@@ -463,7 +463,8 @@ impl Session {
 /// The reply for a copy that could not be stored.
 /// Whether a recipient is a user, by the full address or its local part.
 enum Found {
-    User(String),
+    /// The canonical name, and the storage quota the directory names.
+    User(String, Option<u64>),
     Unknown,
     Disabled,
     Unavailable(String),
@@ -478,7 +479,7 @@ async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
         .canonical_user(&rcpt.address)
         .or_else(|| auth.canonical_user(&rcpt.local))
     {
-        return Found::User(user);
+        return Found::User(user, None);
     }
     if !auth.has_directory() {
         return Found::Unknown;
@@ -492,7 +493,7 @@ async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
         })
         .await;
     match lookup {
-        Lookup::Found(info) => Found::User(info.name),
+        Lookup::Found(info) => Found::User(info.name, info.quota_bytes),
         Lookup::Unknown => Found::Unknown,
         Lookup::Disabled => Found::Disabled,
         Lookup::Unavailable(why) => Found::Unavailable(why),
