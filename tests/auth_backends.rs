@@ -304,6 +304,39 @@ fn ldap_quota_is_the_store_limit() {
     );
 }
 
+/// LMTP remembers the directory's answers for recipients: with slapd stopped, a second
+/// delivery to the same directory user is accepted and a known-unknown name still refused,
+/// while a name never asked about gets the temporary failure of a directory that is down.
+#[test]
+fn lmtp_recipient_lookups_are_cached() {
+    if !slapd::available() || !python_available() {
+        return;
+    }
+    let mut slapd = Slapd::start().expect("slapd");
+    let secrets = tempfile::tempdir().unwrap();
+    let config = ldap_config(
+        &slapd.ldaps_uri(),
+        "verify = \"bind\"\ntimeout_ms = 1000",
+        secrets.path(),
+        &slapd,
+    )
+    // The other tests turn the auth cache off; the recipient cache lives as long.
+    .replace("cache_ttl_secs = 0", "cache_ttl_secs = 300");
+    let server = Server::start(2, "", &config, USERS);
+
+    let first = lmtp(&server, &["alice@example.org", "nobody@example.org"]);
+    assert_eq!(first[0].0, 250, "{first:?}");
+    assert_eq!(first[1].0, 550, "{first:?}");
+    slapd.stop();
+    let again = lmtp(
+        &server,
+        &["alice@example.org", "nobody@example.org", "bob@example.org"],
+    );
+    assert_eq!(again[0].0, 250, "{again:?}");
+    assert_eq!(again[1].0, 550, "{again:?}");
+    assert_eq!(again[2].0, 451, "{again:?}");
+}
+
 #[test]
 fn ldap_compare_over_starttls() {
     if !slapd::available() || !python_available() {

@@ -484,14 +484,25 @@ async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
     if !auth.has_directory() {
         return Found::Unknown;
     }
-    let auth = auth.clone();
-    let (address, local) = (rcpt.address.clone(), rcpt.local.clone());
-    let lookup = glommio::executor()
-        .spawn_blocking(move || match auth.lookup(&address).0 {
-            Lookup::Unknown if local != address => auth.lookup(&local).0,
-            found => found,
-        })
-        .await;
+    // A recent answer for the address (or, when it was unknown, the local part) needs no
+    // thread; anything else goes to the blocking pool.
+    let cached = match auth.cached_recipient(&rcpt.address) {
+        Some(Lookup::Unknown) if rcpt.local != rcpt.address => auth.cached_recipient(&rcpt.local),
+        answer => answer,
+    };
+    let lookup = match cached {
+        Some(answer) => answer,
+        None => {
+            let auth = auth.clone();
+            let (address, local) = (rcpt.address.clone(), rcpt.local.clone());
+            glommio::executor()
+                .spawn_blocking(move || match auth.lookup_recipient(&address) {
+                    Lookup::Unknown if local != address => auth.lookup_recipient(&local),
+                    found => found,
+                })
+                .await
+        }
+    };
     match lookup {
         Lookup::Found(info) => Found::User(info.name, info.quota_bytes),
         Lookup::Unknown => Found::Unknown,
