@@ -143,6 +143,17 @@ fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// `[auth]` and `[ldap]` for the test directory.
 fn ldap_config(uri: &str, extra_ldap: &str, secrets: &Path, slapd: &Slapd) -> String {
+    ldap_config_with(uri, extra_ldap, "", secrets, slapd)
+}
+
+/// [`ldap_config`] with more of the attribute map (`attributes` goes inside its braces).
+fn ldap_config_with(
+    uri: &str,
+    extra_ldap: &str,
+    attributes: &str,
+    secrets: &Path,
+    slapd: &Slapd,
+) -> String {
     let password = file(
         secrets,
         "ldap.secret",
@@ -152,7 +163,7 @@ fn ldap_config(uri: &str, extra_ldap: &str, secrets: &Path, slapd: &Slapd) -> St
         "\n[auth]\nbackends = [\"passwd-file\", \"ldap\"]\nmasters = [\"paula\"]\ncache_ttl_secs = 0\n\
          [ldap]\nuri = \"{uri}\"\nca_file = \"{ca}\"\nbase = \"{base}\"\n\
          bind_dn = \"{dn}\"\nbind_password_file = \"{password}\"\n{extra_ldap}\n\
-         attributes = {{ enabled = \"mailEnabled\" }}\n",
+         attributes = {{ enabled = \"mailEnabled\"{attributes} }}\n",
         ca = slapd.ca_file.display(),
         base = slapd::BASE,
         dn = slapd::SEARCH_DN,
@@ -227,6 +238,103 @@ fn ldap_bind_over_ldaps_with_master_users_and_lmtp() {
         lines.last().unwrap().starts_with("x NO [CANNOT]"),
         "{lines:?}"
     );
+}
+
+/// quinn's `mailQuota: 2K` in the directory is the limit the store enforces, while the
+/// configured `[quota]` is unlimited: LMTP refuses a message announced larger at RCPT, IMAP
+/// GETQUOTAROOT shows it, APPEND past it fails.
+#[test]
+fn ldap_quota_is_the_store_limit() {
+    if !slapd::available() {
+        return;
+    }
+    let slapd = Slapd::start().expect("slapd");
+    let secrets = tempfile::tempdir().unwrap();
+    let config = ldap_config_with(
+        &slapd.ldaps_uri(),
+        "verify = \"bind\"",
+        ", quota = \"mailQuota\"",
+        secrets.path(),
+        &slapd,
+    );
+    let server = Server::start(2, "", &config, USERS);
+
+    // LMTP, before quinn ever logged in: the directory's limit is applied at RCPT.
+    let mut lmtp = server.lmtp();
+    let mut rcpt = |size: usize| {
+        lmtp.send(&format!("MAIL FROM:<s@example.net> SIZE={size}\r\n"));
+        let mail = lmtp.line();
+        assert!(mail.starts_with("250"), "{mail}");
+        lmtp.send("RCPT TO:<quinn>\r\n");
+        let reply = lmtp.line();
+        lmtp.send("RSET\r\n");
+        assert!(lmtp.line().starts_with("250"));
+        reply
+    };
+    let big = rcpt(4096);
+    assert!(big.starts_with("552 5.2.2"), "{big}");
+    assert!(rcpt(1000).starts_with("250"));
+    // Another directory user without a quota attribute keeps the configured (no) limit.
+    let mut lmtp = server.lmtp();
+    lmtp.send("MAIL FROM:<s@example.net> SIZE=4096\r\nRCPT TO:<bob>\r\n");
+    assert!(lmtp.line().starts_with("250"));
+    let bob = lmtp.line();
+    assert!(bob.starts_with("250"), "{bob}");
+
+    let mut c = server.connect();
+    let login = c.command("l", "LOGIN quinn quinn-pw");
+    assert!(login.last().unwrap().starts_with("l OK"), "{login:?}");
+    let quota = c.command("q", "GETQUOTAROOT INBOX");
+    assert!(
+        quota.iter().any(|l| l == "* QUOTA \"\" (STORAGE 0 2)"),
+        "{quota:?}"
+    );
+    let message = format!(
+        "From: s@example.net\r\nSubject: big\r\n\r\n{}\r\n",
+        "x".repeat(3000)
+    );
+    c.send(&format!(
+        "a APPEND INBOX {{{}+}}\r\n{message}\r\n",
+        message.len()
+    ));
+    let append = c.until_tagged("a");
+    assert!(
+        append.last().unwrap().starts_with("a NO [OVERQUOTA]"),
+        "{append:?}"
+    );
+}
+
+/// LMTP remembers the directory's answers for recipients: with slapd stopped, a second
+/// delivery to the same directory user is accepted and a known-unknown name still refused,
+/// while a name never asked about gets the temporary failure of a directory that is down.
+#[test]
+fn lmtp_recipient_lookups_are_cached() {
+    if !slapd::available() || !python_available() {
+        return;
+    }
+    let mut slapd = Slapd::start().expect("slapd");
+    let secrets = tempfile::tempdir().unwrap();
+    let config = ldap_config(
+        &slapd.ldaps_uri(),
+        "verify = \"bind\"\ntimeout_ms = 1000",
+        secrets.path(),
+        &slapd,
+    )
+    // The other tests turn the auth cache off; the recipient cache lives as long.
+    .replace("cache_ttl_secs = 0", "cache_ttl_secs = 300");
+    let server = Server::start(2, "", &config, USERS);
+
+    let first = lmtp(&server, &["alice@example.org", "nobody@example.org"]);
+    assert_eq!(first[0].0, 250, "{first:?}");
+    assert_eq!(first[1].0, 550, "{first:?}");
+    slapd.stop();
+    let again = lmtp(
+        &server,
+        &["alice@example.org", "nobody@example.org", "bob@example.org"],
+    );
+    assert_eq!(again[0].0, 250, "{again:?}");
+    assert_eq!(again[1].0, 550, "{again:?}");
+    assert_eq!(again[2].0, 451, "{again:?}");
 }
 
 #[test]

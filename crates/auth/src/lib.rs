@@ -22,6 +22,7 @@ pub mod oauth;
 mod passwd;
 pub mod passwd_file;
 pub mod ratelimit;
+mod recipients;
 pub mod sasl;
 mod timed_map;
 
@@ -39,6 +40,7 @@ pub use oauth::OauthBackend;
 pub use passwd::PasswdFileBackend;
 pub use passwd_file::{canonical_name, UsersFile};
 pub use ratelimit::{ClientKey, LoginThrottle, ThrottleOptions};
+use recipients::RecipientCache;
 
 use config::{AuthConfig, BackendKind, LdapConfig, OauthConfig};
 
@@ -263,6 +265,7 @@ impl AuthenticatorBuilder {
                 self.options.cache_ttl,
                 self.options.cache_max_entries,
             )),
+            recipients: RecipientCache::new(self.options.cache_ttl, self.options.cache_max_entries),
             dummy,
             masters: self.masters,
             master_separator: self.master_separator,
@@ -276,6 +279,8 @@ pub struct Authenticator {
     passwd: Option<Arc<PasswdFileBackend>>,
     oauth_scope: Option<String>,
     cache: Mutex<AuthCache>,
+    /// The directory's recent answers for LMTP recipients.
+    recipients: RecipientCache,
     /// What unknown users are verified against, so that "no such user" takes as long as
     /// "wrong password" and the response time does not reveal which names exist.
     dummy: Option<StoredHash>,
@@ -367,6 +372,7 @@ impl Authenticator {
     /// Re-reads the users file (on SIGHUP) and returns the number of users. On error the
     /// users already loaded stay in force. Without a passwd-file there is nothing to read.
     pub fn reload(&self) -> Result<usize, AuthError> {
+        self.recipients.clear();
         match &self.passwd {
             Some(p) => p.reload(),
             None => Ok(0),
@@ -568,6 +574,26 @@ impl Authenticator {
             let _ = dummy.verify(password);
         }
         (Verdict::UnknownUser, "none")
+    }
+
+    /// The answer [`Authenticator::lookup_recipient`] gave for `name` recently, if still
+    /// fresh: in memory, never blocks, so LMTP asks it on the executor and goes to the
+    /// blocking pool only when it has no answer.
+    pub fn cached_recipient(&self, name: &str) -> Option<Lookup> {
+        self.recipients.get(name, Instant::now())
+    }
+
+    /// [`Authenticator::lookup`] for an LMTP recipient, remembered for the auth cache's TTL
+    /// when found (a shorter time when not; never when the directory cannot answer).
+    /// Blocking on a miss: a directory search.
+    pub fn lookup_recipient(&self, name: &str) -> Lookup {
+        let now = Instant::now();
+        if let Some(answer) = self.recipients.get(name, now) {
+            return answer;
+        }
+        let (answer, _) = self.lookup(name);
+        self.recipients.put(name, &answer, now);
+        answer
     }
 
     /// Finds a user in the backends, in order, without a credential (the target of a

@@ -830,7 +830,8 @@ timeout_ms = 5000
 pool_size = 8
 # Attributes of the user's entry, each optional, e.g.
 # { name = "mail", quota = "mailQuota", enabled = "mailEnabled" }: the canonical user name,
-# the quota (bytes or 500M / 1G) and an LDAP Boolean; enabled = FALSE refuses the login.
+# the quota (bytes or 500M / 1G; it replaces [quota] storage_mb for that user, 0 = unlimited)
+# and an LDAP Boolean; enabled = FALSE refuses the login.
 attributes = {}
 
 [oauth]

@@ -71,6 +71,9 @@ pub struct SessionCarry {
     pub id: u64,
     /// The logged-in user.
     pub user: String,
+    /// The storage quota the user's directory entry names, applied when the owner opens
+    /// the user's mail.
+    pub storage_quota: Option<u64>,
     /// ENABLEd extensions.
     pub enabled: Enabled,
     /// The session's metrics totals so far.
@@ -107,6 +110,8 @@ pub enum Action {
     LoggedIn {
         /// Canonical user name.
         user: String,
+        /// The storage quota the backend named (an LDAP attribute), if any.
+        storage_quota: Option<u64>,
         /// The LOGIN's or AUTHENTICATE's tag.
         tag: String,
     },
@@ -144,6 +149,9 @@ pub struct Session {
     seen_input: bool,
     /// The user's store partition, opened on first use after login.
     mail: Option<Rc<Partition>>,
+    /// The storage quota the login's backend named; it becomes the store's limit when the
+    /// partition is opened.
+    storage_quota: Option<u64>,
     /// The selected mailbox, if any.
     pub selected: Option<Selected>,
     /// UIDs saved by `SEARCH RETURN (SAVE)` for `$` (RFC 5182).
@@ -331,6 +339,7 @@ fn adopt(exec: Rc<Executor>, handover: Handover) -> impl std::future::Future<Out
         let state = State::Authenticated { user: carry.user };
         let mut session = Session::new(exec, Conn::from_parts(conn), carry.id, state, slot, meter);
         session.enabled = carry.enabled;
+        session.storage_quota = carry.storage_quota;
         session.seen_input = true;
         debug!("session adopted");
         if !session.start_user_session(&carry.login_tag) {
@@ -356,6 +365,9 @@ pub(crate) fn adopt_from_node(
     let carry = SessionCarry {
         id: exec.new_session_id(),
         user,
+        // The session header between nodes has no quota: a session proxied from another
+        // node keeps the limit the store has (docs/auth.md).
+        storage_quota: None,
         enabled,
         meter: SessionMeter::new(exec.metrics.clone(), Listener::Imap).hand_over(),
         login_tag: tag,
@@ -508,6 +520,7 @@ impl Session {
             bad_commands: 0,
             seen_input: false,
             mail: None,
+            storage_quota: None,
             selected: None,
             saved_search: Vec::new(),
             own_modseqs: Vec::new(),
@@ -545,7 +558,11 @@ impl Session {
         }
         let config = self.exec.config();
         let p = ringmail_runtime::partition::partition_of(&user, config.storage.partitions);
-        let mail = self.exec.store.user(p, &user, &config).await?;
+        let mail = self
+            .exec
+            .store
+            .user(p, &user, &config, self.storage_quota)
+            .await?;
         self.mail = Some(mail.clone());
         Ok((mail, user))
     }
@@ -837,7 +854,11 @@ impl Session {
                         return;
                     }
                 }
-                Action::LoggedIn { user, tag } => match self.logged_in(user, tag) {
+                Action::LoggedIn {
+                    user,
+                    storage_quota,
+                    tag,
+                } => match self.logged_in(user, storage_quota, tag) {
                     AfterLogin::Stay => {}
                     AfterLogin::HandOver(tag) => {
                         return Box::pin(self.hand_over(reader, tag)).await;
@@ -860,8 +881,9 @@ impl Session {
 
     /// After the credentials were accepted: the session stops counting as not logged in, and
     /// either moves to the user's owner executor or, on the owner, is counted there.
-    fn logged_in(&mut self, user: String, tag: String) -> AfterLogin {
+    fn logged_in(&mut self, user: String, storage_quota: Option<u64>, tag: String) -> AfterLogin {
         tracing::Span::current().record("user", user.as_str());
+        self.storage_quota = storage_quota;
         match self.exec.place(&user) {
             ringmail_runtime::nodes::Place::Here => {}
             ringmail_runtime::nodes::Place::Remote(to) => {
@@ -935,6 +957,7 @@ impl Session {
         let carry = SessionCarry {
             id: self.id,
             user,
+            storage_quota: self.storage_quota,
             enabled: self.enabled,
             meter: self.meter.hand_over(),
             login_tag,

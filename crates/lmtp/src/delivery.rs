@@ -44,17 +44,19 @@ pub struct Delivered {
     pub rejected: Option<String>,
 }
 
-/// Can `user` take a message of `size` bytes now (quota)?
+/// Can `user` take a message of `size` bytes now (quota)? `storage_quota` is the limit the
+/// user's directory entry names; it becomes the store's limit first.
 struct CheckQuota {
     user: String,
     size: u64,
+    storage_quota: Option<u64>,
 }
 
 impl OwnerJob for CheckQuota {
     type Answer = Result<(), StoreError>;
 
     async fn run(self, exec: Rc<Executor>) -> Self::Answer {
-        quota_here(&exec, &self.user, self.size).await
+        quota_here(&exec, &self.user, self.size, self.storage_quota).await
     }
 }
 
@@ -74,12 +76,20 @@ fn owner_gone() -> StoreError {
     )))
 }
 
-/// Checks `user`'s quota for a message of `size` bytes, on whichever executor owns the user.
-pub async fn check_quota(exec: &Rc<Executor>, user: &str, size: u64) -> Result<(), StoreError> {
+/// Checks `user`'s quota for a message of `size` bytes, on whichever executor owns the user,
+/// after making `storage_quota` (the directory's, if it names one) the store's limit: the
+/// copy is then delivered under the limit checked here.
+pub async fn check_quota(
+    exec: &Rc<Executor>,
+    user: &str,
+    size: u64,
+    storage_quota: Option<u64>,
+) -> Result<(), StoreError> {
     let owner = exec.owner_of(user);
     let job = CheckQuota {
         user: user.to_string(),
         size,
+        storage_quota,
     };
     route::ask(exec, owner, job)
         .await
@@ -94,10 +104,20 @@ pub async fn deliver(exec: Rc<Executor>, delivery: Delivery) -> Result<Delivered
         .unwrap_or_else(|_| Err(owner_gone()))
 }
 
-async fn quota_here(exec: &Executor, user: &str, size: u64) -> Result<(), StoreError> {
+async fn quota_here(
+    exec: &Executor,
+    user: &str,
+    size: u64,
+    storage_quota: Option<u64>,
+) -> Result<(), StoreError> {
     let config = exec.config();
     let p = partition_of(user, config.storage.partitions);
-    let mail = exec.store.get(p).await?;
+    let mail = match storage_quota {
+        // Set the user up now: a new user's setup writes the configured limit, which the
+        // directory's must replace before the check.
+        Some(_) => exec.store.user(p, user, &config, storage_quota).await?,
+        None => exec.store.get(p).await?,
+    };
     let quota = mail.quota(user);
     let fits = quota.used_bytes.saturating_add(size) <= quota.limit.max_bytes
         && quota.used_messages < quota.limit.max_messages;
@@ -111,7 +131,7 @@ async fn quota_here(exec: &Executor, user: &str, size: u64) -> Result<(), StoreE
 async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, StoreError> {
     let config = exec.config();
     let p = partition_of(&delivery.user, config.storage.partitions);
-    let mail = exec.store.user(p, &delivery.user, &config).await?;
+    let mail = exec.store.user(p, &delivery.user, &config, None).await?;
     let mut message = Vec::with_capacity(delivery.headers.len() + delivery.body.len());
     message.extend_from_slice(&delivery.headers);
     message.extend_from_slice(&delivery.body);

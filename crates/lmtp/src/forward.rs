@@ -36,10 +36,16 @@ const NOT_SERVED_HERE: u16 = 5;
 const BAD_REQUEST: u16 = 6;
 
 /// Checks `user`'s quota for a message of `size` bytes on whichever node and executor owns
-/// the user.
-pub async fn check_quota(exec: &Rc<Executor>, user: &str, size: u64) -> Result<(), StoreError> {
+/// the user. The directory's `storage_quota` is applied here only: the request between
+/// nodes does not carry it, and the owner node applies it at the user's next login.
+pub async fn check_quota(
+    exec: &Rc<Executor>,
+    user: &str,
+    size: u64,
+    storage_quota: Option<u64>,
+) -> Result<(), StoreError> {
     match exec.place(user) {
-        Place::Here => delivery::check_quota(exec, user, size).await,
+        Place::Here => delivery::check_quota(exec, user, size, storage_quota).await,
         Place::Unserved => Err(unserved()),
         Place::Remote(to) => {
             let mut payload = Vec::new();
@@ -88,11 +94,10 @@ pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
                 Some((user, _)) if exec.place(&user) != Place::Here => {
                     (NOT_SERVED_HERE, Vec::new())
                 }
-                Some((user, size)) => {
-                    result_to_status(delivery::check_quota(&exec, &user, size).await, |()| {
-                        Vec::new()
-                    })
-                }
+                Some((user, size)) => result_to_status(
+                    delivery::check_quota(&exec, &user, size, None).await,
+                    |()| Vec::new(),
+                ),
             },
             KIND_DELIVER => match decode_delivery(&request.payload) {
                 None => (BAD_REQUEST, Vec::new()),

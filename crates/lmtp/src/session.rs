@@ -235,8 +235,8 @@ impl Session {
         }
         let size = tx.size.unwrap_or(0);
         let rcpt = Recipient::parse(&path, &config.lmtp.recipient_delimiter);
-        let user = match find_user(&self.exec, &rcpt).await {
-            Found::User(user) => user,
+        let (user, storage_quota) = match find_user(&self.exec, &rcpt).await {
+            Found::User(user, storage_quota) => (user, storage_quota),
             Found::Unknown => {
                 count(&self.exec, Tally::UnknownUser);
                 info!(recipient = %path, "LMTP: unknown user");
@@ -260,7 +260,7 @@ impl Session {
                 return;
             }
         };
-        match crate::forward::check_quota(&self.exec, &user, size).await {
+        match crate::forward::check_quota(&self.exec, &user, size, storage_quota).await {
             Ok(()) => {}
             Err(StoreError::OverQuota) => {
                 count(&self.exec, Tally::OverQuota);
@@ -463,7 +463,8 @@ impl Session {
 /// The reply for a copy that could not be stored.
 /// Whether a recipient is a user, by the full address or its local part.
 enum Found {
-    User(String),
+    /// The canonical name, and the storage quota the directory names.
+    User(String, Option<u64>),
     Unknown,
     Disabled,
     Unavailable(String),
@@ -478,21 +479,32 @@ async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
         .canonical_user(&rcpt.address)
         .or_else(|| auth.canonical_user(&rcpt.local))
     {
-        return Found::User(user);
+        return Found::User(user, None);
     }
     if !auth.has_directory() {
         return Found::Unknown;
     }
-    let auth = auth.clone();
-    let (address, local) = (rcpt.address.clone(), rcpt.local.clone());
-    let lookup = glommio::executor()
-        .spawn_blocking(move || match auth.lookup(&address).0 {
-            Lookup::Unknown if local != address => auth.lookup(&local).0,
-            found => found,
-        })
-        .await;
+    // A recent answer for the address (or, when it was unknown, the local part) needs no
+    // thread; anything else goes to the blocking pool.
+    let cached = match auth.cached_recipient(&rcpt.address) {
+        Some(Lookup::Unknown) if rcpt.local != rcpt.address => auth.cached_recipient(&rcpt.local),
+        answer => answer,
+    };
+    let lookup = match cached {
+        Some(answer) => answer,
+        None => {
+            let auth = auth.clone();
+            let (address, local) = (rcpt.address.clone(), rcpt.local.clone());
+            glommio::executor()
+                .spawn_blocking(move || match auth.lookup_recipient(&address) {
+                    Lookup::Unknown if local != address => auth.lookup_recipient(&local),
+                    found => found,
+                })
+                .await
+        }
+    };
     match lookup {
-        Lookup::Found(info) => Found::User(info.name),
+        Lookup::Found(info) => Found::User(info.name, info.quota_bytes),
         Lookup::Unknown => Found::Unknown,
         Lookup::Disabled => Found::Disabled,
         Lookup::Unavailable(why) => Found::Unavailable(why),

@@ -101,14 +101,20 @@ impl Partitions {
     /// The partition `p` holding `user`, with the user set up on first use: INBOX and the
     /// special-use folders of `[mailboxes]`, all subscribed. IMAP login, LMTP delivery and
     /// import all go through here, so a user looks the same however their mail first came.
+    /// `storage_quota` is the limit the user's directory entry names (LDAP's quota
+    /// attribute), which then replaces the configured one; see [`apply_storage_quota`].
     pub async fn user(
         &self,
         p: u32,
         user: &str,
         config: &Config,
+        storage_quota: Option<u64>,
     ) -> Result<Rc<Partition>, StoreError> {
         let mail = self.get(p).await?;
         setup_user(&mail, user, config, &|_| None).await?;
+        if let Some(bytes) = storage_quota {
+            apply_storage_quota(&mail, user, bytes).await?;
+        }
         Ok(mail)
     }
 
@@ -178,4 +184,22 @@ pub async fn setup_user(
     // to keep.
     mail.set_quota(user, config.quota.limits()).await?;
     Ok(true)
+}
+
+/// Makes `bytes` (0 = unlimited, as in `[quota]`) the storage limit the store enforces for
+/// `user`, keeping the message limit. The directory owns a directory user's quota, so its
+/// value wins over the configured one and over an earlier value; the record is written only
+/// when the limit changes, so a login or delivery with the same quota costs one index read.
+pub async fn apply_storage_quota(
+    mail: &Partition,
+    user: &str,
+    bytes: u64,
+) -> Result<(), StoreError> {
+    let max_bytes = if bytes == 0 { u64::MAX } else { bytes };
+    let limit = mail.quota(user).limit;
+    if limit.max_bytes == max_bytes {
+        return Ok(());
+    }
+    mail.set_quota(user, ringmail_store::Quota { max_bytes, ..limit })
+        .await
 }

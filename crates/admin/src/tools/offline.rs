@@ -34,7 +34,7 @@ impl OfflineStore {
     /// `user`'s partition, with the user's INBOX and special-use folders made if new.
     pub async fn user(&self, user: &str) -> Result<Rc<Partition>, StoreError> {
         let p = partition_of(user, self.config.storage.partitions);
-        self.partitions.user(p, user, &self.config).await
+        self.partitions.user(p, user, &self.config, None).await
     }
 
     /// `user`'s partition as it is (nothing created).

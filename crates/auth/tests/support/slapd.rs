@@ -24,7 +24,7 @@ pub const SEARCH_PASSWORD: &str = "imap-search-pw";
 pub const BASE: &str = "ou=people,dc=example,dc=org";
 
 /// (uid, password, how slappasswd hashes it, extra LDIF lines)
-pub const USERS: [(&str, &str, &str, &str); 5] = [
+pub const USERS: [(&str, &str, &str, &str); 6] = [
     (
         "alice",
         "alice-pw",
@@ -40,6 +40,8 @@ pub const USERS: [(&str, &str, &str, &str); 5] = [
         "mail: dave@example.org\nmailEnabled: FALSE\n",
     ),
     ("twin", "twin-pw", "{SSHA}", ""),
+    // A quota small enough for a test to reach.
+    ("quinn", "quinn-pw", "{SSHA}", "mailQuota: 2K\n"),
 ];
 
 /// A running (or stopped) slapd.

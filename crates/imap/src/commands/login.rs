@@ -188,6 +188,7 @@ pub async fn finish(
             }
             return Action::LoggedIn {
                 user: login.user,
+                storage_quota: login.quota_bytes,
                 tag: tag.to_string(),
             };
         }

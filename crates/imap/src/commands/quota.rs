@@ -1,6 +1,6 @@
 //! QUOTA (RFC 9208), read side: GETQUOTA and GETQUOTAROOT. Every user has one quota root,
-//! `""`, covering all their mailboxes; limits come from `[quota]` in the config, so SETQUOTA
-//! is refused.
+//! `""`, covering all their mailboxes; limits come from `[quota]` in the config or the user's
+//! directory entry (docs/auth.md), so SETQUOTA is refused.
 
 use crate::commands::reply::{store_error, Code, Reply};
 use crate::mailbox_name;
