@@ -148,11 +148,16 @@ const USERS: &str = "alice:{PLAIN}pw\nbob:{PLAIN}pw\ncarol:{PLAIN}pw\ndave:{PLAI
 /// "main" and activated in the users' partitions while it was stopped; a `user:name` puts an
 /// inactive script of that name (for `include`).
 fn server_with_scripts(relay: u16, scripts: &[(&str, &str)]) -> Server {
+    server_with_scripts_and_lmtp(relay, "", scripts)
+}
+
+/// [`server_with_scripts`] with extra keys for the `[lmtp]` section.
+fn server_with_scripts_and_lmtp(relay: u16, lmtp_extra: &str, scripts: &[(&str, &str)]) -> Server {
     let extra = format!(
         "\n[storage]\npartitions = {PARTITIONS}\n\
          [sieve]\nsubmission = \"127.0.0.1:{relay}\"\nmax_steps = 20000\nsubmission_timeout_secs = 5\n"
     );
-    let mut server = Server::start(2, "", &extra, USERS);
+    let mut server = Server::start_with_lmtp(2, "", lmtp_extra, &extra, USERS);
     server.terminate();
     let data = server.dir.path().to_path_buf();
     let scripts: Vec<(String, String)> = scripts
@@ -317,6 +322,60 @@ if header :contains "subject" "edit" {
     deleteheader "X-Junk";
 }
 "#;
+
+/// `envelope :user` / `:detail` and `address :detail` split at `[lmtp] recipient_delimiter`,
+/// as LMTP does to find the user: with "-", `bob-shop@` is bob's "shop" detail and a "+"
+/// is part of the user.
+#[test]
+fn subaddress_follows_the_recipient_delimiter() {
+    if !have_python() {
+        return;
+    }
+    let sink = Sink::start();
+    const BOB: &str = r#"require ["fileinto", "mailbox", "envelope", "subaddress"];
+if envelope :detail "to" "shop" { fileinto :create "Shopping"; stop; }
+if address :detail "to" "news" { fileinto :create "News"; stop; }
+if envelope :detail "to" "" { fileinto :create "EmptyDetail"; stop; }
+if envelope :user "to" "bob" { fileinto :create "ForBob"; stop; }
+"#;
+    let server =
+        server_with_scripts_and_lmtp(sink.port, "recipient_delimiter = \"-\"\n", &[("bob", BOB)]);
+    let cases = [
+        ("bob-shop@example.com", "via dash"),
+        ("bob@example.com", "plain"),
+        ("bob@example.com", "header detail"),
+    ];
+    for (rcpt, subject) in cases {
+        let to = if subject == "header detail" {
+            "bob-news@example.com"
+        } else {
+            rcpt
+        };
+        let got = deliver(
+            &server,
+            "sender@example.org",
+            &[rcpt],
+            &message(to, subject, ""),
+        );
+        assert_eq!(got, vec![(rcpt.to_string(), 250)], "{subject}");
+    }
+    // With "-" as the delimiter, "+" is no separator: bob+shop is another user, refused.
+    let got = deliver(
+        &server,
+        "sender@example.org",
+        &["bob+shop@example.com"],
+        &message("bob+shop@example.com", "via plus", ""),
+    );
+    assert_eq!(got[0].1, 550, "{got:?}");
+    assert_eq!(
+        mailbox_contents(&server, "bob"),
+        vec![
+            "ForBob||plain||".to_string(),
+            "News||header detail||".to_string(),
+            "Shopping||via dash||".to_string(),
+        ]
+    );
+}
 
 /// keep, fileinto with :create and flags, several copies, discard, editheader, a subaddress in
 /// the envelope, special-use, reject for one recipient while the others get 250, and a script

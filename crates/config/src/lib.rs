@@ -195,6 +195,7 @@ pub struct LmtpConfig {
     /// lmtp_save_to_detail_mailbox); otherwise, and when the folder is missing, into INBOX.
     pub save_to_detail_mailbox: bool,
     /// Separates the user from the detail in a recipient's local part; empty: no details.
+    /// Sieve's `:user` / `:detail` split at it too.
     pub recipient_delimiter: String,
     /// Seconds the MTA may stay silent, in a command or in the middle of DATA.
     pub idle_timeout_secs: u64,
@@ -896,7 +897,8 @@ max_message_size = 67108864
 max_recipients = 1000
 # Deliver user+detail@domain into the folder "detail" when it exists (else INBOX).
 save_to_detail_mailbox = false
-# Separates user and detail in the local part; "" = no details.
+# Separates user and detail in the local part; "" = no details. Sieve's `:user` and
+# `:detail` (RFC 5233) split addresses at the same delimiter.
 recipient_delimiter = "+"
 # Seconds the MTA may stay silent, also in the middle of DATA.
 idle_timeout_secs = 300

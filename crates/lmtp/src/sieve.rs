@@ -151,6 +151,7 @@ pub async fn deliver(
             user: m.user,
             limits: &limits,
             now,
+            delimiter: &config.lmtp.recipient_delimiter,
         };
         script.evaluate(
             Input {
@@ -579,6 +580,8 @@ struct StoreEnv<'a> {
     user: &'a str,
     limits: &'a Limits,
     now: i64,
+    /// `[lmtp] recipient_delimiter`: `:user` / `:detail` split addresses as RCPT TO does.
+    delimiter: &'a str,
 }
 
 impl Environment for StoreEnv<'_> {
@@ -638,6 +641,10 @@ impl Environment for StoreEnv<'_> {
             c.insert(cache_key, (version, script.clone()));
         });
         Ok(script)
+    }
+
+    fn detail_delimiter(&self) -> &str {
+        self.delimiter
     }
 }
 

@@ -526,7 +526,7 @@ impl Run<'_> {
                     }
                     for field in self.fields_named(n, *index) {
                         for a in parse_addresses(&field.unfolded()) {
-                            values.extend(part.extract(&a));
+                            values.extend(part.extract(&a, self.env.detail_delimiter()));
                         }
                     }
                 }
@@ -546,7 +546,7 @@ impl Run<'_> {
                     if addr.is_empty() && *part != AddressPart::All {
                         continue;
                     }
-                    values.extend(part.extract(&addr));
+                    values.extend(part.extract(&addr, self.env.detail_delimiter()));
                 }
                 self.matches(m, &values, f)
             }
