@@ -119,6 +119,8 @@ pub struct SieveConfig {
     pub max_steps: u64,
     /// Seconds the relay may take to accept a message before the attempt is given up.
     pub submission_timeout_secs: u64,
+    /// Bytes from the start of a message that the `body` test looks at.
+    pub max_body_test_size: usize,
 }
 
 impl Default for SieveConfig {
@@ -131,6 +133,7 @@ impl Default for SieveConfig {
             max_actions: 32,
             max_steps: 1_000_000,
             submission_timeout_secs: 30,
+            max_body_test_size: 1 << 20,
         }
     }
 }
@@ -930,6 +933,9 @@ max_redirects = 4
 max_actions = 32
 # Most steps (tests, commands, matched values) one script run may take.
 max_steps = 1000000
+# Bytes from the start of a message the body test looks at; text past them is not seen
+# (the message is stored whole all the same).
+max_body_test_size = 1048576
 
 [managesieve]
 # ManageSieve listeners (RFC 5804; STARTTLS with the [tls] certificate); [] turns it off.

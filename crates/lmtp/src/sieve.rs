@@ -49,6 +49,7 @@ pub fn limits(config: &Config) -> Limits {
         max_actions: s.max_actions,
         max_redirects: s.max_redirects,
         max_steps: s.max_steps,
+        max_body_test_size: s.max_body_test_size,
         ..Limits::default()
     }
 }

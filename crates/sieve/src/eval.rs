@@ -484,9 +484,15 @@ impl Run<'_> {
         }
     }
 
+    /// The start of the message the body test sees (`max_body_test_size`).
+    fn body_scanned(&self) -> &[u8] {
+        let m = self.input.message;
+        &m[..m.len().min(self.limits.max_body_test_size)]
+    }
+
     fn parts(&mut self) -> &[BodyPart] {
         if self.parts.is_none() {
-            self.parts = Some(body_parts(self.input.message));
+            self.parts = Some(body_parts(self.body_scanned()));
         }
         self.parts.as_deref().unwrap_or(&[])
     }
@@ -553,10 +559,9 @@ impl Run<'_> {
             TestOp::Body { transform, m } => {
                 let values: Vec<String> = match transform {
                     BodyTransform::Raw => {
-                        vec![
-                            String::from_utf8_lossy(&self.input.message[self.body_start..])
-                                .into_owned(),
-                        ]
+                        let scanned = self.body_scanned();
+                        let body = scanned.get(self.body_start..).unwrap_or_default();
+                        vec![String::from_utf8_lossy(body).into_owned()]
                     }
                     BodyTransform::Text => self
                         .parts()
