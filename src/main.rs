@@ -55,7 +55,7 @@ enum Command {
         #[arg(long)]
         user: String,
         #[command(subcommand)]
-        target: MailSource,
+        target: ExportTarget,
         #[command(flatten)]
         location: Location,
     },
@@ -146,6 +146,20 @@ enum ImportSource {
     /// link naming the active script. Give the home directory or the sieve directory.
     Sieve {
         /// The home directory or the sieve directory.
+        dir: PathBuf,
+    },
+}
+
+/// What an export writes.
+#[derive(Subcommand)]
+enum ExportTarget {
+    #[command(flatten)]
+    Mail(MailSource),
+    /// The user's Sieve scripts as a Dovecot (Pigeonhole) home: `DIR/sieve/NAME.sieve` and
+    /// the `DIR/.dovecot.sieve` link naming the active script, what `import sieve` reads.
+    /// From a stopped data dir.
+    Sieve {
+        /// The home directory to write into (created when missing).
         dir: PathBuf,
     },
 }
@@ -258,7 +272,10 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let layout =
                 datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
-            export_command(&layout, &user, target)
+            match target {
+                ExportTarget::Mail(target) => export_command(&layout, &user, target),
+                ExportTarget::Sieve { dir } => export_sieve_command(&layout, &user, &dir),
+            }
         }
         Command::Check { repair, location } => {
             let layout =
@@ -574,6 +591,38 @@ fn export_command(layout: &Layout, user: &str, target: MailSource) -> Result<(),
             report.vanished
         );
     }
+    problems(&report.problems)
+}
+
+/// `ringmail export sieve DIR`: the user's scripts from the stopped data dir.
+fn export_sieve_command(layout: &Layout, user: &str, dir: &std::path::Path) -> Result<(), String> {
+    let user = known_user(layout, user)?;
+    if server_running(layout, "export")? {
+        return Err(
+            "export sieve reads a stopped data dir; stop the server first (a running \
+             server's scripts can be fetched with ManageSieve GETSCRIPT)"
+                .into(),
+        );
+    }
+    let report = ringmail::tools::offline::run(
+        &layout.config,
+        &layout.data_dir,
+        "export",
+        |store| async move {
+            let mail = store.partition_of(&user).await.map_err(|e| e.to_string())?;
+            ringmail::tools::sieve::export_sieve(&mail, &user, dir)
+        },
+    )?;
+    let active = match &report.active {
+        Some(name) => format!("{name:?} active"),
+        None => "none active".to_string(),
+    };
+    println!(
+        "exported {} sieve scripts from the stopped data dir {} into {} ({active})",
+        report.exported,
+        layout.data_dir.display(),
+        dir.display()
+    );
     problems(&report.problems)
 }
 

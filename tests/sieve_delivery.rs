@@ -148,11 +148,16 @@ const USERS: &str = "alice:{PLAIN}pw\nbob:{PLAIN}pw\ncarol:{PLAIN}pw\ndave:{PLAI
 /// "main" and activated in the users' partitions while it was stopped; a `user:name` puts an
 /// inactive script of that name (for `include`).
 fn server_with_scripts(relay: u16, scripts: &[(&str, &str)]) -> Server {
+    server_with_scripts_and_lmtp(relay, "", scripts)
+}
+
+/// [`server_with_scripts`] with extra keys for the `[lmtp]` section.
+fn server_with_scripts_and_lmtp(relay: u16, lmtp_extra: &str, scripts: &[(&str, &str)]) -> Server {
     let extra = format!(
         "\n[storage]\npartitions = {PARTITIONS}\n\
          [sieve]\nsubmission = \"127.0.0.1:{relay}\"\nmax_steps = 20000\nsubmission_timeout_secs = 5\n"
     );
-    let mut server = Server::start(2, "", &extra, USERS);
+    let mut server = Server::start_with_lmtp(2, "", lmtp_extra, &extra, USERS);
     server.terminate();
     let data = server.dir.path().to_path_buf();
     let scripts: Vec<(String, String)> = scripts
@@ -317,6 +322,158 @@ if header :contains "subject" "edit" {
     deleteheader "X-Junk";
 }
 "#;
+
+/// `envelope :user` / `:detail` and `address :detail` split at `[lmtp] recipient_delimiter`,
+/// as LMTP does to find the user: with "-", `bob-shop@` is bob's "shop" detail and a "+"
+/// is part of the user.
+#[test]
+fn subaddress_follows_the_recipient_delimiter() {
+    if !have_python() {
+        return;
+    }
+    let sink = Sink::start();
+    const BOB: &str = r#"require ["fileinto", "mailbox", "envelope", "subaddress"];
+if envelope :detail "to" "shop" { fileinto :create "Shopping"; stop; }
+if address :detail "to" "news" { fileinto :create "News"; stop; }
+if envelope :detail "to" "" { fileinto :create "EmptyDetail"; stop; }
+if envelope :user "to" "bob" { fileinto :create "ForBob"; stop; }
+"#;
+    let server =
+        server_with_scripts_and_lmtp(sink.port, "recipient_delimiter = \"-\"\n", &[("bob", BOB)]);
+    let cases = [
+        ("bob-shop@example.com", "via dash"),
+        ("bob@example.com", "plain"),
+        ("bob@example.com", "header detail"),
+    ];
+    for (rcpt, subject) in cases {
+        let to = if subject == "header detail" {
+            "bob-news@example.com"
+        } else {
+            rcpt
+        };
+        let got = deliver(
+            &server,
+            "sender@example.org",
+            &[rcpt],
+            &message(to, subject, ""),
+        );
+        assert_eq!(got, vec![(rcpt.to_string(), 250)], "{subject}");
+    }
+    // With "-" as the delimiter, "+" is no separator: bob+shop is another user, refused.
+    let got = deliver(
+        &server,
+        "sender@example.org",
+        &["bob+shop@example.com"],
+        &message("bob+shop@example.com", "via plus", ""),
+    );
+    assert_eq!(got[0].1, 550, "{got:?}");
+    assert_eq!(
+        mailbox_contents(&server, "bob"),
+        vec![
+            "ForBob||plain||".to_string(),
+            "News||header detail||".to_string(),
+            "Shopping||via dash||".to_string(),
+        ]
+    );
+}
+
+/// A 50 MB message with a `body :contains` and a header test: stored byte for byte (after
+/// the trace lines delivery adds), filed by the text the body test sees in its first
+/// `[sieve] max_body_test_size` bytes, and text past them is not seen (no "Deep").
+#[test]
+fn a_50_mb_message_is_filed_by_a_bounded_body_test_and_stored_whole() {
+    if !have_python() {
+        return;
+    }
+    let sink = Sink::start();
+    const SCRIPT: &str = r#"require ["body", "fileinto", "mailbox", "imap4flags"];
+if body :contains "deepneedle" { fileinto :create "Deep"; stop; }
+if allof (header :contains "subject" "report", body :contains "quarterly needle") {
+    addflag "\\Flagged";
+    fileinto :create "Reports";
+    stop;
+}
+"#;
+    let server = server_with_scripts(sink.port, &[("carol", SCRIPT)]);
+    // Multipart: a short text part, 50 MB of base64, a text part whose word lies past the
+    // limit. CRLF line ends and no line starting with ".", so LMTP carries it unchanged.
+    let mut msg = String::from(
+        "From: Reports <reports@example.org>\r\nTo: carol@example.com\r\n\
+         Subject: The big report\r\nMessage-ID: <big@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nThe quarterly needle is attached.\r\n\
+         --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+    );
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n";
+    while msg.len() < 50 << 20 {
+        msg.push_str(line);
+    }
+    msg.push_str("--b\r\nContent-Type: text/plain\r\n\r\nThe deepneedle is here.\r\n--b--\r\n");
+    let work = tempfile::tempdir().unwrap();
+    let sent = work.path().join("sent.eml");
+    let stored = work.path().join("stored.eml");
+    std::fs::write(&sent, &msg).unwrap();
+    let script = r#"
+import imaplib, smtplib, sys
+lmtp, imap, sent, stored = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+msg = open(sent, 'rb').read()
+c = smtplib.LMTP('127.0.0.1', lmtp, timeout=120)
+c.ehlo_or_helo_if_needed()
+assert c.mail('reports@example.org')[0] == 250
+assert c.rcpt('carol@example.com')[0] == 250
+assert c.docmd('DATA')[0] == 354
+c.send(msg + b'.\r\n')
+code, text = c.getreply()
+print('reply', code, text.decode())
+c.quit()
+M = imaplib.IMAP4('127.0.0.1', imap, timeout=120)
+M.login('carol', 'pw')
+for box in ('INBOX', 'Deep', 'Reports'):
+    typ, n = M.select(box, readonly=True)
+    print('box', box, n[0].decode() if typ == 'OK' else 0)
+M.select('Reports', readonly=True)
+typ, data = M.fetch('1', '(FLAGS BODY.PEEK[])')
+print('flags', data[0][0].decode().split('FLAGS (')[1].split(')')[0])
+open(stored, 'wb').write(data[0][1])
+M.logout()
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server.lmtp.port().to_string())
+        .arg(server.imap.port().to_string())
+        .arg(&sent)
+        .arg(&stored)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("reply 250") && text.contains("Saved in Reports"),
+        "{text}"
+    );
+    assert!(text.contains("box INBOX 0"), "{text}");
+    assert!(text.contains("box Deep 0"), "{text}");
+    assert!(text.contains("box Reports 1"), "{text}");
+    assert!(text.contains("\\Flagged"), "{text}");
+    let stored = std::fs::read(&stored).unwrap();
+    assert!(
+        stored.ends_with(msg.as_bytes()),
+        "the stored message differs"
+    );
+    let prefix_len = stored.len() - msg.len();
+    let prefix = std::str::from_utf8(&stored[..prefix_len]).unwrap();
+    assert!(
+        prefix
+            .split_terminator("\r\n")
+            .all(|l| l.starts_with("Return-Path: ") || l.starts_with("Delivered-To: ")),
+        "{prefix}"
+    );
+}
 
 /// keep, fileinto with :create and flags, several copies, discard, editheader, a subaddress in
 /// the envelope, special-use, reject for one recipient while the others get 250, and a script

@@ -119,6 +119,8 @@ pub struct SieveConfig {
     pub max_steps: u64,
     /// Seconds the relay may take to accept a message before the attempt is given up.
     pub submission_timeout_secs: u64,
+    /// Bytes from the start of a message that the `body` test looks at.
+    pub max_body_test_size: usize,
 }
 
 impl Default for SieveConfig {
@@ -131,6 +133,7 @@ impl Default for SieveConfig {
             max_actions: 32,
             max_steps: 1_000_000,
             submission_timeout_secs: 30,
+            max_body_test_size: 1 << 20,
         }
     }
 }
@@ -195,6 +198,7 @@ pub struct LmtpConfig {
     /// lmtp_save_to_detail_mailbox); otherwise, and when the folder is missing, into INBOX.
     pub save_to_detail_mailbox: bool,
     /// Separates the user from the detail in a recipient's local part; empty: no details.
+    /// Sieve's `:user` / `:detail` split at it too.
     pub recipient_delimiter: String,
     /// Seconds the MTA may stay silent, in a command or in the middle of DATA.
     pub idle_timeout_secs: u64,
@@ -897,7 +901,8 @@ max_message_size = 67108864
 max_recipients = 1000
 # Deliver user+detail@domain into the folder "detail" when it exists (else INBOX).
 save_to_detail_mailbox = false
-# Separates user and detail in the local part; "" = no details.
+# Separates user and detail in the local part; "" = no details. Sieve's `:user` and
+# `:detail` (RFC 5233) split addresses at the same delimiter.
 recipient_delimiter = "+"
 # Seconds the MTA may stay silent, also in the middle of DATA.
 idle_timeout_secs = 300
@@ -929,6 +934,9 @@ max_redirects = 4
 max_actions = 32
 # Most steps (tests, commands, matched values) one script run may take.
 max_steps = 1000000
+# Bytes from the start of a message the body test looks at; text past them is not seen
+# (the message is stored whole all the same).
+max_body_test_size = 1048576
 
 [managesieve]
 # ManageSieve listeners (RFC 5804; STARTTLS with the [tls] certificate); [] turns it off.

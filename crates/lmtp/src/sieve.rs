@@ -49,6 +49,7 @@ pub fn limits(config: &Config) -> Limits {
         max_actions: s.max_actions,
         max_redirects: s.max_redirects,
         max_steps: s.max_steps,
+        max_body_test_size: s.max_body_test_size,
         ..Limits::default()
     }
 }
@@ -151,6 +152,7 @@ pub async fn deliver(
             user: m.user,
             limits: &limits,
             now,
+            delimiter: &config.lmtp.recipient_delimiter,
         };
         script.evaluate(
             Input {
@@ -579,6 +581,8 @@ struct StoreEnv<'a> {
     user: &'a str,
     limits: &'a Limits,
     now: i64,
+    /// `[lmtp] recipient_delimiter`: `:user` / `:detail` split addresses as RCPT TO does.
+    delimiter: &'a str,
 }
 
 impl Environment for StoreEnv<'_> {
@@ -638,6 +642,10 @@ impl Environment for StoreEnv<'_> {
             c.insert(cache_key, (version, script.clone()));
         });
         Ok(script)
+    }
+
+    fn detail_delimiter(&self) -> &str {
+        self.delimiter
     }
 }
 

@@ -49,6 +49,13 @@ pub trait Environment {
     /// script. Err (e.g. it fails to compile) is a run-time error of the including script.
     fn include(&mut self, location: IncludeLocation, name: &str) -> Result<Option<Script>, String>;
 
+    /// What separates user and detail in a local part (RFC 5233 `:user` / `:detail`);
+    /// "" when addresses have no detail. The server answers with the delimiter its LMTP
+    /// uses to find the recipient, so both read an address the same way.
+    fn detail_delimiter(&self) -> &str {
+        "+"
+    }
+
     /// The current time, in the zone the user or server is in (currentdate, and the date
     /// test without :zone).
     fn now(&self) -> DateTime {
@@ -69,6 +76,8 @@ pub struct MemoryEnvironment {
     pub scripts: HashMap<(IncludeLocation, String), String>,
     /// The time `now` returns; the real time when None.
     pub time: Option<DateTime>,
+    /// The user/detail delimiter; "+" when None.
+    pub detail_delimiter: Option<String>,
 }
 
 impl MemoryEnvironment {
@@ -142,5 +151,9 @@ impl Environment for MemoryEnvironment {
 
     fn now(&self) -> DateTime {
         self.time.unwrap_or_else(DateTime::now_utc)
+    }
+
+    fn detail_delimiter(&self) -> &str {
+        self.detail_delimiter.as_deref().unwrap_or("+")
     }
 }

@@ -484,9 +484,15 @@ impl Run<'_> {
         }
     }
 
+    /// The start of the message the body test sees (`max_body_test_size`).
+    fn body_scanned(&self) -> &[u8] {
+        let m = self.input.message;
+        &m[..m.len().min(self.limits.max_body_test_size)]
+    }
+
     fn parts(&mut self) -> &[BodyPart] {
         if self.parts.is_none() {
-            self.parts = Some(body_parts(self.input.message));
+            self.parts = Some(body_parts(self.body_scanned()));
         }
         self.parts.as_deref().unwrap_or(&[])
     }
@@ -526,7 +532,7 @@ impl Run<'_> {
                     }
                     for field in self.fields_named(n, *index) {
                         for a in parse_addresses(&field.unfolded()) {
-                            values.extend(part.extract(&a));
+                            values.extend(part.extract(&a, self.env.detail_delimiter()));
                         }
                     }
                 }
@@ -546,17 +552,16 @@ impl Run<'_> {
                     if addr.is_empty() && *part != AddressPart::All {
                         continue;
                     }
-                    values.extend(part.extract(&addr));
+                    values.extend(part.extract(&addr, self.env.detail_delimiter()));
                 }
                 self.matches(m, &values, f)
             }
             TestOp::Body { transform, m } => {
                 let values: Vec<String> = match transform {
                     BodyTransform::Raw => {
-                        vec![
-                            String::from_utf8_lossy(&self.input.message[self.body_start..])
-                                .into_owned(),
-                        ]
+                        let scanned = self.body_scanned();
+                        let body = scanned.get(self.body_start..).unwrap_or_default();
+                        vec![String::from_utf8_lossy(body).into_owned()]
                     }
                     BodyTransform::Text => self
                         .parts()

@@ -45,6 +45,10 @@ pub struct Limits {
     pub default_vacation_period: u64,
     /// Largest `:seconds` for `duplicate`.
     pub max_duplicate_period: u64,
+    /// Bytes of the message the `body` test looks at, from its start: a part (or, with
+    /// `:raw`, body text) past them is not seen, so one test on a 50 MB message costs what
+    /// one on this many bytes does. The other tests see the whole header.
+    pub max_body_test_size: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             max_vacation_period: 90 * 24 * 3600,
             default_vacation_period: 7 * 24 * 3600,
             max_duplicate_period: 7 * 24 * 3600,
+            max_body_test_size: 1 << 20,
         }
     }
 }

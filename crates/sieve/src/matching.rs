@@ -134,13 +134,12 @@ pub(crate) enum AddressPart {
     Detail,
 }
 
-/// RFC 5233: the separator between user and detail in a local part.
-pub(crate) const DETAIL_SEPARATOR: char = '+';
-
 impl AddressPart {
     /// The part of `addr` (a bare address, "" for the null path) this selects; None when
     /// the part does not exist (:detail without a separator), which matches nothing.
-    pub(crate) fn extract(self, addr: &str) -> Option<String> {
+    /// `delimiter` separates user and detail (RFC 5233 leaves it to the site; the server's
+    /// is `[lmtp] recipient_delimiter`); empty: local parts have no detail.
+    pub(crate) fn extract(self, addr: &str, delimiter: &str) -> Option<String> {
         let (local, domain) = match addr.rfind('@') {
             Some(i) => (&addr[..i], &addr[i + 1..]),
             None => (addr, ""),
@@ -149,15 +148,23 @@ impl AddressPart {
             AddressPart::All => Some(addr.to_string()),
             AddressPart::LocalPart => Some(local.to_string()),
             AddressPart::Domain => Some(domain.to_string()),
-            AddressPart::User => Some(match local.find(DETAIL_SEPARATOR) {
-                Some(i) => local[..i].to_string(),
+            AddressPart::User => Some(match split_detail(local, delimiter) {
+                Some((user, _)) => user.to_string(),
                 None => local.to_string(),
             }),
-            AddressPart::Detail => local
-                .find(DETAIL_SEPARATOR)
-                .map(|i| local[i + 1..].to_string()),
+            AddressPart::Detail => {
+                split_detail(local, delimiter).map(|(_, detail)| detail.to_string())
+            }
         }
     }
+}
+
+/// A local part split at the first delimiter into user and detail.
+fn split_detail<'a>(local: &'a str, delimiter: &str) -> Option<(&'a str, &'a str)> {
+    if delimiter.is_empty() {
+        return None;
+    }
+    local.split_once(delimiter)
 }
 
 /// `:matches` (RFC 5228 §2.7.1): `*` any run, `?` one character, `\` quotes the next one.
@@ -332,19 +339,28 @@ mod tests {
     fn address_parts() {
         assert_eq!(
             AddressPart::User
-                .extract("ken+sieve@example.org")
+                .extract("ken+sieve@example.org", "+")
                 .as_deref(),
             Some("ken")
         );
         assert_eq!(
             AddressPart::Detail
-                .extract("ken+sieve@example.org")
+                .extract("ken+sieve@example.org", "+")
                 .as_deref(),
             Some("sieve")
         );
-        assert_eq!(AddressPart::Detail.extract("ken@example.org"), None);
+        assert_eq!(AddressPart::Detail.extract("ken@example.org", "+"), None);
+        // The site's delimiter, not a fixed "+"; "" means no details at all.
+        let dash = |part: AddressPart| part.extract("ken-a+b@example.org", "-");
+        assert_eq!(dash(AddressPart::User).as_deref(), Some("ken"));
+        assert_eq!(dash(AddressPart::Detail).as_deref(), Some("a+b"));
+        let none = |part: AddressPart| part.extract("ken+sieve@example.org", "");
+        assert_eq!(none(AddressPart::User).as_deref(), Some("ken+sieve"));
+        assert_eq!(none(AddressPart::Detail), None);
         assert_eq!(
-            AddressPart::Domain.extract("ken@Example.org").as_deref(),
+            AddressPart::Domain
+                .extract("ken@Example.org", "+")
+                .as_deref(),
             Some("Example.org")
         );
     }

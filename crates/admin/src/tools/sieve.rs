@@ -17,6 +17,8 @@
 //! partition itself offline, the admin socket against a running server, where the owner of
 //! the user runs [`store_script`] as the offline path does. Running it again replaces the
 //! scripts of the same names.
+//!
+//! `ringmail export sieve DIR` ([`export_sieve`]) writes the same layout back.
 
 use std::path::{Path, PathBuf};
 
@@ -234,6 +236,68 @@ impl ScriptSink for PartitionSink<'_> {
     async fn activate_script(&mut self, name: &str) -> Result<(), String> {
         activate(self.mail, self.user, name).await
     }
+}
+
+/// What a sieve export wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SieveExport {
+    /// Script files written.
+    pub exported: u64,
+    /// The script `.dovecot.sieve` now names.
+    pub active: Option<String>,
+    /// One line per script that was not written, and why.
+    pub problems: Vec<String>,
+}
+
+/// `ringmail export sieve DIR`: the user's scripts in Pigeonhole's home layout, the one
+/// [`read_dir`] reads back: `DIR/sieve/NAME.sieve`, and the link `DIR/.dovecot.sieve` →
+/// `sieve/ACTIVE.sieve` when a script is active. Files of the same names are replaced, an
+/// old link too (a `.dovecot.sieve` that is a regular file is a script of its own and is
+/// left alone, reported). Names that are no file name (a `/` in them) are reported and
+/// skipped. Reads the partition's index, so it runs on the executor that owns the user.
+pub fn export_sieve(mail: &Partition, user: &str, dir: &Path) -> Result<SieveExport, String> {
+    let scripts_dir = dir.join("sieve");
+    std::fs::create_dir_all(&scripts_dir).map_err(|e| format!("{}: {e}", scripts_dir.display()))?;
+    let mut report = SieveExport::default();
+    for info in mail.scripts(user).map_err(|e| e.to_string())? {
+        let name = &info.name;
+        if name.contains('/') || name == "." || name == ".." {
+            report.problems.push(format!(
+                "script {name:?}: the name cannot be a file name; skipped"
+            ));
+            continue;
+        }
+        // Gone since the listing (a ManageSieve client deleted it): nothing to write.
+        let Some(source) = mail.script(user, name).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let path = scripts_dir.join(format!("{name}.sieve"));
+        std::fs::write(&path, source).map_err(|e| format!("{}: {e}", path.display()))?;
+        report.exported += 1;
+        if info.active {
+            report.active = Some(name.clone());
+        }
+    }
+    let link = dir.join(".dovecot.sieve");
+    match std::fs::symlink_metadata(&link) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::remove_file(&link).map_err(|e| format!("{}: {e}", link.display()))?
+        }
+        Ok(_) => {
+            report.problems.push(format!(
+                "{}: a file, not a link; left as it was, so it does not name the active script",
+                link.display()
+            ));
+            return Ok(report);
+        }
+        Err(_) => {}
+    }
+    if let Some(active) = &report.active {
+        // Relative, as Pigeonhole writes it, so the tree can be moved as a whole.
+        std::os::unix::fs::symlink(format!("sieve/{active}.sieve"), &link)
+            .map_err(|e| format!("{}: {e}", link.display()))?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
