@@ -40,7 +40,7 @@ fn main() -> Result<(), String> {
                 let user = pattern.replace("%d", &n.to_string());
                 let p = partition_of(&user, config.storage.partitions);
                 let part: std::rc::Rc<Partition> = partitions
-                    .user(p, &user, &config)
+                    .user(p, &user, &config, None)
                     .await
                     .map_err(|e| format!("{user}: {e}"))?;
                 part.put_script(&user, "bench", &source)
