@@ -74,6 +74,15 @@ impl Incoming {
         })
     }
 
+    /// The copy being received for `target`, as [`Incoming::start`] left it (each request
+    /// of a move names its partition; no state is kept between them).
+    pub fn resume(target: &Path) -> Incoming {
+        Incoming {
+            target: target.to_path_buf(),
+            dir: incoming_dir(target),
+        }
+    }
+
     /// Writes one chunk; returns the length of its file after it.
     pub fn write(&self, chunk: &Chunk<'_>) -> Result<u64> {
         let bad = |why| Err(StoreError::NotPermitted(why));
@@ -85,6 +94,9 @@ impl Incoming {
         }
         if crc32c::crc32c(chunk.data) != chunk.crc {
             return bad("chunk checksum mismatch");
+        }
+        if !self.dir.is_dir() {
+            return bad("no move of this partition was started");
         }
         let path = self.dir.join(chunk.name);
         let mut f = OpenOptions::new()
