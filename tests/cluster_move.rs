@@ -2,7 +2,8 @@
 //! 3 nodes behind HAProxy: while APPEND (through HAProxy) and LMTP load run against the
 //! partition's user, `ringmail cluster move` hands it to another node; every message that
 //! got OK or 250 is there afterwards exactly once, byte for byte, FETCHed through a third
-//! node, and the old owner's data dir keeps the copy marked as moved.
+//! node, and the old owner's data dir keeps the copy marked as moved. Then `cluster drain`
+//! empties the new owner the same way.
 
 mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
@@ -235,6 +236,28 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
     assert!(
         data.join(format!("p-{p:04}")).join("MOVED").exists(),
         "the old copy is marked as moved"
+    );
+
+    // `drain` empties the new owner through the same path; the mail follows it.
+    let (ok, out, err) = nodes[third].cluster_command(&["drain", &to_id]);
+    assert!(ok, "cluster drain: {out} {err}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = owners(&nodes[third]);
+        let left = now.values().filter(|(o, _)| *o == to_id).count();
+        if left == 0 && now.len() == PARTITIONS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{to_id} still owns {left} partitions: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_drain = all_messages(&nodes[to]);
+    assert_eq!(
+        after_drain, messages,
+        "the mail is the same after the drain"
     );
     drop(etcd);
 }
