@@ -8,14 +8,18 @@
 //! offset it had copied. Under the freeze the snapshot no longer changes, so its last round
 //! makes the copy exact.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use super::checkpoint;
 use super::error::{Result, StoreError};
 use super::partition::Partition;
 use super::segment::{list_segments, segment_path};
-use super::writer::sync_dir;
+use super::writer::{sync_dir, Inner};
 
 /// The file that marks a partition directory as handed to another node. It holds a line
 /// saying where to; while it exists the directory is never opened (`open` fails with
@@ -125,6 +129,16 @@ impl Partition {
         self.inner.moved.get()
     }
 
+    /// Resolves once the partition is handed over: a session waiting for its client holds
+    /// this to end itself then (one waker per waiting session, removed when it stops
+    /// waiting).
+    pub fn handed_over(&self) -> HandedOver {
+        HandedOver {
+            inner: self.inner.clone(),
+            id: None,
+        }
+    }
+
     /// Ends a freeze without a move: the writes that waited are written now, in order.
     pub fn thaw(&self) {
         if self.inner.frozen.replace(false) && !self.inner.moved.get() {
@@ -141,11 +155,50 @@ impl Partition {
         self.inner.frozen.set(false);
         let waiting = std::mem::take(&mut *self.inner.pending.borrow_mut());
         waiting.fail(&StoreError::Moved);
+        let sessions: Vec<_> = self.inner.moved_waiters.borrow_mut().drain().collect();
+        for (_, waker) in sessions {
+            waker.wake();
+        }
         let dir = &self.inner.dir;
         let mut marker = std::fs::File::create(dir.join(MOVED_MARKER))?;
         marker.write_all(format!("{note}\n").as_bytes())?;
         marker.sync_all()?;
         sync_dir(dir).await
+    }
+}
+
+/// The future of [`Partition::handed_over`].
+pub struct HandedOver {
+    inner: Rc<Inner>,
+    id: Option<u64>,
+}
+
+impl Future for HandedOver {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.inner.moved.get() {
+            return Poll::Ready(());
+        }
+        let this = &mut *self;
+        let inner = &this.inner;
+        let id = *this.id.get_or_insert_with(|| {
+            let id = inner.next_waiter.get();
+            inner.next_waiter.set(id + 1);
+            id
+        });
+        inner
+            .moved_waiters
+            .borrow_mut()
+            .insert(id, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for HandedOver {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.inner.moved_waiters.borrow_mut().remove(&id);
+        }
     }
 }
 
@@ -258,8 +311,16 @@ mod tests {
                 result.set(Some(append_one(&writer).await.err()));
             });
             glommio::timer::sleep(Duration::from_millis(10)).await;
+            let session = glommio::spawn_local(p.handed_over());
+            let ended = glommio::spawn_local(p.handed_over());
+            drop(p.handed_over());
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            assert_eq!(p.inner.moved_waiters.borrow().len(), 2, "two sessions wait");
             p.hand_over("moved to node b at epoch 2").await.unwrap();
             task.await;
+            session.await;
+            ended.await;
+            assert!(p.inner.moved_waiters.borrow().is_empty());
             assert!(matches!(queued.take(), Some(Some(StoreError::Moved))));
             let later = append_one(&p).await;
             assert!(matches!(later, Err(StoreError::Moved)), "{later:?}");

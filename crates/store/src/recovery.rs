@@ -257,6 +257,8 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         pending: RefCell::new(Pending::default()),
         frozen: Cell::new(false),
         moved: Cell::new(false),
+        moved_waiters: RefCell::default(),
+        next_waiter: Cell::new(0),
         files: RefCell::new(files),
         bg: RefCell::new(Background {
             last_checkpoint,

@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     pub frozen: Cell<bool>,
     /// The partition was handed to another node: every write fails with `Moved`.
     pub moved: Cell<bool>,
+    /// Sessions waiting to hear of the hand-over (`Partition::handed_over`), by waiter id.
+    pub moved_waiters: RefCell<HashMap<u64, std::task::Waker>>,
+    pub next_waiter: Cell<u64>,
 }
 
 impl Inner {
