@@ -232,6 +232,10 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
         delivered.len(),
         messages.len()
     );
+    // What `ringmail check` does, on the copy the new owner serves: clean.
+    let copy = nodes[to].server.dir.path().join(format!("p-{p:04}"));
+    let report = ringmail::store::check(&copy, false).expect("check runs");
+    assert!(report.is_clean(), "the moved copy: {report:?}");
     let data = nodes[old].server.dir.path();
     assert!(
         data.join(format!("p-{p:04}")).join("MOVED").exists(),
