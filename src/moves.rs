@@ -29,7 +29,8 @@ use tracing::{info, warn};
 pub const KIND_MOVE_START: u16 = 0x0201;
 /// RPC kind: one chunk of one file of the partition.
 pub const KIND_MOVE_CHUNK: u16 = 0x0202;
-/// RPC kind: the copy is complete: install it and open it to check it.
+/// RPC kind: the copy is complete (the payload lists its files, one name a line): install
+/// it and open it to check it.
 pub const KIND_MOVE_INSTALL: u16 = 0x0203;
 
 const OK: u16 = 0;
@@ -216,9 +217,13 @@ async fn finish(
 ) -> Result<(u64, u64), String> {
     let snap = partition.freeze().await.map_err(|e| e.to_string())?;
     let last = target.send_round(&snap, sent).await?;
-    target
-        .call(KIND_MOVE_INSTALL, target.p.to_be_bytes().to_vec())
-        .await?;
+    // The final list, so the target drops what it got in earlier rounds and is gone here.
+    let mut install = target.p.to_be_bytes().to_vec();
+    for f in &snap.files {
+        install.extend_from_slice(f.name.as_bytes());
+        install.push(b'\n');
+    }
+    target.call(KIND_MOVE_INSTALL, install).await?;
     let epoch = match view.complete_move(target.p, view.node(), target.to).await {
         Ok(epoch) => epoch,
         Err(e) => settled(view, target.p, target.to)
@@ -408,8 +413,11 @@ async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> 
             Ok(len.to_be_bytes().to_vec())
         }
         KIND_MOVE_INSTALL => {
+            let names =
+                std::str::from_utf8(&request.payload[4..]).map_err(|_| "malformed file list")?;
+            let files: Vec<&str> = names.lines().collect();
             let installed = Incoming::resume(&dir)
-                .install()
+                .install(&files)
                 .map_err(|e| e.to_string())?;
             // Recovery checks every record's checksum and rebuilds the index: a copy that
             // does not open is refused, and the old owner keeps the partition.

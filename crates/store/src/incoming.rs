@@ -128,10 +128,18 @@ impl Incoming {
     }
 
     /// Makes the copy durable and puts it where the partition lives, replacing the copy an
-    /// earlier move away left there. The caller opens it next (which recovers and checks it).
-    pub fn install(self) -> Result<PathBuf> {
+    /// earlier move away left there. `files` is the sender's final list: files received in
+    /// earlier rounds that the sender removed since (old checkpoints, segments compaction
+    /// replaced, a compaction's unfinished output) are dropped. The caller opens the copy
+    /// next (which recovers and checks it).
+    pub fn install(self, files: &[&str]) -> Result<PathBuf> {
         for e in std::fs::read_dir(&self.dir)? {
-            File::open(e?.path())?.sync_all()?;
+            let e = e?;
+            if files.iter().any(|name| e.file_name() == **name) {
+                File::open(e.path())?.sync_all()?;
+            } else {
+                std::fs::remove_file(e.path())?;
+            }
         }
         File::open(&self.dir)?.sync_all()?;
         if self.target.exists() {
@@ -201,11 +209,17 @@ mod tests {
             7
         );
         assert_eq!(rx.files().unwrap(), vec![("seg-00000001.log".into(), 7)]);
+        rx.write(&Chunk::new("index-00000001.ckpt", 0, b"old"))
+            .unwrap();
         assert!(!target.exists(), "nothing is in place before install");
-        let dir = rx.install().unwrap();
+        let dir = rx.install(&["seg-00000001.log"]).unwrap();
         assert_eq!(
             std::fs::read(dir.join("seg-00000001.log")).unwrap(),
             b"abcDEFG"
+        );
+        assert!(
+            !dir.join("index-00000001.ckpt").exists(),
+            "a file the sender no longer has is dropped"
         );
     }
 
@@ -220,7 +234,7 @@ mod tests {
         let rx = Incoming::start(&target).unwrap();
         rx.write(&Chunk::new("seg-00000002.log", 0, b"new"))
             .unwrap();
-        rx.install().unwrap();
+        rx.install(&["seg-00000002.log"]).unwrap();
         assert!(!is_moved(&target));
         assert!(!target.join("seg-00000001.log").exists());
         assert_eq!(
