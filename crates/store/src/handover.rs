@@ -99,23 +99,34 @@ impl Partition {
     /// durable and no checkpoint or compaction runs, with the snapshot that stays exact
     /// until [`Partition::thaw`] or [`Partition::hand_over`].
     pub async fn freeze(&self) -> Result<Snapshot> {
+        // A checkpoint or compaction may take long on a large partition: let it finish
+        // before writes wait, not while they do (none starts while frozen).
+        self.settle(false).await;
         self.inner.frozen.set(true);
-        loop {
-            let busy = {
-                let bg = self.inner.bg.borrow();
-                self.inner.log.borrow().flushing || bg.checkpoint_running || bg.compaction_running
-            };
-            if !busy {
-                break;
-            }
-            glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
-        }
+        self.settle(true).await;
         match self.snapshot() {
             Ok(s) => Ok(s),
             Err(e) => {
                 self.thaw();
                 Err(e)
             }
+        }
+    }
+
+    /// Waits until no checkpoint or compaction runs, and with `writes` no batch is being
+    /// written either.
+    async fn settle(&self, writes: bool) {
+        loop {
+            let busy = {
+                let bg = self.inner.bg.borrow();
+                (writes && self.inner.log.borrow().flushing)
+                    || bg.checkpoint_running
+                    || bg.compaction_running
+            };
+            if !busy {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
         }
     }
 

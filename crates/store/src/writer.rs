@@ -200,7 +200,8 @@ impl Inner {
             bg.records_since_checkpoint += n;
             let due = bg.records_since_checkpoint >= self.opts.checkpoint_every
                 && !bg.checkpoint_running
-                && !self.closed.get();
+                && !self.closed.get()
+                && !self.frozen.get();
             if due {
                 bg.checkpoint_running = true;
             }
