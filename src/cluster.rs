@@ -76,6 +76,7 @@ pub fn start(config: &Config, settings: ClusterConfig) -> Result<Node, String> {
     let listen = settings.listen;
     let registration = Registration::new(config.storage.partitions, client);
     let control = ControlPlane::start(settings, registration).map_err(|e| e.to_string())?;
+    crate::moves::init(control.view());
     let (view, counters) = (control.view(), link.clone());
     ringmail_metrics::endpoint::add_section(Box::new(move || metrics(&view, &counters)));
     let peer = PeerService {
@@ -88,8 +89,11 @@ pub fn start(config: &Config, settings: ClusterConfig) -> Result<Node, String> {
     Ok(Node { control, peer })
 }
 
-/// Answers what other nodes ask of this one (today: LMTP deliveries).
+/// Answers what other nodes ask of this one: partition moves and LMTP deliveries.
 fn rpc(exec: std::rc::Rc<Executor>, request: ringmail_peer::Request) -> LocalResponse {
+    if crate::moves::is_move_kind(request.kind) {
+        return crate::moves::serve(exec, request);
+    }
     ringmail_lmtp::forward::serve(exec, request)
 }
 
@@ -126,6 +130,33 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             ("{stage=\"cancelled\"}", c.moves_cancelled),
         ],
     );
+    if let Some(m) = crate::moves::COUNTERS.get() {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        metric(
+            "ringmail_partition_moves_out_total",
+            "counter",
+            "Partition moves this node carried out, by result.",
+            &[
+                ("{result=\"completed\"}", get(&m.completed)),
+                ("{result=\"failed\"}", get(&m.failed)),
+            ],
+        );
+        metric(
+            "ringmail_partition_move_bytes_total",
+            "counter",
+            "Bytes of partitions this node moved away.",
+            &[("", get(&m.bytes))],
+        );
+        metric(
+            "ringmail_partition_move_freeze_microseconds",
+            "gauge",
+            "Writes frozen for the switch: the sum over all moves and the last move's.",
+            &[
+                ("{which=\"sum\"}", get(&m.freeze_us_sum)),
+                ("{which=\"last\"}", get(&m.freeze_us_last)),
+            ],
+        );
+    }
     metric(
         "ringmail_node_sessions_total",
         "counter",

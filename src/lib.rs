@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod doctor;
+pub mod moves;
 pub mod services;
 
 // Re-exported under their old module names so that `crate::store::...` here and

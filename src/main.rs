@@ -232,6 +232,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 None => None,
             };
             services.peer = node.as_ref().map(|n| n.peer.clone());
+            if node.is_some() {
+                services.tasks.push(ringmail::moves::task);
+            }
             let served = ringmail::server::runtime::serve(config, config_path, data_dir, services)
                 .map_err(|e| e.to_string());
             // Leave the cluster at once, so the partitions are served elsewhere without

@@ -498,6 +498,15 @@ pub enum ReadOutcome {
     IdleTimeout,
     /// The server is shutting down.
     Shutdown,
+    /// The session's partition was handed to another node by a live move.
+    Moved,
+}
+
+/// The goodbye of a session whose partition moved to another node: the client reconnects
+/// and the balancer's node proxies it to the new owner.
+pub fn moved_bye() -> StatusResponse {
+    StatusResponse::bye("This mailbox moved to another server, please reconnect")
+        .with_code(Code::Unavailable)
 }
 
 impl Session {
@@ -638,6 +647,7 @@ impl Session {
         }
         let exec = self.exec.clone();
         let first_input = !std::mem::replace(&mut self.seen_input, true);
+        let moved = self.mail.as_ref().map(|mail| mail.handed_over());
         let conn = &mut self.conn;
         let (meter, trace, trace_checked) =
             (&mut self.meter, &mut self.trace, &mut self.trace_checked);
@@ -682,10 +692,21 @@ impl Session {
             })
             .await
         };
-        let outcome = future::or(timed, async {
+        let ended = future::or(timed, async {
             exec.shutting_down().await;
             ReadOutcome::Shutdown
-        })
+        });
+        // First, so a session whose partition has moved ends before serving stale data.
+        let outcome = future::or(
+            async {
+                match moved {
+                    Some(moved) => moved.await,
+                    None => future::pending().await,
+                }
+                ReadOutcome::Moved
+            },
+            ended,
+        )
         .await;
         // Whichever command loop asked (commands, IDLE, AUTHENTICATE), this is why it ends.
         match outcome {
@@ -694,6 +715,7 @@ impl Session {
             ReadOutcome::Closed => self.meter.end("client closed"),
             ReadOutcome::IdleTimeout => self.meter.end("idle timeout"),
             ReadOutcome::Shutdown => self.meter.end("shutdown"),
+            ReadOutcome::Moved => self.meter.end("partition moved"),
         }
         outcome
     }
@@ -718,6 +740,10 @@ impl Session {
                 }
                 ReadOutcome::IdleTimeout => {
                     self.send(&StatusResponse::bye("Autologout; idle for too long"));
+                    return None;
+                }
+                ReadOutcome::Moved => {
+                    self.send(&moved_bye());
                     return None;
                 }
                 ReadOutcome::ProxyRefused | ReadOutcome::Closed => return None,
@@ -790,6 +816,13 @@ impl Session {
                         }
                         ReadOutcome::Shutdown => {
                             self.send(&StatusResponse::bye("Server shutting down"));
+                            let _ = self.flush().await;
+                            self.conn.close().await;
+                            return;
+                        }
+                        ReadOutcome::Moved => {
+                            info!("partition moved to another node: session ended");
+                            self.send(&moved_bye());
                             let _ = self.flush().await;
                             self.conn.close().await;
                             return;

@@ -14,7 +14,7 @@ pub use ringmail_proto::response::Code as ResponseCode;
 /// The response code the IMAP layer sends with `NO` for a store error.
 pub fn response_code(e: &StoreError) -> Code {
     match e {
-        StoreError::Io(_) => Code::Unavailable,
+        StoreError::Io(_) | StoreError::Moved => Code::Unavailable,
         StoreError::OverQuota => Code::OverQuota,
         StoreError::NoSuchMailbox | StoreError::NoSuchMessage | StoreError::NoSuchScript => {
             Code::NonExistent

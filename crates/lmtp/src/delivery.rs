@@ -14,7 +14,8 @@ use ringmail_runtime::route::{self, OwnerJob};
 use ringmail_runtime::runtime::Executor;
 use ringmail_store::{NewMessage, StoreError};
 
-/// One recipient's copy of a message.
+/// One recipient's copy of a message (cloned only to send it again after a partition move).
+#[derive(Clone)]
 pub struct Delivery {
     /// The canonical user name.
     pub user: String,

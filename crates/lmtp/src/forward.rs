@@ -35,10 +35,41 @@ const FAILED: u16 = 4;
 const NOT_SERVED_HERE: u16 = 5;
 const BAD_REQUEST: u16 = 6;
 
+/// A partition changing hands answers "moved" for the moment between the epoch bump and this
+/// node's copy of the map catching up (the old owner refuses, the new one is not known yet).
+/// Such a request did not run, so it is sent again, to wherever the map points then.
+const MOVED_TRIES: u32 = 5;
+const MOVED_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Runs `attempt` again while it fails with `Moved`, at most [`MOVED_TRIES`] times.
+async fn across_moves<T, F: std::future::Future<Output = Result<T, StoreError>>>(
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, StoreError> {
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(StoreError::Moved) if tries < MOVED_TRIES => {
+                tries += 1;
+                glommio::timer::sleep(MOVED_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Checks `user`'s quota for a message of `size` bytes on whichever node and executor owns
 /// the user. The directory's `storage_quota` is applied here only: the request between
 /// nodes does not carry it, and the owner node applies it at the user's next login.
 pub async fn check_quota(
+    exec: &Rc<Executor>,
+    user: &str,
+    size: u64,
+    storage_quota: Option<u64>,
+) -> Result<(), StoreError> {
+    across_moves(|| check_quota_once(exec, user, size, storage_quota)).await
+}
+
+async fn check_quota_once(
     exec: &Rc<Executor>,
     user: &str,
     size: u64,
@@ -60,6 +91,10 @@ pub async fn check_quota(
 /// Stores one copy on whichever node and executor owns its user; resolves once it is
 /// durable there.
 pub async fn deliver(exec: Rc<Executor>, copy: Delivery) -> Result<Delivered, StoreError> {
+    across_moves(|| deliver_once(exec.clone(), copy.clone())).await
+}
+
+async fn deliver_once(exec: Rc<Executor>, copy: Delivery) -> Result<Delivered, StoreError> {
     match exec.place(&copy.user) {
         Place::Here => delivery::deliver(exec, copy).await,
         Place::Unserved => Err(unserved()),
@@ -172,7 +207,7 @@ fn status_to_result(status: u16, payload: &[u8]) -> Result<Vec<u8>, StoreError> 
         DISK_FULL => Err(StoreError::Io(Arc::new(std::io::Error::from_raw_os_error(
             libc::ENOSPC,
         )))),
-        NOT_SERVED_HERE => Err(failed("the recipient's partition is moving")),
+        NOT_SERVED_HERE => Err(StoreError::Moved),
         FAILED => Err(failed(&String::from_utf8_lossy(payload))),
         other => Err(failed(&format!("the owner answered status {other}"))),
     }

@@ -68,6 +68,18 @@ impl Partitions {
         open.into_iter()
     }
 
+    /// The options partitions are opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Drops this executor's handle on `p` (it was handed to another node): the next `get`
+    /// opens its directory again, which a moved copy refuses. Sessions that still hold it
+    /// keep it until they end.
+    pub fn forget(&self, p: u32) {
+        self.slots.borrow_mut().remove(&p);
+    }
+
     /// Partition `p`, opening it if needed.
     pub async fn get(&self, p: u32) -> Result<Rc<Partition>, StoreError> {
         let slot = self

@@ -31,7 +31,7 @@ pub(crate) fn path(dir: &Path, seq: u32) -> PathBuf {
     dir.join(format!("index-{seq:08}.ckpt"))
 }
 
-fn parse_name(name: &str) -> Option<u32> {
+pub(crate) fn parse_name(name: &str) -> Option<u32> {
     name.strip_prefix("index-")?
         .strip_suffix(".ckpt")?
         .parse()

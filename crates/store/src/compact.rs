@@ -28,7 +28,11 @@ use super::writer::{checkpoint_now, create_segment, write_all_at, Inner};
 pub(crate) fn maybe_start(inner: &Rc<Inner>) {
     {
         let mut bg = inner.bg.borrow_mut();
-        if bg.compaction_running || inner.closed.get() || inner.abandoned.get() {
+        if bg.compaction_running
+            || inner.closed.get()
+            || inner.abandoned.get()
+            || inner.frozen.get()
+        {
             return;
         }
         bg.compaction_running = true;

@@ -40,6 +40,11 @@ pub enum StoreError {
     /// The Sieve script is the user's active one and cannot be deleted (RFC 5804 2.10).
     #[error("script is active")]
     ScriptActive,
+    /// The partition was handed to another node by a live move (or its directory is the
+    /// copy left behind by one): nothing is written here; the client should try again and
+    /// will reach the new owner.
+    #[error("partition moved to another node")]
+    Moved,
     /// The on-disk data is damaged; the partition needs `ringmail check --repair`.
     #[error("corrupt store: {0} (run `ringmail check --repair`)")]
     Corrupt(String),

@@ -23,6 +23,8 @@ mod checkpoint;
 mod commit;
 mod compact;
 mod error;
+mod handover;
+mod incoming;
 mod index;
 mod partition;
 mod placement;
@@ -43,6 +45,8 @@ mod writer;
 
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{Result, StoreError};
+pub use handover::{is_moved, CopyFile, HandedOver, LogEnd, Snapshot, MOVED_MARKER};
+pub use incoming::{Chunk, Incoming, MAX_CHUNK};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
 pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
 pub use placement::partition_of;

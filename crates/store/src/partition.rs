@@ -108,7 +108,13 @@ impl Partition {
     /// Clean shutdown: waits for in-flight commits and writes a checkpoint.
     pub async fn close(self) -> Result<()> {
         self.inner.closed.set(true);
+        // A freeze nobody ended: what waited is written, as after a failed move.
+        self.thaw();
         self.inner.drain().await;
+        if self.inner.moved.get() {
+            // The directory is the copy a move left behind; nothing more goes into it.
+            return Ok(());
+        }
         while self.inner.bg.borrow().checkpoint_running || self.inner.bg.borrow().compaction_running
         {
             glommio::timer::sleep(std::time::Duration::from_millis(1)).await;

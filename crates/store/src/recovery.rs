@@ -97,6 +97,9 @@ fn replay_segment(index: &mut Index, dir: &Path, id: u32, from: u64, is_last: bo
 }
 
 pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
+    if super::handover::is_moved(dir) {
+        return Err(StoreError::Moved);
+    }
     std::fs::create_dir_all(dir)?;
     // Leftovers of checkpoints that were being written when the process stopped.
     for e in std::fs::read_dir(dir)? {
@@ -252,6 +255,10 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
             version: active_version,
         }),
         pending: RefCell::new(Pending::default()),
+        frozen: Cell::new(false),
+        moved: Cell::new(false),
+        moved_waiters: RefCell::default(),
+        next_waiter: Cell::new(0),
         files: RefCell::new(files),
         bg: RefCell::new(Background {
             last_checkpoint,

@@ -66,12 +66,23 @@ pub(crate) struct Inner {
     pub abandoned: Cell<bool>,
     /// Appends, batches and fsync latency (see `stats`).
     pub stats: Recorder,
+    /// Writes wait in `pending` while a move hands the partition over (see `handover`).
+    pub frozen: Cell<bool>,
+    /// The partition was handed to another node: every write fails with `Moved`.
+    pub moved: Cell<bool>,
+    /// Sessions waiting to hear of the hand-over (`Partition::handed_over`), by waiter id.
+    pub moved_waiters: RefCell<HashMap<u64, std::task::Waker>>,
+    pub next_waiter: Cell<u64>,
 }
 
 impl Inner {
     /// Encodes one record into the pending batch and makes sure a flush will run.
     pub fn submit(self: &Rc<Self>, kind: u8, fill: impl FnOnce(&mut FrameWriter<'_>)) -> Rc<Slot> {
         let slot = Rc::new(Slot::default());
+        if self.moved.get() {
+            slot.fill(Err(StoreError::Moved));
+            return slot;
+        }
         {
             let mut p = self.pending.borrow_mut();
             let start = p.bytes.len();
@@ -80,12 +91,17 @@ impl Inner {
             w.finish();
             p.records.push((start, slot.clone()));
         }
+        self.start_flushing();
+        slot
+    }
+
+    /// Makes sure a flush loop runs for what is pending, unless writes are frozen.
+    pub fn start_flushing(self: &Rc<Self>) {
         let mut log = self.log.borrow_mut();
-        if !log.flushing {
+        if !log.flushing && !self.frozen.get() {
             log.flushing = true;
             glommio::spawn_local(flush_loop(self.clone())).detach();
         }
-        slot
     }
 
     /// Waits until nothing is pending or being flushed.
@@ -184,7 +200,8 @@ impl Inner {
             bg.records_since_checkpoint += n;
             let due = bg.records_since_checkpoint >= self.opts.checkpoint_every
                 && !bg.checkpoint_running
-                && !self.closed.get();
+                && !self.closed.get()
+                && !self.frozen.get();
             if due {
                 bg.checkpoint_running = true;
             }
@@ -229,6 +246,12 @@ async fn flush_loop(inner: Rc<Inner>) {
     loop {
         // Let every task that is runnable in this tick add its records to the batch.
         futures_lite::future::yield_now().await;
+        if inner.frozen.get() {
+            // A move is handing the partition over: what is pending waits for the thaw
+            // (written then) or the hand-over (failed then, never acknowledged).
+            inner.log.borrow_mut().flushing = false;
+            return;
+        }
         let batch = if inner.opts.group_commit {
             std::mem::take(&mut *inner.pending.borrow_mut())
         } else {

@@ -114,6 +114,10 @@ pub async fn run(session: &mut Session, reader: &mut CommandReader, tag: &str) -
                 session.send(&StatusResponse::bye("Server shutting down"));
                 return Action::Close;
             }
+            Woke::Read(ReadOutcome::Moved) => {
+                session.send(&crate::session::moved_bye());
+                return Action::Close;
+            }
             Woke::Read(ReadOutcome::Closed | ReadOutcome::ProxyRefused) => return Action::Close,
         }
     }

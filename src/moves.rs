@@ -1,0 +1,451 @@
+//! Live partition moves (docs/cluster.md, "Moving a partition"): the old owner copies the
+//! partition to the target over the node-to-node link in rounds, freezes its writes for the
+//! last bytes, has the target install and open the copy, and bumps the epoch in etcd
+//! (`complete_move`); then it hands the partition over (writes that waited fail, never
+//! acknowledged) or, when anything failed, thaws and keeps serving.
+//!
+//! Each executor carries out the moves of its own partitions (the partition's writer lives
+//! there), at most [`MOVES_PER_EXECUTOR`] at a time. The target's side is [`serve`], an RPC
+//! handler on the same link as LMTP forwarding.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use ringmail_cluster::ClusterView;
+use ringmail_peer::{Request, Response};
+use ringmail_runtime::nodes::LocalResponse;
+use ringmail_runtime::partition::executor_of;
+use ringmail_runtime::partitions::Partitions;
+use ringmail_runtime::runtime::{Executor, LocalTask};
+use ringmail_store::{Chunk, Incoming, Partition, Snapshot, MAX_CHUNK};
+use tracing::{info, warn};
+
+/// RPC kind: start receiving partition `p` (removes what an unfinished attempt left).
+pub const KIND_MOVE_START: u16 = 0x0201;
+/// RPC kind: one chunk of one file of the partition.
+pub const KIND_MOVE_CHUNK: u16 = 0x0202;
+/// RPC kind: the copy is complete (the payload lists its files, one name a line): install
+/// it and open it to check it.
+pub const KIND_MOVE_INSTALL: u16 = 0x0203;
+
+const OK: u16 = 0;
+const REFUSED: u16 = 1;
+
+/// Moves one executor carries out at once: each holds a link connection busy with chunks
+/// and reads its partition's files, so a drain of many partitions runs a few at a time
+/// per core instead of all at once.
+pub const MOVES_PER_EXECUTOR: usize = 2;
+/// Copy rounds go on while the last round sent more than this; then the writes freeze and
+/// the rest goes in the final round (about 1 ms of a 1 GB/s link).
+const FREEZE_BELOW: u64 = 1 << 20;
+/// Rounds before freezing anyway (a partition written faster than the link copies).
+const MAX_ROUNDS: usize = 20;
+/// A failed move is tried again after this.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How long a move whose epoch bump failed keeps the writes frozen while the map shows
+/// whether the bump happened after all.
+const SETTLE: Duration = Duration::from_secs(5);
+/// How often pending moves are looked at besides on map changes.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Counters for /metrics.
+#[derive(Default)]
+pub struct Counters {
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Sum and last value of the freeze durations, in microseconds.
+    pub freeze_us_sum: AtomicU64,
+    pub freeze_us_last: AtomicU64,
+}
+
+static VIEW: OnceLock<ClusterView> = OnceLock::new();
+/// This node's move counters.
+pub static COUNTERS: OnceLock<Counters> = OnceLock::new();
+
+/// Makes moves run on this node (the executors' task and the RPC handler need the view;
+/// an `ExecutorTask` is a plain fn, so it is kept here).
+pub fn init(view: ClusterView) {
+    let _ = VIEW.set(view);
+    let _ = COUNTERS.set(Counters::default());
+}
+
+fn counters() -> &'static Counters {
+    COUNTERS.get_or_init(Counters::default)
+}
+
+/// The executor task: carries out the moves of this executor's partitions.
+pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
+    let Some(view) = VIEW.get().cloned() else {
+        return Ok(None);
+    };
+    Ok(Some(Box::pin(run(exec.clone(), view))))
+}
+
+async fn run(exec: Rc<Executor>, view: ClusterView) {
+    let running: Rc<RefCell<HashSet<u32>>> = Rc::default();
+    let mut failed_at: HashMap<u32, Instant> = HashMap::new();
+    let failures: Rc<RefCell<Vec<u32>>> = Rc::default();
+    let mut changes = view.subscribe();
+    loop {
+        for p in failures.borrow_mut().drain(..) {
+            failed_at.insert(p, Instant::now());
+        }
+        failed_at.retain(|_, at| at.elapsed() < RETRY_AFTER);
+        for (p, from, to) in view.pending_moves() {
+            let ours = from == view.node() && executor_of(p, exec.count) == exec.id;
+            if !ours || failed_at.contains_key(&p) || running.borrow().contains(&p) {
+                continue;
+            }
+            if running.borrow().len() >= MOVES_PER_EXECUTOR {
+                break;
+            }
+            running.borrow_mut().insert(p);
+            let (exec, view, running, failures) = (
+                exec.clone(),
+                view.clone(),
+                running.clone(),
+                failures.clone(),
+            );
+            glommio::spawn_local(async move {
+                if let Err(e) = move_out(&exec, &view, p, &to).await {
+                    counters().failed.fetch_add(1, Ordering::Relaxed);
+                    warn!(partition = p, to = %to, "partition move failed, still served here; retried in {}s: {e}", RETRY_AFTER.as_secs());
+                    failures.borrow_mut().push(p);
+                }
+                running.borrow_mut().remove(&p);
+            })
+            .detach();
+        }
+        let stop = future::or(
+            async {
+                future::or(
+                    async {
+                        changes.changed().await;
+                    },
+                    glommio::timer::sleep(POLL),
+                )
+                .await;
+                false
+            },
+            async {
+                exec.shutting_down().await;
+                true
+            },
+        )
+        .await;
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Carries out the move of `p` to `to`.
+async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Result<(), String> {
+    let map = view.map();
+    let addr = map
+        .nodes
+        .get(to)
+        .filter(|_| map.alive(to))
+        .map(|n| n.internal.clone())
+        .ok_or_else(|| format!("target node {to} is not alive"))?;
+    let target = Target { exec, to, addr, p };
+    let partition = exec.store.get(p).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    target
+        .call(KIND_MOVE_START, p.to_be_bytes().to_vec())
+        .await?;
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut total = 0;
+    for _ in 0..MAX_ROUNDS {
+        let snap = partition.snapshot().map_err(|e| e.to_string())?;
+        let n = target.send_round(&snap, &mut sent).await?;
+        total += n;
+        if n < FREEZE_BELOW {
+            break;
+        }
+    }
+    let frozen = Instant::now();
+    let outcome = finish(&target, view, &partition, &mut sent).await;
+    let freeze = frozen.elapsed();
+    let c = counters();
+    c.freeze_us_sum
+        .fetch_add(freeze.as_micros() as u64, Ordering::Relaxed);
+    c.freeze_us_last
+        .store(freeze.as_micros() as u64, Ordering::Relaxed);
+    match outcome {
+        Ok((epoch, last)) => {
+            total += last;
+            c.completed.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(total, Ordering::Relaxed);
+            exec.store.forget(p);
+            info!(
+                partition = p,
+                to = %to,
+                epoch,
+                bytes = total,
+                freeze_ms = freeze.as_secs_f64() * 1e3,
+                total_ms = started.elapsed().as_secs_f64() * 1e3,
+                "partition moved"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            partition.thaw();
+            warn!(
+                partition = p,
+                freeze_ms = freeze.as_secs_f64() * 1e3,
+                "partition move abandoned, writes thawed"
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The frozen part: the last bytes, the target's install, the epoch bump, the hand-over.
+/// Returns the new epoch and the bytes of the last round.
+async fn finish(
+    target: &Target<'_>,
+    view: &ClusterView,
+    partition: &Partition,
+    sent: &mut HashMap<String, u64>,
+) -> Result<(u64, u64), String> {
+    let snap = partition.freeze().await.map_err(|e| e.to_string())?;
+    let last = target.send_round(&snap, sent).await?;
+    // The final list, so the target drops what it got in earlier rounds and is gone here.
+    let mut install = target.p.to_be_bytes().to_vec();
+    for f in &snap.files {
+        install.extend_from_slice(f.name.as_bytes());
+        install.push(b'\n');
+    }
+    target.call(KIND_MOVE_INSTALL, install).await?;
+    let epoch = match view.complete_move(target.p, view.node(), target.to).await {
+        Ok(epoch) => epoch,
+        Err(e) => settled(view, target.p, target.to)
+            .await
+            .ok_or_else(|| format!("etcd did not complete the move: {e}"))?,
+    };
+    let note = format!("moved to node {} at epoch {epoch}", target.to);
+    // The target owns the partition now whatever happens here: a failure to write the
+    // marker leaves writes failing (hand_over set that first), and the map routes away.
+    if let Err(e) = partition.hand_over(&note).await {
+        warn!(
+            partition = target.p,
+            "could not mark the old copy as moved: {e}"
+        );
+    }
+    Ok((epoch, last))
+}
+
+/// After `complete_move` failed: it may still have been applied (an etcd timeout says
+/// nothing about the transaction), so the writes stay frozen until the map shows the
+/// outcome or [`SETTLE`] passes. `Some(epoch)` when `to` owns `p` after all.
+async fn settled(view: &ClusterView, p: u32, to: &str) -> Option<u64> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let map = view.map();
+        let a = map.assignment(p);
+        if a.owned_by(to) {
+            return Some(a.epoch);
+        }
+        if a.moving_to() != Some(to) || Instant::now() >= deadline {
+            return None;
+        }
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Target<'a> {
+    exec: &'a Executor,
+    to: &'a str,
+    addr: String,
+    p: u32,
+}
+
+impl Target<'_> {
+    async fn call(&self, kind: u16, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        let nodes = self.exec.nodes.as_ref().ok_or("not a cluster node")?;
+        let answer = nodes
+            .pool
+            .call(self.to, &self.addr, kind, &payload)
+            .await
+            .map_err(|e| format!("node {} did not answer: {e}", self.to))?;
+        match answer.status {
+            OK => Ok(answer.payload),
+            _ => Err(format!(
+                "node {} refused: {}",
+                self.to,
+                String::from_utf8_lossy(&answer.payload)
+            )),
+        }
+    }
+
+    /// Sends what `snap` has beyond `sent`; returns the number of bytes sent.
+    async fn send_round(
+        &self,
+        snap: &Snapshot,
+        sent: &mut HashMap<String, u64>,
+    ) -> Result<u64, String> {
+        let dir = Partitions::dir(&self.exec.data_dir, self.p);
+        let mut total = 0;
+        for f in &snap.files {
+            let from = sent.get(&f.name).copied().unwrap_or(0);
+            if from >= f.len {
+                continue;
+            }
+            let bytes = match read_range(&dir.join(&f.name), from, f.len) {
+                Ok(b) => b,
+                // Compaction's replaced segment, removed since the snapshot: the next round
+                // sees the files as they are.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("reading {}: {e}", f.name)),
+            };
+            let mut offset = from;
+            for piece in bytes.chunks(MAX_CHUNK) {
+                let chunk = Chunk::new(&f.name, offset, piece);
+                self.call(KIND_MOVE_CHUNK, encode_chunk(self.p, &chunk))
+                    .await?;
+                offset += piece.len() as u64;
+            }
+            total += f.len - from;
+            sent.insert(f.name.clone(), f.len);
+        }
+        Ok(total)
+    }
+}
+
+fn read_range(path: &std::path::Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut out = Vec::with_capacity((to - from) as usize);
+    f.take(to - from).read_to_end(&mut out)?;
+    if (out.len() as u64) < to - from {
+        return Err(std::io::Error::other("file shorter than its snapshot"));
+    }
+    Ok(out)
+}
+
+/// `p u32 | offset u64 | crc u32 | name_len u16 | name | data`, big-endian.
+fn encode_chunk(p: u32, c: &Chunk<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(22 + c.name.len() + c.data.len());
+    out.extend_from_slice(&p.to_be_bytes());
+    out.extend_from_slice(&c.offset.to_be_bytes());
+    out.extend_from_slice(&c.crc.to_be_bytes());
+    out.extend_from_slice(&(c.name.len() as u16).to_be_bytes());
+    out.extend_from_slice(c.name.as_bytes());
+    out.extend_from_slice(c.data);
+    out
+}
+
+fn decode_chunk(b: &[u8]) -> Option<(u32, Chunk<'_>)> {
+    let p = u32::from_be_bytes(b.get(0..4)?.try_into().ok()?);
+    let offset = u64::from_be_bytes(b.get(4..12)?.try_into().ok()?);
+    let crc = u32::from_be_bytes(b.get(12..16)?.try_into().ok()?);
+    let len = u16::from_be_bytes(b.get(16..18)?.try_into().ok()?) as usize;
+    let name = std::str::from_utf8(b.get(18..18 + len)?).ok()?;
+    let data = b.get(18 + len..)?;
+    Some((
+        p,
+        Chunk {
+            name,
+            offset,
+            data,
+            crc,
+        },
+    ))
+}
+
+fn decode_partition(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(0..4)?.try_into().ok()?))
+}
+
+/// True for the move kinds, which [`serve`] answers.
+pub fn is_move_kind(kind: u16) -> bool {
+    (KIND_MOVE_START..=KIND_MOVE_INSTALL).contains(&kind)
+}
+
+/// On the target: answers a move's requests. Only a partition the map says is moving here
+/// is received, and nothing of it is served before `complete_move` makes this node its
+/// owner.
+pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
+    Box::pin(async move {
+        let answer = receive(&exec, &request).await;
+        match answer {
+            Ok(payload) => Response {
+                status: OK,
+                payload,
+            },
+            Err(why) => {
+                warn!(kind = request.kind, "partition move refused: {why}");
+                Response {
+                    status: REFUSED,
+                    payload: why.into_bytes(),
+                }
+            }
+        }
+    })
+}
+
+async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> {
+    let view = VIEW.get().ok_or("not a cluster node")?;
+    let p = decode_partition(&request.payload).ok_or("malformed request")?;
+    let map = view.map();
+    if p >= map.partitions || map.assignment(p).moving_to() != Some(view.node()) {
+        return Err(format!("partition {p} is not moving to this node"));
+    }
+    let dir = Partitions::dir(&exec.data_dir, p);
+    match request.kind {
+        KIND_MOVE_START => {
+            Incoming::start(&dir).map_err(|e| e.to_string())?;
+            Ok(Vec::new())
+        }
+        KIND_MOVE_CHUNK => {
+            let (_, chunk) = decode_chunk(&request.payload).ok_or("malformed chunk")?;
+            let len = Incoming::resume(&dir)
+                .write(&chunk)
+                .map_err(|e| e.to_string())?;
+            Ok(len.to_be_bytes().to_vec())
+        }
+        KIND_MOVE_INSTALL => {
+            let names =
+                std::str::from_utf8(&request.payload[4..]).map_err(|_| "malformed file list")?;
+            let files: Vec<&str> = names.lines().collect();
+            let installed = Incoming::resume(&dir)
+                .install(&files)
+                .map_err(|e| e.to_string())?;
+            // Recovery checks every record's checksum and rebuilds the index: a copy that
+            // does not open is refused, and the old owner keeps the partition.
+            let opened = Partition::open(&installed, exec.store.options().clone())
+                .await
+                .map_err(|e| format!("the copy does not open: {e}"))?;
+            opened.close().await.map_err(|e| e.to_string())?;
+            Ok(Vec::new())
+        }
+        _ => Err("unknown request".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_survives_its_encoding_and_short_payloads_are_refused() {
+        let c = Chunk::new("seg-00000002.log", 4096, b"data");
+        let wire = encode_chunk(7, &c);
+        let (p, back) = decode_chunk(&wire).unwrap();
+        assert_eq!(
+            (p, back.name, back.offset, back.data, back.crc),
+            (7, c.name, 4096, &b"data"[..], c.crc)
+        );
+        for cut in 0..18 + c.name.len() {
+            assert!(decode_chunk(&wire[..cut]).is_none(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! A partition moved live (docs/cluster.md, "Moving a partition"), on 3 etcd members and
+//! 3 nodes behind HAProxy: while APPEND (through HAProxy) and LMTP load run against the
+//! partition's user, `ringmail cluster move` hands it to another node; every message that
+//! got OK or 250 is there afterwards exactly once, byte for byte, FETCHed through a third
+//! node, a session left open on the old owner gets `* BYE [UNAVAILABLE]`, and the old owner's data dir keeps the copy marked as moved. Then `cluster drain`
+//! empties the new owner the same way.
+
+mod common;
+#[path = "../crates/cluster/tests/harness/mod.rs"]
+mod etcd;
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::{Haproxy, Node};
+use common::Client;
+
+const PARTITIONS: u32 = 8;
+const USER: &str = "mover@example.com";
+
+/// Each partition's owner and epoch from `ringmail cluster status --json`.
+fn owners(node: &Node) -> BTreeMap<u32, (String, u64)> {
+    let (ok, out, err) = node.cluster_command(&["status", "--json"]);
+    assert!(ok, "cluster status failed: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    json["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["partition"].as_u64()? as u32,
+                (p["owner"].as_str()?.to_string(), p["epoch"].as_u64()?),
+            ))
+        })
+        .collect()
+}
+
+fn login(c: &mut Client) -> bool {
+    c.command("L", &format!("LOGIN {USER} pass"))
+        .last()
+        .is_some_and(|l| l.starts_with("L OK"))
+}
+
+/// APPENDs numbered messages through HAProxy until `stop`, reconnecting after any failure;
+/// returns the bodies that got a tagged OK.
+fn append_load(haproxy: &Haproxy, stop: &AtomicBool) -> Vec<String> {
+    let mut acked = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && n < 5000 {
+        // A connection cut by the move panics inside the client: that APPEND was not acked.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let mut c = haproxy.connect();
+            if !login(&mut c) {
+                std::thread::sleep(Duration::from_millis(20));
+                return;
+            }
+            while !stop.load(Ordering::Relaxed) && n < 5000 {
+                n += 1;
+                let body = format!("Subject: append {n}\r\n\r\nappended body {n}\r\n");
+                c.send(&format!("A APPEND INBOX {{{}}}\r\n", body.len()));
+                if !c.line().starts_with('+') {
+                    return;
+                }
+                c.send(&format!("{body}\r\n"));
+                let tagged = c.until_tagged("A");
+                if !tagged.last().unwrap().starts_with("A OK") {
+                    // NO [UNAVAILABLE] while the partition changed hands: log in again.
+                    return;
+                }
+                acked.push(body);
+            }
+        }));
+    }
+    acked
+}
+
+/// Delivers numbered messages by LMTP to `node` until `stop`; returns those answered 250.
+fn lmtp_load(node: &Node, stop: &AtomicBool) -> Vec<String> {
+    let mut acked = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && n < 5000 {
+        n += 1;
+        let body = format!("Subject: lmtp {n}\r\n\r\ndelivered body {n}\r\n");
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let mut c = node.server.lmtp();
+            c.send("MAIL FROM:<sender@example.org>\r\n");
+            c.line();
+            c.send(&format!("RCPT TO:<{USER}>\r\n"));
+            if !c.line().starts_with("250") {
+                return;
+            }
+            c.send("DATA\r\n");
+            c.line();
+            c.send(&format!("{body}.\r\n"));
+            if c.line().starts_with("250") {
+                acked.push(body.clone());
+            }
+            c.send("QUIT\r\n");
+        }));
+    }
+    acked
+}
+
+/// Every message of the user's INBOX, fetched through `node`.
+fn all_messages(node: &Node) -> Vec<String> {
+    let mut c = node.connect("127.0.0.20");
+    assert!(login(&mut c));
+    let select = c.command("S", "SELECT INBOX");
+    assert!(select.last().unwrap().starts_with("S OK"), "{select:?}");
+    c.send("F FETCH 1:* BODY.PEEK[]\r\n");
+    let raw = String::from_utf8(c.until_tagged_bytes("F")).expect("the test's mail is ASCII");
+    let mut out = Vec::new();
+    let mut rest = raw.as_str();
+    // `* N FETCH (BODY[] {len}\r\n<len bytes>)`
+    while let Some(open) = rest.find("BODY[] {") {
+        let after = &rest[open + 8..];
+        let close = after.find('}').unwrap();
+        let len: usize = after[..close].parse().unwrap();
+        let start = close + 3;
+        out.push(after[start..start + len].to_string());
+        rest = &after[start + len..];
+    }
+    c.command("Z", "LOGOUT");
+    out
+}
+
+#[test]
+fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users = format!("{USER}:{{PLAIN}}pass\n");
+    let nodes: Vec<Node> = ["m0", "m1", "m2"]
+        .iter()
+        .map(|id| Node::start("move", id, &etcd.endpoints(), PARTITIONS, &users))
+        .collect();
+    for node in &nodes {
+        node.wait_ready();
+    }
+    let Some(haproxy) = Haproxy::start(&nodes.iter().map(|n| n.server.imap).collect::<Vec<_>>())
+    else {
+        return;
+    };
+    let p = ringmail::store::partition_of(USER, PARTITIONS);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (from, epoch) = loop {
+        if let Some(owner) = owners(&nodes[0]).get(&p) {
+            break owner.clone();
+        }
+        assert!(Instant::now() < deadline, "partition {p} not assigned");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let index = |id: &str| nodes.iter().position(|n| n.id == id).unwrap();
+    let old = index(&from);
+    let (to, third) = ((old + 1) % 3, (old + 2) % 3);
+    let to_id = nodes[to].id.clone();
+
+    // Some mail before the move, and a session on the old owner that stays open.
+    let mut before = nodes[old].connect("127.0.0.30");
+    assert!(login(&mut before));
+    before.command("S", "SELECT INBOX");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let appended = Arc::new(Mutex::new(Vec::new()));
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        s.spawn(|| *appended.lock().unwrap() = append_load(&haproxy, &stop));
+        s.spawn(|| *delivered.lock().unwrap() = lmtp_load(&nodes[third], &stop));
+        std::thread::sleep(Duration::from_millis(500));
+        let (ok, out, err) = nodes[third].cluster_command(&["move", &p.to_string(), &to_id]);
+        assert!(ok, "cluster move: {out} {err}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = owners(&nodes[third]).get(&p).cloned();
+            if now.as_ref().is_some_and(|(o, e)| *o == to_id && *e > epoch) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the move did not complete: {now:?}\n{}",
+                nodes[old].server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Load on the new owner for a moment, then stop.
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let appended = appended.lock().unwrap().clone();
+    let delivered = delivered.lock().unwrap().clone();
+    assert!(
+        !appended.is_empty() && !delivered.is_empty(),
+        "load ran: {} appends, {} deliveries",
+        appended.len(),
+        delivered.len()
+    );
+
+    // The session that was open on the old owner, waiting for its client, was ended.
+    let bye = before.line_or_eof();
+    assert!(
+        bye.as_deref()
+            .is_some_and(|l| l.starts_with("* BYE [UNAVAILABLE]")),
+        "{bye:?}"
+    );
+    assert!(before.line_or_eof().is_none(), "closed after the BYE");
+
+    let messages = all_messages(&nodes[third]);
+    for body in appended.iter().chain(&delivered) {
+        let copies = messages
+            .iter()
+            .filter(|m| m.ends_with(body.as_str()))
+            .count();
+        assert_eq!(
+            copies, 1,
+            "acknowledged message {body:?} is there {copies} times"
+        );
+    }
+    let moved_line = nodes[old]
+        .server
+        .log_text()
+        .lines()
+        .find(|l| l.contains("ringmail::moves: partition moved"))
+        .map(str::to_string);
+    eprintln!(
+        "moved partition {p} {from} -> {to_id} under load: {} appends, {} deliveries \
+         acknowledged, {} messages after; {moved_line:?}",
+        appended.len(),
+        delivered.len(),
+        messages.len()
+    );
+    // What `ringmail check` does, on the copy the new owner serves: clean.
+    let copy = nodes[to].server.dir.path().join(format!("p-{p:04}"));
+    let report = ringmail::store::check(&copy, false).expect("check runs");
+    assert!(report.is_clean(), "the moved copy: {report:?}");
+    let data = nodes[old].server.dir.path();
+    assert!(
+        data.join(format!("p-{p:04}")).join("MOVED").exists(),
+        "the old copy is marked as moved"
+    );
+
+    // `drain` empties the new owner through the same path; the mail follows it.
+    let (ok, out, err) = nodes[third].cluster_command(&["drain", &to_id]);
+    assert!(ok, "cluster drain: {out} {err}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = owners(&nodes[third]);
+        let left = now.values().filter(|(o, _)| *o == to_id).count();
+        if left == 0 && now.len() == PARTITIONS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{to_id} still owns {left} partitions: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_drain = all_messages(&nodes[to]);
+    assert_eq!(
+        after_drain, messages,
+        "the mail is the same after the drain"
+    );
+    drop(etcd);
+}
