@@ -13,7 +13,7 @@ mod etcd;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Haproxy, Node};
+use common::cluster::{self, Node};
 use common::Client;
 
 const PARTITIONS: u32 = 16;
@@ -96,15 +96,13 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
         .map(|i| format!("{}:{{PLAIN}}pass\n", user(i)))
         .collect();
     let started = Instant::now();
-    let mut nodes: Vec<Node> = ["n0", "n1", "n2"]
-        .iter()
-        .map(|id| Node::start("e2e", id, &etcd.endpoints(), PARTITIONS, &users))
-        .collect();
-    for node in &nodes {
-        node.wait_ready();
-    }
-    let Some(haproxy) = Haproxy::start(&nodes.iter().map(|n| n.server.imap).collect::<Vec<_>>())
-    else {
+    let Some((mut nodes, haproxy)) = cluster::start_behind_haproxy(
+        "e2e",
+        &["n0", "n1", "n2"],
+        &etcd.endpoints(),
+        PARTITIONS,
+        &users,
+    ) else {
         return;
     };
 

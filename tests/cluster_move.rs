@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Haproxy, Node};
+use common::cluster::{self, Haproxy, Node};
 use common::Client;
 
 const PARTITIONS: u32 = 8;
@@ -134,15 +134,13 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
         return;
     };
     let users = format!("{USER}:{{PLAIN}}pass\n");
-    let nodes: Vec<Node> = ["m0", "m1", "m2"]
-        .iter()
-        .map(|id| Node::start("move", id, &etcd.endpoints(), PARTITIONS, &users))
-        .collect();
-    for node in &nodes {
-        node.wait_ready();
-    }
-    let Some(haproxy) = Haproxy::start(&nodes.iter().map(|n| n.server.imap).collect::<Vec<_>>())
-    else {
+    let Some((nodes, haproxy)) = cluster::start_behind_haproxy(
+        "move",
+        &["m0", "m1", "m2"],
+        &etcd.endpoints(),
+        PARTITIONS,
+        &users,
+    ) else {
         return;
     };
     let p = ringmail::store::partition_of(USER, PARTITIONS);

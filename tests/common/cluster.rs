@@ -133,6 +133,27 @@ impl Node {
 
 /// Debian's HAProxy in TCP mode, round robin over the nodes' plain IMAP listeners, sending
 /// PROXY v2 headers.
+/// Starts a node per id of cluster `name` (the same `users` on each), waits until each one
+/// serves, and puts HAProxy in front of their IMAP listeners; None (the test skips) where
+/// HAProxy is not installed.
+pub fn start_behind_haproxy(
+    name: &str,
+    ids: &[&str],
+    etcd: &[String],
+    partitions: u32,
+    users: &str,
+) -> Option<(Vec<Node>, Haproxy)> {
+    let nodes: Vec<Node> = ids
+        .iter()
+        .map(|id| Node::start(name, id, etcd, partitions, users))
+        .collect();
+    for node in &nodes {
+        node.wait_ready();
+    }
+    let haproxy = Haproxy::start(&nodes.iter().map(|n| n.server.imap).collect::<Vec<_>>())?;
+    Some((nodes, haproxy))
+}
+
 pub struct Haproxy {
     child: Child,
     pub addr: SocketAddr,
