@@ -23,37 +23,6 @@ fn user(i: usize) -> String {
     format!("u{i}@example.com")
 }
 
-/// The owner of each partition and the alive flag of each node, from
-/// `ringmail cluster status --json` run against `node`'s config.
-fn status(node: &Node) -> (BTreeMap<u32, (String, u64)>, BTreeMap<String, bool>) {
-    let (ok, out, err) = node.cluster_command(&["status", "--json"]);
-    assert!(ok, "cluster status failed: {err}");
-    let json: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
-    let partitions = json["partitions"]
-        .as_array()
-        .expect("partitions")
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p["partition"].as_u64()? as u32,
-                (p["owner"].as_str()?.to_string(), p["epoch"].as_u64()?),
-            ))
-        })
-        .collect();
-    let nodes = json["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .map(|n| {
-            (
-                n["id"].as_str().unwrap().to_string(),
-                n["alive"].as_bool().unwrap(),
-            )
-        })
-        .collect();
-    (partitions, nodes)
-}
-
 fn login(c: &mut Client, user: &str) {
     let reply = c.command("L", &format!("LOGIN {user} pass"));
     assert!(
@@ -110,7 +79,7 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
     // together), spread evenly.
     let deadline = Instant::now() + Duration::from_secs(20);
     let owners = loop {
-        let (partitions, alive) = status(&nodes[0]);
+        let (partitions, alive) = nodes[0].status();
         let settled = partitions.len() == PARTITIONS as usize
             && alive.len() == 3
             && alive.values().all(|a| *a);

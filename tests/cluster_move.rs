@@ -9,7 +9,6 @@ mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
 mod etcd;
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,24 +19,6 @@ use common::Client;
 
 const PARTITIONS: u32 = 8;
 const USER: &str = "mover@example.com";
-
-/// Each partition's owner and epoch from `ringmail cluster status --json`.
-fn owners(node: &Node) -> BTreeMap<u32, (String, u64)> {
-    let (ok, out, err) = node.cluster_command(&["status", "--json"]);
-    assert!(ok, "cluster status failed: {err}");
-    let json: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
-    json["partitions"]
-        .as_array()
-        .expect("partitions")
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p["partition"].as_u64()? as u32,
-                (p["owner"].as_str()?.to_string(), p["epoch"].as_u64()?),
-            ))
-        })
-        .collect()
-}
 
 fn login(c: &mut Client) -> bool {
     c.command("L", &format!("LOGIN {USER} pass"))
@@ -146,7 +127,7 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
     let p = ringmail::store::partition_of(USER, PARTITIONS);
     let deadline = Instant::now() + Duration::from_secs(20);
     let (from, epoch) = loop {
-        if let Some(owner) = owners(&nodes[0]).get(&p) {
+        if let Some(owner) = nodes[0].status().0.get(&p) {
             break owner.clone();
         }
         assert!(Instant::now() < deadline, "partition {p} not assigned");
@@ -173,7 +154,7 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
         assert!(ok, "cluster move: {out} {err}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let now = owners(&nodes[third]).get(&p).cloned();
+            let now = nodes[third].status().0.get(&p).cloned();
             if now.as_ref().is_some_and(|(o, e)| *o == to_id && *e > epoch) {
                 break;
             }
@@ -245,7 +226,7 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
     assert!(ok, "cluster drain: {out} {err}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let now = owners(&nodes[third]);
+        let now = nodes[third].status().0;
         let left = now.values().filter(|(o, _)| *o == to_id).count();
         if left == 0 && now.len() == PARTITIONS as usize {
             break;

@@ -3,6 +3,7 @@
 //! caller starts it with crates/cluster/tests/harness), and Debian's HAProxy in front with
 //! `send-proxy-v2`. Everything is stopped by pid when dropped; every wait is bounded.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,37 @@ pub struct Node {
 }
 
 impl Node {
+    /// The owner of each partition and the alive flag of each node, from
+    /// `ringmail cluster status --json` run against `node`'s config.
+    pub fn status(&self) -> (BTreeMap<u32, (String, u64)>, BTreeMap<String, bool>) {
+        let (ok, out, err) = self.cluster_command(&["status", "--json"]);
+        assert!(ok, "cluster status failed: {err}");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+        let partitions = json["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p["partition"].as_u64()? as u32,
+                    (p["owner"].as_str()?.to_string(), p["epoch"].as_u64()?),
+                ))
+            })
+            .collect();
+        let nodes = json["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                (
+                    n["id"].as_str().unwrap().to_string(),
+                    n["alive"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        (partitions, nodes)
+    }
+
     /// Starts node `id` of cluster `name` on a fresh data dir.
     pub fn start(name: &str, id: &str, etcd: &[String], partitions: u32, users: &str) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
