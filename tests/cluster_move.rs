@@ -86,6 +86,36 @@ fn lmtp_load(node: &Node, stop: &AtomicBool) -> Vec<String> {
     acked
 }
 
+/// Four messages of 900 KB each (the test servers' literal limit is 1 MiB), appended over TLS
+/// to `node` (the owner) before the move: together several times a copy chunk, so the copier
+/// must cut the segment into several chunks.
+fn append_large(node: &Node) -> Vec<String> {
+    let mut c = node.connect_tls("127.0.0.31");
+    c.send(&format!("L LOGIN {USER} pass\r\n"));
+    assert!(c.until_tagged("L").last().unwrap().starts_with("L OK"));
+    let mut acked = Vec::new();
+    for i in 0..4 {
+        let line = format!("large message {i}, line of text {}\r\n", "x".repeat(50));
+        let body = format!(
+            "Subject: large {i}\r\n\r\n{}",
+            line.repeat(900_000 / line.len())
+        );
+        c.send(&format!("A APPEND INBOX {{{}}}\r\n", body.len()));
+        let go = c.line();
+        assert!(go.starts_with('+'), "{go}");
+        c.send(&body);
+        c.send("\r\n");
+        let tagged = c.until_tagged("A");
+        assert!(tagged.last().unwrap().starts_with("A OK"), "{tagged:?}");
+        acked.push(body);
+    }
+    c.send("Z LOGOUT\r\n");
+    c.until_tagged("Z");
+    let total: usize = acked.iter().map(String::len).sum();
+    assert!(total > 3 * ringmail::store::MAX_CHUNK);
+    acked
+}
+
 /// Every message of the user's INBOX, fetched through `node`.
 fn all_messages(node: &Node) -> Vec<String> {
     let mut c = node.connect("127.0.0.20");
@@ -138,7 +168,8 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
     let (to, third) = ((old + 1) % 3, (old + 2) % 3);
     let to_id = nodes[to].id.clone();
 
-    // Some mail before the move, and a session on the old owner that stays open.
+    // Mail before the move, and a session on the old owner that stays open.
+    let large = append_large(&nodes[old]);
     let mut before = nodes[old].connect("127.0.0.30");
     assert!(login(&mut before));
     before.command("S", "SELECT INBOX");
@@ -188,7 +219,7 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
     assert!(before.line_or_eof().is_none(), "closed after the BYE");
 
     let messages = all_messages(&nodes[third]);
-    for body in appended.iter().chain(&delivered) {
+    for body in large.iter().chain(&appended).chain(&delivered) {
         let copies = messages
             .iter()
             .filter(|m| m.ends_with(body.as_str()))
