@@ -298,19 +298,31 @@ impl Target<'_> {
             if from >= f.len {
                 continue;
             }
-            let bytes = match read_range(&dir.join(&f.name), from, f.len) {
-                Ok(b) => b,
-                // Compaction's replaced segment, removed since the snapshot: the next round
-                // sees the files as they are.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("reading {}: {e}", f.name)),
-            };
+            // One chunk at a time, read on a blocking thread: a sealed segment is up to
+            // `segment_size_mb` (256 MiB by default), which must neither sit in memory whole
+            // nor be read on the core that serves the partition's sessions.
+            let path = dir.join(&f.name);
             let mut offset = from;
-            for piece in bytes.chunks(MAX_CHUNK) {
-                let chunk = Chunk::new(&f.name, offset, piece);
+            while offset < f.len {
+                let end = f.len.min(offset + MAX_CHUNK as u64);
+                let read = path.clone();
+                let bytes = glommio::executor()
+                    .spawn_blocking(move || read_range(&read, offset, end))
+                    .await;
+                let piece = match bytes {
+                    Ok(b) => b,
+                    // Compaction's replaced segment, removed since the snapshot: the next
+                    // round sees the files as they are (and the install drops this one).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) => return Err(format!("reading {}: {e}", f.name)),
+                };
+                let chunk = Chunk::new(&f.name, offset, &piece);
                 self.call(KIND_MOVE_CHUNK, encode_chunk(self.p, &chunk))
                     .await?;
-                offset += piece.len() as u64;
+                offset = end;
+            }
+            if offset < f.len {
+                continue;
             }
             total += f.len - from;
             sent.insert(f.name.clone(), f.len);
