@@ -417,20 +417,33 @@ async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> 
             Incoming::start(&dir).map_err(|e| e.to_string())?;
             Ok(Vec::new())
         }
+        // The file work (a synced write per chunk; the install's syncs, rename and removal
+        // of an earlier moved-away copy) runs on the blocking pool: this core serves other
+        // partitions' sessions meanwhile.
         KIND_MOVE_CHUNK => {
-            let (_, chunk) = decode_chunk(&request.payload).ok_or("malformed chunk")?;
-            let len = Incoming::resume(&dir)
-                .write(&chunk)
-                .map_err(|e| e.to_string())?;
+            let payload = request.payload.clone();
+            let len = glommio::executor()
+                .spawn_blocking(move || {
+                    let (_, chunk) = decode_chunk(&payload).ok_or("malformed chunk")?;
+                    Incoming::resume(&dir)
+                        .write(&chunk)
+                        .map_err(|e| e.to_string())
+                })
+                .await?;
             Ok(len.to_be_bytes().to_vec())
         }
         KIND_MOVE_INSTALL => {
-            let names =
-                std::str::from_utf8(&request.payload[4..]).map_err(|_| "malformed file list")?;
-            let files: Vec<&str> = names.lines().collect();
-            let installed = Incoming::resume(&dir)
-                .install(&files)
-                .map_err(|e| e.to_string())?;
+            let names = std::str::from_utf8(&request.payload[4..])
+                .map_err(|_| "malformed file list")?
+                .to_string();
+            let installed = glommio::executor()
+                .spawn_blocking(move || {
+                    let files: Vec<&str> = names.lines().collect();
+                    Incoming::resume(&dir)
+                        .install(&files)
+                        .map_err(|e| e.to_string())
+                })
+                .await?;
             // Recovery checks every record's checksum and rebuilds the index: a copy that
             // does not open is refused, and the old owner keeps the partition.
             let opened = Partition::open(&installed, exec.store.options().clone())
