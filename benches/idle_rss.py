@@ -19,9 +19,17 @@ ap.add_argument("--tls-port", type=int, default=1993)
 ap.add_argument("--tls", action="store_true")
 ap.add_argument("--password", default="pass")
 ap.add_argument("--users", type=int, default=100)
+ap.add_argument("--pid", type=int, help="the server's pid (default: the one `ringmail serve` process)")
 args = ap.parse_args()
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-pid = int(subprocess.check_output(["pgrep", "-f", "ringmail serve"]).split()[0])
+def server_pid():
+    pids = subprocess.check_output(["pgrep", "-f", "ringmail serve"]).split()
+    if len(pids) != 1:
+        raise SystemExit(f"{len(pids)} `ringmail serve` processes: name one with --pid")
+    return int(pids[0])
+
+
+pid = args.pid or server_pid()
 
 
 def connect():

@@ -3,7 +3,7 @@
 
 Usage: start ringmail on a data dir whose passwd-file has user1..userN with one password and
 no partition opened yet (a fresh data dir), then
-    python3 benches/partition_rss.py PORT N PASSWORD DATA_DIR
+    python3 benches/partition_rss.py PORT N PASSWORD DATA_DIR [PID]
 Each user logs in, SELECTs INBOX (which opens the user's partition on its core and creates the
 mailbox) and logs out, one at a time. PSS is read from /proc/PID/smaps_rollup before and after;
 the growth is divided by the number of partition directories (p-NNNN) the logins created
@@ -12,7 +12,13 @@ the growth is divided by the number of partition directories (p-NNNN) the logins
 import imaplib, os, subprocess, sys, time
 
 port, n, password, data = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-pid = int(subprocess.check_output(["pgrep", "-f", "ringmail serve"]).split()[0])
+if len(sys.argv) > 5:
+    pid = int(sys.argv[5])
+else:
+    pids = subprocess.check_output(["pgrep", "-f", "ringmail serve"]).split()
+    if len(pids) != 1:
+        raise SystemExit(f"{len(pids)} `ringmail serve` processes: give the server's PID")
+    pid = int(pids[0])
 
 
 def pss_kib():
