@@ -234,6 +234,7 @@ fn run(cli: Cli) -> Result<(), String> {
             services.peer = node.as_ref().map(|n| n.peer.clone());
             if node.is_some() {
                 services.tasks.push(ringmail::moves::task);
+                services.tasks.push(ringmail::fencing::task);
             }
             let served = ringmail::server::runtime::serve(config, config_path, data_dir, services)
                 .map_err(|e| e.to_string());

@@ -45,11 +45,16 @@ pub const MOVES_PER_EXECUTOR: usize = 2;
 const FREEZE_BELOW: u64 = 1 << 20;
 /// Rounds before freezing anyway (a partition written faster than the link copies).
 const MAX_ROUNDS: usize = 20;
-/// A failed move is tried again after this.
+/// A failed move is tried again after this, doubled after each further failure up to
+/// [`RETRY_MAX`]: every attempt copies the whole partition again, so a move that keeps
+/// failing (a target out of disk, a link that drops) must not keep the link busy.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(600);
 /// How long a move whose epoch bump failed keeps the writes frozen while the map shows
 /// whether the bump happened after all.
 const SETTLE: Duration = Duration::from_secs(5);
+/// At most this long the switch waits for the local map to show the new owner.
+const ROUTED_WITHIN: Duration = Duration::from_secs(1);
 /// How often pending moves are looked at besides on map changes.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -75,13 +80,18 @@ pub fn init(view: ClusterView) {
     let _ = COUNTERS.set(Counters::default());
 }
 
+/// The cluster view, on a cluster node (set by [`init`]).
+pub(crate) fn view() -> Option<ClusterView> {
+    VIEW.get().cloned()
+}
+
 fn counters() -> &'static Counters {
     COUNTERS.get_or_init(Counters::default)
 }
 
 /// The executor task: carries out the moves of this executor's partitions.
 pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
-    let Some(view) = VIEW.get().cloned() else {
+    let Some(view) = view() else {
         return Ok(None);
     };
     Ok(Some(Box::pin(run(exec.clone(), view))))
@@ -89,17 +99,22 @@ pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
 
 async fn run(exec: Rc<Executor>, view: ClusterView) {
     let running: Rc<RefCell<HashSet<u32>>> = Rc::default();
-    let mut failed_at: HashMap<u32, Instant> = HashMap::new();
+    // Per partition whose move failed: when to try again, and how many times it failed.
+    let mut backoff: HashMap<u32, (Instant, u32)> = HashMap::new();
     let failures: Rc<RefCell<Vec<u32>>> = Rc::default();
     let mut changes = view.subscribe();
     loop {
         for p in failures.borrow_mut().drain(..) {
-            failed_at.insert(p, Instant::now());
+            let failed = backoff.get(&p).map_or(0, |(_, n)| *n) + 1;
+            backoff.insert(p, (Instant::now() + retry_delay(failed), failed));
         }
-        failed_at.retain(|_, at| at.elapsed() < RETRY_AFTER);
-        for (p, from, to) in view.pending_moves() {
+        let pending = view.pending_moves();
+        // A move withdrawn or completed starts afresh if it is asked for again.
+        backoff.retain(|p, _| pending.iter().any(|(q, _, _)| q == p));
+        for (p, from, to) in pending {
             let ours = from == view.node() && executor_of(p, exec.count) == exec.id;
-            if !ours || failed_at.contains_key(&p) || running.borrow().contains(&p) {
+            let waiting = backoff.get(&p).is_some_and(|(at, _)| Instant::now() < *at);
+            if !ours || waiting || running.borrow().contains(&p) {
                 continue;
             }
             if running.borrow().len() >= MOVES_PER_EXECUTOR {
@@ -115,7 +130,7 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
             glommio::spawn_local(async move {
                 if let Err(e) = move_out(&exec, &view, p, &to).await {
                     counters().failed.fetch_add(1, Ordering::Relaxed);
-                    warn!(partition = p, to = %to, "partition move failed, still served here; retried in {}s: {e}", RETRY_AFTER.as_secs());
+                    warn!(partition = p, to = %to, "partition move failed, still served here; retried later: {e}");
                     failures.borrow_mut().push(p);
                 }
                 running.borrow_mut().remove(&p);
@@ -143,6 +158,13 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
             return;
         }
     }
+}
+
+/// How long to wait before the next attempt of a move that failed `failed` times.
+fn retry_delay(failed: u32) -> Duration {
+    RETRY_AFTER
+        .saturating_mul(1 << failed.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
 }
 
 /// Carries out the move of `p` to `to`.
@@ -230,6 +252,7 @@ async fn finish(
             .await
             .ok_or_else(|| format!("etcd did not complete the move: {e}"))?,
     };
+    routed(view, target.p, target.to).await;
     let note = format!("moved to node {} at epoch {epoch}", target.to);
     // The target owns the partition now whatever happens here: a failure to write the
     // marker leaves writes failing (hand_over set that first), and the map routes away.
@@ -240,6 +263,17 @@ async fn finish(
         );
     }
     Ok((epoch, last))
+}
+
+/// Waits (writes still frozen) until this node's copy of the map routes `p` to `to`, at most
+/// [`ROUTED_WITHIN`]: a login here in between would otherwise still be placed on this node
+/// and then find the partition gone, where a moment later it is proxied to the new owner.
+/// The watch brings the change within milliseconds on a healthy cluster.
+async fn routed(view: &ClusterView, p: u32, to: &str) {
+    let deadline = Instant::now() + ROUTED_WITHIN;
+    while view.owner(p).is_none_or(|o| o.node != to) && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// After `complete_move` failed: it may still have been applied (an etcd timeout says
@@ -459,6 +493,13 @@ async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_cap() {
+        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
 
     #[test]
     fn a_chunk_survives_its_encoding_and_short_payloads_are_refused() {

@@ -156,6 +156,16 @@ impl Node {
         self.server.wait_ready();
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to the node's process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.server.child.id().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill {signal} {}", self.id);
+    }
+
     /// Kills the node outright (SIGKILL), as a crash.
     pub fn kill(&mut self) {
         let _ = self.server.child.kill();

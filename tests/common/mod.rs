@@ -352,6 +352,21 @@ impl Client {
         self.until_tagged(tag)
     }
 
+    /// True when the server sends nothing for `quiet` (the read times out with no byte).
+    pub fn silent_for(&mut self, quiet: Duration) -> bool {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(quiet)).unwrap();
+        let silent = matches!(
+            self.reader.fill_buf(),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        );
+        let stream = self.reader.get_ref();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        silent
+    }
+
     /// True when the server closed the connection (EOF) within the read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();

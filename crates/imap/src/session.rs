@@ -149,6 +149,10 @@ pub struct Session {
     seen_input: bool,
     /// The user's store partition, opened on first use after login.
     mail: Option<Rc<Partition>>,
+    /// Opening the partition found it moved to another node (a login that reached this node
+    /// in the moment of a move's switch): the session ends after the command's reply, and
+    /// the client's reconnect is routed to the new owner.
+    moved_away: bool,
     /// The storage quota the login's backend named; it becomes the store's limit when the
     /// partition is opened.
     storage_quota: Option<u64>,
@@ -529,6 +533,7 @@ impl Session {
             bad_commands: 0,
             seen_input: false,
             mail: None,
+            moved_away: false,
             storage_quota: None,
             selected: None,
             saved_search: Vec::new(),
@@ -571,7 +576,8 @@ impl Session {
             .exec
             .store
             .user(p, &user, &config, self.storage_quota)
-            .await?;
+            .await
+            .inspect_err(|e| self.moved_away = matches!(e, StoreError::Moved))?;
         self.mail = Some(mail.clone());
         Ok((mail, user))
     }
@@ -647,6 +653,10 @@ impl Session {
         }
         let exec = self.exec.clone();
         let first_input = !std::mem::replace(&mut self.seen_input, true);
+        if self.moved_away {
+            self.meter.end("partition moved");
+            return ReadOutcome::Moved;
+        }
         let moved = self.mail.as_ref().map(|mail| mail.handed_over());
         let conn = &mut self.conn;
         let (meter, trace, trace_checked) =

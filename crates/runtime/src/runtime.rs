@@ -161,7 +161,7 @@ impl Executor {
     /// The store statistics of this executor's open partitions, summed.
     pub fn store_stats(&self) -> ringmail_store::StoreStats {
         let mut total = ringmail_store::StoreStats::default();
-        for partition in self.store.open_partitions() {
+        for (_, partition) in self.store.open_partitions() {
             total.merge(&partition.stats());
         }
         total
