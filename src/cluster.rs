@@ -89,10 +89,18 @@ pub fn start(config: &Config, settings: ClusterConfig) -> Result<Node, String> {
     Ok(Node { control, peer })
 }
 
-/// Answers what other nodes ask of this one: partition moves and LMTP deliveries.
+/// Answers what other nodes ask of this one: partition moves, admin sessions and LMTP
+/// deliveries.
 fn rpc(exec: std::rc::Rc<Executor>, request: ringmail_peer::Request) -> LocalResponse {
     if crate::moves::is_move_kind(request.kind) {
         return crate::moves::serve(exec, request);
+    }
+    if request.kind == ringmail_admin::forward::KIND_ADMIN {
+        let answer = ringmail_admin::forward::serve(exec, request.payload);
+        return Box::pin(async move {
+            let (status, payload) = answer.await;
+            ringmail_peer::Response { status, payload }
+        });
     }
     ringmail_lmtp::forward::serve(exec, request)
 }

@@ -216,6 +216,87 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
     );
     c.command("Z", "LOGOUT");
 
+    // `ringmail import` and `export` through the admin socket of nodes that do not own the
+    // user: the owner stores and reads the mail, and the other nodes' data dirs get none of
+    // it.
+    let p = ringmail::store::partition_of(&u, PARTITIONS);
+    let messages: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                "From: importer@example.org\nSubject: imported {i}\n\n{}",
+                format!("imported line {i}\n").repeat(if i == 0 { 20_000 } else { 3 })
+            )
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let mbox = work.path().join("in.mbox");
+    let text: String = messages
+        .iter()
+        .map(|m| format!("From importer@example.org Thu Dec  3 10:00:00 2026\n{m}\n"))
+        .collect();
+    std::fs::write(&mbox, text).unwrap();
+    let tool = |node: &Node, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmail"))
+            .args(args)
+            .arg("--data")
+            .arg(node.server.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run ringmail");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = tool(
+        &nodes[0],
+        &[
+            "import",
+            "--user",
+            &u,
+            "mbox",
+            mbox.to_str().unwrap(),
+            "--mailbox",
+            "Imported",
+        ],
+    );
+    assert!(ok, "import through n0: {text}");
+    let exported = work.path().join("out.mbox");
+    let (ok, text) = tool(
+        &nodes[1],
+        &[
+            "export",
+            "--user",
+            &u,
+            "mbox",
+            exported.to_str().unwrap(),
+            "--mailbox",
+            "Imported",
+        ],
+    );
+    assert!(ok, "export through n1: {text}");
+    let out = std::fs::read_to_string(&exported).unwrap();
+    for m in &messages {
+        let subject = m.lines().nth(1).unwrap();
+        let body = &m[m.find("\n\n").unwrap() + 2..];
+        assert!(
+            out.contains(subject) && out.contains(body.trim_end()),
+            "{subject} exported"
+        );
+    }
+    let mut c = haproxy.connect();
+    login(&mut c, &u);
+    let status = c.command("S", "STATUS Imported (MESSAGES)");
+    assert!(status[0].contains("(MESSAGES 3)"), "{status:?}");
+    c.command("Z", "LOGOUT");
+    for node in &nodes[..2] {
+        let dir = node.server.dir.path().join(format!("p-{p:04}"));
+        assert!(
+            !dir.exists(),
+            "{} opened partition {p}, which it does not own",
+            node.id
+        );
+    }
+
     // IDLE through n0 for a user of n1; a delivery through n2 shows up within 100 ms.
     let u = of_node("n1");
     let mut idle = nodes[0].connect("127.0.0.13");
@@ -291,6 +372,14 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
         c.command("Z", "LOGOUT");
     }
     through_n2.command("Z", "LOGOUT");
+
+    // A stopped node's data dir is not written by a tool: which partitions are its own is
+    // in etcd, and an import could write one another node serves.
+    let (ok, text) = tool(
+        &nodes[0],
+        &["import", "--user", &v, "mbox", mbox.to_str().unwrap()],
+    );
+    assert!(!ok && text.contains("cluster"), "{text}");
 
     // Without etcd the CLI fails with a clear message.
     drop(etcd);
