@@ -219,6 +219,8 @@ pub enum Command {
     Move { partition: u32, node: String },
     /// Move all of a node's partitions away.
     Drain { node: String },
+    /// Let a drained node receive partitions again.
+    Undrain { node: String },
 }
 
 /// Runs `command` against the etcd of `[cluster]`.
@@ -237,6 +239,9 @@ pub fn command(config: &Config, data_dir: &Path, command: Command) -> Result<Str
             .move_partition(partition, &node)
             .map(|m| m.to_string()),
         Command::Drain { node } => admin.drain(&node).map(|d| d.to_string()),
+        Command::Undrain { node } => admin.undrain(&node).map(|()| {
+            format!("node {node} undrained: the balancer gives it its share of partitions")
+        }),
     };
     out.map_err(|e| e.to_string())
 }

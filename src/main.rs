@@ -135,6 +135,12 @@ enum ClusterAction {
         /// The node.
         node: String,
     },
+    /// Let a drained node receive partitions again (after maintenance): the balancer gives it
+    /// its share back by live moves.
+    Undrain {
+        /// The node.
+        node: String,
+    },
 }
 
 /// What an import reads.
@@ -255,6 +261,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     ringmail::cluster::Command::Move { partition, node }
                 }
                 ClusterAction::Drain { node } => ringmail::cluster::Command::Drain { node },
+                ClusterAction::Undrain { node } => ringmail::cluster::Command::Undrain { node },
             };
             let out = ringmail::cluster::command(&layout.config, &layout.data_dir, command)?;
             println!("{}", out.trim_end());

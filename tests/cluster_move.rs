@@ -274,6 +274,31 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
         after_drain, messages,
         "the mail is the same after the drain"
     );
+
+    // `undrain` after the maintenance: the balancer gives the node its share back.
+    let (ok, out, err) = nodes[third].cluster_command(&["undrain", &to_id]);
+    assert!(
+        ok && out.contains("undrained"),
+        "cluster undrain: {out} {err}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = nodes[third].status().0;
+        let back = now.values().filter(|(o, _)| *o == to_id).count();
+        if back >= PARTITIONS as usize / 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{to_id} got {back} partitions back: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        all_messages(&nodes[old]),
+        messages,
+        "the mail is the same after the undrain"
+    );
     drop(etcd);
 }
 
