@@ -98,7 +98,7 @@ start_node() { # id
     cat > "$dir/ringmail.toml" <<EOF
 [server]
 executors = $EXECUTORS
-log_level = "warn"
+log_level = "warn,ringmail::moves=info"
 
 [imap]
 listen = ["127.0.0.1:${IMAP[$id]}"]
@@ -234,19 +234,24 @@ PY
     metric() { # name: the moving node's value
         curl -s "http://127.0.0.1:${METRICS[$FROM]}/metrics" | awk -v m="$1" '$1 == m {print $2}'
     }
+    # The node has moved partitions before (the drain): wait for one more.
+    before="$(metric 'ringmail_partition_moves_out_total{result="completed"}')"
+    bytes_before="$(metric 'ringmail_partition_move_bytes_total')"
     moved=0
     started=$(date +%s.%N)
     "$RINGMAIL" cluster move "$P" "$TO" --data "$WORK/owner" >/dev/null
     for _ in $(seq 1 1200); do
-        moved="$(metric 'ringmail_partition_moves_out_total{result="completed"}')"
-        [[ "${moved:-0}" -ge 1 ]] && break
+        moved=$(( $(metric 'ringmail_partition_moves_out_total{result="completed"}') - ${before:-0} ))
+        (( moved >= 1 )) && break
         sleep 0.1
     done
     took=$(echo "$(date +%s.%N) - $started" | bc)
+    # The node's own log line for the move (partition, bytes, freeze_ms, total_ms).
+    grep "partition=$P" "$WORK/$FROM.log" | grep -E "partition move" | tail -3 >&2 || true
     wait "$LOADPID" || true
     failed="$(metric 'ringmail_partition_moves_out_total{result="failed"}')"
     freeze="$(metric 'ringmail_partition_move_freeze_microseconds{which="last"}')"
-    bytes="$(metric 'ringmail_partition_move_bytes_total')"
+    bytes=$(( $(metric 'ringmail_partition_move_bytes_total') - ${bytes_before:-0} ))
     say "move of partition $P: completed ${moved:-0}, failed attempts ${failed:-0}, $(( ${bytes:-0} / 1048576 )) MiB in about ${took} s, writes frozen $(echo "scale=1; ${freeze:-0} / 1000" | bc) ms"
     jq -r '"  load during the move: \(.total_commands) commands, \(.error_count) errors"' "$WORK/move-load.json" >&2
 fi

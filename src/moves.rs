@@ -53,6 +53,8 @@ const RETRY_MAX: Duration = Duration::from_secs(600);
 /// How long a move whose epoch bump failed keeps the writes frozen while the map shows
 /// whether the bump happened after all.
 const SETTLE: Duration = Duration::from_secs(5);
+/// How long the target waits for its map to show an intent the owner already acts on.
+const INTENT_WAIT: Duration = Duration::from_secs(2);
 /// At most this long the switch waits for the local map to show the new owner.
 const ROUTED_WITHIN: Duration = Duration::from_secs(1);
 /// How often pending moves are looked at besides on map changes.
@@ -192,6 +194,12 @@ async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Resu
             break;
         }
     }
+    // The target opens its copy inside the freeze, and opening replays (and checks) every
+    // record after the newest checkpoint: a checkpoint now, copied with one more round,
+    // leaves it only the records written since, instead of up to a whole segment.
+    partition.checkpoint().await.map_err(|e| e.to_string())?;
+    let snap = partition.snapshot().map_err(|e| e.to_string())?;
+    total += target.send_round(&snap, &mut sent).await?;
     let frozen = Instant::now();
     let outcome = finish(&target, view, &partition, &mut sent).await;
     let freeze = frozen.elapsed();
@@ -237,8 +245,12 @@ async fn finish(
     partition: &Partition,
     sent: &mut HashMap<String, u64>,
 ) -> Result<(u64, u64), String> {
+    // Where the freeze's time goes, for the log: each stage's end.
+    let mut stages = Stages::new();
     let snap = partition.freeze().await.map_err(|e| e.to_string())?;
+    stages.mark();
     let last = target.send_round(&snap, sent).await?;
+    stages.mark();
     // The final list, so the target drops what it got in earlier rounds and is gone here.
     let mut install = target.p.to_be_bytes().to_vec();
     for f in &snap.files {
@@ -246,13 +258,16 @@ async fn finish(
         install.push(b'\n');
     }
     target.call(KIND_MOVE_INSTALL, install).await?;
+    stages.mark();
     let epoch = match view.complete_move(target.p, view.node(), target.to).await {
         Ok(epoch) => epoch,
         Err(e) => settled(view, target.p, target.to)
             .await
             .ok_or_else(|| format!("etcd did not complete the move: {e}"))?,
     };
+    stages.mark();
     routed(view, target.p, target.to).await;
+    stages.mark();
     let note = format!("moved to node {} at epoch {epoch}", target.to);
     // The target owns the partition now whatever happens here: a failure to write the
     // marker leaves writes failing (hand_over set that first), and the map routes away.
@@ -262,7 +277,45 @@ async fn finish(
             "could not mark the old copy as moved: {e}"
         );
     }
+    stages.mark();
+    let ms = stages.ms();
+    info!(
+        partition = target.p,
+        settle_ms = ms[0],
+        last_round_ms = ms[1],
+        install_ms = ms[2],
+        epoch_ms = ms[3],
+        routed_ms = ms[4],
+        marker_ms = ms[5],
+        "partition move switch"
+    );
     Ok((epoch, last))
+}
+
+/// The stages of a switch, timed.
+struct Stages {
+    last: Instant,
+    ms: Vec<f64>,
+}
+
+impl Stages {
+    fn new() -> Stages {
+        Stages {
+            last: Instant::now(),
+            ms: Vec::with_capacity(6),
+        }
+    }
+
+    /// Ends a stage.
+    fn mark(&mut self) {
+        let now = Instant::now();
+        self.ms.push((now - self.last).as_secs_f64() * 1e3);
+        self.last = now;
+    }
+
+    fn ms(&self) -> &[f64] {
+        &self.ms
+    }
 }
 
 /// Waits (writes still frozen) until this node's copy of the map routes `p` to `to`, at most
@@ -411,6 +464,26 @@ fn decode_partition(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(0..4)?.try_into().ok()?))
 }
 
+/// Whether the map says `p` is moving to this node. The owner acts on the intent as soon as
+/// its own copy of the map shows it, which can be a few milliseconds before ours does: the
+/// first request of a move waits up to [`INTENT_WAIT`] for our copy to catch up.
+async fn moving_here(view: &ClusterView, p: u32, kind: u16) -> bool {
+    let deadline = Instant::now() + INTENT_WAIT;
+    loop {
+        let map = view.map();
+        if p >= map.partitions {
+            return false;
+        }
+        if map.assignment(p).moving_to() == Some(view.node()) {
+            return true;
+        }
+        if kind != KIND_MOVE_START || Instant::now() >= deadline {
+            return false;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// True for the move kinds, which [`serve`] answers.
 pub fn is_move_kind(kind: u16) -> bool {
     (KIND_MOVE_START..=KIND_MOVE_INSTALL).contains(&kind)
@@ -441,8 +514,7 @@ pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
 async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> {
     let view = VIEW.get().ok_or("not a cluster node")?;
     let p = decode_partition(&request.payload).ok_or("malformed request")?;
-    let map = view.map();
-    if p >= map.partitions || map.assignment(p).moving_to() != Some(view.node()) {
+    if !moving_here(view, p, request.kind).await {
         return Err(format!("partition {p} is not moving to this node"));
     }
     let dir = Partitions::dir(&exec.data_dir, p);
