@@ -9,7 +9,7 @@
 //! handler on the same link as LMTP forwarding.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -22,7 +22,7 @@ use ringmail_runtime::nodes::LocalResponse;
 use ringmail_runtime::partition::executor_of;
 use ringmail_runtime::partitions::Partitions;
 use ringmail_runtime::runtime::{Executor, LocalTask};
-use ringmail_store::{Chunk, Incoming, Partition, Snapshot, MAX_CHUNK};
+use ringmail_store::{Chunk, CopyFile, Incoming, Partition, Snapshot, MAX_CHUNK};
 use tracing::{info, warn};
 
 /// RPC kind: start receiving partition `p` (removes what an unfinished attempt left).
@@ -372,49 +372,74 @@ impl Target<'_> {
         }
     }
 
-    /// Sends what `snap` has beyond `sent`; returns the number of bytes sent.
+    /// Sends what `snap` has beyond `sent`; returns the number of bytes sent. Up to four
+    /// files go at once (four workers taking files from one queue) (the target takes each file's chunks in order, so
+    /// one file's chunks stay one after another): each chunk waits for the target's synced
+    /// write, and several files in flight keep the link and both disks busy meanwhile.
     async fn send_round(
         &self,
         snap: &Snapshot,
         sent: &mut HashMap<String, u64>,
     ) -> Result<u64, String> {
-        let dir = Partitions::dir(&self.exec.data_dir, self.p);
-        let mut total = 0;
-        for f in &snap.files {
-            let from = sent.get(&f.name).copied().unwrap_or(0);
-            if from >= f.len {
-                continue;
-            }
-            // One chunk at a time, read on a blocking thread: a sealed segment is up to
-            // `segment_size_mb` (256 MiB by default), which must neither sit in memory whole
-            // nor be read on the core that serves the partition's sessions.
-            let path = dir.join(&f.name);
-            let mut offset = from;
-            while offset < f.len {
-                let end = f.len.min(offset + MAX_CHUNK as u64);
-                let read = path.clone();
-                let bytes = glommio::executor()
-                    .spawn_blocking(move || read_range(&read, offset, end))
-                    .await;
-                let piece = match bytes {
-                    Ok(b) => b,
-                    // Compaction's replaced segment, removed since the snapshot: the next
-                    // round sees the files as they are (and the install drops this one).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) => return Err(format!("reading {}: {e}", f.name)),
+        let queue: RefCell<VecDeque<(&CopyFile, u64)>> = RefCell::new(
+            snap.files
+                .iter()
+                .map(|f| (f, sent.get(&f.name).copied().unwrap_or(0)))
+                .filter(|(f, from)| *from < f.len)
+                .collect(),
+        );
+        let done: RefCell<Vec<(&CopyFile, u64)>> = RefCell::default();
+        let worker = || async {
+            loop {
+                let next = queue.borrow_mut().pop_front();
+                let Some((f, from)) = next else {
+                    return Ok::<(), String>(());
                 };
-                let chunk = Chunk::new(&f.name, offset, &piece);
-                self.call(KIND_MOVE_CHUNK, encode_chunk(self.p, &chunk))
-                    .await?;
-                offset = end;
+                if self.send_file(f, from).await? {
+                    done.borrow_mut().push((f, from));
+                }
             }
-            if offset < f.len {
-                continue;
-            }
+        };
+        let ((a, b), (c, d)) = future::zip(
+            future::zip(worker(), worker()),
+            future::zip(worker(), worker()),
+        )
+        .await;
+        a.and(b).and(c).and(d)?;
+        let mut total = 0;
+        for (f, from) in done.into_inner() {
             total += f.len - from;
             sent.insert(f.name.clone(), f.len);
         }
         Ok(total)
+    }
+
+    /// Sends file `f` from `from` to its snapshot length, one chunk at a time, each read on a
+    /// blocking thread: a sealed segment is up to `segment_size_mb` (256 MiB by default),
+    /// which must neither sit in memory whole nor be read on the core that serves the
+    /// partition's sessions. False when the file was gone (compaction's replaced segment,
+    /// removed since the snapshot: the next round sees the files as they are, and the
+    /// install drops this one).
+    async fn send_file(&self, f: &CopyFile, from: u64) -> Result<bool, String> {
+        let path = Partitions::dir(&self.exec.data_dir, self.p).join(&f.name);
+        let mut offset = from;
+        while offset < f.len {
+            let end = f.len.min(offset + MAX_CHUNK as u64);
+            let read = path.clone();
+            let bytes = glommio::executor()
+                .spawn_blocking(move || read_range(&read, offset, end))
+                .await;
+            let piece = match bytes {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(format!("reading {}: {e}", f.name)),
+            };
+            let chunk = Chunk::new(&f.name, offset, &piece);
+            self.call(KIND_MOVE_CHUNK, encode_chunk(self.p, &chunk))
+                .await?;
+            offset = end;
+        }
+        Ok(true)
     }
 }
 
