@@ -415,9 +415,9 @@ fn export_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Export writes the layout import reads: importing a Dovecot home and exporting it again
-/// gives the same script files, byte for byte, and the same active link; the export
-/// imports back unchanged.
+/// Export writes the layout import reads: importing a Dovecot home and exporting it again,
+/// from the running server and from the stopped data dir, gives the same script files,
+/// byte for byte, and the same active link; the export imports back unchanged.
 #[test]
 fn sieve_scripts_round_trip_through_export_and_import() {
     let mut server = start("", "");
@@ -436,33 +436,41 @@ fn sieve_scripts_round_trip_through_export_and_import() {
     let (ok, out) = import_sieve(&server, home.path());
     assert!(ok, "{out}");
 
-    // A running server's data dir is refused with a clear message.
-    let out_dir = tempfile::tempdir().unwrap();
-    let (ok, out) = export_sieve(&server, out_dir.path());
-    assert!(!ok && out.contains("stop the server first"), "{out}");
-
+    // From the running server (through the admin socket) and from the stopped data dir:
+    // the same files and link, the scripts byte for byte.
+    let online = tempfile::tempdir().unwrap();
+    let (ok, out) = export_sieve(&server, online.path());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("exported 3 sieve scripts from the running server")
+            && out.contains("(\"rules\" active)"),
+        "{out}"
+    );
     server.terminate();
+    let out_dir = tempfile::tempdir().unwrap();
     let (ok, out) = export_sieve(&server, out_dir.path());
     assert!(ok, "{out}");
     assert!(
-        out.contains("exported 3 sieve scripts") && out.contains("(\"rules\" active)"),
+        out.contains("exported 3 sieve scripts from the stopped data dir")
+            && out.contains("(\"rules\" active)"),
         "{out}"
     );
-    let mut written: Vec<String> = std::fs::read_dir(out_dir.path().join("sieve"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    written.sort();
-    assert_eq!(written, ["Ferien 2026.sieve", "old.sieve", "rules.sieve"]);
-    for (name, source) in scripts {
-        let got = std::fs::read(out_dir.path().join("sieve").join(format!("{name}.sieve")));
-        assert_eq!(got.unwrap(), source.as_bytes(), "{name}");
+    for dir in [online.path(), out_dir.path()] {
+        let mut written: Vec<String> = std::fs::read_dir(dir.join("sieve"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        written.sort();
+        assert_eq!(written, ["Ferien 2026.sieve", "old.sieve", "rules.sieve"]);
+        for (name, source) in scripts {
+            let got = std::fs::read(dir.join("sieve").join(format!("{name}.sieve")));
+            assert_eq!(got.unwrap(), source.as_bytes(), "{name}");
+        }
+        assert_eq!(
+            std::fs::read_link(dir.join(".dovecot.sieve")).unwrap(),
+            std::path::Path::new("sieve/rules.sieve")
+        );
     }
-    let link = out_dir.path().join(".dovecot.sieve");
-    assert_eq!(
-        std::fs::read_link(&link).unwrap(),
-        std::path::Path::new("sieve/rules.sieve")
-    );
 
     // Back in: the same scripts, the same one active.
     let (ok, out) = import_sieve(&server, out_dir.path());
@@ -472,6 +480,12 @@ fn sieve_scripts_round_trip_through_export_and_import() {
         "{out}"
     );
     server.restart();
+    // And the online export back into the running server: it replaces them unchanged.
+    let (ok, out) = import_sieve(&server, online.path());
+    assert!(
+        ok && out.contains("imported 3 sieve scripts into the running server"),
+        "{out}"
+    );
     let mut raw = Raw::login(&server, "alice", "secret");
     assert_eq!(
         raw.list(),
@@ -545,4 +559,134 @@ fn a_dovecot_sieve_dir_is_imported_online_and_offline() {
         let (ok, out) = sieve_connect(&server, "alice", "secret", &["--list"]);
         assert!(ok && out.contains("old") && out.contains("broken"), "{out}");
     }
+}
+
+/// `ringmail sieve log --user alice`: exit status and stdout + stderr.
+fn sieve_log(server: &Server) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
+        .args(["sieve", "--data"])
+        .arg(server.dir.path())
+        .args(["log", "--user", "alice"])
+        .output()
+        .expect("ringmail sieve log runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The entries `ringmail sieve log` printed (its stdout lines with a script and line).
+fn log_entries(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.contains(" script \"")).collect()
+}
+
+/// Delivers `message` to `rcpt` over LMTP; the recipient's reply line.
+fn lmtp_deliver(server: &Server, rcpt: &str, message: &str) -> String {
+    let mut c = server.lmtp();
+    c.send(&format!(
+        "MAIL FROM:<sender@example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
+    ));
+    for want in ["250", "250", "354"] {
+        let line = c.line();
+        assert!(line.starts_with(want), "{line}");
+    }
+    c.send(message);
+    c.send(".\r\n");
+    c.line()
+}
+
+/// INBOX's messages, each as IMAP FETCH BODY[] gives it.
+fn inbox(server: &Server, user: &str, password: &str) -> Vec<Vec<u8>> {
+    let mut imap = server.connect_tls();
+    let ok = imap.command("a", &format!("LOGIN {user} {password}")).pop();
+    assert!(ok.unwrap().starts_with("a OK"));
+    let exists = imap
+        .command("b", "EXAMINE INBOX")
+        .iter()
+        .find_map(|l| l.strip_suffix(" EXISTS")?.strip_prefix("* ")?.parse().ok())
+        .unwrap_or(0usize);
+    let mut out = Vec::new();
+    for n in 1..=exists {
+        imap.send(&format!("f{n} FETCH {n} BODY.PEEK[]\r\n"));
+        let head = imap.line();
+        let size: usize = head
+            .rsplit_once('{')
+            .and_then(|(_, s)| s.strip_suffix('}')?.parse().ok())
+            .unwrap_or_else(|| panic!("FETCH {n}: {head}"));
+        out.push(imap.bytes(size));
+        let done = imap.until_tagged(&format!("f{n}")).pop().unwrap();
+        assert!(done.starts_with(&format!("f{n} OK")), "{done}");
+    }
+    out
+}
+
+/// A script failing at run time (fileinto a name that is no mailbox, known only once its
+/// variable is expanded) keeps the message in INBOX byte for byte, and the error, with the
+/// script's name and line, is in the user's Sieve log, read from the running server and
+/// from the stopped data dir; the log keeps the last 20; replacing the active script or
+/// activating one (ManageSieve PUTSCRIPT and SETACTIVE) clears it.
+#[test]
+fn a_failing_script_keeps_the_mail_and_logs_for_the_user() {
+    let mut server = start("", "");
+    let failing = "require [\"fileinto\", \"variables\"];\r\nset \"folder\" \"\";\r\n\
+                   if header :contains \"subject\" \"file me\" {\r\n  fileinto \"${folder}\";\r\n}\r\n";
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert!(raw.put("main", failing).starts_with("OK"));
+    assert!(raw.put("other", "keep;\r\n").starts_with("OK"));
+    assert!(raw.last("SETACTIVE \"main\"").starts_with("OK"));
+    let (ok, out) = sieve_log(&server);
+    assert!(ok && log_entries(&out).is_empty(), "{out}");
+
+    let message = "From: Sender <sender@example.org>\r\nTo: alice@example.com\r\n\
+                   Subject: please file me\r\nMessage-ID: <m1@example.org>\r\n\r\nBody 1.\r\n";
+    let reply = lmtp_deliver(&server, "alice@example.com", message);
+    assert!(reply.starts_with("250"), "{reply}");
+    let stored = inbox(&server, "alice", "secret");
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].ends_with(message.as_bytes()),
+        "kept in INBOX as delivered: {}",
+        String::from_utf8_lossy(&stored[0])
+    );
+    let (ok, out) = sieve_log(&server);
+    assert!(ok, "{out}");
+    let entries = log_entries(&out);
+    assert_eq!(entries.len(), 1, "{out}");
+    assert!(
+        entries[0].contains("script \"main\" line 4: fileinto: \"\" is not a mailbox name"),
+        "{out}"
+    );
+    assert!(out.contains("the running server"), "{out}");
+
+    // The bound: 25 more errors, the last 20 are kept.
+    for i in 2..=26 {
+        let m = message.replace("Body 1.", &format!("Body {i}."));
+        let reply = lmtp_deliver(&server, "alice@example.com", &m);
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    assert_eq!(inbox(&server, "alice", "secret").len(), 26);
+    let (ok, out) = sieve_log(&server);
+    assert!(ok && log_entries(&out).len() == 20, "{out}");
+
+    // Offline: the same log from the stopped data dir (replayed or from the checkpoint).
+    server.terminate();
+    let (ok, offline) = sieve_log(&server);
+    assert!(ok && offline.contains("the stopped data dir"), "{offline}");
+    assert_eq!(log_entries(&offline), log_entries(&out));
+    server.restart();
+
+    // Another script's change keeps the log; replacing the active one clears it.
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert!(raw.put("other", "discard;\r\n").starts_with("OK"));
+    assert_eq!(log_entries(&sieve_log(&server).1).len(), 20);
+    assert!(raw.put("main", failing).starts_with("OK"));
+    assert!(log_entries(&sieve_log(&server).1).is_empty());
+    // Activating clears it too.
+    lmtp_deliver(&server, "alice@example.com", message);
+    assert_eq!(log_entries(&sieve_log(&server).1).len(), 1);
+    assert!(raw.last("SETACTIVE \"main\"").starts_with("OK"));
+    assert!(log_entries(&sieve_log(&server).1).is_empty());
+    assert!(raw.last("LOGOUT").starts_with("OK"));
 }

@@ -68,8 +68,8 @@ pub(crate) fn encode(index: &Index, pos: Loc) -> Result<Vec<u8>, String> {
             body.extend_from_slice(&sieve);
             (VERSION_SIEVE, body)
         } else {
-            let logs = rkyv::to_bytes::<rancor::Error>(&index.sieve_log)
-                .map_err(|e| e.to_string())?;
+            let logs =
+                rkyv::to_bytes::<rancor::Error>(&index.sieve_log).map_err(|e| e.to_string())?;
             body.extend_from_slice(&(sieve.len() as u64).to_le_bytes());
             body.extend_from_slice(&sieve);
             body.extend_from_slice(&logs);

@@ -81,7 +81,12 @@ impl SieveLogs {
                     || log.len() > MAX_LOG_ENTRIES
                     || log.iter().map(SieveLogEntry::bytes).sum::<usize>() > MAX_LOG_BYTES
             })
-            .map(|(name, log)| format!("user {name:?}: Sieve log of {} entries out of bounds", log.len()))
+            .map(|(name, log)| {
+                format!(
+                    "user {name:?}: Sieve log of {} entries out of bounds",
+                    log.len()
+                )
+            })
             .collect();
         out.sort();
         out

@@ -10,8 +10,7 @@ use super::raise_uidnext_tests::{append_n, run, segments, tmp_partition};
 use super::record::{kind, FrameWriter, MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE};
 use super::segment::{list_segments, segment_path};
 use super::{
-    check, ActiveScript, Options, Partition, ScriptInfo, SieveLogEntry, StoreError,
-    MAX_LOG_ENTRIES,
+    check, ActiveScript, Options, Partition, ScriptInfo, SieveLogEntry, StoreError, MAX_LOG_ENTRIES,
 };
 
 const SIEVE_KINDS: [u8; 6] = [
