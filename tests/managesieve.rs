@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{Client, Server, TlsClient};
+use common::{proxy_v2, Client, Server, TlsClient};
 
 const USERS: &str = "alice:{PLAIN}secret\nbob:{PLAIN}hunter2\n";
 
@@ -689,4 +689,78 @@ fn a_failing_script_keeps_the_mail_and_logs_for_the_user() {
     assert!(raw.last("SETACTIVE \"main\"").starts_with("OK"));
     assert!(log_entries(&sieve_log(&server).1).is_empty());
     assert!(raw.last("LOGOUT").starts_with("OK"));
+}
+
+/// Behind HAProxy: a peer of `[proxy] trusted_networks` opens with a PROXY v2 header and the
+/// session is the header's client: the per-address limit counts that address (not the
+/// balancer's), the log names it, and the bytes after the header are the client's first
+/// command. A trusted peer without a header is cut off.
+#[test]
+fn a_trusted_proxy_names_the_client() {
+    let server = start(
+        "max_preauth_per_ip = 1\n[proxy]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+        "",
+    );
+    let addr = server.managesieve.unwrap();
+    let behind = |src: [u8; 4], first: &[u8]| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut bytes = proxy_v2(src, [127, 0, 0, 1], 40000, addr.port());
+        bytes.extend_from_slice(first);
+        stream.write_all(&bytes).unwrap();
+        Client::from_stream(stream)
+    };
+    // The command sent with the header is answered after the greeting.
+    let mut first = behind([203, 0, 113, 7], b"NOOP \"x\"\r\n");
+    let greeting = response(&mut || first.line());
+    assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+    assert_eq!(first.line(), "OK (TAG \"x\") \"Done\"");
+    // A second connection of the same client is over its limit; another client is not.
+    let mut second = behind([203, 0, 113, 7], b"");
+    let bye = second.line();
+    assert!(
+        bye.starts_with("BYE") && bye.contains("max_preauth_per_ip"),
+        "{bye}"
+    );
+    let mut other = behind([203, 0, 113, 8], b"");
+    let greeting = response(&mut || other.line());
+    assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+    first.send("LOGOUT\r\n");
+    assert!(first.line().starts_with("OK"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("client=203.0.113.7:40000") {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without a header the trusted peer is cut off.
+    let mut bare = Client::from_stream(TcpStream::connect(addr).unwrap());
+    bare.send("CAPABILITY\r\n");
+    assert!(bare.is_closed());
+}
+
+/// A PROXY header from a peer that is no trusted proxy is refused: it would let any
+/// client pick the address that limits and logs see.
+#[test]
+fn a_proxy_header_from_an_untrusted_peer_is_refused() {
+    let server = start("[proxy]\ntrusted_networks = [\"10.0.0.0/8\"]\n", "");
+    let addr = server.managesieve.unwrap();
+    for header in [
+        proxy_v2([203, 0, 113, 7], [127, 0, 0, 1], 40000, addr.port()),
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 4190\r\n".to_vec(),
+    ] {
+        let mut c = Client::from_stream(TcpStream::connect(addr).unwrap());
+        let greeting = response(&mut || c.line());
+        assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+        c.send_bytes(&header);
+        let bye = c.line();
+        assert!(
+            bye.starts_with("BYE \"PROXY protocol header refused"),
+            "{bye}"
+        );
+        assert!(c.is_closed());
+    }
+    // An ordinary client is served.
+    let mut c = Client::from_stream(TcpStream::connect(addr).unwrap());
+    response(&mut || c.line());
+    c.send("NOOP\r\n");
+    assert!(c.line().starts_with("OK"));
 }

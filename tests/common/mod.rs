@@ -480,3 +480,16 @@ pub fn capabilities(lines: &[String]) -> Vec<String> {
     }
     panic!("no capability list in {lines:?}")
 }
+
+/// A PROXY v2 header for a TCP/IPv4 client, as HAProxy's `send-proxy-v2` writes it.
+pub fn proxy_v2(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21); // version 2, PROXY
+    h.push(0x11); // TCP over IPv4
+    h.extend_from_slice(&12u16.to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h
+}
