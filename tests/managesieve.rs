@@ -11,7 +11,7 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -22,22 +22,6 @@ const USERS: &str = "alice:{PLAIN}secret\nbob:{PLAIN}hunter2\n";
 /// Loopback is a secure network by default (passwords without TLS); this server has none,
 /// so every login here goes through STARTTLS.
 const NO_SECURE_NETWORKS: &str = "secure_networks = []\n";
-
-fn installed() -> bool {
-    let found = Command::new("sieve-connect")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("sieve-connect (Debian package sieve-connect) is not installed, but CI needs this test");
-        }
-        eprintln!("SKIPPED: sieve-connect not found (apt-get install sieve-connect)");
-    }
-    found
-}
 
 /// A server with ManageSieve; `limits` are keys of `[limits]`.
 fn start(limits: &str, managesieve: &str) -> Server {
@@ -53,40 +37,11 @@ fn start(limits: &str, managesieve: &str) -> Server {
 /// Runs sieve-connect as `user` with `args` over STARTTLS, trusting the server's
 /// certificate; returns its exit status and output.
 fn sieve_connect(server: &Server, user: &str, password: &str, args: &[&str]) -> (bool, String) {
-    let addr = server.managesieve.unwrap();
-    let port = addr.port().to_string();
     let cert = server.cert();
-    let mut child = Command::new("sieve-connect")
-        .args(["--server", "localhost", "--port", &port, "--user", user])
-        .args(["--passwordfd", "0", "--authmech", "PLAIN"])
-        .args(["--tlscafile", cert.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sieve-connect runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sieve-connect {args:?} did not finish in 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let mut all = vec!["--tlscafile", cert.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let port = server.managesieve.unwrap().port();
+    common::sieve_connect::run("localhost", port, user, password, &all)
 }
 
 /// A ManageSieve client on a raw connection.
@@ -199,7 +154,7 @@ const RULES: &str = "require [\"fileinto\", \"imap4flags\"];\r\nif header :conta
 
 #[test]
 fn sieve_connect_manages_scripts_that_survive_a_restart() {
-    if !installed() {
+    if !common::sieve_connect::installed() {
         return;
     }
     let mut server = start("", "");
@@ -381,15 +336,14 @@ fn logins_are_throttled_and_limited_like_imap() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// `ringmail import --user alice sieve DIR`: exit status and stdout + stderr.
-fn import_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
+/// `ringmail ARGS --data DATA`: exit status and stdout + stderr.
+fn ringmail(server: &Server, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["import", "--data"])
+        .args(args)
+        .arg("--data")
         .arg(server.dir.path())
-        .args(["--user", "alice", "sieve"])
-        .arg(dir)
         .output()
-        .expect("ringmail import runs");
+        .expect("ringmail runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -398,21 +352,16 @@ fn import_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// `ringmail export --user alice sieve DIR`: exit status and stdout + stderr.
+/// `ringmail import --user alice sieve DIR`.
+fn import_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
+    let dir = dir.to_str().unwrap();
+    ringmail(server, &["import", "--user", "alice", "sieve", dir])
+}
+
+/// `ringmail export --user alice sieve DIR`.
 fn export_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["export", "--data"])
-        .arg(server.dir.path())
-        .args(["--user", "alice", "sieve"])
-        .arg(dir)
-        .output()
-        .expect("ringmail export runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let dir = dir.to_str().unwrap();
+    ringmail(server, &["export", "--user", "alice", "sieve", dir])
 }
 
 /// Export writes the layout import reads: importing a Dovecot home and exporting it again,
@@ -555,26 +504,15 @@ fn a_dovecot_sieve_dir_is_imported_online_and_offline() {
         vec!["\"broken\"", "\"old\" ACTIVE", "\"rules\""]
     );
     assert_eq!(raw.get("broken"), "keep;\nif true {\n  stop;\n}\n");
-    if installed() {
+    if common::sieve_connect::installed() {
         let (ok, out) = sieve_connect(&server, "alice", "secret", &["--list"]);
         assert!(ok && out.contains("old") && out.contains("broken"), "{out}");
     }
 }
 
-/// `ringmail sieve log --user alice`: exit status and stdout + stderr.
+/// `ringmail sieve log --user alice`.
 fn sieve_log(server: &Server) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["sieve", "--data"])
-        .arg(server.dir.path())
-        .args(["log", "--user", "alice"])
-        .output()
-        .expect("ringmail sieve log runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    ringmail(server, &["sieve", "log", "--user", "alice"])
 }
 
 /// The entries `ringmail sieve log` printed (its stdout lines with a script and line).

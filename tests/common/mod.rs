@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod mail;
+pub mod sieve_connect;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -393,25 +393,14 @@ pub(crate) fn adopt_from_node(
 /// Counts a new connection from `ip` against `max_preauth_per_ip`: Ok(None) when the address
 /// is in `[imap] secure_networks` (not limited), Err with the BYE line when over the limit.
 fn take_preauth(exec: &Executor, ip: IpAddr) -> Result<Option<PreauthSlot>, Vec<u8>> {
-    let config = exec.config();
-    let ip = canonical_ip(ip);
-    if config.imap.is_secure_network(ip) {
-        return Ok(None);
-    }
-    let limit = config.limits.max_preauth_per_ip;
-    match exec.preauth.try_take(ip, limit) {
-        Some(slot) => Ok(Some(slot)),
-        None => {
-            exec.metrics.borrow_mut().rejected("preauth_per_ip");
-            debug!(client = %ip, limit, "refused: too many connections not logged in from one address");
-            let bye = StatusResponse::bye(format!(
-                "Too many connections from your address that have not logged in yet \
-                 ([limits] max_preauth_per_ip = {limit})"
-            ))
-            .with_code(Code::Unavailable);
-            Err(bye.to_bytes())
-        }
-    }
+    exec.take_preauth(ip).map_err(|limit| {
+        StatusResponse::bye(format!(
+            "Too many connections from your address that have not logged in yet \
+             ([limits] max_preauth_per_ip = {limit})"
+        ))
+        .with_code(Code::Unavailable)
+        .to_bytes()
+    })
 }
 
 /// Says goodbye to a connection over a limit with `bye` (in plaintext only: a TLS client

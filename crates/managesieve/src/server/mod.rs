@@ -94,7 +94,7 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
     let preauth = if trusted_proxy {
         None
     } else {
-        match take_preauth(&exec, &config, conn.peer.ip()) {
+        match take_preauth(&exec, conn.peer.ip()) {
             Ok(preauth) => preauth,
             Err(why) => {
                 spawn(&exec, async move { refuse(conn, &why).await });
@@ -125,7 +125,7 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
                     }
                 }
                 tracing::Span::current().record("client", tracing::field::display(conn.peer));
-                match take_preauth(&exec, &config, conn.peer.ip()) {
+                match take_preauth(&exec, conn.peer.ip()) {
                     Ok(client) => preauth = client,
                     Err(why) => {
                         meter.borrow_mut().end("connection limit");
@@ -215,28 +215,14 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
     spawn(&exec, task.instrument(span));
 }
 
-/// The connection's slot in `[limits] max_preauth_per_ip` for `client` (None on a secure
-/// network, which has no such limit), or why it is refused.
-fn take_preauth(
-    exec: &Executor,
-    config: &Config,
-    client: std::net::IpAddr,
-) -> Result<Option<PreauthSlot>, String> {
-    let client = client.to_canonical();
-    if config.imap.is_secure_network(client) {
-        return Ok(None);
-    }
-    let limit = config.limits.max_preauth_per_ip;
-    match exec.preauth.try_take(client, limit) {
-        Some(preauth) => Ok(Some(preauth)),
-        None => {
-            exec.metrics.borrow_mut().rejected("preauth_per_ip");
-            debug!(client = %client, limit, "refused: too many connections not logged in from one address");
-            Err(format!(
-                "Too many connections from your address that have not logged in yet ([limits] max_preauth_per_ip = {limit})."
-            ))
-        }
-    }
+/// The connection's slot in `[limits] max_preauth_per_ip` for `client` (see
+/// `Executor::take_preauth`), or why it is refused.
+fn take_preauth(exec: &Executor, client: std::net::IpAddr) -> Result<Option<PreauthSlot>, String> {
+    exec.take_preauth(client).map_err(|limit| {
+        format!(
+            "Too many connections from your address that have not logged in yet ([limits] max_preauth_per_ip = {limit})."
+        )
+    })
 }
 
 /// Tells a connection over a limit why, and closes it.
