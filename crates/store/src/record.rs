@@ -804,6 +804,52 @@ mod tests {
     }
 
     #[test]
+    fn sieve_log_records_roundtrip_and_refuse_damage() {
+        let entry = crate::SieveLogEntry {
+            time: 1_700_000_000,
+            script: "main".into(),
+            line: 4,
+            message: "fileinto: \"\" is not a mailbox name".into(),
+        };
+        let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &entry));
+        // As docs/storage-format.md has it: str user, i64 time, str script, u32 line, str message.
+        assert_eq!(p.len(), (2 + 2) + 8 + (2 + 4) + 4 + (2 + entry.message.len()));
+        assert_eq!(format_of(kind::SIEVE_LOG), 4);
+        match decode(kind::SIEVE_LOG, &p).unwrap() {
+            Record::SieveLog {
+                user,
+                time,
+                script,
+                line,
+                message,
+            } => assert_eq!(
+                (user, time, script, line, message),
+                ("al", entry.time, "main", 4, entry.message.as_str())
+            ),
+            other => panic!("{other:?}"),
+        }
+        for cut in 0..p.len() {
+            assert!(decode(kind::SIEVE_LOG, &p[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = p.clone();
+        longer.push(0);
+        assert!(decode(kind::SIEVE_LOG, &longer).is_err());
+        // A reason over the limit, and an empty script name.
+        let long = crate::SieveLogEntry {
+            message: "x".repeat(MAX_LOG_MESSAGE + 1),
+            ..entry.clone()
+        };
+        let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &long));
+        assert!(decode(kind::SIEVE_LOG, &p).is_err());
+        let nameless = crate::SieveLogEntry {
+            script: String::new(),
+            ..entry
+        };
+        let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &nameless));
+        assert!(decode(kind::SIEVE_LOG, &p).is_err());
+    }
+
+    #[test]
     fn every_truncation_and_extension_of_a_sieve_record_is_refused() {
         for (k, p, _) in sieve_samples() {
             for cut in 0..p.len() {
