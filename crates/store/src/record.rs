@@ -813,7 +813,10 @@ mod tests {
         };
         let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &entry));
         // As docs/storage-format.md has it: str user, i64 time, str script, u32 line, str message.
-        assert_eq!(p.len(), (2 + 2) + 8 + (2 + 4) + 4 + (2 + entry.message.len()));
+        assert_eq!(
+            p.len(),
+            (2 + 2) + 8 + (2 + 4) + 4 + (2 + entry.message.len())
+        );
         assert_eq!(format_of(kind::SIEVE_LOG), 4);
         match decode(kind::SIEVE_LOG, &p).unwrap() {
             Record::SieveLog {
