@@ -14,7 +14,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 use super::error::StoreError;
 use super::record::{AppendRec, FlagMode, Record, UidRanges};
 use super::sieve::Sieve;
-use super::sieve_log::{SieveLogEntry, SieveLogs};
+use super::sieve_log::SieveLogs;
 
 /// System flags as bits of [`MessageEntry::flags`].
 pub mod flag {
@@ -624,22 +624,8 @@ impl Index {
                 }
                 Ok(applied)
             }
-            Record::SieveLog {
-                user,
-                time,
-                script,
-                line,
-                message,
-            } => {
-                self.sieve_log.push(
-                    user,
-                    SieveLogEntry {
-                        time: *time,
-                        script: script.to_string(),
-                        line: *line,
-                        message: message.to_string(),
-                    },
-                );
+            Record::SieveLog(rec) => {
+                self.sieve_log.push(rec.user, rec.entry());
                 Ok(Applied::Done)
             }
             Record::SieveRemember { user, now, entries } => {

@@ -80,6 +80,28 @@ pub enum FlagMode {
 /// Inclusive UID ranges, ascending and non-overlapping.
 pub type UidRanges = Vec<(u32, u32)>;
 
+/// A SIEVE_LOG record.
+#[derive(Debug)]
+pub(crate) struct SieveLogRec<'a> {
+    pub user: &'a str,
+    pub time: i64,
+    pub script: &'a str,
+    pub line: u32,
+    pub message: &'a str,
+}
+
+impl SieveLogRec<'_> {
+    /// The log entry it adds.
+    pub fn entry(&self) -> crate::SieveLogEntry {
+        crate::SieveLogEntry {
+            time: self.time,
+            script: self.script.to_string(),
+            line: self.line,
+            message: self.message.to_string(),
+        }
+    }
+}
+
 /// A decoded record. Strings and bodies borrow from the frame.
 #[derive(Debug)]
 pub(crate) enum Record<'a> {
@@ -179,13 +201,7 @@ pub(crate) enum Record<'a> {
         entries: Vec<(&'a [u8], i64)>,
     },
     /// One entry of the user's Sieve error log (what Pigeonhole writes to `.sieve.log`).
-    SieveLog {
-        user: &'a str,
-        time: i64,
-        script: &'a str,
-        line: u32,
-        message: &'a str,
-    },
+    SieveLog(SieveLogRec<'a>),
     /// A message body (and metadata) moved by compaction into a compacted segment; only
     /// index entries refer to it, it is never replayed. The user field is empty.
     Body {
@@ -573,13 +589,13 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
             }
             Record::SieveRemember { user, now, entries }
         }
-        kind::SIEVE_LOG => Record::SieveLog {
+        kind::SIEVE_LOG => Record::SieveLog(SieveLogRec {
             user,
             time: r.i64()?,
             script: r.script_name()?,
             line: r.u32()?,
             message: r.str_max(MAX_LOG_MESSAGE, "log message length")?,
-        },
+        }),
         kind::BODY => {
             let body_len = r.u32()?;
             let meta_len = r.u32()?;
@@ -819,16 +835,7 @@ mod tests {
         );
         assert_eq!(format_of(kind::SIEVE_LOG), 4);
         match decode(kind::SIEVE_LOG, &p).unwrap() {
-            Record::SieveLog {
-                user,
-                time,
-                script,
-                line,
-                message,
-            } => assert_eq!(
-                (user, time, script, line, message),
-                ("al", entry.time, "main", 4, entry.message.as_str())
-            ),
+            Record::SieveLog(rec) => assert_eq!((rec.user, rec.entry()), ("al", entry.clone())),
             other => panic!("{other:?}"),
         }
         for cut in 0..p.len() {
