@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod mail;
+pub mod sieve_connect;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -494,4 +495,17 @@ pub fn capabilities(lines: &[String]) -> Vec<String> {
         return rest.split(' ').map(str::to_string).collect();
     }
     panic!("no capability list in {lines:?}")
+}
+
+/// A PROXY v2 header for a TCP/IPv4 client, as HAProxy's `send-proxy-v2` writes it.
+pub fn proxy_v2(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21); // version 2, PROXY
+    h.push(0x11); // TCP over IPv4
+    h.extend_from_slice(&12u16.to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h
 }

@@ -371,6 +371,8 @@ async fn serve(
                     .unwrap_or_default(),
             )),
             Request::ActivateScript(name) => sieve::activate(&mail, &user, &name).await.map(ok),
+            Request::Scripts => sieve::user_scripts(&mail, &user).map(Reply::Scripts),
+            Request::SieveLog => Ok(Reply::SieveLog(mail.sieve_log(&user))),
         };
         let answer = done.unwrap_or_else(Reply::Error);
         let failed = matches!(answer, Reply::Error(_));

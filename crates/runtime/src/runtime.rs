@@ -268,6 +268,30 @@ impl Executor {
         self.conns.set(self.conns.get() + 1);
         Some(ConnSlot { exec: self.clone() })
     }
+
+    /// Counts a new connection from the client `ip` against `[limits] max_preauth_per_ip`
+    /// until it logs in: Ok(None) when the address is in `[imap] secure_networks` (not
+    /// limited), Err(the limit) when the address is at it (counted as rejected). Every
+    /// protocol with a login (IMAP, ManageSieve) admits its clients through this.
+    pub fn take_preauth(
+        &self,
+        ip: std::net::IpAddr,
+    ) -> Result<Option<crate::admission::PreauthSlot>, usize> {
+        let config = self.config();
+        let ip = crate::conn::canonical_ip(ip);
+        if config.imap.is_secure_network(ip) {
+            return Ok(None);
+        }
+        let limit = config.limits.max_preauth_per_ip;
+        match self.preauth.try_take(ip, limit) {
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                self.metrics.borrow_mut().rejected("preauth_per_ip");
+                debug!(client = %ip, limit, "refused: too many connections not logged in from one address");
+                Err(limit)
+            }
+        }
+    }
 }
 
 /// A connection counted against the total of the executor it lives on; released on drop.

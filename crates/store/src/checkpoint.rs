@@ -6,9 +6,10 @@
 //! damaged file is refused and recovery falls back to an older one.
 //!
 //! Body of version 1: the rkyv archive of the mail index. Version 2 adds the Sieve state as
-//! a second archive: `u64 mail_len | mail archive | sieve archive`. Like segments, a
-//! checkpoint is written in the oldest version that holds it, so a partition that never
-//! used Sieve keeps version-1 checkpoints that an older ringmail reads.
+//! a second archive: `u64 mail_len | mail archive | sieve archive`. Version 3 adds the
+//! users' Sieve error logs as a third: `u64 mail_len | mail | u64 sieve_len | sieve | logs`.
+//! Like segments, a checkpoint is written in the oldest version that holds it, so a
+//! partition that never used Sieve keeps version-1 checkpoints that an older ringmail reads.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +17,15 @@ use rkyv::rancor;
 
 use super::index::{Index, Loc};
 use super::sieve::Sieve;
+use super::sieve_log::SieveLogs;
 
 const MAGIC: &[u8; 8] = b"RMAILCKP";
 /// Version of a checkpoint without Sieve state: the mail index archive alone.
 const VERSION_MAIL: u32 = 1;
-/// Version of a checkpoint with Sieve state; the newest this ringmail reads.
-pub(crate) const VERSION: u32 = 2;
+/// Version of a checkpoint with Sieve state.
+pub(crate) const VERSION_SIEVE: u32 = 2;
+/// Version of a checkpoint with Sieve error logs; the newest this ringmail reads.
+pub(crate) const VERSION: u32 = 3;
 pub(crate) const HEADER: usize = 40;
 /// How many checkpoint files are kept (the newest and one to fall back to).
 pub(crate) const KEEP: usize = 2;
@@ -53,15 +57,24 @@ pub(crate) fn list(dir: &Path) -> std::io::Result<Vec<u32>> {
 /// Serializes the index at `pos` into a complete checkpoint file image.
 pub(crate) fn encode(index: &Index, pos: Loc) -> Result<Vec<u8>, String> {
     let mail = rkyv::to_bytes::<rancor::Error>(index).map_err(|e| e.to_string())?;
-    let (version, body) = if index.sieve.is_empty() {
+    let (version, body) = if index.sieve.is_empty() && index.sieve_log.is_empty() {
         (VERSION_MAIL, mail.to_vec())
     } else {
         let sieve = rkyv::to_bytes::<rancor::Error>(&index.sieve).map_err(|e| e.to_string())?;
-        let mut body = Vec::with_capacity(8 + mail.len() + sieve.len());
+        let mut body = Vec::with_capacity(16 + mail.len() + sieve.len());
         body.extend_from_slice(&(mail.len() as u64).to_le_bytes());
         body.extend_from_slice(&mail);
-        body.extend_from_slice(&sieve);
-        (VERSION, body)
+        if index.sieve_log.is_empty() {
+            body.extend_from_slice(&sieve);
+            (VERSION_SIEVE, body)
+        } else {
+            let logs =
+                rkyv::to_bytes::<rancor::Error>(&index.sieve_log).map_err(|e| e.to_string())?;
+            body.extend_from_slice(&(sieve.len() as u64).to_le_bytes());
+            body.extend_from_slice(&sieve);
+            body.extend_from_slice(&logs);
+            (VERSION, body)
+        }
     };
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(MAGIC);
@@ -98,7 +111,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
         return Err("header checksum mismatch".into());
     }
     let version = u32_at(h, 8);
-    if version != VERSION_MAIL && version != VERSION {
+    if !(VERSION_MAIL..=VERSION).contains(&version) {
         return Err(format!("unsupported checkpoint version {version}"));
     }
     let pos = Loc {
@@ -113,24 +126,41 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if crc32c::crc32c(body) != u32_at(h, 32) {
         return Err("body checksum mismatch".into());
     }
-    let (mail, sieve) = if version == VERSION_MAIL {
+    let (mail, rest) = if version == VERSION_MAIL {
         (body, None)
     } else {
-        let mail_len = body.get(..8).ok_or("body shorter than its mail length")?;
-        let mail_len = usize::try_from(u64_at(mail_len, 0)).map_err(|_| "mail length")?;
-        let rest = &body[8..];
-        if mail_len > rest.len() {
-            return Err("mail length beyond the body".into());
+        let (mail, rest) = split_archive(body, "mail")?;
+        (mail, Some(rest))
+    };
+    let (sieve, logs) = match rest {
+        Some(rest) if version == VERSION => {
+            let (sieve, logs) = split_archive(rest, "sieve")?;
+            (Some(sieve), Some(logs))
         }
-        let (mail, sieve) = rest.split_at(mail_len);
-        (mail, Some(sieve))
+        rest => (rest, None),
     };
     let mut index = unarchive::<Index>(mail)?;
     if let Some(sieve) = sieve {
         index.sieve = unarchive::<Sieve>(sieve)?;
     }
+    if let Some(logs) = logs {
+        index.sieve_log = unarchive::<SieveLogs>(logs)?;
+    }
     index.reset_reservations();
     Ok((index, pos))
+}
+
+/// Splits `u64 len | archive | rest` into the archive and the rest.
+fn split_archive<'a>(body: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), String> {
+    let len = body
+        .get(..8)
+        .ok_or_else(|| format!("body shorter than its {what} length"))?;
+    let len = usize::try_from(u64_at(len, 0)).map_err(|_| format!("{what} length"))?;
+    let rest = &body[8..];
+    if len > rest.len() {
+        return Err(format!("{what} length beyond the body"));
+    }
+    Ok(rest.split_at(len))
 }
 
 /// Checked access to one archive of a checkpoint body.
