@@ -475,17 +475,41 @@ impl Backend for LdapBackend {
         "ldap"
     }
 
+    /// One thread per pooled connection: more would only wait for a connection.
+    fn lookup_threads(&self) -> usize {
+        self.pool.capacity()
+    }
+
+    fn lookup_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// An invalid name, or a cache hit: no directory needed.
+    fn verify_password_local(
+        &self,
+        user: &str,
+        password: &[u8],
+        cx: &VerifyContext<'_>,
+    ) -> Option<Verdict> {
+        let Ok(login) = canonical_name(user) else {
+            return Some(Verdict::UnknownUser);
+        };
+        let cache = cx.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let info = cache.check_info(&login, &self.cache_tag, password, cx.now)?;
+        Some(Verdict::Ok {
+            info,
+            cache_hit: true,
+        })
+    }
+
     fn verify_password(&self, user: &str, password: &[u8], cx: &VerifyContext<'_>) -> Verdict {
+        if let Some(answer) = self.verify_password_local(user, password, cx) {
+            return answer;
+        }
         let Ok(login) = canonical_name(user) else {
             return Verdict::UnknownUser;
         };
         let cache = || cx.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(info) = cache().check_info(&login, &self.cache_tag, password, cx.now) {
-            return Verdict::Ok {
-                info,
-                cache_hit: true,
-            };
-        }
         let deadline = Instant::now() + self.timeout;
         let outcome = self.with_conn(deadline, |conn| {
             let Some(found) = self.search(conn, &login, deadline)? else {
