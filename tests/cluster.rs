@@ -9,6 +9,8 @@
 mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
 mod etcd;
+#[path = "../crates/auth/tests/support/slapd.rs"]
+mod slapd;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -387,4 +389,83 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
     assert!(!ok);
     assert!(err.contains("etcd") || err.contains("127.0.0.1"), "{err}");
     eprintln!("whole test: {:?}", started.elapsed());
+}
+
+/// The directory's quota in a cluster (docs/auth.md), on users whose partition the node
+/// they reach does not hold. quinn's entry names 2 KiB: an RCPT of a 4 KiB message through
+/// the other node is refused by the owner (the forwarded quota check carries the limit).
+/// alice's names 1 GiB and she never got mail: her IMAP login, proxied to the owner, shows
+/// that limit in GETQUOTAROOT (the session header carries it).
+#[test]
+fn the_directory_quota_is_applied_on_the_owner_node() {
+    if !slapd::available() {
+        return;
+    }
+    let Some(etcd) = etcd::Etcd::start(1) else {
+        return;
+    };
+    let slapd = slapd::Slapd::start().expect("slapd");
+    let secret = slapd.dir().join("search.secret");
+    std::fs::write(&secret, format!("{}\n", slapd::SEARCH_PASSWORD)).unwrap();
+    let config = format!(
+        "[auth]\nbackends = [\"passwd-file\", \"ldap\"]\n\
+         [ldap]\nuri = \"{uri}\"\nca_file = \"{ca}\"\nbase = \"{base}\"\n\
+         bind_dn = \"{dn}\"\nbind_password_file = \"{secret}\"\n\
+         attributes = {{ quota = \"mailQuota\" }}\n",
+        uri = slapd.ldaps_uri(),
+        ca = slapd.ca_file.display(),
+        base = slapd::BASE,
+        dn = slapd::SEARCH_DN,
+        secret = secret.display(),
+    );
+    const PARTS: u32 = 4;
+    let nodes: Vec<Node> = ["q0", "q1"]
+        .iter()
+        .map(|id| Node::start_with("quota", id, &etcd.endpoints(), PARTS, "", &config))
+        .collect();
+    for node in &nodes {
+        node.wait_ready();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let owners = loop {
+        let (partitions, alive) = nodes[0].status();
+        if partitions.len() == PARTS as usize && alive.len() == 2 && alive.values().all(|a| *a) {
+            break partitions;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions not assigned: {partitions:?} {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let not_owner = |user: &str| -> &Node {
+        let owner = &owners[&ringmail::store::partition_of(user, PARTS)].0;
+        nodes.iter().find(|n| &n.id != owner).expect("another node")
+    };
+
+    let other = not_owner("quinn");
+    let mut lmtp = other.server.lmtp();
+    lmtp.send("MAIL FROM:<s@example.net> SIZE=4096\r\n");
+    assert!(lmtp.line().starts_with("250"));
+    lmtp.send("RCPT TO:<quinn>\r\n");
+    let reply = lmtp.line();
+    assert!(
+        reply.starts_with("552 5.2.2"),
+        "RCPT through {}: {reply}",
+        other.id
+    );
+    lmtp.send("QUIT\r\n");
+
+    let other = not_owner("alice");
+    let mut c = other.connect("127.0.0.1");
+    let login = c.command("l", "LOGIN alice alice-pw");
+    assert!(login.last().unwrap().starts_with("l OK"), "{login:?}");
+    let quota = c.command("q", "GETQUOTAROOT INBOX");
+    assert!(
+        quota
+            .iter()
+            .any(|l| l == "* QUOTA \"\" (STORAGE 0 1048576)"),
+        "proxied from {}: {quota:?}",
+        other.id
+    );
 }

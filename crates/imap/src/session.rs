@@ -154,7 +154,7 @@ pub struct Session {
     moved_away: bool,
     /// The storage quota the login's backend named; it becomes the store's limit when the
     /// partition is opened.
-    storage_quota: Option<u64>,
+    pub(crate) storage_quota: Option<u64>,
     /// The selected mailbox, if any.
     pub selected: Option<Selected>,
     /// UIDs saved by `SEARCH RETURN (SAVE)` for `$` (RFC 5182).
@@ -361,14 +361,13 @@ pub(crate) fn adopt_from_node(
     user: String,
     tag: String,
     enabled: Enabled,
+    storage_quota: Option<u64>,
     pipelined: Vec<u8>,
 ) {
     let carry = SessionCarry {
         id: exec.new_session_id(),
         user,
-        // The session header between nodes has no quota: a session proxied from another
-        // node keeps the limit the store has (docs/auth.md).
-        storage_quota: None,
+        storage_quota,
         enabled,
         meter: SessionMeter::new(exec.metrics.clone(), Listener::Imap).hand_over(),
         login_tag: tag,

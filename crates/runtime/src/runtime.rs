@@ -305,26 +305,10 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Threads of each executor's blocking pool (where logins run: `spawn_blocking`). One is
-/// enough when every backend answers from memory and a hash. A directory or a token issuer
-/// can keep a login waiting up to its timeout; with one thread every other login on that
-/// core (passwd-file users too) would queue behind it, so a few more are started, which
-/// take turns from one queue.
-fn blocking_threads(config: &Config) -> usize {
-    let network = config.ldap_section().is_some()
-        || config
-            .oauth_section()
-            .is_some_and(|o| o.jwks_url.is_some() || o.introspection_url.is_some());
-    if network {
-        NETWORK_BLOCKING_THREADS
-    } else {
-        1
-    }
-}
-
-/// Blocking threads per executor when a backend waits on the network: a login stuck on a
-/// slow directory leaves the others free for passwd-file logins and cache hits.
-const NETWORK_BLOCKING_THREADS: usize = 4;
+/// Threads of each executor's blocking pool: what costs CPU off the executor (a login's
+/// hash, a move's file chunk). Lookups that wait on the network run on the authenticator's
+/// own lookup threads instead (crate::login), so they never occupy these.
+const BLOCKING_THREADS: usize = 1;
 
 /// Runs `services` until SIGTERM or SIGINT. Returns after every executor has stopped.
 pub fn serve(
@@ -369,7 +353,6 @@ pub fn serve(
             names.join(", ")
         ))
     })?;
-    let blocking_threads = blocking_threads(&config);
 
     let executors = match config.server.executors {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -407,7 +390,7 @@ pub fn serve(
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringmail-{index}"))
-            .blocking_thread_pool_placement(PoolPlacement::Unbound(blocking_threads))
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
             .spawn(move || executor_main(index, shared, mesh, theirs))
             .map_err(|e| ServeError::Executor {
                 index,
