@@ -626,6 +626,22 @@ fn a_failing_script_keeps_the_mail_and_logs_for_the_user() {
     assert_eq!(log_entries(&sieve_log(&server).1).len(), 1);
     assert!(raw.last("SETACTIVE \"main\"").starts_with("OK"));
     assert!(log_entries(&sieve_log(&server).1).is_empty());
+
+    // A fileinto into a mailbox that does not exist (no :create) keeps the message in INBOX
+    // and says so in the user's log, as Pigeonhole does.
+    let nowhere = "require \"fileinto\";\r\nfileinto \"Nowhere\";\r\n";
+    assert!(raw.put("main", nowhere).starts_with("OK"));
+    let before = inbox(&server, "alice", "secret").len();
+    let reply = lmtp_deliver(&server, "alice@example.com", message);
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(inbox(&server, "alice", "secret").len(), before + 1);
+    let (ok, out) = sieve_log(&server);
+    let entries = log_entries(&out);
+    assert!(ok && entries.len() == 1, "{out}");
+    assert!(
+        entries[0].contains("script \"main\" line 0: fileinto \"Nowhere\": no such mailbox"),
+        "{out}"
+    );
     assert!(raw.last("LOGOUT").starts_with("OK"));
 }
 

@@ -207,11 +207,15 @@ pub async fn deliver(
         return Ok(Verdict::Rejected(reason));
     }
     let stored_bytes = outcome.edited_message(m.bytes);
-    let mut stored = store_copies(mail, m, &outcome, &stored_bytes).await?;
+    let (mut stored, unfiled) = store_copies(mail, m, &outcome, &stored_bytes).await?;
     // Logged for the user once the message is safe.
     for e in &outcome.errors {
         let script = e.script.as_deref().unwrap_or(name);
         log_error(mail, m.user, script, e.line, e.message.clone()).await;
+    }
+    // A fileinto that could not be carried out: the action has no line (line 0).
+    for why in unfiled {
+        log_error(mail, m.user, name, 0, why).await;
     }
     let relay = config.sieve.submission.clone();
     let timeout = Duration::from_secs(config.sieve.submission_timeout_secs.max(1));
@@ -387,15 +391,17 @@ fn redirects(outcome: &Outcome, m: &Message<'_>, bytes: &[u8], relay: &str) -> V
     out
 }
 
-/// Stores one copy per distinct mailbox the outcome names, flags merged.
+/// Stores one copy per distinct mailbox the outcome names, flags merged. Also returns, for
+/// the user's Sieve log, why any fileinto went to INBOX instead.
 async fn store_copies(
     mail: &Partition,
     m: &Message<'_>,
     outcome: &Outcome,
     bytes: &[u8],
-) -> Result<Vec<(String, u32)>, StoreError> {
+) -> Result<(Vec<(String, u32)>, Vec<String>), StoreError> {
     // (mailbox, flags), in script order, one entry per mailbox.
     let mut targets: Vec<(String, Vec<String>)> = Vec::new();
+    let mut unfiled = Vec::new();
     for a in &outcome.actions {
         let (mailbox, flags) = match a {
             Action::Keep { flags, .. } => (m.default_mailbox.to_string(), flags),
@@ -405,10 +411,12 @@ async fn store_copies(
                 create,
                 special_use,
                 ..
-            } => (
-                fileinto_target(mail, m.user, mailbox, *create, special_use.as_deref()).await,
-                flags,
-            ),
+            } => {
+                let (target, why) =
+                    fileinto_target(mail, m.user, mailbox, *create, special_use.as_deref()).await;
+                unfiled.extend(why);
+                (target, flags)
+            }
             _ => continue,
         };
         let same = |t: &&mut (String, Vec<String>)| same_mailbox(&t.0, &mailbox);
@@ -429,7 +437,7 @@ async fn store_copies(
     for (mailbox, flags) in &targets {
         stored.push(store_one(mail, m.user, mailbox, flags, m, bytes, &meta).await?);
     }
-    Ok(stored)
+    Ok((stored, unfiled))
 }
 
 fn same_mailbox(a: &str, b: &str) -> bool {
@@ -438,37 +446,37 @@ fn same_mailbox(a: &str, b: &str) -> bool {
 }
 
 /// The mailbox a fileinto stores into: the special-use one when asked and present, the
-/// named one (created with `:create`), and INBOX when it cannot be had.
+/// named one (created with `:create`), and INBOX when it cannot be had, with why (for the
+/// user's Sieve log, as Pigeonhole logs it).
 async fn fileinto_target(
     mail: &Partition,
     user: &str,
     name: &str,
     create: bool,
     special: Option<&str>,
-) -> String {
+) -> (String, Option<String>) {
     if let Some(bit) = special.and_then(special_use_bit) {
         let list = mail.list_mailboxes(user);
         if let Some(mb) = list.iter().find(|mb| mb.special_use & bit != 0) {
-            return mb.name.clone();
+            return (mb.name.clone(), None);
         }
     }
     if mail.status(user, name).is_ok() {
-        return name.to_string();
+        return (name.to_string(), None);
     }
-    if create {
+    let why = if create {
         match mail.create_mailbox(user, name, 0).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {
                 let _ = mail.subscribe(user, name, true).await;
-                return name.to_string();
+                return (name.to_string(), None);
             }
-            Err(e) => {
-                warn!(target: "ringmail_lmtp::sieve", user, mailbox = name, "Sieve: fileinto :create failed, message kept in INBOX: {e}")
-            }
+            Err(e) => format!("fileinto :create {name:?} failed ({e}): kept in INBOX"),
         }
     } else {
-        warn!(target: "ringmail_lmtp::sieve", user, mailbox = name, "Sieve: fileinto a mailbox that does not exist, message kept in INBOX");
-    }
-    "INBOX".to_string()
+        format!("fileinto {name:?}: no such mailbox (use :create): kept in INBOX")
+    };
+    warn!(target: "ringmail_lmtp::sieve", user, mailbox = name, "Sieve: {why}");
+    ("INBOX".to_string(), Some(why))
 }
 
 fn special_use_bit(name: &str) -> Option<u8> {
