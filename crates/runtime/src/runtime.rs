@@ -513,16 +513,43 @@ fn spawn_signal_thread(mut ends: Vec<StdUnixStream>) {
         .unwrap_or_else(|e| error!("cannot start the signal thread: {e}"));
 }
 
+/// How often every executor wakes even when nothing else wakes it. Wake-ups from other
+/// threads (the mesh between executors, the blocking pool's completions) reach a sleeping
+/// executor through glommio's ring linking, and glommio's tracker has reports of such wakes
+/// not arriving (issues 326, 494, 547). Under heavy load we twice saw a server that never
+/// bound its listeners nor read its signal socket, every executor asleep in
+/// `io_cqring_wait` (not reproduced since: 25 starts beside six busy loops were fine). A
+/// woken executor runs whatever foreign wakes are queued for it, so if a wake was queued and
+/// only its notification lost, the tick bounds how long it goes unnoticed; five wakes a
+/// second cost nothing measurable. It is a mitigation, not a proven fix.
+const TICK: Duration = Duration::from_millis(200);
+/// The executors find each other within this at start, or the server stops with a message
+/// rather than sit without listeners.
+const MESH_JOIN_LIMIT: Duration = Duration::from_secs(30);
+
 async fn executor_main(
     index: usize,
     shared: Shared,
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     signal_fd: OwnedFd,
 ) -> Result<(), String> {
-    let (senders, mut receivers) = mesh
-        .join()
-        .await
-        .map_err(|_| "cannot join the executor mesh".to_string())?;
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(TICK).await;
+        }
+    })
+    .detach();
+    let joined = glommio::timer::timeout(MESH_JOIN_LIMIT, async { Ok(mesh.join().await) }).await;
+    let (senders, mut receivers) = match joined {
+        Ok(Ok(joined)) => joined,
+        Ok(Err(_)) => return Err("cannot join the executor mesh".to_string()),
+        Err(_) => {
+            return Err(format!(
+                "executor {index} could not reach the other executors within {} s; stopping",
+                MESH_JOIN_LIMIT.as_secs()
+            ))
+        }
+    };
     let config = shared.config.clone();
     let tls_config = tls::load(
         &Config::resolve(&shared.data_dir, &config.tls.cert),
