@@ -331,7 +331,19 @@ async fn serve(
         }
     };
     info!(user = %user, executor = exec.id, "admin: session started");
-    while let Some((request, reply)) = requests.next().await {
+    // The connection's reader ends a silent session after the idle limit and says so here;
+    // a session forwarded from another node (crate::forward) has no reader on this node,
+    // and if that node dies its end never comes: the session ends itself after twice the
+    // limit, so its task and its half-filled batch are not kept forever.
+    let silence = Duration::from_secs(config.admin.idle_timeout_secs.saturating_mul(2) + 60);
+    loop {
+        let next = glommio::timer::timeout(silence, async { Ok(requests.next().await) }).await;
+        let Ok(Some((request, reply))) = next else {
+            if next.is_err() {
+                warn!(user = %user, "admin: session silent for {} s, ended", silence.as_secs());
+            }
+            break;
+        };
         let Some(request) = request else { break };
         let Some(store) = sink.as_mut() else { break };
         let ok = |()| Reply::Ok(String::new());
