@@ -395,8 +395,15 @@ impl Target<'_> {
                 let Some((f, from)) = next else {
                     return Ok::<(), String>(());
                 };
-                if self.send_file(f, from).await? {
-                    done.borrow_mut().push((f, from));
+                match self.send_file(f, from).await {
+                    Ok(true) => done.borrow_mut().push((f, from)),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // The round has failed: the other workers stop after the file they
+                        // are sending instead of copying the rest of it for nothing.
+                        queue.borrow_mut().clear();
+                        return Err(e);
+                    }
                 }
             }
         };
@@ -519,14 +526,15 @@ pub fn is_move_kind(kind: u16) -> bool {
 /// owner.
 pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
     Box::pin(async move {
-        let answer = receive(&exec, &request).await;
+        let kind = request.kind;
+        let answer = receive(&exec, request).await;
         match answer {
             Ok(payload) => Response {
                 status: OK,
                 payload,
             },
             Err(why) => {
-                warn!(kind = request.kind, "partition move refused: {why}");
+                warn!(kind, "partition move refused: {why}");
                 Response {
                     status: REFUSED,
                     payload: why.into_bytes(),
@@ -536,7 +544,9 @@ pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
     })
 }
 
-async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> {
+/// Takes the request by value: a chunk's payload (up to 1 MiB) moves to the blocking
+/// thread that writes it, uncopied.
+async fn receive(exec: &Executor, request: Request) -> Result<Vec<u8>, String> {
     let view = VIEW.get().ok_or("not a cluster node")?;
     let p = decode_partition(&request.payload).ok_or("malformed request")?;
     if !moving_here(view, p, request.kind).await {
@@ -552,7 +562,7 @@ async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> 
         // of an earlier moved-away copy) runs on the blocking pool: this core serves other
         // partitions' sessions meanwhile.
         KIND_MOVE_CHUNK => {
-            let payload = request.payload.clone();
+            let payload = request.payload;
             let len = glommio::executor()
                 .spawn_blocking(move || {
                     let (_, chunk) = decode_chunk(&payload).ok_or("malformed chunk")?;

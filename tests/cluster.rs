@@ -217,6 +217,19 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
         "fetched bytes differ"
     );
     c.command("Z", "LOGOUT");
+    // And over TLS through that non-owner too: the owner's response, larger than one pump
+    // chunk and one TLS record, crosses the proxy's pump and its TLS writer.
+    let mut tls = nodes[1].connect_tls("127.0.0.12");
+    let reply = tls.command("L", &format!("LOGIN {u} pass"));
+    assert!(reply.last().unwrap().starts_with("L OK"), "{reply:?}");
+    tls.command("S", "SELECT INBOX");
+    tls.send("F FETCH 2 BODY.PEEK[]\r\n");
+    let head = tls.line();
+    assert!(head.ends_with(&format!("{{{}}}", body.len())), "{head}");
+    assert_eq!(tls.bytes(body.len()), body, "bytes fetched over TLS differ");
+    let tagged = tls.until_tagged("F");
+    assert!(tagged.last().unwrap().starts_with("F OK"), "{tagged:?}");
+    tls.command("Z", "LOGOUT");
 
     // `ringmail import` and `export` through the admin socket of nodes that do not own the
     // user: the owner stores and reads the mail, and the other nodes' data dirs get none of
