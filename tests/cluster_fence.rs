@@ -9,7 +9,7 @@ mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
 mod etcd;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cluster::Node;
 use common::Client;
@@ -47,14 +47,6 @@ fn bodies(node: &Node) -> Vec<String> {
         .collect()
 }
 
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_fenced_node_acknowledges_no_write_and_a_lost_partition_ends_its_sessions() {
     let Some(etcd) = etcd::Etcd::start(3) else {
@@ -70,7 +62,7 @@ fn a_fenced_node_acknowledges_no_write_and_a_lost_partition_ends_its_sessions() 
     }
     let p = ringmail::store::partition_of(USER, PARTITIONS);
     let mut owner = String::new();
-    wait_until(
+    etcd::wait_until(
         Duration::from_secs(20),
         "the partition is assigned",
         || match nodes[0].status().0.get(&p) {
@@ -109,19 +101,19 @@ fn a_fenced_node_acknowledges_no_write_and_a_lost_partition_ends_its_sessions() 
     // waited is written and acknowledged.
     let tagged = session.until_tagged("A2");
     assert!(tagged.last().unwrap().starts_with("A2 OK"), "{tagged:?}");
-    wait_until(Duration::from_secs(20), "the owner serves again", || {
+    etcd::wait_until(Duration::from_secs(20), "the owner serves again", || {
         bodies(&nodes[new]) == ["body 1", "body 2"]
     });
 
     // The owner's process stops past its lease; the operator fails its partition over to
     // the other node (which starts it empty: without replicas the mail is on the old disk).
     nodes[old].signal("-STOP");
-    wait_until(LEASE * 4, "the stopped node is declared dead", || {
+    etcd::wait_until(LEASE * 4, "the stopped node is declared dead", || {
         nodes[new].status().1.get(&owner) == Some(&false)
     });
     let (ok, out, err) = nodes[new].cluster_command(&["move", &p.to_string(), &nodes[new].id]);
     assert!(ok, "cluster move: {out} {err}");
-    wait_until(Duration::from_secs(10), "the new owner has it", || {
+    etcd::wait_until(Duration::from_secs(10), "the new owner has it", || {
         nodes[new].status().0.get(&p).map(|(o, _)| o.as_str()) == Some(nodes[new].id.as_str())
     });
     nodes[old].signal("-CONT");
@@ -130,12 +122,12 @@ fn a_fenced_node_acknowledges_no_write_and_a_lost_partition_ends_its_sessions() 
     let bye = session.line();
     assert!(bye.starts_with("* BYE [UNAVAILABLE]"), "{bye}");
     let dir = nodes[old].server.dir.path().join(format!("p-{p:04}"));
-    wait_until(Duration::from_secs(5), "the old copy is marked", || {
+    etcd::wait_until(Duration::from_secs(5), "the old copy is marked", || {
         ringmail::store::is_moved(&dir)
     });
     // A login through the old node now reaches the new owner.
     let mut written = false;
-    wait_until(
+    etcd::wait_until(
         Duration::from_secs(20),
         "the old node proxies logins",
         || {

@@ -333,14 +333,10 @@ fn a_joining_node_gets_its_share_of_partitions_with_their_mail() {
             && count.values().all(|&n| n == even || n == even + 1);
         balanced.then_some(owners)
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let before = loop {
-        if let Some(owners) = share(&nodes, 2) {
-            break owners;
-        }
-        assert!(Instant::now() < deadline, "two nodes never shared the map");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut before = BTreeMap::new();
+    etcd::wait_until(Duration::from_secs(30), "two nodes share the map", || {
+        share(&nodes, 2).map(|owners| before = owners).is_some()
+    });
     // One message per user, delivered through j0 to whichever node owns the user.
     for u in &users {
         let mut c = nodes[0].server.lmtp();
@@ -364,18 +360,10 @@ fn a_joining_node_gets_its_share_of_partitions_with_their_mail() {
         &passwd,
     ));
     nodes[2].wait_ready();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let after = loop {
-        if let Some(owners) = share(&nodes, 3) {
-            break owners;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "j2 never got its share: {:?}",
-            nodes[0].status().0
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut after = BTreeMap::new();
+    etcd::wait_until(Duration::from_secs(60), "j2 gets its share", || {
+        share(&nodes, 3).map(|owners| after = owners).is_some()
+    });
     let moved: Vec<u32> = (0..PARTITIONS).filter(|p| after[p].0 == "j2").collect();
     for p in &moved {
         assert!(
