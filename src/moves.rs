@@ -323,10 +323,15 @@ impl Stages {
 /// and then find the partition gone, where a moment later it is proxied to the new owner.
 /// The watch brings the change within milliseconds on a healthy cluster.
 async fn routed(view: &ClusterView, p: u32, to: &str) {
-    let deadline = Instant::now() + ROUTED_WITHIN;
-    while view.owner(p).is_none_or(|o| o.node != to) && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(2)).await;
-    }
+    // Subscribed before the first look, so a change in between is not missed.
+    let mut changes = view.subscribe();
+    let is_routed = || view.owner(p).is_some_and(|o| o.node == to);
+    let wait = async {
+        while !is_routed() {
+            changes.changed().await;
+        }
+    };
+    future::or(wait, glommio::timer::sleep(ROUTED_WITHIN)).await;
 }
 
 /// After `complete_move` failed: it may still have been applied (an etcd timeout says

@@ -371,8 +371,13 @@ fn a_joining_node_gets_its_share_of_partitions_with_their_mail() {
             "partition {p} moved at a new epoch"
         );
         let old = nodes.iter().find(|n| n.id == before[p].0).unwrap();
+        // etcd shows the new owner a moment before the old one has written its marker.
         let marker = old.server.dir.path().join(format!("p-{p:04}/MOVED"));
-        assert!(marker.exists(), "the old copy of {p} is marked");
+        etcd::wait_until(
+            Duration::from_secs(5),
+            &format!("the old copy of {p} is marked"),
+            || marker.exists(),
+        );
     }
     // Every user sees their message through the new node, the moved ones included.
     let mut on_j2 = 0;
