@@ -112,6 +112,19 @@ pub trait Backend: Send + Sync {
         std::time::Duration::ZERO
     }
 
+    /// [`Backend::verify_password`] when it costs neither a hash nor the network: an auth
+    /// cache hit, or [`Verdict::UnknownUser`] when the backend knows from memory that it has
+    /// no such user. None when answering needs more. Cheap enough for the executor itself
+    /// (a map lookup and one HMAC), so a repeated login does not wait for a thread.
+    fn verify_password_cached(
+        &self,
+        _user: &str,
+        _password: &[u8],
+        _cx: &VerifyContext<'_>,
+    ) -> Option<Verdict> {
+        None
+    }
+
     /// [`Backend::verify_password`] when it can be answered without the network (a local
     /// backend, or the auth cache of a network one); None when the network is needed.
     fn verify_password_local(

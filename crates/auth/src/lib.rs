@@ -495,6 +495,46 @@ impl Authenticator {
         self.login_with(credential, Instant::now(), true)
     }
 
+    /// A password login answered from the auth cache alone, on the caller's thread (a map
+    /// lookup and one HMAC: no hash, no network, no wait for a thread). None when that is
+    /// not enough (a first login, a wrong password, an unknown user, a master login, a
+    /// token): then [`Authenticator::login_local`] or [`Authenticator::login`].
+    pub fn login_cached(&self, credential: &Credential<'_>) -> Option<Result<Login, LoginError>> {
+        let Credential::Password {
+            user,
+            authzid,
+            password,
+        } = *credential
+        else {
+            return None;
+        };
+        let (authcid, target) = self.split_master(user, authzid);
+        if target.is_some() {
+            return None;
+        }
+        let cx = VerifyContext {
+            cache: &self.cache,
+            now: Instant::now(),
+        };
+        for b in &self.backends {
+            match b.verify_password_cached(authcid, password, &cx)? {
+                Verdict::UnknownUser => continue,
+                Verdict::Ok { info, cache_hit } => {
+                    return Some(Ok(Login {
+                        user: info.name,
+                        master: None,
+                        backend: b.name(),
+                        cache_hit,
+                        quota_bytes: info.quota_bytes,
+                    }))
+                }
+                // Failures take the full path, which spends the time a hash takes.
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Runs `work` on the lookup threads, for what [`Authenticator::login_local`] could not
     /// answer and the directory lookups of LMTP. The future resolves on any executor; Err
     /// (the reason, for `NO [UNAVAILABLE]`) when their queue is full, when the work waited
@@ -778,6 +818,39 @@ mod tests {
         assert!(!auth.user_exists("carol"));
         assert_eq!(auth.canonical_user("Bob").as_deref(), Some("bob"));
         assert_eq!(auth.user_count(), 2);
+    }
+
+    #[test]
+    fn only_a_cache_hit_is_answered_without_a_hash() {
+        let (_dir, path) = setup(&[("alice", "pw-a")]);
+        let auth = Authenticator::new(&path, options()).unwrap();
+        let pw = |user, password| Credential::Password {
+            user,
+            authzid: None,
+            password,
+        };
+        // Nothing verified yet: the caller must take the path that hashes.
+        assert!(auth.login_cached(&pw("alice", b"pw-a")).is_none());
+        assert!(auth.login(&pw("alice", b"pw-a")).is_ok());
+        let hit = auth.login_cached(&pw("ALICE", b"pw-a")).unwrap().unwrap();
+        assert_eq!((hit.user.as_str(), hit.cache_hit), ("alice", true));
+        // Wrong passwords, unknown users and logins as someone else take the full path,
+        // which spends the hash's time on them.
+        assert!(auth.login_cached(&pw("alice", b"pw-b")).is_none());
+        assert!(auth.login_cached(&pw("carol", b"pw-a")).is_none());
+        let as_other = Credential::Password {
+            user: "alice",
+            authzid: Some("bob"),
+            password: b"pw-a",
+        };
+        assert!(auth.login_cached(&as_other).is_none());
+        // A changed password file drops the hit with the old hash.
+        let mut f = UsersFile::load(&path).unwrap();
+        f.set_hash_cost(Argon2Cost::MINIMAL);
+        f.set_password("alice", b"new").unwrap();
+        f.save().unwrap();
+        auth.reload().unwrap();
+        assert!(auth.login_cached(&pw("alice", b"pw-a")).is_none());
     }
 
     #[test]

@@ -69,6 +69,28 @@ impl Backend for PasswdFileBackend {
         "passwd-file"
     }
 
+    fn verify_password_cached(
+        &self,
+        user: &str,
+        password: &[u8],
+        cx: &VerifyContext<'_>,
+    ) -> Option<Verdict> {
+        let users = self.users();
+        let Some((name, stored)) = canonical_name(user)
+            .ok()
+            .and_then(|name| users.get(&name).map(|hash| (name, hash)))
+        else {
+            return Some(Verdict::UnknownUser);
+        };
+        let cache = cx.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .check(&name, stored.as_str(), password, cx.now)
+            .then(|| Verdict::Ok {
+                info: UserInfo::named(name),
+                cache_hit: true,
+            })
+    }
+
     fn verify_password(&self, user: &str, password: &[u8], cx: &VerifyContext<'_>) -> Verdict {
         let users = self.users();
         let stored = canonical_name(user)
