@@ -853,6 +853,20 @@ impl Partition {
     ) -> Result<MailboxChanges> {
         self.with_mailbox(user, mailbox, |v| {
             let mb = v.mailbox;
+            if since_modseq >= mb.highest_modseq {
+                // Nothing changed: every expunge and flag change raises HIGHESTMODSEQ. Most
+                // commands land here, and the scans below walk the whole mailbox (5 ms a
+                // call for a million messages, three calls a command).
+                return MailboxChanges {
+                    expunge_msns: Vec::new(),
+                    vanished: Vec::new(),
+                    exists: mb.messages.len() as u32,
+                    flag_changes: Vec::new(),
+                    highest_modseq: mb.highest_modseq,
+                    uidnext: mb.uidnext,
+                    complete: since_modseq >= mb.vanished_floor,
+                };
+            }
             let mut vanished: Vec<u32> = mb
                 .expunged
                 .iter()
