@@ -26,6 +26,9 @@ pub fn settings(config: &Config, data_dir: &Path) -> Result<Option<ClusterConfig
         advertise: (!section.advertise.is_empty()).then(|| section.advertise.clone()),
         secret_file: Config::resolve(data_dir, &section.secret_file),
         lease_secs: section.lease_secs,
+        replicas: section.replicas,
+        sync: section.sync,
+        zone: section.zone.clone(),
     };
     settings.validate().map_err(|e| e.to_string())?;
     Ok(Some(settings))
