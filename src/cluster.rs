@@ -141,6 +141,21 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             ("{stage=\"cancelled\"}", c.moves_cancelled),
         ],
     );
+    metric(
+        "ringmail_cluster_failovers_total",
+        "counter",
+        "Partitions whose owner died that this node's balancer promoted to an in-sync replica.",
+        &[("", c.failovers)],
+    );
+    metric(
+        "ringmail_cluster_replicas_total",
+        "counter",
+        "Replicas this node's balancer placed and dropped (dead, drained, surplus).",
+        &[
+            ("{change=\"placed\"}", c.replicas_placed),
+            ("{change=\"dropped\"}", c.replicas_dropped),
+        ],
+    );
     if let Some(m) = crate::moves::COUNTERS.get() {
         let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         metric(

@@ -763,12 +763,19 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
     let admin = admin(&etcd, "failover");
     let revision = admin.status().unwrap().revision;
     block_on(views[victim].set_in_sync(*p, replica, true, *epoch)).unwrap();
-    assert_eq!(admin.status().unwrap().revision, revision, "a no-op writes nothing");
+    assert_eq!(
+        admin.status().unwrap().revision,
+        revision,
+        "a no-op writes nothing"
+    );
     wait_until(CONVERGE, "every copy shows the in-sync replicas", || {
         converged(&all)
-            && views[victim].map().assignments.iter().enumerate().all(|(q, a)| {
-                a.in_sync.len() == usize::from(!unseeded.contains(&(q as u32)))
-            })
+            && views[victim]
+                .map()
+                .assignments
+                .iter()
+                .enumerate()
+                .all(|(q, a)| a.in_sync.len() == usize::from(!unseeded.contains(&(q as u32))))
     });
     // The view's side of it.
     let replica_view = &views[replica.as_str()];
@@ -782,14 +789,21 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
     let status = admin.status().unwrap();
     let text = status.to_string();
     assert!(
-        text.contains(&format!("partition {p} owner {victim} epoch {epoch} active replica {replica}(in-sync)")),
+        text.contains(&format!(
+            "partition {p} owner {victim} epoch {epoch} active replica {replica}(in-sync)"
+        )),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
-    assert_eq!(json["partitions"][*p as usize]["replicas"][0]["in_sync"], true);
+    assert_eq!(
+        json["partitions"][*p as usize]["replicas"][0]["in_sync"],
+        true
+    );
 
-    let mut subscriptions: BTreeMap<&str, ringmail_cluster::Subscription> =
-        survivors.iter().map(|n| (*n, views[n].subscribe())).collect();
+    let mut subscriptions: BTreeMap<&str, ringmail_cluster::Subscription> = survivors
+        .iter()
+        .map(|n| (*n, views[n].subscribe()))
+        .collect();
     let crashed = views[survivors[0]].map();
     // Crash: stop without revoking the lease, as kill -9 would.
     drop(nodes.remove(victim));
@@ -829,7 +843,10 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
             assert!(a.owned_by(victim) && a.epoch == *epoch, "{q}: {a:?}");
             continue;
         }
-        assert!(!a.replicated_on(replica) && !a.replicated_on(victim), "{a:?}");
+        assert!(
+            !a.replicated_on(replica) && !a.replicated_on(victim),
+            "{a:?}"
+        );
         promoted_to
             .entry(replica.as_str())
             .or_default()
@@ -852,7 +869,9 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
         gained.sort_unstable();
         expected.sort_unstable();
         assert_eq!(gained, expected, "{node}");
-        assert!(expected.iter().all(|(q, e)| views[node].is_owner(*q) == Some(*e)));
+        assert!(expected
+            .iter()
+            .all(|(q, e)| views[node].is_owner(*q) == Some(*e)));
     }
     let failovers: u64 = survivors.iter().map(|n| views[n].metrics().failovers).sum();
     assert_eq!(failovers as usize, of_victim.len() - unseeded.len());
@@ -878,9 +897,8 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
         let changed: Vec<u32> = (0..P)
             .filter(|q| {
                 let (was, is) = (crashed.assignment(*q), after.assignment(*q));
-                let holds = |a: &ringmail_cluster::Assignment| {
-                    a.owned_by(node) || a.replicated_on(node)
-                };
+                let holds =
+                    |a: &ringmail_cluster::Assignment| a.owned_by(node) || a.replicated_on(node);
                 (holds(was) || holds(is))
                     && (was.replicas != is.replicas || was.in_sync != is.in_sync)
             })
@@ -894,4 +912,42 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
             changed.iter().all(|q| told.contains(q))
         });
     }
+
+    // The dead node comes back (same id): it owns what waited for it, nothing it was failed
+    // over from. Its replicas there are seeded and marked; then it leaves with SIGTERM
+    // (revoking its lease) and those fail over at once.
+    let back = harness::node(&etcd, "failover", victim, P);
+    let back_view = back.view();
+    wait_until(CONVERGE, "the returned node's copy is current", || {
+        !back_view.fenced() && converged(&[back_view.clone(), watcher.clone()])
+    });
+    let mine: Vec<u32> = (0..P)
+        .filter(|q| back_view.is_owner(*q).is_some())
+        .collect();
+    assert_eq!(mine, unseeded, "it owns exactly what waited for it");
+    for q in &unseeded {
+        let (epoch, replica) = &of_victim[q];
+        assert_eq!(back_view.is_owner(*q), Some(*epoch));
+        block_on(back_view.set_in_sync(*q, replica, true, *epoch)).expect("marks");
+    }
+    wait_until(CONVERGE, "the survivors see them in sync", || {
+        let map = watcher.map();
+        unseeded
+            .iter()
+            .all(|q| map.assignment(*q).in_sync.len() == 1)
+    });
+    back.shutdown();
+    let left = Instant::now();
+    wait_until(CONVERGE, "promoted after the lease was revoked", || {
+        let map = watcher.map();
+        unseeded.iter().all(|q| {
+            let (epoch, replica) = &of_victim[q];
+            let a = map.assignment(*q);
+            a.owned_by(replica) && a.epoch == epoch + 1
+        })
+    });
+    eprintln!(
+        "failover after a revoked lease (SIGTERM): promoted {:?} after the revoke",
+        left.elapsed()
+    );
 }
