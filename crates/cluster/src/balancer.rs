@@ -820,7 +820,10 @@ mod tests {
                     to,
                 } => {
                     assert_eq!(from, "c");
-                    assert_eq!(before.assignment(*partition).in_sync, std::slice::from_ref(to));
+                    assert_eq!(
+                        before.assignment(*partition).in_sync,
+                        std::slice::from_ref(to)
+                    );
                     Some(*partition)
                 }
                 _ => None,
