@@ -205,12 +205,11 @@ impl Selected {
     pub fn view(&self, store: &Partition, user: &str) -> Result<View, StoreError> {
         let pending = store.changes_since(user, self.id, self.modseq, self.uidnext)?;
         store.with_mailbox(user, self.id, |mailbox| {
-            let mut uids: Vec<u32> = mailbox
-                .messages()
-                .iter()
-                .map(|m| m.uid)
-                .filter(|&u| u < self.uidnext)
-                .collect();
+            // Sorted by UID: cut at the session's UIDNEXT first, so the copy has an exact
+            // size (a million messages: one allocation instead of twenty regrowths).
+            let messages = mailbox.messages();
+            let known = messages.partition_point(|m| m.uid < self.uidnext);
+            let mut uids: Vec<u32> = messages[..known].iter().map(|m| m.uid).collect();
             let gone = pending.vanished.clone();
             if !gone.is_empty() {
                 uids.extend(gone.iter().copied());

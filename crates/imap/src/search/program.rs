@@ -85,6 +85,16 @@ impl DateTest {
             DateOp::Since => day >= self.day,
         }
     }
+    /// [`DateTest::matches`] for the day of `secs` (seconds since the epoch, UTC days),
+    /// compared against the day's first second instead of dividing every message's date.
+    fn matches_secs(self, secs: i64) -> bool {
+        let start = self.day.saturating_mul(86_400);
+        match self.op {
+            DateOp::Before => secs < start,
+            DateOp::On => secs >= start && secs < start.saturating_add(86_400),
+            DateOp::Since => secs >= start,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -433,8 +443,8 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         }
         Node::Larger(n) => Tri::from_bool(u64::from(e.size) > *n),
         Node::Smaller(n) => Tri::from_bool(u64::from(e.size) < *n),
-        Node::Internal(t) => Tri::from_bool(t.matches(day_of(e.internal_date))),
-        Node::Saved(t) => Tri::from_bool(t.matches(day_of(e.save_date))),
+        Node::Internal(t) => Tri::from_bool(t.matches_secs(e.internal_date)),
+        Node::Saved(t) => Tri::from_bool(t.matches_secs(e.save_date)),
         Node::InternalFrom(t) => Tri::from_bool(e.internal_date >= *t),
         Node::InternalUntil(t) => Tri::from_bool(e.internal_date <= *t),
         Node::Msns(set) => Tri::from_bool(in_ranges(set, m.msn)),
@@ -525,6 +535,35 @@ fn sent_day(header: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_tests_on_seconds_agree_with_days() {
+        let day = |y, m, d| Date {
+            year: y,
+            month: m,
+            day: d,
+        };
+        for d in [day(1969, 12, 31), day(1970, 1, 1), day(2024, 2, 29)] {
+            for op in [DateOp::Before, DateOp::On, DateOp::Since] {
+                let t = DateTest::new(op, d);
+                let start = t.day * 86_400;
+                for secs in [
+                    start - 86_401,
+                    start - 1,
+                    start,
+                    start + 1,
+                    start + 86_399,
+                    start + 86_400,
+                ] {
+                    assert_eq!(
+                        t.matches_secs(secs),
+                        t.matches(day_of(secs)),
+                        "{op:?} {secs}"
+                    );
+                }
+            }
+        }
+    }
     use ringmail_proto::parser::SearchKey as K;
     use std::borrow::Cow;
 
