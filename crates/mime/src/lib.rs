@@ -8,7 +8,9 @@
 //! - [`MessageMeta::to_bytes`] / [`MessageMeta::from_bytes`] store and load it.
 //! - [`section_range`] and [`filter_header_fields`] serve `BODY[section]`,
 //!   [`decode_part`] serves `BINARY[section]`, [`decoded_text_for_search`],
-//!   [`decode_header_value`] and [`address_search_text`] serve SEARCH.
+//!   [`decode_header_value`] and [`address_search_text`] serve SEARCH;
+//!   [`search_header::search_values`] gives what the store keeps in memory for header
+//!   searches.
 //! - [`binary_parts_as_base64`] re-encodes what APPEND received as a binary literal8.
 //!
 //! Header parsing here is our own (small, raw-byte, IMAP-shaped: ENVELOPE wants
@@ -25,6 +27,7 @@ mod reencode;
 mod render;
 mod section;
 mod structure;
+pub mod search_header;
 
 pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
 pub use header::filter_header_fields;

@@ -9,19 +9,30 @@
 //! a second archive: `u64 mail_len | mail archive | sieve archive`. Like segments, a
 //! checkpoint is written in the oldest version that holds it, so a partition that never
 //! used Sieve keeps version-1 checkpoints that an older ringmail reads.
+//!
+//! Version 3 adds the header-search values of every mailbox (`search_fields`) as a third
+//! archive: `u64 mail_len | mail archive | u64 sieve_len | sieve archive | fields archive`.
+//! The mail archive keeps its layout (the values are skipped there), so a version-1 or -2
+//! checkpoint still loads; its mailboxes then have no values, and recovery rebuilds them by
+//! reading each message's header once.
 
 use std::path::{Path, PathBuf};
 
 use rkyv::rancor;
 
-use super::index::{Index, Loc};
+use rkyv::{Archive, Deserialize, Serialize};
+
+use super::index::{Index, Loc, Mailbox};
+use super::search_fields::SearchFields;
 use super::sieve::Sieve;
 
 const MAGIC: &[u8; 8] = b"RMAILCKP";
 /// Version of a checkpoint without Sieve state: the mail index archive alone.
 const VERSION_MAIL: u32 = 1;
-/// Version of a checkpoint with Sieve state; the newest this ringmail reads.
-pub(crate) const VERSION: u32 = 2;
+/// Version of a checkpoint with Sieve state.
+pub(crate) const VERSION_SIEVE: u32 = 2;
+/// Version of a checkpoint with header-search values; the newest this ringmail reads.
+pub(crate) const VERSION: u32 = 3;
 pub(crate) const HEADER: usize = 40;
 /// How many checkpoint files are kept (the newest and one to fall back to).
 pub(crate) const KEEP: usize = 2;
@@ -50,18 +61,63 @@ pub(crate) fn list(dir: &Path) -> std::io::Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// The header-search values of one mailbox, in the version-3 section.
+#[derive(Debug, Archive, Serialize, Deserialize)]
+struct MailboxFields {
+    user: String,
+    mailbox: u64,
+    fields: SearchFields,
+}
+
+/// The values of every mailbox that has messages and values (recovery rebuilds the others).
+fn mailbox_fields(index: &Index) -> Vec<MailboxFields> {
+    let mut out = Vec::new();
+    for (user, u) in &index.users {
+        let saved = |mb: &&Mailbox| !mb.messages.is_empty() && mb.fields.is_complete();
+        for mb in u.mailboxes.values().filter(saved) {
+            out.push(MailboxFields {
+                user: user.clone(),
+                mailbox: mb.id,
+                fields: mb.fields.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// Serializes the index at `pos` into a complete checkpoint file image.
 pub(crate) fn encode(index: &Index, pos: Loc) -> Result<Vec<u8>, String> {
     let mail = rkyv::to_bytes::<rancor::Error>(index).map_err(|e| e.to_string())?;
-    let (version, body) = if index.sieve.is_empty() {
+    let fields = mailbox_fields(index);
+    let (version, body) = if fields.is_empty() && index.sieve.is_empty() {
         (VERSION_MAIL, mail.to_vec())
     } else {
         let sieve = rkyv::to_bytes::<rancor::Error>(&index.sieve).map_err(|e| e.to_string())?;
-        let mut body = Vec::with_capacity(8 + mail.len() + sieve.len());
+        let fields = if fields.is_empty() {
+            None
+        } else {
+            Some(rkyv::to_bytes::<rancor::Error>(&fields).map_err(|e| e.to_string())?)
+        };
+        let extra = fields.as_ref().map_or(0, |f| 8 + f.len());
+        let mut body = Vec::with_capacity(8 + mail.len() + sieve.len() + extra);
         body.extend_from_slice(&(mail.len() as u64).to_le_bytes());
         body.extend_from_slice(&mail);
-        body.extend_from_slice(&sieve);
-        (VERSION, body)
+        match &fields {
+            None => body.extend_from_slice(&sieve),
+            Some(fields) => {
+                body.extend_from_slice(&(sieve.len() as u64).to_le_bytes());
+                body.extend_from_slice(&sieve);
+                body.extend_from_slice(fields);
+            }
+        }
+        (
+            if fields.is_some() {
+                VERSION
+            } else {
+                VERSION_SIEVE
+            },
+            body,
+        )
     };
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(MAGIC);
@@ -98,7 +154,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
         return Err("header checksum mismatch".into());
     }
     let version = u32_at(h, 8);
-    if version != VERSION_MAIL && version != VERSION {
+    if !(VERSION_MAIL..=VERSION).contains(&version) {
         return Err(format!("unsupported checkpoint version {version}"));
     }
     let pos = Loc {
@@ -113,24 +169,56 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if crc32c::crc32c(body) != u32_at(h, 32) {
         return Err("body checksum mismatch".into());
     }
-    let (mail, sieve) = if version == VERSION_MAIL {
-        (body, None)
+    let (mail, sieve, fields) = if version == VERSION_MAIL {
+        (body, None, None)
     } else {
-        let mail_len = body.get(..8).ok_or("body shorter than its mail length")?;
-        let mail_len = usize::try_from(u64_at(mail_len, 0)).map_err(|_| "mail length")?;
-        let rest = &body[8..];
-        if mail_len > rest.len() {
-            return Err("mail length beyond the body".into());
+        let (mail, rest) = split_section(body, "mail")?;
+        if version == VERSION_SIEVE {
+            (mail, Some(rest), None)
+        } else {
+            let (sieve, fields) = split_section(rest, "sieve")?;
+            (mail, Some(sieve), Some(fields))
         }
-        let (mail, sieve) = rest.split_at(mail_len);
-        (mail, Some(sieve))
     };
     let mut index = unarchive::<Index>(mail)?;
     if let Some(sieve) = sieve {
         index.sieve = unarchive::<Sieve>(sieve)?;
     }
+    if let Some(fields) = fields {
+        attach_fields(&mut index, unarchive::<Vec<MailboxFields>>(fields)?);
+    }
     index.reset_reservations();
     Ok((index, pos))
+}
+
+/// Splits `u64 len | section | rest`.
+fn split_section<'b>(body: &'b [u8], what: &str) -> Result<(&'b [u8], &'b [u8]), String> {
+    let len = body
+        .get(..8)
+        .ok_or_else(|| format!("body shorter than its {what} length"))?;
+    let len = usize::try_from(u64_at(len, 0)).map_err(|_| format!("{what} length"))?;
+    let rest = &body[8..];
+    if len > rest.len() {
+        return Err(format!("{what} length beyond the body"));
+    }
+    Ok(rest.split_at(len))
+}
+
+/// Gives each mailbox its saved values; those that do not hold exactly its messages are
+/// left out (recovery rebuilds them).
+fn attach_fields(index: &mut Index, saved: Vec<MailboxFields>) {
+    for entry in saved {
+        let Some(mb) = index
+            .users
+            .get_mut(&entry.user)
+            .and_then(|u| u.mailboxes.get_mut(&entry.mailbox))
+        else {
+            continue;
+        };
+        if entry.fields.is_complete() && entry.fields.len() == mb.messages.len() {
+            mb.fields = entry.fields;
+        }
+    }
 }
 
 /// Checked access to one archive of a checkpoint body.

@@ -13,6 +13,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::record::{AppendRec, FlagMode, Record, UidRanges};
+use super::search_fields::SearchFields;
 use super::sieve::Sieve;
 
 /// System flags as bits of [`MessageEntry::flags`].
@@ -104,6 +105,10 @@ pub(crate) struct Mailbox {
     pub expunged: Vec<Expunged>,
     /// Expunges at or below this modseq are forgotten.
     pub vanished_floor: u64,
+    /// Header-search values, aligned with `messages`. Saved in a checkpoint section of its
+    /// own (see `checkpoint`), so the layout of this archive is that of older checkpoints.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub fields: SearchFields,
     /// Next UID to hand out (records not yet durable hold the ones before it).
     #[rkyv(with = rkyv::with::Skip)]
     pub uid_reserved: u32,
@@ -131,6 +136,7 @@ impl Mailbox {
             messages: Vec::new(),
             expunged: Vec::new(),
             vanished_floor: 0,
+            fields: SearchFields::new(),
             uid_reserved: 1,
             modseq_reserved: 1,
             waiters: Vec::new(),
@@ -454,6 +460,7 @@ impl Index {
                 let s = u.mailboxes.get(src).ok_or(StoreError::NoSuchMailbox)?;
                 let dst_next = u.mailboxes.get(dst).map_or(1, |d| d.uidnext);
                 let mut copies = Vec::with_capacity(pairs.len());
+                let mut copied_from = Vec::with_capacity(pairs.len());
                 // A message expunged after the copy was submitted, by a record ahead of it in
                 // the log, is not copied; the rest are. This is what every build has done with
                 // such a record, so a log replays to the state its writer acknowledged; the
@@ -470,6 +477,7 @@ impl Index {
                         m.modseq = *dst_modseq;
                         m.save_date = *save_date;
                         copies.push(m);
+                        copied_from.push(i);
                     }
                 }
                 let made: Option<Vec<(u32, u32)>> = lost.then(|| {
@@ -479,6 +487,10 @@ impl Index {
                         .copied()
                         .collect()
                 });
+                // Taken before a MOVE expunges the originals (and the source may be the
+                // destination).
+                let mut copied_fields = SearchFields::new();
+                copied_fields.push_copies(&s.fields, copied_from.iter().copied());
                 let bytes: u64 = copies.iter().map(|m| u64::from(m.size)).sum();
                 if src_modseq.is_none() && !u.fits(bytes, copies.len() as u64) {
                     return Err(StoreError::OverQuota);
@@ -499,6 +511,7 @@ impl Index {
                     d.note_modseq(*dst_modseq);
                 }
                 d.messages.extend(copies);
+                d.fields.push_copies(&copied_fields, 0..copied_from.len());
                 d.wake();
                 Ok(made.map_or(Applied::Done, Applied::CopiedOnly))
             }
@@ -671,6 +684,7 @@ impl Index {
             meta_len: a.meta_len,
             flags: a.flags & flag::ALL,
         });
+        mb.fields.push_message(a.body);
         mb.uidnext = a.uid.saturating_add(1);
         mb.uid_reserved = mb.uid_reserved.max(mb.uidnext);
         mb.note_modseq(a.modseq);
@@ -721,6 +735,7 @@ fn expunge_ranges(mb: &mut Mailbox, ranges: &UidRanges, modseq: u64) -> (u64, u6
         idx += 1;
         keep
     });
+    mb.fields.remove(&pos);
     mb.note_modseq(modseq);
     mb.wake();
     (bytes, pos.len() as u64)
