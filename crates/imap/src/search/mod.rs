@@ -7,8 +7,13 @@
 //! the executor back between chunks and messages (`glommio::yield_if_needed`), so a search
 //! over a huge mailbox never holds the core for long, and both stop when the server shuts
 //! down.
+//!
+//! Header keys on the fields the store keeps in memory (FROM, TO, CC, BCC, SUBJECT, HEADER
+//! on those) are decided in the first pass too: [`fields::scan`] runs the scanner over the
+//! mailbox's header-search values for each chunk, so such a search reads no message.
 
 pub mod body;
+pub mod fields;
 pub mod header;
 pub mod program;
 pub mod scanner;
@@ -149,6 +154,14 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
             let mut pos = chunk
                 .first()
                 .map_or(0, |&first| messages.partition_point(|m| m.uid < first));
+            // Header keys on the fields kept in memory: one scan of those messages' values.
+            let first_pos = pos;
+            let end_pos = chunk
+                .last()
+                .map_or(pos, |&last| messages.partition_point(|m| m.uid <= last));
+            let indexed = v
+                .search_fields()
+                .and_then(|f| fields::scan(program, f, first_pos..end_pos.max(first_pos)));
             for (i, &uid) in chunk.iter().enumerate() {
                 while messages.get(pos).is_some_and(|m| m.uid < uid) {
                     pos += 1;
@@ -171,6 +184,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     entry,
                     keywords,
                     content: Content::None,
+                    indexed: indexed.as_deref().map(|rows| (rows, pos - first_pos)),
                 };
                 match program.eval(&message) {
                     Tri::True => hits.push(Hit::new(msn, entry)),
@@ -322,6 +336,7 @@ fn message<'a>(
         entry,
         keywords,
         content,
+        indexed: None,
     }
 }
 
