@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringmail::store::{MessageEntry, NewMessage, Options, Partition};
+use ringmail::store::{MessageEntry, NewMessage, Options, Partition, SearchFields};
 
 fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
 where
@@ -34,7 +34,7 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
         };
         let p = Rc::new(Partition::open(&dir, opts).await.unwrap());
         p.ensure_user("bench").await.unwrap();
-        let body = Rc::new(vec![b'x'; size]);
+        let body = Rc::new(message(size));
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
             .map(|t| {
@@ -59,6 +59,26 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
         }
         start.elapsed()
     })
+}
+
+/// A message of `size` bytes with a realistic header (encoded words, several addresses),
+/// so that the header-search values the store extracts at append cost what they would.
+fn message(size: usize) -> Vec<u8> {
+    let mut m = b"Return-Path: <bounce@lists.example.org>\r\n\
+        Received: from mx.example.org (mx.example.org [192.0.2.7]) by mail.example.net\r\n\
+        \twith ESMTPS id 4Fx; Fri, 4 Dec 2026 10:00:00 +0000\r\n\
+        From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg.mueller@example.org>\r\n\
+        To: Ann Smith <ann@example.net>, \"Bob (work)\" <bob@example.net>,\r\n\
+        \tcarol@example.net\r\n\
+        Cc: team: dave@example.net, erin@example.net;\r\n\
+        Subject: =?iso-8859-1?q?R=E9union_de_lundi?= and the quarterly numbers\r\n\
+        Date: Fri, 4 Dec 2026 10:00:00 +0000\r\n\
+        Message-ID: <abc123@example.org>\r\n\
+        MIME-Version: 1.0\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        .to_vec();
+    m.resize(size.max(m.len()), b'x');
+    m
 }
 
 fn bench_appends(c: &mut Criterion) {
@@ -165,5 +185,29 @@ fn bench_startup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_appends, bench_startup);
+/// What the store adds to each append for header searches: extracting the values of one
+/// message's header (done in `Index::apply`).
+fn bench_search_values(c: &mut Criterion) {
+    let m = message(4 << 10);
+    let mut g = c.benchmark_group("search-values");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("extract-one-header", |b| {
+        b.iter(|| {
+            let mut f = SearchFields::new();
+            f.push_message(std::hint::black_box(&m));
+            f
+        })
+    });
+    g.finish();
+    let mut f = SearchFields::new();
+    for _ in 0..1000 {
+        f.push_message(&m);
+    }
+    eprintln!(
+        "search-values: {} bytes in memory per message of this header",
+        f.heap_bytes() / 1000
+    );
+}
+
+criterion_group!(benches, bench_appends, bench_startup, bench_search_values);
 criterion_main!(benches);

@@ -25,9 +25,9 @@ mod lexer;
 mod meta;
 mod reencode;
 mod render;
+pub mod search_header;
 mod section;
 mod structure;
-pub mod search_header;
 
 pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
 pub use header::filter_header_fields;
@@ -62,7 +62,24 @@ pub fn address_search_text(value: &[u8]) -> String {
     decode_header_value(&address::search_form(&parse_address_list(&unfold(value))))
 }
 
+/// The SORT keys of a message, from its header block (or the whole message): what
+/// [`analyze`] puts in [`MessageMeta::sort`], without the message ids (THREAD's).
+pub fn sort_keys_of(raw: &[u8]) -> SortFields {
+    let split = header::split_header(raw, 0, raw.len());
+    sort_keys(raw.get(..split.fields_end).unwrap_or_default())
+}
+
 fn sort_fields(header: &[u8]) -> SortFields {
+    let msg_ids = |name: &[u8]| first_value(header, name).map(msg_ids).unwrap_or_default();
+    SortFields {
+        message_id: msg_ids(b"message-id").into_iter().next(),
+        in_reply_to: msg_ids(b"in-reply-to").into_iter().next(),
+        references: msg_ids(b"references"),
+        ..sort_keys(header)
+    }
+}
+
+fn sort_keys(header: &[u8]) -> SortFields {
     // The first address structure of the field as ENVELOPE lists it (RFC 5256 "the first
     // address", RFC 5957 section 3): a group's start counts, with the group name as its
     // addr-mailbox, so `Cc: team: a@b;` sorts as "team", not as "a".
@@ -89,7 +106,6 @@ fn sort_fields(header: &[u8]) -> SortFields {
                 AddressItem::GroupEnd => None,
             })
     };
-    let msg_ids = |name: &[u8]| first_value(header, name).map(msg_ids).unwrap_or_default();
     SortFields {
         subject: first_value(header, b"subject")
             .map(decode_header_value)
@@ -98,9 +114,7 @@ fn sort_fields(header: &[u8]) -> SortFields {
         to: first_address(b"to"),
         cc: first_address(b"cc"),
         date: first_value(header, b"date").and_then(parse_date),
-        message_id: msg_ids(b"message-id").into_iter().next(),
-        in_reply_to: msg_ids(b"in-reply-to").into_iter().next(),
-        references: msg_ids(b"references"),
+        ..SortFields::default()
     }
 }
 

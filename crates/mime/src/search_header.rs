@@ -83,8 +83,9 @@ pub fn is_plain(value: &[u8]) -> bool {
         && (value.is_ascii() || std::str::from_utf8(value).is_ok())
 }
 
-/// The header fields whose values the store keeps per message for SEARCH. The address
-/// forms serve FROM / TO / CC / BCC, the header forms HEADER on the same fields and SUBJECT.
+/// The header values the store keeps per message for SEARCH and SORT. The address forms
+/// serve FROM / TO / CC / BCC, the header forms HEADER on the same fields and SUBJECT, and
+/// [`SearchField::Sort`] the SORT keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum SearchField {
@@ -106,10 +107,12 @@ pub enum SearchField {
     HeaderBcc,
     /// Subject as HEADER and SUBJECT compare it.
     HeaderSubject,
+    /// The SORT keys ([`crate::SortFields::keys_to_bytes`]), one value per message.
+    Sort,
 }
 
 /// How many [`SearchField`]s there are.
-pub const SEARCH_FIELDS: usize = 9;
+pub const SEARCH_FIELDS: usize = 10;
 
 const ADDRESS_NAMES: [(&[u8], SearchField, SearchField); 4] = [
     (b"from", SearchField::From, SearchField::HeaderFrom),
@@ -158,8 +161,13 @@ pub struct SearchValue {
 
 /// The values of the kept fields of `header` (a header block), in header order, each in
 /// the form SEARCH compares: the address form as FROM matches it, and the header form as
-/// HEADER matches it (the raw value when plain, else decoded).
+/// HEADER matches it (the raw value when plain, else decoded); the SORT keys first.
 pub fn search_values(header: &[u8], mut push: impl FnMut(SearchValue)) {
+    push(SearchValue {
+        field: SearchField::Sort,
+        plain: false,
+        text: crate::sort_keys_of(header).keys_to_bytes(),
+    });
     for f in fields(header) {
         if let Some(field) = SearchField::address(f.name) {
             push(SearchValue {
@@ -201,5 +209,32 @@ mod tests {
         );
         assert_eq!(header_block(b"no end"), None);
         assert_eq!(header_block(b"\r\nbody"), Some(&b"\r\n"[..]));
+    }
+
+    #[test]
+    fn kept_sort_keys_equal_what_analyze_stores() {
+        let messages: [&[u8]; 6] = [
+            b"Subject: Re: [list] =?utf-8?q?caf=C3=A9?=\r\nFrom: Ann <a@x.test>\r\n\
+              To: team: b@x.test;\r\nCc: c@x.test\r\nDate: Fri, 4 Dec 2026 10:00:00 +0100\r\n\
+              Message-ID: <m1@x>\r\nReferences: <r1@x> <r2@x>\r\n\r\nbody\r\n",
+            b"From: nobody\r\n\r\n",
+            b"no header at all",
+            b"Subject: no blank line\r\nFrom: x@y",
+            b"Subject: binary\r\n\x00\x01garbage: line\r\nFrom: late@x.test\r\n\r\n",
+            b"\r\nFrom: in-body@x.test\r\n",
+        ];
+        for raw in messages {
+            let header = header_block(raw).unwrap_or(raw);
+            let stored = crate::analyze(raw).sort;
+            let sort_only = crate::SortFields {
+                message_id: None,
+                in_reply_to: None,
+                references: Vec::new(),
+                ..stored
+            };
+            assert_eq!(crate::sort_keys_of(header), sort_only);
+            let kept = crate::SortFields::keys_from_bytes(&sort_only.keys_to_bytes()).unwrap();
+            assert_eq!(kept, sort_only);
+        }
     }
 }

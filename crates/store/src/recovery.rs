@@ -19,13 +19,13 @@ use super::index::{Index, Loc};
 use super::partition::now;
 use super::record;
 use super::search_fields::SearchFields;
-use ringmail_mime::search_header::header_block;
 use super::segment::{
     list_segments, read_header, segment_path, HeaderError, Scanned, Scanner, SegmentHeader,
     SegmentKind, SEGMENT_HEADER,
 };
 use super::types::Options;
 use super::writer::{create_segment, Background, Inner, LogState};
+use ringmail_mime::search_header::header_block;
 
 fn corrupt(msg: String) -> StoreError {
     StoreError::Corrupt(msg)

@@ -196,7 +196,11 @@ impl SearchFields {
     }
 
     /// Appends copies of messages `positions` of `src`.
-    pub(crate) fn push_copies(&mut self, src: &SearchFields, positions: impl IntoIterator<Item = usize>) {
+    pub(crate) fn push_copies(
+        &mut self,
+        src: &SearchFields,
+        positions: impl IntoIterator<Item = usize>,
+    ) {
         if !self.complete {
             return;
         }
@@ -224,27 +228,82 @@ impl SearchFields {
 
     /// Removes messages `positions` (ascending), keeping the others in order.
     pub(crate) fn remove(&mut self, positions: &[usize]) {
-        if !self.complete || positions.is_empty() {
-            return;
+        if self.complete {
+            self.arenas.iter_mut().for_each(|a| a.remove(positions));
         }
-        for arena in &mut self.arenas {
-            let mut kept = FieldArena {
-                bytes: Vec::with_capacity(arena.bytes.len()),
-                value_ends: Vec::with_capacity(arena.value_ends.len()),
-                message_ends: Vec::with_capacity(arena.len().saturating_sub(positions.len())),
-            };
-            let mut gone = positions.iter().peekable();
-            for pos in 0..arena.len() {
-                if gone.next_if_eq(&&pos).is_some() {
-                    continue;
+    }
+}
+
+impl FieldArena {
+    /// Removes messages `positions` (ascending, distinct) in place: what follows the first
+    /// of them moves down, so expunging recent messages (the usual case) moves little.
+    fn remove(&mut self, positions: &[usize]) {
+        let Some(&first) = positions.first().filter(|&&p| p < self.len()) else {
+            return;
+        };
+        // Old indexes are read ahead of the writes, which trail them (`first` is removed).
+        let mut old_value = self.values_of(first).start;
+        let mut old_byte = self.value_start(old_value);
+        let (mut new_value, mut new_byte, mut new_message) = (old_value, old_byte, first);
+        let mut gone = positions.iter().peekable();
+        for pos in first..self.len() {
+            let values_end = self.message_ends[pos] as usize;
+            let removed = gone.next_if_eq(&&pos).is_some();
+            for v in old_value..values_end {
+                let end = self.value_ends[v] as usize;
+                if !removed {
+                    self.bytes.copy_within(old_byte..end, new_byte);
+                    new_byte += end - old_byte;
+                    // Never past the old offset, so within 32 bits.
+                    self.value_ends[new_value] = new_byte as u32;
+                    new_value += 1;
                 }
-                for v in arena.values(pos) {
-                    // Never larger than before, so within 32 bits.
-                    let _ = kept.push_value(v.plain, v.text);
-                }
-                kept.end_message();
+                old_byte = end;
             }
-            *arena = kept;
+            old_value = values_end;
+            if !removed {
+                self.message_ends[new_message] = new_value as u32;
+                new_message += 1;
+            }
+        }
+        self.bytes.truncate(new_byte);
+        self.value_ends.truncate(new_value);
+        self.message_ends.truncate(new_message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(i: usize) -> Vec<u8> {
+        let header = match i % 4 {
+            0 => format!("From: a{i}@x.test\r\nTo: b@x.test\r\nTo: c{i}@x.test\r\n"),
+            1 => format!("Subject: =?utf-8?q?caf=C3=A9?= {i}\r\n"),
+            2 => String::new(),
+            _ => format!("Cc: team: z{i}@y.test;\r\nBcc: q@x.test\r\n"),
+        };
+        format!("{header}\r\nbody\r\n").into_bytes()
+    }
+
+    #[test]
+    fn removing_equals_rebuilding_from_what_is_kept() {
+        let n = 10;
+        // Every subset of 10 messages.
+        for mask in 0u32..(1 << n) {
+            let mut fields = SearchFields::new();
+            let mut kept = SearchFields::new();
+            let mut gone = Vec::new();
+            for i in 0..n {
+                fields.push_message(&message(i));
+                if mask & (1 << i) == 0 {
+                    kept.push_message(&message(i));
+                } else {
+                    gone.push(i);
+                }
+            }
+            fields.remove(&gone);
+            assert_eq!(fields, kept, "mask {mask:b}");
         }
     }
 }

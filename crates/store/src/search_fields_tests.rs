@@ -10,7 +10,7 @@ use super::raise_uidnext_tests::{run, tmp_partition};
 use super::search_fields::SearchFields;
 use super::{NewMessage, Options, Partition};
 
-const ALL_FIELDS: [SearchField; 9] = [
+const ALL_FIELDS: [SearchField; 10] = [
     SearchField::From,
     SearchField::To,
     SearchField::Cc,
@@ -20,6 +20,7 @@ const ALL_FIELDS: [SearchField; 9] = [
     SearchField::HeaderCc,
     SearchField::HeaderBcc,
     SearchField::HeaderSubject,
+    SearchField::Sort,
 ];
 
 /// Message `i`: varied headers (encoded words, folding, several To fields, no header).
@@ -65,7 +66,10 @@ fn expected(ids: &[usize]) -> Vec<Vec<(bool, Vec<u8>)>> {
 
 fn stored(p: &Partition, mailbox: &str) -> Vec<Vec<(bool, Vec<u8>)>> {
     p.with_mailbox("u", mailbox, |v| {
-        assert_eq!(v.search_fields().map(SearchFields::len), Some(v.messages().len()));
+        assert_eq!(
+            v.search_fields().map(SearchFields::len),
+            Some(v.messages().len())
+        );
         dump(v.search_fields().unwrap())
     })
     .unwrap()
@@ -94,7 +98,9 @@ fn values_follow_the_index_through_changes_replay_and_checkpoints() {
         p.append("u", "INBOX", &msgs).await.unwrap();
         assert_eq!(stored(&p, "INBOX"), expected(&(0..10).collect::<Vec<_>>()));
         p.copy("u", "INBOX", &[(2, 3)], "Copy").await.unwrap();
-        p.move_messages("u", "INBOX", &[(8, 8)], "Copy").await.unwrap();
+        p.move_messages("u", "INBOX", &[(8, 8)], "Copy")
+            .await
+            .unwrap();
         p.expunge("u", "INBOX", &[(1, 1), (4, 5)]).await.unwrap();
         check_state(&p).await;
         // Dropped without a checkpoint: the next open replays the log.
@@ -137,7 +143,9 @@ fn a_checkpoint_without_values_is_rebuilt_from_the_messages() {
         p.copy("u", "INBOX", &[(2, 3)], "Copy").await.unwrap();
         p.checkpoint().await.unwrap();
         // After the checkpoint: replayed onto the rebuilt values.
-        p.move_messages("u", "INBOX", &[(8, 8)], "Copy").await.unwrap();
+        p.move_messages("u", "INBOX", &[(8, 8)], "Copy")
+            .await
+            .unwrap();
         p.expunge("u", "INBOX", &[(1, 1), (4, 5)]).await.unwrap();
         std::mem::forget(p);
     });

@@ -99,7 +99,7 @@ async fn run(
         };
         let (mail, user) = session.mail().await?;
         let abandon = || session.should_abandon();
-        search::load_sort_fields(&abandon, &mail, &user, selected.id, &mut found).await?
+        search::load_sort_keys(&abandon, &mail, &user, selected.id, &mut found).await?
     } else {
         Vec::new()
     };

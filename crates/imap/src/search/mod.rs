@@ -27,6 +27,7 @@ use std::rc::Rc;
 use crate::recent::RecentUids;
 use crate::selected::View;
 use glommio::io::ReadResult;
+use ringmail_mime::search_header::SearchField;
 use ringmail_mime::{self as mime, MessageMeta, SortFields};
 use ringmail_proto::dates;
 use ringmail_proto::parser::SearchKey;
@@ -390,13 +391,64 @@ pub async fn load_sort_fields(
         }
         pause(abandon).await?;
     }
-    if !lost.is_empty() {
-        found.expunged = true;
-        let mut i = 0;
-        found.hits.retain(|_| {
-            i += 1;
-            lost.binary_search(&(i - 1)).is_err()
-        });
-    }
+    drop_lost(found, &lost);
     Ok(out)
+}
+
+/// The SORT keys of every hit (message ids left empty: THREAD uses [`load_sort_fields`]),
+/// from the mailbox's kept values a chunk at a time, so SORT reads no message; a message
+/// without them is read as [`load_sort_fields`] does. A message expunged meanwhile leaves
+/// the hits, and `found` notes it.
+pub async fn load_sort_keys(
+    abandon: &dyn Fn() -> bool,
+    mail: &Rc<Partition>,
+    user: &str,
+    mailbox: u64,
+    found: &mut Found,
+) -> Result<Vec<SortFields>, SearchError> {
+    let mut out = Vec::with_capacity(found.hits.len());
+    let mut lost = Vec::new();
+    for (chunk_no, chunk) in found.hits.chunks(INDEX_CHUNK).enumerate() {
+        // Per hit: None when expunged, Some(None) when its keys are not kept.
+        let kept: Vec<Option<Option<SortFields>>> = mail.with_mailbox(user, mailbox, |v| {
+            let messages = v.messages();
+            let arena = v.search_fields().and_then(|f| f.arena(SearchField::Sort));
+            chunk
+                .iter()
+                .map(|hit| {
+                    let pos = messages.binary_search_by_key(&hit.uid, |m| m.uid).ok()?;
+                    let value = arena.and_then(|a| a.values(pos).next());
+                    Some(value.and_then(|v| SortFields::keys_from_bytes(v.text).ok()))
+                })
+                .collect()
+        })?;
+        for (i, (hit, keys)) in chunk.iter().zip(kept).enumerate() {
+            let read = match keys {
+                Some(Some(keys)) => Ok(keys),
+                Some(None) => sort_fields(mail, user, mailbox, hit.uid).await,
+                None => Err(StoreError::NoSuchMessage),
+            };
+            match read {
+                Ok(keys) => out.push(keys),
+                Err(StoreError::NoSuchMessage) => lost.push(chunk_no * INDEX_CHUNK + i),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        pause(abandon).await?;
+    }
+    drop_lost(found, &lost);
+    Ok(out)
+}
+
+/// Removes the hits at `lost` (ascending positions), which were expunged meanwhile.
+fn drop_lost(found: &mut Found, lost: &[usize]) {
+    if lost.is_empty() {
+        return;
+    }
+    found.expunged = true;
+    let mut i = 0;
+    found.hits.retain(|_| {
+        i += 1;
+        lost.binary_search(&(i - 1)).is_err()
+    });
 }
