@@ -71,6 +71,10 @@ fn value_matches(key: &IndexedKey, v: FieldValue<'_>) -> bool {
     if !key.finder.needs_unicode() {
         return key.finder.is_match(v.text);
     }
+    if v.text.is_ascii() && !key.finder.is_ascii() {
+        // ASCII text lowercases to ASCII, which holds no non-ASCII needle: no need to fold.
+        return false;
+    }
     if v.plain {
         // The header path decodes a plain value for a Unicode needle.
         return key
