@@ -81,8 +81,8 @@ async fn check_state(p: &Partition) {
     assert_eq!(stored(p, "Copy"), expected(&[1, 2, 7]), "Copy");
 }
 
-fn open(dir: &Path) -> impl std::future::Future<Output = Partition> + '_ {
-    async move { Partition::open(dir, Options::default()).await.unwrap() }
+async fn open(dir: &Path) -> Partition {
+    Partition::open(dir, Options::default()).await.unwrap()
 }
 
 #[test]
