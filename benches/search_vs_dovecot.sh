@@ -47,9 +47,10 @@ cleanup() {
 trap cleanup EXIT
 
 # --- One INBOX as a Maildir with a dovecot-uidlist (so both servers number it alike):
-# 60% plain text, 25% text+HTML, 15% with a base64 attachment; 400 senders (a fifth with
-# RFC 2047 display names in UTF-8 or Latin-1, some CJK), 1-3 recipients, a Cc on a third,
-# subjects from a word list (a tenth encoded). One body in a thousand holds "xylophone".
+# 60% plain text, 25% text+HTML, 15% with a base64 attachment; 400 senders (display names
+# as RFC 2047 encoded words in UTF-8 or Latin-1 when non-ASCII, and a tenth of the others;
+# some CJK), 1-3 recipients, a Cc on a third, subjects from a word list (a tenth encoded).
+# One body in a thousand holds "xylophone".
 SRC="$WORK/Maildir"
 say "generating $SRC ($MESSAGES messages, seed $SEED)"
 python3 - "$SRC" "$MESSAGES" "$MAX_SIZE" "$SEED" > "$WORK/source.stats" <<'PY'
