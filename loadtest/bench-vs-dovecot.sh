@@ -68,87 +68,14 @@ trap cleanup EXIT
 # The same users for both servers: Dovecot's passwd-file format, which ringmail reads too.
 for i in $(seq 1 "$USERS"); do echo "user$i:{PLAIN}pass"; done > "$WORK/users"
 
-# --- Dovecot: loopback only, its own base_dir, Maildir, no TLS, auth cache on. Mail is
-# owned by nobody (Dovecot refuses mail access as root).
-#
-# LMTP: recipients are user%d@example.com; auth_username_format = %Ln makes that user%d,
-# the name IMAP logs in with, so both protocols use one mailbox. The static userdb has no
-# allow_all_users, so Dovecot verifies each recipient against the passwd-file passdb and
-# refuses unknown ones at RCPT TO, as ringmail does with its users file.
-#
-# Durability (docs/loadtest.md, "Fairness"): mail_fsync = optimized (Dovecot's default,
-# written out here) fsyncs each new message file before renaming it into new/ and
-# fdatasyncs the new/ directory before the transaction commits, then answers 250; the
-# dovecot-uidlist and index files are not synced. ringmail answers each recipient after
-# the group commit's fdatasync of the record that holds the message and its index entry.
+# --- Dovecot (loadtest/dovecot.sh): loopback only, its own base_dir, Maildir, no TLS, auth
+# cache on, LMTP too.
 DPORT="$(free_port)"
 DLPORT="$(free_port)"
-mkdir -p "$WORK/dovecot/run" "$WORK/dovecot/state" "$WORK/dovecot/mail"
-chown 65534:65534 "$WORK/dovecot/mail"
-CORES="$(nproc)"
-IMAP_TUNING=""
-if [[ "${DOVECOT_TUNED:-1}" == 1 ]]; then
-    # Dovecot's own performance advice: reuse imap processes (no fork+exec per login) and
-    # keep some ready. Safe here because every user maps to the same system uid.
-    IMAP_TUNING="  service_count = 1000
-  process_min_avail = $CORES"
-fi
-cat > "$WORK/dovecot/dovecot.conf" <<EOF
-protocols = imap lmtp
-listen = 127.0.0.1
-base_dir = $WORK/dovecot/run
-state_dir = $WORK/dovecot/state
-log_path = $WORK/dovecot/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_cache_size = 10M
-auth_cache_ttl = 1 hour
-mail_location = maildir:~/Maildir
-mail_fsync = optimized
-auth_username_format = %Ln
-first_valid_uid = 1
-default_process_limit = 1000
-default_client_limit = 10000
-default_vsz_limit = 0
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN $WORK/users
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=$WORK/dovecot/mail/%u
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $DPORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  # Dovecot's high-performance login mode: long-lived login processes, one per core.
-  service_count = 0
-  process_min_avail = $CORES
-  client_limit = 19000
-}
-service imap {
-  process_limit = 20000
-$IMAP_TUNING
-}
-# One lmtp process per connection (Dovecot's client_limit = 1 for lmtp); the load
-# generator's connections are long-lived, so process reuse does not matter here.
-service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = $DLPORT
-  }
-  process_limit = 1000
-}
-EOF
 say "starting Dovecot on 127.0.0.1:$DPORT (IMAP), 127.0.0.1:$DLPORT (LMTP)"
-dovecot -c "$WORK/dovecot/dovecot.conf" -F &
-DOVECOT_PID=$!
+# shellcheck source=loadtest/dovecot.sh
+source "$ROOT/loadtest/dovecot.sh"
+start_dovecot "$WORK/dovecot" "$WORK/users" "$DPORT" "$DLPORT"
 
 # --- ringmail: its own data dir, free ports, no per-address connection cap (every client
 # comes from 127.0.0.1 here).

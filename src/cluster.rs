@@ -89,10 +89,18 @@ pub fn start(config: &Config, settings: ClusterConfig) -> Result<Node, String> {
     Ok(Node { control, peer })
 }
 
-/// Answers what other nodes ask of this one: partition moves and LMTP deliveries.
+/// Answers what other nodes ask of this one: partition moves, admin sessions and LMTP
+/// deliveries.
 fn rpc(exec: std::rc::Rc<Executor>, request: ringmail_peer::Request) -> LocalResponse {
     if crate::moves::is_move_kind(request.kind) {
         return crate::moves::serve(exec, request);
+    }
+    if request.kind == ringmail_admin::forward::KIND_ADMIN {
+        let answer = ringmail_admin::forward::serve(exec, request.payload);
+        return Box::pin(async move {
+            let (status, payload) = answer.await;
+            ringmail_peer::Response { status, payload }
+        });
     }
     ringmail_lmtp::forward::serve(exec, request)
 }
@@ -211,6 +219,8 @@ pub enum Command {
     Move { partition: u32, node: String },
     /// Move all of a node's partitions away.
     Drain { node: String },
+    /// Let a drained node receive partitions again.
+    Undrain { node: String },
 }
 
 /// Runs `command` against the etcd of `[cluster]`.
@@ -229,6 +239,9 @@ pub fn command(config: &Config, data_dir: &Path, command: Command) -> Result<Str
             .move_partition(partition, &node)
             .map(|m| m.to_string()),
         Command::Drain { node } => admin.drain(&node).map(|d| d.to_string()),
+        Command::Undrain { node } => admin.undrain(&node).map(|()| {
+            format!("node {node} undrained: the balancer gives it its share of partitions")
+        }),
     };
     out.map_err(|e| e.to_string())
 }

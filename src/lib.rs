@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod doctor;
+pub mod fencing;
 pub mod moves;
 pub mod services;
 

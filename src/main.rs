@@ -98,6 +98,14 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// A user's Sieve state: `sieve log` shows the errors their script met at delivery,
+    /// from the running server through its admin socket, or from a stopped data dir.
+    Sieve {
+        #[command(subcommand)]
+        action: SieveAction,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Print the config reference (docs/config.md) generated from the defaults.
     ConfigReference,
     /// The cluster this node belongs to (`[cluster]` of the config): its nodes and partition
@@ -107,6 +115,17 @@ enum Command {
         action: ClusterAction,
         #[command(flatten)]
         location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum SieveAction {
+    /// The last run-time errors of the user's active script (at most 20 / 16 KiB), oldest
+    /// first: date, script, line and reason. Activating a script clears them.
+    Log {
+        /// The user.
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -132,6 +151,12 @@ enum ClusterAction {
     },
     /// Move all of a node's partitions to the others (before maintenance).
     Drain {
+        /// The node.
+        node: String,
+    },
+    /// Let a drained node receive partitions again (after maintenance): the balancer gives it
+    /// its share back by live moves.
+    Undrain {
         /// The node.
         node: String,
     },
@@ -234,6 +259,7 @@ fn run(cli: Cli) -> Result<(), String> {
             services.peer = node.as_ref().map(|n| n.peer.clone());
             if node.is_some() {
                 services.tasks.push(ringmail::moves::task);
+                services.tasks.push(ringmail::fencing::task);
             }
             let served = ringmail::server::runtime::serve(config, config_path, data_dir, services)
                 .map_err(|e| e.to_string());
@@ -254,6 +280,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     ringmail::cluster::Command::Move { partition, node }
                 }
                 ClusterAction::Drain { node } => ringmail::cluster::Command::Drain { node },
+                ClusterAction::Undrain { node } => ringmail::cluster::Command::Undrain { node },
             };
             let out = ringmail::cluster::command(&layout.config, &layout.data_dir, command)?;
             println!("{}", out.trim_end());
@@ -278,6 +305,13 @@ fn run(cli: Cli) -> Result<(), String> {
             match target {
                 ExportTarget::Mail(target) => export_command(&layout, &user, target),
                 ExportTarget::Sieve { dir } => export_sieve_command(&layout, &user, &dir),
+            }
+        }
+        Command::Sieve { action, location } => {
+            let layout =
+                datadir::resolve(location.data.as_deref(), location.config.as_deref(), false)?;
+            match action {
+                SieveAction::Log { user } => sieve_log_command(&layout, &user),
             }
         }
         Command::Check { repair, location } => {
@@ -597,36 +631,85 @@ fn export_command(layout: &Layout, user: &str, target: MailSource) -> Result<(),
     problems(&report.problems)
 }
 
-/// `ringmail export sieve DIR`: the user's scripts from the stopped data dir.
-fn export_sieve_command(layout: &Layout, user: &str, dir: &std::path::Path) -> Result<(), String> {
-    let user = known_user(layout, user)?;
-    if server_running(layout, "export")? {
-        return Err(
-            "export sieve reads a stopped data dir; stop the server first (a running \
-             server's scripts can be fetched with ManageSieve GETSCRIPT)"
-                .into(),
+/// Reads something of `user`'s partition: from the running server through its admin
+/// socket (`online`, answered by the user's owner), or from the stopped data dir
+/// (`offline`); with the place it came from, for the summary.
+fn read_user<T>(
+    layout: &Layout,
+    user: &str,
+    what: &str,
+    online: impl FnOnce(&mut ringmail::admin::client::AdminClient) -> Result<T, String>,
+    offline: impl FnOnce(&ringmail::store::Partition) -> Result<T, String>,
+) -> Result<(T, String), String> {
+    if server_running(layout, what)? {
+        let (mut client, socket) = connect_admin(layout, user, what)?;
+        let value = online(&mut client)?;
+        let place = format!(
+            "the running server ({}) through {}",
+            client.server(),
+            socket.display()
         );
+        return Ok((value, place));
     }
-    let report = ringmail::tools::offline::run(
+    let value = ringmail::tools::offline::run(
         &layout.config,
         &layout.data_dir,
-        "export",
+        what,
         |store| async move {
-            let mail = store.partition_of(&user).await.map_err(|e| e.to_string())?;
-            ringmail::tools::sieve::export_sieve(&mail, &user, dir)
+            let mail = store.partition_of(user).await.map_err(|e| e.to_string())?;
+            offline(&mail)
         },
     )?;
+    Ok((
+        value,
+        format!("the stopped data dir {}", layout.data_dir.display()),
+    ))
+}
+
+/// `ringmail export sieve DIR`: the user's scripts, from the running server or the stopped
+/// data dir.
+fn export_sieve_command(layout: &Layout, user: &str, dir: &std::path::Path) -> Result<(), String> {
+    use ringmail::tools::sieve::{user_scripts, write_sieve_dir};
+    let user = known_user(layout, user)?;
+    let (scripts, place) = read_user(
+        layout,
+        &user,
+        "export",
+        |client| client.scripts(),
+        |mail| user_scripts(mail, &user),
+    )?;
+    let report = write_sieve_dir(&scripts, dir)?;
     let active = match &report.active {
         Some(name) => format!("{name:?} active"),
         None => "none active".to_string(),
     };
     println!(
-        "exported {} sieve scripts from the stopped data dir {} into {} ({active})",
+        "exported {} sieve scripts from {place} into {} ({active})",
         report.exported,
-        layout.data_dir.display(),
         dir.display()
     );
     problems(&report.problems)
+}
+
+/// `ringmail sieve log`: the user's Sieve error log, oldest first, from the running server
+/// or the stopped data dir.
+fn sieve_log_command(layout: &Layout, user: &str) -> Result<(), String> {
+    let user = known_user(layout, user)?;
+    let (entries, place) = read_user(
+        layout,
+        &user,
+        "sieve log",
+        |client| client.sieve_log(),
+        |mail| Ok(mail.sieve_log(&user)),
+    )?;
+    for line in ringmail::tools::sieve::log_lines(&entries) {
+        println!("{line}");
+    }
+    eprintln!(
+        "{} Sieve errors of {user} logged in {place} (cleared when a script is activated)",
+        entries.len()
+    );
+    Ok(())
 }
 
 /// `ringmail backup DIR`: copies the data dir; warns about files it needs that live outside.

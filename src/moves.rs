@@ -9,7 +9,7 @@
 //! handler on the same link as LMTP forwarding.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -22,7 +22,7 @@ use ringmail_runtime::nodes::LocalResponse;
 use ringmail_runtime::partition::executor_of;
 use ringmail_runtime::partitions::Partitions;
 use ringmail_runtime::runtime::{Executor, LocalTask};
-use ringmail_store::{Chunk, Incoming, Partition, Snapshot, MAX_CHUNK};
+use ringmail_store::{Chunk, CopyFile, Incoming, Partition, Snapshot, MAX_CHUNK};
 use tracing::{info, warn};
 
 /// RPC kind: start receiving partition `p` (removes what an unfinished attempt left).
@@ -45,11 +45,18 @@ pub const MOVES_PER_EXECUTOR: usize = 2;
 const FREEZE_BELOW: u64 = 1 << 20;
 /// Rounds before freezing anyway (a partition written faster than the link copies).
 const MAX_ROUNDS: usize = 20;
-/// A failed move is tried again after this.
+/// A failed move is tried again after this, doubled after each further failure up to
+/// [`RETRY_MAX`]: every attempt copies the whole partition again, so a move that keeps
+/// failing (a target out of disk, a link that drops) must not keep the link busy.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(600);
 /// How long a move whose epoch bump failed keeps the writes frozen while the map shows
 /// whether the bump happened after all.
 const SETTLE: Duration = Duration::from_secs(5);
+/// How long the target waits for its map to show an intent the owner already acts on.
+const INTENT_WAIT: Duration = Duration::from_secs(2);
+/// At most this long the switch waits for the local map to show the new owner.
+const ROUTED_WITHIN: Duration = Duration::from_secs(1);
 /// How often pending moves are looked at besides on map changes.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -75,13 +82,18 @@ pub fn init(view: ClusterView) {
     let _ = COUNTERS.set(Counters::default());
 }
 
+/// The cluster view, on a cluster node (set by [`init`]).
+pub(crate) fn view() -> Option<ClusterView> {
+    VIEW.get().cloned()
+}
+
 fn counters() -> &'static Counters {
     COUNTERS.get_or_init(Counters::default)
 }
 
 /// The executor task: carries out the moves of this executor's partitions.
 pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
-    let Some(view) = VIEW.get().cloned() else {
+    let Some(view) = view() else {
         return Ok(None);
     };
     Ok(Some(Box::pin(run(exec.clone(), view))))
@@ -89,17 +101,22 @@ pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
 
 async fn run(exec: Rc<Executor>, view: ClusterView) {
     let running: Rc<RefCell<HashSet<u32>>> = Rc::default();
-    let mut failed_at: HashMap<u32, Instant> = HashMap::new();
+    // Per partition whose move failed: when to try again, and how many times it failed.
+    let mut backoff: HashMap<u32, (Instant, u32)> = HashMap::new();
     let failures: Rc<RefCell<Vec<u32>>> = Rc::default();
     let mut changes = view.subscribe();
     loop {
         for p in failures.borrow_mut().drain(..) {
-            failed_at.insert(p, Instant::now());
+            let failed = backoff.get(&p).map_or(0, |(_, n)| *n) + 1;
+            backoff.insert(p, (Instant::now() + retry_delay(failed), failed));
         }
-        failed_at.retain(|_, at| at.elapsed() < RETRY_AFTER);
-        for (p, from, to) in view.pending_moves() {
+        let pending = view.pending_moves();
+        // A move withdrawn or completed starts afresh if it is asked for again.
+        backoff.retain(|p, _| pending.iter().any(|(q, _, _)| q == p));
+        for (p, from, to) in pending {
             let ours = from == view.node() && executor_of(p, exec.count) == exec.id;
-            if !ours || failed_at.contains_key(&p) || running.borrow().contains(&p) {
+            let waiting = backoff.get(&p).is_some_and(|(at, _)| Instant::now() < *at);
+            if !ours || waiting || running.borrow().contains(&p) {
                 continue;
             }
             if running.borrow().len() >= MOVES_PER_EXECUTOR {
@@ -115,7 +132,7 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
             glommio::spawn_local(async move {
                 if let Err(e) = move_out(&exec, &view, p, &to).await {
                     counters().failed.fetch_add(1, Ordering::Relaxed);
-                    warn!(partition = p, to = %to, "partition move failed, still served here; retried in {}s: {e}", RETRY_AFTER.as_secs());
+                    warn!(partition = p, to = %to, "partition move failed, still served here; retried later: {e}");
                     failures.borrow_mut().push(p);
                 }
                 running.borrow_mut().remove(&p);
@@ -145,6 +162,13 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
     }
 }
 
+/// How long to wait before the next attempt of a move that failed `failed` times.
+fn retry_delay(failed: u32) -> Duration {
+    RETRY_AFTER
+        .saturating_mul(1 << failed.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
+}
+
 /// Carries out the move of `p` to `to`.
 async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Result<(), String> {
     let map = view.map();
@@ -170,6 +194,12 @@ async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Resu
             break;
         }
     }
+    // The target opens its copy inside the freeze, and opening replays (and checks) every
+    // record after the newest checkpoint: a checkpoint now, copied with one more round,
+    // leaves it only the records written since, instead of up to a whole segment.
+    partition.checkpoint().await.map_err(|e| e.to_string())?;
+    let snap = partition.snapshot().map_err(|e| e.to_string())?;
+    total += target.send_round(&snap, &mut sent).await?;
     let frozen = Instant::now();
     let outcome = finish(&target, view, &partition, &mut sent).await;
     let freeze = frozen.elapsed();
@@ -215,8 +245,12 @@ async fn finish(
     partition: &Partition,
     sent: &mut HashMap<String, u64>,
 ) -> Result<(u64, u64), String> {
+    // Where the freeze's time goes, for the log: each stage's end.
+    let mut stages = Stages::new();
     let snap = partition.freeze().await.map_err(|e| e.to_string())?;
+    stages.mark();
     let last = target.send_round(&snap, sent).await?;
+    stages.mark();
     // The final list, so the target drops what it got in earlier rounds and is gone here.
     let mut install = target.p.to_be_bytes().to_vec();
     for f in &snap.files {
@@ -224,12 +258,16 @@ async fn finish(
         install.push(b'\n');
     }
     target.call(KIND_MOVE_INSTALL, install).await?;
+    stages.mark();
     let epoch = match view.complete_move(target.p, view.node(), target.to).await {
         Ok(epoch) => epoch,
         Err(e) => settled(view, target.p, target.to)
             .await
             .ok_or_else(|| format!("etcd did not complete the move: {e}"))?,
     };
+    stages.mark();
+    routed(view, target.p, target.to).await;
+    stages.mark();
     let note = format!("moved to node {} at epoch {epoch}", target.to);
     // The target owns the partition now whatever happens here: a failure to write the
     // marker leaves writes failing (hand_over set that first), and the map routes away.
@@ -239,7 +277,61 @@ async fn finish(
             "could not mark the old copy as moved: {e}"
         );
     }
+    stages.mark();
+    let ms = stages.ms();
+    info!(
+        partition = target.p,
+        settle_ms = ms[0],
+        last_round_ms = ms[1],
+        install_ms = ms[2],
+        epoch_ms = ms[3],
+        routed_ms = ms[4],
+        marker_ms = ms[5],
+        "partition move switch"
+    );
     Ok((epoch, last))
+}
+
+/// The stages of a switch, timed.
+struct Stages {
+    last: Instant,
+    ms: Vec<f64>,
+}
+
+impl Stages {
+    fn new() -> Stages {
+        Stages {
+            last: Instant::now(),
+            ms: Vec::with_capacity(6),
+        }
+    }
+
+    /// Ends a stage.
+    fn mark(&mut self) {
+        let now = Instant::now();
+        self.ms.push((now - self.last).as_secs_f64() * 1e3);
+        self.last = now;
+    }
+
+    fn ms(&self) -> &[f64] {
+        &self.ms
+    }
+}
+
+/// Waits (writes still frozen) until this node's copy of the map routes `p` to `to`, at most
+/// [`ROUTED_WITHIN`]: a login here in between would otherwise still be placed on this node
+/// and then find the partition gone, where a moment later it is proxied to the new owner.
+/// The watch brings the change within milliseconds on a healthy cluster.
+async fn routed(view: &ClusterView, p: u32, to: &str) {
+    // Subscribed before the first look, so a change in between is not missed.
+    let mut changes = view.subscribe();
+    let is_routed = || view.owner(p).is_some_and(|o| o.node == to);
+    let wait = async {
+        while !is_routed() {
+            changes.changed().await;
+        }
+    };
+    future::or(wait, glommio::timer::sleep(ROUTED_WITHIN)).await;
 }
 
 /// After `complete_move` failed: it may still have been applied (an etcd timeout says
@@ -285,49 +377,81 @@ impl Target<'_> {
         }
     }
 
-    /// Sends what `snap` has beyond `sent`; returns the number of bytes sent.
+    /// Sends what `snap` has beyond `sent`; returns the number of bytes sent. Up to four
+    /// files go at once (four workers taking files from one queue) (the target takes each file's chunks in order, so
+    /// one file's chunks stay one after another): each chunk waits for the target's synced
+    /// write, and several files in flight keep the link and both disks busy meanwhile.
     async fn send_round(
         &self,
         snap: &Snapshot,
         sent: &mut HashMap<String, u64>,
     ) -> Result<u64, String> {
-        let dir = Partitions::dir(&self.exec.data_dir, self.p);
-        let mut total = 0;
-        for f in &snap.files {
-            let from = sent.get(&f.name).copied().unwrap_or(0);
-            if from >= f.len {
-                continue;
-            }
-            // One chunk at a time, read on a blocking thread: a sealed segment is up to
-            // `segment_size_mb` (256 MiB by default), which must neither sit in memory whole
-            // nor be read on the core that serves the partition's sessions.
-            let path = dir.join(&f.name);
-            let mut offset = from;
-            while offset < f.len {
-                let end = f.len.min(offset + MAX_CHUNK as u64);
-                let read = path.clone();
-                let bytes = glommio::executor()
-                    .spawn_blocking(move || read_range(&read, offset, end))
-                    .await;
-                let piece = match bytes {
-                    Ok(b) => b,
-                    // Compaction's replaced segment, removed since the snapshot: the next
-                    // round sees the files as they are (and the install drops this one).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) => return Err(format!("reading {}: {e}", f.name)),
+        let queue: RefCell<VecDeque<(&CopyFile, u64)>> = RefCell::new(
+            snap.files
+                .iter()
+                .map(|f| (f, sent.get(&f.name).copied().unwrap_or(0)))
+                .filter(|(f, from)| *from < f.len)
+                .collect(),
+        );
+        let done: RefCell<Vec<(&CopyFile, u64)>> = RefCell::default();
+        let worker = || async {
+            loop {
+                let next = queue.borrow_mut().pop_front();
+                let Some((f, from)) = next else {
+                    return Ok::<(), String>(());
                 };
-                let chunk = Chunk::new(&f.name, offset, &piece);
-                self.call(KIND_MOVE_CHUNK, encode_chunk(self.p, &chunk))
-                    .await?;
-                offset = end;
+                match self.send_file(f, from).await {
+                    Ok(true) => done.borrow_mut().push((f, from)),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // The round has failed: the other workers stop after the file they
+                        // are sending instead of copying the rest of it for nothing.
+                        queue.borrow_mut().clear();
+                        return Err(e);
+                    }
+                }
             }
-            if offset < f.len {
-                continue;
-            }
+        };
+        let ((a, b), (c, d)) = future::zip(
+            future::zip(worker(), worker()),
+            future::zip(worker(), worker()),
+        )
+        .await;
+        a.and(b).and(c).and(d)?;
+        let mut total = 0;
+        for (f, from) in done.into_inner() {
             total += f.len - from;
             sent.insert(f.name.clone(), f.len);
         }
         Ok(total)
+    }
+
+    /// Sends file `f` from `from` to its snapshot length, one chunk at a time, each read on a
+    /// blocking thread: a sealed segment is up to `segment_size_mb` (256 MiB by default),
+    /// which must neither sit in memory whole nor be read on the core that serves the
+    /// partition's sessions. False when the file was gone (compaction's replaced segment,
+    /// removed since the snapshot: the next round sees the files as they are, and the
+    /// install drops this one).
+    async fn send_file(&self, f: &CopyFile, from: u64) -> Result<bool, String> {
+        let path = Partitions::dir(&self.exec.data_dir, self.p).join(&f.name);
+        let mut offset = from;
+        while offset < f.len {
+            let end = f.len.min(offset + MAX_CHUNK as u64);
+            let read = path.clone();
+            let bytes = glommio::executor()
+                .spawn_blocking(move || read_range(&read, offset, end))
+                .await;
+            let piece = match bytes {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(format!("reading {}: {e}", f.name)),
+            };
+            let chunk = Chunk::new(&f.name, offset, &piece);
+            self.call(KIND_MOVE_CHUNK, encode_chunk(self.p, &chunk))
+                .await?;
+            offset = end;
+        }
+        Ok(true)
     }
 }
 
@@ -377,6 +501,26 @@ fn decode_partition(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(0..4)?.try_into().ok()?))
 }
 
+/// Whether the map says `p` is moving to this node. The owner acts on the intent as soon as
+/// its own copy of the map shows it, which can be a few milliseconds before ours does: the
+/// first request of a move waits up to [`INTENT_WAIT`] for our copy to catch up.
+async fn moving_here(view: &ClusterView, p: u32, kind: u16) -> bool {
+    let deadline = Instant::now() + INTENT_WAIT;
+    loop {
+        let map = view.map();
+        if p >= map.partitions {
+            return false;
+        }
+        if map.assignment(p).moving_to() == Some(view.node()) {
+            return true;
+        }
+        if kind != KIND_MOVE_START || Instant::now() >= deadline {
+            return false;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// True for the move kinds, which [`serve`] answers.
 pub fn is_move_kind(kind: u16) -> bool {
     (KIND_MOVE_START..=KIND_MOVE_INSTALL).contains(&kind)
@@ -387,14 +531,15 @@ pub fn is_move_kind(kind: u16) -> bool {
 /// owner.
 pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
     Box::pin(async move {
-        let answer = receive(&exec, &request).await;
+        let kind = request.kind;
+        let answer = receive(&exec, request).await;
         match answer {
             Ok(payload) => Response {
                 status: OK,
                 payload,
             },
             Err(why) => {
-                warn!(kind = request.kind, "partition move refused: {why}");
+                warn!(kind, "partition move refused: {why}");
                 Response {
                     status: REFUSED,
                     payload: why.into_bytes(),
@@ -404,11 +549,12 @@ pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
     })
 }
 
-async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> {
+/// Takes the request by value: a chunk's payload (up to 1 MiB) moves to the blocking
+/// thread that writes it, uncopied.
+async fn receive(exec: &Executor, request: Request) -> Result<Vec<u8>, String> {
     let view = VIEW.get().ok_or("not a cluster node")?;
     let p = decode_partition(&request.payload).ok_or("malformed request")?;
-    let map = view.map();
-    if p >= map.partitions || map.assignment(p).moving_to() != Some(view.node()) {
+    if !moving_here(view, p, request.kind).await {
         return Err(format!("partition {p} is not moving to this node"));
     }
     let dir = Partitions::dir(&exec.data_dir, p);
@@ -421,7 +567,7 @@ async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> 
         // of an earlier moved-away copy) runs on the blocking pool: this core serves other
         // partitions' sessions meanwhile.
         KIND_MOVE_CHUNK => {
-            let payload = request.payload.clone();
+            let payload = request.payload;
             let len = glommio::executor()
                 .spawn_blocking(move || {
                     let (_, chunk) = decode_chunk(&payload).ok_or("malformed chunk")?;
@@ -459,6 +605,13 @@ async fn receive(exec: &Executor, request: &Request) -> Result<Vec<u8>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_cap() {
+        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
 
     #[test]
     fn a_chunk_survives_its_encoding_and_short_payloads_are_refused() {

@@ -377,12 +377,10 @@ fn login_raw(server: &Server, user: &str, password: &str) -> (Vec<String>, Durat
     (lines, start.elapsed())
 }
 
-#[test]
-fn directory_down_answers_unavailable_while_others_go_on() {
-    if !slapd::available() || !python_available() {
-        return;
-    }
-    let mut slapd = Slapd::start().expect("slapd");
+/// slapd and a server with one executor (every login on the same core) that gives the
+/// directory 1500 ms per login and 2 pooled connections (so 2 lookup threads).
+fn one_core_with_directory() -> (Slapd, Server, tempfile::TempDir) {
+    let slapd = Slapd::start().expect("slapd");
     let secrets = tempfile::tempdir().unwrap();
     let config = ldap_config(
         &slapd.uri(),
@@ -390,8 +388,16 @@ fn directory_down_answers_unavailable_while_others_go_on() {
         secrets.path(),
         &slapd,
     );
-    // One executor: the stalled directory login and the others share its blocking pool.
     let server = Server::start(1, "", &config, USERS);
+    (slapd, server, secrets)
+}
+
+#[test]
+fn directory_down_answers_unavailable_while_others_go_on() {
+    if !slapd::available() || !python_available() {
+        return;
+    }
+    let (mut slapd, server, _secrets) = one_core_with_directory();
 
     // Sessions logged in before the directory stops.
     let mut alice = server.connect();
@@ -454,6 +460,60 @@ fn directory_down_answers_unavailable_while_others_go_on() {
     assert!(lines.last().unwrap().starts_with("a3 OK"), "{lines:?}");
 
     // Back again: the first login reconnects.
+    slapd.restart();
+    let (lines, _) = login_raw(&server, "bob", "bob-pw");
+    assert!(lines.last().unwrap().starts_with("l OK"), "{lines:?}");
+}
+
+/// Many directory logins waiting on a stalled directory do not hold up passwd-file logins of
+/// the same core: they wait on the lookup threads (one per pooled connection, here 2, with a
+/// queue of 16 each), not on the executor's blocking pool. Past the queue a directory login
+/// is answered `NO [UNAVAILABLE]` at once, and none waits much past twice `timeout_ms`.
+#[test]
+fn waiting_directory_logins_leave_passwd_file_logins_alone() {
+    if !slapd::available() || !python_available() {
+        return;
+    }
+    let (mut slapd, server, _secrets) = one_core_with_directory();
+    slapd.pause();
+
+    // 2 lookup threads + 32 queued + 6 more than the queue takes.
+    const WAITING: usize = 40;
+    let waiting: Vec<_> = (0..WAITING)
+        .map(|_| {
+            let imap = server.imap;
+            std::thread::spawn(move || {
+                let stream = std::net::TcpStream::connect(imap).unwrap();
+                let mut c = common::Client::from_stream(stream);
+                c.line();
+                let start = Instant::now();
+                let lines = c.command("b", "LOGIN bob bob-pw");
+                (lines.last().cloned().unwrap_or_default(), start.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let (lines, took) = login_raw(&server, "paula", "paula-pw");
+        assert!(lines.last().unwrap().starts_with("l OK"), "{lines:?}");
+        assert!(took < Duration::from_millis(500), "paula waited {took:?}");
+    }
+    let answers: Vec<(String, Duration)> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
+    for (line, took) in &answers {
+        assert!(line.starts_with("b NO [UNAVAILABLE]"), "{line}");
+        assert!(
+            *took < Duration::from_secs(5),
+            "a directory login took {took:?}"
+        );
+    }
+    let refused_at_once = answers
+        .iter()
+        .filter(|(_, took)| *took < Duration::from_millis(500))
+        .count();
+    assert!(
+        refused_at_once >= WAITING - 2 - 32,
+        "only {refused_at_once} refused at once: {answers:?}"
+    );
     slapd.restart();
     let (lines, _) = login_raw(&server, "bob", "bob-pw");
     assert!(lines.last().unwrap().starts_with("l OK"), "{lines:?}");

@@ -9,6 +9,8 @@
 mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
 mod etcd;
+#[path = "../crates/auth/tests/support/slapd.rs"]
+mod slapd;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -215,6 +217,100 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
         "fetched bytes differ"
     );
     c.command("Z", "LOGOUT");
+    // And over TLS through that non-owner too: the owner's response, larger than one pump
+    // chunk and one TLS record, crosses the proxy's pump and its TLS writer.
+    let mut tls = nodes[1].connect_tls("127.0.0.12");
+    let reply = tls.command("L", &format!("LOGIN {u} pass"));
+    assert!(reply.last().unwrap().starts_with("L OK"), "{reply:?}");
+    tls.command("S", "SELECT INBOX");
+    tls.send("F FETCH 2 BODY.PEEK[]\r\n");
+    let head = tls.line();
+    assert!(head.ends_with(&format!("{{{}}}", body.len())), "{head}");
+    assert_eq!(tls.bytes(body.len()), body, "bytes fetched over TLS differ");
+    let tagged = tls.until_tagged("F");
+    assert!(tagged.last().unwrap().starts_with("F OK"), "{tagged:?}");
+    tls.command("Z", "LOGOUT");
+
+    // `ringmail import` and `export` through the admin socket of nodes that do not own the
+    // user: the owner stores and reads the mail, and the other nodes' data dirs get none of
+    // it.
+    let p = ringmail::store::partition_of(&u, PARTITIONS);
+    let messages: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                "From: importer@example.org\nSubject: imported {i}\n\n{}",
+                format!("imported line {i}\n").repeat(if i == 0 { 20_000 } else { 3 })
+            )
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let mbox = work.path().join("in.mbox");
+    let text: String = messages
+        .iter()
+        .map(|m| format!("From importer@example.org Thu Dec  3 10:00:00 2026\n{m}\n"))
+        .collect();
+    std::fs::write(&mbox, text).unwrap();
+    let tool = |node: &Node, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmail"))
+            .args(args)
+            .arg("--data")
+            .arg(node.server.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run ringmail");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = tool(
+        &nodes[0],
+        &[
+            "import",
+            "--user",
+            &u,
+            "mbox",
+            mbox.to_str().unwrap(),
+            "--mailbox",
+            "Imported",
+        ],
+    );
+    assert!(ok, "import through n0: {text}");
+    let exported = work.path().join("out.mbox");
+    let (ok, text) = tool(
+        &nodes[1],
+        &[
+            "export",
+            "--user",
+            &u,
+            "mbox",
+            exported.to_str().unwrap(),
+            "--mailbox",
+            "Imported",
+        ],
+    );
+    assert!(ok, "export through n1: {text}");
+    let out = std::fs::read_to_string(&exported).unwrap();
+    for m in &messages {
+        let subject = m.lines().nth(1).unwrap();
+        let body = &m[m.find("\n\n").unwrap() + 2..];
+        assert!(
+            out.contains(subject) && out.contains(body.trim_end()),
+            "{subject} exported"
+        );
+    }
+    let mut c = haproxy.connect();
+    login(&mut c, &u);
+    let status = c.command("S", "STATUS Imported (MESSAGES)");
+    assert!(status[0].contains("(MESSAGES 3)"), "{status:?}");
+    c.command("Z", "LOGOUT");
+    for node in &nodes[..2] {
+        let dir = node.server.dir.path().join(format!("p-{p:04}"));
+        assert!(
+            !dir.exists(),
+            "{} opened partition {p}, which it does not own",
+            node.id
+        );
+    }
 
     // IDLE through n0 for a user of n1; a delivery through n2 shows up within 100 ms.
     let u = of_node("n1");
@@ -292,10 +388,97 @@ fn three_nodes_behind_haproxy_serve_every_user_from_the_owner() {
     }
     through_n2.command("Z", "LOGOUT");
 
+    // A stopped node's data dir is not written by a tool: which partitions are its own is
+    // in etcd, and an import could write one another node serves.
+    let (ok, text) = tool(
+        &nodes[0],
+        &["import", "--user", &v, "mbox", mbox.to_str().unwrap()],
+    );
+    assert!(!ok && text.contains("cluster"), "{text}");
+
     // Without etcd the CLI fails with a clear message.
     drop(etcd);
     let (ok, _, err) = nodes[1].cluster_command(&["status"]);
     assert!(!ok);
     assert!(err.contains("etcd") || err.contains("127.0.0.1"), "{err}");
     eprintln!("whole test: {:?}", started.elapsed());
+}
+
+/// The directory's quota in a cluster (docs/auth.md), on users whose partition the node
+/// they reach does not hold. quinn's entry names 2 KiB: an RCPT of a 4 KiB message through
+/// the other node is refused by the owner (the forwarded quota check carries the limit).
+/// alice's names 1 GiB and she never got mail: her IMAP login, proxied to the owner, shows
+/// that limit in GETQUOTAROOT (the session header carries it).
+#[test]
+fn the_directory_quota_is_applied_on_the_owner_node() {
+    if !slapd::available() {
+        return;
+    }
+    let Some(etcd) = etcd::Etcd::start(1) else {
+        return;
+    };
+    let slapd = slapd::Slapd::start().expect("slapd");
+    let secret = slapd.dir().join("search.secret");
+    std::fs::write(&secret, format!("{}\n", slapd::SEARCH_PASSWORD)).unwrap();
+    let config = format!(
+        "[auth]\nbackends = [\"passwd-file\", \"ldap\"]\n\
+         [ldap]\nuri = \"{uri}\"\nca_file = \"{ca}\"\nbase = \"{base}\"\n\
+         bind_dn = \"{dn}\"\nbind_password_file = \"{secret}\"\n\
+         attributes = {{ quota = \"mailQuota\" }}\n",
+        uri = slapd.ldaps_uri(),
+        ca = slapd.ca_file.display(),
+        base = slapd::BASE,
+        dn = slapd::SEARCH_DN,
+        secret = secret.display(),
+    );
+    const PARTS: u32 = 4;
+    let nodes: Vec<Node> = ["q0", "q1"]
+        .iter()
+        .map(|id| Node::start_with("quota", id, &etcd.endpoints(), PARTS, "", &config))
+        .collect();
+    for node in &nodes {
+        node.wait_ready();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let owners = loop {
+        let (partitions, alive) = nodes[0].status();
+        if partitions.len() == PARTS as usize && alive.len() == 2 && alive.values().all(|a| *a) {
+            break partitions;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions not assigned: {partitions:?} {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let not_owner = |user: &str| -> &Node {
+        let owner = &owners[&ringmail::store::partition_of(user, PARTS)].0;
+        nodes.iter().find(|n| &n.id != owner).expect("another node")
+    };
+
+    let other = not_owner("quinn");
+    let mut lmtp = other.server.lmtp();
+    lmtp.send("MAIL FROM:<s@example.net> SIZE=4096\r\n");
+    assert!(lmtp.line().starts_with("250"));
+    lmtp.send("RCPT TO:<quinn>\r\n");
+    let reply = lmtp.line();
+    assert!(
+        reply.starts_with("552 5.2.2"),
+        "RCPT through {}: {reply}",
+        other.id
+    );
+    lmtp.send("QUIT\r\n");
+
+    let other = not_owner("alice");
+    let mut c = other.connect("127.0.0.1");
+    let login = c.command("l", "LOGIN alice alice-pw");
+    assert!(login.last().unwrap().starts_with("l OK"), "{login:?}");
+    let quota = c.command("q", "GETQUOTAROOT INBOX");
+    assert!(
+        quota
+            .iter()
+            .any(|l| l == "* QUOTA \"\" (STORAGE 0 1048576)"),
+        "proxied from {}: {quota:?}",
+        other.id
+    );
 }

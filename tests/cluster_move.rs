@@ -9,6 +9,7 @@ mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
 mod etcd;
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -273,5 +274,125 @@ fn a_partition_moved_under_append_and_lmtp_load_loses_no_acknowledged_message() 
         after_drain, messages,
         "the mail is the same after the drain"
     );
+
+    // `undrain` after the maintenance: the balancer gives the node its share back.
+    let (ok, out, err) = nodes[third].cluster_command(&["undrain", &to_id]);
+    assert!(
+        ok && out.contains("undrained"),
+        "cluster undrain: {out} {err}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = nodes[third].status().0;
+        let back = now.values().filter(|(o, _)| *o == to_id).count();
+        if back >= PARTITIONS as usize / 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{to_id} got {back} partitions back: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        all_messages(&nodes[old]),
+        messages,
+        "the mail is the same after the undrain"
+    );
+    drop(etcd);
+}
+
+/// A node that joins a running cluster gets its share of the partitions by live moves,
+/// with their mail: every user's message is there, through the new node, afterwards.
+#[test]
+fn a_joining_node_gets_its_share_of_partitions_with_their_mail() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users: Vec<String> = (0..24).map(|i| format!("joiner{i}@example.com")).collect();
+    let passwd: String = users
+        .iter()
+        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
+        .collect();
+    let mut nodes: Vec<Node> = ["j0", "j1"]
+        .iter()
+        .map(|id| Node::start("join", id, &etcd.endpoints(), PARTITIONS, &passwd))
+        .collect();
+    for n in &nodes {
+        n.wait_ready();
+    }
+    let share = |nodes: &[Node], want: usize| -> Option<BTreeMap<u32, (String, u64)>> {
+        let owners = nodes[0].status().0;
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for (o, _) in owners.values() {
+            *count.entry(o).or_default() += 1;
+        }
+        let even = PARTITIONS as usize / want;
+        let balanced = owners.len() == PARTITIONS as usize
+            && count.len() == want
+            && count.values().all(|&n| n == even || n == even + 1);
+        balanced.then_some(owners)
+    };
+    let mut before = BTreeMap::new();
+    etcd::wait_until(Duration::from_secs(30), "two nodes share the map", || {
+        share(&nodes, 2).map(|owners| before = owners).is_some()
+    });
+    // One message per user, delivered through j0 to whichever node owns the user.
+    for u in &users {
+        let mut c = nodes[0].server.lmtp();
+        c.send("MAIL FROM:<sender@example.org>\r\n");
+        c.line();
+        c.send(&format!("RCPT TO:<{u}>\r\n"));
+        assert!(c.line().starts_with("250"));
+        c.send("DATA\r\n");
+        c.line();
+        c.send(&format!("Subject: for {u}\r\n\r\nbody for {u}\r\n.\r\n"));
+        let reply = c.line();
+        assert!(reply.starts_with("250"), "{u}: {reply}");
+        c.send("QUIT\r\n");
+    }
+
+    nodes.push(Node::start(
+        "join",
+        "j2",
+        &etcd.endpoints(),
+        PARTITIONS,
+        &passwd,
+    ));
+    nodes[2].wait_ready();
+    let mut after = BTreeMap::new();
+    etcd::wait_until(Duration::from_secs(60), "j2 gets its share", || {
+        share(&nodes, 3).map(|owners| after = owners).is_some()
+    });
+    let moved: Vec<u32> = (0..PARTITIONS).filter(|p| after[p].0 == "j2").collect();
+    for p in &moved {
+        assert!(
+            after[p].1 > before[p].1,
+            "partition {p} moved at a new epoch"
+        );
+        let old = nodes.iter().find(|n| n.id == before[p].0).unwrap();
+        // etcd shows the new owner a moment before the old one has written its marker.
+        let marker = old.server.dir.path().join(format!("p-{p:04}/MOVED"));
+        etcd::wait_until(
+            Duration::from_secs(5),
+            &format!("the old copy of {p} is marked"),
+            || marker.exists(),
+        );
+    }
+    // Every user sees their message through the new node, the moved ones included.
+    let mut on_j2 = 0;
+    for u in &users {
+        let p = ringmail::store::partition_of(u, PARTITIONS);
+        on_j2 += usize::from(moved.contains(&p));
+        let mut c = nodes[2].connect("127.0.0.50");
+        let reply = c.command("L", &format!("LOGIN {u} pass"));
+        assert!(reply.last().unwrap().starts_with("L OK"), "{u}: {reply:?}");
+        c.command("S", "SELECT INBOX");
+        let fetch = c.command("F", "FETCH 1:* BODY.PEEK[TEXT]");
+        let bodies: Vec<&String> = fetch.iter().filter(|l| l.starts_with("body ")).collect();
+        assert_eq!(bodies, [&format!("body for {u}")], "{u} (partition {p})");
+        c.command("Z", "LOGOUT");
+    }
+    assert!(on_j2 > 0, "some users live on the moved partitions");
     drop(etcd);
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{capabilities, Client, Server};
+use common::{capabilities, proxy_v2, Client, Server};
 
 const DEMO: &str = "demo:{PLAIN}secret\n";
 
@@ -214,19 +214,6 @@ fn starttls_drops_pipelined_plaintext() {
     // Still not logged in: NAMESPACE needs authentication.
     let ns = tls.command("d", "NAMESPACE");
     assert!(ns.last().unwrap().starts_with("d BAD"), "{ns:?}");
-}
-
-/// A PROXY v2 header for a TCP/IPv4 client.
-fn proxy_v2(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
-    h.push(0x21); // version 2, PROXY
-    h.push(0x11); // TCP over IPv4
-    h.extend_from_slice(&12u16.to_be_bytes());
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    h.extend_from_slice(&sport.to_be_bytes());
-    h.extend_from_slice(&dport.to_be_bytes());
-    h
 }
 
 #[test]

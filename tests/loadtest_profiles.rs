@@ -55,6 +55,11 @@ fn run_on(server: &Server, profile: &str, port: u16, extra: &[&str]) -> Summary 
     args.extend_from_slice(extra);
     let opts = Options::try_parse_from(&args).expect("load generator arguments parse");
     let summary = ringmail_load::run(opts, |_| {}).expect("the run starts");
+    assert_clean(profile, summary)
+}
+
+/// `summary` when the run saw no error and completed commands; panics otherwise.
+fn assert_clean(profile: &str, summary: Summary) -> Summary {
     assert_eq!(
         summary.error_count,
         0,
@@ -256,4 +261,76 @@ fn profiles_over_tls_with_real_mail_run_without_errors() {
         ],
     );
     assert!(s.total_commands > 0, "{}", s.to_text());
+}
+
+/// `--auth oauthbearer` and `--auth xoauth2`: every login of the `logins` profile is an
+/// AUTHENTICATE with a token the load generator signed before the run (ES256 and RS256, with
+/// the committed test keys), checked by the server's "oauth" backend against the JWK Set the
+/// generator derives from the same key. A token for another audience is refused: the
+/// generator answers the RFC 7628 error challenge and counts the NO, and no login succeeds.
+#[test]
+fn logins_with_oauth_tokens_signed_by_the_load_generator() {
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/auth/tests/keys");
+    let (ec, rsa) = (keys.join("ec1.pem"), keys.join("rsa1.pem"));
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    // Both public keys in one set, as an issuer publishes them during a rotation.
+    let mut set = serde_json::json!({"keys": []});
+    for (key, kid) in [(&ec, "ec"), (&rsa, "rsa")] {
+        let one: serde_json::Value = serde_json::from_str(
+            &ringmail_load::oauth::Signer::from_file(key, kid)
+                .unwrap()
+                .jwks_json(),
+        )
+        .unwrap();
+        set["keys"]
+            .as_array_mut()
+            .unwrap()
+            .extend(one["keys"].as_array().unwrap().iter().cloned());
+    }
+    std::fs::write(&jwks, set.to_string()).unwrap();
+    let config = format!(
+        "\n[auth]\nbackends = [\"passwd-file\", \"oauth\"]\n\
+         [oauth]\nissuer = \"https://id.example.org\"\naudience = \"imap.example.org\"\n\
+         jwks_file = \"{}\"\n",
+        jwks.display()
+    );
+    let server = Server::start(2, "", &config, &users_file());
+    let oauth = |mechanism: &'static str, key: &std::path::Path, kid: &'static str, audience| {
+        let key = key.to_str().unwrap().to_owned();
+        [
+            "--auth".to_owned(),
+            mechanism.to_owned(),
+            "--oauth-key".to_owned(),
+            key,
+            "--oauth-kid".to_owned(),
+            kid.to_owned(),
+            "--oauth-issuer".to_owned(),
+            "https://id.example.org".to_owned(),
+            "--oauth-audience".to_owned(),
+            audience,
+            "--clients".to_owned(),
+            "4".to_owned(),
+            "--duration".to_owned(),
+            "1".to_owned(),
+        ]
+    };
+    for (mechanism, key, kid) in [("oauthbearer", &ec, "ec"), ("xoauth2", &rsa, "rsa")] {
+        let args = oauth(mechanism, key, kid, "imap.example.org".to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let s = run(&server, "logins", &args);
+        assert!(count(&s, "login") > 0, "{mechanism}: {}", s.to_text());
+        assert_eq!(count(&s, "login"), count(&s, "logout"), "{}", s.to_text());
+    }
+
+    let args = oauth("oauthbearer", &ec, "ec", "someone-else".to_owned());
+    let port = server.imap.port().to_string();
+    let mut all = vec!["ringmail-load", "logins", "--port", &port, "--quiet"];
+    all.extend(args.iter().map(String::as_str));
+    let opts = Options::try_parse_from(&all).unwrap();
+    let s = ringmail_load::run(opts, |_| {}).expect("the run starts");
+    assert_eq!(count(&s, "login"), 0, "{}", s.to_text());
+    assert!(s.error_count > 0, "{}", s.to_text());
+    let text = s.to_text();
+    assert!(text.contains("AUTHENTICATIONFAILED"), "{text}");
 }

@@ -11,33 +11,17 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{Client, Server, TlsClient};
+use common::{proxy_v2, Client, Server, TlsClient};
 
 const USERS: &str = "alice:{PLAIN}secret\nbob:{PLAIN}hunter2\n";
 
 /// Loopback is a secure network by default (passwords without TLS); this server has none,
 /// so every login here goes through STARTTLS.
 const NO_SECURE_NETWORKS: &str = "secure_networks = []\n";
-
-fn installed() -> bool {
-    let found = Command::new("sieve-connect")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("sieve-connect (Debian package sieve-connect) is not installed, but CI needs this test");
-        }
-        eprintln!("SKIPPED: sieve-connect not found (apt-get install sieve-connect)");
-    }
-    found
-}
 
 /// A server with ManageSieve; `limits` are keys of `[limits]`.
 fn start(limits: &str, managesieve: &str) -> Server {
@@ -53,40 +37,11 @@ fn start(limits: &str, managesieve: &str) -> Server {
 /// Runs sieve-connect as `user` with `args` over STARTTLS, trusting the server's
 /// certificate; returns its exit status and output.
 fn sieve_connect(server: &Server, user: &str, password: &str, args: &[&str]) -> (bool, String) {
-    let addr = server.managesieve.unwrap();
-    let port = addr.port().to_string();
     let cert = server.cert();
-    let mut child = Command::new("sieve-connect")
-        .args(["--server", "localhost", "--port", &port, "--user", user])
-        .args(["--passwordfd", "0", "--authmech", "PLAIN"])
-        .args(["--tlscafile", cert.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sieve-connect runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sieve-connect {args:?} did not finish in 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let mut all = vec!["--tlscafile", cert.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let port = server.managesieve.unwrap().port();
+    common::sieve_connect::run("localhost", port, user, password, &all)
 }
 
 /// A ManageSieve client on a raw connection.
@@ -199,7 +154,7 @@ const RULES: &str = "require [\"fileinto\", \"imap4flags\"];\r\nif header :conta
 
 #[test]
 fn sieve_connect_manages_scripts_that_survive_a_restart() {
-    if !installed() {
+    if !common::sieve_connect::installed() {
         return;
     }
     let mut server = start("", "");
@@ -381,43 +336,37 @@ fn logins_are_throttled_and_limited_like_imap() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// `ringmail import --user alice sieve DIR`: exit status and stdout + stderr.
+/// `ringmail ARGS --data DATA`: exit status and stdout + stderr.
+fn ringmail(server: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
+        .args(args)
+        .arg("--data")
+        .arg(server.dir.path())
+        .output()
+        .expect("ringmail runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `ringmail import --user alice sieve DIR`.
 fn import_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["import", "--data"])
-        .arg(server.dir.path())
-        .args(["--user", "alice", "sieve"])
-        .arg(dir)
-        .output()
-        .expect("ringmail import runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let dir = dir.to_str().unwrap();
+    ringmail(server, &["import", "--user", "alice", "sieve", dir])
 }
 
-/// `ringmail export --user alice sieve DIR`: exit status and stdout + stderr.
+/// `ringmail export --user alice sieve DIR`.
 fn export_sieve(server: &Server, dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
-        .args(["export", "--data"])
-        .arg(server.dir.path())
-        .args(["--user", "alice", "sieve"])
-        .arg(dir)
-        .output()
-        .expect("ringmail export runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let dir = dir.to_str().unwrap();
+    ringmail(server, &["export", "--user", "alice", "sieve", dir])
 }
 
-/// Export writes the layout import reads: importing a Dovecot home and exporting it again
-/// gives the same script files, byte for byte, and the same active link; the export
-/// imports back unchanged.
+/// Export writes the layout import reads: importing a Dovecot home and exporting it again,
+/// from the running server and from the stopped data dir, gives the same script files,
+/// byte for byte, and the same active link; the export imports back unchanged.
 #[test]
 fn sieve_scripts_round_trip_through_export_and_import() {
     let mut server = start("", "");
@@ -436,33 +385,41 @@ fn sieve_scripts_round_trip_through_export_and_import() {
     let (ok, out) = import_sieve(&server, home.path());
     assert!(ok, "{out}");
 
-    // A running server's data dir is refused with a clear message.
-    let out_dir = tempfile::tempdir().unwrap();
-    let (ok, out) = export_sieve(&server, out_dir.path());
-    assert!(!ok && out.contains("stop the server first"), "{out}");
-
+    // From the running server (through the admin socket) and from the stopped data dir:
+    // the same files and link, the scripts byte for byte.
+    let online = tempfile::tempdir().unwrap();
+    let (ok, out) = export_sieve(&server, online.path());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("exported 3 sieve scripts from the running server")
+            && out.contains("(\"rules\" active)"),
+        "{out}"
+    );
     server.terminate();
+    let out_dir = tempfile::tempdir().unwrap();
     let (ok, out) = export_sieve(&server, out_dir.path());
     assert!(ok, "{out}");
     assert!(
-        out.contains("exported 3 sieve scripts") && out.contains("(\"rules\" active)"),
+        out.contains("exported 3 sieve scripts from the stopped data dir")
+            && out.contains("(\"rules\" active)"),
         "{out}"
     );
-    let mut written: Vec<String> = std::fs::read_dir(out_dir.path().join("sieve"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    written.sort();
-    assert_eq!(written, ["Ferien 2026.sieve", "old.sieve", "rules.sieve"]);
-    for (name, source) in scripts {
-        let got = std::fs::read(out_dir.path().join("sieve").join(format!("{name}.sieve")));
-        assert_eq!(got.unwrap(), source.as_bytes(), "{name}");
+    for dir in [online.path(), out_dir.path()] {
+        let mut written: Vec<String> = std::fs::read_dir(dir.join("sieve"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        written.sort();
+        assert_eq!(written, ["Ferien 2026.sieve", "old.sieve", "rules.sieve"]);
+        for (name, source) in scripts {
+            let got = std::fs::read(dir.join("sieve").join(format!("{name}.sieve")));
+            assert_eq!(got.unwrap(), source.as_bytes(), "{name}");
+        }
+        assert_eq!(
+            std::fs::read_link(dir.join(".dovecot.sieve")).unwrap(),
+            std::path::Path::new("sieve/rules.sieve")
+        );
     }
-    let link = out_dir.path().join(".dovecot.sieve");
-    assert_eq!(
-        std::fs::read_link(&link).unwrap(),
-        std::path::Path::new("sieve/rules.sieve")
-    );
 
     // Back in: the same scripts, the same one active.
     let (ok, out) = import_sieve(&server, out_dir.path());
@@ -472,6 +429,12 @@ fn sieve_scripts_round_trip_through_export_and_import() {
         "{out}"
     );
     server.restart();
+    // And the online export back into the running server: it replaces them unchanged.
+    let (ok, out) = import_sieve(&server, online.path());
+    assert!(
+        ok && out.contains("imported 3 sieve scripts into the running server"),
+        "{out}"
+    );
     let mut raw = Raw::login(&server, "alice", "secret");
     assert_eq!(
         raw.list(),
@@ -541,8 +504,217 @@ fn a_dovecot_sieve_dir_is_imported_online_and_offline() {
         vec!["\"broken\"", "\"old\" ACTIVE", "\"rules\""]
     );
     assert_eq!(raw.get("broken"), "keep;\nif true {\n  stop;\n}\n");
-    if installed() {
+    if common::sieve_connect::installed() {
         let (ok, out) = sieve_connect(&server, "alice", "secret", &["--list"]);
         assert!(ok && out.contains("old") && out.contains("broken"), "{out}");
     }
+}
+
+/// `ringmail sieve log --user alice`.
+fn sieve_log(server: &Server) -> (bool, String) {
+    ringmail(server, &["sieve", "log", "--user", "alice"])
+}
+
+/// The entries `ringmail sieve log` printed (its stdout lines with a script and line).
+fn log_entries(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.contains(" script \"")).collect()
+}
+
+/// Delivers `message` to `rcpt` over LMTP; the recipient's reply line.
+fn lmtp_deliver(server: &Server, rcpt: &str, message: &str) -> String {
+    let mut c = server.lmtp();
+    c.send(&format!(
+        "MAIL FROM:<sender@example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
+    ));
+    for want in ["250", "250", "354"] {
+        let line = c.line();
+        assert!(line.starts_with(want), "{line}");
+    }
+    c.send(message);
+    c.send(".\r\n");
+    c.line()
+}
+
+/// INBOX's messages, each as IMAP FETCH BODY[] gives it.
+fn inbox(server: &Server, user: &str, password: &str) -> Vec<Vec<u8>> {
+    let mut imap = server.connect_tls();
+    let ok = imap.command("a", &format!("LOGIN {user} {password}")).pop();
+    assert!(ok.unwrap().starts_with("a OK"));
+    let exists = imap
+        .command("b", "EXAMINE INBOX")
+        .iter()
+        .find_map(|l| l.strip_suffix(" EXISTS")?.strip_prefix("* ")?.parse().ok())
+        .unwrap_or(0usize);
+    let mut out = Vec::new();
+    for n in 1..=exists {
+        imap.send(&format!("f{n} FETCH {n} BODY.PEEK[]\r\n"));
+        let head = imap.line();
+        let size: usize = head
+            .rsplit_once('{')
+            .and_then(|(_, s)| s.strip_suffix('}')?.parse().ok())
+            .unwrap_or_else(|| panic!("FETCH {n}: {head}"));
+        out.push(imap.bytes(size));
+        let done = imap.until_tagged(&format!("f{n}")).pop().unwrap();
+        assert!(done.starts_with(&format!("f{n} OK")), "{done}");
+    }
+    out
+}
+
+/// A script failing at run time (fileinto a name that is no mailbox, known only once its
+/// variable is expanded) keeps the message in INBOX byte for byte, and the error, with the
+/// script's name and line, is in the user's Sieve log, read from the running server and
+/// from the stopped data dir; the log keeps the last 20; replacing the active script or
+/// activating one (ManageSieve PUTSCRIPT and SETACTIVE) clears it.
+#[test]
+fn a_failing_script_keeps_the_mail_and_logs_for_the_user() {
+    let mut server = start("", "");
+    let failing = "require [\"fileinto\", \"variables\"];\r\nset \"folder\" \"\";\r\n\
+                   if header :contains \"subject\" \"file me\" {\r\n  fileinto \"${folder}\";\r\n}\r\n";
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert!(raw.put("main", failing).starts_with("OK"));
+    assert!(raw.put("other", "keep;\r\n").starts_with("OK"));
+    assert!(raw.last("SETACTIVE \"main\"").starts_with("OK"));
+    let (ok, out) = sieve_log(&server);
+    assert!(ok && log_entries(&out).is_empty(), "{out}");
+
+    let message = "From: Sender <sender@example.org>\r\nTo: alice@example.com\r\n\
+                   Subject: please file me\r\nMessage-ID: <m1@example.org>\r\n\r\nBody 1.\r\n";
+    let reply = lmtp_deliver(&server, "alice@example.com", message);
+    assert!(reply.starts_with("250"), "{reply}");
+    let stored = inbox(&server, "alice", "secret");
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].ends_with(message.as_bytes()),
+        "kept in INBOX as delivered: {}",
+        String::from_utf8_lossy(&stored[0])
+    );
+    let (ok, out) = sieve_log(&server);
+    assert!(ok, "{out}");
+    let entries = log_entries(&out);
+    assert_eq!(entries.len(), 1, "{out}");
+    assert!(
+        entries[0].contains("script \"main\" line 4: fileinto: \"\" is not a mailbox name"),
+        "{out}"
+    );
+    assert!(out.contains("the running server"), "{out}");
+
+    // The bound: 25 more errors, the last 20 are kept.
+    for i in 2..=26 {
+        let m = message.replace("Body 1.", &format!("Body {i}."));
+        let reply = lmtp_deliver(&server, "alice@example.com", &m);
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    assert_eq!(inbox(&server, "alice", "secret").len(), 26);
+    let (ok, out) = sieve_log(&server);
+    assert!(ok && log_entries(&out).len() == 20, "{out}");
+
+    // Offline: the same log from the stopped data dir (replayed or from the checkpoint).
+    server.terminate();
+    let (ok, offline) = sieve_log(&server);
+    assert!(ok && offline.contains("the stopped data dir"), "{offline}");
+    assert_eq!(log_entries(&offline), log_entries(&out));
+    server.restart();
+
+    // Another script's change keeps the log; replacing the active one clears it.
+    let mut raw = Raw::login(&server, "alice", "secret");
+    assert!(raw.put("other", "discard;\r\n").starts_with("OK"));
+    assert_eq!(log_entries(&sieve_log(&server).1).len(), 20);
+    assert!(raw.put("main", failing).starts_with("OK"));
+    assert!(log_entries(&sieve_log(&server).1).is_empty());
+    // Activating clears it too.
+    lmtp_deliver(&server, "alice@example.com", message);
+    assert_eq!(log_entries(&sieve_log(&server).1).len(), 1);
+    assert!(raw.last("SETACTIVE \"main\"").starts_with("OK"));
+    assert!(log_entries(&sieve_log(&server).1).is_empty());
+
+    // A fileinto into a mailbox that does not exist (no :create) keeps the message in INBOX
+    // and says so in the user's log, as Pigeonhole does.
+    let nowhere = "require \"fileinto\";\r\nfileinto \"Nowhere\";\r\n";
+    assert!(raw.put("main", nowhere).starts_with("OK"));
+    let before = inbox(&server, "alice", "secret").len();
+    let reply = lmtp_deliver(&server, "alice@example.com", message);
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(inbox(&server, "alice", "secret").len(), before + 1);
+    let (ok, out) = sieve_log(&server);
+    let entries = log_entries(&out);
+    assert!(ok && entries.len() == 1, "{out}");
+    assert!(
+        entries[0].contains("script \"main\" line 0: fileinto \"Nowhere\": no such mailbox"),
+        "{out}"
+    );
+    assert!(raw.last("LOGOUT").starts_with("OK"));
+}
+
+/// Behind HAProxy: a peer of `[proxy] trusted_networks` opens with a PROXY v2 header and the
+/// session is the header's client: the per-address limit counts that address (not the
+/// balancer's), the log names it, and the bytes after the header are the client's first
+/// command. A trusted peer without a header is cut off.
+#[test]
+fn a_trusted_proxy_names_the_client() {
+    let server = start(
+        "max_preauth_per_ip = 1\n[proxy]\ntrusted_networks = [\"127.0.0.0/8\"]\n",
+        "",
+    );
+    let addr = server.managesieve.unwrap();
+    let behind = |src: [u8; 4], first: &[u8]| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut bytes = proxy_v2(src, [127, 0, 0, 1], 40000, addr.port());
+        bytes.extend_from_slice(first);
+        stream.write_all(&bytes).unwrap();
+        Client::from_stream(stream)
+    };
+    // The command sent with the header is answered after the greeting.
+    let mut first = behind([203, 0, 113, 7], b"NOOP \"x\"\r\n");
+    let greeting = response(&mut || first.line());
+    assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+    assert_eq!(first.line(), "OK (TAG \"x\") \"Done\"");
+    // A second connection of the same client is over its limit; another client is not.
+    let mut second = behind([203, 0, 113, 7], b"");
+    let bye = second.line();
+    assert!(
+        bye.starts_with("BYE") && bye.contains("max_preauth_per_ip"),
+        "{bye}"
+    );
+    let mut other = behind([203, 0, 113, 8], b"");
+    let greeting = response(&mut || other.line());
+    assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+    first.send("LOGOUT\r\n");
+    assert!(first.line().starts_with("OK"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("client=203.0.113.7:40000") {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without a header the trusted peer is cut off.
+    let mut bare = Client::from_stream(TcpStream::connect(addr).unwrap());
+    bare.send("CAPABILITY\r\n");
+    assert!(bare.is_closed());
+}
+
+/// A PROXY header from a peer that is no trusted proxy is refused: it would let any
+/// client pick the address that limits and logs see.
+#[test]
+fn a_proxy_header_from_an_untrusted_peer_is_refused() {
+    let server = start("[proxy]\ntrusted_networks = [\"10.0.0.0/8\"]\n", "");
+    let addr = server.managesieve.unwrap();
+    for header in [
+        proxy_v2([203, 0, 113, 7], [127, 0, 0, 1], 40000, addr.port()),
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 4190\r\n".to_vec(),
+    ] {
+        let mut c = Client::from_stream(TcpStream::connect(addr).unwrap());
+        let greeting = response(&mut || c.line());
+        assert!(greeting.last().unwrap().starts_with("OK"), "{greeting:?}");
+        c.send_bytes(&header);
+        let bye = c.line();
+        assert!(
+            bye.starts_with("BYE \"PROXY protocol header refused"),
+            "{bye}"
+        );
+        assert!(c.is_closed());
+    }
+    // An ordinary client is served.
+    let mut c = Client::from_stream(TcpStream::connect(addr).unwrap());
+    response(&mut || c.line());
+    c.send("NOOP\r\n");
+    assert!(c.line().starts_with("OK"));
 }

@@ -438,3 +438,61 @@ fn protocol_trace_for_one_user_switched_on_at_run_time() {
     assert!(other.contains("C: n2 NOOP"), "{other}");
     assert!(other.contains("S: n2 OK"), "{other}");
 }
+
+/// ManageSieve commands are counted and timed in a family of their own (both protocols
+/// have CAPABILITY, NOOP, LOGOUT, ...): IMAP's counters do not move.
+#[test]
+fn managesieve_commands_are_counted_and_timed_apart_from_imap() {
+    let port = free_port();
+    let server = Server::start_with_managesieve(2, "", "", &metrics_section(port), USERS);
+    let endpoint: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::from_stream(TcpStream::connect(server.managesieve.unwrap()).unwrap());
+    let read_response = |c: &mut Client| loop {
+        let line = c.line();
+        assert!(!line.is_empty(), "connection closed");
+        if line.starts_with("OK") || line.starts_with("NO") || line.starts_with("BYE") {
+            return line;
+        }
+    };
+    assert!(read_response(&mut c).starts_with("OK"), "greeting");
+    for command in ["CAPABILITY", "NOOP", "NOOP"] {
+        c.send(&format!("{command}\r\n"));
+        assert!(read_response(&mut c).starts_with("OK"), "{command}");
+    }
+    // Not logged in: a script command is refused before it runs, so it is no command.
+    c.send("LISTSCRIPTS\r\n");
+    assert!(read_response(&mut c).starts_with("NO"));
+    c.send("AUTHENTICATE \"PLAIN\" \"AGRlbW8Ad3Jvbmc=\"\r\n");
+    assert!(read_response(&mut c).starts_with("NO"), "wrong password");
+    c.send("LOGOUT\r\n");
+    assert!(read_response(&mut c).starts_with("OK"));
+
+    let family = "ringmail_managesieve_commands_total";
+    let body = scrape_until(endpoint, "the LOGOUT", |b| {
+        sum(b, family, &["command=\"LOGOUT\""]) == 1.0
+    });
+    parses_as_prometheus_text(&body);
+    assert_eq!(
+        sum(&body, family, &["command=\"NOOP\"", "result=\"ok\""]),
+        2.0
+    );
+    assert_eq!(sum(&body, family, &["command=\"CAPABILITY\""]), 1.0);
+    assert_eq!(
+        sum(
+            &body,
+            family,
+            &["command=\"AUTHENTICATE\"", "result=\"no\""]
+        ),
+        1.0
+    );
+    assert_eq!(sum(&body, family, &["command=\"LISTSCRIPTS\""]), 0.0);
+    assert_eq!(
+        sum(
+            &body,
+            "ringmail_managesieve_command_duration_seconds_count",
+            &["command=\"NOOP\""]
+        ),
+        2.0
+    );
+    assert_eq!(sum(&body, "ringmail_commands_total", &[]), 0.0, "IMAP's");
+}

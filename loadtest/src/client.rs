@@ -377,15 +377,24 @@ impl Connection {
     where
         F: FnMut(Response<'_>) -> Result<(), SessionError>,
     {
+        let tag = self.begin(&[cmd]);
+        self.write_out().await?;
+        self.until_tagged(name, &tag, on_untagged).await
+    }
+
+    /// Starts a command: its deadline, a new tag, and the line `tag parts...CRLF` in the
+    /// output buffer. Returns the tag.
+    fn begin(&mut self, parts: &[&[u8]]) -> Vec<u8> {
         self.deadline = Instant::now() + self.timeout;
         let tag = self.new_tag();
         self.out.clear();
         self.out.extend_from_slice(&tag);
         self.out.push(b' ');
-        self.out.extend_from_slice(cmd);
+        for part in parts {
+            self.out.extend_from_slice(part);
+        }
         self.out.extend_from_slice(b"\r\n");
-        self.write_out().await?;
-        self.until_tagged(name, &tag, on_untagged).await
+        tag
     }
 
     /// Reads until the completion of `tag`.
@@ -503,6 +512,27 @@ impl Connection {
     where
         F: FnMut(Response<'_>) -> Result<(), SessionError>,
     {
+        match self.until_continue_or_done(name, tag, on_untagged).await? {
+            None => Ok(()),
+            Some(done) => {
+                completion_result(name, done)?;
+                Err(SessionError::Protocol(format!(
+                    "{name}: OK instead of a continuation"
+                )))
+            }
+        }
+    }
+
+    /// Reads until a continuation request (`None`) or the command's completion.
+    async fn until_continue_or_done<F>(
+        &mut self,
+        name: &str,
+        tag: &[u8],
+        on_untagged: &mut F,
+    ) -> Result<Option<Completion>, SessionError>
+    where
+        F: FnMut(Response<'_>) -> Result<(), SessionError>,
+    {
         // Bounded by the deadline: every turn consumes one response.
         loop {
             let range = self.read_response().await?;
@@ -511,20 +541,16 @@ impl Connection {
             match Response::parse(raw)
                 .map_err(|e| SessionError::Protocol(format!("{name}: {e}")))?
             {
-                Response::Continue => return Ok(()),
+                Response::Continue => return Ok(None),
                 Response::Tagged {
                     tag: t,
                     status,
                     text,
                 } if t == tag => {
-                    let done = Completion {
+                    return Ok(Some(Completion {
                         status,
                         text: printable(text, 200),
-                    };
-                    completion_result(name, done)?;
-                    return Err(SessionError::Protocol(format!(
-                        "{name}: OK instead of a continuation"
-                    )));
+                    }));
                 }
                 Response::Tagged { .. } => {
                     return Err(SessionError::Protocol(format!(
@@ -545,11 +571,7 @@ impl Connection {
     where
         F: FnMut(Response<'_>) -> Result<(), SessionError>,
     {
-        self.deadline = Instant::now() + self.timeout;
-        let tag = self.new_tag();
-        self.out.clear();
-        self.out.extend_from_slice(&tag);
-        self.out.extend_from_slice(b" IDLE\r\n");
+        let tag = self.begin(&[b"IDLE"]);
         self.write_out().await?;
         self.until_continue("IDLE", &tag, &mut on_untagged).await?;
         Ok(tag)
@@ -607,6 +629,40 @@ impl Connection {
         self.caps.known = false;
         let cmd = format!("LOGIN \"{user}\" \"{password}\"");
         self.command("LOGIN", cmd.as_bytes(), |_| Ok(())).await
+    }
+
+    /// AUTHENTICATE with a SASL initial response (RFC 4959), already base64. A continuation
+    /// instead of the completion is a refused token's error challenge (RFC 7628 section
+    /// 3.2.3): it is acknowledged, and the server's NO that follows is the error.
+    pub async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial: &[u8],
+    ) -> Result<(), SessionError> {
+        // Capabilities may change at login, as with LOGIN.
+        self.caps.known = false;
+        let tag = self.begin(&[b"AUTHENTICATE ", mechanism.as_bytes(), b" ", initial]);
+        self.write_out().await?;
+        let name = "AUTHENTICATE";
+        let done = match self
+            .until_continue_or_done(name, &tag, &mut |_| Ok(()))
+            .await?
+        {
+            Some(done) => done,
+            None => {
+                self.out.clear();
+                self.out
+                    .extend_from_slice(crate::oauth::error_ack(mechanism));
+                self.out.extend_from_slice(b"\r\n");
+                self.write_out().await?;
+                let done = self.until_tagged(name, &tag, |_| Ok(())).await?;
+                completion_result(name, done)?;
+                return Err(SessionError::Protocol(format!(
+                    "{name}: OK after an error challenge"
+                )));
+            }
+        };
+        completion_result(name, done)
     }
 
     /// LOGOUT: expects BYE then OK.

@@ -9,6 +9,7 @@ pub mod client;
 pub mod idle;
 pub mod lmtp;
 pub mod message;
+pub mod oauth;
 pub mod options;
 pub mod procstat;
 pub mod profiles;

@@ -9,6 +9,13 @@ use ringmail_load::{run, Options};
 
 fn main() -> ExitCode {
     let opts = Options::parse();
+    if let Some(out) = &opts.oauth_jwks_out {
+        if let Err(e) = ringmail_load::oauth::write_jwks(&opts, out) {
+            eprintln!("ringmail-load: {e}");
+            return ExitCode::from(2);
+        }
+        return ExitCode::SUCCESS;
+    }
     let json = opts.json.clone();
     let summary = match run(opts, |line| {
         let mut out = std::io::stdout().lock();

@@ -62,6 +62,18 @@ impl Profile {
     }
 }
 
+/// How sessions log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMechanism {
+    /// LOGIN with the user's password.
+    Login,
+    /// AUTHENTICATE OAUTHBEARER (RFC 7628) with a signed JWT, as the SASL initial response.
+    Oauthbearer,
+    /// AUTHENTICATE XOAUTH2 with a signed JWT, as the SASL initial response.
+    Xoauth2,
+}
+
 /// ringmail-load: drives an IMAP server (ringmail, Dovecot, any IMAP4rev1/rev2 server) with
 /// many sessions and reports throughput, latency percentiles, errors and server cost.
 #[derive(Debug, Clone, Parser)]
@@ -107,6 +119,29 @@ pub struct Options {
     /// Password pattern; %d is replaced by the user number.
     #[arg(long, default_value = "pass")]
     pub password: String,
+    /// How sessions log in: `login` (password), or `oauthbearer`/`xoauth2` with a JWT per
+    /// user, signed with --oauth-key before the run starts.
+    #[arg(long, value_enum, default_value = "login")]
+    pub auth: AuthMechanism,
+    /// PEM private key the tokens are signed with: EC P-256 (ES256) or RSA (RS256).
+    #[arg(long)]
+    pub oauth_key: Option<PathBuf>,
+    /// The tokens' `iss` (the server's `[oauth] issuer`).
+    #[arg(long)]
+    pub oauth_issuer: Option<String>,
+    /// The tokens' `aud` (the server's `[oauth] audience`).
+    #[arg(long)]
+    pub oauth_audience: Option<String>,
+    /// The claim that names the user (the server's `[oauth] user_claim`).
+    #[arg(long, default_value = "email")]
+    pub oauth_claim: String,
+    /// Key id in the tokens' header and in the JWK Set.
+    #[arg(long, default_value = "loadtest")]
+    pub oauth_kid: String,
+    /// Writes the public JWK Set of --oauth-key here (the server's `[oauth] jwks_file`) and
+    /// exits without a run.
+    #[arg(long)]
+    pub oauth_jwks_out: Option<PathBuf>,
     /// First user number.
     #[arg(long, default_value_t = 1)]
     pub first_user: u32,
@@ -258,6 +293,19 @@ impl Options {
                 return Err(OptionsError::Invalid(format!(
                     "{name} must be non-empty and not contain quotes, backslashes or line breaks"
                 )));
+            }
+        }
+        if self.auth != AuthMechanism::Login {
+            if self.profile == Profile::Lmtp {
+                return invalid("lmtp does not log in: drop --auth");
+            }
+            if self.oauth_key.is_none()
+                || self.oauth_issuer.is_none()
+                || self.oauth_audience.is_none()
+            {
+                return invalid(
+                    "--auth with tokens needs --oauth-key, --oauth-issuer and --oauth-audience",
+                );
             }
         }
         if self.first_user.checked_add(self.users).is_none() {
@@ -428,6 +476,18 @@ mod tests {
             &["mix", "--mailbox", "a\"b"],
             &["logins", "--password", "a\r\nb"],
             &["idle", "--clients", "50", "--users", "10"],
+            &["logins", "--auth", "oauthbearer", "--oauth-key", "k.pem"],
+            &[
+                "lmtp",
+                "--auth",
+                "xoauth2",
+                "--oauth-key",
+                "k",
+                "--oauth-issuer",
+                "i",
+                "--oauth-audience",
+                "a",
+            ],
         ] {
             assert!(
                 matches!(opts(args).validate(), Err(OptionsError::Invalid(_))),

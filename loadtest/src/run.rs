@@ -35,6 +35,9 @@ pub enum RunError {
     /// A worker thread could not start.
     #[error("starting a worker: {0}")]
     Worker(std::io::Error),
+    /// The OAuth tokens could not be made.
+    #[error(transparent)]
+    Tokens(#[from] crate::oauth::TokenError),
     /// The server PID does not exist.
     #[error("no process {0} (--pid)")]
     NoServer(u32),
@@ -81,6 +84,8 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
     }
 
     let lmtp_data = (opts.profile == Profile::Lmtp).then(|| crate::lmtp::DataPool::new(&messages));
+    // Signed here, before the clock starts: the run measures the server's check only.
+    let tokens = crate::oauth::prepare(&opts)?.map(Arc::new);
     let shared = Arc::new(Shared::default());
     let users = Arc::new(UserPool::new(opts.users));
     let board = (opts.profile == Profile::Idle).then(|| Arc::new(IdleBoard::new(opts.clients())));
@@ -119,6 +124,7 @@ pub fn run(opts: Options, mut on_line: impl FnMut(&str)) -> Result<Summary, RunE
             users: users.clone(),
             board: board.clone(),
             lmtp_data: lmtp_data.clone(),
+            tokens: tokens.clone(),
             start,
             measure_from,
             deadline,
@@ -270,6 +276,7 @@ struct Worker {
     users: Arc<UserPool>,
     board: Option<Arc<IdleBoard>>,
     lmtp_data: Option<crate::lmtp::DataPool>,
+    tokens: Option<Arc<crate::oauth::Tokens>>,
     start: Instant,
     measure_from: Instant,
     deadline: Instant,
@@ -314,6 +321,7 @@ impl Worker {
                 users: self.users.clone(),
                 idle: self.board.clone(),
                 lmtp_data: self.lmtp_data.clone(),
+                tokens: self.tokens.clone(),
                 measure_from: to_tokio(self.measure_from),
                 deadline: to_tokio(self.deadline),
                 iterations: 0,

@@ -126,6 +126,8 @@ pub struct SessionCtx {
     pub idle: Option<Arc<IdleBoard>>,
     /// The messages as DATA, for the lmtp profile.
     pub lmtp_data: Option<crate::lmtp::DataPool>,
+    /// Tokens to log in with (`--auth oauthbearer`/`xoauth2`), signed before the run.
+    pub tokens: Option<Arc<crate::oauth::Tokens>>,
     /// When the warm-up ends and measuring starts.
     pub measure_from: Instant,
     /// When the run ends.
@@ -167,12 +169,21 @@ impl SessionCtx {
         })
     }
 
-    /// Logs in as user `index` (timed as `login`).
+    /// Logs in as user `index` (timed as `login`): LOGIN, or AUTHENTICATE with the user's
+    /// token.
     pub async fn login(&mut self, live: &mut Live, index: u32) -> Result<(), SessionError> {
-        let user = self.opts.user_name(index);
-        let password = self.opts.user_password(index);
-        let started = Instant::now();
-        live.login(&user, &password).await?;
+        let started = if let Some(tokens) = &self.tokens {
+            let initial = tokens.initial[index as usize].as_bytes();
+            let started = Instant::now();
+            live.authenticate(tokens.mechanism, initial).await?;
+            started
+        } else {
+            let user = self.opts.user_name(index);
+            let password = self.opts.user_password(index);
+            let started = Instant::now();
+            live.login(&user, &password).await?;
+            started
+        };
         self.record(Command::Login, started);
         Ok(())
     }

@@ -56,6 +56,19 @@ impl Node {
 
     /// Starts node `id` of cluster `name` on a fresh data dir.
     pub fn start(name: &str, id: &str, etcd: &[String], partitions: u32, users: &str) -> Node {
+        Node::start_with(name, id, etcd, partitions, users, "")
+    }
+
+    /// [`Node::start`] with `config` appended to the node's ringmail.toml (whole sections,
+    /// such as `[auth]` and `[ldap]`).
+    pub fn start_with(
+        name: &str,
+        id: &str,
+        etcd: &[String],
+        partitions: u32,
+        users: &str,
+        config: &str,
+    ) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
         let (imap, imaps, lmtp) = (addr(free_port()), addr(free_port()), addr(free_port()));
@@ -67,7 +80,7 @@ impl Node {
             "[proxy]\ntrusted_networks = [\"127.0.0.1/32\"]\n\
              [storage]\npartitions = {partitions}\n\
              [cluster]\nname = \"{name}\"\nnode = \"{id}\"\netcd = [{}]\n\
-             listen = \"{internal}\"\nsecret_file = \"cluster.secret\"\n",
+             listen = \"{internal}\"\nsecret_file = \"cluster.secret\"\n{config}\n",
             endpoints.join(", ")
         );
         std::fs::write(
@@ -154,6 +167,16 @@ impl Node {
     /// Waits (bounded) until the node's listeners accept connections.
     pub fn wait_ready(&self) {
         self.server.wait_ready();
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`) to the node's process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.server.child.id().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill {signal} {}", self.id);
     }
 
     /// Kills the node outright (SIGKILL), as a crash.

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod mail;
+pub mod sieve_connect;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -352,6 +353,21 @@ impl Client {
         self.until_tagged(tag)
     }
 
+    /// True when the server sends nothing for `quiet` (the read times out with no byte).
+    pub fn silent_for(&mut self, quiet: Duration) -> bool {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(quiet)).unwrap();
+        let silent = matches!(
+            self.reader.fill_buf(),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        );
+        let stream = self.reader.get_ref();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        silent
+    }
+
     /// True when the server closed the connection (EOF) within the read timeout.
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
@@ -479,4 +495,17 @@ pub fn capabilities(lines: &[String]) -> Vec<String> {
         return rest.split(' ').map(str::to_string).collect();
     }
     panic!("no capability list in {lines:?}")
+}
+
+/// A PROXY v2 header for a TCP/IPv4 client, as HAProxy's `send-proxy-v2` writes it.
+pub fn proxy_v2(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21); // version 2, PROXY
+    h.push(0x11); // TCP over IPv4
+    h.extend_from_slice(&12u16.to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h
 }

@@ -108,7 +108,7 @@ impl AdminClient {
 
     /// Sends `request` and waits for its answer (an export question: nothing else is in
     /// flight then).
-    fn ask(&mut self, request: &Request) -> Result<Reply, String> {
+    pub(crate) fn ask(&mut self, request: &Request) -> Result<Reply, String> {
         self.settle()?;
         self.send(request)?;
         match self.reply()? {
@@ -182,7 +182,7 @@ fn connect_while_starting(path: &Path) -> std::io::Result<UnixStream> {
     }
 }
 
-fn unexpected(reply: &Reply) -> String {
+pub(crate) fn unexpected(reply: &Reply) -> String {
     let what = match reply {
         Reply::Ok(_) => "an ok",
         Reply::Error(_) => "an error",
@@ -190,6 +190,8 @@ fn unexpected(reply: &Reply) -> String {
         Reply::Names(_) => "a list of names",
         Reply::Listing(_) => "a mailbox listing",
         Reply::Messages(_) => "messages",
+        Reply::Scripts(_) => "scripts",
+        Reply::SieveLog(_) => "a Sieve log",
     };
     format!("the server answered with {what} where something else was due")
 }

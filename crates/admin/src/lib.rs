@@ -12,6 +12,7 @@
 //! live here too, as both paths share them.
 
 pub mod client;
+pub mod forward;
 pub mod protocol;
 pub mod server;
 pub mod tools;

@@ -11,9 +11,12 @@ use std::fmt;
 
 use crate::tools::export::{Entry, Listing};
 use crate::tools::import::{FolderIds, ImportReport, Incoming};
+use crate::tools::sieve::StoredScript;
+use ringmail_store::SieveLogEntry;
 
-/// Bumped whenever a frame's layout changes or a kind is added (2: the Sieve requests).
-pub const VERSION: u32 = 2;
+/// Bumped whenever a frame's layout changes or a kind is added (2: the Sieve requests, 3:
+/// the Sieve export and log).
+pub const VERSION: u32 = 3;
 
 /// Largest frame either side accepts: one message of the store's largest size plus room for
 /// its flags and keywords. Batches are cut well below this (see [`BATCH_BYTES`]).
@@ -75,6 +78,10 @@ pub enum Request {
     },
     /// Sieve import: make this script the active one.
     ActivateScript(String),
+    /// Sieve export: every script of the user with its source.
+    Scripts,
+    /// The user's Sieve error log.
+    SieveLog,
 }
 
 /// What the server answers.
@@ -92,6 +99,10 @@ pub enum Reply {
     Listing(Listing),
     /// The answer to [`Request::Read`]: message bytes, `None` for one expunged since.
     Messages(Vec<Option<Vec<u8>>>),
+    /// The answer to [`Request::Scripts`].
+    Scripts(Vec<StoredScript>),
+    /// The answer to [`Request::SieveLog`], oldest entry first.
+    SieveLog(Vec<SieveLogEntry>),
 }
 
 /// A frame that does not decode.
@@ -123,12 +134,16 @@ mod kind {
     pub const READ: u8 = b'R';
     pub const PUT_SCRIPT: u8 = b'P';
     pub const ACTIVATE_SCRIPT: u8 = b'A';
+    pub const SCRIPTS: u8 = b'T';
+    pub const SIEVE_LOG: u8 = b'G';
     pub const OK: u8 = b'k';
     pub const ERROR: u8 = b'e';
     pub const REPORT: u8 = b'r';
     pub const NAMES: u8 = b'n';
     pub const LISTING_REPLY: u8 = b'i';
     pub const MESSAGES: u8 = b'm';
+    pub const SCRIPTS_REPLY: u8 = b't';
+    pub const SIEVE_LOG_REPLY: u8 = b'g';
 }
 
 /// Builds one frame; the length is filled in by [`Encoder::finish`].
@@ -326,6 +341,8 @@ impl Request {
                 e.str(name);
                 e.finish()
             }
+            Request::Scripts => Encoder::new(kind::SCRIPTS).finish(),
+            Request::SieveLog => Encoder::new(kind::SIEVE_LOG).finish(),
         }
     }
 
@@ -391,6 +408,8 @@ impl Request {
                 source: String::from_utf8(d.bytes()?).map_err(|_| bad("a script is not UTF-8"))?,
             },
             kind::ACTIVATE_SCRIPT => Request::ActivateScript(d.str()?),
+            kind::SCRIPTS => Request::Scripts,
+            kind::SIEVE_LOG => Request::SieveLog,
             other => return Err(ProtocolError(format!("unknown request kind {other}"))),
         };
         d.end()?;
@@ -454,6 +473,27 @@ impl Reply {
                 }
                 e.finish()
             }
+            Reply::Scripts(list) => {
+                let mut e = Encoder::new(kind::SCRIPTS_REPLY);
+                e.u32(list.len() as u32);
+                for s in list {
+                    e.str(&s.name);
+                    e.u8(u8::from(s.active));
+                    e.bytes(s.source.as_bytes());
+                }
+                e.finish()
+            }
+            Reply::SieveLog(list) => {
+                let mut e = Encoder::new(kind::SIEVE_LOG_REPLY);
+                e.u32(list.len() as u32);
+                for entry in list {
+                    e.i64(entry.time);
+                    e.str(&entry.script);
+                    e.u32(entry.line);
+                    e.str(&entry.message);
+                }
+                e.finish()
+            }
         }
     }
 
@@ -502,6 +542,32 @@ impl Reply {
                     });
                 }
                 Reply::Messages(list)
+            }
+            kind::SCRIPTS_REPLY => {
+                let n = d.count(7)?;
+                let mut list = Vec::with_capacity(n);
+                for _ in 0..n {
+                    list.push(StoredScript {
+                        name: d.str()?,
+                        active: d.u8()? != 0,
+                        source: String::from_utf8(d.bytes()?)
+                            .map_err(|_| bad("a script is not UTF-8"))?,
+                    });
+                }
+                Reply::Scripts(list)
+            }
+            kind::SIEVE_LOG_REPLY => {
+                let n = d.count(16)?;
+                let mut list = Vec::with_capacity(n);
+                for _ in 0..n {
+                    list.push(SieveLogEntry {
+                        time: d.i64()?,
+                        script: d.str()?,
+                        line: d.u32()?,
+                        message: d.str()?,
+                    });
+                }
+                Reply::SieveLog(list)
             }
             other => return Err(ProtocolError(format!("unknown reply kind {other}"))),
         };
@@ -586,6 +652,8 @@ mod tests {
             source: "require \"vacation\";\r\nvacation \"Away\";\r\n".into(),
         });
         round_trip(Request::ActivateScript("vacation".into()));
+        round_trip(Request::Scripts);
+        round_trip(Request::SieveLog);
     }
 
     #[test]
@@ -613,6 +681,24 @@ mod tests {
                 }],
             }),
             Reply::Messages(vec![Some(b"Subject: x\r\n\r\n".to_vec()), None]),
+            Reply::Scripts(vec![
+                StoredScript {
+                    name: "vacation".into(),
+                    active: true,
+                    source: "require \"vacation\";\r\n".into(),
+                },
+                StoredScript {
+                    name: "lists".into(),
+                    active: false,
+                    source: String::new(),
+                },
+            ]),
+            Reply::SieveLog(vec![SieveLogEntry {
+                time: 1_700_000_000,
+                script: "main".into(),
+                line: 3,
+                message: "fileinto: \"\" is no mailbox name".into(),
+            }]),
         ] {
             let frame = r.encode();
             assert_eq!(Reply::decode(&frame[4..]).unwrap(), r);

@@ -23,10 +23,12 @@ use futures_lite::{future, AsyncReadExt, AsyncWriteExt, StreamExt};
 use glommio::net::{UnixListener, UnixStream};
 use tracing::{debug, info, warn};
 
+use super::forward::Forwarded;
 use super::protocol::{frame_len, Reply, Request, VERSION};
 use crate::tools::export::{Source, StoreSource};
 use crate::tools::import::{Incoming, Sink, StoreSink};
 use crate::tools::sieve;
+use ringmail_runtime::nodes::Place;
 use ringmail_runtime::partition::partition_of;
 use ringmail_runtime::route::{self, OwnerJob};
 use ringmail_runtime::runtime::{Executor, LocalTask};
@@ -183,6 +185,11 @@ async fn connection(exec: Rc<Executor>, mut stream: UnixStream) {
     };
     let session = exec.new_session_id();
     let owner = exec.owner_of(&user);
+    // In a cluster, the node serving the user's partition runs the session.
+    let mut remote = match exec.place(&user) {
+        Place::Remote(to) => Some(Forwarded::new(to)),
+        Place::Here | Place::Unserved => None,
+    };
     // The owner's first answer is to the hello: who serves the user.
     let mut request = Request::Hello {
         version: VERSION,
@@ -190,7 +197,10 @@ async fn connection(exec: Rc<Executor>, mut stream: UnixStream) {
     };
     loop {
         let end = matches!(request, Request::End);
-        let reply = relay(&exec, owner, session, &user, Some(request)).await;
+        let reply = match remote.as_mut() {
+            Some(remote) => remote.relay(&exec, &user, Some(request)).await,
+            None => relay(&exec, owner, session, &user, Some(request)).await,
+        };
         let failed = matches!(reply, Reply::Error(_));
         if send(&mut stream, &reply).await.is_err() || failed || end {
             break;
@@ -205,7 +215,14 @@ async fn connection(exec: Rc<Executor>, mut stream: UnixStream) {
         };
     }
     // Lets the owner close the session (a no-op when it ended it already).
-    relay(&exec, owner, session, &user, None).await;
+    match remote.as_mut() {
+        Some(remote) => {
+            remote.relay(&exec, &user, None).await;
+        }
+        None => {
+            relay(&exec, owner, session, &user, None).await;
+        }
+    }
 }
 
 /// Reads and checks the hello; the canonical user name.
@@ -223,7 +240,7 @@ async fn hello(exec: &Executor, stream: &mut UnixStream) -> Result<String, Strin
 }
 
 /// Passes one request to the owner and waits for its reply (none for `None`).
-async fn relay(
+pub(crate) async fn relay(
     exec: &Rc<Executor>,
     owner: usize,
     session: u64,
@@ -293,8 +310,8 @@ async fn serve(
         exec.store.get(p).await
     } else {
         Err(ringmail_store::StoreError::NotPermitted(
-            "another node of the cluster serves it (`ringmail cluster locate USER` names it): \
-             run the command there",
+            "no node of the cluster serves it now (`ringmail cluster status` shows why): run \
+             the command again later",
         ))
     };
     let (mut sink, mut source, mail) = match opened {
@@ -314,7 +331,19 @@ async fn serve(
         }
     };
     info!(user = %user, executor = exec.id, "admin: session started");
-    while let Some((request, reply)) = requests.next().await {
+    // The connection's reader ends a silent session after the idle limit and says so here;
+    // a session forwarded from another node (crate::forward) has no reader on this node,
+    // and if that node dies its end never comes: the session ends itself after twice the
+    // limit, so its task and its half-filled batch are not kept forever.
+    let silence = Duration::from_secs(config.admin.idle_timeout_secs.saturating_mul(2) + 60);
+    loop {
+        let next = glommio::timer::timeout(silence, async { Ok(requests.next().await) }).await;
+        let Ok(Some((request, reply))) = next else {
+            if next.is_err() {
+                warn!(user = %user, "admin: session silent for {} s, ended", silence.as_secs());
+            }
+            break;
+        };
         let Some(request) = request else { break };
         let Some(store) = sink.as_mut() else { break };
         let ok = |()| Reply::Ok(String::new());
@@ -354,6 +383,8 @@ async fn serve(
                     .unwrap_or_default(),
             )),
             Request::ActivateScript(name) => sieve::activate(&mail, &user, &name).await.map(ok),
+            Request::Scripts => sieve::user_scripts(&mail, &user).map(Reply::Scripts),
+            Request::SieveLog => Ok(Reply::SieveLog(mail.sieve_log(&user))),
         };
         let answer = done.unwrap_or_else(Reply::Error);
         let failed = matches!(answer, Reply::Error(_));

@@ -99,4 +99,27 @@ pub trait Backend: Send + Sync {
     fn takes_tokens(&self) -> bool {
         false
     }
+
+    /// Threads this backend wants for lookups that wait on the network (see
+    /// crate::lookups); 0 for a backend that answers from memory and CPU alone.
+    fn lookup_threads(&self) -> usize {
+        0
+    }
+
+    /// The longest one network lookup may take (the backend's timeout): a lookup that
+    /// waited longer than this for a thread is not tried.
+    fn lookup_timeout(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    /// [`Backend::verify_password`] when it can be answered without the network (a local
+    /// backend, or the auth cache of a network one); None when the network is needed.
+    fn verify_password_local(
+        &self,
+        user: &str,
+        password: &[u8],
+        cx: &VerifyContext<'_>,
+    ) -> Option<Verdict> {
+        (self.lookup_threads() == 0).then(|| self.verify_password(user, password, cx))
+    }
 }

@@ -4,9 +4,11 @@
 //! [`Authenticator`] is what the server asks "who is this?". It is `Send + Sync` and meant to
 //! live behind an `Arc` shared by all executors. [`Authenticator::login`] (and the older
 //! [`Authenticator::verify`]) may block: an Argon2 hash, a directory search, a fetch of the
-//! issuer's keys. The server calls them from a blocking thread pool, never on an executor;
-//! every backend bounds its own waits. Locks are held only for map lookups, never while
-//! hashing or waiting on the network.
+//! issuer's keys. The server calls them off the executors: what needs only CPU
+//! ([`Authenticator::login_local`]) on a blocking thread pool, what waits on the network on
+//! the authenticator's own lookup threads ([`Authenticator::on_lookup_thread`], see
+//! [`lookups`]); every backend bounds its own waits. Locks are held only for map lookups,
+//! never while hashing or waiting on the network.
 //!
 //! The backends are asked in the configured order; the first that knows the user decides.
 //! One that cannot answer (the directory is down) is passed over, and if no later backend
@@ -18,6 +20,7 @@ pub mod config;
 mod error;
 pub mod hash;
 pub mod ldap;
+pub mod lookups;
 pub mod oauth;
 mod passwd;
 pub mod passwd_file;
@@ -36,6 +39,7 @@ pub use cache::AuthCache;
 pub use error::AuthError;
 pub use hash::{Argon2Cost, Scheme, StoredHash};
 pub use ldap::LdapBackend;
+pub use lookups::{LookupPool, Refused};
 pub use oauth::OauthBackend;
 pub use passwd::PasswdFileBackend;
 pub use passwd_file::{canonical_name, UsersFile};
@@ -257,7 +261,23 @@ impl AuthenticatorBuilder {
             )?),
             None => None,
         };
+        // Threads for the backends that wait on the network, shared by all executors.
+        let threads: usize = self.backends.iter().map(|b| b.lookup_threads()).sum();
+        let lookups = if threads > 0 {
+            let max_wait = self
+                .backends
+                .iter()
+                .map(|b| b.lookup_timeout())
+                .max()
+                .unwrap_or_default();
+            let pool = LookupPool::new(threads, max_wait)
+                .map_err(|e| AuthError::Backend(format!("starting the lookup threads: {e}")))?;
+            Some(pool)
+        } else {
+            None
+        };
         Ok(Authenticator {
+            lookups,
             backends: self.backends,
             passwd: self.passwd,
             oauth_scope: self.oauth_scope,
@@ -276,6 +296,9 @@ impl AuthenticatorBuilder {
 /// Checks credentials against the configured backends, with the auth cache in front.
 pub struct Authenticator {
     backends: Vec<Arc<dyn Backend>>,
+    /// Threads for logins and lookups that wait on the network (None when no backend
+    /// does): see [`Authenticator::login_local`] and [`Authenticator::on_lookup_thread`].
+    lookups: Option<LookupPool>,
     passwd: Option<Arc<PasswdFileBackend>>,
     oauth_scope: Option<String>,
     cache: Mutex<AuthCache>,
@@ -455,15 +478,71 @@ impl Authenticator {
 
     /// [`Authenticator::login`] with the cache's clock passed in.
     pub fn login_at(&self, credential: &Credential<'_>, now: Instant) -> Result<Login, LoginError> {
-        match *credential {
+        self.login_with(credential, now, false)
+            .unwrap_or_else(|| Err(LoginError::Unavailable("no answer".into())))
+    }
+
+    /// [`Authenticator::login`] as far as it goes without the network: the passwd-file,
+    /// the auth cache, tokens checked against a key set from a file. None when a backend
+    /// must ask the network (the directory for a user the cache does not know, an issuer's
+    /// URL, the target of a master login when a directory is configured): then run
+    /// [`Authenticator::login`] with [`Authenticator::on_lookup_thread`]. Blocking (a
+    /// hash): call it from the executor's blocking pool.
+    pub fn login_local(&self, credential: &Credential<'_>) -> Option<Result<Login, LoginError>> {
+        if self.lookups.is_none() {
+            return Some(self.login(credential));
+        }
+        self.login_with(credential, Instant::now(), true)
+    }
+
+    /// Runs `work` on the lookup threads, for what [`Authenticator::login_local`] could not
+    /// answer and the directory lookups of LMTP. The future resolves on any executor; Err
+    /// (the reason, for `NO [UNAVAILABLE]`) when their queue is full, when the work waited
+    /// longer than the backends' timeout for a thread, or when no backend needs them.
+    pub async fn on_lookup_thread<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Authenticator) -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let Some(pool) = &self.lookups else {
+            return Err("no backend looks up users over the network".into());
+        };
+        let auth = Arc::clone(self);
+        let answer = pool.run(move || work(&auth)).map_err(Refused::reason)?;
+        match answer.await {
+            Ok(result) => result.map_err(Refused::reason),
+            Err(_) => Err("the lookup thread stopped".into()),
+        }
+    }
+
+    /// Threads for network lookups (0 without a backend that needs them).
+    pub fn lookup_threads(&self) -> usize {
+        self.lookups.as_ref().map_or(0, LookupPool::threads)
+    }
+
+    /// The login; with `local_only`, None as soon as a backend would need the network.
+    fn login_with(
+        &self,
+        credential: &Credential<'_>,
+        now: Instant,
+        local_only: bool,
+    ) -> Option<Result<Login, LoginError>> {
+        Some(match *credential {
             Credential::Password {
                 user,
                 authzid,
                 password,
             } => {
                 let (authcid, target) = self.split_master(user, authzid);
-                let (verdict, backend) = self.verify_password(authcid, password, now);
-                let (info, cache_hit) = ok_or_error(verdict)?;
+                if local_only && target.is_some() {
+                    // The target may live in the directory.
+                    return None;
+                }
+                let (verdict, backend) =
+                    self.verify_password(authcid, password, now, local_only)?;
+                let (info, cache_hit) = match ok_or_error(verdict) {
+                    Ok(found) => found,
+                    Err(e) => return Some(Err(e)),
+                };
                 match target {
                     None => Ok(Login {
                         user: info.name,
@@ -476,6 +555,10 @@ impl Authenticator {
                 }
             }
             Credential::Bearer { token, user } => {
+                let remote = |b: &Arc<dyn Backend>| b.takes_tokens() && b.lookup_threads() > 0;
+                if local_only && self.backends.iter().any(remote) {
+                    return None;
+                }
                 let mut answer = None;
                 for b in self.backends.iter().filter(|b| b.takes_tokens()) {
                     match b.verify_token(token, user) {
@@ -487,12 +570,11 @@ impl Authenticator {
                     }
                 }
                 let Some((verdict, backend)) = answer else {
-                    return Err(LoginError::InvalidToken(
+                    return Some(Err(LoginError::InvalidToken(
                         "no backend takes bearer tokens".into(),
-                    ));
+                    )));
                 };
-                let (info, cache_hit) = ok_or_error(verdict)?;
-                Ok(Login {
+                ok_or_error(verdict).map(|(info, cache_hit)| Login {
                     user: info.name,
                     master: None,
                     backend,
@@ -500,7 +582,7 @@ impl Authenticator {
                     quota_bytes: info.quota_bytes,
                 })
             }
-        }
+        })
     }
 
     /// (who authenticates, whom they act as): PLAIN's authzid when it names someone else,
@@ -546,39 +628,46 @@ impl Authenticator {
 
     /// Asks the backends in order; the first that knows the user answers. Those that cannot
     /// answer are passed over; if no later one knows the user, the answer is Unavailable.
+    /// With `local_only`, None when a backend would need the network to answer.
     fn verify_password(
         &self,
         user: &str,
         password: &[u8],
         now: Instant,
-    ) -> (Verdict, &'static str) {
+        local_only: bool,
+    ) -> Option<(Verdict, &'static str)> {
         let cx = VerifyContext {
             cache: &self.cache,
             now,
         };
         let mut unavailable = None;
         for b in &self.backends {
-            match b.verify_password(user, password, &cx) {
+            let verdict = if local_only {
+                b.verify_password_local(user, password, &cx)?
+            } else {
+                b.verify_password(user, password, &cx)
+            };
+            match verdict {
                 Verdict::UnknownUser => {}
                 Verdict::Unavailable(why) => {
                     unavailable.get_or_insert((why, b.name()));
                 }
-                verdict => return (verdict, b.name()),
+                verdict => return Some((verdict, b.name())),
             }
         }
         if let Some((why, name)) = unavailable {
-            return (Verdict::Unavailable(why), name);
+            return Some((Verdict::Unavailable(why), name));
         }
         if let Some(dummy) = &self.dummy {
             // Spend the same time as for a passwd-file user, and ignore the answer.
             let _ = dummy.verify(password);
         }
-        (Verdict::UnknownUser, "none")
+        Some((Verdict::UnknownUser, "none"))
     }
 
     /// The answer [`Authenticator::lookup_recipient`] gave for `name` recently, if still
     /// fresh: in memory, never blocks, so LMTP asks it on the executor and goes to the
-    /// blocking pool only when it has no answer.
+    /// lookup threads only when it has no answer.
     pub fn cached_recipient(&self, name: &str) -> Option<Lookup> {
         self.recipients.get(name, Instant::now())
     }

@@ -233,7 +233,7 @@ impl Default for MetricsConfig {
     }
 }
 
-/// `[admin]`: the Unix socket through which `ringmail import` and `export` work on a running
+/// `[admin]`: the Unix socket through which `ringmail import`, `export` and `sieve log` work on a running
 /// server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -913,7 +913,7 @@ idle_timeout_secs = 300
 listen = ["127.0.0.1:9143"]
 
 [admin]
-# Unix socket through which `ringmail import` and `export` work while the server runs;
+# Unix socket through which `ringmail import`, `export` and `sieve log` work while the server runs;
 # "" = off.
 # Mode 0600: only the server's OS user (or root) may use it.
 socket = "admin.sock"

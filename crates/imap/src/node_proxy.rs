@@ -52,7 +52,7 @@ pub(crate) async fn proxy(
         user: user.clone(),
         client: session.conn.peer,
         local: session.conn.local,
-        extensions: vec![encode_enabled(session.enabled)],
+        extensions: encode_state(session.enabled, session.storage_quota),
         tag: tag.to_string(),
         pipelined: reader.take_unread(),
     };
@@ -129,7 +129,7 @@ pub fn accept(exec: Rc<Executor>, incoming: IncomingSession) {
         .detach();
         return;
     }
-    let enabled = decode_enabled(header.extensions.first().copied().unwrap_or(0));
+    let (enabled, storage_quota) = decode_state(&header.extensions);
     debug!(user = %header.user, from = %peer, "serving a session proxied by another node");
     crate::session::adopt_from_node(
         exec,
@@ -137,8 +137,31 @@ pub fn accept(exec: Rc<Executor>, incoming: IncomingSession) {
         header.user,
         header.tag,
         enabled,
+        storage_quota,
         header.pipelined,
     );
+}
+
+/// The session state that goes with a proxied session: the ENABLEd extensions (one byte),
+/// then, when the login's backend named one (LDAP's quota attribute), the storage quota as a
+/// big-endian u64. The owner applies the quota where the store lives, as it would for a
+/// login of its own. A header with the first byte only (a node from before the quota was
+/// carried) means no quota.
+fn encode_state(enabled: Enabled, storage_quota: Option<u64>) -> Vec<u8> {
+    let mut out = vec![encode_enabled(enabled)];
+    if let Some(bytes) = storage_quota {
+        out.extend_from_slice(&bytes.to_be_bytes());
+    }
+    out
+}
+
+fn decode_state(bytes: &[u8]) -> (Enabled, Option<u64>) {
+    let enabled = decode_enabled(bytes.first().copied().unwrap_or(0));
+    let quota = bytes
+        .get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes);
+    (enabled, quota)
 }
 
 fn encode_enabled(enabled: Enabled) -> u8 {
@@ -173,5 +196,19 @@ mod tests {
             qresync: true,
         };
         assert_eq!(decode_enabled(encode_enabled(all)), all);
+    }
+
+    #[test]
+    fn the_directory_quota_travels_with_the_session() {
+        let enabled = decode_enabled(0b1011);
+        for quota in [None, Some(0), Some(2048), Some(u64::MAX)] {
+            assert_eq!(
+                decode_state(&encode_state(enabled, quota)),
+                (enabled, quota)
+            );
+        }
+        // A node that sends the extensions byte only: no quota.
+        assert_eq!(decode_state(&[0b1011]), (enabled, None));
+        assert_eq!(decode_state(&[]), (decode_enabled(0), None));
     }
 }

@@ -22,7 +22,6 @@ use ringmail_proto::parser::{Command, CommandReader, Limits, Next, RejectKind, R
 use ringmail_proto::response::{Code, Reply, Response, ResponseWriter, StatusResponse};
 use ringmail_runtime::admission::{PreauthSlot, UserSessionSlot};
 use ringmail_runtime::conn::{Conn, ConnParts};
-use ringmail_runtime::proxy;
 use ringmail_runtime::route::{self, OwnerJob};
 use ringmail_runtime::runtime::{ConnSlot, Executor};
 use ringmail_store::{Partition, StoreError};
@@ -149,9 +148,13 @@ pub struct Session {
     seen_input: bool,
     /// The user's store partition, opened on first use after login.
     mail: Option<Rc<Partition>>,
+    /// Opening the partition found it moved to another node (a login that reached this node
+    /// in the moment of a move's switch): the session ends after the command's reply, and
+    /// the client's reconnect is routed to the new owner.
+    moved_away: bool,
     /// The storage quota the login's backend named; it becomes the store's limit when the
     /// partition is opened.
-    storage_quota: Option<u64>,
+    pub(crate) storage_quota: Option<u64>,
     /// The selected mailbox, if any.
     pub selected: Option<Selected>,
     /// UIDs saved by `SEARCH RETURN (SAVE)` for `$` (RFC 5182).
@@ -175,12 +178,7 @@ pub struct Session {
 
 /// Starts a session for a freshly accepted connection.
 pub fn accept(exec: Rc<Executor>, conn: Conn, implicit_tls: bool) {
-    let trusted_proxy = exec
-        .config()
-        .proxy
-        .trusted_networks
-        .iter()
-        .any(|net| net.contains(&canonical_ip(conn.peer.ip())));
+    let trusted_proxy = ringmail_runtime::conn::from_trusted_proxy(&exec.config(), conn.peer);
     let Some(slot) = exec.admit(true) else {
         exec.metrics.borrow_mut().rejected("connections");
         let bye = StatusResponse::bye(
@@ -282,11 +280,14 @@ impl Opening {
         let mut meter = SessionMeter::new(exec.metrics.clone(), listener);
         let mut reader = CommandReader::new(reader_limits(&exec));
         if trusted_proxy {
-            if let Err(why) = read_proxy_header(&exec, &mut conn, &mut reader).await {
-                info!("closing: {why}");
-                meter.end("bad proxy header");
-                conn.close().await;
-                return None;
+            match conn.read_proxy_header(exec.config().idle_unauth()).await {
+                Ok(rest) => reader.feed(&rest),
+                Err(why) => {
+                    info!("closing: {why}");
+                    meter.end("bad proxy header");
+                    conn.close().await;
+                    return None;
+                }
             }
             tracing::Span::current().record("client", conn.peer.to_string());
             // Now the real client is known: count it, and apply its limit.
@@ -360,14 +361,13 @@ pub(crate) fn adopt_from_node(
     user: String,
     tag: String,
     enabled: Enabled,
+    storage_quota: Option<u64>,
     pipelined: Vec<u8>,
 ) {
     let carry = SessionCarry {
         id: exec.new_session_id(),
         user,
-        // The session header between nodes has no quota: a session proxied from another
-        // node keeps the limit the store has (docs/auth.md).
-        storage_quota: None,
+        storage_quota,
         enabled,
         meter: SessionMeter::new(exec.metrics.clone(), Listener::Imap).hand_over(),
         login_tag: tag,
@@ -396,25 +396,14 @@ pub(crate) fn adopt_from_node(
 /// Counts a new connection from `ip` against `max_preauth_per_ip`: Ok(None) when the address
 /// is in `[imap] secure_networks` (not limited), Err with the BYE line when over the limit.
 fn take_preauth(exec: &Executor, ip: IpAddr) -> Result<Option<PreauthSlot>, Vec<u8>> {
-    let config = exec.config();
-    let ip = canonical_ip(ip);
-    if config.imap.is_secure_network(ip) {
-        return Ok(None);
-    }
-    let limit = config.limits.max_preauth_per_ip;
-    match exec.preauth.try_take(ip, limit) {
-        Some(slot) => Ok(Some(slot)),
-        None => {
-            exec.metrics.borrow_mut().rejected("preauth_per_ip");
-            debug!(client = %ip, limit, "refused: too many connections not logged in from one address");
-            let bye = StatusResponse::bye(format!(
-                "Too many connections from your address that have not logged in yet \
-                 ([limits] max_preauth_per_ip = {limit})"
-            ))
-            .with_code(Code::Unavailable);
-            Err(bye.to_bytes())
-        }
-    }
+    exec.take_preauth(ip).map_err(|limit| {
+        StatusResponse::bye(format!(
+            "Too many connections from your address that have not logged in yet \
+             ([limits] max_preauth_per_ip = {limit})"
+        ))
+        .with_code(Code::Unavailable)
+        .to_bytes()
+    })
 }
 
 /// Says goodbye to a connection over a limit with `bye` (in plaintext only: a TLS client
@@ -446,45 +435,6 @@ fn reader_limits(exec: &Executor) -> Limits {
 
 // Client addresses are the runtime's: LMTP and the admin socket count them the same way.
 pub use ringmail_runtime::conn::canonical_ip;
-
-/// Reads the PROXY v1/v2 header a trusted load balancer must send first; any bytes after it
-/// are the client's and go to the command reader.
-async fn read_proxy_header(
-    exec: &Executor,
-    conn: &mut Conn,
-    reader: &mut CommandReader,
-) -> Result<(), String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        match proxy::parse(&buf) {
-            proxy::ProxyParse::Done { header, consumed } => {
-                if let Some(source) = header.source {
-                    conn.peer = source;
-                }
-                if let Some(dest) = header.destination {
-                    conn.local = dest;
-                }
-                reader.feed(&buf[consumed..]);
-                return Ok(());
-            }
-            proxy::ProxyParse::NotProxy => {
-                return Err("a trusted proxy sent no PROXY header".into())
-            }
-            proxy::ProxyParse::Invalid(why) => return Err(format!("bad PROXY header: {why}")),
-            proxy::ProxyParse::Incomplete => {}
-        }
-        let read = glommio::timer::timeout(exec.config().idle_unauth(), async {
-            conn.read(&mut chunk).await.map_err(Into::into)
-        })
-        .await;
-        match read {
-            Ok(0) => return Err("closed before the PROXY header".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("reading the PROXY header: {e}")),
-        }
-    }
-}
 
 /// How a read from the client ended.
 pub enum ReadOutcome {
@@ -529,6 +479,7 @@ impl Session {
             bad_commands: 0,
             seen_input: false,
             mail: None,
+            moved_away: false,
             storage_quota: None,
             selected: None,
             saved_search: Vec::new(),
@@ -571,7 +522,8 @@ impl Session {
             .exec
             .store
             .user(p, &user, &config, self.storage_quota)
-            .await?;
+            .await
+            .inspect_err(|e| self.moved_away = matches!(e, StoreError::Moved))?;
         self.mail = Some(mail.clone());
         Ok((mail, user))
     }
@@ -647,6 +599,10 @@ impl Session {
         }
         let exec = self.exec.clone();
         let first_input = !std::mem::replace(&mut self.seen_input, true);
+        if self.moved_away {
+            self.meter.end("partition moved");
+            return ReadOutcome::Moved;
+        }
         let moved = self.mail.as_ref().map(|mail| mail.handed_over());
         let conn = &mut self.conn;
         let (meter, trace, trace_checked) =
@@ -665,8 +621,7 @@ impl Session {
             let outcome = match conn.read(&mut buf).await {
                 Ok(0) | Err(_) => ReadOutcome::Closed,
                 Ok(n)
-                    if first_input
-                        && !matches!(proxy::parse(&buf[..n]), proxy::ProxyParse::NotProxy) =>
+                    if first_input && ringmail_runtime::conn::untrusted_proxy_header(&buf[..n]) =>
                 {
                     ReadOutcome::ProxyRefused
                 }

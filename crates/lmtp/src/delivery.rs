@@ -137,12 +137,34 @@ async fn deliver_here(exec: &Executor, delivery: Delivery) -> Result<Delivered, 
     message.extend_from_slice(&delivery.headers);
     message.extend_from_slice(&delivery.body);
     let limits = crate::sieve::limits(&config);
-    if let Some(script) = crate::sieve::active_script(&mail, &delivery.user, &limits) {
-        return sieve_delivery(&config, &mail, &script, &delivery, &message).await;
+    if let Some(active) = crate::sieve::active_script(&mail, &delivery.user, &limits) {
+        match &active.script {
+            Ok(script) => {
+                return sieve_delivery(&config, &mail, &active.name, script, &delivery, &message)
+                    .await
+            }
+            // Delivered as without a script, and logged for the user once it is stored.
+            Err(e) => {
+                let (line, why) = (e.pos.line, e.message.clone());
+                let done = deliver_plain(&mail, &delivery, &message).await?;
+                crate::sieve::log_error(&mail, &delivery.user, &active.name, line, why).await;
+                return Ok(done);
+            }
+        }
     }
-    let meta = ringmail_mime::analyze(&message).to_bytes();
+    deliver_plain(&mail, &delivery, &message).await
+}
+
+/// The copy of a user without a script in force: the +detail folder if it exists, else
+/// INBOX.
+async fn deliver_plain(
+    mail: &ringmail_store::Partition,
+    delivery: &Delivery,
+    message: &[u8],
+) -> Result<Delivered, StoreError> {
+    let meta = ringmail_mime::analyze(message).to_bytes();
     let new = [NewMessage {
-        body: &message,
+        body: message,
         flags: 0,
         keywords: &[],
         internal_date: delivery.internal_date,
@@ -172,6 +194,7 @@ fn delivered(mailbox: &str, done: &ringmail_store::AppendResult) -> Delivered {
 async fn sieve_delivery(
     config: &ringmail_config::Config,
     mail: &ringmail_store::Partition,
+    name: &str,
     script: &ringmail_sieve::Script,
     delivery: &Delivery,
     message: &[u8],
@@ -191,7 +214,7 @@ async fn sieve_delivery(
         internal_date: delivery.internal_date,
     };
     Ok(
-        match crate::sieve::deliver(config, mail, script, &m).await? {
+        match crate::sieve::deliver(config, mail, name, script, &m).await? {
             Verdict::Stored(copies) => Delivered {
                 mailbox: copies
                     .iter()

@@ -58,8 +58,8 @@ async fn across_moves<T, F: std::future::Future<Output = Result<T, StoreError>>>
 }
 
 /// Checks `user`'s quota for a message of `size` bytes on whichever node and executor owns
-/// the user. The directory's `storage_quota` is applied here only: the request between
-/// nodes does not carry it, and the owner node applies it at the user's next login.
+/// the user, after making the directory's `storage_quota` (if any) the store's limit there:
+/// the request to another node carries it.
 pub async fn check_quota(
     exec: &Rc<Executor>,
     user: &str,
@@ -79,9 +79,7 @@ async fn check_quota_once(
         Place::Here => delivery::check_quota(exec, user, size, storage_quota).await,
         Place::Unserved => Err(unserved()),
         Place::Remote(to) => {
-            let mut payload = Vec::new();
-            put_bytes(&mut payload, user.as_bytes());
-            payload.extend_from_slice(&size.to_be_bytes());
+            let payload = encode_quota(user, size, storage_quota);
             let answer = call(exec, &to, KIND_CHECK_QUOTA, &payload).await?;
             status_to_result(answer.status, &answer.payload).map(drop)
         }
@@ -126,11 +124,11 @@ pub fn serve(exec: Rc<Executor>, request: Request) -> LocalResponse {
         let (status, payload) = match request.kind {
             KIND_CHECK_QUOTA => match decode_quota(&request.payload) {
                 None => (BAD_REQUEST, Vec::new()),
-                Some((user, _)) if exec.place(&user) != Place::Here => {
+                Some((user, ..)) if exec.place(&user) != Place::Here => {
                     (NOT_SERVED_HERE, Vec::new())
                 }
-                Some((user, size)) => result_to_status(
-                    delivery::check_quota(&exec, &user, size, None).await,
+                Some((user, size, storage_quota)) => result_to_status(
+                    delivery::check_quota(&exec, &user, size, storage_quota).await,
                     |()| Vec::new(),
                 ),
             },
@@ -260,11 +258,25 @@ fn decode_delivery(payload: &[u8]) -> Option<Delivery> {
     })
 }
 
-fn decode_quota(payload: &[u8]) -> Option<(String, u64)> {
+/// A quota check's request: the user, the message size, and the directory's storage quota
+/// when the login or RCPT named one (left out otherwise, as before it was carried).
+fn encode_quota(user: &str, size: u64, storage_quota: Option<u64>) -> Vec<u8> {
+    let mut payload = Vec::new();
+    put_bytes(&mut payload, user.as_bytes());
+    payload.extend_from_slice(&size.to_be_bytes());
+    if let Some(bytes) = storage_quota {
+        payload.extend_from_slice(&bytes.to_be_bytes());
+    }
+    payload
+}
+
+/// (user, message size, the directory's storage quota when the asking node had one).
+fn decode_quota(payload: &[u8]) -> Option<(String, u64, Option<u64>)> {
     let mut r = Reader(payload);
     let user = r.string()?;
-    let size = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
-    r.0.is_empty().then_some((user, size))
+    let size = r.u64()?;
+    let storage_quota = if r.0.is_empty() { None } else { Some(r.u64()?) };
+    r.0.is_empty().then_some((user, size, storage_quota))
 }
 
 /// Reads the fields of a payload; None when it is cut short.
@@ -288,6 +300,10 @@ impl<'a> Reader<'a> {
         Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
 
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
         self.take(n)
@@ -301,6 +317,23 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quota_check_carries_the_directory_quota() {
+        for quota in [None, Some(0), Some(2048)] {
+            let payload = encode_quota("quinn", 1234, quota);
+            assert_eq!(
+                decode_quota(&payload),
+                Some(("quinn".to_string(), 1234, quota))
+            );
+            for cut in 0..payload.len() {
+                let decoded = decode_quota(&payload[..cut]);
+                // Cut right after the size, a request with a quota reads as one without.
+                let without = quota.is_some() && cut == payload.len() - 8;
+                assert_eq!(decoded.is_some(), without, "cut at {cut}");
+            }
+        }
+    }
 
     #[test]
     fn a_delivery_survives_the_trip_and_truncations_are_refused() {

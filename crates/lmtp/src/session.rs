@@ -471,8 +471,8 @@ enum Found {
 }
 
 /// Finds the recipient in the users file (in memory) and then, when a directory is
-/// configured, in the backends in order (a directory search: on the blocking pool, never on
-/// the executor), so users who exist only in the directory receive mail.
+/// configured, in the backends in order (a directory search: on the authenticator's lookup
+/// threads, never on the executor), so users who exist only in the directory receive mail.
 async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
     let auth = &exec.auth;
     if let Some(user) = auth
@@ -485,7 +485,8 @@ async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
         return Found::Unknown;
     }
     // A recent answer for the address (or, when it was unknown, the local part) needs no
-    // thread; anything else goes to the blocking pool.
+    // thread; anything else goes to the lookup threads (the directory may be slow: the
+    // executor's blocking pool stays free for logins).
     let cached = match auth.cached_recipient(&rcpt.address) {
         Some(Lookup::Unknown) if rcpt.local != rcpt.address => auth.cached_recipient(&rcpt.local),
         answer => answer,
@@ -493,14 +494,13 @@ async fn find_user(exec: &Rc<Executor>, rcpt: &Recipient) -> Found {
     let lookup = match cached {
         Some(answer) => answer,
         None => {
-            let auth = auth.clone();
             let (address, local) = (rcpt.address.clone(), rcpt.local.clone());
-            glommio::executor()
-                .spawn_blocking(move || match auth.lookup_recipient(&address) {
-                    Lookup::Unknown if local != address => auth.lookup_recipient(&local),
-                    found => found,
-                })
-                .await
+            auth.on_lookup_thread(move |auth| match auth.lookup_recipient(&address) {
+                Lookup::Unknown if local != address => auth.lookup_recipient(&local),
+                found => found,
+            })
+            .await
+            .unwrap_or_else(Lookup::Unavailable)
         }
     };
     match lookup {

@@ -10,6 +10,8 @@
 //!   recipient, so no rejection notice is ever sent).
 //! - A run-time error, a limit hit, a script that does not compile or a fileinto that cannot
 //!   be carried out falls back to keeping the message in INBOX, and is logged with the user.
+//!   Run-time errors and a script that does not compile also go into the user's Sieve log
+//!   in their partition (`Partition::log_sieve_error`, read with `ringmail sieve log`).
 //! - Outgoing mail goes to `[sieve] submission` through crates/smtp-out. A redirect that is
 //!   the message's only disposition is sent before the 250, bounded by the submission
 //!   timeout, and kept in INBOX if the send fails: the MTA's copy is the only one until the
@@ -19,17 +21,18 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future;
 use tracing::{info, warn};
 
 use ringmail_config::Config;
-use ringmail_sieve::{Action, Environment, IncludeLocation, Input, Outcome};
+use ringmail_sieve::{Action, CompileError, Environment, IncludeLocation, Input, Outcome};
 /// The interpreter's types delivery uses, for tools that prepare scripts the same way.
 pub use ringmail_sieve::{Limits, Script};
 use ringmail_smtp_out::{Client, Outgoing};
-use ringmail_store::{flag, special_use, NewMessage, Partition, StoreError};
+use ringmail_store::{flag, special_use, NewMessage, Partition, SieveLogEntry, StoreError};
 
 use crate::session::unix_now;
 
@@ -58,17 +61,24 @@ pub fn limits(config: &Config) -> Limits {
 /// was compiled at.
 type Versioned = (u64, Option<Script>);
 
+/// A user's active script as delivery runs it: its name (for the user's Sieve log) and
+/// the compiled script, or why it does not compile.
+#[derive(Clone)]
+pub struct Active {
+    pub name: Rc<str>,
+    pub script: Result<Script, Rc<CompileError>>,
+}
+
 thread_local! {
-    /// user → (script_version, the compiled active script or None when it has none or it
-    /// does not compile).
-    static CACHE: RefCell<HashMap<String, Versioned>> = RefCell::new(HashMap::new());
+    /// user → (script_version, the active script or None when it has none).
+    static CACHE: RefCell<HashMap<String, (u64, Option<Active>)>> = RefCell::new(HashMap::new());
     /// (user, name) → (script_version, the compiled script `include` names, None when the
     /// user has no script of that name).
     static INCLUDES: RefCell<HashMap<(String, String), Versioned>> = RefCell::new(HashMap::new());
 }
 
 /// The user's active script, compiled, from the cache while its version is unchanged.
-pub fn active_script(mail: &Partition, user: &str, limits: &Limits) -> Option<Script> {
+pub fn active_script(mail: &Partition, user: &str, limits: &Limits) -> Option<Active> {
     let version = mail.script_version(user);
     if version == 0 {
         return None;
@@ -79,17 +89,17 @@ pub fn active_script(mail: &Partition, user: &str, limits: &Limits) -> Option<Sc
             .filter(|(v, _)| *v == version)
             .map(|(_, s)| s.clone())
     });
-    if let Some(script) = cached {
-        return script;
+    if let Some(active) = cached {
+        return active;
     }
-    let script = match mail.active_script(user) {
-        Ok(Some(active)) => match Script::compile(&active.source, limits) {
-            Ok(s) => Some(s),
-            Err(e) => {
+    let active = match mail.active_script(user) {
+        Ok(Some(active)) => Some(Active {
+            script: Script::compile(&active.source, limits).map_err(|e| {
                 warn!(target: "ringmail_lmtp::sieve", user, script = %active.name, "Sieve: the active script does not compile, mail is kept in INBOX: {e}");
-                None
-            }
-        },
+                Rc::new(e)
+            }),
+            name: active.name.into(),
+        }),
         Ok(None) => None,
         Err(e) => {
             warn!(target: "ringmail_lmtp::sieve", user, "Sieve: cannot read the active script: {e}");
@@ -101,9 +111,23 @@ pub fn active_script(mail: &Partition, user: &str, limits: &Limits) -> Option<Sc
         if c.len() >= MAX_CACHED {
             c.clear();
         }
-        c.insert(user.to_string(), (version, script.clone()));
+        c.insert(user.to_string(), (version, active.clone()));
     });
-    script
+    active
+}
+
+/// Adds an error of the user's script to their Sieve log; a failure to write it is only
+/// logged (the message it is about is stored either way).
+pub async fn log_error(mail: &Partition, user: &str, script: &str, line: u32, message: String) {
+    let entry = SieveLogEntry {
+        time: unix_now(),
+        script: script.to_string(),
+        line,
+        message,
+    };
+    if let Err(e) = mail.log_sieve_error(user, entry).await {
+        warn!(target: "ringmail_lmtp::sieve", user, "Sieve: cannot write the user's Sieve log: {e}");
+    }
 }
 
 /// What happened to one recipient's copy.
@@ -136,6 +160,7 @@ pub struct Message<'a> {
 pub async fn deliver(
     config: &Config,
     mail: &Partition,
+    name: &str,
     script: &Script,
     m: &Message<'_>,
 ) -> Result<Verdict, StoreError> {
@@ -182,7 +207,16 @@ pub async fn deliver(
         return Ok(Verdict::Rejected(reason));
     }
     let stored_bytes = outcome.edited_message(m.bytes);
-    let mut stored = store_copies(mail, m, &outcome, &stored_bytes).await?;
+    let (mut stored, unfiled) = store_copies(mail, m, &outcome, &stored_bytes).await?;
+    // Logged for the user once the message is safe.
+    for e in &outcome.errors {
+        let script = e.script.as_deref().unwrap_or(name);
+        log_error(mail, m.user, script, e.line, e.message.clone()).await;
+    }
+    // A fileinto that could not be carried out: the action has no line (line 0).
+    for why in unfiled {
+        log_error(mail, m.user, name, 0, why).await;
+    }
     let relay = config.sieve.submission.clone();
     let timeout = Duration::from_secs(config.sieve.submission_timeout_secs.max(1));
     let helo = super::session::hostname();
@@ -357,15 +391,17 @@ fn redirects(outcome: &Outcome, m: &Message<'_>, bytes: &[u8], relay: &str) -> V
     out
 }
 
-/// Stores one copy per distinct mailbox the outcome names, flags merged.
+/// Stores one copy per distinct mailbox the outcome names, flags merged. Also returns, for
+/// the user's Sieve log, why any fileinto went to INBOX instead.
 async fn store_copies(
     mail: &Partition,
     m: &Message<'_>,
     outcome: &Outcome,
     bytes: &[u8],
-) -> Result<Vec<(String, u32)>, StoreError> {
+) -> Result<(Vec<(String, u32)>, Vec<String>), StoreError> {
     // (mailbox, flags), in script order, one entry per mailbox.
     let mut targets: Vec<(String, Vec<String>)> = Vec::new();
+    let mut unfiled = Vec::new();
     for a in &outcome.actions {
         let (mailbox, flags) = match a {
             Action::Keep { flags, .. } => (m.default_mailbox.to_string(), flags),
@@ -375,10 +411,12 @@ async fn store_copies(
                 create,
                 special_use,
                 ..
-            } => (
-                fileinto_target(mail, m.user, mailbox, *create, special_use.as_deref()).await,
-                flags,
-            ),
+            } => {
+                let (target, why) =
+                    fileinto_target(mail, m.user, mailbox, *create, special_use.as_deref()).await;
+                unfiled.extend(why);
+                (target, flags)
+            }
             _ => continue,
         };
         let same = |t: &&mut (String, Vec<String>)| same_mailbox(&t.0, &mailbox);
@@ -399,7 +437,7 @@ async fn store_copies(
     for (mailbox, flags) in &targets {
         stored.push(store_one(mail, m.user, mailbox, flags, m, bytes, &meta).await?);
     }
-    Ok(stored)
+    Ok((stored, unfiled))
 }
 
 fn same_mailbox(a: &str, b: &str) -> bool {
@@ -408,37 +446,37 @@ fn same_mailbox(a: &str, b: &str) -> bool {
 }
 
 /// The mailbox a fileinto stores into: the special-use one when asked and present, the
-/// named one (created with `:create`), and INBOX when it cannot be had.
+/// named one (created with `:create`), and INBOX when it cannot be had, with why (for the
+/// user's Sieve log, as Pigeonhole logs it).
 async fn fileinto_target(
     mail: &Partition,
     user: &str,
     name: &str,
     create: bool,
     special: Option<&str>,
-) -> String {
+) -> (String, Option<String>) {
     if let Some(bit) = special.and_then(special_use_bit) {
         let list = mail.list_mailboxes(user);
         if let Some(mb) = list.iter().find(|mb| mb.special_use & bit != 0) {
-            return mb.name.clone();
+            return (mb.name.clone(), None);
         }
     }
     if mail.status(user, name).is_ok() {
-        return name.to_string();
+        return (name.to_string(), None);
     }
-    if create {
+    let why = if create {
         match mail.create_mailbox(user, name, 0).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {
                 let _ = mail.subscribe(user, name, true).await;
-                return name.to_string();
+                return (name.to_string(), None);
             }
-            Err(e) => {
-                warn!(target: "ringmail_lmtp::sieve", user, mailbox = name, "Sieve: fileinto :create failed, message kept in INBOX: {e}")
-            }
+            Err(e) => format!("fileinto :create {name:?} failed ({e}): kept in INBOX"),
         }
     } else {
-        warn!(target: "ringmail_lmtp::sieve", user, mailbox = name, "Sieve: fileinto a mailbox that does not exist, message kept in INBOX");
-    }
-    "INBOX".to_string()
+        format!("fileinto {name:?}: no such mailbox (use :create): kept in INBOX")
+    };
+    warn!(target: "ringmail_lmtp::sieve", user, mailbox = name, "Sieve: {why}");
+    ("INBOX".to_string(), Some(why))
 }
 
 fn special_use_bit(name: &str) -> Option<u8> {

@@ -91,6 +91,18 @@ impl From<SaslError> for SaslFailure {
     }
 }
 
+/// The status of the last response line in `out`: every command ends with one.
+fn final_status(out: &[u8]) -> Option<&'static str> {
+    let body = out.strip_suffix(b"\r\n")?;
+    let last = body
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(body, |i| &body[i + 1..]);
+    ["OK", "NO", "BYE"].into_iter().find(|status| {
+        last.starts_with(status.as_bytes()) && matches!(last.get(status.len()), None | Some(b' '))
+    })
+}
+
 impl Session {
     pub fn new(options: Arc<Options>, security: Security) -> Session {
         let parser = Parser::new(ParserLimits {
@@ -146,14 +158,23 @@ impl Session {
             let parsed = line
                 .map_err(|e| e.0.to_string())
                 .and_then(Command::from_args);
+            let mut named = false;
             let flow = match parsed {
                 Err(message) => self.bad_command(&message),
                 Ok(command) if self.user.is_none() && !command.allowed_unauthenticated() => {
                     self.bad_command(&format!("{}: authenticate first", command.name()))
                 }
-                Ok(command) => self.execute(command, io, auth, store).await?,
+                Ok(command) => {
+                    named = true;
+                    io.command_started(command.name());
+                    self.execute(command, io, auth, store).await?
+                }
             };
+            let status = if named { final_status(&self.out) } else { None };
             self.flush(io).await?;
+            if let Some(status) = status {
+                io.command_ended(status);
+            }
             if let Flow::Exit(exit) = flow {
                 return Ok(exit);
             }

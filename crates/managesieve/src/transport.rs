@@ -14,6 +14,11 @@ pub trait Transport {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes all of `data` and sends it on (flushed): the client waits for it.
     async fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// A command named `name` was read and starts running (for metrics; nothing by
+    /// default).
+    fn command_started(&mut self, _name: &'static str) {}
+    /// The running command's final response went out with `status` (`OK`, `NO`, `BYE`).
+    fn command_ended(&mut self, _status: &'static str) {}
 }
 
 /// Adapts a `futures_io` stream.

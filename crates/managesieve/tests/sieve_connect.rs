@@ -6,31 +6,17 @@
 //! where it fails: CI installs it (.ci/run).
 
 mod common;
+// The one sieve-connect runner, shared with the server's tests.
+#[path = "../../../tests/common/sieve_connect.rs"]
+mod sieve_connect;
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{serve, Tls};
 use ringmail_managesieve::{MemoryScripts, Options, ScriptStore, Security};
-
-fn installed() -> bool {
-    let found = Command::new("sieve-connect")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("sieve-connect (Debian package sieve-connect) is not installed, but CI needs this test");
-        }
-        eprintln!("SKIPPED: sieve-connect not found (apt-get install sieve-connect)");
-    }
-    found
-}
+use sieve_connect::installed;
 
 /// A server on a loopback port: each connection gets a session, one after the other.
 struct Server {
@@ -69,35 +55,10 @@ impl Server {
         Server { port, scripts }
     }
 
-    /// Runs sieve-connect as alice with `args`; returns its exit status and output.
+    /// Runs sieve-connect as alice with `extra` and `args`; its exit status and output.
     fn client(&self, extra: &[&str], args: &[&str]) -> (bool, String) {
-        let port = self.port.to_string();
-        let mut child = Command::new("sieve-connect")
-            .args(["--server", "127.0.0.1", "--port", &port, "--user", "alice"])
-            .args(["--passwordfd", "0", "--authmech", "PLAIN"])
-            .args(extra)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sieve-connect runs");
-        child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("sieve-connect {args:?} did not finish in 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        let all: Vec<&str> = extra.iter().chain(args).copied().collect();
+        sieve_connect::run("127.0.0.1", self.port, "alice", "secret", &all)
     }
 }
 

@@ -172,8 +172,11 @@ pub struct ExecutorMetrics {
     pub sessions: [i64; 3],
     /// Sessions in IDLE now.
     pub idling: i64,
-    /// Per command name.
+    /// IMAP commands, per command name.
     pub commands: BTreeMap<&'static str, CommandStats>,
+    /// ManageSieve commands, per command name (a family of their own: both protocols
+    /// have CAPABILITY, AUTHENTICATE, LOGOUT, ...).
+    pub managesieve_commands: BTreeMap<&'static str, CommandStats>,
     /// Login attempts by (mechanism, result).
     pub logins: BTreeMap<(&'static str, &'static str), u64>,
     /// Logins answered by the auth cache (no password hash computed).
@@ -214,6 +217,7 @@ impl ExecutorMetrics {
             sessions: [0; 3],
             idling: 0,
             commands: BTreeMap::new(),
+            managesieve_commands: BTreeMap::new(),
             logins: BTreeMap::new(),
             auth_cache_hits: 0,
             bytes_in: 0,
@@ -243,8 +247,9 @@ impl ExecutorMetrics {
         self.sessions[state.index()] += delta;
     }
 
-    /// A command finished with `outcome` after `elapsed`; `timed` is false for commands
-    /// whose duration is the client's choice (IDLE), which would drown the latencies.
+    /// An IMAP command finished with `outcome` after `elapsed`; `timed` is false for
+    /// commands whose duration is the client's choice (IDLE), which would drown the
+    /// latencies.
     pub fn command(
         &mut self,
         name: &'static str,
@@ -252,13 +257,24 @@ impl ExecutorMetrics {
         elapsed: Duration,
         timed: bool,
     ) {
-        let stats = self.commands.entry(name).or_insert_with(CommandStats::new);
-        stats.results[outcome.index()] += 1;
-        if timed {
-            let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-            stats.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
-            stats.latency_sum_us = stats.latency_sum_us.saturating_add(us);
-        }
+        record_command(&mut self.commands, name, outcome, elapsed, timed);
+    }
+
+    /// A command of a session from `listener` finished: counted with its protocol's
+    /// commands.
+    pub fn listener_command(
+        &mut self,
+        listener: Listener,
+        name: &'static str,
+        outcome: Outcome,
+        elapsed: Duration,
+        timed: bool,
+    ) {
+        let commands = match listener {
+            Listener::ManageSieve => &mut self.managesieve_commands,
+            Listener::Imap | Listener::Imaps | Listener::Lmtp => &mut self.commands,
+        };
+        record_command(commands, name, outcome, elapsed, timed);
     }
 
     /// A login attempt with `mechanism` ended with `result`.
@@ -292,22 +308,18 @@ impl ExecutorMetrics {
 
     /// Adds `other` into `self` (counters, gauges and histograms alike).
     pub fn merge(&mut self, other: &ExecutorMetrics) {
-        for i in 0..3 {
-            self.accepted[i] += other.accepted[i];
-            self.open[i] += other.open[i];
-            self.sessions[i] += other.sessions[i];
+        for (ours, theirs) in self.accepted.iter_mut().zip(other.accepted) {
+            *ours += theirs;
+        }
+        for (ours, theirs) in self.open.iter_mut().zip(other.open) {
+            *ours += theirs;
+        }
+        for (ours, theirs) in self.sessions.iter_mut().zip(other.sessions) {
+            *ours += theirs;
         }
         self.idling += other.idling;
-        for (name, theirs) in &other.commands {
-            let ours = self.commands.entry(name).or_insert_with(CommandStats::new);
-            for i in 0..3 {
-                ours.results[i] += theirs.results[i];
-            }
-            // Both histograms have the same bounds, so adding cannot fail; if it ever did,
-            // the counts above are still right and only the latency would be short.
-            let _ = ours.latency.add(&theirs.latency);
-            ours.latency_sum_us = ours.latency_sum_us.saturating_add(theirs.latency_sum_us);
-        }
+        merge_commands(&mut self.commands, &other.commands);
+        merge_commands(&mut self.managesieve_commands, &other.managesieve_commands);
         merge_map(&mut self.logins, &other.logins);
         self.auth_cache_hits += other.auth_cache_hits;
         self.bytes_in += other.bytes_in;
@@ -319,6 +331,38 @@ impl ExecutorMetrics {
         merge_map(&mut self.disconnects, &other.disconnects);
         self.partitions_open += other.partitions_open;
         self.store.merge(&other.store);
+    }
+}
+
+fn record_command(
+    commands: &mut BTreeMap<&'static str, CommandStats>,
+    name: &'static str,
+    outcome: Outcome,
+    elapsed: Duration,
+    timed: bool,
+) {
+    let stats = commands.entry(name).or_insert_with(CommandStats::new);
+    stats.results[outcome.index()] += 1;
+    if timed {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        stats.latency.saturating_record(us.clamp(1, MAX_LATENCY_US));
+        stats.latency_sum_us = stats.latency_sum_us.saturating_add(us);
+    }
+}
+
+fn merge_commands(
+    ours: &mut BTreeMap<&'static str, CommandStats>,
+    theirs: &BTreeMap<&'static str, CommandStats>,
+) {
+    for (name, theirs) in theirs {
+        let ours = ours.entry(name).or_insert_with(CommandStats::new);
+        for (o, t) in ours.results.iter_mut().zip(theirs.results) {
+            *o += t;
+        }
+        // Both histograms have the same bounds, so adding cannot fail; if it ever did,
+        // the counts above are still right and only the latency would be short.
+        let _ = ours.latency.add(&theirs.latency);
+        ours.latency_sum_us = ours.latency_sum_us.saturating_add(theirs.latency_sum_us);
     }
 }
 

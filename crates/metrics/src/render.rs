@@ -5,9 +5,10 @@
 //! because per-core series of every command's histogram would multiply the series count by
 //! the core count for no operational gain.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::registry::{ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
+use crate::registry::{CommandStats, ExecutorMetrics, Listener, Outcome, SessionState, Snapshot};
 use ringmail_store::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
 
 /// Upper bounds (microseconds) of the latency histogram buckets: 100 µs to 10 s.
@@ -69,7 +70,13 @@ pub fn render(snapshots: &[&Snapshot], process: &ProcessInfo) -> String {
 
     per_executor(&mut out, snapshots);
     store(&mut out, snapshots);
-    commands(&mut out, &total);
+    commands(&mut out, &total.commands, "ringmail_", "IMAP");
+    commands(
+        &mut out,
+        &total.managesieve_commands,
+        "ringmail_managesieve_",
+        "ManageSieve",
+    );
 
     out.header(
         "ringmail_logins_total",
@@ -328,32 +335,38 @@ fn fixed_histogram<const N: usize>(
     );
 }
 
-fn commands(out: &mut Text, total: &ExecutorMetrics) {
+/// One protocol's command families: `{prefix}commands_total`,
+/// `{prefix}command_duration_seconds` and `{prefix}command_duration_quantile_seconds`.
+fn commands(
+    out: &mut Text,
+    commands: &BTreeMap<&'static str, CommandStats>,
+    prefix: &str,
+    protocol: &str,
+) {
+    let total = format!("{prefix}commands_total");
     out.header(
-        "ringmail_commands_total",
+        &total,
         "counter",
-        "IMAP commands completed, by command and tagged result.",
+        &format!("{protocol} commands completed, by command and result."),
     );
-    for (name, stats) in &total.commands {
+    for (name, stats) in commands {
         for outcome in Outcome::ALL {
             let n = stats.count(outcome);
             if n > 0 {
-                out.sample(
-                    "ringmail_commands_total",
-                    &[("command", name), ("result", outcome.label())],
-                    n,
-                );
+                out.sample(&total, &[("command", name), ("result", outcome.label())], n);
             }
         }
     }
 
-    let histogram = "ringmail_command_duration_seconds";
+    let histogram = &format!("{prefix}command_duration_seconds");
     out.header(
         histogram,
         "histogram",
-        "IMAP command latency, from the complete command to its tagged response (IDLE excluded).",
+        &format!(
+            "{protocol} command latency, from the complete command to its final response (IDLE excluded)."
+        ),
     );
-    for (name, stats) in &total.commands {
+    for (name, stats) in commands {
         let h = &stats.latency;
         if h.is_empty() {
             continue;
@@ -388,13 +401,15 @@ fn commands(out: &mut Text, total: &ExecutorMetrics) {
         out.sample(&format!("{histogram}_count"), &[("command", name)], h.len());
     }
 
-    let summary = "ringmail_command_duration_quantile_seconds";
+    let summary = &format!("{prefix}command_duration_quantile_seconds");
     out.header(
         summary,
         "summary",
-        "IMAP command latency quantiles since start, from the merged hdrhistograms.",
+        &format!(
+            "{protocol} command latency quantiles since start, from the merged hdrhistograms."
+        ),
     );
-    for (name, stats) in &total.commands {
+    for (name, stats) in commands {
         let h = &stats.latency;
         if h.is_empty() {
             continue;

@@ -124,9 +124,13 @@ impl SessionMeter {
         self.current = None;
         self.commands += 1;
         let timed = name != "IDLE";
-        self.registry
-            .borrow_mut()
-            .command(name, outcome, started.elapsed(), timed);
+        self.registry.borrow_mut().listener_command(
+            self.listener,
+            name,
+            outcome,
+            started.elapsed(),
+            timed,
+        );
     }
 
     /// `n` bytes came from the client.

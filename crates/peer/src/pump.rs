@@ -27,6 +27,10 @@ use crate::metrics::Metrics;
 
 /// Chunks a direction copies in one poll before it lets other tasks run.
 const CHUNKS_PER_POLL: usize = 16;
+/// A direction that wakes up starts with a buffer this large and takes a full chunk only
+/// when a read fills it: most of a session's traffic is commands and short responses, and
+/// zeroing 64 KiB for each of them showed up in profiles of the proxying node.
+const FIRST_BUFFER: usize = 4096;
 
 /// How a pump runs.
 #[derive(Debug, Clone)]
@@ -266,7 +270,7 @@ impl<'a> Direction<'a> {
                     match Pin::new(&mut *reader).poll_read(cx, &mut first) {
                         Poll::Ready(Ok(0)) => self.eof = true,
                         Poll::Ready(Ok(_)) => {
-                            let mut buf = vec![0u8; chunk].into_boxed_slice();
+                            let mut buf = vec![0u8; FIRST_BUFFER.min(chunk)].into_boxed_slice();
                             buf[0] = first[0];
                             self.pos = 0;
                             self.end = 1;
@@ -288,6 +292,13 @@ impl<'a> Direction<'a> {
                     Poll::Ready(Ok(n)) => {
                         self.pos = 0;
                         self.end = n;
+                        // A full small buffer: bulk is flowing (a FETCH of a message), so
+                        // the next reads take whole chunks.
+                        if n == buf.len() && buf.len() < chunk {
+                            let mut bigger = vec![0u8; chunk].into_boxed_slice();
+                            bigger[..n].copy_from_slice(&buf[..n]);
+                            self.buf = Some(bigger);
+                        }
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(read_failed(e))),
                     Poll::Pending => {

@@ -235,6 +235,45 @@ impl Conn {
         let _ = self.tcp.close().await;
     }
 
+    /// Reads the PROXY v1/v2 header a trusted load balancer must send first (each read
+    /// bounded by `timeout`); the connection's peer and local addresses become the ones it
+    /// names, so that limits and logs see the client. Returns the bytes read after the
+    /// header: the client's, for the protocol's reader.
+    pub async fn read_proxy_header(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<u8>, String> {
+        use crate::proxy::{parse, ProxyParse};
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            match parse(&buf) {
+                ProxyParse::Done { header, consumed } => {
+                    if let Some(source) = header.source {
+                        self.peer = source;
+                    }
+                    if let Some(dest) = header.destination {
+                        self.local = dest;
+                    }
+                    buf.drain(..consumed);
+                    return Ok(buf);
+                }
+                ProxyParse::NotProxy => return Err("a trusted proxy sent no PROXY header".into()),
+                ProxyParse::Invalid(why) => return Err(format!("bad PROXY header: {why}")),
+                ProxyParse::Incomplete => {}
+            }
+            let read = glommio::timer::timeout(timeout, async {
+                self.read(&mut chunk).await.map_err(Into::into)
+            })
+            .await;
+            match read {
+                Ok(0) => return Err("closed before the PROXY header".into()),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("reading the PROXY header: {e}")),
+            }
+        }
+    }
+
     /// Takes the connection apart for a hand-over: the socket is dup()ed and the glommio stream
     /// dropped (glommio's `TcpStream` cannot give its fd away), so the receiving executor owns
     /// the only descriptor.
@@ -340,6 +379,27 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// Whether `peer` is a load balancer of `[proxy] trusted_networks`, which must open with a
+/// PROXY header.
+pub fn from_trusted_proxy(config: &ringmail_config::Config, peer: SocketAddr) -> bool {
+    let ip = canonical_ip(peer.ip());
+    config
+        .proxy
+        .trusted_networks
+        .iter()
+        .any(|net| net.contains(&ip))
+}
+
+/// Whether the first bytes of a connection that is not from a trusted proxy are a PROXY
+/// header (or start like one): it is refused, since believing it would let any client pick
+/// the address that limits and logs see.
+pub fn untrusted_proxy_header(first: &[u8]) -> bool {
+    !matches!(
+        crate::proxy::parse(first),
+        crate::proxy::ProxyParse::NotProxy
+    )
 }
 
 /// A client address as limits and allow-lists count it: an IPv4-mapped IPv6 address (what a

@@ -6,6 +6,7 @@ pub mod conn_io;
 pub mod datadir;
 pub mod limits;
 pub mod lock;
+pub mod login;
 pub mod nodes;
 pub mod partition;
 pub mod partitions;

@@ -57,15 +57,21 @@ impl Partitions {
         Ok(opened)
     }
 
-    /// The partitions open now (a copy of the list, so callers may await while iterating).
-    pub fn open_partitions(&self) -> impl Iterator<Item = Rc<Partition>> {
-        let open: Vec<Rc<Partition>> = self
+    /// The partitions open now, with their numbers (a copy of the list, so callers may
+    /// await while iterating).
+    pub fn open_partitions(&self) -> impl Iterator<Item = (u32, Rc<Partition>)> {
+        let open: Vec<(u32, Rc<Partition>)> = self
             .slots
             .borrow()
-            .values()
-            .filter_map(|slot| slot.partition.borrow().clone())
+            .iter()
+            .filter_map(|(p, slot)| Some((*p, slot.partition.borrow().clone()?)))
             .collect();
         open.into_iter()
+    }
+
+    /// Partition `p` if it is open, without opening it.
+    pub fn opened(&self, p: u32) -> Option<Rc<Partition>> {
+        self.slots.borrow().get(&p)?.partition.borrow().clone()
     }
 
     /// The options partitions are opened with.

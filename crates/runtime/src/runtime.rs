@@ -161,7 +161,7 @@ impl Executor {
     /// The store statistics of this executor's open partitions, summed.
     pub fn store_stats(&self) -> ringmail_store::StoreStats {
         let mut total = ringmail_store::StoreStats::default();
-        for partition in self.store.open_partitions() {
+        for (_, partition) in self.store.open_partitions() {
             total.merge(&partition.stats());
         }
         total
@@ -268,6 +268,30 @@ impl Executor {
         self.conns.set(self.conns.get() + 1);
         Some(ConnSlot { exec: self.clone() })
     }
+
+    /// Counts a new connection from the client `ip` against `[limits] max_preauth_per_ip`
+    /// until it logs in: Ok(None) when the address is in `[imap] secure_networks` (not
+    /// limited), Err(the limit) when the address is at it (counted as rejected). Every
+    /// protocol with a login (IMAP, ManageSieve) admits its clients through this.
+    pub fn take_preauth(
+        &self,
+        ip: std::net::IpAddr,
+    ) -> Result<Option<crate::admission::PreauthSlot>, usize> {
+        let config = self.config();
+        let ip = crate::conn::canonical_ip(ip);
+        if config.imap.is_secure_network(ip) {
+            return Ok(None);
+        }
+        let limit = config.limits.max_preauth_per_ip;
+        match self.preauth.try_take(ip, limit) {
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                self.metrics.borrow_mut().rejected("preauth_per_ip");
+                debug!(client = %ip, limit, "refused: too many connections not logged in from one address");
+                Err(limit)
+            }
+        }
+    }
 }
 
 /// A connection counted against the total of the executor it lives on; released on drop.
@@ -281,26 +305,10 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Threads of each executor's blocking pool (where logins run: `spawn_blocking`). One is
-/// enough when every backend answers from memory and a hash. A directory or a token issuer
-/// can keep a login waiting up to its timeout; with one thread every other login on that
-/// core (passwd-file users too) would queue behind it, so a few more are started, which
-/// take turns from one queue.
-fn blocking_threads(config: &Config) -> usize {
-    let network = config.ldap_section().is_some()
-        || config
-            .oauth_section()
-            .is_some_and(|o| o.jwks_url.is_some() || o.introspection_url.is_some());
-    if network {
-        NETWORK_BLOCKING_THREADS
-    } else {
-        1
-    }
-}
-
-/// Blocking threads per executor when a backend waits on the network: a login stuck on a
-/// slow directory leaves the others free for passwd-file logins and cache hits.
-const NETWORK_BLOCKING_THREADS: usize = 4;
+/// Threads of each executor's blocking pool: what costs CPU off the executor (a login's
+/// hash, a move's file chunk). Lookups that wait on the network run on the authenticator's
+/// own lookup threads instead (crate::login), so they never occupy these.
+const BLOCKING_THREADS: usize = 1;
 
 /// Runs `services` until SIGTERM or SIGINT. Returns after every executor has stopped.
 pub fn serve(
@@ -345,7 +353,6 @@ pub fn serve(
             names.join(", ")
         ))
     })?;
-    let blocking_threads = blocking_threads(&config);
 
     let executors = match config.server.executors {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -383,7 +390,7 @@ pub fn serve(
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringmail-{index}"))
-            .blocking_thread_pool_placement(PoolPlacement::Unbound(blocking_threads))
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
             .spawn(move || executor_main(index, shared, mesh, theirs))
             .map_err(|e| ServeError::Executor {
                 index,
@@ -506,16 +513,43 @@ fn spawn_signal_thread(mut ends: Vec<StdUnixStream>) {
         .unwrap_or_else(|e| error!("cannot start the signal thread: {e}"));
 }
 
+/// How often every executor wakes even when nothing else wakes it. Wake-ups from other
+/// threads (the mesh between executors, the blocking pool's completions) reach a sleeping
+/// executor through glommio's ring linking, and glommio's tracker has reports of such wakes
+/// not arriving (issues 326, 494, 547). Under heavy load we twice saw a server that never
+/// bound its listeners nor read its signal socket, every executor asleep in
+/// `io_cqring_wait` (not reproduced since: 25 starts beside six busy loops were fine). A
+/// woken executor runs whatever foreign wakes are queued for it, so if a wake was queued and
+/// only its notification lost, the tick bounds how long it goes unnoticed; five wakes a
+/// second cost nothing measurable. It is a mitigation, not a proven fix.
+const TICK: Duration = Duration::from_millis(200);
+/// The executors find each other within this at start, or the server stops with a message
+/// rather than sit without listeners.
+const MESH_JOIN_LIMIT: Duration = Duration::from_secs(30);
+
 async fn executor_main(
     index: usize,
     shared: Shared,
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     signal_fd: OwnedFd,
 ) -> Result<(), String> {
-    let (senders, mut receivers) = mesh
-        .join()
-        .await
-        .map_err(|_| "cannot join the executor mesh".to_string())?;
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(TICK).await;
+        }
+    })
+    .detach();
+    let joined = glommio::timer::timeout(MESH_JOIN_LIMIT, async { Ok(mesh.join().await) }).await;
+    let (senders, mut receivers) = match joined {
+        Ok(Ok(joined)) => joined,
+        Ok(Err(_)) => return Err("cannot join the executor mesh".to_string()),
+        Err(_) => {
+            return Err(format!(
+                "executor {index} could not reach the other executors within {} s; stopping",
+                MESH_JOIN_LIMIT.as_secs()
+            ))
+        }
+    };
     let config = shared.config.clone();
     let tls_config = tls::load(
         &Config::resolve(&shared.data_dir, &config.tls.cert),

@@ -316,6 +316,7 @@ fn check_partition(dir: &Path, repair: bool) -> io::Result<PartitionReport> {
     }
     let index = rebuild(dir, &log_ids, start)?;
     report.index_problems.extend(index.sieve.problems());
+    report.index_problems.extend(index.sieve_log.problems());
     for (user, u) in &index.users {
         for mb in u.mailboxes.values() {
             for m in &mb.messages {

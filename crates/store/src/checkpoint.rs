@@ -6,33 +6,36 @@
 //! damaged file is refused and recovery falls back to an older one.
 //!
 //! Body of version 1: the rkyv archive of the mail index. Version 2 adds the Sieve state as
-//! a second archive: `u64 mail_len | mail archive | sieve archive`. Like segments, a
-//! checkpoint is written in the oldest version that holds it, so a partition that never
-//! used Sieve keeps version-1 checkpoints that an older ringmail reads.
+//! a second archive: `u64 mail_len | mail archive | sieve archive`. Version 3 adds the
+//! users' Sieve error logs as a third: `u64 mail_len | mail | u64 sieve_len | sieve | logs`.
+//! Version 4 adds the header-search values of every mailbox (`search_fields`) as a fourth:
+//! `... | u64 logs_len | logs | fields`. Version N holds N archives, each but the last
+//! preceded by its length. Like segments, a checkpoint is written in the oldest version that
+//! holds it, so a partition that never used Sieve and holds no mail keeps version-1
+//! checkpoints that an older ringmail reads.
 //!
-//! Version 3 adds the header-search values of every mailbox (`search_fields`) as a third
-//! archive: `u64 mail_len | mail archive | u64 sieve_len | sieve archive | fields archive`.
-//! The mail archive keeps its layout (the values are skipped there), so a version-1 or -2
-//! checkpoint still loads; its mailboxes then have no values, and recovery rebuilds them by
-//! reading each message's header once.
+//! The mail archive keeps its layout in every version (the header-search values are skipped
+//! there), so a checkpoint of version 1 to 3 still loads; its mailboxes then have no values,
+//! and recovery rebuilds them by reading each message's header once.
 
 use std::path::{Path, PathBuf};
 
-use rkyv::rancor;
-
-use rkyv::{Archive, Deserialize, Serialize};
+use rkyv::{rancor, Archive, Deserialize, Serialize};
 
 use super::index::{Index, Loc, Mailbox};
 use super::search_fields::SearchFields;
 use super::sieve::Sieve;
+use super::sieve_log::SieveLogs;
 
 const MAGIC: &[u8; 8] = b"RMAILCKP";
 /// Version of a checkpoint without Sieve state: the mail index archive alone.
 const VERSION_MAIL: u32 = 1;
 /// Version of a checkpoint with Sieve state.
 pub(crate) const VERSION_SIEVE: u32 = 2;
+/// Version of a checkpoint with Sieve error logs.
+pub(crate) const VERSION_LOGS: u32 = 3;
 /// Version of a checkpoint with header-search values; the newest this ringmail reads.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 pub(crate) const HEADER: usize = 40;
 /// How many checkpoint files are kept (the newest and one to fall back to).
 pub(crate) const KEEP: usize = 2;
@@ -61,7 +64,7 @@ pub(crate) fn list(dir: &Path) -> std::io::Result<Vec<u32>> {
     Ok(ids)
 }
 
-/// The header-search values of one mailbox, in the version-3 section.
+/// The header-search values of one mailbox, in the version-4 section.
 #[derive(Debug, Archive, Serialize, Deserialize)]
 struct MailboxFields {
     user: String,
@@ -87,38 +90,36 @@ fn mailbox_fields(index: &Index) -> Vec<MailboxFields> {
 
 /// Serializes the index at `pos` into a complete checkpoint file image.
 pub(crate) fn encode(index: &Index, pos: Loc) -> Result<Vec<u8>, String> {
-    let mail = rkyv::to_bytes::<rancor::Error>(index).map_err(|e| e.to_string())?;
     let fields = mailbox_fields(index);
-    let (version, body) = if fields.is_empty() && index.sieve.is_empty() {
-        (VERSION_MAIL, mail.to_vec())
+    // Each archive is built only if this or a later one is needed.
+    let version = if !fields.is_empty() {
+        VERSION
+    } else if !index.sieve_log.is_empty() {
+        VERSION_LOGS
+    } else if !index.sieve.is_empty() {
+        VERSION_SIEVE
     } else {
-        let sieve = rkyv::to_bytes::<rancor::Error>(&index.sieve).map_err(|e| e.to_string())?;
-        let fields = if fields.is_empty() {
-            None
-        } else {
-            Some(rkyv::to_bytes::<rancor::Error>(&fields).map_err(|e| e.to_string())?)
-        };
-        let extra = fields.as_ref().map_or(0, |f| 8 + f.len());
-        let mut body = Vec::with_capacity(8 + mail.len() + sieve.len() + extra);
-        body.extend_from_slice(&(mail.len() as u64).to_le_bytes());
-        body.extend_from_slice(&mail);
-        match &fields {
-            None => body.extend_from_slice(&sieve),
-            Some(fields) => {
-                body.extend_from_slice(&(sieve.len() as u64).to_le_bytes());
-                body.extend_from_slice(&sieve);
-                body.extend_from_slice(fields);
-            }
-        }
-        (
-            if fields.is_some() {
-                VERSION
-            } else {
-                VERSION_SIEVE
-            },
-            body,
-        )
+        VERSION_MAIL
     };
+    let archive = |r: Result<rkyv::util::AlignedVec, rancor::Error>| r.map_err(|e| e.to_string());
+    let mut archives = vec![archive(rkyv::to_bytes::<rancor::Error>(index))?];
+    if version >= VERSION_SIEVE {
+        archives.push(archive(rkyv::to_bytes::<rancor::Error>(&index.sieve))?);
+    }
+    if version >= VERSION_LOGS {
+        archives.push(archive(rkyv::to_bytes::<rancor::Error>(&index.sieve_log))?);
+    }
+    if version >= VERSION {
+        archives.push(archive(rkyv::to_bytes::<rancor::Error>(&fields))?);
+    }
+    let mut body = Vec::with_capacity(archives.iter().map(|a| 8 + a.len()).sum());
+    let last = archives.len() - 1;
+    for (i, a) in archives.iter().enumerate() {
+        if i < last {
+            body.extend_from_slice(&(a.len() as u64).to_le_bytes());
+        }
+        body.extend_from_slice(a);
+    }
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -169,30 +170,35 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if crc32c::crc32c(body) != u32_at(h, 32) {
         return Err("body checksum mismatch".into());
     }
-    let (mail, sieve, fields) = if version == VERSION_MAIL {
-        (body, None, None)
-    } else {
-        let (mail, rest) = split_section(body, "mail")?;
-        if version == VERSION_SIEVE {
-            (mail, Some(rest), None)
-        } else {
-            let (sieve, fields) = split_section(rest, "sieve")?;
-            (mail, Some(sieve), Some(fields))
-        }
-    };
-    let mut index = unarchive::<Index>(mail)?;
-    if let Some(sieve) = sieve {
+    // Version N holds N archives: mail, sieve, logs, fields.
+    let mut archives = Vec::with_capacity(version as usize);
+    let mut rest = body;
+    for what in ["mail", "sieve", "logs"]
+        .into_iter()
+        .take(version as usize - 1)
+    {
+        let (archive, after) = split_archive(rest, what)?;
+        archives.push(archive);
+        rest = after;
+    }
+    archives.push(rest);
+    let mut archives = archives.into_iter();
+    let mut index = unarchive::<Index>(archives.next().unwrap_or_default())?;
+    if let Some(sieve) = archives.next() {
         index.sieve = unarchive::<Sieve>(sieve)?;
     }
-    if let Some(fields) = fields {
+    if let Some(logs) = archives.next() {
+        index.sieve_log = unarchive::<SieveLogs>(logs)?;
+    }
+    if let Some(fields) = archives.next() {
         attach_fields(&mut index, unarchive::<Vec<MailboxFields>>(fields)?);
     }
     index.reset_reservations();
     Ok((index, pos))
 }
 
-/// Splits `u64 len | section | rest`.
-fn split_section<'b>(body: &'b [u8], what: &str) -> Result<(&'b [u8], &'b [u8]), String> {
+/// Splits `u64 len | archive | rest` into the archive and the rest.
+fn split_archive<'a>(body: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]), String> {
     let len = body
         .get(..8)
         .ok_or_else(|| format!("body shorter than its {what} length"))?;

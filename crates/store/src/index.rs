@@ -15,6 +15,7 @@ use super::error::StoreError;
 use super::record::{AppendRec, FlagMode, Record, UidRanges};
 use super::search_fields::SearchFields;
 use super::sieve::Sieve;
+use super::sieve_log::SieveLogs;
 
 /// System flags as bits of [`MessageEntry::flags`].
 pub mod flag {
@@ -325,6 +326,9 @@ pub(crate) struct Index {
     /// before Sieve and older checkpoints still load.
     #[rkyv(with = rkyv::with::Skip)]
     pub sieve: Sieve,
+    /// Each user's Sieve error log; a third archive of a checkpoint, like `sieve`.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub sieve_log: SieveLogs,
 }
 
 /// Where a record was found: segment id and the offset of its frame.
@@ -613,10 +617,30 @@ impl Index {
                 Ok(Applied::Done)
             }
             Record::Body { .. } => Ok(Applied::Done),
-            Record::PutScript { user, name, source } => self.sieve.put_script(user, name, source),
+            Record::PutScript { user, name, source } => {
+                let replaces_active = self
+                    .sieve
+                    .user(user)
+                    .is_some_and(|u| u.active.as_deref() == Some(*name));
+                let applied = self.sieve.put_script(user, name, source)?;
+                if replaces_active {
+                    self.sieve_log.clear(user);
+                }
+                Ok(applied)
+            }
             Record::DeleteScript { user, name } => self.sieve.delete_script(user, name),
             Record::RenameScript { user, from, to } => self.sieve.rename_script(user, from, to),
-            Record::ActivateScript { user, name } => self.sieve.activate_script(user, *name),
+            Record::ActivateScript { user, name } => {
+                let applied = self.sieve.activate_script(user, *name)?;
+                if name.is_some() {
+                    self.sieve_log.clear(user);
+                }
+                Ok(applied)
+            }
+            Record::SieveLog(rec) => {
+                self.sieve_log.push(rec.user, rec.entry());
+                Ok(Applied::Done)
+            }
             Record::SieveRemember { user, now, entries } => {
                 self.sieve.remember(user, *now, entries)
             }

@@ -39,6 +39,7 @@ mod search_fields;
 mod search_fields_tests;
 mod segment;
 mod sieve;
+mod sieve_log;
 #[cfg(test)]
 mod sieve_tests;
 mod stats;
@@ -60,6 +61,7 @@ pub use record::{
 pub use search_fields::{FieldArena, FieldValue, SearchFields};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use sieve::{MAX_REMEMBERED, MAX_SCRIPTS, MAX_SCRIPT_BYTES};
+pub use sieve_log::{SieveLogEntry, MAX_LOG_BYTES, MAX_LOG_ENTRIES};
 pub use stats::{Buckets, StoreStats, BATCH_BUCKETS, FSYNC_BUCKETS_US};
 pub use types::*;
 pub use view::{ChangeWait, MailboxView};

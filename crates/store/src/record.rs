@@ -34,6 +34,7 @@ pub(crate) mod kind {
     pub const RENAME_SCRIPT: u8 = 15;
     pub const ACTIVATE_SCRIPT: u8 = 16;
     pub const SIEVE_REMEMBER: u8 = 17;
+    pub const SIEVE_LOG: u8 = 18;
 }
 
 /// The oldest segment format (see [`FORMAT_VERSION`](super::segment::FORMAT_VERSION)) that
@@ -47,6 +48,7 @@ pub(crate) fn format_of(kind: u8) -> u32 {
         | kind::RENAME_SCRIPT
         | kind::ACTIVATE_SCRIPT
         | kind::SIEVE_REMEMBER => 3,
+        kind::SIEVE_LOG => 4,
         _ => 1,
     }
 }
@@ -60,6 +62,9 @@ pub const MAX_SCRIPT_NAME: usize = 1024;
 pub const MAX_REMEMBER_KEY: usize = 1024;
 /// Most entries one SIEVE_REMEMBER record carries.
 pub const MAX_REMEMBER_ENTRIES: usize = 1024;
+/// Longest reason (bytes) of a SIEVE_LOG entry; `Partition::log_sieve_error` cuts longer
+/// ones.
+pub const MAX_LOG_MESSAGE: usize = 1024;
 
 /// How a flag change combines with the flags a message already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +79,28 @@ pub enum FlagMode {
 
 /// Inclusive UID ranges, ascending and non-overlapping.
 pub type UidRanges = Vec<(u32, u32)>;
+
+/// A SIEVE_LOG record.
+#[derive(Debug)]
+pub(crate) struct SieveLogRec<'a> {
+    pub user: &'a str,
+    pub time: i64,
+    pub script: &'a str,
+    pub line: u32,
+    pub message: &'a str,
+}
+
+impl SieveLogRec<'_> {
+    /// The log entry it adds.
+    pub fn entry(&self) -> crate::SieveLogEntry {
+        crate::SieveLogEntry {
+            time: self.time,
+            script: self.script.to_string(),
+            line: self.line,
+            message: self.message.to_string(),
+        }
+    }
+}
 
 /// A decoded record. Strings and bodies borrow from the frame.
 #[derive(Debug)]
@@ -173,6 +200,8 @@ pub(crate) enum Record<'a> {
         now: i64,
         entries: Vec<(&'a [u8], i64)>,
     },
+    /// One entry of the user's Sieve error log (what Pigeonhole writes to `.sieve.log`).
+    SieveLog(SieveLogRec<'a>),
     /// A message body (and metadata) moved by compaction into a compacted segment; only
     /// index entries refer to it, it is never replayed. The user field is empty.
     Body {
@@ -563,6 +592,13 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
             }
             Record::SieveRemember { user, now, entries }
         }
+        kind::SIEVE_LOG => Record::SieveLog(SieveLogRec {
+            user,
+            time: r.i64()?,
+            script: r.script_name()?,
+            line: r.u32()?,
+            message: r.str_max(MAX_LOG_MESSAGE, "log message length")?,
+        }),
         kind::BODY => {
             let body_len = r.u32()?;
             let meta_len = r.u32()?;
@@ -573,7 +609,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
         }
         other => return Err(corrupt(&format!("unknown kind {other}"))),
     };
-    // The Sieve records (format 3) are exact: bytes after the last field are a forged or
+    // The Sieve records (formats 3 and 4) are exact: bytes after the last field are a forged or
     // damaged length, not padding.
     if format_of(kind) >= 3 && r.pos != payload.len() {
         return Err(corrupt("trailing bytes"));
@@ -581,8 +617,9 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
     Ok(rec)
 }
 
-/// Encoders of the Sieve records (format 3). Callers check the limits first
-/// (`MAX_SCRIPT_*`, `MAX_REMEMBER_*`); the decoder refuses what exceeds them.
+/// Encoders of the Sieve records (formats 3 and 4). Callers check the limits first
+/// (`MAX_SCRIPT_*`, `MAX_REMEMBER_*`, `MAX_LOG_MESSAGE`); the decoder refuses what
+/// exceeds them.
 pub(crate) mod sieve {
     use super::FrameWriter;
 
@@ -614,6 +651,14 @@ pub(crate) mod sieve {
         for &(key, expires) in entries {
             w.bytes16(key).i64(expires);
         }
+    }
+
+    pub fn log(w: &mut FrameWriter<'_>, user: &str, entry: &crate::SieveLogEntry) {
+        w.str(user)
+            .i64(entry.time)
+            .str(&entry.script)
+            .u32(entry.line)
+            .str(&entry.message);
     }
 }
 
@@ -775,6 +820,46 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(decoded[1].contains("DeleteScript"), "{}", decoded[1]);
+    }
+
+    #[test]
+    fn sieve_log_records_roundtrip_and_refuse_damage() {
+        let entry = crate::SieveLogEntry {
+            time: 1_700_000_000,
+            script: "main".into(),
+            line: 4,
+            message: "fileinto: \"\" is not a mailbox name".into(),
+        };
+        let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &entry));
+        // As docs/storage-format.md has it: str user, i64 time, str script, u32 line, str message.
+        assert_eq!(
+            p.len(),
+            (2 + 2) + 8 + (2 + 4) + 4 + (2 + entry.message.len())
+        );
+        assert_eq!(format_of(kind::SIEVE_LOG), 4);
+        match decode(kind::SIEVE_LOG, &p).unwrap() {
+            Record::SieveLog(rec) => assert_eq!((rec.user, rec.entry()), ("al", entry.clone())),
+            other => panic!("{other:?}"),
+        }
+        for cut in 0..p.len() {
+            assert!(decode(kind::SIEVE_LOG, &p[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = p.clone();
+        longer.push(0);
+        assert!(decode(kind::SIEVE_LOG, &longer).is_err());
+        // A reason over the limit, and an empty script name.
+        let long = crate::SieveLogEntry {
+            message: "x".repeat(MAX_LOG_MESSAGE + 1),
+            ..entry.clone()
+        };
+        let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &long));
+        assert!(decode(kind::SIEVE_LOG, &p).is_err());
+        let nameless = crate::SieveLogEntry {
+            script: String::new(),
+            ..entry
+        };
+        let p = payload(kind::SIEVE_LOG, |w| sieve::log(w, "al", &nameless));
+        assert!(decode(kind::SIEVE_LOG, &p).is_err());
     }
 
     #[test]

@@ -14,9 +14,11 @@
 use super::error::{Result, StoreError};
 use super::partition::Partition;
 use super::record::{
-    kind, sieve as encode, MAX_REMEMBER_ENTRIES, MAX_REMEMBER_KEY, MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,
+    kind, sieve as encode, MAX_LOG_MESSAGE, MAX_REMEMBER_ENTRIES, MAX_REMEMBER_KEY,
+    MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,
 };
 use super::sieve::{MAX_SCRIPTS, MAX_SCRIPT_BYTES};
+use super::sieve_log::SieveLogEntry;
 use super::types::{ActiveScript, ScriptInfo};
 
 /// A name the record format can hold: 1 ..= [`MAX_SCRIPT_NAME`] bytes. Which characters
@@ -201,5 +203,36 @@ impl Partition {
             encode::remember(w, user, now, entries)
         });
         slot.wait().await.map(drop)
+    }
+
+    /// The user's Sieve error log, oldest first (empty for an unknown user).
+    pub fn sieve_log(&self, user: &str) -> Vec<SieveLogEntry> {
+        self.inner.index.borrow().sieve_log.user(user).to_vec()
+    }
+
+    /// Adds an entry to the user's Sieve error log, durably. A reason over
+    /// [`MAX_LOG_MESSAGE`] bytes and a script name over [`MAX_SCRIPT_NAME`] are cut (at a
+    /// character boundary); the log keeps the last
+    /// [`MAX_LOG_ENTRIES`](super::MAX_LOG_ENTRIES) entries within
+    /// [`MAX_LOG_BYTES`](super::MAX_LOG_BYTES). `InvalidName` for an empty script name.
+    pub async fn log_sieve_error(&self, user: &str, mut entry: SieveLogEntry) -> Result<()> {
+        cut(&mut entry.script, MAX_SCRIPT_NAME);
+        cut(&mut entry.message, MAX_LOG_MESSAGE);
+        check_name(&entry.script)?;
+        let slot = self
+            .inner
+            .submit(kind::SIEVE_LOG, |w| encode::log(w, user, &entry));
+        slot.wait().await.map(drop)
+    }
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+fn cut(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
     }
 }

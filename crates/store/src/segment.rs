@@ -14,10 +14,11 @@ pub(crate) const SEGMENT_HEADER: u64 = 32;
 const MAGIC: &[u8; 8] = b"RMAILSEG";
 /// The newest record format this ringmail reads and writes. A segment header carries the
 /// oldest format that can read the segment: 1 for the record kinds 1–11, 2 once a segment
-/// may hold RAISE_UIDNEXT (kind 12), 3 once it may hold the Sieve records (kinds 13–17).
+/// may hold RAISE_UIDNEXT (kind 12), 3 once it may hold the Sieve records (kinds 13–17),
+/// 4 once it may hold a Sieve error log entry (kind 18).
 /// Keeping the oldest format a segment needs lets an older ringmail still open a data dir
 /// that never used the newer records.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest record format this ringmail still reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 

@@ -10,14 +10,17 @@ use super::raise_uidnext_tests::{append_n, run, segments, tmp_partition};
 use super::record::{kind, FrameWriter, MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE};
 use super::search_fields::SearchFields;
 use super::segment::{list_segments, segment_path};
-use super::{check, ActiveScript, Options, Partition, ScriptInfo, StoreError};
+use super::{
+    check, ActiveScript, Options, Partition, ScriptInfo, SieveLogEntry, StoreError, MAX_LOG_ENTRIES,
+};
 
-const SIEVE_KINDS: [u8; 5] = [
+const SIEVE_KINDS: [u8; 6] = [
     kind::PUT_SCRIPT,
     kind::DELETE_SCRIPT,
     kind::RENAME_SCRIPT,
     kind::ACTIVATE_SCRIPT,
     kind::SIEVE_REMEMBER,
+    kind::SIEVE_LOG,
 ];
 
 fn info(name: &str, active: bool, size: usize) -> ScriptInfo {
@@ -37,9 +40,10 @@ fn sieve_dump(p: &Partition, user: &str, keys: &[&[u8]], now: i64) -> String {
         .collect();
     let live: Vec<bool> = keys.iter().map(|k| p.remembered(user, k, now)).collect();
     format!(
-        "{scripts:?} {sources:?} {:?} {} {live:?}",
+        "{scripts:?} {sources:?} {:?} {} {live:?} {:?}",
         p.active_script(user).unwrap(),
-        p.script_version(user)
+        p.script_version(user),
+        p.sieve_log(user)
     )
 }
 
@@ -292,6 +296,9 @@ fn scripts_and_keys_survive_compaction_and_crash() {
             .await
             .unwrap();
         p.delete_script("u", "gone").await.unwrap();
+        p.log_sieve_error("u", log_entry(1, "vacation", "too many steps"))
+            .await
+            .unwrap();
         p.remember(
             "u",
             100,
@@ -327,6 +334,7 @@ fn scripts_and_keys_survive_compaction_and_crash() {
             vec![info("mailing lists", false, 5), info("vacation", true, 16)]
         );
         assert_eq!(p.script_version("u"), 6);
+        assert_eq!(p.sieve_log("u").len(), 1);
         assert!(p.remembered("u", keys[0], 200) && p.remembered("u", keys[2], 200));
         assert!(!p.remembered("u", keys[1], 200));
         // The version keeps counting from where it was.
@@ -547,4 +555,92 @@ fn check_refuses_malformed_sieve_records_and_inconsistent_state() {
         assert_eq!(p.active_script("u").unwrap(), None);
         p.close().await.unwrap();
     });
+}
+
+fn log_entry(line: u32, script: &str, message: &str) -> SieveLogEntry {
+    SieveLogEntry {
+        time: 1_700_000_000 + i64::from(line),
+        script: script.into(),
+        line,
+        message: message.into(),
+    }
+}
+
+/// The Sieve error log: bounded, cleared by an activation or by replacing the active
+/// script (not by other script changes), in format-4 segments and version-3 checkpoints,
+/// and the same after replay and after a checkpoint.
+#[test]
+fn the_sieve_log_is_bounded_cleared_by_activation_and_durable() {
+    let (_tmp, dir) = tmp_partition();
+    let d = dir.clone();
+    let before = run(move || async move {
+        let p = Partition::open(&d, Options::default()).await.unwrap();
+        assert!(p.sieve_log("u").is_empty());
+        p.put_script("u", "a", "keep;").await.unwrap();
+        p.put_script("u", "b", "keep;").await.unwrap();
+        p.activate_script("u", Some("a")).await.unwrap();
+        p.log_sieve_error("u", log_entry(1, "a", "first"))
+            .await
+            .unwrap();
+        // Another script's changes and deactivating keep the log.
+        p.put_script("u", "b", "discard;").await.unwrap();
+        p.rename_script("u", "b", "c").await.unwrap();
+        assert_eq!(p.sieve_log("u"), vec![log_entry(1, "a", "first")]);
+        // Replacing the active script clears it; so does activating one.
+        p.put_script("u", "a", "keep;").await.unwrap();
+        assert!(p.sieve_log("u").is_empty());
+        p.log_sieve_error("u", log_entry(2, "a", "second"))
+            .await
+            .unwrap();
+        p.activate_script("u", Some("c")).await.unwrap();
+        assert!(p.sieve_log("u").is_empty());
+        // The bound: the last MAX_LOG_ENTRIES stay, and a long reason is cut.
+        for line in 0..MAX_LOG_ENTRIES as u32 + 3 {
+            p.log_sieve_error("u", log_entry(line, "c", "loop"))
+                .await
+                .unwrap();
+        }
+        let long = "é".repeat(1000);
+        p.log_sieve_error("u", log_entry(99, "c", &long))
+            .await
+            .unwrap();
+        let log = p.sieve_log("u");
+        assert_eq!(log.len(), MAX_LOG_ENTRIES);
+        assert_eq!(log[0].line, 4);
+        assert_eq!(log.last().unwrap().message.len(), 1024);
+        let e = p
+            .log_sieve_error("u", log_entry(1, "", "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::InvalidName), "{e:?}");
+        assert!(p.sieve_log("w").is_empty(), "users are apart");
+        let dump = sieve_dump(&p, "u", &[], 0);
+        drop(p); // crash: the log comes back by replay
+        dump
+    });
+    let segs = segments(&dir);
+    for (h, kinds) in &segs {
+        if kinds.contains(&kind::SIEVE_LOG) {
+            assert_eq!(h.version, 4, "segment {} {kinds:?}", h.id);
+        }
+    }
+    let d = dir.clone();
+    let replayed = run(move || async move {
+        let p = Partition::open(&d, Options::default()).await.unwrap();
+        let dump = sieve_dump(&p, "u", &[], 0);
+        p.close().await.unwrap();
+        dump
+    });
+    assert_eq!(replayed, before);
+    assert_eq!(version_of_checkpoint(&dir), checkpoint::VERSION_LOGS);
+    let d = dir.clone();
+    run(move || async move {
+        let p = Partition::open(&d, Options::default()).await.unwrap();
+        assert_eq!(sieve_dump(&p, "u", &[], 0), before, "from the checkpoint");
+        // An activation empties the log: the checkpoint goes back to version 2.
+        p.activate_script("u", Some("a")).await.unwrap();
+        p.close().await.unwrap();
+    });
+    assert_eq!(version_of_checkpoint(&dir), checkpoint::VERSION_SIEVE);
+    assert!(check(&dir, false).unwrap().is_clean());
 }

@@ -52,6 +52,17 @@ where
     F: FnOnce(Rc<OfflineStore>) -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
+    // A cluster node's data dir holds the partitions the map gives it, and which those are
+    // is in etcd: a tool writing a stopped node's dir could write a partition another node
+    // serves. Through a running node it reaches the user's owner (crate::forward).
+    if config.cluster.enabled() {
+        return Err(format!(
+            "{what}: this data dir belongs to node {:?} of cluster {:?}: run the command \
+             while the node runs (any node of the cluster passes it to the node serving the \
+             user), not on a stopped node's data dir",
+            config.cluster.node, config.cluster.name
+        ));
+    }
     let _lock =
         DataDirLock::acquire(data_dir, what).map_err(|e| format!("{e}; stop the server first"))?;
     ringmail_runtime::limits::raise_memlock()?;

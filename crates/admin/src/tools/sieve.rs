@@ -18,14 +18,20 @@
 //! the user runs [`store_script`] as the offline path does. Running it again replaces the
 //! scripts of the same names.
 //!
-//! `ringmail export sieve DIR` ([`export_sieve`]) writes the same layout back.
+//! `ringmail export sieve DIR` ([`write_sieve_dir`]) writes the same layout back, from the
+//! scripts [`user_scripts`] reads on the owner (in the tool offline, through the admin
+//! socket's `Scripts` request online). `ringmail sieve log` shows the user's Sieve error
+//! log ([`log_lines`]) the same two ways.
 
 use std::path::{Path, PathBuf};
 
 use ringmail_config::Config;
 use ringmail_managesieve::server::{limits, mail_policy};
 use ringmail_managesieve::{check_name, check_script, Refusal, MIN_NAME_LIMIT};
-use ringmail_store::{Partition, StoreError};
+use ringmail_store::{Partition, SieveLogEntry, StoreError};
+
+use crate::client::{unexpected, AdminClient};
+use crate::protocol::{Reply, Request};
 
 /// Pigeonhole's name for a `.dovecot.sieve` that was a regular file.
 const ORIGINAL: &str = "dovecot.orig";
@@ -249,32 +255,88 @@ pub struct SieveExport {
     pub problems: Vec<String>,
 }
 
+/// One of a user's scripts, as export writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredScript {
+    pub name: String,
+    pub active: bool,
+    pub source: String,
+}
+
+/// Every script of the user with its source, read at once (on the executor that owns the
+/// user), so that the set written is one state of the user's scripts.
+pub fn user_scripts(mail: &Partition, user: &str) -> Result<Vec<StoredScript>, String> {
+    let listed = mail.scripts(user).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(listed.len());
+    for info in listed {
+        if let Some(source) = mail.script(user, &info.name).map_err(|e| e.to_string())? {
+            out.push(StoredScript {
+                name: info.name,
+                active: info.active,
+                source,
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl AdminClient {
+    /// The user's scripts from the running server (see [`user_scripts`]).
+    pub fn scripts(&mut self) -> Result<Vec<StoredScript>, String> {
+        match self.ask(&Request::Scripts)? {
+            Reply::Scripts(list) => Ok(list),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The user's Sieve error log from the running server, oldest entry first.
+    pub fn sieve_log(&mut self) -> Result<Vec<SieveLogEntry>, String> {
+        match self.ask(&Request::SieveLog)? {
+            Reply::SieveLog(list) => Ok(list),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// The log as `ringmail sieve log` prints it, one line per entry, oldest first:
+/// `DATE script "NAME" line N: REASON` (line 0: the error has no line).
+pub fn log_lines(entries: &[SieveLogEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} script {:?} line {}: {}",
+                ringmail_proto::dates::imap_date_time(e.time),
+                e.script,
+                e.line,
+                e.message
+            )
+        })
+        .collect()
+}
+
 /// `ringmail export sieve DIR`: the user's scripts in Pigeonhole's home layout, the one
 /// [`read_dir`] reads back: `DIR/sieve/NAME.sieve`, and the link `DIR/.dovecot.sieve` →
 /// `sieve/ACTIVE.sieve` when a script is active. Files of the same names are replaced, an
 /// old link too (a `.dovecot.sieve` that is a regular file is a script of its own and is
 /// left alone, reported). Names that are no file name (a `/` in them) are reported and
-/// skipped. Reads the partition's index, so it runs on the executor that owns the user.
-pub fn export_sieve(mail: &Partition, user: &str, dir: &Path) -> Result<SieveExport, String> {
+/// skipped.
+pub fn write_sieve_dir(scripts: &[StoredScript], dir: &Path) -> Result<SieveExport, String> {
     let scripts_dir = dir.join("sieve");
     std::fs::create_dir_all(&scripts_dir).map_err(|e| format!("{}: {e}", scripts_dir.display()))?;
     let mut report = SieveExport::default();
-    for info in mail.scripts(user).map_err(|e| e.to_string())? {
-        let name = &info.name;
+    for script in scripts {
+        let name = &script.name;
         if name.contains('/') || name == "." || name == ".." {
             report.problems.push(format!(
                 "script {name:?}: the name cannot be a file name; skipped"
             ));
             continue;
         }
-        // Gone since the listing (a ManageSieve client deleted it): nothing to write.
-        let Some(source) = mail.script(user, name).map_err(|e| e.to_string())? else {
-            continue;
-        };
         let path = scripts_dir.join(format!("{name}.sieve"));
-        std::fs::write(&path, source).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, &script.source).map_err(|e| format!("{}: {e}", path.display()))?;
         report.exported += 1;
-        if info.active {
+        if script.active {
             report.active = Some(name.clone());
         }
     }

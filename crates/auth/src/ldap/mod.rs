@@ -70,7 +70,13 @@ pub struct LdapBackend {
     attrs: Vec<String>,
     /// Ties cache entries to this directory (the password's hash is not known here).
     cache_tag: String,
+    /// Connections bound as the search account, for searches.
     pool: Pool<Conn>,
+    /// Connections for the users' binds (`verify = "bind"`): a user bind changes who the
+    /// connection is, so binding users on the search connections would cost a rebind as the
+    /// search account before every search (three operations per login instead of two, for
+    /// the directory and for us).
+    binders: Pool<Conn>,
 }
 
 fn read_secret(path: &Path) -> Result<String, AuthError> {
@@ -218,6 +224,7 @@ impl LdapBackend {
             attrs,
             cache_tag: format!("ldap\0{}\0{}", config.uri, config.base),
             pool: Pool::new(config.pool_size),
+            binders: Pool::new(config.pool_size),
         })
     }
 
@@ -228,6 +235,16 @@ impl LdapBackend {
 
     /// Opens a connection and binds it as the search account, within `deadline`.
     fn connect(&self, deadline: Instant) -> Result<Conn, String> {
+        let mut conn = self.connect_unbound(deadline)?;
+        self.bind_searcher(&mut conn, deadline)
+            .map_err(|e| match e {
+                OpError::Broken(e) | OpError::Directory(e) => e,
+            })?;
+        Ok(conn)
+    }
+
+    /// Opens a connection (TLS as configured), anonymous until something binds it.
+    fn connect_unbound(&self, deadline: Instant) -> Result<Conn, String> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err("timed out".into());
@@ -235,15 +252,10 @@ impl LdapBackend {
         let settings = self.settings.clone().set_conn_timeout(left);
         let ldap = LdapConn::with_settings(settings, &self.uri)
             .map_err(|e| format!("cannot connect to {}: {e}", self.uri))?;
-        let mut conn = Conn {
+        Ok(Conn {
             ldap,
             as_searcher: self.bind.is_none(),
-        };
-        self.bind_searcher(&mut conn, deadline)
-            .map_err(|e| match e {
-                OpError::Broken(e) | OpError::Directory(e) => e,
-            })?;
-        Ok(conn)
+        })
     }
 
     fn bind_searcher(&self, conn: &mut Conn, deadline: Instant) -> Result<(), OpError> {
@@ -370,14 +382,33 @@ impl LdapBackend {
     fn with_conn<T>(
         &self,
         deadline: Instant,
+        op: impl FnMut(&mut Conn) -> Result<T, OpError>,
+    ) -> Result<T, String> {
+        self.with_conn_in(&self.pool, &|d| self.connect(d), deadline, op)
+    }
+
+    /// [`LdapBackend::with_conn`] on a connection of the users' binds.
+    fn with_binder<T>(
+        &self,
+        deadline: Instant,
+        op: impl FnMut(&mut Conn) -> Result<T, OpError>,
+    ) -> Result<T, String> {
+        self.with_conn_in(&self.binders, &|d| self.connect_unbound(d), deadline, op)
+    }
+
+    fn with_conn_in<T>(
+        &self,
+        pool: &Pool<Conn>,
+        connect: &dyn Fn(Instant) -> Result<Conn, String>,
+        deadline: Instant,
         mut op: impl FnMut(&mut Conn) -> Result<T, OpError>,
     ) -> Result<T, String> {
-        let mut pooled: Pooled<'_, Conn> = match self.pool.get(deadline, |d| self.connect(d)) {
+        let mut pooled: Pooled<'_, Conn> = match pool.get(deadline, connect) {
             Ok(p) => p,
             Err(PoolError::Exhausted) => {
                 return Err(format!(
                     "all {} LDAP connections stayed busy for {} ms",
-                    self.pool.counts().0,
+                    pool.counts().0,
                     self.timeout.as_millis()
                 ))
             }
@@ -387,8 +418,8 @@ impl LdapBackend {
             Ok(v) => Ok(v),
             Err(OpError::Directory(e)) => Err(e),
             Err(OpError::Broken(e)) if pooled.reused && Instant::now() < deadline => {
-                self.pool.drain_idle();
-                if let Err(e2) = pooled.reconnect(deadline, |d| self.connect(d)) {
+                pool.drain_idle();
+                if let Err(e2) = pooled.reconnect(deadline, connect) {
                     return Err(match e2 {
                         PoolError::Connect(e2) => e2,
                         PoolError::Exhausted => e,
@@ -410,14 +441,9 @@ impl LdapBackend {
         }
     }
 
-    /// Checks the password against the entry found.
-    fn check(
-        &self,
-        conn: &mut Conn,
-        found: &Found,
-        password: &[u8],
-        deadline: Instant,
-    ) -> Result<bool, OpError> {
+    /// Checks the password against the entry found: a bind on a connection of the users'
+    /// binds, or a comparison here.
+    fn check(&self, found: &Found, password: &[u8], deadline: Instant) -> Result<bool, String> {
         match self.verify {
             LdapVerify::Bind => {
                 // RFC 4513 section 5.1.2: a bind with a DN and an empty password is an
@@ -428,27 +454,29 @@ impl LdapBackend {
                 if password.is_empty() {
                     return Ok(false);
                 }
-                conn.as_searcher = false;
-                let result = conn
-                    .ldap
-                    .with_timeout(remaining(deadline)?)
-                    .simple_bind(&found.dn, password)
-                    .map_err(|e| OpError::Broken(format!("bind as {}: {e}", found.dn)))?;
-                match result.rc {
-                    0 => Ok(true),
-                    INVALID_CREDENTIALS => Ok(false),
-                    rc => Err(OpError::Directory(format!(
-                        "bind as {}: rc={rc} {}",
-                        found.dn, result.text
-                    ))),
-                }
+                self.with_binder(deadline, |conn| {
+                    conn.as_searcher = false;
+                    let result = conn
+                        .ldap
+                        .with_timeout(remaining(deadline)?)
+                        .simple_bind(&found.dn, password)
+                        .map_err(|e| OpError::Broken(format!("bind as {}: {e}", found.dn)))?;
+                    match result.rc {
+                        0 => Ok(true),
+                        INVALID_CREDENTIALS => Ok(false),
+                        rc => Err(OpError::Directory(format!(
+                            "bind as {}: rc={rc} {}",
+                            found.dn, result.text
+                        ))),
+                    }
+                })
             }
             LdapVerify::Compare => {
                 if found.passwords.is_empty() {
-                    return Err(OpError::Directory(format!(
+                    return Err(format!(
                         "{} has no userPassword the search account may read",
                         found.dn
-                    )));
+                    ));
                 }
                 let mut last_error = None;
                 for value in &found.passwords {
@@ -460,9 +488,7 @@ impl LdapBackend {
                 }
                 match last_error {
                     // Only values this server cannot check: a configuration problem.
-                    Some(e) if found.passwords.len() == 1 => {
-                        Err(OpError::Directory(format!("{}: {e}", found.dn)))
-                    }
+                    Some(e) if found.passwords.len() == 1 => Err(format!("{}: {e}", found.dn)),
                     _ => Ok(false),
                 }
             }
@@ -475,25 +501,51 @@ impl Backend for LdapBackend {
         "ldap"
     }
 
+    /// One thread per pooled connection: more would only wait for a connection.
+    fn lookup_threads(&self) -> usize {
+        self.pool.capacity()
+    }
+
+    fn lookup_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// An invalid name, or a cache hit: no directory needed.
+    fn verify_password_local(
+        &self,
+        user: &str,
+        password: &[u8],
+        cx: &VerifyContext<'_>,
+    ) -> Option<Verdict> {
+        let Ok(login) = canonical_name(user) else {
+            return Some(Verdict::UnknownUser);
+        };
+        let cache = cx.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let info = cache.check_info(&login, &self.cache_tag, password, cx.now)?;
+        Some(Verdict::Ok {
+            info,
+            cache_hit: true,
+        })
+    }
+
     fn verify_password(&self, user: &str, password: &[u8], cx: &VerifyContext<'_>) -> Verdict {
+        if let Some(answer) = self.verify_password_local(user, password, cx) {
+            return answer;
+        }
         let Ok(login) = canonical_name(user) else {
             return Verdict::UnknownUser;
         };
         let cache = || cx.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(info) = cache().check_info(&login, &self.cache_tag, password, cx.now) {
-            return Verdict::Ok {
-                info,
-                cache_hit: true,
-            };
-        }
         let deadline = Instant::now() + self.timeout;
-        let outcome = self.with_conn(deadline, |conn| {
-            let Some(found) = self.search(conn, &login, deadline)? else {
-                return Ok(None);
-            };
-            let right = self.check(conn, &found, password, deadline)?;
-            Ok(Some((found, right)))
-        });
+        let outcome = self
+            .with_conn(deadline, |conn| self.search(conn, &login, deadline))
+            .and_then(|found| match found {
+                None => Ok(None),
+                Some(found) => {
+                    let right = self.check(&found, password, deadline)?;
+                    Ok(Some((found, right)))
+                }
+            });
         match outcome {
             Err(e) => Verdict::Unavailable(e),
             Ok(None) => Verdict::UnknownUser,

@@ -115,6 +115,11 @@ impl<C> Pool<C> {
         self.returned.notify_all();
     }
 
+    /// The most connections it opens.
+    pub fn capacity(&self) -> usize {
+        self.size
+    }
+
     /// (open, idle) connections now.
     pub fn counts(&self) -> (usize, usize) {
         let state = self.lock();

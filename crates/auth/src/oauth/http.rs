@@ -10,6 +10,7 @@ const MAX_BODY: u64 = 1 << 20;
 /// An HTTP client with one overall timeout per request.
 pub struct Http {
     agent: ureq::Agent,
+    timeout: Duration,
 }
 
 impl Http {
@@ -22,7 +23,13 @@ impl Http {
             .build();
         Http {
             agent: ureq::Agent::new_with_config(config),
+            timeout,
         }
+    }
+
+    /// The longest one request takes.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// GETs `url`; only a 2xx answer's body is returned.

@@ -159,6 +159,11 @@ pub enum Retry {
 }
 
 impl Keys {
+    /// Whether the set comes from a URL (so a token check may wait on a fetch).
+    pub fn fetched(&self) -> bool {
+        matches!(self.source, Source::Url { .. })
+    }
+
     /// Keys from a JWKS file, read now.
     pub fn from_file(path: &Path) -> Result<Keys, String> {
         let json = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -325,4 +325,23 @@ impl Backend for OauthBackend {
     fn takes_tokens(&self) -> bool {
         true
     }
+
+    /// With a key set URL or an introspection endpoint a check may wait on the issuer; a
+    /// key set from a file is checked from memory.
+    fn lookup_threads(&self) -> usize {
+        let remote = self.introspection.is_some() || self.keys.as_ref().is_some_and(Keys::fetched);
+        if remote {
+            OAUTH_LOOKUP_THREADS
+        } else {
+            0
+        }
+    }
+
+    fn lookup_timeout(&self) -> Duration {
+        self.http.timeout()
+    }
 }
+
+/// Lookup threads for an issuer: fetches are rare (the key set is cached and refreshed
+/// once per `jwks_refresh_secs`), but every token check waits behind one.
+const OAUTH_LOOKUP_THREADS: usize = 4;

@@ -93,6 +93,25 @@ pub enum Attempt {
 }
 
 impl Attempt {
+    /// The credential as the backends take it.
+    fn credential(&self) -> Credential<'_> {
+        match self {
+            Attempt::Password {
+                user,
+                authzid,
+                password,
+            } => Credential::Password {
+                user,
+                authzid: authzid.as_deref(),
+                password,
+            },
+            Attempt::Bearer { token, user } => Credential::Bearer {
+                token,
+                user: user.as_deref(),
+            },
+        }
+    }
+
     /// The name to log for a failed attempt (never the password or token).
     pub fn shown_user(&self) -> &str {
         match self {
@@ -102,31 +121,11 @@ impl Attempt {
     }
 }
 
-/// Checks a credential through the configured backends (passwd-file, LDAP, OAuth) on the
-/// executor's blocking pool: a hash, a directory search or a key-set fetch never holds up
-/// the core. Every backend bounds its own waits.
+/// Checks a credential through the configured backends (passwd-file, LDAP, OAuth) off the
+/// executor: a hash on its blocking pool, a directory search or a key-set fetch on the
+/// lookup threads (`ringmail_runtime::login`). Every backend bounds its own waits.
 pub async fn check(session: &Session, attempt: Attempt) -> Result<Login, LoginError> {
-    let auth = session.exec.auth.clone();
-    glommio::executor()
-        .spawn_blocking(move || {
-            let credential = match &attempt {
-                Attempt::Password {
-                    user,
-                    authzid,
-                    password,
-                } => Credential::Password {
-                    user,
-                    authzid: authzid.as_deref(),
-                    password,
-                },
-                Attempt::Bearer { token, user } => Credential::Bearer {
-                    token,
-                    user: user.as_deref(),
-                },
-            };
-            auth.login(&credential)
-        })
-        .await
+    ringmail_runtime::login::check(&session.exec.auth, attempt, Attempt::credential).await
 }
 
 /// Checks credentials. On success the session loop takes over ([`Action::LoggedIn`]) and the

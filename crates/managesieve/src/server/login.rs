@@ -71,21 +71,21 @@ impl Login {
 
 impl Authenticator for Login {
     async fn verify(&self, user: &str, password: &[u8], authzid: Option<&str>) -> Verdict {
-        let auth = self.exec.auth.clone();
-        let (name, authzid, password) = (
+        let attempt = (
             user.to_string(),
             authzid.map(str::to_string),
             password.to_vec(),
         );
-        let outcome = glommio::executor()
-            .spawn_blocking(move || {
-                auth.login(&Credential::Password {
-                    user: &name,
-                    authzid: authzid.as_deref(),
-                    password: &password,
-                })
-            })
-            .await;
+        let outcome = ringmail_runtime::login::check(
+            &self.exec.auth,
+            attempt,
+            |(user, authzid, password)| Credential::Password {
+                user,
+                authzid: authzid.as_deref(),
+                password,
+            },
+        )
+        .await;
         let login = match outcome {
             Ok(login) => login,
             Err(e) => {

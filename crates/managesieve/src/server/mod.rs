@@ -9,6 +9,12 @@
 //! `max_sessions_per_user_ip` after it ([`login`]). STARTTLS uses the `[tls]` certificate.
 //! A client silent for `[managesieve] idle_timeout_secs` (before login: at most IMAP's
 //! unauthenticated timeout) is sent BYE.
+//!
+//! Behind a load balancer it is IMAP's too: a peer in `[proxy] trusted_networks` must open
+//! with a PROXY v1/v2 header, whose source address is then the client that the limits,
+//! throttling and logs see; any other peer that sends one is sent BYE. Each command is
+//! counted and timed in `ringmail_managesieve_commands_total` and
+//! `ringmail_managesieve_command_duration_seconds`.
 
 mod login;
 mod scripts;
@@ -22,7 +28,8 @@ use std::time::Duration;
 use futures_lite::future;
 use ringmail_config::Config;
 use ringmail_metrics::{Listener, SessionMeter};
-use ringmail_runtime::conn::Conn;
+use ringmail_runtime::admission::PreauthSlot;
+use ringmail_runtime::conn::{from_trusted_proxy, untrusted_proxy_header, Conn};
 use ringmail_runtime::runtime::Executor;
 use ringmail_sieve::Limits;
 use tracing::{debug, info, Instrument};
@@ -81,20 +88,15 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
         return;
     };
     let config = exec.config();
-    let client = conn.peer.ip().to_canonical();
-    let secure_network = config.imap.is_secure_network(client);
-    let preauth = if secure_network {
+    let trusted_proxy = from_trusted_proxy(&config, conn.peer);
+    // A trusted proxy's own address is not the client's: the per-address limit applies to
+    // the address its PROXY header names, once that is read.
+    let preauth = if trusted_proxy {
         None
     } else {
-        let limit = config.limits.max_preauth_per_ip;
-        match exec.preauth.try_take(client, limit) {
-            Some(preauth) => Some(preauth),
-            None => {
-                exec.metrics.borrow_mut().rejected("preauth_per_ip");
-                debug!(client = %client, limit, "refused: too many connections not logged in from one address");
-                let why = format!(
-                    "Too many connections from your address that have not logged in yet ([limits] max_preauth_per_ip = {limit})."
-                );
+        match take_preauth(&exec, conn.peer.ip()) {
+            Ok(preauth) => preauth,
+            Err(why) => {
                 spawn(&exec, async move { refuse(conn, &why).await });
                 return;
             }
@@ -111,6 +113,29 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
                 exec.metrics.clone(),
                 Listener::ManageSieve,
             )));
+            let (mut conn, mut preauth, mut pending) = (conn, preauth, Vec::new());
+            if trusted_proxy {
+                match conn.read_proxy_header(config.idle_unauth()).await {
+                    Ok(rest) => pending = rest,
+                    Err(why) => {
+                        info!("closing: {why}");
+                        meter.borrow_mut().end("bad proxy header");
+                        conn.close().await;
+                        return;
+                    }
+                }
+                tracing::Span::current().record("client", tracing::field::display(conn.peer));
+                match take_preauth(&exec, conn.peer.ip()) {
+                    Ok(client) => preauth = client,
+                    Err(why) => {
+                        meter.borrow_mut().end("connection limit");
+                        refuse(conn, &why).await;
+                        return;
+                    }
+                }
+            }
+            let client = conn.peer.ip().to_canonical();
+            let secure_network = config.imap.is_secure_network(client);
             let tls = exec.tls();
             let options = Arc::new(options(&config, tls.is_some()));
             let login = Login::new(exec.clone(), client, meter.clone(), preauth);
@@ -125,6 +150,8 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
                     .idle_unauth()
                     .min(Duration::from_secs(config.managesieve.idle_timeout_secs)),
                 ended: Cell::new(None),
+                pending,
+                first_input: !trusted_proxy,
             };
             let mut session = Session::new(
                 options,
@@ -164,6 +191,10 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
                         let (code, text) = match why {
                             Ended::Idle => (None, "Disconnected for inactivity."),
                             Ended::Shutdown => (Some(Code::TryLater), "Server shutting down."),
+                            Ended::ProxyRefused => {
+                                info!("refused a PROXY header from an untrusted address");
+                                (None, "PROXY protocol header refused: not a trusted proxy.")
+                            }
                         };
                         let mut bye = Vec::new();
                         write_response(&mut bye, Status::Bye, code.as_ref(), text);
@@ -182,6 +213,16 @@ pub fn start(exec: Rc<Executor>, conn: Conn) {
         }
     };
     spawn(&exec, task.instrument(span));
+}
+
+/// The connection's slot in `[limits] max_preauth_per_ip` for `client` (see
+/// `Executor::take_preauth`), or why it is refused.
+fn take_preauth(exec: &Executor, client: std::net::IpAddr) -> Result<Option<PreauthSlot>, String> {
+    exec.take_preauth(client).map_err(|limit| {
+        format!(
+            "Too many connections from your address that have not logged in yet ([limits] max_preauth_per_ip = {limit})."
+        )
+    })
 }
 
 /// Tells a connection over a limit why, and closes it.
@@ -203,6 +244,8 @@ fn spawn(exec: &Executor, task: impl std::future::Future<Output = ()> + 'static)
 enum Ended {
     Idle,
     Shutdown,
+    /// A peer outside `[proxy] trusted_networks` opened with a PROXY header.
+    ProxyRefused,
 }
 
 impl Ended {
@@ -210,6 +253,7 @@ impl Ended {
         match self {
             Ended::Idle => "idle timeout",
             Ended::Shutdown => "shutdown",
+            Ended::ProxyRefused => "untrusted proxy header",
         }
     }
 }
@@ -224,10 +268,22 @@ struct Wire {
     idle: Duration,
     idle_unauth: Duration,
     ended: Cell<Option<Ended>>,
+    /// Bytes the client sent right after the PROXY header, read before the session's.
+    pending: Vec<u8>,
+    /// Nothing has been read yet from a peer that is no trusted proxy: its first bytes
+    /// must not be a PROXY header.
+    first_input: bool,
 }
 
 impl Transport for Wire {
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            self.meter.borrow_mut().read(n);
+            return Ok(n);
+        }
         let idle = if self.logged_in.get() {
             self.idle
         } else {
@@ -254,6 +310,13 @@ impl Transport for Wire {
         match read {
             Ok(n) => {
                 let n = n?;
+                if std::mem::take(&mut self.first_input) && untrusted_proxy_header(&buf[..n]) {
+                    self.ended.set(Some(Ended::ProxyRefused));
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        Ended::ProxyRefused.label(),
+                    ));
+                }
                 self.meter.borrow_mut().read(n);
                 Ok(n)
             }
@@ -268,5 +331,13 @@ impl Transport for Wire {
         self.conn.write_all(data).await?;
         self.meter.borrow_mut().wrote(data.len());
         Ok(())
+    }
+
+    fn command_started(&mut self, name: &'static str) {
+        self.meter.borrow_mut().command_started(name);
+    }
+
+    fn command_ended(&mut self, status: &'static str) {
+        self.meter.borrow_mut().tagged(status);
     }
 }
