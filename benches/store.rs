@@ -48,6 +48,7 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
                             keywords: &[],
                             internal_date: 0,
                             meta: &[],
+                            search: None,
                         };
                         p.append("bench", "INBOX", &[m]).await.unwrap();
                     }
@@ -130,6 +131,7 @@ fn build_large(dir: &Path, n: u64) {
                 keywords: &[],
                 internal_date: 0,
                 meta: &[],
+                search: None,
             })
             .collect();
         for i in 0..n.div_ceil(1000) {

@@ -1,7 +1,10 @@
 //! Header fields of a raw message, as SEARCH reads them: the header block is found in the
-//! first bytes of the message and its fields are walked in place. [`search_values`] gives
-//! the decoded values of the fields the store keeps in memory for SEARCH (see
-//! `ringmail_store::SearchFields`), computed exactly as SEARCH compares them.
+//! first bytes of the message and its fields are walked in place. [`SearchValues`] are the decoded values of the fields the store keeps in memory for
+//! SEARCH (see `ringmail_store::SearchFields`), computed exactly as SEARCH compares them.
+
+use crate::address;
+use crate::parsed::{Name, ParsedHeader};
+use crate::SortFields;
 
 /// The header block of a raw message: everything up to and including the blank line that
 /// ends it. `None` when `raw` holds no blank line (the caller may have read only a prefix).
@@ -147,46 +150,79 @@ impl SearchField {
     }
 }
 
-/// One kept value: `plain` when `text` is the raw field value (see [`is_plain`]; HEADER
-/// compares a Unicode needle against its decoded form), else `text` is already decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchValue {
-    /// Which field.
-    pub field: SearchField,
-    /// The raw value was searchable as it is.
-    pub plain: bool,
-    /// What SEARCH compares.
-    pub text: Vec<u8>,
+/// The header-search values of one message: for each kept field its values in header
+/// order, each in the form SEARCH compares (the address form as FROM matches it; the header
+/// form as HEADER matches it, the raw value when [`is_plain`], else decoded; the SORT keys).
+/// Built where the message is analysed, then copied into the mailbox's arenas by the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchValues {
+    /// The texts, one after the other.
+    text: Vec<u8>,
+    /// Per value: its field, whether it is the raw value, and where its text ends.
+    values: Vec<(SearchField, bool, u32)>,
 }
 
-/// The values of the kept fields of `header` (a header block), in header order, each in
-/// the form SEARCH compares: the address form as FROM matches it, and the header form as
-/// HEADER matches it (the raw value when plain, else decoded); the SORT keys first.
-pub fn search_values(header: &[u8], mut push: impl FnMut(SearchValue)) {
-    push(SearchValue {
-        field: SearchField::Sort,
-        plain: false,
-        text: crate::sort_keys_of(header).keys_to_bytes(),
-    });
+impl SearchValues {
+    /// The values of a raw message (its header block is all that is read; a prefix holding
+    /// it will do). The same as [`crate::analyze_with_search_values`] gives.
+    pub fn of_message(raw: &[u8]) -> SearchValues {
+        let header = header_block(raw).unwrap_or(raw);
+        let split = crate::header::split_header(header, 0, header.len());
+        let parsed = ParsedHeader::of(header.get(..split.fields_end).unwrap_or_default());
+        collect(raw, &crate::sort_keys(&parsed), &parsed)
+    }
+
+    /// Each value: its field, whether `text` is the raw field value, and the text.
+    pub fn iter(&self) -> impl Iterator<Item = (SearchField, bool, &[u8])> {
+        let mut start = 0;
+        self.values.iter().map(move |&(field, plain, end)| {
+            let text = self.text.get(start..end as usize).unwrap_or_default();
+            start = end as usize;
+            (field, plain, text)
+        })
+    }
+
+    fn push(&mut self, field: SearchField, plain: bool, text: &[u8]) {
+        self.text.extend_from_slice(text);
+        // A header block is far below 4 GiB (the store limits messages), and so are its
+        // values.
+        let end = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        self.values.push((field, plain, end));
+    }
+}
+
+/// The search values of `raw`, given its SORT keys and its parsed header (both from the
+/// same message): address lists and the subject already decoded there are reused when a
+/// field's value is the very same bytes, which gives what decoding them again would.
+pub(crate) fn collect(raw: &[u8], sort: &SortFields, parsed: &ParsedHeader<'_>) -> SearchValues {
+    let header = header_block(raw).unwrap_or(raw);
+    let mut out = SearchValues {
+        text: Vec::with_capacity(header.len() / 4),
+        values: Vec::with_capacity(12),
+    };
+    out.push(SearchField::Sort, false, &sort.keys_to_bytes());
     for f in fields(header) {
         if let Some(field) = SearchField::address(f.name) {
-            push(SearchValue {
-                field,
-                plain: false,
-                text: crate::address_search_text(f.value).into_bytes(),
-            });
+            let text = match parsed.list_of(f.value) {
+                Some(list) => crate::decode_header_value(&address::search_form(list)),
+                None => crate::address_search_text(f.value),
+            };
+            out.push(field, false, text.as_bytes());
         }
         let Some(field) = SearchField::header(f.name) else {
             continue;
         };
-        let plain = is_plain(f.value);
-        let text = if plain {
-            f.value.to_vec()
+        if is_plain(f.value) {
+            out.push(field, true, f.value);
+        } else if field == SearchField::HeaderSubject && parsed.is_value_of(Name::Subject, f.value)
+        {
+            // The SORT subject is this very value, decoded the same way.
+            out.push(field, false, sort.subject.as_bytes());
         } else {
-            crate::decode_header_value(f.value).into_bytes()
-        };
-        push(SearchValue { field, plain, text });
+            out.push(field, false, crate::decode_header_value(f.value).as_bytes());
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -235,6 +271,68 @@ mod tests {
             assert_eq!(crate::sort_keys_of(header), sort_only);
             let kept = crate::SortFields::keys_from_bytes(&sort_only.keys_to_bytes()).unwrap();
             assert_eq!(kept, sort_only);
+        }
+    }
+
+    /// The values as the header path of SEARCH computes them, field by field, nothing
+    /// reused: what both ways of building them must give.
+    fn reference(raw: &[u8]) -> Vec<(SearchField, bool, Vec<u8>)> {
+        let header = header_block(raw).unwrap_or(raw);
+        let mut out = vec![(
+            SearchField::Sort,
+            false,
+            crate::sort_keys_of(header).keys_to_bytes(),
+        )];
+        for f in fields(header) {
+            if let Some(field) = SearchField::address(f.name) {
+                out.push((
+                    field,
+                    false,
+                    crate::address_search_text(f.value).into_bytes(),
+                ));
+            }
+            if let Some(field) = SearchField::header(f.name) {
+                let plain = is_plain(f.value);
+                let text = if plain {
+                    f.value.to_vec()
+                } else {
+                    crate::decode_header_value(f.value).into_bytes()
+                };
+                out.push((field, plain, text));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn values_from_analysis_equal_values_from_the_header_alone() {
+        let messages: [&[u8]; 9] = [
+            b"From: =?utf-8?q?J=C3=B6rg?= <j@x.test>\r\nTo: Ann <a@x.test>, b@x.test,\r\n\
+              \tc@x.test\r\nCc: team: d@x.test;\r\nSubject: =?iso-8859-1?q?R=E9union?= x\r\n\
+              Bcc: (hidden) e@x.test\r\n\r\nbody\r\n",
+            // Every field twice: only the first is parsed by the analysis.
+            b"From: a@x.test\r\nFrom: =?utf-8?b?w6k=?= <b@x.test>\r\nSubject: one\r\n\
+              Subject: =?utf-8?q?two?=\r\nTo: t@x.test\r\nTO: u@x.test\r\n\r\n",
+            b"Subject: folded\r\n line\r\nFrom: \"Q, R\" <q@x.test>\r\n\r\n",
+            b"From: nobody\r\n\r\n",
+            b"no header at all",
+            b"Subject: no blank line\r\nFrom: x@y",
+            b"Subject: binary\r\n\x00\x01garbage: line\r\nFrom: late@x.test\r\n\r\n",
+            b"\r\nFrom: in-body@x.test\r\n",
+            b" From: leading@x.test\r\nFrom : spaced@x.test\r\nSubject: caf\xe9\r\n\n",
+        ];
+        for raw in messages {
+            let own = |v: &SearchValues| {
+                v.iter()
+                    .map(|(f, plain, text)| (f, plain, text.to_vec()))
+                    .collect::<Vec<_>>()
+            };
+            let expected = reference(raw);
+            let name = String::from_utf8_lossy(raw);
+            assert_eq!(own(&SearchValues::of_message(raw)), expected, "{name}");
+            let (meta, values) = crate::analyze_with_search_values(raw);
+            assert_eq!(own(&values), expected, "{name}");
+            assert_eq!(meta, crate::analyze(raw), "{name}");
         }
     }
 }

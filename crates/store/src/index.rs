@@ -6,7 +6,7 @@
 //! the state it meets (its mailbox was deleted in the same batch, ...) changes nothing,
 //! in both paths alike.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::task::Waker;
 
 use rkyv::{Archive, Deserialize, Serialize};
@@ -16,6 +16,7 @@ use super::record::{AppendRec, FlagMode, Record, UidRanges};
 use super::search_fields::SearchFields;
 use super::sieve::Sieve;
 use super::sieve_log::SieveLogs;
+use ringmail_mime::SearchValues;
 
 /// System flags as bits of [`MessageEntry::flags`].
 pub mod flag {
@@ -110,6 +111,12 @@ pub(crate) struct Mailbox {
     /// own (see `checkpoint`), so the layout of this archive is that of older checkpoints.
     #[rkyv(with = rkyv::with::Skip)]
     pub fields: SearchFields,
+    /// The header-search values of appends in flight, by UID in submission order (which
+    /// is UID order): extracted on the appending session's task and only copied into
+    /// `fields` when the record is applied. Replay finds none here and extracts them from
+    /// the record's body.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub prepared: VecDeque<(u32, SearchValues)>,
     /// Next UID to hand out (records not yet durable hold the ones before it).
     #[rkyv(with = rkyv::with::Skip)]
     pub uid_reserved: u32,
@@ -138,6 +145,7 @@ impl Mailbox {
             expunged: Vec::new(),
             vanished_floor: 0,
             fields: SearchFields::new(),
+            prepared: VecDeque::new(),
             uid_reserved: 1,
             modseq_reserved: 1,
             waiters: Vec::new(),
@@ -165,6 +173,27 @@ impl Mailbox {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Keeps the header-search values of the append of `uid`, just submitted, for when its
+    /// record is applied.
+    pub fn prepare_search_values(&mut self, uid: u32, values: SearchValues) {
+        self.prepared.push_back((uid, values));
+    }
+
+    /// The prepared values of `uid`, whose record is being applied. Those of lower UIDs
+    /// belong to appends whose batch failed (their records were never applied) and go.
+    fn take_prepared(&mut self, uid: u32) -> Option<SearchValues> {
+        while let Some(&(first, _)) = self.prepared.front() {
+            if first > uid {
+                break;
+            }
+            let (first, values) = self.prepared.pop_front()?;
+            if first == uid {
+                return Some(values);
+            }
+        }
+        None
     }
 
     /// Re-derives the live-only fields after loading a checkpoint.
@@ -708,7 +737,10 @@ impl Index {
             meta_len: a.meta_len,
             flags: a.flags & flag::ALL,
         });
-        mb.fields.push_message(a.body);
+        match mb.take_prepared(a.uid) {
+            Some(values) => mb.fields.push_values(&values),
+            None => mb.fields.push_message(a.body),
+        }
         mb.uidnext = a.uid.saturating_add(1);
         mb.uid_reserved = mb.uid_reserved.max(mb.uidnext);
         mb.note_modseq(a.modseq);
@@ -772,5 +804,21 @@ mod tests {
     #[test]
     fn message_entry_fits_in_64_bytes() {
         assert!(std::mem::size_of::<MessageEntry>() <= 64);
+    }
+
+    #[test]
+    fn prepared_values_go_to_their_own_uid_and_those_of_failed_appends_are_dropped() {
+        let values =
+            |uid: u32| SearchValues::of_message(format!("Subject: {uid}\r\n\r\n").as_bytes());
+        let mut mb = Mailbox::new(1, "INBOX".into(), 1, 0);
+        for uid in [5, 6, 7, 9] {
+            mb.prepare_search_values(uid, values(uid));
+        }
+        // 5's batch failed: its record is never applied.
+        assert_eq!(mb.take_prepared(6), Some(values(6)));
+        // 7's record fails to apply; 8 was never prepared (a record replayed from the log).
+        assert_eq!(mb.take_prepared(8), None);
+        assert_eq!(mb.take_prepared(9), Some(values(9)));
+        assert!(mb.prepared.is_empty());
     }
 }

@@ -5,18 +5,21 @@
 //! One [`FieldArena`] per [`SearchField`]: the values of that field of every message, one
 //! after the other in one `Vec<u8>`, each value a tag byte (1 when the text is the raw,
 //! plain field value, else 0) and the text, in the form SEARCH compares (see
-//! `ringmail_mime::search_header::search_values`). Message `i` of the arenas is message `i`
+//! `ringmail_mime::SearchValues`). Message `i` of the arenas is message `i`
 //! of the mailbox's index, so a byte offset maps back to a message by two binary searches.
 //!
-//! The values are computed where a message enters the index (`Index::apply` of an append
-//! record, in the live commit path and in recovery alike), copied with it by COPY, removed
+//! The values are extracted on the appending session's task, from the analysis it does
+//! anyway (`ringmail_mime::analyze_with_search_values`), or by the store before the record
+//! is submitted; applying the record only copies them in. Replay extracts them from the
+//! record's body. They are copied with the message by COPY, removed
 //! with it by EXPUNGE, and saved with the checkpoint (docs/storage-format.md). A mailbox
 //! whose arenas would pass 4 GiB, or that could not be filled, has none: SEARCH then reads
 //! the messages as it did before.
 
 use std::ops::Range;
 
-use ringmail_mime::search_header::{header_block, search_values, SearchField, SEARCH_FIELDS};
+use ringmail_mime::search_header::{SearchField, SEARCH_FIELDS};
+use ringmail_mime::SearchValues;
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// The values of one field of every message of a mailbox.
@@ -182,16 +185,20 @@ impl SearchFields {
     /// Appends a message from its raw bytes (the header block is all that is read; a
     /// prefix holding it will do).
     pub fn push_message(&mut self, raw: &[u8]) {
+        if self.complete {
+            self.push_values(&SearchValues::of_message(raw));
+        }
+    }
+
+    /// Appends a message from its values, extracted beforehand.
+    pub fn push_values(&mut self, values: &SearchValues) {
         if !self.complete {
             return;
         }
-        let header = header_block(raw).unwrap_or(raw);
         let mut result = Ok(());
-        search_values(header, |v| {
-            if result.is_ok() {
-                result = self.arenas[v.field.index()].push_value(v.plain, &v.text);
-            }
-        });
+        for (field, plain, text) in values.iter() {
+            result = result.and_then(|()| self.arenas[field.index()].push_value(plain, text));
+        }
         self.end_message(result);
     }
 

@@ -8,7 +8,7 @@ use ringmail_mime::search_header::SearchField;
 use super::checkpoint;
 use super::raise_uidnext_tests::{run, tmp_partition};
 use super::search_fields::SearchFields;
-use super::{NewMessage, Options, Partition};
+use super::{NewMessage, Options, Partition, SieveLogEntry};
 
 const ALL_FIELDS: [SearchField; 10] = [
     SearchField::From,
@@ -127,14 +127,26 @@ fn version_of_newest(dir: &Path) -> u32 {
     u32::from_le_bytes(image[8..12].try_into().unwrap())
 }
 
+/// A checkpoint of an older release (version 1, or version 3 with a Sieve error log) has
+/// no values: they are rebuilt from the messages, and the rest of it still loads.
 #[test]
 fn a_checkpoint_without_values_is_rebuilt_from_the_messages() {
+    for with_sieve_log in [false, true] {
+        rebuilt_from_older_checkpoint(with_sieve_log);
+    }
+}
+
+fn rebuilt_from_older_checkpoint(with_sieve_log: bool) {
     let (_tmp, dir) = tmp_partition();
     let d = dir.clone();
     run(move || async move {
         let p = open(&d).await;
         p.ensure_user("u").await.unwrap();
         p.create_mailbox("u", "Copy", 0).await.unwrap();
+        if with_sieve_log {
+            p.put_script("u", "s", "keep;").await.unwrap();
+            p.log_sieve_error("u", log_entry()).await.unwrap();
+        }
         for i in 0..10 {
             p.append("u", "INBOX", &[NewMessage::plain(&message(i))])
                 .await
@@ -157,11 +169,60 @@ fn a_checkpoint_without_values_is_rebuilt_from_the_messages() {
         mb.fields = SearchFields::default();
     }
     let old = checkpoint::encode(&index, pos).unwrap();
-    assert_eq!(u32::from_le_bytes(old[8..12].try_into().unwrap()), 1);
+    let version = if with_sieve_log {
+        checkpoint::VERSION_LOGS
+    } else {
+        1
+    };
+    assert_eq!(u32::from_le_bytes(old[8..12].try_into().unwrap()), version);
     std::fs::write(&path, old).unwrap();
     run(move || async move {
         let p = open(&dir).await;
         check_state(&p).await;
+        let log = if with_sieve_log {
+            vec![log_entry()]
+        } else {
+            vec![]
+        };
+        assert_eq!(p.sieve_log("u"), log);
+        p.close().await.unwrap();
+    });
+}
+
+fn log_entry() -> SieveLogEntry {
+    SieveLogEntry {
+        time: 1_700_000_000,
+        script: "s".into(),
+        line: 1,
+        message: "m".into(),
+    }
+}
+
+/// Values brought by the appending session (from its own analysis) are the ones kept, and
+/// equal what the store extracts itself, in one MULTIAPPEND that mixes both.
+#[test]
+fn values_brought_by_the_session_equal_those_the_store_extracts() {
+    let (_tmp, dir) = tmp_partition();
+    run(move || async move {
+        let p = open(&dir).await;
+        p.ensure_user("u").await.unwrap();
+        let bodies: Vec<Vec<u8>> = (0..10).map(message).collect();
+        let analyses: Vec<_> = bodies
+            .iter()
+            .map(|b| ringmail_mime::analyze_for_store(b))
+            .collect();
+        let msgs: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .zip(&analyses)
+            .enumerate()
+            .map(|(i, (b, a))| NewMessage {
+                meta: &a.meta,
+                search: (i % 2 == 0).then_some(&a.search),
+                ..NewMessage::plain(b)
+            })
+            .collect();
+        p.append("u", "INBOX", &msgs).await.unwrap();
+        assert_eq!(stored(&p, "INBOX"), expected(&(0..10).collect::<Vec<_>>()));
         p.close().await.unwrap();
     });
 }
