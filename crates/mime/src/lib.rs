@@ -28,7 +28,9 @@ mod reencode;
 mod render;
 pub mod search_header;
 mod section;
+pub mod sort_key;
 mod structure;
+pub mod subject;
 
 pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
 pub use header::filter_header_fields;

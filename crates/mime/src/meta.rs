@@ -154,7 +154,17 @@ impl MessageMeta {
         w.bytes(&self.envelope);
         w.bytes(&self.bodystructure);
         w.bytes(&self.body);
-        w.sort_keys(&self.sort);
+        w.bytes(self.sort.subject.as_bytes());
+        for a in [&self.sort.from, &self.sort.to, &self.sort.cc] {
+            w.opt(a.as_ref(), |w, a| {
+                w.bytes(a.name.as_bytes());
+                w.bytes(a.mailbox.as_bytes());
+                w.bytes(a.host.as_bytes());
+            });
+        }
+        w.opt(self.sort.date.as_ref(), |w, d| {
+            w.0.extend_from_slice(&d.to_le_bytes())
+        });
         w.opt_str(self.sort.message_id.as_deref());
         w.opt_str(self.sort.in_reply_to.as_deref());
         w.u32(self.sort.references.len() as u32);
@@ -178,14 +188,24 @@ impl MessageMeta {
         let envelope = r.bytes()?;
         let bodystructure = r.bytes()?;
         let body = r.bytes()?;
-        let SortFields {
-            subject,
-            from,
-            to,
-            cc,
-            date,
-            ..
-        } = r.sort_keys()?;
+        let subject = r.string()?;
+        let mut addrs = [None, None, None];
+        for slot in &mut addrs {
+            *slot = r.opt(|r| {
+                Ok(SortAddress {
+                    name: r.string()?,
+                    mailbox: r.string()?,
+                    host: r.string()?,
+                })
+            })?;
+        }
+        let [from, to, cc] = addrs;
+        let date = r.opt(|r| {
+            let b = r.take(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Ok(i64::from_le_bytes(a))
+        })?;
         let message_id = r.opt(Reader::string)?;
         let in_reply_to = r.opt(Reader::string)?;
         let n = r.count()?;
@@ -214,26 +234,6 @@ impl MessageMeta {
             },
             preview,
         })
-    }
-}
-
-impl SortFields {
-    /// The SORT keys alone (subject, first From / To / Cc, date; no message ids) in the
-    /// stored form: what the store keeps in memory per message for SORT.
-    pub fn keys_to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64 + self.subject.len()));
-        w.sort_keys(self);
-        w.0
-    }
-
-    /// Reads [`SortFields::keys_to_bytes`] back (message ids empty).
-    pub fn keys_from_bytes(bytes: &[u8]) -> Result<SortFields, MetaError> {
-        let mut r = Reader(bytes);
-        let keys = r.sort_keys()?;
-        if !r.0.is_empty() {
-            return Err(MetaError::Corrupt);
-        }
-        Ok(keys)
     }
 }
 
@@ -310,20 +310,6 @@ impl MessageMeta {
 struct Writer(Vec<u8>);
 
 impl Writer {
-    fn sort_keys(&mut self, sort: &SortFields) {
-        self.bytes(sort.subject.as_bytes());
-        for a in [&sort.from, &sort.to, &sort.cc] {
-            self.opt(a.as_ref(), |w, a| {
-                w.bytes(a.name.as_bytes());
-                w.bytes(a.mailbox.as_bytes());
-                w.bytes(a.host.as_bytes());
-            });
-        }
-        self.opt(sort.date.as_ref(), |w, d| {
-            w.0.extend_from_slice(&d.to_le_bytes())
-        });
-    }
-
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
@@ -397,35 +383,6 @@ impl Writer {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn sort_keys(&mut self) -> Result<SortFields, MetaError> {
-        let subject = self.string()?;
-        let mut addrs = [None, None, None];
-        for slot in &mut addrs {
-            *slot = self.opt(|r| {
-                Ok(SortAddress {
-                    name: r.string()?,
-                    mailbox: r.string()?,
-                    host: r.string()?,
-                })
-            })?;
-        }
-        let [from, to, cc] = addrs;
-        let date = self.opt(|r| {
-            let b = r.take(8)?;
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            Ok(i64::from_le_bytes(a))
-        })?;
-        Ok(SortFields {
-            subject,
-            from,
-            to,
-            cc,
-            date,
-            ..SortFields::default()
-        })
-    }
-
     fn take(&mut self, n: usize) -> Result<&'a [u8], MetaError> {
         if n > self.0.len() {
             return Err(MetaError::Corrupt);

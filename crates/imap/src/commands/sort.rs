@@ -101,7 +101,7 @@ async fn run(
         let abandon = || session.should_abandon();
         search::load_sort_keys(&abandon, &mail, &user, selected.id, &mut found).await?
     } else {
-        Vec::new()
+        sort::KeyTable::default()
     };
     found.hits = sort::sort(&found.hits, &fields, criteria);
     Ok(found)

@@ -18,7 +18,6 @@ pub mod header;
 pub mod program;
 pub mod scanner;
 pub mod sort;
-pub mod subject;
 pub mod thread;
 
 use std::collections::HashMap;
@@ -395,47 +394,50 @@ pub async fn load_sort_fields(
     Ok(out)
 }
 
-/// The SORT keys of every hit (message ids left empty: THREAD uses [`load_sort_fields`]),
-/// from the mailbox's kept values a chunk at a time, so SORT reads no message; a message
-/// without them is read as [`load_sort_fields`] does. A message expunged meanwhile leaves
-/// the hits, and `found` notes it.
+/// The SORT keys of every hit (`ringmail_mime::sort_key`), from the mailbox's kept values a
+/// chunk at a time, so SORT reads no message; a message without them gets them from its
+/// stored metadata as [`sort_fields`] reads it. A message expunged meanwhile leaves the
+/// hits, and `found` notes it.
 pub async fn load_sort_keys(
     abandon: &dyn Fn() -> bool,
     mail: &Rc<Partition>,
     user: &str,
     mailbox: u64,
     found: &mut Found,
-) -> Result<Vec<SortFields>, SearchError> {
-    let mut out = Vec::with_capacity(found.hits.len());
+) -> Result<sort::KeyTable, SearchError> {
+    let mut out = sort::KeyTable::with_capacity(found.hits.len());
     let mut lost = Vec::new();
+    // Per hit of a chunk: false when expunged; the keys of those with kept keys go to
+    // `out` right away, in order, the others are read after the chunk.
+    let mut missing = Vec::new();
     for (chunk_no, chunk) in found.hits.chunks(INDEX_CHUNK).enumerate() {
-        // Per hit: None when expunged, Some(None) when its keys are not kept.
-        let kept: Vec<Option<Option<SortFields>>> = mail.with_mailbox(user, mailbox, |v| {
+        missing.clear();
+        mail.with_mailbox(user, mailbox, |v| {
             let messages = v.messages();
             let arena = v.search_fields().and_then(|f| f.arena(SearchField::Sort));
-            chunk
-                .iter()
-                .map(|hit| {
-                    let pos = messages.binary_search_by_key(&hit.uid, |m| m.uid).ok()?;
-                    let value = arena.and_then(|a| a.values(pos).next());
-                    Some(value.and_then(|v| SortFields::keys_from_bytes(v.text).ok()))
-                })
-                .collect()
+            for (i, hit) in chunk.iter().enumerate() {
+                let Ok(pos) = messages.binary_search_by_key(&hit.uid, |m| m.uid) else {
+                    lost.push(chunk_no * INDEX_CHUNK + i);
+                    continue;
+                };
+                match arena.and_then(|a| a.values(pos).next()) {
+                    Some(kept) if missing.is_empty() => out.push(kept.text),
+                    _ => missing.push(i),
+                }
+            }
         })?;
-        for (i, (hit, keys)) in chunk.iter().zip(kept).enumerate() {
-            let read = match keys {
-                Some(Some(keys)) => Ok(keys),
-                Some(None) => sort_fields(mail, user, mailbox, hit.uid).await,
-                None => Err(StoreError::NoSuchMessage),
-            };
-            match read {
-                Ok(keys) => out.push(keys),
+        // Once one hit of the chunk lacks kept keys, the rest of it is read in order too.
+        for &i in &missing {
+            let hit = &chunk[i];
+            match sort_fields(mail, user, mailbox, hit.uid).await {
+                Ok(fields) => out.push(&mime::sort_key::encode(&fields)),
                 Err(StoreError::NoSuchMessage) => lost.push(chunk_no * INDEX_CHUNK + i),
                 Err(e) => return Err(e.into()),
             }
         }
         pause(abandon).await?;
     }
+    lost.sort_unstable();
     drop_lost(found, &lost);
     Ok(out)
 }

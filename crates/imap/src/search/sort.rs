@@ -1,23 +1,18 @@
 //! SORT keys (RFC 5256 section 3, RFC 5957 DISPLAYFROM / DISPLAYTO) and the ordering of
 //! matched messages by them.
 //!
-//! Each message's keys are computed once (base subject, casemapped addresses) and then
-//! compared; ties, whatever the criteria, go to the lower message number.
+//! Each message's keys come already computed (base subject, casemapped addresses; see
+//! `ringmail_mime::sort_key`), from the mailbox's kept values or, for a message without
+//! them, from its stored metadata; SORT compares them in place. Ties, whatever the
+//! criteria, go to the lower message number.
 
 use std::cmp::Ordering;
 
-use ringmail_mime::{SortAddress, SortFields};
+use ringmail_mime::sort_key::{SortKeys, SortText};
+use ringmail_mime::SortFields;
 use ringmail_proto::parser::{SortCriterion, SortKey};
 
-use super::subject::base_subject;
 use super::Hit;
-
-/// One key value of one message.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Value {
-    Number(i64),
-    Text(String),
-}
 
 /// Whether any criterion needs the message's header fields (all but ARRIVAL and SIZE).
 pub fn needs_fields(criteria: &[SortCriterion]) -> bool {
@@ -32,64 +27,93 @@ pub fn sent_date(hit: &Hit, fields: Option<&SortFields>) -> i64 {
     fields.and_then(|f| f.date).unwrap_or(hit.internal_date)
 }
 
-fn mailbox_key(address: Option<&SortAddress>) -> String {
-    address.map_or(String::new(), |a| a.mailbox.to_ascii_uppercase())
+/// The encoded SORT keys (`ringmail_mime::sort_key::encode`) of a run of hits, one after
+/// the other in one buffer.
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
 }
 
-/// RFC 5957: the display name, or the address when there is none.
-fn display_key(address: Option<&SortAddress>) -> String {
-    let Some(a) = address else {
-        return String::new();
-    };
-    let shown = if !a.name.trim().is_empty() {
-        a.name.trim().to_string()
-    } else if a.host.is_empty() {
-        a.mailbox.clone()
-    } else {
-        format!("{}@{}", a.mailbox, a.host)
-    };
-    shown.to_lowercase()
-}
-
-fn value(key: SortKey, hit: &Hit, fields: Option<&SortFields>) -> Value {
-    match key {
-        SortKey::Arrival => Value::Number(hit.internal_date),
-        SortKey::Size => Value::Number(i64::from(hit.size)),
-        SortKey::Date => Value::Number(sent_date(hit, fields)),
-        SortKey::Subject => {
-            Value::Text(fields.map_or(String::new(), |f| base_subject(&f.subject).key()))
+impl KeyTable {
+    /// Room for `n` hits.
+    pub fn with_capacity(n: usize) -> KeyTable {
+        KeyTable {
+            bytes: Vec::with_capacity(n * 64),
+            ends: Vec::with_capacity(n),
         }
-        SortKey::From => Value::Text(mailbox_key(fields.and_then(|f| f.from.as_ref()))),
-        SortKey::To => Value::Text(mailbox_key(fields.and_then(|f| f.to.as_ref()))),
-        SortKey::Cc => Value::Text(mailbox_key(fields.and_then(|f| f.cc.as_ref()))),
-        SortKey::DisplayFrom => Value::Text(display_key(fields.and_then(|f| f.from.as_ref()))),
-        SortKey::DisplayTo => Value::Text(display_key(fields.and_then(|f| f.to.as_ref()))),
+    }
+
+    /// Adds the next hit's encoded keys.
+    pub fn push(&mut self, encoded: &[u8]) {
+        self.bytes.extend_from_slice(encoded);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn keys(&self, i: usize) -> Option<SortKeys<'_>> {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        SortKeys::parse(self.bytes.get(start..*self.ends.get(i)?)?)
     }
 }
 
-/// Orders `hits` by `criteria`. `fields[i]` belongs to `hits[i]`; it may be empty when no
-/// criterion needs header fields. Returns the hits in sorted order.
-pub fn sort(hits: &[Hit], fields: &[SortFields], criteria: &[SortCriterion]) -> Vec<Hit> {
-    let mut keyed: Vec<(Vec<Value>, Hit)> = hits
+fn text_of(key: SortKey) -> Option<SortText> {
+    Some(match key {
+        SortKey::Subject => SortText::Subject,
+        SortKey::From => SortText::From,
+        SortKey::To => SortText::To,
+        SortKey::Cc => SortText::Cc,
+        SortKey::DisplayFrom => SortText::DisplayFrom,
+        SortKey::DisplayTo => SortText::DisplayTo,
+        SortKey::Arrival | SortKey::Size | SortKey::Date => return None,
+    })
+}
+
+fn compare(key: SortKey, a: &Keyed<'_>, b: &Keyed<'_>) -> Ordering {
+    match key {
+        SortKey::Arrival => a.0.internal_date.cmp(&b.0.internal_date),
+        SortKey::Size => a.0.size.cmp(&b.0.size),
+        SortKey::Date => sent(a).cmp(&sent(b)),
+        other => {
+            let t = text_of(other).unwrap_or(SortText::Subject);
+            text(a, t).cmp(text(b, t))
+        }
+    }
+}
+
+/// A hit and its keys (none when no criterion needs header fields).
+type Keyed<'a> = (Hit, Option<SortKeys<'a>>);
+
+fn text<'a>(k: &Keyed<'a>, t: SortText) -> &'a [u8] {
+    k.1.map_or(&[], |keys| keys.text(t))
+}
+
+/// The sent date of RFC 5256 section 2.2, as [`sent_date`] gives it.
+fn sent(k: &Keyed<'_>) -> i64 {
+    k.1.and_then(|keys| keys.date())
+        .unwrap_or(k.0.internal_date)
+}
+
+/// Orders `hits` by `criteria`. `keys` holds the keys of `hits[i]` at `i`; it may be empty
+/// when no criterion needs header fields. Returns the hits in sorted order.
+pub fn sort(hits: &[Hit], keys: &KeyTable, criteria: &[SortCriterion]) -> Vec<Hit> {
+    let keyed: Vec<Keyed<'_>> = hits
         .iter()
         .enumerate()
-        .map(|(i, hit)| {
-            let f = fields.get(i);
-            let values = criteria.iter().map(|c| value(c.key, hit, f)).collect();
-            (values, *hit)
-        })
+        .map(|(i, hit)| (*hit, keys.keys(i)))
         .collect();
-    keyed.sort_by(|(a, ha), (b, hb)| {
-        for (i, c) in criteria.iter().enumerate() {
-            let ord = a.get(i).cmp(&b.get(i));
+    let mut order: Vec<usize> = (0..keyed.len()).collect();
+    order.sort_by(|&x, &y| {
+        let (a, b) = (&keyed[x], &keyed[y]);
+        for c in criteria {
+            let ord = compare(c.key, a, b);
             let ord = if c.reverse { ord.reverse() } else { ord };
             if ord != Ordering::Equal {
                 return ord;
             }
         }
-        ha.msn.cmp(&hb.msn)
+        a.0.msn.cmp(&b.0.msn)
     });
-    keyed.into_iter().map(|(_, hit)| hit).collect()
+    order.into_iter().map(|i| keyed[i].0).collect()
 }
 
 #[cfg(test)]
@@ -107,12 +131,13 @@ mod tests {
                 internal_date: 0,
             })
             .collect();
-        let fields: Vec<SortFields> = headers
-            .iter()
-            .map(|h| ringmail_mime::analyze(format!("{h}\r\n\r\nbody\r\n").as_bytes()).sort)
-            .collect();
+        let mut keys = KeyTable::default();
+        for h in headers {
+            let sort = ringmail_mime::analyze(format!("{h}\r\n\r\nbody\r\n").as_bytes()).sort;
+            keys.push(&ringmail_mime::sort_key::encode(&sort));
+        }
         let criteria = [SortCriterion { key, reverse }];
-        sort(&hits, &fields, &criteria)
+        sort(&hits, &keys, &criteria)
             .iter()
             .map(|h| h.msn)
             .collect()
