@@ -50,9 +50,15 @@ impl KeyTable {
         self.ends.push(self.bytes.len());
     }
 
+    /// The keys of hit `i`; none when the table holds none for it (no criterion needed
+    /// them, so none were loaded).
     fn keys(&self, i: usize) -> Option<SortKeys<'_>> {
-        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
-        SortKeys::parse(self.bytes.get(start..*self.ends.get(i)?)?)
+        let end = *self.ends.get(i)?;
+        let start = i
+            .checked_sub(1)
+            .and_then(|p| self.ends.get(p))
+            .map_or(0, |&e| e);
+        SortKeys::parse(self.bytes.get(start..end)?)
     }
 }
 
@@ -141,6 +147,32 @@ mod tests {
             .iter()
             .map(|h| h.msn)
             .collect()
+    }
+
+    #[test]
+    fn keys_are_not_needed_for_arrival_and_size() {
+        let hits: Vec<Hit> = [(1, 30, 7), (2, 10, 7), (3, 20, 5)]
+            .iter()
+            .map(|&(msn, internal_date, size)| Hit {
+                msn,
+                uid: msn,
+                size,
+                modseq: 1,
+                internal_date,
+            })
+            .collect();
+        let by = |key, reverse| {
+            sort(
+                &hits,
+                &KeyTable::default(),
+                &[SortCriterion { key, reverse }],
+            )
+            .iter()
+            .map(|h| h.msn)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(by(SortKey::Arrival, false), [2, 3, 1]);
+        assert_eq!(by(SortKey::Size, true), [1, 2, 3]);
     }
 
     #[test]
