@@ -99,6 +99,27 @@ fn sent(k: &Keyed<'_>) -> i64 {
         .unwrap_or(k.0.internal_date)
 }
 
+/// The key of `criterion` as a number that orders as the key does as far as the number
+/// tells: when two hits' numbers differ, so do their keys, in the same direction (a text
+/// key gives its first 8 bytes, zero-padded; a shorter key that is a prefix of a longer one
+/// pads with zeros, which come first, as the shorter one does). Most comparisons of a sort
+/// end at the number, without reaching the key's bytes.
+fn prefix(criterion: SortKey, k: &Keyed<'_>) -> u64 {
+    let signed = |v: i64| (v as u64) ^ (1 << 63);
+    match criterion {
+        SortKey::Arrival => signed(k.0.internal_date),
+        SortKey::Size => u64::from(k.0.size),
+        SortKey::Date => signed(sent(k)),
+        other => {
+            let t = text(k, text_of(other).unwrap_or(SortText::Subject));
+            let mut b = [0u8; 8];
+            let n = t.len().min(8);
+            b[..n].copy_from_slice(&t[..n]);
+            u64::from_be_bytes(b)
+        }
+    }
+}
+
 /// Orders `hits` by `criteria`. `keys` holds the keys of `hits[i]` at `i`; it may be empty
 /// when no criterion needs header fields. Returns the hits in sorted order.
 pub fn sort(hits: &[Hit], keys: &KeyTable, criteria: &[SortCriterion]) -> Vec<Hit> {
@@ -107,8 +128,24 @@ pub fn sort(hits: &[Hit], keys: &KeyTable, criteria: &[SortCriterion]) -> Vec<Hi
         .enumerate()
         .map(|(i, hit)| (*hit, keys.keys(i)))
         .collect();
-    let mut order: Vec<usize> = (0..keyed.len()).collect();
-    order.sort_by(|&x, &y| {
+    let first = criteria.first();
+    let mut order: Vec<(u64, usize)> = keyed
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (first.map_or(0, |c| prefix(c.key, k)), i))
+        .collect();
+    // Every comparison ends at the message numbers at the latest, so no two hits are
+    // equal and an unstable sort gives the one order.
+    order.sort_unstable_by(|&(pa, x), &(pb, y)| {
+        let ord = pa.cmp(&pb);
+        let ord = if first.is_some_and(|c| c.reverse) {
+            ord.reverse()
+        } else {
+            ord
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
         let (a, b) = (&keyed[x], &keyed[y]);
         for c in criteria {
             let ord = compare(c.key, a, b);
@@ -119,7 +156,7 @@ pub fn sort(hits: &[Hit], keys: &KeyTable, criteria: &[SortCriterion]) -> Vec<Hi
         }
         a.0.msn.cmp(&b.0.msn)
     });
-    order.into_iter().map(|i| keyed[i].0).collect()
+    order.into_iter().map(|(_, i)| keyed[i].0).collect()
 }
 
 #[cfg(test)]
@@ -147,6 +184,55 @@ mod tests {
             .iter()
             .map(|h| h.msn)
             .collect()
+    }
+
+    #[test]
+    fn the_prefix_never_contradicts_the_key() {
+        let subjects = [
+            "",
+            "a",
+            "ab",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgh\u{0}",
+            "abcdefgg",
+            "b",
+            "\u{0}",
+            "\u{0}\u{0}",
+            "é",
+            "abcdefghij",
+            "abcdefghia",
+        ];
+        let mut keys = KeyTable::default();
+        for subject in subjects {
+            let sort = SortFields {
+                subject: subject.to_string(),
+                ..SortFields::default()
+            };
+            keys.push(&ringmail_mime::sort_key::encode(&sort));
+        }
+        let keyed: Vec<Keyed<'_>> = (0..subjects.len())
+            .map(|i| {
+                let hit = Hit {
+                    msn: i as u32 + 1,
+                    uid: i as u32 + 1,
+                    size: 0,
+                    modseq: 1,
+                    internal_date: -(i as i64),
+                };
+                (hit, keys.keys(i))
+            })
+            .collect();
+        for key in [SortKey::Subject, SortKey::Arrival] {
+            for a in &keyed {
+                for b in &keyed {
+                    let by_prefix = prefix(key, a).cmp(&prefix(key, b));
+                    if by_prefix != Ordering::Equal {
+                        assert_eq!(by_prefix, compare(key, a, b), "{key:?} {a:?} {b:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
