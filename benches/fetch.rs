@@ -216,6 +216,7 @@ fn main() {
                         keywords: &[],
                         internal_date: 1_772_000_000,
                         meta,
+                        search: None,
                     })
                     .collect();
                 mail.append("bench", "INBOX", &batch).await.expect("append");

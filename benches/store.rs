@@ -9,7 +9,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringmail::store::{MessageEntry, NewMessage, Options, Partition};
+use ringmail::store::{MessageEntry, NewMessage, Options, Partition, SearchFields};
+use ringmail_mime::{analyze_for_store, SearchValues};
 
 fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
 where
@@ -34,7 +35,7 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
         };
         let p = Rc::new(Partition::open(&dir, opts).await.unwrap());
         p.ensure_user("bench").await.unwrap();
-        let body = Rc::new(vec![b'x'; size]);
+        let body = Rc::new(message(size));
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
             .map(|t| {
@@ -42,12 +43,13 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
                 let n = total / appenders + u64::from(t < total % appenders);
                 glommio::spawn_local(async move {
                     for _ in 0..n {
+                        // What IMAP APPEND and LMTP do on the session's task before the
+                        // store: analyse the message.
+                        let a = analyze_for_store(&body);
                         let m = NewMessage {
-                            body: &body,
-                            flags: 0,
-                            keywords: &[],
-                            internal_date: 0,
-                            meta: &[],
+                            meta: &a.meta,
+                            search: Some(&a.search),
+                            ..NewMessage::plain(&body)
                         };
                         p.append("bench", "INBOX", &[m]).await.unwrap();
                     }
@@ -59,6 +61,26 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
         }
         start.elapsed()
     })
+}
+
+/// A message of `size` bytes with a realistic header (encoded words, several addresses),
+/// so that the header-search values the store extracts at append cost what they would.
+fn message(size: usize) -> Vec<u8> {
+    let mut m = b"Return-Path: <bounce@lists.example.org>\r\n\
+        Received: from mx.example.org (mx.example.org [192.0.2.7]) by mail.example.net\r\n\
+        \twith ESMTPS id 4Fx; Fri, 4 Dec 2026 10:00:00 +0000\r\n\
+        From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg.mueller@example.org>\r\n\
+        To: Ann Smith <ann@example.net>, \"Bob (work)\" <bob@example.net>,\r\n\
+        \tcarol@example.net\r\n\
+        Cc: team: dave@example.net, erin@example.net;\r\n\
+        Subject: =?iso-8859-1?q?R=E9union_de_lundi?= and the quarterly numbers\r\n\
+        Date: Fri, 4 Dec 2026 10:00:00 +0000\r\n\
+        Message-ID: <abc123@example.org>\r\n\
+        MIME-Version: 1.0\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        .to_vec();
+    m.resize(size.max(m.len()), b'x');
+    m
 }
 
 fn bench_appends(c: &mut Criterion) {
@@ -110,6 +132,7 @@ fn build_large(dir: &Path, n: u64) {
                 keywords: &[],
                 internal_date: 0,
                 meta: &[],
+                search: None,
             })
             .collect();
         for i in 0..n.div_ceil(1000) {
@@ -165,5 +188,42 @@ fn bench_startup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_appends, bench_startup);
+/// The parts of an append's CPU cost that the header-search values touch: the analysis on
+/// the session's task (`analyze`: metadata only, as before the values existed;
+/// `analyze-for-store`: metadata and values from one walk), the store's own extraction
+/// when a caller brings no values (`of-message`, also what replay does), and the copy into
+/// the arenas when the record is applied (`push-values`).
+fn bench_search_values(c: &mut Criterion) {
+    let m = message(4 << 10);
+    let mut g = c.benchmark_group("search-values");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("analyze", |b| {
+        b.iter(|| ringmail_mime::analyze(std::hint::black_box(&m)).to_bytes())
+    });
+    g.bench_function("analyze-for-store", |b| {
+        b.iter(|| analyze_for_store(std::hint::black_box(&m)))
+    });
+    g.bench_function("of-message", |b| {
+        b.iter(|| SearchValues::of_message(std::hint::black_box(&m)))
+    });
+    let values = SearchValues::of_message(&m);
+    g.bench_function("push-values", |b| {
+        b.iter_batched_ref(
+            SearchFields::new,
+            |f| f.push_values(std::hint::black_box(&values)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    let mut f = SearchFields::new();
+    for _ in 0..1000 {
+        f.push_message(&m);
+    }
+    eprintln!(
+        "search-values: {} bytes in memory per message of this header",
+        f.heap_bytes() / 1000
+    );
+}
+
+criterion_group!(benches, bench_appends, bench_startup, bench_search_values);
 criterion_main!(benches);

@@ -316,6 +316,7 @@ fn backup_while_compaction_deletes_segments() {
                         keywords: &[],
                         internal_date: 0,
                         meta: &[],
+                        search: None,
                     };
                     let uid = p.append("u", "INBOX", &[msg]).await.unwrap().uids[0];
                     live.lock().unwrap().push((uid, seed));

@@ -44,6 +44,7 @@ fn build(dir: &Path, opts: Options, n: u32) -> String {
                     keywords: &["k1"],
                     internal_date: i64::from(i),
                     meta: b"m",
+                    search: None,
                 }],
             )
             .await

@@ -87,6 +87,7 @@ fn compaction_reclaims_dead_bytes_and_keeps_live_messages() {
                 keywords: &[],
                 internal_date: 0,
                 meta: meta.as_bytes(),
+                search: None,
             };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
@@ -105,6 +106,7 @@ fn compaction_reclaims_dead_bytes_and_keeps_live_messages() {
                 keywords: &[],
                 internal_date: 0,
                 meta: b"",
+                search: None,
             };
             p.append("fred", "Keep", &[m]).await.unwrap();
         }
@@ -155,6 +157,7 @@ fn crash_right_after_compaction_falls_back_safely() {
                 keywords: &[],
                 internal_date: 0,
                 meta: b"x",
+                search: None,
             };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
@@ -168,6 +171,7 @@ fn crash_right_after_compaction_falls_back_safely() {
                 keywords: &[],
                 internal_date: 0,
                 meta: b"y",
+                search: None,
             };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }

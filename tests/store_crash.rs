@@ -67,6 +67,7 @@ fn crash_child() {
                                     keywords: &[],
                                     internal_date: 0,
                                     meta: &[],
+                                    search: None,
                                 }],
                             )
                             .await
@@ -220,6 +221,7 @@ fn fill(dir: &Path, n: u32, segment_size: u64) -> Vec<(u32, u32, u64)> {
                 keywords: &["k"],
                 internal_date: 0,
                 meta: b"meta",
+                search: None,
             };
             p.append("dave", "INBOX", &[m]).await.unwrap();
         }

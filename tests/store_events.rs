@@ -13,6 +13,7 @@ fn new(b: &[u8]) -> NewMessage<'_> {
         keywords: &[],
         internal_date: 0,
         meta: b"",
+        search: None,
     }
 }
 

@@ -367,6 +367,7 @@ async fn run_case(seed: u64, steps: usize) {
                         keywords: k,
                         internal_date: 1_700_000_000,
                         meta: &m.meta,
+                        search: None,
                     })
                     .collect();
                 let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();

@@ -162,13 +162,14 @@ async fn deliver_plain(
     delivery: &Delivery,
     message: &[u8],
 ) -> Result<Delivered, StoreError> {
-    let meta = ringmail_mime::analyze(message).to_bytes();
+    let analysis = ringmail_mime::analyze_for_store(message);
     let new = [NewMessage {
         body: message,
         flags: 0,
         keywords: &[],
         internal_date: delivery.internal_date,
-        meta: &meta,
+        meta: &analysis.meta,
+        search: Some(&analysis.search),
     }];
     // The detail folder when it exists; a missing one is no error, the copy goes to INBOX.
     if let Some(folder) = &delivery.folder {

@@ -28,6 +28,7 @@ use futures_lite::future;
 use tracing::{info, warn};
 
 use ringmail_config::Config;
+use ringmail_mime::StoredAnalysis;
 use ringmail_sieve::{Action, CompileError, Environment, IncludeLocation, Input, Outcome};
 /// The interpreter's types delivery uses, for tools that prepare scripts the same way.
 pub use ringmail_sieve::{Limits, Script};
@@ -432,10 +433,10 @@ async fn store_copies(
         }
     }
     // Every copy has the same bytes: their MIME metadata is computed once.
-    let meta = ringmail_mime::analyze(bytes).to_bytes();
+    let analysis = ringmail_mime::analyze_for_store(bytes);
     let mut stored = Vec::with_capacity(targets.len());
     for (mailbox, flags) in &targets {
-        stored.push(store_one(mail, m.user, mailbox, flags, m, bytes, &meta).await?);
+        stored.push(store_one(mail, m.user, mailbox, flags, m, bytes, &analysis).await?);
     }
     Ok((stored, unfiled))
 }
@@ -526,8 +527,8 @@ async fn keep_in_inbox(
     m: &Message<'_>,
     bytes: &[u8],
 ) -> Result<(String, u32), StoreError> {
-    let meta = ringmail_mime::analyze(bytes).to_bytes();
-    store_one(mail, m.user, "INBOX", &[], m, bytes, &meta).await
+    let analysis = ringmail_mime::analyze_for_store(bytes);
+    store_one(mail, m.user, "INBOX", &[], m, bytes, &analysis).await
 }
 
 /// Appends one copy; a mailbox that went away in between gets the copy in INBOX.
@@ -538,7 +539,7 @@ async fn store_one(
     flags: &[String],
     m: &Message<'_>,
     bytes: &[u8],
-    meta: &[u8],
+    analysis: &StoredAnalysis,
 ) -> Result<(String, u32), StoreError> {
     let (bits, keywords) = split_flags(flags);
     let new = [NewMessage {
@@ -546,7 +547,8 @@ async fn store_one(
         flags: bits,
         keywords: &keywords,
         internal_date: m.internal_date,
-        meta,
+        meta: &analysis.meta,
+        search: Some(&analysis.search),
     }];
     match mail.append(user, mailbox, &new).await {
         Ok(done) => Ok((mailbox.to_string(), done.uids.first().copied().unwrap_or(0))),

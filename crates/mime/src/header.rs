@@ -130,13 +130,6 @@ pub(crate) fn unfold(value: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// The first field named `name` (case-insensitive) in a header block.
-pub(crate) fn first_value<'a>(block: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    fields(block)
-        .find(|f| f.name.eq_ignore_ascii_case(name))
-        .map(|f| f.value)
-}
-
 /// Filters a header block for `BODY[HEADER.FIELDS (...)]` (`not == false`) or
 /// `BODY[HEADER.FIELDS.NOT (...)]` (`not == true`).
 ///

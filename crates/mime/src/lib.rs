@@ -8,7 +8,9 @@
 //! - [`MessageMeta::to_bytes`] / [`MessageMeta::from_bytes`] store and load it.
 //! - [`section_range`] and [`filter_header_fields`] serve `BODY[section]`,
 //!   [`decode_part`] serves `BINARY[section]`, [`decoded_text_for_search`],
-//!   [`decode_header_value`] and [`address_search_text`] serve SEARCH.
+//!   [`decode_header_value`] and [`address_search_text`] serve SEARCH;
+//!   [`analyze_with_search_values`] and [`SearchValues::of_message`] give what the store
+//!   keeps in memory for header searches.
 //! - [`binary_parts_as_base64`] re-encodes what APPEND received as a binary literal8.
 //!
 //! Header parsing here is our own (small, raw-byte, IMAP-shaped: ENVELOPE wants
@@ -21,10 +23,14 @@ mod decode;
 mod header;
 mod lexer;
 mod meta;
+mod parsed;
 mod reencode;
 mod render;
+pub mod search_header;
 mod section;
+pub mod sort_key;
 mod structure;
+pub mod subject;
 
 pub use decode::{decode_header_value, decode_part, decoded_text_for_search, DecodeError};
 pub use header::filter_header_fields;
@@ -33,7 +39,9 @@ pub use reencode::binary_parts_as_base64;
 pub use section::{section_bytes, section_range, SectionSpec, SectionText};
 
 use address::{parse_address_list, AddressItem};
-use header::{first_value, unfold};
+use header::unfold;
+use parsed::{Name, ParsedHeader};
+pub use search_header::SearchValues;
 
 /// Analyses a raw message (as stored, normally with CRLF line ends). Infallible:
 /// anything that is not valid MIME degrades to a single text/plain part.
@@ -42,8 +50,46 @@ pub fn analyze(raw: &[u8]) -> MessageMeta {
     let header = raw
         .get(root.header_start as usize..root.header_end as usize)
         .unwrap_or_default();
+    analyze_with(raw, root, &ParsedHeader::of(header))
+}
+
+/// [`analyze`] and the message's header-search values ([`SearchValues::of_message`]) from
+/// one walk of its header: the address lists and the decoded subject that ENVELOPE and the
+/// SORT keys need are parsed once and reused where the search values read the same bytes.
+/// What APPEND and delivery hand to the store.
+pub fn analyze_with_search_values(raw: &[u8]) -> (MessageMeta, SearchValues) {
+    let root = structure::Splitter::new(raw).root();
+    let header = raw
+        .get(root.header_start as usize..root.header_end as usize)
+        .unwrap_or_default();
+    let parsed = ParsedHeader::of(header);
+    let meta = analyze_with(raw, root, &parsed);
+    let values = search_header::collect(raw, &meta.sort, &parsed);
+    (meta, values)
+}
+
+/// What the store keeps of a message's analysis: the metadata blob and the header-search
+/// values (see [`analyze_with_search_values`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnalysis {
+    /// [`MessageMeta::to_bytes`].
+    pub meta: Vec<u8>,
+    /// The header-search values.
+    pub search: SearchValues,
+}
+
+/// Analyses a message about to be stored (APPEND, delivery, import).
+pub fn analyze_for_store(raw: &[u8]) -> StoredAnalysis {
+    let (meta, search) = analyze_with_search_values(raw);
+    StoredAnalysis {
+        meta: meta.to_bytes(),
+        search,
+    }
+}
+
+fn analyze_with(raw: &[u8], root: PartMeta, header: &ParsedHeader<'_>) -> MessageMeta {
     MessageMeta {
-        envelope: render::envelope(header),
+        envelope: render::envelope_of(header),
         bodystructure: render::body_structure(&root, true),
         body: render::body_structure(&root, false),
         sort: sort_fields(header),
@@ -59,45 +105,59 @@ pub fn address_search_text(value: &[u8]) -> String {
     decode_header_value(&address::search_form(&parse_address_list(&unfold(value))))
 }
 
-fn sort_fields(header: &[u8]) -> SortFields {
+/// The SORT keys of a message, from its header block (or the whole message): what
+/// [`analyze`] puts in [`MessageMeta::sort`], without the message ids (THREAD's).
+pub fn sort_keys_of(raw: &[u8]) -> SortFields {
+    let split = header::split_header(raw, 0, raw.len());
+    sort_keys(&ParsedHeader::of(
+        raw.get(..split.fields_end).unwrap_or_default(),
+    ))
+}
+
+fn sort_fields(header: &ParsedHeader<'_>) -> SortFields {
+    let msg_ids = |name| header.value(name).map(msg_ids).unwrap_or_default();
+    SortFields {
+        message_id: msg_ids(Name::MessageId).into_iter().next(),
+        in_reply_to: msg_ids(Name::InReplyTo).into_iter().next(),
+        references: msg_ids(Name::References),
+        ..sort_keys(header)
+    }
+}
+
+fn sort_keys(header: &ParsedHeader<'_>) -> SortFields {
     // The first address structure of the field as ENVELOPE lists it (RFC 5256 "the first
     // address", RFC 5957 section 3): a group's start counts, with the group name as its
     // addr-mailbox, so `Cc: team: a@b;` sorts as "team", not as "a".
-    let first_address = |name: &[u8]| {
-        let value = first_value(header, name)?;
-        parse_address_list(&unfold(value))
-            .into_iter()
-            .find_map(|item| match item {
-                AddressItem::Mailbox {
-                    name,
-                    mailbox,
-                    host,
-                    ..
-                } => Some(SortAddress {
-                    name: name.map(|n| decode_header_value(&n)).unwrap_or_default(),
-                    mailbox: decode_header_value(&mailbox),
-                    host: host.map(|h| decode_header_value(&h)).unwrap_or_default(),
-                }),
-                AddressItem::GroupStart(group) => Some(SortAddress {
-                    name: String::new(),
-                    mailbox: decode_header_value(&group),
-                    host: String::new(),
-                }),
-                AddressItem::GroupEnd => None,
-            })
+    let first_address = |name| {
+        header.list(name)?.iter().find_map(|item| match item {
+            AddressItem::Mailbox {
+                name,
+                mailbox,
+                host,
+                ..
+            } => Some(SortAddress {
+                name: name.as_deref().map(decode_header_value).unwrap_or_default(),
+                mailbox: decode_header_value(mailbox),
+                host: host.as_deref().map(decode_header_value).unwrap_or_default(),
+            }),
+            AddressItem::GroupStart(group) => Some(SortAddress {
+                name: String::new(),
+                mailbox: decode_header_value(group),
+                host: String::new(),
+            }),
+            AddressItem::GroupEnd => None,
+        })
     };
-    let msg_ids = |name: &[u8]| first_value(header, name).map(msg_ids).unwrap_or_default();
     SortFields {
-        subject: first_value(header, b"subject")
+        subject: header
+            .value(Name::Subject)
             .map(decode_header_value)
             .unwrap_or_default(),
-        from: first_address(b"from"),
-        to: first_address(b"to"),
-        cc: first_address(b"cc"),
-        date: first_value(header, b"date").and_then(parse_date),
-        message_id: msg_ids(b"message-id").into_iter().next(),
-        in_reply_to: msg_ids(b"in-reply-to").into_iter().next(),
-        references: msg_ids(b"references"),
+        from: first_address(Name::From),
+        to: first_address(Name::To),
+        cc: first_address(Name::Cc),
+        date: header.value(Name::Date).and_then(parse_date),
+        ..SortFields::default()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Rendering of ENVELOPE (RFC 9051 §7.5.2) and BODY / BODYSTRUCTURE from the
 //! parsed header and part tree. Done once at APPEND; FETCH copies the bytes.
 
-use super::address::{parse_address_list, AddressItem};
-use super::header::{fields, unfold};
+use super::address::AddressItem;
+use super::header::unfold;
 use super::meta::{PartKind, PartMeta};
+use super::parsed::{Name, ParsedHeader};
 use ringmail_proto::response::ResponseWriter;
 
 // These bytes are rendered once at APPEND and replayed verbatim to every client, so the
@@ -23,54 +24,35 @@ fn string(out: &mut Vec<u8>, value: &[u8]) {
 
 /// Renders the ENVELOPE of a message from its header block.
 pub(crate) fn envelope(header: &[u8]) -> Vec<u8> {
-    const NAMES: [&[u8]; 10] = [
-        b"date",
-        b"subject",
-        b"from",
-        b"sender",
-        b"reply-to",
-        b"to",
-        b"cc",
-        b"bcc",
-        b"in-reply-to",
-        b"message-id",
-    ];
-    let mut values: [Option<&[u8]>; 10] = [None; 10];
-    for f in fields(header) {
-        if let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(f.name)) {
-            if values[i].is_none() {
-                values[i] = Some(f.value);
-            }
-        }
-    }
+    envelope_of(&ParsedHeader::of(header))
+}
+
+/// Renders the ENVELOPE from a header's fields (their address lists parsed once, shared
+/// with the SORT keys and the header-search values).
+pub(crate) fn envelope_of(h: &ParsedHeader<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(b'(');
-    let [date, subject, from, sender, reply_to, to, cc, bcc, in_reply_to, message_id] = values;
-    unstructured(&mut out, date);
+    unstructured(&mut out, h.value(Name::Date));
     out.push(b' ');
-    unstructured(&mut out, subject);
-    let from_list = from.map(|v| parse_address_list(&unfold(v)));
+    unstructured(&mut out, h.value(Name::Subject));
+    let from = h.list(Name::From);
     // RFC 9051: Sender and Reply-To default to From when absent (or empty).
-    let or_from = |v: Option<&[u8]>| {
-        v.map(|v| parse_address_list(&unfold(v)))
-            .filter(|l| !l.is_empty())
-            .or_else(|| from_list.clone())
-    };
+    let or_from = |name| h.list(name).filter(|l| !l.is_empty()).or(from);
     for list in [
-        from_list.clone(),
-        or_from(sender),
-        or_from(reply_to),
-        to.map(|v| parse_address_list(&unfold(v))),
-        cc.map(|v| parse_address_list(&unfold(v))),
-        bcc.map(|v| parse_address_list(&unfold(v))),
+        from,
+        or_from(Name::Sender),
+        or_from(Name::ReplyTo),
+        h.list(Name::To),
+        h.list(Name::Cc),
+        h.list(Name::Bcc),
     ] {
         out.push(b' ');
-        address_list(&mut out, list.as_deref().unwrap_or_default());
+        address_list(&mut out, list.unwrap_or_default());
     }
     out.push(b' ');
-    unstructured(&mut out, in_reply_to);
+    unstructured(&mut out, h.value(Name::InReplyTo));
     out.push(b' ');
-    unstructured(&mut out, message_id);
+    unstructured(&mut out, h.value(Name::MessageId));
     out.push(b')');
     out
 }

@@ -8,14 +8,22 @@
 //! Body of version 1: the rkyv archive of the mail index. Version 2 adds the Sieve state as
 //! a second archive: `u64 mail_len | mail archive | sieve archive`. Version 3 adds the
 //! users' Sieve error logs as a third: `u64 mail_len | mail | u64 sieve_len | sieve | logs`.
-//! Like segments, a checkpoint is written in the oldest version that holds it, so a
-//! partition that never used Sieve keeps version-1 checkpoints that an older ringmail reads.
+//! Version 4 adds the header-search values of every mailbox (`search_fields`) as a fourth:
+//! `... | u64 logs_len | logs | fields`. Version N holds N archives, each but the last
+//! preceded by its length. Like segments, a checkpoint is written in the oldest version that
+//! holds it, so a partition that never used Sieve and holds no mail keeps version-1
+//! checkpoints that an older ringmail reads.
+//!
+//! The mail archive keeps its layout in every version (the header-search values are skipped
+//! there), so a checkpoint of version 1 to 3 still loads; its mailboxes then have no values,
+//! and recovery rebuilds them by reading each message's header once.
 
 use std::path::{Path, PathBuf};
 
-use rkyv::rancor;
+use rkyv::{rancor, Archive, Deserialize, Serialize};
 
-use super::index::{Index, Loc};
+use super::index::{Index, Loc, Mailbox};
+use super::search_fields::SearchFields;
 use super::sieve::Sieve;
 use super::sieve_log::SieveLogs;
 
@@ -24,8 +32,10 @@ const MAGIC: &[u8; 8] = b"RMAILCKP";
 const VERSION_MAIL: u32 = 1;
 /// Version of a checkpoint with Sieve state.
 pub(crate) const VERSION_SIEVE: u32 = 2;
-/// Version of a checkpoint with Sieve error logs; the newest this ringmail reads.
-pub(crate) const VERSION: u32 = 3;
+/// Version of a checkpoint with Sieve error logs.
+pub(crate) const VERSION_LOGS: u32 = 3;
+/// Version of a checkpoint with header-search values; the newest this ringmail reads.
+pub(crate) const VERSION: u32 = 4;
 pub(crate) const HEADER: usize = 40;
 /// How many checkpoint files are kept (the newest and one to fall back to).
 pub(crate) const KEEP: usize = 2;
@@ -54,28 +64,62 @@ pub(crate) fn list(dir: &Path) -> std::io::Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// The header-search values of one mailbox, in the version-4 section.
+#[derive(Debug, Archive, Serialize, Deserialize)]
+struct MailboxFields {
+    user: String,
+    mailbox: u64,
+    fields: SearchFields,
+}
+
+/// The values of every mailbox that has messages and values (recovery rebuilds the others).
+fn mailbox_fields(index: &Index) -> Vec<MailboxFields> {
+    let mut out = Vec::new();
+    for (user, u) in &index.users {
+        let saved = |mb: &&Mailbox| !mb.messages.is_empty() && mb.fields.is_complete();
+        for mb in u.mailboxes.values().filter(saved) {
+            out.push(MailboxFields {
+                user: user.clone(),
+                mailbox: mb.id,
+                fields: mb.fields.clone(),
+            });
+        }
+    }
+    out
+}
+
 /// Serializes the index at `pos` into a complete checkpoint file image.
 pub(crate) fn encode(index: &Index, pos: Loc) -> Result<Vec<u8>, String> {
-    let mail = rkyv::to_bytes::<rancor::Error>(index).map_err(|e| e.to_string())?;
-    let (version, body) = if index.sieve.is_empty() && index.sieve_log.is_empty() {
-        (VERSION_MAIL, mail.to_vec())
+    let fields = mailbox_fields(index);
+    // Each archive is built only if this or a later one is needed.
+    let version = if !fields.is_empty() {
+        VERSION
+    } else if !index.sieve_log.is_empty() {
+        VERSION_LOGS
+    } else if !index.sieve.is_empty() {
+        VERSION_SIEVE
     } else {
-        let sieve = rkyv::to_bytes::<rancor::Error>(&index.sieve).map_err(|e| e.to_string())?;
-        let mut body = Vec::with_capacity(16 + mail.len() + sieve.len());
-        body.extend_from_slice(&(mail.len() as u64).to_le_bytes());
-        body.extend_from_slice(&mail);
-        if index.sieve_log.is_empty() {
-            body.extend_from_slice(&sieve);
-            (VERSION_SIEVE, body)
-        } else {
-            let logs =
-                rkyv::to_bytes::<rancor::Error>(&index.sieve_log).map_err(|e| e.to_string())?;
-            body.extend_from_slice(&(sieve.len() as u64).to_le_bytes());
-            body.extend_from_slice(&sieve);
-            body.extend_from_slice(&logs);
-            (VERSION, body)
-        }
+        VERSION_MAIL
     };
+    let archive = |r: Result<rkyv::util::AlignedVec, rancor::Error>| r.map_err(|e| e.to_string());
+    let mut archives = vec![archive(rkyv::to_bytes::<rancor::Error>(index))?];
+    if version >= VERSION_SIEVE {
+        archives.push(archive(rkyv::to_bytes::<rancor::Error>(&index.sieve))?);
+    }
+    if version >= VERSION_LOGS {
+        archives.push(archive(rkyv::to_bytes::<rancor::Error>(&index.sieve_log))?);
+    }
+    if version >= VERSION {
+        archives.push(archive(rkyv::to_bytes::<rancor::Error>(&fields))?);
+    }
+    let mut body = Vec::with_capacity(archives.iter().map(|a| 8 + a.len()).sum());
+    let last = archives.len() - 1;
+    for (i, a) in archives.iter().enumerate() {
+        if i < last {
+            body.extend_from_slice(&(a.len() as u64).to_le_bytes());
+        }
+        body.extend_from_slice(a);
+    }
     let mut out = Vec::with_capacity(HEADER + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -126,25 +170,28 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if crc32c::crc32c(body) != u32_at(h, 32) {
         return Err("body checksum mismatch".into());
     }
-    let (mail, rest) = if version == VERSION_MAIL {
-        (body, None)
-    } else {
-        let (mail, rest) = split_archive(body, "mail")?;
-        (mail, Some(rest))
-    };
-    let (sieve, logs) = match rest {
-        Some(rest) if version == VERSION => {
-            let (sieve, logs) = split_archive(rest, "sieve")?;
-            (Some(sieve), Some(logs))
-        }
-        rest => (rest, None),
-    };
-    let mut index = unarchive::<Index>(mail)?;
-    if let Some(sieve) = sieve {
+    // Version N holds N archives: mail, sieve, logs, fields.
+    let mut archives = Vec::with_capacity(version as usize);
+    let mut rest = body;
+    for what in ["mail", "sieve", "logs"]
+        .into_iter()
+        .take(version as usize - 1)
+    {
+        let (archive, after) = split_archive(rest, what)?;
+        archives.push(archive);
+        rest = after;
+    }
+    archives.push(rest);
+    let mut archives = archives.into_iter();
+    let mut index = unarchive::<Index>(archives.next().unwrap_or_default())?;
+    if let Some(sieve) = archives.next() {
         index.sieve = unarchive::<Sieve>(sieve)?;
     }
-    if let Some(logs) = logs {
+    if let Some(logs) = archives.next() {
         index.sieve_log = unarchive::<SieveLogs>(logs)?;
+    }
+    if let Some(fields) = archives.next() {
+        attach_fields(&mut index, unarchive::<Vec<MailboxFields>>(fields)?);
     }
     index.reset_reservations();
     Ok((index, pos))
@@ -161,6 +208,23 @@ fn split_archive<'a>(body: &'a [u8], what: &str) -> Result<(&'a [u8], &'a [u8]),
         return Err(format!("{what} length beyond the body"));
     }
     Ok(rest.split_at(len))
+}
+
+/// Gives each mailbox its saved values; those that do not hold exactly its messages are
+/// left out (recovery rebuilds them).
+fn attach_fields(index: &mut Index, saved: Vec<MailboxFields>) {
+    for entry in saved {
+        let Some(mb) = index
+            .users
+            .get_mut(&entry.user)
+            .and_then(|u| u.mailboxes.get_mut(&entry.mailbox))
+        else {
+            continue;
+        };
+        if entry.fields.is_complete() && entry.fields.len() == mb.messages.len() {
+            mb.fields = entry.fields;
+        }
+    }
 }
 
 /// Checked access to one archive of a checkpoint body.

@@ -6,15 +6,17 @@
 //! the state it meets (its mailbox was deleted in the same batch, ...) changes nothing,
 //! in both paths alike.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::task::Waker;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::record::{AppendRec, FlagMode, Record, UidRanges};
+use super::search_fields::SearchFields;
 use super::sieve::Sieve;
 use super::sieve_log::SieveLogs;
+use ringmail_mime::SearchValues;
 
 /// System flags as bits of [`MessageEntry::flags`].
 pub mod flag {
@@ -105,6 +107,16 @@ pub(crate) struct Mailbox {
     pub expunged: Vec<Expunged>,
     /// Expunges at or below this modseq are forgotten.
     pub vanished_floor: u64,
+    /// Header-search values, aligned with `messages`. Saved in a checkpoint section of its
+    /// own (see `checkpoint`), so the layout of this archive is that of older checkpoints.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub fields: SearchFields,
+    /// The header-search values of appends in flight, by UID in submission order (which
+    /// is UID order): extracted on the appending session's task and only copied into
+    /// `fields` when the record is applied. Replay finds none here and extracts them from
+    /// the record's body.
+    #[rkyv(with = rkyv::with::Skip)]
+    pub prepared: VecDeque<(u32, SearchValues)>,
     /// Next UID to hand out (records not yet durable hold the ones before it).
     #[rkyv(with = rkyv::with::Skip)]
     pub uid_reserved: u32,
@@ -132,6 +144,8 @@ impl Mailbox {
             messages: Vec::new(),
             expunged: Vec::new(),
             vanished_floor: 0,
+            fields: SearchFields::new(),
+            prepared: VecDeque::new(),
             uid_reserved: 1,
             modseq_reserved: 1,
             waiters: Vec::new(),
@@ -159,6 +173,27 @@ impl Mailbox {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Keeps the header-search values of the append of `uid`, just submitted, for when its
+    /// record is applied.
+    pub fn prepare_search_values(&mut self, uid: u32, values: SearchValues) {
+        self.prepared.push_back((uid, values));
+    }
+
+    /// The prepared values of `uid`, whose record is being applied. Those of lower UIDs
+    /// belong to appends whose batch failed (their records were never applied) and go.
+    fn take_prepared(&mut self, uid: u32) -> Option<SearchValues> {
+        while let Some(&(first, _)) = self.prepared.front() {
+            if first > uid {
+                break;
+            }
+            let (first, values) = self.prepared.pop_front()?;
+            if first == uid {
+                return Some(values);
+            }
+        }
+        None
     }
 
     /// Re-derives the live-only fields after loading a checkpoint.
@@ -458,6 +493,7 @@ impl Index {
                 let s = u.mailboxes.get(src).ok_or(StoreError::NoSuchMailbox)?;
                 let dst_next = u.mailboxes.get(dst).map_or(1, |d| d.uidnext);
                 let mut copies = Vec::with_capacity(pairs.len());
+                let mut copied_from = Vec::with_capacity(pairs.len());
                 // A message expunged after the copy was submitted, by a record ahead of it in
                 // the log, is not copied; the rest are. This is what every build has done with
                 // such a record, so a log replays to the state its writer acknowledged; the
@@ -474,6 +510,7 @@ impl Index {
                         m.modseq = *dst_modseq;
                         m.save_date = *save_date;
                         copies.push(m);
+                        copied_from.push(i);
                     }
                 }
                 let made: Option<Vec<(u32, u32)>> = lost.then(|| {
@@ -483,6 +520,10 @@ impl Index {
                         .copied()
                         .collect()
                 });
+                // Taken before a MOVE expunges the originals (and the source may be the
+                // destination).
+                let mut copied_fields = SearchFields::new();
+                copied_fields.push_copies(&s.fields, copied_from.iter().copied());
                 let bytes: u64 = copies.iter().map(|m| u64::from(m.size)).sum();
                 if src_modseq.is_none() && !u.fits(bytes, copies.len() as u64) {
                     return Err(StoreError::OverQuota);
@@ -503,6 +544,7 @@ impl Index {
                     d.note_modseq(*dst_modseq);
                 }
                 d.messages.extend(copies);
+                d.fields.push_copies(&copied_fields, 0..copied_from.len());
                 d.wake();
                 Ok(made.map_or(Applied::Done, Applied::CopiedOnly))
             }
@@ -695,6 +737,10 @@ impl Index {
             meta_len: a.meta_len,
             flags: a.flags & flag::ALL,
         });
+        match mb.take_prepared(a.uid) {
+            Some(values) => mb.fields.push_values(&values),
+            None => mb.fields.push_message(a.body),
+        }
         mb.uidnext = a.uid.saturating_add(1);
         mb.uid_reserved = mb.uid_reserved.max(mb.uidnext);
         mb.note_modseq(a.modseq);
@@ -745,6 +791,7 @@ fn expunge_ranges(mb: &mut Mailbox, ranges: &UidRanges, modseq: u64) -> (u64, u6
         idx += 1;
         keep
     });
+    mb.fields.remove(&pos);
     mb.note_modseq(modseq);
     mb.wake();
     (bytes, pos.len() as u64)
@@ -757,5 +804,21 @@ mod tests {
     #[test]
     fn message_entry_fits_in_64_bytes() {
         assert!(std::mem::size_of::<MessageEntry>() <= 64);
+    }
+
+    #[test]
+    fn prepared_values_go_to_their_own_uid_and_those_of_failed_appends_are_dropped() {
+        let values =
+            |uid: u32| SearchValues::of_message(format!("Subject: {uid}\r\n\r\n").as_bytes());
+        let mut mb = Mailbox::new(1, "INBOX".into(), 1, 0);
+        for uid in [5, 6, 7, 9] {
+            mb.prepare_search_values(uid, values(uid));
+        }
+        // 5's batch failed: its record is never applied.
+        assert_eq!(mb.take_prepared(6), Some(values(6)));
+        // 7's record fails to apply; 8 was never prepared (a record replayed from the log).
+        assert_eq!(mb.take_prepared(8), None);
+        assert_eq!(mb.take_prepared(9), Some(values(9)));
+        assert!(mb.prepared.is_empty());
     }
 }

@@ -34,6 +34,9 @@ mod read;
 mod record;
 mod recovery;
 mod scripts;
+mod search_fields;
+#[cfg(test)]
+mod search_fields_tests;
 mod segment;
 mod sieve;
 mod sieve_log;
@@ -55,6 +58,7 @@ pub use record::{
     FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE, MAX_REMEMBER_ENTRIES, MAX_REMEMBER_KEY,
     MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,
 };
+pub use search_fields::{FieldArena, FieldValue, SearchFields};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use sieve::{MAX_REMEMBERED, MAX_SCRIPTS, MAX_SCRIPT_BYTES};
 pub use sieve_log::{SieveLogEntry, MAX_LOG_BYTES, MAX_LOG_ENTRIES};

@@ -13,6 +13,7 @@ use super::recovery;
 use super::types::*;
 use super::view::{ChangeWait, MailboxView};
 use super::writer::{checkpoint_now, Inner};
+use ringmail_mime::SearchValues;
 
 /// Hierarchy delimiter of mailbox names.
 pub const DELIMITER: char = '/';
@@ -439,6 +440,15 @@ impl Partition {
             }
             check_keywords(m.keywords)?;
         }
+        // The header-search values the caller did not bring are extracted here, on the
+        // caller's task and before the index is borrowed, not where the record is applied.
+        let mut values: Vec<SearchValues> = msgs
+            .iter()
+            .map(|m| {
+                m.search
+                    .map_or_else(|| SearchValues::of_message(m.body), Clone::clone)
+            })
+            .collect();
         let save_date = now();
         let (slots, uidvalidity, uids) = {
             let mut idx = self.inner.index.borrow_mut();
@@ -482,6 +492,7 @@ impl Partition {
                 let uid = uid_of(i);
                 let modseq = mb.modseq_reserved;
                 uids.push(uid);
+                mb.prepare_search_values(uid, std::mem::take(&mut values[i]));
                 slots.push(self.inner.submit(kind::APPEND, |w| {
                     w.str(user)
                         .u64(id)

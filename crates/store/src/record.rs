@@ -226,6 +226,8 @@ pub(crate) struct AppendRec<'a> {
     pub meta_len: u32,
     /// Where the body starts, counted from the start of the payload.
     pub body_at: usize,
+    /// The body: the raw message.
+    pub body: &'a [u8],
 }
 
 /// Builds one framed record at the end of a buffer.
@@ -434,7 +436,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
             let body_len = r.u32()?;
             let meta_len = r.u32()?;
             let body_at = r.pos;
-            r.take(body_len as usize)?;
+            let body = r.take(body_len as usize)?;
             r.take(meta_len as usize)?;
             Record::Append(AppendRec {
                 user,
@@ -449,6 +451,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record<'_>> {
                 body_len,
                 meta_len,
                 body_at,
+                body,
             })
         }
         kind::FLAGS => {

@@ -18,12 +18,14 @@ use super::error::{Result, StoreError};
 use super::index::{Index, Loc};
 use super::partition::now;
 use super::record;
+use super::search_fields::SearchFields;
 use super::segment::{
     list_segments, read_header, segment_path, HeaderError, Scanned, Scanner, SegmentHeader,
     SegmentKind, SEGMENT_HEADER,
 };
 use super::types::Options;
 use super::writer::{create_segment, Background, Inner, LogState};
+use ringmail_mime::search_header::header_block;
 
 fn corrupt(msg: String) -> StoreError {
     StoreError::Corrupt(msg)
@@ -94,6 +96,52 @@ fn replay_segment(index: &mut Index, dir: &Path, id: u32, from: u64, is_last: bo
         f.sync_all()?;
         return Ok(pos);
     }
+}
+
+/// Bytes read first to find a message's header; most headers fit.
+const HEADER_PREFIX: usize = 64 * 1024;
+
+/// Fills the header-search values of the mailboxes the checkpoint had none for (one written
+/// by an older ringmail), by reading each message's header once. Runs before the replay,
+/// which appends to them.
+fn rebuild_search_fields(index: &mut Index, dir: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut files: HashMap<u32, std::fs::File> = HashMap::new();
+    let mut rebuilt = 0usize;
+    for u in index.users.values_mut() {
+        for mb in u.mailboxes.values_mut() {
+            if mb.fields.is_complete() && mb.fields.len() == mb.messages.len() {
+                continue;
+            }
+            let mut fields = SearchFields::new();
+            let mut buf = Vec::new();
+            for m in &mb.messages {
+                let file = match files.entry(m.segment) {
+                    std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(std::fs::File::open(segment_path(dir, m.segment))?)
+                    }
+                };
+                let size = m.size as usize;
+                buf.resize(size.min(HEADER_PREFIX), 0);
+                file.read_exact_at(&mut buf, u64::from(m.offset))?;
+                if buf.len() < size && header_block(&buf).is_none() {
+                    buf.resize(size, 0);
+                    file.read_exact_at(&mut buf, u64::from(m.offset))?;
+                }
+                fields.push_message(&buf);
+            }
+            rebuilt += mb.messages.len();
+            mb.fields = fields;
+        }
+    }
+    if rebuilt > 0 {
+        info!(
+            messages = rebuilt,
+            "rebuilt header-search values the checkpoint did not hold"
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
@@ -183,6 +231,8 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
             )
         }
     };
+
+    rebuild_search_fields(&mut index, dir)?;
 
     let mut active_end = SEGMENT_HEADER;
     let last = log_ids.last().copied();

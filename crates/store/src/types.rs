@@ -1,6 +1,7 @@
 //! Public argument and result types of the [`Partition`](super::Partition) API.
 
 use super::index::{MessageEntry, Quota};
+use ringmail_mime::SearchValues;
 
 /// When a mutation counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,6 +88,11 @@ pub struct NewMessage<'a> {
     pub internal_date: i64,
     /// Opaque metadata stored next to the body (ENVELOPE, BODYSTRUCTURE, part offsets).
     pub meta: &'a [u8],
+    /// The message's header-search values, when the caller already has them from its own
+    /// analysis (`ringmail_mime::analyze_with_search_values`); else the store computes
+    /// them from `body` on the caller's task. They must be this body's values: SEARCH
+    /// answers from them.
+    pub search: Option<&'a SearchValues>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -99,6 +105,7 @@ impl<'a> NewMessage<'a> {
             keywords: &[],
             internal_date: 0,
             meta: &[],
+            search: None,
         }
     }
 }

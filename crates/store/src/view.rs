@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::index::{Index, Mailbox, MessageEntry};
+use super::search_fields::SearchFields;
 use super::writer::Inner;
 
 /// Read-only access to one mailbox's index.
@@ -43,6 +44,11 @@ impl MailboxView<'_> {
     /// Messages in UID order (MSN = index + 1).
     pub fn messages(&self) -> &[MessageEntry] {
         &self.mailbox.messages
+    }
+    /// The header-search values of [`MailboxView::messages`], position for position; `None`
+    /// when this mailbox has none (SEARCH then reads the messages).
+    pub fn search_fields(&self) -> Option<&SearchFields> {
+        Some(&self.mailbox.fields).filter(|f| f.is_complete())
     }
     /// The entry of `uid`.
     pub fn message(&self, uid: u32) -> Option<MessageEntry> {

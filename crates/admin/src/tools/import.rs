@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use ringmail_config::Config;
+use ringmail_mime::StoredAnalysis;
 use ringmail_store::{NewMessage, Partition, StoreError};
 
 use super::maildir;
@@ -354,9 +355,9 @@ impl Target {
         batch: &[Incoming],
         report: &mut ImportReport,
     ) -> Result<(), String> {
-        let metas: Vec<Vec<u8>> = batch
+        let analyses: Vec<StoredAnalysis> = batch
             .iter()
-            .map(|m| ringmail_mime::analyze(&m.bytes).to_bytes())
+            .map(|m| ringmail_mime::analyze_for_store(&m.bytes))
             .collect();
         let keywords: Vec<Vec<&str>> = batch
             .iter()
@@ -364,14 +365,15 @@ impl Target {
             .collect();
         let new: Vec<NewMessage<'_>> = batch
             .iter()
-            .zip(&metas)
+            .zip(&analyses)
             .zip(&keywords)
-            .map(|((m, meta), kw)| NewMessage {
+            .map(|((m, analysis), kw)| NewMessage {
                 body: &m.bytes,
                 flags: m.flags,
                 keywords: kw,
                 internal_date: m.date,
-                meta,
+                meta: &analysis.meta,
+                search: Some(&analysis.search),
             })
             .collect();
         let uids: Option<Vec<u32>> = batch.iter().map(|m| m.uid).collect();

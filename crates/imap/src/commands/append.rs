@@ -7,6 +7,7 @@ use crate::commands::reply::{store_error, Code, Reply};
 use crate::mailbox_name;
 use crate::selected::to_ranges;
 use crate::session::Session;
+use ringmail_mime::StoredAnalysis;
 use ringmail_proto::dates;
 use ringmail_proto::parser::{AppendMessage, Mailbox};
 use ringmail_store::{NewMessage, StoreError};
@@ -40,29 +41,25 @@ pub async fn append(
                 .map_or(Cow::Borrowed(m.data), Cow::Owned)
         })
         .collect();
-    let parsed: Vec<(u8, Vec<&str>, i64, Vec<u8>)> = messages
+    let parsed: Vec<(u8, Vec<&str>, i64, StoredAnalysis)> = messages
         .iter()
         .zip(&bodies)
         .map(|(m, body)| {
             let (bits, keywords) = crate::flags::from_client(&m.flags);
             let date = m.date.as_ref().map_or(now, dates::from_date_time);
-            (
-                bits,
-                keywords,
-                date,
-                ringmail_mime::analyze(body).to_bytes(),
-            )
+            (bits, keywords, date, ringmail_mime::analyze_for_store(body))
         })
         .collect();
     let new: Vec<NewMessage<'_>> = bodies
         .iter()
         .zip(&parsed)
-        .map(|(body, (bits, keywords, date, meta))| NewMessage {
+        .map(|(body, (bits, keywords, date, analysis))| NewMessage {
             body,
             flags: *bits,
             keywords,
             internal_date: *date,
-            meta,
+            meta: &analysis.meta,
+            search: Some(&analysis.search),
         })
         .collect();
     match mail.append(&user, name.as_str(), &new).await {

@@ -848,6 +848,7 @@ mod tests {
                     keywords: &["$Junk"],
                     internal_date: 0,
                     meta: &meta,
+                    search: None,
                 };
                 mail.append("u", "INBOX", &[m]).await.unwrap();
                 let (mailbox, entry) = mail

@@ -99,9 +99,9 @@ async fn run(
         };
         let (mail, user) = session.mail().await?;
         let abandon = || session.should_abandon();
-        search::load_sort_fields(&abandon, &mail, &user, selected.id, &mut found).await?
+        search::load_sort_keys(&abandon, &mail, &user, selected.id, &mut found).await?
     } else {
-        Vec::new()
+        sort::KeyTable::default()
     };
     found.hits = sort::sort(&found.hits, &fields, criteria);
     Ok(found)

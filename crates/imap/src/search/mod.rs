@@ -7,13 +7,17 @@
 //! the executor back between chunks and messages (`glommio::yield_if_needed`), so a search
 //! over a huge mailbox never holds the core for long, and both stop when the server shuts
 //! down.
+//!
+//! Header keys on the fields the store keeps in memory (FROM, TO, CC, BCC, SUBJECT, HEADER
+//! on those) are decided in the first pass too: [`fields::scan`] runs the scanner over the
+//! mailbox's header-search values for each chunk, so such a search reads no message.
 
 pub mod body;
+pub mod fields;
 pub mod header;
 pub mod program;
 pub mod scanner;
 pub mod sort;
-pub mod subject;
 pub mod thread;
 
 use std::collections::HashMap;
@@ -22,6 +26,7 @@ use std::rc::Rc;
 use crate::recent::RecentUids;
 use crate::selected::View;
 use glommio::io::ReadResult;
+use ringmail_mime::search_header::SearchField;
 use ringmail_mime::{self as mime, MessageMeta, SortFields};
 use ringmail_proto::dates;
 use ringmail_proto::parser::SearchKey;
@@ -149,6 +154,14 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
             let mut pos = chunk
                 .first()
                 .map_or(0, |&first| messages.partition_point(|m| m.uid < first));
+            // Header keys on the fields kept in memory: one scan of those messages' values.
+            let first_pos = pos;
+            let end_pos = chunk
+                .last()
+                .map_or(pos, |&last| messages.partition_point(|m| m.uid <= last));
+            let indexed = v
+                .search_fields()
+                .and_then(|f| fields::scan(program, f, first_pos..end_pos.max(first_pos)));
             for (i, &uid) in chunk.iter().enumerate() {
                 while messages.get(pos).is_some_and(|m| m.uid < uid) {
                     pos += 1;
@@ -171,6 +184,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     entry,
                     keywords,
                     content: Content::None,
+                    indexed: indexed.as_deref().map(|rows| (rows, pos - first_pos)),
                 };
                 match program.eval(&message) {
                     Tri::True => hits.push(Hit::new(msn, entry)),
@@ -322,6 +336,7 @@ fn message<'a>(
         entry,
         keywords,
         content,
+        indexed: None,
     }
 }
 
@@ -375,13 +390,67 @@ pub async fn load_sort_fields(
         }
         pause(abandon).await?;
     }
-    if !lost.is_empty() {
-        found.expunged = true;
-        let mut i = 0;
-        found.hits.retain(|_| {
-            i += 1;
-            lost.binary_search(&(i - 1)).is_err()
-        });
-    }
+    drop_lost(found, &lost);
     Ok(out)
+}
+
+/// The SORT keys of every hit (`ringmail_mime::sort_key`), from the mailbox's kept values a
+/// chunk at a time, so SORT reads no message; a message without them gets them from its
+/// stored metadata as [`sort_fields`] reads it. A message expunged meanwhile leaves the
+/// hits, and `found` notes it.
+pub async fn load_sort_keys(
+    abandon: &dyn Fn() -> bool,
+    mail: &Rc<Partition>,
+    user: &str,
+    mailbox: u64,
+    found: &mut Found,
+) -> Result<sort::KeyTable, SearchError> {
+    let mut out = sort::KeyTable::with_capacity(found.hits.len());
+    let mut lost = Vec::new();
+    // Per hit of a chunk: false when expunged; the keys of those with kept keys go to
+    // `out` right away, in order, the others are read after the chunk.
+    let mut missing = Vec::new();
+    for (chunk_no, chunk) in found.hits.chunks(INDEX_CHUNK).enumerate() {
+        missing.clear();
+        mail.with_mailbox(user, mailbox, |v| {
+            let messages = v.messages();
+            let arena = v.search_fields().and_then(|f| f.arena(SearchField::Sort));
+            for (i, hit) in chunk.iter().enumerate() {
+                let Ok(pos) = messages.binary_search_by_key(&hit.uid, |m| m.uid) else {
+                    lost.push(chunk_no * INDEX_CHUNK + i);
+                    continue;
+                };
+                match arena.and_then(|a| a.values(pos).next()) {
+                    Some(kept) if missing.is_empty() => out.push(kept.text),
+                    _ => missing.push(i),
+                }
+            }
+        })?;
+        // Once one hit of the chunk lacks kept keys, the rest of it is read in order too.
+        for &i in &missing {
+            let hit = &chunk[i];
+            match sort_fields(mail, user, mailbox, hit.uid).await {
+                Ok(fields) => out.push(&mime::sort_key::encode(&fields)),
+                Err(StoreError::NoSuchMessage) => lost.push(chunk_no * INDEX_CHUNK + i),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        pause(abandon).await?;
+    }
+    lost.sort_unstable();
+    drop_lost(found, &lost);
+    Ok(out)
+}
+
+/// Removes the hits at `lost` (ascending positions), which were expunged meanwhile.
+fn drop_lost(found: &mut Found, lost: &[usize]) {
+    if lost.is_empty() {
+        return;
+    }
+    found.expunged = true;
+    let mut i = 0;
+    found.hits.retain(|_| {
+        i += 1;
+        lost.binary_search(&(i - 1)).is_err()
+    });
 }

@@ -10,6 +10,7 @@
 
 use crate::recent::RecentUids;
 use crate::selected::View;
+use ringmail_mime::search_header::SearchField;
 use ringmail_mime::MessageMeta;
 use ringmail_proto::dates::days_from_civil;
 use ringmail_proto::parser::{Date, SearchKey};
@@ -128,15 +129,18 @@ enum Node {
     Recent(RecentUids),
     ModSeq(u64),
     EmailId(Option<u64>),
-    /// A header field (lowercase name) containing the string.
+    /// A header field (lowercase name) containing the string. `slot`: its key in
+    /// [`Program::indexed`] when the store keeps the field in memory.
     Header {
         name: Vec<u8>,
         finder: Finder,
+        slot: Option<usize>,
     },
     /// An address field (lowercase name) whose normalised address list contains the string.
     Address {
         name: Vec<u8>,
         finder: Finder,
+        slot: Option<usize>,
     },
     Body(Finder),
     Text(Finder),
@@ -155,6 +159,9 @@ pub struct Message<'a> {
     pub keywords: u64,
     /// What of its bytes has been read.
     pub content: Content<'a>,
+    /// The verdicts of [`Program::indexed`] keys, from the mailbox's header-search values:
+    /// one row per key, and this message's column in them.
+    pub indexed: Option<(&'a [Vec<bool>], usize)>,
 }
 
 /// The message data read so far.
@@ -197,6 +204,17 @@ pub struct Program {
     pub level: Level,
     /// Some key needs the header only.
     header_keys: bool,
+    /// The header keys on fields the store keeps in memory, by slot.
+    indexed: Vec<IndexedKey>,
+}
+
+/// A header key the mailbox's header-search values can answer (see [`super::fields`]).
+#[derive(Debug, Clone)]
+pub struct IndexedKey {
+    /// The field and form it compares.
+    pub field: SearchField,
+    /// The search string.
+    pub finder: Finder,
 }
 
 /// The client asked for more keywords in one search than the evaluator tracks.
@@ -224,6 +242,7 @@ impl Program {
             uses_modseq: false,
             level: Level::Index,
             header_keys: false,
+            indexed: Vec::new(),
         };
         let nodes = keys
             .iter()
@@ -296,12 +315,12 @@ impl Program {
             ),
             // THREADID is not assigned by this server (FETCH THREADID answers NIL).
             K::ThreadId(_) => Node::Const(false),
-            K::Bcc(s) => address(b"bcc", s),
-            K::Cc(s) => address(b"cc", s),
-            K::From(s) => address(b"from", s),
-            K::To(s) => address(b"to", s),
-            K::Subject(s) => header(b"subject", s),
-            K::Header(name, s) => header(&name.to_ascii_lowercase(), s),
+            K::Bcc(s) => self.address(b"bcc", s),
+            K::Cc(s) => self.address(b"cc", s),
+            K::From(s) => self.address(b"from", s),
+            K::To(s) => self.address(b"to", s),
+            K::Subject(s) => self.header(b"subject", s),
+            K::Header(name, s) => self.header(&name.to_ascii_lowercase(), s),
             K::Body(s) => Node::Body(Finder::new(s)),
             K::Text(s) => Node::Text(Finder::new(s)),
             K::Not(inner) => Node::Not(Box::new(self.node(inner, cx)?)),
@@ -330,6 +349,41 @@ impl Program {
         Ok(Node::Keyword { index, want })
     }
 
+    fn header(&mut self, name: &[u8], needle: &[u8]) -> Node {
+        let finder = Finder::new(needle);
+        Node::Header {
+            name: name.to_vec(),
+            slot: self.slot(SearchField::header(name), &finder),
+            finder,
+        }
+    }
+
+    /// FROM, TO, CC and BCC: matched against the addresses, not the raw field, so that
+    /// comments and folding neither hide a match (`<user (comment)@ domain.org>` is
+    /// `user@domain.org`) nor fake one. HEADER FROM still searches the field as written.
+    fn address(&mut self, name: &[u8], needle: &[u8]) -> Node {
+        let finder = Finder::new(needle);
+        Node::Address {
+            name: name.to_vec(),
+            slot: self.slot(SearchField::address(name), &finder),
+            finder,
+        }
+    }
+
+    fn slot(&mut self, field: Option<SearchField>, finder: &Finder) -> Option<usize> {
+        let field = field?;
+        self.indexed.push(IndexedKey {
+            field,
+            finder: finder.clone(),
+        });
+        Some(self.indexed.len() - 1)
+    }
+
+    /// The header keys that the mailbox's header-search values answer, by slot.
+    pub fn indexed(&self) -> &[IndexedKey] {
+        &self.indexed
+    }
+
     /// Whether some key needs only the header, so reading it first may save a full read.
     pub fn has_header_keys(&self) -> bool {
         self.header_keys
@@ -356,23 +410,6 @@ impl Program {
 
 fn clamp_secs(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
-}
-
-fn header(name: &[u8], needle: &[u8]) -> Node {
-    Node::Header {
-        name: name.to_vec(),
-        finder: Finder::new(needle),
-    }
-}
-
-/// FROM, TO, CC and BCC: matched against the addresses, not the raw field, so that comments
-/// and folding neither hide a match (`<user (comment)@ domain.org>` is `user@domain.org`)
-/// nor fake one. HEADER FROM still searches the field as written.
-fn address(name: &[u8], needle: &[u8]) -> Node {
-    Node::Address {
-        name: name.to_vec(),
-        finder: Finder::new(needle),
-    }
 }
 
 fn level(node: &Node) -> Level {
@@ -456,11 +493,20 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
             None => Tri::Unknown,
             Some(h) => Tri::from_bool(t.matches(sent_day(h).unwrap_or(day_of(e.internal_date)))),
         },
-        Node::Header { name, finder } => match m.content.header() {
+        Node::Header {
+            slot: Some(slot), ..
+        }
+        | Node::Address {
+            slot: Some(slot), ..
+        } if m.indexed.is_some() => m
+            .indexed
+            .and_then(|(rows, column)| rows.get(*slot)?.get(column).copied())
+            .map_or(Tri::Unknown, Tri::from_bool),
+        Node::Header { name, finder, .. } => match m.content.header() {
             None => Tri::Unknown,
             Some(h) => Tri::from_bool(header_matches(h, name, finder)),
         },
-        Node::Address { name, finder } => match m.content.header() {
+        Node::Address { name, finder, .. } => match m.content.header() {
             None => Tri::Unknown,
             Some(h) => Tri::from_bool(
                 fields(h)
@@ -604,6 +650,7 @@ mod tests {
             entry: &e,
             keywords: 0,
             content: header.map_or(Content::None, Content::Header),
+            indexed: None,
         })
     }
 

@@ -89,16 +89,27 @@ impl Finder {
         self.folded.is_ascii()
     }
 
+    /// True for the empty needle, which every haystack contains.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.strategy, Strategy::Empty)
+    }
+
     /// Whether `haystack` contains the needle, ASCII case-insensitively. In Unicode mode the
     /// haystack is read as UTF-8 (lossily) and folded first, which allocates.
     pub fn is_match(&self, haystack: &[u8]) -> bool {
+        self.find(haystack).is_some()
+    }
+
+    /// Where the first match in `haystack` starts, ASCII case-insensitively. In Unicode mode
+    /// the haystack is folded first and a match is reported at 0 (folding moves offsets).
+    pub fn find(&self, haystack: &[u8]) -> Option<usize> {
         match &self.strategy {
-            Strategy::Empty => true,
-            Strategy::Exact(f) => f.find(haystack).is_some(),
+            Strategy::Empty => Some(0),
+            Strategy::Exact(f) => f.find(haystack),
             Strategy::Folded { rare1, rare2 } => self.folded_find(haystack, *rare1, *rare2),
             Strategy::Unicode(f) => {
                 let text = String::from_utf8_lossy(haystack);
-                f.find(text.to_lowercase().as_bytes()).is_some()
+                f.find(text.to_lowercase().as_bytes()).map(|_| 0)
             }
         }
     }
@@ -111,15 +122,13 @@ impl Finder {
         }
     }
 
-    fn folded_find(&self, haystack: &[u8], rare1: usize, rare2: usize) -> bool {
+    fn folded_find(&self, haystack: &[u8], rare1: usize, rare2: usize) -> Option<usize> {
         let needle = self.folded.as_slice();
         let n = needle.len();
         if haystack.len() < n {
-            return false;
+            return None;
         }
-        let (Some(&b1), Some(&b2)) = (needle.get(rare1), needle.get(rare2)) else {
-            return false;
-        };
+        let (&b1, &b2) = (needle.get(rare1)?, needle.get(rare2)?);
         let b1_upper = b1.to_ascii_uppercase();
         // Candidates for the rare byte can only lie where a whole needle fits around them.
         let last_start = haystack.len() - n;
@@ -132,18 +141,16 @@ impl Finder {
             } else {
                 memchr::memchr2(b1, b1_upper, window)
             };
-            let Some(offset) = hit else {
-                return false;
-            };
+            let offset = hit?;
             let start = from + offset - rare1;
             let candidate = &haystack[start..start + n];
             if candidate[rare2].to_ascii_lowercase() == b2 && candidate.eq_ignore_ascii_case(needle)
             {
-                return true;
+                return Some(start);
             }
             from += offset + 1;
         }
-        false
+        None
     }
 }
 
@@ -220,6 +227,10 @@ mod tests {
             proptest::prop_assert_eq!(
                 Finder::new(needle.as_bytes()).is_match(hay.as_bytes()),
                 naive(&needle, &hay)
+            );
+            proptest::prop_assert_eq!(
+                Finder::new(needle.as_bytes()).find(hay.as_bytes()),
+                hay.to_ascii_lowercase().find(&needle.to_ascii_lowercase())
             );
         }
     }

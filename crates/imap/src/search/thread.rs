@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use ringmail_proto::response::data::ThreadNode;
 
-use super::subject::base_subject;
+use ringmail_mime::subject::base_subject;
 
 /// The deepest a thread may nest. Mail decides the depth (one message's References, or many
 /// messages each answering the last), and the tree is walked recursively (pruning, sorting,
