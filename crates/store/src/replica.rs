@@ -32,7 +32,7 @@ use super::segment::{
     list_segments, read_header, segment_path, SegmentKind, FORMAT_VERSION, OLDEST_FORMAT_VERSION,
     SEGMENT_HEADER,
 };
-use super::writer::{create_segment, sync_dir, write_all_at};
+use super::writer::{create_segment, write_all_at};
 
 /// One group-commit batch as the owner wrote it.
 #[derive(Debug, Clone)]
@@ -404,7 +404,7 @@ impl ReplicaLog {
     /// Puts the copy where the partition lives (replacing the copy a move away left
     /// there; a live partition in the way is refused). The caller opens it next: recovery
     /// replays it and cuts a torn last batch.
-    pub async fn promote(self) -> Result<PathBuf> {
+    pub fn promote(self) -> Result<PathBuf> {
         drop(self.active);
         if self.target.exists() {
             if !is_moved(&self.target) {
@@ -416,7 +416,7 @@ impl ReplicaLog {
         }
         std::fs::rename(&self.dir, &self.target)?;
         if let Some(parent) = self.target.parent() {
-            sync_dir(parent).await?;
+            std::fs::File::open(parent)?.sync_all()?;
         }
         Ok(self.target)
     }

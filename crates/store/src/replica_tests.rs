@@ -259,7 +259,7 @@ fn a_promoted_replica_holds_every_acknowledged_change() {
         owner.set_replication(None);
         drop(sink);
         let replica = Rc::try_unwrap(replica).ok().unwrap().into_inner();
-        let promoted = Partition::open(replica.promote().await.unwrap(), small())
+        let promoted = Partition::open(replica.promote().unwrap(), small())
             .await
             .unwrap();
         assert_eq!(state(&promoted).await, expected);
@@ -302,7 +302,7 @@ fn a_torn_last_batch_on_the_replica_is_dropped_at_promotion() {
         std::fs::write(&rseg, &torn).unwrap();
 
         let replica = Rc::try_unwrap(replica).ok().unwrap().into_inner();
-        let promoted = Partition::open(replica.promote().await.unwrap(), Options::default())
+        let promoted = Partition::open(replica.promote().unwrap(), Options::default())
             .await
             .unwrap();
         assert_eq!(state(&promoted).await, expected);
@@ -374,7 +374,7 @@ fn an_old_owners_diverged_tail_is_replaced_by_seeding() {
 
         // B is promoted and writes records of the same sizes where A's lost ones are.
         let b_copy = Rc::try_unwrap(b_copy).ok().unwrap().into_inner();
-        let b = Partition::open(b_copy.promote().await.unwrap(), small())
+        let b = Partition::open(b_copy.promote().unwrap(), small())
             .await
             .unwrap();
         for i in 0..3 {
@@ -391,7 +391,7 @@ fn an_old_owners_diverged_tail_is_replaced_by_seeding() {
         assert_same_files(&b, a_copy.dir());
         let expected = state(&b).await;
         assert!(expected.iter().all(|l| !l.contains("lost")));
-        let a = Partition::open(a_copy.promote().await.unwrap(), small())
+        let a = Partition::open(a_copy.promote().unwrap(), small())
             .await
             .unwrap();
         assert_eq!(state(&a).await, expected);
