@@ -10,8 +10,14 @@
 //! Each round plans from the local copy of the map ([`plan`], a pure function) and writes the
 //! plan in batches of compare-and-set transactions; a batch whose compare fails is dropped and
 //! the next round plans again from a newer copy.
+//!
+//! Replicas: every owned partition gets `replicas` copies on other live, undrained nodes
+//! (spread over zones, then onto the nodes holding the fewest copies); dead replicas are
+//! dropped and replaced, a drained node's replicas are dropped once replacements are in
+//! sync. A partition whose owner died is promoted to one of its live in-sync replicas at the
+//! next epoch (failover); without one it waits for its owner.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +25,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 
 use crate::control::Ctx;
-use crate::map::PartitionMap;
-use crate::ownership::{commit, Change, BATCH};
+use crate::map::{Assignment, PartitionMap};
+use crate::ownership::{batches, commit, Change};
 use crate::Error;
 
 /// How often a round runs when nothing changes (it also runs after every map change).
@@ -36,18 +42,35 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 pub(crate) enum Action {
     /// The partition has no live owner: `to` becomes the owner at the next epoch.
     Assign { partition: u32, to: String },
+    /// The owner `from` died: its in-sync replica `to` becomes the owner at the next epoch.
+    Promote {
+        partition: u32,
+        from: String,
+        to: String,
+    },
     /// The live owner should hand the partition to `to` (a move intent).
     Move { partition: u32, to: String },
     /// Withdraw a pending move whose target can no longer take it.
     Cancel { partition: u32 },
+    /// New replica lists: `added` are placed (the owner seeds them), `dead` are dropped
+    /// because their node's registration is gone.
+    Replicas {
+        partition: u32,
+        replicas: Vec<String>,
+        in_sync: Vec<String>,
+        added: Vec<String>,
+        dead: Vec<String>,
+    },
 }
 
 impl Action {
     pub(crate) fn partition(&self) -> u32 {
         match self {
             Action::Assign { partition, .. }
+            | Action::Promote { partition, .. }
             | Action::Move { partition, .. }
-            | Action::Cancel { partition } => *partition,
+            | Action::Cancel { partition }
+            | Action::Replicas { partition, .. } => *partition,
         }
     }
 
@@ -55,17 +78,48 @@ impl Action {
     pub(crate) fn change(&self, map: &PartitionMap) -> Option<Change> {
         let current = map.assignment(self.partition());
         match self {
-            Action::Assign { partition, to } => Some(Change::assign(*partition, current, to)),
+            Action::Assign { partition, to } | Action::Promote { partition, to, .. } => {
+                Some(Change::assign(*partition, current, to))
+            }
             Action::Move { partition, to } => Change::intent(*partition, current, to),
             Action::Cancel { partition } => Change::cancel(*partition, current),
+            Action::Replicas {
+                partition,
+                replicas,
+                in_sync,
+                added,
+                dead,
+            } => Change::replicas(
+                *partition,
+                current,
+                replicas.clone(),
+                in_sync.clone(),
+                added.clone(),
+                dead.clone(),
+            ),
         }
     }
 }
 
-/// What should change so that every partition has a live owner and every live, undrained
-/// node ends up with P/N or P/N + 1 partitions, counting pending moves at their destination.
-/// Never-owned partitions are left alone unless `assign_new`.
-pub(crate) fn plan(map: &PartitionMap, assign_new: bool) -> Vec<Action> {
+/// What a round plans with besides the map.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Params {
+    /// Whether partitions that never had an owner may be assigned (after [`SETTLE`]).
+    pub(crate) assign_new: bool,
+    /// Replicas per partition (`[cluster] replicas`).
+    pub(crate) replicas: usize,
+    /// The zones of nodes seen alive, kept after they die: a dead node's registration (and
+    /// its zone) is gone from the map, and a failover prefers a replica in the dead owner's
+    /// zone.
+    pub(crate) zones: BTreeMap<String, String>,
+}
+
+/// What should change so that every partition has a live owner (promoting an in-sync
+/// replica of a dead owner), every live, undrained node ends up with P/N or P/N + 1
+/// partitions (counting pending moves at their destination), and every owned partition has
+/// `replicas` replicas. Never-owned partitions are left alone unless `assign_new`. At most
+/// one action per partition: what a round leaves undone the next one does.
+pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
     // Nodes that may receive partitions, with the partitions they hold or are receiving.
     let mut load: BTreeMap<&str, usize> = map
         .nodes
@@ -86,21 +140,25 @@ pub(crate) fn plan(map: &PartitionMap, assign_new: bool) -> Vec<Action> {
         let live_owner = a.owner.as_deref().filter(|o| map.alive(o));
         let target = a.moving_to().filter(|t| load.contains_key(t));
         match (live_owner, target) {
-            // The owner's node is gone, but the partition's mail is on that node's disk, and
-            // until replicas exist (issue 15) no other node has it: giving the partition away
-            // would show its users empty mailboxes. It stays unserved (IMAP NO [UNAVAILABLE],
-            // LMTP 451, so the MTA retries) until the node comes back or an operator moves it.
-            (None, _) if a.owner.is_some() => {}
-            (None, _) if a.owner.is_none() && !assign_new => {}
-            (None, Some(to)) => {
-                // The owner died mid-move: give it straight to where it was going.
-                actions.push(Action::Assign {
-                    partition: p,
-                    to: to.to_string(),
-                });
-                *load.get_mut(to).expect("target is eligible") += 1;
+            // The owner's node is gone. An in-sync replica holds every write it acknowledged:
+            // promote one. Without one the partition's mail is only on the dead node's disk,
+            // and giving it away would show its users empty mailboxes: it stays unserved (IMAP
+            // NO [UNAVAILABLE], LMTP 451, so the MTA retries) until the node comes back or an
+            // operator moves it.
+            (None, _) if a.owner.is_some() => {
+                if let Some(to) = promotion(map, a, params) {
+                    if let Some(l) = load.get_mut(to) {
+                        *l += 1;
+                    }
+                    actions.push(Action::Promote {
+                        partition: p,
+                        from: a.owner.clone().expect("has an owner"),
+                        to: to.to_string(),
+                    });
+                }
             }
-            (None, None) => homeless.push((p, false)),
+            (None, _) if !params.assign_new => {}
+            (None, _) => homeless.push((p, false)),
             (Some(_), Some(to)) => *load.get_mut(to).expect("target is eligible") += 1,
             (Some(owner), None) => {
                 let owner_eligible = load.contains_key(owner);
@@ -153,7 +211,166 @@ pub(crate) fn plan(map: &PartitionMap, assign_new: bool) -> Vec<Action> {
             to: min,
         });
     }
+    let touched: BTreeSet<u32> = actions.iter().map(Action::partition).collect();
+    // Copies per eligible node (owned and replicas), raised as replicas are placed.
+    let mut copies: BTreeMap<&str, usize> = load
+        .keys()
+        .map(|n| (*n, map.owned_count(n) + map.replica_count(n)))
+        .collect();
+    for (p, a) in map.assignments.iter().enumerate() {
+        let p = p as u32;
+        let Some(owner) = a.owner.as_deref().filter(|o| map.alive(o)) else {
+            // A dead owner's replicas are left as they are: they may be all that holds the
+            // partition's mail, and the in-sync list says which ones can be promoted.
+            continue;
+        };
+        if touched.contains(&p) {
+            continue;
+        }
+        actions.extend(replicas(map, p, a, owner, params.replicas, &mut copies));
+    }
     actions
+}
+
+/// The live in-sync replica to promote when `a`'s owner is dead: one in the dead owner's zone
+/// if any (closest to its clients), undrained rather than drained, then the one owning the
+/// fewest partitions. Any of them holds every acknowledged write.
+fn promotion<'a>(map: &PartitionMap, a: &'a Assignment, params: &Params) -> Option<&'a str> {
+    let old_zone = a
+        .owner
+        .as_deref()
+        .and_then(|o| params.zones.get(o))
+        .filter(|z| !z.is_empty());
+    a.in_sync
+        .iter()
+        .filter(|n| map.alive(n) && a.replicated_on(n))
+        .min_by_key(|n| {
+            (
+                old_zone.is_some_and(|z| map.zone(n) != z),
+                map.drained.contains(*n),
+                map.owned_count(n),
+                n.as_str(),
+            )
+        })
+        .map(String::as_str)
+}
+
+/// The replica lists `p` (owned by the live `owner`) should have, as an action when they
+/// differ from what the map has. Dead replicas are dropped (only the balancer, after their
+/// lease is gone, may drop a dead node from the in-sync list), missing ones placed, a drained
+/// node's replica dropped once the undrained in-sync ones are enough, extra ones dropped
+/// (those not in sync first).
+fn replicas<'a>(
+    map: &PartitionMap,
+    p: u32,
+    a: &Assignment,
+    owner: &str,
+    wanted: usize,
+    copies: &mut BTreeMap<&'a str, usize>,
+) -> Option<Action> {
+    let drained = |n: &str| map.drained.contains(n);
+    let dead: Vec<String> = a
+        .replicas
+        .iter()
+        .filter(|n| !map.alive(n))
+        .cloned()
+        .collect();
+    let mut keep: Vec<String> = a
+        .replicas
+        .iter()
+        .filter(|n| map.alive(n) && *n != owner)
+        .cloned()
+        .collect();
+    let mut added = Vec::new();
+    let undrained = keep.iter().filter(|n| !drained(n)).count();
+    for _ in undrained..wanted {
+        let Some(node) = place(map, a, owner, &keep, copies) else {
+            break;
+        };
+        *copies.get_mut(node).expect("eligible") += 1;
+        keep.push(node.to_string());
+        added.push(node.to_string());
+    }
+    let in_sync_undrained = keep
+        .iter()
+        .filter(|n| !drained(n) && a.in_sync_on(n))
+        .count();
+    if in_sync_undrained >= wanted {
+        keep.retain(|n| !drained(n));
+    }
+    let undrained: Vec<String> = keep.iter().filter(|n| !drained(n)).cloned().collect();
+    if undrained.len() > wanted {
+        let surplus = undrained.len() - wanted;
+        let mut extra = undrained;
+        extra.sort_by_key(|n| {
+            (
+                a.in_sync_on(n),
+                std::cmp::Reverse(copies.get(n.as_str()).copied().unwrap_or(0)),
+                std::cmp::Reverse(n.clone()),
+            )
+        });
+        let drop: BTreeSet<String> = extra.into_iter().take(surplus).collect();
+        keep.retain(|n| !drop.contains(n));
+    }
+    let in_sync: Vec<String> = a
+        .in_sync
+        .iter()
+        .filter(|n| keep.contains(n))
+        .cloned()
+        .collect();
+    if keep == a.replicas && in_sync == a.in_sync {
+        return None;
+    }
+    Some(Action::Replicas {
+        partition: p,
+        replicas: keep,
+        in_sync,
+        added,
+        dead,
+    })
+}
+
+/// Where a new replica of `a` goes: a live, undrained node that is not the owner, holds no
+/// copy yet and is not the target of a pending move; preferring another zone than the
+/// owner's, then than the other replicas', then the node holding the fewest copies.
+fn place<'a>(
+    map: &PartitionMap,
+    a: &Assignment,
+    owner: &str,
+    holders: &[String],
+    copies: &BTreeMap<&'a str, usize>,
+) -> Option<&'a str> {
+    let owner_zone = map.zone(owner);
+    copies
+        .iter()
+        .filter(|(n, _)| {
+            **n != owner && !holders.iter().any(|h| h == *n) && a.moving_to() != Some(**n)
+        })
+        .min_by_key(|(n, count)| {
+            let zone = map.zone(n);
+            let shared = |other: &str| !zone.is_empty() && zone == map.zone(other);
+            (
+                shared(owner) && !owner_zone.is_empty(),
+                holders.iter().filter(|h| shared(h)).count(),
+                **count,
+                **n,
+            )
+        })
+        .map(|(n, _)| *n)
+}
+
+/// Partitions whose owner is dead and that have no live in-sync replica to promote, with that
+/// owner: they wait for it.
+pub(crate) fn stranded(map: &PartitionMap) -> BTreeMap<u32, String> {
+    map.assignments
+        .iter()
+        .enumerate()
+        .filter_map(|(p, a)| {
+            let owner = a.owner.as_deref().filter(|o| !map.alive(o))?;
+            let promotable = a.in_sync.iter().any(|n| map.alive(n));
+            (!promotable).then(|| (p as u32, owner.to_string()))
+        })
+        .collect()
 }
 
 /// The eligible node with the fewest partitions (the lowest id among equals, so plans are
@@ -175,12 +392,18 @@ pub(crate) async fn apply(
     fence: Option<Compare>,
 ) -> Result<Option<i64>, Error> {
     let mut last = None;
-    for batch in actions.chunks(BATCH) {
-        let changes: Vec<Change> = batch.iter().filter_map(|a| a.change(map)).collect();
+    let planned: Vec<(&Action, Change)> = actions
+        .iter()
+        .filter_map(|a| Some((a, a.change(map)?)))
+        .collect();
+    for batch in batches(planned, |(_, change)| change.compares()) {
+        let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
         match commit(&ctx.etcd, &ctx.keys, &changes, fence.clone()).await? {
             Some(revision) => {
                 last = Some(revision);
-                count(ctx, batch);
+                for (action, change) in &batch {
+                    done(ctx, map, action, change);
+                }
             }
             None => {
                 ctx.shared
@@ -194,16 +417,42 @@ pub(crate) async fn apply(
     Ok(last)
 }
 
-fn count(ctx: &Ctx, batch: &[Action]) {
+/// Counts (and, for a failover, logs) an action that etcd has committed.
+fn done(ctx: &Ctx, map: &PartitionMap, action: &Action, change: &Change) {
     let metrics = &ctx.shared.metrics;
-    for action in batch {
-        let counter = match action {
-            Action::Assign { .. } => &metrics.claims_won,
-            Action::Move { .. } => &metrics.moves_marked,
-            Action::Cancel { .. } => &metrics.moves_cancelled,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+    let counter = match action {
+        Action::Assign { .. } => &metrics.claims_won,
+        Action::Promote { partition, from, to } => {
+            tracing::warn!(
+                partition,
+                from = %from,
+                to = %to,
+                epoch = change.new.epoch,
+                "partition failed over"
+            );
+            &metrics.failovers
+        }
+        Action::Move { .. } => &metrics.moves_marked,
+        Action::Cancel { .. } => &metrics.moves_cancelled,
+        Action::Replicas {
+            partition,
+            replicas,
+            added,
+            ..
+        } => {
+            let before = map.assignment(*partition).replicas.len();
+            let dropped = (before + added.len()).saturating_sub(replicas.len());
+            metrics
+                .replicas_dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            &metrics.replicas_placed
+        }
+    };
+    let n = match action {
+        Action::Replicas { added, .. } => added.len() as u64,
+        _ => 1,
+    };
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// This node's term as balancer.
@@ -222,12 +471,21 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     // After a write, rounds wait until the local copy shows it, so they do not plan again
     // from a copy that predates it.
     let mut written: i64 = 0;
+    let mut params = Params {
+        replicas: ctx.replicas,
+        ..Params::default()
+    };
+    // Partitions already logged as waiting for their dead owner (one line when that starts).
+    let mut waiting: BTreeMap<u32, String> = BTreeMap::new();
     loop {
         tokio::select! {
             s = shared.notifier.wait(seen) => seen = s,
             _ = tokio::time::sleep(TICK) => {}
         }
         let map = shared.map.load_full();
+        for (id, node) in &map.nodes {
+            params.zones.insert(id.clone(), node.zone.clone());
+        }
         if shared.fenced() {
             // Without a valid lease this node may already have been replaced.
             if term.take().is_some() {
@@ -265,7 +523,11 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         if map.revision < written.max(current.token) {
             continue;
         }
-        let actions = plan(&map, current.since.elapsed() >= SETTLE);
+        let now_waiting = stranded(&map);
+        log_waiting(&map, &waiting, &now_waiting);
+        waiting = now_waiting;
+        params.assign_new = current.since.elapsed() >= SETTLE;
+        let actions = plan(&map, &params);
         if actions.is_empty() {
             continue;
         }
@@ -275,6 +537,30 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             Ok(None) => {}
             Err(e) => tracing::warn!("cluster balancer: {e}"),
         }
+    }
+}
+
+/// One line per dead owner whose partitions start waiting for it because none of them has a
+/// live in-sync replica to promote.
+fn log_waiting(map: &PartitionMap, before: &BTreeMap<u32, String>, now: &BTreeMap<u32, String>) {
+    let mut new: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (p, owner) in now {
+        if before.get(p) != Some(owner) {
+            new.entry(owner.as_str()).or_default().push(*p);
+        }
+    }
+    for (owner, partitions) in new {
+        let replicas: usize = partitions
+            .iter()
+            .map(|p| map.assignment(*p).replicas.len())
+            .sum();
+        tracing::warn!(
+            owner,
+            count = partitions.len(),
+            ?partitions,
+            replicas,
+            "partitions wait for their dead owner: no live in-sync replica to promote"
+        );
     }
 }
 
@@ -319,11 +605,16 @@ fn touched(actions: &[Action]) -> std::collections::BTreeSet<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::map::{Assignment, NodeInfo, PartitionState};
+    use crate::map::{NodeInfo, PartitionState};
 
     fn map_with(nodes: &[&str], partitions: u32) -> PartitionMap {
+        let zoned: Vec<(&str, &str)> = nodes.iter().map(|n| (*n, "")).collect();
+        zoned_map(&zoned, partitions)
+    }
+
+    fn zoned_map(nodes: &[(&str, &str)], partitions: u32) -> PartitionMap {
         let mut map = PartitionMap::new("t", partitions);
-        for n in nodes {
+        for (n, zone) in nodes {
             map.nodes.insert(
                 n.to_string(),
                 NodeInfo {
@@ -331,28 +622,53 @@ mod tests {
                     client: vec![],
                     internal: format!("{n}:7143"),
                     started: 0,
+                    zone: zone.to_string(),
                 },
             );
         }
         map
     }
 
-    /// Carries a plan out on the map the way the data plane eventually would: assignments at
-    /// once, moves completed.
+    fn params(assign_new: bool, replicas: usize) -> Params {
+        Params {
+            assign_new,
+            replicas,
+            zones: BTreeMap::new(),
+        }
+    }
+
+    /// Carries a plan out on the map with the writes the balancer would make, then completes
+    /// the moves it marked (as the data plane eventually would).
     fn settle(map: &mut PartitionMap, actions: &[Action]) {
+        assert_eq!(touched(actions).len(), actions.len(), "one action per key");
         for action in actions {
-            let a = &mut map.assignments[action.partition() as usize];
-            match action {
-                Action::Assign { to, .. } | Action::Move { to, .. } => {
-                    *a = Assignment {
-                        owner: Some(to.clone()),
-                        epoch: a.epoch + 1,
-                        state: PartitionState::Active,
-                        revision: a.revision + 1,
-                    }
-                }
-                Action::Cancel { .. } => a.state = PartitionState::Active,
+            let change = action.change(map).expect("a write");
+            let p = action.partition() as usize;
+            map.assignments[p] = change.new.into_assignment(map.assignments[p].revision + 1);
+            if let Action::Move { partition, to } = action {
+                let a = map.assignment(*partition).clone();
+                let done = crate::ownership::Change::hand_over(*partition, &a, to);
+                map.assignments[p] = done.new.into_assignment(a.revision + 1);
             }
+        }
+    }
+
+    /// Plans and settles until the plan is empty (bounded); returns the rounds taken.
+    fn settle_all(map: &mut PartitionMap, params: &Params) -> usize {
+        for round in 0..10 {
+            let actions = plan(map, params);
+            if actions.is_empty() {
+                return round;
+            }
+            settle(map, &actions);
+        }
+        panic!("the plan does not settle: {:?}", plan(map, params));
+    }
+
+    /// What the owners' data plane does once it has seeded a replica.
+    fn seed_all(map: &mut PartitionMap) {
+        for a in &mut map.assignments {
+            a.in_sync = a.replicas.clone();
         }
     }
 
@@ -369,48 +685,251 @@ mod tests {
         assert_eq!(total, map.partitions as usize, "{counts:?}");
     }
 
-    #[test]
-    fn fresh_cluster_is_assigned_evenly_once_settled() {
-        let mut map = map_with(&["a", "b", "c"], 100);
-        assert!(plan(&map, false).is_empty(), "never-owned partitions wait");
-        let actions = plan(&map, true);
-        assert_eq!(actions.len(), 100);
-        assert_eq!(touched(&actions).len(), 100);
-        assert!(actions.iter().all(|a| matches!(a, Action::Assign { .. })));
-        settle(&mut map, &actions);
-        assert_even(&map);
-        assert!(plan(&map, true).is_empty(), "a balanced map needs nothing");
+    /// Every owned partition has `r` replicas on live nodes other than its owner.
+    fn assert_replicated(map: &PartitionMap, r: usize) {
+        for (p, a) in map.assignments.iter().enumerate() {
+            let owner = a.owner.as_deref().expect("owned");
+            assert_eq!(a.replicas.len(), r, "partition {p}: {a:?}");
+            assert!(!a.replicated_on(owner), "partition {p}: {a:?}");
+            assert!(a.replicas.iter().all(|n| map.alive(n)), "partition {p}");
+            let unique: BTreeSet<&String> = a.replicas.iter().collect();
+            assert_eq!(unique.len(), r, "partition {p}: {a:?}");
+            assert!(a.in_sync.iter().all(|n| a.replicated_on(n)), "{a:?}");
+        }
     }
 
     #[test]
-    fn dead_owners_partitions_wait_for_it() {
-        let mut map = map_with(&["a", "b", "c"], 90);
-        let initial = plan(&map, true);
+    fn fresh_cluster_is_assigned_evenly_once_settled() {
+        let mut map = map_with(&["a", "b", "c"], 100);
+        assert!(
+            plan(&map, &params(false, 0)).is_empty(),
+            "never-owned partitions wait"
+        );
+        let actions = plan(&map, &params(true, 0));
+        assert_eq!(actions.len(), 100);
+        assert!(actions.iter().all(|a| matches!(a, Action::Assign { .. })));
+        settle(&mut map, &actions);
+        assert_even(&map);
+        assert!(
+            plan(&map, &params(true, 0)).is_empty(),
+            "a balanced map needs nothing"
+        );
+    }
+
+    #[test]
+    fn replicas_are_placed_on_other_nodes_evenly() {
+        let mut map = map_with(&["a", "b", "c"], 30);
+        let p = params(true, 1);
+        let initial = plan(&map, &p);
         settle(&mut map, &initial);
+        // The round after the assignment places one replica per partition, and then nothing.
+        let actions = plan(&map, &p);
+        assert_eq!(actions.len(), 30);
+        assert!(actions.iter().all(|a| matches!(
+            a,
+            Action::Replicas { added, dead, in_sync, .. } if added.len() == 1 && dead.is_empty() && in_sync.is_empty()
+        )));
+        settle(&mut map, &actions);
+        assert_replicated(&map, 1);
+        for n in ["a", "b", "c"] {
+            assert_eq!(map.replica_count(n), 10, "{n}");
+        }
+        assert!(plan(&map, &p).is_empty());
+        // Two replicas each: 20 copies of others' partitions per node.
+        assert_eq!(settle_all(&mut map, &params(true, 2)), 1);
+        assert_replicated(&map, 2);
+        assert!((0..3).all(|i| map.replica_count(["a", "b", "c"][i]) == 20));
+        // More replicas than other nodes: as many as there are.
+        settle_all(&mut map, &params(true, 3));
+        assert_replicated(&map, 2);
+        // Lowered: those not in sync go first.
+        map.assignments[0].in_sync = vec![map.assignments[0].replicas[1].clone()];
+        let kept = map.assignments[0].in_sync.clone();
+        settle_all(&mut map, &params(true, 1));
+        assert_replicated(&map, 1);
+        assert_eq!(map.assignments[0].replicas, kept);
+        assert_eq!(map.assignments[0].in_sync, kept);
+        // Off: every replica dropped.
+        settle_all(&mut map, &params(true, 0));
+        assert_replicated(&map, 0);
+    }
+
+    #[test]
+    fn replicas_go_to_other_zones_when_they_can() {
+        let nodes = [
+            ("a", "x"),
+            ("b", "x"),
+            ("c", "y"),
+            ("d", "y"),
+            ("e", "z"),
+            ("f", "z"),
+        ];
+        let mut map = zoned_map(&nodes, 60);
+        settle_all(&mut map, &params(true, 2));
+        assert_replicated(&map, 2);
+        for (p, a) in map.assignments.iter().enumerate() {
+            let owner = a.owner.as_deref().unwrap();
+            let zones: BTreeSet<&str> = a
+                .replicas
+                .iter()
+                .map(|n| map.zone(n))
+                .chain([map.zone(owner)])
+                .collect();
+            assert_eq!(zones.len(), 3, "partition {p}: {a:?}");
+        }
+        for (n, _) in nodes {
+            let held = map.replica_count(n);
+            assert!((19..=21).contains(&held), "{n} holds {held}");
+        }
+        // Two zones, one replica: always the other zone.
+        let mut map = zoned_map(&[("a", "x"), ("b", "x"), ("c", "y")], 30);
+        settle_all(&mut map, &params(true, 1));
+        for a in &map.assignments {
+            let owner = a.owner.as_deref().unwrap();
+            assert_ne!(map.zone(owner), map.zone(&a.replicas[0]), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn dead_owners_partitions_fail_over_to_in_sync_replicas_only() {
+        let mut map = map_with(&["a", "b", "c"], 90);
+        let p = params(true, 1);
+        settle_all(&mut map, &p);
+        seed_all(&mut map);
+        // Some of c's partitions have a replica that is still being seeded.
+        let of_c: Vec<u32> = (0..90).filter(|q| map.assignment(*q).owned_by("c")).collect();
+        let unseeded: Vec<u32> = of_c.iter().copied().take(5).collect();
+        for q in &unseeded {
+            map.assignments[*q as usize].in_sync.clear();
+        }
+        let before = map.clone();
+        map.nodes.remove("c");
+        let actions = plan(&map, &p);
+        let promoted: Vec<u32> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Promote { partition, from, to } => {
+                    assert_eq!(from, "c");
+                    assert_eq!(before.assignment(*partition).in_sync, [to.clone()]);
+                    Some(*partition)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(promoted, of_c[5..], "only those with an in-sync replica");
+        // c also held replicas of a's and b's partitions: those are dropped and replaced.
+        for action in &actions {
+            if let Action::Replicas { partition, replicas, in_sync, added, dead } = action {
+                assert_eq!(dead, &["c"]);
+                assert_eq!(replicas, added);
+                assert!(in_sync.is_empty());
+                assert!(!before.assignment(*partition).owned_by("c"));
+            }
+        }
+        assert_eq!(stranded(&map).keys().copied().collect::<Vec<_>>(), unseeded);
+        settle(&mut map, &actions);
+        for q in &of_c[5..] {
+            let (old, new) = (before.assignment(*q), map.assignment(*q));
+            assert!(new.owned_by(&old.in_sync[0]), "{new:?}");
+            assert_eq!(new.epoch, old.epoch + 1);
+            assert!(new.replicas.is_empty() && new.in_sync.is_empty(), "{new:?}");
+        }
+        for q in &unseeded {
+            assert_eq!(map.assignment(*q).owner.as_deref(), Some("c"));
+            assert_eq!(map.assignment(*q).epoch, before.assignment(*q).epoch);
+        }
+        // The promoted ones get a new replica on the other survivor, not on the dead c; the
+        // waiting ones keep theirs as they are.
+        settle_all(&mut map, &p);
+        for q in &of_c[5..] {
+            let a = map.assignment(*q);
+            assert_eq!(a.replicas.len(), 1);
+            assert!(!a.replicated_on("c") && !a.owned_by(&a.replicas[0]));
+        }
+        for q in &unseeded {
+            assert_eq!(map.assignment(*q).replicas, before.assignment(*q).replicas);
+        }
+        // When c comes back it owns what waited for it and its share through moves (the
+        // replicas that replaced its copies stay where they are: replicas are placed where
+        // one is missing, not rebalanced).
+        map.nodes.insert("c".into(), before.nodes["c"].clone());
+        settle_all(&mut map, &p);
+        assert!(stranded(&map).is_empty());
+        assert!(unseeded.iter().all(|q| map.assignment(*q).owned_by("c")));
+        assert_even(&map);
+        assert_replicated(&map, 1);
+    }
+
+    #[test]
+    fn without_replicas_a_dead_owners_partitions_wait_for_it() {
+        let mut map = map_with(&["a", "b", "c"], 90);
+        let p = params(true, 0);
+        settle_all(&mut map, &p);
         let before = map.assignments.clone();
         let c_node = map.nodes.remove("c").expect("c was registered");
         // Its mail is on c's disk only: nobody else may serve its partitions, whether or not
         // the balancer may assign new ones, and the living are not reshuffled for it.
-        assert!(plan(&map, false).is_empty());
-        assert!(plan(&map, true).is_empty());
-        assert_eq!(map.owned_count("c"), 30);
+        assert!(plan(&map, &params(false, 0)).is_empty());
+        assert!(plan(&map, &p).is_empty());
+        assert_eq!(stranded(&map).len(), 30);
         // When c comes back it still owns them.
         map.nodes.insert("c".into(), c_node);
-        assert!(plan(&map, true).is_empty());
+        assert!(plan(&map, &p).is_empty());
         assert_eq!(map.assignments, before);
+    }
+
+    #[test]
+    fn failover_prefers_the_dead_owners_zone() {
+        let nodes = [("a", "x"), ("b", "y"), ("c", "y"), ("d", "x")];
+        let mut map = zoned_map(&nodes, 4);
+        for a in &mut map.assignments {
+            *a = Assignment {
+                owner: Some("a".into()),
+                epoch: 3,
+                state: PartitionState::Active,
+                revision: 1,
+                replicas: vec!["b".into(), "d".into(), "c".into()],
+                in_sync: vec!["b".into(), "d".into()],
+            };
+        }
+        map.assignments[1].in_sync = vec!["b".into(), "c".into()];
+        map.assignments[2].state = PartitionState::Moving { to: "c".into() };
+        let mut p = params(true, 2);
+        p.zones = nodes
+            .iter()
+            .map(|(n, z)| (n.to_string(), z.to_string()))
+            .collect();
+        map.nodes.remove("a");
+        let actions = plan(&map, &p);
+        let to: Vec<&str> = actions
+            .iter()
+            .map(|a| match a {
+                Action::Promote { to, .. } => to.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // d shares a's zone; where d is not in sync, b (b and c own as many: the lower id).
+        assert_eq!(to, ["d", "b", "d", "d"]);
+        settle(&mut map, &actions);
+        let a = map.assignment(0);
+        assert_eq!((a.epoch, a.state.clone()), (4, PartitionState::Active));
+        assert_eq!(a.replicas, ["b", "c"]);
+        assert_eq!(a.in_sync, ["b"]);
+        // A promotion cancels the dead owner's pending move.
+        assert_eq!(map.assignment(2).state, PartitionState::Active);
     }
 
     #[test]
     fn joining_node_gets_a_fair_share_as_moves() {
         let mut map = map_with(&["a", "b", "c"], 64);
-        let initial = plan(&map, true);
+        let initial = plan(&map, &params(true, 0));
         settle(&mut map, &initial);
         map = {
             let mut m = map_with(&["a", "b", "c", "d"], 64);
             m.assignments = map.assignments.clone();
             m
         };
-        let actions = plan(&map, true);
+        let actions = plan(&map, &params(true, 0));
         assert_eq!(actions.len(), 16);
         assert!(actions
             .iter()
@@ -420,12 +939,31 @@ mod tests {
     }
 
     #[test]
+    fn moves_with_replicas_keep_the_owner_out_of_its_replicas() {
+        let mut map = map_with(&["a", "b", "c"], 64);
+        let p = params(true, 1);
+        settle_all(&mut map, &p);
+        seed_all(&mut map);
+        map.nodes.insert("d".into(), map_with(&["d"], 1).nodes["d"].clone());
+        settle_all(&mut map, &p);
+        assert_even(&map);
+        assert_replicated(&map, 1);
+        // Moving a partition to its replica replaces the replica copy.
+        let q = 5;
+        let a = map.assignment(q).clone();
+        let to = a.replicas[0].clone();
+        let change = crate::ownership::Change::hand_over(q, &a, &to);
+        assert!(change.new.replicas.is_empty() && change.new.in_sync.is_empty());
+        assert_eq!(change.new.epoch, a.epoch + 1);
+    }
+
+    #[test]
     fn drained_node_is_emptied_and_gets_nothing() {
         let mut map = map_with(&["a", "b", "c"], 30);
-        let initial = plan(&map, true);
+        let initial = plan(&map, &params(true, 0));
         settle(&mut map, &initial);
         map.drained.insert("b".into());
-        let actions = plan(&map, true);
+        let actions = plan(&map, &params(true, 0));
         assert_eq!(actions.len(), 10);
         assert!(actions.iter().all(|a| matches!(a, Action::Move { .. })));
         settle(&mut map, &actions);
@@ -434,9 +972,50 @@ mod tests {
     }
 
     #[test]
-    fn moves_to_a_dead_target_are_cancelled_or_reassigned() {
+    fn a_drained_nodes_replicas_stay_until_their_replacements_are_in_sync() {
+        let mut map = map_with(&["a", "b", "c", "d"], 40);
+        let p = params(true, 1);
+        settle_all(&mut map, &p);
+        seed_all(&mut map);
+        let held_by_b: Vec<u32> = (0..40)
+            .filter(|q| map.assignment(*q).replicated_on("b"))
+            .collect();
+        assert_eq!(held_by_b.len(), 10);
+        map.drained.insert("b".into());
+        let actions = plan(&map, &p);
+        settle(&mut map, &actions);
+        // b's own partitions move away; where b is a replica another is placed beside it.
+        assert_eq!(map.owned_count("b"), 0);
+        for q in &held_by_b {
+            let a = map.assignment(*q);
+            assert_eq!(a.replicas.len(), 2, "{a:?}");
+            assert_eq!(a.replicas[0], "b");
+            assert_eq!(a.in_sync, ["b"]);
+        }
+        // Nothing more until the new replicas are in sync...
+        assert!(plan(&map, &p)
+            .iter()
+            .all(|a| !held_by_b.contains(&a.partition())));
+        // ...then b's copies are dropped.
+        seed_all(&mut map);
+        settle_all(&mut map, &p);
+        assert_eq!(map.replica_count("b"), 0);
+        assert_eq!(map.owned_count("b"), 0);
+        assert_replicated(&map, 1);
+        // With no other node to take them, a drained node keeps its replicas.
         let mut map = map_with(&["a", "b"], 4);
-        let initial = plan(&map, true);
+        settle_all(&mut map, &p);
+        seed_all(&mut map);
+        map.drained.insert("b".into());
+        settle_all(&mut map, &p);
+        assert_eq!(map.owned_count("a"), 4, "b's own partitions moved to a");
+        assert_eq!(map.replica_count("b"), 2, "a's replicas stay on b");
+    }
+
+    #[test]
+    fn moves_to_a_dead_target_are_cancelled() {
+        let mut map = map_with(&["a", "b"], 4);
+        let initial = plan(&map, &params(true, 0));
         settle(&mut map, &initial);
         // a hands 0 to c, which then dies; b's partition 1 is moving to a, and b dies.
         map.assignments[0].state = PartitionState::Moving { to: "c".into() };
@@ -444,13 +1023,13 @@ mod tests {
         map.assignments[1].state = PartitionState::Moving { to: "a".into() };
         map.assignments[0].owner = Some("a".into());
         map.nodes.remove("b");
-        let actions = plan(&map, true);
+        let actions = plan(&map, &params(true, 0));
         assert!(
             actions.contains(&Action::Cancel { partition: 0 }),
             "{actions:?}"
         );
-        // b died mid-move: its partition waits for b rather than go to a, which never
-        // received the data (moves do not copy yet).
+        // b died mid-move with no replica: its partition waits for b rather than go to a,
+        // which never received all of it.
         assert!(actions.iter().all(|a| a.partition() != 1), "{actions:?}");
     }
 
@@ -463,22 +1042,54 @@ mod tests {
                 epoch: 1,
                 state: PartitionState::Active,
                 revision: 1,
+                replicas: vec![],
+                in_sync: vec![],
             };
         }
         map.assignments[0].state = PartitionState::Moving { to: "b".into() };
         map.assignments[1].state = PartitionState::Moving { to: "b".into() };
         assert!(
-            plan(&map, true).is_empty(),
+            plan(&map, &params(true, 0)).is_empty(),
             "two of four already going to b"
         );
+        // A replica is not placed on the target of a pending move.
+        let actions = plan(&map, &params(true, 1));
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        assert!(actions.iter().all(|a| a.partition() >= 2));
     }
 
     #[test]
     fn no_eligible_node_no_plan() {
         let mut map = map_with(&["a"], 8);
         map.drained.insert("a".into());
-        assert!(plan(&map, true).is_empty());
+        assert!(plan(&map, &params(true, 1)).is_empty());
         let map = map_with(&[], 8);
-        assert!(plan(&map, true).is_empty());
+        assert!(plan(&map, &params(true, 1)).is_empty());
+    }
+
+    #[test]
+    fn batches_stay_within_etcds_limits() {
+        let a = Assignment {
+            owner: Some("a".into()),
+            ..Assignment::UNSET
+        };
+        let many: Vec<String> = (0..4).map(|i| format!("n{i}")).collect();
+        let changes: Vec<Change> = (0..100)
+            .map(|p| {
+                Change::replicas(p, &a, many.clone(), vec![], many.clone(), many.clone())
+                    .expect("owned")
+            })
+            .collect();
+        let split = batches(changes, Change::compares);
+        assert_eq!(split.iter().map(Vec::len).sum::<usize>(), 100);
+        for batch in &split {
+            let compares: usize = batch.iter().map(Change::compares).sum();
+            assert!(batch.len() <= crate::ownership::BATCH);
+            assert!(compares < crate::ownership::MAX_COMPARES, "{compares}");
+        }
+        // 9 compares each (the key, 4 added, 4 dead): 14 fit beside the fence.
+        assert_eq!(split[0].len(), 14);
+        let plain: Vec<Change> = (0..100).map(|p| Change::assign(p, &a, "b")).collect();
+        assert_eq!(batches(plain, Change::compares)[0].len(), 32);
     }
 }

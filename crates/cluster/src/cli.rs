@@ -7,12 +7,12 @@ use std::future::Future;
 
 use serde::Serialize;
 
-use crate::balancer::{self, Action};
+use crate::balancer::{self, Action, Params};
 use crate::config::ClusterConfig;
 use crate::etcd::{Etcd, ETCD_TIMEOUT};
 use crate::keys::Keys;
 use crate::map::{PartitionMap, PartitionState};
-use crate::ownership::{self, commit, Change, BATCH};
+use crate::ownership::{self, batches, commit, Change};
 use crate::Error;
 
 /// A connection to the cluster's etcd for one command-line tool.
@@ -21,6 +21,8 @@ pub struct Admin {
     etcd: Etcd,
     keys: Keys,
     cluster: String,
+    /// `[cluster] replicas`, for planning a drain as the balancer would.
+    replicas: usize,
 }
 
 /// The cluster as `ringmail cluster status` shows it.
@@ -49,6 +51,10 @@ pub struct NodeStatus {
     pub started: Option<u64>,
     /// Partitions owned.
     pub owns: usize,
+    /// Partitions it holds a replica of.
+    pub replicas: usize,
+    /// Its `[cluster] zone` (empty: none, or not alive).
+    pub zone: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,6 +68,17 @@ pub struct PartitionStatus {
     /// The target of a pending move.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// The nodes holding a copy, in the order the map lists them.
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One replica of a partition. Its position and lag are the data plane's and not shown yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaStatus {
+    pub node: String,
+    /// Holds every write the owner acknowledged (it may be promoted if the owner dies).
+    pub in_sync: bool,
+    pub alive: bool,
 }
 
 /// Where a user's mail is.
@@ -102,6 +119,9 @@ pub struct Drained {
     pub moving: usize,
     /// Partitions the node still owns with no move pending (no other node could take them).
     pub stuck: usize,
+    /// Partitions it holds a replica of: the balancer places another replica of each and
+    /// drops this one once the new one is in sync.
+    pub replicas: usize,
 }
 
 impl Admin {
@@ -117,6 +137,7 @@ impl Admin {
             etcd,
             keys: Keys::new(&config.name),
             cluster: config.name.clone(),
+            replicas: config.replicas as usize,
         })
     }
 
@@ -170,6 +191,21 @@ impl Admin {
                 }
                 None => {}
             }
+            // Without a live owner, the live in-sync replicas are where the mail is: giving
+            // the partition to another node would start it from that node's copy, if any.
+            let holders: Vec<&str> = current
+                .in_sync
+                .iter()
+                .filter(|n| map.alive(n))
+                .map(String::as_str)
+                .collect();
+            if map.live_owner(p).is_none() && !holders.is_empty() && !holders.contains(&to) {
+                return Err(Error::InSyncReplicas {
+                    partition: p,
+                    to: to.to_string(),
+                    replicas: holders.join(", "),
+                });
+            }
             let (change, moved) = match map.live_owner(p) {
                 Some(owner) => (
                     Change::intent(p, current, to).expect("has an owner"),
@@ -205,19 +241,26 @@ impl Admin {
         self.run(async {
             self.etcd.put(&self.keys.drain(node), b"").await?;
             // The balancer may be writing too; a lost race is retried from a fresh read.
+            let params = Params {
+                assign_new: true,
+                replicas: self.replicas,
+                ..Params::default()
+            };
             for _ in 0..3 {
                 let map = self.load().await?;
-                let actions: Vec<Action> = balancer::plan(&map, true)
+                // The moves of the node's partitions; its replicas are replaced by the
+                // balancer, each once its replacement is in sync.
+                let changes: Vec<Change> = balancer::plan(&map, &params)
                     .into_iter()
                     .filter(|a| {
                         let entry = map.assignment(a.partition());
-                        entry.owned_by(node) || entry.moving_to() == Some(node)
+                        matches!(a, Action::Move { .. } | Action::Cancel { .. })
+                            && (entry.owned_by(node) || entry.moving_to() == Some(node))
                     })
+                    .filter_map(|a| a.change(&map))
                     .collect();
                 let mut lost = false;
-                for batch in actions.chunks(BATCH) {
-                    let changes: Vec<Change> =
-                        batch.iter().filter_map(|a| a.change(&map)).collect();
+                for changes in batches(changes, Change::compares) {
                     if commit(&self.etcd, &self.keys, &changes, None)
                         .await?
                         .is_none()
@@ -240,6 +283,7 @@ impl Admin {
                 node: node.to_string(),
                 moving,
                 stuck,
+                replicas: map.replica_count(node),
             })
         })
     }
@@ -284,12 +328,15 @@ impl Status {
                 client: n.client.clone(),
                 started: Some(n.started),
                 owns: map.owned_count(&n.id),
+                replicas: map.replica_count(&n.id),
+                zone: n.zone.clone(),
             })
             .collect();
         let mut gone: Vec<&str> = map
             .assignments
             .iter()
-            .filter_map(|a| a.owner.as_deref())
+            .flat_map(|a| a.owner.iter().chain(&a.replicas))
+            .map(String::as_str)
             .chain(map.drained.iter().map(String::as_str))
             .filter(|n| !map.alive(n))
             .collect();
@@ -303,6 +350,8 @@ impl Status {
             client: Vec::new(),
             started: None,
             owns: map.owned_count(id),
+            replicas: map.replica_count(id),
+            zone: String::new(),
         }));
         let partitions = map
             .assignments
@@ -317,6 +366,15 @@ impl Status {
                     PartitionState::Moving { .. } => "moving",
                 },
                 to: a.moving_to().map(str::to_string),
+                replicas: a
+                    .replicas
+                    .iter()
+                    .map(|n| ReplicaStatus {
+                        node: n.clone(),
+                        in_sync: a.in_sync_on(n),
+                        alive: map.alive(n),
+                    })
+                    .collect(),
             })
             .collect();
         Status {
@@ -349,11 +407,15 @@ impl fmt::Display for Status {
         for n in &self.nodes {
             write!(
                 f,
-                "node {} {} owns {}",
+                "node {} {} owns {} replicas {}",
                 n.id,
                 if n.alive { "alive" } else { "dead" },
-                n.owns
+                n.owns,
+                n.replicas
             )?;
+            if !n.zone.is_empty() {
+                write!(f, " zone {}", n.zone)?;
+            }
             if n.drained {
                 write!(f, " drained")?;
             }
@@ -376,6 +438,12 @@ impl fmt::Display for Status {
             )?;
             if let Some(to) = &p.to {
                 write!(f, " to {to}")?;
+            }
+            // Positions and lag come from the data plane, not shown yet.
+            for r in &p.replicas {
+                let sync = if r.in_sync { "in-sync" } else { "seeding" };
+                let dead = if r.alive { "" } else { ",dead" };
+                write!(f, " replica {}({sync}{dead})", r.node)?;
             }
             writeln!(f)?;
         }
@@ -432,6 +500,13 @@ impl fmt::Display for Drained {
             "node {} drained: {} partitions marked to move",
             self.node, self.moving
         )?;
+        if self.replicas > 0 {
+            write!(
+                f,
+                ", its {} replicas are replaced as new ones are in sync",
+                self.replicas
+            )?;
+        }
         if self.stuck > 0 {
             write!(
                 f,

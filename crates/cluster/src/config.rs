@@ -2,8 +2,7 @@
 //!
 //! Without it ringmail runs alone; with it the node joins the cluster `name` through the etcd
 //! endpoints listed here. Unknown keys are refused so a typo (or a setting from a later
-//! release, such as issue 15's `replicas`, `sync` and `zone`, which this release does not
-//! parse) is an error at start instead of a silently ignored line.
+//! release) is an error at start instead of a silently ignored line.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,10 +46,34 @@ pub struct ClusterConfig {
     /// before it reconnects.
     #[serde(default = "default_lease_secs")]
     pub lease_secs: u64,
+    /// Copies of each partition kept on other nodes than its owner (0: no replication). The
+    /// elected balancer places them by its own setting, so every node should have the same.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Whether a write is acknowledged only once every in-sync replica has it durable (true),
+    /// or after the local fsync, shipped to the replicas afterwards (false: a failover can
+    /// lose the last writes acknowledged before the owner died).
+    #[serde(default = "default_sync")]
+    pub sync: bool,
+    /// Where this node runs (a rack, a data centre), published in its registration: the
+    /// balancer puts a partition's copies in different zones when it can. Empty: none.
+    #[serde(default)]
+    pub zone: String,
 }
+
+/// The most replicas per partition: each is a full copy and a synchronous round trip.
+pub const MAX_REPLICAS: u32 = 4;
 
 fn default_lease_secs() -> u64 {
     5
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_sync() -> bool {
+    true
 }
 
 impl ClusterConfig {
@@ -90,6 +113,16 @@ impl ClusterConfig {
                 "[cluster] lease_secs = {} is out of range: use 2 to 60 (5 is the default)",
                 self.lease_secs
             )));
+        }
+        if self.replicas > MAX_REPLICAS {
+            return Err(Error::Config(format!(
+                "[cluster] replicas = {} is out of range: use 0 (no replication) to \
+                 {MAX_REPLICAS} (1 is the default)",
+                self.replicas
+            )));
+        }
+        if !self.zone.is_empty() {
+            check_id("zone", &self.zone)?;
         }
         Ok(())
     }
@@ -172,15 +205,26 @@ mod tests {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.lease_secs, 5);
         assert_eq!(config.advertise(), "10.0.0.1:7143");
+        assert_eq!((config.replicas, config.sync, config.zone.as_str()), (1, true, ""));
         config.validate().unwrap();
     }
 
     #[test]
-    fn unknown_and_later_fields_are_refused() {
-        let err = parse(&format!("{MINIMAL}\nreplicas = 3")).unwrap_err();
-        assert!(err.contains("replicas"), "{err}");
+    fn unknown_fields_are_refused() {
+        let err = parse(&format!("{MINIMAL}\nreplica = 3")).unwrap_err();
+        assert!(err.contains("replica"), "{err}");
         let err = parse(&format!("{MINIMAL}\nlease_sec = 3")).unwrap_err();
         assert!(err.contains("lease_sec"), "{err}");
+    }
+
+    #[test]
+    fn replication_settings() {
+        let text = format!("{MINIMAL}\nreplicas = 2\nsync = false\nzone = \"fra-1\"");
+        let config = parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!((config.replicas, config.sync, config.zone.as_str()), (2, false, "fra-1"));
+        let off = parse(&format!("{MINIMAL}\nreplicas = 0")).unwrap();
+        off.validate().unwrap();
     }
 
     #[test]
@@ -205,6 +249,8 @@ mod tests {
             (MINIMAL.replace("http://", "https://"), "TLS"),
             (MINIMAL.replace("http://", ""), "http://host"),
             (format!("{MINIMAL}\nlease_secs = 1"), "lease_secs"),
+            (format!("{MINIMAL}\nreplicas = 5"), "replicas = 5"),
+            (format!("{MINIMAL}\nzone = \"eu west\""), "zone"),
         ];
         for (text, needle) in cases {
             let err = parse(&text).unwrap().validate().unwrap_err().to_string();

@@ -46,6 +46,8 @@ pub(crate) struct Ctx {
     pub(crate) keys: Keys,
     pub(crate) info: NodeInfo,
     pub(crate) lease_secs: u64,
+    /// Replicas per partition, for the balancer (`[cluster] replicas`).
+    pub(crate) replicas: usize,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -60,6 +62,13 @@ pub(crate) enum Command {
         from: String,
         to: String,
         reply: oneshot::Sender<Result<u64, Error>>,
+    },
+    SetInSync {
+        partition: u32,
+        node: String,
+        in_sync: bool,
+        epoch: u64,
+        reply: oneshot::Sender<Result<(), Error>>,
     },
 }
 
@@ -208,6 +217,7 @@ async fn join(
         client: registration.client.clone(),
         internal: config.advertise(),
         started: unix_now(),
+        zone: config.zone.clone(),
     };
     let empty = crate::map::PartitionMap::new(&config.name, registration.partitions);
     let ctx = Ctx {
@@ -216,6 +226,7 @@ async fn join(
         keys,
         info,
         lease_secs: config.lease_secs,
+        replicas: config.replicas as usize,
         shared: Arc::new(Shared::new(config.node.clone(), empty, commands)),
     };
     membership::register(&ctx).await?;
@@ -256,6 +267,15 @@ async fn serve(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<Command>) {
                     }
                     let _ = reply.send(result);
                 }
+                Command::SetInSync {
+                    partition,
+                    node,
+                    in_sync,
+                    epoch,
+                    reply,
+                } => {
+                    let _ = reply.send(set_in_sync(&ctx, partition, &node, in_sync, epoch).await);
+                }
             }
         });
     }
@@ -288,4 +308,30 @@ async fn claim(ctx: &Ctx, p: u32) -> Result<u64, Error> {
             Err(Error::Conflict(p))
         }
     }
+}
+
+/// The owner's change of a replica's in-sync flag; refused while this node is fenced (its
+/// lease may be gone, and the partition promoted elsewhere).
+async fn set_in_sync(
+    ctx: &Ctx,
+    p: u32,
+    node: &str,
+    in_sync: bool,
+    epoch: u64,
+) -> Result<(), Error> {
+    if ctx.shared.fenced() {
+        return Err(Error::Fenced(ctx.info.id.clone()));
+    }
+    let partitions = ctx.shared.map.load().partitions;
+    ownership::set_in_sync(
+        &ctx.etcd,
+        &ctx.keys,
+        partitions,
+        &ctx.info.id,
+        p,
+        node,
+        in_sync,
+        epoch,
+    )
+    .await
 }

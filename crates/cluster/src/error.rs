@@ -52,6 +52,29 @@ pub enum Error {
         from: String,
         to: String,
     },
+    #[error(
+        "partition {partition} is not owned by {node} at epoch {epoch}: the map says {} at epoch \
+         {current}",
+        owner.as_deref().unwrap_or("no owner")
+    )]
+    NotOwner {
+        partition: u32,
+        node: String,
+        epoch: u64,
+        owner: Option<String>,
+        current: u64,
+    },
+    #[error("node {node} is not a replica of partition {partition}")]
+    NotReplica { partition: u32, node: String },
+    #[error(
+        "partition {partition} has live in-sync replicas ({replicas}), which hold its mail: the \
+         balancer promotes one of them; move it to one of them, not to {to}"
+    )]
+    InSyncReplicas {
+        partition: u32,
+        to: String,
+        replicas: String,
+    },
     #[error("partition {0} changed meanwhile (another claim or move won); read the map again")]
     Conflict(u32),
     #[error("value at {key} is not what ringmail writes: {detail}")]

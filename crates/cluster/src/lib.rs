@@ -22,12 +22,14 @@ mod view;
 mod watch;
 
 pub use balancer::{spread, SETTLE};
-pub use cli::{Admin, Drained, Location, Moved, NodeStatus, PartitionStatus, Status};
-pub use config::{ClusterConfig, MIN_SECRET_LEN};
+pub use cli::{
+    Admin, Drained, Location, Moved, NodeStatus, PartitionStatus, ReplicaStatus, Status,
+};
+pub use config::{ClusterConfig, MAX_REPLICAS, MIN_SECRET_LEN};
 pub use control::{ControlPlane, Registration};
 pub use error::Error;
 pub use etcd::ETCD_TIMEOUT;
 pub use map::{Assignment, NodeInfo, PartitionMap, PartitionState, MAX_PARTITIONS};
 pub use metrics::MetricsSnapshot;
 pub use ringmail_store::partition_of;
-pub use view::{Changes, ClusterView, Owner, PartitionChange, Subscription};
+pub use view::{Changes, ClusterView, Owner, PartitionChange, ReplicaInfo, Subscription};

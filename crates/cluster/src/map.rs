@@ -33,6 +33,10 @@ pub struct NodeInfo {
     pub internal: String,
     /// Unix seconds when this process registered.
     pub started: u64,
+    /// The operator's label for where the node runs (`[cluster] zone`): the balancer spreads
+    /// a partition's copies over zones when it can. Empty: no zone (absent in older values).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub zone: String,
 }
 
 /// Whether a partition is being handed to another node.
@@ -57,6 +61,12 @@ pub struct Assignment {
     pub state: PartitionState,
     /// etcd's mod revision of the key (0 while it does not exist): claims compare on it.
     pub revision: i64,
+    /// Nodes holding (or being seeded with) a copy of the partition; never the owner.
+    pub replicas: Vec<String>,
+    /// The replicas that hold every write the owner has acknowledged (a subset of
+    /// `replicas`): the owner removes a replica from here before it acknowledges a write that
+    /// replica does not have, so promoting any of them loses nothing.
+    pub in_sync: Vec<String>,
 }
 
 impl Assignment {
@@ -65,6 +75,8 @@ impl Assignment {
         epoch: 0,
         state: PartitionState::Active,
         revision: 0,
+        replicas: Vec::new(),
+        in_sync: Vec::new(),
     };
 
     /// The node a pending move goes to.
@@ -79,7 +91,32 @@ impl Assignment {
     pub fn owned_by(&self, node: &str) -> bool {
         self.owner.as_deref() == Some(node)
     }
+
+    /// Whether `node` holds a replica (in sync or not).
+    pub fn replicated_on(&self, node: &str) -> bool {
+        self.replicas.iter().any(|r| r == node)
+    }
+
+    /// Whether `node` is an in-sync replica.
+    pub fn in_sync_on(&self, node: &str) -> bool {
+        self.in_sync.iter().any(|r| r == node)
+    }
+
+    /// What is stored for this entry, with `owner` (the key holds no entry without one).
+    pub(crate) fn stored(&self, owner: &str) -> Stored {
+        Stored {
+            owner: owner.to_string(),
+            epoch: self.epoch,
+            state: self.state.clone(),
+            replicas: self.replicas.clone(),
+            in_sync: self.in_sync.clone(),
+        }
+    }
 }
+
+/// The entry of a partition beyond the end (a static: a constant holding a `Vec` cannot be
+/// borrowed for `'static`).
+static UNSET: Assignment = Assignment::UNSET;
 
 /// What is stored at `map/<p>`: the entry without its revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,11 +125,28 @@ pub(crate) struct Stored {
     pub(crate) epoch: u64,
     #[serde(flatten)]
     pub(crate) state: PartitionState,
+    /// Absent in values written before replication, and while empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) replicas: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) in_sync: Vec<String>,
 }
 
 impl Stored {
     pub(crate) fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a plain struct serializes")
+    }
+
+    /// The entry this value makes at `revision`.
+    pub(crate) fn into_assignment(self, revision: i64) -> Assignment {
+        Assignment {
+            owner: Some(self.owner),
+            epoch: self.epoch,
+            state: self.state,
+            revision,
+            replicas: self.replicas,
+            in_sync: self.in_sync,
+        }
     }
 }
 
@@ -135,7 +189,7 @@ impl PartitionMap {
     pub fn assignment(&self, p: u32) -> &Assignment {
         self.assignments
             .get(p as usize)
-            .unwrap_or(&Assignment::UNSET)
+            .unwrap_or(&UNSET)
     }
 
     /// Whether `node` holds a live lease.
@@ -154,6 +208,19 @@ impl PartitionMap {
     /// How many partitions `node` owns.
     pub fn owned_count(&self, node: &str) -> usize {
         self.assignments.iter().filter(|a| a.owned_by(node)).count()
+    }
+
+    /// How many partitions `node` holds a replica of.
+    pub fn replica_count(&self, node: &str) -> usize {
+        self.assignments
+            .iter()
+            .filter(|a| a.replicated_on(node))
+            .count()
+    }
+
+    /// The zone `node` registered with (empty when it has none or is not alive).
+    pub fn zone(&self, node: &str) -> &str {
+        self.nodes.get(node).map_or("", |n| n.zone.as_str())
     }
 
     /// The partition holding `user`'s mail.
@@ -190,12 +257,7 @@ impl PartitionMap {
                 if let Some(slot) = self.assignments.get_mut(p as usize) {
                     let stored: Stored =
                         serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
-                    *slot = Assignment {
-                        owner: Some(stored.owner),
-                        epoch: stored.epoch,
-                        state: stored.state,
-                        revision: mod_revision,
-                    };
+                    *slot = stored.into_assignment(mod_revision);
                 }
             }
             Some(Key::Meta) | None => {}
@@ -229,7 +291,10 @@ mod tests {
             owner: "n1".into(),
             epoch: 3,
             state: PartitionState::Active,
+            replicas: vec![],
+            in_sync: vec![],
         };
+        // Without replicas the value is what releases before replication wrote.
         assert_eq!(
             String::from_utf8(active.encode()).unwrap(),
             r#"{"owner":"n1","epoch":3,"state":"active"}"#
@@ -238,6 +303,8 @@ mod tests {
             owner: "n1".into(),
             epoch: 4,
             state: PartitionState::Moving { to: "n2".into() },
+            replicas: vec![],
+            in_sync: vec![],
         };
         let text = String::from_utf8(moving.encode()).unwrap();
         assert_eq!(
@@ -245,6 +312,34 @@ mod tests {
             r#"{"owner":"n1","epoch":4,"state":"moving","to":"n2"}"#
         );
         assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), moving);
+        let replicated = Stored {
+            owner: "n1".into(),
+            epoch: 7,
+            state: PartitionState::Active,
+            replicas: vec!["n2".into(), "n3".into()],
+            in_sync: vec!["n2".into()],
+        };
+        let text = String::from_utf8(replicated.encode()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"owner":"n1","epoch":7,"state":"active","replicas":["n2","n3"],"in_sync":["n2"]}"#
+        );
+        assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), replicated);
+    }
+
+    #[test]
+    fn registrations_without_a_zone_parse() {
+        let old = r#"{"id":"n1","client":[],"internal":"10.0.0.1:7143","started":5}"#;
+        let info: NodeInfo = serde_json::from_str(old).unwrap();
+        assert_eq!(info.zone, "");
+        assert_eq!(serde_json::to_string(&info).unwrap(), old);
+        let zoned = NodeInfo {
+            zone: "fra1".into(),
+            ..info
+        };
+        let text = serde_json::to_string(&zoned).unwrap();
+        assert!(text.ends_with(r#""zone":"fra1"}"#), "{text}");
+        assert_eq!(serde_json::from_str::<NodeInfo>(&text).unwrap(), zoned);
     }
 
     #[test]
@@ -256,6 +351,7 @@ mod tests {
             client: vec!["imap=127.0.0.1:143".into()],
             internal: "127.0.0.1:7143".into(),
             started: 1,
+            zone: String::new(),
         };
         map.apply_put(
             &keys,
@@ -273,6 +369,12 @@ mod tests {
         assert_eq!(map.live_owner(2).map(|n| n.id.as_str()), Some("n1"));
         assert_eq!(map.owned_count("n1"), 1);
         assert_eq!(map.assignment(3), &Assignment::UNSET);
+        let value = br#"{"owner":"n1","epoch":3,"state":"active","replicas":["n2"],"in_sync":["n2"]}"#;
+        map.apply_put(&keys, keys.partition(3).as_bytes(), value, 9)
+            .unwrap();
+        assert!(map.assignment(3).replicated_on("n2") && map.assignment(3).in_sync_on("n2"));
+        assert_eq!(map.replica_count("n2"), 1);
+        assert!(map.assignment(2).replicas.is_empty(), "old values parse");
 
         map.apply_delete(&keys, keys.node("n1").as_bytes());
         assert!(!map.alive("n1"));

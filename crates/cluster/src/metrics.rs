@@ -18,6 +18,9 @@ pub(crate) struct Metrics {
     pub(crate) lease_renewals: AtomicU64,
     pub(crate) lease_failures: AtomicU64,
     pub(crate) lease_expiries: AtomicU64,
+    pub(crate) failovers: AtomicU64,
+    pub(crate) replicas_placed: AtomicU64,
+    pub(crate) replicas_dropped: AtomicU64,
 }
 
 /// A reading of this node's control-plane counters (all since the process started).
@@ -45,6 +48,12 @@ pub struct MetricsSnapshot {
     pub lease_renewals: u64,
     pub lease_failures: u64,
     pub lease_expiries: u64,
+    /// Promotions of an in-sync replica this node's balancer wrote (the owner had died).
+    pub failovers: u64,
+    /// Replicas this node's balancer placed, and dropped (dead, drained, or more than
+    /// `replicas`).
+    pub replicas_placed: u64,
+    pub replicas_dropped: u64,
     /// Whether this node is the balancer now (a gauge).
     pub balancer: bool,
     /// Whether this node's lease may have expired, so it must not act as owner (a gauge).
@@ -67,6 +76,9 @@ impl Metrics {
             lease_renewals: get(&self.lease_renewals),
             lease_failures: get(&self.lease_failures),
             lease_expiries: get(&self.lease_expiries),
+            failovers: get(&self.failovers),
+            replicas_placed: get(&self.replicas_placed),
+            replicas_dropped: get(&self.replicas_dropped),
             balancer,
             fenced,
         }

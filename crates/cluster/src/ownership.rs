@@ -19,6 +19,12 @@ use crate::Error;
 /// while still assigning a 4096-partition cluster in 128 transactions.
 pub(crate) const BATCH: usize = 32;
 
+/// etcd's limit on the compares of one transaction (its default `--max-txn-ops`, which
+/// counts compares and puts separately). A change that adds replicas compares each new
+/// replica's registration too, so batches are also cut by their compares (one is kept for
+/// the balancer's fence).
+pub(crate) const MAX_COMPARES: usize = 128;
+
 /// One partition's new entry, with what must still hold for it to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Change {
@@ -26,68 +32,128 @@ pub(crate) struct Change {
     /// The mod revision the writer saw (0: the key did not exist).
     pub(crate) expect: i64,
     pub(crate) new: Stored,
-    /// A node whose registration (lease) must exist, so nothing is handed to a node that died
-    /// after the writer looked.
-    pub(crate) target: Option<String>,
-    /// A node whose registration must not exist: the dead owner a partition is taken from. If
-    /// it came back (re-registered) meanwhile, it keeps its partitions.
-    pub(crate) gone: Option<String>,
+    /// Nodes whose registration (lease) must exist, so nothing is handed to (or placed on) a
+    /// node that died after the writer looked.
+    pub(crate) targets: Vec<String>,
+    /// Nodes whose registration must not exist: the dead owner a partition is taken from, dead
+    /// replicas dropped. If one came back (re-registered) meanwhile, it keeps its place.
+    pub(crate) gone: Vec<String>,
+}
+
+/// `list` without `node`.
+fn without(list: &[String], node: &str) -> Vec<String> {
+    list.iter().filter(|n| *n != node).cloned().collect()
 }
 
 impl Change {
     /// Makes `to` the owner at the next epoch, taking the partition from a dead owner (or
-    /// none).
+    /// none). When `to` is an in-sync replica this is a failover: it holds every acknowledged
+    /// write, and the other in-sync replicas stay in sync with it. Otherwise `to` starts from
+    /// whatever it has, which the replicas' copies do not follow: they are dropped from the
+    /// entry (their files are left alone) and new ones are placed and seeded from `to`.
     pub(crate) fn assign(partition: u32, current: &Assignment, to: &str) -> Change {
-        Change {
-            gone: current.owner.clone(),
-            ..Change::hand_over(partition, current, to)
+        let mut change = Change::hand_over(partition, current, to);
+        if !current.in_sync_on(to) {
+            change.new.replicas.clear();
+            change.new.in_sync.clear();
         }
+        change.gone = current.owner.iter().cloned().collect();
+        change
     }
 
-    /// Makes `to` the owner at the next epoch; the live owner has handed the partition over.
+    /// Makes `to` the owner at the next epoch; the live owner has handed the partition over
+    /// (a completed move: `to` has the owner's files, so the replicas stay as they are, less
+    /// `to` itself if it was one).
     pub(crate) fn hand_over(partition: u32, current: &Assignment, to: &str) -> Change {
+        let mut new = current.stored(to);
+        new.epoch += 1;
+        new.state = PartitionState::Active;
+        new.replicas = without(&current.replicas, to);
+        new.in_sync = without(&current.in_sync, to);
         Change {
             partition,
             expect: current.revision,
-            new: Stored {
-                owner: to.to_string(),
-                epoch: current.epoch + 1,
-                state: PartitionState::Active,
-            },
-            target: Some(to.to_string()),
-            gone: None,
+            new,
+            targets: vec![to.to_string()],
+            gone: Vec::new(),
         }
     }
 
-    /// Asks the owner to hand the partition to `to`; owner and epoch stay.
+    /// Asks the owner to hand the partition to `to`; owner, epoch and replicas stay.
     pub(crate) fn intent(partition: u32, current: &Assignment, to: &str) -> Option<Change> {
+        let mut new = current.stored(current.owner.as_deref()?);
+        new.state = PartitionState::Moving { to: to.to_string() };
         Some(Change {
             partition,
             expect: current.revision,
-            new: Stored {
-                owner: current.owner.clone()?,
-                epoch: current.epoch,
-                state: PartitionState::Moving { to: to.to_string() },
-            },
-            target: Some(to.to_string()),
-            gone: None,
+            new,
+            targets: vec![to.to_string()],
+            gone: Vec::new(),
         })
     }
 
     /// Withdraws a pending move (its target died or is being drained).
     pub(crate) fn cancel(partition: u32, current: &Assignment) -> Option<Change> {
+        let mut new = current.stored(current.owner.as_deref()?);
+        new.state = PartitionState::Active;
         Some(Change {
             partition,
             expect: current.revision,
-            new: Stored {
-                owner: current.owner.clone()?,
-                epoch: current.epoch,
-                state: PartitionState::Active,
-            },
-            target: None,
-            gone: None,
+            new,
+            targets: Vec::new(),
+            gone: Vec::new(),
         })
     }
+
+    /// Sets the replica lists; owner, epoch and state stay. `added` must be alive and
+    /// `dropped` (dead replicas) gone when it is written.
+    pub(crate) fn replicas(
+        partition: u32,
+        current: &Assignment,
+        replicas: Vec<String>,
+        in_sync: Vec<String>,
+        added: Vec<String>,
+        dropped: Vec<String>,
+    ) -> Option<Change> {
+        let mut new = current.stored(current.owner.as_deref()?);
+        new.replicas = replicas;
+        new.in_sync = in_sync;
+        Some(Change {
+            partition,
+            expect: current.revision,
+            new,
+            targets: added,
+            gone: dropped,
+        })
+    }
+
+    /// The compares this change adds to a transaction (at most: a node named by several
+    /// changes of one transaction is compared once).
+    pub(crate) fn compares(&self) -> usize {
+        1 + self.targets.len() + self.gone.len()
+    }
+}
+
+/// Splits `items` (changes, with `compares` telling each one's compares) into transactions
+/// etcd accepts: at most [`BATCH`] keys and fewer than [`MAX_COMPARES`] compares each (one is
+/// left for the balancer's fence).
+pub(crate) fn batches<T>(items: Vec<T>, compares: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut used = 0;
+    for item in items {
+        let cost = compares(&item);
+        match out.last_mut() {
+            Some(batch) if batch.len() < BATCH && used + cost < MAX_COMPARES => {
+                used += cost;
+                batch.push(item);
+            }
+            _ => {
+                used = cost;
+                out.push(vec![item]);
+            }
+        }
+    }
+    out
 }
 
 /// Writes `changes` in one transaction if every compare holds, plus `fence` (the balancer's
@@ -111,12 +177,8 @@ pub(crate) async fn commit(
             change.expect,
         ));
         puts.push(TxnOp::put(key, change.new.encode(), None::<PutOptions>));
-        if let Some(target) = &change.target {
-            targets.insert(target.as_str());
-        }
-        if let Some(owner) = &change.gone {
-            gone.insert(owner.as_str());
-        }
+        targets.extend(change.targets.iter().map(String::as_str));
+        gone.extend(change.gone.iter().map(String::as_str));
     }
     for target in targets {
         compares.push(Compare::create_revision(
@@ -151,12 +213,7 @@ pub(crate) async fn read(etcd: &Etcd, keys: &Keys, p: u32) -> Result<Assignment,
         key,
         detail: e.to_string(),
     })?;
-    Ok(Assignment {
-        owner: Some(stored.owner),
-        epoch: stored.epoch,
-        state: stored.state,
-        revision: found.mod_revision(),
-    })
+    Ok(stored.into_assignment(found.mod_revision()))
 }
 
 /// Finishes a move the data plane has carried out: `to` becomes the owner at the next epoch,
@@ -196,4 +253,67 @@ pub(crate) fn check_partition(p: u32, partitions: u32) -> Result<(), Error> {
             partitions,
         })
     }
+}
+
+/// How often [`set_in_sync`] re-reads and tries again when another writer (the balancer
+/// placing or dropping a replica) changed the entry between its read and its write.
+const IN_SYNC_TRIES: usize = 5;
+
+/// The owner's write of one replica's in-sync flag: `me` must own `p` at `epoch`, and `node`
+/// must be one of its replicas to be added. Read straight from etcd (a local copy could lag
+/// behind a write of this very node), written comparing the mod revision read, that `me` is
+/// still registered and, when adding, that `node` is. Nothing is written when the flag is
+/// already so.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn set_in_sync(
+    etcd: &Etcd,
+    keys: &Keys,
+    partitions: u32,
+    me: &str,
+    p: u32,
+    node: &str,
+    in_sync: bool,
+    epoch: u64,
+) -> Result<(), Error> {
+    check_partition(p, partitions)?;
+    for _ in 0..IN_SYNC_TRIES {
+        let current = read(etcd, keys, p).await?;
+        if !current.owned_by(me) || current.epoch != epoch {
+            return Err(Error::NotOwner {
+                partition: p,
+                node: me.to_string(),
+                epoch,
+                owner: current.owner.clone(),
+                current: current.epoch,
+            });
+        }
+        if current.in_sync_on(node) == in_sync {
+            return Ok(());
+        }
+        let mut list = without(&current.in_sync, node);
+        let mut targets = vec![me.to_string()];
+        if in_sync {
+            if !current.replicated_on(node) {
+                return Err(Error::NotReplica {
+                    partition: p,
+                    node: node.to_string(),
+                });
+            }
+            list.push(node.to_string());
+            targets.push(node.to_string());
+        }
+        let change = Change::replicas(
+            p,
+            &current,
+            current.replicas.clone(),
+            list,
+            targets,
+            Vec::new(),
+        )
+        .expect("owned by me");
+        if commit(etcd, keys, &[change], None).await?.is_some() {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict(p))
 }

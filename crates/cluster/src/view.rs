@@ -151,6 +151,16 @@ pub struct Owner {
     pub epoch: u64,
 }
 
+/// One replica of a partition, for the owner to ship to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    pub node: String,
+    /// The node-to-node address; empty while the node is not alive.
+    pub internal: String,
+    /// Whether it holds every write the owner acknowledged (see [`ClusterView::set_in_sync`]).
+    pub in_sync: bool,
+}
+
 /// A cheap, cloneable handle on this node's view of the cluster, for the executors. Nothing
 /// here blocks: reads come from the local copy, and writes (claims, completing moves) are
 /// sent to the control thread and awaited as futures that any runtime can poll.
@@ -202,6 +212,67 @@ impl ClusterView {
             node: node.id.clone(),
             internal: node.internal.clone(),
             epoch: a.epoch,
+        })
+    }
+
+    /// The replicas of `p` in the local copy, in the order the map lists them.
+    pub fn replicas(&self, p: u32) -> Vec<ReplicaInfo> {
+        let map = self.shared.map.load();
+        let a = map.assignment(p);
+        a.replicas
+            .iter()
+            .map(|node| ReplicaInfo {
+                node: node.clone(),
+                internal: map
+                    .nodes
+                    .get(node)
+                    .map_or_else(String::new, |n| n.internal.clone()),
+                in_sync: a.in_sync_on(node),
+            })
+            .collect()
+    }
+
+    /// `Some((owner, epoch))` when this node holds a replica of `p`: the replica side accepts
+    /// batches for `p` only from that owner and at that epoch or later. The owner's
+    /// `internal` is empty while it is not alive.
+    pub fn replica_of(&self, p: u32) -> Option<(Owner, u64)> {
+        let map = self.shared.map.load();
+        let a = map.assignment(p);
+        if !a.replicated_on(&self.shared.node) {
+            return None;
+        }
+        let node = a.owner.clone()?;
+        let internal = map
+            .nodes
+            .get(&node)
+            .map_or_else(String::new, |n| n.internal.clone());
+        let owner = Owner {
+            node,
+            internal,
+            epoch: a.epoch,
+        };
+        Some((owner, a.epoch))
+    }
+
+    /// The owner's write that adds `node` to `p`'s in-sync replicas (after seeding it) or
+    /// removes it (before acknowledging a write it lacks). It compares, in one etcd
+    /// transaction, that this node owns `p` at `epoch` and the entry is as read; it fails
+    /// when this node is fenced, is not the owner at `epoch` ([`Error::NotOwner`]), or (adding)
+    /// `node` is not a replica ([`Error::NotReplica`]). Resolves once etcd has committed it.
+    pub fn set_in_sync(
+        &self,
+        p: u32,
+        node: &str,
+        in_sync: bool,
+        epoch: u64,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let node = node.to_string();
+        self.ask(move |reply| Command::SetInSync {
+            partition: p,
+            node,
+            in_sync,
+            epoch,
+            reply,
         })
     }
 
@@ -282,10 +353,10 @@ impl ClusterView {
         )
     }
 
-    fn ask(
+    fn ask<T: Send + 'static>(
         &self,
-        command: impl FnOnce(oneshot::Sender<Result<u64, Error>>) -> Command,
-    ) -> impl Future<Output = Result<u64, Error>> + Send + 'static {
+        command: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let sent = self.shared.commands.send(command(reply)).is_ok();
         async move {
@@ -322,6 +393,10 @@ pub struct Changes {
     /// Entries whose move state changed where this node is the owner or the target: a move
     /// to start, or one that was withdrawn.
     pub moves: Vec<PartitionChange>,
+    /// Partitions whose replicas or in-sync replicas changed where this node is the owner or
+    /// a replica (before or after): replicas to seed or to stop shipping to, a replica copy
+    /// to start or to drop. A promotion of this node's replica is in `gained`.
+    pub replicas: Vec<u32>,
 }
 
 /// One partition's entry before and after.
@@ -364,6 +439,7 @@ impl Subscription {
             lost: Vec::new(),
             gained: Vec::new(),
             moves: Vec::new(),
+            replicas: Vec::new(),
         };
         for (p, after) in now.assignments.iter().enumerate() {
             let before = self.last.assignment(p as u32);
@@ -385,12 +461,20 @@ impl Subscription {
                     after: after.clone(),
                 });
             }
+            let holds = |a: &Assignment| a.owned_by(me) || a.replicated_on(me);
+            if (before.replicas != after.replicas || before.in_sync != after.in_sync)
+                && (holds(before) || holds(after))
+            {
+                changes.replicas.push(p);
+            }
         }
         let fence_changed = fenced != self.fenced;
         self.last = now;
         self.fenced = fenced;
-        let nothing =
-            changes.lost.is_empty() && changes.gained.is_empty() && changes.moves.is_empty();
+        let nothing = changes.lost.is_empty()
+            && changes.gained.is_empty()
+            && changes.moves.is_empty()
+            && changes.replicas.is_empty();
         (!nothing || fence_changed).then_some(changes)
     }
 }

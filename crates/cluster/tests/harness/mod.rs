@@ -334,6 +334,9 @@ pub fn config(cluster: &str, node: &str, endpoints: Vec<String>, dir: &Path) -> 
         advertise: None,
         secret_file: secret,
         lease_secs: 5,
+        replicas: 1,
+        sync: true,
+        zone: String::new(),
     }
 }
 
