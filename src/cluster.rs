@@ -26,6 +26,10 @@ pub fn settings(config: &Config, data_dir: &Path) -> Result<Option<ClusterConfig
         advertise: (!section.advertise.is_empty()).then(|| section.advertise.clone()),
         secret_file: Config::resolve(data_dir, &section.secret_file),
         lease_secs: section.lease_secs,
+        // Until repl-ctl's `[cluster] replicas/sync/zone` keys are merged: their defaults.
+        replicas: 1,
+        sync: true,
+        zone: String::new(),
     };
     settings.validate().map_err(|e| e.to_string())?;
     Ok(Some(settings))
@@ -94,6 +98,9 @@ pub fn start(config: &Config, settings: ClusterConfig) -> Result<Node, String> {
 fn rpc(exec: std::rc::Rc<Executor>, request: ringmail_peer::Request) -> LocalResponse {
     if crate::moves::is_move_kind(request.kind) {
         return crate::moves::serve(exec, request);
+    }
+    if crate::replication::is_replication_kind(request.kind) {
+        return crate::replication::serve_rpc(exec, request);
     }
     if request.kind == ringmail_admin::forward::KIND_ADMIN {
         let answer = ringmail_admin::forward::serve(exec, request.payload);

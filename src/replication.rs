@@ -25,13 +25,19 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::rc::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::rc::Weak;
 use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
 use futures_lite::{future, StreamExt};
+use ringmail_cluster::ClusterView;
+use ringmail_peer::{Request, Response};
+use ringmail_runtime::nodes::LocalResponse;
+use ringmail_runtime::partition::executor_of;
+use ringmail_runtime::partitions::{OpenHooks, Partitions};
+use ringmail_runtime::runtime::{Executor, LocalTask};
 use ringmail_store::{
     seed_plan, Batch, Chunk, FileChange, LogEnd, Partition, ReplicaFile, ReplicaLog, ShipBatch,
     Shipped, StoreError, MAX_CHUNK,
@@ -62,14 +68,7 @@ const QUEUE_LIMIT: usize = 64 << 20;
 /// Wait before seeding a replica again after a failure.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// A replica of a partition as the map lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaInfo {
-    pub node: String,
-    /// Its node-to-node address; empty while it is not alive.
-    pub internal: String,
-    pub in_sync: bool,
-}
+pub use ringmail_cluster::ReplicaInfo;
 
 /// A boxed future for the directory's etcd write.
 pub type InSyncFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
@@ -227,21 +226,21 @@ fn decode_chunk(b: &[u8]) -> Option<Chunk<'_>> {
 
 // ----- replica side -----
 
-/// Partitions whose replica copy a request is working on, on any executor: requests for
-/// one partition come over several connections, so a second one at once is refused (the
-/// owner sends one at a time; a second can only be a timed-out one's successor).
-static BUSY: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Replica copies a request is working on, on any executor: requests for one partition
+/// come over several connections, so a second one at once is refused (the owner sends one
+/// at a time; a second can only be a timed-out one's successor).
+static BUSY: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-struct Busy(u32);
+struct Busy(PathBuf);
 
 impl Busy {
-    fn take(p: u32) -> Option<Busy> {
+    fn take(target: &Path) -> Option<Busy> {
         let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
-        if busy.contains(&p) {
+        if busy.iter().any(|t| t == target) {
             return None;
         }
-        busy.push(p);
-        Some(Busy(p))
+        busy.push(target.to_path_buf());
+        Some(Busy(target.to_path_buf()))
     }
 }
 
@@ -249,7 +248,7 @@ impl Drop for Busy {
     fn drop(&mut self) {
         BUSY.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|&p| p != self.0);
+            .retain(|t| *t != self.0);
     }
 }
 
@@ -278,8 +277,8 @@ pub async fn serve(
         }
         None => return Err(format!("this node holds no replica of partition {p}")),
     }
-    let _busy = Busy::take(p).ok_or("another request for this replica is running")?;
     let target = target(p);
+    let _busy = Busy::take(&target).ok_or("another request for this replica is running")?;
     let err = |e: StoreError| e.to_string();
     match kind {
         KIND_ATTACH => {
@@ -335,12 +334,15 @@ pub fn promote_if_replica(p: u32, target: &Path) -> Result<(), StoreError> {
     if !ReplicaLog::dir_for(target).is_dir() {
         return Ok(());
     }
-    let _busy = Busy::take(p).ok_or(StoreError::NotPermitted(
+    let _busy = Busy::take(target).ok_or(StoreError::NotPermitted(
         "the replica copy is being written; try again",
     ))?;
     let r = ReplicaLog::open(target)?;
     if target.exists() && !ringmail_store::is_moved(target) {
-        info!(partition = p, "dropping a stale replica copy: the partition is here");
+        info!(
+            partition = p,
+            "dropping a stale replica copy: the partition is here"
+        );
         return r.discard();
     }
     let end = r.position();
@@ -459,7 +461,11 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                         // Asynchronous shipping acknowledged without it; it is behind now.
                         let _ = self.drop_in_sync(node, Some(peer)).await;
                     }
-                    warn!(partition = self.p, replica = node, "replica behind, seeding it again: {e}");
+                    warn!(
+                        partition = self.p,
+                        replica = node,
+                        "replica behind, seeding it again: {e}"
+                    );
                     // The batches queued meanwhile are in the next round's snapshot.
                     self.drain_failed(peer, &mut rx);
                     glommio::timer::sleep(RETRY_AFTER).await;
@@ -660,7 +666,11 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             .is_owner(self.p)
             .ok_or(StoreError::NotPermitted("no longer the partition's owner"))?;
         if let Err(e) = self.directory.set_in_sync(self.p, node, false, epoch).await {
-            warn!(partition = self.p, replica = node, "could not drop a failed replica from the in-sync set; the write fails: {e}");
+            warn!(
+                partition = self.p,
+                replica = node,
+                "could not drop a failed replica from the in-sync set; the write fails: {e}"
+            );
             return Err(StoreError::NotPermitted(
                 "a replica failed and could not be dropped from the in-sync set",
             ));
@@ -669,7 +679,12 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             peer.claimed.set(false);
         }
         COUNTERS.in_sync_drops.fetch_add(1, Ordering::Relaxed);
-        warn!(partition = self.p, replica = node, epoch, "replica dropped from the in-sync set");
+        warn!(
+            partition = self.p,
+            replica = node,
+            epoch,
+            "replica dropped from the in-sync set"
+        );
         Ok(())
     }
 
@@ -766,3 +781,194 @@ fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+// ----- wiring on a cluster node -----
+
+impl ReplicaDirectory for ClusterView {
+    fn node(&self) -> String {
+        ClusterView::node(self).to_string()
+    }
+
+    fn is_owner(&self, p: u32) -> Option<u64> {
+        ClusterView::is_owner(self, p)
+    }
+
+    fn replicas(&self, p: u32) -> Vec<ReplicaInfo> {
+        ClusterView::replicas(self, p)
+    }
+
+    fn replica_of(&self, p: u32) -> Option<(String, u64)> {
+        ClusterView::replica_of(self, p).map(|(owner, epoch)| (owner.node, epoch))
+    }
+
+    fn set_in_sync(&self, p: u32, node: &str, in_sync: bool, epoch: u64) -> InSyncFuture {
+        let done = ClusterView::set_in_sync(self, p, node, in_sync, epoch);
+        Box::pin(async move { done.await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// RPCs over the executor's link pool.
+struct PoolTransport(Weak<Executor>);
+
+impl Transport for PoolTransport {
+    fn call(&self, node: &str, addr: &str, kind: u16, payload: Vec<u8>) -> CallFuture {
+        let (exec, node, addr) = (self.0.upgrade(), node.to_string(), addr.to_string());
+        Box::pin(async move {
+            let exec = exec.ok_or("shutting down")?;
+            let nodes = exec.nodes.as_ref().ok_or("not a cluster node")?;
+            let answer = nodes
+                .pool
+                .call(&node, &addr, kind, &payload)
+                .await
+                .map_err(|e| format!("node {node} did not answer: {e}"))?;
+            match answer.status {
+                OK => Ok(answer.payload),
+                _ => Err(format!(
+                    "node {node} refused: {}",
+                    String::from_utf8_lossy(&answer.payload)
+                )),
+            }
+        })
+    }
+}
+
+type NodeShipper = Shipper<ClusterView, PoolTransport>;
+
+/// One executor's replication: the open hooks and the shippers of its open partitions.
+struct Local {
+    exec: Weak<Executor>,
+    view: Rc<ClusterView>,
+    transport: Rc<PoolTransport>,
+    sync: bool,
+    shippers: RefCell<HashMap<u32, Rc<NodeShipper>>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// Whether acknowledgements wait for the in-sync replicas (`[cluster] sync`), set at start.
+static SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets `[cluster] sync` for every executor (before they start).
+pub fn set_sync(sync: bool) {
+    SYNC.store(sync, Ordering::Relaxed);
+}
+
+impl OpenHooks for Local {
+    fn before_open(&self, p: u32, dir: &Path) -> Result<(), StoreError> {
+        promote_if_replica(p, dir)
+    }
+
+    fn opened(&self, p: u32, partition: &Rc<Partition>) {
+        let shipper = Shipper::attach(
+            p,
+            partition,
+            self.view.clone(),
+            self.transport.clone(),
+            self.sync,
+        );
+        self.shippers.borrow_mut().insert(p, shipper);
+    }
+}
+
+/// The executor's open hooks, on a cluster node (`Services::open_hooks`).
+pub fn open_hooks(exec: &Rc<Executor>) -> Option<Rc<dyn OpenHooks>> {
+    let view = crate::moves::view()?;
+    let local = Rc::new(Local {
+        exec: Rc::downgrade(exec),
+        view: Rc::new(view),
+        transport: Rc::new(PoolTransport(Rc::downgrade(exec))),
+        sync: SYNC.load(Ordering::Relaxed),
+        shippers: RefCell::default(),
+    });
+    LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+    Some(local)
+}
+
+/// The executor task: on every map change, each open partition's shipper follows its
+/// replicas (one added is seeded, one removed is no longer shipped to).
+pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
+    let Some(local) = LOCAL.with(|l| l.borrow().clone()) else {
+        return Ok(None);
+    };
+    let exec = exec.clone();
+    Ok(Some(Box::pin(async move {
+        let mut changes = local.view.subscribe();
+        loop {
+            open_replicated(&exec, &local.view).await;
+            local.shippers.borrow_mut().retain(|_, s| s.serving());
+            let shippers: Vec<Rc<NodeShipper>> =
+                local.shippers.borrow().values().cloned().collect();
+            for s in shippers {
+                s.follow_map();
+            }
+            let stop = future::or(
+                async {
+                    changes.changed().await;
+                    false
+                },
+                async {
+                    exec.shutting_down().await;
+                    true
+                },
+            )
+            .await;
+            if stop || local.exec.upgrade().is_none() {
+                return;
+            }
+        }
+    })))
+}
+
+/// Opens this executor's partitions that this node owns and that have replicas or a
+/// replica copy here: a promoted copy serves at once (not only at its first login), and an
+/// owner's replicas are seeded even while none of its users is active.
+async fn open_replicated(exec: &Rc<Executor>, view: &ClusterView) {
+    for p in 0..view.map().partitions {
+        if executor_of(p, exec.count) != exec.id
+            || exec.store.opened(p).is_some()
+            || view.is_owner(p).is_none()
+        {
+            continue;
+        }
+        let dir = Partitions::dir(&exec.data_dir, p);
+        let has_data = dir.is_dir() || ReplicaLog::dir_for(&dir).is_dir();
+        if has_data && (!view.replicas(p).is_empty() || !dir.is_dir()) {
+            if let Err(e) = exec.store.get(p).await {
+                warn!(partition = p, "could not open a replicated partition: {e}");
+            }
+        }
+    }
+}
+
+/// On a replica node: answers the owner's replication requests.
+pub fn serve_rpc(exec: Rc<Executor>, request: Request) -> LocalResponse {
+    Box::pin(async move {
+        let Some(view) = crate::moves::view() else {
+            return Response {
+                status: REFUSED,
+                payload: b"not a cluster node".to_vec(),
+            };
+        };
+        let root = exec.data_dir.clone();
+        let kind = request.kind;
+        let answer = serve(&view, |p| Partitions::dir(&root, p), kind, request.payload).await;
+        match answer {
+            Ok(payload) => Response {
+                status: OK,
+                payload,
+            },
+            Err(why) => {
+                warn!(kind, "replication request refused: {why}");
+                Response {
+                    status: REFUSED,
+                    payload: why.into_bytes(),
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
