@@ -242,9 +242,20 @@ fn a_seeded_replica_gets_every_acknowledged_batch_and_opens_as_the_partition() {
         let expected = inbox(&s.owner).await;
         assert_eq!(expected.len(), 35);
 
-        // The map makes b the owner: its copy is promoted before it is opened.
+        // The map makes b the owner: its copy is promoted before it is opened (refused
+        // while a request of the old owner's is still being written, then retried).
+        {
+            let mut m = s.map.borrow_mut();
+            m.owner = "b".into();
+            m.epoch += 1;
+            m.replicas.clear();
+            m.in_sync.clear();
+        }
         let target = Partitions::dir(&s.replica_root, 0);
-        promote_if_replica(0, &target).unwrap();
+        until("the copy is promoted", || {
+            promote_if_replica(0, &target).is_ok()
+        })
+        .await;
         let promoted = Partition::open(&target, Options::default()).await.unwrap();
         assert_eq!(inbox(&promoted).await, expected);
         assert!(COUNTERS.promotions.load(Ordering::Relaxed) >= 1);
