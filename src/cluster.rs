@@ -172,6 +172,43 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             ],
         );
     }
+    {
+        let r = &crate::replication::COUNTERS;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        metric(
+            "ringmail_replication_bytes_total",
+            "counter",
+            "Bytes of batches and copy rounds this node sent to replicas.",
+            &[("", get(&r.bytes))],
+        );
+        metric(
+            "ringmail_replication_batches_total",
+            "counter",
+            "Group-commit batches replicas acknowledged to this node.",
+            &[("", get(&r.batches))],
+        );
+        metric(
+            "ringmail_replication_lag_batches",
+            "gauge",
+            "Batches queued for replicas and not yet acknowledged.",
+            &[("", get(&r.lag_batches))],
+        );
+        metric(
+            "ringmail_replication_in_sync_changes_total",
+            "counter",
+            "Replicas this node added to or dropped from an in-sync set.",
+            &[
+                ("{change=\"added\"}", get(&r.in_sync_adds)),
+                ("{change=\"dropped\"}", get(&r.in_sync_drops)),
+            ],
+        );
+        metric(
+            "ringmail_replication_promotions_total",
+            "counter",
+            "Replica copies this node promoted to serve their partition.",
+            &[("", get(&r.promotions))],
+        );
+    }
     metric(
         "ringmail_node_sessions_total",
         "counter",

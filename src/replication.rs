@@ -478,10 +478,12 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
     /// Fails what waits in the queue (the batches' writers drop the replica from in-sync).
     fn drain_failed(&self, peer: &Peer, rx: &mut mpsc::UnboundedReceiver<Queued>) {
         while let Ok(q) = rx.try_recv() {
-            if let Queued::Batch(_, Some(done)) = q {
-                let _ = done.send(false);
+            if let Queued::Batch(_, done) = q {
+                COUNTERS.lag_batches.fetch_sub(1, Ordering::Relaxed);
+                if let Some(done) = done {
+                    let _ = done.send(false);
+                }
             }
-            COUNTERS.lag_batches.fetch_sub(1, Ordering::Relaxed);
         }
         peer.queued.set(0);
     }
