@@ -26,10 +26,9 @@ pub fn settings(config: &Config, data_dir: &Path) -> Result<Option<ClusterConfig
         advertise: (!section.advertise.is_empty()).then(|| section.advertise.clone()),
         secret_file: Config::resolve(data_dir, &section.secret_file),
         lease_secs: section.lease_secs,
-        // Until repl-ctl's `[cluster] replicas/sync/zone` keys are merged: their defaults.
-        replicas: 1,
-        sync: true,
-        zone: String::new(),
+        replicas: section.replicas,
+        sync: section.sync,
+        zone: section.zone.clone(),
     };
     settings.validate().map_err(|e| e.to_string())?;
     Ok(Some(settings))
@@ -143,6 +142,21 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             ("{stage=\"marked\"}", c.moves_marked),
             ("{stage=\"completed\"}", c.moves_completed),
             ("{stage=\"cancelled\"}", c.moves_cancelled),
+        ],
+    );
+    metric(
+        "ringmail_cluster_failovers_total",
+        "counter",
+        "Partitions whose owner died that this node's balancer promoted to an in-sync replica.",
+        &[("", c.failovers)],
+    );
+    metric(
+        "ringmail_cluster_replicas_total",
+        "counter",
+        "Replicas this node's balancer placed and dropped (dead, drained, surplus).",
+        &[
+            ("{change=\"placed\"}", c.replicas_placed),
+            ("{change=\"dropped\"}", c.replicas_dropped),
         ],
     );
     if let Some(m) = crate::moves::COUNTERS.get() {

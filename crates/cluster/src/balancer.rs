@@ -260,13 +260,13 @@ fn promotion<'a>(map: &PartitionMap, a: &'a Assignment, params: &Params) -> Opti
 /// lease is gone, may drop a dead node from the in-sync list), missing ones placed, a drained
 /// node's replica dropped once the undrained in-sync ones are enough, extra ones dropped
 /// (those not in sync first).
-fn replicas<'a>(
+fn replicas(
     map: &PartitionMap,
     p: u32,
     a: &Assignment,
     owner: &str,
     wanted: usize,
-    copies: &mut BTreeMap<&'a str, usize>,
+    copies: &mut BTreeMap<&str, usize>,
 ) -> Option<Action> {
     let drained = |n: &str| map.drained.contains(n);
     let dead: Vec<String> = a
@@ -422,7 +422,11 @@ fn done(ctx: &Ctx, map: &PartitionMap, action: &Action, change: &Change) {
     let metrics = &ctx.shared.metrics;
     let counter = match action {
         Action::Assign { .. } => &metrics.claims_won,
-        Action::Promote { partition, from, to } => {
+        Action::Promote {
+            partition,
+            from,
+            to,
+        } => {
             tracing::warn!(
                 partition,
                 from = %from,
@@ -797,7 +801,9 @@ mod tests {
         settle_all(&mut map, &p);
         seed_all(&mut map);
         // Some of c's partitions have a replica that is still being seeded.
-        let of_c: Vec<u32> = (0..90).filter(|q| map.assignment(*q).owned_by("c")).collect();
+        let of_c: Vec<u32> = (0..90)
+            .filter(|q| map.assignment(*q).owned_by("c"))
+            .collect();
         let unseeded: Vec<u32> = of_c.iter().copied().take(5).collect();
         for q in &unseeded {
             map.assignments[*q as usize].in_sync.clear();
@@ -808,9 +814,13 @@ mod tests {
         let promoted: Vec<u32> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::Promote { partition, from, to } => {
+                Action::Promote {
+                    partition,
+                    from,
+                    to,
+                } => {
                     assert_eq!(from, "c");
-                    assert_eq!(before.assignment(*partition).in_sync, [to.clone()]);
+                    assert_eq!(before.assignment(*partition).in_sync, std::slice::from_ref(to));
                     Some(*partition)
                 }
                 _ => None,
@@ -819,7 +829,14 @@ mod tests {
         assert_eq!(promoted, of_c[5..], "only those with an in-sync replica");
         // c also held replicas of a's and b's partitions: those are dropped and replaced.
         for action in &actions {
-            if let Action::Replicas { partition, replicas, in_sync, added, dead } = action {
+            if let Action::Replicas {
+                partition,
+                replicas,
+                in_sync,
+                added,
+                dead,
+            } = action
+            {
                 assert_eq!(dead, &["c"]);
                 assert_eq!(replicas, added);
                 assert!(in_sync.is_empty());
@@ -944,7 +961,8 @@ mod tests {
         let p = params(true, 1);
         settle_all(&mut map, &p);
         seed_all(&mut map);
-        map.nodes.insert("d".into(), map_with(&["d"], 1).nodes["d"].clone());
+        map.nodes
+            .insert("d".into(), map_with(&["d"], 1).nodes["d"].clone());
         settle_all(&mut map, &p);
         assert_even(&map);
         assert_replicated(&map, 1);

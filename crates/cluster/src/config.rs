@@ -205,7 +205,10 @@ mod tests {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.lease_secs, 5);
         assert_eq!(config.advertise(), "10.0.0.1:7143");
-        assert_eq!((config.replicas, config.sync, config.zone.as_str()), (1, true, ""));
+        assert_eq!(
+            (config.replicas, config.sync, config.zone.as_str()),
+            (1, true, "")
+        );
         config.validate().unwrap();
     }
 
@@ -222,7 +225,10 @@ mod tests {
         let text = format!("{MINIMAL}\nreplicas = 2\nsync = false\nzone = \"fra-1\"");
         let config = parse(&text).unwrap();
         config.validate().unwrap();
-        assert_eq!((config.replicas, config.sync, config.zone.as_str()), (2, false, "fra-1"));
+        assert_eq!(
+            (config.replicas, config.sync, config.zone.as_str()),
+            (2, false, "fra-1")
+        );
         let off = parse(&format!("{MINIMAL}\nreplicas = 0")).unwrap();
         off.validate().unwrap();
     }

@@ -187,9 +187,7 @@ impl PartitionMap {
 
     /// The entry of partition `p` (an unset one beyond the end).
     pub fn assignment(&self, p: u32) -> &Assignment {
-        self.assignments
-            .get(p as usize)
-            .unwrap_or(&UNSET)
+        self.assignments.get(p as usize).unwrap_or(&UNSET)
     }
 
     /// Whether `node` holds a live lease.
@@ -369,7 +367,8 @@ mod tests {
         assert_eq!(map.live_owner(2).map(|n| n.id.as_str()), Some("n1"));
         assert_eq!(map.owned_count("n1"), 1);
         assert_eq!(map.assignment(3), &Assignment::UNSET);
-        let value = br#"{"owner":"n1","epoch":3,"state":"active","replicas":["n2"],"in_sync":["n2"]}"#;
+        let value =
+            br#"{"owner":"n1","epoch":3,"state":"active","replicas":["n2"],"in_sync":["n2"]}"#;
         map.apply_put(&keys, keys.partition(3).as_bytes(), value, 9)
             .unwrap();
         assert!(map.assignment(3).replicated_on("n2") && map.assignment(3).in_sync_on("n2"));

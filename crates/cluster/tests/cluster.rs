@@ -684,3 +684,270 @@ fn unreachable_etcd_fails_within_the_timeout_naming_the_endpoints() {
     }
     drop(silent);
 }
+
+/// Partitions of `owner` in `view`'s copy, with their epoch and their one replica.
+fn replicated(view: &ClusterView, owner: &str) -> BTreeMap<u32, (u64, String)> {
+    let map = view.map();
+    map.assignments
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.owned_by(owner) && a.replicas.len() == 1)
+        .map(|(p, a)| (p as u32, (a.epoch, a.replicas[0].clone())))
+        .collect()
+}
+
+#[test]
+fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    const P: u32 = 24;
+    let names = ["a", "b", "c"];
+    let mut nodes: BTreeMap<&str, ControlPlane> = names
+        .into_iter()
+        .map(|n| (n, harness::node(&etcd, "failover", n, P)))
+        .collect();
+    let views: BTreeMap<&str, ClusterView> = nodes.iter().map(|(n, c)| (*n, c.view())).collect();
+    let all: Vec<ClusterView> = views.values().cloned().collect();
+    // replicas = 1: every partition gets one replica, on another node than its owner.
+    wait_until(CONVERGE, "every partition owned and replicated", || {
+        let map = views["a"].map();
+        balanced(&views["a"], &names)
+            && map.assignments.iter().all(|a| {
+                a.replicas.len() == 1 && !a.owned_by(&a.replicas[0]) && map.alive(&a.replicas[0])
+            })
+    });
+    wait_until(CONVERGE, "copies equal", || converged(&all));
+    let map = views["a"].map();
+    for n in names {
+        assert_eq!(map.replica_count(n), 8, "{n} holds 8 replicas");
+        assert!(map.assignments.iter().all(|a| a.in_sync.is_empty()));
+    }
+
+    // The balancer's node dies: the worst case, a new balancer must be elected first.
+    let victim: &str = names
+        .into_iter()
+        .find(|n| map.balancer.as_deref() == Some(*n))
+        .expect("a balancer");
+    let survivors: Vec<&str> = names.into_iter().filter(|n| *n != victim).collect();
+    let of_victim = replicated(&views[victim], victim);
+    assert_eq!(of_victim.len(), 8);
+    // The owner's data plane seeds a replica, then marks it in sync; two of the victim's
+    // partitions are left unseeded.
+    let unseeded: Vec<u32> = of_victim.keys().copied().take(2).collect();
+    for (p, (epoch, replica)) in &of_victim {
+        if unseeded.contains(p) {
+            continue;
+        }
+        block_on(views[victim].set_in_sync(*p, replica, true, *epoch)).expect("owner marks");
+    }
+    for owner in &survivors {
+        for (p, (epoch, replica)) in replicated(&views[owner], owner) {
+            block_on(views[*owner].set_in_sync(p, &replica, true, epoch)).expect("owner marks");
+        }
+    }
+    // Only the owner, at its epoch, may change the in-sync set; and only its replicas join.
+    let (p, (epoch, replica)) = of_victim.iter().nth(2).expect("a seeded partition");
+    let bystander = survivors.iter().find(|n| *n != replica).unwrap();
+    let err = block_on(views[replica.as_str()].set_in_sync(*p, replica, false, *epoch));
+    assert!(matches!(err, Err(Error::NotOwner { .. })), "{err:?}");
+    let err = block_on(views[victim].set_in_sync(*p, replica, false, epoch - 1));
+    assert!(
+        matches!(err, Err(Error::NotOwner { current, .. }) if current == *epoch),
+        "{err:?}"
+    );
+    let err = block_on(views[victim].set_in_sync(*p, bystander, true, *epoch));
+    assert!(matches!(err, Err(Error::NotReplica { .. })), "{err:?}");
+    // Removing and adding again works; doing what is already done writes nothing.
+    block_on(views[victim].set_in_sync(*p, replica, false, *epoch)).unwrap();
+    block_on(views[victim].set_in_sync(*p, replica, true, *epoch)).unwrap();
+    let admin = admin(&etcd, "failover");
+    let revision = admin.status().unwrap().revision;
+    block_on(views[victim].set_in_sync(*p, replica, true, *epoch)).unwrap();
+    assert_eq!(
+        admin.status().unwrap().revision,
+        revision,
+        "a no-op writes nothing"
+    );
+    wait_until(CONVERGE, "every copy shows the in-sync replicas", || {
+        converged(&all)
+            && views[victim]
+                .map()
+                .assignments
+                .iter()
+                .enumerate()
+                .all(|(q, a)| a.in_sync.len() == usize::from(!unseeded.contains(&(q as u32))))
+    });
+    // The view's side of it.
+    let replica_view = &views[replica.as_str()];
+    let (owner, at) = replica_view.replica_of(*p).expect("a replica of p");
+    assert_eq!((owner.node.as_str(), at), (victim, *epoch));
+    assert_eq!(owner.internal, views[victim].map().nodes[victim].internal);
+    assert!(views[victim].replica_of(*p).is_none());
+    let listed = views[victim].replicas(*p);
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].in_sync && listed[0].node == *replica && !listed[0].internal.is_empty());
+    let status = admin.status().unwrap();
+    let text = status.to_string();
+    assert!(
+        text.contains(&format!(
+            "partition {p} owner {victim} epoch {epoch} active replica {replica}(in-sync)"
+        )),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+    assert_eq!(
+        json["partitions"][*p as usize]["replicas"][0]["in_sync"],
+        true
+    );
+
+    let mut subscriptions: BTreeMap<&str, ringmail_cluster::Subscription> = survivors
+        .iter()
+        .map(|n| (*n, views[n].subscribe()))
+        .collect();
+    let crashed = views[survivors[0]].map();
+    // Crash: stop without revoking the lease, as kill -9 would.
+    drop(nodes.remove(victim));
+    let died = Instant::now();
+    let watcher = views[survivors[0]].clone();
+    // Sampled every millisecond (wait_until's 20 ms would hide the gap between the two).
+    let sample = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(died.elapsed() < Duration::from_secs(15), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        died.elapsed()
+    };
+    let expired = sample("lease expiry seen", &|| !watcher.map().alive(victim));
+    let total = sample("in-sync replicas promoted", &|| {
+        let map = watcher.map();
+        of_victim.iter().all(|(q, (epoch, replica))| {
+            let a = map.assignment(*q);
+            unseeded.contains(q) || (a.owned_by(replica) && a.epoch == epoch + 1)
+        })
+    });
+    let promoted = total - expired;
+    eprintln!(
+        "failover (lease_secs = 5, the balancer's node killed): lease expiry seen {expired:?} \
+         after the crash, in-sync replicas promoted {promoted:?} after that ({total:?} in all)"
+    );
+    assert!(
+        total <= Duration::from_secs(6),
+        "promoted {total:?} after the crash: more than the lease + 1 s"
+    );
+    let map = watcher.map();
+    let mut promoted_to: BTreeMap<&str, Vec<(u32, u64)>> = BTreeMap::new();
+    for (q, (epoch, replica)) in &of_victim {
+        let a = map.assignment(*q);
+        if unseeded.contains(q) {
+            // No in-sync replica: it waits for its owner, at the same epoch.
+            assert!(a.owned_by(victim) && a.epoch == *epoch, "{q}: {a:?}");
+            continue;
+        }
+        assert!(
+            !a.replicated_on(replica) && !a.replicated_on(victim),
+            "{a:?}"
+        );
+        promoted_to
+            .entry(replica.as_str())
+            .or_default()
+            .push((*q, epoch + 1));
+    }
+    // Each new owner is told through its subscription, at the new epoch.
+    let mut replica_changes: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (node, mut expected) in promoted_to {
+        let mut gained = Vec::new();
+        wait_until(CONVERGE, "the new owner is told", || {
+            while let Some(changes) = subscriptions.get_mut(node).unwrap().poll() {
+                gained.extend(changes.gained);
+                replica_changes
+                    .entry(node)
+                    .or_default()
+                    .extend(changes.replicas);
+            }
+            gained.len() >= expected.len()
+        });
+        gained.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(gained, expected, "{node}");
+        assert!(expected
+            .iter()
+            .all(|(q, e)| views[node].is_owner(*q) == Some(*e)));
+    }
+    let failovers: u64 = survivors.iter().map(|n| views[n].metrics().failovers).sum();
+    assert_eq!(failovers as usize, of_victim.len() - unseeded.len());
+
+    // Back to one replica each where the survivors can: the dead node's replica copies are
+    // replaced, the promoted partitions get a new one; the waiting ones keep theirs.
+    wait_until(CONVERGE, "replicas replaced", || {
+        let map = watcher.map();
+        map.assignments.iter().enumerate().all(|(q, a)| {
+            if unseeded.contains(&(q as u32)) {
+                a.owned_by(victim) && a.replicas.len() == 1
+            } else {
+                a.replicas.len() == 1 && !a.replicated_on(victim) && !a.owned_by(&a.replicas[0])
+            }
+        })
+    });
+    let survivor_views: Vec<ClusterView> = survivors.iter().map(|n| views[n].clone()).collect();
+    wait_until(CONVERGE, "survivors agree", || converged(&survivor_views));
+    // The survivors were told of the changes to the replicas of their partitions (their
+    // copies of the dead node's partitions promoted, the dead node's copies replaced).
+    for node in &survivors {
+        let after = views[node].map();
+        let changed: Vec<u32> = (0..P)
+            .filter(|q| {
+                let (was, is) = (crashed.assignment(*q), after.assignment(*q));
+                let holds =
+                    |a: &ringmail_cluster::Assignment| a.owned_by(node) || a.replicated_on(node);
+                (holds(was) || holds(is))
+                    && (was.replicas != is.replicas || was.in_sync != is.in_sync)
+            })
+            .collect();
+        assert!(!changed.is_empty());
+        let told = replica_changes.entry(node).or_default();
+        wait_until(CONVERGE, "told of every replica change", || {
+            while let Some(changes) = subscriptions.get_mut(node).unwrap().poll() {
+                told.extend(changes.replicas);
+            }
+            changed.iter().all(|q| told.contains(q))
+        });
+    }
+
+    // The dead node comes back (same id): it owns what waited for it, nothing it was failed
+    // over from. Its replicas there are seeded and marked; then it leaves with SIGTERM
+    // (revoking its lease) and those fail over at once.
+    let back = harness::node(&etcd, "failover", victim, P);
+    let back_view = back.view();
+    wait_until(CONVERGE, "the returned node's copy is current", || {
+        !back_view.fenced() && converged(&[back_view.clone(), watcher.clone()])
+    });
+    let mine: Vec<u32> = (0..P)
+        .filter(|q| back_view.is_owner(*q).is_some())
+        .collect();
+    assert_eq!(mine, unseeded, "it owns exactly what waited for it");
+    for q in &unseeded {
+        let (epoch, replica) = &of_victim[q];
+        assert_eq!(back_view.is_owner(*q), Some(*epoch));
+        block_on(back_view.set_in_sync(*q, replica, true, *epoch)).expect("marks");
+    }
+    wait_until(CONVERGE, "the survivors see them in sync", || {
+        let map = watcher.map();
+        unseeded
+            .iter()
+            .all(|q| map.assignment(*q).in_sync.len() == 1)
+    });
+    back.shutdown();
+    let left = Instant::now();
+    wait_until(CONVERGE, "promoted after the lease was revoked", || {
+        let map = watcher.map();
+        unseeded.iter().all(|q| {
+            let (epoch, replica) = &of_victim[q];
+            let a = map.assignment(*q);
+            a.owned_by(replica) && a.epoch == epoch + 1
+        })
+    });
+    eprintln!(
+        "failover after a revoked lease (SIGTERM): promoted {:?} after the revoke",
+        left.elapsed()
+    );
+}

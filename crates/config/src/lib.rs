@@ -76,6 +76,12 @@ pub struct ClusterSection {
     pub secret_file: PathBuf,
     /// Seconds this node stays a member without renewing its etcd lease (2 to 60).
     pub lease_secs: u64,
+    /// Copies of each partition on other nodes (0 to 4; 0: no replication).
+    pub replicas: u32,
+    /// Acknowledge a write only once every in-sync replica has it durable.
+    pub sync: bool,
+    /// This node's zone label (rack, data centre); empty: none.
+    pub zone: String,
 }
 
 impl Default for ClusterSection {
@@ -88,6 +94,9 @@ impl Default for ClusterSection {
             advertise: String::new(),
             secret_file: "cluster.secret".into(),
             lease_secs: 5,
+            replicas: 1,
+            sync: true,
+            zone: String::new(),
         }
     }
 }
@@ -961,8 +970,19 @@ advertise = ""
 # `head -c 32 /dev/urandom | base64`; the same file on every node.
 secret_file = "cluster.secret"
 # Seconds this node stays a member without renewing its etcd lease (2 to 60): also how long
-# a crashed node's partitions stay unserved.
+# a crashed node's partitions stay unserved before an in-sync replica takes over.
 lease_secs = 5
+# Copies of each partition kept on other nodes (0 to 4; 0 = no replication). When a node
+# dies, an in-sync replica of each of its partitions takes over. Set the same on every node:
+# the elected balancer places replicas by its own value.
+replicas = 1
+# true: a write (IMAP OK, LMTP 250, import) is acknowledged only once every in-sync replica
+# has it on disk, so a failover loses nothing acknowledged. false: acknowledged after the
+# local fsync and shipped after; a failover can lose the writes of the last moments.
+sync = true
+# This node's zone (rack, data centre: letters, digits, '-', '_', '.'); "" = none. A
+# partition's copies are put in different zones when there are nodes to do so.
+zone = ""
 "#;
 
 #[cfg(test)]
