@@ -65,8 +65,16 @@ pub const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes of batches queued for a replica that is being seeded; beyond this the queue is
 /// dropped and the seeding does one more round instead.
 const QUEUE_LIMIT: usize = 64 << 20;
-/// Wait before seeding a replica again after a failure.
+/// Wait before seeding a replica again after a failure, doubled after each further failure
+/// in a row up to [`RETRY_MAX`] (a replica node that is down is not dialled every second).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+fn retry_delay(failures: u32) -> Duration {
+    RETRY_AFTER
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
+}
 
 pub use ringmail_cluster::ReplicaInfo;
 
@@ -449,14 +457,28 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
         }
     }
 
+    /// Stops shipping (the partition was closed or opened anew): every replica's task ends.
+    pub fn stop(&self) {
+        for (_, peer) in self.peers.borrow_mut().drain() {
+            peer.gone.set(true);
+            peer.queue.close_channel();
+        }
+    }
+
     /// A replica's task: seed it, stream to it, re-seed after any failure, until it is no
     /// longer listed.
     async fn run_peer(&self, node: &str, peer: &Peer, mut rx: mpsc::UnboundedReceiver<Queued>) {
+        let mut failures = 0u32;
         while !peer.gone.get() && self.serving() {
             match self.seed_and_stream(node, peer, &mut rx).await {
                 Ok(()) => return,
                 Err(e) => {
-                    peer.streaming.set(false);
+                    // A replica that was streamed to starts again at the shortest wait.
+                    failures = if peer.streaming.replace(false) {
+                        1
+                    } else {
+                        failures + 1
+                    };
                     if !self.sync && peer.claimed.get() {
                         // Asynchronous shipping acknowledged without it; it is behind now.
                         let _ = self.drop_in_sync(node, Some(peer)).await;
@@ -468,7 +490,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                     );
                     // The batches queued meanwhile are in the next round's snapshot.
                     self.drain_failed(peer, &mut rx);
-                    glommio::timer::sleep(RETRY_AFTER).await;
+                    glommio::timer::sleep(retry_delay(failures)).await;
                     self.drain_failed(peer, &mut rx);
                 }
             }
@@ -870,7 +892,9 @@ impl OpenHooks for Local {
             self.transport.clone(),
             self.sync,
         );
-        self.shippers.borrow_mut().insert(p, shipper);
+        if let Some(old) = self.shippers.borrow_mut().insert(p, shipper) {
+            old.stop();
+        }
     }
 }
 
@@ -899,7 +923,13 @@ pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
         let mut changes = local.view.subscribe();
         loop {
             open_replicated(&exec, &local.view).await;
-            local.shippers.borrow_mut().retain(|_, s| s.serving());
+            local.shippers.borrow_mut().retain(|_, s| {
+                let serving = s.serving();
+                if !serving {
+                    s.stop();
+                }
+                serving
+            });
             let shippers: Vec<Rc<NodeShipper>> =
                 local.shippers.borrow().values().cloned().collect();
             for s in shippers {

@@ -387,3 +387,10 @@ fn files_and_log_ends_survive_their_encoding() {
         (c.name, 5, &b"data"[..], c.crc)
     );
 }
+
+#[test]
+fn retries_of_a_failing_replica_back_off_to_a_cap() {
+    let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n).as_secs()).collect();
+    assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+}
