@@ -245,14 +245,16 @@ impl ReplicaLog {
         Ok(r)
     }
 
-    /// Like [`ReplicaLog::open`], for a node that held the partition itself before: its
-    /// files (the partition directory, not open) become the replica copy, so seeding sends
-    /// only what differs. They may end in records no client was told about; seeding
-    /// replaces them with the owner's.
+    /// Like [`ReplicaLog::open`], for a node that held the partition itself before and
+    /// stopped (a crash, a kill): its files (the partition directory, not open) become the
+    /// replica copy, so seeding sends only what differs. They may end in records no client
+    /// was told about; seeding replaces them with the owner's. A directory marked
+    /// [`MOVED`](super::MOVED_MARKER) is left as it is (a node that found its partition
+    /// given away while it served it keeps that copy for the operator): the copy starts
+    /// empty then.
     pub fn rejoin(target: &Path) -> Result<ReplicaLog> {
         let dir = Self::dir_for(target);
-        if target.is_dir() && !dir.exists() {
-            let _ = std::fs::remove_file(target.join(super::handover::MOVED_MARKER));
+        if target.is_dir() && !dir.exists() && !is_moved(target) {
             std::fs::rename(target, &dir)?;
             if let Some(parent) = target.parent() {
                 std::fs::File::open(parent)?.sync_all()?;
