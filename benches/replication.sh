@@ -13,10 +13,11 @@
 #
 #   benches/replication.sh
 #   ROUNDS=4 DURATION=15 benches/replication.sh
+#   TMPFS=1 benches/replication.sh    # data dirs on tmpfs: shipping's CPU, not the disk
 #
 # Environment: ROUNDS (2), DURATION (10), WARMUP (2), CLIENTS (16 for lmtp, 16 for append),
 # USERS (100), PROFILES ("lmtp append"), RINGMAIL_BIN / LOAD_BIN (default target/release,
-# built when missing), KEEP=1 keeps the work dir. Needs etcd and jq. Everything listens on
+# built when missing), TMPFS (0), KEEP=1 keeps the work dir. Needs etcd and jq. Everything listens on
 # 127.0.0.1 and is stopped by pid; every wait is bounded. See docs/cluster.md, "Benchmarks".
 set -euo pipefail
 
@@ -35,8 +36,11 @@ LOAD="${LOAD_BIN:-$ROOT/target/release/ringmail-load}"
 source "$ROOT/benches/cluster_lib.sh"
 require_cluster_tools
 
-WORK="$(mktemp -d /tmp/ringmail-repl-bench.XXXXXX)"
 SHM=/dev/shm; [[ -d $SHM && -w $SHM ]] || SHM=/tmp
+# TMPFS=1: the data dirs in memory too, so fdatasync is nearly free and what remains is the
+# CPU and round trips of shipping (not the second fsync on one disk).
+if [[ "${TMPFS:-0}" == 1 ]]; then WORK_BASE=$SHM; else WORK_BASE=/tmp; fi
+WORK="$(mktemp -d "$WORK_BASE/ringmail-repl-bench.XXXXXX")"
 ETCD_ROOT="$(mktemp -d "$SHM/ringmail-repl-bench-etcd.XXXXXX")"
 PIDS=()
 stop_all() {
