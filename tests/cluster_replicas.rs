@@ -1,7 +1,9 @@
 //! Replicas and failover end to end (docs/cluster.md, "Replicas"), on 3 etcd members, 3
 //! ringmail nodes with `replicas = 1` and HAProxy in front: mail acknowledged by APPEND
 //! through HAProxy and by LMTP 250 on any node is, after `kill -9` of a partition's owner and
-//! the promotion of its in-sync replica, there byte for byte exactly once.
+//! the promotion of its in-sync replica, there byte for byte exactly once; and with its
+//! replica killed instead, the owner goes on acknowledging writes (the replica dropped from
+//! the in-sync set first).
 
 mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
@@ -10,7 +12,7 @@ mod etcd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use common::cluster::{start_behind_haproxy, Haproxy, Node};
+use common::cluster::{start_behind_haproxy, Node};
 use common::Client;
 
 const PARTITIONS: u32 = 4;
@@ -73,9 +75,8 @@ fn login(c: &mut Client, user: &str) -> bool {
         .is_some_and(|l| l.starts_with("L OK"))
 }
 
-/// APPENDs messages `from..from + n` for `user` through HAProxy; returns those acknowledged with OK.
-fn append_all(proxy: &Haproxy, user: &str, from: usize, n: usize) -> Vec<String> {
-    let mut c = proxy.connect();
+/// APPENDs messages `from..from + n` for `user` on connection `c`; returns those acknowledged with OK.
+fn append_all(mut c: Client, user: &str, from: usize, n: usize) -> Vec<String> {
     assert!(login(&mut c, user), "login {user}");
     let mut acked = Vec::new();
     for i in from..from + n {
@@ -115,11 +116,11 @@ fn deliver_all(node: &Node, user: &str, from: usize, n: usize) -> Vec<String> {
     acked
 }
 
-/// The raw answer to FETCH 1:* BODY.PEEK[] for `user` through HAProxy, or None while the
+/// The raw answer to FETCH 1:* BODY.PEEK[] for `user` on a new connection, or None while the
 /// user is not served (the failover is not done yet).
-fn fetch_all(proxy: &Haproxy, user: &str) -> Option<Vec<u8>> {
+fn fetch_all(connect: impl Fn() -> Client, user: &str) -> Option<Vec<u8>> {
     catch_unwind(AssertUnwindSafe(|| {
-        let mut c = proxy.connect();
+        let mut c = connect();
         if !login(&mut c, user) {
             return None;
         }
@@ -178,7 +179,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
     let mut acked: Vec<(&str, Vec<String>)> = USERS.iter().map(|u| (*u, Vec::new())).collect();
     for round in 0..2 {
         for (i, (user, mine)) in acked.iter_mut().enumerate() {
-            let sent = append_all(&proxy, user, round * 8, 8);
+            let sent = append_all(proxy.connect(), user, round * 8, 8);
             assert_eq!(sent.len(), 8, "{user}: an APPEND was refused");
             mine.extend(sent);
             let sent = deliver_all(&nodes[i % nodes.len()], user, round * 4, 4);
@@ -221,7 +222,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
     for (user, mine) in &acked {
         let mut raw = None;
         etcd::wait_until(Duration::from_secs(30), "the user is served again", || {
-            raw = fetch_all(&proxy, user);
+            raw = fetch_all(|| proxy.connect(), user);
             raw.is_some()
         });
         let raw = raw.unwrap();
@@ -239,4 +240,70 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
     let heir = nodes.iter().find(|n| n.id == heir).unwrap();
     let log = heir.server.log_text();
     assert!(log.contains("replica promoted"), "{log}");
+}
+
+#[test]
+fn the_owner_keeps_serving_when_its_replica_dies() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let user = USERS[0];
+    let users = format!("{user}:{{PLAIN}}pass\n");
+    let Some((mut nodes, proxy)) = start_behind_haproxy(
+        "replica-dies",
+        &["s0", "s1", "s2"],
+        &etcd.endpoints(),
+        PARTITIONS,
+        &users,
+    ) else {
+        return;
+    };
+    let p = ringmail::store::partition_of(user, PARTITIONS) as usize;
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "the partition has an owner",
+        || placement(&nodes[0])[p].1.is_some(),
+    );
+    let mut acked = append_all(proxy.connect(), user, 0, 4);
+    let mut replica = String::new();
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "the replica is in sync",
+        || match placement(&nodes[0])[p]
+            .2
+            .iter()
+            .find(|(_, in_sync)| *in_sync)
+        {
+            Some((node, _)) => {
+                replica = node.clone();
+                true
+            }
+            None => false,
+        },
+    );
+    let owner = placement(&nodes[0])[p].1.clone().unwrap();
+    let o = nodes.iter().position(|n| n.id == owner).unwrap();
+    let r = nodes.iter().position(|n| n.id == replica).unwrap();
+    nodes[r].kill();
+
+    // Every write on the owner is still acknowledged, the first once the replica is out of
+    // the set.
+    let started = std::time::Instant::now();
+    let more = append_all(nodes[o].connect("127.0.0.50"), user, 4, 8);
+    assert_eq!(more.len(), 8, "a write was refused after the replica died");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "writes took {:?}",
+        started.elapsed()
+    );
+    acked.extend(more);
+    let log = nodes[o].server.log_text();
+    assert!(
+        log.contains("replica dropped from the in-sync set"),
+        "{log}"
+    );
+    let raw = fetch_all(|| nodes[o].connect("127.0.0.51"), user).expect("the owner serves");
+    for m in &acked {
+        assert_eq!(count(&raw, m.as_bytes()), 1, "{m:?}");
+    }
 }
