@@ -62,8 +62,8 @@ const REFUSED: u16 = 1;
 /// from the in-sync set (and the batch acknowledged without it). Long enough for an fsync
 /// on a loaded disk, short against a client's patience.
 pub const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
-/// Bytes of batches queued for a replica that is being seeded; beyond this the queue is
-/// dropped and the seeding does one more round instead.
+/// Bytes of batches queued for one replica (while it is seeded, or behind with `sync =
+/// false`); beyond this further batches are not queued and the replica is seeded again.
 const QUEUE_LIMIT: usize = 64 << 20;
 /// Wait before seeding a replica again after a failure, doubled after each further failure
 /// in a row up to [`RETRY_MAX`] (a replica node that is down is not dialled every second).
@@ -370,7 +370,7 @@ struct Peer {
     /// This side asked etcd to add it to the in-sync set (so acknowledgements wait for it
     /// even before the local map shows it).
     claimed: Cell<bool>,
-    /// Bytes queued while not streaming.
+    /// Bytes of batches in `queue`.
     queued: Cell<usize>,
     /// The queue was dropped while seeding: another round is needed.
     overflowed: Cell<bool>,
@@ -595,6 +595,8 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             if !peer.overflowed.get() {
                 break end;
             }
+            // Batches were left out: the next round's snapshot holds them and those queued.
+            self.drain_failed(peer, rx);
         };
         info!(partition = self.p, replica = node, end = ?pos, "replica seeded");
         // The batches queued since the round's snapshot bring it up to date.
@@ -609,7 +611,6 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                     Err(mpsc::TryRecvError::Empty) => {
                         caught_up = true;
                         peer.streaming.set(true);
-                        peer.queued.set(0);
                         self.mark_in_sync(node, peer).await?;
                         continue;
                     }
@@ -621,6 +622,8 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             match q {
                 Queued::Batch(batch, done) => {
                     COUNTERS.lag_batches.fetch_sub(1, Ordering::Relaxed);
+                    peer.queued
+                        .set(peer.queued.get().saturating_sub(batch.bytes.len()));
                     let sent = if batch.end() <= pos {
                         // Already in the round's snapshot.
                         Ok(pos)
@@ -714,15 +717,16 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
 
     fn queue(&self, peer: &Peer, q: Queued) {
         if let Queued::Batch(b, _) = &q {
-            if !peer.streaming.get() {
-                let queued = peer.queued.get() + b.bytes.len();
-                if queued > QUEUE_LIMIT {
-                    // Seeding takes long: the next round copies these instead.
-                    peer.overflowed.set(true);
-                    return;
-                }
-                peer.queued.set(queued);
+            let queued = peer.queued.get() + b.bytes.len();
+            if queued > QUEUE_LIMIT {
+                // Seeding takes long, or (asynchronous shipping) the replica fell that far
+                // behind: the batch is not queued, and the replica is seeded again instead
+                // (a waiting writer hears of it as a failure).
+                peer.overflowed.set(true);
+                peer.streaming.set(false);
+                return;
             }
+            peer.queued.set(queued);
             COUNTERS.lag_batches.fetch_add(1, Ordering::Relaxed);
         }
         let _ = peer.queue.unbounded_send(q);

@@ -394,3 +394,25 @@ fn retries_of_a_failing_replica_back_off_to_a_cap() {
     assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
     assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
 }
+
+#[test]
+fn a_replica_whose_queue_overflowed_is_seeded_again_and_catches_up() {
+    run(|| async {
+        let (s, shipper) = setup(false).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        s.transport.down.set(true);
+        // More than the queue holds, written while the replica is unreachable.
+        let body = vec![b'q'; 1 << 20];
+        for _ in 0..(QUEUE_LIMIT >> 20) + 8 {
+            let m = [NewMessage::plain(&body)];
+            s.owner.append("u", "INBOX", &m).await.unwrap();
+        }
+        let peer = shipper.peers.borrow().get("b").cloned().unwrap();
+        assert!(peer.overflowed.get() && peer.queued.get() <= QUEUE_LIMIT);
+        s.transport.down.set(false);
+        until("the replica caught up", || {
+            s.in_sync() && s.replica_end() == Some(s.owner.log_end())
+        })
+        .await;
+    });
+}
