@@ -130,6 +130,20 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
     if load.is_empty() {
         return Vec::new();
     }
+    // Partitions owned and copies held (owned plus replicas) per node, in one pass: a round
+    // runs every second, and P may be 65,536.
+    let mut owned: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut copies: BTreeMap<&str, usize> = load.keys().map(|n| (*n, 0)).collect();
+    for a in &map.assignments {
+        if let Some(owner) = a.owner.as_deref() {
+            *owned.entry(owner).or_default() += 1;
+        }
+        for node in a.owner.iter().chain(&a.replicas) {
+            if let Some(c) = copies.get_mut(node.as_str()) {
+                *c += 1;
+            }
+        }
+    }
     let mut actions = Vec::new();
     // Partitions that need a new home: (partition, whether a live owner hands it over).
     let mut homeless = Vec::new();
@@ -146,7 +160,7 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
             // NO [UNAVAILABLE], LMTP 451, so the MTA retries) until the node comes back or an
             // operator moves it.
             (None, _) if a.owner.is_some() => {
-                if let Some(to) = promotion(map, a, params) {
+                if let Some(to) = promotion(map, a, params, &owned) {
                     if let Some(l) = load.get_mut(to) {
                         *l += 1;
                     }
@@ -212,11 +226,6 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
         });
     }
     let touched: BTreeSet<u32> = actions.iter().map(Action::partition).collect();
-    // Copies per eligible node (owned and replicas), raised as replicas are placed.
-    let mut copies: BTreeMap<&str, usize> = load
-        .keys()
-        .map(|n| (*n, map.owned_count(n) + map.replica_count(n)))
-        .collect();
     for (p, a) in map.assignments.iter().enumerate() {
         let p = p as u32;
         let Some(owner) = a.owner.as_deref().filter(|o| map.alive(o)) else {
@@ -235,7 +244,12 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
 /// The live in-sync replica to promote when `a`'s owner is dead: one in the dead owner's zone
 /// if any (closest to its clients), undrained rather than drained, then the one owning the
 /// fewest partitions. Any of them holds every acknowledged write.
-fn promotion<'a>(map: &PartitionMap, a: &'a Assignment, params: &Params) -> Option<&'a str> {
+fn promotion<'a>(
+    map: &PartitionMap,
+    a: &'a Assignment,
+    params: &Params,
+    owned: &BTreeMap<&str, usize>,
+) -> Option<&'a str> {
     let old_zone = a
         .owner
         .as_deref()
@@ -248,7 +262,7 @@ fn promotion<'a>(map: &PartitionMap, a: &'a Assignment, params: &Params) -> Opti
             (
                 old_zone.is_some_and(|z| map.zone(n) != z),
                 map.drained.contains(*n),
-                map.owned_count(n),
+                owned.get(n.as_str()).copied().unwrap_or(0),
                 n.as_str(),
             )
         })
@@ -820,7 +834,10 @@ mod tests {
                     to,
                 } => {
                     assert_eq!(from, "c");
-                    assert_eq!(before.assignment(*partition).in_sync, std::slice::from_ref(to));
+                    assert_eq!(
+                        before.assignment(*partition).in_sync,
+                        std::slice::from_ref(to)
+                    );
                     Some(*partition)
                 }
                 _ => None,

@@ -191,20 +191,8 @@ impl Admin {
                 }
                 None => {}
             }
-            // Without a live owner, the live in-sync replicas are where the mail is: giving
-            // the partition to another node would start it from that node's copy, if any.
-            let holders: Vec<&str> = current
-                .in_sync
-                .iter()
-                .filter(|n| map.alive(n))
-                .map(String::as_str)
-                .collect();
-            if map.live_owner(p).is_none() && !holders.is_empty() && !holders.contains(&to) {
-                return Err(Error::InSyncReplicas {
-                    partition: p,
-                    to: to.to_string(),
-                    replicas: holders.join(", "),
-                });
+            if map.live_owner(p).is_none() {
+                ownership::check_takeover(&map, p, to)?;
             }
             let (change, moved) = match map.live_owner(p) {
                 Some(owner) => (

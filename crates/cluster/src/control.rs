@@ -295,6 +295,7 @@ async fn claim(ctx: &Ctx, p: u32) -> Result<u64, Error> {
             owner: owner.id.clone(),
         });
     }
+    ownership::check_takeover(&map, p, &ctx.info.id)?;
     let change = Change::assign(p, current, &ctx.info.id);
     let epoch = change.new.epoch;
     let metrics = &ctx.shared.metrics;

@@ -67,8 +67,8 @@ pub enum Error {
     #[error("node {node} is not a replica of partition {partition}")]
     NotReplica { partition: u32, node: String },
     #[error(
-        "partition {partition} has live in-sync replicas ({replicas}), which hold its mail: the \
-         balancer promotes one of them; move it to one of them, not to {to}"
+        "partition {partition} has no live owner but live in-sync replicas ({replicas}), which \
+         hold its mail: only one of them may take it over (the balancer promotes one), not {to}"
     )]
     InSyncReplicas {
         partition: u32,

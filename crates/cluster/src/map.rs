@@ -216,6 +216,13 @@ impl PartitionMap {
             .count()
     }
 
+    /// The node-to-node address of `node` (empty while it is not alive).
+    pub fn internal(&self, node: &str) -> String {
+        self.nodes
+            .get(node)
+            .map_or_else(String::new, |n| n.internal.clone())
+    }
+
     /// The zone `node` registered with (empty when it has none or is not alive).
     pub fn zone(&self, node: &str) -> &str {
         self.nodes.get(node).map_or("", |n| n.zone.as_str())

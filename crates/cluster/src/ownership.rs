@@ -10,7 +10,7 @@ use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 
 use crate::etcd::Etcd;
 use crate::keys::Keys;
-use crate::map::{Assignment, PartitionState, Stored};
+use crate::map::{Assignment, PartitionMap, PartitionState, Stored};
 use crate::Error;
 
 /// Partitions written in one transaction. etcd refuses transactions of more than 128
@@ -244,6 +244,27 @@ pub(crate) async fn complete_move(
     }
 }
 
+/// Refuses to give `p`, which has no live owner, to `to` when live in-sync replicas hold its
+/// mail and `to` is not one of them: `to` would start from whatever copy it has, and the
+/// replicas' copies would no longer count.
+pub(crate) fn check_takeover(map: &PartitionMap, p: u32, to: &str) -> Result<(), Error> {
+    let a = map.assignment(p);
+    let holders: Vec<&str> = a
+        .in_sync
+        .iter()
+        .filter(|n| map.alive(n))
+        .map(String::as_str)
+        .collect();
+    if holders.is_empty() || holders.contains(&to) {
+        return Ok(());
+    }
+    Err(Error::InSyncReplicas {
+        partition: p,
+        to: to.to_string(),
+        replicas: holders.join(", "),
+    })
+}
+
 pub(crate) fn check_partition(p: u32, partitions: u32) -> Result<(), Error> {
     if p < partitions {
         Ok(())
@@ -316,4 +337,60 @@ pub(crate) async fn set_in_sync(
         }
     }
     Err(Error::Conflict(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::NodeInfo;
+
+    #[test]
+    fn only_an_in_sync_replica_takes_over_from_a_dead_owner() {
+        let mut map = PartitionMap::new("t", 1);
+        for n in ["b", "c", "d"] {
+            map.nodes.insert(
+                n.into(),
+                NodeInfo {
+                    id: n.into(),
+                    client: vec![],
+                    internal: format!("{n}:7143"),
+                    started: 0,
+                    zone: String::new(),
+                },
+            );
+        }
+        map.assignments[0] = Assignment {
+            owner: Some("a".into()),
+            epoch: 4,
+            state: PartitionState::Active,
+            revision: 9,
+            replicas: vec!["b".into(), "c".into()],
+            in_sync: vec!["b".into()],
+        };
+        let err = check_takeover(&map, 0, "c").unwrap_err().to_string();
+        assert!(err.contains("(b)") && err.contains("not c"), "{err}");
+        assert!(check_takeover(&map, 0, "d").is_err());
+        check_takeover(&map, 0, "b").unwrap();
+        let a = map.assignment(0);
+        // Promotion keeps the other replicas, less the new owner; the old owner is not added.
+        let promoted = Change::assign(0, a, "b");
+        assert_eq!(
+            (
+                promoted.new.epoch,
+                promoted.new.replicas.clone(),
+                promoted.new.in_sync.clone()
+            ),
+            (5, vec!["c".to_string()], vec![])
+        );
+        assert_eq!(
+            (promoted.targets.clone(), promoted.gone.clone()),
+            (vec!["b".to_string()], vec!["a".to_string()])
+        );
+        // Once b is dead too, nothing holds the mail that is alive: an operator may give it to
+        // another node, whose copy the old replicas do not follow.
+        map.nodes.remove("b");
+        check_takeover(&map, 0, "d").unwrap();
+        let taken = Change::assign(0, map.assignment(0), "d");
+        assert!(taken.new.replicas.is_empty() && taken.new.in_sync.is_empty());
+    }
 }

@@ -223,10 +223,7 @@ impl ClusterView {
             .iter()
             .map(|node| ReplicaInfo {
                 node: node.clone(),
-                internal: map
-                    .nodes
-                    .get(node)
-                    .map_or_else(String::new, |n| n.internal.clone()),
+                internal: map.internal(node),
                 in_sync: a.in_sync_on(node),
             })
             .collect()
@@ -242,13 +239,9 @@ impl ClusterView {
             return None;
         }
         let node = a.owner.clone()?;
-        let internal = map
-            .nodes
-            .get(&node)
-            .map_or_else(String::new, |n| n.internal.clone());
         let owner = Owner {
+            internal: map.internal(&node),
             node,
-            internal,
             epoch: a.epoch,
         };
         Some((owner, a.epoch))

@@ -390,10 +390,32 @@ fn drain_empties_a_node_and_undrain_refills_it() {
     wait_until(CONVERGE, "b empty, a and c balanced", || {
         balanced(&views[0], &["a", "c"]) && converged(&views)
     });
+    // b's replica copies (replicas = 1) get a replacement beside them, and go once the owner
+    // has marked the replacement in sync (as its data plane would after seeding it).
+    let view_of = |node: &str| views.iter().find(|v| v.node() == node).unwrap().clone();
+    let mut marked = 0;
+    wait_until(CONVERGE, "b's replicas replaced", || {
+        let map = views[0].map();
+        for (p, a) in map.assignments.iter().enumerate() {
+            if a.replicated_on("b") && a.replicas.len() == 2 && a.in_sync.len() < 2 {
+                let owner = a.owner.clone().unwrap();
+                let new = a.replicas.iter().find(|n| *n != "b").unwrap();
+                if block_on(view_of(&owner).set_in_sync(p as u32, new, true, a.epoch)).is_ok() {
+                    marked += 1;
+                }
+            }
+        }
+        map.replica_count("b") == 0
+            && map.assignments.iter().all(|a| {
+                a.replicas.len() == 1 && !a.owned_by(&a.replicas[0]) && a.replicas[0] != "b"
+            })
+    });
+    assert!(marked > 0, "b held replicas to replace");
     // Two balancer rounds later, b has still been given nothing.
     std::thread::sleep(Duration::from_millis(2500));
     let map = views[0].map();
     assert_eq!(map.owned_count("b"), 0);
+    assert_eq!(map.replica_count("b"), 0);
     assert!(intents(&views[0]).is_empty());
     assert!(admin
         .status()
@@ -873,8 +895,11 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
             .iter()
             .all(|(q, e)| views[node].is_owner(*q) == Some(*e)));
     }
-    let failovers: u64 = survivors.iter().map(|n| views[n].metrics().failovers).sum();
-    assert_eq!(failovers as usize, of_victim.len() - unseeded.len());
+    // Counted when the balancer reads etcd's answer, which can come after the watch event.
+    let failovers = || -> u64 { survivors.iter().map(|n| views[n].metrics().failovers).sum() };
+    let promotions = (of_victim.len() - unseeded.len()) as u64;
+    wait_until(CONVERGE, "failovers counted", || failovers() >= promotions);
+    assert_eq!(failovers(), promotions);
 
     // Back to one replica each where the survivors can: the dead node's replica copies are
     // replaced, the promoted partitions get a new one; the waiting ones keep theirs.
