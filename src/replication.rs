@@ -572,7 +572,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             let end = to.min(offset + MAX_CHUNK as u64);
             let read = path.clone();
             let piece = glommio::executor()
-                .spawn_blocking(move || read_range(&read, offset, end))
+                .spawn_blocking(move || crate::moves::read_range(&read, offset, end))
                 .await
                 .map_err(|e| format!("reading {name}: {e}"))?;
             let mut body = Vec::with_capacity(piece.len() + 64);
@@ -796,18 +796,6 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> ShipBatch for Shippe
             self.queue(peer, Queued::Files(change.clone()));
         }
     }
-}
-
-fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    f.seek(SeekFrom::Start(from))?;
-    let mut out = Vec::with_capacity((to - from) as usize);
-    f.take(to - from).read_to_end(&mut out)?;
-    if (out.len() as u64) < to - from {
-        return Err(std::io::Error::other("file shorter than its snapshot"));
-    }
-    Ok(out)
 }
 
 // ----- wiring on a cluster node -----
