@@ -947,7 +947,9 @@ pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
 
 /// Opens this executor's partitions that this node owns and that have replicas or a
 /// replica copy here: a promoted copy serves at once (not only at its first login), and an
-/// owner's replicas are seeded even while none of its users is active.
+/// owner's replicas are seeded (and in sync) even while none of its users is active, also
+/// for a partition no user has used yet (opening creates it), so that every partition can
+/// fail over.
 async fn open_replicated(exec: &Rc<Executor>, view: &ClusterView) {
     for p in 0..view.map().partitions {
         if executor_of(p, exec.count) != exec.id
@@ -957,8 +959,7 @@ async fn open_replicated(exec: &Rc<Executor>, view: &ClusterView) {
             continue;
         }
         let dir = Partitions::dir(&exec.data_dir, p);
-        let has_data = dir.is_dir() || ReplicaLog::dir_for(&dir).is_dir();
-        if has_data && (!view.replicas(p).is_empty() || !dir.is_dir()) {
+        if !view.replicas(p).is_empty() || ReplicaLog::dir_for(&dir).is_dir() {
             if let Err(e) = exec.store.get(p).await {
                 warn!(partition = p, "could not open a replicated partition: {e}");
             }

@@ -165,17 +165,22 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
     ) else {
         return;
     };
+    // Every partition, used or not, gets an in-sync replica (an owner creates and seeds
+    // them all), so any can fail over.
     etcd::wait_until(
-        Duration::from_secs(30),
-        "every partition has an owner",
+        Duration::from_secs(60),
+        "every partition has an owner and an in-sync replica",
         || {
             let p = placement(&nodes[0]);
-            p.len() == PARTITIONS as usize && p.iter().all(|(_, owner, _)| owner.is_some())
+            p.len() == PARTITIONS as usize
+                && p.iter().all(|(_, owner, replicas)| {
+                    owner.is_some() && replicas.iter().any(|(_, in_sync)| *in_sync)
+                })
         },
     );
 
-    // The first writes create the users' partitions; their owners seed the replicas
-    // meanwhile. The second round is written while the replicas are in sync.
+    // Two rounds of writes, with a check between them that the replicas are (still) in
+    // sync after the first writes to each partition.
     let mut acked: Vec<(&str, Vec<String>)> = USERS.iter().map(|u| (*u, Vec::new())).collect();
     for round in 0..2 {
         for (i, (user, mine)) in acked.iter_mut().enumerate() {
