@@ -159,6 +159,9 @@ run() { # replicas round
     done
     grep -h "replica dropped\|behind, seeding" "$WORK/$name-a.log" "$WORK/$name-b.log" | head -3 >&2 || true
     stop_all
+    # A run writes gigabytes (APPEND at full speed, twice with a replica): gone before the
+    # next one, unless KEEP=1.
+    [[ "${KEEP:-0}" == 1 ]] || rm -rf "${WORK:?}/$name" "${ETCD_ROOT:?}/$name"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
