@@ -30,16 +30,9 @@ PARTITIONS=16
 RINGMAIL="${RINGMAIL_BIN:-$ROOT/target/release/ringmail}"
 LOAD="${LOAD_BIN:-$ROOT/target/release/ringmail-load}"
 
-say() { printf '== %s\n' "$*" >&2; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-command -v etcd >/dev/null || { say "etcd is needed (apt-get install -y etcd-server)"; exit 2; }
-command -v jq >/dev/null || { say "jq is needed (apt-get install -y jq)"; exit 2; }
-if [[ ! -x "$RINGMAIL" || ! -x "$LOAD" ]]; then
-    say "building ringmail and ringmail-load (release)"
-    (cd "$ROOT" && cargo build --release -p ringmail -p ringmail-load)
-fi
+# shellcheck source=benches/cluster_lib.sh
+source "$ROOT/benches/cluster_lib.sh"
+require_cluster_tools
 
 # The nodes' data dirs on disk (a move's synced writes are part of what is measured); etcd,
 # which fsyncs every write of the map, on tmpfs where there is one.
@@ -54,14 +47,6 @@ cleanup() {
     if [[ "${KEEP:-0}" == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-
-wait_port() { # port name: up to 10 s
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    say "$2 did not open port $1"; return 1
-}
 
 # --- etcd: three members.
 ENDPOINTS=()

@@ -98,6 +98,9 @@ fn rpc(exec: std::rc::Rc<Executor>, request: ringmail_peer::Request) -> LocalRes
     if crate::moves::is_move_kind(request.kind) {
         return crate::moves::serve(exec, request);
     }
+    if crate::replication::is_replication_kind(request.kind) {
+        return crate::replication::serve_rpc(exec, request);
+    }
     if request.kind == ringmail_admin::forward::KIND_ADMIN {
         let answer = ringmail_admin::forward::serve(exec, request.payload);
         return Box::pin(async move {
@@ -181,6 +184,43 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
                 ("{which=\"sum\"}", get(&m.freeze_us_sum)),
                 ("{which=\"last\"}", get(&m.freeze_us_last)),
             ],
+        );
+    }
+    {
+        let r = &crate::replication::COUNTERS;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        metric(
+            "ringmail_replication_bytes_total",
+            "counter",
+            "Bytes of batches and copy rounds this node sent to replicas.",
+            &[("", get(&r.bytes))],
+        );
+        metric(
+            "ringmail_replication_batches_total",
+            "counter",
+            "Group-commit batches replicas acknowledged to this node.",
+            &[("", get(&r.batches))],
+        );
+        metric(
+            "ringmail_replication_lag_batches",
+            "gauge",
+            "Batches queued for replicas and not yet acknowledged.",
+            &[("", get(&r.lag_batches))],
+        );
+        metric(
+            "ringmail_replication_in_sync_changes_total",
+            "counter",
+            "Replicas this node added to or dropped from an in-sync set.",
+            &[
+                ("{change=\"added\"}", get(&r.in_sync_adds)),
+                ("{change=\"dropped\"}", get(&r.in_sync_drops)),
+            ],
+        );
+        metric(
+            "ringmail_replication_promotions_total",
+            "counter",
+            "Replica copies this node promoted to serve their partition.",
+            &[("", get(&r.promotions))],
         );
     }
     metric(

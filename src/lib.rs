@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod fencing;
 pub mod moves;
+pub mod replication;
 pub mod services;
 
 // Re-exported under their old module names so that `crate::store::...` here and

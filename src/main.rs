@@ -253,13 +253,18 @@ fn run(cli: Cli) -> Result<(), String> {
             } = layout;
             let mut services = ringmail::services::from_config(&config, &data_dir);
             let node = match ringmail::cluster::settings(&config, &data_dir)? {
-                Some(settings) => Some(ringmail::cluster::start(&config, settings)?),
+                Some(settings) => {
+                    ringmail::replication::set_sync(settings.sync);
+                    Some(ringmail::cluster::start(&config, settings)?)
+                }
                 None => None,
             };
             services.peer = node.as_ref().map(|n| n.peer.clone());
             if node.is_some() {
                 services.tasks.push(ringmail::moves::task);
                 services.tasks.push(ringmail::fencing::task);
+                services.tasks.push(ringmail::replication::task);
+                services.open_hooks = Some(ringmail::replication::open_hooks);
             }
             let served = ringmail::server::runtime::serve(config, config_path, data_dir, services)
                 .map_err(|e| e.to_string());

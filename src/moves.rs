@@ -455,7 +455,8 @@ impl Target<'_> {
     }
 }
 
-fn read_range(path: &std::path::Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
+/// Bytes `from..to` of a file (a partition file being copied; also replication's rounds).
+pub(crate) fn read_range(path: &std::path::Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path)?;
     f.seek(SeekFrom::Start(from))?;

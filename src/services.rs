@@ -41,5 +41,6 @@ pub fn from_config(config: &Config, data_dir: &Path) -> Services {
         // A cluster node's map, link and handlers are added by `serve` once the node has
         // joined (src/cluster.rs).
         peer: None,
+        open_hooks: None,
     }
 }

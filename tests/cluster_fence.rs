@@ -55,7 +55,18 @@ fn a_fenced_node_acknowledges_no_write_and_a_lost_partition_ends_its_sessions() 
     let users = format!("{USER}:{{PLAIN}}pass\n");
     let nodes: Vec<Node> = ["f0", "f1"]
         .iter()
-        .map(|id| Node::start("fence", id, &etcd.endpoints(), PARTITIONS, &users))
+        // Without replicas: what this test checks is the owner's own fence and hand-over
+        // (tests/cluster_replicas.rs covers a failover to a replica).
+        .map(|id| {
+            Node::start_with(
+                "fence",
+                id,
+                &etcd.endpoints(),
+                PARTITIONS,
+                &users,
+                "replicas = 0",
+            )
+        })
         .collect();
     for n in &nodes {
         n.wait_ready();

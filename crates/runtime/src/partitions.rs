@@ -20,6 +20,16 @@ pub struct Partitions {
     root: PathBuf,
     options: Options,
     slots: RefCell<HashMap<u32, Rc<Slot>>>,
+    hooks: RefCell<Option<Rc<dyn OpenHooks>>>,
+}
+
+/// What a cluster node does around opening a partition (replication: a replica copy
+/// becomes the partition, and every batch is shipped from the first one on).
+pub trait OpenHooks {
+    /// Before partition `p` is opened from `dir`; an error fails the open.
+    fn before_open(&self, p: u32, dir: &Path) -> Result<(), StoreError>;
+    /// Right after it was opened, before anything uses it.
+    fn opened(&self, p: u32, partition: &Rc<Partition>);
 }
 
 struct Slot {
@@ -35,7 +45,13 @@ impl Partitions {
             root: root.to_owned(),
             options,
             slots: RefCell::new(HashMap::new()),
+            hooks: RefCell::new(None),
         }
+    }
+
+    /// Sets what runs around every later open.
+    pub fn set_hooks(&self, hooks: Rc<dyn OpenHooks>) {
+        *self.hooks.borrow_mut() = Some(hooks);
     }
 
     /// The directory of partition `p`.
@@ -110,8 +126,15 @@ impl Partitions {
         if let Some(partition) = slot.partition.borrow().as_ref() {
             return Ok(partition.clone());
         }
-        let partition =
-            Rc::new(Partition::open(Self::dir(&self.root, p), self.options.clone()).await?);
+        let dir = Self::dir(&self.root, p);
+        let hooks = self.hooks.borrow().clone();
+        if let Some(hooks) = &hooks {
+            hooks.before_open(p, &dir)?;
+        }
+        let partition = Rc::new(Partition::open(dir, self.options.clone()).await?);
+        if let Some(hooks) = &hooks {
+            hooks.opened(p, &partition);
+        }
         *slot.partition.borrow_mut() = Some(partition.clone());
         Ok(partition)
     }

@@ -103,7 +103,12 @@ pub struct Services {
     pub cleanup: Vec<PathBuf>,
     /// The cluster's map, link and handlers when this node is part of one.
     pub peer: Option<crate::nodes::PeerService>,
+    /// What runs around each partition's open on an executor (set before the first one).
+    pub open_hooks: Option<OpenHooksFor>,
 }
+
+/// Makes an executor's [`crate::partitions::OpenHooks`], if it needs any.
+pub type OpenHooksFor = fn(&Rc<Executor>) -> Option<Rc<dyn crate::partitions::OpenHooks>>;
 
 /// What every executor starts from (all `Send`).
 #[derive(Clone)]
@@ -587,6 +592,9 @@ async fn executor_main(
         nodes: shared.services.peer.as_ref().map(crate::nodes::Nodes::new),
     });
 
+    if let Some(hooks) = shared.services.open_hooks.and_then(|make| make(&exec)) {
+        exec.store.set_hooks(hooks);
+    }
     // Open (and recover) the partitions that already hold mail before accepting anyone; in a
     // cluster only those this node serves (the others are opened when they are first used
     // after the map gives them to this node).

@@ -42,7 +42,12 @@ pub(crate) const KEEP: usize = 2;
 
 /// `index-NNNNNNNN.ckpt`
 pub(crate) fn path(dir: &Path, seq: u32) -> PathBuf {
-    dir.join(format!("index-{seq:08}.ckpt"))
+    dir.join(file_name(seq))
+}
+
+/// The file name of checkpoint `seq`.
+pub(crate) fn file_name(seq: u32) -> String {
+    format!("index-{seq:08}.ckpt")
 }
 
 pub(crate) fn parse_name(name: &str) -> Option<u32> {

@@ -94,7 +94,12 @@ impl Pending {
 
     /// Fails every record of a batch that could not be made durable.
     pub fn fail(self, e: &StoreError) {
-        for (_, s) in self.records {
+        Self::fail_records(self.records, e);
+    }
+
+    /// Fails the records of a batch whose bytes were taken apart from them.
+    pub fn fail_records(records: Vec<(usize, Rc<Slot>)>, e: &StoreError) {
+        for (_, s) in records {
             s.fill(Err(e.clone()));
         }
     }

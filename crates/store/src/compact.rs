@@ -20,8 +20,10 @@ use std::rc::Rc;
 use tracing::{info, warn};
 
 use super::error::{Result, StoreError};
+use super::handover::CopyFile;
 use super::record::{kind, FrameWriter, FRAME_HEADER};
-use super::segment::{segment_path, SegmentKind, SEGMENT_HEADER};
+use super::replica::FileChange;
+use super::segment::{segment_name, segment_path, SegmentKind, SEGMENT_HEADER};
 use super::writer::{checkpoint_now, create_segment, write_all_at, Inner};
 
 /// Starts a background compaction pass unless one is running or the partition is closing.
@@ -189,6 +191,14 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
         }
     }
     inner.files.borrow_mut().insert(new_id, Rc::new(dst));
+    // Replicas get the new segment before the checkpoint that refers to it.
+    inner.files_changed(FileChange {
+        added: vec![CopyFile {
+            name: segment_name(new_id),
+            len: std::fs::metadata(&path)?.len(),
+        }],
+        removed: Vec::new(),
+    });
     checkpoint_now(inner).await?;
     {
         let mut bg = inner.bg.borrow_mut();

@@ -85,49 +85,18 @@ impl Incoming {
 
     /// Writes one chunk; returns the length of its file after it.
     pub fn write(&self, chunk: &Chunk<'_>) -> Result<u64> {
-        let bad = |why| Err(StoreError::NotPermitted(why));
-        if !is_partition_file(chunk.name) {
-            return bad("not a partition file name");
-        }
-        if chunk.data.len() > MAX_CHUNK {
-            return bad("chunk over the size limit");
-        }
-        if crc32c::crc32c(chunk.data) != chunk.crc {
-            return bad("chunk checksum mismatch");
-        }
         if !self.dir.is_dir() {
-            return bad("no move of this partition was started");
+            return Err(StoreError::NotPermitted(
+                "no move of this partition was started",
+            ));
         }
-        let path = self.dir.join(chunk.name);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        let len = f.metadata()?.len();
-        if chunk.offset > len {
-            return bad("chunk leaves a gap in its file");
-        }
-        f.set_len(chunk.offset)?;
-        f.seek(SeekFrom::Start(chunk.offset))?;
-        f.write_all(chunk.data)?;
-        // Synced as it arrives, so the install (inside the old owner's write freeze) has
-        // only the last round's bytes left to sync, not the whole partition.
-        f.sync_data()?;
-        Ok(chunk.offset + chunk.data.len() as u64)
+        write_chunk(&self.dir, chunk)
     }
 
     /// The files received so far with their lengths, for the sender to compare with what
     /// it sent.
     pub fn files(&self) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            out.push((name, e.metadata()?.len()));
-        }
-        out.sort();
-        Ok(out)
+        list_files(&self.dir)
     }
 
     /// Makes the copy durable and puts it where the partition lives, replacing the copy an
@@ -161,6 +130,50 @@ impl Incoming {
     }
 }
 
+/// Writes one chunk of a partition file into `dir` (a move's or a replica's copy) and
+/// syncs it; returns the length of its file after it.
+pub(crate) fn write_chunk(dir: &Path, chunk: &Chunk<'_>) -> Result<u64> {
+    let bad = |why| Err(StoreError::NotPermitted(why));
+    if !is_partition_file(chunk.name) {
+        return bad("not a partition file name");
+    }
+    if chunk.data.len() > MAX_CHUNK {
+        return bad("chunk over the size limit");
+    }
+    if crc32c::crc32c(chunk.data) != chunk.crc {
+        return bad("chunk checksum mismatch");
+    }
+    let path = dir.join(chunk.name);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    let len = f.metadata()?.len();
+    if chunk.offset > len {
+        return bad("chunk leaves a gap in its file");
+    }
+    f.set_len(chunk.offset)?;
+    f.seek(SeekFrom::Start(chunk.offset))?;
+    f.write_all(chunk.data)?;
+    // Synced as it arrives, so the install (inside the old owner's write freeze) has
+    // only the last round's bytes left to sync, not the whole partition.
+    f.sync_data()?;
+    Ok(chunk.offset + chunk.data.len() as u64)
+}
+
+/// The files in `dir` with their lengths, by name.
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        out.push((name, e.metadata()?.len()));
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// `p-NNNN.incoming` beside `p-NNNN`.
 fn incoming_dir(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
@@ -169,7 +182,7 @@ fn incoming_dir(target: &Path) -> PathBuf {
 }
 
 /// Segments and checkpoints: the files a move copies. Never the [`MOVED_MARKER`].
-fn is_partition_file(name: &str) -> bool {
+pub(crate) fn is_partition_file(name: &str) -> bool {
     name != MOVED_MARKER
         && (parse_segment_name(name).is_some() || checkpoint::parse_name(name).is_some())
 }

@@ -33,6 +33,9 @@ mod raise_uidnext_tests;
 mod read;
 mod record;
 mod recovery;
+mod replica;
+#[cfg(test)]
+mod replica_tests;
 mod scripts;
 mod search_fields;
 #[cfg(test)]
@@ -57,6 +60,9 @@ pub use placement::partition_of;
 pub use record::{
     FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE, MAX_REMEMBER_ENTRIES, MAX_REMEMBER_KEY,
     MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,
+};
+pub use replica::{
+    seed_plan, Batch, FileChange, ReplicaFile, ReplicaLog, SendFile, ShipBatch, Shipped,
 };
 pub use search_fields::{FieldArena, FieldValue, SearchFields};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};

@@ -308,6 +308,7 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         frozen: Cell::new(false),
         moved: Cell::new(false),
         moved_waiters: RefCell::default(),
+        replication: RefCell::new(None),
         next_waiter: Cell::new(0),
         files: RefCell::new(files),
         bg: RefCell::new(Background {

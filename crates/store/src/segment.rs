@@ -110,7 +110,12 @@ impl SegmentHeader {
 
 /// `seg-NNNNNNNN.log`
 pub(crate) fn segment_path(dir: &Path, id: u32) -> PathBuf {
-    dir.join(format!("seg-{id:08}.log"))
+    dir.join(segment_name(id))
+}
+
+/// The file name of segment `id`.
+pub(crate) fn segment_name(id: u32) -> String {
+    format!("seg-{id:08}.log")
 }
 
 /// Parses `seg-NNNNNNNN.log` into its id.

@@ -12,9 +12,11 @@ use tracing::warn;
 use super::checkpoint;
 use super::commit::{Pending, Slot};
 use super::error::{Result, StoreError};
+use super::handover::{CopyFile, LogEnd};
 use super::index::{Applied, Index, Loc};
 use super::record::{self, FrameHeader, FrameWriter, FRAME_HEADER};
-use super::segment::{segment_path, SegmentHeader, SegmentKind, SEGMENT_HEADER};
+use super::replica::{Batch, FileChange, ShipBatch};
+use super::segment::{segment_name, segment_path, SegmentHeader, SegmentKind, SEGMENT_HEADER};
 use super::stats::Recorder;
 use super::types::{Durability, Options};
 
@@ -73,6 +75,8 @@ pub(crate) struct Inner {
     /// Sessions waiting to hear of the hand-over (`Partition::handed_over`), by waiter id.
     pub moved_waiters: RefCell<HashMap<u64, std::task::Waker>>,
     pub next_waiter: Cell<u64>,
+    /// Where each batch is shipped to the partition's replicas (see `replica`).
+    pub replication: RefCell<Option<Rc<dyn ShipBatch>>>,
 }
 
 impl Inner {
@@ -112,54 +116,82 @@ impl Inner {
     }
 
     /// Writes (and, with `Durability::Always`, syncs) a batch at the end of the active
-    /// segment. Returns where it starts. On failure the file is cut back to its durable end.
-    /// `format` is the oldest segment format that may hold every record of the batch.
-    async fn write_batch(&self, bytes: &[u8], format: u32) -> Result<Loc> {
-        let (file, end, dirty, need_roll) = {
+    /// segment, and at the same time hands it to the replication sink, if one is set.
+    /// Returns where it starts. On failure of either the file is cut back to its durable
+    /// end. `format` is the oldest segment format that may hold every record of the batch.
+    async fn write_batch(&self, bytes: &Rc<Vec<u8>>, format: u32) -> Result<Loc> {
+        let (file, prev, dirty, need_roll) = {
             let log = self.log.borrow();
             let full =
                 log.end > SEGMENT_HEADER && log.end + bytes.len() as u64 > self.opts.segment_size;
             (
                 log.active.clone(),
-                log.end,
+                LogEnd {
+                    segment: log.active_id,
+                    offset: log.end,
+                },
                 log.dirty_tail,
                 full || format > log.version,
             )
         };
         if dirty {
-            file.truncate(end).await?;
+            file.truncate(prev.offset).await?;
             self.log.borrow_mut().dirty_tail = false;
         }
         if need_roll {
             self.roll_over(format).await?;
-            return Box::pin(self.write_batch(bytes, format)).await;
         }
-        let seg = self.log.borrow().active_id;
-        let len = bytes.len();
-        let res = write_all_at(&file, bytes, end).await;
-        let res = match res {
-            Ok(()) if self.opts.durability == Durability::Always => {
+        let (file, seg, end, version) = {
+            let log = self.log.borrow();
+            (log.active.clone(), log.active_id, log.end, log.version)
+        };
+        let local = async {
+            write_all_at(&file, bytes, end).await?;
+            if self.opts.durability == Durability::Always {
                 let started = std::time::Instant::now();
-                let synced = file.fdatasync().await.map_err(StoreError::from);
-                if synced.is_ok() {
-                    self.stats.synced(started.elapsed());
-                }
-                synced
+                file.fdatasync().await?;
+                self.stats.synced(started.elapsed());
             }
-            other => other,
+            Ok(())
+        };
+        let sink = self.replication.borrow().clone();
+        let res = match sink {
+            None => local.await,
+            Some(sink) => {
+                let batch = Batch {
+                    prev,
+                    at: LogEnd {
+                        segment: seg,
+                        offset: end,
+                    },
+                    format: version,
+                    bytes: bytes.clone(),
+                };
+                let (local, shipped) = futures_lite::future::zip(local, sink.ship(batch)).await;
+                local.and(shipped)
+            }
         };
         if let Err(e) = res {
-            // The batch is not durable: make sure none of it is read back after a restart.
+            // The batch is not durable (here, or on a replica that could not be dropped
+            // from the in-sync set): make sure none of it is read back after a restart.
             if file.truncate(end).await.is_err() {
                 self.log.borrow_mut().dirty_tail = true;
             }
             return Err(e);
         }
-        self.log.borrow_mut().end = end + len as u64;
+        self.log.borrow_mut().end = end + bytes.len() as u64;
         Ok(Loc {
             segment: seg,
             offset: end,
         })
+    }
+
+    /// Tells the replication sink, if any, that files other than the log's tail changed.
+    pub fn files_changed(&self, change: FileChange) {
+        let sink = self.replication.borrow().clone();
+        if let Some(sink) = sink {
+            sink.files_changed(change);
+        }
     }
 
     /// Takes the next segment id. Synchronous, so that a rollover and a compaction that
@@ -186,12 +218,12 @@ impl Inner {
     }
 
     /// Applies a durable batch to the index and resolves its mutations.
-    fn apply_batch(self: &Rc<Self>, batch: Pending, base: Loc) {
-        let n = batch.records.len() as u64;
+    fn apply_batch(self: &Rc<Self>, bytes: &[u8], records: Vec<(usize, Rc<Slot>)>, base: Loc) {
+        let n = records.len() as u64;
         {
             let mut idx = self.index.borrow_mut();
-            for (start, slot) in batch.records {
-                let r = apply_frame(&mut idx, &batch.bytes[start..], base, start);
+            for (start, slot) in records {
+                let r = apply_frame(&mut idx, &bytes[start..], base, start);
                 slot.fill(r);
             }
         }
@@ -261,14 +293,18 @@ async fn flush_loop(inner: Rc<Inner>) {
             inner.log.borrow_mut().flushing = false;
             return;
         }
-        match inner.write_batch(&batch.bytes, batch.format()).await {
+        let format = batch.format();
+        let Pending { bytes, records } = batch;
+        // Shared with the replication sink, which may still be sending it.
+        let bytes = Rc::new(bytes);
+        match inner.write_batch(&bytes, format).await {
             Ok(base) => {
-                inner.stats.batch_written(batch.records.len());
-                inner.apply_batch(batch, base)
+                inner.stats.batch_written(records.len());
+                inner.apply_batch(&bytes, records, base)
             }
             Err(e) => {
-                warn!(error = %e, records = batch.records.len(), "log write failed; batch not acknowledged");
-                batch.fail(&e);
+                warn!(error = %e, records = records.len(), "log write failed; batch not acknowledged");
+                Pending::fail_records(records, &e);
             }
         }
     }
@@ -380,11 +416,19 @@ pub(crate) async fn checkpoint_now(inner: &Rc<Inner>) -> Result<()> {
     }
     std::fs::rename(&tmp, &path)?;
     sync_dir(&inner.dir).await?;
+    let mut change = FileChange {
+        added: vec![CopyFile {
+            name: checkpoint::file_name(seq),
+            len: image.len() as u64,
+        }],
+        removed: Vec::new(),
+    };
     for old in checkpoint::list(&inner.dir)?
         .into_iter()
         .skip(checkpoint::KEEP)
     {
         let _ = std::fs::remove_file(checkpoint::path(&inner.dir, old));
+        change.removed.push(checkpoint::file_name(old));
     }
     let expired: Vec<u32> = {
         let mut bg = inner.bg.borrow_mut();
@@ -401,8 +445,10 @@ pub(crate) async fn checkpoint_now(inner: &Rc<Inner>) -> Result<()> {
     if !expired.is_empty() {
         for id in expired {
             let _ = std::fs::remove_file(segment_path(&inner.dir, id));
+            change.removed.push(segment_name(id));
         }
         sync_dir(&inner.dir).await?;
     }
+    inner.files_changed(change);
     Ok(())
 }

@@ -1,0 +1,418 @@
+//! The owner's shipper and the replica's request handler in one process, over a transport
+//! that calls the handler directly (the wire encoding included) and a map held in memory in
+//! place of etcd: seeding, in-sync, streaming, catch-up of checkpoints, a replica that fails
+//! (dropped from in-sync before the write is acknowledged, re-seeded when it is back), an
+//! owner that cannot drop it (the write fails), and the replica's checks of owner and epoch.
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ringmail_store::{NewMessage, Options, Partition, ReplicaLog};
+
+use super::*;
+
+/// The map's entry for partition 0.
+struct MapEntry {
+    owner: String,
+    epoch: u64,
+    replicas: Vec<String>,
+    in_sync: Vec<String>,
+    /// etcd unreachable or this owner fenced: set_in_sync fails.
+    refuse_writes: bool,
+}
+
+/// One node's view of the shared entry.
+struct View {
+    node: String,
+    map: Rc<RefCell<MapEntry>>,
+}
+
+impl ReplicaDirectory for View {
+    fn node(&self) -> String {
+        self.node.clone()
+    }
+    fn is_owner(&self, _p: u32) -> Option<u64> {
+        let m = self.map.borrow();
+        (m.owner == self.node).then_some(m.epoch)
+    }
+    fn replicas(&self, _p: u32) -> Vec<ReplicaInfo> {
+        let m = self.map.borrow();
+        m.replicas
+            .iter()
+            .map(|n| ReplicaInfo {
+                node: n.clone(),
+                internal: format!("{n}:1"),
+                in_sync: m.in_sync.contains(n),
+            })
+            .collect()
+    }
+    fn replica_of(&self, _p: u32) -> Option<(String, u64)> {
+        let m = self.map.borrow();
+        m.replicas
+            .contains(&self.node)
+            .then(|| (m.owner.clone(), m.epoch))
+    }
+    fn set_in_sync(&self, _p: u32, node: &str, in_sync: bool, epoch: u64) -> InSyncFuture {
+        let map = self.map.clone();
+        let (me, node) = (self.node.clone(), node.to_string());
+        Box::pin(async move {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            let mut m = map.borrow_mut();
+            if m.refuse_writes || m.owner != me || m.epoch != epoch {
+                return Err("fenced".to_string());
+            }
+            m.in_sync.retain(|n| *n != node);
+            if in_sync {
+                m.in_sync.push(node);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Calls the replica's handler directly, unless the replica is "down".
+struct Direct {
+    replica: Rc<View>,
+    root: PathBuf,
+    down: Cell<bool>,
+    /// Added to every batch's time on the replica (a slower disk or link than the owner's).
+    slow: Cell<Duration>,
+}
+
+impl Transport for Direct {
+    fn call(&self, _node: &str, _addr: &str, kind: u16, payload: Vec<u8>) -> CallFuture {
+        if self.down.get() {
+            return Box::pin(async { Err("connection refused".to_string()) });
+        }
+        let (replica, root) = (self.replica.clone(), self.root.clone());
+        let slow = if kind == KIND_BATCH {
+            self.slow.get()
+        } else {
+            Duration::ZERO
+        };
+        Box::pin(async move {
+            glommio::timer::sleep(slow).await;
+            serve(&*replica, |p| Partitions::dir(&root, p), kind, payload).await
+        })
+    }
+}
+
+fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn append(p: &Partition, text: &str) -> Result<u32, StoreError> {
+    let body = format!("Subject: {text}\r\n\r\n{text} {}", "z".repeat(200));
+    let r = p
+        .append("u", "INBOX", &[NewMessage::plain(body.as_bytes())])
+        .await?;
+    Ok(r.uids[0])
+}
+
+/// INBOX's UIDs with their bodies.
+async fn inbox(p: &Partition) -> Vec<(u32, Vec<u8>)> {
+    let uids: Vec<u32> = p
+        .with_mailbox("u", "INBOX", |m| {
+            m.messages().iter().map(|e| e.uid).collect()
+        })
+        .unwrap();
+    let mut out = Vec::new();
+    for uid in uids {
+        let body = p.read_message("u", "INBOX", uid, None).await.unwrap();
+        out.push((uid, body.to_vec()));
+    }
+    out
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    map: Rc<RefCell<MapEntry>>,
+    owner: Rc<Partition>,
+    transport: Rc<Direct>,
+    replica_root: PathBuf,
+}
+
+async fn setup(sync: bool) -> (Setup, Rc<Shipper<View, Direct>>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_root, b_root) = (tmp.path().join("a"), tmp.path().join("b"));
+    let map = Rc::new(RefCell::new(MapEntry {
+        owner: "a".into(),
+        epoch: 3,
+        replicas: vec!["b".into()],
+        in_sync: Vec::new(),
+        refuse_writes: false,
+    }));
+    let opts = Options {
+        segment_size: 8192,
+        ..Options::default()
+    };
+    let owner = Rc::new(
+        Partition::open(Partitions::dir(&a_root, 0), opts)
+            .await
+            .unwrap(),
+    );
+    owner.ensure_user("u").await.unwrap();
+    for i in 0..5 {
+        append(&owner, &format!("before {i}")).await.unwrap();
+    }
+    let replica = Rc::new(View {
+        node: "b".into(),
+        map: map.clone(),
+    });
+    let transport = Rc::new(Direct {
+        replica,
+        root: b_root.clone(),
+        down: Cell::new(false),
+        slow: Cell::new(Duration::ZERO),
+    });
+    let directory = Rc::new(View {
+        node: "a".into(),
+        map: map.clone(),
+    });
+    let shipper = Shipper::attach(0, &owner, directory, transport.clone(), sync);
+    let s = Setup {
+        _tmp: tmp,
+        map,
+        owner,
+        transport,
+        replica_root: b_root,
+    };
+    (s, shipper)
+}
+
+impl Setup {
+    fn in_sync(&self) -> bool {
+        self.map.borrow().in_sync.contains(&"b".to_string())
+    }
+
+    fn replica_end(&self) -> Option<LogEnd> {
+        ReplicaLog::open(&Partitions::dir(&self.replica_root, 0))
+            .unwrap()
+            .position()
+    }
+}
+
+#[test]
+fn a_seeded_replica_gets_every_acknowledged_batch_and_opens_as_the_partition() {
+    run(|| async {
+        let (s, _shipper) = setup(true).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        s.transport.slow.set(Duration::from_millis(20));
+        let mut writers = Vec::new();
+        for i in 0..30 {
+            let owner = s.owner.clone();
+            writers.push(glommio::spawn_local(async move {
+                append(&owner, &format!("m{i}")).await.unwrap()
+            }));
+        }
+        for w in writers {
+            w.await;
+        }
+        // Every acknowledged batch is durable on the replica, which stayed in sync.
+        assert_eq!(s.replica_end(), Some(s.owner.log_end()));
+        assert!(s.in_sync(), "the replica was dropped");
+        assert!(s.owner.log_end().segment > 1, "no rollover");
+        // A checkpoint goes over in the background.
+        s.owner.checkpoint().await.unwrap();
+        let ckpt = s.replica_root.join("p-0000.replica");
+        until("the checkpoint is copied", || {
+            std::fs::read_dir(&ckpt)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".ckpt"))
+        })
+        .await;
+        let expected = inbox(&s.owner).await;
+        assert_eq!(expected.len(), 35);
+
+        // The map makes b the owner: its copy is promoted before it is opened (refused
+        // while a request of the old owner's is still being written, then retried).
+        {
+            let mut m = s.map.borrow_mut();
+            m.owner = "b".into();
+            m.epoch += 1;
+            m.replicas.clear();
+            m.in_sync.clear();
+        }
+        let target = Partitions::dir(&s.replica_root, 0);
+        until("the copy is promoted", || {
+            promote_if_replica(0, &target).is_ok()
+        })
+        .await;
+        let promoted = Partition::open(&target, Options::default()).await.unwrap();
+        assert_eq!(inbox(&promoted).await, expected);
+        assert!(COUNTERS.promotions.load(Ordering::Relaxed) >= 1);
+    });
+}
+
+#[test]
+fn a_failed_replica_is_dropped_from_in_sync_before_the_write_is_acknowledged() {
+    run(|| async {
+        let (s, _shipper) = setup(true).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        append(&s.owner, "while in sync").await.unwrap();
+        s.transport.down.set(true);
+        let started = Instant::now();
+        append(&s.owner, "replica down").await.unwrap();
+        assert!(
+            !s.in_sync(),
+            "acknowledged while the map still lists the replica as in sync"
+        );
+        assert!(started.elapsed() < BATCH_TIMEOUT + Duration::from_secs(1));
+        append(&s.owner, "without the replica").await.unwrap();
+        // Back: re-seeded with what it missed, then in sync again.
+        s.transport.down.set(false);
+        until("the replica is back in sync", || s.in_sync()).await;
+        append(&s.owner, "after").await.unwrap();
+        assert_eq!(s.replica_end(), Some(s.owner.log_end()));
+    });
+}
+
+#[test]
+fn a_write_fails_when_a_failed_replica_cannot_be_dropped() {
+    run(|| async {
+        let (s, _shipper) = setup(true).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        let before = inbox(&s.owner).await;
+        s.transport.down.set(true);
+        s.map.borrow_mut().refuse_writes = true;
+        let r = append(&s.owner, "never acknowledged").await;
+        assert!(r.is_err(), "{r:?}");
+        assert!(s.in_sync());
+        assert_eq!(inbox(&s.owner).await, before);
+    });
+}
+
+#[test]
+fn asynchronous_shipping_acknowledges_without_waiting() {
+    run(|| async {
+        let (s, _shipper) = setup(false).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        s.transport.down.set(true);
+        append(&s.owner, "replica down").await.unwrap();
+        s.transport.down.set(false);
+        until("the replica caught up", || {
+            s.in_sync() && s.replica_end() == Some(s.owner.log_end())
+        })
+        .await;
+    });
+}
+
+#[test]
+fn the_replica_takes_requests_only_from_the_owner_at_the_maps_epoch() {
+    run(|| async {
+        let tmp = tempfile::tempdir().unwrap();
+        let map = Rc::new(RefCell::new(MapEntry {
+            owner: "a".into(),
+            epoch: 3,
+            replicas: vec!["b".into()],
+            in_sync: Vec::new(),
+            refuse_writes: false,
+        }));
+        let b = View {
+            node: "b".into(),
+            map: map.clone(),
+        };
+        let root = tmp.path().to_path_buf();
+        let ask = |owner: &str, epoch: u64| {
+            let payload = request(0, epoch, owner, 0);
+            serve(&b, |p| Partitions::dir(&root, p), KIND_ATTACH, payload)
+        };
+        assert!(ask("a", 3).await.is_ok());
+        assert!(ask("a", 4).await.is_ok());
+        assert!(ask("a", 2).await.is_err(), "an older epoch was taken");
+        assert!(
+            ask("c", 3).await.is_err(),
+            "a node that is not the owner was heard"
+        );
+        map.borrow_mut().replicas.clear();
+        assert!(
+            ask("a", 3).await.is_err(),
+            "taken by a node that is no replica"
+        );
+        let malformed = serve(&b, |p| Partitions::dir(&root, p), KIND_BATCH, vec![0, 1]).await;
+        assert!(malformed.is_err());
+    });
+}
+
+#[test]
+fn files_and_log_ends_survive_their_encoding() {
+    let files = vec![
+        ReplicaFile {
+            name: "seg-00000001.log".into(),
+            len: 1 << 33,
+            crc: 7,
+        },
+        ReplicaFile {
+            name: "index-00000002.ckpt".into(),
+            len: 40,
+            crc: u32::MAX,
+        },
+    ];
+    let wire = encode_files(&files);
+    assert_eq!(decode_files(&wire), Some(files));
+    assert_eq!(decode_files(&wire[..wire.len() - 1]), None);
+    for end in [
+        None,
+        Some(LogEnd {
+            segment: 9,
+            offset: 32,
+        }),
+    ] {
+        assert_eq!(decode_end(&encode_end(end)), Some(end));
+    }
+    let c = Chunk::new("seg-00000003.log", 5, b"data");
+    let mut wire = Vec::new();
+    encode_chunk(&mut wire, &c);
+    let back = decode_chunk(&wire).unwrap();
+    assert_eq!(
+        (back.name, back.offset, back.data, back.crc),
+        (c.name, 5, &b"data"[..], c.crc)
+    );
+}
+
+#[test]
+fn retries_of_a_failing_replica_back_off_to_a_cap() {
+    let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n).as_secs()).collect();
+    assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+}
+
+#[test]
+fn a_replica_whose_queue_overflowed_is_seeded_again_and_catches_up() {
+    run(|| async {
+        let (s, shipper) = setup(false).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        s.transport.down.set(true);
+        // More than the queue holds, written while the replica is unreachable.
+        let body = vec![b'q'; 1 << 20];
+        for _ in 0..(QUEUE_LIMIT >> 20) + 8 {
+            let m = [NewMessage::plain(&body)];
+            s.owner.append("u", "INBOX", &m).await.unwrap();
+        }
+        let peer = shipper.peers.borrow().get("b").cloned().unwrap();
+        assert!(peer.overflowed.get() && peer.queued.get() <= QUEUE_LIMIT);
+        s.transport.down.set(false);
+        until("the replica caught up", || {
+            s.in_sync() && s.replica_end() == Some(s.owner.log_end())
+        })
+        .await;
+    });
+}

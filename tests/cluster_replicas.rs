@@ -1,0 +1,314 @@
+//! Replicas and failover end to end (docs/cluster.md, "Replicas"), on 3 etcd members, 3
+//! ringmail nodes with `replicas = 1` and HAProxy in front: mail acknowledged by APPEND
+//! through HAProxy and by LMTP 250 on any node is, after `kill -9` of a partition's owner and
+//! the promotion of its in-sync replica, there byte for byte exactly once; and with its
+//! replica killed instead, the owner goes on acknowledging writes (the replica dropped from
+//! the in-sync set first).
+
+mod common;
+#[path = "../crates/cluster/tests/harness/mod.rs"]
+mod etcd;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use common::cluster::{start_behind_haproxy, Node};
+use common::Client;
+
+const PARTITIONS: u32 = 4;
+/// The nodes' `lease_secs` (the default).
+const LEASE: Duration = Duration::from_secs(5);
+const USERS: [&str; 6] = [
+    "ann@example.com",
+    "bob@example.com",
+    "cyd@example.com",
+    "dan@example.com",
+    "eve@example.com",
+    "fay@example.com",
+];
+
+/// Per partition: (owner, [(replica, in sync)]), from `cluster status --json`.
+type Placement = Vec<(u32, Option<String>, Vec<(String, bool)>)>;
+
+fn placement(node: &Node) -> Placement {
+    let (ok, out, err) = node.cluster_command(&["status", "--json"]);
+    assert!(ok, "cluster status: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let replicas = p["replicas"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .map(|r| {
+                            (
+                                r["node"].as_str().unwrap().to_string(),
+                                r["in_sync"].as_bool().unwrap(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                p["partition"].as_u64().unwrap() as u32,
+                p["owner"].as_str().map(str::to_string),
+                replicas,
+            )
+        })
+        .collect()
+}
+
+fn message(user: &str, how: &str, i: usize) -> String {
+    format!(
+        "From: sender@example.net\r\nTo: {user}\r\nSubject: {how} {i}\r\n\r\n\
+         {how} message {i} for {user}: {}\r\n",
+        "x".repeat(64 + i * 37)
+    )
+}
+
+fn login(c: &mut Client, user: &str) -> bool {
+    c.command("L", &format!("LOGIN {user} pass"))
+        .last()
+        .is_some_and(|l| l.starts_with("L OK"))
+}
+
+/// APPENDs messages `from..from + n` for `user` on connection `c`; returns those acknowledged with OK.
+fn append_all(mut c: Client, user: &str, from: usize, n: usize) -> Vec<String> {
+    assert!(login(&mut c, user), "login {user}");
+    let mut acked = Vec::new();
+    for i in from..from + n {
+        let m = message(user, "append", i);
+        c.send(&format!("A{i} APPEND INBOX {{{}}}\r\n", m.len()));
+        let go = c.line();
+        assert!(go.starts_with('+'), "{go}");
+        c.send(&format!("{m}\r\n"));
+        if c.until_tagged(&format!("A{i}"))
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("A{i} OK")))
+        {
+            acked.push(m);
+        }
+    }
+    c.command("Z", "LOGOUT");
+    acked
+}
+
+/// Delivers messages `from..from + n` to `user` by LMTP on `node`; returns those answered 250.
+fn deliver_all(node: &Node, user: &str, from: usize, n: usize) -> Vec<String> {
+    let mut c = node.server.lmtp();
+    let mut acked = Vec::new();
+    for i in from..from + n {
+        let m = message(user, "lmtp", i);
+        c.send("MAIL FROM:<sender@example.net>\r\n");
+        assert!(c.line().starts_with("250"));
+        c.send(&format!("RCPT TO:<{user}>\r\n"));
+        assert!(c.line().starts_with("250"));
+        c.send("DATA\r\n");
+        assert!(c.line().starts_with("354"));
+        c.send(&format!("{m}.\r\n"));
+        if c.line().starts_with("250") {
+            acked.push(m);
+        }
+    }
+    acked
+}
+
+/// The raw answer to FETCH 1:* BODY.PEEK[] for `user` on a new connection, or None while the
+/// user is not served (the failover is not done yet).
+fn fetch_all(connect: impl Fn() -> Client, user: &str) -> Option<Vec<u8>> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut c = connect();
+        if !login(&mut c, user) {
+            return None;
+        }
+        if !c
+            .command("S", "SELECT INBOX")
+            .last()
+            .is_some_and(|l| l.starts_with("S OK"))
+        {
+            return None;
+        }
+        c.send("F FETCH 1:* BODY.PEEK[]\r\n");
+        let raw = c.until_tagged_bytes("F");
+        let ok = raw.windows(5).rev().take(64).any(|w| w == b"F OK ");
+        ok.then_some(raw)
+    }))
+    .ok()
+    .flatten()
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+#[test]
+fn every_acknowledged_message_survives_kill_9_of_its_owner() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users: String = USERS
+        .iter()
+        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
+        .collect();
+    let Some((mut nodes, proxy)) = start_behind_haproxy(
+        "replicas",
+        &["r0", "r1", "r2"],
+        &etcd.endpoints(),
+        PARTITIONS,
+        &users,
+    ) else {
+        return;
+    };
+    // Every partition, used or not, gets an in-sync replica (an owner creates and seeds
+    // them all), so any can fail over.
+    etcd::wait_until(
+        Duration::from_secs(60),
+        "every partition has an owner and an in-sync replica",
+        || {
+            let p = placement(&nodes[0]);
+            p.len() == PARTITIONS as usize
+                && p.iter().all(|(_, owner, replicas)| {
+                    owner.is_some() && replicas.iter().any(|(_, in_sync)| *in_sync)
+                })
+        },
+    );
+
+    // Two rounds of writes, with a check between them that the replicas are (still) in
+    // sync after the first writes to each partition.
+    let mut acked: Vec<(&str, Vec<String>)> = USERS.iter().map(|u| (*u, Vec::new())).collect();
+    for round in 0..2 {
+        for (i, (user, mine)) in acked.iter_mut().enumerate() {
+            let sent = append_all(proxy.connect(), user, round * 8, 8);
+            assert_eq!(sent.len(), 8, "{user}: an APPEND was refused");
+            mine.extend(sent);
+            let sent = deliver_all(&nodes[i % nodes.len()], user, round * 4, 4);
+            assert_eq!(sent.len(), 4, "{user}: a delivery was refused");
+            mine.extend(sent);
+        }
+        if round == 0 {
+            etcd::wait_until(
+                Duration::from_secs(30),
+                "the users' partitions have an in-sync replica",
+                || {
+                    let p = placement(&nodes[0]);
+                    USERS.iter().all(|u| {
+                        let q = ringmail::store::partition_of(u, PARTITIONS) as usize;
+                        p[q].2.iter().any(|(_, in_sync)| *in_sync)
+                    })
+                },
+            );
+        }
+    }
+
+    // The owner of the first user's partition dies without a word.
+    let p = ringmail::store::partition_of(USERS[0], PARTITIONS);
+    let before = placement(&nodes[0]);
+    let victim = before[p as usize].1.clone().unwrap();
+    let v = nodes.iter().position(|n| n.id == victim).unwrap();
+    nodes[v].kill();
+    let witness = (v + 1) % nodes.len();
+    let took = etcd::wait_until(
+        LEASE * 6,
+        "the dead owner's partitions are failed over",
+        || {
+            placement(&nodes[witness])
+                .iter()
+                .all(|(_, owner, _)| owner.as_deref().is_some_and(|o| o != victim))
+        },
+    );
+    eprintln!("failover seen after {took:?}");
+
+    for (user, mine) in &acked {
+        let mut raw = None;
+        etcd::wait_until(Duration::from_secs(30), "the user is served again", || {
+            raw = fetch_all(|| proxy.connect(), user);
+            raw.is_some()
+        });
+        let raw = raw.unwrap();
+        for m in mine {
+            assert_eq!(
+                count(&raw, m.as_bytes()),
+                1,
+                "{user}: an acknowledged message is not there exactly once: {m:?}"
+            );
+        }
+    }
+    // The new owner serves the partition from its replica copy.
+    let after = placement(&nodes[witness]);
+    let heir = after[p as usize].1.clone().unwrap();
+    let heir = nodes.iter().find(|n| n.id == heir).unwrap();
+    let log = heir.server.log_text();
+    assert!(log.contains("replica promoted"), "{log}");
+}
+
+#[test]
+fn the_owner_keeps_serving_when_its_replica_dies() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let user = USERS[0];
+    let users = format!("{user}:{{PLAIN}}pass\n");
+    let Some((mut nodes, proxy)) = start_behind_haproxy(
+        "replica-dies",
+        &["s0", "s1", "s2"],
+        &etcd.endpoints(),
+        PARTITIONS,
+        &users,
+    ) else {
+        return;
+    };
+    let p = ringmail::store::partition_of(user, PARTITIONS) as usize;
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "the partition has an owner",
+        || placement(&nodes[0])[p].1.is_some(),
+    );
+    let mut acked = append_all(proxy.connect(), user, 0, 4);
+    let mut replica = String::new();
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "the replica is in sync",
+        || match placement(&nodes[0])[p]
+            .2
+            .iter()
+            .find(|(_, in_sync)| *in_sync)
+        {
+            Some((node, _)) => {
+                replica = node.clone();
+                true
+            }
+            None => false,
+        },
+    );
+    let owner = placement(&nodes[0])[p].1.clone().unwrap();
+    let o = nodes.iter().position(|n| n.id == owner).unwrap();
+    let r = nodes.iter().position(|n| n.id == replica).unwrap();
+    nodes[r].kill();
+
+    // Every write on the owner is still acknowledged, the first once the replica is out of
+    // the set.
+    let started = std::time::Instant::now();
+    let more = append_all(nodes[o].connect("127.0.0.50"), user, 4, 8);
+    assert_eq!(more.len(), 8, "a write was refused after the replica died");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "writes took {:?}",
+        started.elapsed()
+    );
+    acked.extend(more);
+    let log = nodes[o].server.log_text();
+    assert!(
+        log.contains("replica dropped from the in-sync set"),
+        "{log}"
+    );
+    let raw = fetch_all(|| nodes[o].connect("127.0.0.51"), user).expect("the owner serves");
+    for m in &acked {
+        assert_eq!(count(&raw, m.as_bytes()), 1, "{m:?}");
+    }
+}
