@@ -30,7 +30,8 @@ ROUNDS="${ROUNDS:-1}"
 DURABILITY="${DURABILITY:-always}"
 IMAPTEST="${IMAPTEST:-$(command -v imaptest || true)}"
 
-say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 [[ -x "$IMAPTEST" ]] || { say "set IMAPTEST to an imaptest binary (docs/loadtest.md, \"imaptest\")"; exit 2; }
 command -v dovecot >/dev/null 2>&1 || { say "installing dovecot-imapd"; apt-get install -y dovecot-imapd >/dev/null; }
@@ -40,10 +41,6 @@ if [[ -z "${RINGMAIL_BIN:-}" ]]; then
     say "building ringmail (release)"
     (cd "$ROOT" && cargo build --release -p ringmail)
 fi
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 WORK="$(mktemp -d /tmp/ringmail-imaptest.XXXXXX)"
 chmod 755 "$WORK"
@@ -125,14 +122,6 @@ say "starting ringmail on 127.0.0.1:$RPORT"
 "$RINGMAIL" serve --data "$WORK/ringmail" > "$WORK/ringmail.log" 2>&1 &
 RINGMAIL_PID=$!
 
-wait_port() {
-    local port=$1 name=$2
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    say "$name did not open port $port"; return 1
-}
 wait_port "$DPORT" Dovecot || { cat "$WORK/dovecot/dovecot.log" >&2 || true; exit 1; }
 wait_port "$RPORT" ringmail || { cat "$WORK/ringmail.log" >&2; exit 1; }
 

@@ -18,17 +18,14 @@ MESSAGES="${MESSAGES:-1000000}"
 RUNS="${RUNS:-3}"
 SEED="${SEED:-1}"
 
-say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 RINGMAIL="${RINGMAIL_BIN:-$ROOT/target/release/ringmail}"
 if [[ -z "${RINGMAIL_BIN:-}" ]]; then
     say "building ringmail (release)"
     (cd "$ROOT" && cargo build --release -p ringmail)
 fi
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 if [[ -n "${WORK:-}" ]]; then
     REUSE=1
