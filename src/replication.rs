@@ -234,33 +234,79 @@ fn decode_chunk(b: &[u8]) -> Option<Chunk<'_>> {
 
 // ----- replica side -----
 
-/// Replica copies a request is working on, on any executor: requests for one partition
-/// come over several connections, so a second one at once is refused (the owner sends one
-/// at a time; a second can only be a timed-out one's successor).
-static BUSY: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Replica copies, by partition directory: whether a request is working on one (on any
+/// executor: requests for one partition come over several connections, so a second one at
+/// once is refused; the owner sends one at a time, a second can only be a timed-out one's
+/// successor), and how many requests have taken it, so that an executor knows whether the
+/// copy it kept open after its last batch is still as it left it.
+static COPIES: Mutex<Vec<(PathBuf, CopyState)>> = Mutex::new(Vec::new());
 
-struct Busy(PathBuf);
+#[derive(Clone, Copy)]
+struct CopyState {
+    busy: bool,
+    taken: u64,
+}
+
+/// A request's hold on a replica copy; `taken` counts the requests so far, this one included.
+struct Busy {
+    target: PathBuf,
+    taken: u64,
+}
 
 impl Busy {
     fn take(target: &Path) -> Option<Busy> {
-        let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
-        if busy.iter().any(|t| t == target) {
-            return None;
-        }
-        busy.push(target.to_path_buf());
-        Some(Busy(target.to_path_buf()))
+        let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = match copies.iter_mut().find(|(t, _)| t == target) {
+            Some((_, c)) if c.busy => return None,
+            Some((_, c)) => {
+                c.busy = true;
+                c.taken += 1;
+                c.taken
+            }
+            None => {
+                copies.push((
+                    target.to_path_buf(),
+                    CopyState {
+                        busy: true,
+                        taken: 1,
+                    },
+                ));
+                1
+            }
+        };
+        Some(Busy {
+            target: target.to_path_buf(),
+            taken,
+        })
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        BUSY.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|t| *t != self.0);
+        let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = copies.iter_mut().find(|(t, _)| *t == self.target) {
+            c.busy = false;
+        }
     }
 }
 
-/// True for the replication kinds, which [`serve`] answers.
+thread_local! {
+    /// The copies this executor applied the last batch of, open, with the request count
+    /// then. A batch of a stream reuses it when no other request touched the copy since
+    /// (the common case): no directory listing, header read and file open per batch.
+    static OPEN_COPIES: RefCell<HashMap<PathBuf, (u64, ReplicaLog)>> = RefCell::default();
+}
+
+/// The copy at `target` as the request holding `busy` finds it: the one this executor kept
+/// open if nothing touched it since, else opened from its files.
+fn open_copy(target: &Path, busy: &Busy) -> Result<ReplicaLog, StoreError> {
+    let kept = OPEN_COPIES.with(|c| c.borrow_mut().remove(target));
+    match kept {
+        Some((taken, r)) if taken + 1 == busy.taken => Ok(r),
+        _ => ReplicaLog::open(target),
+    }
+}
+
 pub fn is_replication_kind(kind: u16) -> bool {
     (KIND_ATTACH..=KIND_REMOVE).contains(&kind)
 }
@@ -286,7 +332,7 @@ pub async fn serve(
         None => return Err(format!("this node holds no replica of partition {p}")),
     }
     let target = target(p);
-    let _busy = Busy::take(&target).ok_or("another request for this replica is running")?;
+    let busy = Busy::take(&target).ok_or("another request for this replica is running")?;
     let err = |e: StoreError| e.to_string();
     match kind {
         KIND_ATTACH => {
@@ -327,8 +373,9 @@ pub async fn serve(
         }
         KIND_BATCH => {
             let batch = Batch::decode(h.body).map_err(err)?;
-            let mut r = ReplicaLog::open(&target).map_err(err)?;
+            let mut r = open_copy(&target, &busy).map_err(err)?;
             let end = r.apply(&batch).await.map_err(err)?;
+            OPEN_COPIES.with(|c| c.borrow_mut().insert(target.clone(), (busy.taken, r)));
             Ok(encode_end(Some(end)))
         }
         _ => Err("unknown replication request".into()),
@@ -345,6 +392,8 @@ pub fn promote_if_replica(p: u32, target: &Path) -> Result<(), StoreError> {
     let _busy = Busy::take(target).ok_or(StoreError::NotPermitted(
         "the replica copy is being written; try again",
     ))?;
+    // A copy this executor kept open for the next batch becomes the partition's files.
+    OPEN_COPIES.with(|c| c.borrow_mut().remove(target));
     let r = ReplicaLog::open(target)?;
     if target.exists() && !ringmail_store::is_moved(target) {
         info!(
