@@ -1,0 +1,147 @@
+//! Replicas of partitions (docs/cluster.md, "Replicas"): the owner ships every group-commit
+//! batch of a partition to the nodes the map names as its replicas, and a replica node keeps
+//! a byte-identical copy (`ringmail_store::ReplicaLog`) that becomes the partition when the
+//! balancer promotes it.
+//!
+//! - **Owner side** ([`Shipper`], one per open partition, installed as the partition's
+//!   `ShipBatch` sink when it is opened): per replica an ordered queue drained by one task,
+//!   which seeds the replica (copy rounds of what it lacks, as a move does), then sends the
+//!   queued batches in order, one in flight (the group commit already batches), and once it
+//!   has caught up adds the replica to `in_sync`. With `sync = true` a batch is acknowledged
+//!   only when every replica being streamed to has it durable; a replica that fails or does
+//!   not answer within [`BATCH_TIMEOUT`] is removed from `in_sync` in etcd first, then the
+//!   batch is acknowledged. A replica the map lists as in-sync but that is not being
+//!   streamed to (after a restart of the owner) is removed first too.
+//! - **Replica side** ([`serve`]): RPC kinds [`KIND_ATTACH`]..=[`KIND_REMOVE`], refused
+//!   unless the map says this node holds a replica of the partition, the sender is its
+//!   owner and the epoch is not older than the map's.
+//!
+//! The map's replica fields and the in-sync transaction are the control plane's
+//! (crates/cluster); this module reaches them through [`ReplicaDirectory`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::rc::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_channel::{mpsc, oneshot};
+use futures_lite::{future, StreamExt};
+use ringmail_cluster::ClusterView;
+use ringmail_peer::{Request, Response};
+use ringmail_runtime::nodes::LocalResponse;
+use ringmail_runtime::partition::executor_of;
+use ringmail_runtime::partitions::{OpenHooks, Partitions};
+use ringmail_runtime::runtime::{Executor, LocalTask};
+use ringmail_store::{
+    seed_plan, Batch, Chunk, FileChange, LogEnd, Partition, ReplicaFile, ReplicaLog, ShipBatch,
+    Shipped, StoreError, MAX_CHUNK,
+};
+use tracing::{info, warn};
+
+/// RPC kind: start (or restart) a replica copy; answers the files it holds.
+pub const KIND_ATTACH: u16 = 0x0401;
+/// RPC kind: one chunk of a seeding or catch-up round.
+pub const KIND_CHUNK: u16 = 0x0402;
+/// RPC kind: the seeding round's complete file list; answers the copy's log end.
+pub const KIND_KEEP: u16 = 0x0403;
+/// RPC kind: one group-commit batch; answers the durable log end.
+pub const KIND_BATCH: u16 = 0x0404;
+/// RPC kind: files the owner removed (old checkpoints, segments compaction replaced).
+pub const KIND_REMOVE: u16 = 0x0405;
+
+const OK: u16 = 0;
+const REFUSED: u16 = 1;
+
+/// How long a batch may take to be durable on a replica before the replica is dropped
+/// from the in-sync set (and the batch acknowledged without it). Long enough for an fsync
+/// on a loaded disk, short against a client's patience.
+pub const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes of batches queued for one replica (while it is seeded, or behind with `sync =
+/// false`); beyond this further batches are not queued and the replica is seeded again.
+const QUEUE_LIMIT: usize = 64 << 20;
+/// Wait before seeding a replica again after a failure, doubled after each further failure
+/// in a row up to [`RETRY_MAX`] (a replica node that is down is not dialled every second).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+fn retry_delay(failures: u32) -> Duration {
+    RETRY_AFTER
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
+}
+
+pub use ringmail_cluster::ReplicaInfo;
+
+/// A boxed future for the directory's etcd write.
+pub type InSyncFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
+
+/// What replication needs of the control plane (the map's `replicas`/`in_sync` fields and
+/// the owner's in-sync transaction, crates/cluster `ClusterView`).
+pub trait ReplicaDirectory {
+    /// This node's id.
+    fn node(&self) -> String;
+    /// `Some(epoch)` while this node owns `p` and is not fenced.
+    fn is_owner(&self, p: u32) -> Option<u64>;
+    /// The replicas of `p`.
+    fn replicas(&self, p: u32) -> Vec<ReplicaInfo>;
+    /// `Some((owner node, epoch))` when this node holds a replica of `p`.
+    fn replica_of(&self, p: u32) -> Option<(String, u64)>;
+    /// The owner's etcd transaction adding `node` to (or removing it from) `p`'s in-sync
+    /// set at `epoch`; fails when this node is fenced or no longer owns `p` at `epoch`.
+    fn set_in_sync(&self, p: u32, node: &str, in_sync: bool, epoch: u64) -> InSyncFuture;
+}
+
+/// Sends one request to a node and returns its answer's payload (`Err` for a refusal, a
+/// lost connection or a timeout of the link).
+pub trait Transport {
+    fn call(&self, node: &str, addr: &str, kind: u16, payload: Vec<u8>) -> CallFuture;
+}
+
+/// The future of [`Transport::call`].
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>>>>;
+
+/// Counters for /metrics.
+#[derive(Default)]
+pub struct Counters {
+    /// Bytes of batches and copy rounds sent to replicas.
+    pub bytes: AtomicU64,
+    /// Batches a replica acknowledged.
+    pub batches: AtomicU64,
+    /// Replicas removed from an in-sync set by this node.
+    pub in_sync_drops: AtomicU64,
+    /// Replicas added to an in-sync set by this node.
+    pub in_sync_adds: AtomicU64,
+    /// Replica copies promoted to partitions on this node.
+    pub promotions: AtomicU64,
+    /// Batches queued for replicas and not yet acknowledged (all replicas together).
+    pub lag_batches: AtomicU64,
+}
+
+/// This node's replication counters.
+pub static COUNTERS: Counters = Counters {
+    bytes: AtomicU64::new(0),
+    batches: AtomicU64::new(0),
+    in_sync_drops: AtomicU64::new(0),
+    in_sync_adds: AtomicU64::new(0),
+    promotions: AtomicU64::new(0),
+    lag_batches: AtomicU64::new(0),
+};
+
+mod node;
+mod replica;
+mod shipper;
+mod wire;
+
+pub use node::{open_hooks, serve_rpc, set_sync, task};
+pub use replica::{is_replication_kind, promote_if_replica, serve};
+pub use shipper::Shipper;
+use wire::*;
+
+#[cfg(test)]
+mod tests;
