@@ -114,18 +114,7 @@ impl Incoming {
             }
         }
         File::open(&self.dir)?.sync_all()?;
-        if self.target.exists() {
-            if !is_moved(&self.target) {
-                return Err(StoreError::NotPermitted(
-                    "a live partition directory is in the way",
-                ));
-            }
-            std::fs::remove_dir_all(&self.target)?;
-        }
-        std::fs::rename(&self.dir, &self.target)?;
-        if let Some(parent) = self.target.parent() {
-            File::open(parent)?.sync_all()?;
-        }
+        put_in_place(&self.dir, &self.target)?;
         Ok(self.target)
     }
 }
@@ -185,6 +174,25 @@ fn incoming_dir(target: &Path) -> PathBuf {
 pub(crate) fn is_partition_file(name: &str) -> bool {
     name != MOVED_MARKER
         && (parse_segment_name(name).is_some() || checkpoint::parse_name(name).is_some())
+}
+
+/// Renames the complete copy `dir` to `target`, where the partition lives, and syncs the
+/// parent directory. Only a copy a move away left there (marked MOVED) may be replaced: a
+/// live partition in the way is refused.
+pub(crate) fn put_in_place(dir: &Path, target: &Path) -> Result<()> {
+    if target.exists() {
+        if !is_moved(target) {
+            return Err(StoreError::NotPermitted(
+                "a live partition directory is in the way",
+            ));
+        }
+        std::fs::remove_dir_all(target)?;
+    }
+    std::fs::rename(dir, target)?;
+    if let Some(parent) = target.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -408,18 +408,7 @@ impl ReplicaLog {
     /// replays it and cuts a torn last batch.
     pub fn promote(self) -> Result<PathBuf> {
         drop(self.active);
-        if self.target.exists() {
-            if !is_moved(&self.target) {
-                return Err(StoreError::NotPermitted(
-                    "a live partition directory is in the way",
-                ));
-            }
-            std::fs::remove_dir_all(&self.target)?;
-        }
-        std::fs::rename(&self.dir, &self.target)?;
-        if let Some(parent) = self.target.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
+        super::incoming::put_in_place(&self.dir, &self.target)?;
         Ok(self.target)
     }
 
