@@ -208,6 +208,12 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             &[("", get(&r.lag_batches))],
         );
         metric(
+            "ringmail_replication_lag_records",
+            "gauge",
+            "Records in the batches queued for replicas and not yet acknowledged.",
+            &[("", get(&r.lag_records))],
+        );
+        metric(
             "ringmail_replication_in_sync_changes_total",
             "counter",
             "Replicas this node added to or dropped from an in-sync set.",
@@ -264,6 +270,13 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             ("{what=\"handshake_out\"}", l.handshake_failures_out),
         ],
     );
+    out.push_str(&format!(
+        "# HELP ringmail_replication_lag_seconds How long the oldest batch waiting for a \
+         replica has waited (0 when none waits).\n\
+         # TYPE ringmail_replication_lag_seconds gauge\n\
+         ringmail_replication_lag_seconds {:.6}\n",
+        crate::replication::lag_seconds()
+    ));
     out
 }
 

@@ -121,6 +121,8 @@ pub struct Counters {
     pub promotions: AtomicU64,
     /// Batches queued for replicas and not yet acknowledged (all replicas together).
     pub lag_batches: AtomicU64,
+    /// Records in those batches.
+    pub lag_records: AtomicU64,
 }
 
 /// This node's replication counters.
@@ -131,7 +133,31 @@ pub static COUNTERS: Counters = Counters {
     in_sync_adds: AtomicU64::new(0),
     promotions: AtomicU64::new(0),
     lag_batches: AtomicU64::new(0),
+    lag_records: AtomicU64::new(0),
 };
+
+/// For every replica with batches waiting (by the owner side's peer id, on any executor):
+/// when the oldest of them was queued.
+static WAITING_SINCE: Mutex<Vec<(u64, Instant)>> = Mutex::new(Vec::new());
+
+/// Seconds the oldest batch waiting for a replica of this node's partitions has waited
+/// (0 when none waits): how far the slowest replica is behind.
+pub fn lag_seconds() -> f64 {
+    let waiting = WAITING_SINCE.lock().unwrap_or_else(|e| e.into_inner());
+    waiting
+        .iter()
+        .map(|&(_, since)| since.elapsed().as_secs_f64())
+        .fold(0.0, f64::max)
+}
+
+/// Records when peer `id`'s oldest waiting batch was queued, or that none waits.
+fn set_waiting_since(id: u64, since: Option<Instant>) {
+    let mut waiting = WAITING_SINCE.lock().unwrap_or_else(|e| e.into_inner());
+    waiting.retain(|&(peer, _)| peer != id);
+    if let Some(since) = since {
+        waiting.push((id, since));
+    }
+}
 
 mod node;
 mod replica;

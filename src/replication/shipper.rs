@@ -18,6 +18,50 @@ pub(super) struct Peer {
     pub(super) overflowed: Cell<bool>,
     /// Set when it is removed from the map's replicas: its task ends.
     gone: Cell<bool>,
+    /// Identifies it in the lag gauge.
+    id: u64,
+    /// When each batch in `queue` was queued, and its records, oldest first.
+    waiting: RefCell<std::collections::VecDeque<(Instant, usize)>>,
+}
+
+/// Peer ids, unique in the process.
+static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
+
+impl Peer {
+    /// A batch of `records` records entered the queue.
+    fn batch_queued(&self, records: usize) {
+        let mut waiting = self.waiting.borrow_mut();
+        waiting.push_back((Instant::now(), records));
+        if waiting.len() == 1 {
+            set_waiting_since(self.id, waiting.front().map(|&(at, _)| at));
+        }
+        COUNTERS.lag_batches.fetch_add(1, Ordering::Relaxed);
+        COUNTERS
+            .lag_records
+            .fetch_add(records as u64, Ordering::Relaxed);
+    }
+
+    /// The oldest batch left the queue (sent, or failed).
+    fn batch_left(&self) {
+        let mut waiting = self.waiting.borrow_mut();
+        if let Some((_, records)) = waiting.pop_front() {
+            COUNTERS.lag_batches.fetch_sub(1, Ordering::Relaxed);
+            COUNTERS
+                .lag_records
+                .fetch_sub(records as u64, Ordering::Relaxed);
+        }
+        set_waiting_since(self.id, waiting.front().map(|&(at, _)| at));
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Batches still queued are dropped with it: they no longer count.
+        while !self.waiting.borrow().is_empty() {
+            self.batch_left();
+        }
+        set_waiting_since(self.id, None);
+    }
 }
 
 enum Queued {
@@ -91,6 +135,8 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                 queued: Cell::new(0),
                 overflowed: Cell::new(false),
                 gone: Cell::new(false),
+                id: NEXT_PEER.fetch_add(1, Ordering::Relaxed),
+                waiting: RefCell::default(),
             });
             peers.insert(r.node.clone(), peer.clone());
             let this = self.clone();
@@ -143,7 +189,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
     fn drain_failed(&self, peer: &Peer, rx: &mut mpsc::UnboundedReceiver<Queued>) {
         while let Ok(q) = rx.try_recv() {
             if let Queued::Batch(_, done) = q {
-                COUNTERS.lag_batches.fetch_sub(1, Ordering::Relaxed);
+                peer.batch_left();
                 if let Some(done) = done {
                     let _ = done.send(false);
                 }
@@ -263,7 +309,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             };
             match q {
                 Queued::Batch(batch, done) => {
-                    COUNTERS.lag_batches.fetch_sub(1, Ordering::Relaxed);
+                    peer.batch_left();
                     peer.queued
                         .set(peer.queued.get().saturating_sub(batch.bytes.len()));
                     let sent = if batch.end() <= pos {
@@ -369,7 +415,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                 return;
             }
             peer.queued.set(queued);
-            COUNTERS.lag_batches.fetch_add(1, Ordering::Relaxed);
+            peer.batch_queued(b.records());
         }
         let _ = peer.queue.unbounded_send(q);
     }

@@ -316,6 +316,28 @@ fn asynchronous_shipping_acknowledges_without_waiting() {
 }
 
 #[test]
+fn batches_waiting_for_a_slow_replica_show_as_lag() {
+    run(|| async {
+        let (s, _shipper) = setup(false).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        s.transport.slow.set(Duration::from_millis(400));
+        for i in 0..3 {
+            append(&s.owner, &format!("lagging {i}")).await.unwrap();
+        }
+        // Acknowledged at once (sync = false); the replica takes each batch in 400 ms, so
+        // the later ones wait. The gauges are the process's: other tests can only add.
+        glommio::timer::sleep(Duration::from_millis(150)).await;
+        assert!(COUNTERS.lag_records.load(Ordering::Relaxed) >= 1);
+        assert!(lag_seconds() >= 0.1, "{}", lag_seconds());
+        s.transport.slow.set(Duration::ZERO);
+        until("the replica caught up", || {
+            s.replica_end() == Some(s.owner.log_end())
+        })
+        .await;
+    });
+}
+
+#[test]
 fn the_replica_takes_requests_only_from_the_owner_at_the_maps_epoch() {
     run(|| async {
         let tmp = tempfile::tempdir().unwrap();

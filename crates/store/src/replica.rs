@@ -28,6 +28,7 @@ use super::error::{Result, StoreError};
 use super::handover::{is_moved, CopyFile, LogEnd, Snapshot};
 use super::incoming::{list_files, write_chunk, Chunk};
 use super::partition::Partition;
+use super::record::{FrameHeader, FRAME_HEADER};
 use super::segment::{
     list_segments, read_header, segment_path, SegmentKind, FORMAT_VERSION, OLDEST_FORMAT_VERSION,
     SEGMENT_HEADER,
@@ -52,6 +53,17 @@ pub struct Batch {
 const BATCH_HEADER: usize = 4 + 8 + 4 + 8 + 4 + 4;
 
 impl Batch {
+    /// How many records the batch holds (its frames, walked by their length fields).
+    pub fn records(&self) -> usize {
+        let (mut n, mut pos) = (0, 0usize);
+        while let Some(h) = self.bytes.get(pos..pos + FRAME_HEADER) {
+            let h: &[u8; FRAME_HEADER] = h.try_into().expect("a frame header's length");
+            pos += FRAME_HEADER + FrameHeader::parse(h).payload_len as usize;
+            n += 1;
+        }
+        n
+    }
+
     /// The log end after the batch.
     pub fn end(&self) -> LogEnd {
         LogEnd {

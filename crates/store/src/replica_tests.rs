@@ -430,3 +430,48 @@ fn a_batch_the_sink_fails_is_not_acknowledged_and_not_kept() {
         assert_eq!(append(&reopened, "u", "INBOX", "later").await.unwrap(), 2);
     });
 }
+
+/// Counts the records of every batch shipped to it.
+#[derive(Default)]
+struct CountingSink {
+    records: Cell<usize>,
+    batches: Cell<usize>,
+}
+
+impl ShipBatch for CountingSink {
+    fn ship(&self, batch: Batch) -> Shipped {
+        self.records.set(self.records.get() + batch.records());
+        self.batches.set(self.batches.get() + 1);
+        Box::pin(async { Ok(()) })
+    }
+    fn files_changed(&self, _change: FileChange) {}
+}
+
+#[test]
+fn a_batch_counts_the_records_the_log_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p-0000");
+    run(move || async move {
+        let owner = Partition::open(&dir, Options::default()).await.unwrap();
+        let sink = Rc::new(CountingSink::default());
+        owner.set_replication(Some(sink.clone()));
+        let before = owner.stats();
+        owner.ensure_user("u").await.unwrap();
+        for i in 0..5 {
+            append(&owner, "u", "INBOX", &format!("message {i}"))
+                .await
+                .unwrap();
+        }
+        let bodies: Vec<Vec<u8>> = (0..3)
+            .map(|i| format!("batched {i}").into_bytes())
+            .collect();
+        let batch: Vec<NewMessage<'_>> = bodies.iter().map(|b| NewMessage::plain(b)).collect();
+        owner.append("u", "INBOX", &batch).await.unwrap();
+        let after = owner.stats();
+        assert!(sink.records.get() >= 9, "{}", sink.records.get());
+        assert_eq!(sink.records.get() as u64, after.appends - before.appends);
+        assert_eq!(sink.batches.get() as u64, after.batches - before.batches);
+        owner.set_replication(None);
+        owner.close().await.unwrap();
+    });
+}
