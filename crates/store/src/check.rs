@@ -84,7 +84,10 @@ impl CheckReport {
     }
 }
 
-/// Checks `dir`: a data directory holding `p-NNNN` partitions, or one partition directory.
+/// Checks `dir`: a data directory holding `p-NNNN` partitions (and `p-NNNN.replica`
+/// copies, which are logs like a partition's), or one partition directory. A move's
+/// `p-NNNN.incoming` copy is skipped: unfinished by nature, it is not served and the next
+/// attempt replaces it.
 pub fn check(dir: &Path, repair: bool) -> io::Result<CheckReport> {
     let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
@@ -93,7 +96,7 @@ pub fn check(dir: &Path, repair: bool) -> io::Result<CheckReport> {
             p.is_dir()
                 && p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("p-"))
+                    .is_some_and(|n| n.starts_with("p-") && !n.ends_with(".incoming"))
         })
         .collect();
     parts.sort();
