@@ -17,20 +17,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::cluster::{connect_as, start_behind_haproxy_with, Haproxy, Node};
-use common::load::{all_messages, append_load, lmtp_load, missing_or_doubled, served, serves};
+use common::load::{
+    all_messages, append_load, lmtp_load, missing_or_doubled, served, serves, USERS,
+};
 use common::{free_port, http_get, metric_sum, Client};
 use etcd::wait_until;
 use ringmail::store::partition_of;
 
 const PARTITIONS: u32 = 4;
-const USERS: [&str; 6] = [
-    "ann@example.com",
-    "bob@example.com",
-    "cyd@example.com",
-    "dan@example.com",
-    "eve@example.com",
-    "fay@example.com",
-];
 /// How long the load runs in each round before the kill.
 const LOAD: Duration = Duration::from_secs(3);
 
@@ -210,13 +204,6 @@ fn kill_9_rounds() {
             break;
         }
     }
-    for node in &mut nodes {
-        node.server.terminate();
-    }
-    for node in &nodes {
-        let (clean, out) = node.check();
-        assert!(clean, "ringmail check on {}:\n{out}", node.id);
-    }
     failovers.sort();
     let acked_all: usize = acked.iter().map(Vec::len).sum();
     println!(
@@ -229,6 +216,13 @@ fn kill_9_rounds() {
         failovers[failovers.len() - 1].as_secs_f64()
     );
     assert_eq!(lost_total, 0, "acknowledged messages lost");
+    for node in &mut nodes {
+        node.server.terminate();
+    }
+    for node in &nodes {
+        let (clean, out) = node.check();
+        assert!(clean, "ringmail check on {}:\n{out}", node.id);
+    }
 }
 
 #[test]

@@ -13,19 +13,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use common::cluster::{start_behind_haproxy, Node};
+use common::load::USERS;
 use common::Client;
 
 const PARTITIONS: u32 = 4;
 /// The nodes' `lease_secs` (the default).
 const LEASE: Duration = Duration::from_secs(5);
-const USERS: [&str; 6] = [
-    "ann@example.com",
-    "bob@example.com",
-    "cyd@example.com",
-    "dan@example.com",
-    "eve@example.com",
-    "fay@example.com",
-];
 
 fn message(user: &str, how: &str, i: usize) -> String {
     format!(

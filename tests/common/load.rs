@@ -17,6 +17,16 @@ const MAX_MESSAGES: usize = 20_000;
 /// back everything written over many rounds stays quick.
 const PACE: Duration = Duration::from_millis(40);
 
+/// The users the cluster tests write for (password `pass`), spread over the partitions.
+pub const USERS: [&str; 6] = [
+    "ann@example.com",
+    "bob@example.com",
+    "cyd@example.com",
+    "dan@example.com",
+    "eve@example.com",
+    "fay@example.com",
+];
+
 /// How every test message starts.
 const FIRST_LINE: &str = "From: sender@example.net\r\n";
 
