@@ -119,25 +119,7 @@ fn append_large(node: &Node) -> Vec<String> {
 
 /// Every message of the user's INBOX, fetched through `node`.
 fn all_messages(node: &Node) -> Vec<String> {
-    let mut c = node.connect("127.0.0.20");
-    assert!(login(&mut c));
-    let select = c.command("S", "SELECT INBOX");
-    assert!(select.last().unwrap().starts_with("S OK"), "{select:?}");
-    c.send("F FETCH 1:* BODY.PEEK[]\r\n");
-    let raw = String::from_utf8(c.until_tagged_bytes("F")).expect("the test's mail is ASCII");
-    let mut out = Vec::new();
-    let mut rest = raw.as_str();
-    // `* N FETCH (BODY[] {len}\r\n<len bytes>)`
-    while let Some(open) = rest.find("BODY[] {") {
-        let after = &rest[open + 8..];
-        let close = after.find('}').unwrap();
-        let len: usize = after[..close].parse().unwrap();
-        let start = close + 3;
-        out.push(after[start..start + len].to_string());
-        rest = &after[start + len..];
-    }
-    c.command("Z", "LOGOUT");
-    out
+    common::load::all_messages(&|| node.connect("127.0.0.20"), USER).expect("the user is served")
 }
 
 #[test]

@@ -13,53 +13,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use common::cluster::{start_behind_haproxy, Node};
+use common::load::USERS;
 use common::Client;
 
 const PARTITIONS: u32 = 4;
 /// The nodes' `lease_secs` (the default).
 const LEASE: Duration = Duration::from_secs(5);
-const USERS: [&str; 6] = [
-    "ann@example.com",
-    "bob@example.com",
-    "cyd@example.com",
-    "dan@example.com",
-    "eve@example.com",
-    "fay@example.com",
-];
-
-/// Per partition: (owner, [(replica, in sync)]), from `cluster status --json`.
-type Placement = Vec<(u32, Option<String>, Vec<(String, bool)>)>;
-
-fn placement(node: &Node) -> Placement {
-    let (ok, out, err) = node.cluster_command(&["status", "--json"]);
-    assert!(ok, "cluster status: {err}");
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    json["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let replicas = p["replicas"]
-                .as_array()
-                .map(|r| {
-                    r.iter()
-                        .map(|r| {
-                            (
-                                r["node"].as_str().unwrap().to_string(),
-                                r["in_sync"].as_bool().unwrap(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            (
-                p["partition"].as_u64().unwrap() as u32,
-                p["owner"].as_str().map(str::to_string),
-                replicas,
-            )
-        })
-        .collect()
-}
 
 fn message(user: &str, how: &str, i: usize) -> String {
     format!(
@@ -171,7 +130,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
         Duration::from_secs(60),
         "every partition has an owner and an in-sync replica",
         || {
-            let p = placement(&nodes[0]);
+            let p = nodes[0].placement();
             p.len() == PARTITIONS as usize
                 && p.iter().all(|(_, owner, replicas)| {
                     owner.is_some() && replicas.iter().any(|(_, in_sync)| *in_sync)
@@ -196,7 +155,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
                 Duration::from_secs(30),
                 "the users' partitions have an in-sync replica",
                 || {
-                    let p = placement(&nodes[0]);
+                    let p = nodes[0].placement();
                     USERS.iter().all(|u| {
                         let q = ringmail::store::partition_of(u, PARTITIONS) as usize;
                         p[q].2.iter().any(|(_, in_sync)| *in_sync)
@@ -208,7 +167,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
 
     // The owner of the first user's partition dies without a word.
     let p = ringmail::store::partition_of(USERS[0], PARTITIONS);
-    let before = placement(&nodes[0]);
+    let before = nodes[0].placement();
     let victim = before[p as usize].1.clone().unwrap();
     let v = nodes.iter().position(|n| n.id == victim).unwrap();
     nodes[v].kill();
@@ -217,7 +176,8 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
         LEASE * 6,
         "the dead owner's partitions are failed over",
         || {
-            placement(&nodes[witness])
+            nodes[witness]
+                .placement()
                 .iter()
                 .all(|(_, owner, _)| owner.as_deref().is_some_and(|o| o != victim))
         },
@@ -240,7 +200,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
         }
     }
     // The new owner serves the partition from its replica copy.
-    let after = placement(&nodes[witness]);
+    let after = nodes[witness].placement();
     let heir = after[p as usize].1.clone().unwrap();
     let heir = nodes.iter().find(|n| n.id == heir).unwrap();
     let log = heir.server.log_text();
@@ -267,14 +227,14 @@ fn the_owner_keeps_serving_when_its_replica_dies() {
     etcd::wait_until(
         Duration::from_secs(30),
         "the partition has an owner",
-        || placement(&nodes[0])[p].1.is_some(),
+        || nodes[0].placement()[p].1.is_some(),
     );
     let mut acked = append_all(proxy.connect(), user, 0, 4);
     let mut replica = String::new();
     etcd::wait_until(
         Duration::from_secs(30),
         "the replica is in sync",
-        || match placement(&nodes[0])[p]
+        || match nodes[0].placement()[p]
             .2
             .iter()
             .find(|(_, in_sync)| *in_sync)
@@ -286,7 +246,7 @@ fn the_owner_keeps_serving_when_its_replica_dies() {
             None => false,
         },
     );
-    let owner = placement(&nodes[0])[p].1.clone().unwrap();
+    let owner = nodes[0].placement()[p].1.clone().unwrap();
     let o = nodes.iter().position(|n| n.id == owner).unwrap();
     let r = nodes.iter().position(|n| n.id == replica).unwrap();
     nodes[r].kill();

@@ -4,44 +4,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{capabilities, config_text, free_port, Client, Server};
+use common::{
+    capabilities, config_text, free_port, http_get as get, metric_sum as sum, Client, Server,
+};
 
 const USERS: &str = "demo:{PLAIN}secret\nother:{PLAIN}pw\n";
 
 fn metrics_section(port: u16) -> String {
     format!("[metrics]\nlisten = [\"127.0.0.1:{port}\"]\n")
-}
-
-/// Status line and body of `GET path`.
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.lines().next().unwrap_or("").to_string();
-    (status, body.to_string())
-}
-
-/// Sum of every sample of `name` whose labels contain all of `labels` (`key="value"`).
-fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            (metric == name && labels.iter().all(|want| rest.contains(want)))
-                .then(|| value.parse::<f64>().ok())
-                .flatten()
-        })
-        .sum()
 }
 
 /// Scrapes until `ok` holds for the body (executors report once a second).

@@ -15,6 +15,9 @@ use super::{config_text, free_port, spawn, Client, Server, TlsClient};
 /// The nodes' shared secret (at least 32 bytes).
 const SECRET: &str = "cluster-test-secret-0123456789abcdef\n";
 
+/// Per partition: (partition, owner, [(replica, in sync)]), from `cluster status --json`.
+pub type Placement = Vec<(u32, Option<String>, Vec<(String, bool)>)>;
+
 /// One node: a [`Server`] plus its node id and node-to-node address.
 pub struct Node {
     pub id: String,
@@ -52,6 +55,58 @@ impl Node {
             })
             .collect();
         (partitions, nodes)
+    }
+
+    /// Each partition's owner and replicas, from `cluster status --json` run against this
+    /// node's config.
+    pub fn placement(&self) -> Placement {
+        let (ok, out, err) = self.cluster_command(&["status", "--json"]);
+        assert!(ok, "cluster status: {err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        json["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let replicas = p["replicas"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .map(|r| {
+                                (
+                                    r["node"].as_str().unwrap().to_string(),
+                                    r["in_sync"].as_bool().unwrap(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    p["partition"].as_u64().unwrap() as u32,
+                    p["owner"].as_str().map(str::to_string),
+                    replicas,
+                )
+            })
+            .collect()
+    }
+
+    /// `ringmail check` on the node's data dir (the node must be stopped): (clean, output).
+    pub fn check(&self) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_ringmail"))
+            .arg("check")
+            .arg("--data")
+            .arg(self.server.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ringmail check");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 
     /// Starts node `id` of cluster `name` on a fresh data dir.
@@ -111,21 +166,7 @@ impl Node {
     /// A plain IMAP connection straight to this node, as though from `client` (the PROXY v1
     /// header a balancer would send), greeting read.
     pub fn connect(&self, client: &str) -> Client {
-        let mut stream = TcpStream::connect(self.server.imap).expect("connect");
-        write!(
-            stream,
-            "PROXY TCP4 {client} 127.0.0.1 40000 {}\r\n",
-            self.server.imap.port()
-        )
-        .unwrap();
-        let mut c = Client::from_stream(stream);
-        let greeting = c.line();
-        assert!(
-            greeting.starts_with("* OK"),
-            "{}: greeting {greeting}",
-            self.id
-        );
-        c
+        connect_as(self.server.imap, client)
     }
 
     /// An implicit-TLS connection straight to this node (PROXY header first), greeting read.
@@ -169,6 +210,22 @@ impl Node {
         self.server.wait_ready();
     }
 
+    /// Starts the node again on its data dir (after [`Node::kill`], or stopping it first)
+    /// and waits (bounded) until it greets a client.
+    pub fn restart(&mut self) {
+        if self.server.child.try_wait().unwrap().is_none() {
+            self.server.terminate();
+        }
+        self.server.child = spawn(self.server.dir.path(), &self.server.log);
+        self.wait_ready();
+        // A listener of the killed process may still accept a connection for a moment.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while super::load::quietly(|| self.connect("127.0.0.9")).is_none() {
+            assert!(Instant::now() < deadline, "{} did not greet", self.id);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends `signal` (`-STOP`, `-CONT`) to the node's process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -186,8 +243,22 @@ impl Node {
     }
 }
 
-/// Debian's HAProxy in TCP mode, round robin over the nodes' plain IMAP listeners, sending
-/// PROXY v2 headers.
+/// A plain IMAP connection to the listener `imap` of a node, as though from `client` (the
+/// PROXY v1 header a balancer would send), greeting read.
+pub fn connect_as(imap: SocketAddr, client: &str) -> Client {
+    let mut stream = TcpStream::connect(imap).expect("connect");
+    write!(
+        stream,
+        "PROXY TCP4 {client} 127.0.0.1 40000 {}\r\n",
+        imap.port()
+    )
+    .unwrap();
+    let mut c = Client::from_stream(stream);
+    let greeting = c.line();
+    assert!(greeting.starts_with("* OK"), "{imap}: greeting {greeting}");
+    c
+}
+
 /// Starts a node per id of cluster `name` (the same `users` on each), waits until each one
 /// serves, and puts HAProxy in front of their IMAP listeners; None (the test skips) where
 /// HAProxy is not installed.
@@ -198,9 +269,23 @@ pub fn start_behind_haproxy(
     partitions: u32,
     users: &str,
 ) -> Option<(Vec<Node>, Haproxy)> {
+    start_behind_haproxy_with(name, ids, etcd, partitions, users, |_| String::new())
+}
+
+/// [`start_behind_haproxy`] with `config(i)` appended to node i's config (see
+/// [`Node::start_with`]).
+pub fn start_behind_haproxy_with(
+    name: &str,
+    ids: &[&str],
+    etcd: &[String],
+    partitions: u32,
+    users: &str,
+    config: impl Fn(usize) -> String,
+) -> Option<(Vec<Node>, Haproxy)> {
     let nodes: Vec<Node> = ids
         .iter()
-        .map(|id| Node::start(name, id, etcd, partitions, users))
+        .enumerate()
+        .map(|(i, id)| Node::start_with(name, id, etcd, partitions, users, &config(i)))
         .collect();
     for node in &nodes {
         node.wait_ready();
@@ -209,6 +294,8 @@ pub fn start_behind_haproxy(
     Some((nodes, haproxy))
 }
 
+/// Debian's HAProxy in TCP mode, round robin over the nodes' plain IMAP listeners, sending
+/// PROXY v2 headers.
 pub struct Haproxy {
     child: Child,
     pub addr: SocketAddr,

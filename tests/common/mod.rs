@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod load;
 pub mod mail;
 pub mod sieve_connect;
 
@@ -154,20 +155,7 @@ impl Server {
 
     /// An LMTP connection, greeting read and LHLO done.
     pub fn lmtp(&self) -> Client {
-        let mut c = Client::from_stream(TcpStream::connect(self.lmtp).expect("connect LMTP"));
-        let greeting = c.line();
-        assert!(greeting.starts_with("220 "), "LMTP greeting: {greeting}");
-        c.send("LHLO test.example\r\n");
-        let mut caps = Vec::new();
-        loop {
-            let line = c.line();
-            assert!(line.starts_with("250"), "LHLO reply: {line}");
-            let last = line.starts_with("250 ");
-            caps.push(line);
-            if last {
-                return c;
-            }
-        }
+        lmtp_connect(self.lmtp)
     }
 
     /// Waits until all listeners accept connections.
@@ -256,6 +244,24 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An LMTP connection to `addr`, greeting read and LHLO done.
+pub fn lmtp_connect(addr: SocketAddr) -> Client {
+    let mut c = Client::from_stream(TcpStream::connect(addr).expect("connect LMTP"));
+    let greeting = c.line();
+    assert!(greeting.starts_with("220 "), "LMTP greeting: {greeting}");
+    c.send("LHLO test.example\r\n");
+    let mut caps = Vec::new();
+    loop {
+        let line = c.line();
+        assert!(line.starts_with("250"), "LHLO reply: {line}");
+        let last = line.starts_with("250 ");
+        caps.push(line);
+        if last {
+            return c;
+        }
     }
 }
 
@@ -508,4 +514,33 @@ pub fn proxy_v2(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     h.extend_from_slice(&sport.to_be_bytes());
     h.extend_from_slice(&dport.to_be_bytes());
     h
+}
+
+/// Status line and body of an HTTP `GET path` (the metrics endpoint).
+pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, body.to_string())
+}
+
+/// Sum of every sample of `name` in a metrics page whose labels contain all of `labels`
+/// (`key="value"`).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }
