@@ -28,12 +28,24 @@ pub struct Server {
     pub log: PathBuf,
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and that this test process has not been given
+/// before: the kernel may hand a port it just released to the next bind, so two ports
+/// asked for one after the other (a server's IMAP and metrics listeners) could otherwise
+/// be the same.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port that was not given out before");
 }
 
 /// Config text for a test server; `extra` is appended (whole extra sections). LMTP listens on
