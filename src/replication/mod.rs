@@ -101,6 +101,9 @@ pub trait ReplicaDirectory {
 /// lost connection or a timeout of the link).
 pub trait Transport {
     fn call(&self, node: &str, addr: &str, kind: u16, payload: Vec<u8>) -> CallFuture;
+
+    /// The largest payload [`Transport::call`] carries (the link's `max_frame`).
+    fn max_payload(&self) -> usize;
 }
 
 /// The future of [`Transport::call`].

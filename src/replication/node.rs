@@ -31,6 +31,13 @@ impl ReplicaDirectory for ClusterView {
 struct PoolTransport(Weak<Executor>);
 
 impl Transport for PoolTransport {
+    fn max_payload(&self) -> usize {
+        self.0
+            .upgrade()
+            .and_then(|exec| exec.nodes.as_ref().map(|n| n.link.config().max_frame))
+            .unwrap_or(ringmail_peer::DEFAULT_MAX_FRAME)
+    }
+
     fn call(&self, node: &str, addr: &str, kind: u16, payload: Vec<u8>) -> CallFuture {
         let (exec, node, addr) = (self.0.upgrade(), node.to_string(), addr.to_string());
         Box::pin(async move {

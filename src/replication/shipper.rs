@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// Payload bytes of a batch request that are not records: the request header with the
+/// owner's name (at most 64 KiB) and the batch header, with margin.
+pub(super) const REQUEST_ROOM: usize = 128 << 10;
+
 /// One replica as the owner's side sees it.
 pub(super) struct Peer {
     queue: mpsc::UnboundedSender<Queued>,
@@ -213,12 +217,25 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
     }
 
     async fn call(&self, node: &str, kind: u16, body: &[u8]) -> Result<Vec<u8>, String> {
+        self.call_with(node, kind, body.len(), |out| out.extend_from_slice(body))
+            .await
+    }
+
+    /// [`Shipper::call`] with a body of `len` bytes that `body` writes straight after the
+    /// request's header (a batch's records are copied once, not encoded and then copied).
+    async fn call_with(
+        &self,
+        node: &str,
+        kind: u16,
+        len: usize,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Vec<u8>, String> {
         let epoch = self
             .directory
             .is_owner(self.p)
             .ok_or("this node no longer owns the partition")?;
-        let mut payload = request(self.p, epoch, &self.directory.node(), body.len());
-        payload.extend_from_slice(body);
+        let mut payload = request(self.p, epoch, &self.directory.node(), len);
+        body(&mut payload);
         COUNTERS
             .bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
@@ -334,15 +351,24 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
         }
     }
 
+    /// Sends a batch in pieces that fit the link's frames (one piece unless large messages
+    /// were committed together); the replica has it durable once the last is answered.
     async fn send_batch(&self, node: &str, batch: &Batch) -> Result<LogEnd, String> {
-        let mut body = Vec::new();
-        batch.encode(&mut body);
-        let answer = self.call(node, KIND_BATCH, &body).await?;
-        COUNTERS.batches.fetch_add(1, Ordering::Relaxed);
-        match decode_end(&answer) {
-            Some(Some(end)) if end == batch.end() => Ok(end),
-            other => Err(format!("the replica answered {other:?} for a batch")),
+        // Room for the request's header (p, epoch, the owner's name) and the batch's own.
+        let max = self.transport.max_payload().saturating_sub(REQUEST_ROOM);
+        for piece in batch.pieces(max) {
+            let answer = self
+                .call_with(node, KIND_BATCH, piece.encoded_len(), |out| {
+                    piece.encode(out)
+                })
+                .await?;
+            match decode_end(&answer) {
+                Some(Some(end)) if end == piece.end() => {}
+                other => return Err(format!("the replica answered {other:?} for a batch")),
+            }
         }
+        COUNTERS.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(batch.end())
     }
 
     /// Copies the files a checkpoint or compaction added, then removes what it removed.

@@ -79,12 +79,21 @@ struct Direct {
     down: Cell<bool>,
     /// Added to every batch's time on the replica (a slower disk or link than the owner's).
     slow: Cell<Duration>,
+    /// The link's `max_frame`: a larger payload is refused, as the link refuses it.
+    max_payload: Cell<usize>,
 }
 
 impl Transport for Direct {
+    fn max_payload(&self) -> usize {
+        self.max_payload.get()
+    }
+
     fn call(&self, _node: &str, _addr: &str, kind: u16, payload: Vec<u8>) -> CallFuture {
         if self.down.get() {
             return Box::pin(async { Err("connection refused".to_string()) });
+        }
+        if payload.len() > self.max_payload.get() {
+            return Box::pin(async { Err("payload over max_frame".to_string()) });
         }
         let (replica, root) = (self.replica.clone(), self.root.clone());
         let slow = if kind == KIND_BATCH {
@@ -182,6 +191,7 @@ async fn setup(sync: bool) -> (Setup, Rc<Shipper<View, Direct>>) {
         root: b_root.clone(),
         down: Cell::new(false),
         slow: Cell::new(Duration::ZERO),
+        max_payload: Cell::new(ringmail_peer::DEFAULT_MAX_FRAME),
     });
     let directory = Rc::new(View {
         node: "a".into(),
@@ -312,6 +322,27 @@ fn asynchronous_shipping_acknowledges_without_waiting() {
             s.in_sync() && s.replica_end() == Some(s.owner.log_end())
         })
         .await;
+    });
+}
+
+#[test]
+fn a_batch_larger_than_a_link_frame_reaches_the_replica_in_pieces() {
+    run(|| async {
+        let (s, _shipper) = setup(true).await;
+        until("the replica is in sync", || s.in_sync()).await;
+        // A small frame, as if several large messages were committed together: a 1 MB
+        // message goes as five pieces, each continuing the one before.
+        s.transport
+            .max_payload
+            .set(shipper::REQUEST_ROOM + 200 * 1024);
+        let body = format!("Subject: large\r\n\r\n{}", "L".repeat(1 << 20));
+        s.owner
+            .append("u", "INBOX", &[NewMessage::plain(body.as_bytes())])
+            .await
+            .unwrap();
+        // Acknowledged with the replica still in sync: it was not dropped for a refused frame.
+        assert!(s.in_sync());
+        assert_eq!(s.replica_end(), Some(s.owner.log_end()));
     });
 }
 

@@ -62,7 +62,7 @@ pub use record::{
     MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE,
 };
 pub use replica::{
-    seed_plan, Batch, FileChange, ReplicaFile, ReplicaLog, SendFile, ShipBatch, Shipped,
+    seed_plan, Batch, BatchPiece, FileChange, ReplicaFile, ReplicaLog, SendFile, ShipBatch, Shipped,
 };
 pub use search_fields::{FieldArena, FieldValue, SearchFields};
 pub use segment::{FORMAT_VERSION, OLDEST_FORMAT_VERSION};

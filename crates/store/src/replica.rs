@@ -75,14 +75,26 @@ impl Batch {
     /// Appends the batch's wire form: `u32 prev segment, u64 prev offset, u32 segment,
     /// u64 offset, u32 format, u32 crc32c(records), records` (big-endian, like the link).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(BATCH_HEADER + self.bytes.len());
-        out.extend_from_slice(&self.prev.segment.to_be_bytes());
-        out.extend_from_slice(&self.prev.offset.to_be_bytes());
-        out.extend_from_slice(&self.at.segment.to_be_bytes());
-        out.extend_from_slice(&self.at.offset.to_be_bytes());
-        out.extend_from_slice(&self.format.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&self.bytes).to_be_bytes());
-        out.extend_from_slice(&self.bytes);
+        self.piece(0, self.bytes.len()).encode(out);
+    }
+
+    /// The batch cut into pieces of at most `max` bytes of records (at least one piece).
+    /// Each piece is a batch of its own that continues the one before, so a replica applies
+    /// them in turn: a batch larger than one link frame (several large messages committed
+    /// together) still reaches the replica.
+    pub fn pieces(&self, max: usize) -> impl Iterator<Item = BatchPiece<'_>> {
+        let max = max.max(1);
+        let len = self.bytes.len();
+        let count = len.div_ceil(max).max(1);
+        (0..count).map(move |i| self.piece(i * max, ((i + 1) * max).min(len)))
+    }
+
+    fn piece(&self, from: usize, to: usize) -> BatchPiece<'_> {
+        BatchPiece {
+            batch: self,
+            from,
+            to,
+        }
     }
 
     /// Parses [`Batch::encode`]'s form, checking the records' checksum.
@@ -109,6 +121,60 @@ impl Batch {
             format: u32_at(24),
             bytes: Rc::new(bytes),
         })
+    }
+}
+
+/// Bytes `from..to` of a batch's records, as a batch of their own (see [`Batch::pieces`]).
+pub struct BatchPiece<'a> {
+    batch: &'a Batch,
+    from: usize,
+    to: usize,
+}
+
+impl BatchPiece<'_> {
+    /// Where the piece starts: the batch's start for the first, else right after the
+    /// piece before, in the same segment.
+    fn at(&self) -> LogEnd {
+        LogEnd {
+            segment: self.batch.at.segment,
+            offset: self.batch.at.offset + self.from as u64,
+        }
+    }
+
+    /// The log end the piece continues.
+    fn prev(&self) -> LogEnd {
+        if self.from == 0 {
+            self.batch.prev
+        } else {
+            self.at()
+        }
+    }
+
+    /// The log end after the piece.
+    pub fn end(&self) -> LogEnd {
+        LogEnd {
+            segment: self.batch.at.segment,
+            offset: self.batch.at.offset + self.to as u64,
+        }
+    }
+
+    /// Bytes of [`BatchPiece::encode`]'s output.
+    pub fn encoded_len(&self) -> usize {
+        BATCH_HEADER + self.to - self.from
+    }
+
+    /// Appends the piece's wire form, [`Batch::encode`]'s.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let (prev, at) = (self.prev(), self.at());
+        let records = &self.batch.bytes[self.from..self.to];
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(&prev.segment.to_be_bytes());
+        out.extend_from_slice(&prev.offset.to_be_bytes());
+        out.extend_from_slice(&at.segment.to_be_bytes());
+        out.extend_from_slice(&at.offset.to_be_bytes());
+        out.extend_from_slice(&self.batch.format.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(records).to_be_bytes());
+        out.extend_from_slice(records);
     }
 }
 
