@@ -89,7 +89,7 @@ pub struct NewMessage<'a> {
     /// Opaque metadata stored next to the body (ENVELOPE, BODYSTRUCTURE, part offsets).
     pub meta: &'a [u8],
     /// The message's header-search values, when the caller already has them from its own
-    /// analysis (`ringmail_mime::analyze_with_search_values`); else the store computes
+    /// analysis (`ringmail_mime::analyze_for_store`); else the store computes
     /// them from `body` on the caller's task. They must be this body's values: SEARCH
     /// answers from them.
     pub search: Option<&'a SearchValues>,
