@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::cluster::{start_behind_haproxy, Node};
 use common::load::USERS;
-use common::Client;
+use common::{Client, TlsClient};
 
 const PARTITIONS: u32 = 4;
 /// The nodes' `lease_secs` (the default).
@@ -99,6 +99,74 @@ fn fetch_all(connect: impl Fn() -> Client, user: &str) -> Option<Vec<u8>> {
     .flatten()
 }
 
+/// A message of real size: a 3 MB base64 attachment whose lines differ (so a byte-for-byte
+/// comparison finds any piece out of place).
+fn large_message(user: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: sender@example.net\r\nTo: {user}\r\nSubject: large attachment\r\n\
+         MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    .into_bytes();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x: u32 = 0x9e37_79b9;
+    while m.len() < 3 << 20 {
+        for _ in 0..76 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            m.push(alphabet[(x % 64) as usize]);
+        }
+        m.extend_from_slice(b"\r\n");
+    }
+    m
+}
+
+/// APPENDs `m` over implicit TLS; true when acknowledged.
+fn append_tls(c: &mut TlsClient, user: &str, m: &[u8]) -> bool {
+    let ok = |lines: Vec<String>, tag: &str| {
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("{tag} OK")))
+    };
+    if !ok(c.command("L", &format!("LOGIN {user} pass")), "L") {
+        return false;
+    }
+    c.send(&format!("A APPEND INBOX {{{}}}\r\n", m.len()));
+    let go = c.line();
+    assert!(go.starts_with('+'), "{go}");
+    c.send_bytes(m);
+    c.send("\r\n");
+    ok(c.until_tagged("A"), "A")
+}
+
+/// The body of the message whose subject is `subject`, fetched over implicit TLS, or None
+/// while the user is not served.
+fn fetch_tls(c: &mut TlsClient, user: &str, subject: &str) -> Option<Vec<u8>> {
+    let ok = |lines: &[String], tag: &str| {
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("{tag} OK")))
+    };
+    if !ok(&c.command("L", &format!("LOGIN {user} pass")), "L")
+        || !ok(&c.command("S", "SELECT INBOX"), "S")
+    {
+        return None;
+    }
+    let found = c.command("Q", &format!("UID SEARCH SUBJECT \"{subject}\""));
+    let uid = found
+        .iter()
+        .find_map(|l| l.strip_prefix("* SEARCH "))?
+        .split(' ')
+        .next()?
+        .to_string();
+    c.send(&format!("F UID FETCH {uid} BODY.PEEK[]\r\n"));
+    let head = c.line();
+    let size: usize = head.rsplit_once('{')?.1.strip_suffix('}')?.parse().ok()?;
+    let body = c.bytes(size);
+    ok(&c.until_tagged("F"), "F").then_some(body)
+}
+
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
         .windows(needle.len())
@@ -165,6 +233,14 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
         }
     }
 
+    // A real-sized message over implicit TLS, as a phone sends it, through whichever node
+    // (proxied to the owner when it is not): its batch is larger than most.
+    let big = large_message(USERS[0]);
+    assert!(
+        append_tls(&mut nodes[0].connect_tls("198.51.100.7"), USERS[0], &big),
+        "the large APPEND over TLS was refused"
+    );
+
     // The owner of the first user's partition dies without a word.
     let p = ringmail::store::partition_of(USERS[0], PARTITIONS);
     let before = nodes[0].placement();
@@ -199,6 +275,21 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
             );
         }
     }
+    // The large message, byte for byte, over TLS through a surviving node.
+    let mut got = None;
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "the large message is served",
+        || {
+            got = fetch_tls(
+                &mut nodes[witness].connect_tls("198.51.100.8"),
+                USERS[0],
+                "large attachment",
+            );
+            got.is_some()
+        },
+    );
+    assert!(got.unwrap() == big, "the large message came back changed");
     // The new owner serves the partition from its replica copy.
     let after = nodes[witness].placement();
     let heir = after[p as usize].1.clone().unwrap();

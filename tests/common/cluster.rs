@@ -131,8 +131,11 @@ impl Node {
         let endpoints: Vec<String> = etcd.iter().map(|e| format!("\"{e}\"")).collect();
         // The balancer is 127.0.0.1: it must send a PROXY header, and so must direct test
         // connections (see `Node::connect`).
+        // Real mail sizes (the server's default literal limit, not the tests' 1 MiB): these
+        // lines land in `[limits]`.
         let extra = format!(
-            "[proxy]\ntrusted_networks = [\"127.0.0.1/32\"]\n\
+            "max_literal = 67108864\n\
+             [proxy]\ntrusted_networks = [\"127.0.0.1/32\"]\n\
              [storage]\npartitions = {partitions}\n\
              [cluster]\nname = \"{name}\"\nnode = \"{id}\"\netcd = [{}]\n\
              listen = \"{internal}\"\nsecret_file = \"cluster.secret\"\n{config}\n",
