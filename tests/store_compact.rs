@@ -119,7 +119,7 @@ fn compaction_reclaims_dead_bytes_and_keeps_live_messages() {
         for _ in 0..3 {
             p.checkpoint().await.unwrap();
         }
-        drop(p); // crash
+        p.crash().await; // crash
         (before, want)
     });
     let after_size = total_size(&dir);
@@ -177,7 +177,7 @@ fn crash_right_after_compaction_falls_back_safely() {
         }
         assert!(p.compact().await.unwrap() > 0);
         let want = contents(&p).await;
-        drop(p); // crash before the replaced segments may be removed
+        p.crash().await; // crash before the replaced segments may be removed
         want
     });
     // Lose the newest checkpoint (the one naming the compacted segment): the older one

@@ -239,7 +239,7 @@ fn fill(dir: &Path, n: u32, segment_size: u64) -> Vec<(u32, u32, u64)> {
                     .collect()
             })
             .unwrap();
-        drop(p); // crash: no clean shutdown, no checkpoint
+        p.crash().await; // crash: no clean shutdown, no checkpoint
         v
     })
 }

@@ -114,7 +114,7 @@ fn full_disk_fails_appends_keeps_reads_and_recovers() {
         let b = msg(5000);
         let r = p.append("gina", "INBOX", &[new(&b)]).await.unwrap();
         acked.push((r.uids[0], 5000));
-        drop(p); // crash
+        p.crash().await; // crash
         acked
     });
     let d = dir.clone();

@@ -510,7 +510,7 @@ async fn run_case(seed: u64, steps: usize) {
                 let before = dump(&p).await;
                 let crash = rng.gen_bool(0.5);
                 if crash {
-                    drop(p);
+                    p.crash().await;
                     if rng.gen_bool(0.5) {
                         scribble_tail(&dir, &mut rng);
                     }

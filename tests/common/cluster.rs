@@ -26,6 +26,16 @@ pub struct Node {
 }
 
 impl Node {
+    /// The lines of this node's log that mention any of `words`, for failure messages: what
+    /// the node said about its lease, fencing and failovers when a chaos test went wrong.
+    pub fn log_lines(&self, words: &[&str]) -> String {
+        let log = std::fs::read_to_string(&self.server.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| words.iter().any(|w| l.contains(w)))
+            .map(|l| format!("{}: {l}\n", self.id))
+            .collect()
+    }
+
     /// The owner of each partition and the alive flag of each node, from
     /// `ringmail cluster status --json` run against `node`'s config.
     pub fn status(&self) -> (BTreeMap<u32, (String, u64)>, BTreeMap<String, bool>) {

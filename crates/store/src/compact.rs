@@ -129,6 +129,9 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
         .get(&old)
         .cloned()
         .ok_or_else(|| StoreError::Corrupt(format!("segment {old} not open")))?;
+    if inner.abandoned.get() {
+        return Ok(());
+    }
     let new_id = inner.reserve_segment_id();
     let path = segment_path(&inner.dir, new_id);
     let bodies = live_bodies(inner).remove(&old).unwrap_or_default();
@@ -167,6 +170,8 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
     }
     .await;
     let moved = match copied {
+        // As after a crash here: recovery deletes the unreferenced segment.
+        Ok(_) if inner.abandoned.get() => return Ok(()),
         Ok(x) => x,
         Err(e) => {
             let _ = dst.close().await;

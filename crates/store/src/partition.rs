@@ -106,6 +106,26 @@ impl Partition {
         })
     }
 
+    /// Stops the way a crash would: no checkpoint, and background work (a checkpoint or a
+    /// compaction pass under way) stops before its next visible step. Resolves once that
+    /// work has stopped, so the directory can be opened again as a restarted process would
+    /// find it; dropping the `Partition` instead leaves that work finishing on its own,
+    /// while a new instance may already own the directory.
+    pub async fn crash(self) {
+        let inner = self.inner.clone();
+        drop(self);
+        loop {
+            let busy = {
+                let bg = inner.bg.borrow();
+                bg.checkpoint_running || bg.compaction_running || inner.log.borrow().flushing
+            };
+            if !busy {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     /// Clean shutdown: waits for in-flight commits and writes a checkpoint.
     pub async fn close(self) -> Result<()> {
         self.inner.closed.set(true);

@@ -153,7 +153,7 @@ fn raised_uidnext_survives_replay_and_checkpoint() {
         p.create_mailbox("u", "Other", 0).await.unwrap();
         append_n(&p, "INBOX", 2).await;
         p.raise_uidnext("u", "INBOX", 700).await.unwrap();
-        drop(p); // crash: only the log has it
+        p.crash().await; // crash: only the log has it
     });
     let d = dir.clone();
     let o = opts.clone();
@@ -164,7 +164,7 @@ fn raised_uidnext_survives_replay_and_checkpoint() {
         // After the checkpoint: one more raise only in the log, one mailbox only in the
         // checkpoint.
         p.raise_uidnext("u", "Other", 40).await.unwrap();
-        drop(p);
+        p.crash().await;
     });
     let d = dir.clone();
     run(move || async move {
@@ -217,7 +217,7 @@ fn uidnext_never_decreases_across_expunge_compaction_and_restart() {
         for _ in 0..3 {
             p.checkpoint().await.unwrap();
         }
-        drop(p); // crash
+        p.crash().await; // crash
     });
     // The raise record itself is gone (its segment was compacted away), so only the
     // checkpoint remembers it.

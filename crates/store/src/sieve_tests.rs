@@ -138,7 +138,7 @@ fn scripts_api_follows_managesieve_rules() {
         assert_eq!(p.scripts("v").unwrap(), vec![info("c", false, 5)]);
         assert_eq!(p.script_version("v"), 1);
         let dump = sieve_dump(&p, "u", &[], 0) + &sieve_dump(&p, "v", &[], 0);
-        drop(p); // crash: only the log has it
+        p.crash().await; // crash: only the log has it
         dump
     });
     let d = dir.clone();
@@ -194,7 +194,7 @@ fn racing_script_mutations_are_decided_by_log_order() {
         );
         assert_eq!(p.scripts("u").unwrap(), vec![info("b", true, 5)]);
         assert_eq!(p.script_version("u"), 3);
-        drop(p);
+        p.crash().await;
     });
     let d = dir.clone();
     run(move || async move {
@@ -239,7 +239,7 @@ fn remembered_keys_expire_and_survive_restarts() {
         let many = vec![(&b"k"[..], 2000); super::MAX_REMEMBER_ENTRIES + 1];
         let e = p.remember("u", 1010, &many).await.unwrap_err();
         assert!(matches!(e, StoreError::NotPermitted(_)), "{e:?}");
-        drop(p);
+        p.crash().await;
     });
     let d = dir.clone();
     run(move || async move {
@@ -316,7 +316,7 @@ fn scripts_and_keys_survive_compaction_and_crash() {
             p.checkpoint().await.unwrap();
         }
         let dump = sieve_dump(&p, "u", &keys, 200);
-        drop(p); // crash
+        p.crash().await; // crash
         dump
     });
     let left: usize = segments(&dir)
@@ -615,7 +615,7 @@ fn the_sieve_log_is_bounded_cleared_by_activation_and_durable() {
         assert!(matches!(e, StoreError::InvalidName), "{e:?}");
         assert!(p.sieve_log("w").is_empty(), "users are apart");
         let dump = sieve_dump(&p, "u", &[], 0);
-        drop(p); // crash: the log comes back by replay
+        p.crash().await; // crash: the log comes back by replay
         dump
     });
     let segs = segments(&dir);

@@ -88,9 +88,19 @@ impl Etcd {
 
     /// Each live member's id and its idea of the leader's id, through etcd's JSON gateway.
     fn statuses(&self) -> Vec<Option<(String, String)>> {
+        self.statuses_except(usize::MAX)
+    }
+
+    /// [`Etcd::statuses`] without asking member `skip` (a frozen member answers nothing, and
+    /// waiting for it costs the read timeout).
+    fn statuses_except(&self, skip: usize) -> Vec<Option<(String, String)>> {
         self.members
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(i, m)| {
+                if i == skip {
+                    return None;
+                }
                 m.child.as_ref()?;
                 let body = http(&m.client_url, "POST", "/v3/maintenance/status", "{}").ok()?;
                 let status: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -108,6 +118,30 @@ impl Etcd {
         statuses
             .iter()
             .position(|s| s.as_ref().is_some_and(|(id, _)| *id == leader))
+    }
+
+    /// Waits (bounded) until the members other than `frozen` have elected one of themselves,
+    /// and returns its index.
+    pub fn new_leader_without(&self, frozen: usize) -> usize {
+        let deadline = Instant::now() + HEALTH_WAIT;
+        loop {
+            let statuses = self.statuses_except(frozen);
+            let ids: Vec<Option<&String>> = statuses
+                .iter()
+                .map(|s| s.as_ref().map(|(id, _)| id))
+                .collect();
+            let elected = statuses.iter().flatten().find_map(|(_, leader)| {
+                ids.iter().position(|id| id.is_some_and(|id| id == leader))
+            });
+            if let Some(i) = elected {
+                return i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new etcd leader without member {frozen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Hands leadership to member `i` (bounded wait).
