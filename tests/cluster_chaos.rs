@@ -5,7 +5,7 @@
 //! LMTP 250) must be there afterwards exactly once, byte for byte.
 //!
 //! `CHAOS_ROUNDS` sets the number of kill rounds (default 3), `CHAOS_LEASE_SECS` the nodes'
-//! `lease_secs` (default: the default, 5).
+//! `lease_secs` (default: the default, 4).
 
 mod common;
 #[path = "../crates/cluster/tests/harness/mod.rs"]
@@ -40,7 +40,7 @@ impl Drop for StopOnDrop<'_> {
 
 /// The nodes' lease: `CHAOS_LEASE_SECS`, else ringmail's default.
 fn lease() -> Duration {
-    Duration::from_secs(env_number("CHAOS_LEASE_SECS").unwrap_or(5))
+    Duration::from_secs(env_number("CHAOS_LEASE_SECS").unwrap_or(4))
 }
 
 fn env_number(name: &str) -> Option<u64> {

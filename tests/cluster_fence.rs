@@ -17,7 +17,7 @@ use common::Client;
 const PARTITIONS: u32 = 4;
 const USER: &str = "fenced@example.com";
 /// The nodes' `lease_secs` (the default).
-const LEASE: Duration = Duration::from_secs(5);
+const LEASE: Duration = Duration::from_secs(4);
 
 fn login(c: &mut Client) -> bool {
     c.command("L", &format!("LOGIN {USER} pass"))

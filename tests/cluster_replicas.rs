@@ -18,7 +18,7 @@ use common::{Client, TlsClient};
 
 const PARTITIONS: u32 = 4;
 /// The nodes' `lease_secs` (the default).
-const LEASE: Duration = Duration::from_secs(5);
+const LEASE: Duration = Duration::from_secs(4);
 
 fn message(user: &str, how: &str, i: usize) -> String {
     format!(

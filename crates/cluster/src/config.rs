@@ -40,10 +40,9 @@ pub struct ClusterConfig {
     pub secret_file: PathBuf,
     /// Seconds a node stays a member without renewing its etcd lease. It is renewed every
     /// third of that, so one or two lost renewals are survived; it is also how long a crashed
-    /// node's partitions stay unserved before they are reassigned. 5 s outlasts an etcd leader
-    /// election (1 s election timeout by default, a few seconds in the worst case) and a long
-    /// pause of this process, while keeping failover well under the time an IMAP client waits
-    /// before it reconnects.
+    /// node's partitions stay unserved before they are reassigned. 4 s outlasts an etcd leader
+    /// election (1 s election timeout by default, about 2 s in a bad case) and a long pause of
+    /// this process, and brings a crashed owner's users back within 5 s (docs/cluster.md).
     #[serde(default = "default_lease_secs")]
     pub lease_secs: u64,
     /// Copies of each partition kept on other nodes than its owner (0: no replication). The
@@ -65,7 +64,7 @@ pub struct ClusterConfig {
 pub const MAX_REPLICAS: u32 = 4;
 
 fn default_lease_secs() -> u64 {
-    5
+    4
 }
 
 fn default_replicas() -> u32 {
@@ -110,7 +109,7 @@ impl ClusterConfig {
         }
         if !(2..=60).contains(&self.lease_secs) {
             return Err(Error::Config(format!(
-                "[cluster] lease_secs = {} is out of range: use 2 to 60 (5 is the default)",
+                "[cluster] lease_secs = {} is out of range: use 2 to 60 (4 is the default)",
                 self.lease_secs
             )));
         }
@@ -203,7 +202,7 @@ mod tests {
     #[test]
     fn defaults() {
         let config = parse(MINIMAL).unwrap();
-        assert_eq!(config.lease_secs, 5);
+        assert_eq!(config.lease_secs, 4);
         assert_eq!(config.advertise(), "10.0.0.1:7143");
         assert_eq!(
             (config.replicas, config.sync, config.zone.as_str()),

@@ -93,7 +93,7 @@ impl Default for ClusterSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 7143)),
             advertise: String::new(),
             secret_file: "cluster.secret".into(),
-            lease_secs: 5,
+            lease_secs: 4,
             replicas: 1,
             sync: true,
             zone: String::new(),
@@ -970,8 +970,9 @@ advertise = ""
 # `head -c 32 /dev/urandom | base64`; the same file on every node.
 secret_file = "cluster.secret"
 # Seconds this node stays a member without renewing its etcd lease (2 to 60): also how long
-# a crashed node's partitions stay unserved before an in-sync replica takes over.
-lease_secs = 5
+# a crashed node's partitions stay unserved before an in-sync replica takes over (4: service
+# back within 5 s of a crash; renewed every third, so two lost renewals are survived).
+lease_secs = 4
 # Copies of each partition kept on other nodes (0 to 4; 0 = no replication). When a node
 # dies, an in-sync replica of each of its partitions takes over. Set the same on every node:
 # the elected balancer places replicas by its own value.
