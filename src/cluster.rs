@@ -303,8 +303,19 @@ pub fn command(config: &Config, data_dir: &Path, command: Command) -> Result<Str
     };
     let admin = Admin::connect(&settings).map_err(|e| e.to_string())?;
     let out = match command {
-        Command::Status { json: true } => admin.status().map(|s| s.to_json()),
-        Command::Status { json: false } => admin.status().map(|s| s.to_string()),
+        Command::Status { json } => {
+            let mut status = admin.status().map_err(|e| e.to_string())?;
+            let secret = settings.read_secret().map_err(|e| e.to_string())?;
+            let silent = crate::replication::add_progress(&mut status, &settings.name, secret)?;
+            for why in silent {
+                eprintln!("replication progress not shown for node {why}");
+            }
+            return Ok(if json {
+                status.to_json()
+            } else {
+                status.to_string()
+            });
+        }
         Command::Locate { user } => admin.locate(&user).map(|l| l.to_string()),
         Command::Move { partition, node } => admin
             .move_partition(partition, &node)

@@ -340,6 +340,36 @@ fn the_owner_keeps_serving_when_its_replica_dies() {
     let owner = nodes[0].placement()[p].1.clone().unwrap();
     let o = nodes.iter().position(|n| n.id == owner).unwrap();
     let r = nodes.iter().position(|n| n.id == replica).unwrap();
+
+    // `cluster status` shows where the owner's log ends and that the in-sync replica has
+    // all of it (every write was acknowledged only once the replica had it); a write
+    // moves both.
+    let (end, progress) = progress_of(&nodes[0], p, &replica);
+    assert_eq!(progress["state"], "streaming", "{progress}");
+    assert_eq!(
+        progress["position"], end,
+        "the in-sync replica lags: {progress}"
+    );
+    acked.extend(append_all(proxy.connect(), user, 100, 1));
+    let (later, progress) = progress_of(&nodes[0], p, &replica);
+    assert!(
+        (later["segment"].as_u64(), later["offset"].as_u64())
+            > (end["segment"].as_u64(), end["offset"].as_u64()),
+        "the log end did not move with a write: {end} then {later}"
+    );
+    assert_eq!(progress["position"], later, "{progress}");
+    let (ok, text, err) = nodes[0].cluster_command(&["status"]);
+    assert!(ok, "{err}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("partition {p} ")))
+        .unwrap();
+    let shown = format!(
+        "replica {replica}(in-sync at {}/{} lag 0 records",
+        later["segment"], later["offset"]
+    );
+    assert!(line.contains(&shown), "{line:?} lacks {shown:?}");
+
     nodes[r].kill();
 
     // Every write on the owner is still acknowledged, the first once the replica is out of
@@ -362,4 +392,21 @@ fn the_owner_keeps_serving_when_its_replica_dies() {
     for m in &acked {
         assert_eq!(count(&raw, m.as_bytes()), 1, "{m:?}");
     }
+}
+
+/// Partition `p`'s log end and `replica`'s progress, as `cluster status --json` through
+/// `witness` reports them (the owner's node answers for both).
+fn progress_of(witness: &Node, p: usize, replica: &str) -> (serde_json::Value, serde_json::Value) {
+    let (ok, out, err) = witness.cluster_command(&["status", "--json"]);
+    assert!(ok, "cluster status: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let partition = &json["partitions"][p];
+    let progress = partition["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node"] == replica)
+        .map(|r| r["progress"].clone())
+        .unwrap_or_default();
+    (partition["end"].clone(), progress)
 }

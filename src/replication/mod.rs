@@ -165,11 +165,13 @@ fn set_waiting_since(id: u64, since: Option<Instant>) {
 mod node;
 mod replica;
 mod shipper;
+mod status;
 mod wire;
 
 pub use node::{open_hooks, serve_rpc, set_sync, task};
 pub use replica::{is_replication_kind, promote_if_replica, serve};
 pub use shipper::Shipper;
+pub use status::{add_progress, KIND_STATUS};
 use wire::*;
 
 #[cfg(test)]

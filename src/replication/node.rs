@@ -28,7 +28,7 @@ impl ReplicaDirectory for ClusterView {
 }
 
 /// RPCs over the executor's link pool.
-struct PoolTransport(Weak<Executor>);
+pub(super) struct PoolTransport(Weak<Executor>);
 
 impl Transport for PoolTransport {
     fn max_payload(&self) -> usize {
@@ -59,19 +59,24 @@ impl Transport for PoolTransport {
     }
 }
 
-type NodeShipper = Shipper<ClusterView, PoolTransport>;
+pub(super) type NodeShipper = Shipper<ClusterView, PoolTransport>;
 
 /// One executor's replication: the open hooks and the shippers of its open partitions.
-struct Local {
+pub(super) struct Local {
     exec: Weak<Executor>,
     view: Rc<ClusterView>,
     transport: Rc<PoolTransport>,
     sync: bool,
-    shippers: RefCell<HashMap<u32, Rc<NodeShipper>>>,
+    pub(super) shippers: RefCell<HashMap<u32, Rc<NodeShipper>>>,
 }
 
 thread_local! {
     static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// This executor's replication, on a cluster node.
+pub(super) fn local() -> Option<Rc<Local>> {
+    LOCAL.with(|l| l.borrow().clone())
 }
 
 /// Whether acknowledgements wait for the in-sync replicas (`[cluster] sync`), set at start.
@@ -181,6 +186,12 @@ async fn open_replicated(exec: &Rc<Executor>, view: &ClusterView) {
 /// On a replica node: answers the owner's replication requests.
 pub fn serve_rpc(exec: Rc<Executor>, request: Request) -> LocalResponse {
     Box::pin(async move {
+        if request.kind == super::KIND_STATUS {
+            return Response {
+                status: OK,
+                payload: super::status::serve_status(&exec).await,
+            };
+        }
         let Some(view) = crate::moves::view() else {
             return Response {
                 status: REFUSED,

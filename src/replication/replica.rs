@@ -77,7 +77,7 @@ fn open_copy(target: &Path, busy: &Busy) -> Result<ReplicaLog, StoreError> {
 }
 
 pub fn is_replication_kind(kind: u16) -> bool {
-    (KIND_ATTACH..=KIND_REMOVE).contains(&kind)
+    (KIND_ATTACH..=KIND_REMOVE).contains(&kind) || kind == super::KIND_STATUS
 }
 
 /// Answers one replication request on a replica node: `Ok` payload or a refusal's reason.

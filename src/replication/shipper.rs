@@ -3,6 +3,7 @@
 //! lacks is acknowledged).
 
 use super::*;
+use ringmail_cluster::ReplicaProgress;
 
 /// Payload bytes of a batch request that are not records: the request header with the
 /// owner's name (at most 64 KiB) and the batch header, with margin.
@@ -26,6 +27,9 @@ pub(super) struct Peer {
     id: u64,
     /// When each batch in `queue` was queued, and its records, oldest first.
     waiting: RefCell<std::collections::VecDeque<(Instant, usize)>>,
+    /// Where its copy is known durable: the end of the last seeding round or batch it
+    /// confirmed (`ringmail cluster status` shows it).
+    at: Cell<Option<LogEnd>>,
 }
 
 /// Peer ids, unique in the process.
@@ -141,12 +145,41 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                 gone: Cell::new(false),
                 id: NEXT_PEER.fetch_add(1, Ordering::Relaxed),
                 waiting: RefCell::default(),
+                at: Cell::new(None),
             });
             peers.insert(r.node.clone(), peer.clone());
             let this = self.clone();
             let node = r.node.clone();
             glommio::spawn_local(async move { this.run_peer(&node, &peer, rx).await }).detach();
         }
+    }
+
+    /// The partition's log end and each replica's progress, for `ringmail cluster status`;
+    /// `None` once the partition is closed.
+    pub fn progress(&self) -> Option<(LogEnd, Vec<(String, ReplicaProgress)>)> {
+        let end = self.partition.upgrade()?.log_end();
+        let peers = self.peers.borrow();
+        let replicas = peers
+            .iter()
+            .map(|(node, peer)| {
+                let waiting = peer.waiting.borrow();
+                let progress = ReplicaProgress {
+                    state: if peer.streaming.get() {
+                        "streaming"
+                    } else {
+                        "seeding"
+                    },
+                    position: peer.at.get().map(position),
+                    lag_batches: waiting.len() as u64,
+                    lag_records: waiting.iter().map(|&(_, n)| n as u64).sum(),
+                    lag_ms: waiting
+                        .front()
+                        .map_or(0, |(since, _)| since.elapsed().as_millis() as u64),
+                };
+                (node.clone(), progress)
+            })
+            .collect();
+        Some((end, replicas))
     }
 
     /// Stops shipping (the partition was closed or opened anew): every replica's task ends.
@@ -304,6 +337,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
             self.drain_failed(peer, rx);
         };
         info!(partition = self.p, replica = node, end = ?pos, "replica seeded");
+        peer.at.set(Some(pos));
         // The batches queued since the round's snapshot bring it up to date.
         let mut caught_up = false;
         loop {
@@ -342,6 +376,7 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> Shipper<D, T> {
                         let _ = done.send(ok);
                     }
                     pos = sent?;
+                    peer.at.set(Some(pos));
                     if caught_up && !peer.streaming.get() {
                         return Err("a batch took too long; dropped from the in-sync set".into());
                     }
@@ -509,5 +544,13 @@ impl<D: ReplicaDirectory + 'static, T: Transport + 'static> ShipBatch for Shippe
         for peer in self.peers.borrow().values() {
             self.queue(peer, Queued::Files(change.clone()));
         }
+    }
+}
+
+/// A store log end as the status shows it.
+pub(super) fn position(end: LogEnd) -> ringmail_cluster::LogPosition {
+    ringmail_cluster::LogPosition {
+        segment: end.segment,
+        offset: end.offset,
     }
 }

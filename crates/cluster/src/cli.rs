@@ -70,15 +70,51 @@ pub struct PartitionStatus {
     pub to: Option<String>,
     /// The nodes holding a copy, in the order the map lists them.
     pub replicas: Vec<ReplicaStatus>,
+    /// Where the owner's log ends, as its node reported it (absent when it was not asked or
+    /// did not answer, or holds the partition closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<LogPosition>,
 }
 
-/// One replica of a partition. Its position and lag are the data plane's and not shown yet.
+/// A point in a partition's log: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LogPosition {
+    pub segment: u32,
+    pub offset: u64,
+}
+
+impl fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.segment, self.offset)
+    }
+}
+
+/// A replica as its partition's owner sees it, from the owner's node (the data plane's side
+/// of `status`; the map holds none of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReplicaProgress {
+    /// `streaming` (every batch goes to it as it is written) or `seeding` (copy rounds).
+    pub state: &'static str,
+    /// Where the replica's copy is known durable (absent until the first round ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<LogPosition>,
+    /// Batches written on the owner that the replica has not confirmed yet, and their records.
+    pub lag_batches: u64,
+    pub lag_records: u64,
+    /// How long the oldest of them has waited, in milliseconds (0 when none waits).
+    pub lag_ms: u64,
+}
+
+/// One replica of a partition: what the map says, and what its owner reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReplicaStatus {
     pub node: String,
     /// Holds every write the owner acknowledged (it may be promoted if the owner dies).
     pub in_sync: bool,
     pub alive: bool,
+    /// Absent when the owner's node was not asked or did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReplicaProgress>,
 }
 
 /// Where a user's mail is.
@@ -361,8 +397,10 @@ impl Status {
                         node: n.clone(),
                         in_sync: a.in_sync_on(n),
                         alive: map.alive(n),
+                        progress: None,
                     })
                     .collect(),
+                end: None,
             })
             .collect();
         Status {
@@ -372,6 +410,26 @@ impl Status {
             balancer: map.balancer.clone(),
             nodes,
             partitions,
+        }
+    }
+
+    /// Records what partition `p`'s owner reported: its log end and, per replica, the
+    /// replica's progress. Reports for partitions or replicas the map no longer lists are
+    /// ignored (the map was read first; the report may be a moment newer).
+    pub fn set_progress(
+        &mut self,
+        p: u32,
+        end: LogPosition,
+        replicas: &[(String, ReplicaProgress)],
+    ) {
+        let Some(status) = self.partitions.get_mut(p as usize) else {
+            return;
+        };
+        status.end = Some(end);
+        for (node, progress) in replicas {
+            if let Some(r) = status.replicas.iter_mut().find(|r| &r.node == node) {
+                r.progress = Some(*progress);
+            }
         }
     }
 
@@ -427,11 +485,25 @@ impl fmt::Display for Status {
             if let Some(to) = &p.to {
                 write!(f, " to {to}")?;
             }
-            // Positions and lag come from the data plane, not shown yet.
+            if let Some(end) = &p.end {
+                write!(f, " end {end}")?;
+            }
             for r in &p.replicas {
                 let sync = if r.in_sync { "in-sync" } else { "seeding" };
                 let dead = if r.alive { "" } else { ",dead" };
-                write!(f, " replica {}({sync}{dead})", r.node)?;
+                write!(f, " replica {}({sync}{dead}", r.node)?;
+                if let Some(progress) = &r.progress {
+                    match &progress.position {
+                        Some(at) => write!(f, " at {at}")?,
+                        None => write!(f, " {}", progress.state)?,
+                    }
+                    write!(
+                        f,
+                        " lag {} records {} ms",
+                        progress.lag_records, progress.lag_ms
+                    )?;
+                }
+                write!(f, ")")?;
             }
             writeln!(f)?;
         }

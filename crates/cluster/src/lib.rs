@@ -23,7 +23,8 @@ mod watch;
 
 pub use balancer::{spread, SETTLE};
 pub use cli::{
-    Admin, Drained, Location, Moved, NodeStatus, PartitionStatus, ReplicaStatus, Status,
+    Admin, Drained, Location, LogPosition, Moved, NodeStatus, PartitionStatus, ReplicaProgress,
+    ReplicaStatus, Status,
 };
 pub use config::{ClusterConfig, MAX_REPLICAS, MIN_SECRET_LEN};
 pub use control::{ControlPlane, Registration};
