@@ -169,35 +169,43 @@ pub fn add_progress(
     Ok(silent)
 }
 
+/// Asks all `nodes` at once, so a node that does not answer costs [`ASK_TIMEOUT`] once.
 async fn ask_all(
     link: Arc<Link>,
     nodes: Vec<(String, String)>,
 ) -> Vec<(String, Result<Vec<Report>, String>)> {
-    let pool = RpcPool::new(link);
+    let pool = Rc::new(RpcPool::new(link));
+    let asks: Vec<_> = nodes
+        .into_iter()
+        .map(|(node, addr)| {
+            let pool = pool.clone();
+            glommio::spawn_local(async move {
+                let answer = future::or(ask(&pool, &node, &addr), async {
+                    glommio::timer::sleep(ASK_TIMEOUT).await;
+                    Err(format!("no answer within {} s", ASK_TIMEOUT.as_secs()))
+                })
+                .await;
+                (node, answer)
+            })
+        })
+        .collect();
     let mut answers = Vec::new();
-    for (node, addr) in nodes {
-        let call = pool.call(&node, &addr, KIND_STATUS, &[]);
-        let answer = future::or(
-            async {
-                match call.await {
-                    Ok(a) if a.status == OK => String::from_utf8(a.payload)
-                        .ok()
-                        .and_then(|text| decode(&text))
-                        .ok_or_else(|| "malformed answer".to_string()),
-                    Ok(a) => Err(String::from_utf8_lossy(&a.payload).into_owned()),
-                    Err(e) => Err(e.to_string()),
-                }
-            },
-            async {
-                glommio::timer::sleep(ASK_TIMEOUT).await;
-                Err(format!("no answer within {} s", ASK_TIMEOUT.as_secs()))
-            },
-        )
-        .await;
-        answers.push((node, answer));
+    for ask in asks {
+        answers.push(ask.await);
     }
     pool.close();
     answers
+}
+
+async fn ask(pool: &RpcPool, node: &str, addr: &str) -> Result<Vec<Report>, String> {
+    match pool.call(node, addr, KIND_STATUS, &[]).await {
+        Ok(a) if a.status == OK => String::from_utf8(a.payload)
+            .ok()
+            .and_then(|text| decode(&text))
+            .ok_or_else(|| "malformed answer".to_string()),
+        Ok(a) => Err(String::from_utf8_lossy(&a.payload).into_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]
