@@ -153,10 +153,12 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
     metric(
         "ringmail_cluster_replicas_total",
         "counter",
-        "Replicas this node's balancer placed and dropped (dead, drained, surplus).",
+        "Replicas this node's balancer placed, dropped (dead, drained, surplus, moved away) \
+         and moved to even out the replicas per node.",
         &[
             ("{change=\"placed\"}", c.replicas_placed),
             ("{change=\"dropped\"}", c.replicas_dropped),
+            ("{change=\"moved\"}", c.replicas_moved),
         ],
     );
     if let Some(m) = crate::moves::COUNTERS.get() {

@@ -56,6 +56,7 @@ impl Change {
         if !current.in_sync_on(to) {
             change.new.replicas.clear();
             change.new.in_sync.clear();
+            change.new.leaving.clear();
         }
         change.gone = current.owner.iter().cloned().collect();
         change
@@ -70,6 +71,7 @@ impl Change {
         new.state = PartitionState::Active;
         new.replicas = without(&current.replicas, to);
         new.in_sync = without(&current.in_sync, to);
+        new.leaving = without(&current.leaving, to);
         Change {
             partition,
             expect: current.revision,
@@ -105,8 +107,9 @@ impl Change {
         })
     }
 
-    /// Sets the replica lists; owner, epoch and state stay. `added` must be alive and
-    /// `dropped` (dead replicas) gone when it is written.
+    /// Sets the replica lists; owner, epoch and state stay, and so do the replicas being
+    /// moved away (`leaving`) that remain listed. `added` must be alive and `dropped` (dead
+    /// replicas) gone when it is written.
     pub(crate) fn replicas(
         partition: u32,
         current: &Assignment,
@@ -118,6 +121,7 @@ impl Change {
         let mut new = current.stored(current.owner.as_deref()?);
         new.replicas = replicas;
         new.in_sync = in_sync;
+        new.leaving.retain(|n| new.replicas.contains(n));
         Some(Change {
             partition,
             expect: current.revision,
@@ -366,6 +370,7 @@ mod tests {
             revision: 9,
             replicas: vec!["b".into(), "c".into()],
             in_sync: vec!["b".into()],
+            leaving: vec![],
         };
         let err = check_takeover(&map, 0, "c").unwrap_err().to_string();
         assert!(err.contains("(b)") && err.contains("not c"), "{err}");
