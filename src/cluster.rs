@@ -225,6 +225,13 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             ],
         );
         metric(
+            "ringmail_replication_stale_copies_removed_total",
+            "counter",
+            "Replica copies the map no longer listed this node for, removed after the grace \
+             period once the partition's owner and every replica were alive and in sync.",
+            &[("", get(&r.stale_copies_removed))],
+        );
+        metric(
             "ringmail_replication_promotions_total",
             "counter",
             "Replica copies this node promoted to serve their partition.",
