@@ -95,7 +95,7 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<u
     };
     let me = view.node().to_string();
     let map = view.map();
-    let mine: Vec<u32> = names
+    let mine: std::collections::BTreeSet<u32> = names
         .iter()
         .filter_map(|n| copy_partition(n))
         .filter(|p| *p < map.partitions && executor_of(*p, exec.count) == exec.id)
