@@ -153,10 +153,12 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
     metric(
         "ringmail_cluster_replicas_total",
         "counter",
-        "Replicas this node's balancer placed and dropped (dead, drained, surplus).",
+        "Replicas this node's balancer placed, dropped (dead, drained, surplus, moved away) \
+         and moved to even out the replicas per node.",
         &[
             ("{change=\"placed\"}", c.replicas_placed),
             ("{change=\"dropped\"}", c.replicas_dropped),
+            ("{change=\"moved\"}", c.replicas_moved),
         ],
     );
     if let Some(m) = crate::moves::COUNTERS.get() {
@@ -221,6 +223,13 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
                 ("{change=\"added\"}", get(&r.in_sync_adds)),
                 ("{change=\"dropped\"}", get(&r.in_sync_drops)),
             ],
+        );
+        metric(
+            "ringmail_replication_stale_copies_removed_total",
+            "counter",
+            "Replica copies the map no longer listed this node for, removed after the grace \
+             period once the partition's owner and every replica were alive and in sync.",
+            &[("", get(&r.stale_copies_removed))],
         );
         metric(
             "ringmail_replication_promotions_total",

@@ -255,6 +255,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let node = match ringmail::cluster::settings(&config, &data_dir)? {
                 Some(settings) => {
                     ringmail::replication::set_sync(settings.sync);
+                    ringmail::replication::set_stale_copy_grace(std::time::Duration::from_secs(
+                        config.cluster.stale_copy_grace_secs,
+                    ));
                     Some(ringmail::cluster::start(&config, settings)?)
                 }
                 None => None,
@@ -264,6 +267,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 services.tasks.push(ringmail::moves::task);
                 services.tasks.push(ringmail::fencing::task);
                 services.tasks.push(ringmail::replication::task);
+                services.tasks.push(ringmail::replication::stale_task);
                 services.open_hooks = Some(ringmail::replication::open_hooks);
             }
             let served = ringmail::server::runtime::serve(config, config_path, data_dir, services)

@@ -347,8 +347,8 @@ fn replica_killed_under_load_catches_up() {
         );
         // A restarted node registers only once its old lease has expired, and by then the
         // balancer has dropped it from the in-sync set and placed the partition's replica on
-        // the third node (replicas are placed where one is missing, not rebalanced): what
-        // comes back in sync is the partition, not necessarily on the restarted node.
+        // the third node (rebalancing may move some replicas back to it later): what comes
+        // back in sync is the partition, not necessarily on the restarted node.
         let id = nodes[replica].id.clone();
         let took = wait_until(
             Duration::from_secs(60),

@@ -410,3 +410,190 @@ fn progress_of(witness: &Node, p: usize, replica: &str) -> (serde_json::Value, s
         .unwrap_or_default();
     (partition["end"].clone(), progress)
 }
+
+/// Partitions of the rebalancing test: enough that each node holds several replicas.
+const REBALANCE_PARTITIONS: u32 = 12;
+
+/// Replicas `node` holds in `placement`, and how many of them are in sync.
+fn held(placement: &common::cluster::Placement, node: &str) -> (usize, usize) {
+    let mine: Vec<bool> = placement
+        .iter()
+        .flat_map(|(_, _, r)| r.iter().filter(|(n, _)| n == node).map(|(_, s)| *s))
+        .collect();
+    (mine.len(), mine.iter().filter(|s| **s).count())
+}
+
+/// Every partition owned, with exactly one replica, in sync, and every node holding
+/// `P / 3` of them (even: no node more than one more than another, 12 over 3).
+fn settled_even(placement: &common::cluster::Placement, ids: &[String]) -> bool {
+    placement
+        .iter()
+        .all(|(_, owner, r)| owner.is_some() && r.len() == 1 && r[0].1)
+        && ids.iter().all(|id| held(placement, id) == (4, 4))
+}
+
+/// The partitions whose replica copy (`p-NNNN.replica`) is in `dir`.
+fn replica_copies(dir: &std::path::Path) -> Vec<u32> {
+    let mut found: Vec<u32> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("p-")?
+                .strip_suffix(".replica")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn a_node_back_after_its_lease_expired_gets_replicas_again_and_stale_copies_go() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users: Vec<String> = (0..24).map(|i| format!("user{i}@example.com")).collect();
+    let users_file: String = users
+        .iter()
+        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
+        .collect();
+    let metrics: Vec<std::net::SocketAddr> = (0..3)
+        .map(|_| {
+            format!("127.0.0.1:{}", common::free_port())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let Some((mut nodes, proxy)) = common::cluster::start_behind_haproxy_with(
+        "rebalance",
+        &["b0", "b1", "b2"],
+        &etcd.endpoints(),
+        REBALANCE_PARTITIONS,
+        &users_file,
+        // These lines land in [cluster]: stale copies go 2 s after the map drops them.
+        |i| {
+            format!(
+                "stale_copy_grace_secs = 2\n[metrics]\nlisten = [\"{}\"]\n",
+                metrics[i]
+            )
+        },
+    ) else {
+        return;
+    };
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    etcd::wait_until(
+        Duration::from_secs(60),
+        "every partition has an in-sync replica, 4 per node",
+        || settled_even(&nodes[0].placement(), &ids),
+    );
+    // One message per user, acknowledged before anything happens.
+    let mut acked: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| append_all(proxy.connect(), u, 0, 1))
+        .collect();
+    assert!(acked.iter().all(|a| a.len() == 1), "an APPEND was refused");
+
+    // b2 dies; once its lease has expired its partitions are failed over and its replicas
+    // placed on b0 and b1.
+    nodes[2].kill();
+    etcd::wait_until(
+        LEASE * 6,
+        "b2's partitions are failed over and its replicas replaced",
+        || {
+            let p = nodes[0].placement();
+            p.iter().all(|(_, owner, r)| {
+                owner.as_deref().is_some_and(|o| o != "b2")
+                    && r.iter().any(|(n, in_sync)| n != "b2" && *in_sync)
+                    && r.iter().all(|(n, _)| n != "b2")
+            })
+        },
+    );
+    let left_on_b2 = replica_copies(nodes[2].server.dir.path());
+    assert!(!left_on_b2.is_empty(), "b2 held replicas before it died");
+
+    // b2 comes back (a new lease, registered again): it gets replicas again, seeded and in
+    // sync, until the replicas are even.
+    let restarted = std::time::Instant::now();
+    nodes[2].restart();
+    etcd::wait_until(
+        Duration::from_secs(60),
+        "b2 holds an in-sync replica again",
+        || held(&nodes[0].placement(), "b2").1 > 0,
+    );
+    let first = restarted.elapsed();
+    etcd::wait_until(
+        Duration::from_secs(120),
+        "the replicas are even again, every one in sync",
+        || settled_even(&nodes[0].placement(), &ids),
+    );
+    let even = restarted.elapsed();
+    println!(
+        "after b2's restart: first in-sync replica on b2 after {:.1} s, 4 in-sync replicas on \
+         every node after {:.1} s (b2 had left copies of {left_on_b2:?})",
+        first.as_secs_f64(),
+        even.as_secs_f64()
+    );
+
+    // The copies the map no longer lists (those moved away from b0 and b1, b2's old ones
+    // not given back) are removed once their grace period is over; every other is kept.
+    let placement = nodes[0].placement();
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "every node keeps exactly the replica copies the map lists for it",
+        || {
+            nodes.iter().all(|n| {
+                let listed: Vec<u32> = placement
+                    .iter()
+                    .filter(|(_, _, r)| r.iter().any(|(id, _)| *id == n.id))
+                    .map(|(p, _, _)| *p)
+                    .collect();
+                replica_copies(n.server.dir.path()) == listed
+            })
+        },
+    );
+    let removed: f64 = metrics
+        .iter()
+        .map(|m| {
+            let (_, page) = common::http_get(*m, "/metrics");
+            common::metric_sum(
+                &page,
+                "ringmail_replication_stale_copies_removed_total",
+                &[],
+            )
+        })
+        .sum();
+    assert!(removed >= 1.0, "no stale copy counted as removed");
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n.server.log_text().contains("removed a stale replica copy")),
+        "no node logged a stale copy's removal"
+    );
+
+    // A replica moved to b2 is a whole copy: its owner dies and b2 serves every message.
+    let (u, q) = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (i, ringmail::store::partition_of(u, REBALANCE_PARTITIONS)))
+        .find(|(_, q)| placement[*q as usize].2 == [("b2".to_string(), true)])
+        .expect("a user whose partition's replica is on b2");
+    let more = append_all(proxy.connect(), &users[u], 1, 2);
+    assert_eq!(more.len(), 2, "an APPEND was refused");
+    acked[u].extend(more);
+    let owner = nodes[0].placement()[q as usize].1.clone().unwrap();
+    let o = nodes.iter().position(|n| n.id == owner).unwrap();
+    nodes[o].kill();
+    etcd::wait_until(LEASE * 6, "the partition is failed over to b2", || {
+        nodes[2].placement()[q as usize].1.as_deref() == Some("b2")
+    });
+    let mut raw = None;
+    etcd::wait_until(Duration::from_secs(30), "the user is served again", || {
+        raw = fetch_all(|| nodes[2].connect("127.0.0.52"), &users[u]);
+        raw.is_some()
+    });
+    let raw = raw.unwrap();
+    for m in &acked[u] {
+        assert_eq!(count(&raw, m.as_bytes()), 1, "{}: {m:?}", users[u]);
+    }
+}

@@ -16,6 +16,9 @@
 //!   unless the map says this node holds a replica of the partition, the sender is its
 //!   owner and the epoch is not older than the map's.
 //!
+//! - **Stale copies** ([`stale_task`]): a replica copy the map no longer lists this node
+//!   for is removed after a grace period, once etcd shows the partition complete elsewhere.
+//!
 //! The map's replica fields and the in-sync transaction are the control plane's
 //! (crates/cluster); this module reaches them through [`ReplicaDirectory`].
 
@@ -126,6 +129,8 @@ pub struct Counters {
     pub lag_batches: AtomicU64,
     /// Records in those batches.
     pub lag_records: AtomicU64,
+    /// Replica copies the map no longer listed this node for, removed (src/replication/stale.rs).
+    pub stale_copies_removed: AtomicU64,
 }
 
 /// This node's replication counters.
@@ -137,6 +142,7 @@ pub static COUNTERS: Counters = Counters {
     promotions: AtomicU64::new(0),
     lag_batches: AtomicU64::new(0),
     lag_records: AtomicU64::new(0),
+    stale_copies_removed: AtomicU64::new(0),
 };
 
 /// For every replica with batches waiting (by the owner side's peer id, on any executor):
@@ -165,12 +171,14 @@ fn set_waiting_since(id: u64, since: Option<Instant>) {
 mod node;
 mod replica;
 mod shipper;
+mod stale;
 mod status;
 mod wire;
 
 pub use node::{open_hooks, serve_rpc, set_sync, task};
 pub use replica::{is_replication_kind, promote_if_replica, serve};
 pub use shipper::Shipper;
+pub use stale::{set_stale_copy_grace, stale_task};
 pub use status::{add_progress, KIND_STATUS};
 use wire::*;
 

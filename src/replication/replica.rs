@@ -17,13 +17,13 @@ struct CopyState {
 }
 
 /// A request's hold on a replica copy; `taken` counts the requests so far, this one included.
-struct Busy {
+pub(super) struct Busy {
     target: PathBuf,
     taken: u64,
 }
 
 impl Busy {
-    fn take(target: &Path) -> Option<Busy> {
+    pub(super) fn take(target: &Path) -> Option<Busy> {
         let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
         let taken = match copies.iter_mut().find(|(t, _)| t == target) {
             Some((_, c)) if c.busy => return None,
@@ -149,6 +149,33 @@ pub async fn serve(
         }
         _ => Err("unknown replication request".into()),
     }
+}
+
+/// Removes the replica copy of the partition that lives at `target` when promoted, if
+/// `still_stale` holds once no replication request is working on the copy (the caller
+/// checks its map again: a replica placed here meanwhile keeps it). Returns whether it was
+/// removed (not while a request holds the copy: the next look tries again).
+pub(super) async fn remove_stale_copy(
+    target: &Path,
+    still_stale: impl FnOnce() -> bool,
+) -> Result<bool, StoreError> {
+    let Some(_busy) = Busy::take(target) else {
+        return Ok(false);
+    };
+    if !still_stale() {
+        return Ok(false);
+    }
+    // A copy this executor kept open for the next batch goes with it; one kept by another
+    // executor is not reused, since taking the copy counted as a request.
+    OPEN_COPIES.with(|c| c.borrow_mut().remove(target));
+    let dir = ReplicaLog::dir_for(target);
+    glommio::executor()
+        .spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::from(e)),
+            _ => Ok(()),
+        })
+        .await?;
+    Ok(true)
 }
 
 /// Before partition `p` is opened at `target` on the node that now owns it: a replica copy

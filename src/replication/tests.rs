@@ -469,3 +469,35 @@ fn a_replica_whose_queue_overflowed_is_seeded_again_and_catches_up() {
         .await;
     });
 }
+
+#[test]
+fn a_stale_copy_is_removed_only_when_free_and_still_unlisted() {
+    assert_eq!(stale::copy_partition("p-0007.replica"), Some(7));
+    assert_eq!(stale::copy_partition("p-65535.replica"), Some(65535));
+    for other in ["p-0007", "p-7.replica", "p-00x7.replica", "q-0007.replica"] {
+        assert_eq!(stale::copy_partition(other), None, "{other}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = Partitions::dir(dir.path(), 7);
+    let copy = ReplicaLog::dir_for(&target);
+    let removed = run({
+        let target = target.clone();
+        move || async move {
+            std::fs::create_dir_all(target.with_file_name("p-0007.replica")).unwrap();
+            std::fs::write(target.with_file_name("p-0007.replica/seg"), b"x").unwrap();
+            // Listed again meanwhile: kept.
+            let kept = replica::remove_stale_copy(&target, || false).await.unwrap();
+            // While a replication request holds the copy: kept, and tried again later.
+            let busy = replica::Busy::take(&target).unwrap();
+            let while_busy = replica::remove_stale_copy(&target, || true).await.unwrap();
+            drop(busy);
+            let removed = replica::remove_stale_copy(&target, || true).await.unwrap();
+            (kept, while_busy, removed)
+        }
+    });
+    assert_eq!(removed, (false, false, true));
+    assert!(!copy.exists());
+    // A copy already gone is no error.
+    let again = run(move || async move { replica::remove_stale_copy(&target, || true).await });
+    assert!(again.unwrap());
+}

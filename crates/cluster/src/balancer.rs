@@ -12,12 +12,14 @@
 //! the next round plans again from a newer copy.
 //!
 //! Replicas: every owned partition gets `replicas` copies on other live, undrained nodes
-//! (spread over zones, then onto the nodes holding the fewest copies); dead replicas are
+//! (spread over zones, then onto the nodes holding the fewest replicas); dead replicas are
 //! dropped and replaced, a drained node's replicas are dropped once replacements are in
-//! sync. A partition whose owner died is promoted to one of its live in-sync replicas at the
+//! sync, and replicas are moved from the nodes holding the most to those holding the fewest
+//! (a node that comes back gets its share again), the old copy dropped once the new one is
+//! in sync. A partition whose owner died is promoted to one of its live in-sync replicas at the
 //! next epoch (failover); without one it waits for its owner.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,13 +55,15 @@ pub(crate) enum Action {
     /// Withdraw a pending move whose target can no longer take it.
     Cancel { partition: u32 },
     /// New replica lists: `added` are placed (the owner seeds them), `dead` are dropped
-    /// because their node's registration is gone.
+    /// because their node's registration is gone, `leaving` are being moved away (dropped
+    /// once the replicas that replace them are in sync).
     Replicas {
         partition: u32,
         replicas: Vec<String>,
         in_sync: Vec<String>,
         added: Vec<String>,
         dead: Vec<String>,
+        leaving: Vec<String>,
     },
 }
 
@@ -89,6 +93,7 @@ impl Action {
                 in_sync,
                 added,
                 dead,
+                leaving,
             } => Change::replicas(
                 *partition,
                 current,
@@ -96,7 +101,11 @@ impl Action {
                 in_sync.clone(),
                 added.clone(),
                 dead.clone(),
-            ),
+            )
+            .map(|mut change| {
+                change.new.leaving = leaving.clone();
+                change
+            }),
         }
     }
 }
@@ -130,16 +139,16 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
     if load.is_empty() {
         return Vec::new();
     }
-    // Partitions owned and copies held (owned plus replicas) per node, in one pass: a round
-    // runs every second, and P may be 65,536.
+    // Partitions owned and replicas held per node (those being moved away not counted), in
+    // one pass: a round runs every second, and P may be 65,536.
     let mut owned: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut copies: BTreeMap<&str, usize> = load.keys().map(|n| (*n, 0)).collect();
+    let mut held: BTreeMap<&str, usize> = load.keys().map(|n| (*n, 0)).collect();
     for a in &map.assignments {
         if let Some(owner) = a.owner.as_deref() {
             *owned.entry(owner).or_default() += 1;
         }
-        for node in a.owner.iter().chain(&a.replicas) {
-            if let Some(c) = copies.get_mut(node.as_str()) {
+        for node in a.replicas.iter().filter(|n| !a.leaving_on(n)) {
+            if let Some(c) = held.get_mut(node.as_str()) {
                 *c += 1;
             }
         }
@@ -236,7 +245,11 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
         if touched.contains(&p) {
             continue;
         }
-        actions.extend(replicas(map, p, a, owner, params.replicas, &mut copies));
+        actions.extend(replicas(map, p, a, owner, params.replicas, &mut held));
+    }
+    // Replicas are moved only in rounds that change no owner: those rounds settle first.
+    if actions.iter().all(|a| matches!(a, Action::Replicas { .. })) {
+        rebalance(map, &mut actions);
     }
     actions
 }
@@ -272,15 +285,15 @@ fn promotion<'a>(
 /// The replica lists `p` (owned by the live `owner`) should have, as an action when they
 /// differ from what the map has. Dead replicas are dropped (only the balancer, after their
 /// lease is gone, may drop a dead node from the in-sync list), missing ones placed, a drained
-/// node's replica dropped once the undrained in-sync ones are enough, extra ones dropped
-/// (those not in sync first).
+/// node's replica and a replica being moved away (`leaving`) dropped once the others are
+/// enough in sync, extra ones dropped (those not in sync first).
 fn replicas(
     map: &PartitionMap,
     p: u32,
     a: &Assignment,
     owner: &str,
     wanted: usize,
-    copies: &mut BTreeMap<&str, usize>,
+    held: &mut BTreeMap<&str, usize>,
 ) -> Option<Action> {
     let drained = |n: &str| map.drained.contains(n);
     let dead: Vec<String> = a
@@ -295,31 +308,53 @@ fn replicas(
         .filter(|n| map.alive(n) && *n != owner)
         .cloned()
         .collect();
-    let mut added = Vec::new();
-    let undrained = keep.iter().filter(|n| !drained(n)).count();
-    for _ in undrained..wanted {
-        let Some(node) = place(map, a, owner, &keep, copies) else {
+    let mut leaving: Vec<String> = a
+        .leaving
+        .iter()
+        .filter(|n| keep.contains(n))
+        .cloned()
+        .collect();
+    // The replicas that count towards `wanted`: neither drained nor being moved away.
+    let counted = |keep: &[String], leaving: &[String]| -> Vec<String> {
+        keep.iter()
+            .filter(|n| !drained(n) && !leaving.contains(n))
+            .cloned()
+            .collect()
+    };
+    // A replica move whose new replica is gone (its node died or was drained) is called
+    // off: the replica that was leaving counts again, rather than a third node being seeded.
+    while counted(&keep, &leaving).len() < wanted {
+        let Some(i) = leaving.iter().position(|n| !drained(n)) else {
             break;
         };
-        *copies.get_mut(node).expect("eligible") += 1;
+        leaving.remove(i);
+    }
+    let mut added = Vec::new();
+    for _ in counted(&keep, &leaving).len()..wanted {
+        let Some(node) = place(map, a, owner, &keep, held) else {
+            break;
+        };
+        *held.get_mut(node).expect("eligible") += 1;
         keep.push(node.to_string());
         added.push(node.to_string());
     }
-    let in_sync_undrained = keep
+    let in_sync_counted = counted(&keep, &leaving)
         .iter()
-        .filter(|n| !drained(n) && a.in_sync_on(n))
+        .filter(|n| a.in_sync_on(n))
         .count();
-    if in_sync_undrained >= wanted {
-        keep.retain(|n| !drained(n));
+    if in_sync_counted >= wanted {
+        // Enough in-sync copies without them: drained and leaving replicas go.
+        keep = counted(&keep, &leaving);
+        leaving.clear();
     }
-    let undrained: Vec<String> = keep.iter().filter(|n| !drained(n)).cloned().collect();
-    if undrained.len() > wanted {
-        let surplus = undrained.len() - wanted;
-        let mut extra = undrained;
+    let staying = counted(&keep, &leaving);
+    if staying.len() > wanted {
+        let surplus = staying.len() - wanted;
+        let mut extra = staying;
         extra.sort_by_key(|n| {
             (
                 a.in_sync_on(n),
-                std::cmp::Reverse(copies.get(n.as_str()).copied().unwrap_or(0)),
+                std::cmp::Reverse(held.get(n.as_str()).copied().unwrap_or(0)),
                 std::cmp::Reverse(n.clone()),
             )
         });
@@ -332,7 +367,8 @@ fn replicas(
         .filter(|n| keep.contains(n))
         .cloned()
         .collect();
-    if keep == a.replicas && in_sync == a.in_sync {
+    leaving.retain(|n| keep.contains(n));
+    if keep == a.replicas && in_sync == a.in_sync && leaving == a.leaving {
         return None;
     }
     Some(Action::Replicas {
@@ -341,22 +377,188 @@ fn replicas(
         in_sync,
         added,
         dead,
+        leaving,
     })
+}
+
+/// Replica moves ([`rebalance`]) in flight at once per receiving node. Each seeds a whole
+/// partition copy from its owner: a node that comes back takes its share of replicas a few
+/// at a time, as owner moves run a few at a time per executor.
+pub const REPLICA_MOVES_PER_NODE: usize = 2;
+
+/// Evens out the replicas held by live, undrained nodes, after the other steps of a round
+/// (`actions`, replica changes only) are counted in. While one node holds at least two
+/// replicas more than another, one of its replicas of a settled partition (every replica in
+/// sync, no move of any kind pending) is moved: the node with the fewest replicas that may
+/// hold it (not the owner, no copy yet, not fewer zones covered than before) is added, and
+/// the old one marked `leaving`; [`replicas`] drops it once the new one is in sync, so the
+/// in-sync copies never decrease. At most [`REPLICA_MOVES_PER_NODE`] in flight per receiving
+/// node. Each move lowers the sum of squared counts, so it ends, and an even map (or one
+/// that zones keep uneven) plans none.
+fn rebalance(map: &PartitionMap, actions: &mut Vec<Action>) {
+    let mut held: BTreeMap<&str, usize> = map
+        .nodes
+        .keys()
+        .filter(|n| !map.drained.contains(*n))
+        .map(|n| (n.as_str(), 0))
+        .collect();
+    if held.len() < 2 {
+        return;
+    }
+    let planned: BTreeMap<u32, &Action> = actions.iter().map(|a| (a.partition(), a)).collect();
+    let mut receiving: BTreeMap<&str, usize> = held.keys().map(|n| (*n, 0)).collect();
+    // Per node, the partitions it could give a replica of.
+    let mut candidates: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (p, a) in map.assignments.iter().enumerate() {
+        let p = p as u32;
+        let (replicas, in_sync, leaving) = match planned.get(&p) {
+            Some(Action::Replicas {
+                replicas,
+                in_sync,
+                leaving,
+                ..
+            }) => (replicas, in_sync, leaving),
+            _ => (&a.replicas, &a.in_sync, &a.leaving),
+        };
+        for n in replicas.iter().filter(|n| !leaving.contains(n)) {
+            if let Some(h) = held.get_mut(n.as_str()) {
+                *h += 1;
+            }
+            if !leaving.is_empty() && !in_sync.contains(n) {
+                if let Some(r) = receiving.get_mut(n.as_str()) {
+                    *r += 1;
+                }
+            }
+        }
+        let settled = a.owner.as_deref().is_some_and(|o| map.alive(o))
+            && !planned.contains_key(&p)
+            && a.moving_to().is_none()
+            && a.leaving.is_empty()
+            && !a.replicas.is_empty()
+            && a.replicas.iter().all(|n| a.in_sync_on(n));
+        if settled {
+            for n in &a.replicas {
+                if let Some((n, _)) = held.get_key_value(n.as_str()) {
+                    candidates.entry(*n).or_default().push(p);
+                }
+            }
+        }
+    }
+    let mut moved = BTreeSet::new();
+    loop {
+        let least = held.values().copied().min().unwrap_or(0);
+        let mut donors: Vec<(&str, usize)> = held
+            .iter()
+            .filter(|(n, h)| **h >= least + 2 && candidates.contains_key(*n))
+            .map(|(n, h)| (*n, *h))
+            .collect();
+        donors.sort_by_key(|(n, h)| (std::cmp::Reverse(*h), *n));
+        let mut chosen = None;
+        for (donor, donor_held) in donors {
+            // The nodes that may take the donor's copy, by the partition's other holders
+            // (owner first): with R = 1 there are only as many kinds as owners, so the zones
+            // are compared once per kind, not once per partition.
+            let mut fit: HashMap<Vec<&str>, Vec<&str>> = HashMap::new();
+            // (the receiver's count, the receiver, the partition)
+            let mut best: Option<(usize, &str, u32)> = None;
+            for &p in &candidates[donor] {
+                if moved.contains(&p) {
+                    continue;
+                }
+                let a = map.assignment(p);
+                let owner = a
+                    .owner
+                    .as_deref()
+                    .expect("settled partitions have an owner");
+                let others: Vec<&str> = std::iter::once(owner)
+                    .chain(
+                        a.replicas
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|n| *n != donor),
+                    )
+                    .collect();
+                let fits = fit.entry(others).or_insert_with_key(|others| {
+                    let donor_rank = zone_rank(map, a, owner, donor, donor);
+                    held.keys()
+                        .copied()
+                        .filter(|to| {
+                            *to != donor
+                                && !others.contains(to)
+                                && zone_rank(map, a, owner, to, donor) <= donor_rank
+                        })
+                        .collect()
+                });
+                for &to in fits.iter() {
+                    let to_held = held[to];
+                    let better = best.is_none_or(|(h, n, _)| (to_held, to) < (h, n));
+                    if better && to_held + 2 <= donor_held && receiving[to] < REPLICA_MOVES_PER_NODE
+                    {
+                        best = Some((to_held, to, p));
+                    }
+                }
+                if best.is_some_and(|(h, _, _)| h == least) {
+                    break;
+                }
+            }
+            if let Some((_, to, p)) = best {
+                chosen = Some((donor, to, p));
+                break;
+            }
+        }
+        let Some((from, to, p)) = chosen else {
+            break;
+        };
+        moved.insert(p);
+        *held.get_mut(from).expect("eligible") -= 1;
+        *held.get_mut(to).expect("eligible") += 1;
+        *receiving.get_mut(to).expect("eligible") += 1;
+        let a = map.assignment(p);
+        let mut replicas = a.replicas.clone();
+        replicas.push(to.to_string());
+        actions.push(Action::Replicas {
+            partition: p,
+            replicas,
+            in_sync: a.in_sync.clone(),
+            added: vec![to.to_string()],
+            dead: Vec::new(),
+            leaving: vec![from.to_string()],
+        });
+    }
+}
+
+/// How well a copy of `a` on `node` spreads over zones, `without` the replica it would
+/// replace (lower is better, compared as [`place`] prefers): whether it shares the owner's
+/// zone, then how many of the other replicas share its zone.
+fn zone_rank(
+    map: &PartitionMap,
+    a: &Assignment,
+    owner: &str,
+    node: &str,
+    without: &str,
+) -> (bool, usize) {
+    let zone = map.zone(node);
+    let shared = |other: &str| !zone.is_empty() && zone == map.zone(other);
+    let others = a
+        .replicas
+        .iter()
+        .filter(|h| *h != without && *h != node && shared(h))
+        .count();
+    (shared(owner), others)
 }
 
 /// Where a new replica of `a` goes: a live, undrained node that is not the owner, holds no
 /// copy yet and is not the target of a pending move; preferring another zone than the
-/// owner's, then than the other replicas', then the node holding the fewest copies.
+/// owner's, then than the other replicas', then the node holding the fewest replicas.
 fn place<'a>(
     map: &PartitionMap,
     a: &Assignment,
     owner: &str,
     holders: &[String],
-    copies: &BTreeMap<&'a str, usize>,
+    held: &BTreeMap<&'a str, usize>,
 ) -> Option<&'a str> {
     let owner_zone = map.zone(owner);
-    copies
-        .iter()
+    held.iter()
         .filter(|(n, _)| {
             **n != owner && !holders.iter().any(|h| h == *n) && a.moving_to() != Some(**n)
         })
@@ -456,13 +658,23 @@ fn done(ctx: &Ctx, map: &PartitionMap, action: &Action, change: &Change) {
             partition,
             replicas,
             added,
+            leaving,
             ..
         } => {
-            let before = map.assignment(*partition).replicas.len();
-            let dropped = (before + added.len()).saturating_sub(replicas.len());
+            let before = map.assignment(*partition);
+            let dropped = (before.replicas.len() + added.len()).saturating_sub(replicas.len());
             metrics
                 .replicas_dropped
                 .fetch_add(dropped as u64, Ordering::Relaxed);
+            for from in leaving.iter().filter(|n| !before.leaving_on(n)) {
+                tracing::info!(
+                    partition,
+                    from = %from,
+                    to = ?added,
+                    "moving a replica to even out the replicas per node"
+                );
+                metrics.replicas_moved.fetch_add(1, Ordering::Relaxed);
+            }
             &metrics.replicas_placed
         }
     };
@@ -690,6 +902,47 @@ mod tests {
         }
     }
 
+    /// Seeds every replica, plans and settles, until the plan is empty (bounded), checking
+    /// after every step that no partition that keeps its owner has fewer live in-sync
+    /// replicas than before, unless it had more than `replicas` (a replica moved away once
+    /// its replacement was in sync). Returns the rounds taken.
+    fn settle_seeded(map: &mut PartitionMap, params: &Params) -> usize {
+        for round in 0..100 {
+            seed_all(map);
+            let actions = plan(map, params);
+            if actions.is_empty() {
+                return round;
+            }
+            let before = map.clone();
+            settle(map, &actions);
+            for (p, (old, new)) in before.assignments.iter().zip(&map.assignments).enumerate() {
+                let live = |a: &Assignment| a.in_sync.iter().filter(|n| map.alive(n)).count();
+                if old.owner == new.owner {
+                    let floor = live(old).min(params.replicas);
+                    assert!(live(new) >= floor, "partition {p}: {old:?} -> {new:?}");
+                }
+            }
+        }
+        panic!("the plan does not settle: {:?}", plan(map, params));
+    }
+
+    /// Replicas held per live, undrained node.
+    fn replica_counts(map: &PartitionMap) -> BTreeMap<String, usize> {
+        map.nodes
+            .keys()
+            .filter(|n| !map.drained.contains(*n))
+            .map(|n| (n.clone(), map.replica_count(n)))
+            .collect()
+    }
+
+    /// No live, undrained node holds more than one replica more than another.
+    fn assert_replicas_even(map: &PartitionMap) {
+        let counts = replica_counts(map);
+        let max = counts.values().max().copied().unwrap_or(0);
+        let min = counts.values().min().copied().unwrap_or(0);
+        assert!(max - min <= 1, "{counts:?}");
+    }
+
     fn assert_even(map: &PartitionMap) {
         let live: Vec<&str> = map
             .nodes
@@ -852,6 +1105,7 @@ mod tests {
                 in_sync,
                 added,
                 dead,
+                ..
             } = action
             {
                 assert_eq!(dead, &["c"]);
@@ -883,15 +1137,170 @@ mod tests {
         for q in &unseeded {
             assert_eq!(map.assignment(*q).replicas, before.assignment(*q).replicas);
         }
-        // When c comes back it owns what waited for it and its share through moves (the
-        // replicas that replaced its copies stay where they are: replicas are placed where
-        // one is missing, not rebalanced).
+        // When c comes back it owns what waited for it, its share through moves, and its
+        // share of replicas through replica moves.
         map.nodes.insert("c".into(), before.nodes["c"].clone());
-        settle_all(&mut map, &p);
+        settle_seeded(&mut map, &p);
         assert!(stranded(&map).is_empty());
         assert!(unseeded.iter().all(|q| map.assignment(*q).owned_by("c")));
         assert_even(&map);
         assert_replicated(&map, 1);
+        assert_replicas_even(&map);
+    }
+
+    #[test]
+    fn a_restarted_node_gets_its_share_of_replicas_back() {
+        let mut map = map_with(&["a", "b", "c"], 60);
+        let p = params(true, 1);
+        settle_seeded(&mut map, &p);
+        assert_replicas_even(&map);
+        // c dies: its partitions fail over, its replicas are placed on a and b.
+        let c_node = map.nodes.remove("c").expect("c was registered");
+        settle_seeded(&mut map, &p);
+        assert_eq!(map.replica_count("c"), 0);
+        assert_replicated(&map, 1);
+        // c registers again: first its share of partitions, as moves (no replica moves in a
+        // round that changes owners).
+        map.nodes.insert("c".into(), c_node);
+        let moves = plan(&map, &p);
+        assert!(!moves.is_empty());
+        assert!(
+            moves.iter().all(|a| matches!(a, Action::Move { .. })),
+            "{moves:?}"
+        );
+        settle(&mut map, &moves);
+        // Then replica moves to c, a few at a time: the new copy is added, the old one is
+        // marked leaving and stays (in sync) until the new one is in sync.
+        let first = plan(&map, &p);
+        assert_eq!(first.len(), REPLICA_MOVES_PER_NODE, "{first:?}");
+        for action in &first {
+            let Action::Replicas {
+                partition,
+                replicas,
+                in_sync,
+                added,
+                dead,
+                leaving,
+            } = action
+            else {
+                panic!("{action:?}");
+            };
+            let before = map.assignment(*partition);
+            assert_eq!(added, &["c"]);
+            assert!(dead.is_empty());
+            assert_eq!(leaving, &before.replicas);
+            assert_eq!(in_sync, &before.in_sync);
+            assert_eq!(replicas, &[before.replicas[0].clone(), "c".to_string()]);
+        }
+        settle(&mut map, &first);
+        // Until they are in sync nothing more goes to c, and nothing is dropped.
+        assert!(plan(&map, &p).is_empty(), "{:?}", plan(&map, &p));
+        // Seeded, step by step (in-sync copies never fewer, see settle_seeded): even, and
+        // then nothing more to do.
+        let rounds = settle_seeded(&mut map, &p);
+        assert!(rounds > 2, "{rounds}");
+        assert_even(&map);
+        assert_replicated(&map, 1);
+        assert_replicas_even(&map);
+        assert_eq!(map.replica_count("c"), 20);
+        assert!(map.assignments.iter().all(|a| a.leaving.is_empty()));
+        seed_all(&mut map);
+        assert!(plan(&map, &p).is_empty(), "no churn once even");
+        // Two replicas each: the same.
+        settle_seeded(&mut map, &params(true, 2));
+        let c_node = map.nodes.remove("c").expect("c is registered");
+        settle_seeded(&mut map, &params(true, 2));
+        map.nodes.insert("c".into(), c_node);
+        settle_seeded(&mut map, &params(true, 2));
+        assert_replicated(&map, 2);
+        assert_replicas_even(&map);
+        assert!(plan(&map, &params(true, 2)).is_empty());
+    }
+
+    #[test]
+    fn replica_moves_keep_copies_spread_over_zones() {
+        // Two zones of two: a returning node takes replicas from its zone peer only.
+        let nodes = [("a", "x"), ("b", "x"), ("c", "y"), ("d", "y")];
+        let mut map = zoned_map(&nodes, 40);
+        let p = params(true, 1);
+        settle_seeded(&mut map, &p);
+        let d_node = map.nodes.remove("d").expect("d was registered");
+        settle_seeded(&mut map, &p);
+        map.nodes.insert("d".into(), d_node);
+        settle_seeded(&mut map, &p);
+        assert_replicated(&map, 1);
+        assert_replicas_even(&map);
+        for a in &map.assignments {
+            let owner = a.owner.as_deref().unwrap();
+            assert_ne!(map.zone(owner), map.zone(&a.replicas[0]), "{a:?}");
+        }
+        // Zones that keep the counts uneven: x's partitions must have their replica on c,
+        // the only node in y. Nothing is moved into x's zone for the sake of counts.
+        let mut map = zoned_map(&[("a", "x"), ("b", "x"), ("c", "y")], 30);
+        settle_seeded(&mut map, &p);
+        assert_eq!(map.replica_count("c"), 20);
+        assert!(plan(&map, &p).is_empty());
+        for a in &map.assignments {
+            let owner = a.owner.as_deref().unwrap();
+            assert_ne!(map.zone(owner), map.zone(&a.replicas[0]), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn a_replica_move_is_called_off_when_its_new_replica_is_lost() {
+        let mut map = map_with(&["a", "b", "c", "d"], 1);
+        map.assignments[0] = Assignment {
+            owner: Some("a".into()),
+            epoch: 2,
+            state: PartitionState::Active,
+            revision: 5,
+            replicas: vec!["b".into(), "c".into()],
+            in_sync: vec!["b".into()],
+            leaving: vec!["b".into()],
+        };
+        let p = params(true, 1);
+        // Not in sync yet: nothing changes.
+        assert!(plan(&map, &p).is_empty());
+        // c dies: b stays, no longer leaving, and no third node is seeded.
+        let c_node = map.nodes.remove("c").unwrap();
+        let actions = plan(&map, &p);
+        assert_eq!(
+            actions,
+            [Action::Replicas {
+                partition: 0,
+                replicas: vec!["b".into()],
+                in_sync: vec!["b".into()],
+                added: vec![],
+                dead: vec!["c".into()],
+                leaving: vec![],
+            }]
+        );
+        // Drained instead of dead: the same, and c's copy goes once b counts again.
+        map.nodes.insert("c".into(), c_node);
+        map.drained.insert("c".into());
+        let actions = plan(&map, &p);
+        let Action::Replicas {
+            replicas, leaving, ..
+        } = &actions[0]
+        else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(
+            (replicas.as_slice(), leaving.as_slice()),
+            (&["b".to_string()][..], &[][..])
+        );
+        // In sync: b is dropped, and the entry written has no leaving replica left.
+        map.drained.clear();
+        map.assignments[0].in_sync = vec!["b".into(), "c".into()];
+        let actions = plan(&map, &p);
+        let change = actions[0].change(&map).unwrap();
+        assert_eq!(change.new.replicas, ["c"]);
+        assert_eq!(change.new.in_sync, ["c"]);
+        assert!(change.new.leaving.is_empty());
+        // A promotion of the leaving replica (the owner died) keeps the new one as a replica.
+        let promoted = Change::assign(0, map.assignment(0), "b");
+        assert_eq!(promoted.new.replicas, ["c"]);
+        assert!(promoted.new.leaving.is_empty());
     }
 
     #[test]
@@ -924,6 +1333,7 @@ mod tests {
                 revision: 1,
                 replicas: vec!["b".into(), "d".into(), "c".into()],
                 in_sync: vec!["b".into(), "d".into()],
+                leaving: vec![],
             };
         }
         map.assignments[1].in_sync = vec!["b".into(), "c".into()];
@@ -980,9 +1390,10 @@ mod tests {
         seed_all(&mut map);
         map.nodes
             .insert("d".into(), map_with(&["d"], 1).nodes["d"].clone());
-        settle_all(&mut map, &p);
+        settle_seeded(&mut map, &p);
         assert_even(&map);
         assert_replicated(&map, 1);
+        assert_replicas_even(&map);
         // Moving a partition to its replica replaces the replica copy.
         let q = 5;
         let a = map.assignment(q).clone();
@@ -1033,10 +1444,11 @@ mod tests {
             .all(|a| !held_by_b.contains(&a.partition())));
         // ...then b's copies are dropped.
         seed_all(&mut map);
-        settle_all(&mut map, &p);
+        settle_seeded(&mut map, &p);
         assert_eq!(map.replica_count("b"), 0);
         assert_eq!(map.owned_count("b"), 0);
         assert_replicated(&map, 1);
+        assert_replicas_even(&map);
         // With no other node to take them, a drained node keeps its replicas.
         let mut map = map_with(&["a", "b"], 4);
         settle_all(&mut map, &p);
@@ -1079,6 +1491,7 @@ mod tests {
                 revision: 1,
                 replicas: vec![],
                 in_sync: vec![],
+                leaving: vec![],
             };
         }
         map.assignments[0].state = PartitionState::Moving { to: "b".into() };

@@ -112,6 +112,9 @@ pub struct ReplicaStatus {
     /// Holds every write the owner acknowledged (it may be promoted if the owner dies).
     pub in_sync: bool,
     pub alive: bool,
+    /// Being moved to another node by the balancer: dropped once its replacement is in sync.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
     /// Absent when the owner's node was not asked or did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<ReplicaProgress>,
@@ -397,6 +400,7 @@ impl Status {
                         node: n.clone(),
                         in_sync: a.in_sync_on(n),
                         alive: map.alive(n),
+                        leaving: a.leaving_on(n),
                         progress: None,
                     })
                     .collect(),
@@ -491,7 +495,8 @@ impl fmt::Display for Status {
             for r in &p.replicas {
                 let sync = if r.in_sync { "in-sync" } else { "seeding" };
                 let dead = if r.alive { "" } else { ",dead" };
-                write!(f, " replica {}({sync}{dead}", r.node)?;
+                let leaving = if r.leaving { ",leaving" } else { "" };
+                write!(f, " replica {}({sync}{dead}{leaving}", r.node)?;
                 if let Some(progress) = &r.progress {
                     match &progress.position {
                         Some(at) => write!(f, " at {at}")?,

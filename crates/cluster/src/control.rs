@@ -70,6 +70,10 @@ pub(crate) enum Command {
         epoch: u64,
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    StaleCopy {
+        partition: u32,
+        reply: oneshot::Sender<Result<Option<&'static str>, Error>>,
+    },
 }
 
 /// How the control thread should end.
@@ -275,6 +279,22 @@ async fn serve(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<Command>) {
                     reply,
                 } => {
                     let _ = reply.send(set_in_sync(&ctx, partition, &node, in_sync, epoch).await);
+                }
+                Command::StaleCopy { partition, reply } => {
+                    let result = if ctx.shared.fenced() {
+                        // Re-registered and not yet caught up, or the lease may be gone.
+                        Err(Error::Fenced(ctx.info.id.clone()))
+                    } else {
+                        ownership::stale_copy(
+                            &ctx.etcd,
+                            &ctx.keys,
+                            ctx.shared.map.load().partitions,
+                            &ctx.info.id,
+                            partition,
+                        )
+                        .await
+                    };
+                    let _ = reply.send(result);
                 }
             }
         });

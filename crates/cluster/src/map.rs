@@ -67,6 +67,10 @@ pub struct Assignment {
     /// `replicas`): the owner removes a replica from here before it acknowledges a write that
     /// replica does not have, so promoting any of them loses nothing.
     pub in_sync: Vec<String>,
+    /// Replicas the balancer is moving to another node (a subset of `replicas`): each stays,
+    /// streamed to and possibly in sync, until the replica placed instead of it is in sync,
+    /// and then is dropped. They do not count towards `[cluster] replicas`.
+    pub leaving: Vec<String>,
 }
 
 impl Assignment {
@@ -77,6 +81,7 @@ impl Assignment {
         revision: 0,
         replicas: Vec::new(),
         in_sync: Vec::new(),
+        leaving: Vec::new(),
     };
 
     /// The node a pending move goes to.
@@ -102,6 +107,11 @@ impl Assignment {
         self.in_sync.iter().any(|r| r == node)
     }
 
+    /// Whether `node` holds a replica the balancer is moving elsewhere.
+    pub fn leaving_on(&self, node: &str) -> bool {
+        self.leaving.iter().any(|r| r == node)
+    }
+
     /// What is stored for this entry, with `owner` (the key holds no entry without one).
     pub(crate) fn stored(&self, owner: &str) -> Stored {
         Stored {
@@ -110,6 +120,7 @@ impl Assignment {
             state: self.state.clone(),
             replicas: self.replicas.clone(),
             in_sync: self.in_sync.clone(),
+            leaving: self.leaving.clone(),
         }
     }
 }
@@ -130,6 +141,9 @@ pub(crate) struct Stored {
     pub(crate) replicas: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) in_sync: Vec<String>,
+    /// Absent in values written before replica rebalancing, and while empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) leaving: Vec<String>,
 }
 
 impl Stored {
@@ -146,6 +160,7 @@ impl Stored {
             revision,
             replicas: self.replicas,
             in_sync: self.in_sync,
+            leaving: self.leaving,
         }
     }
 }
@@ -298,6 +313,7 @@ mod tests {
             state: PartitionState::Active,
             replicas: vec![],
             in_sync: vec![],
+            leaving: vec![],
         };
         // Without replicas the value is what releases before replication wrote.
         assert_eq!(
@@ -310,6 +326,7 @@ mod tests {
             state: PartitionState::Moving { to: "n2".into() },
             replicas: vec![],
             in_sync: vec![],
+            leaving: vec![],
         };
         let text = String::from_utf8(moving.encode()).unwrap();
         assert_eq!(
@@ -323,6 +340,7 @@ mod tests {
             state: PartitionState::Active,
             replicas: vec!["n2".into(), "n3".into()],
             in_sync: vec!["n2".into()],
+            leaving: vec![],
         };
         let text = String::from_utf8(replicated.encode()).unwrap();
         assert_eq!(
@@ -330,6 +348,20 @@ mod tests {
             r#"{"owner":"n1","epoch":7,"state":"active","replicas":["n2","n3"],"in_sync":["n2"]}"#
         );
         assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), replicated);
+        // A replica being moved: `leaving` only while there is one.
+        let moving_replica = Stored {
+            leaving: vec!["n2".into()],
+            ..replicated
+        };
+        let text = String::from_utf8(moving_replica.encode()).unwrap();
+        assert!(
+            text.ends_with(r#""in_sync":["n2"],"leaving":["n2"]}"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Stored>(&text).unwrap(),
+            moving_replica
+        );
     }
 
     #[test]

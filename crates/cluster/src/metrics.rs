@@ -21,6 +21,7 @@ pub(crate) struct Metrics {
     pub(crate) failovers: AtomicU64,
     pub(crate) replicas_placed: AtomicU64,
     pub(crate) replicas_dropped: AtomicU64,
+    pub(crate) replicas_moved: AtomicU64,
 }
 
 /// A reading of this node's control-plane counters (all since the process started).
@@ -54,6 +55,9 @@ pub struct MetricsSnapshot {
     /// `replicas`).
     pub replicas_placed: u64,
     pub replicas_dropped: u64,
+    /// Replica moves this node's balancer started to even out the replicas per node (each
+    /// also counts one placed, and one dropped once the new replica is in sync).
+    pub replicas_moved: u64,
     /// Whether this node is the balancer now (a gauge).
     pub balancer: bool,
     /// Whether this node's lease may have expired, so it must not act as owner (a gauge).
@@ -79,6 +83,7 @@ impl Metrics {
             failovers: get(&self.failovers),
             replicas_placed: get(&self.replicas_placed),
             replicas_dropped: get(&self.replicas_dropped),
+            replicas_moved: get(&self.replicas_moved),
             balancer,
             fenced,
         }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 
 use crate::etcd::Etcd;
 use crate::keys::Keys;
@@ -56,6 +56,7 @@ impl Change {
         if !current.in_sync_on(to) {
             change.new.replicas.clear();
             change.new.in_sync.clear();
+            change.new.leaving.clear();
         }
         change.gone = current.owner.iter().cloned().collect();
         change
@@ -70,6 +71,7 @@ impl Change {
         new.state = PartitionState::Active;
         new.replicas = without(&current.replicas, to);
         new.in_sync = without(&current.in_sync, to);
+        new.leaving = without(&current.leaving, to);
         Change {
             partition,
             expect: current.revision,
@@ -105,8 +107,9 @@ impl Change {
         })
     }
 
-    /// Sets the replica lists; owner, epoch and state stay. `added` must be alive and
-    /// `dropped` (dead replicas) gone when it is written.
+    /// Sets the replica lists; owner, epoch and state stay, and so do the replicas being
+    /// moved away (`leaving`) that remain listed. `added` must be alive and `dropped` (dead
+    /// replicas) gone when it is written.
     pub(crate) fn replicas(
         partition: u32,
         current: &Assignment,
@@ -118,6 +121,7 @@ impl Change {
         let mut new = current.stored(current.owner.as_deref()?);
         new.replicas = replicas;
         new.in_sync = in_sync;
+        new.leaving.retain(|n| new.replicas.contains(n));
         Some(Change {
             partition,
             expect: current.revision,
@@ -339,6 +343,78 @@ pub(crate) async fn set_in_sync(
     Err(Error::Conflict(p))
 }
 
+/// Why a copy of `p` that `me` keeps although the map lists it neither as owner nor as
+/// replica (a stale replica copy) must stay, judged on `a` (p's entry) and `alive` (the
+/// registered nodes); `None` when it may be removed: `p` has a live owner other than `me`,
+/// at least one replica, and every replica alive and in sync. Then every acknowledged write
+/// is on the owner and on each replica, and `me`'s copy is not the only up-to-date one
+/// however it came to be there.
+pub(crate) fn copy_needed(
+    a: &Assignment,
+    me: &str,
+    alive: impl Fn(&str) -> bool,
+) -> Option<&'static str> {
+    let Some(owner) = a.owner.as_deref() else {
+        return Some("the partition has no owner");
+    };
+    if owner == me {
+        Some("this node owns the partition")
+    } else if a.replicated_on(me) {
+        Some("this node holds one of its replicas")
+    } else if a.moving_to() == Some(me) {
+        Some("the partition is moving to this node")
+    } else if !alive(owner) {
+        Some("its owner is not alive")
+    } else if a.replicas.is_empty() {
+        Some("it has no replica elsewhere")
+    } else if !a.replicas.iter().all(|n| a.in_sync_on(n) && alive(n)) {
+        Some("not every replica of it is alive and in sync")
+    } else {
+        None
+    }
+}
+
+/// [`copy_needed`] on `p`'s entry and the registrations as etcd has them now (read in one
+/// transaction, so at one revision), not as the local copy shows them.
+pub(crate) async fn stale_copy(
+    etcd: &Etcd,
+    keys: &Keys,
+    partitions: u32,
+    me: &str,
+    p: u32,
+) -> Result<Option<&'static str>, Error> {
+    check_partition(p, partitions)?;
+    let key = keys.partition(p);
+    let txn = Txn::new().and_then([
+        TxnOp::get(key.clone(), None),
+        TxnOp::get(keys.node(""), Some(GetOptions::new().with_prefix())),
+    ]);
+    let resp = etcd.txn(txn).await?;
+    let mut gets = resp.op_responses().into_iter().filter_map(|r| match r {
+        TxnOpResponse::Get(get) => Some(get),
+        _ => None,
+    });
+    let (Some(entry), Some(nodes)) = (gets.next(), gets.next()) else {
+        return Err(Error::Corrupt {
+            key,
+            detail: "etcd answered a read without its results".into(),
+        });
+    };
+    let a = match entry.kvs().first() {
+        None => Assignment::UNSET,
+        Some(kv) => serde_json::from_slice::<Stored>(kv.value())
+            .map_err(|e| Error::Corrupt {
+                key,
+                detail: e.to_string(),
+            })?
+            .into_assignment(kv.mod_revision()),
+    };
+    let alive: BTreeSet<&[u8]> = nodes.kvs().iter().map(|kv| kv.key()).collect();
+    Ok(copy_needed(&a, me, |n| {
+        alive.contains(keys.node(n).as_bytes())
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +442,7 @@ mod tests {
             revision: 9,
             replicas: vec!["b".into(), "c".into()],
             in_sync: vec!["b".into()],
+            leaving: vec![],
         };
         let err = check_takeover(&map, 0, "c").unwrap_err().to_string();
         assert!(err.contains("(b)") && err.contains("not c"), "{err}");
@@ -392,5 +469,50 @@ mod tests {
         check_takeover(&map, 0, "d").unwrap();
         let taken = Change::assign(0, map.assignment(0), "d");
         assert!(taken.new.replicas.is_empty() && taken.new.in_sync.is_empty());
+    }
+
+    #[test]
+    fn a_stale_copy_goes_only_while_the_partition_is_complete_elsewhere() {
+        let complete = Assignment {
+            owner: Some("a".into()),
+            epoch: 4,
+            state: PartitionState::Active,
+            revision: 9,
+            replicas: vec!["b".into(), "c".into()],
+            in_sync: vec!["c".into(), "b".into()],
+            leaving: vec![],
+        };
+        let everyone = |_: &str| true;
+        assert_eq!(copy_needed(&complete, "d", everyone), None);
+        // Listed here in any way: kept.
+        for me in ["a", "b"] {
+            assert!(copy_needed(&complete, me, everyone).is_some(), "{me}");
+        }
+        let moving = Assignment {
+            state: PartitionState::Moving { to: "d".into() },
+            ..complete.clone()
+        };
+        assert!(copy_needed(&moving, "d", everyone).is_some());
+        // The owner is dead: the copy could be all that holds its acknowledged writes (if it
+        // was an in-sync replica dropped by a balancer that then lost the others).
+        let owner_dead = |n: &str| n != "a";
+        assert_eq!(
+            copy_needed(&complete, "d", owner_dead),
+            Some("its owner is not alive")
+        );
+        // A replica dead or not in sync, or none at all: kept.
+        assert!(copy_needed(&complete, "d", |n: &str| n != "c").is_some());
+        let seeding = Assignment {
+            in_sync: vec!["b".into()],
+            ..complete.clone()
+        };
+        assert!(copy_needed(&seeding, "d", everyone).is_some());
+        let alone = Assignment {
+            replicas: vec![],
+            in_sync: vec![],
+            ..complete.clone()
+        };
+        assert!(copy_needed(&alone, "d", everyone).is_some());
+        assert!(copy_needed(&Assignment::UNSET, "d", everyone).is_some());
     }
 }

@@ -269,6 +269,21 @@ impl ClusterView {
         })
     }
 
+    /// Why this node must keep its replica copy of `p`, which its local copy of the map no
+    /// longer lists it for, decided on `p`'s entry and the registrations read from etcd now
+    /// (the local copy may lag): `None` when the copy may be removed, because `p` has a live
+    /// owner other than this node, at least one replica, and all of them alive and in sync.
+    /// Fails while this node is fenced or etcd cannot be reached (keep the copy then).
+    pub fn stale_copy(
+        &self,
+        p: u32,
+    ) -> impl Future<Output = Result<Option<&'static str>, Error>> + Send + 'static {
+        self.ask(move |reply| Command::StaleCopy {
+            partition: p,
+            reply,
+        })
+    }
+
     /// Until when this node's lease is known to be valid: the last confirmed renewal was sent
     /// at T, so etcd cannot expire the lease before T + TTL; a small margin is kept for the
     /// time a write takes. `None` before the first renewal.

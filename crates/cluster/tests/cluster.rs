@@ -976,3 +976,62 @@ fn replicas_are_placed_and_an_in_sync_one_takes_over_from_a_dead_owner() {
         left.elapsed()
     );
 }
+
+#[test]
+fn a_stale_replica_copy_may_go_only_while_etcd_shows_its_partition_complete() {
+    let _serial = serial();
+    let Some(etcd) = Etcd::start(3) else { return };
+    const P: u32 = 6;
+    let names = ["a", "b", "c"];
+    let mut nodes: BTreeMap<&str, ControlPlane> = names
+        .into_iter()
+        .map(|n| (n, harness::node(&etcd, "stale", n, P)))
+        .collect();
+    let views: BTreeMap<&str, ClusterView> = nodes.iter().map(|(n, c)| (*n, c.view())).collect();
+    wait_until(CONVERGE, "every partition owned and replicated", || {
+        let map = views["a"].map();
+        balanced(&views["a"], &names) && map.assignments.iter().all(|a| a.replicas.len() == 1)
+    });
+    let map = views["a"].map();
+    // Two partitions of one owner: q gets an in-sync replica, q2 does not.
+    let owner = map.assignment(0).owner.clone().unwrap();
+    let mine = replicated(&views[owner.as_str()], &owner);
+    let mut of_owner = mine.iter();
+    let (&q, (epoch, replica)) = of_owner.next().expect("a partition");
+    let (&q2, (_, replica2)) = of_owner.next().expect("a second partition");
+    let outsider = |replica: &str| {
+        *names
+            .iter()
+            .find(|n| **n != owner && **n != replica)
+            .unwrap()
+    };
+    let judge = |node: &str, p: u32| block_on(views[node].stale_copy(p)).expect("etcd answers");
+    // Listed for the partition in any way: its copy stays.
+    assert_eq!(
+        judge(&owner, q),
+        Some("this node owns the partition"),
+        "the owner"
+    );
+    assert_eq!(
+        judge(replica, q),
+        Some("this node holds one of its replicas")
+    );
+    // Not listed, but the replica is still being seeded: the copy stays.
+    assert_eq!(
+        judge(outsider(replica), q),
+        Some("not every replica of it is alive and in sync")
+    );
+    // In sync: read from etcd at once (no wait for the local copies), the copy may go.
+    block_on(views[owner.as_str()].set_in_sync(q, replica, true, *epoch)).expect("owner marks");
+    assert_eq!(judge(outsider(replica), q), None);
+    // The owner dies: a partition without an in-sync replica waits for it, and a copy
+    // elsewhere could be the only up-to-date one: it stays.
+    drop(nodes.remove(owner.as_str()));
+    let witness = outsider(replica2);
+    wait_until(CONVERGE * 2, "the owner's lease has expired", || {
+        !views[witness].map().alive(&owner)
+    });
+    assert_eq!(judge(witness, q2), Some("its owner is not alive"));
+    let err = block_on(views[witness].stale_copy(P));
+    assert!(matches!(err, Err(Error::NoSuchPartition { .. })), "{err:?}");
+}

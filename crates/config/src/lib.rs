@@ -82,6 +82,10 @@ pub struct ClusterSection {
     pub sync: bool,
     /// This node's zone label (rack, data centre); empty: none.
     pub zone: String,
+    /// Seconds a replica copy the map no longer lists for this node is kept before it is
+    /// removed (once the partition's owner and its in-sync replicas are alive), so that a
+    /// replica placed here again soon is seeded with only what changed.
+    pub stale_copy_grace_secs: u64,
 }
 
 impl Default for ClusterSection {
@@ -97,6 +101,7 @@ impl Default for ClusterSection {
             replicas: 1,
             sync: true,
             zone: String::new(),
+            stale_copy_grace_secs: 600,
         }
     }
 }
@@ -984,6 +989,11 @@ sync = true
 # This node's zone (rack, data centre: letters, digits, '-', '_', '.'); "" = none. A
 # partition's copies are put in different zones when there are nodes to do so.
 zone = ""
+# Seconds a replica copy (DATA/p-NNNN.replica) that the map no longer lists for this node is
+# kept before it is removed: a replica placed here again within that time is seeded with
+# only what changed. A copy is removed only while the partition's owner and all its
+# replicas are alive and in sync, never when it could be the only up-to-date copy.
+stale_copy_grace_secs = 600
 "#;
 
 #[cfg(test)]
