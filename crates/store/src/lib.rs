@@ -20,6 +20,7 @@
 
 mod check;
 mod checkpoint;
+mod columns;
 mod commit;
 mod compact;
 mod error;
@@ -50,6 +51,7 @@ mod types;
 mod view;
 mod writer;
 
+pub use columns::Columns;
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
 pub use error::{Result, StoreError};
 pub use handover::{is_moved, CopyFile, HandedOver, LogEnd, Snapshot, MOVED_MARKER};

@@ -68,7 +68,7 @@ enum DateOp {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct DateTest {
+pub(super) struct DateTest {
     op: DateOp,
     /// Days since 1970-01-01.
     day: i64,
@@ -89,17 +89,29 @@ impl DateTest {
     /// [`DateTest::matches`] for the day of `secs` (seconds since the epoch, UTC days),
     /// compared against the day's first second instead of dividing every message's date.
     fn matches_secs(self, secs: i64) -> bool {
+        self.secs().contains(&secs)
+    }
+
+    /// The seconds since the epoch whose UTC day matches, as one range (empty when none
+    /// does).
+    pub(super) fn secs(self) -> std::ops::RangeInclusive<i64> {
         let start = self.day.saturating_mul(86_400);
         match self.op {
-            DateOp::Before => secs < start,
-            DateOp::On => secs >= start && secs < start.saturating_add(86_400),
-            DateOp::Since => secs >= start,
+            DateOp::Before => match start.checked_sub(1) {
+                Some(last) => i64::MIN..=last,
+                None => 1..=0,
+            },
+            DateOp::On => match start.saturating_add(86_400).checked_sub(1) {
+                Some(last) => start..=last,
+                None => 1..=0,
+            },
+            DateOp::Since => start..=i64::MAX,
         }
     }
 }
 
 #[derive(Debug, Clone)]
-enum Node {
+pub(super) enum Node {
     Const(bool),
     /// All of `mask` set (`want`) or none of it set (`!want`).
     Flags {
@@ -377,6 +389,18 @@ impl Program {
             finder: finder.clone(),
         });
         Some(self.indexed.len() - 1)
+    }
+
+    /// The compiled tree.
+    pub(super) fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// Whether every key can be decided from the mailbox's columns alone (flags, keywords,
+    /// sizes, INTERNALDATE, message numbers, UIDs): then [`super::column_scan`] evaluates
+    /// it over whole columns instead of message by message.
+    pub fn is_columnar(&self) -> bool {
+        super::column_scan::is_columnar(&self.root)
     }
 
     /// The header keys that the mailbox's header-search values answer, by slot.
