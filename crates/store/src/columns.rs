@@ -22,6 +22,11 @@ pub struct Columns {
 }
 
 impl Columns {
+    /// The columns of `messages` (public for the tests of the crates above the store).
+    pub fn of_entries(messages: &[MessageEntry]) -> Columns {
+        Columns::of(messages)
+    }
+
     /// The columns of `messages`.
     pub(crate) fn of(messages: &[MessageEntry]) -> Columns {
         let mut c = Columns::default();

@@ -88,8 +88,8 @@ pub fn eval(node: &Node, slice: &Slice<'_>, out: &mut Vec<u8>) {
             out.extend(slice.sizes.iter().map(|&s| u8::from(u64::from(s) < limit)));
         }
         Node::Internal(test) => dates_within(slice, test.secs(), out),
-        Node::InternalFrom(t) => dates_within(slice, *t..=i64::MAX, out),
-        Node::InternalUntil(t) => dates_within(slice, i64::MIN..=*t, out),
+        Node::InternalFrom(t) => dates_within(slice, (*t, i64::MAX), out),
+        Node::InternalUntil(t) => dates_within(slice, (i64::MIN, *t), out),
         Node::Msns(ranges) => {
             out.resize(n, 0);
             let first = u64::from(slice.first_msn);
@@ -139,8 +139,8 @@ pub fn eval(node: &Node, slice: &Slice<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn dates_within(slice: &Slice<'_>, range: std::ops::RangeInclusive<i64>, out: &mut Vec<u8>) {
-    let (lo, hi) = (*range.start(), *range.end());
+/// 1 where INTERNALDATE lies in `lo..=hi`.
+fn dates_within(slice: &Slice<'_>, (lo, hi): (i64, i64), out: &mut Vec<u8>) {
     out.extend(
         slice
             .internal_dates
@@ -168,6 +168,172 @@ pub fn for_each_match(matches: &[u8], mut f: impl FnMut(usize)) {
     for (i, &b) in words.remainder().iter().enumerate() {
         if b != 0 {
             f(base + i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recent::RecentUids;
+    use crate::search::program::{Content, Context, Message, Program, Tri};
+    use crate::selected::View;
+    use ringmail_proto::parser::{CommandBody, CommandReader, Limits, Next};
+    use ringmail_store::{flag, MessageEntry};
+
+    /// Keyword sets by id, as the partition interns them (0 is the empty set).
+    const SETS: [&[&str]; 4] = [&[], &["a"], &["a", "b"], &["B"]];
+
+    /// 300 messages with UIDs 2, 5, 8, ...; flags, keyword sets, dates around 2020-03-15
+    /// and sizes varying with the position.
+    fn entries() -> Vec<MessageEntry> {
+        let day = 18_336 * 86_400; // 2020-03-15
+        (0..300u32)
+            .map(|i| MessageEntry {
+                modseq: 1,
+                internal_date: day + (i64::from(i) - 150) * 7_919,
+                save_date: 0,
+                email_id: u64::from(i),
+                uid: 2 + 3 * i,
+                kwset: i % 4,
+                size: (i * 37) % 1000,
+                segment: 0,
+                offset: 0,
+                meta_len: 0,
+                flags: (i * 7 % 32) as u8 & flag::ALL,
+            })
+            .collect()
+    }
+
+    /// Every key the columns decide, alone and combined, gives what the message-by-message
+    /// evaluator gives, over a whole slice and over slices that start mid-mailbox.
+    #[test]
+    fn columns_give_the_answers_of_the_message_by_message_evaluator() {
+        let searches = [
+            "ALL",
+            "SEEN",
+            "UNSEEN",
+            "FLAGGED UNDELETED",
+            "ANSWERED DRAFT",
+            "UNANSWERED UNDRAFT UNFLAGGED",
+            "DELETED",
+            "KEYWORD a",
+            "KEYWORD b",
+            "UNKEYWORD A",
+            "KEYWORD nothere",
+            "LARGER 500",
+            "SMALLER 37",
+            "BEFORE 15-Mar-2020",
+            "ON 15-Mar-2020",
+            "SINCE 16-Mar-2020",
+            "SINCE 14-Mar-2020 BEFORE 16-Mar-2020",
+            "OLDER 100000",
+            "YOUNGER 200000",
+            "1:10,50,100:120,290:*",
+            "UID 5:20,400,600:700,899",
+            "NOT SEEN",
+            "OR FLAGGED KEYWORD b",
+            "NOT OR DELETED (LARGER 100 SMALLER 900)",
+            "(SEEN (NOT KEYWORD a) OR ON 15-Mar-2020 UID 1:300) 3:*",
+        ];
+        let messages = entries();
+        let view = View {
+            uids: messages.iter().map(|m| m.uid).collect(),
+            gone: Vec::new(),
+        };
+        let recent = RecentUids::default();
+        let cx = Context {
+            view: &view,
+            saved: &[],
+            now: 18_337 * 86_400,
+            recent: &recent,
+        };
+        let columns = ringmail_store::Columns::of_entries(&messages);
+        for text in searches {
+            let line = format!("t SEARCH {text}\r\n");
+            let mut reader = CommandReader::new(Limits::default());
+            reader.feed(line.as_bytes());
+            let Next::Command(command) = reader.next() else {
+                panic!("{text} does not parse");
+            };
+            let CommandBody::Search { criteria, .. } = command.body else {
+                panic!("{text} is not a SEARCH");
+            };
+            let program = Program::compile(&criteria, &cx).unwrap();
+            assert!(program.is_columnar(), "{text}");
+            let table: Vec<u64> = SETS
+                .iter()
+                .map(|s| program.keyword_bits(s.iter().copied()))
+                .collect();
+            let by_message: Vec<u8> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let verdict = program.eval(&Message {
+                        msn: i as u32 + 1,
+                        entry: m,
+                        keywords: table[m.kwset as usize],
+                        content: Content::None,
+                        indexed: None,
+                    });
+                    assert_ne!(verdict, Tri::Unknown, "{text}");
+                    u8::from(verdict == Tri::True)
+                })
+                .collect();
+            for start in [0, 1, 100, 299] {
+                let r = start..messages.len();
+                let slice = Slice {
+                    first_msn: start as u32 + 1,
+                    uids: &columns.uids()[r.clone()],
+                    flags: &columns.flags()[r.clone()],
+                    kwsets: &columns.kwsets()[r.clone()],
+                    internal_dates: &columns.internal_dates()[r.clone()],
+                    sizes: &columns.sizes()[r.clone()],
+                    keyword_bits: &table,
+                };
+                let mut out = Vec::new();
+                eval(program.root(), &slice, &mut out);
+                assert_eq!(out, by_message[r.clone()], "{text} from {start}");
+                let mut listed = Vec::new();
+                for_each_match(&out, |i| listed.push(i));
+                let want: Vec<usize> = (0..out.len()).filter(|&i| out[i] == 1).collect();
+                assert_eq!(listed, want, "{text} from {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_the_columns_do_not_hold_are_left_to_the_evaluator() {
+        let view = View {
+            uids: vec![1],
+            gone: Vec::new(),
+        };
+        let recent = RecentUids::default();
+        let cx = Context {
+            view: &view,
+            saved: &[],
+            now: 0,
+            recent: &recent,
+        };
+        for text in [
+            "SUBJECT x",
+            "SEEN FROM y",
+            "OR SEEN BODY z",
+            "MODSEQ 5",
+            "SENTSINCE 1-Jan-2020",
+            "RECENT",
+        ] {
+            let line = format!("t SEARCH {text}\r\n");
+            let mut reader = CommandReader::new(Limits::default());
+            reader.feed(line.as_bytes());
+            let Next::Command(command) = reader.next() else {
+                panic!("{text} does not parse");
+            };
+            let CommandBody::Search { criteria, .. } = command.body else {
+                panic!("{text} is not a SEARCH");
+            };
+            let program = Program::compile(&criteria, &cx).unwrap();
+            assert!(!program.is_columnar(), "{text}");
         }
     }
 }

@@ -208,7 +208,10 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     expunged = true;
                     continue;
                 };
-                let keywords = keyword_table.get(entry.kwset as usize).copied().unwrap_or(0);
+                let keywords = keyword_table
+                    .get(entry.kwset as usize)
+                    .copied()
+                    .unwrap_or(0);
                 let msn = (first_msn + i) as u32;
                 let message = Message {
                     msn,

@@ -89,23 +89,24 @@ impl DateTest {
     /// [`DateTest::matches`] for the day of `secs` (seconds since the epoch, UTC days),
     /// compared against the day's first second instead of dividing every message's date.
     fn matches_secs(self, secs: i64) -> bool {
-        self.secs().contains(&secs)
+        let (lo, hi) = self.secs();
+        secs >= lo && secs <= hi
     }
 
-    /// The seconds since the epoch whose UTC day matches, as one range (empty when none
-    /// does).
-    pub(super) fn secs(self) -> std::ops::RangeInclusive<i64> {
+    /// The seconds since the epoch whose UTC day matches, as the inclusive bounds of one
+    /// range (`lo > hi` when none does).
+    pub(super) fn secs(self) -> (i64, i64) {
         let start = self.day.saturating_mul(86_400);
         match self.op {
             DateOp::Before => match start.checked_sub(1) {
-                Some(last) => i64::MIN..=last,
-                None => 1..=0,
+                Some(last) => (i64::MIN, last),
+                None => (i64::MAX, i64::MIN),
             },
             DateOp::On => match start.saturating_add(86_400).checked_sub(1) {
-                Some(last) => start..=last,
-                None => 1..=0,
+                Some(last) => (start, last),
+                None => (i64::MAX, i64::MIN),
             },
-            DateOp::Since => start..=i64::MAX,
+            DateOp::Since => (start, i64::MAX),
         }
     }
 }
