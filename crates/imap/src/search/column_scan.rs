@@ -8,8 +8,13 @@
 //! the message-by-message evaluator walks 56-byte entries and a tree per message; over a
 //! million messages that is the difference between a few milliseconds and tens of them.
 //!
-//! Keys that need more (MODSEQ, SAVEDATE, EMAILID, `\Recent`, any header or body key) make
-//! the program non-columnar, and the message-by-message evaluator runs as before.
+//! SENTBEFORE / SENTON / SENTSINCE are columnar too where the mailbox keeps each message's
+//! sent day among its header-search values (`SearchField::SentDay`). Keys that need more
+//! (MODSEQ, SAVEDATE, EMAILID, `\Recent`, any other header or body key) make the program
+//! non-columnar, and the message-by-message evaluator runs as before.
+
+use ringmail_mime::search_header::decode_sent_day;
+use ringmail_store::FieldArena;
 
 use super::program::Node;
 
@@ -30,6 +35,9 @@ pub struct Slice<'a> {
     /// For each interned keyword set id, the program's keyword bits (bit `i` set when the
     /// set holds keyword `i` of `Program::keywords`).
     pub keyword_bits: &'a [u64],
+    /// The mailbox's sent days and the position in it of the slice's first message, when
+    /// the mailbox keeps them.
+    pub sent_days: Option<(&'a FieldArena, usize)>,
 }
 
 impl Slice<'_> {
@@ -38,8 +46,8 @@ impl Slice<'_> {
     }
 }
 
-/// Whether [`eval`] can decide `node` from the columns.
-pub fn is_columnar(node: &Node) -> bool {
+/// Whether [`eval`] can decide `node` from the columns (`sent_days`: and the sent days).
+pub fn is_columnar(node: &Node, sent_days: bool) -> bool {
     match node {
         Node::Const(_)
         | Node::Flags { .. }
@@ -51,9 +59,10 @@ pub fn is_columnar(node: &Node) -> bool {
         | Node::InternalUntil(_)
         | Node::Msns(_)
         | Node::Uids(_) => true,
-        Node::Not(inner) => is_columnar(inner),
-        Node::Or(a, b) => is_columnar(a) && is_columnar(b),
-        Node::And(nodes) => nodes.iter().all(is_columnar),
+        Node::Sent(_) => sent_days,
+        Node::Not(inner) => is_columnar(inner, sent_days),
+        Node::Or(a, b) => is_columnar(a, sent_days) && is_columnar(b, sent_days),
+        Node::And(nodes) => nodes.iter().all(|n| is_columnar(n, sent_days)),
         _ => false,
     }
 }
@@ -90,6 +99,20 @@ pub fn eval(node: &Node, slice: &Slice<'_>, out: &mut Vec<u8>) {
         Node::Internal(test) => dates_within(slice, test.secs(), out),
         Node::InternalFrom(t) => dates_within(slice, (*t, i64::MAX), out),
         Node::InternalUntil(t) => dates_within(slice, (i64::MIN, *t), out),
+        Node::Sent(test) => match slice.sent_days {
+            // Without a valid Date field, the day of INTERNALDATE (as the evaluator does).
+            Some((arena, first)) => {
+                out.extend(slice.internal_dates.iter().enumerate().map(|(i, &secs)| {
+                    let day = arena
+                        .values(first + i)
+                        .next()
+                        .and_then(|v| decode_sent_day(v.text))
+                        .unwrap_or(secs.div_euclid(86_400));
+                    u8::from(test.matches(day))
+                }))
+            }
+            None => out.resize(n, 0),
+        },
         Node::Msns(ranges) => {
             out.resize(n, 0);
             let first = u64::from(slice.first_msn);
@@ -260,7 +283,7 @@ mod tests {
                 panic!("{text} is not a SEARCH");
             };
             let program = Program::compile(&criteria, &cx).unwrap();
-            assert!(program.is_columnar(), "{text}");
+            assert!(program.is_columnar(false), "{text}");
             let table: Vec<u64> = SETS
                 .iter()
                 .map(|s| program.keyword_bits(s.iter().copied()))
@@ -290,6 +313,7 @@ mod tests {
                     internal_dates: &columns.internal_dates()[r.clone()],
                     sizes: &columns.sizes()[r.clone()],
                     keyword_bits: &table,
+                    sent_days: None,
                 };
                 let mut out = Vec::new();
                 eval(program.root(), &slice, &mut out);
@@ -320,7 +344,6 @@ mod tests {
             "SEEN FROM y",
             "OR SEEN BODY z",
             "MODSEQ 5",
-            "SENTSINCE 1-Jan-2020",
             "RECENT",
         ] {
             let line = format!("t SEARCH {text}\r\n");
@@ -333,7 +356,106 @@ mod tests {
                 panic!("{text} is not a SEARCH");
             };
             let program = Program::compile(&criteria, &cx).unwrap();
-            assert!(!program.is_columnar(), "{text}");
+            assert!(!program.is_columnar(true), "{text}");
+        }
+    }
+
+    /// SENT* keys over the kept sent days answer as the evaluator does over the header:
+    /// the Date field's own day, whatever its zone, or INTERNALDATE's day without one.
+    #[test]
+    fn sent_days_give_the_answers_of_the_header() {
+        let headers: Vec<String> = (0..40)
+            .map(|i| match i % 5 {
+                0 => format!("Date: {} Mar 2020 23:30:00 -0800\r\n\r\n", 10 + i / 5),
+                1 => format!("Date: Sun, {} Mar 2020 00:10:00 +1400\r\n\r\n", 10 + i / 5),
+                2 => "Date: garbage\r\n\r\n".to_string(),
+                3 => "Subject: no date\r\n\r\n".to_string(),
+                _ => format!(
+                    "Date: {} Mar 2020 12:00 GMT\r\nDate: 1 Jan 1999 00:00 +0000\r\n\r\n",
+                    10 + i / 5
+                ),
+            })
+            .collect();
+        let mut fields = ringmail_store::SearchFields::new();
+        headers
+            .iter()
+            .for_each(|h| fields.push_message(h.as_bytes()));
+        let arena = fields
+            .arena(ringmail_mime::search_header::SearchField::SentDay)
+            .expect("kept");
+        let day = 18_330 * 86_400; // 2020-03-09
+        let messages: Vec<MessageEntry> = (0..40u32)
+            .map(|i| MessageEntry {
+                uid: i + 1,
+                internal_date: day + i64::from(i) * 20_000,
+                ..entries()[0]
+            })
+            .collect();
+        let columns = ringmail_store::Columns::of_entries(&messages);
+        let view = View {
+            uids: messages.iter().map(|m| m.uid).collect(),
+            gone: Vec::new(),
+        };
+        let recent = RecentUids::default();
+        let cx = Context {
+            view: &view,
+            saved: &[],
+            now: 0,
+            recent: &recent,
+        };
+        for text in [
+            "SENTSINCE 12-Mar-2020",
+            "SENTBEFORE 12-Mar-2020",
+            "SENTON 11-Mar-2020",
+            "SENTON 9-Mar-2020",
+            "OR SENTON 13-Mar-2020 SEEN",
+        ] {
+            let line = format!("t SEARCH {text}\r\n");
+            let mut reader = CommandReader::new(Limits::default());
+            reader.feed(line.as_bytes());
+            let Next::Command(command) = reader.next() else {
+                panic!("{text} does not parse");
+            };
+            let CommandBody::Search { criteria, .. } = command.body else {
+                panic!("{text} is not a SEARCH");
+            };
+            let program = Program::compile(&criteria, &cx).unwrap();
+            assert!(
+                program.is_columnar(true) && !program.is_columnar(false),
+                "{text}"
+            );
+            let by_header: Vec<u8> = messages
+                .iter()
+                .zip(&headers)
+                .enumerate()
+                .map(|(i, (m, h))| {
+                    let verdict = program.eval(&Message {
+                        msn: i as u32 + 1,
+                        entry: m,
+                        keywords: 0,
+                        content: Content::Header(h.as_bytes()),
+                        indexed: None,
+                    });
+                    u8::from(verdict == Tri::True)
+                })
+                .collect();
+            assert!(by_header.contains(&1) && by_header.contains(&0), "{text}");
+            for start in [0, 7] {
+                let r = start..messages.len();
+                let slice = Slice {
+                    first_msn: start as u32 + 1,
+                    uids: &columns.uids()[r.clone()],
+                    flags: &columns.flags()[r.clone()],
+                    kwsets: &columns.kwsets()[r.clone()],
+                    internal_dates: &columns.internal_dates()[r.clone()],
+                    sizes: &columns.sizes()[r.clone()],
+                    keyword_bits: &[0],
+                    sent_days: Some((arena, start)),
+                };
+                let mut out = Vec::new();
+                eval(program.root(), &slice, &mut out);
+                assert_eq!(out, by_header[r], "{text} from {start}");
+            }
         }
     }
 }

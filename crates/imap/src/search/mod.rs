@@ -153,8 +153,15 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
     let mut keyword_table: Vec<u64> = Vec::new();
     let mut matches: Vec<u8> = Vec::new();
     let mut expunged = false;
-    let columnar = program.is_columnar();
-    let chunk_len = if columnar { COLUMN_CHUNK } else { INDEX_CHUNK };
+    // Columnar with the sent days if the mailbox keeps them (checked per chunk: a mailbox
+    // can lose its header-search values), and perhaps even without them.
+    let columnar_with_days = program.is_columnar(true);
+    let columnar = program.is_columnar(false);
+    let chunk_len = if columnar_with_days {
+        COLUMN_CHUNK
+    } else {
+        INDEX_CHUNK
+    };
     for (chunk_no, chunk) in view.uids.chunks(chunk_len).enumerate() {
         let first_msn = chunk_no * chunk_len + 1;
         mail.with_mailbox(user, mailbox, |v| {
@@ -176,6 +183,11 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
             // holds every live UID below its UIDNEXT and the unannounced expunged ones), so
             // as many of them means the same ones: position first_pos + i is the chunk's
             // message i.
+            let sent_days = v
+                .search_fields()
+                .and_then(|f| f.arena(SearchField::SentDay))
+                .map(|arena| (arena, first_pos));
+            let columnar = columnar || (columnar_with_days && sent_days.is_some());
             if columnar && end_pos - first_pos == chunk.len() {
                 let r = first_pos..end_pos;
                 let slice = column_scan::Slice {
@@ -186,6 +198,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     internal_dates: &columns.internal_dates()[r.clone()],
                     sizes: &columns.sizes()[r],
                     keyword_bits: &keyword_table,
+                    sent_days,
                 };
                 column_scan::eval(program.root(), &slice, &mut matches);
                 column_scan::for_each_match(&matches, |i| {

@@ -79,7 +79,7 @@ impl DateTest {
         let day = days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day));
         DateTest { op, day }
     }
-    fn matches(self, day: i64) -> bool {
+    pub(super) fn matches(self, day: i64) -> bool {
         match self.op {
             DateOp::Before => day < self.day,
             DateOp::On => day == self.day,
@@ -398,10 +398,11 @@ impl Program {
     }
 
     /// Whether every key can be decided from the mailbox's columns alone (flags, keywords,
-    /// sizes, INTERNALDATE, message numbers, UIDs): then [`super::column_scan`] evaluates
-    /// it over whole columns instead of message by message.
-    pub fn is_columnar(&self) -> bool {
-        super::column_scan::is_columnar(&self.root)
+    /// sizes, INTERNALDATE, message numbers, UIDs; with `sent_days`, the sent days too):
+    /// then [`super::column_scan`] evaluates it over whole columns instead of message by
+    /// message.
+    pub fn is_columnar(&self, sent_days: bool) -> bool {
+        super::column_scan::is_columnar(&self.root, sent_days)
     }
 
     /// The header keys that the mailbox's header-search values answer, by slot.
@@ -516,7 +517,9 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         Node::EmailId(id) => Tri::from_bool(*id == Some(e.email_id)),
         Node::Sent(t) => match m.content.header() {
             None => Tri::Unknown,
-            Some(h) => Tri::from_bool(t.matches(sent_day(h).unwrap_or(day_of(e.internal_date)))),
+            Some(h) => Tri::from_bool(t.matches(
+                ringmail_mime::search_header::sent_day(h).unwrap_or(day_of(e.internal_date)),
+            )),
         },
         Node::Header {
             slot: Some(slot), ..
@@ -585,22 +588,6 @@ fn header_matches(header: &[u8], name: &[u8], finder: &Finder) -> bool {
                 finder.is_match_text(&ringmail_mime::decode_header_value(f.value))
             }
         })
-}
-
-/// The day of the Date field in its own time zone ("disregarding time and timezone").
-fn sent_day(header: &[u8]) -> Option<i64> {
-    let field = fields(header).find(|f| f.name.eq_ignore_ascii_case(b"date"))?;
-    let text = String::from_utf8_lossy(field.value);
-    let unfolded: String = text.chars().filter(|&c| c != '\r' && c != '\n').collect();
-    let date = mail_parser::DateTime::parse_rfc822(unfolded.trim())?;
-    if !date.is_valid() {
-        return None;
-    }
-    Some(days_from_civil(
-        i64::from(date.year),
-        u32::from(date.month),
-        u32::from(date.day),
-    ))
 }
 
 #[cfg(test)]
