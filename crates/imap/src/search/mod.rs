@@ -201,6 +201,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     sent_days,
                 };
                 column_scan::eval(program.root(), &slice, &mut matches);
+                hits.reserve(matches.iter().map(|&m| usize::from(m)).sum());
                 column_scan::for_each_match(&matches, |i| {
                     if let Some(entry) = messages.get(first_pos + i) {
                         hits.push(Hit::new((first_msn + i) as u32, entry));

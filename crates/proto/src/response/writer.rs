@@ -59,6 +59,13 @@ impl<'b> ResponseWriter<'b> {
         self.out
     }
 
+    /// Makes room for `additional` more bytes at once (a long answer of known size then
+    /// grows the buffer once instead of doubling it a dozen times).
+    pub fn reserve(&mut self, additional: usize) -> &mut Self {
+        self.out.reserve(additional);
+        self
+    }
+
     /// Raw bytes, written as they are (the caller vouches for the syntax).
     pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
         self.out.extend_from_slice(bytes);
