@@ -207,9 +207,9 @@ impl Selected {
         store.with_mailbox(user, self.id, |mailbox| {
             // Sorted by UID: cut at the session's UIDNEXT first, so the copy has an exact
             // size (a million messages: one allocation instead of twenty regrowths).
-            let messages = mailbox.messages();
-            let known = messages.partition_point(|m| m.uid < self.uidnext);
-            let mut uids: Vec<u32> = messages[..known].iter().map(|m| m.uid).collect();
+            let uids = mailbox.columns().uids();
+            let known = uids.partition_point(|&u| u < self.uidnext);
+            let mut uids: Vec<u32> = uids[..known].to_vec();
             let gone = pending.vanished.clone();
             if !gone.is_empty() {
                 uids.extend(gone.iter().copied());

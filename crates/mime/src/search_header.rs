@@ -113,10 +113,37 @@ pub enum SearchField {
     /// The SORT keys as SORT compares them ([`crate::sort_key::encode`]), one value per
     /// message.
     Sort,
+    /// The day of the Date field as SENTBEFORE / SENTON / SENTSINCE compare it
+    /// ([`sent_day`]), days since 1970-01-01 as 8 little-endian bytes; no value when the
+    /// field is missing or does not parse.
+    SentDay,
 }
 
 /// How many [`SearchField`]s there are.
-pub const SEARCH_FIELDS: usize = 10;
+pub const SEARCH_FIELDS: usize = 11;
+
+/// The day of the first Date field in its own time zone (RFC 9051 section 6.4.4: SENT*
+/// keys disregard time and time zone), in days since 1970-01-01; `None` when there is no
+/// Date field or it does not parse to a valid date.
+pub fn sent_day(header: &[u8]) -> Option<i64> {
+    let field = fields(header).find(|f| f.name.eq_ignore_ascii_case(b"date"))?;
+    let text = String::from_utf8_lossy(field.value);
+    let unfolded: String = text.chars().filter(|&c| c != '\r' && c != '\n').collect();
+    let date = mail_parser::DateTime::parse_rfc822(unfolded.trim())?;
+    if !date.is_valid() {
+        return None;
+    }
+    Some(ringmail_proto::dates::days_from_civil(
+        i64::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    ))
+}
+
+/// A [`SearchField::SentDay`] value back as days since 1970-01-01.
+pub fn decode_sent_day(text: &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(text.try_into().ok()?))
+}
 
 const ADDRESS_NAMES: [(&[u8], SearchField, SearchField); 4] = [
     (b"from", SearchField::From, SearchField::HeaderFrom),
@@ -202,6 +229,9 @@ pub(crate) fn collect(raw: &[u8], sort: &SortFields, parsed: &ParsedHeader<'_>) 
         values: Vec::with_capacity(12),
     };
     out.push(SearchField::Sort, false, &crate::sort_key::encode(sort));
+    if let Some(day) = sent_day(header) {
+        out.push(SearchField::SentDay, false, &day.to_le_bytes());
+    }
     for f in fields(header) {
         if let Some(field) = SearchField::address(f.name) {
             let text = match parsed.list_of(f.value) {
@@ -282,6 +312,9 @@ mod tests {
             false,
             crate::sort_key::encode(&crate::sort_keys_of(header)),
         )];
+        if let Some(day) = sent_day(header) {
+            out.push((SearchField::SentDay, false, day.to_le_bytes().to_vec()));
+        }
         for f in fields(header) {
             if let Some(field) = SearchField::address(f.name) {
                 out.push((
@@ -305,7 +338,9 @@ mod tests {
 
     #[test]
     fn values_from_analysis_equal_values_from_the_header_alone() {
-        let messages: [&[u8]; 9] = [
+        let messages: [&[u8]; 11] = [
+            b"Date: Tue, 1 Dec 2026 23:30:00 -0800\r\nSubject: late\r\n\r\n",
+            b"Date: not a date\r\nDate: Tue, 1 Dec 2026 01:00:00 +0000\r\n\r\n",
             b"From: =?utf-8?q?J=C3=B6rg?= <j@x.test>\r\nTo: Ann <a@x.test>, b@x.test,\r\n\
               \tc@x.test\r\nCc: team: d@x.test;\r\nSubject: =?iso-8859-1?q?R=E9union?= x\r\n\
               Bcc: (hidden) e@x.test\r\n\r\nbody\r\n",

@@ -198,6 +198,7 @@ pub(crate) fn decode(file: &[u8]) -> Result<(Index, Loc), String> {
     if let Some(fields) = archives.next() {
         attach_fields(&mut index, unarchive::<Vec<MailboxFields>>(fields)?);
     }
+    index.rebuild_columns();
     index.reset_reservations();
     Ok((index, pos))
 }

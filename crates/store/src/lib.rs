@@ -20,6 +20,9 @@
 
 mod check;
 mod checkpoint;
+mod columns;
+#[cfg(test)]
+mod columns_tests;
 mod commit;
 mod compact;
 mod error;
@@ -51,6 +54,7 @@ mod view;
 mod writer;
 
 pub use check::{check, CheckReport, Damage, PartitionReport, SegmentReport};
+pub use columns::Columns;
 pub use error::{Result, StoreError};
 pub use handover::{is_moved, CopyFile, HandedOver, LogEnd, Snapshot, MOVED_MARKER};
 pub use incoming::{Chunk, Incoming, MAX_CHUNK};

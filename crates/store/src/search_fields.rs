@@ -154,9 +154,18 @@ impl SearchFields {
         SearchFields::default()
     }
 
-    /// Whether it holds every message of the mailbox, so SEARCH may use it.
+    /// What a ringmail that kept only the first `n` fields saved (for the tests of older
+    /// checkpoints).
+    #[cfg(test)]
+    pub(crate) fn keep_first_fields(&mut self, n: usize) {
+        self.arenas.truncate(n);
+    }
+
+    /// Whether it holds every message of the mailbox, so SEARCH may use it. Values saved
+    /// by a ringmail that kept fewer fields (a checkpoint without [`SearchField::SentDay`])
+    /// are not: recovery rebuilds them from the messages.
     pub fn is_complete(&self) -> bool {
-        self.complete
+        self.complete && self.arenas.len() == SEARCH_FIELDS
     }
 
     /// The arena of `field`.

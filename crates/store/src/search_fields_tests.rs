@@ -10,7 +10,7 @@ use super::raise_uidnext_tests::{run, tmp_partition};
 use super::search_fields::SearchFields;
 use super::{NewMessage, Options, Partition, SieveLogEntry};
 
-const ALL_FIELDS: [SearchField; 10] = [
+const ALL_FIELDS: [SearchField; 11] = [
     SearchField::From,
     SearchField::To,
     SearchField::Cc,
@@ -21,12 +21,17 @@ const ALL_FIELDS: [SearchField; 10] = [
     SearchField::HeaderBcc,
     SearchField::HeaderSubject,
     SearchField::Sort,
+    SearchField::SentDay,
 ];
 
 /// Message `i`: varied headers (encoded words, folding, several To fields, no header).
 fn message(i: usize) -> Vec<u8> {
     let header = match i % 5 {
-        0 => format!("From: Ann {i} <ann{i}@x.test>\r\nSubject: plain {i}\r\n"),
+        0 => format!(
+            "From: Ann {i} <ann{i}@x.test>\r\nSubject: plain {i}\r\n\
+             Date: {} Mar 2020 10:00:00 +0100\r\n",
+            i + 1
+        ),
         1 => format!(
             "From: =?utf-8?q?J=C3=B6rg_{i}?= <j@x.de>\r\nTo: a@b.test\r\nTo: c{i}@d.test\r\n\
              Subject: =?iso-8859-1?q?caf=E9?= {i}\r\n"
@@ -223,6 +228,43 @@ fn values_brought_by_the_session_equal_those_the_store_extracts() {
             .collect();
         p.append("u", "INBOX", &msgs).await.unwrap();
         assert_eq!(stored(&p, "INBOX"), expected(&(0..10).collect::<Vec<_>>()));
+        p.close().await.unwrap();
+    });
+}
+
+/// A checkpoint of a ringmail that kept fewer fields (no sent days: ten arenas) loads, and
+/// its values are rebuilt from the messages with every field.
+#[test]
+fn values_with_fewer_fields_are_rebuilt_from_the_messages() {
+    let (_tmp, dir) = tmp_partition();
+    let d = dir.clone();
+    run(move || async move {
+        let p = open(&d).await;
+        p.ensure_user("u").await.unwrap();
+        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        for i in 0..10 {
+            p.append("u", "INBOX", &[NewMessage::plain(&message(i))])
+                .await
+                .unwrap();
+        }
+        p.copy("u", "INBOX", &[(2, 3)], "Copy").await.unwrap();
+        p.move_messages("u", "INBOX", &[(8, 8)], "Copy")
+            .await
+            .unwrap();
+        p.expunge("u", "INBOX", &[(1, 1), (4, 5)]).await.unwrap();
+        p.checkpoint().await.unwrap();
+        std::mem::forget(p);
+    });
+    let newest = checkpoint::list(&dir).unwrap()[0];
+    let path = checkpoint::path(&dir, newest);
+    let (mut index, pos) = checkpoint::decode(&std::fs::read(&path).unwrap()).unwrap();
+    for mb in index.users.get_mut("u").unwrap().mailboxes.values_mut() {
+        mb.fields.keep_first_fields(ALL_FIELDS.len() - 1);
+    }
+    std::fs::write(&path, checkpoint::encode(&index, pos).unwrap()).unwrap();
+    run(move || async move {
+        let p = open(&dir).await;
+        check_state(&p).await;
         p.close().await.unwrap();
     });
 }

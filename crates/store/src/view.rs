@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::columns::Columns;
 use super::index::{Index, Mailbox, MessageEntry};
 use super::search_fields::SearchFields;
 use super::writer::Inner;
@@ -49,6 +50,20 @@ impl MailboxView<'_> {
     /// when this mailbox has none (SEARCH then reads the messages).
     pub fn search_fields(&self) -> Option<&SearchFields> {
         Some(&self.mailbox.fields).filter(|f| f.is_complete())
+    }
+    /// The columns of [`MailboxView::messages`] that SEARCH scans, position for position.
+    pub fn columns(&self) -> &Columns {
+        debug_assert_eq!(self.mailbox.columns.len(), self.mailbox.messages.len());
+        &self.mailbox.columns
+    }
+    /// How many keyword sets the partition has interned: the ids in
+    /// [`Columns::kwsets`] are below it.
+    pub fn keyword_set_count(&self) -> usize {
+        self.index.keywords.sets.len().max(1)
+    }
+    /// The keyword names of interned set `id` (a value of [`Columns::kwsets`]).
+    pub fn keyword_set(&self, id: u32) -> Vec<&str> {
+        self.index.keywords.names_of(id)
     }
     /// The entry of `uid`.
     pub fn message(&self, uid: u32) -> Option<MessageEntry> {

@@ -13,6 +13,7 @@
 //! mailbox's header-search values for each chunk, so such a search reads no message.
 
 pub mod body;
+mod column_scan;
 pub mod fields;
 pub mod header;
 pub mod program;
@@ -20,7 +21,6 @@ pub mod scanner;
 pub mod sort;
 pub mod thread;
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::recent::RecentUids;
@@ -30,12 +30,17 @@ use ringmail_mime::search_header::SearchField;
 use ringmail_mime::{self as mime, MessageMeta, SortFields};
 use ringmail_proto::dates;
 use ringmail_proto::parser::SearchKey;
-use ringmail_store::{MessageEntry, Partition, StoreError};
+use ringmail_store::{MailboxView, MessageEntry, Partition, StoreError};
 
 use program::{Content, Context, Level, Message, Program, Tri};
 
 /// Messages the index pass handles between two chances to yield.
 const INDEX_CHUNK: usize = 4096;
+
+/// The same for a program [`column_scan`] evaluates: a few microseconds per thousand
+/// messages, so larger runs keep the per-chunk work (the mailbox lookup, the buffers) small
+/// beside the scan and still yield within a millisecond or two.
+const COLUMN_CHUNK: usize = 65_536;
 
 /// Bytes read first for a header-only key; most headers fit.
 const HEADER_PREFIX: u64 = 16 * 1024;
@@ -145,25 +150,71 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
     // Pass 1: the index. `pending` lists the hits (by position) whose bytes must be read.
     let mut hits: Vec<Hit> = Vec::new();
     let mut pending: Vec<usize> = Vec::new();
-    let mut keyword_bits: HashMap<u32, u64> = HashMap::new();
+    let mut keyword_table: Vec<u64> = Vec::new();
+    let mut matches: Vec<u8> = Vec::new();
     let mut expunged = false;
-    for (chunk_no, chunk) in view.uids.chunks(INDEX_CHUNK).enumerate() {
-        let first_msn = chunk_no * INDEX_CHUNK + 1;
+    // Columnar with the sent days if the mailbox keeps them (checked per chunk: a mailbox
+    // can lose its header-search values), and perhaps even without them.
+    let columnar_with_days = program.is_columnar(true);
+    let columnar = program.is_columnar(false);
+    let chunk_len = if columnar_with_days {
+        COLUMN_CHUNK
+    } else {
+        INDEX_CHUNK
+    };
+    for (chunk_no, chunk) in view.uids.chunks(chunk_len).enumerate() {
+        let first_msn = chunk_no * chunk_len + 1;
         mail.with_mailbox(user, mailbox, |v| {
+            if !program.keywords.is_empty() {
+                extend_keyword_table(&mut keyword_table, program, v);
+            }
             let messages = v.messages();
+            let columns = v.columns();
+            let uids = columns.uids();
             let mut pos = chunk
                 .first()
-                .map_or(0, |&first| messages.partition_point(|m| m.uid < first));
-            // Header keys on the fields kept in memory: one scan of those messages' values.
+                .map_or(0, |&first| uids.partition_point(|&u| u < first));
             let first_pos = pos;
             let end_pos = chunk
                 .last()
-                .map_or(pos, |&last| messages.partition_point(|m| m.uid <= last));
+                .map_or(pos, |&last| uids.partition_point(|&u| u <= last))
+                .max(first_pos);
+            // The store's UIDs in the chunk's range are a subset of the chunk's (the view
+            // holds every live UID below its UIDNEXT and the unannounced expunged ones), so
+            // as many of them means the same ones: position first_pos + i is the chunk's
+            // message i.
+            let sent_days = v
+                .search_fields()
+                .and_then(|f| f.arena(SearchField::SentDay))
+                .map(|arena| (arena, first_pos));
+            let columnar = columnar || (columnar_with_days && sent_days.is_some());
+            if columnar && end_pos - first_pos == chunk.len() {
+                let r = first_pos..end_pos;
+                let slice = column_scan::Slice {
+                    first_msn: first_msn as u32,
+                    uids: &uids[r.clone()],
+                    flags: &columns.flags()[r.clone()],
+                    kwsets: &columns.kwsets()[r.clone()],
+                    internal_dates: &columns.internal_dates()[r.clone()],
+                    sizes: &columns.sizes()[r],
+                    keyword_bits: &keyword_table,
+                    sent_days,
+                };
+                column_scan::eval(program.root(), &slice, &mut matches);
+                hits.reserve(matches.iter().map(|&m| usize::from(m)).sum());
+                column_scan::for_each_match(&matches, |i| {
+                    if let Some(entry) = messages.get(first_pos + i) {
+                        hits.push(Hit::new((first_msn + i) as u32, entry));
+                    }
+                });
+                return;
+            }
+            // Header keys on the fields kept in memory: one scan of those messages' values.
             let indexed = v
                 .search_fields()
-                .and_then(|f| fields::scan(program, f, first_pos..end_pos.max(first_pos)));
+                .and_then(|f| fields::scan(program, f, first_pos..end_pos));
             for (i, &uid) in chunk.iter().enumerate() {
-                while messages.get(pos).is_some_and(|m| m.uid < uid) {
+                while uids.get(pos).is_some_and(|&u| u < uid) {
                     pos += 1;
                 }
                 // Not in the store: expunged, and not announced to this session yet.
@@ -171,13 +222,10 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     expunged = true;
                     continue;
                 };
-                let keywords = if program.keywords.is_empty() {
-                    0
-                } else {
-                    *keyword_bits
-                        .entry(entry.kwset)
-                        .or_insert_with(|| program.keyword_bits(v.keywords(entry)))
-                };
+                let keywords = keyword_table
+                    .get(entry.kwset as usize)
+                    .copied()
+                    .unwrap_or(0);
                 let msn = (first_msn + i) as u32;
                 let message = Message {
                     msn,
@@ -248,6 +296,15 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
         uses_modseq: program.uses_modseq,
         expunged,
     })
+}
+
+/// Brings `table` (the program's keyword bits of each interned keyword set, by set id) up
+/// to the sets the partition has now. Sets are only ever added, so the entries already
+/// computed stay right for the whole search.
+fn extend_keyword_table(table: &mut Vec<u64>, program: &Program, v: &MailboxView<'_>) {
+    for id in table.len()..v.keyword_set_count() {
+        table.push(program.keyword_bits(v.keyword_set(id as u32)));
+    }
 }
 
 /// Gives other sessions on this executor their turn, and stops at shutdown or when the

@@ -68,7 +68,7 @@ enum DateOp {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct DateTest {
+pub(super) struct DateTest {
     op: DateOp,
     /// Days since 1970-01-01.
     day: i64,
@@ -79,7 +79,7 @@ impl DateTest {
         let day = days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day));
         DateTest { op, day }
     }
-    fn matches(self, day: i64) -> bool {
+    pub(super) fn matches(self, day: i64) -> bool {
         match self.op {
             DateOp::Before => day < self.day,
             DateOp::On => day == self.day,
@@ -89,17 +89,30 @@ impl DateTest {
     /// [`DateTest::matches`] for the day of `secs` (seconds since the epoch, UTC days),
     /// compared against the day's first second instead of dividing every message's date.
     fn matches_secs(self, secs: i64) -> bool {
+        let (lo, hi) = self.secs();
+        secs >= lo && secs <= hi
+    }
+
+    /// The seconds since the epoch whose UTC day matches, as the inclusive bounds of one
+    /// range (`lo > hi` when none does).
+    pub(super) fn secs(self) -> (i64, i64) {
         let start = self.day.saturating_mul(86_400);
         match self.op {
-            DateOp::Before => secs < start,
-            DateOp::On => secs >= start && secs < start.saturating_add(86_400),
-            DateOp::Since => secs >= start,
+            DateOp::Before => match start.checked_sub(1) {
+                Some(last) => (i64::MIN, last),
+                None => (i64::MAX, i64::MIN),
+            },
+            DateOp::On => match start.saturating_add(86_400).checked_sub(1) {
+                Some(last) => (start, last),
+                None => (i64::MAX, i64::MIN),
+            },
+            DateOp::Since => (start, i64::MAX),
         }
     }
 }
 
 #[derive(Debug, Clone)]
-enum Node {
+pub(super) enum Node {
     Const(bool),
     /// All of `mask` set (`want`) or none of it set (`!want`).
     Flags {
@@ -379,6 +392,19 @@ impl Program {
         Some(self.indexed.len() - 1)
     }
 
+    /// The compiled tree.
+    pub(super) fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// Whether every key can be decided from the mailbox's columns alone (flags, keywords,
+    /// sizes, INTERNALDATE, message numbers, UIDs; with `sent_days`, the sent days too):
+    /// then [`super::column_scan`] evaluates it over whole columns instead of message by
+    /// message.
+    pub fn is_columnar(&self, sent_days: bool) -> bool {
+        super::column_scan::is_columnar(&self.root, sent_days)
+    }
+
     /// The header keys that the mailbox's header-search values answer, by slot.
     pub fn indexed(&self) -> &[IndexedKey] {
         &self.indexed
@@ -491,7 +517,9 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         Node::EmailId(id) => Tri::from_bool(*id == Some(e.email_id)),
         Node::Sent(t) => match m.content.header() {
             None => Tri::Unknown,
-            Some(h) => Tri::from_bool(t.matches(sent_day(h).unwrap_or(day_of(e.internal_date)))),
+            Some(h) => Tri::from_bool(t.matches(
+                ringmail_mime::search_header::sent_day(h).unwrap_or(day_of(e.internal_date)),
+            )),
         },
         Node::Header {
             slot: Some(slot), ..
@@ -560,22 +588,6 @@ fn header_matches(header: &[u8], name: &[u8], finder: &Finder) -> bool {
                 finder.is_match_text(&ringmail_mime::decode_header_value(f.value))
             }
         })
-}
-
-/// The day of the Date field in its own time zone ("disregarding time and timezone").
-fn sent_day(header: &[u8]) -> Option<i64> {
-    let field = fields(header).find(|f| f.name.eq_ignore_ascii_case(b"date"))?;
-    let text = String::from_utf8_lossy(field.value);
-    let unfolded: String = text.chars().filter(|&c| c != '\r' && c != '\n').collect();
-    let date = mail_parser::DateTime::parse_rfc822(unfolded.trim())?;
-    if !date.is_valid() {
-        return None;
-    }
-    Some(days_from_civil(
-        i64::from(date.year),
-        u32::from(date.month),
-        u32::from(date.day),
-    ))
 }
 
 #[cfg(test)]
