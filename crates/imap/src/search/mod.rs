@@ -20,6 +20,9 @@ pub mod scanner;
 pub mod sort;
 pub mod thread;
 
+#[cfg(test)]
+mod stored_text_tests;
+
 use std::collections::HashMap;
 use std::rc::Rc;
 
