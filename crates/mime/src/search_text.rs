@@ -45,13 +45,26 @@ pub enum Scope {
 
 /// Builds the stored searchable text of the message `raw` whose structure is `meta`.
 pub fn search_text(meta: &MessageMeta, raw: &[u8]) -> Vec<u8> {
-    let mut out = Writer(Vec::with_capacity(raw.len() / 2 + 64));
+    // Sized for the headers and text parts, not the message: an attachment adds nothing.
+    let mut out = Writer(Vec::with_capacity(64 + text_bytes(&meta.root)));
     out.0.push(VERSION);
     let header_end = (meta.root.header_end as usize).min(raw.len());
     out.header(raw.get(..header_end).unwrap_or_default());
     part_headers(&meta.root, raw, &mut out);
     in_message(&meta.root, raw, &mut out);
     out.0
+}
+
+/// About how many bytes the haystacks below `p` take: its header and those of its
+/// descendants, and its text parts as they are in the message.
+fn text_bytes(p: &PartMeta) -> usize {
+    let header = p.header_end.saturating_sub(p.header_start) as usize;
+    let body = if p.kind == PartKind::Text {
+        p.body_end.saturating_sub(p.body_start) as usize
+    } else {
+        0
+    };
+    header + body + p.children.iter().map(text_bytes).sum::<usize>()
 }
 
 /// Whether any haystack of `scope` satisfies `matches`, or `None` when `text` is not a

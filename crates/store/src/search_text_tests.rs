@@ -19,7 +19,7 @@ fn body(i: usize) -> Vec<u8> {
 
 /// Message `i` has a text unless `i % 3 == 0`; `i % 4 == 0` has no metadata either.
 fn text(i: usize) -> Vec<u8> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         Vec::new()
     } else {
         format!("text of {i} ").repeat(1 + i % 5).into_bytes()
@@ -27,7 +27,7 @@ fn text(i: usize) -> Vec<u8> {
 }
 
 fn meta(i: usize) -> Vec<u8> {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         Vec::new()
     } else {
         format!("meta-{i}").into_bytes()

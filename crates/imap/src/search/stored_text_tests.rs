@@ -26,8 +26,8 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
     }
 }
 
@@ -87,8 +87,7 @@ fn words(rng: &mut Rng, n: usize) -> String {
         if i > 0 {
             out.push_str(if rng.below(8) == 0 { "\r\n" } else { " " });
         }
-        let word: &str = *rng.pick(WORDS);
-        out.push_str(word);
+        out.push_str(rng.pick(WORDS));
     }
     out
 }
@@ -119,7 +118,7 @@ fn text_part(rng: &mut Rng) -> Vec<u8> {
             text.replace("\r\n", "<br>\r\n")
         );
     }
-    let charset = *rng.pick(CHARSETS);
+    let charset = rng.pick(CHARSETS);
     let mut bytes = match charset.and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes())) {
         Some(enc) if !matches!(charset, Some("us-ascii" | "utf-8" | "UTF-8")) => {
             enc.encode(&text).0.into_owned()
@@ -129,7 +128,7 @@ fn text_part(rng: &mut Rng) -> Vec<u8> {
     if rng.below(10) == 0 {
         bytes.extend_from_slice(b" \xff\xfe broken \xc3");
     }
-    let encoding = *rng.pick(ENCODINGS);
+    let encoding = rng.pick(ENCODINGS);
     let body = match encoding {
         Some("base64") => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
