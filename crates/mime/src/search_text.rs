@@ -21,8 +21,20 @@
 //! 0x80 are the same characters, every other byte becomes non-ASCII bytes), so the converted
 //! text answers every needle as the raw part did.
 //!
-//! Encoding (opaque to the store): `u8 version (1)`, then per haystack `u8 kind (0 header,
-//! 1 body) | u32 len | bytes`, little-endian.
+//! Most of those bytes are already in the message, which is stored in the same record: a
+//! header block, and a text part that needs no decoding (or whose decoding changes nothing,
+//! such as quoted-printable without escapes or an ASCII-only part in Latin-1). Those are stored
+//! as a *reference* (offset and length into the message) rather than a copy, so the stored
+//! text holds only what decoding made (HTML reduced to text, converted charsets, base64,
+//! decoded header lines): delivery writes and syncs far fewer bytes. A search reads the
+//! message up to [`message_extent`] alongside the text and resolves references into it.
+//!
+//! Encoding (opaque to the store), little-endian:
+//! - version 2: `u8 2 | u32 extent` (how much of the message the references reach), then per
+//!   haystack either a copy `u8 kind (0 header, 1 body) | u32 len | bytes` or a reference
+//!   `u8 kind (2 header, 3 body) | u32 offset | u32 len` into the message.
+//! - version 1 (written by an earlier build of this branch, never released): `u8 1`, then
+//!   copies only. Still read, with an extent of 0.
 
 use std::borrow::Cow;
 
@@ -30,9 +42,13 @@ use crate::decode::decode_transfer;
 use crate::search_header::{fields, is_plain};
 use crate::{decode_header_value, MessageMeta, PartKind, PartMeta};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The first format: copies only, no extent.
+const VERSION_COPIES: u8 = 1;
 const HEADER: u8 = 0;
 const BODY: u8 = 1;
+const HEADER_REF: u8 = 2;
+const BODY_REF: u8 = 3;
 
 /// Which haystacks a search key looks in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,47 +61,91 @@ pub enum Scope {
 
 /// Builds the stored searchable text of the message `raw` whose structure is `meta`.
 pub fn search_text(meta: &MessageMeta, raw: &[u8]) -> Vec<u8> {
-    // Sized for the headers and text parts, not the message: an attachment adds nothing.
-    let mut out = Writer(Vec::with_capacity(64 + text_bytes(&meta.root)));
-    out.0.push(VERSION);
+    // Sized for what is copied, which is at most the decoded text parts and header lines;
+    // references take 9 bytes each.
+    let mut out = Writer {
+        out: Vec::with_capacity(64 + copied_bytes(&meta.root)),
+        raw,
+        extent: 0,
+    };
+    out.out.push(VERSION);
+    out.out.extend_from_slice(&[0; 4]);
     let header_end = (meta.root.header_end as usize).min(raw.len());
-    out.header(raw.get(..header_end).unwrap_or_default());
-    part_headers(&meta.root, raw, &mut out);
+    out.header(0..header_end);
+    part_headers(&meta.root, &mut out);
     in_message(&meta.root, raw, &mut out);
-    out.0
+    let extent = out.extent.min(u32::MAX as usize) as u32;
+    out.out[1..5].copy_from_slice(&extent.to_le_bytes());
+    out.out
 }
 
-/// About how many bytes the haystacks below `p` take: its header and those of its
-/// descendants, and its text parts as they are in the message.
-fn text_bytes(p: &PartMeta) -> usize {
-    let header = p.header_end.saturating_sub(p.header_start) as usize;
-    let body = if p.kind == PartKind::Text {
+/// About how many bytes the copies below `p` take: its text parts that need decoding, as
+/// they are in the message (a decoded part is rarely larger), and room for decoded header
+/// lines.
+fn copied_bytes(p: &PartMeta) -> usize {
+    let decoded = |e: &Vec<u8>| {
+        e.eq_ignore_ascii_case(b"base64") || e.eq_ignore_ascii_case(b"quoted-printable")
+    };
+    let copied =
+        !p.subtype.eq_ignore_ascii_case(b"plain") || p.encoding.as_ref().is_some_and(decoded);
+    let body = if p.kind == PartKind::Text && copied {
         p.body_end.saturating_sub(p.body_start) as usize
     } else {
         0
     };
-    header + body + p.children.iter().map(text_bytes).sum::<usize>()
+    let refs = 32;
+    body + refs + p.children.iter().map(copied_bytes).sum::<usize>()
+}
+
+/// How many leading bytes of the message the references of `text` reach: what a search
+/// must read of the message besides `text`. `None` when `text` is not a stored searchable
+/// text this version reads.
+pub fn message_extent(text: &[u8]) -> Option<usize> {
+    match text.split_first()? {
+        (&VERSION_COPIES, _) => Some(0),
+        (&VERSION, rest) => Some(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize),
+        _ => None,
+    }
 }
 
 /// Whether any haystack of `scope` satisfies `matches`, or `None` when `text` is not a
-/// stored searchable text this version reads (the caller then searches the message).
+/// stored searchable text this version reads or refers past the end of `message` (the
+/// caller then searches the message). `message` is the message the text was built from, or
+/// at least its first [`message_extent`] bytes.
 pub fn any_haystack(
     text: &[u8],
+    message: &[u8],
     scope: Scope,
     mut matches: impl FnMut(&[u8]) -> bool,
 ) -> Option<bool> {
     let (&version, mut rest) = text.split_first()?;
-    if version != VERSION {
-        return None;
+    match version {
+        VERSION_COPIES => {}
+        VERSION => rest = rest.get(4..)?,
+        _ => return None,
     }
+    let refs = version == VERSION;
+    let word = |b: &[u8], at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
     while let Some((&kind, after)) = rest.split_first() {
-        let len = u32::from_le_bytes(after.get(..4)?.try_into().ok()?) as usize;
-        let bytes = after.get(4..4 + len)?;
-        rest = &after[4 + len..];
-        let wanted = match kind {
-            HEADER => scope == Scope::Text,
-            BODY => true,
+        let bytes = match kind {
+            HEADER | BODY => {
+                let len = word(after, 0)?;
+                let bytes = after.get(4..4 + len)?;
+                rest = &after[4 + len..];
+                bytes
+            }
+            HEADER_REF | BODY_REF if refs => {
+                let (offset, len) = (word(after, 0)?, word(after, 4)?);
+                rest = &after[8..];
+                message.get(offset..offset.checked_add(len)?)?
+            }
             _ => return None,
+        };
+        let wanted = match kind {
+            HEADER | HEADER_REF => scope == Scope::Text,
+            _ => true,
         };
         if wanted && matches(bytes) {
             return Some(true);
@@ -94,37 +154,73 @@ pub fn any_haystack(
     Some(false)
 }
 
-struct Writer(Vec<u8>);
+struct Writer<'r> {
+    out: Vec<u8>,
+    /// The message, which references point into.
+    raw: &'r [u8],
+    /// The end of the furthest reference.
+    extent: usize,
+}
 
-impl Writer {
-    fn haystack(&mut self, kind: u8, bytes: &[u8]) {
+impl Writer<'_> {
+    fn copy(&mut self, kind: u8, bytes: &[u8]) {
         // A part cannot exceed what a record holds (far below 4 GiB), so the length fits.
-        self.0.push(kind);
-        self.0
+        self.out.push(kind);
+        self.out
             .extend_from_slice(&(bytes.len().min(u32::MAX as usize) as u32).to_le_bytes());
-        self.0.extend_from_slice(bytes);
+        self.out.extend_from_slice(bytes);
     }
 
-    /// A header block as it is, and the decoded line of each field not plain as written.
-    fn header(&mut self, header: &[u8]) {
-        self.haystack(HEADER, header);
+    /// The bytes `range` of the message, by reference.
+    fn reference(&mut self, kind: u8, range: std::ops::Range<usize>) {
+        // Offsets within a record fit in 32 bits (see the length above).
+        self.out.push(kind);
+        self.out
+            .extend_from_slice(&(range.start as u32).to_le_bytes());
+        self.out
+            .extend_from_slice(&(range.len() as u32).to_le_bytes());
+        self.extent = self.extent.max(range.end);
+    }
+
+    /// A body haystack whose text is `text`, and which is the message's bytes `range` when
+    /// decoding changed nothing: then a reference, else a copy.
+    fn body(&mut self, range: std::ops::Range<usize>, text: &[u8]) {
+        // Borrowed from the message when nothing was decoded: no need to compare bytes.
+        let same = self.raw.get(range.clone()).is_some_and(|raw| {
+            raw.len() == text.len() && (raw.as_ptr() == text.as_ptr() || raw == text)
+        });
+        if same {
+            self.reference(BODY_REF, range);
+        } else {
+            self.copy(BODY, text);
+        }
+    }
+
+    /// A header block (the message's bytes `range`) by reference, and the decoded line of
+    /// each field not plain as written.
+    fn header(&mut self, range: std::ops::Range<usize>) {
+        let raw = self.raw;
+        let header = raw.get(range.clone()).unwrap_or_default();
+        if header.is_empty() {
+            // As the copy of an empty block was: a haystack that matches the empty needle.
+            self.copy(HEADER, b"");
+        } else {
+            self.reference(HEADER_REF, range);
+        }
         for f in fields(header).filter(|f| !is_plain(f.value)) {
             let mut line = String::from_utf8_lossy(f.name).into_owned();
             line.push_str(": ");
             line.push_str(&decode_header_value(f.value));
-            self.haystack(HEADER, line.as_bytes());
+            self.copy(HEADER, line.as_bytes());
         }
     }
 }
 
 /// The headers below `p`: each body part's MIME header and each embedded message's header.
-fn part_headers(p: &PartMeta, raw: &[u8], out: &mut Writer) {
+fn part_headers(p: &PartMeta, out: &mut Writer) {
     for child in &p.children {
-        let header = raw
-            .get(child.header_start as usize..child.header_end as usize)
-            .unwrap_or_default();
-        out.header(header);
-        part_headers(child, raw, out);
+        out.header(child.header_start as usize..child.header_end as usize);
+        part_headers(child, out);
     }
 }
 
@@ -179,24 +275,23 @@ fn charset_of(p: &PartMeta) -> Charset {
 }
 
 fn text_part(p: &PartMeta, raw: &[u8], out: &mut Writer) {
-    let body = raw
-        .get(p.body_start as usize..p.body_end as usize)
-        .unwrap_or_default();
+    let range = p.body_start as usize..p.body_end as usize;
+    let body = raw.get(range.clone()).unwrap_or_default();
     // An unknown transfer encoding is searched as it is.
     let decoded = decode_transfer(p.encoding.as_deref(), body).unwrap_or(Cow::Borrowed(body));
     let html = p.subtype.eq_ignore_ascii_case(b"html");
     let text: Cow<'_, str> = match charset_of(p) {
-        Charset::Utf8 if !html => return out.haystack(BODY, &decoded),
+        Charset::Utf8 if !html => return out.body(range, &decoded),
         Charset::Utf8 | Charset::Unknown => String::from_utf8_lossy(&decoded),
         Charset::Known(enc) => enc.decode_without_bom_handling(&decoded).0,
     };
     if html {
-        out.haystack(
-            BODY,
-            mail_parser::decoders::html::html_to_text(&text).as_bytes(),
-        );
+        let reduced = mail_parser::decoders::html::html_to_text(&text);
+        out.copy(BODY, reduced.as_bytes());
     } else {
-        out.haystack(BODY, text.as_bytes());
+        // ASCII in a single-byte charset, valid UTF-8 under an unknown label: often the
+        // part's own bytes, and then a reference.
+        out.body(range, text.as_bytes());
     }
 }
 
@@ -207,7 +302,7 @@ mod tests {
     fn haystacks(raw: &[u8], scope: Scope) -> Vec<String> {
         let text = search_text(&crate::analyze(raw), raw);
         let mut out = Vec::new();
-        let done = any_haystack(&text, scope, |h| {
+        let done = any_haystack(&text, raw, scope, |h| {
             out.push(String::from_utf8_lossy(h).into_owned());
             false
         });
@@ -232,13 +327,95 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_it_does_not_read() {
-        assert_eq!(any_haystack(b"", Scope::Text, |_| true), None);
-        assert_eq!(any_haystack(&[9], Scope::Text, |_| true), None);
+    fn refers_to_what_decoding_leaves_as_it_is() {
+        let raw = b"Subject: plain\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain words here\r\n\
+            --b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\nascii only\r\n\
+            --b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\ncr\xe8me\r\n\
+            --b\r\nContent-Type: application/pdf\r\n\r\nJVBERi0=\r\n--b--\r\n";
+        let text = search_text(&crate::analyze(raw), raw);
+        // The header blocks and the first two parts are references: none of their bytes is
+        // copied. The Latin-1 part needed converting: a copy.
+        let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(b"Subject") && !has(b"Content-Type"));
+        assert!(!has(b"plain words") && !has(b"ascii only"));
+        assert!(has("crème".as_bytes()));
         assert_eq!(
-            any_haystack(&[1, 1, 5, 0, 0, 0, b'a'], Scope::Text, |_| false),
+            haystacks(raw, Scope::Body),
+            ["plain words here", "ascii only", "crème"]
+        );
+        // The search reads the message up to the last text part it refers to, not the PDF.
+        let extent = message_extent(&text).unwrap();
+        let pdf = raw.windows(8).position(|w| w == b"JVBERi0=").unwrap();
+        assert!(extent <= pdf);
+        let mut found = Vec::new();
+        let done = any_haystack(&text, &raw[..extent], Scope::Text, |h| {
+            found.push(h.to_vec());
+            false
+        });
+        assert_eq!(done, Some(false));
+        assert!(found.iter().any(|h| h.starts_with(b"Subject: plain")));
+        // A message shorter than the references reach is refused, not searched in part.
+        assert_eq!(
+            any_haystack(&text, &raw[..extent - 1], Scope::Body, |_| false),
             None
         );
-        assert_eq!(any_haystack(&[1], Scope::Text, |_| true), Some(false));
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_read() {
+        assert_eq!(any_haystack(b"", b"", Scope::Text, |_| true), None);
+        assert_eq!(any_haystack(&[9], b"", Scope::Text, |_| true), None);
+        assert_eq!(message_extent(&[9]), None);
+        assert_eq!(
+            any_haystack(&[1, 1, 5, 0, 0, 0, b'a'], b"", Scope::Text, |_| false),
+            None
+        );
+        assert_eq!(any_haystack(&[1], b"", Scope::Text, |_| true), Some(false));
+        assert_eq!(
+            any_haystack(&[2, 0, 0, 0, 0], b"", Scope::Text, |_| true),
+            Some(false)
+        );
+        // A reference past the message, and a reference in the first format, are refused.
+        let reference = [2, 0, 0, 0, 0, 3, 1, 0, 0, 0, 2, 0, 0, 0];
+        assert_eq!(
+            any_haystack(&reference, b"abc", Scope::Body, |h| h == b"bc"),
+            Some(true)
+        );
+        assert_eq!(
+            any_haystack(&reference, b"ab", Scope::Body, |_| false),
+            None
+        );
+        let mut first_format = reference;
+        first_format[0] = 1;
+        assert_eq!(
+            any_haystack(&first_format, b"abc", Scope::Body, |_| false),
+            None
+        );
+    }
+
+    /// Texts of the first format (copies only) are still read.
+    #[test]
+    fn reads_the_first_format() {
+        let mut v1 = vec![1];
+        for (kind, bytes) in [(HEADER, &b"Subject: x"[..]), (BODY, b"words")] {
+            v1.push(kind);
+            v1.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            v1.extend_from_slice(bytes);
+        }
+        assert_eq!(message_extent(&v1), Some(0));
+        assert_eq!(
+            any_haystack(&v1, b"", Scope::Body, |h| h == b"words"),
+            Some(true)
+        );
+        assert_eq!(
+            any_haystack(&v1, b"", Scope::Body, |h| h == b"Subject: x"),
+            Some(false)
+        );
+        assert_eq!(
+            any_haystack(&v1, b"", Scope::Text, |h| h == b"Subject: x"),
+            Some(true)
+        );
     }
 }

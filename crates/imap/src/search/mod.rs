@@ -269,8 +269,9 @@ async fn pause(abandon: &dyn Fn() -> bool) -> Result<(), SearchError> {
 }
 
 /// Reads as little of the message as decides it: the header first when a header key may
-/// settle it, then the searchable text stored with the message (`text` is the buffer it is
-/// read into, reused from message to message), and only for a message stored without one
+/// settle it, then the searchable text stored with the message and the part of the message
+/// it refers to (`text` is the buffer both are read into, reused from message to message),
+/// and only for a message stored without one
 /// (by an older ringmail) the whole message with its structure.
 #[allow(clippy::too_many_arguments)]
 async fn read_and_eval(
@@ -324,10 +325,27 @@ async fn read_and_eval(
     }
     text.clear();
     if mail.read_search_text_into(user, mailbox, uid, text).await? {
+        // The text refers to the message's header blocks and undecoded text parts: read the
+        // message as far as those reach, after the text in the same buffer, unless what a
+        // header key read already covers it. An unknown form reaches nothing (and the
+        // program answers unknown below).
+        let text_len = text.len();
+        let extent = mime::search_text::message_extent(text).unwrap_or(0);
+        let read = header_src.as_deref().filter(|src| src.len() >= extent);
+        if read.is_none() {
+            let range = 0..extent as u64;
+            mail.read_message_into(user, mailbox, uid, Some(range), text)
+                .await?;
+        }
+        let (text, rest) = text.split_at(text_len);
         let header = header_src
             .as_deref()
             .map(|src| header::header_block(src).unwrap_or(src));
-        let content = Content::Stored { header, text };
+        let content = Content::Stored {
+            header,
+            text,
+            message: read.unwrap_or(rest),
+        };
         match program.eval(&message(hit, keywords, content)) {
             Tri::True => return Ok(true),
             Tri::False => return Ok(false),

@@ -189,6 +189,9 @@ pub enum Content<'a> {
         header: Option<&'a [u8]>,
         /// The stored text.
         text: &'a [u8],
+        /// The message, at least as far as the text's references reach
+        /// (`search_text::message_extent`).
+        message: &'a [u8],
     },
 }
 
@@ -527,14 +530,14 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         },
         Node::Body(finder) => match m.content {
             Content::Full { raw, meta, .. } => Tri::from_bool(body::contains(finder, meta, raw)),
-            Content::Stored { text, .. } => stored(text, Scope::Body, finder),
+            Content::Stored { text, message, .. } => stored(text, message, Scope::Body, finder),
             _ => Tri::Unknown,
         },
         Node::Text(finder) => match m.content {
             Content::Full { raw, header, meta } => {
                 Tri::from_bool(body::text_contains(finder, header, meta, raw))
             }
-            Content::Stored { text, .. } => stored(text, Scope::Text, finder),
+            Content::Stored { text, message, .. } => stored(text, message, Scope::Text, finder),
             _ => Tri::Unknown,
         },
         Node::Not(inner) => eval(inner, m).not(),
@@ -563,8 +566,8 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
 
 /// BODY or TEXT over a stored searchable text: each haystack on its own, as the parts of
 /// the message are searched; unknown when the text is of a form this version does not read.
-fn stored(text: &[u8], scope: Scope, finder: &Finder) -> Tri {
-    any_haystack(text, scope, |h| finder.is_match(h)).map_or(Tri::Unknown, Tri::from_bool)
+fn stored(text: &[u8], message: &[u8], scope: Scope, finder: &Finder) -> Tri {
+    any_haystack(text, message, scope, |h| finder.is_match(h)).map_or(Tri::Unknown, Tri::from_bool)
 }
 
 /// Whether any `name` field of the header contains the string; an empty string matches

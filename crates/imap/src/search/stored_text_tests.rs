@@ -6,7 +6,7 @@
 //! part boundaries.
 
 use base64::Engine as _;
-use ringmail_mime::search_text::{any_haystack, search_text, Scope};
+use ringmail_mime::search_text::{any_haystack, message_extent, search_text, Scope};
 
 use super::body;
 use super::header::header_block;
@@ -306,8 +306,11 @@ fn old_text(finder: &Finder, raw: &[u8], meta: &ringmail_mime::MessageMeta) -> b
     body::text_contains(finder, &raw[..end], meta, raw)
 }
 
-fn new(finder: &Finder, stored: &[u8], scope: Scope) -> bool {
-    any_haystack(stored, scope, |h| finder.is_match(h)).expect("a stored text this version reads")
+fn new(finder: &Finder, stored: &[u8], raw: &[u8], scope: Scope) -> bool {
+    // The search reads the message only as far as the references reach.
+    let extent = message_extent(stored).expect("a stored text this version reads");
+    any_haystack(stored, &raw[..extent], scope, |h| finder.is_match(h))
+        .expect("a stored text this version reads")
 }
 
 fn check(raw: &[u8], needles: &[String], what: &str) -> usize {
@@ -319,13 +322,13 @@ fn check(raw: &[u8], needles: &[String], what: &str) -> usize {
         let body = old_body(&finder, raw, &meta);
         let text = old_text(&finder, raw, &meta);
         assert_eq!(
-            new(&finder, &stored, Scope::Body),
+            new(&finder, &stored, raw, Scope::Body),
             body,
             "BODY {needle:?} in {what}:\n{}",
             String::from_utf8_lossy(raw)
         );
         assert_eq!(
-            new(&finder, &stored, Scope::Text),
+            new(&finder, &stored, raw, Scope::Text),
             text,
             "TEXT {needle:?} in {what}:\n{}",
             String::from_utf8_lossy(raw)
@@ -432,6 +435,7 @@ fn programs_evaluate_stored_text() {
         let from_stored = eval(Content::Stored {
             header: None,
             text: &stored,
+            message: raw,
         });
         assert_eq!((full, from_stored), (want, want), "{keys:?}");
     }
