@@ -438,5 +438,13 @@ fn programs_evaluate_stored_text() {
             message: raw,
         });
         assert_eq!((full, from_stored), (want, want), "{keys:?}");
+        // Without the message bytes its references point into, the program cannot tell:
+        // unknown, and the search reads the message instead.
+        let short = eval(Content::Stored {
+            header: None,
+            text: &stored,
+            message: &raw[..10],
+        });
+        assert_eq!(short, Tri::Unknown, "{keys:?}");
     }
 }
