@@ -93,8 +93,9 @@ fn copied_bytes(p: &PartMeta) -> usize {
     } else {
         0
     };
-    let refs = 32;
-    body + refs + p.children.iter().map(copied_bytes).sum::<usize>()
+    // Per part: its header reference (9 bytes) and body reference, or a short decoded line.
+    let per_part = 32;
+    body + per_part + p.children.iter().map(copied_bytes).sum::<usize>()
 }
 
 /// How many leading bytes of the message the references of `text` reach: what a search
