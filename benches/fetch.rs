@@ -217,6 +217,7 @@ fn main() {
                         internal_date: 1_772_000_000,
                         meta,
                         search: None,
+                        text: &[],
                     })
                     .collect();
                 mail.append("bench", "INBOX", &batch).await.expect("append");

@@ -178,6 +178,9 @@ say "ringmail import"
 # of the index entries (docs/storage-format.md). In memory they take the same once loaded.
 CKPT_BYTES="$(find "$DATA" -name 'index-*.ckpt' -printf '%T@ %s\n' | sort -n | tail -1 | cut -d' ' -f2)"
 python3 -c 'import sys; b, n = int(sys.argv[1]), int(sys.argv[2]); print(f"checkpoint: {b} bytes for {n} messages, {b / n:.0f} bytes per message ({(b - 64 * n) / n:.0f} beyond the 64-byte index entry)")' "$CKPT_BYTES" "$TOTAL_MESSAGES"
+# What the messages take in the segments (message, metadata, searchable text, framing).
+SEG_BYTES="$(find "$DATA" -name 'seg-*.log' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')"
+python3 -c 'import sys; b, n, m = map(int, sys.argv[1:]); print(f"segments: {b} bytes for {n} messages ({m} bytes as Maildir), {b / n:.0f} bytes per message, {(b - m) / n:.0f} beyond the message")' "$SEG_BYTES" "$TOTAL_MESSAGES" "$TOTAL_BYTES"
 "$RINGMAIL" serve --data "$DATA" > "$WORK/serve.log" 2>&1 &
 RINGMAIL_PID=$!
 

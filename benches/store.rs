@@ -49,6 +49,7 @@ fn appends(dir: PathBuf, size: usize, appenders: u64, total: u64, group_commit: 
                         let m = NewMessage {
                             meta: &a.meta,
                             search: Some(&a.search),
+                            text: &a.text,
                             ..NewMessage::plain(&body)
                         };
                         p.append("bench", "INBOX", &[m]).await.unwrap();
@@ -133,6 +134,7 @@ fn build_large(dir: &Path, n: u64) {
                 internal_date: 0,
                 meta: &[],
                 search: None,
+                text: &[],
             })
             .collect();
         for i in 0..n.div_ceil(1000) {

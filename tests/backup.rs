@@ -317,6 +317,7 @@ fn backup_while_compaction_deletes_segments() {
                         internal_date: 0,
                         meta: &[],
                         search: None,
+                        text: &[],
                     };
                     let uid = p.append("u", "INBOX", &[msg]).await.unwrap().uids[0];
                     live.lock().unwrap().push((uid, seed));

@@ -45,6 +45,7 @@ fn build(dir: &Path, opts: Options, n: u32) -> String {
                     internal_date: i64::from(i),
                     meta: b"m",
                     search: None,
+                    text: &[],
                 }],
             )
             .await

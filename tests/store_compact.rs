@@ -88,6 +88,7 @@ fn compaction_reclaims_dead_bytes_and_keeps_live_messages() {
                 internal_date: 0,
                 meta: meta.as_bytes(),
                 search: None,
+                text: &[],
             };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
@@ -107,6 +108,7 @@ fn compaction_reclaims_dead_bytes_and_keeps_live_messages() {
                 internal_date: 0,
                 meta: b"",
                 search: None,
+                text: &[],
             };
             p.append("fred", "Keep", &[m]).await.unwrap();
         }
@@ -158,6 +160,7 @@ fn crash_right_after_compaction_falls_back_safely() {
                 internal_date: 0,
                 meta: b"x",
                 search: None,
+                text: &[],
             };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }
@@ -172,6 +175,7 @@ fn crash_right_after_compaction_falls_back_safely() {
                 internal_date: 0,
                 meta: b"y",
                 search: None,
+                text: &[],
             };
             p.append("fred", "INBOX", &[m]).await.unwrap();
         }

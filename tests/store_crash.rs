@@ -68,6 +68,7 @@ fn crash_child() {
                                     internal_date: 0,
                                     meta: &[],
                                     search: None,
+                                    text: &[],
                                 }],
                             )
                             .await
@@ -222,6 +223,7 @@ fn fill(dir: &Path, n: u32, segment_size: u64) -> Vec<(u32, u32, u64)> {
                 internal_date: 0,
                 meta: b"meta",
                 search: None,
+                text: &[],
             };
             p.append("dave", "INBOX", &[m]).await.unwrap();
         }

@@ -14,6 +14,7 @@ fn new(b: &[u8]) -> NewMessage<'_> {
         internal_date: 0,
         meta: b"",
         search: None,
+        text: &[],
     }
 }
 

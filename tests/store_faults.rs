@@ -58,6 +58,7 @@ fn new(b: &[u8]) -> NewMessage<'_> {
         internal_date: 0,
         meta: b"",
         search: None,
+        text: &[],
     }
 }
 

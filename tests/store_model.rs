@@ -368,6 +368,7 @@ async fn run_case(seed: u64, steps: usize) {
                         internal_date: 1_700_000_000,
                         meta: &m.meta,
                         search: None,
+                        text: &[],
                     })
                     .collect();
                 let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();

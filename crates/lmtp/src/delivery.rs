@@ -170,6 +170,7 @@ async fn deliver_plain(
         internal_date: delivery.internal_date,
         meta: &analysis.meta,
         search: Some(&analysis.search),
+        text: &analysis.text,
     }];
     // The detail folder when it exists; a missing one is no error, the copy goes to INBOX.
     if let Some(folder) = &delivery.folder {

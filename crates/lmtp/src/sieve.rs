@@ -549,6 +549,7 @@ async fn store_one(
         internal_date: m.internal_date,
         meta: &analysis.meta,
         search: Some(&analysis.search),
+        text: &analysis.text,
     }];
     match mail.append(user, mailbox, &new).await {
         Ok(done) => Ok((mailbox.to_string(), done.uids.first().copied().unwrap_or(0))),

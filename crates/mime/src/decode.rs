@@ -57,7 +57,7 @@ pub fn decode_part<'r>(
     decode_transfer(part.encoding.as_deref(), body)
 }
 
-fn decode_transfer<'r>(
+pub(crate) fn decode_transfer<'r>(
     encoding: Option<&[u8]>,
     body: &'r [u8],
 ) -> Result<Cow<'r, [u8]>, DecodeError> {

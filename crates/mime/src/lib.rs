@@ -27,6 +27,7 @@ mod parsed;
 mod reencode;
 mod render;
 pub mod search_header;
+pub mod search_text;
 mod section;
 pub mod sort_key;
 mod structure;
@@ -76,12 +77,15 @@ pub struct StoredAnalysis {
     pub meta: Vec<u8>,
     /// The header-search values.
     pub search: SearchValues,
+    /// The searchable text ([`search_text::search_text`]): what BODY and TEXT scan.
+    pub text: Vec<u8>,
 }
 
 /// Analyses a message about to be stored (APPEND, delivery, import).
 pub fn analyze_for_store(raw: &[u8]) -> StoredAnalysis {
     let (meta, search) = analyze_with_search_values(raw);
     StoredAnalysis {
+        text: search_text::search_text(&meta, raw),
         meta: meta.to_bytes(),
         search,
     }

@@ -12,6 +12,10 @@
 //! 3. the old segment is deleted only after `checkpoint::KEEP` more checkpoints, so the
 //!    fallback checkpoint still finds it.
 //!
+//! A body's searchable text (the section after its metadata, `record::SEARCH_TEXT_MAGIC`)
+//! is live with the body: it is copied along and counted as live bytes, so a segment of
+//! messages with their texts is not taken for half dead.
+//!
 //! I/O is bounded: after `compact_bytes_per_tick` bytes copied the pass yields.
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +25,9 @@ use tracing::{info, warn};
 
 use super::error::{Result, StoreError};
 use super::handover::CopyFile;
-use super::record::{kind, FrameWriter, FRAME_HEADER};
+use super::record::{
+    kind, search_text_len, FrameWriter, FRAME_HEADER, SEARCH_TEXT_HEADER, SEARCH_TEXT_MAGIC,
+};
 use super::replica::FileChange;
 use super::segment::{segment_name, segment_path, SegmentKind, SEGMENT_HEADER};
 use super::writer::{checkpoint_now, create_segment, write_all_at, Inner};
@@ -111,8 +117,14 @@ async fn run_pass_inner(inner: &Rc<Inner>) -> Result<usize> {
             .map(|&(s, m)| u64::from(s) + u64::from(m) + 30)
             .sum();
         let total = len.saturating_sub(SEGMENT_HEADER).max(1);
-        let dead_share = 1.0 - live_bytes as f64 / total as f64;
-        if dead_share < inner.opts.compact_dead_share {
+        let dead_share = |live: u64| 1.0 - live as f64 / total as f64;
+        if dead_share(live_bytes) < inner.opts.compact_dead_share {
+            continue;
+        }
+        // Texts only add live bytes: they are read only for a segment that looks dead enough
+        // without them.
+        let texts = live_text_bytes(inner, id, bodies).await?;
+        if dead_share(live_bytes + texts) < inner.opts.compact_dead_share {
             continue;
         }
         compact_segment(inner, id).await?;
@@ -121,7 +133,35 @@ async fn run_pass_inner(inner: &Rc<Inner>) -> Result<usize> {
     Ok(done)
 }
 
-/// Rewrites segment `old` with its live bodies only.
+/// The length of the searchable text stored after the metadata that ends at `at` in `file`,
+/// if there is one (else the next frame, or the end of the segment, is there).
+async fn text_len(file: &glommio::io::BufferedFile, at: u64) -> Result<Option<usize>> {
+    let h = file.read_at(at, SEARCH_TEXT_HEADER).await?;
+    Ok(<&[u8; SEARCH_TEXT_HEADER]>::try_from(&h[..])
+        .ok()
+        .and_then(search_text_len))
+}
+
+/// The bytes of the searchable-text sections of the live `bodies` of segment `id`.
+async fn live_text_bytes(
+    inner: &Rc<Inner>,
+    id: u32,
+    bodies: &BTreeMap<u32, (u32, u32)>,
+) -> Result<u64> {
+    let Some(file) = inner.files.borrow().get(&id).cloned() else {
+        return Ok(0);
+    };
+    let mut sum = 0;
+    for (&offset, &(size, meta_len)) in bodies {
+        let at = u64::from(offset) + u64::from(size) + u64::from(meta_len);
+        if let Some(len) = text_len(&file, at).await? {
+            sum += (SEARCH_TEXT_HEADER + len) as u64;
+        }
+    }
+    Ok(sum)
+}
+
+/// Rewrites segment `old` with its live bodies (and their searchable texts) only.
 async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
     let src = inner
         .files
@@ -148,9 +188,26 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
             if data.len() != n {
                 return Err(StoreError::Corrupt(format!("short read in segment {old}")));
             }
-            let mut frame = Vec::with_capacity(n + 32);
+            let text_at = u64::from(offset) + n as u64;
+            let text = match text_len(&src, text_at).await? {
+                Some(len) => {
+                    let text = src
+                        .read_at(text_at + SEARCH_TEXT_HEADER as u64, len)
+                        .await?;
+                    if text.len() != len {
+                        return Err(StoreError::Corrupt(format!("short read in segment {old}")));
+                    }
+                    Some(text)
+                }
+                None => None,
+            };
+            let text_bytes = text.as_ref().map_or(0, |t| SEARCH_TEXT_HEADER + t.len());
+            let mut frame = Vec::with_capacity(n + text_bytes + 32);
             let mut w = FrameWriter::new(&mut frame, kind::BODY);
             w.str("").u32(size).u32(meta_len).bytes(&data);
+            if let Some(text) = &text {
+                w.u32(SEARCH_TEXT_MAGIC).u32(text.len() as u32).bytes(text);
+            }
             let flen = w.finish();
             // Body starts after the frame header, the empty user (2) and two lengths (8).
             let body_at = pos + FRAME_HEADER as u64 + 10;
@@ -159,7 +216,7 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
             write_all_at(&dst, &frame, pos).await?;
             moved.insert(offset, body_at);
             pos += flen as u64;
-            since_yield += n;
+            since_yield += n + text_bytes;
             if since_yield >= inner.opts.compact_bytes_per_tick {
                 since_yield = 0;
                 futures_lite::future::yield_now().await;

@@ -43,6 +43,8 @@ mod scripts;
 mod search_fields;
 #[cfg(test)]
 mod search_fields_tests;
+#[cfg(test)]
+mod search_text_tests;
 mod segment;
 mod sieve;
 mod sieve_log;

@@ -8,7 +8,10 @@ use glommio::io::{BufferedFile, ReadResult};
 use super::commit::wait_all;
 use super::error::{Result, StoreError};
 use super::index::{flag, Applied, Index, Mailbox, MessageEntry, Quota, User};
-use super::record::{flag_mode_byte, kind, FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE};
+use super::record::{
+    flag_mode_byte, kind, search_text_len, FlagMode, MAX_MESSAGE_SIZE, MAX_META_SIZE,
+    MAX_SEARCH_TEXT, SEARCH_TEXT_HEADER, SEARCH_TEXT_MAGIC,
+};
 use super::recovery;
 use super::types::*;
 use super::view::{ChangeWait, MailboxView};
@@ -527,6 +530,11 @@ impl Partition {
                         .u32(m.meta.len() as u32)
                         .bytes(m.body)
                         .bytes(m.meta);
+                    if !m.text.is_empty() && m.text.len() <= MAX_SEARCH_TEXT {
+                        w.u32(SEARCH_TEXT_MAGIC)
+                            .u32(m.text.len() as u32)
+                            .bytes(m.text);
+                    }
                 }));
             }
             (slots, uidvalidity, uids)
@@ -828,6 +836,42 @@ impl Partition {
             )));
         }
         Ok(data)
+    }
+
+    /// Appends the searchable text stored with a message (`NewMessage::text`) to `out` and
+    /// returns true, or returns false with `out` as it was when the message has none (it
+    /// was stored without one, by an older ringmail, or its compaction by one dropped it).
+    ///
+    /// The text follows the metadata blob in the message's record, behind a section header
+    /// that no frame can start with (`SEARCH_TEXT_MAGIC`), so its presence is read from the
+    /// bytes there. Both reads come from the page cache when it holds them (`store::read`).
+    pub async fn read_search_text_into<'m>(
+        &self,
+        user: &str,
+        mailbox: impl Into<MailboxRef<'m>>,
+        uid: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<bool> {
+        let e = self.entry(user, mailbox.into(), uid)?;
+        let file = self.file(e.segment)?;
+        let at = u64::from(e.offset) + u64::from(e.size) + u64::from(e.meta_len);
+        let start = out.len();
+        // At the end of a segment there is nothing after the metadata: a short read.
+        match super::read::read_into(&file, at, SEARCH_TEXT_HEADER, out).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(err) => return Err(super::read::store_error(err, e.segment)),
+        }
+        let mut h = [0u8; SEARCH_TEXT_HEADER];
+        h.copy_from_slice(&out[start..]);
+        out.truncate(start);
+        let Some(len) = search_text_len(&h) else {
+            return Ok(false);
+        };
+        super::read::read_into(&file, at + SEARCH_TEXT_HEADER as u64, len, out)
+            .await
+            .map_err(|err| super::read::store_error(err, e.segment))?;
+        Ok(true)
     }
 
     /// Appends a message's bytes, or the byte range `range` of it (clamped to the message),

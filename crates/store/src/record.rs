@@ -14,6 +14,33 @@ pub(crate) const MAX_PAYLOAD: u32 = 512 << 20;
 pub const MAX_MESSAGE_SIZE: usize = 256 << 20;
 /// Largest per-message metadata blob.
 pub const MAX_META_SIZE: usize = 16 << 20;
+/// Largest searchable text stored with a message; a larger one is not stored (SEARCH then
+/// reads the message). Body, metadata and text together stay below [`MAX_PAYLOAD`].
+pub const MAX_SEARCH_TEXT: usize = 128 << 20;
+/// First word of the searchable-text section that may follow the metadata blob of an APPEND
+/// or BODY record (`u32 magic | u32 len | text`). As a little-endian `u32` it is above
+/// [`MAX_PAYLOAD`], so it can never be the first word of a frame: the bytes after a message's
+/// metadata are either this section or the next frame (or the end of the segment), and a
+/// reader tells them apart without knowing how long the record is.
+pub const SEARCH_TEXT_MAGIC: u32 = u32::from_le_bytes(*b"RMtx");
+/// Bytes before the searchable text: magic and length.
+pub const SEARCH_TEXT_HEADER: usize = 8;
+
+// A frame can never start with the magic, and a record with the largest body, metadata and
+// text still fits a frame (with room for the fixed fields, user name and keywords).
+const _: () = assert!(SEARCH_TEXT_MAGIC > MAX_PAYLOAD);
+const _: () = assert!(
+    MAX_MESSAGE_SIZE + MAX_META_SIZE + SEARCH_TEXT_HEADER + MAX_SEARCH_TEXT
+        < MAX_PAYLOAD as usize - (1 << 20)
+);
+
+/// The length of the searchable text whose section header is `h`, or `None` when `h` does not
+/// start one.
+pub(crate) fn search_text_len(h: &[u8; SEARCH_TEXT_HEADER]) -> Option<usize> {
+    let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    (magic == SEARCH_TEXT_MAGIC && len <= MAX_SEARCH_TEXT).then_some(len)
+}
 
 /// Record kinds (the `kind` byte of a frame).
 pub(crate) mod kind {

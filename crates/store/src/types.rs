@@ -93,6 +93,11 @@ pub struct NewMessage<'a> {
     /// them from `body` on the caller's task. They must be this body's values: SEARCH
     /// answers from them.
     pub search: Option<&'a SearchValues>,
+    /// The message's searchable text (`ringmail_mime::search_text`), stored after the
+    /// metadata so that SEARCH BODY / TEXT scan it instead of decoding the message; empty
+    /// for none (those searches then read the message). Opaque to the store, like `meta`;
+    /// it must be this body's text.
+    pub text: &'a [u8],
 }
 
 impl<'a> NewMessage<'a> {
@@ -106,6 +111,7 @@ impl<'a> NewMessage<'a> {
             internal_date: 0,
             meta: &[],
             search: None,
+            text: &[],
         }
     }
 }

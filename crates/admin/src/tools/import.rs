@@ -374,6 +374,7 @@ impl Target {
                 internal_date: m.date,
                 meta: &analysis.meta,
                 search: Some(&analysis.search),
+                text: &analysis.text,
             })
             .collect();
         let uids: Option<Vec<u32>> = batch.iter().map(|m| m.uid).collect();

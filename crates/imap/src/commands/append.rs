@@ -60,6 +60,7 @@ pub async fn append(
             internal_date: *date,
             meta: &analysis.meta,
             search: Some(&analysis.search),
+            text: &analysis.text,
         })
         .collect();
     match mail.append(&user, name.as_str(), &new).await {

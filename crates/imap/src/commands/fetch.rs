@@ -849,6 +849,7 @@ mod tests {
                     internal_date: 0,
                     meta: &meta,
                     search: None,
+                    text: &[],
                 };
                 mail.append("u", "INBOX", &[m]).await.unwrap();
                 let (mailbox, entry) = mail

@@ -21,6 +21,9 @@ pub mod scanner;
 pub mod sort;
 pub mod thread;
 
+#[cfg(test)]
+mod stored_text_tests;
+
 use std::rc::Rc;
 
 use crate::recent::RecentUids;
@@ -250,6 +253,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
     // Pass 2: the messages the index could not decide. Their entries are looked up again:
     // their flags may have changed while this search gave the executor away.
     let mut rejected = vec![false; hits.len()];
+    let mut text = Vec::new();
     for index in pending {
         let Some(&hit) = hits.get(index) else {
             continue;
@@ -271,7 +275,11 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                 false
             }
             Some((entry, keywords)) => {
-                match read_and_eval(program, mail, user, mailbox, hit.msn, &entry, keywords).await {
+                match read_and_eval(
+                    program, mail, user, mailbox, hit.msn, &entry, keywords, &mut text,
+                )
+                .await
+                {
                     Ok(matched) => matched,
                     Err(StoreError::NoSuchMessage) => {
                         expunged = true;
@@ -318,7 +326,11 @@ async fn pause(abandon: &dyn Fn() -> bool) -> Result<(), SearchError> {
 }
 
 /// Reads as little of the message as decides it: the header first when a header key may
-/// settle it, then the whole message with its structure.
+/// settle it, then the searchable text stored with the message and the part of the message
+/// it refers to (`text` is the buffer both are read into, reused from message to message),
+/// and only for a message stored without one
+/// (by an older ringmail) the whole message with its structure.
+#[allow(clippy::too_many_arguments)]
 async fn read_and_eval(
     program: &Program,
     mail: &Partition,
@@ -327,10 +339,13 @@ async fn read_and_eval(
     msn: u32,
     entry: &MessageEntry,
     keywords: u64,
+    text: &mut Vec<u8>,
 ) -> Result<bool, StoreError> {
     let uid = entry.uid;
     let hit = (msn, entry);
     let mut whole: Option<ReadResult> = None;
+    // Bytes whose header block is the message's header (all of them when none ends).
+    let mut header_src: Option<ReadResult> = None;
     if program.has_header_keys() {
         // `read_message` clamps the range to the message, so a small one is read whole.
         let whole_read = u64::from(entry.size) <= HEADER_PREFIX;
@@ -351,18 +366,49 @@ async fn read_and_eval(
                 verdict
             }
         };
-        if whole_read {
-            // The prefix is the message: a BODY / TEXT key below must not read it again.
-            whole = Some(prefix);
-        }
         match verdict {
             Tri::True => return Ok(true),
             Tri::False => return Ok(false),
             Tri::Unknown => {}
         }
+        if whole_read {
+            // The prefix is the message: a BODY / TEXT key below must not read it again.
+            whole = Some(prefix.clone());
+        }
+        header_src = Some(whole.clone().unwrap_or(prefix));
     }
     if program.level < Level::Full {
         return Ok(false);
+    }
+    text.clear();
+    if mail.read_search_text_into(user, mailbox, uid, text).await? {
+        // The text refers to the message's header blocks and undecoded text parts: read the
+        // message as far as those reach, after the text in the same buffer, unless what a
+        // header key read already covers it. An unknown form reaches nothing (and the
+        // program answers unknown below).
+        let text_len = text.len();
+        let extent = mime::search_text::message_extent(text).unwrap_or(0);
+        let read = header_src.as_deref().filter(|src| src.len() >= extent);
+        if read.is_none() {
+            let range = 0..extent as u64;
+            mail.read_message_into(user, mailbox, uid, Some(range), text)
+                .await?;
+        }
+        let (text, rest) = text.split_at(text_len);
+        let header = header_src
+            .as_deref()
+            .map(|src| header::header_block(src).unwrap_or(src));
+        let content = Content::Stored {
+            header,
+            text,
+            message: read.unwrap_or(rest),
+        };
+        match program.eval(&message(hit, keywords, content)) {
+            Tri::True => return Ok(true),
+            Tri::False => return Ok(false),
+            // A stored text of a form this version does not read: search the message.
+            Tri::Unknown => {}
+        }
     }
     let raw = match whole {
         Some(raw) => raw,

@@ -11,6 +11,7 @@
 use crate::recent::RecentUids;
 use crate::selected::View;
 use ringmail_mime::search_header::SearchField;
+use ringmail_mime::search_text::{any_haystack, Scope};
 use ringmail_mime::MessageMeta;
 use ringmail_proto::dates::days_from_civil;
 use ringmail_proto::parser::{Date, SearchKey};
@@ -193,6 +194,18 @@ pub enum Content<'a> {
         /// Its MIME structure.
         meta: &'a MessageMeta,
     },
+    /// The searchable text stored with the message (`ringmail_mime::search_text`), which
+    /// BODY and TEXT scan instead of the message, and its header block when a header key
+    /// needed it.
+    Stored {
+        /// The header block, if it was read.
+        header: Option<&'a [u8]>,
+        /// The stored text.
+        text: &'a [u8],
+        /// The message, at least as far as the text's references reach
+        /// (`search_text::message_extent`).
+        message: &'a [u8],
+    },
 }
 
 impl<'a> Content<'a> {
@@ -201,6 +214,7 @@ impl<'a> Content<'a> {
             Content::None => None,
             Content::Header(h) => Some(h),
             Content::Full { header, .. } => Some(header),
+            Content::Stored { header, .. } => header,
         }
     }
 }
@@ -544,12 +558,14 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
         },
         Node::Body(finder) => match m.content {
             Content::Full { raw, meta, .. } => Tri::from_bool(body::contains(finder, meta, raw)),
+            Content::Stored { text, message, .. } => stored(text, message, Scope::Body, finder),
             _ => Tri::Unknown,
         },
         Node::Text(finder) => match m.content {
             Content::Full { raw, header, meta } => {
                 Tri::from_bool(body::text_contains(finder, header, meta, raw))
             }
+            Content::Stored { text, message, .. } => stored(text, message, Scope::Text, finder),
             _ => Tri::Unknown,
         },
         Node::Not(inner) => eval(inner, m).not(),
@@ -574,6 +590,12 @@ fn eval(node: &Node, m: &Message<'_>) -> Tri {
             },
         },
     }
+}
+
+/// BODY or TEXT over a stored searchable text: each haystack on its own, as the parts of
+/// the message are searched; unknown when the text is of a form this version does not read.
+fn stored(text: &[u8], message: &[u8], scope: Scope, finder: &Finder) -> Tri {
+    any_haystack(text, message, scope, |h| finder.is_match(h)).map_or(Tri::Unknown, Tri::from_bool)
 }
 
 /// Whether any `name` field of the header contains the string; an empty string matches
