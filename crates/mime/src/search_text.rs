@@ -246,8 +246,9 @@ fn part(p: &PartMeta, raw: &[u8], out: &mut Writer) {
     }
 }
 
-/// The charset a text part is searched in.
-enum Charset {
+/// The charset a text part is searched in (SEARCH's fallback path reading the message
+/// classifies parts with [`charset_of`] too, so both paths decode alike).
+pub enum Charset {
     /// UTF-8 or US-ASCII (or none given): the bytes are the text.
     Utf8,
     /// Anything else that encoding_rs knows.
@@ -256,7 +257,8 @@ enum Charset {
     Unknown,
 }
 
-fn charset_of(p: &PartMeta) -> Charset {
+/// The charset of text part `p`, from its `charset` parameter.
+pub fn charset_of(p: &PartMeta) -> Charset {
     let label = p
         .params
         .iter()

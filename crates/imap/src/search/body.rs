@@ -118,21 +118,14 @@ enum Charset {
 }
 
 fn charset_of(p: &PartMeta) -> Charset {
-    let label = p
-        .params
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
-        .map(|(_, v)| v.as_slice());
-    let Some(label) = label else {
-        return Charset::Utf8;
-    };
-    if label.eq_ignore_ascii_case(b"us-ascii") || label.eq_ignore_ascii_case(b"utf-8") {
-        return Charset::Utf8;
-    }
-    match encoding_rs::Encoding::for_label(label) {
-        Some(enc) if enc == encoding_rs::UTF_8 => Charset::Utf8,
-        Some(enc) if enc.is_single_byte() && enc.is_ascii_compatible() => Charset::SingleByte(enc),
-        other => Charset::Other(other),
+    use ringmail_mime::search_text::{self, Charset as Label};
+    match search_text::charset_of(p) {
+        Label::Utf8 => Charset::Utf8,
+        Label::Known(enc) if enc.is_single_byte() && enc.is_ascii_compatible() => {
+            Charset::SingleByte(enc)
+        }
+        Label::Known(enc) => Charset::Other(Some(enc)),
+        Label::Unknown => Charset::Other(None),
     }
 }
 

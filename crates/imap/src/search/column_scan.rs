@@ -230,6 +230,20 @@ mod tests {
 
     /// Every key the columns decide, alone and combined, gives what the message-by-message
     /// evaluator gives, over a whole slice and over slices that start mid-mailbox.
+    /// The program of `SEARCH text`, parsed as a client's command line is.
+    fn compile(text: &str, cx: &Context<'_>) -> Program {
+        let line = format!("t SEARCH {text}\r\n");
+        let mut reader = CommandReader::new(Limits::default());
+        reader.feed(line.as_bytes());
+        let Next::Command(command) = reader.next() else {
+            panic!("{text} does not parse");
+        };
+        let CommandBody::Search { criteria, .. } = command.body else {
+            panic!("{text} is not a SEARCH");
+        };
+        Program::compile(&criteria, cx).unwrap()
+    }
+
     #[test]
     fn columns_give_the_answers_of_the_message_by_message_evaluator() {
         let searches = [
@@ -273,16 +287,7 @@ mod tests {
         };
         let columns = ringmail_store::Columns::of_entries(&messages);
         for text in searches {
-            let line = format!("t SEARCH {text}\r\n");
-            let mut reader = CommandReader::new(Limits::default());
-            reader.feed(line.as_bytes());
-            let Next::Command(command) = reader.next() else {
-                panic!("{text} does not parse");
-            };
-            let CommandBody::Search { criteria, .. } = command.body else {
-                panic!("{text} is not a SEARCH");
-            };
-            let program = Program::compile(&criteria, &cx).unwrap();
+            let program = compile(text, &cx);
             assert!(program.is_columnar(false), "{text}");
             let table: Vec<u64> = SETS
                 .iter()
@@ -346,16 +351,7 @@ mod tests {
             "MODSEQ 5",
             "RECENT",
         ] {
-            let line = format!("t SEARCH {text}\r\n");
-            let mut reader = CommandReader::new(Limits::default());
-            reader.feed(line.as_bytes());
-            let Next::Command(command) = reader.next() else {
-                panic!("{text} does not parse");
-            };
-            let CommandBody::Search { criteria, .. } = command.body else {
-                panic!("{text} is not a SEARCH");
-            };
-            let program = Program::compile(&criteria, &cx).unwrap();
+            let program = compile(text, &cx);
             assert!(!program.is_columnar(true), "{text}");
         }
     }
@@ -410,16 +406,7 @@ mod tests {
             "SENTON 9-Mar-2020",
             "OR SENTON 13-Mar-2020 SEEN",
         ] {
-            let line = format!("t SEARCH {text}\r\n");
-            let mut reader = CommandReader::new(Limits::default());
-            reader.feed(line.as_bytes());
-            let Next::Command(command) = reader.next() else {
-                panic!("{text} does not parse");
-            };
-            let CommandBody::Search { criteria, .. } = command.body else {
-                panic!("{text} is not a SEARCH");
-            };
-            let program = Program::compile(&criteria, &cx).unwrap();
+            let program = compile(text, &cx);
             assert!(
                 program.is_columnar(true) && !program.is_columnar(false),
                 "{text}"
