@@ -56,20 +56,11 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
             .map(|until| until.saturating_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
             .map_or(POLL, |d| d.min(POLL));
-        let woke = future::or(
-            async {
-                future::or(async { Some(changes.changed().await.lost) }, async {
-                    glommio::timer::sleep(wait).await;
-                    Some(Vec::new())
-                })
-                .await
-            },
-            async {
-                exec.shutting_down().await;
-                None
-            },
-        )
-        .await;
+        let next = future::or(async { changes.changed().await.lost }, async {
+            glommio::timer::sleep(wait).await;
+            Vec::new()
+        });
+        let woke = exec.until_shutdown(next).await;
         match woke {
             Some(more) => lost.extend(more),
             None => return,

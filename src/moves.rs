@@ -139,24 +139,13 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
             })
             .detach();
         }
-        let stop = future::or(
+        let next = future::or(
             async {
-                future::or(
-                    async {
-                        changes.changed().await;
-                    },
-                    glommio::timer::sleep(POLL),
-                )
-                .await;
-                false
+                changes.changed().await;
             },
-            async {
-                exec.shutting_down().await;
-                true
-            },
-        )
-        .await;
-        if stop {
+            glommio::timer::sleep(POLL),
+        );
+        if exec.until_shutdown(next).await.is_none() {
             return;
         }
     }

@@ -143,17 +143,7 @@ pub fn task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
             for s in shippers {
                 s.follow_map();
             }
-            let stop = future::or(
-                async {
-                    changes.changed().await;
-                    false
-                },
-                async {
-                    exec.shutting_down().await;
-                    true
-                },
-            )
-            .await;
+            let stop = exec.until_shutdown(changes.changed()).await.is_none();
             if stop || local.exec.upgrade().is_none() {
                 return;
             }

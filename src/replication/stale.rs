@@ -63,18 +63,11 @@ pub fn stale_task(exec: &Rc<Executor>) -> Result<Option<LocalTask>, String> {
         let mut unlisted: HashMap<u32, Instant> = HashMap::new();
         loop {
             sweep(&exec, &view, &mut unlisted).await;
-            let stop = future::or(
-                async {
-                    glommio::timer::sleep(sweep_every()).await;
-                    false
-                },
-                async {
-                    exec.shutting_down().await;
-                    true
-                },
-            )
-            .await;
-            if stop {
+            if exec
+                .until_shutdown(glommio::timer::sleep(sweep_every()))
+                .await
+                .is_none()
+            {
                 return;
             }
         }

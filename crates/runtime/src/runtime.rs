@@ -188,6 +188,16 @@ impl Executor {
         let _ = self.shutdown.acquire(1).await;
     }
 
+    /// Runs `work` (a background task's wait for its next round) unless shutdown begins
+    /// first: `None` then, and the task should end.
+    pub async fn until_shutdown<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        futures_lite::future::or(async { Some(work.await) }, async {
+            self.shutting_down().await;
+            None
+        })
+        .await
+    }
+
     /// How many times the config was reloaded (SIGHUP) since start.
     pub fn reloads(&self) -> u64 {
         self.reloads.get()
