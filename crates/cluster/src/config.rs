@@ -39,7 +39,7 @@ pub struct ClusterConfig {
     /// authentication (at least [`MIN_SECRET_LEN`] bytes).
     pub secret_file: PathBuf,
     /// Seconds a node stays a member without renewing its etcd lease. It is renewed every
-    /// third of that, so one or two lost renewals are survived; it is also how long a crashed
+    /// quarter of that, so two lost renewals are survived; it is also how long a crashed
     /// node's partitions stay unserved before they are reassigned. 4 s outlasts an etcd leader
     /// election (1 s election timeout by default, about 2 s in a bad case) and a long pause of
     /// this process, and brings a crashed owner's users back within 5 s (docs/cluster.md).

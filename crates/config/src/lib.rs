@@ -976,7 +976,7 @@ advertise = ""
 secret_file = "cluster.secret"
 # Seconds this node stays a member without renewing its etcd lease (2 to 60): also how long
 # a crashed node's partitions stay unserved before an in-sync replica takes over (4: service
-# back within 5 s of a crash; renewed every third, so two lost renewals are survived).
+# back within 5 s of a crash; renewed every quarter, so two lost renewals are survived).
 lease_secs = 4
 # Copies of each partition kept on other nodes (0 to 4; 0 = no replication). When a node
 # dies, an in-sync replica of each of its partitions takes over. Set the same on every node:
