@@ -658,3 +658,65 @@ fn thread_reply_chains_with_broken_references() {
     );
     assert_eq!(t, "* THREAD");
 }
+
+/// BODY and TEXT over implicit TLS on messages of real sizes: a 2.5 MB quoted-printable text
+/// part whose words only exist once decoded (so its searchable text is a decoded copy),
+/// after a 1 MB attachment, and a 5 MB plain UTF-8 message (its text a reference into the
+/// message), each word found only where it is and whatever its case.
+#[test]
+fn body_and_text_over_tls_find_words_in_large_messages() {
+    let server = Server::start(1, "", "max_literal = 67108864\n", USERS);
+    let mut c = server.connect_tls();
+    c.send("l LOGIN demo secret\r\n");
+    assert!(c.until_tagged("l").last().unwrap().starts_with("l OK"));
+
+    // Soft line breaks split every "zebra=\r\nfinch": only the decoded text has the word.
+    let mut qp = String::new();
+    while qp.len() < 2_500_000 {
+        qp.push_str("lorem ipsum dolor =3D sit amet zebra=\r\nfinch consectetur\r\n");
+    }
+    qp.push_str("last line: marmoset=\r\nwhiskers\r\n");
+    let attachment = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n".repeat(30_000);
+    let decoded_only = format!(
+        "From: a@example.com\r\nSubject: quoted\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {attachment}--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n{qp}--b1--\r\n"
+    );
+    let mut plain = String::from("From: b@example.com\r\nSubject: plain\r\n\r\n");
+    while plain.len() < 5_000_000 {
+        plain.push_str("the quick brown fox jumps over the lazy dog, grüße\r\n");
+    }
+    plain.push_str("and at the very end a Quokka\r\n");
+    let small = "From: c@example.com\r\nSubject: small\r\n\r\nnothing to see\r\n";
+    for m in [&decoded_only, &plain, small] {
+        c.send(&format!("ap APPEND INBOX {{{}}}\r\n", m.len()));
+        assert!(c.line().starts_with("+ "));
+        c.send_bytes(m.as_bytes());
+        c.send("\r\n");
+        let done = c.until_tagged("ap");
+        assert!(done.last().unwrap().starts_with("ap OK"), "{done:?}");
+    }
+    c.send("s SELECT INBOX\r\n");
+    assert!(c.until_tagged("s").last().unwrap().starts_with("s OK"));
+
+    let mut search = |keys: &str| {
+        c.send(&format!("t SEARCH {keys}\r\n"));
+        let lines = c.until_tagged("t");
+        assert!(
+            lines.last().unwrap().starts_with("t OK"),
+            "{keys}: {lines:?}"
+        );
+        let found = lines.iter().find(|l| l.starts_with("* SEARCH")).unwrap();
+        found.trim_start_matches("* SEARCH").trim().to_string()
+    };
+    assert_eq!(search("BODY zebrafinch"), "1");
+    assert_eq!(search("BODY MARMOSETWHISKERS"), "1");
+    assert_eq!(search("TEXT quokka"), "2");
+    assert_eq!(search("BODY \"very end a quokka\""), "2");
+    assert_eq!(search("TEXT subject"), "1 2 3");
+    assert_eq!(search("BODY \"zebra=\""), "");
+    assert_eq!(search("OR BODY nothing BODY zebrafinch"), "1 3");
+    assert_eq!(search("BODY wombat"), "");
+}
