@@ -1,11 +1,9 @@
 //! The search columns (`columns`) stay equal to what the index entries give through APPEND,
 //! flag changes, COPY, MOVE, EXPUNGE, replay of the log and checkpoint reloads.
 
-use std::path::Path;
-
 use super::columns::Columns;
-use super::raise_uidnext_tests::{run, tmp_partition};
-use super::{flag, FlagMode, NewMessage, Options, Partition};
+use super::test_support::{open, run, tmp_partition};
+use super::{flag, FlagMode, NewMessage, Partition};
 
 /// The columns of `mailbox` and the UIDs, flags, keyword names, dates and sizes they must
 /// hold (from the entries), after checking that they equal the entries' own columns.
@@ -69,10 +67,6 @@ async fn check_state(p: &Partition) {
             from_inbox(8, 2, flag::SEEN, vec![]),
         ]
     );
-}
-
-async fn open(dir: &Path) -> Partition {
-    Partition::open(dir, Options::default()).await.unwrap()
 }
 
 #[test]

@@ -229,7 +229,7 @@ mod tests {
     use std::rc::Rc;
     use std::time::Duration;
 
-    use super::super::raise_uidnext_tests::{append_n, run, tmp_partition};
+    use super::super::test_support::{append_n, run, tmp_partition};
     use super::super::{NewMessage, Options, Partition, StoreError};
     use super::{is_moved, Snapshot};
 

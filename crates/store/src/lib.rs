@@ -51,6 +51,8 @@ mod sieve_log;
 #[cfg(test)]
 mod sieve_tests;
 mod stats;
+#[cfg(test)]
+mod test_support;
 mod types;
 mod view;
 mod writer;

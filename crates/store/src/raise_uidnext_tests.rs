@@ -7,36 +7,11 @@ use std::path::{Path, PathBuf};
 
 use super::record::kind;
 use super::segment::{
-    list_segments, read_header, segment_path, HeaderError, Scanned, Scanner, SegmentHeader,
-    SegmentKind, FORMAT_VERSION, SEGMENT_HEADER,
+    list_segments, read_header, segment_path, HeaderError, SegmentHeader, SegmentKind,
+    FORMAT_VERSION, SEGMENT_HEADER,
 };
+use super::test_support::{append_n, run, segments, tmp_partition};
 use super::{check, NewMessage, Options, Partition, StoreError};
-
-pub(super) fn run<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
-where
-    F: std::future::Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
-}
-
-pub(super) async fn append_n(p: &Partition, mailbox: &str, n: u32) -> Vec<u32> {
-    let mut uids = Vec::new();
-    for i in 0..n {
-        let body = format!("Subject: {i}\r\n\r\n{}", "x".repeat(400)).into_bytes();
-        uids.extend(
-            p.append("u", mailbox, &[NewMessage::plain(&body)])
-                .await
-                .unwrap()
-                .uids,
-        );
-    }
-    uids
-}
 
 /// The partition at `dir`, with user "u" and its INBOX.
 async fn open_with_user(dir: &Path) -> Partition {
@@ -55,28 +30,6 @@ fn log_bytes(dir: &Path) -> u64 {
         .iter()
         .map(|&id| std::fs::metadata(segment_path(dir, id)).unwrap().len())
         .sum()
-}
-
-/// (segment header, kinds of its records) for every segment.
-pub(super) fn segments(dir: &Path) -> Vec<(SegmentHeader, Vec<u8>)> {
-    let mut out = Vec::new();
-    for id in list_segments(dir).unwrap() {
-        let path = segment_path(dir, id);
-        let header = read_header(&path).unwrap().unwrap();
-        let mut kinds = Vec::new();
-        let mut scan = Scanner::open(&path, 0).unwrap();
-        while let Scanned::Record { kind, .. } = scan.next_record().unwrap() {
-            kinds.push(kind);
-        }
-        out.push((header, kinds));
-    }
-    out
-}
-
-pub(super) fn tmp_partition() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("p-0000");
-    (tmp, dir)
 }
 
 #[test]

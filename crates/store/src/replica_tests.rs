@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::incoming::{Chunk, MAX_CHUNK};
-use super::raise_uidnext_tests::run;
 use super::replica::{seed_plan, Batch, FileChange, ReplicaLog, ShipBatch, Shipped};
+use super::test_support::run;
 use super::{flag, FlagMode, NewMessage, Options, Partition, StoreError};
 
 /// Feeds every batch straight into a replica; file changes wait for [`LocalSink::catch_up`].

@@ -6,9 +6,9 @@ use std::path::Path;
 use ringmail_mime::search_header::SearchField;
 
 use super::checkpoint;
-use super::raise_uidnext_tests::{run, tmp_partition};
 use super::search_fields::SearchFields;
-use super::{NewMessage, Options, Partition, SieveLogEntry};
+use super::test_support::{open, run, tmp_partition};
+use super::{NewMessage, Partition, SieveLogEntry};
 
 const ALL_FIELDS: [SearchField; 11] = [
     SearchField::From,
@@ -84,10 +84,6 @@ async fn check_state(p: &Partition) {
     // INBOX lost 0, 3 and 4 to EXPUNGE and 7 to MOVE; Copy got 1, 2 and 7.
     assert_eq!(stored(p, "INBOX"), expected(&[1, 2, 5, 6, 8, 9]), "INBOX");
     assert_eq!(stored(p, "Copy"), expected(&[1, 2, 7]), "Copy");
-}
-
-async fn open(dir: &Path) -> Partition {
-    Partition::open(dir, Options::default()).await.unwrap()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::raise_uidnext_tests::{run, tmp_partition};
+use super::test_support::{run, tmp_partition};
 use super::{NewMessage, Options, Partition};
 
 fn body(i: usize) -> Vec<u8> {

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use super::checkpoint;
 use super::index::{Index, Loc};
-use super::raise_uidnext_tests::{append_n, run, segments, tmp_partition};
 use super::record::{kind, FrameWriter, MAX_SCRIPT_NAME, MAX_SCRIPT_SIZE};
 use super::search_fields::SearchFields;
 use super::segment::{list_segments, segment_path};
+use super::test_support::{append_n, run, segments, tmp_partition};
 use super::{
     check, ActiveScript, Options, Partition, ScriptInfo, SieveLogEntry, StoreError, MAX_LOG_ENTRIES,
 };
