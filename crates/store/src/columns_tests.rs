@@ -2,7 +2,7 @@
 //! flag changes, COPY, MOVE, EXPUNGE, replay of the log and checkpoint reloads.
 
 use super::columns::Columns;
-use super::test_support::{open, run, tmp_partition};
+use super::test_support::{open, run, tmp_partition, user_with_copy_mailbox};
 use super::{flag, FlagMode, NewMessage, Partition};
 
 /// The columns of `mailbox` and the UIDs, flags, keyword names, dates and sizes they must
@@ -75,8 +75,7 @@ fn columns_follow_the_entries_through_changes_replay_and_checkpoints() {
     let d = dir.clone();
     run(move || async move {
         let p = open(&d).await;
-        p.ensure_user("u").await.unwrap();
-        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        user_with_copy_mailbox(&p).await;
         let bodies: Vec<Vec<u8>> = (1..=10).map(body).collect();
         let msgs: Vec<NewMessage<'_>> = bodies
             .iter()

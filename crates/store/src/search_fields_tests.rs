@@ -7,7 +7,7 @@ use ringmail_mime::search_header::SearchField;
 
 use super::checkpoint;
 use super::search_fields::SearchFields;
-use super::test_support::{open, run, tmp_partition};
+use super::test_support::{open, run, tmp_partition, user_with_copy_mailbox};
 use super::{NewMessage, Partition, SieveLogEntry};
 
 const ALL_FIELDS: [SearchField; 11] = [
@@ -92,8 +92,7 @@ fn values_follow_the_index_through_changes_replay_and_checkpoints() {
     let d = dir.clone();
     run(move || async move {
         let p = open(&d).await;
-        p.ensure_user("u").await.unwrap();
-        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        user_with_copy_mailbox(&p).await;
         let bodies: Vec<Vec<u8>> = (0..10).map(message).collect();
         let msgs: Vec<NewMessage<'_>> = bodies.iter().map(|b| NewMessage::plain(b)).collect();
         p.append("u", "INBOX", &msgs).await.unwrap();
@@ -142,8 +141,7 @@ fn rebuilt_from_older_checkpoint(with_sieve_log: bool) {
     let d = dir.clone();
     run(move || async move {
         let p = open(&d).await;
-        p.ensure_user("u").await.unwrap();
-        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        user_with_copy_mailbox(&p).await;
         if with_sieve_log {
             p.put_script("u", "s", "keep;").await.unwrap();
             p.log_sieve_error("u", log_entry()).await.unwrap();
@@ -236,8 +234,7 @@ fn values_with_fewer_fields_are_rebuilt_from_the_messages() {
     let d = dir.clone();
     run(move || async move {
         let p = open(&d).await;
-        p.ensure_user("u").await.unwrap();
-        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        user_with_copy_mailbox(&p).await;
         for i in 0..10 {
             p.append("u", "INBOX", &[NewMessage::plain(&message(i))])
                 .await

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::test_support::{run, tmp_partition};
+use super::test_support::{run, tmp_partition, user_with_copy_mailbox};
 use super::{NewMessage, Options, Partition};
 
 fn body(i: usize) -> Vec<u8> {
@@ -106,8 +106,7 @@ fn texts_follow_messages_through_copy_replay_checkpoints_and_compaction() {
     let w = want.clone();
     run(move || async move {
         let p = open(&d).await;
-        p.ensure_user("u").await.unwrap();
-        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        user_with_copy_mailbox(&p).await;
         for i in 0..60 {
             append(&p, "INBOX", i).await;
         }
@@ -147,8 +146,7 @@ fn a_whole_log_replay_finds_the_texts() {
     let d = dir.clone();
     run(move || async move {
         let p = open(&d).await;
-        p.ensure_user("u").await.unwrap();
-        p.create_mailbox("u", "Copy", 0).await.unwrap();
+        user_with_copy_mailbox(&p).await;
         for i in 0..12 {
             append(&p, "INBOX", i).await;
         }

@@ -25,6 +25,13 @@ pub(super) async fn open(dir: &Path) -> Partition {
     Partition::open(dir, Options::default()).await.unwrap()
 }
 
+/// Creates user "u" (with its INBOX) and its mailbox "Copy", the target of the tests' COPY
+/// and MOVE.
+pub(super) async fn user_with_copy_mailbox(p: &Partition) {
+    p.ensure_user("u").await.unwrap();
+    p.create_mailbox("u", "Copy", 0).await.unwrap();
+}
+
 /// Appends `n` messages of 400-odd bytes to user "u"'s `mailbox`, one at a time; their UIDs.
 pub(super) async fn append_n(p: &Partition, mailbox: &str, n: u32) -> Vec<u32> {
     let mut uids = Vec::new();

@@ -230,18 +230,35 @@ mod tests {
 
     /// Every key the columns decide, alone and combined, gives what the message-by-message
     /// evaluator gives, over a whole slice and over slices that start mid-mailbox.
-    /// The program of `SEARCH text`, parsed as a client's command line is.
-    fn compile(text: &str, cx: &Context<'_>) -> Program {
-        let line = format!("t SEARCH {text}\r\n");
-        let mut reader = CommandReader::new(Limits::default());
-        reader.feed(line.as_bytes());
-        let Next::Command(command) = reader.next() else {
-            panic!("{text} does not parse");
+    /// The programs of `SEARCH text` for each of `texts`, parsed as a client's command line
+    /// is, in a session whose view holds `uids`, at `now` (Unix seconds).
+    fn programs(uids: Vec<u32>, now: i64, texts: &[&'static str]) -> Vec<(&'static str, Program)> {
+        let view = View {
+            uids,
+            gone: Vec::new(),
         };
-        let CommandBody::Search { criteria, .. } = command.body else {
-            panic!("{text} is not a SEARCH");
+        let recent = RecentUids::default();
+        let cx = Context {
+            view: &view,
+            saved: &[],
+            now,
+            recent: &recent,
         };
-        Program::compile(&criteria, cx).unwrap()
+        texts
+            .iter()
+            .map(|&text| {
+                let line = format!("t SEARCH {text}\r\n");
+                let mut reader = CommandReader::new(Limits::default());
+                reader.feed(line.as_bytes());
+                let Next::Command(command) = reader.next() else {
+                    panic!("{text} does not parse");
+                };
+                let CommandBody::Search { criteria, .. } = command.body else {
+                    panic!("{text} is not a SEARCH");
+                };
+                (text, Program::compile(&criteria, &cx).unwrap())
+            })
+            .collect()
     }
 
     #[test]
@@ -274,20 +291,9 @@ mod tests {
             "(SEEN (NOT KEYWORD a) OR ON 15-Mar-2020 UID 1:300) 3:*",
         ];
         let messages = entries();
-        let view = View {
-            uids: messages.iter().map(|m| m.uid).collect(),
-            gone: Vec::new(),
-        };
-        let recent = RecentUids::default();
-        let cx = Context {
-            view: &view,
-            saved: &[],
-            now: 18_337 * 86_400,
-            recent: &recent,
-        };
         let columns = ringmail_store::Columns::of_entries(&messages);
-        for text in searches {
-            let program = compile(text, &cx);
+        let uids = messages.iter().map(|m| m.uid).collect();
+        for (text, program) in programs(uids, 18_337 * 86_400, &searches) {
             assert!(program.is_columnar(false), "{text}");
             let table: Vec<u64> = SETS
                 .iter()
@@ -333,25 +339,14 @@ mod tests {
 
     #[test]
     fn keys_the_columns_do_not_hold_are_left_to_the_evaluator() {
-        let view = View {
-            uids: vec![1],
-            gone: Vec::new(),
-        };
-        let recent = RecentUids::default();
-        let cx = Context {
-            view: &view,
-            saved: &[],
-            now: 0,
-            recent: &recent,
-        };
-        for text in [
+        let texts = [
             "SUBJECT x",
             "SEEN FROM y",
             "OR SEEN BODY z",
             "MODSEQ 5",
             "RECENT",
-        ] {
-            let program = compile(text, &cx);
+        ];
+        for (text, program) in programs(vec![1], 0, &texts) {
             assert!(!program.is_columnar(true), "{text}");
         }
     }
@@ -388,25 +383,15 @@ mod tests {
             })
             .collect();
         let columns = ringmail_store::Columns::of_entries(&messages);
-        let view = View {
-            uids: messages.iter().map(|m| m.uid).collect(),
-            gone: Vec::new(),
-        };
-        let recent = RecentUids::default();
-        let cx = Context {
-            view: &view,
-            saved: &[],
-            now: 0,
-            recent: &recent,
-        };
-        for text in [
+        let texts = [
             "SENTSINCE 12-Mar-2020",
             "SENTBEFORE 12-Mar-2020",
             "SENTON 11-Mar-2020",
             "SENTON 9-Mar-2020",
             "OR SENTON 13-Mar-2020 SEEN",
-        ] {
-            let program = compile(text, &cx);
+        ];
+        let uids = messages.iter().map(|m| m.uid).collect();
+        for (text, program) in programs(uids, 0, &texts) {
             assert!(
                 program.is_columnar(true) && !program.is_columnar(false),
                 "{text}"
