@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::{Client, Server};
 
@@ -433,6 +433,12 @@ fn admin_socket_refuses_bad_frames() {
 
     let server = Server::start(2, "", "", USERS);
     let socket = server.dir.path().join("admin.sock");
+    // The IMAP listeners answer once any executor has bound them; executor 0 binds the
+    // admin socket on its own schedule.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let refusal = |bytes: &[u8]| {
         let mut s = UnixStream::connect(&socket).expect("connect admin.sock");
         s.write_all(bytes).unwrap();
