@@ -265,18 +265,34 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
     while next < pending.len() {
         let batch_end = (next + IN_PLACE_BATCH).min(pending.len());
         let to_read = mail.with_mailbox(user, mailbox, |v| {
+            let messages = v.messages();
+            // Where the next message probably is: pending messages ascend, mostly one
+            // after another, so the position after the last one found spares a search.
+            let mut at = 0;
+            let position = |uid: u32, hint: usize| match messages.get(hint) {
+                Some(m) if m.uid == uid => Some(hint),
+                _ => v.msn(uid).map(|msn| msn as usize - 1),
+            };
             while let Some(&index) = pending.get(next).filter(|_| next < batch_end) {
                 let Some(hit) = hits.get(index) else {
                     next += 1;
                     continue;
                 };
-                let Some(entry) = v.message(hit.uid) else {
+                let Some(pos) = position(hit.uid, at) else {
                     // Expunged by another session since the index pass: it matches nothing.
                     expunged = true;
                     rejected[index] = true;
                     next += 1;
                     continue;
                 };
+                at = pos + 1;
+                let entry = messages[pos];
+                // The next message's record starts loading while this one is scanned.
+                let following = pending.get(next + 1).and_then(|&i| hits.get(i));
+                if let Some(m) = following.and_then(|h| messages.get(at).filter(|m| m.uid == h.uid))
+                {
+                    reader.prefetch(m);
+                }
                 let keywords = if program.keywords.is_empty() {
                     0
                 } else {
