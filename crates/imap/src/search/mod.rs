@@ -22,6 +22,8 @@ pub mod sort;
 pub mod thread;
 
 #[cfg(test)]
+mod pass2_tests;
+#[cfg(test)]
 mod stored_text_tests;
 
 use std::rc::Rc;
