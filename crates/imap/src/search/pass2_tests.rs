@@ -22,17 +22,17 @@ const MESSAGES: usize = 700;
 /// so only the decoded text has it) and in the Subject of every 11th; `X-Tag: t1` on the odd
 /// ones.
 fn message(i: usize) -> Vec<u8> {
-    let subject = if i % 11 == 0 {
+    let subject = if i.is_multiple_of(11) {
         "about Zebrafish".to_string()
     } else {
         format!("note {i}")
     };
     let mut body = format!("line one of {i}\r\nsome words here\r\n");
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         body.push_str("the ZebraFish swim\r\n");
     }
     body.push_str(&"filler text ".repeat(i % 9));
-    let (encoding, body) = if i % 3 == 0 {
+    let (encoding, body) = if i.is_multiple_of(3) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
         ("base64", b64)
     } else {
