@@ -19,8 +19,8 @@ use crate::selected::View;
 const MESSAGES: usize = 700;
 
 /// Message `i`: "zebrafish" in the body of every 7th (inside base64 for every 3rd message,
-/// so only the decoded text has it) and in the Subject of every 11th; `X-Tag: t1` on the odd
-/// ones.
+/// so only the decoded text has it; after 600 KB in the large ones) and in the Subject of
+/// every 11th; `X-Tag: t1` on the odd ones.
 fn message(i: usize) -> Vec<u8> {
     let subject = if i.is_multiple_of(11) {
         "about Zebrafish".to_string()
@@ -28,10 +28,16 @@ fn message(i: usize) -> Vec<u8> {
         format!("note {i}")
     };
     let mut body = format!("line one of {i}\r\nsome words here\r\n");
-    if i.is_multiple_of(7) {
+    let large = i % 100 == 50;
+    if i.is_multiple_of(7) && !large {
         body.push_str("the ZebraFish swim\r\n");
     }
-    body.push_str(&"filler text ".repeat(i % 9));
+    // Every 100th is large (600 KB): a batch in place ends early after such messages.
+    let filler = if large { 50_000 } else { i % 9 };
+    body.push_str(&"filler text ".repeat(filler));
+    if large && i.is_multiple_of(7) {
+        body.push_str("\r\nzebrafish at the end\r\n");
+    }
     let (encoding, body) = if i.is_multiple_of(3) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
         ("base64", b64)
