@@ -107,10 +107,9 @@ impl<'p> RecordReader<'p> {
         let start = entry.offset as usize;
         let message_end = start.checked_add(entry.size as usize)?;
         let meta_end = message_end.checked_add(entry.meta_len as usize)?;
-        // The durable end of the active segment, the one bytes may be read up to there (a
-        // record's text is inside its frame, so it is durable with the message; what
-        // follows the durable end may be cut off by a failed write's clean-up). All of a
-        // sealed segment is durable.
+        // How far the segment may be read: all of a sealed one; the active one up to its
+        // durable end, as what follows may be cut off by a failed write's clean-up (a
+        // record's text is inside its frame, so it is durable with the message).
         let durable_end = {
             let log = self.inner.log.borrow();
             (log.active_id == entry.segment).then_some(log.end as usize)
@@ -149,9 +148,10 @@ impl<'p> RecordReader<'p> {
     }
 
     /// Starts loading the first bytes of `entry`'s message and its text into the CPU's
-    /// cache, when they lie in the map read last: a caller that deciding one message asks
-    /// for the next one this way finds it there instead of waiting for memory (a search over
-    /// a mailbox in the page cache otherwise stalls on the first bytes of every record).
+    /// cache, when they lie in the map read last: a caller that names the next message this
+    /// way while it decides the current one finds the next one there instead of waiting for
+    /// memory (a search over a mailbox in the page cache otherwise stalls on the first bytes
+    /// of every record).
     pub fn prefetch(&self, entry: &MessageEntry) {
         let Some((segment, map)) = &self.current else {
             return;
