@@ -164,6 +164,8 @@ searches = [
     ("FROM common", 'FROM "example7.com"'),
     ("SUBJECT", 'SUBJECT "invoice agenda"'),
     ("BODY rare", 'BODY "xylophonist"'),
+    ("TEXT rare", 'TEXT "xylophonist"'),
+    ("BODY absent", 'BODY "zqxjkvw"'),
 ]
 print(f"messages {exists} (asked {n}); import {import_s} s; data dir "
       f"{subprocess.check_output(['du', '-sh', data]).split()[0].decode()}; "

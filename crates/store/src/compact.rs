@@ -268,6 +268,8 @@ async fn compact_segment(inner: &Rc<Inner>, old: u32) -> Result<()> {
         bg.retired.push((old, at));
     }
     inner.files.borrow_mut().remove(&old);
+    // A map would keep the retired file's blocks allocated after its removal.
+    inner.maps.forget(old);
     info!(
         old,
         new = new_id,

@@ -29,6 +29,9 @@ mod error;
 mod handover;
 mod incoming;
 mod index;
+mod mapped;
+#[cfg(test)]
+mod mapped_tests;
 mod partition;
 mod placement;
 #[cfg(test)]
@@ -63,6 +66,7 @@ pub use error::{Result, StoreError};
 pub use handover::{is_moved, CopyFile, HandedOver, LogEnd, Snapshot, MOVED_MARKER};
 pub use incoming::{Chunk, Incoming, MAX_CHUNK};
 pub use index::{flag, special_use, Expunged, MessageEntry, Quota};
+pub use mapped::{InPlace, RecordReader};
 pub use partition::{clamp_range, normalize_name, to_ranges, Partition, DELIMITER};
 pub use placement::partition_of;
 pub use record::{

@@ -838,6 +838,12 @@ impl Partition {
         Ok(data)
     }
 
+    /// A reader of messages and their searchable texts in place, for one search pass: it
+    /// hands out what the page cache holds without copying it (see `store::mapped`).
+    pub fn record_reader(&self) -> super::mapped::RecordReader<'_> {
+        super::mapped::RecordReader::new(&self.inner)
+    }
+
     /// Appends the searchable text stored with a message (`NewMessage::text`) to `out` and
     /// returns true, or returns false with `out` as it was when the message has none (it
     /// was stored without one, by an older ringmail, or its compaction by one dropped it).

@@ -311,6 +311,7 @@ pub(crate) async fn open(dir: &Path, opts: Options) -> Result<Inner> {
         replication: RefCell::new(None),
         next_waiter: Cell::new(0),
         files: RefCell::new(files),
+        maps: Default::default(),
         bg: RefCell::new(Background {
             last_checkpoint,
             next_checkpoint_seq: checkpoint::list(dir)?.first().copied().unwrap_or(0),

@@ -1,7 +1,7 @@
 //! The searchable text stored after a message's metadata (`NewMessage::text`) is found again
 //! through COPY, EXPUNGE of other messages, replay, checkpoints and compaction, and a message
 //! stored without one (as an older ringmail stored every message) reports none instead of
-//! taking the next record for its text.
+//! taking the next record for its text; read in place (`store::mapped`) as by reads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,11 +65,28 @@ async fn contents(p: &Partition) -> Contents {
             if !found {
                 assert_eq!(t, b"kept", "a miss leaves the buffer as it was");
             }
-            list.push((b, m, found.then(|| t[4..].to_vec())));
+            let text = found.then(|| t[4..].to_vec());
+            in_place_agrees(p, name, uid, &b, text.as_deref());
+            list.push((b, m, text));
         }
         out.insert(name.to_string(), list);
     }
     out
+}
+
+/// The record read in place (`Partition::record_reader`) is the message and text the reads
+/// return. Everything here was just written or read, so it is in the page cache: in place.
+fn in_place_agrees(p: &Partition, mailbox: &str, uid: u32, message: &[u8], text: Option<&[u8]>) {
+    let entry = p
+        .with_mailbox("u", mailbox, |v| v.message(uid))
+        .unwrap()
+        .unwrap();
+    let mut reader = p.record_reader();
+    let record = reader
+        .read(&entry)
+        .unwrap_or_else(|| panic!("{mailbox} {uid} not read in place"));
+    assert_eq!(record.message, message, "{mailbox} {uid}: message in place");
+    assert_eq!(record.text, text, "{mailbox} {uid}: text in place");
 }
 
 /// What the mailboxes must hold: `ids` of INBOX and of Copy, in UID order.

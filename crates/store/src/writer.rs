@@ -14,6 +14,7 @@ use super::commit::{Pending, Slot};
 use super::error::{Result, StoreError};
 use super::handover::{CopyFile, LogEnd};
 use super::index::{Applied, Index, Loc};
+use super::mapped::SegmentMaps;
 use super::record::{self, FrameHeader, FrameWriter, FRAME_HEADER};
 use super::replica::{Batch, FileChange, ShipBatch};
 use super::segment::{segment_name, segment_path, SegmentHeader, SegmentKind, SEGMENT_HEADER};
@@ -61,6 +62,8 @@ pub(crate) struct Inner {
     pub log: RefCell<LogState>,
     pub pending: RefCell<Pending>,
     pub files: RefCell<HashMap<u32, Rc<BufferedFile>>>,
+    /// Read-only maps of the segments in `files` that SEARCH has read in place.
+    pub maps: SegmentMaps,
     pub bg: RefCell<Background>,
     pub closed: Cell<bool>,
     /// The `Partition` was dropped without `close`: background work stops before its
