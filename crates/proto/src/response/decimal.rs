@@ -75,20 +75,47 @@ pub fn append_spaced(out: &mut Vec<u8>, ids: &[u32]) {
 
 /// ` ` and the digits of `n` as the bytes of a u128, first byte lowest, and how many digits.
 fn spaced_digits(n: u32) -> (u128, usize) {
+    let (digits, len) = digits_word(n);
+    (u128::from(b' ') | digits << 8, len)
+}
+
+/// The digits of `n` as the bytes of a u128, first byte lowest, and how many there are.
+fn digits_word(n: u32) -> (u128, usize) {
     let len = digits(u64::from(n));
     let (top, low) = (n / 100_000_000, n % 100_000_000);
     let eight = u128::from(eight_digits(low));
-    let digits = match top {
+    let word = match top {
         // No leading zeros: the first 8 - len of the eight go.
         0 => eight >> (8 * (8 - len)),
         1..=9 => u128::from(b'0' + top as u8) | eight << 8,
         _ => {
-            u128::from(b'0' + (top / 10) as u8)
-                | u128::from(b'0' + (top % 10) as u8) << 8
-                | eight << 16
+            let (first, second) = (b'0' + (top / 10) as u8, b'0' + (top % 10) as u8);
+            u128::from(first) | u128::from(second) << 8 | eight << 16
         }
     };
-    (u128::from(b' ') | digits << 8, len)
+    (word, len)
+}
+
+/// Appends a sequence set of inclusive `ranges`, `1:3,7,9:12` (a range `(n, n)` is `n`).
+pub fn append_ranges(out: &mut Vec<u8>, ranges: impl IntoIterator<Item = (u32, u32)>) {
+    for (i, (low, high)) in ranges.into_iter().enumerate() {
+        push_number(out, if i == 0 { None } else { Some(b',') }, low);
+        if high != low {
+            push_number(out, Some(b':'), high);
+        }
+    }
+}
+
+/// Appends `prefix` and `n`: 16 bytes from a register, cut back to the length.
+fn push_number(out: &mut Vec<u8>, prefix: Option<u8>, n: u32) {
+    let (digits, len) = digits_word(n);
+    let (word, len) = match prefix {
+        Some(p) => (u128::from(p) | digits << 8, len + 1),
+        None => (digits, len),
+    };
+    let at = out.len();
+    out.extend_from_slice(&word.to_le_bytes());
+    out.truncate(at + len);
 }
 
 /// The eight ASCII digits of `n` (below 10^8, with leading zeros), first digit in the
@@ -166,5 +193,43 @@ mod tests {
             "wider than the last"
         );
         assert_eq!(spaced(&[]), "* SEARCH");
+    }
+
+    #[test]
+    fn sequence_sets_read_as_their_ranges() {
+        let ranges = [
+            (1, 3),
+            (7, 7),
+            (9, 12),
+            (99, 100),
+            (4_294_967_295, 4_294_967_295),
+        ];
+        let mut out = Vec::new();
+        append_ranges(&mut out, ranges);
+        assert_eq!(out, b"1:3,7,9:12,99:100,4294967295");
+        let many: Vec<(u32, u32)> = (0..10_000u32)
+            .map(|i| {
+                (
+                    i.wrapping_mul(2_654_435_761),
+                    i.wrapping_mul(2_654_435_761) | 1,
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        append_ranges(&mut out, many.iter().copied());
+        let want: Vec<String> = many
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}:{b}")
+                }
+            })
+            .collect();
+        assert_eq!(String::from_utf8(out).unwrap(), want.join(","));
+        let mut out = Vec::new();
+        append_ranges(&mut out, []);
+        assert!(out.is_empty());
     }
 }

@@ -307,16 +307,8 @@ impl<'b> ResponseWriter<'b> {
     where
         I: IntoIterator<Item = (u32, u32)>,
     {
-        for (i, (low, high)) in ranges.into_iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            self.number(u64::from(low));
-            if high != low {
-                self.out.push(b':');
-                self.number(u64::from(high));
-            }
-        }
+        // ESEARCH ALL over a large mailbox can be hundreds of thousands of ranges.
+        decimal::append_ranges(self.out, ranges);
         self
     }
 
