@@ -88,14 +88,17 @@ pub fn eval(node: &Node, slice: &Slice<'_>, out: &mut Vec<u8>) {
                 u8::from((bits & bit != 0) == want)
             }));
         }
-        Node::Larger(limit) => {
-            let limit = *limit;
-            out.extend(slice.sizes.iter().map(|&s| u8::from(u64::from(s) > limit)));
-        }
-        Node::Smaller(limit) => {
-            let limit = *limit;
-            out.extend(slice.sizes.iter().map(|&s| u8::from(u64::from(s) < limit)));
-        }
+        // Sizes compared as u32s (a limit past u32::MAX decides every message alike): the
+        // baseline x86-64 instruction set has no 64-bit vector compare, so widening each
+        // size to u64 made the compiler emulate one per lane.
+        Node::Larger(limit) => match u32::try_from(*limit) {
+            Ok(limit) => out.extend(slice.sizes.iter().map(|&s| u8::from(s > limit))),
+            Err(_) => out.resize(n, 0),
+        },
+        Node::Smaller(limit) => match u32::try_from(*limit) {
+            Ok(limit) => out.extend(slice.sizes.iter().map(|&s| u8::from(s < limit))),
+            Err(_) => out.resize(n, 1),
+        },
         Node::Internal(test) => dates_within(slice, test.secs(), out),
         Node::InternalFrom(t) => dates_within(slice, (*t, i64::MAX), out),
         Node::InternalUntil(t) => dates_within(slice, (i64::MIN, *t), out),
@@ -107,7 +110,7 @@ pub fn eval(node: &Node, slice: &Slice<'_>, out: &mut Vec<u8>) {
                 out.extend(slice.internal_dates.iter().zip(days).map(|(&secs, day)| {
                     let day = day
                         .and_then(decode_sent_day)
-                        .unwrap_or(secs.div_euclid(86_400));
+                        .unwrap_or_else(|| secs.div_euclid(86_400));
                     u8::from(test.matches(day))
                 }));
                 // An arena shorter than the slice: the rest have no value either.
@@ -285,6 +288,10 @@ mod tests {
             "KEYWORD nothere",
             "LARGER 500",
             "SMALLER 37",
+            "LARGER 4294967295",
+            "LARGER 4294967296",
+            "SMALLER 4294967296",
+            "SMALLER 0",
             "BEFORE 15-Mar-2020",
             "ON 15-Mar-2020",
             "SINCE 16-Mar-2020",
