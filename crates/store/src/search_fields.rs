@@ -104,6 +104,36 @@ impl FieldArena {
         })
     }
 
+    /// The first value of each of messages `positions`, in order (`None` for a message
+    /// without one): one walk along the arena for a scan over many messages (the SENT*
+    /// keys over [`SearchField::SentDay`]), where [`FieldArena::values`] per message looks
+    /// its bounds up afresh each time.
+    pub fn first_values(
+        &self,
+        positions: Range<usize>,
+    ) -> impl Iterator<Item = Option<&[u8]>> + '_ {
+        // The first value of message `pos` is the one after all values of those before it.
+        let mut next = self.values_of(positions.start).start;
+        let mut start = self.value_start(next);
+        let ends = self.message_ends.get(positions).unwrap_or_default();
+        ends.iter().map(move |&message_end| {
+            let (first, message_end) = (next, message_end as usize);
+            next = message_end;
+            if first >= message_end {
+                return None;
+            }
+            // Values of this message after its first are skipped to the next one's.
+            let end = self.value_ends.get(first).map_or(start, |&e| e as usize);
+            let value = self.bytes.get(start..end).unwrap_or_default();
+            start = if message_end == first + 1 {
+                end
+            } else {
+                self.value_start(message_end)
+            };
+            Some(value.get(1..).unwrap_or_default())
+        })
+    }
+
     /// Whether message `pos` has the field at all.
     pub fn has_values(&self, pos: usize) -> bool {
         !self.values_of(pos).is_empty()

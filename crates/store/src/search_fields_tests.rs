@@ -261,3 +261,26 @@ fn values_with_fewer_fields_are_rebuilt_from_the_messages() {
         p.close().await.unwrap();
     });
 }
+
+/// A walk over the first values of a run of messages gives what `values` gives message by
+/// message, for fields with none, one and several values per message, from any start.
+#[test]
+fn first_values_are_each_messages_first_value() {
+    let mut fields = SearchFields::new();
+    (0..40).for_each(|i| fields.push_message(&message(i)));
+    for field in ALL_FIELDS {
+        let arena = fields.arena(field).expect("complete");
+        for start in [0, 1, 3, 17, 39, 40] {
+            for end in [start, start + 1, 25.max(start), 40] {
+                let walked: Vec<Option<Vec<u8>>> = arena
+                    .first_values(start..end.min(40))
+                    .map(|v| v.map(<[u8]>::to_vec))
+                    .collect();
+                let each: Vec<Option<Vec<u8>>> = (start..end.min(40))
+                    .map(|pos| arena.values(pos).next().map(|v| v.text.to_vec()))
+                    .collect();
+                assert_eq!(walked, each, "{field:?} {start}..{end}");
+            }
+        }
+    }
+}

@@ -3,9 +3,9 @@
 //! SEARCH answers in ESEARCH form.
 
 use crate::commands::reply::{ok_noting_expunges, store_error, Code, Reply};
+use crate::commands::sort::ordered_runs;
 use crate::recent::RecentUids;
-use crate::search::{self, Found, Hit, Scope, SearchError};
-use crate::selected::to_ranges;
+use crate::search::{self, Collect, Found, Hit, Scope, SearchError};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, SearchReturn};
 use ringmail_proto::response::data::{self, Esearch};
@@ -21,7 +21,14 @@ pub async fn search(
     criteria: &[SearchKey<'_>],
 ) -> Reply {
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
-    let found = match run_search(session, criteria, charset).await {
+    // The answer needs one number per match; SAVE of a message-number search needs the
+    // UIDs as well.
+    let collect = match (uid, save) {
+        (true, _) => Collect::Uids,
+        (false, false) => Collect::Msns,
+        (false, true) => Collect::Hits,
+    };
+    let found = match run_search(session, criteria, charset, collect).await {
         Ok(found) => found,
         Err(e) => {
             // RFC 5182 section 2.1: a failed SEARCH ... SAVE leaves `$` empty.
@@ -36,9 +43,14 @@ pub async fn search(
     } else {
         "SEARCH completed"
     };
+    let ids = found.numbers(uid);
     let esearch = ret.is_some() || session.enabled.imap4rev2;
     if !esearch {
-        classic(session, uid, &found);
+        let modseq = found
+            .uses_modseq
+            .then(|| found.hits.iter().map(|h| h.modseq).max())
+            .flatten();
+        session.send(&data::Search { ids: &ids, modseq });
         return ok_noting_expunges(found.expunged, done);
     }
     // RETURN () and the IMAP4rev2 plain SEARCH both mean RETURN (ALL).
@@ -46,31 +58,30 @@ pub async fn search(
         Some(r) if !r.is_empty() => r.to_vec(),
         _ => vec![SearchReturn::All],
     };
-    let hits = &found.hits;
     let want = |o: SearchReturn| opts.contains(&o);
     if save {
-        session.saved_search = saved(hits, &opts);
+        session.saved_search = saved(&found.numbers(true), &opts);
     }
     if opts.iter().all(|&o| o == SearchReturn::Save) {
         // SAVE alone: no ESEARCH response (RFC 5182 section 2.1).
         return ok_noting_expunges(found.expunged, done);
     }
-    let id = |h: &Hit| if uid { h.uid } else { h.msn };
-    let all = want(SearchReturn::All).then(|| to_ranges(hits.iter().map(id)));
+    // The ids ascend: consecutive ones are ranges as they come, nothing to sort.
+    let all = want(SearchReturn::All).then(|| ordered_runs(ids.iter().copied()));
     session.send(&Esearch {
         tag,
         uid,
         min: want(SearchReturn::Min)
-            .then(|| hits.first().map(id))
+            .then(|| ids.first().copied())
             .flatten(),
         max: want(SearchReturn::Max)
-            .then(|| hits.last().map(id))
+            .then(|| ids.last().copied())
             .flatten(),
         all: all.as_deref(),
-        count: want(SearchReturn::Count).then_some(hits.len() as u64),
+        count: want(SearchReturn::Count).then_some(ids.len() as u64),
         modseq: found
             .uses_modseq
-            .then(|| returned_modseq(hits, &opts))
+            .then(|| returned_modseq(&found.hits, &opts))
             .flatten(),
     });
     ok_noting_expunges(found.expunged, done)
@@ -82,6 +93,7 @@ pub(crate) async fn run_search(
     session: &mut Session,
     keys: &[SearchKey<'_>],
     charset: Option<&[u8]>,
+    collect: Collect,
 ) -> Result<Found, SearchError> {
     if charset.is_some_and(|c| !search::charset_supported(c)) {
         return Err(SearchError::BadCharset);
@@ -109,6 +121,12 @@ pub(crate) async fn run_search(
         abandon: &never,
     };
     let program = search::compile(&scope, keys)?;
+    // The answer's MODSEQ is read from whole hits.
+    let collect = if program.uses_modseq {
+        Collect::Hits
+    } else {
+        collect
+    };
     if program.uses_modseq {
         // SEARCH MODSEQ is a CONDSTORE-enabling command (RFC 7162 section 3.1).
         if let Some(s) = session.selected.as_mut() {
@@ -125,7 +143,7 @@ pub(crate) async fn run_search(
         recent,
         abandon: &abandon,
     };
-    search::run(&scope, &program).await
+    search::run(&scope, &program, collect).await
 }
 
 /// The MODSEQ of an ESEARCH answer (RFC 7162 section 3.1.5): with MIN or MAX alone, the
@@ -141,39 +159,24 @@ fn returned_modseq(hits: &[Hit], opts: &[SearchReturn]) -> Option<u64> {
     min.into_iter().chain(max).map(|h| h.modseq).max()
 }
 
-/// `* SEARCH 1 2 3 [(MODSEQ n)]`
-fn classic(session: &mut Session, uid: bool, found: &Found) {
-    let ids: Vec<u32> = found
-        .hits
-        .iter()
-        .map(|hit| if uid { hit.uid } else { hit.msn })
-        .collect();
-    let modseq = found
-        .uses_modseq
-        .then(|| found.hits.iter().map(|h| h.modseq).max())
-        .flatten();
-    session.send(&data::Search { ids: &ids, modseq });
-}
-
-/// What `SAVE` keeps: every match, or with MIN / MAX but neither ALL nor COUNT, just those
-/// (RFC 5182 section 2.1).
-fn saved(hits: &[Hit], opts: &[SearchReturn]) -> Vec<u32> {
+/// What `SAVE` keeps of the matches' `uids` (ascending): every match, or with MIN / MAX
+/// but neither ALL nor COUNT, just those (RFC 5182 section 2.1).
+fn saved(uids: &[u32], opts: &[SearchReturn]) -> Vec<u32> {
     let min = opts.contains(&SearchReturn::Min);
     let max = opts.contains(&SearchReturn::Max);
     let all = opts.contains(&SearchReturn::All) || opts.contains(&SearchReturn::Count);
     if all || !(min || max) {
-        return hits.iter().map(|h| h.uid).collect();
+        return uids.to_vec();
     }
-    let mut uids: Vec<u32> = Vec::new();
-    if let (true, Some(h)) = (min, hits.first()) {
-        uids.push(h.uid);
+    let mut kept: Vec<u32> = Vec::new();
+    if let (true, Some(&u)) = (min, uids.first()) {
+        kept.push(u);
     }
-    if let (true, Some(h)) = (max, hits.last()) {
-        uids.push(h.uid);
+    if let (true, Some(&u)) = (max, uids.last()) {
+        kept.push(u);
     }
-    uids.sort_unstable();
-    uids.dedup();
-    uids
+    kept.dedup();
+    kept
 }
 
 /// The tagged answer for a search that failed.

@@ -2,7 +2,7 @@
 
 use crate::commands::reply::{ok_noting_expunges, Reply};
 use crate::commands::search::{error_reply, run_search};
-use crate::search::{self, sort, Found, Hit};
+use crate::search::{self, sort, Collect, Found, Hit};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, SearchReturn, SortCriterion};
 use ringmail_proto::response::data::{Esearch, Sort};
@@ -74,7 +74,7 @@ pub async fn sort(
 /// ESORT ALL is a sequence-set "in the requested sort order" (RFC 5267): runs of ids that
 /// rise by one are written as ranges (`1:5`), and nothing is reordered. A run never descends:
 /// `5:1` means the same set as `1:5`, and the order would be lost (Dovecot writes the same).
-fn ordered_runs(ids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
+pub(crate) fn ordered_runs(ids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
     let mut runs: Vec<(u32, u32)> = Vec::new();
     for id in ids {
         match runs.last_mut() {
@@ -92,7 +92,7 @@ async fn run(
     charset: &[u8],
     keys: &[SearchKey<'_>],
 ) -> Result<Found, search::SearchError> {
-    let mut found = run_search(session, keys, Some(charset)).await?;
+    let mut found = run_search(session, keys, Some(charset), Collect::Hits).await?;
     let fields = if sort::needs_fields(criteria) {
         let Some(selected) = session.selected.clone() else {
             return Ok(Found::default());

@@ -2,7 +2,7 @@
 
 use crate::commands::reply::{store_error, Reply};
 use crate::commands::search::{error_reply, run_search};
-use crate::search::{self, sort::sent_date, thread};
+use crate::search::{self, sort::sent_date, thread, Collect};
 use crate::session::Session;
 use ringmail_proto::parser::{SearchKey, ThreadAlgorithm};
 use ringmail_proto::response::data::{Thread, ThreadNode};
@@ -18,7 +18,7 @@ pub async fn thread(
     if algorithm == ThreadAlgorithm::Refs {
         return Reply::bad("THREAD=REFS is not supported");
     }
-    let mut found = match run_search(session, keys, Some(charset)).await {
+    let mut found = match run_search(session, keys, Some(charset), Collect::Hits).await {
         Ok(found) => found,
         Err(e) => return error_reply(&e),
     };

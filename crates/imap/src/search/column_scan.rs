@@ -88,28 +88,37 @@ pub fn eval(node: &Node, slice: &Slice<'_>, out: &mut Vec<u8>) {
                 u8::from((bits & bit != 0) == want)
             }));
         }
-        Node::Larger(limit) => {
-            let limit = *limit;
-            out.extend(slice.sizes.iter().map(|&s| u8::from(u64::from(s) > limit)));
-        }
-        Node::Smaller(limit) => {
-            let limit = *limit;
-            out.extend(slice.sizes.iter().map(|&s| u8::from(u64::from(s) < limit)));
-        }
+        // Sizes compared as u32s (a limit past u32::MAX decides every message alike): the
+        // baseline x86-64 instruction set has no 64-bit vector compare, so widening each
+        // size to u64 made the compiler emulate one per lane.
+        Node::Larger(limit) => match u32::try_from(*limit) {
+            Ok(limit) => out.extend(slice.sizes.iter().map(|&s| u8::from(s > limit))),
+            Err(_) => out.resize(n, 0),
+        },
+        Node::Smaller(limit) => match u32::try_from(*limit) {
+            Ok(limit) => out.extend(slice.sizes.iter().map(|&s| u8::from(s < limit))),
+            Err(_) => out.resize(n, 1),
+        },
         Node::Internal(test) => dates_within(slice, test.secs(), out),
         Node::InternalFrom(t) => dates_within(slice, (*t, i64::MAX), out),
         Node::InternalUntil(t) => dates_within(slice, (i64::MIN, *t), out),
         Node::Sent(test) => match slice.sent_days {
             // Without a valid Date field, the day of INTERNALDATE (as the evaluator does).
+            // One walk along the arena beside the dates (see `FieldArena::first_values`).
             Some((arena, first)) => {
-                out.extend(slice.internal_dates.iter().enumerate().map(|(i, &secs)| {
-                    let day = arena
-                        .values(first + i)
-                        .next()
-                        .and_then(|v| decode_sent_day(v.text))
-                        .unwrap_or(secs.div_euclid(86_400));
+                let days = arena.first_values(first..first + n);
+                out.extend(slice.internal_dates.iter().zip(days).map(|(&secs, day)| {
+                    let day = day
+                        .and_then(decode_sent_day)
+                        .unwrap_or_else(|| secs.div_euclid(86_400));
                     u8::from(test.matches(day))
-                }))
+                }));
+                // An arena shorter than the slice: the rest have no value either.
+                let rest = slice.internal_dates.get(out.len()..).unwrap_or_default();
+                out.extend(
+                    rest.iter()
+                        .map(|&secs| u8::from(test.matches(secs.div_euclid(86_400)))),
+                );
             }
             None => out.resize(n, 0),
         },
@@ -173,18 +182,20 @@ fn dates_within(slice: &Slice<'_>, (lo, hi): (i64, i64), out: &mut Vec<u8>) {
 }
 
 /// The positions in `matches` (as [`eval`] wrote it) that are 1, ascending, eight bytes at
-/// a time so that a rare match costs little more than reading the bytes.
+/// a time so that a rare match costs little more than reading the bytes and a common one
+/// one step per match, not per byte tested.
 pub fn for_each_match(matches: &[u8], mut f: impl FnMut(usize)) {
     let mut words = matches.chunks_exact(8);
     let mut base = 0;
     for word in words.by_ref() {
-        let w = u64::from_ne_bytes(word.try_into().unwrap_or([0; 8]));
-        if w != 0 {
-            for (i, &b) in word.iter().enumerate() {
-                if b != 0 {
-                    f(base + i);
-                }
-            }
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        // Every byte is 0 or 1, at bit 8 * i: the multiplication gathers those bits into
+        // the top byte, byte i's as bit i (no two partial products meet there, so there is
+        // no carry between them).
+        let mut bits = w.wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        while bits != 0 {
+            f(base + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
         }
         base += 8;
     }
@@ -277,6 +288,10 @@ mod tests {
             "KEYWORD nothere",
             "LARGER 500",
             "SMALLER 37",
+            "LARGER 4294967295",
+            "LARGER 4294967296",
+            "SMALLER 4294967296",
+            "SMALLER 0",
             "BEFORE 15-Mar-2020",
             "ON 15-Mar-2020",
             "SINCE 16-Mar-2020",

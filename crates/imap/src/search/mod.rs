@@ -14,6 +14,7 @@
 //! mailbox's header-search values for each chunk, so such a search reads no message.
 
 pub mod body;
+mod collect;
 mod column_scan;
 pub mod fields;
 pub mod header;
@@ -25,8 +26,11 @@ pub mod thread;
 #[cfg(test)]
 mod pass2_tests;
 #[cfg(test)]
+mod run_tests;
+#[cfg(test)]
 mod stored_text_tests;
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::recent::RecentUids;
@@ -38,6 +42,8 @@ use ringmail_proto::dates;
 use ringmail_proto::parser::SearchKey;
 use ringmail_store::{InPlace, MailboxView, MessageEntry, Partition, StoreError};
 
+pub use collect::Collect;
+use collect::Matches;
 use program::{Content, Context, Level, Message, Program, Tri};
 
 /// Messages the index pass handles between two chances to yield.
@@ -74,7 +80,8 @@ pub struct Hit {
     pub uid: u32,
     /// RFC822.SIZE.
     pub size: u32,
-    /// Its mod-sequence.
+    /// Its mod-sequence; only read (and, for matches decided from the columns, only set)
+    /// when the search used MODSEQ ([`Found::uses_modseq`]).
     pub modseq: u64,
     /// INTERNALDATE, seconds since the epoch.
     pub internal_date: i64,
@@ -95,14 +102,40 @@ impl Hit {
 /// The result of a search.
 #[derive(Debug, Default)]
 pub struct Found {
-    /// Matching messages in message-number order.
+    /// What it kept of each match: where the matches are.
+    pub kept: Collect,
+    /// Matching messages in message-number order, with [`Collect::Hits`].
     pub hits: Vec<Hit>,
+    /// Their UIDs or message numbers, ascending, with [`Collect::Uids`] or
+    /// [`Collect::Msns`].
+    pub ids: Vec<u32>,
     /// A MODSEQ key was used: responses must carry mod-sequences (RFC 7162 section 3.1.5).
     pub uses_modseq: bool,
     /// Messages of the session's view were expunged by another session before they could be
     /// tested (or, for SORT and THREAD, their fields read): the answer may lack some that
     /// would have matched, and says so with RFC 5530's EXPUNGEISSUED.
     pub expunged: bool,
+}
+
+impl Found {
+    /// The matches' UIDs (`uid`) or message numbers, ascending, from whichever form the
+    /// search kept. Numbers it did not keep (message numbers of a search that kept UIDs)
+    /// are a caller's mistake: none.
+    pub fn numbers(&self, uid: bool) -> Cow<'_, [u32]> {
+        match (self.kept, uid) {
+            (Collect::Hits, _) => Cow::Owned(
+                self.hits
+                    .iter()
+                    .map(|h| if uid { h.uid } else { h.msn })
+                    .collect(),
+            ),
+            (Collect::Uids, true) | (Collect::Msns, false) => Cow::Borrowed(&self.ids),
+            (Collect::Uids, false) | (Collect::Msns, true) => {
+                debug_assert!(false, "{:?} asked for uid={uid}", self.kept);
+                Cow::Borrowed(&[])
+            }
+        }
+    }
 }
 
 /// Why a search produced no result.
@@ -161,14 +194,20 @@ pub fn compile(scope: &Scope<'_>, keys: &[SearchKey<'_>]) -> Result<Program, Sea
     Program::compile(keys, &context).map_err(|_| SearchError::TooComplex)
 }
 
-/// Runs a compiled search over the selected mailbox.
-pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchError> {
+/// Runs a compiled search over the selected mailbox, keeping of each match what `collect`
+/// asks for.
+pub async fn run(
+    scope: &Scope<'_>,
+    program: &Program,
+    collect: Collect,
+) -> Result<Found, SearchError> {
     let (mail, user, view) = (scope.mail, scope.user, scope.view);
     let mailbox = scope.mailbox;
 
-    // Pass 1: the index. `pending` lists the hits (by position) whose bytes must be read.
-    let mut hits: Vec<Hit> = Vec::new();
-    let mut pending: Vec<usize> = Vec::new();
+    // Pass 1: the index. `pending` lists the matches whose bytes must be read: their
+    // positions in `hits` and their message numbers and UIDs.
+    let mut hits = Matches::new(collect);
+    let mut pending: Vec<(usize, u32, u32)> = Vec::new();
     let mut keyword_table: Vec<u64> = Vec::new();
     let mut matches: Vec<u8> = Vec::new();
     let mut expunged = false;
@@ -220,12 +259,8 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     sent_days,
                 };
                 column_scan::eval(program.root(), &slice, &mut matches);
-                hits.reserve(matches.iter().map(|&m| usize::from(m)).sum());
-                column_scan::for_each_match(&matches, |i| {
-                    if let Some(entry) = messages.get(first_pos + i) {
-                        hits.push(Hit::new((first_msn + i) as u32, entry));
-                    }
-                });
+                let entries = messages.get(first_pos..end_pos).unwrap_or_default();
+                hits.extend_from_columns(&slice, &matches, entries, program.uses_modseq);
                 return;
             }
             // Header keys on the fields kept in memory: one scan of those messages' values.
@@ -254,10 +289,10 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                     indexed: indexed.as_deref().map(|rows| (rows, pos - first_pos)),
                 };
                 match program.eval(&message) {
-                    Tri::True => hits.push(Hit::new(msn, entry)),
+                    Tri::True => hits.push(msn, entry),
                     Tri::Unknown => {
-                        pending.push(hits.len());
-                        hits.push(Hit::new(msn, entry));
+                        pending.push((hits.len(), msn, uid));
+                        hits.push(msn, entry);
                     }
                     Tri::False => {}
                 }
@@ -270,7 +305,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
     // their flags may have changed while this search gave the executor away. Most are
     // decided where their bytes lie in the page cache (`decide_in_place`), a batch under
     // one look at the index; the rest, one at a time, from reads (`read_and_eval`).
-    let mut rejected = vec![false; hits.len()];
+    let mut rejected = vec![false; if pending.is_empty() { 0 } else { hits.len() }];
     let mut text = Vec::new();
     let mut reader = mail.record_reader();
     let mut next = 0;
@@ -286,12 +321,8 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                 Some(m) if m.uid == uid => Some(hint),
                 _ => v.msn(uid).map(|msn| msn as usize - 1),
             };
-            while let Some(&index) = pending.get(next).filter(|_| next < batch_end) {
-                let Some(hit) = hits.get(index) else {
-                    next += 1;
-                    continue;
-                };
-                let Some(pos) = position(hit.uid, at) else {
+            while let Some(&(index, msn, uid)) = pending.get(next).filter(|_| next < batch_end) {
+                let Some(pos) = position(uid, at) else {
                     // Expunged by another session since the index pass: it matches nothing.
                     expunged = true;
                     rejected[index] = true;
@@ -304,12 +335,11 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                 // (when the pending messages are consecutive there, as for BODY alone).
                 let ahead = pending
                     .get(next + PREFETCH_AHEAD)
-                    .and_then(|&i| hits.get(i));
-                let ahead = ahead.and_then(|h| {
-                    messages
-                        .get(pos + PREFETCH_AHEAD)
-                        .filter(|m| m.uid == h.uid)
-                });
+                    .and_then(|&(_, _, ahead)| {
+                        messages
+                            .get(pos + PREFETCH_AHEAD)
+                            .filter(|m| m.uid == ahead)
+                    });
                 if let Some(m) = ahead {
                     reader.prefetch(m);
                 }
@@ -320,13 +350,13 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
                 };
                 let decided = reader
                     .read(&entry)
-                    .and_then(|record| decide_in_place(program, hit.msn, &entry, keywords, record));
+                    .and_then(|record| decide_in_place(program, msn, &entry, keywords, record));
                 match decided {
                     Some(matched) => {
                         rejected[index] = !matched;
                         next += 1;
                     }
-                    None => return Some((index, entry, keywords)),
+                    None => return Some((index, msn, entry, keywords)),
                 }
                 // Large messages end the batch sooner: the executor is given back about
                 // as often as for small ones.
@@ -337,8 +367,7 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
             }
             None
         })?;
-        if let Some((index, entry, keywords)) = to_read {
-            let msn = hits[index].msn;
+        if let Some((index, msn, entry, keywords)) = to_read {
             let matched = match read_and_eval(
                 program, mail, user, mailbox, msn, &entry, keywords, &mut text,
             )
@@ -356,13 +385,13 @@ pub async fn run(scope: &Scope<'_>, program: &Program) -> Result<Found, SearchEr
         }
         pause(scope.abandon).await?;
     }
-    let mut index = 0;
-    hits.retain(|_| {
-        index += 1;
-        !rejected[index - 1]
-    });
+    if rejected.contains(&true) {
+        hits.reject(&rejected);
+    }
     Ok(Found {
-        hits,
+        kept: collect,
+        hits: hits.hits,
+        ids: hits.ids,
         uses_modseq: program.uses_modseq,
         expunged,
     })

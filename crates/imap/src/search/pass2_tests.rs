@@ -12,7 +12,7 @@ use base64::Engine as _;
 use ringmail_proto::parser::SearchKey;
 use ringmail_store::{NewMessage, Options, Partition};
 
-use super::{compile, run, Found, Scope};
+use super::{compile, run, Collect, Found, Scope};
 use crate::recent::RecentUids;
 use crate::selected::View;
 
@@ -127,8 +127,12 @@ async fn search(p: &Partition, view: &View, keys: &[SearchKey<'_>]) -> (Vec<u32>
         abandon: &|| false,
     };
     let program = compile(&scope, keys).unwrap();
-    let Found { hits, expunged, .. } = run(&scope, &program).await.unwrap();
-    (hits.iter().map(|h| h.uid).collect(), expunged)
+    let Found { hits, expunged, .. } = run(&scope, &program, Collect::Hits).await.unwrap();
+    let uids: Vec<u32> = hits.iter().map(|h| h.uid).collect();
+    // The form SEARCH keeps (UIDs only) decides the same messages.
+    let found = run(&scope, &program, Collect::Uids).await.unwrap();
+    assert_eq!(found.ids, uids);
+    (uids, expunged)
 }
 
 fn word(s: &'static str) -> Cow<'static, [u8]> {

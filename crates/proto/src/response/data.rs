@@ -235,16 +235,7 @@ pub struct Search<'a> {
 
 impl Response for Search<'_> {
     fn serialize(&self, w: &mut ResponseWriter<'_>) {
-        // The ids ascend: none is longer than the last, so this is enough for all of them.
-        let widest = self
-            .ids
-            .last()
-            .map_or(1, |&n| n.checked_ilog10().unwrap_or(0) + 1);
-        w.reserve(self.ids.len() * (widest as usize + 1) + 40);
-        w.untagged().raw(b"SEARCH");
-        for &id in self.ids {
-            w.sp().number(u64::from(id));
-        }
+        w.untagged().raw(b"SEARCH").spaced_numbers(self.ids);
         if let Some(modseq) = self.modseq {
             w.raw(b" (MODSEQ ").number(modseq).close();
         }
@@ -308,10 +299,7 @@ pub struct Sort<'a>(pub &'a [u32]);
 
 impl Response for Sort<'_> {
     fn serialize(&self, w: &mut ResponseWriter<'_>) {
-        w.untagged().raw(b"SORT");
-        for &id in self.0 {
-            w.sp().number(u64::from(id));
-        }
+        w.untagged().raw(b"SORT").spaced_numbers(self.0);
         w.crlf();
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod code;
 pub mod data;
+pub mod decimal;
 pub mod reply;
 pub mod writer;
 

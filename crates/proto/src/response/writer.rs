@@ -7,7 +7,7 @@
 //! (`Reply`, `StatusResponse`, the `data` module) are written with it; so is FETCH, whose
 //! hot path appends literals straight from storage (see [`ResponseWriter::literal_start`]).
 
-use super::{Code, Status};
+use super::{decimal, Code, Status};
 use crate::parser::{Flag, RejectKind, Rejection};
 
 /// Strings longer than this are sent as literals even when quoting would be legal.
@@ -101,16 +101,18 @@ impl<'b> ResponseWriter<'b> {
         // The digits go left-aligned into a fixed 20 bytes that are appended whole and cut
         // back: a copy of constant length is a couple of stores, where one of the digits'
         // own length is a call to memcpy per number (a SEARCH answer lists a million).
-        let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
         let mut digits = [0u8; 20];
-        let mut n = n;
-        for d in digits[..len].iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
+        let len = decimal::format(n, &mut digits);
         let at = self.out.len();
         self.out.extend_from_slice(&digits);
         self.out.truncate(at + len);
+        self
+    }
+
+    /// ` n` for each of `ids`: the list of a SEARCH or SORT answer, fastest when the ids
+    /// ascend (see [`decimal::append_spaced`]).
+    pub fn spaced_numbers(&mut self, ids: &[u32]) -> &mut Self {
+        decimal::append_spaced(self.out, ids);
         self
     }
 
@@ -305,16 +307,8 @@ impl<'b> ResponseWriter<'b> {
     where
         I: IntoIterator<Item = (u32, u32)>,
     {
-        for (i, (low, high)) in ranges.into_iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            self.number(u64::from(low));
-            if high != low {
-                self.out.push(b':');
-                self.number(u64::from(high));
-            }
-        }
+        // ESEARCH ALL over a large mailbox can be hundreds of thousands of ranges.
+        decimal::append_ranges(self.out, ranges);
         self
     }
 
