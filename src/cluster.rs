@@ -29,6 +29,7 @@ pub fn settings(config: &Config, data_dir: &Path) -> Result<Option<ClusterConfig
         replicas: section.replicas,
         sync: section.sync,
         zone: section.zone.clone(),
+        replica_moves_per_node: section.replica_moves_per_node,
     };
     settings.validate().map_err(|e| e.to_string())?;
     Ok(Some(settings))

@@ -48,6 +48,8 @@ pub(crate) struct Ctx {
     pub(crate) lease_secs: u64,
     /// Replicas per partition, for the balancer (`[cluster] replicas`).
     pub(crate) replicas: usize,
+    /// Replica moves at once per receiving node (`[cluster] replica_moves_per_node`).
+    pub(crate) replica_moves_per_node: usize,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -231,6 +233,7 @@ async fn join(
         info,
         lease_secs: config.lease_secs,
         replicas: config.replicas as usize,
+        replica_moves_per_node: config.replica_moves_per_node as usize,
         shared: Arc::new(Shared::new(config.node.clone(), empty, commands)),
     };
     membership::register(&ctx).await?;
