@@ -255,6 +255,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let node = match ringmail::cluster::settings(&config, &data_dir)? {
                 Some(settings) => {
                     ringmail::replication::set_sync(settings.sync);
+                    ringmail::replication::set_replicas(settings.replicas);
                     ringmail::replication::set_stale_copy_grace(std::time::Duration::from_secs(
                         config.cluster.stale_copy_grace_secs,
                     ));

@@ -502,8 +502,7 @@ fn rebalance(map: &PartitionMap, per_node: usize, actions: &mut Vec<Action>) {
                 for &to in fits.iter() {
                     let to_held = held[to];
                     let better = best.is_none_or(|(h, n, _)| (to_held, to) < (h, n));
-                    if better && to_held + 2 <= donor_held && receiving[to] < per_node
-                    {
+                    if better && to_held + 2 <= donor_held && receiving[to] < per_node {
                         best = Some((to_held, to, p));
                     }
                 }
@@ -1247,7 +1246,10 @@ mod tests {
             let first = plan(&map, &p);
             assert_eq!(first.len(), per_node, "{per_node}: {first:?}");
             settle(&mut map, &first);
-            assert!(plan(&map, &p).is_empty(), "{per_node}: more before the seeding");
+            assert!(
+                plan(&map, &p).is_empty(),
+                "{per_node}: more before the seeding"
+            );
             settle_seeded(&mut map, &p);
             assert_eq!(map.replica_count("c"), 20, "{per_node}");
             assert_replicas_even(&map);

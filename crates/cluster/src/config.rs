@@ -234,7 +234,10 @@ mod tests {
             (config.replicas, config.sync, config.zone.as_str()),
             (1, true, "")
         );
-        assert_eq!(config.replica_moves_per_node, DEFAULT_REPLICA_MOVES_PER_NODE);
+        assert_eq!(
+            config.replica_moves_per_node,
+            DEFAULT_REPLICA_MOVES_PER_NODE
+        );
         config.validate().unwrap();
     }
 

@@ -74,6 +74,7 @@ pub(crate) enum Command {
     },
     StaleCopy {
         partition: u32,
+        kind: crate::ownership::CopyKind,
         reply: oneshot::Sender<Result<Option<&'static str>, Error>>,
     },
 }
@@ -283,7 +284,11 @@ async fn serve(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<Command>) {
                 } => {
                     let _ = reply.send(set_in_sync(&ctx, partition, &node, in_sync, epoch).await);
                 }
-                Command::StaleCopy { partition, reply } => {
+                Command::StaleCopy {
+                    partition,
+                    kind,
+                    reply,
+                } => {
                     let result = if ctx.shared.fenced() {
                         // Re-registered and not yet caught up, or the lease may be gone.
                         Err(Error::Fenced(ctx.info.id.clone()))
@@ -294,6 +299,8 @@ async fn serve(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<Command>) {
                             ctx.shared.map.load().partitions,
                             &ctx.info.id,
                             partition,
+                            kind,
+                            ctx.replicas,
                         )
                         .await
                     };

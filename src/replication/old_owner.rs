@@ -1,0 +1,76 @@
+//! An old owner's partition directory: a node that was stopped (a crash, `kill -9`) while
+//! its partitions failed over comes back with `p-NNNN/` directories the map now gives to
+//! other nodes at a later epoch. The node never serves them (the map routes those users to
+//! the new owners), and what it does with them is decided here and in stale.rs.
+//!
+//! With `sync = true` the new owner was promoted from an in-sync replica, so its log holds
+//! every record this copy acknowledged; whatever this copy has beyond was never
+//! acknowledged to a client. So the directory becomes this node's replica copy
+//! (`p-NNNN.replica/`, as `ReplicaLog::rejoin` does when a new owner first seeds it): a
+//! replica placed here is seeded with only what differs (seeding compares crc32c and
+//! replaces a tail only this copy has), and a copy the map does not list is removed after
+//! the grace period once the partition is complete elsewhere, like any stale replica copy.
+//!
+//! With `replicas = 0` or `sync = false` that argument does not hold (the new owner can only
+//! have been given the partition by an operator's move, or may lack the last acknowledged
+//! writes), so the directory stays as it is unless the map lists this node as a replica
+//! (then seeding would take it anyway): kept, logged and shown by `cluster status`, for the
+//! operator.
+
+use super::replica::Busy;
+use super::*;
+
+/// `[cluster] replicas` of this node, set at start.
+static REPLICAS: AtomicU64 = AtomicU64::new(1);
+
+/// Sets `[cluster] replicas` for every executor (before they start).
+pub fn set_replicas(replicas: u32) {
+    REPLICAS.store(u64::from(replicas), Ordering::Relaxed);
+}
+
+pub(super) fn replicas() -> usize {
+    REPLICAS.load(Ordering::Relaxed) as usize
+}
+
+/// Why an old owner's directory of a partition the map does not list this node as a
+/// replica of must stay as it is (`None`: it becomes a replica copy).
+pub(super) fn must_stay(replicas: usize, sync: bool) -> Option<&'static str> {
+    if replicas == 0 {
+        Some(
+            "kept for the operator: with replicas = 0 the new owner was not promoted from an \
+             in-sync copy, so this one may hold acknowledged mail it lacks",
+        )
+    } else if !sync {
+        Some(
+            "kept for the operator: with sync = false it may end in acknowledged writes the \
+             new owner lacks",
+        )
+    } else {
+        None
+    }
+}
+
+/// Renames the old owner's directory `target` to its replica copy, if `still_old` holds once
+/// no replication request works on it (the caller checks its map again). Returns the copy's
+/// log end, `Ok(None)` when a request holds it (the next sweep tries again) or
+/// `still_old` no longer holds.
+pub(super) async fn adopt(
+    target: &Path,
+    still_old: impl FnOnce() -> bool,
+) -> Result<Option<Option<LogEnd>>, StoreError> {
+    let Some(_busy) = Busy::take(target) else {
+        return Ok(None);
+    };
+    if !still_old() {
+        return Ok(None);
+    }
+    if ReplicaLog::dir_for(target).exists() {
+        return Err(StoreError::NotPermitted(
+            "a replica copy is there too; remove one of them by hand",
+        ));
+    }
+    let target = target.to_path_buf();
+    glommio::executor()
+        .spawn_blocking(move || ReplicaLog::rejoin(&target).map(|r| Some(r.position())))
+        .await
+}
