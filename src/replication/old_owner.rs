@@ -13,9 +13,10 @@
 //!
 //! With `replicas = 0` or `sync = false` that argument does not hold (the new owner can only
 //! have been given the partition by an operator's move, or may lack the last acknowledged
-//! writes), so the directory stays as it is unless the map lists this node as a replica
-//! (then seeding would take it anyway): kept, logged and shown by `cluster status`, for the
-//! operator.
+//! writes), so unless the map lists this node as a replica (then seeding takes it, as
+//! before), the directory is set aside as `p-NNNN.old-owner-E` (E: the epoch the map gives
+//! the partition to its new owner at): never opened, never removed by ringmail, out of the
+//! way of a move back to this node, logged and shown by `cluster status` for the operator.
 
 use super::replica::Busy;
 use super::*;
@@ -48,6 +49,51 @@ pub(super) fn must_stay(replicas: usize, sync: bool) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// `p-NNNN.old-owner-E` beside `target` (`p-NNNN`).
+pub(super) fn aside_dir(target: &Path, epoch: u64) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".old-owner-{epoch}"));
+    target.with_file_name(name)
+}
+
+/// The partition whose old owner's directory, set aside, `name` is (`p-NNNN.old-owner-E`).
+pub(super) fn aside_partition(name: &str) -> Option<&str> {
+    let (partition, epoch) = name.split_once(".old-owner-")?;
+    (!epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit())).then_some(partition)
+}
+
+/// Sets the old owner's directory `target` aside as [`aside_dir`]`(target, epoch)`, under
+/// the same hold and check as [`adopt`]. Returns where it went, or `Ok(None)` as [`adopt`].
+pub(super) async fn set_aside(
+    target: &Path,
+    epoch: u64,
+    still_old: impl FnOnce() -> bool,
+) -> Result<Option<PathBuf>, StoreError> {
+    let Some(_busy) = Busy::take(target) else {
+        return Ok(None);
+    };
+    if !still_old() {
+        return Ok(None);
+    }
+    let aside = aside_dir(target, epoch);
+    if aside.exists() {
+        return Err(StoreError::NotPermitted(
+            "an old owner's copy of that epoch is set aside already; remove one by hand",
+        ));
+    }
+    let (from, to) = (target.to_path_buf(), aside.clone());
+    glommio::executor()
+        .spawn_blocking(move || -> Result<(), StoreError> {
+            std::fs::rename(&from, &to)?;
+            if let Some(parent) = to.parent() {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Some(aside))
 }
 
 /// Renames the old owner's directory `target` to its replica copy, if `still_old` holds once

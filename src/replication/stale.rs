@@ -6,7 +6,9 @@
 //! - an old owner's `p-NNNN/` after a failover (old_owner.rs): made a replica copy at once
 //!   when that is safe, so it is then swept (or seeded) as one;
 //! - a `p-NNNN/` marked MOVED: left by a completed move ("moved to node N at epoch E"), or
-//!   by a takeover while this node served it.
+//!   by a takeover while this node served it;
+//! - an old owner's copy set aside (`p-NNNN.old-owner-E`, old_owner.rs) where it may hold
+//!   acknowledged mail the new owner lacks: never removed, only shown.
 //!
 //! A copy goes only when:
 //! - the local map has not listed this node for `p` (owner, move target, and for a replica
@@ -84,6 +86,8 @@ enum Found {
     Partition,
     /// `p-NNNN` with MOVED: what a move (`Some(epoch)`) or a takeover (`None`) left.
     Moved(Option<u64>),
+    /// `p-NNNN.old-owner-E`: set aside for the operator.
+    Aside,
 }
 
 impl Found {
@@ -92,7 +96,7 @@ impl Found {
             Found::Replica => "replica",
             Found::Partition => "old-owner",
             Found::Moved(Some(_)) => "moved",
-            Found::Moved(None) => "old-owner",
+            Found::Moved(None) | Found::Aside => "old-owner",
         }
     }
 
@@ -100,7 +104,7 @@ impl Found {
     fn copy_kind(self) -> CopyKind {
         match self {
             Found::Replica => CopyKind::Replica,
-            Found::Partition | Found::Moved(None) => CopyKind::OldOwner,
+            Found::Partition | Found::Moved(None) | Found::Aside => CopyKind::OldOwner,
             Found::Moved(Some(epoch)) => CopyKind::Moved { epoch },
         }
     }
@@ -182,7 +186,12 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
     let map = view.map();
     let mut mine: Vec<(u32, String)> = names
         .into_iter()
-        .filter_map(|n| Some((copy_partition(&n).or_else(|| partition_number(&n))?, n)))
+        .filter_map(|n| {
+            let p = copy_partition(&n)
+                .or_else(|| partition_number(old_owner::aside_partition(&n)?))
+                .or_else(|| partition_number(&n))?;
+            Some((p, n))
+        })
         .filter(|(p, _)| *p < map.partitions && executor_of(*p, exec.count) == exec.id)
         .collect();
     mine.sort();
@@ -192,13 +201,15 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         let target = Partitions::dir(&root, p);
         let mut found = if name.ends_with(".replica") {
             Found::Replica
+        } else if old_owner::aside_partition(&name).is_some() {
+            Found::Aside
         } else if is_moved(&target) {
             let note = std::fs::read_to_string(target.join(MOVED_MARKER)).unwrap_or_default();
             Found::Moved(moved_epoch(&note))
         } else {
             Found::Partition
         };
-        if listed(&map, &me, p, found) {
+        if found != Found::Aside && listed(&map, &me, p, found) {
             unlisted.remove(&name);
             continue;
         }
@@ -210,24 +221,43 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
                 state,
             })
         };
+        if found == Found::Aside {
+            note(
+                "kept for the operator: an old owner's copy that may hold acknowledged mail \
+                 its new owner lacks (never served; remove it by hand)"
+                    .into(),
+            );
+            continue;
+        }
         if view.fenced() {
             note("looked at once this node's map has caught up (fenced)".into());
             continue;
         }
-        if found == Found::Partition {
+        if matches!(found, Found::Partition | Found::Moved(None)) {
             // Not served here (the map names another owner, or none yet): an old owner's
             // directory, unless the partition is open (the fencing task hands it over).
             if exec.store.opened(p).is_some() || map.assignment(p).owner.is_none() {
                 continue;
             }
-            match adopt_old_owner(view, &me, p, &target).await {
-                Ok(()) => {
+            match old_owners_dir(view, &me, p, &target, found).await {
+                Ok(Some(aside)) => {
+                    seen.push(Seen {
+                        p,
+                        dir: aside,
+                        kind: Found::Aside.kind(),
+                        state: "set aside for the operator just now".into(),
+                    });
+                    continue;
+                }
+                Ok(None) if found == Found::Partition => {
                     name = format!("{name}.replica");
                     found = Found::Replica;
                     if map.assignment(p).replicated_on(&me) {
                         continue;
                     }
                 }
+                // What a takeover left, swept below once the partition is complete elsewhere.
+                Ok(None) => {}
                 Err(why) => {
                     note(why);
                     continue;
@@ -243,12 +273,6 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
                 state,
             })
         };
-        if found.copy_kind() == CopyKind::OldOwner {
-            if let Some(why) = old_owner::must_stay(old_owner::replicas(), node::sync()) {
-                note(why.into());
-                continue;
-            }
-        }
         let left = grace().saturating_sub(since.elapsed());
         if !left.is_zero() {
             note(format!(
@@ -275,7 +299,7 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         };
         let removed = match found {
             Found::Replica => remove_stale_copy(&target, still).await,
-            Found::Moved(_) | Found::Partition => {
+            Found::Moved(_) | Found::Partition | Found::Aside => {
                 remove_stale_dir(&target, target.clone(), still).await
             }
         };
@@ -294,44 +318,78 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
     publish(exec.id, seen);
 }
 
-/// An old owner's `p-NNNN/` of `p` (the map names another owner): made this node's replica
-/// copy when that is safe or the map lists this node as a replica. `Err` says why it stays.
-async fn adopt_old_owner(
+/// An old owner's `p-NNNN/` of `p` (the map names another owner; `found` says whether it is
+/// marked MOVED by a takeover): made this node's replica copy when that is safe or the map
+/// lists this node as a replica (`Ok(None)`), set aside when it may hold acknowledged mail
+/// the new owner lacks (`Ok(Some(directory name))`); one marked MOVED is only set aside
+/// (`Ok(None)`: swept as what a takeover left). `Err` says why it stays as it is for now.
+async fn old_owners_dir(
     view: &ClusterView,
     me: &str,
     p: u32,
     target: &Path,
-) -> Result<(), String> {
+    found: Found,
+) -> Result<Option<String>, String> {
     let a = view.map().assignment(p).clone();
     let owner = a.owner.clone().unwrap_or_default();
-    if !a.replicated_on(me) {
-        if let Some(why) = old_owner::must_stay(old_owner::replicas(), node::sync()) {
-            return Err(why.into());
-        }
-    }
     let still_old = {
-        let (view, me) = (view.clone(), me.to_string());
+        let (view, me, epoch) = (view.clone(), me.to_string(), a.epoch);
         move || {
             let map = view.map();
-            let a = map.assignment(p);
+            let now = map.assignment(p);
             !view.fenced()
-                && a.owner.as_deref().is_some_and(|o| o != me)
-                && a.moving_to() != Some(&me)
+                && now.epoch == epoch
+                && now.owner.as_deref().is_some_and(|o| o != me)
+                && now.moving_to() != Some(&me)
         }
     };
-    match old_owner::adopt(target, still_old).await {
-        Ok(Some(end)) => {
+    let must_stay = old_owner::must_stay(old_owner::replicas(), node::sync());
+    let adopt = found == Found::Partition && (a.replicated_on(me) || must_stay.is_none());
+    if adopt {
+        return match old_owner::adopt(target, still_old).await {
+            Ok(Some(end)) => {
+                COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
+                info!(
+                    partition = p,
+                    owner = %owner,
+                    epoch = a.epoch,
+                    end = ?end,
+                    "an old owner's partition directory became a replica copy: the partition \
+                     failed over to another node while this one was away; it is never served \
+                     from here, and seeding replaces whatever it has that no client was told \
+                     about"
+                );
+                Ok(None)
+            }
+            Ok(None) => Err("in use; looked at again at the next sweep".into()),
+            Err(e) => {
+                warn!(
+                    partition = p,
+                    "an old owner's partition directory stays: {e}"
+                );
+                Err(format!("kept: {e}"))
+            }
+        };
+    }
+    let Some(why) = must_stay else {
+        return Ok(None);
+    };
+    match old_owner::set_aside(target, a.epoch, still_old).await {
+        Ok(Some(aside)) => {
             COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
-            info!(
+            let aside = aside
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            warn!(
                 partition = p,
                 owner = %owner,
                 epoch = a.epoch,
-                end = ?end,
-                "an old owner's partition directory became a replica copy: the partition \
-                 failed over to another node while this one was away, and is never served \
-                 from it here"
+                dir = %aside,
+                "an old owner's partition directory was set aside: the partition belongs to \
+                 another node now, and this copy is never served; {why}"
             );
-            Ok(())
+            Ok(Some(aside))
         }
         Ok(None) => Err("in use; looked at again at the next sweep".into()),
         Err(e) => {
@@ -371,7 +429,7 @@ fn removed_one(p: u32, found: Found, since: Instant) {
                  later is alive"
             );
         }
-        Found::Moved(None) | Found::Partition => {
+        Found::Moved(None) | Found::Partition | Found::Aside => {
             COUNTERS
                 .moved_copies_removed
                 .fetch_add(1, Ordering::Relaxed);

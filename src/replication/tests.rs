@@ -518,7 +518,9 @@ fn an_old_owners_directory_becomes_a_replica_copy_only_when_safe() {
             // torn tail recovery would cut).
             let p = Partition::open(&target, Options::default()).await.unwrap();
             p.ensure_user("u").await.unwrap();
-            append(&p, "acknowledged before the failover").await.unwrap();
+            append(&p, "acknowledged before the failover")
+                .await
+                .unwrap();
             append(&p, "another").await.unwrap();
             let expected = inbox(&p).await;
             let end_before = p.log_end();
@@ -537,7 +539,10 @@ fn an_old_owners_directory_becomes_a_replica_copy_only_when_safe() {
     // Renamed, not copied or cut: the copy ends where the partition did, and the
     // directory that could be opened as the partition is gone.
     let end = adopted.expect("adopted").expect("a log end");
-    assert_eq!((end.segment, end.offset), (end_before.segment, end_before.offset));
+    assert_eq!(
+        (end.segment, end.offset),
+        (end_before.segment, end_before.offset)
+    );
     assert!(!target.exists());
     assert!(ReplicaLog::dir_for(&target).is_dir());
     // Promoted later (the map makes this node the owner again), it is the same partition.
@@ -558,4 +563,41 @@ fn an_old_owners_directory_becomes_a_replica_copy_only_when_safe() {
     });
     assert!(both.is_err(), "{both:?}");
     assert!(target.is_dir());
+}
+
+#[test]
+fn an_old_owners_directory_that_may_hold_acknowledged_mail_is_set_aside() {
+    assert_eq!(
+        old_owner::aside_partition("p-0003.old-owner-7"),
+        Some("p-0003")
+    );
+    for other in [
+        "p-0003",
+        "p-0003.replica",
+        "p-0003.old-owner-",
+        "p-0003.old-owner-x",
+    ] {
+        assert_eq!(old_owner::aside_partition(other), None, "{other}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = Partitions::dir(dir.path(), 3);
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("seg"), b"acknowledged?").unwrap();
+    let (kept, aside, again) = run({
+        let target = target.clone();
+        move || async move {
+            let kept = old_owner::set_aside(&target, 7, || false).await.unwrap();
+            let aside = old_owner::set_aside(&target, 7, || true).await.unwrap();
+            // Another failover of the same epoch cannot happen; a second copy is refused.
+            std::fs::create_dir_all(&target).unwrap();
+            let again = old_owner::set_aside(&target, 7, || true).await;
+            (kept, aside, again.is_err())
+        }
+    });
+    assert_eq!(kept, None);
+    let aside = aside.expect("set aside");
+    assert_eq!(aside, dir.path().join("p-0003.old-owner-7"));
+    // Moved as it was, byte for byte, and out of the way of a partition directory.
+    assert_eq!(std::fs::read(aside.join("seg")).unwrap(), b"acknowledged?");
+    assert!(again);
 }
