@@ -550,6 +550,16 @@ async fn receive(exec: &Executor, request: Request) -> Result<Vec<u8>, String> {
     let dir = Partitions::dir(&exec.data_dir, p);
     match request.kind {
         KIND_MOVE_START => {
+            let owned = view.map().assignment(p).owned_by(view.node());
+            if dir.is_dir()
+                && !ringmail_store::is_moved(&dir)
+                && exec.store.opened(p).is_none()
+                && !owned
+            {
+                // An old owner's directory (this node owned the partition before a
+                // failover) is in the way: out of it, kept as the sweep would keep it.
+                crate::replication::make_way_for_move(view, p, &dir).await?;
+            }
             Incoming::start(&dir).map_err(|e| e.to_string())?;
             Ok(Vec::new())
         }

@@ -239,7 +239,7 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
             if exec.store.opened(p).is_some() || map.assignment(p).owner.is_none() {
                 continue;
             }
-            match old_owners_dir(view, &me, p, &target, found).await {
+            match old_owners_dir(view, &me, p, &target, found, false).await {
                 Ok(Some(aside)) => {
                     seen.push(Seen {
                         p,
@@ -323,12 +323,14 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
 /// lists this node as a replica (`Ok(None)`), set aside when it may hold acknowledged mail
 /// the new owner lacks (`Ok(Some(directory name))`); one marked MOVED is only set aside
 /// (`Ok(None)`: swept as what a takeover left). `Err` says why it stays as it is for now.
+/// `for_move`: the partition is moving to this node and the directory is in the way.
 async fn old_owners_dir(
     view: &ClusterView,
     me: &str,
     p: u32,
     target: &Path,
     found: Found,
+    for_move: bool,
 ) -> Result<Option<String>, String> {
     let a = view.map().assignment(p).clone();
     let owner = a.owner.clone().unwrap_or_default();
@@ -340,7 +342,7 @@ async fn old_owners_dir(
             !view.fenced()
                 && now.epoch == epoch
                 && now.owner.as_deref().is_some_and(|o| o != me)
-                && now.moving_to() != Some(&me)
+                && (for_move || now.moving_to() != Some(&me))
         }
     };
     let must_stay = old_owner::must_stay(old_owner::replicas(), node::sync());
@@ -400,6 +402,18 @@ async fn old_owners_dir(
             Err(format!("kept: {e}"))
         }
     }
+}
+
+/// Before a move to this node starts receiving partition `p`: a partition directory in the
+/// way that this node does not own (an old owner's, from before a failover) becomes a
+/// replica copy or is set aside, as a sweep would do with it, so the move can install the
+/// new owner's copy. (A sweep leaves a directory alone while the partition moves here: it
+/// cannot tell an old one from one this move already installed; a move's start can.)
+pub async fn make_way_for_move(view: &ClusterView, p: u32, target: &Path) -> Result<(), String> {
+    let me = view.node().to_string();
+    old_owners_dir(view, &me, p, target, Found::Partition, true)
+        .await
+        .map(|_| ())
 }
 
 /// Counts and logs a removal.
