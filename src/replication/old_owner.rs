@@ -65,7 +65,7 @@ pub(super) fn aside_partition(name: &str) -> Option<&str> {
 }
 
 /// Sets the old owner's directory `target` aside as [`aside_dir`]`(target, epoch)`, under
-/// the same hold and check as [`adopt`]. Returns where it went, or `Ok(None)` as [`adopt`].
+/// the same hold and check as [`adopt`]. Returns where it went, or `Ok(None)` as [`adopt_dir`].
 pub(super) async fn set_aside(
     target: &Path,
     epoch: u64,
@@ -100,7 +100,7 @@ pub(super) async fn set_aside(
 /// no replication request works on it (the caller checks its map again). Returns the copy's
 /// log end, `Ok(None)` when a request holds it (the next sweep tries again) or
 /// `still_old` no longer holds.
-pub(super) async fn adopt(
+pub(super) async fn adopt_dir(
     target: &Path,
     still_old: impl FnOnce() -> bool,
 ) -> Result<Option<Option<LogEnd>>, StoreError> {
@@ -119,4 +119,102 @@ pub(super) async fn adopt(
     glommio::executor()
         .spawn_blocking(move || ReplicaLog::rejoin(&target).map(|r| Some(r.position())))
         .await
+}
+
+/// An old owner's `p-NNNN/` of `p` (the map names another owner; `marked`: marked MOVED by
+/// a takeover) is made this node's replica copy when that is safe or the map lists this
+/// node as a replica (`Ok(None)`), and set aside when it may hold acknowledged mail the new
+/// owner lacks (`Ok(Some(directory name))`); one marked MOVED is only ever set aside
+/// (`Ok(None)`: swept as what a takeover left). `Err` says why it stays as it is for now.
+/// `for_move`: the partition is moving to this node and the directory is in the way.
+pub(super) async fn old_owners_dir(
+    view: &ClusterView,
+    me: &str,
+    p: u32,
+    target: &Path,
+    marked: bool,
+    for_move: bool,
+) -> Result<Option<String>, String> {
+    let a = view.map().assignment(p).clone();
+    let owner = a.owner.clone().unwrap_or_default();
+    let still_old = {
+        let (view, me, epoch) = (view.clone(), me.to_string(), a.epoch);
+        move || {
+            let map = view.map();
+            let now = map.assignment(p);
+            !view.fenced()
+                && now.epoch == epoch
+                && now.owner.as_deref().is_some_and(|o| o != me)
+                && (for_move || now.moving_to() != Some(&me))
+        }
+    };
+    let why_stay = must_stay(replicas(), node::sync());
+    let adopt = !marked && (a.replicated_on(me) || why_stay.is_none());
+    if adopt {
+        return match adopt_dir(target, still_old).await {
+            Ok(Some(end)) => {
+                COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
+                info!(
+                    partition = p,
+                    owner = %owner,
+                    epoch = a.epoch,
+                    end = ?end,
+                    "an old owner's partition directory became a replica copy: the partition \
+                     failed over to another node while this one was away; it is never served \
+                     from here, and seeding replaces whatever it has that no client was told \
+                     about"
+                );
+                Ok(None)
+            }
+            Ok(None) => Err("in use; looked at again at the next sweep".into()),
+            Err(e) => {
+                warn!(
+                    partition = p,
+                    "an old owner's partition directory stays: {e}"
+                );
+                Err(format!("kept: {e}"))
+            }
+        };
+    }
+    let Some(why) = why_stay else {
+        return Ok(None);
+    };
+    match set_aside(target, a.epoch, still_old).await {
+        Ok(Some(aside)) => {
+            COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
+            let aside = aside
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            warn!(
+                partition = p,
+                owner = %owner,
+                epoch = a.epoch,
+                dir = %aside,
+                "an old owner's partition directory was set aside: the partition belongs to \
+                 another node now, and this copy is never served; {why}"
+            );
+            Ok(Some(aside))
+        }
+        Ok(None) => Err("in use; looked at again at the next sweep".into()),
+        Err(e) => {
+            warn!(
+                partition = p,
+                "an old owner's partition directory stays: {e}"
+            );
+            Err(format!("kept: {e}"))
+        }
+    }
+}
+
+/// Before a move to this node starts receiving partition `p`: a partition directory in the
+/// way that this node does not own (an old owner's, from before a failover) becomes a
+/// replica copy or is set aside, as a sweep would do with it, so the move can install the
+/// new owner's copy. (A sweep leaves a directory alone while the partition moves here: it
+/// cannot tell an old one from one this move already installed; a move's start can.)
+pub async fn make_way_for_move(view: &ClusterView, p: u32, target: &Path) -> Result<(), String> {
+    let me = view.node().to_string();
+    old_owners_dir(view, &me, p, target, false, true)
+        .await
+        .map(|_| ())
 }

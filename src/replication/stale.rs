@@ -239,7 +239,8 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
             if exec.store.opened(p).is_some() || map.assignment(p).owner.is_none() {
                 continue;
             }
-            match old_owners_dir(view, &me, p, &target, found, false).await {
+            let marked = found != Found::Partition;
+            match old_owner::old_owners_dir(view, &me, p, &target, marked, false).await {
                 Ok(Some(aside)) => {
                     seen.push(Seen {
                         p,
@@ -316,104 +317,6 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         }
     }
     publish(exec.id, seen);
-}
-
-/// An old owner's `p-NNNN/` of `p` (the map names another owner; `found` says whether it is
-/// marked MOVED by a takeover): made this node's replica copy when that is safe or the map
-/// lists this node as a replica (`Ok(None)`), set aside when it may hold acknowledged mail
-/// the new owner lacks (`Ok(Some(directory name))`); one marked MOVED is only set aside
-/// (`Ok(None)`: swept as what a takeover left). `Err` says why it stays as it is for now.
-/// `for_move`: the partition is moving to this node and the directory is in the way.
-async fn old_owners_dir(
-    view: &ClusterView,
-    me: &str,
-    p: u32,
-    target: &Path,
-    found: Found,
-    for_move: bool,
-) -> Result<Option<String>, String> {
-    let a = view.map().assignment(p).clone();
-    let owner = a.owner.clone().unwrap_or_default();
-    let still_old = {
-        let (view, me, epoch) = (view.clone(), me.to_string(), a.epoch);
-        move || {
-            let map = view.map();
-            let now = map.assignment(p);
-            !view.fenced()
-                && now.epoch == epoch
-                && now.owner.as_deref().is_some_and(|o| o != me)
-                && (for_move || now.moving_to() != Some(&me))
-        }
-    };
-    let must_stay = old_owner::must_stay(old_owner::replicas(), node::sync());
-    let adopt = found == Found::Partition && (a.replicated_on(me) || must_stay.is_none());
-    if adopt {
-        return match old_owner::adopt(target, still_old).await {
-            Ok(Some(end)) => {
-                COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
-                info!(
-                    partition = p,
-                    owner = %owner,
-                    epoch = a.epoch,
-                    end = ?end,
-                    "an old owner's partition directory became a replica copy: the partition \
-                     failed over to another node while this one was away; it is never served \
-                     from here, and seeding replaces whatever it has that no client was told \
-                     about"
-                );
-                Ok(None)
-            }
-            Ok(None) => Err("in use; looked at again at the next sweep".into()),
-            Err(e) => {
-                warn!(
-                    partition = p,
-                    "an old owner's partition directory stays: {e}"
-                );
-                Err(format!("kept: {e}"))
-            }
-        };
-    }
-    let Some(why) = must_stay else {
-        return Ok(None);
-    };
-    match old_owner::set_aside(target, a.epoch, still_old).await {
-        Ok(Some(aside)) => {
-            COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
-            let aside = aside
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            warn!(
-                partition = p,
-                owner = %owner,
-                epoch = a.epoch,
-                dir = %aside,
-                "an old owner's partition directory was set aside: the partition belongs to \
-                 another node now, and this copy is never served; {why}"
-            );
-            Ok(Some(aside))
-        }
-        Ok(None) => Err("in use; looked at again at the next sweep".into()),
-        Err(e) => {
-            warn!(
-                partition = p,
-                "an old owner's partition directory stays: {e}"
-            );
-            Err(format!("kept: {e}"))
-        }
-    }
-}
-
-/// Before a move to this node starts receiving partition `p`: a partition directory in the
-/// way that this node does not own (an old owner's, from before a failover) becomes a
-/// replica copy or is set aside, as a sweep would do with it, so the move can install the
-/// new owner's copy. (A sweep leaves a directory alone while the partition moves here: it
-/// cannot tell an old one from one this move already installed; a move's start can.)
-pub async fn make_way_for_move(view: &ClusterView, p: u32, target: &Path) -> Result<(), String> {
-    let me = view.node().to_string();
-    old_owners_dir(view, &me, p, target, Found::Partition, true)
-        .await
-        .map(|_| ())
 }
 
 /// Counts and logs a removal.

@@ -526,12 +526,12 @@ fn an_old_owners_directory_becomes_a_replica_copy_only_when_safe() {
             let end_before = p.log_end();
             p.close().await.unwrap();
             // The map gave the partition back meanwhile: nothing happens.
-            let refused = old_owner::adopt(&target, || false).await.unwrap();
+            let refused = old_owner::adopt_dir(&target, || false).await.unwrap();
             // A replication request holds the copy: tried again later.
             let hold = replica::Busy::take(&target).unwrap();
-            let busy = old_owner::adopt(&target, || true).await.unwrap();
+            let busy = old_owner::adopt_dir(&target, || true).await.unwrap();
             drop(hold);
-            let adopted = old_owner::adopt(&target, || true).await.unwrap();
+            let adopted = old_owner::adopt_dir(&target, || true).await.unwrap();
             (end_before, adopted, refused, busy, expected)
         }
     });
@@ -559,7 +559,7 @@ fn an_old_owners_directory_becomes_a_replica_copy_only_when_safe() {
     std::fs::create_dir_all(ReplicaLog::dir_for(&target)).unwrap();
     let both = run({
         let target = target.clone();
-        move || async move { old_owner::adopt(&target, || true).await }
+        move || async move { old_owner::adopt_dir(&target, || true).await }
     });
     assert!(both.is_err(), "{both:?}");
     assert!(target.is_dir());
