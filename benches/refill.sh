@@ -6,14 +6,16 @@
 # dirs on disk), fills it with APPEND load through node a for FILL seconds, waits until every
 # partition has an in-sync replica, kills c with SIGKILL, waits until c's partitions are
 # failed over and every partition has an in-sync replica on a or b again, restarts c and
-# measures from the restart until every node holds P/3 replicas, all in sync, no move
-# pending. Printed per run: the moves setting, the data per partition, the replicas c got
-# back and the seconds it took.
+# measures from the restart until c owns P/3 partitions again (moves) and until every node
+# holds P/3 replicas, all in sync, no replica move pending (replica moves run only in
+# balancer rounds that change no owner, so after the owner moves). WIPE=1 empties c's data
+# dir before the restart (a replaced disk, or copies past their grace period): every copy
+# is then sent whole; without it c's old copies are reused and only what differs is sent.
 #
 #   benches/refill.sh
 #   MOVES="2 4 8" ROUNDS=2 PARTITIONS=48 FILL=20 benches/refill.sh
 #
-# Environment: MOVES ("2 4 8": the values compared), ROUNDS (1), PARTITIONS (48), FILL (20 s
+# Environment: WIPE (0), MOVES ("2 4 8": the values compared), ROUNDS (1), PARTITIONS (48), FILL (20 s
 # of APPEND load, 16 clients), USERS (200), RINGMAIL_BIN / LOAD_BIN (default target/release,
 # built when missing), KEEP=1 keeps the work dir. Needs etcd and jq. Everything listens on
 # 127.0.0.1 and is stopped by pid; every wait is bounded.
@@ -148,15 +150,31 @@ EOF
     wait_status '[.partitions[] | select(.owner == "c" or any(.replicas[]; .node == "c"))] | length == 0' \
         60 "c's partitions failed over and its replicas replaced"
     wait_status "$even" 300 "every partition in sync on a and b"
-    local started
+    if [[ "${WIPE:-0}" == 1 ]]; then
+        # c comes back with an empty disk: every copy it gets is sent whole.
+        find "$WORK/$name/c" -mindepth 1 -maxdepth 1 -name 'p-*' -exec rm -rf {} +
+    fi
+    local started owned_at="" now json
     started="$(date +%s.%N)"
     start_node "$name" c
-    wait_status "($even) and ($share) and ([.partitions[].replicas[] | select(.leaving)] | length == 0)" \
-        1800 "replicas even again"
+    local owns='[.partitions[] | select(.state == "active" and .owner == "c")] | length == ($p / 3 | floor)'
+    local done_filter="($even) and ($share) and ([.partitions[].replicas[] | select(.leaving)] | length == 0)"
+    local deadline=$((SECONDS + 1800))
+    while true; do
+        json="$("$RINGMAIL" cluster status --json --data "$DIR_A" 2>/dev/null || true)"
+        now="$(date +%s.%N)"
+        if [[ -z "$owned_at" && "$(jq --argjson p "$PARTITIONS" "$owns" <<<"$json" 2>/dev/null)" == true ]]; then
+            owned_at="$(echo "$now - $started" | bc)"
+        fi
+        [[ "$(jq --argjson p "$PARTITIONS" "$done_filter" <<<"$json" 2>/dev/null)" == true ]] && break
+        (( SECONDS < deadline )) || { say "replicas not even within 1800 s"; exit 1; }
+        sleep 0.1
+    done
     local took
-    took="$(echo "$(date +%s.%N) - $started" | bc)"
-    printf 'moves %-3s round %s  %5d MiB per node  c got %d replicas back in %6.1f s\n' \
-        "$moves" "$round" $((bytes / 1048576)) "$third" "$took" | tee -a "$WORK/results"
+    took="$(echo "$now - $started" | bc)"
+    printf 'moves %-3s round %s  %5d MiB per node  wipe %s  c owned %d after %6.1f s, held %d replicas after %6.1f s\n' \
+        "$moves" "$round" $((bytes / 1048576)) "${WIPE:-0}" "$third" "${owned_at:-0}" "$third" "$took" \
+        | tee -a "$WORK/results"
     stop_all
     [[ "${KEEP:-0}" == 1 ]] || rm -rf "${WORK:?}/$name" "${ETCD_ROOT:?}/$name"
 }
