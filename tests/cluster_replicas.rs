@@ -1008,4 +1008,14 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
             assert_eq!(count(&raw, m.as_bytes()), 1, "{user}: {m:?}");
         }
     }
+    // `ringmail check` on the stopped node checks the copy set aside and says what it is.
+    nodes[0].kill();
+    let (clean, report) = nodes[0].check();
+    assert!(clean, "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains(&aside_prefix) && l.contains("an old owner's copy set aside")),
+        "{report}"
+    );
 }
