@@ -383,7 +383,9 @@ pub(crate) fn copy_needed(
     };
     if owner == me {
         Some("this node owns the partition")
-    } else if a.replicated_on(me) {
+    } else if kind == CopyKind::Replica && a.replicated_on(me) {
+        // (A directory a move or a takeover left is not the replica copy, which lives
+        // beside it: it may go while this node is a replica.)
         Some("this node holds one of its replicas")
     } else if a.moving_to() == Some(me) {
         Some("the partition is moving to this node")
@@ -604,6 +606,19 @@ mod tests {
                 copy_needed(&alone, "d", owner_dead, moved(4), r),
                 Some("its owner is not alive")
             );
+            // This node being a replica does not keep it (its replica copy is another
+            // directory).
+            let here = Assignment {
+                replicas: vec!["d".into()],
+                in_sync: vec!["d".into()],
+                ..alone.clone()
+            };
+            assert_eq!(copy_needed(&here, "d", everyone, moved(4), r), None);
+            assert_eq!(
+                copy_needed(&here, "d", everyone, CopyKind::OldOwner, r),
+                None
+            );
+            assert!(copy_needed(&here, "d", everyone, CopyKind::Replica, r).is_some());
             // A move back to this node keeps it (the move replaces it).
             let back = Assignment {
                 state: PartitionState::Moving { to: "d".into() },
