@@ -29,6 +29,7 @@ pub fn settings(config: &Config, data_dir: &Path) -> Result<Option<ClusterConfig
         replicas: section.replicas,
         sync: section.sync,
         zone: section.zone.clone(),
+        replica_moves_per_node: section.replica_moves_per_node,
     };
     settings.validate().map_err(|e| e.to_string())?;
     Ok(Some(settings))
@@ -230,6 +231,34 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             "Replica copies the map no longer listed this node for, removed after the grace \
              period once the partition's owner and every replica were alive and in sync.",
             &[("", get(&r.stale_copies_removed))],
+        );
+        let held = crate::replication::stale_copies_held();
+        let labels: Vec<(String, u64)> = held
+            .iter()
+            .map(|(kind, n)| (format!("{{kind=\"{kind}\"}}"), *n))
+            .collect();
+        let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "ringmail_replication_stale_copies",
+            "gauge",
+            "Copies of partitions the map no longer lists this node for, kept now (until their \
+             grace period is over and the partition is complete elsewhere, or for the \
+             operator): see `ringmail cluster status`.",
+            &samples,
+        );
+        metric(
+            "ringmail_replication_old_owner_copies_total",
+            "counter",
+            "Partition directories this node kept from before a failover (the map gives the \
+             partition to another node now) made replica copies.",
+            &[("", get(&r.old_owner_copies))],
+        );
+        metric(
+            "ringmail_replication_moved_copies_removed_total",
+            "counter",
+            "Partition directories a completed move or a takeover left here (MOVED), removed \
+             after the grace period once the partition was complete elsewhere.",
+            &[("", get(&r.moved_copies_removed))],
         );
         metric(
             "ringmail_replication_promotions_total",

@@ -2,7 +2,7 @@
 //! doctor, config-reference, cluster.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -255,6 +255,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let node = match ringmail::cluster::settings(&config, &data_dir)? {
                 Some(settings) => {
                     ringmail::replication::set_sync(settings.sync);
+                    ringmail::replication::set_replicas(settings.replicas);
                     ringmail::replication::set_stale_copy_grace(std::time::Duration::from_secs(
                         config.cluster.stale_copy_grace_secs,
                     ));
@@ -768,6 +769,29 @@ fn problems(list: &[String]) -> Result<(), String> {
     ))
 }
 
+/// What a directory `ringmail check` looked at is when it is not a partition this node
+/// serves (docs/cluster.md, "Stale copies"); whether the map still lists this node for it
+/// is etcd's, shown by `ringmail cluster status`.
+fn copy_kind(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with(".replica") {
+        " (a replica copy)".into()
+    } else if name.contains(".old-owner-") {
+        " (an old owner's copy set aside after a failover: never served, kept for the \
+         operator)"
+            .into()
+    } else if ringmail::store::is_moved(dir) {
+        let note =
+            std::fs::read_to_string(dir.join(ringmail::store::MOVED_MARKER)).unwrap_or_default();
+        format!(" (not served: {})", note.trim())
+    } else {
+        String::new()
+    }
+}
+
 /// `ringmail check [--repair]`: one line per partition, then the damage found.
 fn check_command(layout: &Layout, repair: bool) -> Result<(), String> {
     let _lock = ringmail::server::lock::DataDirLock::acquire(&layout.data_dir, "check")?;
@@ -776,14 +800,15 @@ fn check_command(layout: &Layout, repair: bool) -> Result<(), String> {
     for partition in &report.partitions {
         let records: u64 = partition.segments.iter().map(|s| s.records).sum();
         println!(
-            "{}: {} segments, {records} records, {}",
+            "{}: {} segments, {records} records, {}{}",
             partition.dir.display(),
             partition.segments.len(),
             if partition.is_clean() {
                 "clean"
             } else {
                 "DAMAGED"
-            }
+            },
+            copy_kind(&partition.dir)
         );
         for segment in &partition.segments {
             if let Some(damage) = &segment.damage {

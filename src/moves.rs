@@ -50,6 +50,23 @@ const MAX_ROUNDS: usize = 20;
 /// failing (a target out of disk, a link that drops) must not keep the link busy.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 const RETRY_MAX: Duration = Duration::from_secs(600);
+/// The first wait after an attempt that copied nothing (the target refused or could not be
+/// reached at the start): trying again costs nothing, and the common case is a node that
+/// registered a moment before its node link listens (a node coming back, which the
+/// balancer gives partitions at once), so it is tried again soon, doubled as above.
+const START_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Why a move failed, and whether it had copied anything.
+struct Failed {
+    why: String,
+    copied: bool,
+}
+
+impl From<String> for Failed {
+    fn from(why: String) -> Failed {
+        Failed { why, copied: true }
+    }
+}
 /// How long a move whose epoch bump failed keeps the writes frozen while the map shows
 /// whether the bump happened after all.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -103,12 +120,13 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
     let running: Rc<RefCell<HashSet<u32>>> = Rc::default();
     // Per partition whose move failed: when to try again, and how many times it failed.
     let mut backoff: HashMap<u32, (Instant, u32)> = HashMap::new();
-    let failures: Rc<RefCell<Vec<u32>>> = Rc::default();
+    // Failed moves, and whether each had copied anything.
+    let failures: Rc<RefCell<Vec<(u32, bool)>>> = Rc::default();
     let mut changes = view.subscribe();
     loop {
-        for p in failures.borrow_mut().drain(..) {
+        for (p, copied) in failures.borrow_mut().drain(..) {
             let failed = backoff.get(&p).map_or(0, |(_, n)| *n) + 1;
-            backoff.insert(p, (Instant::now() + retry_delay(failed), failed));
+            backoff.insert(p, (Instant::now() + retry_delay(failed, copied), failed));
         }
         let pending = view.pending_moves();
         // A move withdrawn or completed starts afresh if it is asked for again.
@@ -132,8 +150,8 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
             glommio::spawn_local(async move {
                 if let Err(e) = move_out(&exec, &view, p, &to).await {
                     counters().failed.fetch_add(1, Ordering::Relaxed);
-                    warn!(partition = p, to = %to, "partition move failed, still served here; retried later: {e}");
-                    failures.borrow_mut().push(p);
+                    warn!(partition = p, to = %to, copied = e.copied, "partition move failed, still served here; retried later: {}", e.why);
+                    failures.borrow_mut().push((p, e.copied));
                 }
                 running.borrow_mut().remove(&p);
             })
@@ -151,28 +169,38 @@ async fn run(exec: Rc<Executor>, view: ClusterView) {
     }
 }
 
-/// How long to wait before the next attempt of a move that failed `failed` times.
-fn retry_delay(failed: u32) -> Duration {
-    RETRY_AFTER
+/// How long to wait before the next attempt of a move that failed `failed` times, the last
+/// time after copying something or not.
+fn retry_delay(failed: u32, copied: bool) -> Duration {
+    let first = if copied {
+        RETRY_AFTER
+    } else {
+        START_RETRY_AFTER
+    };
+    first
         .saturating_mul(1 << failed.saturating_sub(1).min(16))
         .min(RETRY_MAX)
 }
 
 /// Carries out the move of `p` to `to`.
-async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Result<(), String> {
+async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Result<(), Failed> {
     let map = view.map();
     let addr = map
         .nodes
         .get(to)
         .filter(|_| map.alive(to))
         .map(|n| n.internal.clone())
-        .ok_or_else(|| format!("target node {to} is not alive"))?;
+        .ok_or_else(|| Failed {
+            why: format!("target node {to} is not alive"),
+            copied: false,
+        })?;
     let target = Target { exec, to, addr, p };
     let partition = exec.store.get(p).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     target
         .call(KIND_MOVE_START, p.to_be_bytes().to_vec())
-        .await?;
+        .await
+        .map_err(|why| Failed { why, copied: false })?;
     let mut sent: HashMap<String, u64> = HashMap::new();
     let mut total = 0;
     for _ in 0..MAX_ROUNDS {
@@ -221,7 +249,7 @@ async fn move_out(exec: &Executor, view: &ClusterView, p: u32, to: &str) -> Resu
                 freeze_ms = freeze.as_secs_f64() * 1e3,
                 "partition move abandoned, writes thawed"
             );
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -550,6 +578,16 @@ async fn receive(exec: &Executor, request: Request) -> Result<Vec<u8>, String> {
     let dir = Partitions::dir(&exec.data_dir, p);
     match request.kind {
         KIND_MOVE_START => {
+            let owned = view.map().assignment(p).owned_by(view.node());
+            if dir.is_dir()
+                && !ringmail_store::is_moved(&dir)
+                && exec.store.opened(p).is_none()
+                && !owned
+            {
+                // An old owner's directory (this node owned the partition before a
+                // failover) is in the way: out of it, kept as the sweep would keep it.
+                crate::replication::make_way_for_move(view, p, &dir).await?;
+            }
             Incoming::start(&dir).map_err(|e| e.to_string())?;
             Ok(Vec::new())
         }
@@ -598,9 +636,12 @@ mod tests {
 
     #[test]
     fn retries_back_off_to_a_cap() {
-        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n).as_secs()).collect();
+        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n, true).as_secs()).collect();
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
-        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+        assert_eq!(retry_delay(u32::MAX, true), RETRY_MAX);
+        // An attempt that copied nothing is tried again sooner, doubled to the same cap.
+        let delays: Vec<u64> = (1..=11).map(|n| retry_delay(n, false).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600]);
     }
 
     #[test]

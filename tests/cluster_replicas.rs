@@ -597,3 +597,425 @@ fn a_node_back_after_its_lease_expired_gets_replicas_again_and_stale_copies_go()
         assert_eq!(count(&raw, m.as_bytes()), 1, "{}: {m:?}", users[u]);
     }
 }
+
+/// What `dir` holds for partitions: the partition directories (`p-NNNN`, not marked
+/// MOVED), the replica copies (`p-NNNN.replica`), and every other `p-*` entry by name (a
+/// move's leftovers, old owners' copies set aside, a move being received).
+fn partition_dirs(dir: &std::path::Path) -> (Vec<u32>, Vec<u32>, Vec<String>) {
+    let (mut partitions, mut copies, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let Some(rest) = name.strip_prefix("p-") else {
+            continue;
+        };
+        if let Some(q) = rest.strip_suffix(".replica").and_then(|d| d.parse().ok()) {
+            copies.push(q);
+        } else if let (Ok(q), false) = (rest.parse(), dir.join(&name).join("MOVED").exists()) {
+            partitions.push(q);
+        } else {
+            other.push(name);
+        }
+    }
+    partitions.sort_unstable();
+    copies.sort_unstable();
+    other.sort();
+    (partitions, copies, other)
+}
+
+/// What the map lists `node` for in `placement`: (partitions it owns, replicas it holds).
+fn listed_for(placement: &common::cluster::Placement, node: &str) -> (Vec<u32>, Vec<u32>) {
+    let owned = placement
+        .iter()
+        .filter(|(_, owner, _)| owner.as_deref() == Some(node))
+        .map(|(p, _, _)| *p)
+        .collect();
+    let replicas = placement
+        .iter()
+        .filter(|(_, _, r)| r.iter().any(|(n, _)| n == node))
+        .map(|(p, _, _)| *p)
+        .collect();
+    (owned, replicas)
+}
+
+/// `metric` summed over the nodes' /metrics pages.
+fn metric_on(metrics: &[std::net::SocketAddr], metric: &str) -> Vec<f64> {
+    metrics
+        .iter()
+        .map(|m| common::metric_sum(&common::http_get(*m, "/metrics").1, metric, &[]))
+        .collect()
+}
+
+/// APPENDs messages `from..from + n` for `user` through `connect` once the user is served
+/// (a failover may still be under way: LOGIN is tried again for up to 30 s); returns those
+/// acknowledged.
+fn append_when_served(
+    connect: impl Fn() -> Client,
+    user: &str,
+    from: usize,
+    n: usize,
+) -> Vec<String> {
+    etcd::wait_until(Duration::from_secs(30), "the user is served", || {
+        catch_unwind(AssertUnwindSafe(|| login(&mut connect(), user))).unwrap_or(false)
+    });
+    append_all(connect(), user, from, n)
+}
+
+/// Partitions of the old owners' test: each node owns two and holds two replicas.
+const OLD_OWNER_PARTITIONS: u32 = 6;
+
+#[test]
+fn an_old_owners_directories_become_replica_copies_after_a_failover_and_are_never_served() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users: String = USERS
+        .iter()
+        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
+        .collect();
+    let metrics: Vec<std::net::SocketAddr> = (0..3)
+        .map(|_| {
+            format!("127.0.0.1:{}", common::free_port())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let Some((mut nodes, proxy)) = common::cluster::start_behind_haproxy_with(
+        "oldowner",
+        &["o0", "o1", "o2"],
+        &etcd.endpoints(),
+        OLD_OWNER_PARTITIONS,
+        &users,
+        // These lines land in [cluster]: stale copies go 2 s after the map drops them.
+        |i| {
+            format!(
+                "stale_copy_grace_secs = 2\n[metrics]\nlisten = [\"{}\"]\n",
+                metrics[i]
+            )
+        },
+    ) else {
+        return;
+    };
+    etcd::wait_until(
+        Duration::from_secs(60),
+        "every partition has an owner and an in-sync replica",
+        || {
+            nodes[0]
+                .placement()
+                .iter()
+                .all(|(_, owner, r)| owner.is_some() && r.len() == 1 && r[0].1)
+        },
+    );
+    let mut acked: Vec<Vec<String>> = USERS
+        .iter()
+        .map(|u| append_all(proxy.connect(), u, 0, 3))
+        .collect();
+    assert!(acked.iter().all(|a| a.len() == 3), "an APPEND was refused");
+
+    // The owner of the first user's partition dies without a word; its partitions fail
+    // over to their in-sync replicas.
+    let q0 = ringmail::store::partition_of(USERS[0], OLD_OWNER_PARTITIONS);
+    let victim = nodes[0].placement()[q0 as usize].1.clone().unwrap();
+    let v = nodes.iter().position(|n| n.id == victim).unwrap();
+    let (owned_before, _) = listed_for(&nodes[0].placement(), &victim);
+    let witness = (v + 1) % nodes.len();
+    nodes[v].kill();
+    etcd::wait_until(
+        LEASE * 6,
+        "the dead owner's partitions are failed over",
+        || {
+            nodes[witness]
+                .placement()
+                .iter()
+                .all(|(_, owner, _)| owner.as_deref().is_some_and(|o| o != victim))
+        },
+    );
+    // Mail the new owners acknowledge: the old owner's copies never see it.
+    for (user, mine) in USERS.iter().zip(acked.iter_mut()) {
+        let sent = append_when_served(|| nodes[witness].connect("127.0.0.61"), user, 3, 2);
+        assert_eq!(
+            sent.len(),
+            2,
+            "{user}: an APPEND after the failover was refused"
+        );
+        mine.extend(sent);
+    }
+
+    // The old owner comes back with its old partition directories. Whatever it answers for
+    // the users of those partitions comes from their new owners: every message acknowledged
+    // after the failover is there.
+    nodes[v].restart();
+    let moved_users: Vec<usize> = (0..USERS.len())
+        .filter(|i| {
+            owned_before.contains(&ringmail::store::partition_of(
+                USERS[*i],
+                OLD_OWNER_PARTITIONS,
+            ))
+        })
+        .collect();
+    assert!(moved_users.contains(&0));
+    for _round in 0..2 {
+        for &i in &moved_users {
+            let mut raw = None;
+            etcd::wait_until(Duration::from_secs(30), "the user is served", || {
+                raw = fetch_all(|| nodes[v].connect("127.0.0.62"), USERS[i]);
+                raw.is_some()
+            });
+            let raw = raw.unwrap();
+            for m in &acked[i] {
+                assert_eq!(count(&raw, m.as_bytes()), 1, "{}: {m:?}", USERS[i]);
+            }
+        }
+    }
+
+    // Once the map is even again, every node holds exactly the directories the map lists
+    // for it: the old owner's became replica copies (seeded, or removed once unlisted for
+    // 2 s), what the moves back to it left on the others is gone.
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let seen = loop {
+        let placement = nodes[0].placement();
+        let even = placement
+            .iter()
+            .all(|(_, owner, r)| owner.is_some() && r.len() == 1 && r[0].1)
+            && ids.iter().all(|id| {
+                let (owned, replicas) = listed_for(&placement, id);
+                owned.len() == 2 && replicas.len() == 2
+            });
+        let seen: Vec<_> = nodes
+            .iter()
+            .map(|n| (n.id.clone(), partition_dirs(n.server.dir.path())))
+            .collect();
+        let exact = nodes.iter().zip(&seen).all(|(n, (_, (p, c, other)))| {
+            let (owned, replicas) = listed_for(&placement, &n.id);
+            *p == owned && *c == replicas && other.is_empty()
+        });
+        if even && exact {
+            break seen;
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, status, _) = nodes[witness].cluster_command(&["status"]);
+            let logs: String = nodes
+                .iter()
+                .map(|n| n.log_lines(&["stale", "old owner", "move", "WARN"]))
+                .collect();
+            panic!(
+                "after 120 s the nodes do not hold exactly what the map lists for them: \
+                 {seen:?}\n{status}\n{logs}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("directories at the end: {seen:?}");
+    let adopted = metric_on(&metrics, "ringmail_replication_old_owner_copies_total");
+    assert_eq!(
+        adopted[v],
+        owned_before.len() as f64,
+        "every old partition directory of {victim} became a replica copy: {adopted:?}"
+    );
+    let log = nodes[v].server.log_text();
+    assert!(
+        log.contains("an old owner's partition directory became a replica copy"),
+        "{log}"
+    );
+    assert!(!log.contains("set aside"), "{log}");
+    // The moves that gave the old owner its share back left copies on the others, removed
+    // once the grace period was over.
+    let moved_removed: f64 = metric_on(&metrics, "ringmail_replication_moved_copies_removed_total")
+        .iter()
+        .sum();
+    assert!(moved_removed >= 1.0, "no moved copy removed");
+    let (ok, status, err) = nodes[witness].cluster_command(&["status"]);
+    assert!(ok, "{err}");
+    assert!(!status.contains("stale copy"), "{status}");
+
+    // Every acknowledged message is there exactly once.
+    for (user, mine) in USERS.iter().zip(&acked) {
+        let mut raw = None;
+        etcd::wait_until(Duration::from_secs(30), "the user is served", || {
+            raw = fetch_all(|| proxy.connect(), user);
+            raw.is_some()
+        });
+        let raw = raw.unwrap();
+        for m in mine {
+            assert_eq!(count(&raw, m.as_bytes()), 1, "{user}: {m:?}");
+        }
+    }
+}
+
+#[test]
+fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
+    let Some(etcd) = etcd::Etcd::start(3) else {
+        return;
+    };
+    let users: String = USERS
+        .iter()
+        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
+        .collect();
+    let metrics: Vec<std::net::SocketAddr> = (0..2)
+        .map(|_| {
+            format!("127.0.0.1:{}", common::free_port())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let Some((mut nodes, proxy)) = common::cluster::start_behind_haproxy_with(
+        "noreplicas",
+        &["z0", "z1"],
+        &etcd.endpoints(),
+        PARTITIONS,
+        &users,
+        |i| {
+            format!(
+                "replicas = 0\nstale_copy_grace_secs = 2\n[metrics]\nlisten = [\"{}\"]\n",
+                metrics[i]
+            )
+        },
+    ) else {
+        return;
+    };
+    let owned_by = |placement: &common::cluster::Placement, node: &str| -> Vec<u32> {
+        listed_for(placement, node).0
+    };
+    etcd::wait_until(
+        Duration::from_secs(60),
+        "each node owns 2 partitions",
+        || {
+            let p = nodes[0].placement();
+            owned_by(&p, "z0").len() == 2 && owned_by(&p, "z1").len() == 2
+        },
+    );
+    let acked: Vec<Vec<String>> = USERS
+        .iter()
+        .map(|u| append_all(proxy.connect(), u, 0, 2))
+        .collect();
+    assert!(acked.iter().all(|a| a.len() == 2), "an APPEND was refused");
+    let used: Vec<u32> = USERS
+        .iter()
+        .map(|u| ringmail::store::partition_of(u, PARTITIONS))
+        .collect();
+
+    // A move: the copy it leaves on the old owner (MOVED) goes once the grace period is
+    // over, since the new owner at the move's epoch is alive.
+    let placement = nodes[0].placement();
+    let (from, to) = if used.iter().any(|q| owned_by(&placement, "z0").contains(q)) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let q = *used
+        .iter()
+        .find(|q| owned_by(&placement, &nodes[from].id).contains(q))
+        .unwrap();
+    let (ok, out, err) = nodes[0].cluster_command(&["move", &q.to_string(), &nodes[to].id]);
+    assert!(ok, "move: {out}{err}");
+    let left = nodes[from].server.dir.path().join(format!("p-{q:04}"));
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "the moved partition's old copy is removed",
+        || !left.exists(),
+    );
+    assert_eq!(
+        nodes[0].placement()[q as usize].1.as_deref(),
+        Some(nodes[to].id.as_str())
+    );
+    assert!(nodes[from]
+        .server
+        .log_text()
+        .contains("removed the copy a completed move left"));
+    assert_eq!(
+        metric_on(&metrics, "ringmail_replication_moved_copies_removed_total")[from],
+        1.0
+    );
+
+    // z0 dies, and the operator gives one of its used partitions to z1 (with replicas = 0
+    // nothing fails over on its own): z1 starts it empty, so z0's copy may hold the only
+    // acknowledged mail. z0 comes back: its copy is set aside, never served, never removed.
+    let placement = nodes[0].placement();
+    let Some(r) = used
+        .iter()
+        .copied()
+        .find(|r| owned_by(&placement, "z0").contains(r))
+    else {
+        panic!("z0 owns no used partition: {placement:?}");
+    };
+    let u = used.iter().position(|x| *x == r).unwrap();
+    nodes[0].kill();
+    etcd::wait_until(LEASE * 6, "z0's lease has expired", || {
+        !nodes[1].status().1.get("z0").copied().unwrap_or(false)
+    });
+    let (ok, out, err) = nodes[1].cluster_command(&["move", &r.to_string(), "z1"]);
+    assert!(ok, "move: {out}{err}");
+    let after = append_when_served(|| nodes[1].connect("127.0.0.63"), USERS[u], 10, 1);
+    assert_eq!(after.len(), 1, "the APPEND on the new owner was refused");
+    nodes[0].restart();
+    let aside_prefix = format!("p-{r:04}.old-owner-");
+    let status_line = format!("stale copy of partition {r} on z0: {aside_prefix}");
+    let mut status = String::new();
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "cluster status shows z0's old copy, set aside",
+        || {
+            let (ok, out, _) = nodes[1].cluster_command(&["status"]);
+            status = out;
+            ok && status
+                .lines()
+                .any(|l| l.starts_with(&status_line) && l.contains("kept for the operator"))
+        },
+    );
+    // Past the grace period (three times over) it is still there, whole.
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, _, other) = partition_dirs(nodes[0].server.dir.path());
+    assert!(
+        other.iter().any(|n| n.starts_with(&aside_prefix)),
+        "{other:?}"
+    );
+    assert_eq!(
+        metric_on(&metrics, "ringmail_replication_old_owner_copies_total")[0],
+        1.0
+    );
+    assert!(nodes[0].server.log_text().contains("set aside"));
+    // Served from the new owner's copy, through z0 too: the message it acknowledged is
+    // there, those only the old copy holds are not.
+    for node in &nodes {
+        let mut raw = None;
+        etcd::wait_until(Duration::from_secs(30), "the user is served", || {
+            raw = fetch_all(|| node.connect("127.0.0.64"), USERS[u]);
+            raw.is_some()
+        });
+        let raw = raw.unwrap();
+        assert_eq!(count(&raw, after[0].as_bytes()), 1, "{}", node.id);
+        for m in &acked[u] {
+            assert_eq!(
+                count(&raw, m.as_bytes()),
+                0,
+                "{}: served the old copy",
+                node.id
+            );
+        }
+    }
+    // The users of the other partitions lost nothing.
+    for (i, (user, mine)) in USERS.iter().zip(&acked).enumerate() {
+        if used[i] == r {
+            continue;
+        }
+        let mut raw = None;
+        etcd::wait_until(Duration::from_secs(30), "the user is served", || {
+            raw = fetch_all(|| proxy.connect(), user);
+            raw.is_some()
+        });
+        let raw = raw.unwrap();
+        for m in mine {
+            assert_eq!(count(&raw, m.as_bytes()), 1, "{user}: {m:?}");
+        }
+    }
+    // `ringmail check` on the stopped node checks the copy set aside and says what it is.
+    nodes[0].kill();
+    let (clean, report) = nodes[0].check();
+    assert!(clean, "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains(&aside_prefix) && l.contains("an old owner's copy set aside")),
+        "{report}"
+    );
+}

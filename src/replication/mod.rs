@@ -17,7 +17,9 @@
 //!   owner and the epoch is not older than the map's.
 //!
 //! - **Stale copies** ([`stale_task`]): a replica copy the map no longer lists this node
-//!   for is removed after a grace period, once etcd shows the partition complete elsewhere.
+//!   for is removed after a grace period, once etcd shows the partition complete elsewhere;
+//!   an old owner's partition directory after a failover becomes a replica copy (when that
+//!   is safe), and what a completed move left is removed once its new owner is alive.
 //!
 //! The map's replica fields and the in-sync transaction are the control plane's
 //! (crates/cluster); this module reaches them through [`ReplicaDirectory`].
@@ -131,6 +133,11 @@ pub struct Counters {
     pub lag_records: AtomicU64,
     /// Replica copies the map no longer listed this node for, removed (src/replication/stale.rs).
     pub stale_copies_removed: AtomicU64,
+    /// Old owners' partition directories (after a failover) made replica copies
+    /// (src/replication/old_owner.rs).
+    pub old_owner_copies: AtomicU64,
+    /// Partition directories a completed move or a takeover left (MOVED), removed.
+    pub moved_copies_removed: AtomicU64,
 }
 
 /// This node's replication counters.
@@ -143,7 +150,21 @@ pub static COUNTERS: Counters = Counters {
     lag_batches: AtomicU64::new(0),
     lag_records: AtomicU64::new(0),
     stale_copies_removed: AtomicU64::new(0),
+    old_owner_copies: AtomicU64::new(0),
+    moved_copies_removed: AtomicU64::new(0),
 };
+
+/// Stale copies this node holds now (as the executors' last sweeps found them), by kind:
+/// `replica`, `old-owner`, `moved`.
+pub fn stale_copies_held() -> [(&'static str, u64); 3] {
+    let mut held = [("replica", 0), ("old-owner", 0), ("moved", 0)];
+    for s in stale::seen() {
+        if let Some((_, n)) = held.iter_mut().find(|(k, _)| *k == s.kind) {
+            *n += 1;
+        }
+    }
+    held
+}
 
 /// For every replica with batches waiting (by the owner side's peer id, on any executor):
 /// when the oldest of them was queued.
@@ -169,6 +190,7 @@ fn set_waiting_since(id: u64, since: Option<Instant>) {
 }
 
 mod node;
+mod old_owner;
 mod replica;
 mod shipper;
 mod stale;
@@ -176,6 +198,7 @@ mod status;
 mod wire;
 
 pub use node::{open_hooks, serve_rpc, set_sync, task};
+pub use old_owner::{make_way_for_move, set_replicas};
 pub use replica::{is_replication_kind, promote_if_replica, serve};
 pub use shipper::Shipper;
 pub use stale::{set_stale_copy_grace, stale_task};

@@ -87,6 +87,11 @@ pub fn set_sync(sync: bool) {
     SYNC.store(sync, Ordering::Relaxed);
 }
 
+/// `[cluster] sync`.
+pub(super) fn sync() -> bool {
+    SYNC.load(Ordering::Relaxed)
+}
+
 impl OpenHooks for Local {
     fn before_open(&self, p: u32, dir: &Path) -> Result<(), StoreError> {
         promote_if_replica(p, dir)

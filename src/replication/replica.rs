@@ -159,6 +159,17 @@ pub(super) async fn remove_stale_copy(
     target: &Path,
     still_stale: impl FnOnce() -> bool,
 ) -> Result<bool, StoreError> {
+    remove_stale_dir(target, ReplicaLog::dir_for(target), still_stale).await
+}
+
+/// Removes `dir`, a stale copy of the partition that lives at `target` (its replica copy, or
+/// the directory itself when a move or a takeover left it), under the same hold and check as
+/// [`remove_stale_copy`].
+pub(super) async fn remove_stale_dir(
+    target: &Path,
+    dir: PathBuf,
+    still_stale: impl FnOnce() -> bool,
+) -> Result<bool, StoreError> {
     let Some(_busy) = Busy::take(target) else {
         return Ok(false);
     };
@@ -168,7 +179,6 @@ pub(super) async fn remove_stale_copy(
     // A copy this executor kept open for the next batch goes with it; one kept by another
     // executor is not reused, since taking the copy counted as a request.
     OPEN_COPIES.with(|c| c.borrow_mut().remove(target));
-    let dir = ReplicaLog::dir_for(target);
     glommio::executor()
         .spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::from(e)),

@@ -10,12 +10,17 @@
 //! P  END_SEGMENT  END_OFFSET  { NODE  STATE  AT_SEGMENT  AT_OFFSET  LAG_BATCHES  LAG_RECORDS  LAG_MS }*
 //! ```
 //!
-//! with `-` for a position not known yet.
+//! with `-` for a position not known yet, then one line per stale copy the node holds
+//! (stale.rs: what its last sweep found):
+//!
+//! ```text
+//! stale  P  DIR  KIND  STATE
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringmail_cluster::{LogPosition, ReplicaProgress, Status};
+use ringmail_cluster::{LogPosition, ReplicaProgress, StaleCopyStatus, Status};
 use ringmail_peer::{Link, LinkConfig, RpcPool};
 use ringmail_runtime::route::{self, OwnerJob};
 
@@ -30,6 +35,12 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One partition's report: its log end and its replicas' progress.
 type Report = (u32, LogPosition, Vec<(String, ReplicaProgress)>);
+
+/// A stale copy a node reported: partition, directory, kind, state.
+type StaleReport = (u32, String, String, String);
+
+/// What one node answers.
+type Answer = (Vec<Report>, Vec<StaleReport>);
 
 /// The reports of one executor's open partitions.
 struct LocalProgress;
@@ -68,10 +79,14 @@ pub(super) async fn serve_status(exec: &Rc<Executor>) -> Vec<u8> {
         }
     }
     reports.sort_by_key(|r| r.0);
-    encode(&reports).into_bytes()
+    let stale: Vec<StaleReport> = super::stale::seen()
+        .into_iter()
+        .map(|s| (s.p, s.dir, s.kind.to_string(), s.state))
+        .collect();
+    encode(&reports, &stale).into_bytes()
 }
 
-fn encode(reports: &[Report]) -> String {
+fn encode(reports: &[Report], stale: &[StaleReport]) -> String {
     let mut out = String::new();
     for (p, end, replicas) in reports {
         out += &format!("{p}\t{}\t{}", end.segment, end.offset);
@@ -87,13 +102,26 @@ fn encode(reports: &[Report]) -> String {
         }
         out.push('\n');
     }
+    for (p, dir, kind, state) in stale {
+        // The state is prose: no tab or newline may end up in it.
+        let state = state.replace(['\t', '\n'], " ");
+        out += &format!("stale\t{p}\t{dir}\t{kind}\t{state}\n");
+    }
     out
 }
 
-fn decode(text: &str) -> Option<Vec<Report>> {
+fn decode(text: &str) -> Option<Answer> {
     let mut reports = Vec::new();
+    let mut stale = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
+        if f[0] == "stale" {
+            let [_, p, dir, kind, state] = f[..] else {
+                return None;
+            };
+            stale.push((p.parse().ok()?, dir.into(), kind.into(), state.into()));
+            continue;
+        }
         if f.len() < 3 || !(f.len() - 3).is_multiple_of(7) {
             return None;
         }
@@ -128,7 +156,7 @@ fn decode(text: &str) -> Option<Vec<Report>> {
         }
         reports.push((f[0].parse().ok()?, end, replicas));
     }
-    Some(reports)
+    Some((reports, stale))
 }
 
 /// Asks every live node of `status` for its replication progress and merges the answers
@@ -158,10 +186,19 @@ pub fn add_progress(
     let mut silent = Vec::new();
     for (node, answer) in answers {
         match answer {
-            Ok(reports) => {
+            Ok((reports, stale)) => {
                 for (p, end, replicas) in reports {
                     status.set_progress(p, end, &replicas);
                 }
+                status.stale_copies.extend(stale.into_iter().map(
+                    |(partition, dir, kind, state)| StaleCopyStatus {
+                        node: node.clone(),
+                        partition,
+                        dir,
+                        kind,
+                        state,
+                    },
+                ));
             }
             Err(why) => silent.push(format!("{node}: {why}")),
         }
@@ -173,7 +210,7 @@ pub fn add_progress(
 async fn ask_all(
     link: Arc<Link>,
     nodes: Vec<(String, String)>,
-) -> Vec<(String, Result<Vec<Report>, String>)> {
+) -> Vec<(String, Result<Answer, String>)> {
     let pool = Rc::new(RpcPool::new(link));
     let asks: Vec<_> = nodes
         .into_iter()
@@ -197,7 +234,7 @@ async fn ask_all(
     answers
 }
 
-async fn ask(pool: &RpcPool, node: &str, addr: &str) -> Result<Vec<Report>, String> {
+async fn ask(pool: &RpcPool, node: &str, addr: &str) -> Result<Answer, String> {
     match pool.call(node, addr, KIND_STATUS, &[]).await {
         Ok(a) if a.status == OK => String::from_utf8(a.payload)
             .ok()
@@ -236,7 +273,26 @@ mod tests {
                 ],
             ),
         ];
-        assert_eq!(decode(&encode(&reports)), Some(reports));
+        let stale: Vec<StaleReport> = vec![
+            (
+                3,
+                "p-0003".into(),
+                "old-owner".into(),
+                "kept for the operator: with\ttabs".into(),
+            ),
+            (
+                9,
+                "p-0009.replica".into(),
+                "replica".into(),
+                "kept: x".into(),
+            ),
+        ];
+        let (got_reports, got_stale) = decode(&encode(&reports, &stale)).unwrap();
+        assert_eq!(got_reports, reports);
+        assert_eq!(got_stale[0].3, "kept for the operator: with tabs");
+        assert_eq!(got_stale[1], stale[1]);
+        assert_eq!(decode(&encode(&reports, &[])), Some((reports, Vec::new())));
+        assert_eq!(decode("stale\t1\tp-0001"), None);
         assert_eq!(decode("1\t2"), None);
         assert_eq!(decode("1\t2\t3\tn1\tfloating\t-\t-\t0\t0\t0"), None);
     }

@@ -501,3 +501,103 @@ fn a_stale_copy_is_removed_only_when_free_and_still_unlisted() {
     let again = run(move || async move { replica::remove_stale_copy(&target, || true).await });
     assert!(again.unwrap());
 }
+
+#[test]
+fn an_old_owners_directory_becomes_a_replica_copy_only_when_safe() {
+    // With replicas = 0 or sync = false the new owner may lack what the old copy
+    // acknowledged: the directory stays for the operator.
+    assert!(old_owner::must_stay(0, true).is_some());
+    assert!(old_owner::must_stay(1, false).is_some());
+    assert_eq!(old_owner::must_stay(1, true), None);
+    let dir = tempfile::tempdir().unwrap();
+    let target = Partitions::dir(dir.path(), 3);
+    let (end_before, adopted, refused, busy, expected) = run({
+        let target = target.clone();
+        move || async move {
+            // The old owner's partition, written and closed (as a kill leaves it, less the
+            // torn tail recovery would cut).
+            let p = Partition::open(&target, Options::default()).await.unwrap();
+            p.ensure_user("u").await.unwrap();
+            append(&p, "acknowledged before the failover")
+                .await
+                .unwrap();
+            append(&p, "another").await.unwrap();
+            let expected = inbox(&p).await;
+            let end_before = p.log_end();
+            p.close().await.unwrap();
+            // The map gave the partition back meanwhile: nothing happens.
+            let refused = old_owner::adopt_dir(&target, || false).await.unwrap();
+            // A replication request holds the copy: tried again later.
+            let hold = replica::Busy::take(&target).unwrap();
+            let busy = old_owner::adopt_dir(&target, || true).await.unwrap();
+            drop(hold);
+            let adopted = old_owner::adopt_dir(&target, || true).await.unwrap();
+            (end_before, adopted, refused, busy, expected)
+        }
+    });
+    assert_eq!((refused, busy), (None, None));
+    // Renamed, not copied or cut: the copy ends where the partition did, and the
+    // directory that could be opened as the partition is gone.
+    let end = adopted.expect("adopted").expect("a log end");
+    assert_eq!(
+        (end.segment, end.offset),
+        (end_before.segment, end_before.offset)
+    );
+    assert!(!target.exists());
+    assert!(ReplicaLog::dir_for(&target).is_dir());
+    // Promoted later (the map makes this node the owner again), it is the same partition.
+    let again = run({
+        let target = target.clone();
+        move || async move {
+            promote_if_replica(3, &target).unwrap();
+            let p = Partition::open(&target, Options::default()).await.unwrap();
+            inbox(&p).await
+        }
+    });
+    assert_eq!(again, expected);
+    // A replica copy beside an old owner's directory: neither is touched.
+    std::fs::create_dir_all(ReplicaLog::dir_for(&target)).unwrap();
+    let both = run({
+        let target = target.clone();
+        move || async move { old_owner::adopt_dir(&target, || true).await }
+    });
+    assert!(both.is_err(), "{both:?}");
+    assert!(target.is_dir());
+}
+
+#[test]
+fn an_old_owners_directory_that_may_hold_acknowledged_mail_is_set_aside() {
+    assert_eq!(
+        old_owner::aside_partition("p-0003.old-owner-7"),
+        Some("p-0003")
+    );
+    for other in [
+        "p-0003",
+        "p-0003.replica",
+        "p-0003.old-owner-",
+        "p-0003.old-owner-x",
+    ] {
+        assert_eq!(old_owner::aside_partition(other), None, "{other}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = Partitions::dir(dir.path(), 3);
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("seg"), b"acknowledged?").unwrap();
+    let (kept, aside, again) = run({
+        let target = target.clone();
+        move || async move {
+            let kept = old_owner::set_aside(&target, 7, || false).await.unwrap();
+            let aside = old_owner::set_aside(&target, 7, || true).await.unwrap();
+            // Another failover of the same epoch cannot happen; a second copy is refused.
+            std::fs::create_dir_all(&target).unwrap();
+            let again = old_owner::set_aside(&target, 7, || true).await;
+            (kept, aside, again.is_err())
+        }
+    });
+    assert_eq!(kept, None);
+    let aside = aside.expect("set aside");
+    assert_eq!(aside, dir.path().join("p-0003.old-owner-7"));
+    // Moved as it was, byte for byte, and out of the way of a partition directory.
+    assert_eq!(std::fs::read(aside.join("seg")).unwrap(), b"acknowledged?");
+    assert!(again);
+}

@@ -111,7 +111,7 @@ impl Action {
 }
 
 /// What a round plans with besides the map.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Params {
     /// Whether partitions that never had an owner may be assigned (after [`SETTLE`]).
     pub(crate) assign_new: bool,
@@ -121,6 +121,20 @@ pub(crate) struct Params {
     /// its zone) is gone from the map, and a failover prefers a replica in the dead owner's
     /// zone.
     pub(crate) zones: BTreeMap<String, String>,
+    /// Replica moves in flight at once per receiving node (`[cluster]
+    /// replica_moves_per_node`).
+    pub(crate) replica_moves_per_node: usize,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            assign_new: false,
+            replicas: 0,
+            zones: BTreeMap::new(),
+            replica_moves_per_node: crate::config::DEFAULT_REPLICA_MOVES_PER_NODE as usize,
+        }
+    }
 }
 
 /// What should change so that every partition has a live owner (promoting an in-sync
@@ -249,7 +263,7 @@ pub(crate) fn plan(map: &PartitionMap, params: &Params) -> Vec<Action> {
     }
     // Replicas are moved only in rounds that change no owner: those rounds settle first.
     if actions.iter().all(|a| matches!(a, Action::Replicas { .. })) {
-        rebalance(map, &mut actions);
+        rebalance(map, params.replica_moves_per_node, &mut actions);
     }
     actions
 }
@@ -381,21 +395,17 @@ fn replicas(
     })
 }
 
-/// Replica moves ([`rebalance`]) in flight at once per receiving node. Each seeds a whole
-/// partition copy from its owner: a node that comes back takes its share of replicas a few
-/// at a time, as owner moves run a few at a time per executor.
-pub const REPLICA_MOVES_PER_NODE: usize = 2;
-
 /// Evens out the replicas held by live, undrained nodes, after the other steps of a round
 /// (`actions`, replica changes only) are counted in. While one node holds at least two
 /// replicas more than another, one of its replicas of a settled partition (every replica in
 /// sync, no move of any kind pending) is moved: the node with the fewest replicas that may
 /// hold it (not the owner, no copy yet, not fewer zones covered than before) is added, and
 /// the old one marked `leaving`; [`replicas`] drops it once the new one is in sync, so the
-/// in-sync copies never decrease. At most [`REPLICA_MOVES_PER_NODE`] in flight per receiving
-/// node. Each move lowers the sum of squared counts, so it ends, and an even map (or one
+/// in-sync copies never decrease. At most `per_node` in flight per receiving node (each
+/// seeds a whole partition copy from its owner: a node that comes back takes its share of
+/// replicas a few at a time). Each move lowers the sum of squared counts, so it ends, and an even map (or one
 /// that zones keep uneven) plans none.
-fn rebalance(map: &PartitionMap, actions: &mut Vec<Action>) {
+fn rebalance(map: &PartitionMap, per_node: usize, actions: &mut Vec<Action>) {
     let mut held: BTreeMap<&str, usize> = map
         .nodes
         .keys()
@@ -492,8 +502,7 @@ fn rebalance(map: &PartitionMap, actions: &mut Vec<Action>) {
                 for &to in fits.iter() {
                     let to_held = held[to];
                     let better = best.is_none_or(|(h, n, _)| (to_held, to) < (h, n));
-                    if better && to_held + 2 <= donor_held && receiving[to] < REPLICA_MOVES_PER_NODE
-                    {
+                    if better && to_held + 2 <= donor_held && receiving[to] < per_node {
                         best = Some((to_held, to, p));
                     }
                 }
@@ -703,6 +712,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     let mut written: i64 = 0;
     let mut params = Params {
         replicas: ctx.replicas,
+        replica_moves_per_node: ctx.replica_moves_per_node,
         ..Params::default()
     };
     // Partitions already logged as waiting for their dead owner (one line when that starts).
@@ -863,7 +873,7 @@ mod tests {
         Params {
             assign_new,
             replicas,
-            zones: BTreeMap::new(),
+            ..Params::default()
         }
     }
 
@@ -1172,7 +1182,7 @@ mod tests {
         // Then replica moves to c, a few at a time: the new copy is added, the old one is
         // marked leaving and stays (in sync) until the new one is in sync.
         let first = plan(&map, &p);
-        assert_eq!(first.len(), REPLICA_MOVES_PER_NODE, "{first:?}");
+        assert_eq!(first.len(), p.replica_moves_per_node, "{first:?}");
         for action in &first {
             let Action::Replicas {
                 partition,
@@ -1215,6 +1225,35 @@ mod tests {
         assert_replicated(&map, 2);
         assert_replicas_even(&map);
         assert!(plan(&map, &params(true, 2)).is_empty());
+    }
+
+    #[test]
+    fn replica_moves_per_receiving_node_follow_the_setting() {
+        // c comes back to 60 partitions: it should get 20 replicas; each round starts as
+        // many moves towards it as the setting allows (and the owner moves come first).
+        for per_node in [1, 4, 16] {
+            let mut map = map_with(&["a", "b", "c"], 60);
+            let p = Params {
+                replica_moves_per_node: per_node,
+                ..params(true, 1)
+            };
+            settle_seeded(&mut map, &p);
+            let c_node = map.nodes.remove("c").expect("c was registered");
+            settle_seeded(&mut map, &p);
+            map.nodes.insert("c".into(), c_node);
+            let moves = plan(&map, &p);
+            settle(&mut map, &moves);
+            let first = plan(&map, &p);
+            assert_eq!(first.len(), per_node, "{per_node}: {first:?}");
+            settle(&mut map, &first);
+            assert!(
+                plan(&map, &p).is_empty(),
+                "{per_node}: more before the seeding"
+            );
+            settle_seeded(&mut map, &p);
+            assert_eq!(map.replica_count("c"), 20, "{per_node}");
+            assert_replicas_even(&map);
+        }
     }
 
     #[test]

@@ -37,6 +37,25 @@ pub struct Status {
     /// Live nodes, then nodes that own partitions or are drained but are not alive.
     pub nodes: Vec<NodeStatus>,
     pub partitions: Vec<PartitionStatus>,
+    /// Copies the map no longer lists their nodes for, as the nodes reported them (the map
+    /// holds none of this): an old owner's directory after a failover, a replica copy moved
+    /// away, what a move left.
+    pub stale_copies: Vec<StaleCopyStatus>,
+}
+
+/// A copy of a partition that a node keeps although the map no longer lists it for it
+/// (docs/cluster.md, "Stale copies"), as that node reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleCopyStatus {
+    pub node: String,
+    pub partition: u32,
+    /// The directory, in the node's data dir (`p-0003.replica`, `p-0003`).
+    pub dir: String,
+    /// `replica`, `old-owner` (a failover gave the partition away while the node was
+    /// stopped) or `moved` (a completed move, or a takeover while it served, left it).
+    pub kind: String,
+    /// Why it is kept, or when it may go.
+    pub state: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -414,6 +433,7 @@ impl Status {
             balancer: map.balancer.clone(),
             nodes,
             partitions,
+            stale_copies: Vec::new(),
         }
     }
 
@@ -511,6 +531,13 @@ impl fmt::Display for Status {
                 write!(f, ")")?;
             }
             writeln!(f)?;
+        }
+        for c in &self.stale_copies {
+            writeln!(
+                f,
+                "stale copy of partition {} on {}: {} ({}), {}",
+                c.partition, c.node, c.dir, c.kind, c.state
+            )?;
         }
         Ok(())
     }

@@ -58,6 +58,11 @@ pub struct ClusterConfig {
     /// balancer puts a partition's copies in different zones when it can. Empty: none.
     #[serde(default)]
     pub zone: String,
+    /// Replica moves (rebalancing, docs/cluster.md "Replicas and failover") the balancer
+    /// runs at once towards one receiving node. Each seeds a whole partition copy there, so
+    /// this bounds the load a returning node takes on, and how fast it refills.
+    #[serde(default = "default_replica_moves_per_node")]
+    pub replica_moves_per_node: u32,
 }
 
 /// The most replicas per partition: each is a full copy and a synchronous round trip.
@@ -73,6 +78,20 @@ fn default_replicas() -> u32 {
 
 fn default_sync() -> bool {
     true
+}
+
+/// Four seeds at once keep a returning node's disk and link busy (one seed alone waits for
+/// each chunk's synced write before the next, so it leaves both idle most of the time: a
+/// move copies four files at once for the same reason), while the node still has room to
+/// serve the partitions it gets back; see docs/cluster.md for what a refill takes.
+pub const DEFAULT_REPLICA_MOVES_PER_NODE: u32 = 4;
+
+/// The most replica moves at once per receiving node: beyond this the seeds only share the
+/// same disk.
+pub const MAX_REPLICA_MOVES_PER_NODE: u32 = 64;
+
+fn default_replica_moves_per_node() -> u32 {
+    DEFAULT_REPLICA_MOVES_PER_NODE
 }
 
 impl ClusterConfig {
@@ -118,6 +137,13 @@ impl ClusterConfig {
                 "[cluster] replicas = {} is out of range: use 0 (no replication) to \
                  {MAX_REPLICAS} (1 is the default)",
                 self.replicas
+            )));
+        }
+        if !(1..=MAX_REPLICA_MOVES_PER_NODE).contains(&self.replica_moves_per_node) {
+            return Err(Error::Config(format!(
+                "[cluster] replica_moves_per_node = {} is out of range: use 1 to \
+                 {MAX_REPLICA_MOVES_PER_NODE} ({DEFAULT_REPLICA_MOVES_PER_NODE} is the default)",
+                self.replica_moves_per_node
             )));
         }
         if !self.zone.is_empty() {
@@ -208,6 +234,10 @@ mod tests {
             (config.replicas, config.sync, config.zone.as_str()),
             (1, true, "")
         );
+        assert_eq!(
+            config.replica_moves_per_node,
+            DEFAULT_REPLICA_MOVES_PER_NODE
+        );
         config.validate().unwrap();
     }
 
@@ -230,6 +260,9 @@ mod tests {
         );
         let off = parse(&format!("{MINIMAL}\nreplicas = 0")).unwrap();
         off.validate().unwrap();
+        let fast = parse(&format!("{MINIMAL}\nreplica_moves_per_node = 16")).unwrap();
+        fast.validate().unwrap();
+        assert_eq!(fast.replica_moves_per_node, 16);
     }
 
     #[test]
@@ -256,6 +289,10 @@ mod tests {
             (format!("{MINIMAL}\nlease_secs = 1"), "lease_secs"),
             (format!("{MINIMAL}\nreplicas = 5"), "replicas = 5"),
             (format!("{MINIMAL}\nzone = \"eu west\""), "zone"),
+            (
+                format!("{MINIMAL}\nreplica_moves_per_node = 0"),
+                "replica_moves_per_node = 0",
+            ),
         ];
         for (text, needle) in cases {
             let err = parse(&text).unwrap().validate().unwrap_err().to_string();

@@ -48,6 +48,8 @@ pub(crate) struct Ctx {
     pub(crate) lease_secs: u64,
     /// Replicas per partition, for the balancer (`[cluster] replicas`).
     pub(crate) replicas: usize,
+    /// Replica moves at once per receiving node (`[cluster] replica_moves_per_node`).
+    pub(crate) replica_moves_per_node: usize,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -72,6 +74,7 @@ pub(crate) enum Command {
     },
     StaleCopy {
         partition: u32,
+        kind: crate::ownership::CopyKind,
         reply: oneshot::Sender<Result<Option<&'static str>, Error>>,
     },
 }
@@ -231,6 +234,7 @@ async fn join(
         info,
         lease_secs: config.lease_secs,
         replicas: config.replicas as usize,
+        replica_moves_per_node: config.replica_moves_per_node as usize,
         shared: Arc::new(Shared::new(config.node.clone(), empty, commands)),
     };
     membership::register(&ctx).await?;
@@ -280,7 +284,11 @@ async fn serve(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<Command>) {
                 } => {
                     let _ = reply.send(set_in_sync(&ctx, partition, &node, in_sync, epoch).await);
                 }
-                Command::StaleCopy { partition, reply } => {
+                Command::StaleCopy {
+                    partition,
+                    kind,
+                    reply,
+                } => {
                     let result = if ctx.shared.fenced() {
                         // Re-registered and not yet caught up, or the lease may be gone.
                         Err(Error::Fenced(ctx.info.id.clone()))
@@ -291,6 +299,8 @@ async fn serve(ctx: Arc<Ctx>, mut commands: mpsc::UnboundedReceiver<Command>) {
                             ctx.shared.map.load().partitions,
                             &ctx.info.id,
                             partition,
+                            kind,
+                            ctx.replicas,
                         )
                         .await
                     };

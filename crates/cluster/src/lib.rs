@@ -24,7 +24,7 @@ mod watch;
 pub use balancer::{spread, SETTLE};
 pub use cli::{
     Admin, Drained, Location, LogPosition, Moved, NodeStatus, PartitionStatus, ReplicaProgress,
-    ReplicaStatus, Status,
+    ReplicaStatus, StaleCopyStatus, Status,
 };
 pub use config::{ClusterConfig, MAX_REPLICAS, MIN_SECRET_LEN};
 pub use control::{ControlPlane, Registration};
@@ -32,5 +32,6 @@ pub use error::Error;
 pub use etcd::ETCD_TIMEOUT;
 pub use map::{Assignment, NodeInfo, PartitionMap, PartitionState, MAX_PARTITIONS};
 pub use metrics::MetricsSnapshot;
+pub use ownership::CopyKind;
 pub use ringmail_store::partition_of;
 pub use view::{Changes, ClusterView, Owner, PartitionChange, ReplicaInfo, Subscription};

@@ -343,28 +343,58 @@ pub(crate) async fn set_in_sync(
     Err(Error::Conflict(p))
 }
 
+/// What a copy of a partition that the map no longer lists a node for is, which decides
+/// when it may go (docs/cluster.md, "Stale copies").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyKind {
+    /// A replica copy (`p-NNNN.replica`), also one that was an old owner's partition
+    /// directory: it holds at most what an owner wrote to it, and (its owner having been
+    /// promoted from an in-sync replica) nothing acknowledged that the partition lacks.
+    Replica,
+    /// A partition directory of an old owner that was not made a replica copy (one marked
+    /// MOVED because the node found the partition taken over while it served it): goes only
+    /// when the partition has replicas, all alive and in sync, whatever `replicas` says.
+    OldOwner,
+    /// The directory a completed move left behind (MOVED, "moved to ... at epoch E"): it was
+    /// copied exactly before the hand-over at `epoch`.
+    Moved { epoch: u64 },
+}
+
 /// Why a copy of `p` that `me` keeps although the map lists it neither as owner nor as
-/// replica (a stale replica copy) must stay, judged on `a` (p's entry) and `alive` (the
-/// registered nodes); `None` when it may be removed: `p` has a live owner other than `me`,
-/// at least one replica, and every replica alive and in sync. Then every acknowledged write
-/// is on the owner and on each replica, and `me`'s copy is not the only up-to-date one
-/// however it came to be there.
+/// replica (a stale copy of `kind`) must stay, judged on `a` (p's entry), `alive` (the
+/// registered nodes) and `replicas` (`[cluster] replicas`); `None` when it may be removed:
+/// `p` has a live owner other than `me`, and
+/// - for a replica copy or an old owner's directory: at least one replica, every replica
+///   alive and in sync (every acknowledged write is then on the owner and on each replica,
+///   and `me`'s copy is not the only up-to-date one however it came to be there); with
+///   `replicas = 0` a replica copy needs only the live owner (nothing is replicated, so
+///   nothing proves more, and the copy holds nothing the owner was not sent);
+/// - for what a move left: an owner at the move's epoch or later (the move made the copy
+///   exact before it handed the partition over).
 pub(crate) fn copy_needed(
     a: &Assignment,
     me: &str,
     alive: impl Fn(&str) -> bool,
+    kind: CopyKind,
+    replicas: usize,
 ) -> Option<&'static str> {
     let Some(owner) = a.owner.as_deref() else {
         return Some("the partition has no owner");
     };
     if owner == me {
         Some("this node owns the partition")
-    } else if a.replicated_on(me) {
+    } else if kind == CopyKind::Replica && a.replicated_on(me) {
+        // (A directory a move or a takeover left is not the replica copy, which lives
+        // beside it: it may go while this node is a replica.)
         Some("this node holds one of its replicas")
     } else if a.moving_to() == Some(me) {
         Some("the partition is moving to this node")
     } else if !alive(owner) {
         Some("its owner is not alive")
+    } else if let CopyKind::Moved { epoch } = kind {
+        (a.epoch < epoch).then_some("the map's owner predates the move")
+    } else if kind == CopyKind::Replica && replicas == 0 && a.replicas.is_empty() {
+        None
     } else if a.replicas.is_empty() {
         Some("it has no replica elsewhere")
     } else if !a.replicas.iter().all(|n| a.in_sync_on(n) && alive(n)) {
@@ -382,6 +412,8 @@ pub(crate) async fn stale_copy(
     partitions: u32,
     me: &str,
     p: u32,
+    kind: CopyKind,
+    replicas: usize,
 ) -> Result<Option<&'static str>, Error> {
     check_partition(p, partitions)?;
     let key = keys.partition(p);
@@ -410,9 +442,13 @@ pub(crate) async fn stale_copy(
             .into_assignment(kv.mod_revision()),
     };
     let alive: BTreeSet<&[u8]> = nodes.kvs().iter().map(|kv| kv.key()).collect();
-    Ok(copy_needed(&a, me, |n| {
-        alive.contains(keys.node(n).as_bytes())
-    }))
+    Ok(copy_needed(
+        &a,
+        me,
+        |n| alive.contains(keys.node(n).as_bytes()),
+        kind,
+        replicas,
+    ))
 }
 
 #[cfg(test)]
@@ -483,36 +519,112 @@ mod tests {
             leaving: vec![],
         };
         let everyone = |_: &str| true;
-        assert_eq!(copy_needed(&complete, "d", everyone), None);
+        assert_eq!(
+            copy_needed(&complete, "d", everyone, CopyKind::Replica, 1),
+            None
+        );
         // Listed here in any way: kept.
         for me in ["a", "b"] {
-            assert!(copy_needed(&complete, me, everyone).is_some(), "{me}");
+            assert!(
+                copy_needed(&complete, me, everyone, CopyKind::Replica, 1).is_some(),
+                "{me}"
+            );
         }
         let moving = Assignment {
             state: PartitionState::Moving { to: "d".into() },
             ..complete.clone()
         };
-        assert!(copy_needed(&moving, "d", everyone).is_some());
+        assert!(copy_needed(&moving, "d", everyone, CopyKind::Replica, 1).is_some());
         // The owner is dead: the copy could be all that holds its acknowledged writes (if it
         // was an in-sync replica dropped by a balancer that then lost the others).
         let owner_dead = |n: &str| n != "a";
         assert_eq!(
-            copy_needed(&complete, "d", owner_dead),
+            copy_needed(&complete, "d", owner_dead, CopyKind::Replica, 1),
             Some("its owner is not alive")
         );
         // A replica dead or not in sync, or none at all: kept.
-        assert!(copy_needed(&complete, "d", |n: &str| n != "c").is_some());
+        assert!(copy_needed(&complete, "d", |n: &str| n != "c", CopyKind::Replica, 1).is_some());
         let seeding = Assignment {
             in_sync: vec!["b".into()],
             ..complete.clone()
         };
-        assert!(copy_needed(&seeding, "d", everyone).is_some());
+        assert!(copy_needed(&seeding, "d", everyone, CopyKind::Replica, 1).is_some());
         let alone = Assignment {
             replicas: vec![],
             in_sync: vec![],
             ..complete.clone()
         };
-        assert!(copy_needed(&alone, "d", everyone).is_some());
-        assert!(copy_needed(&Assignment::UNSET, "d", everyone).is_some());
+        assert!(copy_needed(&alone, "d", everyone, CopyKind::Replica, 1).is_some());
+        assert!(copy_needed(&Assignment::UNSET, "d", everyone, CopyKind::Replica, 1).is_some());
+    }
+
+    #[test]
+    fn old_owner_and_moved_copies_and_replicas_0() {
+        let alone = Assignment {
+            owner: Some("a".into()),
+            epoch: 4,
+            state: PartitionState::Active,
+            revision: 9,
+            replicas: vec![],
+            in_sync: vec![],
+            leaving: vec![],
+        };
+        let complete = Assignment {
+            replicas: vec!["b".into()],
+            in_sync: vec!["b".into()],
+            ..alone.clone()
+        };
+        let everyone = |_: &str| true;
+        let owner_dead = |n: &str| n != "a";
+        // replicas = 0: a replica copy goes once the owner is alive; with replicas wanted
+        // but none placed yet it stays.
+        assert_eq!(
+            copy_needed(&alone, "d", everyone, CopyKind::Replica, 0),
+            None
+        );
+        assert!(copy_needed(&alone, "d", everyone, CopyKind::Replica, 1).is_some());
+        assert!(copy_needed(&alone, "d", owner_dead, CopyKind::Replica, 0).is_some());
+        // An old owner's directory needs in-sync replicas even with replicas = 0: without
+        // them the new owner may have been given the partition without its mail.
+        for r in [0, 1] {
+            assert!(copy_needed(&alone, "d", everyone, CopyKind::OldOwner, r).is_some());
+            assert_eq!(
+                copy_needed(&complete, "d", everyone, CopyKind::OldOwner, r),
+                None
+            );
+        }
+        // What a move left goes once the owner at the move's epoch or later is alive.
+        for r in [0, 1] {
+            let moved = |epoch| CopyKind::Moved { epoch };
+            assert_eq!(copy_needed(&alone, "d", everyone, moved(4), r), None);
+            assert_eq!(copy_needed(&alone, "d", everyone, moved(3), r), None);
+            assert_eq!(
+                copy_needed(&alone, "d", everyone, moved(5), r),
+                Some("the map's owner predates the move")
+            );
+            assert_eq!(
+                copy_needed(&alone, "d", owner_dead, moved(4), r),
+                Some("its owner is not alive")
+            );
+            // This node being a replica does not keep it (its replica copy is another
+            // directory).
+            let here = Assignment {
+                replicas: vec!["d".into()],
+                in_sync: vec!["d".into()],
+                ..alone.clone()
+            };
+            assert_eq!(copy_needed(&here, "d", everyone, moved(4), r), None);
+            assert_eq!(
+                copy_needed(&here, "d", everyone, CopyKind::OldOwner, r),
+                None
+            );
+            assert!(copy_needed(&here, "d", everyone, CopyKind::Replica, r).is_some());
+            // A move back to this node keeps it (the move replaces it).
+            let back = Assignment {
+                state: PartitionState::Moving { to: "d".into() },
+                ..alone.clone()
+            };
+            assert!(copy_needed(&back, "d", everyone, moved(4), r).is_some());
+        }
     }
 }

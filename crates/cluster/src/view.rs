@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::control::Command;
 use crate::map::{Assignment, PartitionMap};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::ownership::CopyKind;
 use crate::Error;
 
 /// State shared between the control thread and the executors.
@@ -269,17 +270,20 @@ impl ClusterView {
         })
     }
 
-    /// Why this node must keep its replica copy of `p`, which its local copy of the map no
+    /// Why this node must keep its copy of `p` of `kind`, which its local copy of the map no
     /// longer lists it for, decided on `p`'s entry and the registrations read from etcd now
     /// (the local copy may lag): `None` when the copy may be removed, because `p` has a live
-    /// owner other than this node, at least one replica, and all of them alive and in sync.
-    /// Fails while this node is fenced or etcd cannot be reached (keep the copy then).
+    /// owner other than this node and (see [`CopyKind`]) at least one replica, all of them
+    /// alive and in sync. Fails while this node is fenced or etcd cannot be reached (keep
+    /// the copy then).
     pub fn stale_copy(
         &self,
         p: u32,
+        kind: CopyKind,
     ) -> impl Future<Output = Result<Option<&'static str>, Error>> + Send + 'static {
         self.ask(move |reply| Command::StaleCopy {
             partition: p,
+            kind,
             reply,
         })
     }

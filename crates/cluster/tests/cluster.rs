@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::{balanced, converged, serial, wait_until, Etcd};
-use ringmail_cluster::{Admin, ClusterView, ControlPlane, Error, PartitionState, Registration};
+use ringmail_cluster::{
+    Admin, ClusterView, ControlPlane, CopyKind, Error, PartitionState, Registration,
+};
 
 /// Generous bounds: the machine running the tests may be busy.
 const CONVERGE: Duration = Duration::from_secs(10);
@@ -1005,7 +1007,9 @@ fn a_stale_replica_copy_may_go_only_while_etcd_shows_its_partition_complete() {
             .find(|n| **n != owner && **n != replica)
             .unwrap()
     };
-    let judge = |node: &str, p: u32| block_on(views[node].stale_copy(p)).expect("etcd answers");
+    let judge = |node: &str, p: u32| {
+        block_on(views[node].stale_copy(p, CopyKind::Replica)).expect("etcd answers")
+    };
     // Listed for the partition in any way: its copy stays.
     assert_eq!(
         judge(&owner, q),
@@ -1032,6 +1036,6 @@ fn a_stale_replica_copy_may_go_only_while_etcd_shows_its_partition_complete() {
         !views[witness].map().alive(&owner)
     });
     assert_eq!(judge(witness, q2), Some("its owner is not alive"));
-    let err = block_on(views[witness].stale_copy(P));
+    let err = block_on(views[witness].stale_copy(P, CopyKind::Replica));
     assert!(matches!(err, Err(Error::NoSuchPartition { .. })), "{err:?}");
 }

@@ -82,10 +82,14 @@ pub struct ClusterSection {
     pub sync: bool,
     /// This node's zone label (rack, data centre); empty: none.
     pub zone: String,
-    /// Seconds a replica copy the map no longer lists for this node is kept before it is
-    /// removed (once the partition's owner and its in-sync replicas are alive), so that a
-    /// replica placed here again soon is seeded with only what changed.
+    /// Seconds a copy of a partition the map no longer lists this node for (a replica copy,
+    /// an old owner's directory after a failover, a moved partition's old directory) is kept
+    /// before it is removed (once the partition's owner and its in-sync replicas are alive),
+    /// so that a replica placed here again soon is seeded with only what changed.
     pub stale_copy_grace_secs: u64,
+    /// Replica moves the balancer runs at once towards one node (rebalancing after a node
+    /// comes back or joins: each seeds a whole partition copy there).
+    pub replica_moves_per_node: u32,
 }
 
 impl Default for ClusterSection {
@@ -102,6 +106,7 @@ impl Default for ClusterSection {
             sync: true,
             zone: String::new(),
             stale_copy_grace_secs: 600,
+            replica_moves_per_node: 4,
         }
     }
 }
@@ -989,11 +994,18 @@ sync = true
 # This node's zone (rack, data centre: letters, digits, '-', '_', '.'); "" = none. A
 # partition's copies are put in different zones when there are nodes to do so.
 zone = ""
-# Seconds a replica copy (DATA/p-NNNN.replica) that the map no longer lists for this node is
-# kept before it is removed: a replica placed here again within that time is seeded with
-# only what changed. A copy is removed only while the partition's owner and all its
-# replicas are alive and in sync, never when it could be the only up-to-date copy.
+# Seconds a copy of a partition that the map no longer lists this node for is kept before
+# it is removed: a replica copy (DATA/p-NNNN.replica; an old owner's p-NNNN after a failover
+# becomes one), or a p-NNNN a completed move left (MOVED). A replica placed here again within
+# that time is seeded with only what changed. A copy is removed only while the partition's
+# owner and all its replicas are alive and in sync (replicas = 0: while its owner is alive
+# at a later epoch), never when it could be the only up-to-date copy.
 stale_copy_grace_secs = 600
+# Replica moves the elected balancer runs at once towards one node (1 to 64) when it evens
+# out the replicas per node, e.g. for a node that comes back after its partitions failed
+# over: each seeds a whole partition copy there. Higher refills a returning node faster
+# (docs/cluster.md, "Replicas and failover") at the cost of more disk and link load on it.
+replica_moves_per_node = 4
 "#;
 
 #[cfg(test)]

@@ -371,6 +371,7 @@ pub fn config(cluster: &str, node: &str, endpoints: Vec<String>, dir: &Path) -> 
         replicas: 1,
         sync: true,
         zone: String::new(),
+        replica_moves_per_node: 4,
     }
 }
 
