@@ -174,15 +174,31 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
         .count()
 }
 
+/// A users file giving each of `users` the password "pass".
+fn users_file<S: AsRef<str>>(users: &[S]) -> String {
+    users
+        .iter()
+        .map(|u| format!("{}:{{PLAIN}}pass\n", u.as_ref()))
+        .collect()
+}
+
+/// A free loopback address for each node's metrics endpoint.
+fn metrics_addrs(nodes: usize) -> Vec<std::net::SocketAddr> {
+    (0..nodes)
+        .map(|_| {
+            format!("127.0.0.1:{}", common::free_port())
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn every_acknowledged_message_survives_kill_9_of_its_owner() {
     let Some(etcd) = etcd::Etcd::start(3) else {
         return;
     };
-    let users: String = USERS
-        .iter()
-        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
-        .collect();
+    let users = users_file(&USERS);
     let Some((mut nodes, proxy)) = start_behind_haproxy(
         "replicas",
         &["r0", "r1", "r2"],
@@ -454,23 +470,14 @@ fn a_node_back_after_its_lease_expired_gets_replicas_again_and_stale_copies_go()
         return;
     };
     let users: Vec<String> = (0..24).map(|i| format!("user{i}@example.com")).collect();
-    let users_file: String = users
-        .iter()
-        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
-        .collect();
-    let metrics: Vec<std::net::SocketAddr> = (0..3)
-        .map(|_| {
-            format!("127.0.0.1:{}", common::free_port())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let passwords = users_file(&users);
+    let metrics = metrics_addrs(3);
     let Some((mut nodes, proxy)) = common::cluster::start_behind_haproxy_with(
         "rebalance",
         &["b0", "b1", "b2"],
         &etcd.endpoints(),
         REBALANCE_PARTITIONS,
-        &users_file,
+        &passwords,
         // These lines land in [cluster]: stale copies go 2 s after the map drops them.
         |i| {
             format!(
@@ -668,17 +675,8 @@ fn an_old_owners_directories_become_replica_copies_after_a_failover_and_are_neve
     let Some(etcd) = etcd::Etcd::start(3) else {
         return;
     };
-    let users: String = USERS
-        .iter()
-        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
-        .collect();
-    let metrics: Vec<std::net::SocketAddr> = (0..3)
-        .map(|_| {
-            format!("127.0.0.1:{}", common::free_port())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let users = users_file(&USERS);
+    let metrics = metrics_addrs(3);
     let Some((mut nodes, proxy)) = common::cluster::start_behind_haproxy_with(
         "oldowner",
         &["o0", "o1", "o2"],
@@ -847,17 +845,8 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
     let Some(etcd) = etcd::Etcd::start(3) else {
         return;
     };
-    let users: String = USERS
-        .iter()
-        .map(|u| format!("{u}:{{PLAIN}}pass\n"))
-        .collect();
-    let metrics: Vec<std::net::SocketAddr> = (0..2)
-        .map(|_| {
-            format!("127.0.0.1:{}", common::free_port())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let users = users_file(&USERS);
+    let metrics = metrics_addrs(2);
     let Some((mut nodes, proxy)) = common::cluster::start_behind_haproxy_with(
         "noreplicas",
         &["z0", "z1"],
