@@ -68,10 +68,8 @@ fn wakes_from_a_plain_thread_reach_an_idle_executor() {
         let (requests, incoming) =
             crossbeam_channel::unbounded::<futures_channel::oneshot::Sender<usize>>();
         let answerer = std::thread::spawn(move || {
-            let mut n = 0;
-            for reply in incoming {
+            for (n, reply) in incoming.into_iter().enumerate() {
                 let _ = reply.send(n);
-                n += 1;
             }
         });
         LocalExecutorBuilder::new(Placement::Unbound)
