@@ -14,7 +14,9 @@
 //! non-columnar, and the message-by-message evaluator runs as before.
 
 use ringmail_mime::search_header::decode_sent_day;
-use ringmail_store::FieldArena;
+use std::ops::Range;
+
+use ringmail_store::{Columns, FieldArena};
 
 use super::program::Node;
 
@@ -40,7 +42,27 @@ pub struct Slice<'a> {
     pub sent_days: Option<(&'a FieldArena, usize)>,
 }
 
-impl Slice<'_> {
+impl<'a> Slice<'a> {
+    /// The messages at positions `r` of `columns`, numbered from `first_msn`.
+    pub fn new(
+        columns: &'a Columns,
+        r: Range<usize>,
+        first_msn: u32,
+        keyword_bits: &'a [u64],
+        sent_days: Option<(&'a FieldArena, usize)>,
+    ) -> Slice<'a> {
+        Slice {
+            first_msn,
+            uids: &columns.uids()[r.clone()],
+            flags: &columns.flags()[r.clone()],
+            kwsets: &columns.kwsets()[r.clone()],
+            internal_dates: &columns.internal_dates()[r.clone()],
+            sizes: &columns.sizes()[r],
+            keyword_bits,
+            sent_days,
+        }
+    }
+
     fn len(&self) -> usize {
         self.uids.len()
     }
@@ -331,16 +353,7 @@ mod tests {
                 .collect();
             for start in [0, 1, 100, 299] {
                 let r = start..messages.len();
-                let slice = Slice {
-                    first_msn: start as u32 + 1,
-                    uids: &columns.uids()[r.clone()],
-                    flags: &columns.flags()[r.clone()],
-                    kwsets: &columns.kwsets()[r.clone()],
-                    internal_dates: &columns.internal_dates()[r.clone()],
-                    sizes: &columns.sizes()[r.clone()],
-                    keyword_bits: &table,
-                    sent_days: None,
-                };
+                let slice = Slice::new(&columns, r.clone(), start as u32 + 1, &table, None);
                 let mut out = Vec::new();
                 eval(program.root(), &slice, &mut out);
                 assert_eq!(out, by_message[r.clone()], "{text} from {start}");
@@ -429,16 +442,13 @@ mod tests {
             assert!(by_header.contains(&1) && by_header.contains(&0), "{text}");
             for start in [0, 7] {
                 let r = start..messages.len();
-                let slice = Slice {
-                    first_msn: start as u32 + 1,
-                    uids: &columns.uids()[r.clone()],
-                    flags: &columns.flags()[r.clone()],
-                    kwsets: &columns.kwsets()[r.clone()],
-                    internal_dates: &columns.internal_dates()[r.clone()],
-                    sizes: &columns.sizes()[r.clone()],
-                    keyword_bits: &[0],
-                    sent_days: Some((arena, start)),
-                };
+                let slice = Slice::new(
+                    &columns,
+                    r.clone(),
+                    start as u32 + 1,
+                    &[0],
+                    Some((arena, start)),
+                );
                 let mut out = Vec::new();
                 eval(program.root(), &slice, &mut out);
                 assert_eq!(out, by_header[r], "{text} from {start}");

@@ -247,17 +247,13 @@ pub async fn run(
                 .map(|arena| (arena, first_pos));
             let columnar = columnar || (columnar_with_days && sent_days.is_some());
             if columnar && end_pos - first_pos == chunk.len() {
-                let r = first_pos..end_pos;
-                let slice = column_scan::Slice {
-                    first_msn: first_msn as u32,
-                    uids: &uids[r.clone()],
-                    flags: &columns.flags()[r.clone()],
-                    kwsets: &columns.kwsets()[r.clone()],
-                    internal_dates: &columns.internal_dates()[r.clone()],
-                    sizes: &columns.sizes()[r],
-                    keyword_bits: &keyword_table,
+                let slice = column_scan::Slice::new(
+                    columns,
+                    first_pos..end_pos,
+                    first_msn as u32,
+                    &keyword_table,
                     sent_days,
-                };
+                );
                 column_scan::eval(program.root(), &slice, &mut matches);
                 let entries = messages.get(first_pos..end_pos).unwrap_or_default();
                 hits.extend_from_columns(&slice, &matches, entries, program.uses_modseq);
