@@ -720,3 +720,51 @@ fn body_and_text_over_tls_find_words_in_large_messages() {
     assert_eq!(search("OR BODY nothing BODY zebrafinch"), "1 3");
     assert_eq!(search("BODY wombat"), "");
 }
+
+/// SEARCH answers far larger than one TLS record's worth of plaintext (rustls buffers 64 KiB)
+/// reach a TLS client whole: 24,000 messages, so `UID SEARCH ALL` is one run of consecutive
+/// numbers (about 140 KB) and LARGER matches two messages in three (about 95 KB of numbers
+/// that are not consecutive), each compared number by number with what was appended.
+#[test]
+fn large_search_answers_over_tls() {
+    const MESSAGES: usize = 24_000;
+    // MULTIAPPEND with LITERAL+, within the default 1,024 literals per command.
+    const BATCH: usize = 1_000;
+    let server = Server::start(1, "", "", USERS);
+    let mut c = server.connect_tls();
+    c.send("l LOGIN demo secret\r\n");
+    assert!(c.until_tagged("l").last().unwrap().starts_with("l OK"));
+    let message = |i: usize| {
+        let body = if i % 3 == 0 { "x" } else { &"y".repeat(200) };
+        format!("From: a@example.com\r\nSubject: m{i}\r\n\r\n{body}\r\n")
+    };
+    for first in (1..=MESSAGES).step_by(BATCH) {
+        let mut command = String::from("ap APPEND INBOX");
+        for i in first..first + BATCH {
+            let m = message(i);
+            command.push_str(&format!(" {{{}+}}\r\n{m}", m.len()));
+        }
+        command.push_str("\r\n");
+        c.send(&command);
+        let done = c.until_tagged("ap");
+        assert!(done.last().unwrap().starts_with("ap OK"), "{done:?}");
+    }
+    c.send("s SELECT INBOX\r\n");
+    assert!(c.until_tagged("s").last().unwrap().starts_with("s OK"));
+
+    let mut search = |command: &str| -> Vec<usize> {
+        c.send(&format!("t {command}\r\n"));
+        let lines = c.until_tagged("t");
+        assert!(lines.last().unwrap().starts_with("t OK"), "{command}");
+        let found = lines.iter().find(|l| l.starts_with("* SEARCH")).unwrap();
+        found["* SEARCH".len()..]
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let all: Vec<usize> = (1..=MESSAGES).collect();
+    assert_eq!(search("UID SEARCH ALL"), all);
+    let larger: Vec<usize> = (1..=MESSAGES).filter(|i| i % 3 != 0).collect();
+    assert_eq!(search("SEARCH LARGER 150"), larger);
+    assert_eq!(search("UID SEARCH LARGER 150"), larger);
+}
