@@ -735,7 +735,11 @@ fn large_search_answers_over_tls() {
     c.send("l LOGIN demo secret\r\n");
     assert!(c.until_tagged("l").last().unwrap().starts_with("l OK"));
     let message = |i: usize| {
-        let body = if i % 3 == 0 { "x" } else { &"y".repeat(200) };
+        let body = if i.is_multiple_of(3) {
+            "x"
+        } else {
+            &"y".repeat(200)
+        };
         format!("From: a@example.com\r\nSubject: m{i}\r\n\r\n{body}\r\n")
     };
     for first in (1..=MESSAGES).step_by(BATCH) {
@@ -764,7 +768,7 @@ fn large_search_answers_over_tls() {
     };
     let all: Vec<usize> = (1..=MESSAGES).collect();
     assert_eq!(search("UID SEARCH ALL"), all);
-    let larger: Vec<usize> = (1..=MESSAGES).filter(|i| i % 3 != 0).collect();
+    let larger: Vec<usize> = (1..=MESSAGES).filter(|i| !i.is_multiple_of(3)).collect();
     assert_eq!(search("SEARCH LARGER 150"), larger);
     assert_eq!(search("UID SEARCH LARGER 150"), larger);
 }
