@@ -16,6 +16,7 @@
 #   TMPFS=1 benches/replication.sh    # data dirs on tmpfs: shipping's CPU, not the disk
 #
 # Environment: ROUNDS (2), DURATION (10), WARMUP (2), CLIENTS (16 for lmtp, 16 for append),
+# PARTITIONS (8: a few partitions per node, so group commits batch several clients' writes),
 # USERS (100), PROFILES ("lmtp append"), RINGMAIL_BIN / LOAD_BIN (default target/release,
 # built when missing), TMPFS (0), KEEP=1 keeps the work dir. Needs etcd and jq. Everything listens on
 # 127.0.0.1 and is stopped by pid; every wait is bounded. See docs/cluster.md, "Benchmarks".
@@ -28,7 +29,7 @@ WARMUP="${WARMUP:-2}"
 CLIENTS="${CLIENTS:-16}"
 USERS="${USERS:-100}"
 PROFILES="${PROFILES:-lmtp append}"
-PARTITIONS=8
+PARTITIONS="${PARTITIONS:-8}"
 RINGMAIL="${RINGMAIL_BIN:-$ROOT/target/release/ringmail}"
 LOAD="${LOAD_BIN:-$ROOT/target/release/ringmail-load}"
 
