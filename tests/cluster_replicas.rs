@@ -928,6 +928,33 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         panic!("z0 owns no used partition: {placement:?}");
     };
     let u = used.iter().position(|x| *x == r).unwrap();
+    // On z0 before it dies: a flag on the user's first message, and a message in Sent with
+    // a flag and an internal date of its own; with them, the flags and dates z0 has.
+    let sent = message(USERS[u], "sent", 0);
+    {
+        let mut c = nodes[0].connect("127.0.0.62");
+        assert!(login(&mut c, USERS[u]));
+        let ok = |lines: Vec<String>, tag: &str| {
+            assert!(
+                lines
+                    .last()
+                    .is_some_and(|l| l.starts_with(&format!("{tag} OK"))),
+                "{lines:?}"
+            )
+        };
+        ok(c.command("S", "SELECT INBOX"), "S");
+        ok(c.command("F", "STORE 1 +FLAGS (\\Flagged)"), "F");
+        c.send(&format!(
+            "A APPEND Sent (\\Seen $Work) \"01-Feb-2020 10:00:00 +0000\" {{{}}}\r\n",
+            sent.len()
+        ));
+        assert!(c.line().starts_with('+'));
+        c.send(&format!("{sent}\r\n"));
+        ok(c.until_tagged("A"), "A");
+    }
+    let on_z0 = fetch_items(|| nodes[0].connect("127.0.0.62"), USERS[u], "INBOX").unwrap();
+    let old_items: Vec<String> = acked[u].iter().map(|m| items_of(&on_z0, m)).collect();
+    assert!(old_items[0].contains("\\Flagged"), "{old_items:?}");
     nodes[0].kill();
     etcd::wait_until(LEASE * 6, "z0's lease has expired", || {
         !nodes[1].status().1.get("z0").copied().unwrap_or(false)
@@ -1008,7 +1035,7 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
     let aside_arg = aside.to_str().unwrap();
     let before = dir_contents(&aside);
     let in_r: Vec<usize> = (0..USERS.len()).filter(|&i| used[i] == r).collect();
-    let lost = in_r.iter().map(|&i| acked[i].len()).sum::<usize>();
+    let lost = in_r.iter().map(|&i| acked[i].len()).sum::<usize>() + 1;
     let (ok, out, err) = nodes[0].cluster_command(&["recover", aside_arg]);
     assert!(ok, "recover: {out}{err}");
     assert!(
@@ -1050,6 +1077,16 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         }
     };
     served_once(&nodes[1], "after recover");
+    // With their flags, keywords and internal dates.
+    let on_z1 = fetch_items(|| nodes[1].connect("127.0.0.65"), USERS[u], "INBOX").unwrap();
+    let new_items: Vec<String> = acked[u].iter().map(|m| items_of(&on_z1, m)).collect();
+    assert_eq!(new_items, old_items);
+    let in_sent = fetch_items(|| nodes[1].connect("127.0.0.65"), USERS[u], "Sent").unwrap();
+    assert_eq!(count(&in_sent, b" FETCH ("), 1);
+    assert_eq!(
+        items_of(&in_sent, &sent),
+        "FLAGS ($Work \\Seen) INTERNALDATE \"01-Feb-2020 10:00:00 +0000\""
+    );
     // Again: everything is there already.
     let (ok, out, err) = nodes[0].cluster_command(&["recover", aside_arg]);
     assert!(ok, "recover again: {out}{err}");
@@ -1089,6 +1126,51 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         },
     );
     served_once(&nodes[1], "after --remove");
+}
+
+/// The raw answer to FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[]) of `user`'s `mailbox`.
+fn fetch_items(connect: impl Fn() -> Client, user: &str, mailbox: &str) -> Option<Vec<u8>> {
+    let mut c = connect();
+    if !login(&mut c, user) {
+        return None;
+    }
+    let selected = c.command("S", &format!("SELECT {mailbox}"));
+    if !selected.last().is_some_and(|l| l.starts_with("S OK")) {
+        return None;
+    }
+    c.send("F FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])\r\n");
+    Some(c.until_tagged_bytes("F"))
+}
+
+/// The flags (but \Recent, which a session sees or not) and internal date in the FETCH
+/// answer `raw` of the message `m`, as `FLAGS (...) INTERNALDATE "..."`.
+fn items_of(raw: &[u8], m: &str) -> String {
+    let at = raw
+        .windows(m.len())
+        .position(|w| w == m.as_bytes())
+        .unwrap_or_else(|| panic!("{m:?} not in {}", String::from_utf8_lossy(raw)));
+    let start = raw[..at]
+        .windows(8)
+        .rposition(|w| w == b" FETCH (")
+        .unwrap()
+        + 8;
+    let items = String::from_utf8_lossy(&raw[start..at]);
+    let flags = items
+        .split("FLAGS (")
+        .nth(1)
+        .and_then(|f| f.split(')').next())
+        .unwrap_or_default();
+    let mut flags: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| *f != "\\Recent")
+        .collect();
+    flags.sort_unstable();
+    let date = items
+        .split("INTERNALDATE \"")
+        .nth(1)
+        .and_then(|d| d.split('"').next())
+        .unwrap_or_default();
+    format!("FLAGS ({}) INTERNALDATE \"{date}\"", flags.join(" "))
 }
 
 /// Every file under `dir` with its bytes, by path.
