@@ -22,12 +22,14 @@
 //! it and the owner does not any more), and so does a mailbox deleted there: that is the
 //! lesser evil next to losing mail a client was told was stored.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::rc::Rc;
 
 use ringmail_admin::client::AdminClient;
 use ringmail_admin::tools::export::{Source, StoreSource};
 use ringmail_admin::tools::import::{import_mailbox, Sink};
 use ringmail_config::Config;
+use ringmail_store::Partition;
 
 /// The partition whose set-aside old owner's copy `dir` is, or why recover refuses it.
 pub fn aside_partition_of(dir: &Path) -> Result<u32, String> {
@@ -103,6 +105,44 @@ async fn send_mailbox(
     })
 }
 
+/// Sends every mailbox of every user of `mail` (the copy) to its owner, printing a line
+/// per mailbox and a total; how many mailboxes are not all on the owner.
+async fn send_partition(mail: Rc<Partition>, socket: &Path) -> Result<u64, String> {
+    let (mut users, mut mailboxes, mut incomplete) = (0u64, 0u64, 0u64);
+    let (mut examined, mut added, mut present) = (0u64, 0u64, 0u64);
+    for user in mail.users() {
+        users += 1;
+        let mut source = StoreSource::new(mail.clone(), &user);
+        for name in source.mailboxes().await? {
+            mailboxes += 1;
+            let done = match send_mailbox(socket, &mut source, &user, &name).await {
+                Ok(done) => done,
+                Err(why) => {
+                    println!("{user} {name}: not recovered: {why}");
+                    incomplete += 1;
+                    continue;
+                }
+            };
+            println!(
+                "{user} {name}: {} messages examined, {} added, {} already present",
+                done.examined, done.added, done.present
+            );
+            for problem in &done.problems {
+                println!("  problem: {problem}");
+            }
+            incomplete += u64::from(!done.complete());
+            examined += done.examined;
+            added += done.added;
+            present += done.present;
+        }
+    }
+    println!(
+        "total: {users} users, {mailboxes} mailboxes, {examined} messages examined, {added} \
+         added, {present} already present"
+    );
+    Ok(incomplete)
+}
+
 /// Copies the files of partition directory `from` into the new directory `to` (a
 /// `MOVED` marker, which would keep the copy from opening, is left out).
 fn copy_partition(from: &Path, to: &Path) -> std::io::Result<u64> {
@@ -124,9 +164,9 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<u64> {
     Ok(bytes)
 }
 
-/// `ringmail cluster recover DIR [--remove]` on the node whose config is `config` and data
-/// dir `data_dir`; `socket` is its admin socket (the node must run). Prints a line per user
-/// and mailbox and a total; `Err` unless every message of DIR is on the owner now.
+/// `ringmail cluster recover DIR [--remove]` on the node whose config is `config` and whose
+/// admin socket is `socket` (the node must run). Prints a line per user and mailbox and a
+/// total; `Err` unless every message of DIR is on the owner now.
 pub fn command(config: &Config, socket: &Path, dir: &Path, remove: bool) -> Result<(), String> {
     let partition = aside_partition_of(dir)?;
     // The copy lives under $TMPDIR and goes when `scratch` is dropped, whatever happens.
@@ -152,53 +192,22 @@ pub fn command(config: &Config, socket: &Path, dir: &Path, remove: bool) -> Resu
     );
     let mut local = config.clone();
     local.cluster = Default::default();
-    let scratch_dir: PathBuf = scratch.path().to_owned();
-    let totals =
-        ringmail_admin::tools::offline::run(&local, &scratch_dir, "recover", |store| async move {
+    let incomplete = ringmail_admin::tools::offline::run(
+        &local,
+        scratch.path(),
+        "recover",
+        |store| async move {
             let mail = store
                 .partition(partition)
                 .await
                 .map_err(|e| format!("cannot open the copy of {}: {e}", dir.display()))?;
-            let (mut users, mut mailboxes, mut failed) = (0u64, 0u64, 0u64);
-            let (mut examined, mut added, mut present) = (0u64, 0u64, 0u64);
-            for user in mail.users() {
-                users += 1;
-                let mut source = StoreSource::new(mail.clone(), &user);
-                for name in source.mailboxes().await? {
-                    mailboxes += 1;
-                    let done = send_mailbox(socket, &mut source, &user, &name)
-                        .await
-                        .unwrap_or_else(|why| Mailbox {
-                            examined: 0,
-                            added: 0,
-                            present: 0,
-                            problems: vec![why],
-                        });
-                    println!(
-                        "{user} {name}: {} messages examined, {} added, {} already present",
-                        done.examined, done.added, done.present
-                    );
-                    for problem in &done.problems {
-                        println!("  problem: {problem}");
-                    }
-                    failed += u64::from(!done.complete());
-                    (examined, added, present) = (
-                        examined + done.examined,
-                        added + done.added,
-                        present + done.present,
-                    );
-                }
-            }
-            println!(
-                "total: {users} users, {mailboxes} mailboxes, {examined} messages examined, \
-                 {added} added, {present} already present"
-            );
-            Ok(failed)
-        })?;
+            send_partition(mail, socket).await
+        },
+    )?;
     drop(scratch);
-    if totals > 0 {
+    if incomplete > 0 {
         return Err(format!(
-            "{totals} mailboxes are not all on the owner (problems above); {} stays: run the \
+            "{incomplete} mailboxes are not all on the owner (problems above); {} stays: run the \
              command again once they are solved (it adds only what is missing)",
             dir.display()
         ));
