@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod fencing;
 pub mod moves;
+pub mod recover;
 pub mod replication;
 pub mod services;
 

@@ -160,6 +160,26 @@ enum ClusterAction {
         /// The node.
         node: String,
     },
+    /// Send the mail of an old owner's copy set aside after a failover to the partition's
+    /// current owner (docs/cluster.md).
+    ///
+    /// DIR is `DATA/p-NNNN.old-owner-E`, listed by `cluster status`. Every message of every
+    /// mailbox of every user of that copy goes, with its flags and internal date, through
+    /// this node's admin socket (the node must run) to the user's owner, as `ringmail import`
+    /// sends it; what the owner's mailbox holds already is skipped, so a second run adds
+    /// nothing. DIR is only read (from a copy made under $TMPDIR, which needs as much room,
+    /// removed at the end). Exit status 0 only when every message is on the owner.
+    ///
+    /// Caveat: a message expunged (or a mailbox deleted) on the new owner since the failover
+    /// comes back, since the old copy still holds it: the lesser evil next to losing mail a
+    /// client was told was stored.
+    Recover {
+        /// The set-aside directory, `p-NNNN.old-owner-E`.
+        dir: PathBuf,
+        /// Remove DIR once every message of it is on the owner.
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 /// What an import reads.
@@ -291,6 +311,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 ClusterAction::Drain { node } => ringmail::cluster::Command::Drain { node },
                 ClusterAction::Undrain { node } => ringmail::cluster::Command::Undrain { node },
+                ClusterAction::Recover { dir, remove } => {
+                    return recover_command(&layout, &dir, remove)
+                }
             };
             let out = ringmail::cluster::command(&layout.config, &layout.data_dir, command)?;
             println!("{}", out.trim_end());
@@ -588,6 +611,26 @@ fn import_online(
     report.merge(client.finish().map_err(stopped)?);
     let place = format!("the running server ({server}) through {}", socket.display());
     Ok((report, place))
+}
+
+/// `ringmail cluster recover DIR`: refuses what is not a set-aside copy before anything
+/// else, then needs the node running (the mail goes through its admin socket).
+fn recover_command(layout: &Layout, dir: &Path, remove: bool) -> Result<(), String> {
+    ringmail::recover::aside_partition_of(dir)?;
+    if !server_running(layout, "recover")? {
+        return Err(format!(
+            "recover: no server runs on {}: start the node (recover sends the mail to the \
+             partition's owner through its admin socket)",
+            layout.data_dir.display()
+        ));
+    }
+    let Some(socket) = layout.config.admin_socket(&layout.data_dir) else {
+        return Err(format!(
+            "recover: the admin socket of {} is off ([admin] socket = \"\"): turn it on",
+            layout.data_dir.display()
+        ));
+    };
+    ringmail::recover::command(&layout.config, &socket, dir, remove)
 }
 
 /// `ringmail export`: from the stopped data dir directly, or from the running server through

@@ -928,6 +928,33 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         panic!("z0 owns no used partition: {placement:?}");
     };
     let u = used.iter().position(|x| *x == r).unwrap();
+    // On z0 before it dies: a flag on the user's first message, and a message in Sent with
+    // a flag and an internal date of its own; with them, the flags and dates z0 has.
+    let sent = message(USERS[u], "sent", 0);
+    {
+        let mut c = nodes[0].connect("127.0.0.62");
+        assert!(login(&mut c, USERS[u]));
+        let ok = |lines: Vec<String>, tag: &str| {
+            assert!(
+                lines
+                    .last()
+                    .is_some_and(|l| l.starts_with(&format!("{tag} OK"))),
+                "{lines:?}"
+            )
+        };
+        ok(c.command("S", "SELECT INBOX"), "S");
+        ok(c.command("F", "STORE 1 +FLAGS (\\Flagged)"), "F");
+        c.send(&format!(
+            "A APPEND Sent (\\Seen $Work) \"01-Feb-2020 10:00:00 +0000\" {{{}}}\r\n",
+            sent.len()
+        ));
+        assert!(c.line().starts_with('+'));
+        c.send(&format!("{sent}\r\n"));
+        ok(c.until_tagged("A"), "A");
+    }
+    let on_z0 = fetch_items(|| nodes[0].connect("127.0.0.62"), USERS[u], "INBOX").unwrap();
+    let old_items: Vec<String> = acked[u].iter().map(|m| items_of(&on_z0, m)).collect();
+    assert!(old_items[0].contains("\\Flagged"), "{old_items:?}");
     nodes[0].kill();
     etcd::wait_until(LEASE * 6, "z0's lease has expired", || {
         !nodes[1].status().1.get("z0").copied().unwrap_or(false)
@@ -997,6 +1024,80 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
             assert_eq!(count(&raw, m.as_bytes()), 1, "{user}: {m:?}");
         }
     }
+    // `ringmail cluster recover` on z0 sends the copy's mail to z1 (the owner now), leaving
+    // the copy as it is: every message z0 acknowledged is then served once, byte for byte.
+    let aside = partition_dirs(nodes[0].server.dir.path())
+        .2
+        .into_iter()
+        .find(|n| n.starts_with(&aside_prefix))
+        .map(|n| nodes[0].server.dir.path().join(n))
+        .unwrap();
+    let aside_arg = aside.to_str().unwrap();
+    let before = dir_contents(&aside);
+    let in_r: Vec<usize> = (0..USERS.len()).filter(|&i| used[i] == r).collect();
+    let lost = in_r.iter().map(|&i| acked[i].len()).sum::<usize>() + 1;
+    let (ok, out, err) = nodes[0].cluster_command(&["recover", aside_arg]);
+    assert!(ok, "recover: {out}{err}");
+    assert!(
+        out.contains(&format!(
+            "{lost} messages examined, {lost} added, 0 already present"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("can be removed"), "{out}");
+    assert_eq!(dir_contents(&aside), before, "recover changed the copy");
+    // The private copy it read from is gone.
+    let scratch = out
+        .split("read from a copy in ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(!std::path::Path::new(scratch).exists(), "{scratch} is left");
+    let served_once = |owner: &Node, what: &str| {
+        for &i in &in_r {
+            let mut raw = None;
+            etcd::wait_until(Duration::from_secs(30), "the user is served", || {
+                raw = fetch_all(|| owner.connect("127.0.0.65"), USERS[i]);
+                raw.is_some()
+            });
+            let raw = raw.unwrap();
+            let mut expected = acked[i].clone();
+            if i == u {
+                expected.extend(after.iter().cloned());
+            }
+            for m in &expected {
+                assert_eq!(count(&raw, m.as_bytes()), 1, "{what}: {}: {m:?}", USERS[i]);
+            }
+            assert_eq!(
+                count(&raw, b" FETCH ("),
+                expected.len(),
+                "{what}: {}: other messages in INBOX",
+                USERS[i]
+            );
+        }
+    };
+    served_once(&nodes[1], "after recover");
+    // With their flags, keywords and internal dates.
+    let on_z1 = fetch_items(|| nodes[1].connect("127.0.0.65"), USERS[u], "INBOX").unwrap();
+    let new_items: Vec<String> = acked[u].iter().map(|m| items_of(&on_z1, m)).collect();
+    assert_eq!(new_items, old_items);
+    let in_sent = fetch_items(|| nodes[1].connect("127.0.0.65"), USERS[u], "Sent").unwrap();
+    assert_eq!(count(&in_sent, b" FETCH ("), 1);
+    assert_eq!(
+        items_of(&in_sent, &sent),
+        "FLAGS ($Work \\Seen) INTERNALDATE \"01-Feb-2020 10:00:00 +0000\""
+    );
+    // Again: everything is there already.
+    let (ok, out, err) = nodes[0].cluster_command(&["recover", aside_arg]);
+    assert!(ok, "recover again: {out}{err}");
+    assert!(
+        out.contains(&format!(
+            "{lost} messages examined, 0 added, {lost} already present"
+        )),
+        "{out}"
+    );
+    served_once(&nodes[1], "after recovering twice");
+
     // `ringmail check` on the stopped node checks the copy set aside and says what it is.
     nodes[0].kill();
     let (clean, report) = nodes[0].check();
@@ -1007,4 +1108,120 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
             .any(|l| l.contains(&aside_prefix) && l.contains("an old owner's copy set aside")),
         "{report}"
     );
+
+    // `--remove` removes it once everything is on the owner, and `cluster status` no longer
+    // lists it.
+    nodes[0].restart();
+    let (ok, out, err) = nodes[0].cluster_command(&["recover", "--remove", aside_arg]);
+    assert!(ok, "recover --remove: {out}{err}");
+    assert!(out.contains("0 added"), "{out}");
+    assert!(out.contains("removed it"), "{out}");
+    assert!(!aside.exists());
+    etcd::wait_until(
+        Duration::from_secs(30),
+        "cluster status no longer lists the copy",
+        || {
+            let (ok, out, _) = nodes[1].cluster_command(&["status"]);
+            ok && out.contains("partition") && !out.contains(&aside_prefix)
+        },
+    );
+    served_once(&nodes[1], "after --remove");
+}
+
+/// The raw answer to FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[]) of `user`'s `mailbox`.
+fn fetch_items(connect: impl Fn() -> Client, user: &str, mailbox: &str) -> Option<Vec<u8>> {
+    let mut c = connect();
+    if !login(&mut c, user) {
+        return None;
+    }
+    let selected = c.command("S", &format!("SELECT {mailbox}"));
+    if !selected.last().is_some_and(|l| l.starts_with("S OK")) {
+        return None;
+    }
+    c.send("F FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])\r\n");
+    Some(c.until_tagged_bytes("F"))
+}
+
+/// The flags (but \Recent, which a session sees or not) and internal date in the FETCH
+/// answer `raw` of the message `m`, as `FLAGS (...) INTERNALDATE "..."`.
+fn items_of(raw: &[u8], m: &str) -> String {
+    let at = raw
+        .windows(m.len())
+        .position(|w| w == m.as_bytes())
+        .unwrap_or_else(|| panic!("{m:?} not in {}", String::from_utf8_lossy(raw)));
+    let start = raw[..at]
+        .windows(8)
+        .rposition(|w| w == b" FETCH (")
+        .unwrap()
+        + 8;
+    let items = String::from_utf8_lossy(&raw[start..at]);
+    let flags = items
+        .split("FLAGS (")
+        .nth(1)
+        .and_then(|f| f.split(')').next())
+        .unwrap_or_default();
+    let mut flags: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| *f != "\\Recent")
+        .collect();
+    flags.sort_unstable();
+    let date = items
+        .split("INTERNALDATE \"")
+        .nth(1)
+        .and_then(|d| d.split('"').next())
+        .unwrap_or_default();
+    format!("FLAGS ({}) INTERNALDATE \"{date}\"", flags.join(" "))
+}
+
+/// Every file under `dir` with its bytes, by path.
+fn dir_contents(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn recover_refuses_what_is_not_an_old_owners_copy_and_leaves_it_untouched() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("ringmail.toml"), "").unwrap();
+    for (name, why) in [
+        ("p-0000", "a partition directory a node serves"),
+        ("p-0000.replica", "a replica copy"),
+    ] {
+        let dir = data.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("00000001.log"), b"acknowledged mail").unwrap();
+        let before = dir_contents(&dir);
+        for extra in [&[][..], &["--remove"][..]] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmail"))
+                .args(["cluster", "recover"])
+                .args(extra)
+                .arg(&dir)
+                .arg("--data")
+                .arg(data.path())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{name}: {err}");
+            assert!(err.contains(why), "{name}: {err}");
+            assert!(
+                err.contains("recover reads only an old owner's copy set aside"),
+                "{name}: {err}"
+            );
+            assert!(err.contains("nothing was done"), "{name}: {err}");
+            assert_eq!(dir_contents(&dir), before, "{name} was changed");
+        }
+    }
 }

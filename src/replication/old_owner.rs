@@ -59,7 +59,8 @@ pub(super) fn aside_dir(target: &Path, epoch: u64) -> PathBuf {
 }
 
 /// The partition whose old owner's directory, set aside, `name` is (`p-NNNN.old-owner-E`).
-pub(super) fn aside_partition(name: &str) -> Option<&str> {
+/// Also what `ringmail cluster recover` accepts (src/recover.rs).
+pub fn aside_partition(name: &str) -> Option<&str> {
     let (partition, epoch) = name.split_once(".old-owner-")?;
     (!epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit())).then_some(partition)
 }

@@ -224,7 +224,8 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         if found == Found::Aside {
             note(
                 "kept for the operator: an old owner's copy that may hold acknowledged mail \
-                 its new owner lacks (never served; remove it by hand)"
+                 its new owner lacks (never served; `ringmail cluster recover DIR --remove` \
+                 on this node sends its mail to the owner, then removes it)"
                     .into(),
             );
             continue;

@@ -309,6 +309,15 @@ impl Partition {
         slot.wait().await.map(|_| ())
     }
 
+    /// Every user this partition holds a mailbox, subscription or quota of, sorted (a tool
+    /// reading a partition copy as a whole: `ringmail cluster recover`).
+    pub fn users(&self) -> Vec<String> {
+        let idx = self.inner.index.borrow();
+        let mut users: Vec<String> = idx.users.keys().cloned().collect();
+        users.sort_unstable();
+        users
+    }
+
     /// The user's mailboxes, sorted by name.
     pub fn list_mailboxes(&self, user: &str) -> Vec<MailboxListing> {
         let idx = self.inner.index.borrow();

@@ -157,6 +157,50 @@ impl Source for StoreSource {
     }
 }
 
+/// A mailbox's messages with their bytes, read from a [`Source`] one batch at a time in the
+/// order of its listing (an export writes them; `ringmail cluster recover` sends them to an
+/// import's sink).
+pub struct Batches {
+    mailbox: String,
+    listing: Listing,
+    uids: Vec<u32>,
+    done: usize,
+}
+
+impl Batches {
+    /// The messages of `listing`, a listing of `mailbox`.
+    pub fn new(mailbox: &str, listing: Listing) -> Batches {
+        let uids = listing.entries.iter().map(|e| e.uid).collect();
+        Batches {
+            mailbox: mailbox.to_string(),
+            listing,
+            uids,
+            done: 0,
+        }
+    }
+
+    /// The next batch: each entry with its bytes, `None` for one expunged since it was
+    /// listed; `Ok(None)` once every entry was read.
+    pub async fn next(
+        &mut self,
+        source: &mut impl Source,
+    ) -> Result<Option<Vec<(&Entry, Option<Vec<u8>>)>>, String> {
+        if self.done >= self.uids.len() {
+            return Ok(None);
+        }
+        let batch = source.read(&self.mailbox, &self.uids[self.done..]).await?;
+        if batch.is_empty() {
+            return Err(format!(
+                "{}: the store answered a read with nothing",
+                self.mailbox
+            ));
+        }
+        let entries = &self.listing.entries[self.done..];
+        self.done += batch.len().min(entries.len());
+        Ok(Some(entries.iter().zip(batch).collect()))
+    }
+}
+
 /// Every message of `listing` with its bytes, read in batches; expunged ones are counted in
 /// `report.vanished` and left out.
 async fn each_message(
@@ -166,20 +210,14 @@ async fn each_message(
     report: &mut ExportReport,
     mut write: impl FnMut(&Entry, &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
-    let uids: Vec<u32> = listing.entries.iter().map(|e| e.uid).collect();
-    let mut done = 0;
-    while done < uids.len() {
-        let batch = source.read(mailbox, &uids[done..]).await?;
-        if batch.is_empty() {
-            return Err(format!("{mailbox}: the store answered a read with nothing"));
-        }
-        for (entry, body) in listing.entries[done..].iter().zip(&batch) {
+    let mut batches = Batches::new(mailbox, listing);
+    while let Some(batch) = batches.next(source).await? {
+        for (entry, body) in batch {
             match body {
-                Some(bytes) => write(entry, bytes)?,
+                Some(bytes) => write(entry, &bytes)?,
                 None => report.vanished += 1,
             }
         }
-        done += batch.len();
     }
     Ok(())
 }

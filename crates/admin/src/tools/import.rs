@@ -473,6 +473,50 @@ pub async fn read_source(source: &Source, sink: &mut impl Sink) -> Result<Import
     Ok(report)
 }
 
+/// What [`import_mailbox`] read from its source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxRead {
+    /// Messages listed in the source mailbox.
+    pub listed: u64,
+    /// Messages sent to the sink (listed ones not expunged from the source meanwhile).
+    pub sent: u64,
+}
+
+/// Imports `mailbox` of a store, read through an export's [`Source`](super::export::Source)
+/// (a partition copy set aside after a failover, `ringmail cluster recover`), into the same
+/// mailbox of `sink`: every message with its flags, keywords and internal date, under the
+/// target's next UIDs (the source's mean nothing there). The sink skips what the target
+/// holds already, as it does for any import, so sending the same mailbox again adds nothing.
+pub async fn import_mailbox(
+    source: &mut impl super::export::Source,
+    mailbox: &str,
+    sink: &mut impl Sink,
+) -> Result<MailboxRead, String> {
+    let listing = source.listing(mailbox).await?;
+    let mut read = MailboxRead {
+        listed: listing.entries.len() as u64,
+        sent: 0,
+    };
+    sink.open(mailbox, None).await?;
+    let mut batches = super::export::Batches::new(mailbox, listing);
+    while let Some(batch) = batches.next(source).await? {
+        for (entry, bytes) in batch {
+            let Some(bytes) = bytes else { continue };
+            sink.add(Incoming {
+                bytes,
+                flags: entry.flags,
+                keywords: entry.keywords.clone(),
+                date: entry.date,
+                uid: None,
+            })
+            .await?;
+            read.sent += 1;
+        }
+    }
+    sink.close().await?;
+    Ok(read)
+}
+
 async fn import_maildir(
     sink: &mut impl Sink,
     root: &Path,

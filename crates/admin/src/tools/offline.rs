@@ -37,6 +37,11 @@ impl OfflineStore {
         self.partitions.user(p, user, &self.config, None).await
     }
 
+    /// Partition `p` as it is (nothing created).
+    pub async fn partition(&self, p: u32) -> Result<Rc<Partition>, StoreError> {
+        self.partitions.get(p).await
+    }
+
     /// `user`'s partition as it is (nothing created).
     pub async fn partition_of(&self, user: &str) -> Result<Rc<Partition>, StoreError> {
         self.partitions
