@@ -169,6 +169,17 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<u64> {
 /// total; `Err` unless every message of DIR is on the owner now.
 pub fn command(config: &Config, socket: &Path, dir: &Path, remove: bool) -> Result<(), String> {
     let partition = aside_partition_of(dir)?;
+    // Two runs at once could both find a message missing on the owner and both add it.
+    let _running = match ringmail_runtime::lock::DirLock::try_acquire(dir) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            return Err(format!(
+                "{}: another `cluster recover` of this directory is running; nothing was done",
+                dir.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot lock {}: {e}", dir.display())),
+    };
     // The copy lives under $TMPDIR and goes when `scratch` is dropped, whatever happens.
     let scratch = tempfile::Builder::new()
         .prefix("ringmail-recover-")
@@ -242,6 +253,24 @@ pub fn command(config: &Config, socket: &Path, dir: &Path, remove: bool) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_recover_of_one_directory_is_refused_while_the_first_runs() {
+        let data = tempfile::tempdir().unwrap();
+        let aside = data.path().join("p-0003.old-owner-7");
+        std::fs::create_dir(&aside).unwrap();
+        let first = ringmail_runtime::lock::DirLock::try_acquire(&aside).unwrap();
+        assert!(first.is_some());
+        // flock locks belong to the open file: a second open, as another process makes,
+        // does not get it.
+        let config = Config::default();
+        let refused = command(&config, &data.path().join("admin.sock"), &aside, false).unwrap_err();
+        assert!(refused.contains("another `cluster recover`"), "{refused}");
+        drop(first);
+        assert!(ringmail_runtime::lock::DirLock::try_acquire(&aside)
+            .unwrap()
+            .is_some());
+    }
 
     #[test]
     fn only_an_old_owners_copy_set_aside_is_accepted() {

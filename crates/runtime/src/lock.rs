@@ -23,17 +23,7 @@ impl DataDirLock {
             .truncate(false)
             .write(true)
             .open(data_dir.join(LOCK_NAME))?;
-        // SAFETY: flock on a descriptor owned by `file`, which outlives the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(Some(DataDirLock { _file: file }));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(e)
-        }
+        Ok(lock_exclusive(&file)?.then_some(DataDirLock { _file: file }))
     }
 
     /// Takes the lock or says, in one line, that a server (or tool) is using the data dir.
@@ -50,6 +40,37 @@ impl DataDirLock {
                 data_dir.join(LOCK_NAME).display()
             )),
         }
+    }
+}
+
+/// An exclusive `flock` without waiting: whether it was taken (false: another process holds
+/// one on the same file).
+fn lock_exclusive(file: &File) -> std::io::Result<bool> {
+    // SAFETY: flock on a descriptor owned by `file`, which outlives the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// A `flock` held on a directory itself, which is opened read-only and not written: for a
+/// tool that must not run twice on one directory it never modifies (`cluster recover`).
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: File,
+}
+
+impl DirLock {
+    /// Takes the lock without waiting. `Ok(None)` when another process holds it.
+    pub fn try_acquire(dir: &Path) -> std::io::Result<Option<DirLock>> {
+        let dir = File::open(dir)?;
+        Ok(lock_exclusive(&dir)?.then_some(DirLock { _dir: dir }))
     }
 }
 
