@@ -17,6 +17,8 @@
 #
 # Environment: ROUNDS (2), DURATION (10), WARMUP (2), CLIENTS (16 for lmtp, 16 for append),
 # PARTITIONS (8: a few partitions per node, so group commits batch several clients' writes),
+# PIN (1: node a on the first CPU this script may use, node b on the second; 0: as the kernel
+# places them),
 # USERS (100), PROFILES ("lmtp append"), RINGMAIL_BIN / LOAD_BIN (default target/release,
 # built when missing), TMPFS (0), KEEP=1 keeps the work dir. Needs etcd and jq. Everything listens on
 # 127.0.0.1 and is stopped by pid; every wait is bounded. See docs/cluster.md, "Benchmarks".
@@ -59,6 +61,17 @@ trap cleanup EXIT
 for i in $(seq 1 "$USERS"); do echo "user$i:{PLAIN}pass"; done > "$WORK/users"
 head -c 32 /dev/urandom | base64 > "$WORK/secret"
 declare -A IMAP LMTP PID
+# Each node on a CPU of its own, as on a machine of its own (PIN=1, the default where there
+# are two CPUs or more): without it both nodes' executors, and the io_uring workers that run
+# their fdatasyncs, would share the CPU the kernel lists first. The load generator and etcd
+# run where the scheduler puts them.
+PINNED=0
+declare -A CPU
+if [[ "${PIN:-1}" == 1 ]] && (( $(nproc) >= 2 )) && command -v taskset >/dev/null; then
+    mapfile -t ALLOWED < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
+    CPU=([a]="${ALLOWED[0]}" [b]="${ALLOWED[1]}")
+    PINNED=1
+fi
 
 # A fresh cluster with `replicas = $1`, named $2: etcd, nodes a and b, every partition
 # owned, used once (a warm-up delivery load) and, with replicas, in sync.
@@ -114,7 +127,9 @@ secret_file = "cluster.secret"
 replicas = $replicas
 sync = true
 EOF
-        "$RINGMAIL" serve --data "$dir" > "$WORK/$name-$id.log" 2>&1 &
+        local launch=("$RINGMAIL")
+        (( PINNED )) && launch=(taskset -c "${CPU[$id]}" "$RINGMAIL")
+        "${launch[@]}" serve --data "$dir" > "$WORK/$name-$id.log" 2>&1 &
         PID[$id]=$!
         PIDS+=($!)
         wait_port "${IMAP[$id]}" "node $id" || { cat "$WORK/$name-$id.log" >&2; exit 1; }

@@ -627,3 +627,65 @@ fn tls_sessions_move_to_their_owner_with_pipelined_commands() {
     // have crossed cores for this test to mean anything.
     assert!(moved > 0, "no session moved between executors");
 }
+
+/// The CPUs a thread of process `pid` whose name starts with `name` may run on, as
+/// /proc shows them (`Cpus_allowed_list`), one entry per such thread.
+fn threads_cpus(pid: u32, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if !comm.starts_with(name) {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+        if let Some(cpus) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        {
+            found.push(cpus.trim().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn executors_are_pinned_within_the_cpus_the_server_was_started_on() {
+    // The server is started on the last CPU this machine gives the test only, as
+    // `taskset -c N ringmail serve` would: its executor must run there (and so must the
+    // io_uring workers that inherit its CPU), not on CPU 0.
+    let cpus = ringmail_runtime::cpus::allowed();
+    let last = *cpus
+        .last()
+        .expect("the kernel reports the CPUs of this thread");
+    let server = std::thread::spawn(move || {
+        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it (last < CPU_SETSIZE).
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(last, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+        // A child inherits the affinity of the thread that starts it.
+        Server::start(1, "", "", DEMO)
+    })
+    .join()
+    .unwrap();
+    let mut c = server.connect();
+    assert!(c
+        .command("a", "LOGIN demo secret")
+        .last()
+        .unwrap()
+        .starts_with("a OK"));
+    let executor = threads_cpus(server.child.id(), "ringmail-0");
+    assert!(
+        !executor.is_empty(),
+        "no executor thread found\n{}",
+        server.log_text()
+    );
+    for allowed in &executor {
+        assert_eq!(allowed, &last.to_string(), "executor threads: {executor:?}");
+    }
+}

@@ -308,7 +308,8 @@ impl Default for MailboxesConfig {
 pub struct ServerConfig {
     /// Data directory; `--data` overrides it. Empty means the directory holding this file.
     pub data_dir: PathBuf,
-    /// Executors (one thread per core each); 0 means one per available core.
+    /// Executors (one thread per core each); 0 means one per CPU the process may run on
+    /// (its affinity: taskset, systemd CPUAffinity=, a cpuset), executor i pinned to the i-th.
     pub executors: usize,
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. "info" or "ringmail=debug".
     pub log_level: String,
@@ -752,7 +753,8 @@ pub const DEFAULT_TOML: &str = r#"# ringmail configuration. Relative paths are r
 [server]
 # Data directory; empty = the directory holding this file. `--data DIR` overrides.
 data_dir = ""
-# Executors, one thread per core each; 0 = one per available core.
+# Executors, one thread per core each; 0 = one per CPU the process may run on (its
+# affinity: taskset, CPUAffinity=, a cpuset), executor i pinned to the i-th of them.
 executors = 0
 # Log filter: "info", "debug", "ringmail=debug,info", ...
 log_level = "info"

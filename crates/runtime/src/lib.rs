@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod conn;
 pub mod conn_io;
+pub mod cpus;
 pub mod datadir;
 pub mod limits;
 pub mod lock;

@@ -385,7 +385,7 @@ pub fn serve(
         preauth: Arc::default(),
     };
     let mesh = MeshBuilder::<MeshMessage, _>::full(executors, MESH_QUEUE);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = crate::cpus::allowed();
 
     let mut signal_ends = Vec::new();
     let mut handles = Vec::new();
@@ -398,10 +398,9 @@ pub fn serve(
         let theirs: OwnedFd = theirs.into();
         let shared = shared.clone();
         let mesh = mesh.clone();
-        let placement = if executors <= cpus {
-            Placement::Fixed(index)
-        } else {
-            Placement::Unbound
+        let placement = match crate::cpus::for_executor(index, executors, &cpus) {
+            Some(cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
         };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("ringmail-{index}"))
