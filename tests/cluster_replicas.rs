@@ -1033,7 +1033,7 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         .map(|n| nodes[0].server.dir.path().join(n))
         .unwrap();
     let aside_arg = aside.to_str().unwrap();
-    let before = dir_contents(&aside);
+    let before = common::tree(&aside);
     let in_r: Vec<usize> = (0..USERS.len()).filter(|&i| used[i] == r).collect();
     let lost = in_r.iter().map(|&i| acked[i].len()).sum::<usize>() + 1;
     let (ok, out, err) = nodes[0].cluster_command(&["recover", aside_arg]);
@@ -1045,7 +1045,7 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         "{out}"
     );
     assert!(out.contains("can be removed"), "{out}");
-    assert_eq!(dir_contents(&aside), before, "recover changed the copy");
+    assert_eq!(common::tree(&aside), before, "recover changed the copy");
     // The private copy it read from is gone.
     let scratch = out
         .split("read from a copy in ")
@@ -1173,24 +1173,6 @@ fn items_of(raw: &[u8], m: &str) -> String {
     format!("FLAGS ({}) INTERNALDATE \"{date}\"", flags.join(" "))
 }
 
-/// Every file under `dir` with its bytes, by path.
-fn dir_contents(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.push((path.clone(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn recover_refuses_what_is_not_an_old_owners_copy_and_leaves_it_untouched() {
     let data = tempfile::tempdir().unwrap();
@@ -1202,7 +1184,7 @@ fn recover_refuses_what_is_not_an_old_owners_copy_and_leaves_it_untouched() {
         let dir = data.path().join(name);
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("00000001.log"), b"acknowledged mail").unwrap();
-        let before = dir_contents(&dir);
+        let before = common::tree(&dir);
         for extra in [&[][..], &["--remove"][..]] {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringmail"))
                 .args(["cluster", "recover"])
@@ -1221,7 +1203,7 @@ fn recover_refuses_what_is_not_an_old_owners_copy_and_leaves_it_untouched() {
                 "{name}: {err}"
             );
             assert!(err.contains("nothing was done"), "{name}: {err}");
-            assert_eq!(dir_contents(&dir), before, "{name} was changed");
+            assert_eq!(common::tree(&dir), before, "{name} was changed");
         }
     }
 }

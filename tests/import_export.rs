@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::{Client, Server};
+use common::{tree, Client, Server};
 
 const USERS: &str = "alice:{PLAIN}pw\nbob:{PLAIN}pw\n";
 
@@ -496,24 +496,6 @@ fn admin_socket_refuses_bad_frames() {
     let mut c = login(&server, "alice");
     let sel = c.command("s", "SELECT INBOX");
     assert!(sel.contains(&"* 3 EXISTS".to_string()), "{sel:?}");
-}
-
-/// Every file below `root` (relative path → bytes), for comparing two export trees.
-fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let name = path.strip_prefix(root).unwrap().display().to_string();
-                out.insert(name, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// Export from a running server (through the admin socket) writes exactly what the offline

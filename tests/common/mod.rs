@@ -277,6 +277,25 @@ pub fn lmtp_connect(addr: SocketAddr) -> Client {
     }
 }
 
+/// Every file below `root` (path relative to it → bytes): to compare two trees, or one tree
+/// before and after something that must not change it.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// Starts `ringmail serve --data DIR` with stderr to `log`.
 pub fn spawn(data: &Path, log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ringmail"))
