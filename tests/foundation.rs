@@ -659,15 +659,7 @@ fn executors_are_pinned_within_the_cpus_the_server_was_started_on() {
         .last()
         .expect("the kernel reports the CPUs of this thread");
     let server = std::thread::spawn(move || {
-        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it (last < CPU_SETSIZE).
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(last, &mut set);
-            assert_eq!(
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-                0
-            );
-        }
+        ringmail_runtime::cpus::restrict_current_thread(last).unwrap();
         // A child inherits the affinity of the thread that starts it.
         Server::start(1, "", "", DEMO)
     })

@@ -25,6 +25,26 @@ pub fn allowed() -> Vec<usize> {
         .collect()
 }
 
+/// Restricts the calling thread to `cpu` alone; threads and processes it starts later
+/// inherit that (tests start a server as `taskset -c CPU` would).
+pub fn restrict_current_thread(cpu: usize) -> std::io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it (cpu < CPU_SETSIZE,
+    // checked above), and sched_setaffinity reads exactly that set.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The CPU executor `index` of `executors` is pinned to, given the CPUs the process may run
 /// on; `None` (not pinned) when there are more executors than those CPUs, or the set is
 /// unknown.
@@ -62,15 +82,7 @@ mod tests {
         // Narrowed to its last CPU, a thread sees exactly that CPU.
         let last = *all.last().unwrap();
         let seen = std::thread::spawn(move || {
-            // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it (last < CPU_SETSIZE).
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(last, &mut set);
-                assert_eq!(
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-                    0
-                );
-            }
+            restrict_current_thread(last).unwrap();
             allowed()
         })
         .join()
