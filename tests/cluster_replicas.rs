@@ -122,8 +122,8 @@ fn large_message(user: &str) -> Vec<u8> {
     m
 }
 
-/// APPENDs `m` over implicit TLS; true when acknowledged.
-fn append_tls(c: &mut TlsClient, user: &str, m: &[u8]) -> bool {
+/// APPENDs `m` to `mailbox` over implicit TLS; true when acknowledged.
+fn append_tls(c: &mut TlsClient, user: &str, mailbox: &str, m: &[u8]) -> bool {
     let ok = |lines: Vec<String>, tag: &str| {
         lines
             .last()
@@ -132,7 +132,7 @@ fn append_tls(c: &mut TlsClient, user: &str, m: &[u8]) -> bool {
     if !ok(c.command("L", &format!("LOGIN {user} pass")), "L") {
         return false;
     }
-    c.send(&format!("A APPEND INBOX {{{}}}\r\n", m.len()));
+    c.send(&format!("A APPEND {mailbox} {{{}}}\r\n", m.len()));
     let go = c.line();
     assert!(go.starts_with('+'), "{go}");
     c.send_bytes(m);
@@ -140,16 +140,16 @@ fn append_tls(c: &mut TlsClient, user: &str, m: &[u8]) -> bool {
     ok(c.until_tagged("A"), "A")
 }
 
-/// The body of the message whose subject is `subject`, fetched over implicit TLS, or None
-/// while the user is not served.
-fn fetch_tls(c: &mut TlsClient, user: &str, subject: &str) -> Option<Vec<u8>> {
+/// The body of the message of `mailbox` whose subject is `subject`, fetched over implicit
+/// TLS, or None while the user is not served.
+fn fetch_tls(c: &mut TlsClient, user: &str, mailbox: &str, subject: &str) -> Option<Vec<u8>> {
     let ok = |lines: &[String], tag: &str| {
         lines
             .last()
             .is_some_and(|l| l.starts_with(&format!("{tag} OK")))
     };
     if !ok(&c.command("L", &format!("LOGIN {user} pass")), "L")
-        || !ok(&c.command("S", "SELECT INBOX"), "S")
+        || !ok(&c.command("S", &format!("SELECT {mailbox}")), "S")
     {
         return None;
     }
@@ -253,7 +253,12 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
     // (proxied to the owner when it is not): its batch is larger than most.
     let big = large_message(USERS[0]);
     assert!(
-        append_tls(&mut nodes[0].connect_tls("198.51.100.7"), USERS[0], &big),
+        append_tls(
+            &mut nodes[0].connect_tls("198.51.100.7"),
+            USERS[0],
+            "INBOX",
+            &big
+        ),
         "the large APPEND over TLS was refused"
     );
 
@@ -300,6 +305,7 @@ fn every_acknowledged_message_survives_kill_9_of_its_owner() {
             got = fetch_tls(
                 &mut nodes[witness].connect_tls("198.51.100.8"),
                 USERS[0],
+                "INBOX",
                 "large attachment",
             );
             got.is_some()
@@ -952,6 +958,18 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
         c.send(&format!("{sent}\r\n"));
         ok(c.until_tagged("A"), "A");
     }
+    // And a real-sized one over implicit TLS: recover carries it through the admin socket
+    // and the node link.
+    let big = large_message(USERS[u]);
+    assert!(
+        append_tls(
+            &mut nodes[0].connect_tls("127.0.0.62"),
+            USERS[u],
+            "Sent",
+            &big
+        ),
+        "the large APPEND over TLS was refused"
+    );
     let on_z0 = fetch_items(|| nodes[0].connect("127.0.0.62"), USERS[u], "INBOX").unwrap();
     let old_items: Vec<String> = acked[u].iter().map(|m| items_of(&on_z0, m)).collect();
     assert!(old_items[0].contains("\\Flagged"), "{old_items:?}");
@@ -1035,7 +1053,8 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
     let aside_arg = aside.to_str().unwrap();
     let before = common::tree(&aside);
     let in_r: Vec<usize> = (0..USERS.len()).filter(|&i| used[i] == r).collect();
-    let lost = in_r.iter().map(|&i| acked[i].len()).sum::<usize>() + 1;
+    // The acknowledged INBOX messages, the one in Sent and the large one.
+    let lost = in_r.iter().map(|&i| acked[i].len()).sum::<usize>() + 2;
     let (ok, out, err) = nodes[0].cluster_command(&["recover", aside_arg]);
     assert!(ok, "recover: {out}{err}");
     assert!(
@@ -1082,7 +1101,17 @@ fn with_replicas_0_a_moves_leftover_goes_and_an_old_owners_copy_is_set_aside() {
     let new_items: Vec<String> = acked[u].iter().map(|m| items_of(&on_z1, m)).collect();
     assert_eq!(new_items, old_items);
     let in_sent = fetch_items(|| nodes[1].connect("127.0.0.65"), USERS[u], "Sent").unwrap();
-    assert_eq!(count(&in_sent, b" FETCH ("), 1);
+    assert_eq!(count(&in_sent, b" FETCH ("), 2);
+    let got = fetch_tls(
+        &mut nodes[1].connect_tls("127.0.0.65"),
+        USERS[u],
+        "Sent",
+        "large attachment",
+    );
+    assert!(
+        got == Some(big),
+        "the large message came back changed or not at all"
+    );
     assert_eq!(
         items_of(&in_sent, &sent),
         "FLAGS ($Work \\Seen) INTERNALDATE \"01-Feb-2020 10:00:00 +0000\""
