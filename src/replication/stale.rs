@@ -301,9 +301,7 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         };
         let removed = match found {
             Found::Replica => remove_stale_copy(&target, still).await,
-            Found::Moved(_) | Found::Partition | Found::Aside => {
-                remove_stale_dir(&target, target.clone(), still).await
-            }
+            _ => remove_stale_dir(&target, target.clone(), still).await,
         };
         match removed {
             Ok(true) => {
@@ -320,44 +318,35 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
     publish(exec.id, seen);
 }
 
-/// Counts and logs a removal.
+/// Counts and logs a removal (a replica copy, or a `p-NNNN/` a move or a takeover left: the
+/// sweep turns any other `p-NNNN/` into a replica copy or sets it aside first).
 fn removed_one(p: u32, found: Found, since: Instant) {
     let unlisted_secs = since.elapsed().as_secs();
+    let counter = match found {
+        Found::Replica => &COUNTERS.stale_copies_removed,
+        _ => &COUNTERS.moved_copies_removed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     match found {
-        Found::Replica => {
-            COUNTERS
-                .stale_copies_removed
-                .fetch_add(1, Ordering::Relaxed);
-            info!(
-                partition = p,
-                unlisted_secs,
-                "removed a stale replica copy: the map no longer lists this node for the \
-                 partition, and its owner and every replica are alive and in sync"
-            );
-        }
-        Found::Moved(Some(epoch)) => {
-            COUNTERS
-                .moved_copies_removed
-                .fetch_add(1, Ordering::Relaxed);
-            info!(
-                partition = p,
-                unlisted_secs,
-                epoch,
-                "removed the copy a completed move left: its owner at the move's epoch or \
-                 later is alive"
-            );
-        }
-        Found::Moved(None) | Found::Partition | Found::Aside => {
-            COUNTERS
-                .moved_copies_removed
-                .fetch_add(1, Ordering::Relaxed);
-            info!(
-                partition = p,
-                unlisted_secs,
-                "removed an old owner's copy left by a takeover: its owner and every replica \
-                 are alive and in sync"
-            );
-        }
+        Found::Replica => info!(
+            partition = p,
+            unlisted_secs,
+            "removed a stale replica copy: the map no longer lists this node for the \
+             partition, and its owner and every replica are alive and in sync"
+        ),
+        Found::Moved(Some(epoch)) => info!(
+            partition = p,
+            unlisted_secs,
+            epoch,
+            "removed the copy a completed move left: its owner at the move's epoch or later \
+             is alive"
+        ),
+        _ => info!(
+            partition = p,
+            unlisted_secs,
+            "removed an old owner's copy left by a takeover: its owner and every replica are \
+             alive and in sync"
+        ),
     }
 }
 
