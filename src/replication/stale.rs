@@ -184,31 +184,30 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
     };
     let me = view.node().to_string();
     let map = view.map();
-    let mut mine: Vec<(u32, String)> = names
+    // By the name alone: a `p-NNNN/` is told from what a move left (MOVED) below.
+    let mut mine: Vec<(u32, String, Found)> = names
         .into_iter()
         .filter_map(|n| {
-            let p = copy_partition(&n)
-                .or_else(|| partition_number(old_owner::aside_partition(&n)?))
-                .or_else(|| partition_number(&n))?;
-            Some((p, n))
+            let (p, found) = if let Some(p) = copy_partition(&n) {
+                (p, Found::Replica)
+            } else if let Some(p) = old_owner::aside_partition(&n).and_then(partition_number) {
+                (p, Found::Aside)
+            } else {
+                (partition_number(&n)?, Found::Partition)
+            };
+            Some((p, n, found))
         })
-        .filter(|(p, _)| *p < map.partitions && executor_of(*p, exec.count) == exec.id)
+        .filter(|(p, ..)| *p < map.partitions && executor_of(*p, exec.count) == exec.id)
         .collect();
-    mine.sort();
-    unlisted.retain(|name, _| mine.iter().any(|(_, n)| n == name));
+    mine.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    unlisted.retain(|name, _| mine.iter().any(|(_, n, _)| n == name));
     let mut seen = Vec::new();
-    for (p, mut name) in mine {
+    for (p, mut name, mut found) in mine {
         let target = Partitions::dir(&root, p);
-        let mut found = if name.ends_with(".replica") {
-            Found::Replica
-        } else if old_owner::aside_partition(&name).is_some() {
-            Found::Aside
-        } else if is_moved(&target) {
+        if found == Found::Partition && is_moved(&target) {
             let note = std::fs::read_to_string(target.join(MOVED_MARKER)).unwrap_or_default();
-            Found::Moved(moved_epoch(&note))
-        } else {
-            Found::Partition
-        };
+            found = Found::Moved(moved_epoch(&note));
+        }
         if found != Found::Aside && listed(&map, &me, p, found) {
             unlisted.remove(&name);
             continue;
