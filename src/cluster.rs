@@ -250,7 +250,7 @@ fn metrics(view: &ClusterView, link: &Link) -> String {
             "ringmail_replication_old_owner_copies_total",
             "counter",
             "Partition directories this node kept from before a failover (the map gives the \
-             partition to another node now) made replica copies.",
+             partition to another node now) made replica copies or set aside.",
             &[("", get(&r.old_owner_copies))],
         );
         metric(

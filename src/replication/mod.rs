@@ -133,8 +133,8 @@ pub struct Counters {
     pub lag_records: AtomicU64,
     /// Replica copies the map no longer listed this node for, removed (src/replication/stale.rs).
     pub stale_copies_removed: AtomicU64,
-    /// Old owners' partition directories (after a failover) made replica copies
-    /// (src/replication/old_owner.rs).
+    /// Old owners' partition directories (after a failover) made replica copies or set
+    /// aside (src/replication/old_owner.rs).
     pub old_owner_copies: AtomicU64,
     /// Partition directories a completed move or a takeover left (MOVED), removed.
     pub moved_copies_removed: AtomicU64,

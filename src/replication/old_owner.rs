@@ -151,10 +151,10 @@ pub(super) async fn old_owners_dir(
     };
     let why_stay = must_stay(replicas(), node::sync());
     let adopt = !marked && (a.replicated_on(me) || why_stay.is_none());
-    if adopt {
-        return match adopt_dir(target, still_old).await {
-            Ok(Some(end)) => {
-                COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
+    // Ok(Some(x)): done, x is what the caller is told; Ok(None): not done this time.
+    let done = if adopt {
+        adopt_dir(target, still_old).await.map(|r| {
+            r.map(|end| {
                 info!(
                     partition = p,
                     owner = %owner,
@@ -165,39 +165,38 @@ pub(super) async fn old_owners_dir(
                      from here, and seeding replaces whatever it has that no client was told \
                      about"
                 );
-                Ok(None)
-            }
-            Ok(None) => Err("in use; looked at again at the next sweep".into()),
-            Err(e) => {
+                None
+            })
+        })
+    } else {
+        let Some(why) = why_stay else {
+            return Ok(None);
+        };
+        set_aside(target, a.epoch, still_old).await.map(|r| {
+            r.map(|aside| {
+                let aside = aside
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 warn!(
                     partition = p,
-                    "an old owner's partition directory stays: {e}"
+                    owner = %owner,
+                    epoch = a.epoch,
+                    dir = %aside,
+                    "an old owner's partition directory was set aside: the partition belongs \
+                     to another node now, and this copy is never served; {why}"
                 );
-                Err(format!("kept: {e}"))
-            }
-        };
-    }
-    let Some(why) = why_stay else {
-        return Ok(None);
+                Some(aside)
+            })
+        })
     };
-    match set_aside(target, a.epoch, still_old).await {
-        Ok(Some(aside)) => {
+    match done {
+        Ok(Some(told)) => {
             COUNTERS.old_owner_copies.fetch_add(1, Ordering::Relaxed);
-            let aside = aside
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            warn!(
-                partition = p,
-                owner = %owner,
-                epoch = a.epoch,
-                dir = %aside,
-                "an old owner's partition directory was set aside: the partition belongs to \
-                 another node now, and this copy is never served; {why}"
-            );
-            Ok(Some(aside))
+            Ok(told)
         }
-        Ok(None) => Err("in use; looked at again at the next sweep".into()),
+        // A replication request holds it, or the map changed under the hold.
+        Ok(None) => Err("in use or the map changed; looked at again later".into()),
         Err(e) => {
             warn!(
                 partition = p,

@@ -180,12 +180,37 @@ pub(super) async fn remove_stale_dir(
     // executor is not reused, since taking the copy counted as a request.
     OPEN_COPIES.with(|c| c.borrow_mut().remove(target));
     glommio::executor()
-        .spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        .spawn_blocking(move || match remove_marker_last(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::from(e)),
             _ => Ok(()),
         })
         .await?;
     Ok(true)
+}
+
+/// Removes `dir` so that a removal cut short (a crash, an I/O error) never leaves what
+/// looks like a partition with part of its files: a `p-NNNN/` a move or a takeover left is
+/// told from a live one only by its MOVED marker, and [`promote_if_replica`] would drop the
+/// replica copy for an unmarked one. So the marker goes last, once the rest is gone for
+/// good, and the parent is synced before the removal is counted.
+fn remove_marker_last(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == ringmail_store::MOVED_MARKER {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    std::fs::remove_dir_all(dir)?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Before partition `p` is opened at `target` on the node that now owns it: a replica copy
@@ -213,4 +238,23 @@ pub fn promote_if_replica(p: u32, target: &Path) -> Result<(), StoreError> {
     COUNTERS.promotions.fetch_add(1, Ordering::Relaxed);
     info!(partition = p, end = ?end, "replica promoted: serving the partition from its copy");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_a_moved_directory_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p-0003");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        for f in ["seg-0001", "sub/x", ringmail_store::MOVED_MARKER] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        remove_marker_last(&dir).unwrap();
+        assert!(!dir.exists());
+        let gone = remove_marker_last(&dir).unwrap_err();
+        assert_eq!(gone.kind(), std::io::ErrorKind::NotFound);
+    }
 }

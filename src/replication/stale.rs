@@ -184,31 +184,30 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
     };
     let me = view.node().to_string();
     let map = view.map();
-    let mut mine: Vec<(u32, String)> = names
+    // By the name alone: a `p-NNNN/` is told from what a move left (MOVED) below.
+    let mut mine: Vec<(u32, String, Found)> = names
         .into_iter()
         .filter_map(|n| {
-            let p = copy_partition(&n)
-                .or_else(|| partition_number(old_owner::aside_partition(&n)?))
-                .or_else(|| partition_number(&n))?;
-            Some((p, n))
+            let (p, found) = if let Some(p) = copy_partition(&n) {
+                (p, Found::Replica)
+            } else if let Some(p) = old_owner::aside_partition(&n).and_then(partition_number) {
+                (p, Found::Aside)
+            } else {
+                (partition_number(&n)?, Found::Partition)
+            };
+            Some((p, n, found))
         })
-        .filter(|(p, _)| *p < map.partitions && executor_of(*p, exec.count) == exec.id)
+        .filter(|(p, ..)| *p < map.partitions && executor_of(*p, exec.count) == exec.id)
         .collect();
-    mine.sort();
-    unlisted.retain(|name, _| mine.iter().any(|(_, n)| n == name));
+    mine.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    unlisted.retain(|name, _| mine.iter().any(|(_, n, _)| n == name));
     let mut seen = Vec::new();
-    for (p, mut name) in mine {
+    for (p, mut name, mut found) in mine {
         let target = Partitions::dir(&root, p);
-        let mut found = if name.ends_with(".replica") {
-            Found::Replica
-        } else if old_owner::aside_partition(&name).is_some() {
-            Found::Aside
-        } else if is_moved(&target) {
+        if found == Found::Partition && is_moved(&target) {
             let note = std::fs::read_to_string(target.join(MOVED_MARKER)).unwrap_or_default();
-            Found::Moved(moved_epoch(&note))
-        } else {
-            Found::Partition
-        };
+            found = Found::Moved(moved_epoch(&note));
+        }
         if found != Found::Aside && listed(&map, &me, p, found) {
             unlisted.remove(&name);
             continue;
@@ -301,9 +300,7 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         };
         let removed = match found {
             Found::Replica => remove_stale_copy(&target, still).await,
-            Found::Moved(_) | Found::Partition | Found::Aside => {
-                remove_stale_dir(&target, target.clone(), still).await
-            }
+            _ => remove_stale_dir(&target, target.clone(), still).await,
         };
         match removed {
             Ok(true) => {
@@ -320,44 +317,35 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
     publish(exec.id, seen);
 }
 
-/// Counts and logs a removal.
+/// Counts and logs a removal (a replica copy, or a `p-NNNN/` a move or a takeover left: the
+/// sweep turns any other `p-NNNN/` into a replica copy or sets it aside first).
 fn removed_one(p: u32, found: Found, since: Instant) {
     let unlisted_secs = since.elapsed().as_secs();
+    let counter = match found {
+        Found::Replica => &COUNTERS.stale_copies_removed,
+        _ => &COUNTERS.moved_copies_removed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     match found {
-        Found::Replica => {
-            COUNTERS
-                .stale_copies_removed
-                .fetch_add(1, Ordering::Relaxed);
-            info!(
-                partition = p,
-                unlisted_secs,
-                "removed a stale replica copy: the map no longer lists this node for the \
-                 partition, and its owner and every replica are alive and in sync"
-            );
-        }
-        Found::Moved(Some(epoch)) => {
-            COUNTERS
-                .moved_copies_removed
-                .fetch_add(1, Ordering::Relaxed);
-            info!(
-                partition = p,
-                unlisted_secs,
-                epoch,
-                "removed the copy a completed move left: its owner at the move's epoch or \
-                 later is alive"
-            );
-        }
-        Found::Moved(None) | Found::Partition | Found::Aside => {
-            COUNTERS
-                .moved_copies_removed
-                .fetch_add(1, Ordering::Relaxed);
-            info!(
-                partition = p,
-                unlisted_secs,
-                "removed an old owner's copy left by a takeover: its owner and every replica \
-                 are alive and in sync"
-            );
-        }
+        Found::Replica => info!(
+            partition = p,
+            unlisted_secs,
+            "removed a stale replica copy: the map no longer lists this node for the \
+             partition, and its owner and every replica are alive and in sync"
+        ),
+        Found::Moved(Some(epoch)) => info!(
+            partition = p,
+            unlisted_secs,
+            epoch,
+            "removed the copy a completed move left: its owner at the move's epoch or later \
+             is alive"
+        ),
+        _ => info!(
+            partition = p,
+            unlisted_secs,
+            "removed an old owner's copy left by a takeover: its owner and every replica are \
+             alive and in sync"
+        ),
     }
 }
 

@@ -52,7 +52,7 @@ pub struct StaleCopyStatus {
     /// The directory, in the node's data dir (`p-0003.replica`, `p-0003`).
     pub dir: String,
     /// `replica`, `old-owner` (a failover gave the partition away while the node was
-    /// stopped) or `moved` (a completed move, or a takeover while it served, left it).
+    /// stopped, or a takeover while it served left it) or `moved` (a completed move left it).
     pub kind: String,
     /// Why it is kept, or when it may go.
     pub state: String,
