@@ -820,9 +820,9 @@ fn copy_kind(dir: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name.ends_with(".replica") {
+    if ringmail::replication::copy_partition(&name).is_some() {
         " (a replica copy)".into()
-    } else if name.contains(".old-owner-") {
+    } else if ringmail::replication::aside_partition(&name).is_some() {
         " (an old owner's copy set aside after a failover: never served, kept for the \
          operator)"
             .into()

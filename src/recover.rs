@@ -37,14 +37,11 @@ pub fn aside_partition_of(dir: &Path) -> Result<u32, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let partition = crate::replication::aside_partition(&name)
-        .and_then(|p| p.strip_prefix("p-"))
-        .filter(|d| d.len() >= 4 && d.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|d| d.parse().ok());
-    let Some(partition) = partition else {
-        let what = if name.ends_with(".replica") {
+    use crate::replication::{aside_partition, copy_partition, partition_number};
+    let Some(partition) = aside_partition(&name) else {
+        let what = if copy_partition(&name).is_some() {
             "a replica copy (its owner holds everything it does)"
-        } else if name.starts_with("p-") && !name.contains('.') {
+        } else if partition_number(&name).is_some() {
             "a partition directory a node serves or will serve"
         } else {
             "not a partition directory"

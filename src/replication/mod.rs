@@ -201,7 +201,7 @@ pub use node::{open_hooks, serve_rpc, set_sync, task};
 pub use old_owner::{aside_partition, make_way_for_move, set_replicas};
 pub use replica::{is_replication_kind, promote_if_replica, serve};
 pub use shipper::Shipper;
-pub use stale::{set_stale_copy_grace, stale_task};
+pub use stale::{copy_partition, partition_number, set_stale_copy_grace, stale_task};
 pub use status::{add_progress, KIND_STATUS};
 use wire::*;
 

@@ -60,9 +60,12 @@ pub(super) fn aside_dir(target: &Path, epoch: u64) -> PathBuf {
 
 /// The partition whose old owner's directory, set aside, `name` is (`p-NNNN.old-owner-E`).
 /// Also what `ringmail cluster recover` accepts (src/recover.rs).
-pub fn aside_partition(name: &str) -> Option<&str> {
+pub fn aside_partition(name: &str) -> Option<u32> {
     let (partition, epoch) = name.split_once(".old-owner-")?;
-    (!epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit())).then_some(partition)
+    if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    super::stale::partition_number(partition)
 }
 
 /// Sets the old owner's directory `target` aside as [`aside_dir`]`(target, epoch)`, under

@@ -57,12 +57,12 @@ fn sweep_every(fenced: bool) -> Duration {
 }
 
 /// The partition whose replica copy `name` is (`p-NNNN.replica`).
-pub(super) fn copy_partition(name: &str) -> Option<u32> {
+pub fn copy_partition(name: &str) -> Option<u32> {
     partition_number(name.strip_suffix(".replica")?)
 }
 
 /// `p-NNNN` (at least four digits): the partition number.
-fn partition_number(name: &str) -> Option<u32> {
+pub fn partition_number(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("p-")?;
     if digits.len() < 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -190,7 +190,7 @@ async fn sweep(exec: &Rc<Executor>, view: &ClusterView, unlisted: &mut HashMap<S
         .filter_map(|n| {
             let (p, found) = if let Some(p) = copy_partition(&n) {
                 (p, Found::Replica)
-            } else if let Some(p) = old_owner::aside_partition(&n).and_then(partition_number) {
+            } else if let Some(p) = old_owner::aside_partition(&n) {
                 (p, Found::Aside)
             } else {
                 (partition_number(&n)?, Found::Partition)
