@@ -60,7 +60,7 @@ pub async fn search(
     };
     let want = |o: SearchReturn| opts.contains(&o);
     if save {
-        session.saved_search = saved(&found.numbers(true), &opts);
+        session.saved_search = saved(found.numbers(true).into_owned(), &opts);
     }
     if opts.iter().all(|&o| o == SearchReturn::Save) {
         // SAVE alone: no ESEARCH response (RFC 5182 section 2.1).
@@ -160,13 +160,14 @@ fn returned_modseq(hits: &[Hit], opts: &[SearchReturn]) -> Option<u64> {
 }
 
 /// What `SAVE` keeps of the matches' `uids` (ascending): every match, or with MIN / MAX
-/// but neither ALL nor COUNT, just those (RFC 5182 section 2.1).
-fn saved(uids: &[u32], opts: &[SearchReturn]) -> Vec<u32> {
+/// but neither ALL nor COUNT, just those (RFC 5182 section 2.1). Takes the list to keep it
+/// as it is: the UIDs of a message-number search were just built for this.
+fn saved(uids: Vec<u32>, opts: &[SearchReturn]) -> Vec<u32> {
     let min = opts.contains(&SearchReturn::Min);
     let max = opts.contains(&SearchReturn::Max);
     let all = opts.contains(&SearchReturn::All) || opts.contains(&SearchReturn::Count);
     if all || !(min || max) {
-        return uids.to_vec();
+        return uids;
     }
     let mut kept: Vec<u32> = Vec::new();
     if let (true, Some(&u)) = (min, uids.first()) {

@@ -232,9 +232,8 @@ pub fn for_each_match(matches: &[u8], mut f: impl FnMut(usize)) {
 mod tests {
     use super::*;
     use crate::recent::RecentUids;
-    use crate::search::program::{Content, Context, Message, Program, Tri};
+    use crate::search::program::{compile_text, Content, Context, Message, Program, Tri};
     use crate::selected::View;
-    use ringmail_proto::parser::{CommandBody, CommandReader, Limits, Next};
     use ringmail_store::{flag, MessageEntry};
 
     /// Keyword sets by id, as the partition interns them (0 is the empty set).
@@ -261,8 +260,6 @@ mod tests {
             .collect()
     }
 
-    /// Every key the columns decide, alone and combined, gives what the message-by-message
-    /// evaluator gives, over a whole slice and over slices that start mid-mailbox.
     /// The programs of `SEARCH text` for each of `texts`, parsed as a client's command line
     /// is, in a session whose view holds `uids`, at `now` (Unix seconds).
     fn programs(uids: Vec<u32>, now: i64, texts: &[&'static str]) -> Vec<(&'static str, Program)> {
@@ -279,21 +276,12 @@ mod tests {
         };
         texts
             .iter()
-            .map(|&text| {
-                let line = format!("t SEARCH {text}\r\n");
-                let mut reader = CommandReader::new(Limits::default());
-                reader.feed(line.as_bytes());
-                let Next::Command(command) = reader.next() else {
-                    panic!("{text} does not parse");
-                };
-                let CommandBody::Search { criteria, .. } = command.body else {
-                    panic!("{text} is not a SEARCH");
-                };
-                (text, Program::compile(&criteria, &cx).unwrap())
-            })
+            .map(|&text| (text, compile_text(text, &cx)))
             .collect()
     }
 
+    /// Every key the columns decide, alone and combined, gives what the message-by-message
+    /// evaluator gives, over a whole slice and over slices that start mid-mailbox.
     #[test]
     fn columns_give_the_answers_of_the_message_by_message_evaluator() {
         let searches = [

@@ -317,7 +317,7 @@ pub async fn run(
                 Some(m) if m.uid == uid => Some(hint),
                 _ => v.msn(uid).map(|msn| msn as usize - 1),
             };
-            while let Some(&(index, msn, uid)) = pending.get(next).filter(|_| next < batch_end) {
+            while let Some(&(index, msn, uid)) = pending[..batch_end].get(next) {
                 let Some(pos) = position(uid, at) else {
                     // Expunged by another session since the index pass: it matches nothing.
                     expunged = true;

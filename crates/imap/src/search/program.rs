@@ -612,6 +612,23 @@ fn header_matches(header: &[u8], name: &[u8], finder: &Finder) -> bool {
         })
 }
 
+/// The program of `SEARCH text`, parsed as a client's command line is (the search tests'
+/// way to write a program).
+#[cfg(test)]
+pub(crate) fn compile_text(text: &str, cx: &Context<'_>) -> Program {
+    use ringmail_proto::parser::{CommandBody, CommandReader, Limits, Next};
+    let line = format!("t SEARCH {text}\r\n");
+    let mut reader = CommandReader::new(Limits::default());
+    reader.feed(line.as_bytes());
+    let Next::Command(command) = reader.next() else {
+        panic!("{text} does not parse");
+    };
+    let CommandBody::Search { criteria, .. } = command.body else {
+        panic!("{text} is not a SEARCH");
+    };
+    Program::compile(&criteria, cx).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

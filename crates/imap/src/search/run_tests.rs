@@ -4,11 +4,10 @@
 //! from the columns or by the index walk, before and after an expunge, told to the session
 //! or not yet.
 
-use ringmail_proto::parser::{CommandBody, CommandReader, Limits, Next};
 use ringmail_store::{flag, NewMessage, Options, Partition};
 
 use super::header::header_block;
-use super::program::{Content, Context, Message, Program, Tri};
+use super::program::{compile_text, Content, Context, Message, Program, Tri};
 use super::{run, Collect, Scope, COLUMN_CHUNK};
 use crate::recent::RecentUids;
 use crate::selected::View;
@@ -54,16 +53,7 @@ fn program(view: &View, text: &str) -> Program {
         now: 0,
         recent: &recent,
     };
-    let line = format!("t SEARCH {text}\r\n");
-    let mut reader = CommandReader::new(Limits::default());
-    reader.feed(line.as_bytes());
-    let Next::Command(command) = reader.next() else {
-        panic!("{text} does not parse");
-    };
-    let CommandBody::Search { criteria, .. } = command.body else {
-        panic!("{text} is not a SEARCH");
-    };
-    Program::compile(&criteria, &cx).unwrap()
+    compile_text(text, &cx)
 }
 
 /// (message number, UID) of every message of `view` that `program` matches, message by
